@@ -1,0 +1,54 @@
+#pragma once
+// From a data frame and a formula to the estimation sample: the outcome, the regressor matrix
+// (column-major, n_obs x n_reg), weights, and the integer codes of every fixed-effect,
+// cluster and time dimension, with the count of rows each step dropped.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "panelboot/data_frame.hpp"
+#include "panelboot/formula.hpp"
+
+namespace panelboot {
+
+struct SampleOptions {
+  std::string where;                 // --where expression ("" = all rows)
+  std::string weights;               // --weights variable ("" = none)
+  std::vector<std::string> cluster;  // --cluster variables (may be empty)
+  std::string panel_id, panel_time;  // --panel id,time ("" = not given)
+  bool keep_singletons = false;
+  bool need_time = false;            // Driscoll-Kraay needs the time dimension
+};
+
+// Dense integer codes 0..n_levels-1 of one grouping (FE, cluster, time) on the sample rows.
+struct Grouping {
+  std::string name;
+  std::vector<std::int32_t> code;
+  std::int32_t n_levels = 0;
+};
+
+struct Design {
+  std::string formula;
+  std::string y_name;
+  std::vector<std::string> x_names;  // "(Intercept)" first when present
+  bool intercept = false;
+  std::size_t n_obs = 0, n_reg = 0;
+  std::vector<double> y;  // n_obs
+  std::vector<double> X;  // n_obs x n_reg, column-major
+  std::vector<double> w;  // n_obs regression weights, or empty
+  std::vector<Grouping> fe;
+  std::vector<Grouping> clusters;
+  Grouping time;                      // filled when SampleOptions::need_time
+  std::vector<std::size_t> rows;      // sample row -> data frame row
+  std::size_t n_input = 0, n_dropped_where = 0, n_dropped_missing = 0, n_singletons = 0;
+  std::vector<std::pair<std::string, std::size_t>> missing_by_variable;
+  bool simulated = false;  // the data carry the stand-in marker column `simulated` == 1
+  std::string data_source;
+};
+
+Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions& opts);
+
+// Codes of a (possibly multi-variable, a^b) grouping over all rows; -1 where missing.
+std::vector<std::int64_t> group_codes(const DataFrame& df, const std::vector<std::string>& vars);
+
+}  // namespace panelboot

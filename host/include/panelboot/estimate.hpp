@@ -1,0 +1,86 @@
+#pragma once
+// Fixed-effects OLS with the variance conventions users compare against.
+//   iid      sigma2 (X'X)^-1, sigma2 = e'e / (N - K)
+//   hc1      N/(N-K) (X'X)^-1 (sum x_i x_i' e_i^2) (X'X)^-1
+//   cluster  m (X'X)^-1 (sum_g s_g s_g') (X'X)^-1, m = G/(G-1) (N-1)/(N-K); several cluster
+//            variables by inclusion-exclusion (Cameron-Gelbach-Miller) over their intersections
+//   dk       Driscoll-Kraay: (X'X)^-1 S (X'X)^-1, S = Gamma_0 + sum_l (1 - l/(L+1))
+//            (Gamma_l + Gamma_l'), h_t = sum_i x_it e_it; no small-sample factor (plm::vcovSCC)
+// K counts the regressors plus the FE levels, less the FE nested in a cluster variable when
+// --dof-fe nested (xtreg, reghdfe, fixest): K = k + sum_d L_d - (D - 1) - sum_nested (L_d - 1).
+#include <Eigen/Dense>
+#include <string>
+#include <vector>
+
+#include "panelboot/design.hpp"
+#include "panelboot/within.hpp"
+
+namespace panelboot {
+
+enum class VcovType { kIid, kHc1, kCluster, kDk };
+enum class DofFe { kNested, kAll };
+enum class MultiwayAdj { kMin, kEach };
+
+struct FitOptions {
+  VcovType vcov = VcovType::kIid;
+  DofFe dof_fe = DofFe::kNested;
+  MultiwayAdj multiway_adj = MultiwayAdj::kMin;
+  int dk_lag = -1;         // -1: floor(T^(1/4)) as plm::vcovSCC
+  bool psd_fix = false;    // clip negative eigenvalues of a multiway V to zero
+  double level = 0.95;
+  DemeanOptions demean;
+  std::vector<std::string> wald;  // joint tests, e.g. "x1 = 0, x2 = 0"
+};
+
+struct Coefficient {
+  std::string name;
+  double estimate, std_error, t_stat, p_value, ci_low, ci_high;
+};
+
+struct WaldTest {
+  std::string hypothesis;
+  int q = 0;
+  double f_stat = 0, df1 = 0, df2 = 0, p_value = 0;
+};
+
+struct FitResult {
+  std::string formula, y_name, data_source;
+  bool simulated = false;
+  std::vector<Coefficient> coefficients;
+  Eigen::MatrixXd vcov;
+  std::vector<std::string> dropped;         // "name (reason)"
+  std::size_t n_obs = 0, n_input = 0, n_dropped_where = 0, n_dropped_missing = 0, n_singletons = 0;
+  std::vector<std::pair<std::string, std::size_t>> missing_by_variable;
+  std::vector<std::string> fe_names;
+  std::vector<std::int32_t> fe_levels;
+  std::vector<std::string> cluster_names;
+  std::vector<std::int32_t> n_clusters;     // per cluster variable
+  std::vector<std::string> nested_fe;       // FE not counted in K
+  std::string vcov_type;                    // "iid", "hc1", "cluster", "dk"
+  std::string vcov_label;                   // human-readable convention
+  double dof_k = 0;                         // K used in the small-sample factor
+  double df_inference = 0;                  // t / F reference degrees of freedom
+  std::string reference;                    // "t(29)"
+  double rss = 0, r2 = 0, r2_within = 0;    // r2_within NaN without FE
+  double sigma = 0;
+  int dk_lag = -1;
+  std::string demean_method;
+  int demean_iterations = 0;
+  double level = 0.95;
+  std::vector<WaldTest> wald;
+  std::vector<std::string> warnings;
+};
+
+// Estimates the model; demeans the design's columns in place.
+FitResult fit(Design& design, const FitOptions& opts);
+
+// One row of R b = r from text such as "x1 - 2*x2 = 0.5", over the coefficient names.
+struct LinearRestriction {
+  std::string text;
+  Eigen::VectorXd R;
+  double r = 0;
+};
+std::vector<LinearRestriction> parse_restrictions(const std::string& text,
+                                                  const std::vector<std::string>& names);
+
+}  // namespace panelboot

@@ -1,0 +1,47 @@
+#pragma once
+// The within transform: project the fixed effects out of columns, in place.
+//  - one FE dimension: subtract (weighted) group means, exact;
+//  - two dimensions forming a balanced panel without weights: x - xbar_i - xbar_t + xbar, exact;
+//  - otherwise: alternating projections x <- (I - P_D)...(I - P_1) x with Irons-Tuck
+//    extrapolation every second sweep, until one sweep moves no value by more than
+//    tol x (the column's scale). Non-convergence throws NotConverged.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace panelboot {
+
+struct FeView {
+  const std::int32_t* code;  // n_obs codes in [0, n_levels)
+  std::int32_t n_levels;
+};
+
+struct DemeanOptions {
+  double tol = 1e-10;      // relative to each column's scale (its largest |x - mean|)
+  int max_iter = 10000;    // sweeps per column
+};
+
+struct DemeanReport {
+  std::string method;      // "none", "one-way", "balanced two-way", "alternating projections"
+  int max_iterations = 0;  // the most sweeps any column needed
+};
+
+class Demeaner {
+ public:
+  // weights: n_obs regression weights or nullptr.
+  Demeaner(std::vector<FeView> fe, std::size_t n_obs, const double* weights);
+  // Demeans n_cols columns of length n_obs stored at cols + j * ld. Columns run in parallel;
+  // each column's arithmetic is the same for any thread count.
+  DemeanReport demean(double* cols, std::size_t n_cols, std::size_t ld,
+                      const DemeanOptions& opts, const std::vector<std::string>& names) const;
+
+ private:
+  void project_out(std::size_t d, double* x, std::vector<double>& sums) const;
+  std::vector<FeView> fe_;
+  std::size_t n_obs_;
+  const double* w_;
+  std::vector<std::vector<double>> inv_weight_;  // per dimension: 1 / (sum of weights) per level
+  bool balanced_two_way_ = false;
+};
+
+}  // namespace panelboot

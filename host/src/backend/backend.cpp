@@ -1,0 +1,28 @@
+#include "panelboot/backend.hpp"
+
+#include "panelboot/config.hpp"
+#include "panelboot/error.hpp"
+
+namespace panelboot {
+
+Device parse_device(const std::string& s) {
+  if (s == "auto") return Device::kAuto;
+  if (s == "cpu") return Device::kCpu;
+  if (s == "cuda" || s == "gpu") return Device::kCuda;
+  throw InvalidInput("--backend '" + s + "': choose auto, cpu or cuda");
+}
+
+std::unique_ptr<Backend> make_backend(Device d) {
+  std::string why;
+  if (d == Device::kCpu) return cpu::make_cpu_backend("requested with --backend cpu");
+  const int n = cuda::usable_devices(why);
+  if (d == Device::kCuda) {
+    if (!PANELBOOT_HAVE_CUDA) throw NotCompiled("--backend cuda: " + why);
+    if (n == 0) throw CudaError("--backend cuda: " + why);
+    return cuda::make_cuda_backend();
+  }
+  if (n > 0) return cuda::make_cuda_backend();
+  return cpu::make_cpu_backend(why);
+}
+
+}  // namespace panelboot

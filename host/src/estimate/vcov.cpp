@@ -1,0 +1,181 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <unordered_map>
+
+#include "estimate/detail.hpp"
+#include "panelboot/error.hpp"
+
+namespace panelboot::detail {
+
+Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
+                             const std::int32_t* code, std::int32_t n_groups) {
+  // scores S (G x k): S_g = sum_{i in g} x_i u_i
+  Eigen::MatrixXd S = Eigen::MatrixXd::Zero(n_groups, static_cast<Eigen::Index>(n_reg));
+  for (std::size_t j = 0; j < n_reg; ++j) {
+    const double* x = X + j * n_obs;
+    double* s = S.data() + j * static_cast<std::size_t>(n_groups);
+    for (std::size_t i = 0; i < n_obs; ++i) s[code[i]] += x[i] * u[i];
+  }
+  return S.transpose() * S;
+}
+
+namespace {
+
+std::string num(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", v);
+  return b;
+}
+
+// Intersection of several groupings, densified.
+Grouping intersect(const std::vector<const Grouping*>& gs) {
+  Grouping out;
+  const std::size_t n = gs[0]->code.size();
+  out.code.resize(n);
+  std::unordered_map<std::int64_t, std::int32_t> map;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::int64_t key = 0;
+    for (const Grouping* g : gs) key = key * g->n_levels + g->code[i];
+    auto it = map.find(key);
+    if (it == map.end()) it = map.emplace(key, static_cast<std::int32_t>(map.size())).first;
+    out.code[i] = it->second;
+  }
+  out.n_levels = static_cast<std::int32_t>(map.size());
+  for (const Grouping* g : gs) out.name += (out.name.empty() ? "" : "#") + g->name;
+  return out;
+}
+
+}  // namespace
+
+VcovOutput compute_vcov(const VcovInput& in) {
+  VcovOutput out;
+  const Eigen::Index k = static_cast<Eigen::Index>(in.n_reg);
+  const std::size_t n = in.n_obs;
+  const double N = in.N, K = in.K;
+  double rss = 0;
+  for (std::size_t i = 0; i < n; ++i) rss += in.u[i] * in.u[i];
+  const Design& d = in.design;
+
+  switch (in.opts.vcov) {
+    case VcovType::kIid: {
+      out.type = "iid";
+      out.df = N - in.K_all;
+      out.V = (rss / (N - in.K_all)) * in.bread;
+      out.label = "iid, sigma^2 = e'e/(N-K), K = " + num(in.K_all);
+      break;
+    }
+    case VcovType::kHc1: {
+      out.type = "hc1";
+      out.df = N - in.K_all;
+      Eigen::MatrixXd meat = Eigen::MatrixXd::Zero(k, k);
+      const std::size_t chunk = kRowChunk;
+      for (std::size_t b = 0; b < n; b += chunk) {
+        const Eigen::Index m = static_cast<Eigen::Index>(std::min(chunk, n - b));
+        Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xc(
+            in.X + b, m, k, Eigen::OuterStride<>(static_cast<Eigen::Index>(n)));
+        Eigen::Map<const Eigen::VectorXd> uc(in.u + b, m);
+        const Eigen::MatrixXd Xu = uc.asDiagonal() * Xc;
+        meat.noalias() += Xu.transpose() * Xu;
+      }
+      out.V = (N / (N - in.K_all)) * in.bread * meat * in.bread;
+      out.label = "heteroskedasticity-robust HC1, N/(N-K), K = " + num(in.K_all);
+      break;
+    }
+    case VcovType::kCluster: {
+      out.type = "cluster";
+      if (d.clusters.empty())
+        throw InvalidInput("--vcov cluster needs --cluster VAR (or VAR1,VAR2)");
+      for (const Grouping& g : d.clusters) {
+        if (g.n_levels < 2)
+          throw InvalidInput("cluster variable '" + g.name + "' has a single level in the estimation "
+                             "sample; cluster-robust inference needs at least two clusters (use "
+                             "--vcov hc1, or another cluster variable)");
+        out.cluster_names.push_back(g.name);
+        out.n_clusters.push_back(g.n_levels);
+      }
+      const std::int32_t g_min = *std::min_element(out.n_clusters.begin(), out.n_clusters.end());
+      const std::size_t n_cl = d.clusters.size();
+      if (n_cl > 4) throw InvalidInput("--cluster: at most four cluster variables");
+      const double small = (N - 1) / (N - K);
+      Eigen::MatrixXd meat_sum = Eigen::MatrixXd::Zero(k, k);
+      for (unsigned mask = 1; mask < (1u << n_cl); ++mask) {
+        std::vector<const Grouping*> gs;
+        for (std::size_t c = 0; c < n_cl; ++c)
+          if (mask & (1u << c)) gs.push_back(&d.clusters[c]);
+        Grouping inter = gs.size() == 1 ? *gs[0] : intersect(gs);
+        const double G = in.opts.multiway_adj == MultiwayAdj::kMin || n_cl == 1
+                             ? static_cast<double>(g_min)
+                             : static_cast<double>(inter.n_levels);
+        const double sign = (gs.size() % 2 == 1) ? 1.0 : -1.0;
+        // G/(G-1) is undefined for an intersection with a single cell; such a term has no
+        // between-cluster variation and contributes with factor 1.
+        const double adj = G > 1 ? G / (G - 1) : 1.0;
+        meat_sum += sign * adj * small *
+                    cluster_meat(in.X, in.u, n, in.n_reg, inter.code.data(), inter.n_levels);
+      }
+      out.V = in.bread * meat_sum * in.bread;
+      out.df = g_min - 1;
+      std::string cl;
+      for (std::size_t c = 0; c < n_cl; ++c)
+        cl += (c ? " and " : "") + out.cluster_names[c] + " (G=" + std::to_string(out.n_clusters[c]) + ")";
+      out.label = "cluster-robust by " + cl + ", G/(G-1)*(N-1)/(N-K), K = " + num(K) +
+                  (in.opts.dof_fe == DofFe::kNested ? " (FE nested in a cluster not counted: xtreg/reghdfe/fixest)"
+                                                    : " (every FE level counted: areg)");
+      if (n_cl > 1)
+        out.label += in.opts.multiway_adj == MultiwayAdj::kMin
+                         ? "; multiway: one G_min/(G_min-1) for every term (fixest/reghdfe)"
+                         : "; multiway: each term its own G/(G-1) (Cameron-Gelbach-Miller, sandwich)";
+      if (n_cl > 1) {
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(0.5 * (out.V + out.V.transpose()));
+        const double lmin = es.eigenvalues().minCoeff(), lmax = es.eigenvalues().maxCoeff();
+        if (lmin < -1e-12 * std::max(lmax, 0.0)) {
+          if (in.opts.psd_fix) {
+            out.V = es.eigenvectors() * es.eigenvalues().cwiseMax(0.0).asDiagonal() *
+                    es.eigenvectors().transpose();
+            out.warnings.push_back("multiway variance was not positive semi-definite (min eigenvalue " +
+                                   num(lmin) + "); negative eigenvalues set to zero (--vcov-psd-fix)");
+          } else {
+            out.warnings.push_back("multiway variance is not positive semi-definite (min eigenvalue " +
+                                   num(lmin) + "); --vcov-psd-fix clips negative eigenvalues");
+          }
+        }
+      }
+      break;
+    }
+    case VcovType::kDk: {
+      out.type = "dk";
+      const std::int32_t T = d.time.n_levels;
+      if (T < 2) throw InvalidInput("--vcov dk needs at least two time periods");
+      const int L = in.opts.dk_lag >= 0 ? in.opts.dk_lag
+                                        : static_cast<int>(std::floor(std::pow(static_cast<double>(T), 0.25)));
+      if (L >= T)
+        throw InvalidInput("--dk-lag " + std::to_string(L) + " must be below the number of periods (" +
+                           std::to_string(T) + ")");
+      out.dk_lag = L;
+      // h_t = sum_{i in t} x_i u_i  (T x k)
+      Eigen::MatrixXd H = Eigen::MatrixXd::Zero(T, k);
+      for (Eigen::Index j = 0; j < k; ++j) {
+        const double* x = in.X + static_cast<std::size_t>(j) * n;
+        for (std::size_t i = 0; i < n; ++i) H(d.time.code[i], j) += x[i] * in.u[i];
+      }
+      Eigen::MatrixXd S = H.transpose() * H;
+      for (int l = 1; l <= L; ++l) {
+        const double wl = 1.0 - static_cast<double>(l) / (L + 1);
+        const Eigen::MatrixXd G = H.bottomRows(T - l).transpose() * H.topRows(T - l);
+        S += wl * (G + G.transpose());
+      }
+      out.V = in.bread * S * in.bread;
+      out.df = T - 1;
+      out.label = "Driscoll-Kraay, Bartlett kernel, lag " + std::to_string(L) + ", T = " +
+                  std::to_string(T) + ", no small-sample factor (plm::vcovSCC)";
+      break;
+    }
+  }
+  char ref[64];
+  std::snprintf(ref, sizeof ref, "t(%g)", out.df);
+  out.reference = ref;
+  return out;
+}
+
+}  // namespace panelboot::detail

@@ -1,0 +1,282 @@
+// CSV reader: header row; comma, semicolon or tab (detected from the header); RFC 4180 quotes
+// (doubled quotes inside, newlines inside quotes); missing as empty, NA or '.'. One pass parses
+// numbers with fast_float; a column that meets text becomes a text column, and only those
+// columns are read a second time, as text.
+#include <fast_float/fast_float.h>
+
+#include <cerrno>
+#include <cmath>
+#include <limits>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+#include <unordered_map>
+
+#include "panelboot/data_frame.hpp"
+#include "panelboot/error.hpp"
+
+namespace panelboot {
+namespace {
+
+// Splits records; fields are views into the text, or into scratch_ when unescaping was needed.
+class Tokenizer {
+ public:
+  Tokenizer(std::string_view text, char delim, const std::string& source)
+      : text_(text), delim_(delim), source_(source) {}
+
+  // Reads the next non-blank record into fields; false at end of input.
+  bool next(std::vector<std::string_view>& fields, std::uint32_t& record_line) {
+    for (;;) {
+      if (pos_ >= text_.size()) return false;
+      // skip blank lines
+      std::size_t p = pos_;
+      while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\r')) ++p;
+      if (p < text_.size() && text_[p] == '\n') {
+        pos_ = p + 1;
+        ++line_;
+        continue;
+      }
+      if (p >= text_.size()) {
+        pos_ = p;
+        return false;
+      }
+      break;
+    }
+    fields.clear();
+    scratch_used_ = 0;
+    record_line = line_;
+    for (;;) {
+      // one field
+      std::size_t p = pos_;
+      while (p < text_.size() && text_[p] == ' ') ++p;
+      if (p < text_.size() && text_[p] == '"') {
+        ++p;
+        std::size_t start = p;
+        bool escaped = false;
+        for (;;) {
+          if (p >= text_.size())
+            throw InvalidInput("file '" + source_ + "', line " + std::to_string(record_line) +
+                               ": a quoted field is never closed; check the quotes");
+          if (text_[p] == '"') {
+            if (p + 1 < text_.size() && text_[p + 1] == '"') {
+              escaped = true;
+              p += 2;
+              continue;
+            }
+            break;
+          }
+          if (text_[p] == '\n') ++line_;
+          ++p;
+        }
+        std::string_view raw = text_.substr(start, p - start);
+        ++p;  // closing quote
+        while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\r')) ++p;
+        if (escaped) {
+          if (scratch_used_ == scratch_.size()) scratch_.emplace_back();
+          std::string& s = scratch_[scratch_used_++];
+          s.clear();
+          for (std::size_t i = 0; i < raw.size(); ++i) {
+            s.push_back(raw[i]);
+            if (raw[i] == '"') ++i;
+          }
+          fields.emplace_back(s);
+        } else {
+          fields.push_back(raw);
+        }
+        pos_ = p;
+      } else {
+        std::size_t start = p;
+        while (p < text_.size() && text_[p] != delim_ && text_[p] != '\n') ++p;
+        std::size_t end = p;
+        while (end > start && (text_[end - 1] == ' ' || text_[end - 1] == '\r')) --end;
+        fields.push_back(text_.substr(start, end - start));
+        pos_ = p;
+      }
+      if (pos_ >= text_.size()) return true;
+      if (text_[pos_] == delim_) {
+        ++pos_;
+        continue;
+      }
+      if (text_[pos_] == '\n') {
+        ++pos_;
+        ++line_;
+        return true;
+      }
+      throw InvalidInput("file '" + source_ + "', line " + std::to_string(line_) +
+                         ": unexpected text after a closing quote");
+    }
+  }
+
+ private:
+  std::string_view text_;
+  char delim_;
+  const std::string& source_;
+  std::size_t pos_ = 0;
+  std::uint32_t line_ = 1;
+  std::vector<std::string> scratch_{8};
+  std::size_t scratch_used_ = 0;
+};
+
+bool is_missing(std::string_view f) { return f.empty() || f == "NA" || f == "."; }
+
+// Parses a whole field as a number; false if it is not one.
+bool parse_number(std::string_view f, double& out) {
+  const char* b = f.data();
+  const char* e = b + f.size();
+  if (b != e && *b == '+') ++b;
+  auto res = fast_float::from_chars(b, e, out);
+  return res.ec == std::errc() && res.ptr == e;
+}
+
+char detect_delimiter(std::string_view text) {
+  std::size_t counts[3] = {0, 0, 0};
+  const char cands[3] = {',', ';', '\t'};
+  bool in_quote = false;
+  for (char ch : text) {
+    if (ch == '"') in_quote = !in_quote;
+    if (in_quote) continue;
+    if (ch == '\n') break;
+    for (int k = 0; k < 3; ++k)
+      if (ch == cands[k]) ++counts[k];
+  }
+  int best = 0;
+  for (int k = 1; k < 3; ++k)
+    if (counts[k] > counts[best]) best = k;
+  return cands[best];
+}
+
+}  // namespace
+
+DataFrame read_csv_text(const std::string& text_in, const std::string& source,
+                        const CsvOptions& opts) {
+  std::string_view text(text_in);
+  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF &&
+      static_cast<unsigned char>(text[1]) == 0xBB && static_cast<unsigned char>(text[2]) == 0xBF)
+    text.remove_prefix(3);
+  DataFrame df;
+  df.source = source;
+  const char delim = opts.delimiter ? opts.delimiter : detect_delimiter(text);
+  Tokenizer tok(text, delim, source);
+  std::vector<std::string_view> fields;
+  std::uint32_t line = 0;
+  if (!tok.next(fields, line))
+    throw InvalidInput("file '" + source + "' is empty; it needs a header row naming the columns");
+  std::unordered_map<std::string, int> seen;
+  for (std::size_t j = 0; j < fields.size(); ++j) {
+    Column c;
+    c.name = std::string(fields[j]);
+    if (c.name.empty()) c.name = "V" + std::to_string(j + 1);
+    if (seen.count(c.name))
+      throw InvalidInput("file '" + source + "', line " + std::to_string(line) + ", column " +
+                         std::to_string(j + 1) + ": duplicate column name '" + c.name +
+                         "'; rename one of them");
+    seen[c.name] = 1;
+    df.columns.push_back(std::move(c));
+  }
+  const std::size_t n_col = df.columns.size();
+  // A rough row count from the newlines, to reserve once.
+  std::size_t approx_rows = 0;
+  for (char ch : text) approx_rows += (ch == '\n');
+  for (auto& c : df.columns) c.num.reserve(approx_rows + 1);
+  df.row_line.reserve(approx_rows + 1);
+
+  auto where = [&](std::uint32_t ln, std::size_t j) {
+    return "file '" + source + "', line " + std::to_string(ln) + ", column " +
+           std::to_string(j + 1) + " (" + df.columns[j].name + ")";
+  };
+  bool any_text = false;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  while (tok.next(fields, line)) {
+    if (fields.size() != n_col)
+      throw InvalidInput("file '" + source + "', line " + std::to_string(line) + ": expected " +
+                         std::to_string(n_col) + " fields as in the header, found " +
+                         std::to_string(fields.size()) + "; check delimiters and quotes");
+    df.row_line.push_back(line);
+    for (std::size_t j = 0; j < n_col; ++j) {
+      Column& c = df.columns[j];
+      const std::string_view f = fields[j];
+      if (is_missing(f)) {
+        if (!c.is_string()) c.num.push_back(nan);
+        continue;
+      }
+      double v;
+      if (parse_number(f, v)) {
+        ++c.n_numeric_fields;
+        if (!c.is_string()) {
+          if (!std::isfinite(v) && c.first_nonfinite_where.empty()) {
+            c.first_nonfinite_where = where(line, j);
+            c.first_nonfinite_value = std::string(f);
+          }
+          c.num.push_back(v);
+        }
+        continue;
+      }
+      ++c.n_text_fields;
+      if (!c.is_string()) {
+        c.type = Column::Type::kString;
+        c.first_text_where = where(line, j);
+        c.first_text_value = std::string(f);
+        std::vector<double>().swap(c.num);
+        any_text = true;
+      }
+    }
+  }
+  if (any_text) {
+    // Second pass, text columns only: factorize in order of first appearance.
+    std::vector<std::unordered_map<std::string, std::int32_t>> index(n_col);
+    for (auto& c : df.columns)
+      if (c.is_string()) c.codes.reserve(df.row_line.size());
+    Tokenizer tok2(text, delim, source);
+    tok2.next(fields, line);  // header
+    while (tok2.next(fields, line)) {
+      for (std::size_t j = 0; j < n_col; ++j) {
+        Column& c = df.columns[j];
+        if (!c.is_string()) continue;
+        if (is_missing(fields[j])) {
+          c.codes.push_back(-1);
+          continue;
+        }
+        std::string key(fields[j]);
+        auto it = index[j].find(key);
+        if (it == index[j].end()) {
+          it = index[j].emplace(key, static_cast<std::int32_t>(c.levels.size())).first;
+          c.levels.push_back(key);
+        }
+        c.codes.push_back(it->second);
+      }
+    }
+  }
+  return df;
+}
+
+DataFrame read_csv(const std::string& path, const CsvOptions& opts) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw InvalidInput("cannot open data file '" + path + "': " + std::strerror(errno) +
+                       "; check the path given to --data");
+  in.seekg(0, std::ios::end);
+  const auto size = in.tellg();
+  if (size < 0)
+    throw InvalidInput("cannot read data file '" + path + "' (is it a directory?)");
+  std::string text(static_cast<std::size_t>(size), '\0');
+  in.seekg(0);
+  in.read(text.data(), size);
+  if (!in) throw InvalidInput("cannot read data file '" + path + "'; check its permissions");
+  return read_csv_text(text, path, opts);
+}
+
+DataFrame read_data(const std::string& path) {
+  if (path.empty() || path == ":embedded:") return embedded_dataset();
+  auto ends_with = [&](const char* s) {
+    const std::size_t n = std::strlen(s);
+    if (path.size() < n) return false;
+    for (std::size_t i = 0; i < n; ++i)
+      if (std::tolower(static_cast<unsigned char>(path[path.size() - n + i])) != s[i]) return false;
+    return true;
+  };
+  if (ends_with(".dta")) return read_dta(path);
+  return read_csv(path);
+}
+
+}  // namespace panelboot

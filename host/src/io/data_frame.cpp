@@ -1,0 +1,62 @@
+#include "panelboot/data_frame.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "panelboot/error.hpp"
+
+namespace panelboot {
+
+std::string Column::text(std::size_t row) const {
+  if (is_string()) return codes[row] < 0 ? std::string() : levels[codes[row]];
+  const double v = num[row];
+  if (v != v) return std::string();
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  return buf;
+}
+
+std::vector<std::string> DataFrame::names() const {
+  std::vector<std::string> out;
+  out.reserve(columns.size());
+  for (const auto& c : columns) out.push_back(c.name);
+  return out;
+}
+
+const Column* DataFrame::find(const std::string& name) const {
+  for (const auto& c : columns)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+const Column& DataFrame::column(const std::string& name) const {
+  if (const Column* c = find(name)) return *c;
+  std::string msg = "unknown variable '" + name + "' in " + source;
+  const std::string near = nearest_name(name, names());
+  if (!near.empty()) msg += "; did you mean '" + near + "'?";
+  else msg += "; its columns are listed by 'panelboot describe --data FILE'";
+  throw InvalidInput(msg);
+}
+
+const std::vector<double>& DataFrame::numeric(const std::string& name) const {
+  const Column& c = column(name);
+  if (c.is_string()) {
+    if (c.n_numeric_fields > c.n_text_fields)
+      throw InvalidInput("unparsable number '" + c.first_text_value + "' at " +
+                         c.first_text_where + "; fix the value or mark it missing (empty, NA or .)");
+    throw InvalidInput("variable '" + name + "' in " + source + " holds text (e.g. '" +
+                       c.first_text_value + "'), not numbers; use i(" + name +
+                       ") for dummies, or use it as a fixed effect or cluster variable");
+  }
+  if (!c.first_nonfinite_where.empty())
+    throw InvalidInput("non-finite value '" + c.first_nonfinite_value + "' at " +
+                       c.first_nonfinite_where + "; replace it or mark it missing (empty, NA or .)");
+  return c.num;
+}
+
+std::string DataFrame::where(std::size_t row) const {
+  return "file '" + source + "', " + row_unit + " " + std::to_string(row_line[row]);
+}
+
+}  // namespace panelboot

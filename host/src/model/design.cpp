@@ -1,0 +1,355 @@
+#include "panelboot/design.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <memory>
+#include <unordered_map>
+
+#include "panelboot/error.hpp"
+
+namespace panelboot {
+namespace {
+
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+struct Block {  // the columns one formula factor (or term) yields over all rows
+  std::vector<std::string> names;
+  std::vector<std::vector<double>> cols;
+};
+
+// Sorted distinct levels of a variable among the selected rows (numeric order for numbers).
+struct Levels {
+  std::vector<std::int32_t> order;  // for text: codes in sorted-label order
+  std::vector<double> values;       // for numbers: sorted distinct values
+};
+
+std::string number_text(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  return buf;
+}
+
+Block factor_block(const FormulaFactor& f, const EvalContext& ctx,
+                   const std::vector<char>& selected) {
+  Block b;
+  const DataFrame& df = *ctx.df;
+  const std::size_t n = df.n_rows();
+  if (!f.dummies) {
+    b.names.push_back(f.name);
+    b.cols.push_back(evaluate(*f.expr, ctx));
+    return b;
+  }
+  const Column& c = df.column(f.var);
+  // level labels (sorted) present among the selected rows
+  std::vector<std::string> labels;
+  std::vector<double> key(n, kNaN);  // level index per row
+  if (c.is_string()) {
+    std::vector<char> present(c.levels.size(), 0);
+    for (std::size_t r = 0; r < n; ++r)
+      if (selected[r] && c.codes[r] >= 0) present[c.codes[r]] = 1;
+    std::vector<std::int32_t> idx;
+    for (std::size_t k = 0; k < c.levels.size(); ++k)
+      if (present[k]) idx.push_back(static_cast<std::int32_t>(k));
+    std::sort(idx.begin(), idx.end(), [&](std::int32_t a, std::int32_t b2) { return c.levels[a] < c.levels[b2]; });
+    std::vector<double> pos(c.levels.size(), kNaN);
+    for (std::size_t k = 0; k < idx.size(); ++k) {
+      pos[idx[k]] = static_cast<double>(k);
+      labels.push_back(c.levels[idx[k]]);
+    }
+    for (std::size_t r = 0; r < n; ++r)
+      if (c.codes[r] >= 0) key[r] = pos[c.codes[r]];
+  } else {
+    const std::vector<double>& v = df.numeric(f.var);
+    std::vector<double> vals;
+    for (std::size_t r = 0; r < n; ++r)
+      if (selected[r] && v[r] == v[r]) vals.push_back(v[r]);
+    std::sort(vals.begin(), vals.end());
+    vals.erase(std::unique(vals.begin(), vals.end()), vals.end());
+    if (vals.size() > 10000)
+      throw InvalidInput("i(" + f.var + ") would make " + std::to_string(vals.size()) +
+                         " dummies; absorb it as a fixed effect after '|' instead");
+    for (double x : vals) labels.push_back(number_text(x));
+    for (std::size_t r = 0; r < n; ++r) {
+      if (v[r] != v[r]) continue;
+      auto it = std::lower_bound(vals.begin(), vals.end(), v[r]);
+      if (it != vals.end() && *it == v[r]) key[r] = static_cast<double>(it - vals.begin());
+    }
+  }
+  std::ptrdiff_t ref = f.slope ? -1 : 0;  // i(f, x) keeps every level, as fixest does
+  if (f.has_ref) {
+    ref = -1;
+    for (std::size_t k = 0; k < labels.size(); ++k)
+      if (labels[k] == f.ref || (!c.is_string() && std::strtod(f.ref.c_str(), nullptr) ==
+                                                       std::strtod(labels[k].c_str(), nullptr) &&
+                                 !f.ref.empty()))
+        ref = static_cast<std::ptrdiff_t>(k);
+    if (ref < 0) {
+      std::string known;
+      for (std::size_t k = 0; k < labels.size() && k < 12; ++k) known += (k ? ", " : "") + labels[k];
+      throw InvalidInput("i(" + f.var + ", ref=" + f.ref + "): '" + f.ref + "' is not a level of '" +
+                         f.var + "' (levels: " + known + (labels.size() > 12 ? ", ..." : "") + ")");
+    }
+  }
+  if (labels.size() < 2 && !f.slope)
+    throw InvalidInput("i(" + f.var + "): '" + f.var + "' has " + std::to_string(labels.size()) +
+                       " level(s) in the sample; dummies need at least two");
+  std::vector<double> slope;
+  if (f.slope) slope = evaluate(*f.slope, ctx);
+  for (std::size_t k = 0; k < labels.size(); ++k) {
+    if (static_cast<std::ptrdiff_t>(k) == ref) continue;
+    std::vector<double> col(n);
+    for (std::size_t r = 0; r < n; ++r) {
+      if (key[r] != key[r]) col[r] = kNaN;
+      else col[r] = key[r] == static_cast<double>(k) ? 1.0 : 0.0;
+      if (f.slope) col[r] *= slope[r];
+    }
+    b.names.push_back(f.var + "::" + labels[k] + (f.slope ? ":" + to_string(*f.slope) : ""));
+    b.cols.push_back(std::move(col));
+  }
+  return b;
+}
+
+// Dense codes over the sample rows.
+Grouping densify(const std::string& name, const std::vector<std::int64_t>& raw,
+                 const std::vector<std::size_t>& rows) {
+  Grouping g;
+  g.name = name;
+  g.code.resize(rows.size());
+  std::unordered_map<std::int64_t, std::int32_t> map;
+  map.reserve(1024);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    auto it = map.find(raw[rows[i]]);
+    if (it == map.end()) it = map.emplace(raw[rows[i]], static_cast<std::int32_t>(map.size())).first;
+    g.code[i] = it->second;
+  }
+  g.n_levels = static_cast<std::int32_t>(map.size());
+  return g;
+}
+
+std::vector<std::string> split_name(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= s.size(); ++i)
+    if (i == s.size() || s[i] == '^') {
+      out.push_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::int64_t> group_codes(const DataFrame& df, const std::vector<std::string>& vars) {
+  const std::size_t n = df.n_rows();
+  std::vector<std::int64_t> out(n, 0);
+  for (std::size_t v = 0; v < vars.size(); ++v) {
+    const Column& c = df.column(vars[v]);
+    std::vector<std::int64_t> code(n, -1);
+    std::int64_t n_levels;
+    if (c.is_string()) {
+      for (std::size_t r = 0; r < n; ++r) code[r] = c.codes[r];
+      n_levels = static_cast<std::int64_t>(c.levels.size());
+    } else {
+      const std::vector<double>& x = df.numeric(vars[v]);
+      std::unordered_map<double, std::int64_t> map;
+      for (std::size_t r = 0; r < n; ++r) {
+        if (x[r] != x[r]) continue;
+        code[r] = map.emplace(x[r], static_cast<std::int64_t>(map.size())).first->second;
+      }
+      n_levels = static_cast<std::int64_t>(map.size());
+    }
+    for (std::size_t r = 0; r < n; ++r) {
+      if (out[r] < 0) continue;
+      out[r] = code[r] < 0 ? -1 : (v == 0 ? code[r] : out[r] * n_levels + code[r]);
+    }
+  }
+  return out;
+}
+
+Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions& opts) {
+  Design d;
+  d.formula = fm.text;
+  d.data_source = df.source;
+  d.y_name = fm.lhs_name;
+  const std::size_t n = df.n_rows();
+  d.n_input = n;
+
+  // Lags and leads need the panel index, built only then (duplicate pairs are an error there).
+  ExprPtr where_expr;
+  if (!opts.where.empty()) where_expr = parse_expression(opts.where, "--where '" + opts.where + "'");
+  std::unique_ptr<PanelIndex> panel;
+  if (fm.uses_panel_functions() || (where_expr && has_panel_call(*where_expr))) {
+    if (opts.panel_id.empty())
+      throw InvalidInput("formula '" + fm.text +
+                         "' (or --where) uses lags or leads; name the panel with --panel id,time");
+    panel = std::make_unique<PanelIndex>(df, opts.panel_id, opts.panel_time);
+  }
+  EvalContext ctx{&df, panel.get(), "formula '" + fm.text + "'"};
+
+  // 1. --where
+  std::vector<char> keep(n, 1);
+  if (where_expr) {
+    const EvalContext wctx{&df, panel.get(), "--where '" + opts.where + "'"};
+    const std::vector<double> m = evaluate(*where_expr, wctx);
+    for (std::size_t r = 0; r < n; ++r) {
+      keep[r] = (m[r] == m[r] && m[r] != 0);
+      d.n_dropped_where += !keep[r];
+    }
+  }
+
+  // 2. outcome and regressors over all rows
+  std::vector<double> y = evaluate(*fm.lhs, ctx);
+  std::vector<std::vector<double>> cols;
+  if (fm.intercept) {
+    d.x_names.push_back("(Intercept)");
+    cols.emplace_back(n, 1.0);
+    d.intercept = true;
+  }
+  for (const FormulaTerm& t : fm.terms) {
+    Block acc;
+    for (std::size_t k = 0; k < t.factors.size(); ++k) {
+      Block b = factor_block(t.factors[k], ctx, keep);
+      if (k == 0) {
+        acc = std::move(b);
+        continue;
+      }
+      Block prod;
+      for (std::size_t a = 0; a < acc.cols.size(); ++a)
+        for (std::size_t c = 0; c < b.cols.size(); ++c) {
+          std::vector<double> col(n);
+          for (std::size_t r = 0; r < n; ++r) col[r] = acc.cols[a][r] * b.cols[c][r];
+          prod.names.push_back(acc.names[a] + ":" + b.names[c]);
+          prod.cols.push_back(std::move(col));
+        }
+      acc = std::move(prod);
+    }
+    for (std::size_t a = 0; a < acc.cols.size(); ++a) {
+      if (std::find(d.x_names.begin(), d.x_names.end(), acc.names[a]) != d.x_names.end()) continue;
+      d.x_names.push_back(acc.names[a]);
+      cols.push_back(std::move(acc.cols[a]));
+    }
+  }
+
+  // 3. groupings over all rows
+  std::vector<std::vector<std::int64_t>> fe_raw, cl_raw;
+  for (const auto& vars : fm.fe) fe_raw.push_back(group_codes(df, vars));
+  for (const auto& c : opts.cluster) cl_raw.push_back(group_codes(df, split_name(c)));
+  std::vector<std::int64_t> time_raw;
+  if (opts.need_time) {
+    if (opts.panel_time.empty())
+      throw InvalidInput("--vcov dk needs the time dimension; name it with --panel id,time");
+    time_raw = group_codes(df, {opts.panel_time});
+  }
+  std::vector<double> w;
+  if (!opts.weights.empty()) w = df.numeric(opts.weights);
+
+  // 4. missing values in any used variable
+  std::map<std::string, std::size_t> miss;
+  std::size_t n_where_kept = 0;
+  for (std::size_t r = 0; r < n; ++r) {
+    if (!keep[r]) continue;
+    ++n_where_kept;
+    bool ok = true;
+    auto mark = [&](const std::string& name) {
+      ++miss[name];
+      ok = false;
+    };
+    if (y[r] != y[r]) mark(d.y_name);
+    for (std::size_t j = 0; j < cols.size(); ++j)
+      if (cols[j][r] != cols[j][r]) mark(d.x_names[j]);
+    for (std::size_t k = 0; k < fe_raw.size(); ++k)
+      if (fe_raw[k][r] < 0) mark(fm.fe_names[k]);
+    for (std::size_t k = 0; k < cl_raw.size(); ++k)
+      if (cl_raw[k][r] < 0) mark(opts.cluster[k]);
+    if (!time_raw.empty() && time_raw[r] < 0) mark(opts.panel_time);
+    if (!w.empty() && w[r] != w[r]) mark(opts.weights);
+    if (!ok) {
+      keep[r] = 0;
+      ++d.n_dropped_missing;
+    }
+  }
+  for (const auto& kv : miss) d.missing_by_variable.push_back(kv);
+  if (n_where_kept == 0)
+    throw InvalidInput("every row of '" + df.source + "' was dropped by --where '" + opts.where +
+                       "'; check the condition");
+  if (d.n_dropped_missing == n_where_kept) {
+    std::string detail;
+    for (const auto& kv : miss) detail += (detail.empty() ? "" : ", ") + kv.first + " " + std::to_string(kv.second);
+    throw InvalidInput("every row was dropped for missing values (missing per variable: " + detail +
+                       "); check the variables used by formula '" + fm.text + "'");
+  }
+  // weights must be positive
+  if (!w.empty())
+    for (std::size_t r = 0; r < n; ++r)
+      if (keep[r] && !(w[r] > 0))
+        throw InvalidInput("--weights " + opts.weights + ": weight " + number_text(w[r]) + " at " +
+                           df.where(r) +
+                           " is not positive; regression weights must be > 0 (exclude such rows "
+                           "with --where)");
+
+  // 5. singletons, iteratively (a drop can make new singletons in another dimension)
+  if (!fe_raw.empty() && !opts.keep_singletons) {
+    bool changed = true;
+    while (changed) {
+      changed = false;
+      for (const auto& raw : fe_raw) {
+        std::unordered_map<std::int64_t, std::size_t> count;
+        for (std::size_t r = 0; r < n; ++r)
+          if (keep[r]) ++count[raw[r]];
+        for (std::size_t r = 0; r < n; ++r)
+          if (keep[r] && count[raw[r]] == 1) {
+            keep[r] = 0;
+            ++d.n_singletons;
+            changed = true;
+          }
+      }
+    }
+  }
+
+  // 6. compact to the sample
+  for (std::size_t r = 0; r < n; ++r)
+    if (keep[r]) d.rows.push_back(r);
+  d.n_obs = d.rows.size();
+  if (d.n_obs == 0)
+    throw InvalidInput("no observations left after dropping " + std::to_string(d.n_singletons) +
+                       " singletons; use --keep-singletons or check the fixed effects");
+  d.n_reg = cols.size();
+  d.y.resize(d.n_obs);
+  for (std::size_t i = 0; i < d.n_obs; ++i) d.y[i] = y[d.rows[i]];
+  d.X.resize(d.n_obs * d.n_reg);
+  for (std::size_t j = 0; j < d.n_reg; ++j) {
+    double* dst = d.X.data() + j * d.n_obs;
+    for (std::size_t i = 0; i < d.n_obs; ++i) dst[i] = cols[j][d.rows[i]];
+    std::vector<double>().swap(cols[j]);
+  }
+  if (!w.empty()) {
+    d.w.resize(d.n_obs);
+    for (std::size_t i = 0; i < d.n_obs; ++i) d.w[i] = w[d.rows[i]];
+  }
+  for (std::size_t k = 0; k < fe_raw.size(); ++k) d.fe.push_back(densify(fm.fe_names[k], fe_raw[k], d.rows));
+  for (std::size_t k = 0; k < cl_raw.size(); ++k)
+    d.clusters.push_back(densify(opts.cluster[k], cl_raw[k], d.rows));
+  if (!time_raw.empty()) {
+    // time codes in increasing time order (Driscoll-Kraay lags follow calendar order)
+    const std::vector<double>& t = df.numeric(opts.panel_time);
+    std::vector<double> vals;
+    for (std::size_t r : d.rows) vals.push_back(t[r]);
+    std::sort(vals.begin(), vals.end());
+    vals.erase(std::unique(vals.begin(), vals.end()), vals.end());
+    d.time.name = opts.panel_time;
+    d.time.n_levels = static_cast<std::int32_t>(vals.size());
+    d.time.code.resize(d.n_obs);
+    for (std::size_t i = 0; i < d.n_obs; ++i)
+      d.time.code[i] = static_cast<std::int32_t>(
+          std::lower_bound(vals.begin(), vals.end(), t[d.rows[i]]) - vals.begin());
+  }
+  if (const Column* s = df.find("simulated")) {
+    d.simulated = !s->is_string() && std::all_of(d.rows.begin(), d.rows.end(),
+                                                 [&](std::size_t r) { return s->num[r] == 1.0; });
+  }
+  return d;
+}
+
+}  // namespace panelboot

@@ -1,0 +1,149 @@
+#include "panelboot/within.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "panelboot/error.hpp"
+
+namespace panelboot {
+
+Demeaner::Demeaner(std::vector<FeView> fe, std::size_t n_obs, const double* weights)
+    : fe_(std::move(fe)), n_obs_(n_obs), w_(weights) {
+  for (const FeView& f : fe_) {
+    std::vector<double> tot(f.n_levels, 0.0);
+    for (std::size_t i = 0; i < n_obs_; ++i) tot[f.code[i]] += w_ ? w_[i] : 1.0;
+    for (double& t : tot) t = t > 0 ? 1.0 / t : 0.0;
+    inv_weight_.push_back(std::move(tot));
+  }
+  if (fe_.size() == 2 && !w_ &&
+      static_cast<std::size_t>(fe_[0].n_levels) * static_cast<std::size_t>(fe_[1].n_levels) == n_obs_) {
+    // balanced iff every (a, b) pair occurs once
+    std::vector<char> seen(n_obs_, 0);
+    bool ok = true;
+    for (std::size_t i = 0; i < n_obs_ && ok; ++i) {
+      const std::size_t cell = static_cast<std::size_t>(fe_[0].code[i]) * fe_[1].n_levels + fe_[1].code[i];
+      ok = !seen[cell];
+      seen[cell] = 1;
+    }
+    balanced_two_way_ = ok;
+  }
+}
+
+// x <- x - (weighted) mean of x within the groups of dimension d
+void Demeaner::project_out(std::size_t d, double* x, std::vector<double>& sums) const {
+  const FeView& f = fe_[d];
+  std::fill(sums.begin(), sums.begin() + f.n_levels, 0.0);
+  if (w_) {
+    for (std::size_t i = 0; i < n_obs_; ++i) sums[f.code[i]] += w_[i] * x[i];
+  } else {
+    for (std::size_t i = 0; i < n_obs_; ++i) sums[f.code[i]] += x[i];
+  }
+  const std::vector<double>& inv = inv_weight_[d];
+  for (std::int32_t g = 0; g < f.n_levels; ++g) sums[g] *= inv[g];
+  for (std::size_t i = 0; i < n_obs_; ++i) x[i] -= sums[f.code[i]];
+}
+
+DemeanReport Demeaner::demean(double* cols, std::size_t n_cols, std::size_t ld,
+                              const DemeanOptions& opts,
+                              const std::vector<std::string>& names) const {
+  DemeanReport rep;
+  if (fe_.empty()) {
+    rep.method = "none";
+    return rep;
+  }
+  std::int32_t max_levels = 0;
+  for (const FeView& f : fe_) max_levels = std::max(max_levels, f.n_levels);
+  if (fe_.size() == 1) rep.method = "one-way";
+  else if (balanced_two_way_) rep.method = "balanced two-way";
+  else rep.method = "alternating projections";
+
+  int worst = 0;
+  std::string failed;
+#pragma omp parallel for schedule(dynamic, 1) reduction(max : worst)
+  for (std::ptrdiff_t jj = 0; jj < static_cast<std::ptrdiff_t>(n_cols); ++jj) {
+    const std::size_t j = static_cast<std::size_t>(jj);
+    double* x = cols + j * ld;
+    std::vector<double> sums(max_levels);
+    if (fe_.size() == 1) {
+      project_out(0, x, sums);
+      worst = std::max(worst, 1);
+      continue;
+    }
+    if (balanced_two_way_) {
+      // x_it - xbar_i - xbar_t + xbar in one pass of sums
+      const FeView &a = fe_[0], &b = fe_[1];
+      std::vector<double> sa(a.n_levels, 0.0), sb(b.n_levels, 0.0);
+      double tot = 0;
+      for (std::size_t i = 0; i < n_obs_; ++i) {
+        sa[a.code[i]] += x[i];
+        sb[b.code[i]] += x[i];
+      }
+      for (double v : sa) tot += v;
+      const double ia = 1.0 / b.n_levels, ib = 1.0 / a.n_levels;
+      for (double& v : sa) v *= ia;
+      for (double& v : sb) v *= ib;
+      const double mean = tot / static_cast<double>(n_obs_);
+      for (std::size_t i = 0; i < n_obs_; ++i) x[i] = x[i] - sa[a.code[i]] - sb[b.code[i]] + mean;
+      worst = std::max(worst, 1);
+      continue;
+    }
+    // Scale: the column's largest deviation from its mean.
+    double mean = 0;
+    for (std::size_t i = 0; i < n_obs_; ++i) mean += x[i];
+    mean /= static_cast<double>(n_obs_);
+    double scale = 0;
+    for (std::size_t i = 0; i < n_obs_; ++i) scale = std::max(scale, std::fabs(x[i] - mean));
+    if (scale == 0) {  // constant: every FE absorbs it
+      std::fill(x, x + n_obs_, 0.0);
+      continue;
+    }
+    std::vector<double> gx(x, x + n_obs_), ggx(n_obs_);
+    auto sweep = [&](double* v) {
+      for (std::size_t d = 0; d < fe_.size(); ++d) project_out(d, v, sums);
+    };
+    bool converged = false;
+    int iter = 0;
+    sweep(x);  // x = T(x0)
+    ++iter;
+    while (iter < opts.max_iter) {
+      // gx = T(x), ggx = T(gx)
+      std::copy(x, x + n_obs_, gx.begin());
+      sweep(gx.data());
+      std::copy(gx.begin(), gx.end(), ggx.begin());
+      sweep(ggx.data());
+      iter += 2;
+      double change = 0, num = 0, den = 0;
+      for (std::size_t i = 0; i < n_obs_; ++i) {
+        const double d1 = ggx[i] - gx[i];
+        const double d2 = d1 - (gx[i] - x[i]);
+        change = std::max(change, std::fabs(d1));
+        num += d1 * d2;
+        den += d2 * d2;
+      }
+      if (change <= opts.tol * scale) {
+        std::copy(ggx.begin(), ggx.end(), x);
+        converged = true;
+        break;
+      }
+      // Irons-Tuck: x <- ggx - (d1.d2 / d2.d2) d1; stays in x0 + span(FE) since weights sum to 1
+      const double c = den > 0 ? num / den : 0.0;
+      for (std::size_t i = 0; i < n_obs_; ++i) x[i] = ggx[i] - c * (ggx[i] - gx[i]);
+    }
+    worst = std::max(worst, iter);
+    if (!converged) {
+#pragma omp critical
+      failed = names.empty() ? "column " + std::to_string(j + 1) : names[j];
+    }
+  }
+  rep.max_iterations = worst;
+  if (!failed.empty())
+    throw NotConverged("the fixed effects did not converge for '" + failed + "' within " +
+                       std::to_string(opts.max_iter) + " sweeps (tolerance " +
+                       [&] { char b[32]; std::snprintf(b, sizeof b, "%g", opts.tol); return std::string(b); }() +
+                       "); raise --fe-maxiter or --fe-tol, or check for weakly connected fixed "
+                       "effects");
+  return rep;
+}
+
+}  // namespace panelboot
