@@ -1,1 +1,64 @@
-#include <gtest/gtest.h>
+#include "helpers.hpp"
+#include "panelboot/error.hpp"
+#include "panelboot/formula.hpp"
+
+using namespace panelboot;
+
+namespace {
+std::vector<std::string> term_names(const Formula& f) {
+  std::vector<std::string> out;
+  for (const auto& t : f.terms) out.push_back(t.name);
+  return out;
+}
+std::string error_of(const std::string& text) {
+  try {
+    parse_formula(text);
+  } catch (const InvalidInput& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Formula, StarExpandsToMainEffectsAndInteraction) {
+  const Formula f = parse_formula("y ~ a*b + c:d + log(x) + I(z^2)");
+  EXPECT_EQ(term_names(f), (std::vector<std::string>{"a", "b", "a:b", "c:d", "log(x)", "I(z^2)"}));
+  EXPECT_TRUE(f.intercept);
+  EXPECT_TRUE(f.fe.empty());
+}
+
+TEST(Formula, FixedEffectsRemoveTheInterceptAndCombineWithCaret) {
+  const Formula f = parse_formula("y ~ x | id + year + region^year");
+  EXPECT_FALSE(f.intercept);
+  EXPECT_EQ(f.fe_names, (std::vector<std::string>{"id", "year", "region^year"}));
+  EXPECT_EQ(f.fe[2], (std::vector<std::string>{"region", "year"}));
+}
+
+TEST(Formula, InterceptCanBeDropped) {
+  EXPECT_FALSE(parse_formula("y ~ x - 1").intercept);
+  EXPECT_FALSE(parse_formula("y ~ 0 + x").intercept);
+  EXPECT_TRUE(parse_formula("y ~ 1 + x").intercept);
+}
+
+TEST(Formula, FactorDummiesWithReferenceAndSlope) {
+  const Formula f = parse_formula("y ~ i(region, ref=\"West\") + i(year, x)");
+  ASSERT_EQ(f.terms.size(), 2u);
+  EXPECT_TRUE(f.terms[0].factors[0].dummies);
+  EXPECT_EQ(f.terms[0].factors[0].ref, "West");
+  EXPECT_TRUE(f.terms[1].factors[0].slope != nullptr);
+}
+
+TEST(Formula, LagsMarkThePanelAsNeeded) {
+  EXPECT_TRUE(parse_formula("y ~ l(x, 1) + x").uses_panel_functions());
+  EXPECT_TRUE(parse_formula("y ~ f(x, 2)").uses_panel_functions());
+  EXPECT_FALSE(parse_formula("y ~ log(x)").uses_panel_functions());
+}
+
+TEST(Formula, SyntaxErrorsNameTheColumn) {
+  EXPECT_NE(error_of("y ~ x +").find("column 8"), std::string::npos) << error_of("y ~ x +");
+  EXPECT_NE(error_of("y ~ x | ").find("no fixed effects"), std::string::npos);
+  EXPECT_NE(error_of("y ~ (x").find("missing ')'"), std::string::npos);
+  EXPECT_NE(error_of("y ~ x | a + log(b)").find("must be a variable name"), std::string::npos);
+  EXPECT_NE(error_of("y ~ x $ z").find("unexpected character '$'"), std::string::npos);
+  EXPECT_NE(error_of("y ~ x - z").find("only '- 1'"), std::string::npos);
+}

@@ -47,7 +47,7 @@ double incomplete_beta(double a, double b, double x) {
 
 double t_two_sided_p(double t, double df) {
   if (!std::isfinite(t)) return t != t ? std::numeric_limits<double>::quiet_NaN() : 0.0;
-  if (!(df > 0) || std::isinf(df)) return normal_two_sided_p(t);
+  if (!(df > 0) || df > 1e7) return normal_two_sided_p(t);  // t(df) -> N(0,1)
   return incomplete_beta(0.5 * df, 0.5, df / (df + t * t));
 }
 

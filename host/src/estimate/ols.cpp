@@ -202,6 +202,12 @@ FitResult fit(Design& d, const FitOptions& opts) {
           break;
         }
   }
+  if (clustered)
+    for (const Grouping& c : d.clusters)
+      if (c.n_levels < 2)
+        throw InvalidInput("cluster variable '" + c.name + "' has a single level in the estimation "
+                           "sample; cluster-robust inference needs at least two clusters (use "
+                           "--vcov hc1, or another cluster variable)");
   const double K = static_cast<double>(k) + fe_dof - nested_dof;
   res.dof_k = K;
   const double N = static_cast<double>(n);
@@ -255,8 +261,7 @@ FitResult fit(Design& d, const FitOptions& opts) {
 
   // 6. Coefficient table.
   const double alpha = 1.0 - opts.level;
-  const double crit = std::isinf(res.df_inference) ? t_quantile(1 - alpha / 2, 1e12)
-                                                   : t_quantile(1 - alpha / 2, res.df_inference);
+  const double crit = t_quantile(1 - alpha / 2, res.df_inference);
   for (std::size_t a = 0; a < k; ++a) {
     Coefficient c;
     c.name = names[a];
@@ -292,7 +297,7 @@ FitResult fit(Design& d, const FitOptions& opts) {
     t.f_stat = diff.dot(lu.solve(diff)) / static_cast<double>(q);
     t.df1 = static_cast<double>(q);
     t.df2 = res.df_inference;
-    t.p_value = std::isinf(t.df2) ? f_upper_p(t.f_stat, t.df1, 1e12) : f_upper_p(t.f_stat, t.df1, t.df2);
+    t.p_value = f_upper_p(t.f_stat, t.df1, t.df2);
     res.wald.push_back(t);
   }
   (void)fmt;

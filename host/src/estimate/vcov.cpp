@@ -120,8 +120,10 @@ VcovOutput compute_vcov(const VcovInput& in) {
       for (std::size_t c = 0; c < n_cl; ++c)
         cl += (c ? " and " : "") + out.cluster_names[c] + " (G=" + std::to_string(out.n_clusters[c]) + ")";
       out.label = "cluster-robust by " + cl + ", G/(G-1)*(N-1)/(N-K), K = " + num(K) +
-                  (in.opts.dof_fe == DofFe::kNested ? " (FE nested in a cluster not counted: xtreg/reghdfe/fixest)"
-                                                    : " (every FE level counted: areg)");
+                  (d.fe.empty() ? std::string()
+                   : in.opts.dof_fe == DofFe::kNested
+                       ? std::string(" (FE nested in a cluster not counted: xtreg/reghdfe/fixest)")
+                       : std::string(" (every FE level counted: areg)"));
       if (n_cl > 1)
         out.label += in.opts.multiway_adj == MultiwayAdj::kMin
                          ? "; multiway: one G_min/(G_min-1) for every term (fixest/reghdfe)"

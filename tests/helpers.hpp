@@ -1,0 +1,82 @@
+#pragma once
+// Test helpers: run the CLI in-process, parse its JSON, compare with published digits.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <unistd.h>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "panelboot/cli.hpp"
+
+namespace pbtest {
+
+inline std::string data_path(const std::string& name) { return std::string(PB_TEST_DATA_DIR) + "/" + name; }
+
+struct CliRun {
+  int status;
+  std::string out, err;
+};
+
+inline CliRun run(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  const int st = panelboot::run_cli(args, out, err);
+  return {st, out.str(), err.str()};
+}
+
+// Runs `fit ... --format json` and returns the parsed JSON (fails the test on a non-zero exit).
+inline nlohmann::json fit_json(std::vector<std::string> args) {
+  args.insert(args.begin(), "fit");
+  args.push_back("--format");
+  args.push_back("json");
+  const CliRun r = run(args);
+  EXPECT_EQ(r.status, 0) << r.err;
+  if (r.status != 0) return nlohmann::json::object();
+  return nlohmann::json::parse(r.out);
+}
+
+inline const nlohmann::json& coef(const nlohmann::json& model, const std::string& name) {
+  for (const auto& c : model.at("coefficients"))
+    if (c.at("name") == name) return c;
+  ADD_FAILURE() << "no coefficient " << name;
+  static nlohmann::json none = {{"estimate", NAN}, {"std_error", NAN}, {"t_stat", NAN}};
+  return none;
+}
+
+// |actual - published| within half a unit of the published number's last printed digit.
+inline void expect_printed(double actual, const std::string& published, const std::string& what) {
+  const double value = std::stod(published);
+  const auto dot = published.find('.');
+  const int decimals = dot == std::string::npos ? 0 : static_cast<int>(published.size() - dot - 1);
+  const double tol = 0.5 * std::pow(10.0, -decimals) * (1 + 1e-9);
+  EXPECT_NEAR(actual, value, tol) << what << ": published " << published;
+}
+
+// A fresh seed per run, printed so a failure can be replayed (PB_SEED=... overrides).
+inline std::uint64_t fresh_seed() {
+  if (const char* s = std::getenv("PB_SEED")) return std::strtoull(s, nullptr, 10);
+  std::random_device rd;
+  return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+}
+
+// A unique temporary path (not created).
+inline std::string temp_path(const std::string& suffix) {
+  static int counter = 0;
+  auto dir = std::filesystem::temp_directory_path();
+  return (dir / ("pbtest_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + suffix)).string();
+}
+
+inline std::string write_temp(const std::string& content, const std::string& suffix = ".csv") {
+  const std::string p = temp_path(suffix);
+  FILE* f = std::fopen(p.c_str(), "wb");
+  std::fwrite(content.data(), 1, content.size(), f);
+  std::fclose(f);
+  return p;
+}
+
+}  // namespace pbtest
