@@ -39,7 +39,7 @@ struct Design {
   std::vector<Grouping> fe;
   std::vector<Grouping> clusters;
   Grouping time;                      // filled when SampleOptions::need_time
-  std::vector<std::size_t> rows;      // sample row -> data frame row
+  std::vector<std::uint32_t> rows;    // sample row -> data frame row (empty: every row, in order)
   std::size_t n_input = 0, n_dropped_where = 0, n_dropped_missing = 0, n_singletons = 0;
   std::vector<std::pair<std::string, std::size_t>> missing_by_variable;
   bool simulated = false;  // the data carry the stand-in marker column `simulated` == 1
@@ -48,7 +48,12 @@ struct Design {
 
 Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions& opts);
 
-// Codes of a (possibly multi-variable, a^b) grouping over all rows; -1 where missing.
-std::vector<std::int64_t> group_codes(const DataFrame& df, const std::vector<std::string>& vars);
+// Codes of a (possibly multi-variable, a^b) grouping over all rows: 0..n_levels-1, -1 where
+// missing.
+struct GroupCodes {
+  std::vector<std::int32_t> code;
+  std::int32_t n_levels = 0;
+};
+GroupCodes group_codes(const DataFrame& df, const std::vector<std::string>& vars);
 
 }  // namespace panelboot

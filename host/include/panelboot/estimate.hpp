@@ -71,7 +71,7 @@ struct FitResult {
   std::vector<std::string> warnings;
 };
 
-// Estimates the model; demeans the design's columns in place.
+// Estimates the model. Consumes the design: X is demeaned in place and y becomes the residuals.
 FitResult fit(Design& design, const FitOptions& opts);
 
 // One row of R b = r from text such as "x1 - 2*x2 = 0.5", over the coefficient names.

@@ -229,7 +229,8 @@ int cmd_describe(const CommonOptions& o, std::ostream& out) {
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   CLI::App app{"panelboot " PANELBOOT_VERSION
                ": fixed-effects regressions and their inference (cluster-robust variance, wild "
-               "cluster bootstrap, panel thresholds), exactly as Stata/R/Python compute them"};
+               "cluster bootstrap, panel thresholds), exactly as Stata/R/Python compute them",
+               "panelboot"};
   app.set_version_flag("--version", std::string("panelboot ") + PANELBOOT_VERSION +
                                         (PANELBOOT_HAVE_CUDA ? " (CUDA backend compiled)" : " (CPU only)"));
   app.require_subcommand(1);

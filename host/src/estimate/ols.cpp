@@ -229,23 +229,22 @@ FitResult fit(Design& d, const FitOptions& opts) {
     Eigen::VectorXd corr = xty - xtx * beta;
     beta += s.asDiagonal() * ldlt.solve(s.asDiagonal() * corr);
   }
-  // residuals (in the sqrt(w)-scaled space)
-  std::vector<double> u(n);
+  // residuals (in the sqrt(w)-scaled space), written over the demeaned outcome
+  double* u = d.y.data();
   {
     Eigen::Map<const Eigen::MatrixXd> X(d.X.data(), static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(k));
-    Eigen::Map<const Eigen::VectorXd> y(d.y.data(), static_cast<Eigen::Index>(n));
-    Eigen::Map<Eigen::VectorXd> uu(u.data(), static_cast<Eigen::Index>(n));
-    uu.noalias() = y - X * beta;
+    Eigen::Map<Eigen::VectorXd> uu(u, static_cast<Eigen::Index>(n));
+    uu.noalias() -= X * beta;
   }
   double rss = 0;
-  for (double v : u) rss += v * v;
+  for (std::size_t i = 0; i < n; ++i) rss += u[i] * u[i];
   res.rss = rss;
   res.r2 = 1.0 - rss / tss_total;
   res.r2_within = d.fe.empty() ? std::numeric_limits<double>::quiet_NaN() : 1.0 - rss / tss_within;
   res.sigma = std::sqrt(rss / (N - K_all));
 
   // 5. Variance.
-  detail::VcovInput in{d, names, d.X.data(), u.data(), n, k, bread, N, K, K_all, opts};
+  detail::VcovInput in{d, names, d.X.data(), u, n, k, bread, N, K, K_all, opts};
   detail::VcovOutput vo = detail::compute_vcov(in);
   res.vcov = vo.V;
   res.vcov_type = vo.type;

@@ -103,16 +103,21 @@ VcovOutput compute_vcov(const VcovInput& in) {
         std::vector<const Grouping*> gs;
         for (std::size_t c = 0; c < n_cl; ++c)
           if (mask & (1u << c)) gs.push_back(&d.clusters[c]);
-        Grouping inter = gs.size() == 1 ? *gs[0] : intersect(gs);
+        Grouping joint;
+        const Grouping* inter = gs[0];
+        if (gs.size() > 1) {
+          joint = intersect(gs);
+          inter = &joint;
+        }
         const double G = in.opts.multiway_adj == MultiwayAdj::kMin || n_cl == 1
                              ? static_cast<double>(g_min)
-                             : static_cast<double>(inter.n_levels);
+                             : static_cast<double>(inter->n_levels);
         const double sign = (gs.size() % 2 == 1) ? 1.0 : -1.0;
         // G/(G-1) is undefined for an intersection with a single cell; such a term has no
         // between-cluster variation and contributes with factor 1.
         const double adj = G > 1 ? G / (G - 1) : 1.0;
         meat_sum += sign * adj * small *
-                    cluster_meat(in.X, in.u, n, in.n_reg, inter.code.data(), inter.n_levels);
+                    cluster_meat(in.X, in.u, n, in.n_reg, inter->code.data(), inter->n_levels);
       }
       out.V = in.bread * meat_sum * in.bread;
       out.df = g_min - 1;

@@ -14,10 +14,28 @@ namespace {
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-struct Block {  // the columns one formula factor (or term) yields over all rows
+// The columns one formula factor (or term) yields over all rows. A plain variable is borrowed
+// from the data frame (no copy); computed columns are owned.
+struct Block {
   std::vector<std::string> names;
-  std::vector<std::vector<double>> cols;
+  std::vector<const double*> cols;
+  std::vector<std::shared_ptr<std::vector<double>>> owned;
+  void add(std::string name, std::vector<double> v) {
+    owned.push_back(std::make_shared<std::vector<double>>(std::move(v)));
+    names.push_back(std::move(name));
+    cols.push_back(owned.back()->data());
+  }
+  void borrow(std::string name, const std::vector<double>& v) {
+    names.push_back(std::move(name));
+    cols.push_back(v.data());
+  }
 };
+
+// A plain variable reads the data frame's column in place; anything else is evaluated.
+void add_expression(Block& b, const std::string& name, const ExprNode& e, const EvalContext& ctx) {
+  if (e.kind == ExprNode::Kind::kVariable) b.borrow(name, ctx.df->numeric(e.text));
+  else b.add(name, evaluate(e, ctx));
+}
 
 // Sorted distinct levels of a variable among the selected rows (numeric order for numbers).
 struct Levels {
@@ -37,8 +55,7 @@ Block factor_block(const FormulaFactor& f, const EvalContext& ctx,
   const DataFrame& df = *ctx.df;
   const std::size_t n = df.n_rows();
   if (!f.dummies) {
-    b.names.push_back(f.name);
-    b.cols.push_back(evaluate(*f.expr, ctx));
+    add_expression(b, f.name, *f.expr, ctx);
     return b;
   }
   const Column& c = df.column(f.var);
@@ -105,26 +122,25 @@ Block factor_block(const FormulaFactor& f, const EvalContext& ctx,
       else col[r] = key[r] == static_cast<double>(k) ? 1.0 : 0.0;
       if (f.slope) col[r] *= slope[r];
     }
-    b.names.push_back(f.var + "::" + labels[k] + (f.slope ? ":" + to_string(*f.slope) : ""));
-    b.cols.push_back(std::move(col));
+    b.add(f.var + "::" + labels[k] + (f.slope ? ":" + to_string(*f.slope) : ""), std::move(col));
   }
   return b;
 }
 
-// Dense codes over the sample rows.
-Grouping densify(const std::string& name, const std::vector<std::int64_t>& raw,
-                 const std::vector<std::size_t>& rows) {
+// Dense codes 0..L-1 over the sample rows, from codes over all rows (-1 = missing).
+Grouping densify(const std::string& name, const std::vector<std::int32_t>& raw, std::int32_t n_raw,
+                 const std::vector<std::uint32_t>& rows) {
   Grouping g;
   g.name = name;
   g.code.resize(rows.size());
-  std::unordered_map<std::int64_t, std::int32_t> map;
-  map.reserve(1024);
+  std::vector<std::int32_t> map(static_cast<std::size_t>(n_raw), -1);
+  std::int32_t next = 0;
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    auto it = map.find(raw[rows[i]]);
-    if (it == map.end()) it = map.emplace(raw[rows[i]], static_cast<std::int32_t>(map.size())).first;
-    g.code[i] = it->second;
+    std::int32_t& m = map[raw[rows[i]]];
+    if (m < 0) m = next++;
+    g.code[i] = m;
   }
-  g.n_levels = static_cast<std::int32_t>(map.size());
+  g.n_levels = next;
   return g;
 }
 
@@ -141,30 +157,64 @@ std::vector<std::string> split_name(const std::string& s) {
 
 }  // namespace
 
-std::vector<std::int64_t> group_codes(const DataFrame& df, const std::vector<std::string>& vars) {
+GroupCodes group_codes(const DataFrame& df, const std::vector<std::string>& vars) {
   const std::size_t n = df.n_rows();
-  std::vector<std::int64_t> out(n, 0);
+  GroupCodes out;
+  out.code.assign(n, 0);
+  std::int64_t n_combined = 1;
   for (std::size_t v = 0; v < vars.size(); ++v) {
     const Column& c = df.column(vars[v]);
-    std::vector<std::int64_t> code(n, -1);
-    std::int64_t n_levels;
+    std::vector<std::int32_t> code(n, -1);
+    std::int64_t n_levels = 0;
     if (c.is_string()) {
-      for (std::size_t r = 0; r < n; ++r) code[r] = c.codes[r];
+      std::copy(c.codes.begin(), c.codes.end(), code.begin());
       n_levels = static_cast<std::int64_t>(c.levels.size());
     } else {
       const std::vector<double>& x = df.numeric(vars[v]);
-      std::unordered_map<double, std::int64_t> map;
-      for (std::size_t r = 0; r < n; ++r) {
-        if (x[r] != x[r]) continue;
-        code[r] = map.emplace(x[r], static_cast<std::int64_t>(map.size())).first->second;
+      // whole numbers in a modest range index a table directly; anything else is hashed
+      double lo = INFINITY, hi = -INFINITY;
+      bool whole = true;
+      for (double xv : x) {
+        if (xv != xv) continue;
+        lo = std::min(lo, xv);
+        hi = std::max(hi, xv);
+        whole = whole && xv == std::floor(xv);
       }
-      n_levels = static_cast<std::int64_t>(map.size());
+      if (whole && lo <= hi && hi - lo < 4.0 * static_cast<double>(n) + 1024) {
+        std::vector<std::int32_t> table(static_cast<std::size_t>(hi - lo) + 1, -1);
+        for (std::size_t r = 0; r < n; ++r) {
+          if (x[r] != x[r]) continue;
+          std::int32_t& t = table[static_cast<std::size_t>(x[r] - lo)];
+          if (t < 0) t = static_cast<std::int32_t>(n_levels++);
+          code[r] = t;
+        }
+      } else {
+        std::unordered_map<double, std::int32_t> map;
+        for (std::size_t r = 0; r < n; ++r) {
+          if (x[r] != x[r]) continue;
+          code[r] = map.emplace(x[r], static_cast<std::int32_t>(map.size())).first->second;
+        }
+        n_levels = static_cast<std::int64_t>(map.size());
+      }
     }
+    if (v == 0) {
+      out.code = std::move(code);
+      n_combined = n_levels;
+      continue;
+    }
+    // combine a^b: re-densify the pairs so codes stay 32-bit
+    std::unordered_map<std::int64_t, std::int32_t> pairs;
     for (std::size_t r = 0; r < n; ++r) {
-      if (out[r] < 0) continue;
-      out[r] = code[r] < 0 ? -1 : (v == 0 ? code[r] : out[r] * n_levels + code[r]);
+      if (out.code[r] < 0 || code[r] < 0) {
+        out.code[r] = -1;
+        continue;
+      }
+      const std::int64_t key = static_cast<std::int64_t>(out.code[r]) * n_levels + code[r];
+      out.code[r] = pairs.emplace(key, static_cast<std::int32_t>(pairs.size())).first->second;
     }
+    n_combined = static_cast<std::int64_t>(pairs.size());
   }
+  out.n_levels = static_cast<std::int32_t>(n_combined);
   return out;
 }
 
@@ -200,11 +250,12 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
   }
 
   // 2. outcome and regressors over all rows
-  std::vector<double> y = evaluate(*fm.lhs, ctx);
-  std::vector<std::vector<double>> cols;
+  Block yb;
+  add_expression(yb, fm.lhs_name, *fm.lhs, ctx);
+  const double* y = yb.cols[0];
+  Block xb;  // every regressor column
   if (fm.intercept) {
-    d.x_names.push_back("(Intercept)");
-    cols.emplace_back(n, 1.0);
+    xb.add("(Intercept)", std::vector<double>(n, 1.0));
     d.intercept = true;
   }
   for (const FormulaTerm& t : fm.terms) {
@@ -220,30 +271,32 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
         for (std::size_t c = 0; c < b.cols.size(); ++c) {
           std::vector<double> col(n);
           for (std::size_t r = 0; r < n; ++r) col[r] = acc.cols[a][r] * b.cols[c][r];
-          prod.names.push_back(acc.names[a] + ":" + b.names[c]);
-          prod.cols.push_back(std::move(col));
+          prod.add(acc.names[a] + ":" + b.names[c], std::move(col));
         }
       acc = std::move(prod);
     }
     for (std::size_t a = 0; a < acc.cols.size(); ++a) {
-      if (std::find(d.x_names.begin(), d.x_names.end(), acc.names[a]) != d.x_names.end()) continue;
-      d.x_names.push_back(acc.names[a]);
-      cols.push_back(std::move(acc.cols[a]));
+      if (std::find(xb.names.begin(), xb.names.end(), acc.names[a]) != xb.names.end()) continue;
+      xb.names.push_back(acc.names[a]);
+      xb.cols.push_back(acc.cols[a]);
+      xb.owned.insert(xb.owned.end(), acc.owned.begin(), acc.owned.end());
     }
   }
+  d.x_names = xb.names;
+  const std::vector<const double*>& cols = xb.cols;
 
   // 3. groupings over all rows
-  std::vector<std::vector<std::int64_t>> fe_raw, cl_raw;
+  std::vector<GroupCodes> fe_raw, cl_raw;
   for (const auto& vars : fm.fe) fe_raw.push_back(group_codes(df, vars));
   for (const auto& c : opts.cluster) cl_raw.push_back(group_codes(df, split_name(c)));
-  std::vector<std::int64_t> time_raw;
+  GroupCodes time_raw;
   if (opts.need_time) {
     if (opts.panel_time.empty())
       throw InvalidInput("--vcov dk needs the time dimension; name it with --panel id,time");
     time_raw = group_codes(df, {opts.panel_time});
   }
-  std::vector<double> w;
-  if (!opts.weights.empty()) w = df.numeric(opts.weights);
+  static const std::vector<double> kNoWeights;
+  const std::vector<double>& w = opts.weights.empty() ? kNoWeights : df.numeric(opts.weights);
 
   // 4. missing values in any used variable
   std::map<std::string, std::size_t> miss;
@@ -260,10 +313,10 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
     for (std::size_t j = 0; j < cols.size(); ++j)
       if (cols[j][r] != cols[j][r]) mark(d.x_names[j]);
     for (std::size_t k = 0; k < fe_raw.size(); ++k)
-      if (fe_raw[k][r] < 0) mark(fm.fe_names[k]);
+      if (fe_raw[k].code[r] < 0) mark(fm.fe_names[k]);
     for (std::size_t k = 0; k < cl_raw.size(); ++k)
-      if (cl_raw[k][r] < 0) mark(opts.cluster[k]);
-    if (!time_raw.empty() && time_raw[r] < 0) mark(opts.panel_time);
+      if (cl_raw[k].code[r] < 0) mark(opts.cluster[k]);
+    if (!time_raw.code.empty() && time_raw.code[r] < 0) mark(opts.panel_time);
     if (!w.empty() && w[r] != w[r]) mark(opts.weights);
     if (!ok) {
       keep[r] = 0;
@@ -295,11 +348,11 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
     while (changed) {
       changed = false;
       for (const auto& raw : fe_raw) {
-        std::unordered_map<std::int64_t, std::size_t> count;
+        std::vector<std::uint32_t> count(static_cast<std::size_t>(raw.n_levels), 0);
         for (std::size_t r = 0; r < n; ++r)
-          if (keep[r]) ++count[raw[r]];
+          if (keep[r]) ++count[raw.code[r]];
         for (std::size_t r = 0; r < n; ++r)
-          if (keep[r] && count[raw[r]] == 1) {
+          if (keep[r] && count[raw.code[r]] == 1) {
             keep[r] = 0;
             ++d.n_singletons;
             changed = true;
@@ -310,11 +363,29 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
 
   // 6. compact to the sample
   for (std::size_t r = 0; r < n; ++r)
-    if (keep[r]) d.rows.push_back(r);
+    if (keep[r]) d.rows.push_back(static_cast<std::uint32_t>(r));
   d.n_obs = d.rows.size();
+  std::vector<char>().swap(keep);
   if (d.n_obs == 0)
     throw InvalidInput("no observations left after dropping " + std::to_string(d.n_singletons) +
                        " singletons; use --keep-singletons or check the fixed effects");
+  // Groupings first, releasing each all-rows code vector as soon as it is compacted (when no row
+  // was dropped the codes are already dense and move over without a copy), then the columns.
+  const bool all_rows = d.n_obs == n;
+  auto compact = [&](const std::string& name, GroupCodes& raw) {
+    Grouping g;
+    if (all_rows) {
+      g.name = name;
+      g.code = std::move(raw.code);
+      g.n_levels = raw.n_levels;
+    } else {
+      g = densify(name, raw.code, raw.n_levels, d.rows);
+    }
+    std::vector<std::int32_t>().swap(raw.code);
+    return g;
+  };
+  for (std::size_t k = 0; k < fe_raw.size(); ++k) d.fe.push_back(compact(fm.fe_names[k], fe_raw[k]));
+  for (std::size_t k = 0; k < cl_raw.size(); ++k) d.clusters.push_back(compact(opts.cluster[k], cl_raw[k]));
   d.n_reg = cols.size();
   d.y.resize(d.n_obs);
   for (std::size_t i = 0; i < d.n_obs; ++i) d.y[i] = y[d.rows[i]];
@@ -322,20 +393,16 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
   for (std::size_t j = 0; j < d.n_reg; ++j) {
     double* dst = d.X.data() + j * d.n_obs;
     for (std::size_t i = 0; i < d.n_obs; ++i) dst[i] = cols[j][d.rows[i]];
-    std::vector<double>().swap(cols[j]);
   }
   if (!w.empty()) {
     d.w.resize(d.n_obs);
     for (std::size_t i = 0; i < d.n_obs; ++i) d.w[i] = w[d.rows[i]];
   }
-  for (std::size_t k = 0; k < fe_raw.size(); ++k) d.fe.push_back(densify(fm.fe_names[k], fe_raw[k], d.rows));
-  for (std::size_t k = 0; k < cl_raw.size(); ++k)
-    d.clusters.push_back(densify(opts.cluster[k], cl_raw[k], d.rows));
-  if (!time_raw.empty()) {
+  if (!time_raw.code.empty()) {
     // time codes in increasing time order (Driscoll-Kraay lags follow calendar order)
     const std::vector<double>& t = df.numeric(opts.panel_time);
     std::vector<double> vals;
-    for (std::size_t r : d.rows) vals.push_back(t[r]);
+    for (std::uint32_t r : d.rows) vals.push_back(t[r]);
     std::sort(vals.begin(), vals.end());
     vals.erase(std::unique(vals.begin(), vals.end()), vals.end());
     d.time.name = opts.panel_time;
@@ -347,8 +414,9 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
   }
   if (const Column* s = df.find("simulated")) {
     d.simulated = !s->is_string() && std::all_of(d.rows.begin(), d.rows.end(),
-                                                 [&](std::size_t r) { return s->num[r] == 1.0; });
+                                                 [&](std::uint32_t r) { return s->num[r] == 1.0; });
   }
+  if (all_rows) std::vector<std::uint32_t>().swap(d.rows);  // identity: kept empty
   return d;
 }
 

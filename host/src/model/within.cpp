@@ -19,12 +19,12 @@ Demeaner::Demeaner(std::vector<FeView> fe, std::size_t n_obs, const double* weig
   if (fe_.size() == 2 && !w_ &&
       static_cast<std::size_t>(fe_[0].n_levels) * static_cast<std::size_t>(fe_[1].n_levels) == n_obs_) {
     // balanced iff every (a, b) pair occurs once
-    std::vector<char> seen(n_obs_, 0);
+    std::vector<bool> seen(n_obs_, false);  // one bit per cell
     bool ok = true;
     for (std::size_t i = 0; i < n_obs_ && ok; ++i) {
       const std::size_t cell = static_cast<std::size_t>(fe_[0].code[i]) * fe_[1].n_levels + fe_[1].code[i];
       ok = !seen[cell];
-      seen[cell] = 1;
+      seen[cell] = true;
     }
     balanced_two_way_ = ok;
   }
