@@ -18,6 +18,7 @@ struct SampleOptions {
   std::string panel_id, panel_time;  // --panel id,time ("" = not given)
   bool keep_singletons = false;
   bool need_time = false;            // Driscoll-Kraay needs the time dimension
+  std::vector<std::string> extra;    // further groupings to carry (e.g. bootstrap clusters)
 };
 
 // Dense integer codes 0..n_levels-1 of one grouping (FE, cluster, time) on the sample rows.
@@ -39,12 +40,16 @@ struct Design {
   std::vector<Grouping> fe;
   std::vector<Grouping> clusters;
   Grouping time;                      // filled when SampleOptions::need_time
+  std::vector<Grouping> extra;        // SampleOptions::extra, in order
   std::vector<std::uint32_t> rows;    // sample row -> data frame row (empty: every row, in order)
   std::size_t n_input = 0, n_dropped_where = 0, n_dropped_missing = 0, n_singletons = 0;
   std::vector<std::pair<std::string, std::size_t>> missing_by_variable;
   bool simulated = false;  // the data carry the stand-in marker column `simulated` == 1
   std::string data_source;
 };
+
+// Is every level of `inner` inside one level of `outer` (on the sample rows)?
+bool nested_in(const Grouping& inner, const Grouping& outer);
 
 Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions& opts);
 

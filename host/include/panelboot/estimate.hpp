@@ -9,6 +9,7 @@
 // K counts the regressors plus the FE levels, less the FE nested in a cluster variable when
 // --dof-fe nested (xtreg, reghdfe, fixest): K = k + sum_d L_d - (D - 1) - sum_nested (L_d - 1).
 #include <Eigen/Dense>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,8 @@ struct FitResult {
   bool simulated = false;
   std::vector<Coefficient> coefficients;
   Eigen::MatrixXd vcov;
+  Eigen::VectorXd beta;   // the estimates, in coefficient order
+  Eigen::MatrixXd bread;  // (X'X)^-1 of the demeaned, sqrt(w)-scaled regressors
   std::vector<std::string> dropped;         // "name (reason)"
   std::size_t n_obs = 0, n_input = 0, n_dropped_where = 0, n_dropped_missing = 0, n_singletons = 0;
   std::vector<std::pair<std::string, std::size_t>> missing_by_variable;
@@ -73,6 +76,18 @@ struct FitResult {
 
 // Estimates the model. Consumes the design: X is demeaned in place and y becomes the residuals.
 FitResult fit(Design& design, const FitOptions& opts);
+
+// The cluster-robust variance as a signed sum over clusterings (one-way: one term; multiway:
+// every intersection of the cluster variables, inclusion-exclusion). weight = sign x G/(G-1) x
+// (N-1)/(N-K) under the chosen --multiway-adj; with no cluster variable, one term with each
+// observation its own cluster and weight N/(N-K) (HC1).
+struct ClusterTerm {
+  const Grouping* grouping = nullptr;   // points into the design, or at `owned`
+  std::shared_ptr<Grouping> owned;      // an intersection
+  double weight = 1.0;
+};
+std::vector<ClusterTerm> clustering_terms(const std::vector<Grouping>& clusters, MultiwayAdj adj,
+                                          double N, double K);
 
 // One row of R b = r from text such as "x1 - 2*x2 = 0.5", over the coefficient names.
 struct LinearRestriction {

@@ -15,6 +15,11 @@ Format parse_format(const std::string& s);
 nlohmann::json fit_json(const std::vector<FitResult>& models);
 std::string render_fit(const std::vector<FitResult>& models, Format fmt);
 
+struct WildResult;
+struct WildOptions;
+nlohmann::json wild_json(const WildResult& w, const WildOptions& wo);
+std::string render_wild(const WildResult& w, const WildOptions& wo, Format fmt);
+
 // Writes `content` to `path` through a temporary file in the same folder and a rename, so a
 // failed run never leaves a partial file.
 void write_file_atomic(const std::string& path, const std::string& content);

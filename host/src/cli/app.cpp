@@ -10,6 +10,7 @@
 #include "panelboot/error.hpp"
 #include "panelboot/estimate.hpp"
 #include "panelboot/report.hpp"
+#include "panelboot/wild.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -50,10 +51,7 @@ void add_data_options(CLI::App* app, CommonOptions& o) {
   app->add_option("--threads", o.threads, "Worker threads (0: all cores); results do not depend on it");
 }
 
-void add_variance_options(CLI::App* app, CommonOptions& o) {
-  app->add_option("--vcov", o.vcov,
-                  "iid | hc1 | cluster | dk (default: cluster with --cluster, else iid)")
-      ->check(CLI::IsMember({"iid", "hc1", "cluster", "dk"}));
+void add_cluster_options(CLI::App* app, CommonOptions& o) {
   app->add_option("--cluster", o.cluster, "Cluster variable(s): 'a' or 'a,b' (two-way)");
   app->add_option("--dof-fe", o.dof_fe,
                   "nested: FE nested in a cluster not counted in K (xtreg, reghdfe, fixest); "
@@ -64,9 +62,15 @@ void add_variance_options(CLI::App* app, CommonOptions& o) {
                   "min: one G_min/(G_min-1) (fixest, reghdfe); each: every term its own (sandwich)")
       ->check(CLI::IsMember({"min", "each"}))
       ->capture_default_str();
+  app->add_option("--level", o.level, "Confidence level")->capture_default_str();
+}
+
+void add_vcov_options(CLI::App* app, CommonOptions& o) {
+  app->add_option("--vcov", o.vcov,
+                  "iid | hc1 | cluster | dk (default: cluster with --cluster, else iid)")
+      ->check(CLI::IsMember({"iid", "hc1", "cluster", "dk"}));
   app->add_flag("--vcov-psd-fix", o.psd_fix, "Clip negative eigenvalues of a multiway variance");
   app->add_option("--dk-lag", o.dk_lag, "Driscoll-Kraay lag (default floor(T^(1/4)), as plm)");
-  app->add_option("--level", o.level, "Confidence level")->capture_default_str();
 }
 
 void add_output_options(CLI::App* app, CommonOptions& o) {
@@ -165,6 +169,65 @@ int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, std::o
   return 0;
 }
 
+struct WildCli {
+  std::vector<std::string> tests;
+  bool joint = false, no_ci = false;
+  std::string B = "9999", weight_type = "rademacher", impose_null = "yes", enumerate = "auto",
+              pvalue = "symmetric", bootcluster, ties = "strict", padjust = "none";
+  std::uint64_t seed = 20250101;
+  std::size_t chunk = 0;
+};
+
+int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::ostream& err) {
+  if (o.formulas.size() != 1)
+    throw InvalidInput("wild takes one --formula (the model whose coefficients --test restricts)");
+  if (o.cluster.empty())
+    throw InvalidInput("wild needs --cluster VAR (or --cluster none for the heteroskedastic wild "
+                       "bootstrap); without it other tools silently bootstrap observations, which "
+                       "is wrong for clustered data");
+  apply_threads(o.threads);
+  const Format fmt = parse_format(o.format);
+  WildOptions wo;
+  wo.tests = w.tests;
+  wo.joint = w.joint;
+  char* end = nullptr;
+  const long long B = std::strtoll(w.B.c_str(), &end, 10);
+  if (w.B.empty() || *end || B < 1)
+    throw InvalidInput("--B '" + w.B + "': give a positive whole number of replications, e.g. --B 9999");
+  wo.n_boot = B;
+  if (B < 99) err << "panelboot: warning: --B " << B << " is below 99; the bootstrap p-value will be coarse\n";
+  wo.weight = parse_weight_type(w.weight_type);
+  wo.impose_null = w.impose_null == "yes";
+  wo.enumerate = w.enumerate == "always" ? Enumerate::kAlways : w.enumerate == "never" ? Enumerate::kNever : Enumerate::kAuto;
+  wo.pvalue = w.pvalue == "equal-tailed" ? PValueType::kEqualTailed : w.pvalue == "lower" ? PValueType::kLower
+            : w.pvalue == "upper" ? PValueType::kUpper : PValueType::kSymmetric;
+  wo.ties = w.ties == "inclusive" ? Ties::kInclusive : Ties::kStrict;
+  wo.padjust = w.padjust == "bonferroni" ? PAdjust::kBonferroni : w.padjust == "sidak" ? PAdjust::kSidak : PAdjust::kNone;
+  wo.level = o.level;
+  wo.bootcluster = w.bootcluster;
+  wo.seed = w.seed;
+  wo.chunk = w.chunk;
+  wo.ci = !w.no_ci;
+  FitOptions fo = fit_options(o);
+  const DataFrame df = read_data(o.data);
+  if (o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
+  const Formula fm = parse_formula(o.formulas[0]);
+  SampleOptions so = sample_options(o, false);
+  if (!w.bootcluster.empty() && w.bootcluster != "intersection") {
+    if (so.cluster.empty())
+      throw InvalidInput("--bootcluster needs error clusters (--cluster VAR)");
+    const Column* c = df.find(w.bootcluster);
+    if (!c) df.column(w.bootcluster);  // unknown: raises with a suggestion
+    so.extra.push_back(w.bootcluster);
+  }
+  Design d = build_design(df, fm, so);
+  if (!w.bootcluster.empty() && w.bootcluster != "intersection" && d.extra[0].n_levels < 2)
+    throw InvalidInput("--bootcluster " + w.bootcluster + " has a single level in the sample; the bootstrap needs at least two clusters");
+  const WildResult res = wild_bootstrap(d, fo, wo);
+  emit(render_wild(res, wo, fmt), o, out);
+  return 0;
+}
+
 int cmd_describe(const CommonOptions& o, std::ostream& out) {
   const DataFrame df = read_data(o.data);
   std::vector<char> keep(df.n_rows(), 1);
@@ -242,13 +305,46 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   add_data_options(fit_cmd, fit_o);
   fit_cmd->add_option("--formula,-f", fit_o.formulas,
                       "Model 'y ~ x1 + x2 | fe1 + fe2' (repeat for several models side by side)");
-  add_variance_options(fit_cmd, fit_o);
+  add_cluster_options(fit_cmd, fit_o);
+  add_vcov_options(fit_cmd, fit_o);
   fit_cmd->add_option("--wald", wald, "Joint test, e.g. 'x1 = 0, x2 = 0' (repeatable)");
   add_output_options(fit_cmd, fit_o);
   fit_cmd->footer(
       "Formula: y ~ x1 + x2 + a:b + a*b + i(f) + i(f, ref=v) + i(f, x) + I(x^2) + log(x) + l(x, 1)"
       " + f(x, 1) [+ 0] | fe1 + fe2 + fe3^fe4\n"
       "Example: panelboot fit --formula 'newqua ~ rgzn + urban | province + year' --cluster province");
+
+  CommonOptions wild_o;
+  WildCli wild_w;
+  CLI::App* wild_cmd = app.add_subcommand(
+      "wild", "Wild cluster bootstrap tests and confidence intervals (WCR/WCU), exact and fast");
+  add_data_options(wild_cmd, wild_o);
+  wild_cmd->add_option("--formula,-f", wild_o.formulas, "Model 'y ~ x1 + x2 | fe1 + fe2'");
+  add_cluster_options(wild_cmd, wild_o);
+  wild_cmd->add_option("--test", wild_w.tests, "Null hypothesis, e.g. 'x1 = 0.04' or 'x1 - x2 = 0' (repeatable)")->required();
+  wild_cmd->add_flag("--joint", wild_w.joint, "One Wald/F test of all --test rows (reported first)");
+  wild_cmd->add_option("--B", wild_w.B, "Bootstrap replications")->capture_default_str();
+  wild_cmd->add_option("--weight-type", wild_w.weight_type, "rademacher | mammen | webb | normal | gamma")
+      ->check(CLI::IsMember({"rademacher", "mammen", "webb", "normal", "gamma"}))->capture_default_str();
+  wild_cmd->add_option("--impose-null", wild_w.impose_null, "yes: WCR (null imposed); no: WCU")
+      ->check(CLI::IsMember({"yes", "no"}))->capture_default_str();
+  wild_cmd->add_option("--enumerate", wild_w.enumerate,
+                       "auto: all 2^G sign vectors when 2^G <= B (Rademacher); always; never")
+      ->check(CLI::IsMember({"auto", "always", "never"}))->capture_default_str();
+  wild_cmd->add_option("--pvalue", wild_w.pvalue, "symmetric | equal-tailed | lower | upper")
+      ->check(CLI::IsMember({"symmetric", "equal-tailed", "lower", "upper"}))->capture_default_str();
+  wild_cmd->add_option("--bootcluster", wild_w.bootcluster,
+                       "Bootstrap clusters: VAR or 'intersection' (default: the error clustering "
+                       "with the fewest clusters)");
+  wild_cmd->add_option("--ties", wild_w.ties, "strict: statistics within 1e-10 of |t| not counted; inclusive: counted")
+      ->check(CLI::IsMember({"strict", "inclusive"}))->capture_default_str();
+  wild_cmd->add_option("--padjust", wild_w.padjust, "none | bonferroni | sidak across several --test")
+      ->check(CLI::IsMember({"none", "bonferroni", "sidak"}))->capture_default_str();
+  wild_cmd->add_option("--seed", wild_w.seed, "Seed of the counter-based generator")->capture_default_str();
+  wild_cmd->add_option("--chunk", wild_w.chunk, "Replications per batch (0: automatic); results do not depend on it");
+  wild_cmd->add_flag("--no-ci", wild_w.no_ci, "Skip the test-inversion confidence interval");
+  add_output_options(wild_cmd, wild_o);
+  wild_cmd->footer("Example: panelboot wild --data d.csv -f 'y ~ x | id + year' --cluster id --test 'x = 0' --B 99999");
 
   CLI::App* desc_cmd = app.add_subcommand("describe", "List a data file's variables with summary statistics");
   desc_cmd->add_option("--data", desc_o.data, "Data file (default: the embedded dataset)");
@@ -264,6 +360,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   try {
     if (fit_cmd->parsed()) return cmd_fit(fit_o, wald, out, err);
     if (desc_cmd->parsed()) return cmd_describe(desc_o, out);
+    if (wild_cmd->parsed()) return cmd_wild(wild_o, wild_w, out, err);
   } catch (const Error& e) {
     err << "panelboot: error: " << e.what() << "\n";
     return 2;

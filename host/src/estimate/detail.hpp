@@ -38,6 +38,9 @@ struct VcovOutput {
 
 VcovOutput compute_vcov(const VcovInput& in);
 
+// Intersection of several groupings, densified.
+Grouping intersect(const std::vector<const Grouping*>& gs);
+
 // sum_g s_g s_g' with s_g = sum_{i in g} x_i u_i, for codes in [0, n_groups).
 Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
                              const std::int32_t* code, std::int32_t n_groups);

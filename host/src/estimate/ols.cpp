@@ -44,17 +44,6 @@ void gram(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg
 
 namespace {
 
-// Is every level of `fe` inside one level of `cl`?
-bool nested_in(const Grouping& fe, const Grouping& cl) {
-  std::vector<std::int32_t> owner(fe.n_levels, -1);
-  for (std::size_t i = 0; i < fe.code.size(); ++i) {
-    std::int32_t& o = owner[fe.code[i]];
-    if (o < 0) o = cl.code[i];
-    else if (o != cl.code[i]) return false;
-  }
-  return true;
-}
-
 std::string fmt(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%g", v);
@@ -247,6 +236,8 @@ FitResult fit(Design& d, const FitOptions& opts) {
   detail::VcovInput in{d, names, d.X.data(), u, n, k, bread, N, K, K_all, opts};
   detail::VcovOutput vo = detail::compute_vcov(in);
   res.vcov = vo.V;
+  res.beta = beta;
+  res.bread = bread;
   res.vcov_type = vo.type;
   res.vcov_label = vo.label;
   res.df_inference = vo.df;

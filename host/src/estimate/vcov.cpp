@@ -28,6 +28,8 @@ std::string num(double v) {
   return b;
 }
 
+}  // namespace
+
 // Intersection of several groupings, densified.
 Grouping intersect(const std::vector<const Grouping*>& gs) {
   Grouping out;
@@ -46,7 +48,43 @@ Grouping intersect(const std::vector<const Grouping*>& gs) {
   return out;
 }
 
-}  // namespace
+}  // namespace panelboot::detail
+
+namespace panelboot {
+
+std::vector<ClusterTerm> clustering_terms(const std::vector<Grouping>& clusters, MultiwayAdj adj,
+                                          double N, double K) {
+  std::vector<ClusterTerm> out;
+  const std::size_t n_cl = clusters.size();
+  if (n_cl == 0) return out;
+  if (n_cl > 4) throw InvalidInput("--cluster: at most four cluster variables");
+  std::int32_t g_min = clusters[0].n_levels;
+  for (const Grouping& g : clusters) g_min = std::min(g_min, g.n_levels);
+  const double small = (N - 1) / (N - K);
+  for (unsigned mask = 1; mask < (1u << n_cl); ++mask) {
+    std::vector<const Grouping*> gs;
+    for (std::size_t c = 0; c < n_cl; ++c)
+      if (mask & (1u << c)) gs.push_back(&clusters[c]);
+    ClusterTerm t;
+    t.grouping = gs[0];
+    if (gs.size() > 1) {
+      t.owned = std::make_shared<Grouping>(detail::intersect(gs));
+      t.grouping = t.owned.get();
+    }
+    const double G = adj == MultiwayAdj::kMin || n_cl == 1 ? static_cast<double>(g_min)
+                                                           : static_cast<double>(t.grouping->n_levels);
+    const double sign = (gs.size() % 2 == 1) ? 1.0 : -1.0;
+    // G/(G-1) is undefined for an intersection with a single cell; such a term has no
+    // between-cluster variation and enters with factor 1.
+    t.weight = sign * (G > 1 ? G / (G - 1) : 1.0) * small;
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+}  // namespace panelboot
+
+namespace panelboot::detail {
 
 VcovOutput compute_vcov(const VcovInput& in) {
   VcovOutput out;
@@ -96,29 +134,10 @@ VcovOutput compute_vcov(const VcovInput& in) {
       }
       const std::int32_t g_min = *std::min_element(out.n_clusters.begin(), out.n_clusters.end());
       const std::size_t n_cl = d.clusters.size();
-      if (n_cl > 4) throw InvalidInput("--cluster: at most four cluster variables");
-      const double small = (N - 1) / (N - K);
       Eigen::MatrixXd meat_sum = Eigen::MatrixXd::Zero(k, k);
-      for (unsigned mask = 1; mask < (1u << n_cl); ++mask) {
-        std::vector<const Grouping*> gs;
-        for (std::size_t c = 0; c < n_cl; ++c)
-          if (mask & (1u << c)) gs.push_back(&d.clusters[c]);
-        Grouping joint;
-        const Grouping* inter = gs[0];
-        if (gs.size() > 1) {
-          joint = intersect(gs);
-          inter = &joint;
-        }
-        const double G = in.opts.multiway_adj == MultiwayAdj::kMin || n_cl == 1
-                             ? static_cast<double>(g_min)
-                             : static_cast<double>(inter->n_levels);
-        const double sign = (gs.size() % 2 == 1) ? 1.0 : -1.0;
-        // G/(G-1) is undefined for an intersection with a single cell; such a term has no
-        // between-cluster variation and contributes with factor 1.
-        const double adj = G > 1 ? G / (G - 1) : 1.0;
-        meat_sum += sign * adj * small *
-                    cluster_meat(in.X, in.u, n, in.n_reg, inter->code.data(), inter->n_levels);
-      }
+      for (const ClusterTerm& t : clustering_terms(d.clusters, in.opts.multiway_adj, N, K))
+        meat_sum += t.weight * cluster_meat(in.X, in.u, n, in.n_reg, t.grouping->code.data(),
+                                            t.grouping->n_levels);
       out.V = in.bread * meat_sum * in.bread;
       out.df = g_min - 1;
       std::string cl;

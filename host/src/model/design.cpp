@@ -157,6 +157,16 @@ std::vector<std::string> split_name(const std::string& s) {
 
 }  // namespace
 
+bool nested_in(const Grouping& inner, const Grouping& outer) {
+  std::vector<std::int32_t> owner(static_cast<std::size_t>(inner.n_levels), -1);
+  for (std::size_t i = 0; i < inner.code.size(); ++i) {
+    std::int32_t& o = owner[inner.code[i]];
+    if (o < 0) o = outer.code[i];
+    else if (o != outer.code[i]) return false;
+  }
+  return true;
+}
+
 GroupCodes group_codes(const DataFrame& df, const std::vector<std::string>& vars) {
   const std::size_t n = df.n_rows();
   GroupCodes out;
@@ -289,6 +299,8 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
   std::vector<GroupCodes> fe_raw, cl_raw;
   for (const auto& vars : fm.fe) fe_raw.push_back(group_codes(df, vars));
   for (const auto& c : opts.cluster) cl_raw.push_back(group_codes(df, split_name(c)));
+  std::vector<GroupCodes> ex_raw;
+  for (const auto& c : opts.extra) ex_raw.push_back(group_codes(df, split_name(c)));
   GroupCodes time_raw;
   if (opts.need_time) {
     if (opts.panel_time.empty())
@@ -316,6 +328,8 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
       if (fe_raw[k].code[r] < 0) mark(fm.fe_names[k]);
     for (std::size_t k = 0; k < cl_raw.size(); ++k)
       if (cl_raw[k].code[r] < 0) mark(opts.cluster[k]);
+    for (std::size_t k = 0; k < ex_raw.size(); ++k)
+      if (ex_raw[k].code[r] < 0) mark(opts.extra[k]);
     if (!time_raw.code.empty() && time_raw.code[r] < 0) mark(opts.panel_time);
     if (!w.empty() && w[r] != w[r]) mark(opts.weights);
     if (!ok) {
@@ -386,6 +400,7 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
   };
   for (std::size_t k = 0; k < fe_raw.size(); ++k) d.fe.push_back(compact(fm.fe_names[k], fe_raw[k]));
   for (std::size_t k = 0; k < cl_raw.size(); ++k) d.clusters.push_back(compact(opts.cluster[k], cl_raw[k]));
+  for (std::size_t k = 0; k < ex_raw.size(); ++k) d.extra.push_back(compact(opts.extra[k], ex_raw[k]));
   d.n_reg = cols.size();
   d.y.resize(d.n_obs);
   for (std::size_t i = 0; i < d.n_obs; ++i) d.y[i] = y[d.rows[i]];

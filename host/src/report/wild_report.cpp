@@ -1,0 +1,109 @@
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "panelboot/config.hpp"
+#include "panelboot/report.hpp"
+#include "panelboot/wild.hpp"
+
+namespace panelboot {
+namespace {
+std::string f(const char* spec, double v) {
+  if (v != v) return "NA";
+  char b[64];
+  std::snprintf(b, sizeof b, spec, v);
+  return b;
+}
+nlohmann::json num_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+}  // namespace
+
+nlohmann::json wild_json(const WildResult& w, const WildOptions& wo) {
+  nlohmann::json j;
+  j["program"] = "panelboot";
+  j["version"] = PANELBOOT_VERSION;
+  j["command"] = "wild";
+  j["simulated_data"] = w.fit.simulated;
+  if (w.fit.simulated) j["note"] = kSimulatedNote;
+  j["model"] = fit_json({w.fit})["models"][0];
+  j["method"] = w.method;
+  j["weight_type"] = w.weight_type;
+  j["bootcluster"] = w.bootcluster;
+  j["n_bootclusters"] = w.n_bootclusters;
+  j["seed"] = w.seed;
+  j["level"] = wo.level;
+  j["ties"] = wo.ties == Ties::kStrict ? "strict" : "inclusive";
+  const char* pv[] = {"symmetric", "equal-tailed", "lower", "upper"};
+  j["pvalue_type"] = pv[static_cast<int>(wo.pvalue)];
+  j["fe_reprojected"] = w.fe_reprojected;
+  j["notes"] = w.notes;
+  j["tests"] = nlohmann::json::array();
+  for (const WildTest& t : w.tests) {
+    nlohmann::json tj;
+    tj["hypothesis"] = t.hypothesis;
+    tj["q"] = t.q;
+    if (t.q == 1) tj["t_stat"] = t.stat;
+    else tj["f_stat"] = t.stat;
+    tj["p_value"] = num_or_null(t.p_value);
+    tj["p_value_adjusted"] = num_or_null(t.p_value_adjusted);
+    tj["crve_p_value"] = t.crve_p_value;
+    tj["ci_low"] = t.ci_available ? nlohmann::json(t.ci_low) : nlohmann::json();
+    tj["ci_high"] = t.ci_available ? nlohmann::json(t.ci_high) : nlohmann::json();
+    tj["ci_pieces"] = nlohmann::json::array();
+    for (const auto& pc : t.ci_pieces) tj["ci_pieces"].push_back({pc.first, pc.second});
+    if (t.ci_available) tj["ci_tolerance"] = t.ci_tol;
+    tj["n_boot"] = t.n_boot;
+    tj["n_finite"] = t.n_finite;
+    tj["n_exceed"] = t.n_exceed;
+    tj["enumerated"] = t.enumerated;
+    if (!t.note.empty()) tj["note"] = t.note;
+    j["tests"].push_back(tj);
+  }
+  return j;
+}
+
+std::string render_wild(const WildResult& w, const WildOptions& wo, Format fmt) {
+  if (fmt == Format::kJson) return wild_json(w, wo).dump(2) + "\n";
+  std::ostringstream o;
+  if (fmt == Format::kCsv) {
+    o << "hypothesis,q,stat,crve_p_value,p_value,p_value_adjusted,ci_low,ci_high,n_boot,enumerated,method,weight_type\n";
+    for (const WildTest& t : w.tests)
+      o << "\"" << t.hypothesis << "\"," << t.q << "," << f("%.17g", t.stat) << "," << f("%.17g", t.crve_p_value)
+        << "," << f("%.17g", t.p_value) << "," << f("%.17g", t.p_value_adjusted) << ","
+        << (t.ci_available ? f("%.17g", t.ci_low) : "") << "," << (t.ci_available ? f("%.17g", t.ci_high) : "")
+        << "," << t.n_boot << "," << (t.enumerated ? 1 : 0) << "," << w.method << "," << w.weight_type << "\n";
+    return o.str();
+  }
+  const int lvl = static_cast<int>(std::lround(wo.level * 100));
+  o << render_fit({w.fit}, Format::kText);
+  o << "Wild " << (w.bootcluster == "(observation)" ? "(heteroskedastic) " : "cluster ") << "bootstrap: "
+    << w.method << ", " << w.weight_type << " weights, bootstrap clusters " << w.bootcluster << " ("
+    << w.n_bootclusters << "), seed " << w.seed << "\n";
+  const bool md = fmt == Format::kMarkdown;
+  if (md) o << "\n| hypothesis | t / F | CRVE p | bootstrap p | " << lvl << "% CI | B | enumerated |\n|---|---:|---:|---:|---|---:|---|\n";
+  else
+    o << "\n  hypothesis                      t / F    CRVE p  boot. p    [" << lvl
+      << "% CI (test inversion)]            B  enum.\n";
+  for (const WildTest& t : w.tests) {
+    std::string ci = t.ci_available ? "[" + f("%.6g", t.ci_low) + ", " + f("%.6g", t.ci_high) + "]" : "-";
+    std::string stat = (t.q > 1 ? "F=" : "") + f("%.4f", t.stat);
+    std::string pb = f("%.4f", t.p_value);
+    if (wo.padjust != PAdjust::kNone) pb += " (adj " + f("%.4f", t.p_value_adjusted) + ")";
+    if (md) {
+      o << "| " << t.hypothesis << " | " << stat << " | " << f("%.4f", t.crve_p_value) << " | " << pb << " | " << ci
+        << " | " << t.n_boot << " | " << (t.enumerated ? "yes" : "no") << " |\n";
+    } else {
+      char line[512];
+      std::snprintf(line, sizeof line, "  %-30s %8s  %8s  %7s  %-34s %9lld  %s\n", t.hypothesis.c_str(),
+                    stat.c_str(), f("%.4f", t.crve_p_value).c_str(), pb.c_str(), ci.c_str(),
+                    static_cast<long long>(t.n_boot), t.enumerated ? "yes" : "no");
+      o << line;
+    }
+    if (!t.note.empty()) o << "    note: " << t.note << "\n";
+  }
+  for (const auto& n : w.notes) o << "Note: " << n << "\n";
+  o << "p-values: " << (wo.pvalue == PValueType::kSymmetric ? "symmetric" : wo.pvalue == PValueType::kEqualTailed ? "equal-tailed" : wo.pvalue == PValueType::kLower ? "lower" : "upper")
+    << "; ties (|t*| within 1e-10 of |t|) " << (wo.ties == Ties::kStrict ? "not counted (strict)" : "counted (inclusive)") << "\n";
+  return o.str();
+}
+
+}  // namespace panelboot

@@ -1,0 +1,81 @@
+#pragma once
+// Wild bootstrap weights from a counter-based generator (Philox4x32-10, Random123), keyed by
+// (seed, replication, cluster): the weight of cluster g in replication b is a pure function of
+// (seed, b, g, type), so results do not depend on threads, chunking, GPU grid or MPI ranks.
+// Shared by the CPU backend and the CUDA kernels (PB_HD).
+#include <Random123/philox.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "panelboot/kernels/hd.hpp"
+
+namespace panelboot::kernels {
+
+enum class WeightType : int { kRademacher = 0, kMammen = 1, kWebb = 2, kNormal = 3, kGamma = 4 };
+
+// Counter layout: {b low, b high, block, stream}; key: {seed low, seed high}.
+PB_HD inline r123::Philox4x32::ctr_type philox_block(std::uint64_t seed, std::uint64_t b,
+                                                     std::uint32_t block, std::uint32_t stream) {
+  r123::Philox4x32 rng;
+  r123::Philox4x32::ctr_type c = {{static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(b >> 32),
+                                   block, stream}};
+  r123::Philox4x32::key_type k = {{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)}};
+  return rng(c, k);
+}
+
+// (w + 0.5) / 2^32: in (0, 1), never 0 or 1.
+PB_HD inline double to_unit(std::uint32_t w) { return (static_cast<double>(w) + 0.5) * 2.3283064365386963e-10; }
+
+PB_HD inline double standard_normal(std::uint32_t w1, std::uint32_t w2) {
+  const double u1 = to_unit(w1), u2 = to_unit(w2);
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+// The weight of cluster g in replication b.
+PB_HD inline double wild_weight(std::uint64_t seed, std::uint64_t b, std::uint32_t g, WeightType type) {
+  switch (type) {
+    case WeightType::kRademacher: {
+      // one Philox block gives 128 signs: clusters 128j .. 128j+127
+      const auto r = philox_block(seed, b, g >> 7, 0);
+      const std::uint32_t bit = (r.v[(g >> 5) & 3] >> (g & 31)) & 1u;
+      return bit ? 1.0 : -1.0;
+    }
+    case WeightType::kMammen: {
+      const auto r = philox_block(seed, b, g >> 2, 1);
+      const double u = to_unit(r.v[g & 3]);
+      const double s5 = 2.23606797749979;  // sqrt(5)
+      // 1 - phi = (1 - sqrt5)/2 with probability phi/sqrt5 = (sqrt5 + 1)/(2 sqrt5), else phi
+      return u < (s5 + 1.0) / (2.0 * s5) ? (1.0 - s5) / 2.0 : (1.0 + s5) / 2.0;
+    }
+    case WeightType::kWebb: {
+      const auto r = philox_block(seed, b, g >> 2, 2);
+      const std::uint32_t idx = static_cast<std::uint32_t>((static_cast<std::uint64_t>(r.v[g & 3]) * 6u) >> 32);
+      const double pts[6] = {-1.224744871391589, -1.0, -0.7071067811865476,
+                             0.7071067811865476, 1.0, 1.224744871391589};
+      return pts[idx];
+    }
+    case WeightType::kNormal: {
+      const auto r = philox_block(seed, b, g >> 1, 3);
+      return standard_normal(r.v[(g & 1) * 2], r.v[(g & 1) * 2 + 1]);
+    }
+    case WeightType::kGamma: {
+      // Gamma(shape 4, scale 0.5) - 2: mean 0, variance 1. Marsaglia-Tsang, one Philox block per
+      // attempt (the attempt number is the counter's stream word).
+      const double d = 4.0 - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+      for (std::uint32_t attempt = 0; attempt < 64; ++attempt) {
+        const auto r = philox_block(seed, b, g, 16u + attempt);
+        const double z = standard_normal(r.v[0], r.v[1]);
+        const double t = 1.0 + c * z;
+        if (t <= 0) continue;
+        const double v = t * t * t;
+        const double u = to_unit(r.v[2]);
+        if (log(u) < 0.5 * z * z + d - d * v + d * log(v)) return 0.5 * d * v - 2.0;
+      }
+      return 0.0;  // unreachable in practice (acceptance rate ~0.98 per attempt)
+    }
+  }
+  return 0.0;
+}
+
+}  // namespace panelboot::kernels

@@ -1,0 +1,456 @@
+// The wild bootstrap: golden numbers of boottest's examples, and the fast algorithm against
+// refitting OLS with explicit dummies for every replication, on random small problems.
+#include <Eigen/Dense>
+#include <map>
+#include <random>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "helpers.hpp"
+#include "panelboot/design.hpp"
+#include "panelboot/error.hpp"
+#include "panelboot/wild.hpp"
+
+using namespace panelboot;
+
+namespace {
+
+Column numeric(const std::string& name, const std::vector<double>& v) {
+  Column c;
+  c.name = name;
+  c.num = v;
+  return c;
+}
+
+struct Problem {
+  DataFrame df;
+  std::vector<int> unit, time, grp;
+  std::vector<double> y, w, x1, x2;
+  int n_units, n_t;
+};
+
+Problem random_problem(std::mt19937_64& rng, int n_units, int n_t) {
+  std::normal_distribution<double> nd;
+  std::uniform_real_distribution<double> ud(0.5, 2.0);
+  Problem p;
+  p.n_units = n_units;
+  p.n_t = n_t;
+  std::vector<double> ua(n_units), ta(n_t);
+  for (auto& a : ua) a = nd(rng);
+  for (auto& a : ta) a = nd(rng);
+  for (int i = 0; i < n_units; ++i)
+    for (int t = 0; t < n_t; ++t) {
+      if (t > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < 0.15) continue;  // unbalanced
+      p.unit.push_back(i);
+      p.time.push_back(t);
+      p.grp.push_back(i % 4);
+      const double x1 = nd(rng) + 0.5 * ua[i] + 0.3 * ta[t], x2 = nd(rng) - 0.4 * ta[t];
+      p.x1.push_back(x1);
+      p.x2.push_back(x2);
+      p.y.push_back(ua[i] + ta[t] + 0.3 * x1 - 0.2 * x2 + nd(rng) * (1 + 0.5 * (i % 3)));
+      p.w.push_back(ud(rng));
+    }
+  auto as_d = [](const std::vector<int>& v) { return std::vector<double>(v.begin(), v.end()); };
+  p.df.source = "random";
+  for (auto* c : {&p.unit, &p.time, &p.grp}) (void)c;
+  p.df.columns.push_back(numeric("unit", as_d(p.unit)));
+  p.df.columns.push_back(numeric("time", as_d(p.time)));
+  p.df.columns.push_back(numeric("grp", as_d(p.grp)));
+  p.df.columns.push_back(numeric("y", p.y));
+  p.df.columns.push_back(numeric("w", p.w));
+  p.df.columns.push_back(numeric("x1", p.x1));
+  p.df.columns.push_back(numeric("x2", p.x2));
+  p.df.row_line.resize(p.y.size());
+  for (std::size_t r = 0; r < p.y.size(); ++r) p.df.row_line[r] = static_cast<std::uint32_t>(r + 2);
+  return p;
+}
+
+struct Config {
+  std::vector<std::string> cluster;  // empty: heteroskedastic
+  bool weighted, impose_null;
+  WeightType weight;
+  std::string test;                  // over x1, x2
+};
+
+// t for y_star by OLS on [x1 x2, unit dummies, time dummies (first dropped)], rows scaled by
+// sqrt(w), with every column counted in K; cluster-robust by inclusion-exclusion with each
+// term's own G/(G-1) (two-way) or HC1 (no clusters).
+struct Brute {
+  Eigen::MatrixXd Z;  // scaled design
+  Eigen::VectorXd sw;
+  std::vector<std::vector<int>> clusters;  // codes per clustering term (intersections added)
+  std::vector<double> term_sign;
+  double N, K;
+  Eigen::MatrixXd ZtZi;
+};
+
+Brute make_brute(const Problem& p, const Config& c) {
+  Brute b;
+  const int n = static_cast<int>(p.y.size());
+  Eigen::MatrixXd Z = Eigen::MatrixXd::Zero(n, 2 + p.n_units + p.n_t - 1);
+  b.sw.resize(n);
+  for (int i = 0; i < n; ++i) {
+    const double s = c.weighted ? std::sqrt(p.w[i]) : 1.0;
+    b.sw(i) = s;
+    Z(i, 0) = s * p.x1[i];
+    Z(i, 1) = s * p.x2[i];
+    Z(i, 2 + p.unit[i]) = s;
+    if (p.time[i] > 0) Z(i, 2 + p.n_units + p.time[i] - 1) = s;
+  }
+  b.Z = Z;
+  b.ZtZi = (Z.transpose() * Z).inverse();
+  b.N = n;
+  b.K = static_cast<double>(Z.cols());
+  auto codes = [&](const std::string& v) {
+    if (v == "unit") return p.unit;
+    if (v == "time") return p.time;
+    return p.grp;
+  };
+  if (c.cluster.size() == 1) {
+    b.clusters.push_back(codes(c.cluster[0]));
+    b.term_sign.push_back(1);
+  } else if (c.cluster.size() == 2) {
+    auto a = codes(c.cluster[0]), bb = codes(c.cluster[1]);
+    std::vector<int> ab(a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) ab[i] = a[i] * 1000 + bb[i];
+    b.clusters = {a, bb, ab};
+    b.term_sign = {1, 1, -1};
+  }
+  return b;
+}
+
+double brute_t(const Brute& b, const Eigen::VectorXd& y_scaled, const Eigen::RowVectorXd& R, double r) {
+  const Eigen::VectorXd beta = b.ZtZi * (b.Z.transpose() * y_scaled);
+  const Eigen::VectorXd u = y_scaled - b.Z * beta;
+  Eigen::RowVectorXd Rf = Eigen::RowVectorXd::Zero(b.Z.cols());
+  Rf.head(2) = R;
+  Eigen::MatrixXd meat = Eigen::MatrixXd::Zero(b.Z.cols(), b.Z.cols());
+  if (b.clusters.empty()) {
+    for (Eigen::Index i = 0; i < b.Z.rows(); ++i) meat += (b.Z.row(i).transpose() * b.Z.row(i)) * u(i) * u(i);
+    meat *= b.N / (b.N - b.K);
+  } else {
+    for (std::size_t s = 0; s < b.clusters.size(); ++s) {
+      std::map<int, Eigen::VectorXd> sc;
+      for (Eigen::Index i = 0; i < b.Z.rows(); ++i) {
+        auto it = sc.find(b.clusters[s][i]);
+        if (it == sc.end()) it = sc.emplace(b.clusters[s][i], Eigen::VectorXd::Zero(b.Z.cols())).first;
+        it->second += b.Z.row(i).transpose() * u(i);
+      }
+      const double G = static_cast<double>(sc.size());
+      const double m = (G > 1 ? G / (G - 1) : 1.0) * (b.N - 1) / (b.N - b.K);
+      for (auto& kv : sc) meat += b.term_sign[s] * m * kv.second * kv.second.transpose();
+    }
+  }
+  const double var = Rf * b.ZtZi * meat * b.ZtZi * Rf.transpose();
+  return ((Rf * beta)(0) - r) / std::sqrt(var);
+}
+
+FitOptions fit_opts() {
+  FitOptions fo;
+  fo.vcov = VcovType::kCluster;
+  fo.dof_fe = DofFe::kAll;
+  fo.multiway_adj = MultiwayAdj::kEach;
+  return fo;
+}
+
+// Compares the first `keep` bootstrap statistics of the fast path with brute-force refits.
+void check_against_brute_force(const Problem& p, const Config& c, bool enumerate, std::uint64_t seed) {
+  SampleOptions so;
+  so.cluster = c.cluster;
+  so.keep_singletons = true;
+  if (c.weighted) so.weights = "w";
+  const Formula fm = parse_formula("y ~ x1 + x2 | unit + time");
+  Design probe = build_design(p.df, fm, so);
+  // the bootstrap clustering's codes (fewest clusters; observations when none)
+  std::vector<std::int32_t> bcode;
+  std::int32_t G;
+  if (probe.clusters.empty()) {
+    G = static_cast<std::int32_t>(probe.n_obs);
+    for (std::int32_t i = 0; i < G; ++i) bcode.push_back(i);
+  } else {
+    const Grouping* best = &probe.clusters[0];
+    for (const Grouping& g : probe.clusters)
+      if (g.n_levels < best->n_levels) best = &g;
+    bcode = best->code;
+    G = best->n_levels;
+  }
+  WildOptions wo;
+  wo.tests = {c.test};
+  wo.impose_null = c.impose_null;
+  wo.weight = c.weight;
+  wo.seed = seed;
+  wo.n_boot = 12;
+  wo.ci = false;
+  wo.enumerate = enumerate ? Enumerate::kAlways : Enumerate::kNever;
+  WildTrace tr;
+  tr.keep = enumerate ? (std::size_t{1} << (G - 1)) : 12;
+  Design d = build_design(p.df, fm, so);
+  FitOptions fo = fit_opts();
+  if (c.cluster.empty()) fo.vcov = VcovType::kHc1;
+  const WildResult res = wild_bootstrap(d, fo, wo, &tr);
+
+  const Brute b = make_brute(p, c);
+  const std::vector<LinearRestriction> rows = parse_restrictions(c.test, {"x1", "x2"});
+  const Eigen::RowVectorXd R = rows[0].R.transpose();
+  const double r = rows[0].r;
+  const Eigen::VectorXd ys = b.sw.cwiseProduct(Eigen::Map<const Eigen::VectorXd>(p.y.data(), p.y.size()));
+  // observed t equals the brute-force t (a two-way variance can be negative: then both are NaN)
+  const double t_obs = brute_t(b, ys, R, r);
+  if (std::isnan(t_obs)) {
+    EXPECT_TRUE(std::isnan(res.tests[0].stat));
+    return;
+  }
+  EXPECT_NEAR(res.tests[0].stat, t_obs, 1e-9 * std::fabs(t_obs));
+  // restricted (or unrestricted) fit in the scaled dummy regression
+  const Eigen::VectorXd beta = b.ZtZi * (b.Z.transpose() * ys);
+  Eigen::RowVectorXd Rf = Eigen::RowVectorXd::Zero(b.Z.cols());
+  Rf.head(2) = R;
+  Eigen::VectorXd bt = beta;
+  if (c.impose_null) bt = beta - b.ZtZi * Rf.transpose() * ((Rf * beta)(0) - r) / (Rf * b.ZtZi * Rf.transpose())(0);
+  const Eigen::VectorXd fitted = b.Z * bt, resid = ys - fitted;
+  const double r_b = c.impose_null ? r : (Rf * beta)(0);
+  ASSERT_EQ(tr.stats[0].size(), tr.keep);
+  for (std::size_t rep = 0; rep < tr.keep; ++rep) {
+    Eigen::VectorXd ystar(ys.size());
+    for (Eigen::Index i = 0; i < ys.size(); ++i) {
+      const double v = enumerate ? enumerated_weight(rep, bcode[i])
+                                 : kernels::wild_weight(seed, rep, static_cast<std::uint32_t>(bcode[i]), c.weight);
+      ystar(i) = fitted(i) + v * resid(i);
+    }
+    const double t_brute = brute_t(b, ystar, R, r_b);
+    if (std::isnan(t_brute)) {  // a two-way variance can be negative: both sides must say so
+      EXPECT_TRUE(std::isnan(tr.stats[0][rep])) << "replication " << rep;
+      continue;
+    }
+    // relative 1e-8; a huge |t*| means a nearly vanishing denominator, computed by cancellation
+    // in both paths, so the tolerance widens with |t*| beyond 10
+    const double at = std::max(1.0, std::fabs(t_brute));
+    EXPECT_NEAR(tr.stats[0][rep], t_brute, 1e-8 * at * std::max(1.0, at / 10)) << "replication " << rep;
+  }
+}
+
+}  // namespace
+
+TEST(WildGolden, BoottestCollapsedEnumeratedCountsUnderEachTieRule) {
+  const std::string d = pbtest::data_path("boottest_collapsed.csv");
+  for (const char* ties : {"strict", "inclusive"}) {
+    const auto r = pbtest::run({"wild", "--data", d, "-f", "hasinsurance ~ selfemployed + post + post_self",
+                                "--cluster", "year", "--test", "post_self = 0.04", "--test", "post = 0",
+                                "--ties", ties, "--format", "json"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    const auto& t = j["tests"][0];
+    pbtest::expect_printed(t["t_stat"], "2.0194", "t");
+    EXPECT_EQ(t["enumerated"], true);
+    EXPECT_EQ(t["n_boot"], 256);
+    EXPECT_EQ(t["n_exceed"], std::string(ties) == "strict" ? 18 : 20) << ties;
+    EXPECT_DOUBLE_EQ(t["p_value"].get<double>(), (std::string(ties) == "strict" ? 18 : 20) / 256.0);
+    pbtest::expect_printed(j["tests"][1]["t_stat"], "-5.5821", "t post");
+    if (std::string(ties) == "strict") {
+      EXPECT_NEAR(t["ci_low"].get<double>(), 0.03874, 0.002);
+      EXPECT_NEAR(t["ci_high"].get<double>(), 0.07098, 0.002);
+    }
+  }
+}
+
+TEST(WildGolden, GrayCodeWalkGivesTheSameCounts) {
+  const DataFrame df = read_data(pbtest::data_path("boottest_collapsed.csv"));
+  SampleOptions so;
+  so.cluster = {"year"};
+  for (Ties ties : {Ties::kStrict, Ties::kInclusive}) {
+    Design d = build_design(df, parse_formula("hasinsurance ~ selfemployed + post + post_self"), so);
+    WildOptions wo;
+    wo.tests = {"post_self = 0.04"};
+    wo.force_gray = true;
+    wo.enumerate = Enumerate::kAlways;
+    wo.ties = ties;
+    FitOptions fo;
+    const WildResult r = wild_bootstrap(d, fo, wo);
+    EXPECT_EQ(r.tests[0].n_exceed, ties == Ties::kStrict ? 18 : 20);
+    EXPECT_EQ(r.tests[0].n_boot, 256);
+  }
+}
+
+TEST(WildGolden, Nlsw88CrveT) {
+  const auto r = pbtest::run({"wild", "--data", pbtest::data_path("boottest_nlsw88.csv"), "-f",
+                              "wage ~ tenure + ttl_exp + collgrad", "--cluster", "industry", "--test",
+                              "tenure = 0", "--B", "999", "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  pbtest::expect_printed(j["tests"][0]["t_stat"], "1.0772", "t tenure");
+  EXPECT_EQ(j["n_bootclusters"], 12);
+  EXPECT_EQ(j["tests"][0]["n_boot"], 999);
+}
+
+TEST(WildBruteForce, EveryReplicationEqualsARefit) {
+  const std::uint64_t seed = pbtest::fresh_seed();
+  SCOPED_TRACE("PB_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const std::vector<std::vector<std::string>> clusterings = {{"unit"}, {"grp"}, {"unit", "time"}, {}};
+  const WeightType types[] = {WeightType::kRademacher, WeightType::kMammen, WeightType::kWebb,
+                              WeightType::kNormal, WeightType::kGamma};
+  int case_no = 0;
+  for (const auto& cl : clusterings)
+    for (bool weighted : {false, true})
+      for (bool wcr : {true, false}) {
+        const WeightType wt = types[case_no++ % 5];
+        const int n_units = 5 + static_cast<int>(rng() % 6), n_t = 3 + static_cast<int>(rng() % 3);
+        Problem p = random_problem(rng, n_units, n_t);
+        Config c{cl, weighted, wcr, wt, (case_no % 2) ? "x1 = 0.3" : "x1 - x2 = 0.1"};
+        SCOPED_TRACE("case " + std::to_string(case_no) + " clusters " + std::to_string(cl.size()) +
+                     (weighted ? " weighted" : "") + (wcr ? " WCR " : " WCU ") + weight_type_name(wt));
+        check_against_brute_force(p, c, false, seed + case_no);
+      }
+}
+
+TEST(WildBruteForce, EnumerationEqualsBruteForceEnumeration) {
+  std::mt19937_64 rng(pbtest::fresh_seed());
+  for (bool wcr : {true, false}) {
+    Problem p = random_problem(rng, 6, 4);
+    check_against_brute_force(p, Config{{"unit"}, false, wcr, WeightType::kRademacher, "x1 = 0"}, true, 1);
+  }
+}
+
+TEST(WildFixedEffects, AbsorbedEqualsExplicitDummies) {
+  // Year FE are not nested in unit clusters: the absorbed path must re-project them.
+  std::mt19937_64 rng(pbtest::fresh_seed());
+  Problem p = random_problem(rng, 9, 5);
+  SampleOptions so;
+  so.cluster = {"unit"};
+  so.keep_singletons = true;
+  WildOptions wo;
+  wo.tests = {"x1 = 0.2"};
+  wo.n_boot = 499;
+  wo.enumerate = Enumerate::kNever;
+  WildTrace ta, tb;
+  ta.keep = tb.keep = 20;
+  for (DofFe dof : {DofFe::kAll, DofFe::kNested}) {
+    FitOptions fo;
+    fo.vcov = VcovType::kCluster;
+    fo.dof_fe = dof;
+    Design a = build_design(p.df, parse_formula("y ~ x1 + x2 | unit + time"), so);
+    Design b = build_design(p.df, parse_formula("y ~ x1 + x2 + i(time) | unit"), so);
+    const WildResult ra = wild_bootstrap(a, fo, wo, &ta);
+    const WildResult rb = wild_bootstrap(b, fo, wo, &tb);
+    ASSERT_EQ(ra.fe_reprojected, std::vector<std::string>{"time"});
+    EXPECT_TRUE(rb.fe_reprojected.empty());
+    if (dof == DofFe::kAll) {
+      EXPECT_NEAR(ra.tests[0].stat, rb.tests[0].stat, 1e-9 * std::fabs(rb.tests[0].stat));
+      for (std::size_t i = 0; i < ta.keep; ++i) EXPECT_NEAR(ta.stats[0][i], tb.stats[0][i], 1e-8);
+    }
+    // one-way clustering: the small-sample factor cancels in the p-value under any convention
+    EXPECT_EQ(ra.tests[0].n_exceed, rb.tests[0].n_exceed);
+    EXPECT_EQ(ra.tests[0].p_value, rb.tests[0].p_value);
+  }
+}
+
+TEST(WildReproducible, SameCountsForAnyThreadsAndChunk) {
+  std::mt19937_64 rng(pbtest::fresh_seed());
+  Problem p = random_problem(rng, 10, 4);
+  SampleOptions so;
+  so.cluster = {"unit"};
+  std::vector<std::int64_t> counts;
+  std::vector<double> lows;
+  for (int variant = 0; variant < 4; ++variant) {
+#ifdef _OPENMP
+    omp_set_num_threads(variant % 2 ? 2 : 1);
+#endif
+    WildOptions wo;
+    wo.tests = {"x1 = 0.3"};
+    wo.n_boot = 2000;
+    wo.weight = WeightType::kWebb;
+    wo.chunk = variant < 2 ? 64 : 333;
+    Design d = build_design(p.df, parse_formula("y ~ x1 + x2 | unit + time"), so);
+    const WildResult r = wild_bootstrap(d, fit_opts(), wo);
+    counts.push_back(r.tests[0].n_exceed);
+    lows.push_back(r.tests[0].ci_low);
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(2);
+#endif
+  for (std::size_t i = 1; i < counts.size(); ++i) {
+    EXPECT_EQ(counts[i], counts[0]);
+    EXPECT_EQ(lows[i], lows[0]);
+  }
+}
+
+TEST(WildInversion, ConfidenceBoundsAreWhereThePValueCrossesAlpha) {
+  std::mt19937_64 rng(pbtest::fresh_seed());
+  Problem p = random_problem(rng, 10, 5);
+  SampleOptions so;
+  so.cluster = {"unit"};
+  for (bool wcr : {true, false}) {
+    WildOptions wo;
+    wo.tests = {"x1 = 0"};
+    wo.n_boot = 999;
+    wo.impose_null = wcr;
+    wo.enumerate = Enumerate::kNever;
+    Design d = build_design(p.df, parse_formula("y ~ x1 + x2 | unit + time"), so);
+    const WildResult r = wild_bootstrap(d, fit_opts(), wo);
+    ASSERT_TRUE(r.tests[0].ci_available);
+    const double lo = r.tests[0].ci_low, hi = r.tests[0].ci_high, eps = 1e-4 * (hi - lo);
+    auto p_at = [&](double r0) {
+      WildOptions w2 = wo;
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "x1 = %.17g", r0);
+      w2.tests = {buf};
+      w2.ci = false;
+      Design d2 = build_design(p.df, parse_formula("y ~ x1 + x2 | unit + time"), so);
+      return wild_bootstrap(d2, fit_opts(), w2).tests[0].p_value;
+    };
+    EXPECT_LE(p_at(lo - eps), 0.05);
+    EXPECT_GT(p_at(lo + eps), 0.05);
+    EXPECT_GT(p_at(hi - eps), 0.05);
+    EXPECT_LE(p_at(hi + eps), 0.05);
+  }
+}
+
+TEST(WildJoint, WaldStatisticOfTwoRowsMatchesTheFit) {
+  const std::string d = pbtest::data_path("boottest_collapsed.csv");
+  const auto r = pbtest::run({"wild", "--data", d, "-f", "hasinsurance ~ selfemployed + post + post_self",
+                              "--cluster", "year", "--test", "post_self = 0.04", "--test", "post = 0",
+                              "--joint", "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["tests"].size(), 3u);
+  EXPECT_EQ(j["tests"][0]["q"], 2);
+  const auto f = pbtest::fit_json({"--data", d, "-f", "hasinsurance ~ selfemployed + post + post_self", "--cluster",
+                                   "year", "--wald", "post_self = 0.04, post = 0"});
+  EXPECT_NEAR(j["tests"][0]["f_stat"].get<double>(), f["models"][0]["wald"][0]["f_stat"].get<double>(), 1e-9);
+  const double p = j["tests"][0]["p_value"];
+  EXPECT_GE(p, 0.0);
+  EXPECT_LE(p, 1.0);
+  // each vector and its negation give the same Wald statistic: counts are even
+  EXPECT_EQ(j["tests"][0]["n_exceed"].get<int>() % 2, 0);
+}
+
+TEST(WildErrors, ClearMessages) {
+  const std::string d = pbtest::data_path("boottest_collapsed.csv");
+  const std::vector<std::string> base{"wild", "--data", d, "-f", "hasinsurance ~ selfemployed + post + post_self"};
+  auto err_of = [&](std::vector<std::string> extra) {
+    auto a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    const auto r = pbtest::run(a);
+    EXPECT_NE(r.status, 0);
+    return r.err;
+  };
+  EXPECT_NE(err_of({"--test", "post = 0"}).find("wild needs --cluster"), std::string::npos);
+  EXPECT_NE(err_of({"--cluster", "year", "--test", "psot = 0"}).find("did you mean 'post'"), std::string::npos);
+  EXPECT_NE(err_of({"--cluster", "year", "--test", "post = 0", "--B", "lots"}).find("--B 'lots'"), std::string::npos);
+  EXPECT_NE(err_of({"--cluster", "year", "--test", "post = 0", "--where", "year == 1983"}).find("single level"),
+            std::string::npos);
+  EXPECT_NE(err_of({"--cluster", "year", "--test", "post = 0", "--enumerate", "always", "--weight-type", "webb"})
+                .find("needs --weight-type rademacher"),
+            std::string::npos);
+  EXPECT_NE(err_of({"--cluster", "year", "--test", "post = 0", "--bootcluster", "yeer"}).find("did you mean 'year'"),
+            std::string::npos);
+  EXPECT_NE(err_of({"--cluster", "year", "--test", "post = 0", "--bootcluster", "post_self", "--where",
+                    "post_self == 0"})
+                .find("single level"),
+            std::string::npos);
+  const auto r = pbtest::run({"wild", "--data", d, "-f", "hasinsurance ~ selfemployed + post + post_self",
+                              "--cluster", "year", "--test", "post = 0", "--B", "50", "--enumerate", "never"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.err.find("below 99"), std::string::npos);
+}
