@@ -454,3 +454,25 @@ TEST(WildErrors, ClearMessages) {
   EXPECT_EQ(r.status, 0);
   EXPECT_NE(r.err.find("below 99"), std::string::npos);
 }
+
+TEST(WildWeights, RowGeneratorEqualsTheScalarOneAndMomentsHold) {
+  for (WeightType t : {WeightType::kRademacher, WeightType::kMammen, WeightType::kWebb, WeightType::kNormal,
+                       WeightType::kGamma}) {
+    const std::uint32_t G = 300;
+    double s1 = 0, s2 = 0;
+    long cnt = 0;
+    for (std::uint64_t b = 0; b < 400; ++b) {
+      std::vector<double> row(G);
+      kernels::wild_weights_row(77, b, G, t, row.data(), 1);
+      for (std::uint32_t g = 0; g < G; ++g) {
+        ASSERT_EQ(row[g], kernels::wild_weight(77, b, g, t)) << weight_type_name(t);
+        s1 += row[g];
+        s2 += row[g] * row[g];
+        ++cnt;
+      }
+    }
+    // mean 0, variance 1 (120,000 draws: standard error of the mean about 0.003)
+    EXPECT_NEAR(s1 / cnt, 0.0, 0.015) << weight_type_name(t);
+    EXPECT_NEAR(s2 / cnt, 1.0, 0.03) << weight_type_name(t);
+  }
+}

@@ -189,6 +189,9 @@ class WildEngine {
   // For a chunk of nb replications with weights V (G x nb, row-major), the numerators
   // N[p][j] (nb) and the denominator pieces: for q = 1, D[p1 * P + p2] = sum_S w_S sum_c
   // Z^p1 Z^p2; for q > 1 (one part), D[j * q + l].
+  // Built twice (AVX2 and baseline) and picked at run time; no fused multiply-add is used, so
+  // both give the same bits.
+  __attribute__((target_clones("avx2", "default")))
   void evaluate(const double* V, std::size_t nb, std::vector<std::vector<double>>& N,
                 std::vector<std::vector<double>>& D, std::vector<double>& scratch) const {
     const std::size_t P = parts_.size();
@@ -359,16 +362,71 @@ struct Coefs {
   }
 };
 
-Counts count_at(const Coefs& cf, double delta, double t_obs, bool inclusive, bool symmetric_pairs) {
-  Counts c;
-  const double tol = kTieTol * std::max(std::fabs(t_obs), 1e-300);
-  for (std::size_t b = 0; b < cf.n0.size(); ++b) {
-    const double num = cf.n0[b] + delta * cf.n1[b];
-    const double den = cf.d0[b] + 2 * delta * cf.d1[b] + delta * delta * cf.d2[b];
-    const double s = num / std::sqrt(den);
-    c.add(s, t_obs, tol, inclusive);
-    if (symmetric_pairs) c.add(-s, t_obs, tol, inclusive);
+// Exceedance counts of replications [b0, b1) at delta, branch-free so that it vectorizes.
+template <bool Inclusive>
+Counts count_block(const Coefs& cf, double delta, double t, double tol, bool pairs, std::size_t b0,
+                   std::size_t b1) {
+  const double* n0 = cf.n0.data();
+  const double* n1 = cf.n1.data();
+  const double* d0 = cf.d0.data();
+  const double* d1 = cf.d1.data();
+  const double* d2 = cf.d2.data();
+  const double big = std::numeric_limits<double>::max();
+  const double at = std::fabs(t);
+  std::int64_t fin = 0, ab = 0, up = 0, lo = 0, up2 = 0, lo2 = 0;
+  for (std::size_t b = b0; b < b1; ++b) {
+    const double s = (n0[b] + delta * n1[b]) / std::sqrt(d0[b] + 2 * delta * d1[b] + delta * delta * d2[b]);
+    const double as = std::fabs(s);
+    const std::int64_t f = as <= big;  // false for NaN and +-inf
+    fin += f;
+    if (Inclusive) {
+      ab += f & (as >= at - tol);
+      up += f & (s >= t - tol);
+      lo += f & (s <= t + tol);
+      up2 += f & (-s >= t - tol);
+      lo2 += f & (-s <= t + tol);
+    } else {
+      ab += f & (as > at + tol);
+      up += f & (s > t + tol);
+      lo += f & (s < t - tol);
+      up2 += f & (-s > t + tol);
+      lo2 += f & (-s < t - tol);
+    }
   }
+  Counts c;
+  c.finite = fin * (pairs ? 2 : 1);
+  c.abs = ab * (pairs ? 2 : 1);
+  c.upper = up + (pairs ? up2 : 0);
+  c.lower = lo + (pairs ? lo2 : 0);
+  return c;
+}
+
+__attribute__((target_clones("avx2", "default")))
+Counts count_range(const Coefs& cf, double delta, double t, double tol, bool inclusive, bool pairs,
+                   std::size_t b0, std::size_t b1) {
+  return inclusive ? count_block<true>(cf, delta, t, tol, pairs, b0, b1)
+                   : count_block<false>(cf, delta, t, tol, pairs, b0, b1);
+}
+
+Counts count_at(const Coefs& cf, double delta, double t_obs, bool inclusive, bool symmetric_pairs) {
+  const double tol = kTieTol * std::max(std::fabs(t_obs), 1e-300);
+  const std::size_t m = cf.n0.size(), block = 8192;
+  const std::size_t n_blocks = (m + block - 1) / block;
+  std::int64_t abs = 0, upper = 0, lower = 0, finite = 0;
+#pragma omp parallel for schedule(static) reduction(+ : abs, upper, lower, finite)
+  for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(n_blocks); ++bi) {
+    const std::size_t b0 = static_cast<std::size_t>(bi) * block, b1 = std::min(m, b0 + block);
+    const Counts c = count_range(cf, delta, t_obs, tol, inclusive, symmetric_pairs, b0, b1);
+    abs += c.abs;
+    upper += c.upper;
+    lower += c.lower;
+    finite += c.finite;
+  }
+  Counts c;
+  c.abs = abs;
+  c.upper = upper;
+  c.lower = lower;
+  c.finite = finite;
   return c;
 }
 
@@ -382,7 +440,7 @@ void invert(const Coefs& cf, double rb, double se, double crit, const WildOption
     return p_from_counts(count_at(cf, delta, delta / se, inclusive, pairs), wo.pvalue, false);
   };
   double half = std::max(4.0, 2.5 * crit) * se;
-  const int n_grid = 60;
+  const int n_grid = 24;
   std::vector<double> rs, ps;
   for (int expand = 0; expand < 6; ++expand) {
     rs.clear();
@@ -398,7 +456,7 @@ void invert(const Coefs& cf, double rb, double se, double crit, const WildOption
   if (ps.front() > alpha || ps.back() > alpha) {
     out.note = "confidence set unbounded within +-" + std::to_string(half / se) + " standard errors";
   }
-  const double tol = 1e-7 * se;
+  const double tol = 1e-5 * se;
   out.ci_tol = tol;
   // boundaries between accepted (p > alpha) and rejected grid points, refined by bisection
   std::vector<std::pair<double, double>> pieces;
@@ -427,6 +485,75 @@ void invert(const Coefs& cf, double rb, double se, double crit, const WildOption
   } else {
     out.note = "the confidence set is empty at this level";
   }
+}
+
+// Counts of the pair (s, -s) against t given s^2 = num^2 / den, without a square root: the
+// threshold tests are on num^2 versus thr^2 den (den > 0).
+struct PairCounter {
+  double t2_abs;         // squared threshold for |s|
+  double up_thr, lo_thr;  // thresholds for "x > up_thr" (upper) and "-x > lo_thr" (lower)
+  bool inclusive;
+  PairCounter(double t, double tol, bool incl) : inclusive(incl) {
+    const double at = std::fabs(t);
+    const double a = incl ? std::max(at - tol, 0.0) : at + tol;
+    t2_abs = a * a;
+    up_thr = incl ? t - tol : t + tol;
+    lo_thr = incl ? -t - tol : -t + tol;
+  }
+  // #{x in {s, -s} : x > thr} (strict) or >= (inclusive)
+  static std::int64_t side(double num2, double den, double thr, bool incl) {
+    const double th2den = thr * thr * den;
+    if (incl) return thr <= 0 ? 1 + (num2 <= th2den) : (num2 >= th2den);
+    return thr >= 0 ? (num2 > th2den) : 1 + (num2 < th2den);
+  }
+  void add(double num, double den, Counts& c) const {
+    if (!(den > 0) || !(den <= std::numeric_limits<double>::max())) return;
+    const double num2 = num * num;
+    c.finite += 2;
+    c.abs += 2 * (inclusive ? num2 >= t2_abs * den : num2 > t2_abs * den);
+    c.upper += side(num2, den, up_thr, inclusive);
+    c.lower += side(num2, den, lo_thr, inclusive);
+  }
+};
+
+__attribute__((target_clones("avx2", "default")))
+Counts gray_walk(const Eigen::MatrixXd& H, const Eigen::VectorXd& Cv, std::uint64_t lo, std::uint64_t hi,
+                 double t, double tol, bool inclusive) {
+  const Eigen::Index G = H.rows();
+  const PairCounter pcount(t, tol, inclusive);
+  std::vector<double> v(G), y(G);
+  double num = 0, den = 0;
+  auto resync = [&](std::uint64_t m) {
+    const std::uint64_t code = m ^ (m >> 1);
+    for (Eigen::Index g = 0; g < G; ++g) v[g] = enumerated_weight(code, static_cast<std::uint32_t>(g));
+    num = 0;
+    for (Eigen::Index g = 0; g < G; ++g) num += Cv(g) * v[g];
+    for (Eigen::Index a = 0; a < G; ++a) {
+      double acc = 0;
+      for (Eigen::Index g = 0; g < G; ++g) acc += H(a, g) * v[g];
+      y[a] = acc;
+    }
+    den = 0;
+    for (Eigen::Index g = 0; g < G; ++g) den += v[g] * y[g];
+  };
+  Counts c;
+  resync(lo);
+  for (std::uint64_t m = lo;;) {
+    pcount.add(num, den, c);
+    if (++m == hi) break;
+    if ((m & 0xFFFF) == 0) {
+      resync(m);
+      continue;
+    }
+    const Eigen::Index g = __builtin_ctzll(m) + 1;  // Gray code m differs from m-1 in this bit
+    const double dv = -2.0 * v[g];
+    v[g] = -v[g];
+    num += dv * Cv(g);
+    den += 2 * dv * y[g] + dv * dv * H(g, g);
+    const double* hg = H.data() + g * G;
+    for (Eigen::Index a = 0; a < G; ++a) y[a] += dv * hg[a];
+  }
+  return c;
 }
 
 }  // namespace
@@ -603,53 +730,22 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
     Coefs cf;
     if (gray) {
       // Exact enumeration by a Gray-code walk over the signs of clusters 1..G-1 (cluster 0
-      // fixed at +1; each vector stands for itself and its negation): one sign changes per
-      // step, so the numerator and every Z_S update in O(C).
+      // fixed at +1; each vector stands for itself and its negation). With H = sum_S w_S K_S'K_S
+      // (G x G) and y = H v, flipping v_g by delta = -2 v_g updates numerator += delta C_g,
+      // den += 2 delta y_g + delta^2 H_gg and y += delta H[:, g]: O(G) per vector. The state is
+      // recomputed exactly every 2^16 steps so rounding cannot drift.
       std::vector<Eigen::MatrixXd> K;
       Eigen::VectorXd Cv;
       eng.dense_maps(K, Cv);
+      Eigen::MatrixXd H = Eigen::MatrixXd::Zero(G, G);
+      for (std::size_t s = 0; s < K.size(); ++s) H += eng.terms()[s].weight * K[s].transpose() * K[s];
       const std::uint64_t n_vec = std::uint64_t{1} << (G - 1);
-      const int n_part = 64;
+      const int n_part = 256;
       std::vector<Counts> pc(n_part);
-      const auto& tm = eng.terms();
 #pragma omp parallel for schedule(dynamic, 1)
       for (int part = 0; part < n_part; ++part) {
         const std::uint64_t lo = n_vec * part / n_part, hi = n_vec * (part + 1) / n_part;
-        if (lo >= hi) continue;
-        std::vector<double> v(G);
-        const std::uint64_t gray0 = lo ^ (lo >> 1);
-        for (std::int32_t g = 0; g < G; ++g) v[g] = enumerated_weight(gray0, g);
-        double num = 0;
-        for (std::int32_t g = 0; g < G; ++g) num += Cv(g) * v[g];
-        std::vector<std::vector<double>> Z(K.size());
-        for (std::size_t s = 0; s < K.size(); ++s) {
-          Z[s].assign(K[s].rows(), 0.0);
-          for (std::int32_t g = 0; g < G; ++g)
-            for (Eigen::Index c = 0; c < K[s].rows(); ++c) Z[s][c] += K[s](c, g) * v[g];
-        }
-        Counts cnt;
-        for (std::uint64_t m = lo; m < hi; ++m) {
-          double den = 0;
-          for (std::size_t s = 0; s < K.size(); ++s) {
-            double acc = 0;
-            for (double z : Z[s]) acc += z * z;
-            den += tm[s].weight * acc;
-          }
-          const double stat = num / std::sqrt(den);
-          cnt.add(stat, out.stat, tol, inclusive);
-          cnt.add(-stat, out.stat, tol, inclusive);
-          if (m + 1 == hi) break;
-          const int bit = __builtin_ctzll(m + 1);
-          const std::int32_t g = bit + 1;
-          const double dv = -2.0 * v[g];
-          v[g] = -v[g];
-          num += dv * Cv(g);
-          for (std::size_t s = 0; s < K.size(); ++s) {
-            const double* kc = K[s].data() + static_cast<std::size_t>(g) * K[s].rows();
-            for (std::size_t c = 0; c < Z[s].size(); ++c) Z[s][c] += dv * kc[c];
-          }
-        }
-        pc[part] = cnt;
+        if (lo < hi) pc[part] = gray_walk(H, Cv, lo, hi, out.stat, tol, inclusive);
       }
       for (const Counts& c : pc) total.merge(c);
       out.enumerated = true;
@@ -673,11 +769,14 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
           const std::uint64_t b0 = static_cast<std::uint64_t>(ci) * chunk;
           const std::size_t nb = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, n_rep - b0));
           V.resize(static_cast<std::size_t>(G) * nb);
-          for (std::int32_t g = 0; g < G; ++g)
-            for (std::size_t b = 0; b < nb; ++b)
-              V[static_cast<std::size_t>(g) * nb + b] =
-                  enumerate ? enumerated_weight(b0 + b, static_cast<std::uint32_t>(g))
-                            : kernels::wild_weight(wo.seed, b0 + b, static_cast<std::uint32_t>(g), wo.weight);
+          for (std::size_t b = 0; b < nb; ++b) {
+            if (enumerate) {
+              for (std::int32_t g = 0; g < G; ++g)
+                V[static_cast<std::size_t>(g) * nb + b] = enumerated_weight(b0 + b, static_cast<std::uint32_t>(g));
+            } else {
+              kernels::wild_weights_row(wo.seed, b0 + b, static_cast<std::uint32_t>(G), wo.weight, V.data() + b, nb);
+            }
+          }
           eng.evaluate(V.data(), nb, N, D, scratch);
           Counts cnt;
           Eigen::MatrixXd Dm(q, q);

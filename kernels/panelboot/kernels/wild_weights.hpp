@@ -78,4 +78,38 @@ PB_HD inline double wild_weight(std::uint64_t seed, std::uint64_t b, std::uint32
   return 0.0;
 }
 
+// The weights of clusters 0..n_clu-1 in replication b, each Philox block computed once:
+// out[g * stride] = wild_weight(seed, b, g, type), identically.
+PB_HD inline void wild_weights_row(std::uint64_t seed, std::uint64_t b, std::uint32_t n_clu, WeightType type,
+                                   double* out, std::size_t stride) {
+  if (type == WeightType::kRademacher) {
+    for (std::uint32_t g0 = 0; g0 < n_clu; g0 += 128) {
+      const auto r = philox_block(seed, b, g0 >> 7, 0);
+      const std::uint32_t end = n_clu - g0 < 128 ? n_clu - g0 : 128;
+      for (std::uint32_t j = 0; j < end; ++j)
+        out[(g0 + j) * stride] = ((r.v[j >> 5] >> (j & 31)) & 1u) ? 1.0 : -1.0;
+    }
+    return;
+  }
+  if (type == WeightType::kMammen || type == WeightType::kWebb) {
+    const std::uint32_t stream = type == WeightType::kMammen ? 1 : 2;
+    for (std::uint32_t g0 = 0; g0 < n_clu; g0 += 4) {
+      const auto r = philox_block(seed, b, g0 >> 2, stream);
+      const std::uint32_t end = n_clu - g0 < 4 ? n_clu - g0 : 4;
+      for (std::uint32_t j = 0; j < end; ++j) {
+        if (type == WeightType::kMammen) {
+          const double s5 = 2.23606797749979;
+          out[(g0 + j) * stride] = to_unit(r.v[j]) < (s5 + 1.0) / (2.0 * s5) ? (1.0 - s5) / 2.0 : (1.0 + s5) / 2.0;
+        } else {
+          const double pts[6] = {-1.224744871391589, -1.0, -0.7071067811865476,
+                                 0.7071067811865476, 1.0, 1.224744871391589};
+          out[(g0 + j) * stride] = pts[static_cast<std::uint32_t>((static_cast<std::uint64_t>(r.v[j]) * 6u) >> 32)];
+        }
+      }
+    }
+    return;
+  }
+  for (std::uint32_t g = 0; g < n_clu; ++g) out[g * stride] = wild_weight(seed, b, g, type);
+}
+
 }  // namespace panelboot::kernels
