@@ -71,6 +71,7 @@ struct Config {
   bool weighted, impose_null;
   WeightType weight;
   std::string test;                  // over x1, x2
+  std::string bootcluster;           // "" = default
 };
 
 // t for y_star by OLS on [x1 x2, unit dummies, time dummies (first dropped)], rows scaled by
@@ -160,12 +161,16 @@ void check_against_brute_force(const Problem& p, const Config& c, bool enumerate
   so.cluster = c.cluster;
   so.keep_singletons = true;
   if (c.weighted) so.weights = "w";
+  if (!c.bootcluster.empty()) so.extra = {c.bootcluster};
   const Formula fm = parse_formula("y ~ x1 + x2 | unit + time");
   Design probe = build_design(p.df, fm, so);
   // the bootstrap clustering's codes (fewest clusters; observations when none)
   std::vector<std::int32_t> bcode;
   std::int32_t G;
-  if (probe.clusters.empty()) {
+  if (!c.bootcluster.empty()) {
+    bcode = probe.extra[0].code;
+    G = probe.extra[0].n_levels;
+  } else if (probe.clusters.empty()) {
     G = static_cast<std::int32_t>(probe.n_obs);
     for (std::int32_t i = 0; i < G; ++i) bcode.push_back(i);
   } else {
@@ -183,6 +188,7 @@ void check_against_brute_force(const Problem& p, const Config& c, bool enumerate
   wo.n_boot = 12;
   wo.ci = false;
   wo.enumerate = enumerate ? Enumerate::kAlways : Enumerate::kNever;
+  wo.bootcluster = c.bootcluster;
   WildTrace tr;
   tr.keep = enumerate ? (std::size_t{1} << (G - 1)) : 12;
   Design d = build_design(p.df, fm, so);
@@ -302,6 +308,75 @@ TEST(WildBruteForce, EveryReplicationEqualsARefit) {
                      (weighted ? " weighted" : "") + (wcr ? " WCR " : " WCU ") + weight_type_name(wt));
         check_against_brute_force(p, c, false, seed + case_no);
       }
+}
+
+TEST(WildBruteForce, BootstrapClustersOtherThanTheErrorClusters) {
+  const std::uint64_t seed = pbtest::fresh_seed();
+  SCOPED_TRACE("PB_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  // coarser (grp contains units) and crossing (time cuts across units) bootstrap clusters
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"unit"}, "grp"}, {{"unit"}, "time"}, {{"grp"}, "unit"}, {{"unit", "time"}, "grp"}};
+  int i = 0;
+  for (const auto& [cl, bc] : cases) {
+    Problem p = random_problem(rng, 8, 4);
+    SCOPED_TRACE("error clusters " + cl[0] + ", bootstrap clusters " + bc);
+    check_against_brute_force(p, Config{cl, (i % 2) == 1, true, WeightType::kWebb, "x1 = 0.1", bc}, false,
+                              seed + i);
+    ++i;
+  }
+}
+
+TEST(WildPValues, EveryTypeCountsTheTracedStatistics) {
+  std::mt19937_64 rng(pbtest::fresh_seed());
+  Problem p = random_problem(rng, 9, 4);
+  SampleOptions so;
+  so.cluster = {"unit"};
+  const PValueType types[] = {PValueType::kSymmetric, PValueType::kEqualTailed, PValueType::kLower,
+                              PValueType::kUpper};
+  for (PValueType pt : types) {
+    WildOptions wo;
+    wo.tests = {"x1 = 0.25"};
+    wo.n_boot = 399;
+    wo.pvalue = pt;
+    wo.enumerate = Enumerate::kNever;
+    wo.ci = false;
+    WildTrace tr;
+    tr.keep = 399;
+    Design d = build_design(p.df, parse_formula("y ~ x1 + x2 | unit + time"), so);
+    const WildResult r = wild_bootstrap(d, fit_opts(), wo, &tr);
+    const double t = r.tests[0].stat;
+    // strict ties: with 9 clusters Rademacher draws repeat sign vectors, and the all-plus and
+    // all-minus vectors reproduce +-t up to rounding; those are not counted
+    const double tol = 1e-10 * std::fabs(t);
+    int abs = 0, up = 0, lo = 0;
+    for (double s : tr.stats[0]) {
+      abs += std::fabs(s) > std::fabs(t) + tol;
+      up += s > t + tol;
+      lo += s < t - tol;
+    }
+    const double expect = pt == PValueType::kSymmetric     ? abs / 399.0
+                          : pt == PValueType::kEqualTailed ? std::min(1.0, 2.0 * std::min(up, lo) / 399.0)
+                          : pt == PValueType::kLower       ? lo / 399.0
+                                                           : up / 399.0;
+    EXPECT_DOUBLE_EQ(r.tests[0].p_value, expect) << "type " << static_cast<int>(pt) << " abs " << abs << " up " << up << " lo " << lo << " n_exceed " << r.tests[0].n_exceed << " finite " << r.tests[0].n_finite << " t " << t;
+  }
+}
+
+TEST(WildPValues, MultipleTestingAdjustment) {
+  const std::string d = pbtest::data_path("boottest_collapsed.csv");
+  for (const char* adj : {"bonferroni", "sidak"}) {
+    const auto r = pbtest::run({"wild", "--data", d, "-f", "hasinsurance ~ selfemployed + post + post_self",
+                                "--cluster", "year", "--test", "post_self = 0.04", "--test", "selfemployed = -0.15",
+                                "--padjust", adj, "--format", "json"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    for (const auto& t : j["tests"]) {
+      const double p = t["p_value"];
+      const double want = std::string(adj) == "bonferroni" ? std::min(1.0, 2 * p) : 1 - (1 - p) * (1 - p);
+      EXPECT_NEAR(t["p_value_adjusted"].get<double>(), want, 1e-15) << adj;
+    }
+  }
 }
 
 TEST(WildBruteForce, EnumerationEqualsBruteForceEnumeration) {

@@ -74,6 +74,7 @@ struct WildResult {
   std::vector<std::string> fe_reprojected;  // FE dimensions not nested in the bootstrap clusters
   std::uint64_t seed = 0;
   std::vector<std::string> notes;
+  std::vector<std::pair<std::string, double>> timing;  // seconds per stage, filled by the CLI
 };
 
 // Test hook: the bootstrap statistics of the first `keep` replications of each test (for

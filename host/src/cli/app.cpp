@@ -1,4 +1,5 @@
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
@@ -209,7 +210,10 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   wo.chunk = w.chunk;
   wo.ci = !w.no_ci;
   FitOptions fo = fit_options(o);
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
   const DataFrame df = read_data(o.data);
+  const auto t1 = Clock::now();
   if (o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
   const Formula fm = parse_formula(o.formulas[0]);
   SampleOptions so = sample_options(o, false);
@@ -223,7 +227,11 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   Design d = build_design(df, fm, so);
   if (!w.bootcluster.empty() && w.bootcluster != "intersection" && d.extra[0].n_levels < 2)
     throw InvalidInput("--bootcluster " + w.bootcluster + " has a single level in the sample; the bootstrap needs at least two clusters");
-  const WildResult res = wild_bootstrap(d, fo, wo);
+  const auto t2 = Clock::now();
+  WildResult res = wild_bootstrap(d, fo, wo);
+  const auto t3 = Clock::now();
+  auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  res.timing = {{"read_s", sec(t0, t1)}, {"design_s", sec(t1, t2)}, {"fit_and_bootstrap_s", sec(t2, t3)}};
   emit(render_wild(res, wo, fmt), o, out);
   return 0;
 }

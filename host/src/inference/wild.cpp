@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <unordered_map>
 
@@ -101,6 +102,54 @@ double p_from_counts(const Counts& c, PValueType type, bool joint) {
   return 0;
 }
 
+// Four doubles (GCC vector extension): AVX in the AVX2 clone, SSE pairs in the baseline one.
+typedef double V4 __attribute__((vector_size(32)));
+typedef std::int64_t V4i __attribute__((vector_size(32)));
+inline V4 load4(const double* p) {
+  V4 x;
+  std::memcpy(&x, p, sizeof x);
+  return x;
+}
+inline void store4(double* p, V4 x) { std::memcpy(p, &x, sizeof x); }
+
+// C (m x nb) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with `subtract`. Each
+// output is summed over d in order, 16 replications at a time in registers; no fused
+// multiply-add, so both clones and any chunk size give the same bits.
+__attribute__((target_clones("avx2", "default")))
+void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb, double* C,
+               bool subtract) {
+  for (std::size_t i = 0; i < m; ++i) {
+    const double* a = A + i * d;
+    double* c = C + i * nb;
+    std::size_t b0 = 0;
+    // 32 replications per block: eight independent accumulators hide the add latency
+    for (; b0 + 32 <= nb; b0 += 32) {
+      V4 acc[8] = {};
+      for (std::size_t g = 0; g < d; ++g) {
+        const V4 av = {a[g], a[g], a[g], a[g]};
+        const double* bg = B + g * nb + b0;
+        for (int r = 0; r < 8; ++r) acc[r] += av * load4(bg + 4 * r);
+      }
+      for (int r = 0; r < 8; ++r) store4(c + b0 + 4 * r, subtract ? load4(c + b0 + 4 * r) - acc[r] : acc[r]);
+    }
+    for (; b0 < nb; ++b0) {
+      double acc = 0;
+      for (std::size_t g = 0; g < d; ++g) acc += a[g] * B[g * nb + b0];
+      c[b0] = subtract ? c[b0] - acc : acc;
+    }
+  }
+}
+
+// D[b] += w sum_c Za[c, b] Zb[c, b]
+__attribute__((target_clones("avx2", "default")))
+void accumulate_products(const double* Za, const double* Zb, std::size_t C, std::size_t nb, double w, double* D) {
+  for (std::size_t c = 0; c < C; ++c) {
+    const double* a = Za + c * nb;
+    const double* b = Zb + c * nb;
+    for (std::size_t i = 0; i < nb; ++i) D[i] += w * (a[i] * b[i]);
+  }
+}
+
 class WildEngine {
  public:
   WildEngine(const Design& d, const FitResult& fr, const Grouping& boot, std::vector<ClusterTerm> terms,
@@ -184,53 +233,96 @@ class WildEngine {
       }
       parts_.push_back(std::move(p));
     }
+    prepare();
   }
 
   // For a chunk of nb replications with weights V (G x nb, row-major), the numerators
   // N[p][j] (nb) and the denominator pieces: for q = 1, D[p1 * P + p2] = sum_S w_S sum_c
   // Z^p1 Z^p2; for q > 1 (one part), D[j * q + l].
-  // Built twice (AVX2 and baseline) and picked at run time; no fused multiply-add is used, so
-  // both give the same bits.
-  __attribute__((target_clones("avx2", "default")))
-  void evaluate(const double* V, std::size_t nb, std::vector<std::vector<double>>& N,
-                std::vector<std::vector<double>>& D, std::vector<double>& scratch) const {
+  // Prepares the per-chunk products: for each part, M1 = [a_j's_g rows; (A s_g)' ; GW] so that
+  // M1 V gives the numerators and the shared factors at once; for each (j, S) either a dense
+  // K (C_S x G) or the factored [P | F'] (C_S x (k + L)), whichever costs fewer flops.
+  void prepare() {
     const std::size_t P = parts_.size();
+    const std::size_t kl = static_cast<std::size_t>(k_ + L_);
+    double dense = 0, factored = static_cast<double>(kl) * G_;
+    for (int j = 0; j < q_; ++j)
+      for (std::size_t s = 0; s < terms_.size(); ++s) {
+        dense += static_cast<double>(terms_[s].n_clu) * G_;
+        factored += static_cast<double>(terms_[s].n_clu) * kl + static_cast<double>(terms_[s].pair_c.size());
+      }
+    dense_ = dense <= factored;
+    m1_.assign(P, {});
+    kd_.assign(P, std::vector<std::vector<double>>(static_cast<std::size_t>(q_) * terms_.size()));
+    pf_.assign(static_cast<std::size_t>(q_) * terms_.size(), {});
+    for (std::size_t p = 0; p < P; ++p) {
+      const Part& pt = parts_[p];
+      const std::size_t rows = static_cast<std::size_t>(q_) + (dense_ ? 0 : kl);
+      std::vector<double>& M = m1_[p];
+      M.assign(rows * G_, 0.0);
+      for (int j = 0; j < q_; ++j)
+        for (std::int32_t g = 0; g < G_; ++g) M[j * G_ + g] = pt.C[j](g);
+      if (!dense_) {
+        for (Eigen::Index kk = 0; kk < k_; ++kk)
+          for (std::int32_t g = 0; g < G_; ++g) M[(q_ + kk) * G_ + g] = pt.Q(g, kk);
+        for (Eigen::Index l = 0; l < L_; ++l)
+          for (std::int32_t g = 0; g < G_; ++g) M[(q_ + k_ + l) * G_ + g] = pt.GW(l, g);
+      }
+      for (int j = 0; j < q_; ++j)
+        for (std::size_t s = 0; s < terms_.size(); ++s) {
+          if (!dense_) continue;
+          const Mat K = dense_map(p, j, s);
+          std::vector<double>& kd = kd_[p][j * terms_.size() + s];
+          kd.resize(static_cast<std::size_t>(K.rows()) * G_);
+          for (Eigen::Index c = 0; c < K.rows(); ++c)
+            for (std::int32_t g = 0; g < G_; ++g) kd[c * G_ + g] = K(c, g);
+        }
+    }
+    if (!dense_)
+      for (int j = 0; j < q_; ++j)
+        for (std::size_t s = 0; s < terms_.size(); ++s) {
+          const Geom& gm = geom_[j][s];
+          std::vector<double>& pf = pf_[j * terms_.size() + s];
+          const std::size_t C = static_cast<std::size_t>(terms_[s].n_clu);
+          pf.assign(C * kl, 0.0);
+          for (std::size_t c = 0; c < C; ++c) {
+            for (Eigen::Index kk = 0; kk < k_; ++kk) pf[c * kl + kk] = gm.P(c, kk);
+            for (Eigen::Index l = 0; l < L_; ++l) pf[c * kl + k_ + l] = gm.F(l, c);
+          }
+        }
+  }
+
+  // For a chunk of nb replications with weights V (G x nb, row-major), the numerators
+  // N[p * q + j] (nb) and the denominator pieces: for q = 1, D[p1 * P + p2] = sum_S w_S
+  // sum_c Z^p1 Z^p2; for q > 1 (one part), D[j * q + l].
+  void evaluate(const double* V, std::size_t nb, std::vector<std::vector<double>>& N,
+                std::vector<std::vector<double>>& D, std::vector<double>& r1, std::vector<double>& scratch) const {
+    const std::size_t P = parts_.size();
+    const std::size_t kl = static_cast<std::size_t>(k_ + L_);
     N.assign(P * q_, std::vector<double>(nb, 0.0));
     const std::size_t n_d = q_ == 1 ? P * P : static_cast<std::size_t>(q_ * q_);
     D.assign(n_d, std::vector<double>(nb, 0.0));
-    // Z for every (p, j) of one term at a time: (P * q) x C_S x nb
-    std::vector<std::vector<double>> qv(P), gwv(P);
+    const std::size_t rows1 = static_cast<std::size_t>(q_) + (dense_ ? 0 : kl);
+    r1.resize(P * rows1 * nb);
     for (std::size_t p = 0; p < P; ++p) {
-      const Part& pt = parts_[p];
-      qv[p].assign(static_cast<std::size_t>(k_) * nb, 0.0);
-      gwv[p].assign(static_cast<std::size_t>(L_) * nb, 0.0);
-      for (std::int32_t g = 0; g < G_; ++g) {
-        const double* vg = V + static_cast<std::size_t>(g) * nb;
-        for (Eigen::Index kk = 0; kk < k_; ++kk) {
-          const double c = pt.Q(g, kk);
-          double* dst = qv[p].data() + kk * nb;
-          for (std::size_t b = 0; b < nb; ++b) dst[b] += c * vg[b];
-        }
-        for (Eigen::Index l = 0; l < L_; ++l) {
-          const double c = pt.GW(l, g);
-          double* dst = gwv[p].data() + l * nb;
-          for (std::size_t b = 0; b < nb; ++b) dst[b] += c * vg[b];
-        }
-        for (int j = 0; j < q_; ++j) {
-          const double c = pt.C[j](g);
-          double* dst = N[p * q_ + j].data();
-          for (std::size_t b = 0; b < nb; ++b) dst[b] += c * vg[b];
-        }
-      }
+      double* R1 = r1.data() + p * rows1 * nb;
+      gemm_rows(m1_[p].data(), rows1, static_cast<std::size_t>(G_), V, nb, R1, false);
+      for (int j = 0; j < q_; ++j) std::copy(R1 + j * nb, R1 + (j + 1) * nb, N[p * q_ + j].begin());
     }
     for (std::size_t s = 0; s < terms_.size(); ++s) {
       const Term& t = terms_[s];
       const std::size_t C = static_cast<std::size_t>(t.n_clu);
       const std::size_t n_z = P * q_;
-      scratch.assign(n_z * C * nb, 0.0);
+      scratch.resize(n_z * C * nb);
       for (std::size_t p = 0; p < P; ++p)
         for (int j = 0; j < q_; ++j) {
           double* Z = scratch.data() + (p * q_ + j) * C * nb;
+          if (dense_) {
+            gemm_rows(kd_[p][j * terms_.size() + s].data(), C, static_cast<std::size_t>(G_), V, nb, Z, false);
+            continue;
+          }
+          // Z = T1 V (sparse cells) - [P | F'] [QV; GWV]
+          std::fill(Z, Z + C * nb, 0.0);
           const Vec& t1 = parts_[p].T1[j][s];
           for (std::size_t e = 0; e < t.pair_c.size(); ++e) {
             const double c = t1(static_cast<Eigen::Index>(e));
@@ -238,55 +330,38 @@ class WildEngine {
             const double* vg = V + static_cast<std::size_t>(t.pair_g[e]) * nb;
             for (std::size_t b = 0; b < nb; ++b) dst[b] += c * vg[b];
           }
-          const Geom& gm = geom_[j][s];
-          for (std::size_t c = 0; c < C; ++c) {
-            double* dst = Z + c * nb;
-            for (Eigen::Index kk = 0; kk < k_; ++kk) {
-              const double pc = gm.P(static_cast<Eigen::Index>(c), kk);
-              const double* src = qv[p].data() + kk * nb;
-              for (std::size_t b = 0; b < nb; ++b) dst[b] -= pc * src[b];
-            }
-            for (Eigen::Index l = 0; l < L_; ++l) {
-              const double fc = gm.F(l, static_cast<Eigen::Index>(c));
-              const double* src = gwv[p].data() + l * nb;
-              for (std::size_t b = 0; b < nb; ++b) dst[b] -= fc * src[b];
-            }
-          }
+          const double* R1 = r1.data() + (p * rows1 + static_cast<std::size_t>(q_)) * nb;
+          gemm_rows(pf_[j * terms_.size() + s].data(), C, kl, R1, nb, Z, true);
         }
       // accumulate the denominator pieces
       for (std::size_t x = 0; x < n_d; ++x) {
-        std::size_t za, zb;
-        if (q_ == 1) {
-          za = x / P;
-          zb = x % P;
-        } else {
-          za = x / q_;
-          zb = x % q_;
+        const std::size_t za = q_ == 1 ? x / P : x / q_, zb = q_ == 1 ? x % P : x % q_;
+        if (q_ == 1 && za > zb) {  // symmetric: D[1][0] = D[0][1]
+          continue;
         }
-        const double* A = scratch.data() + za * C * nb;
-        const double* B = scratch.data() + zb * C * nb;
-        double* dst = D[x].data();
-        for (std::size_t c = 0; c < C; ++c)
-          for (std::size_t b = 0; b < nb; ++b) dst[b] += t.weight * A[c * nb + b] * B[c * nb + b];
+        accumulate_products(scratch.data() + za * C * nb, scratch.data() + zb * C * nb, C, nb, t.weight,
+                            D[x].data());
       }
     }
+    if (q_ == 1 && P == 2) D[2] = D[1];
+  }
+
+  // K (C_S x G) of part p, row j, term s: Z = K v.
+  Mat dense_map(std::size_t p, int j, std::size_t s) const {
+    const Term& t = terms_[s];
+    Mat Ks = Mat::Zero(t.n_clu, G_);
+    for (std::size_t e = 0; e < t.pair_c.size(); ++e)
+      Ks(t.pair_c[e], t.pair_g[e]) += parts_[p].T1[j][s](static_cast<Eigen::Index>(e));
+    Ks -= geom_[j][s].P * parts_[p].Q.transpose();
+    if (L_) Ks -= geom_[j][s].F.transpose() * parts_[p].GW;
+    return Ks;
   }
 
   // Dense K_S (C_S x G) and the numerator vector for q = 1 and one part: the Gray-code walk.
   void dense_maps(std::vector<Mat>& K, Vec& Cvec) const {
-    std::vector<double> V(static_cast<std::size_t>(G_) * G_, 0.0), scratch;
-    for (std::int32_t g = 0; g < G_; ++g) V[static_cast<std::size_t>(g) * G_ + g] = 1.0;  // identity
     K.clear();
     Cvec = parts_[0].C[0];
-    for (std::size_t s = 0; s < terms_.size(); ++s) {
-      const Term& t = terms_[s];
-      Mat Ks = Mat::Zero(t.n_clu, G_);
-      for (std::size_t e = 0; e < t.pair_c.size(); ++e)
-        Ks(t.pair_c[e], t.pair_g[e]) += parts_[0].T1[0][s](static_cast<Eigen::Index>(e));
-      Ks -= geom_[0][s].P * parts_[0].Q.transpose();
-      if (L_) Ks -= geom_[0][s].F.transpose() * parts_[0].GW;
-      K.push_back(std::move(Ks));
-    }
+    for (std::size_t s = 0; s < terms_.size(); ++s) K.push_back(dense_map(0, 0, s));
   }
   const std::vector<Term>& terms() const { return terms_; }
   std::int32_t n_boot_clusters() const { return G_; }
@@ -347,6 +422,10 @@ class WildEngine {
   std::vector<std::string> reprojected_;
   std::vector<std::vector<Geom>> geom_;
   std::vector<Part> parts_;
+  bool dense_ = false;
+  std::vector<std::vector<double>> m1_;               // [p] rows x G
+  std::vector<std::vector<std::vector<double>>> kd_;  // [p][j * S + s] dense K, row-major
+  std::vector<std::vector<double>> pf_;               // [j * S + s] [P | F'], row-major
 };
 
 // Stored per replication for the CI: numerator n0 + delta n1, squared denominator
@@ -362,50 +441,80 @@ struct Coefs {
   }
 };
 
-// Exceedance counts of replications [b0, b1) at delta, branch-free so that it vectorizes.
+// Exceedance counts of replications [b0, b1) at delta: the statistics into a buffer (a loop
+// that vectorizes, division and square root included), then the comparisons four at a time.
 template <bool Inclusive>
-Counts count_block(const Coefs& cf, double delta, double t, double tol, bool pairs, std::size_t b0,
-                   std::size_t b1) {
-  const double* n0 = cf.n0.data();
-  const double* n1 = cf.n1.data();
-  const double* d0 = cf.d0.data();
-  const double* d1 = cf.d1.data();
-  const double* d2 = cf.d2.data();
+__attribute__((always_inline)) inline Counts count_block(const Coefs& cf, double delta, double t, double tol, bool pairs, std::size_t b0,
+                   std::size_t b1, double* s) {
+  const std::size_t m = b1 - b0;
+  const double* n0 = cf.n0.data() + b0;
+  const double* n1 = cf.n1.data() + b0;
+  const double* d0 = cf.d0.data() + b0;
+  const double* d1 = cf.d1.data() + b0;
+  const double* d2 = cf.d2.data() + b0;
+  for (std::size_t b = 0; b < m; ++b)
+    s[b] = (n0[b] + delta * n1[b]) / std::sqrt(d0[b] + 2 * delta * d1[b] + delta * delta * d2[b]);
   const double big = std::numeric_limits<double>::max();
   const double at = std::fabs(t);
-  std::int64_t fin = 0, ab = 0, up = 0, lo = 0, up2 = 0, lo2 = 0;
-  for (std::size_t b = b0; b < b1; ++b) {
-    const double s = (n0[b] + delta * n1[b]) / std::sqrt(d0[b] + 2 * delta * d1[b] + delta * delta * d2[b]);
-    const double as = std::fabs(s);
-    const std::int64_t f = as <= big;  // false for NaN and +-inf
-    fin += f;
+  const double thr_abs = Inclusive ? at - tol : at + tol;
+  const double thr_up = Inclusive ? t - tol : t + tol, thr_lo = Inclusive ? t + tol : t - tol;
+  const double thr_up2 = -thr_up, thr_lo2 = -thr_lo;  // -s > thr_up  <=>  s < -thr_up
+  V4i fin = {0, 0, 0, 0}, ab = fin, up = fin, lo = fin, up2 = fin, lo2 = fin;
+  const V4 zero = {0, 0, 0, 0};
+  std::size_t b = 0;
+  for (; b + 4 <= m; b += 4) {
+    const V4 x = load4(s + b);
+    const V4 ax = x < zero ? -x : x;
+    const V4i f = ax <= big;  // -1 where finite (false for NaN and inf)
+    fin -= f;
     if (Inclusive) {
-      ab += f & (as >= at - tol);
-      up += f & (s >= t - tol);
-      lo += f & (s <= t + tol);
-      up2 += f & (-s >= t - tol);
-      lo2 += f & (-s <= t + tol);
+      ab -= f & (ax >= thr_abs);
+      up -= f & (x >= thr_up);
+      lo -= f & (x <= thr_lo);
+      up2 -= f & (x <= thr_up2);
+      lo2 -= f & (x >= thr_lo2);
     } else {
-      ab += f & (as > at + tol);
-      up += f & (s > t + tol);
-      lo += f & (s < t - tol);
-      up2 += f & (-s > t + tol);
-      lo2 += f & (-s < t - tol);
+      ab -= f & (ax > thr_abs);
+      up -= f & (x > thr_up);
+      lo -= f & (x < thr_lo);
+      up2 -= f & (x < thr_up2);
+      lo2 -= f & (x > thr_lo2);
+    }
+  }
+  std::int64_t F = fin[0] + fin[1] + fin[2] + fin[3], AB = ab[0] + ab[1] + ab[2] + ab[3],
+               UP = up[0] + up[1] + up[2] + up[3], LO = lo[0] + lo[1] + lo[2] + lo[3],
+               UP2 = up2[0] + up2[1] + up2[2] + up2[3], LO2 = lo2[0] + lo2[1] + lo2[2] + lo2[3];
+  for (; b < m; ++b) {
+    const double x = s[b], ax = std::fabs(x);
+    const bool f = ax <= big;
+    F += f;
+    if (Inclusive) {
+      AB += f && ax >= thr_abs;
+      UP += f && x >= thr_up;
+      LO += f && x <= thr_lo;
+      UP2 += f && x <= thr_up2;
+      LO2 += f && x >= thr_lo2;
+    } else {
+      AB += f && ax > thr_abs;
+      UP += f && x > thr_up;
+      LO += f && x < thr_lo;
+      UP2 += f && x < thr_up2;
+      LO2 += f && x > thr_lo2;
     }
   }
   Counts c;
-  c.finite = fin * (pairs ? 2 : 1);
-  c.abs = ab * (pairs ? 2 : 1);
-  c.upper = up + (pairs ? up2 : 0);
-  c.lower = lo + (pairs ? lo2 : 0);
+  c.finite = F * (pairs ? 2 : 1);
+  c.abs = AB * (pairs ? 2 : 1);
+  c.upper = UP + (pairs ? UP2 : 0);
+  c.lower = LO + (pairs ? LO2 : 0);
   return c;
 }
 
 __attribute__((target_clones("avx2", "default")))
 Counts count_range(const Coefs& cf, double delta, double t, double tol, bool inclusive, bool pairs,
-                   std::size_t b0, std::size_t b1) {
-  return inclusive ? count_block<true>(cf, delta, t, tol, pairs, b0, b1)
-                   : count_block<false>(cf, delta, t, tol, pairs, b0, b1);
+                   std::size_t b0, std::size_t b1, double* buf) {
+  return inclusive ? count_block<true>(cf, delta, t, tol, pairs, b0, b1, buf)
+                   : count_block<false>(cf, delta, t, tol, pairs, b0, b1, buf);
 }
 
 Counts count_at(const Coefs& cf, double delta, double t_obs, bool inclusive, bool symmetric_pairs) {
@@ -413,14 +522,18 @@ Counts count_at(const Coefs& cf, double delta, double t_obs, bool inclusive, boo
   const std::size_t m = cf.n0.size(), block = 8192;
   const std::size_t n_blocks = (m + block - 1) / block;
   std::int64_t abs = 0, upper = 0, lower = 0, finite = 0;
-#pragma omp parallel for schedule(static) reduction(+ : abs, upper, lower, finite)
+#pragma omp parallel reduction(+ : abs, upper, lower, finite)
+  {
+  std::vector<double> buf(block);
+#pragma omp for schedule(static)
   for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(n_blocks); ++bi) {
     const std::size_t b0 = static_cast<std::size_t>(bi) * block, b1 = std::min(m, b0 + block);
-    const Counts c = count_range(cf, delta, t_obs, tol, inclusive, symmetric_pairs, b0, b1);
+    const Counts c = count_range(cf, delta, t_obs, tol, inclusive, symmetric_pairs, b0, b1, buf.data());
     abs += c.abs;
     upper += c.upper;
     lower += c.lower;
     finite += c.finite;
+  }
   }
   Counts c;
   c.abs = abs;
@@ -762,7 +875,7 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
       const int q = out.q;
 #pragma omp parallel
       {
-        std::vector<double> V, scratch;
+        std::vector<double> V, scratch, r1;
         std::vector<std::vector<double>> N, D;
 #pragma omp for schedule(dynamic, 1)
         for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(n_chunks); ++ci) {
@@ -777,7 +890,7 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
               kernels::wild_weights_row(wo.seed, b0 + b, static_cast<std::uint32_t>(G), wo.weight, V.data() + b, nb);
             }
           }
-          eng.evaluate(V.data(), nb, N, D, scratch);
+          eng.evaluate(V.data(), nb, N, D, r1, scratch);
           Counts cnt;
           Eigen::MatrixXd Dm(q, q);
           Eigen::VectorXd Nv(q);

@@ -36,6 +36,9 @@ nlohmann::json wild_json(const WildResult& w, const WildOptions& wo) {
   j["pvalue_type"] = pv[static_cast<int>(wo.pvalue)];
   j["fe_reprojected"] = w.fe_reprojected;
   j["notes"] = w.notes;
+  nlohmann::json tm = nlohmann::json::object();
+  for (const auto& kv : w.timing) tm[kv.first] = kv.second;
+  j["timing"] = tm;
   j["tests"] = nlohmann::json::array();
   for (const WildTest& t : w.tests) {
     nlohmann::json tj;
