@@ -524,6 +524,13 @@ TEST(WildErrors, ClearMessages) {
                     "post_self == 0"})
                 .find("single level"),
             std::string::npos);
+  {
+    const auto r = pbtest::run({"wild", "--data", d, "-f", "hasinsurance ~ selfemployed + post + post_self + I(2*post)",
+                                "--cluster", "year", "--test", "I(2*post) = 0"});
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.err.find("coefficient I(2*post) (collinear with other regressors) was dropped"), std::string::npos)
+        << r.err;
+  }
   const auto r = pbtest::run({"wild", "--data", d, "-f", "hasinsurance ~ selfemployed + post + post_self",
                               "--cluster", "year", "--test", "post = 0", "--B", "50", "--enumerate", "never"});
   EXPECT_EQ(r.status, 0);
