@@ -11,6 +11,7 @@
 #include "panelboot/error.hpp"
 #include "panelboot/estimate.hpp"
 #include "panelboot/report.hpp"
+#include "panelboot/threshold.hpp"
 #include "panelboot/wild.hpp"
 
 #ifdef _OPENMP
@@ -236,6 +237,141 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   return 0;
 }
 
+struct ThresholdCli {
+  std::vector<std::string> regime;
+  std::string threshold_var, trim = "0.01,0.01,0.05", vcov = "iid", lr_curve;
+  int thresholds = 1, grid = 400;
+  std::int64_t B = 300;
+  std::uint64_t seed = 20250101;
+};
+
+int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& out, std::ostream& err) {
+  if (o.formulas.size() != 1) throw InvalidInput("threshold takes one --formula, e.g. 'y ~ z1 + z2 | id'");
+  apply_threads(o.threads);
+  const Format fmt = parse_format(o.format);
+  if (fmt != Format::kText && fmt != Format::kJson) throw InvalidInput("threshold writes --format text or json");
+  ThresholdOptions to;
+  to.formula = o.formulas[0];
+  for (const std::string& r : c.regime) {  // comma list, commas inside parentheses kept
+    int depth = 0;
+    std::string cur;
+    for (char ch : r) {
+      if (ch == '(') ++depth;
+      if (ch == ')') --depth;
+      if (ch == ',' && depth == 0) {
+        if (!cur.empty()) to.regime.push_back(cur);
+        cur.clear();
+      } else {
+        cur += ch;
+      }
+    }
+    if (!cur.empty()) to.regime.push_back(cur);
+  }
+  to.threshold_var = c.threshold_var;
+  const auto p = split_list(o.panel);
+  if (p.size() != 2) throw InvalidInput("threshold needs --panel id,time");
+  to.panel_id = p[0];
+  to.panel_time = p[1];
+  to.where = o.where;
+  to.n_thresholds = c.thresholds;
+  to.trim.clear();
+  for (const std::string& t : split_list(c.trim)) {
+    char* end = nullptr;
+    const double v = std::strtod(t.c_str(), &end);
+    if (*end) throw InvalidInput("--trim '" + c.trim + "': give numbers like 0.01,0.01,0.05");
+    to.trim.push_back(v);
+  }
+  to.grid = c.grid;
+  if (c.B < 0) throw InvalidInput("--B must be >= 0");
+  to.n_boot = c.B;
+  to.seed = c.seed;
+  const DataFrame df = read_data(o.data);
+  const ThresholdResult r = estimate_threshold(df, to);
+  const bool white = c.vcov == "white";
+  if (!c.lr_curve.empty()) {
+    std::ostringstream csv;
+    csv << "gamma,lr,c95,c99\n";
+    char buf[128];
+    for (std::size_t i = 0; i < r.lr_gamma.size(); ++i) {
+      std::snprintf(buf, sizeof buf, "%.10g,%.10g,%.10g,%.10g\n", r.lr_gamma[i], r.lr_value[i], r.c95, r.c99);
+      csv << buf;
+    }
+    write_file_atomic(c.lr_curve, csv.str());
+  }
+  if (fmt == Format::kJson) {
+    nlohmann::json j{{"program", "panelboot"}, {"command", "threshold"}, {"mode", "hansen"},
+                     {"data", r.data_source}, {"simulated_data", r.simulated},
+                     {"n_units", r.n_units}, {"n_periods", r.n_periods}, {"nobs", r.n_obs},
+                     {"n_grid", r.n_grid}, {"n_distinct", r.n_distinct}, {"grid_first", r.grid_first},
+                     {"grid_last", r.grid_last}, {"ssr_linear", r.ssr_linear}, {"c95", r.c95}, {"c99", r.c99},
+                     {"vcov", white ? "white" : "iid"}};
+    j["models"] = nlohmann::json::array();
+    for (const auto& m : r.models) {
+      nlohmann::json mj{{"n_thresholds", m.n_thresholds}, {"gammas", m.gammas}, {"ssr", m.ssr}};
+      mj["ci95"] = nlohmann::json::array();
+      mj["ci99"] = nlohmann::json::array();
+      for (const auto& ci : m.ci95) mj["ci95"].push_back({ci.first, ci.second});
+      for (const auto& ci : m.ci99) mj["ci99"].push_back({ci.first, ci.second});
+      mj["coefficients"] = nlohmann::json::array();
+      for (const auto& cf : m.coefficients)
+        mj["coefficients"].push_back({{"name", cf.name}, {"estimate", cf.estimate}, {"se_homo", cf.se_homo},
+                                      {"se_white", cf.se_white}, {"std_error", white ? cf.se_white : cf.se_homo}});
+      j["models"].push_back(mj);
+    }
+    j["tests"] = nlohmann::json::array();
+    for (const auto& t : r.tests)
+      j["tests"].push_back({{"k", t.k}, {"F", t.F}, {"p_value", t.n_boot ? nlohmann::json(t.p_value) : nlohmann::json()},
+                            {"crit", t.crit}, {"n_boot", t.n_boot}});
+    j["lr_curve"] = {{"gamma", r.lr_gamma}, {"lr", r.lr_value}};
+    if (r.simulated) j["note"] = kSimulatedNote;
+    emit(j.dump(2) + "\n", o, out);
+    return 0;
+  }
+  std::ostringstream t;
+  char buf[256];
+  t << "Panel threshold regression (Hansen 1999, his program's conventions)\n";
+  t << "Data: " << r.data_source << "\n";
+  if (r.simulated) t << "NOTE: " << kSimulatedNote << "\n";
+  std::snprintf(buf, sizeof buf, "Units %zu, periods %zu (last deleted after demeaning): %zu observations\n",
+                r.n_units, r.n_periods, r.n_obs);
+  t << buf;
+  std::snprintf(buf, sizeof buf, "Grid: %zu points of %zu distinct values, %.6g .. %.6g\n", r.n_grid, r.n_distinct,
+                r.grid_first, r.grid_last);
+  t << buf;
+  std::snprintf(buf, sizeof buf, "SSR without threshold: %.8g\n", r.ssr_linear);
+  t << buf;
+  for (std::size_t k = 0; k < r.models.size(); ++k) {
+    const auto& m = r.models[k];
+    t << "\n== " << m.n_thresholds << " threshold(s) ==\n";
+    for (std::size_t i = 0; i < m.gammas.size(); ++i) {
+      std::snprintf(buf, sizeof buf, "  gamma %zu = %-10.6g 95%% CI [%.6g, %.6g]   99%% CI [%.6g, %.6g]\n", i + 1,
+                    m.gammas[i], m.ci95[i].first, m.ci95[i].second, m.ci99[i].first, m.ci99[i].second);
+      t << buf;
+    }
+    std::snprintf(buf, sizeof buf, "  SSR %.8g\n  %-30s %14s %14s %14s\n", m.ssr, "coefficient", "estimate", "se (homo)",
+                  "se (White)");
+    t << buf;
+    for (const auto& cf : m.coefficients) {
+      std::snprintf(buf, sizeof buf, "  %-30s %14.6g %14.6g %14.6g\n", cf.name.c_str(), cf.estimate, cf.se_homo, cf.se_white);
+      t << buf;
+    }
+    const auto& ts = r.tests[k];
+    std::snprintf(buf, sizeof buf, "  F%d = %.6g", ts.k, ts.F);
+    t << buf;
+    if (ts.n_boot) {
+      std::snprintf(buf, sizeof buf, "   bootstrap p = %.4f (B = %lld); critical values 10%% %.4g, 5%% %.4g, 1%% %.4g",
+                    ts.p_value, static_cast<long long>(ts.n_boot), ts.crit[0], ts.crit[1], ts.crit[2]);
+      t << buf;
+    }
+    t << "\n";
+  }
+  t << "\nRegime r of x: regime 1 is q < gamma_1, the last q >= gamma_K. CIs: {gamma : LR(gamma) < "
+       "-2 ln(1 - sqrt(1 - a))} on the grid.\n";
+  emit(t.str(), o, out);
+  (void)err;
+  return 0;
+}
+
 int cmd_describe(const CommonOptions& o, std::ostream& out) {
   const DataFrame df = read_data(o.data);
   std::vector<char> keep(df.n_rows(), 1);
@@ -354,6 +490,34 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   add_output_options(wild_cmd, wild_o);
   wild_cmd->footer("Example: panelboot wild --data d.csv -f 'y ~ x | id + year' --cluster id --test 'x = 0' --B 99999");
 
+  CommonOptions thr_o;
+  ThresholdCli thr_c;
+  CLI::App* thr_cmd = app.add_subcommand(
+      "threshold", "Hansen (1999) panel threshold regression with bootstrap tests (his program's conventions)");
+  thr_cmd->add_option("--data", thr_o.data, "Data file (CSV or .dta); default: the embedded dataset");
+  thr_cmd->add_option("--panel", thr_o.panel, "Panel structure 'id,time' (required; balanced)")->required();
+  thr_cmd->add_option("--formula,-f", thr_o.formulas, "'y ~ z1 + z2 | id': z are the regime-independent regressors")
+      ->required();
+  thr_cmd->add_option("--regime", thr_c.regime, "Regime-dependent regressor(s) x (repeatable or comma list)")->required();
+  thr_cmd->add_option("--threshold-var", thr_c.threshold_var, "Threshold variable q (an expression, e.g. l(debta, 1))")
+      ->required();
+  thr_cmd->add_option("--thresholds", thr_c.thresholds, "Number of thresholds K (sequential; > 3 allowed)")
+      ->capture_default_str();
+  thr_cmd->add_option("--trim", thr_c.trim, "Trim per stage; the first trims the grid, the others set the exclusion "
+                                            "windows (the last value repeats)")
+      ->capture_default_str();
+  thr_cmd->add_option("--grid", thr_c.grid, "Hansen's quantile grid: step 1/N (N = 400 gives 393 points at 1% trim)")
+      ->capture_default_str();
+  thr_cmd->add_option("--B", thr_c.B, "Bootstrap replications per test (0: none)")->capture_default_str();
+  thr_cmd->add_option("--seed", thr_c.seed, "Seed of the counter-based generator")->capture_default_str();
+  thr_cmd->add_option("--vcov", thr_c.vcov, "iid (homoskedastic) or white: which SE fills std_error")
+      ->check(CLI::IsMember({"iid", "white"}))
+      ->capture_default_str();
+  thr_cmd->add_option("--where", thr_o.where, "Keep rows where EXPR holds");
+  thr_cmd->add_option("--lr-curve", thr_c.lr_curve, "Write LR(gamma) of the single-threshold search as CSV");
+  thr_cmd->add_option("--threads", thr_o.threads, "Worker threads; results do not depend on it");
+  add_output_options(thr_cmd, thr_o);
+
   CLI::App* desc_cmd = app.add_subcommand("describe", "List a data file's variables with summary statistics");
   desc_cmd->add_option("--data", desc_o.data, "Data file (default: the embedded dataset)");
   desc_cmd->add_option("--where", desc_o.where, "Keep rows where EXPR holds");
@@ -369,6 +533,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (fit_cmd->parsed()) return cmd_fit(fit_o, wald, out, err);
     if (desc_cmd->parsed()) return cmd_describe(desc_o, out);
     if (wild_cmd->parsed()) return cmd_wild(wild_o, wild_w, out, err);
+    if (thr_cmd->parsed()) return cmd_threshold(thr_o, thr_c, out, err);
   } catch (const Error& e) {
     err << "panelboot: error: " << e.what() << "\n";
     return 2;

@@ -1,0 +1,76 @@
+#pragma once
+// Hansen (1999) panel threshold regression, as his program THRESH_P computes it (--mode hansen):
+//   y_it = m_i + z_it'c + x_it'b_1 1(q_it < g_1) + ... + x_it'b_{K+1} 1(q_it >= g_K) + e_it
+// on a balanced panel: every variable demeaned by individual over all T periods, then the LAST
+// period of each individual deleted (n(T-1) observations); the grid is Hansen's quantile grid of
+// the distinct threshold values (1-based GAUSS indexing); thresholds are found sequentially with
+// exclusion windows around the fixed ones; bootstrap p-values resample individuals' residual
+// blocks. Fast algebra: with M projecting off [z x] and w_g the transformed x 1(q < g), every
+// stage needs only r_g = w_g'M y, S0 = |My|^2 and the grid's Gram matrix w_g'M w_h (computed
+// once), so a replication costs one product with the grid columns plus O(grid) per stage.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "panelboot/data_frame.hpp"
+
+namespace panelboot {
+
+struct ThresholdOptions {
+  std::string formula;                  // "y ~ z1 + z2 | id" (the FE, if given, is the panel id)
+  std::vector<std::string> regime;      // regime-dependent regressors x (expressions)
+  std::string threshold_var;            // q (an expression)
+  std::string panel_id, panel_time;
+  std::string where;
+  int n_thresholds = 1;
+  std::vector<double> trim = {0.01, 0.01, 0.05};  // the last value repeats for later stages
+  int grid = 400;                       // Hansen's qn: quantile step 1/qn
+  std::int64_t n_boot = 300;
+  std::uint64_t seed = 20250101;
+  std::size_t trace = 0;                // keep this many F* per test (tests)
+};
+
+// The bootstrap draw of replication b for test k: the individual whose residual block is attached
+// to individual i (a pure function of (seed, k, b, i)).
+std::size_t threshold_draw(std::uint64_t seed, int k, std::uint64_t b, std::size_t i, std::size_t n);
+
+struct ThresholdCoef {
+  std::string name;
+  double estimate, se_homo, se_white;
+};
+
+struct ThresholdModel {
+  int n_thresholds = 0;
+  std::vector<double> gammas;                            // increasing
+  std::vector<std::pair<double, double>> ci95, ci99;     // per threshold, in the order of `gammas`
+  double ssr = 0;
+  std::vector<ThresholdCoef> coefficients;
+  // the sequential search: for stage k the threshold found, its CI and the fixed ones
+  std::vector<std::string> notes;
+};
+
+struct ThresholdTest {
+  int k = 0;            // k thresholds against k - 1
+  double F = 0, p_value = 0;
+  std::vector<double> crit;  // bootstrap critical values at 10%, 5%, 1%
+  std::int64_t n_boot = 0;
+};
+
+struct ThresholdResult {
+  std::size_t n_units = 0, n_periods = 0, n_obs = 0;  // n, T (before deletion), n(T-1)
+  std::size_t n_grid = 0, n_distinct = 0;
+  double grid_first = 0, grid_last = 0;
+  double ssr_linear = 0;
+  std::vector<ThresholdModel> models;
+  std::vector<ThresholdTest> tests;
+  std::vector<double> lr_gamma, lr_value;  // LR(gamma) of the single-threshold search
+  std::vector<double> ssr_curve;           // S1(gamma) at every grid point
+  std::vector<std::vector<double>> fstar;  // test hook: the first `trace` F* of each test
+  double c95 = 0, c99 = 0;
+  bool simulated = false;
+  std::string data_source;
+};
+
+ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& opts);
+
+}  // namespace panelboot

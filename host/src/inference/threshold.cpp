@@ -1,0 +1,455 @@
+// Hansen (1999) panel threshold regression (THRESH_P conventions). See threshold.hpp.
+#include "panelboot/threshold.hpp"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "panelboot/design.hpp"
+#include "panelboot/error.hpp"
+#include "panelboot/kernels/wild_weights.hpp"
+
+namespace panelboot {
+namespace {
+
+using Mat = Eigen::MatrixXd;
+using Vec = Eigen::VectorXd;
+const double kInf = std::numeric_limits<double>::infinity();
+
+// The right-hand side of "y ~ rhs | fe" (outside parentheses), and the left-hand side.
+void split_formula(const std::string& f, std::string& lhs, std::string& rhs, std::string& fe) {
+  int depth = 0;
+  std::size_t tilde = std::string::npos, bar = std::string::npos;
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    if (f[i] == '(') ++depth;
+    if (f[i] == ')') --depth;
+    if (depth == 0 && f[i] == '~' && tilde == std::string::npos) tilde = i;
+    if (depth == 0 && f[i] == '|' && bar == std::string::npos) bar = i;
+  }
+  if (tilde == std::string::npos) throw InvalidInput("formula '" + f + "' needs '~'");
+  lhs = f.substr(0, tilde);
+  rhs = f.substr(tilde + 1, (bar == std::string::npos ? f.size() : bar) - tilde - 1);
+  fe = bar == std::string::npos ? "" : f.substr(bar + 1);
+}
+
+std::string trim_ws(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  std::size_t b = 0;
+  while (b < s.size() && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  return s.substr(b);
+}
+
+// The transformed sample: demeaned by individual over all T periods, last period deleted.
+struct Panel {
+  std::size_t n = 0, T = 0;
+  std::vector<std::size_t> pos;  // pos[i * T + t] = design row
+  Vec transform(const double* v) const {
+    Vec out(static_cast<Eigen::Index>(n * (T - 1)));
+    for (std::size_t i = 0; i < n; ++i) {
+      double m = 0;
+      for (std::size_t t = 0; t < T; ++t) m += v[pos[i * T + t]];
+      m /= static_cast<double>(T);
+      for (std::size_t t = 0; t + 1 < T; ++t) out(static_cast<Eigen::Index>(i * (T - 1) + t)) = v[pos[i * T + t]] - m;
+    }
+    return out;
+  }
+};
+
+// One sequential stage: the SSR of every grid candidate given the fixed thresholds F, from
+// r = W'My, S0 = |My|^2 and the Gram G = W'MW (p columns per grid point).
+struct Stage {
+  int best = -1;
+  double ssr_best = kInf;
+  std::vector<double> ssr;  // +inf where excluded
+};
+
+class Searcher {
+ public:
+  Searcher(const Mat& G, const std::vector<double>& grid, int p, int qn) : G_(G), grid_(grid), p_(p), qn_(qn) {}
+
+  // Candidates in exactly one exclusion window (nn - qnt < i <= nn + qnt, 1-based, nn = grid
+  // points below the fixed threshold) are excluded, as are the fixed points themselves.
+  std::vector<char> excluded(const std::vector<int>& fixed, double trim) const {
+    const int qnt = static_cast<int>(std::lround(qn_ * trim));
+    std::vector<char> ex(grid_.size(), 0);
+    std::vector<int> cnt(grid_.size(), 0);
+    for (int f : fixed) {
+      const int nn = static_cast<int>(std::lower_bound(grid_.begin(), grid_.end(), grid_[f]) - grid_.begin());
+      for (std::size_t i = 0; i < grid_.size(); ++i) {
+        const int i1 = static_cast<int>(i) + 1;
+        if (nn - qnt < i1 && i1 <= nn + qnt) ++cnt[i];
+      }
+    }
+    for (std::size_t i = 0; i < grid_.size(); ++i) ex[i] = cnt[i] == 1;
+    for (int f : fixed) ex[f] = 1;
+    return ex;
+  }
+
+  // SSR with the fixed thresholds only.
+  double base_ssr(const Vec& r, double S0, const std::vector<int>& fixed) const {
+    if (fixed.empty()) return S0;
+    const Mat GFF = block(fixed, fixed);
+    const Vec rF = sub(r, fixed);
+    return S0 - rF.dot(GFF.ldlt().solve(rF));
+  }
+
+  Stage search(const Vec& r, double S0, const std::vector<int>& fixed, const std::vector<char>& ex,
+               bool keep_all) const {
+    Stage st;
+    if (keep_all) st.ssr.assign(grid_.size(), kInf);
+    const std::size_t f = fixed.size() * p_;
+    Mat GFFi;
+    Vec rF, GFFi_rF;
+    double SF = S0;
+    if (!fixed.empty()) {
+      const Mat GFF = block(fixed, fixed);
+      GFFi = GFF.inverse();
+      rF = sub(r, fixed);
+      GFFi_rF = GFFi * rF;
+      SF = S0 - rF.dot(GFFi_rF);
+    }
+    for (std::size_t g = 0; g < grid_.size(); ++g) {
+      if (ex[g]) continue;
+      double s;
+      if (p_ == 1) {
+        double a = r(static_cast<Eigen::Index>(g)), d = G_(static_cast<Eigen::Index>(g), static_cast<Eigen::Index>(g));
+        if (f) {
+          Vec gF(static_cast<Eigen::Index>(f));
+          for (std::size_t j = 0; j < fixed.size(); ++j) gF(static_cast<Eigen::Index>(j)) = G_(static_cast<Eigen::Index>(g), fixed[j]);
+          a -= gF.dot(GFFi_rF);
+          d -= gF.dot(GFFi * gF);
+        }
+        s = d > 1e-14 * G_(static_cast<Eigen::Index>(g), static_cast<Eigen::Index>(g)) ? SF - a * a / d : SF;
+      } else {
+        const std::vector<int> one{static_cast<int>(g)};
+        Vec a = sub(r, one);
+        Mat d = block(one, one);
+        if (f) {
+          const Mat gF = block(one, fixed);
+          a -= gF * GFFi_rF;
+          d -= gF * GFFi * gF.transpose();
+        }
+        s = SF - a.dot(d.ldlt().solve(a));
+      }
+      if (keep_all) st.ssr[g] = s;
+      if (s < st.ssr_best) {
+        st.ssr_best = s;
+        st.best = static_cast<int>(g);
+      }
+    }
+    return st;
+  }
+
+ private:
+  Mat block(const std::vector<int>& a, const std::vector<int>& b) const {
+    Mat m(static_cast<Eigen::Index>(a.size() * p_), static_cast<Eigen::Index>(b.size() * p_));
+    for (std::size_t i = 0; i < a.size(); ++i)
+      for (std::size_t j = 0; j < b.size(); ++j)
+        m.block(static_cast<Eigen::Index>(i * p_), static_cast<Eigen::Index>(j * p_), p_, p_) =
+            G_.block(static_cast<Eigen::Index>(a[i]) * p_, static_cast<Eigen::Index>(b[j]) * p_, p_, p_);
+    return m;
+  }
+  Vec sub(const Vec& r, const std::vector<int>& a) const {
+    Vec v(static_cast<Eigen::Index>(a.size() * p_));
+    for (std::size_t i = 0; i < a.size(); ++i)
+      v.segment(static_cast<Eigen::Index>(i * p_), p_) = r.segment(static_cast<Eigen::Index>(a[i]) * p_, p_);
+    return v;
+  }
+  const Mat& G_;
+  const std::vector<double>& grid_;
+  int p_, qn_;
+};
+
+double trim_at(const std::vector<double>& trim, std::size_t stage) {
+  return trim[std::min(stage, trim.size() - 1)];
+}
+
+std::pair<double, double> conf_set(const Stage& st, const std::vector<double>& grid, double sigma2, double c) {
+  double lo = kInf, hi = -kInf;
+  for (std::size_t g = 0; g < grid.size(); ++g) {
+    if (!std::isfinite(st.ssr[g])) continue;
+    if ((st.ssr[g] - st.ssr_best) / sigma2 < c) {
+      lo = std::min(lo, grid[g]);
+      hi = std::max(hi, grid[g]);
+    }
+  }
+  return {lo, hi};
+}
+
+}  // namespace
+
+std::size_t threshold_draw(std::uint64_t seed, int k, std::uint64_t b, std::size_t i, std::size_t n) {
+  const auto rr = kernels::philox_block(seed, (b << 6) | static_cast<std::uint64_t>(k), static_cast<std::uint32_t>(i), 7);
+  return static_cast<std::size_t>((static_cast<std::uint64_t>(rr.v[0]) * n) >> 32);
+}
+
+ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& o) {
+  if (o.panel_id.empty()) throw InvalidInput("threshold needs --panel id,time");
+  if (o.regime.empty()) throw InvalidInput("threshold needs --regime X (the regime-dependent regressors)");
+  if (o.threshold_var.empty()) throw InvalidInput("threshold needs --threshold-var Q");
+  if (o.n_thresholds < 1) throw InvalidInput("--thresholds must be at least 1");
+  if (o.trim.empty()) throw InvalidInput("--trim needs at least one value");
+  for (double t : o.trim)
+    if (!(t > 0 && t < 0.5)) throw InvalidInput("--trim values must lie in (0, 0.5)");
+  if (o.grid < 10) throw InvalidInput("--grid must be at least 10");
+  std::string lhs, rhs, fe;
+  split_formula(o.formula, lhs, rhs, fe);
+  fe = trim_ws(fe);
+  if (!fe.empty() && fe != o.panel_id)
+    throw InvalidInput("threshold: the only fixed effect is the individual's ('| " + o.panel_id +
+                       "'); '" + fe + "' is not supported in Hansen's model");
+  const int p = static_cast<int>(o.regime.size());
+  std::string text = trim_ws(lhs) + " ~ " + trim_ws(rhs);
+  for (const std::string& x : o.regime) text += " + " + x;
+  text += " + I(" + o.threshold_var + ") + 0";
+  const Formula fm = parse_formula(text);
+  SampleOptions so;
+  so.where = o.where;
+  so.panel_id = o.panel_id;
+  so.panel_time = o.panel_time;
+  so.need_time = true;
+  so.extra = {o.panel_id};
+  so.keep_singletons = true;
+  Design d = build_design(df, fm, so);
+  const std::size_t kz = d.n_reg - static_cast<std::size_t>(p) - 1;
+  if (d.n_reg != static_cast<std::size_t>(fm.terms.size()))
+    throw InvalidInput("threshold: a regime regressor repeats a regime-independent one; list each once");
+
+  // balanced panel, rows by (id, time)
+  Panel pn;
+  pn.n = static_cast<std::size_t>(d.extra[0].n_levels);
+  pn.T = static_cast<std::size_t>(d.time.n_levels);
+  if (pn.T < 3) throw InvalidInput("threshold needs at least three periods");
+  pn.pos.assign(pn.n * pn.T, static_cast<std::size_t>(-1));
+  for (std::size_t r = 0; r < d.n_obs; ++r) pn.pos[static_cast<std::size_t>(d.extra[0].code[r]) * pn.T + d.time.code[r]] = r;
+  {
+    std::vector<std::string> bad;
+    std::vector<std::size_t> rep_row(pn.n, 0);
+    for (std::size_t r = 0; r < d.n_obs; ++r) rep_row[d.extra[0].code[r]] = d.rows.empty() ? r : d.rows[r];
+    for (std::size_t i = 0; i < pn.n && bad.size() < 5; ++i)
+      for (std::size_t t = 0; t < pn.T; ++t)
+        if (pn.pos[i * pn.T + t] == static_cast<std::size_t>(-1)) {
+          bad.push_back(df.column(o.panel_id).text(rep_row[i]));
+          break;
+        }
+    if (d.n_obs != pn.n * pn.T || !bad.empty()) {
+      std::string ids;
+      for (const auto& b : bad) ids += (ids.empty() ? "" : ", ") + b;
+      throw InvalidInput("Hansen's threshold model needs a balanced panel: " + std::to_string(d.n_obs) + " rows for " +
+                         std::to_string(pn.n) + " units x " + std::to_string(pn.T) +
+                         " periods; incomplete units include " + ids);
+    }
+  }
+  const std::size_t N = pn.n * (pn.T - 1);
+  ThresholdResult res;
+  res.n_units = pn.n;
+  res.n_periods = pn.T;
+  res.n_obs = N;
+  res.simulated = d.simulated;
+  res.data_source = df.source;
+
+  const double* q = d.X.data() + (d.n_reg - 1) * d.n_obs;
+  auto col = [&](std::size_t j) { return d.X.data() + j * d.n_obs; };
+  // grid: Hansen's quantiles of the distinct values over all n x T observations (1-based)
+  std::vector<double> dd(q, q + d.n_obs);
+  std::sort(dd.begin(), dd.end());
+  dd.erase(std::unique(dd.begin(), dd.end()), dd.end());
+  const double nd = static_cast<double>(dd.size());
+  const int qn = o.grid;
+  const double trim0 = o.trim[0];
+  const int n_pts = static_cast<int>(std::floor(qn * (1 - 2 * trim0) + 1e-9)) + 1;
+  std::vector<double> grid;
+  for (int j = 0; j < n_pts; ++j) {
+    const long idx = static_cast<long>(std::floor((trim0 + static_cast<double>(j) / qn) * nd));  // 1-based
+    grid.push_back(dd[static_cast<std::size_t>(std::clamp<long>(idx, 1, static_cast<long>(dd.size())) - 1)]);
+  }
+  res.n_grid = grid.size();
+  res.n_distinct = dd.size();
+  res.grid_first = grid.front();
+  res.grid_last = grid.back();
+  if (static_cast<double>(o.n_thresholds + 1) * 2 * trim0 >= 1)
+    throw InvalidInput("--trim " + std::to_string(trim0) + " leaves no room for " + std::to_string(o.n_thresholds) + " thresholds");
+
+  // transformed outcome and linear regressors [z x]
+  const Vec y = pn.transform(d.y.data());
+  Mat XL(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(kz + p));
+  for (std::size_t j = 0; j < kz + static_cast<std::size_t>(p); ++j) XL.col(static_cast<Eigen::Index>(j)) = pn.transform(col(j));
+  Eigen::HouseholderQR<Mat> qr(XL);
+  const Mat Q = qr.householderQ() * Mat::Identity(XL.rows(), XL.cols());
+  auto project = [&](const Mat& v) -> Mat { return v - Q * (Q.transpose() * v); };
+  // the grid columns M w_g
+  Mat MW(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(grid.size()) * p);
+  {
+    std::vector<double> w(d.n_obs);
+    for (std::size_t g = 0; g < grid.size(); ++g)
+      for (int j = 0; j < p; ++j) {
+        const double* x = col(kz + j);
+        for (std::size_t r = 0; r < d.n_obs; ++r) w[r] = q[r] < grid[g] ? x[r] : 0.0;
+        MW.col(static_cast<Eigen::Index>(g) * p + j) = pn.transform(w.data());
+      }
+    MW = project(MW);
+  }
+  const Mat G = MW.transpose() * MW;
+  const Vec e0 = project(y);
+  const double S0 = e0.squaredNorm();
+  const Vec r = MW.transpose() * y;
+  res.ssr_linear = S0;
+  res.c95 = -2.0 * std::log(1.0 - std::sqrt(0.95));
+  res.c99 = -2.0 * std::log(1.0 - std::sqrt(0.99));
+  Searcher sr(G, grid, p, qn);
+  const std::vector<char> none(grid.size(), 0);
+  const double Nd = static_cast<double>(N);
+
+  // coefficients of a model with the given thresholds (grid indices)
+  auto fit_model = [&](std::vector<int> th) {
+    std::sort(th.begin(), th.end(), [&](int a, int b) { return grid[a] < grid[b]; });
+    const std::size_t K = th.size();
+    const std::size_t kt = kz + (K + 1) * p;
+    Mat X(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(kt));
+    for (std::size_t j = 0; j < kz; ++j) X.col(static_cast<Eigen::Index>(j)) = XL.col(static_cast<Eigen::Index>(j));
+    std::vector<double> w(d.n_obs);
+    std::vector<std::string> names;
+    for (std::size_t j = 0; j < kz; ++j) names.push_back(d.x_names[j]);
+    for (int j = 0; j < p; ++j) {
+      const double* x = col(kz + j);
+      for (std::size_t reg = 0; reg <= K; ++reg) {
+        const double lo = reg == 0 ? -kInf : grid[th[reg - 1]], hi = reg == K ? kInf : grid[th[reg]];
+        for (std::size_t rr = 0; rr < d.n_obs; ++rr) w[rr] = (q[rr] >= lo && q[rr] < hi) ? x[rr] : 0.0;
+        X.col(static_cast<Eigen::Index>(kz + j * (K + 1) + reg)) = pn.transform(w.data());
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "%s:regime%zu", d.x_names[kz + j].c_str(), reg + 1);
+        names.push_back(buf);
+      }
+    }
+    const Mat XtXi = (X.transpose() * X).inverse();
+    const Vec beta = XtXi * (X.transpose() * y);
+    const Vec e = y - X * beta;
+    const double sse = e.squaredNorm();
+    const double s2 = sse / (Nd - static_cast<double>(pn.n) - static_cast<double>(kt));
+    Mat meat = Mat::Zero(static_cast<Eigen::Index>(kt), static_cast<Eigen::Index>(kt));
+    for (Eigen::Index i = 0; i < X.rows(); ++i) meat.noalias() += X.row(i).transpose() * X.row(i) * (e(i) * e(i));
+    const Mat Vw = XtXi * meat * XtXi;
+    ThresholdModel m;
+    m.n_thresholds = static_cast<int>(K);
+    for (int t : th) m.gammas.push_back(grid[t]);
+    m.ssr = sse;
+    for (std::size_t j = 0; j < kt; ++j)
+      m.coefficients.push_back({names[j], beta(static_cast<Eigen::Index>(j)),
+                                std::sqrt(s2 * XtXi(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j))),
+                                std::sqrt(Vw(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j)))});
+    return std::make_pair(m, Vec(X * beta));
+  };
+
+  // The sequential search on the sample.
+  std::vector<int> fixed;
+  std::vector<std::pair<double, double>> ci95_of(grid.size()), ci99_of(grid.size());
+  std::vector<double> ssr_after;  // SSR of the k-threshold model (after refinement)
+  std::vector<double> F;
+  std::vector<std::vector<int>> thresholds_of;
+  double S_prev = S0;
+  for (int k = 1; k <= o.n_thresholds; ++k) {
+    const double tr = trim_at(o.trim, static_cast<std::size_t>(k - 1));
+    const std::vector<char> ex = k == 1 ? none : sr.excluded(fixed, tr);
+    Stage st = sr.search(r, S0, fixed, ex, true);
+    if (st.best < 0) throw InvalidInput("no grid point is left for threshold " + std::to_string(k) + "; lower --trim");
+    const double s2 = st.ssr_best / Nd;
+    ci95_of[st.best] = conf_set(st, grid, s2, res.c95);
+    ci99_of[st.best] = conf_set(st, grid, s2, res.c99);
+    if (k == 1)
+      for (std::size_t g = 0; g < grid.size(); ++g) {
+        res.ssr_curve.push_back(st.ssr[g]);
+        res.lr_gamma.push_back(grid[g]);
+        res.lr_value.push_back((st.ssr[g] - st.ssr_best) / s2);
+      }
+    F.push_back((S_prev - st.ssr_best) / s2);
+    fixed.push_back(st.best);
+    double S_k = st.ssr_best;
+    if (k == 2) {
+      // refine the first threshold with the second fixed (same window)
+      const std::vector<int> other{fixed[1]};
+      Stage rf = sr.search(r, S0, other, sr.excluded(other, tr), true);
+      const double s2r = rf.ssr_best / Nd;
+      ci95_of[rf.best] = conf_set(rf, grid, s2r, res.c95);
+      ci99_of[rf.best] = conf_set(rf, grid, s2r, res.c99);
+      fixed[0] = rf.best;
+      S_k = rf.ssr_best;
+    }
+    thresholds_of.push_back(fixed);
+    ssr_after.push_back(S_k);
+    S_prev = S_k;
+    auto fm_k = fit_model(fixed);
+    ThresholdModel m = fm_k.first;
+    std::vector<int> sorted = fixed;
+    std::sort(sorted.begin(), sorted.end(), [&](int a, int b) { return grid[a] < grid[b]; });
+    for (int t : sorted) {
+      m.ci95.push_back(ci95_of[t]);
+      m.ci99.push_back(ci99_of[t]);
+    }
+    res.models.push_back(m);
+  }
+
+  // Bootstrap of each test k vs k - 1: the (k-1)-threshold model's fitted values plus residual
+  // blocks of individuals drawn with replacement; thresholds re-estimated sequentially with the
+  // window trim[k-1] at every stage and no refinement.
+  for (int k = 1; k <= o.n_thresholds; ++k) {
+    ThresholdTest t;
+    t.k = k;
+    t.F = F[static_cast<std::size_t>(k - 1)];
+    t.n_boot = o.n_boot;
+    if (o.n_boot > 0) {
+      Vec fitted;
+      if (k == 1) fitted = y - e0;
+      else fitted = fit_model(thresholds_of[static_cast<std::size_t>(k - 2)]).second;
+      const Vec resid = y - fitted;
+      const double tr = trim_at(o.trim, static_cast<std::size_t>(k - 1));
+      const std::int64_t B = o.n_boot;
+      const std::int64_t chunk = 32;  // fixed: the products do not depend on the thread count
+      const std::int64_t n_chunks = (B + chunk - 1) / chunk;
+      std::vector<double> fstar(static_cast<std::size_t>(B));
+      const std::size_t T1 = pn.T - 1;
+#pragma omp parallel for schedule(dynamic, 1)
+      for (std::int64_t c = 0; c < n_chunks; ++c) {
+        const std::int64_t b0 = c * chunk, nb = std::min(chunk, B - b0);
+        Mat Ys(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(nb));
+        for (std::int64_t b = 0; b < nb; ++b)
+          for (std::size_t i = 0; i < pn.n; ++i) {
+            const std::size_t j = threshold_draw(o.seed, k, static_cast<std::uint64_t>(b0 + b), i, pn.n);
+            for (std::size_t tt = 0; tt < T1; ++tt)
+              Ys(static_cast<Eigen::Index>(i * T1 + tt), static_cast<Eigen::Index>(b)) =
+                  fitted(static_cast<Eigen::Index>(i * T1 + tt)) + resid(static_cast<Eigen::Index>(j * T1 + tt));
+          }
+        const Mat R = MW.transpose() * Ys;
+        const Mat E = Ys - Q * (Q.transpose() * Ys);
+        for (std::int64_t b = 0; b < nb; ++b) {
+          const double s0 = E.col(static_cast<Eigen::Index>(b)).squaredNorm();
+          const Vec rb = R.col(static_cast<Eigen::Index>(b));
+          std::vector<int> fx;
+          double s_prev = s0, s_k = s0;
+          for (int stage = 1; stage <= k; ++stage) {
+            const std::vector<char> ex = stage == 1 ? none : sr.excluded(fx, tr);
+            const Stage st = sr.search(rb, s0, fx, ex, false);
+            s_prev = s_k;
+            s_k = st.ssr_best;
+            fx.push_back(st.best);
+          }
+          fstar[static_cast<std::size_t>(b0 + b)] = (s_prev / s_k - 1.0) * Nd;
+        }
+      }
+      res.fstar.emplace_back(fstar.begin(), fstar.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(o.trace, fstar.size())));
+      std::int64_t exceed = 0;
+      for (double f : fstar) exceed += f > t.F;
+      t.p_value = static_cast<double>(exceed) / static_cast<double>(B);
+      std::sort(fstar.begin(), fstar.end());
+      for (double qv : {0.90, 0.95, 0.99}) {
+        const std::int64_t idx = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::ceil(qv * B)) - 1, 0, B - 1);
+        t.crit.push_back(fstar[static_cast<std::size_t>(idx)]);
+      }
+    }
+    res.tests.push_back(t);
+  }
+  return res;
+}
+
+}  // namespace panelboot

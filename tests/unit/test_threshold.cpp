@@ -1,0 +1,233 @@
+// Hansen (1999) threshold regression: his program's published numbers, and the fast algebra
+// against direct regressions on random panels.
+#include <Eigen/Dense>
+#include <fstream>
+#include <random>
+
+#include "helpers.hpp"
+#include "panelboot/error.hpp"
+#include "panelboot/threshold.hpp"
+
+using namespace panelboot;
+
+namespace {
+ThresholdOptions hansen_options(int K, std::int64_t B) {
+  ThresholdOptions o;
+  o.formula = "inva ~ l(vala,1) + I(l(vala,1)^2) + I(l(vala,1)^3) + l(debta,1) + I(l(vala,1)*l(debta,1)) | id";
+  o.regime = {"l(cfa,1)"};
+  o.threshold_var = "l(debta,1)";
+  o.panel_id = "id";
+  o.panel_time = "year";
+  o.n_thresholds = K;
+  o.n_boot = B;
+  return o;
+}
+
+nlohmann::json expected() {
+  std::ifstream in(pbtest::data_path("hansen1999_expected.json"));
+  return nlohmann::json::parse(in);
+}
+
+void expect_coefs(const ThresholdModel& m, const nlohmann::json& c) {
+  ASSERT_EQ(m.coefficients.size(), c["beta"].size());
+  for (std::size_t j = 0; j < m.coefficients.size(); ++j) {
+    const double b = c["beta"][j], sh = c["se_homo"][j], sw = c["se_het"][j];
+    EXPECT_NEAR(m.coefficients[j].estimate, b, 1e-8 * std::fabs(b)) << j;
+    EXPECT_NEAR(m.coefficients[j].se_homo, sh, 1e-8 * sh) << j;
+    EXPECT_NEAR(m.coefficients[j].se_white, sw, 1e-8 * sw) << j;
+  }
+}
+}  // namespace
+
+TEST(ThresholdGolden, HansenProgramDeterministicNumbers) {
+  const DataFrame df = read_data(pbtest::data_path("hansen1999_invest.csv"));
+  const ThresholdResult r = estimate_threshold(df, hansen_options(3, 0));
+  const nlohmann::json e = expected();
+  EXPECT_EQ(r.n_units, 565u);
+  EXPECT_EQ(r.n_obs, 7345u);
+  EXPECT_EQ(r.n_distinct, 6747u);
+  EXPECT_EQ(r.n_grid, 393u);
+  EXPECT_EQ(r.grid_first, 0.00403);
+  EXPECT_EQ(r.grid_last, 1.00593);
+  EXPECT_NEAR(r.ssr_linear, e["SSR_linear"].get<double>(), 1e-10);
+  EXPECT_NEAR(r.c95, e["setup"]["c95"].get<double>(), 1e-12);
+  // single
+  const auto& s = e["single"];
+  ASSERT_EQ(r.models.size(), 3u);
+  EXPECT_EQ(r.models[0].gammas[0], s["gamma"].get<double>());
+  EXPECT_EQ(r.models[0].ci95[0].first, s["ci95"][0].get<double>());
+  EXPECT_EQ(r.models[0].ci95[0].second, s["ci95"][1].get<double>());
+  EXPECT_EQ(r.models[0].ci99[0].first, s["ci99"][0].get<double>());
+  EXPECT_EQ(r.models[0].ci99[0].second, s["ci99"][1].get<double>());
+  EXPECT_NEAR(r.models[0].ssr, s["SSR"].get<double>(), 1e-10);
+  EXPECT_NEAR(r.tests[0].F, s["F1"].get<double>(), 1e-8);
+  expect_coefs(r.models[0], s["coef"]);
+  // double: gamma2 with its CI, the refined gamma1
+  const auto& d = e["double"];
+  EXPECT_EQ(r.models[1].gammas[1], d["gamma2"].get<double>());
+  EXPECT_EQ(r.models[1].ci95[1].first, d["ci95_gamma2"][0].get<double>());
+  EXPECT_EQ(r.models[1].ci95[1].second, d["ci95_gamma2"][1].get<double>());
+  EXPECT_EQ(r.models[1].ci99[1].first, d["ci99_gamma2"][0].get<double>());
+  EXPECT_EQ(r.models[1].ci99[1].second, d["ci99_gamma2"][1].get<double>());
+  EXPECT_EQ(r.models[1].gammas[0], d["gamma1_refined"].get<double>());
+  EXPECT_EQ(r.models[1].ci95[0].first, d["ci95_gamma1_refined"][0].get<double>());
+  EXPECT_EQ(r.models[1].ci95[0].second, d["ci95_gamma1_refined"][1].get<double>());
+  EXPECT_NEAR(r.models[1].ssr, d["SSR"].get<double>(), 1e-10);
+  EXPECT_NEAR(r.tests[1].F, d["F2"].get<double>(), 1e-8);
+  expect_coefs(r.models[1], d["coef"]);
+  // triple: gamma3 between the two fixed ones
+  const auto& t = e["triple"];
+  EXPECT_EQ(r.models[2].gammas[1], t["gamma3"].get<double>());
+  EXPECT_EQ(r.models[2].ci95[1].first, t["ci95_gamma3"][0].get<double>());
+  EXPECT_EQ(r.models[2].ci95[1].second, t["ci95_gamma3"][1].get<double>());
+  EXPECT_NEAR(r.models[2].ssr, t["SSR"].get<double>(), 1e-10);
+  EXPECT_NEAR(r.tests[2].F, t["F3"].get<double>(), 1e-8);
+  expect_coefs(r.models[2], t["coef"]);
+}
+
+TEST(ThresholdGolden, BootstrapPValuesAgreeWithHansenWithinMonteCarloError) {
+  const DataFrame df = read_data(pbtest::data_path("hansen1999_invest.csv"));
+  const ThresholdResult r = estimate_threshold(df, hansen_options(3, 600));
+  // Hansen's run (B = 300): 0.0066666667, 0.016666667, 0.74
+  const double hansen[3] = {0.0066666667, 0.016666667, 0.74};
+  for (int k = 0; k < 3; ++k) {
+    const double p = std::max(hansen[k], 0.01);
+    const double sd = std::sqrt(p * (1 - p) / 300 + p * (1 - p) / 600);
+    EXPECT_NEAR(r.tests[k].p_value, hansen[k], 4 * sd) << "F" << k + 1;
+  }
+}
+
+namespace {
+// A random balanced panel and the direct regression of the transformed data.
+struct Small {
+  DataFrame df;
+  int n, T;
+};
+
+Small small_panel(std::mt19937_64& rng, int n, int T) {
+  std::normal_distribution<double> nd;
+  Small s{{}, n, T};
+  std::vector<double> id, yr, y, z, x, q;
+  for (int i = 0; i < n; ++i) {
+    const double a = nd(rng);
+    for (int t = 0; t < T; ++t) {
+      id.push_back(i + 1);
+      yr.push_back(2000 + t);
+      const double qq = std::round(std::uniform_real_distribution<double>(0, 1)(rng) * 1000) / 1000;
+      const double xx = nd(rng), zz = nd(rng);
+      q.push_back(qq);
+      x.push_back(xx);
+      z.push_back(zz);
+      y.push_back(a + 0.5 * zz + (qq < 0.4 ? 1.0 : -0.5) * xx + nd(rng));
+    }
+  }
+  auto colm = [](const char* nm, std::vector<double> v) {
+    Column c;
+    c.name = nm;
+    c.num = std::move(v);
+    return c;
+  };
+  s.df.source = "small";
+  s.df.columns = {colm("id", id), colm("year", yr), colm("y", y), colm("z", z), colm("x", x), colm("q", q)};
+  s.df.row_line.assign(id.size(), 1);
+  return s;
+}
+
+// Transformed (demeaned by unit, last period deleted) vector of a per-row quantity.
+Eigen::VectorXd transform(const std::vector<double>& v, int n, int T) {
+  Eigen::VectorXd out(n * (T - 1));
+  for (int i = 0; i < n; ++i) {
+    double m = 0;
+    for (int t = 0; t < T; ++t) m += v[i * T + t];
+    m /= T;
+    for (int t = 0; t + 1 < T; ++t) out(i * (T - 1) + t) = v[i * T + t] - m;
+  }
+  return out;
+}
+
+double ssr_direct(const Eigen::VectorXd& y, const Eigen::MatrixXd& X) {
+  Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(X);
+  return (y - X * qr.solve(y)).squaredNorm();
+}
+}  // namespace
+
+TEST(ThresholdBruteForce, GridSsrAndBootstrapFEqualDirectRegressions) {
+  const std::uint64_t seed = pbtest::fresh_seed();
+  SCOPED_TRACE("PB_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (int rep = 0; rep < 3; ++rep) {
+    const int n = 12 + static_cast<int>(rng() % 10), T = 4 + static_cast<int>(rng() % 3);
+    Small s = small_panel(rng, n, T);
+    ThresholdOptions o;
+    o.formula = "y ~ z | id";
+    o.regime = {"x"};
+    o.threshold_var = "q";
+    o.panel_id = "id";
+    o.panel_time = "year";
+    o.grid = 40;
+    o.trim = {0.05};
+    o.n_boot = 6;
+    o.trace = 6;
+    o.seed = seed + rep;
+    const ThresholdResult r = estimate_threshold(s.df, o);
+    const auto& y = s.df.numeric("y");
+    const auto& z = s.df.numeric("z");
+    const auto& x = s.df.numeric("x");
+    const auto& q = s.df.numeric("q");
+    const Eigen::VectorXd ty = transform(y, n, T);
+    Eigen::MatrixXd XL(n * (T - 1), 2);
+    XL.col(0) = transform(z, n, T);
+    XL.col(1) = transform(x, n, T);
+    EXPECT_NEAR(r.ssr_linear, ssr_direct(ty, XL), 1e-9 * r.ssr_linear);
+    auto ssr_at = [&](const Eigen::VectorXd& yy, double g) {
+      std::vector<double> w(x.size());
+      for (std::size_t i = 0; i < w.size(); ++i) w[i] = q[i] < g ? x[i] : 0.0;
+      Eigen::MatrixXd X3(n * (T - 1), 3);
+      X3 << XL, transform(w, n, T);
+      return ssr_direct(yy, X3);
+    };
+    ASSERT_EQ(r.ssr_curve.size(), r.lr_gamma.size());
+    for (std::size_t g = 0; g < r.lr_gamma.size(); ++g)
+      EXPECT_NEAR(r.ssr_curve[g], ssr_at(ty, r.lr_gamma[g]), 1e-9 * r.ssr_linear) << "grid point " << g;
+    // F* of test 1 for the traced draws: y* = fitted(linear) + drawn residual blocks
+    Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(XL);
+    const Eigen::VectorXd fitted = XL * qr.solve(ty), resid = ty - fitted;
+    for (std::size_t b = 0; b < r.fstar[0].size(); ++b) {
+      Eigen::VectorXd ys(n * (T - 1));
+      for (int i = 0; i < n; ++i) {
+        const std::size_t j = threshold_draw(o.seed, 1, b, static_cast<std::size_t>(i), static_cast<std::size_t>(n));
+        for (int t = 0; t + 1 < T; ++t) ys(i * (T - 1) + t) = fitted(i * (T - 1) + t) + resid(static_cast<Eigen::Index>(j) * (T - 1) + t);
+      }
+      const double s0 = ssr_direct(ys, XL);
+      double s1 = std::numeric_limits<double>::infinity();
+      for (double g : r.lr_gamma) s1 = std::min(s1, ssr_at(ys, g));
+      const double f = (s0 / s1 - 1) * n * (T - 1);
+      EXPECT_NEAR(r.fstar[0][b], f, 1e-7 * std::max(1.0, f)) << "replication " << b;
+    }
+  }
+}
+
+TEST(ThresholdErrors, UnbalancedPanelAndBadOptions) {
+  const DataFrame df = read_data(pbtest::data_path("hansen1999_invest.csv"));
+  ThresholdOptions o = hansen_options(1, 0);
+  o.where = "not (id == 3 and year == 1980)";
+  try {
+    estimate_threshold(df, o);
+    FAIL();
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("balanced panel"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("include 3"), std::string::npos) << e.what();
+  }
+  o = hansen_options(1, 0);
+  o.trim = {0.3};
+  EXPECT_THROW(estimate_threshold(df, o), InvalidInput);
+  const auto r = pbtest::run({"threshold", "--data", pbtest::data_path("hansen1999_invest.csv"), "--panel", "id,year",
+                              "-f", "inva ~ l(vala,1) | id", "--regime", "l(cfa,1)", "--threshold-var", "l(debta,1)",
+                              "--B", "0", "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"ssr_linear", "models", "tests"}) EXPECT_TRUE(j.contains(k)) << k;
+  for (const char* k : {"n_thresholds", "gammas", "ci95", "ci99", "ssr", "coefficients"})
+    EXPECT_TRUE(j["models"][0].contains(k)) << k;
+  for (const char* k : {"k", "F", "p_value", "crit", "n_boot"}) EXPECT_TRUE(j["tests"][0].contains(k)) << k;
+}
