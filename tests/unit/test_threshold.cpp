@@ -221,6 +221,20 @@ TEST(ThresholdErrors, UnbalancedPanelAndBadOptions) {
   o = hansen_options(1, 0);
   o.trim = {0.3};
   EXPECT_THROW(estimate_threshold(df, o), InvalidInput);
+  auto message = [&](ThresholdOptions opt) {
+    try {
+      estimate_threshold(df, opt);
+    } catch (const InvalidInput& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  o = hansen_options(1, 0);
+  o.threshold_var = "I(l(debta,1) > 0.5)";  // two distinct values
+  EXPECT_NE(message(o).find("distinct values: too few"), std::string::npos) << message(o);
+  o = hansen_options(1, 0);
+  o.regime = {"I(id * 1.0)"};  // constant within each unit
+  EXPECT_NE(message(o).find("does not vary over time within units"), std::string::npos) << message(o);
   const auto r = pbtest::run({"threshold", "--data", pbtest::data_path("hansen1999_invest.csv"), "--panel", "id,year",
                               "-f", "inva ~ l(vala,1) | id", "--regime", "l(cfa,1)", "--threshold-var", "l(debta,1)",
                               "--B", "0", "--format", "json"});
@@ -230,4 +244,24 @@ TEST(ThresholdErrors, UnbalancedPanelAndBadOptions) {
   for (const char* k : {"n_thresholds", "gammas", "ci95", "ci99", "ssr", "coefficients"})
     EXPECT_TRUE(j["models"][0].contains(k)) << k;
   for (const char* k : {"k", "F", "p_value", "crit", "n_boot"}) EXPECT_TRUE(j["tests"][0].contains(k)) << k;
+}
+
+TEST(ThresholdGolden, XthregModeReproducesItsSingleThresholdExample) {
+  // xthreg i q1 q2 q3 d1 qd1, rx(c1) qx(d1) thnum(1) grid(400) trim(0.01): 0.0154, 17.7818, 35.20
+  const DataFrame df = read_data(pbtest::data_path("hansen1999_xthreg.csv"));
+  ThresholdOptions o;
+  o.formula = "i ~ q1 + q2 + q3 + d1 + qd1 | id";
+  o.regime = {"c1"};
+  o.threshold_var = "d1";
+  o.panel_id = "id";
+  o.panel_time = "year";
+  o.xthreg = true;
+  o.trim = {0.01};
+  o.n_boot = 0;
+  const ThresholdResult r = estimate_threshold(df, o);
+  EXPECT_EQ(r.n_obs, 7910u);
+  EXPECT_EQ(r.n_grid, 400u);
+  pbtest::expect_printed(r.models[0].gammas[0], "0.0154", "gamma");
+  pbtest::expect_printed(r.models[0].ssr, "17.7818", "RSS");
+  pbtest::expect_printed(r.tests[0].F, "35.20", "F");
 }

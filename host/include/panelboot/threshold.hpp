@@ -28,7 +28,11 @@ struct ThresholdOptions {
   std::int64_t n_boot = 300;
   std::uint64_t seed = 20250101;
   std::size_t trace = 0;                // keep this many F* per test (tests)
+  bool xthreg = false;                  // --mode xthreg: Stata xthreg's conventions (see below)
 };
+// --mode xthreg (Wang 2015, as reverse-engineered in METHODS.md): no deleted period (NT
+// observations), lower regime q <= gamma, the grid drops floor(1% x N_u) distinct values at each
+// end and takes --grid N points at indices round(j (N_v - 1) / (N - 1)), and sigma^2 = S/(NT - T).
 
 // The bootstrap draw of replication b for test k: the individual whose residual block is attached
 // to individual i (a pure function of (seed, k, b, i)).

@@ -239,7 +239,7 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
 
 struct ThresholdCli {
   std::vector<std::string> regime;
-  std::string threshold_var, trim = "0.01,0.01,0.05", vcov = "iid", lr_curve;
+  std::string threshold_var, trim = "0.01,0.01,0.05", vcov = "iid", lr_curve, mode = "hansen";
   int thresholds = 1, grid = 400;
   std::int64_t B = 300;
   std::uint64_t seed = 20250101;
@@ -282,6 +282,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
     to.trim.push_back(v);
   }
   to.grid = c.grid;
+  to.xthreg = c.mode == "xthreg";
   if (c.B < 0) throw InvalidInput("--B must be >= 0");
   to.n_boot = c.B;
   to.seed = c.seed;
@@ -299,7 +300,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
     write_file_atomic(c.lr_curve, csv.str());
   }
   if (fmt == Format::kJson) {
-    nlohmann::json j{{"program", "panelboot"}, {"command", "threshold"}, {"mode", "hansen"},
+    nlohmann::json j{{"program", "panelboot"}, {"command", "threshold"}, {"mode", c.mode},
                      {"data", r.data_source}, {"simulated_data", r.simulated},
                      {"n_units", r.n_units}, {"n_periods", r.n_periods}, {"nobs", r.n_obs},
                      {"n_grid", r.n_grid}, {"n_distinct", r.n_distinct}, {"grid_first", r.grid_first},
@@ -329,11 +330,12 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   }
   std::ostringstream t;
   char buf[256];
-  t << "Panel threshold regression (Hansen 1999, his program's conventions)\n";
+  t << (to.xthreg ? "Panel threshold regression (Stata xthreg's conventions: NT observations, q <= gamma)\n"
+                   : "Panel threshold regression (Hansen 1999, his program's conventions)\n");
   t << "Data: " << r.data_source << "\n";
   if (r.simulated) t << "NOTE: " << kSimulatedNote << "\n";
-  std::snprintf(buf, sizeof buf, "Units %zu, periods %zu (last deleted after demeaning): %zu observations\n",
-                r.n_units, r.n_periods, r.n_obs);
+  std::snprintf(buf, sizeof buf, "Units %zu, periods %zu%s: %zu observations\n", r.n_units, r.n_periods,
+                to.xthreg ? "" : " (last deleted after demeaning)", r.n_obs);
   t << buf;
   std::snprintf(buf, sizeof buf, "Grid: %zu points of %zu distinct values, %.6g .. %.6g\n", r.n_grid, r.n_distinct,
                 r.grid_first, r.grid_last);
@@ -365,8 +367,9 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
     }
     t << "\n";
   }
-  t << "\nRegime r of x: regime 1 is q < gamma_1, the last q >= gamma_K. CIs: {gamma : LR(gamma) < "
-       "-2 ln(1 - sqrt(1 - a))} on the grid.\n";
+  t << (to.xthreg ? "\nRegime r of x: regime 1 is q <= gamma_1, the last q > gamma_K."
+                   : "\nRegime r of x: regime 1 is q < gamma_1, the last q >= gamma_K.")
+    << " CIs: {gamma : LR(gamma) < -2 ln(1 - sqrt(1 - a))} on the grid.\n";
   emit(t.str(), o, out);
   (void)err;
   return 0;
@@ -510,6 +513,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->capture_default_str();
   thr_cmd->add_option("--B", thr_c.B, "Bootstrap replications per test (0: none)")->capture_default_str();
   thr_cmd->add_option("--seed", thr_c.seed, "Seed of the counter-based generator")->capture_default_str();
+  thr_cmd->add_option("--mode", thr_c.mode,
+                      "hansen: Hansen's program (deleted last period, q < gamma, quantile grid); xthreg: "
+                      "Stata xthreg (NT observations, q <= gamma, its grid, sigma^2 = S/(NT - T))")
+      ->check(CLI::IsMember({"hansen", "xthreg"}))
+      ->capture_default_str();
   thr_cmd->add_option("--vcov", thr_c.vcov, "iid (homoskedastic) or white: which SE fills std_error")
       ->check(CLI::IsMember({"iid", "white"}))
       ->capture_default_str();

@@ -44,14 +44,17 @@ std::string trim_ws(std::string s) {
 // The transformed sample: demeaned by individual over all T periods, last period deleted.
 struct Panel {
   std::size_t n = 0, T = 0;
+  bool drop_last = true;         // Hansen deletes the last period; xthreg keeps all
   std::vector<std::size_t> pos;  // pos[i * T + t] = design row
+  std::size_t Tk() const { return drop_last ? T - 1 : T; }
   Vec transform(const double* v) const {
-    Vec out(static_cast<Eigen::Index>(n * (T - 1)));
+    const std::size_t tk = Tk();
+    Vec out(static_cast<Eigen::Index>(n * tk));
     for (std::size_t i = 0; i < n; ++i) {
       double m = 0;
       for (std::size_t t = 0; t < T; ++t) m += v[pos[i * T + t]];
       m /= static_cast<double>(T);
-      for (std::size_t t = 0; t + 1 < T; ++t) out(static_cast<Eigen::Index>(i * (T - 1) + t)) = v[pos[i * T + t]] - m;
+      for (std::size_t t = 0; t < tk; ++t) out(static_cast<Eigen::Index>(i * tk + t)) = v[pos[i * T + t]] - m;
     }
     return out;
   }
@@ -242,7 +245,10 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
                          " periods; incomplete units include " + ids);
     }
   }
-  const std::size_t N = pn.n * (pn.T - 1);
+  pn.drop_last = !o.xthreg;
+  const std::size_t N = pn.n * pn.Tk();
+  // Hansen: lower regime q < gamma; xthreg: q <= gamma
+  auto below = [&](double qv, double g) { return o.xthreg ? qv <= g : qv < g; };
   ThresholdResult res;
   res.n_units = pn.n;
   res.n_periods = pn.T;
@@ -259,11 +265,30 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   const double nd = static_cast<double>(dd.size());
   const int qn = o.grid;
   const double trim0 = o.trim[0];
-  const int n_pts = static_cast<int>(std::floor(qn * (1 - 2 * trim0) + 1e-9)) + 1;
   std::vector<double> grid;
-  for (int j = 0; j < n_pts; ++j) {
-    const long idx = static_cast<long>(std::floor((trim0 + static_cast<double>(j) / qn) * nd));  // 1-based
-    grid.push_back(dd[static_cast<std::size_t>(std::clamp<long>(idx, 1, static_cast<long>(dd.size())) - 1)]);
+  if (o.xthreg) {
+    // drop floor(trim N_u) distinct values at each end, then N points at round(j (N_v-1)/(N-1))
+    const std::size_t cut = static_cast<std::size_t>(std::floor(trim0 * nd));
+    if (2 * cut >= dd.size()) throw InvalidInput("--trim leaves no threshold values");
+    const std::vector<double> v(dd.begin() + static_cast<std::ptrdiff_t>(cut), dd.end() - static_cast<std::ptrdiff_t>(cut));
+    const std::size_t nv = v.size();
+    for (int j = 0; j < qn; ++j)
+      grid.push_back(v[static_cast<std::size_t>(std::lround(static_cast<double>(j) * (nv - 1) / (qn - 1)))]);
+  } else {
+    const int n_pts = static_cast<int>(std::floor(qn * (1 - 2 * trim0) + 1e-9)) + 1;
+    for (int j = 0; j < n_pts; ++j) {
+      const long idx = static_cast<long>(std::floor((trim0 + static_cast<double>(j) / qn) * nd));  // 1-based
+      grid.push_back(dd[static_cast<std::size_t>(std::clamp<long>(idx, 1, static_cast<long>(dd.size())) - 1)]);
+    }
+  }
+  {
+    std::vector<double> gu = grid;
+    gu.erase(std::unique(gu.begin(), gu.end()), gu.end());
+    if (gu.size() < 2 * static_cast<std::size_t>(o.n_thresholds) + 1)
+      throw InvalidInput("threshold variable '" + o.threshold_var + "' has " + std::to_string(dd.size()) +
+                         " distinct values: too few for --grid " + std::to_string(qn) + " and --trim " +
+                         std::to_string(trim0) + " with " + std::to_string(o.n_thresholds) +
+                         " threshold(s); lower --trim or --thresholds");
   }
   res.n_grid = grid.size();
   res.n_distinct = dd.size();
@@ -276,6 +301,13 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   const Vec y = pn.transform(d.y.data());
   Mat XL(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(kz + p));
   for (std::size_t j = 0; j < kz + static_cast<std::size_t>(p); ++j) XL.col(static_cast<Eigen::Index>(j)) = pn.transform(col(j));
+  for (int j = 0; j < p; ++j) {
+    const Vec xt = pn.transform(col(kz + j));
+    if (xt.squaredNorm() <= 1e-20 * (1 + Eigen::Map<const Vec>(col(kz + j), static_cast<Eigen::Index>(d.n_obs)).squaredNorm()))
+      throw InvalidInput("regime variable '" + d.x_names[kz + j] +
+                         "' does not vary over time within units: the individual effects absorb it, so its "
+                         "slope cannot switch at a threshold");
+  }
   Eigen::HouseholderQR<Mat> qr(XL);
   const Mat Q = qr.householderQ() * Mat::Identity(XL.rows(), XL.cols());
   auto project = [&](const Mat& v) -> Mat { return v - Q * (Q.transpose() * v); };
@@ -286,7 +318,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     for (std::size_t g = 0; g < grid.size(); ++g)
       for (int j = 0; j < p; ++j) {
         const double* x = col(kz + j);
-        for (std::size_t r = 0; r < d.n_obs; ++r) w[r] = q[r] < grid[g] ? x[r] : 0.0;
+        for (std::size_t r = 0; r < d.n_obs; ++r) w[r] = below(q[r], grid[g]) ? x[r] : 0.0;
         MW.col(static_cast<Eigen::Index>(g) * p + j) = pn.transform(w.data());
       }
     MW = project(MW);
@@ -300,7 +332,8 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   res.c99 = -2.0 * std::log(1.0 - std::sqrt(0.99));
   Searcher sr(G, grid, p, qn);
   const std::vector<char> none(grid.size(), 0);
-  const double Nd = static_cast<double>(N);
+  // the F statistics' scale: n(T-1) (Hansen), NT - T (xthreg)
+  const double Nd = o.xthreg ? static_cast<double>(N) - static_cast<double>(pn.T) : static_cast<double>(N);
 
   // coefficients of a model with the given thresholds (grid indices)
   auto fit_model = [&](std::vector<int> th) {
@@ -316,18 +349,28 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       const double* x = col(kz + j);
       for (std::size_t reg = 0; reg <= K; ++reg) {
         const double lo = reg == 0 ? -kInf : grid[th[reg - 1]], hi = reg == K ? kInf : grid[th[reg]];
-        for (std::size_t rr = 0; rr < d.n_obs; ++rr) w[rr] = (q[rr] >= lo && q[rr] < hi) ? x[rr] : 0.0;
+        for (std::size_t rr = 0; rr < d.n_obs; ++rr)
+          w[rr] = !below(q[rr], lo) && below(q[rr], hi) ? x[rr] : 0.0;  // lo = -inf, hi = +inf at the ends
         X.col(static_cast<Eigen::Index>(kz + j * (K + 1) + reg)) = pn.transform(w.data());
         char buf[160];
         std::snprintf(buf, sizeof buf, "%s:regime%zu", d.x_names[kz + j].c_str(), reg + 1);
         names.push_back(buf);
       }
     }
+    for (std::size_t reg = 0; reg <= K; ++reg) {
+      const double lo = reg == 0 ? -kInf : grid[th[reg - 1]], hi = reg == K ? kInf : grid[th[reg]];
+      std::size_t cnt = 0;
+      for (std::size_t rr = 0; rr < d.n_obs; ++rr) cnt += !below(q[rr], lo) && below(q[rr], hi);
+      if (cnt <= static_cast<std::size_t>(p))
+        throw InvalidInput("regime " + std::to_string(reg + 1) + " of the " + std::to_string(K) +
+                           "-threshold model has " + std::to_string(cnt) + " observations, no more than its " +
+                           std::to_string(p) + " regressor(s); use fewer thresholds or a larger --trim");
+    }
     const Mat XtXi = (X.transpose() * X).inverse();
     const Vec beta = XtXi * (X.transpose() * y);
     const Vec e = y - X * beta;
     const double sse = e.squaredNorm();
-    const double s2 = sse / (Nd - static_cast<double>(pn.n) - static_cast<double>(kt));
+    const double s2 = sse / (static_cast<double>(N) - static_cast<double>(pn.n) - static_cast<double>(kt));
     Mat meat = Mat::Zero(static_cast<Eigen::Index>(kt), static_cast<Eigen::Index>(kt));
     for (Eigen::Index i = 0; i < X.rows(); ++i) meat.noalias() += X.row(i).transpose() * X.row(i) * (e(i) * e(i));
     const Mat Vw = XtXi * meat * XtXi;
@@ -408,7 +451,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       const std::int64_t chunk = 32;  // fixed: the products do not depend on the thread count
       const std::int64_t n_chunks = (B + chunk - 1) / chunk;
       std::vector<double> fstar(static_cast<std::size_t>(B));
-      const std::size_t T1 = pn.T - 1;
+      const std::size_t T1 = pn.Tk();
 #pragma omp parallel for schedule(dynamic, 1)
       for (std::int64_t c = 0; c < n_chunks; ++c) {
         const std::int64_t b0 = c * chunk, nb = std::min(chunk, B - b0);
