@@ -132,8 +132,12 @@ TEST(FitProperty, WithinEqualsExplicitDummiesOnRandomPanels) {
       EXPECT_NEAR(fr.coefficients[j].estimate, b.beta(j), 1e-10 * std::fabs(b.beta(j)) + 1e-13);
       EXPECT_NEAR(fr.coefficients[j].std_error, b.se_cluster(j), 1e-9 * b.se_cluster(j));
     }
-    if (balanced && !weighted) EXPECT_EQ(fr.demean_method, "balanced two-way");
-    if (!balanced) EXPECT_EQ(fr.demean_method, "alternating projections");
+    if (balanced && !weighted) {
+      EXPECT_EQ(fr.demean_method, "balanced two-way");
+    }
+    if (!balanced) {
+      EXPECT_EQ(fr.demean_method, "alternating projections");
+    }
   }
 }
 

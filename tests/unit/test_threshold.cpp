@@ -35,6 +35,8 @@ void expect_coefs(const ThresholdModel& m, const nlohmann::json& c) {
     EXPECT_NEAR(m.coefficients[j].estimate, b, 1e-8 * std::fabs(b)) << j;
     EXPECT_NEAR(m.coefficients[j].se_homo, sh, 1e-8 * sh) << j;
     EXPECT_NEAR(m.coefficients[j].se_white, sw, 1e-8 * sw) << j;
+    const double sc = c["se_cluster_firm_HC0"][j];
+    EXPECT_NEAR(m.coefficients[j].se_cluster, sc, 1e-8 * sc) << j;
   }
 }
 }  // namespace
@@ -264,4 +266,34 @@ TEST(ThresholdGolden, XthregModeReproducesItsSingleThresholdExample) {
   pbtest::expect_printed(r.models[0].gammas[0], "0.0154", "gamma");
   pbtest::expect_printed(r.models[0].ssr, "17.7818", "RSS");
   pbtest::expect_printed(r.tests[0].F, "35.20", "F");
+}
+
+TEST(ThresholdOptions, GivenThresholdsAndSavedRegimes) {
+  const std::string out = pbtest::temp_path(".csv");
+  const auto r = pbtest::run({"threshold", "--data", pbtest::data_path("hansen1999_invest.csv"), "--panel", "id,year",
+                              "-f", "inva ~ l(vala,1) + I(l(vala,1)^2) + I(l(vala,1)^3) + l(debta,1) + I(l(vala,1)*l(debta,1)) | id",
+                              "--regime", "l(cfa,1)", "--threshold-var", "l(debta,1)", "--gammas", "0.0157,0.53616",
+                              "--save-regimes", out, "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const nlohmann::json e = expected();
+  // the given thresholds reproduce the double-threshold model
+  EXPECT_NEAR(j["models"][0]["ssr"].get<double>(), e["double"]["SSR"].get<double>(), 1e-10);
+  std::ifstream in(out);
+  std::string line;
+  int rows = 0, reg3 = 0;
+  std::getline(in, line);
+  EXPECT_EQ(line, "id,year,q,regime");
+  while (std::getline(in, line)) {
+    ++rows;
+    reg3 += line.back() == '3';
+  }
+  EXPECT_EQ(rows, 565 * 14);
+  EXPECT_GT(reg3, 0);
+  std::remove(out.c_str());
+  const auto bad = pbtest::run({"threshold", "--data", pbtest::data_path("hansen1999_invest.csv"), "--panel", "id,year",
+                                "-f", "inva ~ l(vala,1) | id", "--regime", "l(cfa,1)", "--threshold-var", "l(debta,1)",
+                                "--gammas", "0.1", "--B", "100"});
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("drop --B"), std::string::npos);
 }

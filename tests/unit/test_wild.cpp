@@ -303,7 +303,7 @@ TEST(WildBruteForce, EveryReplicationEqualsARefit) {
         const WeightType wt = types[case_no++ % 5];
         const int n_units = 5 + static_cast<int>(rng() % 6), n_t = 3 + static_cast<int>(rng() % 3);
         Problem p = random_problem(rng, n_units, n_t);
-        Config c{cl, weighted, wcr, wt, (case_no % 2) ? "x1 = 0.3" : "x1 - x2 = 0.1"};
+        Config c{cl, weighted, wcr, wt, (case_no % 2) ? "x1 = 0.3" : "x1 - x2 = 0.1", ""};
         SCOPED_TRACE("case " + std::to_string(case_no) + " clusters " + std::to_string(cl.size()) +
                      (weighted ? " weighted" : "") + (wcr ? " WCR " : " WCU ") + weight_type_name(wt));
         check_against_brute_force(p, c, false, seed + case_no);
@@ -383,7 +383,7 @@ TEST(WildBruteForce, EnumerationEqualsBruteForceEnumeration) {
   std::mt19937_64 rng(pbtest::fresh_seed());
   for (bool wcr : {true, false}) {
     Problem p = random_problem(rng, 6, 4);
-    check_against_brute_force(p, Config{{"unit"}, false, wcr, WeightType::kRademacher, "x1 = 0"}, true, 1);
+    check_against_brute_force(p, Config{{"unit"}, false, wcr, WeightType::kRademacher, "x1 = 0", ""}, true, 1);
   }
 }
 

@@ -29,6 +29,7 @@ struct ThresholdOptions {
   std::uint64_t seed = 20250101;
   std::size_t trace = 0;                // keep this many F* per test (tests)
   bool xthreg = false;                  // --mode xthreg: Stata xthreg's conventions (see below)
+  std::vector<double> gammas;           // fixed thresholds (xthreg's thgiven): no search, no bootstrap
 };
 // --mode xthreg (Wang 2015, as reverse-engineered in METHODS.md): no deleted period (NT
 // observations), lower regime q <= gamma, the grid drops floor(1% x N_u) distinct values at each
@@ -41,6 +42,7 @@ std::size_t threshold_draw(std::uint64_t seed, int k, std::uint64_t b, std::size
 struct ThresholdCoef {
   std::string name;
   double estimate, se_homo, se_white;
+  double se_cluster;  // clustered by the panel unit, HC0 (no small-sample factor)
 };
 
 struct ThresholdModel {
@@ -70,6 +72,13 @@ struct ThresholdResult {
   std::vector<double> lr_gamma, lr_value;  // LR(gamma) of the single-threshold search
   std::vector<double> ssr_curve;           // S1(gamma) at every grid point
   std::vector<std::vector<double>> fstar;  // test hook: the first `trace` F* of each test
+  // each observation's regime (1-based) in the last model: unit text, time, q, regime
+  struct RegimeRow {
+    std::string unit;
+    double time, q;
+    int regime;
+  };
+  std::vector<RegimeRow> regimes;
   double c95 = 0, c99 = 0;
   bool simulated = false;
   std::string data_source;

@@ -239,7 +239,8 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
 
 struct ThresholdCli {
   std::vector<std::string> regime;
-  std::string threshold_var, trim = "0.01,0.01,0.05", vcov = "iid", lr_curve, mode = "hansen";
+  std::string threshold_var, trim = "0.01,0.01,0.05", vcov = "iid", lr_curve, mode = "hansen", gammas, save_regimes;
+  bool b_given = false;
   int thresholds = 1, grid = 400;
   std::int64_t B = 300;
   std::uint64_t seed = 20250101;
@@ -283,12 +284,31 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   }
   to.grid = c.grid;
   to.xthreg = c.mode == "xthreg";
+  for (const std::string& g : split_list(c.gammas)) {
+    char* end = nullptr;
+    to.gammas.push_back(std::strtod(g.c_str(), &end));
+    if (*end) throw InvalidInput("--gammas '" + c.gammas + "': give threshold values like 0.0157,0.536");
+  }
+  if (!to.gammas.empty()) {
+    if (c.b_given) throw InvalidInput("--gammas fixes the thresholds: there is no bootstrap test, so drop --B");
+    to.n_thresholds = static_cast<int>(to.gammas.size());
+  }
   if (c.B < 0) throw InvalidInput("--B must be >= 0");
-  to.n_boot = c.B;
+  to.n_boot = to.gammas.empty() ? c.B : 0;
   to.seed = c.seed;
   const DataFrame df = read_data(o.data);
   const ThresholdResult r = estimate_threshold(df, to);
-  const bool white = c.vcov == "white";
+  const bool white = c.vcov == "white", clustered = c.vcov == "cluster";
+  if (!c.save_regimes.empty()) {
+    std::ostringstream csv;
+    csv << to.panel_id << "," << to.panel_time << ",q,regime\n";
+    char buf[128];
+    for (const auto& rr : r.regimes) {
+      std::snprintf(buf, sizeof buf, ",%.15g,%.15g,%d\n", rr.time, rr.q, rr.regime);
+      csv << rr.unit << buf;
+    }
+    write_file_atomic(c.save_regimes, csv.str());
+  }
   if (!c.lr_curve.empty()) {
     std::ostringstream csv;
     csv << "gamma,lr,c95,c99\n";
@@ -305,10 +325,11 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
                      {"n_units", r.n_units}, {"n_periods", r.n_periods}, {"nobs", r.n_obs},
                      {"n_grid", r.n_grid}, {"n_distinct", r.n_distinct}, {"grid_first", r.grid_first},
                      {"grid_last", r.grid_last}, {"ssr_linear", r.ssr_linear}, {"c95", r.c95}, {"c99", r.c99},
-                     {"vcov", white ? "white" : "iid"}};
+                     {"vcov", c.vcov}};
     j["models"] = nlohmann::json::array();
     for (const auto& m : r.models) {
       nlohmann::json mj{{"n_thresholds", m.n_thresholds}, {"gammas", m.gammas}, {"ssr", m.ssr}};
+      mj["notes"] = m.notes;
       mj["ci95"] = nlohmann::json::array();
       mj["ci99"] = nlohmann::json::array();
       for (const auto& ci : m.ci95) mj["ci95"].push_back({ci.first, ci.second});
@@ -316,7 +337,8 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
       mj["coefficients"] = nlohmann::json::array();
       for (const auto& cf : m.coefficients)
         mj["coefficients"].push_back({{"name", cf.name}, {"estimate", cf.estimate}, {"se_homo", cf.se_homo},
-                                      {"se_white", cf.se_white}, {"std_error", white ? cf.se_white : cf.se_homo}});
+                                      {"se_white", cf.se_white}, {"se_cluster", cf.se_cluster},
+                                      {"std_error", white ? cf.se_white : clustered ? cf.se_cluster : cf.se_homo}});
       j["models"].push_back(mj);
     }
     j["tests"] = nlohmann::json::array();
@@ -350,13 +372,15 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
                     m.gammas[i], m.ci95[i].first, m.ci95[i].second, m.ci99[i].first, m.ci99[i].second);
       t << buf;
     }
-    std::snprintf(buf, sizeof buf, "  SSR %.8g\n  %-30s %14s %14s %14s\n", m.ssr, "coefficient", "estimate", "se (homo)",
-                  "se (White)");
+    std::snprintf(buf, sizeof buf, "  SSR %.8g\n  %-30s %14s %14s %14s %14s\n", m.ssr, "coefficient", "estimate",
+                  "se (homo)", "se (White)", "se (cluster)");
     t << buf;
     for (const auto& cf : m.coefficients) {
-      std::snprintf(buf, sizeof buf, "  %-30s %14.6g %14.6g %14.6g\n", cf.name.c_str(), cf.estimate, cf.se_homo, cf.se_white);
+      std::snprintf(buf, sizeof buf, "  %-30s %14.6g %14.6g %14.6g %14.6g\n", cf.name.c_str(), cf.estimate, cf.se_homo,
+                    cf.se_white, cf.se_cluster);
       t << buf;
     }
+    for (const auto& note : m.notes) t << "  note: " << note << "\n";
     const auto& ts = r.tests[k];
     std::snprintf(buf, sizeof buf, "  F%d = %.6g", ts.k, ts.F);
     t << buf;
@@ -511,15 +535,20 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->capture_default_str();
   thr_cmd->add_option("--grid", thr_c.grid, "Hansen's quantile grid: step 1/N (N = 400 gives 393 points at 1% trim)")
       ->capture_default_str();
-  thr_cmd->add_option("--B", thr_c.B, "Bootstrap replications per test (0: none)")->capture_default_str();
+  thr_cmd->add_option("--B", thr_c.B, "Bootstrap replications per test (0: none)")
+      ->capture_default_str()
+      ->each([&thr_c](const std::string&) { thr_c.b_given = true; });
+  thr_cmd->add_option("--gammas", thr_c.gammas, "Fixed thresholds 'g1,g2' (xthreg's thgiven): the model only");
+  thr_cmd->add_option("--save-regimes", thr_c.save_regimes, "Write each observation's regime (last model) as CSV");
   thr_cmd->add_option("--seed", thr_c.seed, "Seed of the counter-based generator")->capture_default_str();
   thr_cmd->add_option("--mode", thr_c.mode,
                       "hansen: Hansen's program (deleted last period, q < gamma, quantile grid); xthreg: "
                       "Stata xthreg (NT observations, q <= gamma, its grid, sigma^2 = S/(NT - T))")
       ->check(CLI::IsMember({"hansen", "xthreg"}))
       ->capture_default_str();
-  thr_cmd->add_option("--vcov", thr_c.vcov, "iid (homoskedastic) or white: which SE fills std_error")
-      ->check(CLI::IsMember({"iid", "white"}))
+  thr_cmd->add_option("--vcov", thr_c.vcov,
+                      "iid (homoskedastic), white (HC0) or cluster (by the panel unit, HC0): which SE fills std_error")
+      ->check(CLI::IsMember({"iid", "white", "cluster"}))
       ->capture_default_str();
   thr_cmd->add_option("--where", thr_o.where, "Keep rows where EXPR holds");
   thr_cmd->add_option("--lr-curve", thr_c.lr_curve, "Write LR(gamma) of the single-threshold search as CSV");

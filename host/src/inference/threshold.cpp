@@ -336,9 +336,9 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   const double Nd = o.xthreg ? static_cast<double>(N) - static_cast<double>(pn.T) : static_cast<double>(N);
 
   // coefficients of a model with the given thresholds (grid indices)
-  auto fit_model = [&](std::vector<int> th) {
-    std::sort(th.begin(), th.end(), [&](int a, int b) { return grid[a] < grid[b]; });
-    const std::size_t K = th.size();
+  auto fit_values = [&](std::vector<double> thv, bool record) {
+    std::sort(thv.begin(), thv.end());
+    const std::size_t K = thv.size();
     const std::size_t kt = kz + (K + 1) * p;
     Mat X(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(kt));
     for (std::size_t j = 0; j < kz; ++j) X.col(static_cast<Eigen::Index>(j)) = XL.col(static_cast<Eigen::Index>(j));
@@ -348,7 +348,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     for (int j = 0; j < p; ++j) {
       const double* x = col(kz + j);
       for (std::size_t reg = 0; reg <= K; ++reg) {
-        const double lo = reg == 0 ? -kInf : grid[th[reg - 1]], hi = reg == K ? kInf : grid[th[reg]];
+        const double lo = reg == 0 ? -kInf : thv[reg - 1], hi = reg == K ? kInf : thv[reg];
         for (std::size_t rr = 0; rr < d.n_obs; ++rr)
           w[rr] = !below(q[rr], lo) && below(q[rr], hi) ? x[rr] : 0.0;  // lo = -inf, hi = +inf at the ends
         X.col(static_cast<Eigen::Index>(kz + j * (K + 1) + reg)) = pn.transform(w.data());
@@ -358,7 +358,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       }
     }
     for (std::size_t reg = 0; reg <= K; ++reg) {
-      const double lo = reg == 0 ? -kInf : grid[th[reg - 1]], hi = reg == K ? kInf : grid[th[reg]];
+      const double lo = reg == 0 ? -kInf : thv[reg - 1], hi = reg == K ? kInf : thv[reg];
       std::size_t cnt = 0;
       for (std::size_t rr = 0; rr < d.n_obs; ++rr) cnt += !below(q[rr], lo) && below(q[rr], hi);
       if (cnt <= static_cast<std::size_t>(p))
@@ -374,16 +374,55 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     Mat meat = Mat::Zero(static_cast<Eigen::Index>(kt), static_cast<Eigen::Index>(kt));
     for (Eigen::Index i = 0; i < X.rows(); ++i) meat.noalias() += X.row(i).transpose() * X.row(i) * (e(i) * e(i));
     const Mat Vw = XtXi * meat * XtXi;
+    // clustered by unit (HC0): scores summed over each unit's transformed rows
+    Mat meat_c = Mat::Zero(static_cast<Eigen::Index>(kt), static_cast<Eigen::Index>(kt));
+    const std::size_t tk = pn.Tk();
+    for (std::size_t i = 0; i < pn.n; ++i) {
+      Vec sc = Vec::Zero(static_cast<Eigen::Index>(kt));
+      for (std::size_t tt = 0; tt < tk; ++tt) {
+        const Eigen::Index row = static_cast<Eigen::Index>(i * tk + tt);
+        sc += X.row(row).transpose() * e(row);
+      }
+      meat_c.noalias() += sc * sc.transpose();
+    }
+    const Mat Vc = XtXi * meat_c * XtXi;
     ThresholdModel m;
     m.n_thresholds = static_cast<int>(K);
-    for (int t : th) m.gammas.push_back(grid[t]);
+    m.gammas = thv;
     m.ssr = sse;
     for (std::size_t j = 0; j < kt; ++j)
       m.coefficients.push_back({names[j], beta(static_cast<Eigen::Index>(j)),
                                 std::sqrt(s2 * XtXi(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j))),
-                                std::sqrt(Vw(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j)))});
+                                std::sqrt(Vw(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j))),
+                                std::sqrt(Vc(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j)))});
+    // each observation's regime (for the models reported, not the bootstrap's null models)
+    if (record) res.regimes.clear();
+    for (std::size_t rr = 0; record && rr < d.n_obs; ++rr) {
+      int reg = 1;
+      for (double g : thv) reg += !below(q[rr], g);
+      const std::size_t row = d.rows.empty() ? rr : d.rows[rr];
+      res.regimes.push_back({df.column(o.panel_id).text(row), df.numeric(o.panel_time)[row], q[rr], reg});
+    }
     return std::make_pair(m, Vec(X * beta));
   };
+  auto fit_model = [&](const std::vector<int>& th, bool record) {
+    std::vector<double> thv;
+    for (int t : th) thv.push_back(grid[t]);
+    return fit_values(thv, record);
+  };
+  if (!o.gammas.empty()) {
+    // fixed thresholds: the model and its F against the linear one, no search and no bootstrap
+    auto fm_g = fit_values(o.gammas, true);
+    ThresholdModel m = fm_g.first;
+    m.notes.push_back("thresholds given (--gammas): no search, no confidence sets, no bootstrap");
+    ThresholdTest t;
+    t.k = static_cast<int>(o.gammas.size());
+    t.F = (S0 - m.ssr) / (m.ssr / Nd);
+    t.p_value = std::numeric_limits<double>::quiet_NaN();
+    res.models.push_back(m);
+    res.tests.push_back(t);
+    return res;
+  }
 
   // The sequential search on the sample.
   std::vector<int> fixed;
@@ -422,7 +461,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     thresholds_of.push_back(fixed);
     ssr_after.push_back(S_k);
     S_prev = S_k;
-    auto fm_k = fit_model(fixed);
+    auto fm_k = fit_model(fixed, true);  // also records each observation's regime
     ThresholdModel m = fm_k.first;
     std::vector<int> sorted = fixed;
     std::sort(sorted.begin(), sorted.end(), [&](int a, int b) { return grid[a] < grid[b]; });
@@ -444,7 +483,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     if (o.n_boot > 0) {
       Vec fitted;
       if (k == 1) fitted = y - e0;
-      else fitted = fit_model(thresholds_of[static_cast<std::size_t>(k - 2)]).second;
+      else fitted = fit_model(thresholds_of[static_cast<std::size_t>(k - 2)], false).second;
       const Vec resid = y - fitted;
       const double tr = trim_at(o.trim, static_cast<std::size_t>(k - 1));
       const std::int64_t B = o.n_boot;
