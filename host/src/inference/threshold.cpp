@@ -323,7 +323,17 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       }
     MW = project(MW);
   }
-  const Mat G = MW.transpose() * MW;
+  // The grid's Gram matrix W'MW. One threshold needs only its diagonal blocks (every stage
+  // reads G(g, g) and G(g, fixed)); more thresholds need all of it (half computed: symmetric).
+  const Eigen::Index gp = MW.cols();
+  Mat G = Mat::Zero(gp, gp);
+  if (o.n_thresholds == 1 || !o.gammas.empty()) {
+    for (Eigen::Index g = 0; g < gp; g += p)
+      G.block(g, g, p, p) = MW.middleCols(g, p).transpose() * MW.middleCols(g, p);
+  } else {
+    G.selfadjointView<Eigen::Lower>().rankUpdate(MW.transpose());
+    G.triangularView<Eigen::StrictlyUpper>() = G.transpose();
+  }
   const Vec e0 = project(y);
   const double S0 = e0.squaredNorm();
   const Vec r = MW.transpose() * y;
