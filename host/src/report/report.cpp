@@ -7,6 +7,7 @@
 #include "panelboot/config.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/report.hpp"
+#include "report/format.hpp"
 
 namespace panelboot {
 
@@ -23,20 +24,13 @@ Format parse_format(const std::string& s) {
 }
 
 namespace {
-
-std::string f(const char* spec, double v) {
-  if (v != v) return "NA";
-  char b[64];
-  std::snprintf(b, sizeof b, spec, v);
-  return b;
-}
+using report::num_or_null;
+std::string f(const char* spec, double v) { return report::fmt_num(spec, v); }
 
 std::string stars(double p) {
   if (!(p == p)) return "";
   return p < 0.01 ? "***" : p < 0.05 ? "**" : p < 0.1 ? "*" : "";
 }
-
-nlohmann::json num_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
 
 std::string pad(const std::string& s, std::size_t w, bool left = false) {
   if (s.size() >= w) return s;

@@ -4,17 +4,13 @@
 
 #include "panelboot/config.hpp"
 #include "panelboot/report.hpp"
+#include "report/format.hpp"
 #include "panelboot/wild.hpp"
 
 namespace panelboot {
 namespace {
-std::string f(const char* spec, double v) {
-  if (v != v) return "NA";
-  char b[64];
-  std::snprintf(b, sizeof b, spec, v);
-  return b;
-}
-nlohmann::json num_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+using report::num_or_null;
+std::string f(const char* spec, double v) { return report::fmt_num(spec, v); }
 }  // namespace
 
 nlohmann::json wild_json(const WildResult& w, const WildOptions& wo) {
