@@ -297,3 +297,41 @@ TEST(ThresholdOptions, GivenThresholdsAndSavedRegimes) {
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.err.find("drop --B"), std::string::npos);
 }
+
+TEST(ThresholdBruteForce, TimeEffectsEqualRegressionWithUnitAndPeriodDummies) {
+  // xthreg mode keeps all nT rows: two-way demeaning of a balanced panel is then exactly the
+  // regression with unit and period dummies, at every grid point
+  std::mt19937_64 rng(pbtest::fresh_seed());
+  const int n = 15, T = 5;
+  Small s = small_panel(rng, n, T);
+  ThresholdOptions o;
+  o.formula = "y ~ z | id";
+  o.regime = {"x"};
+  o.threshold_var = "q";
+  o.panel_id = "id";
+  o.panel_time = "year";
+  o.grid = 30;
+  o.trim = {0.05};
+  o.n_boot = 0;
+  o.xthreg = true;
+  o.time_effects = true;
+  const ThresholdResult r = estimate_threshold(s.df, o);
+  ASSERT_EQ(r.departures.size(), 1u);
+  const auto& y = s.df.numeric("y");
+  const auto& z = s.df.numeric("z");
+  const auto& x = s.df.numeric("x");
+  const auto& q = s.df.numeric("q");
+  for (std::size_t g = 0; g < r.lr_gamma.size(); g += 5) {
+    Eigen::MatrixXd X = Eigen::MatrixXd::Zero(n * T, 3 + n + T - 1);
+    Eigen::VectorXd yy(n * T);
+    for (int i = 0; i < n * T; ++i) {
+      yy(i) = y[i];
+      X(i, 0) = z[i];
+      X(i, 1) = x[i];
+      X(i, 2) = q[i] <= r.lr_gamma[g] ? x[i] : 0.0;
+      X(i, 3 + i / T) = 1;
+      if (i % T) X(i, 3 + n + i % T - 1) = 1;
+    }
+    EXPECT_NEAR(r.ssr_curve[g], ssr_direct(yy, X), 1e-9 * r.ssr_linear) << g;
+  }
+}

@@ -30,6 +30,7 @@ struct ThresholdOptions {
   std::size_t trace = 0;                // keep this many F* per test (tests)
   bool xthreg = false;                  // --mode xthreg: Stata xthreg's conventions (see below)
   std::vector<double> gammas;           // fixed thresholds (xthreg's thgiven): no search, no bootstrap
+  bool time_effects = false;            // also remove period means (two-way); outside Hansen's program
 };
 // --mode xthreg (Wang 2015, as reverse-engineered in METHODS.md): no deleted period (NT
 // observations), lower regime q <= gamma, the grid drops floor(1% x N_u) distinct values at each
@@ -82,6 +83,7 @@ struct ThresholdResult {
   double c95 = 0, c99 = 0;
   bool simulated = false;
   std::string data_source;
+  std::vector<std::string> departures;  // options outside the chosen program's procedure
 };
 
 ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& opts);

@@ -240,7 +240,7 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
 struct ThresholdCli {
   std::vector<std::string> regime;
   std::string threshold_var, trim = "0.01,0.01,0.05", vcov = "iid", lr_curve, mode = "hansen", gammas, save_regimes;
-  bool b_given = false;
+  bool b_given = false, time_effects = false;
   int thresholds = 1, grid = 400;
   std::int64_t B = 300;
   std::uint64_t seed = 20250101;
@@ -284,6 +284,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   }
   to.grid = c.grid;
   to.xthreg = c.mode == "xthreg";
+  to.time_effects = c.time_effects;
   for (const std::string& g : split_list(c.gammas)) {
     char* end = nullptr;
     to.gammas.push_back(std::strtod(g.c_str(), &end));
@@ -325,7 +326,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
                      {"n_units", r.n_units}, {"n_periods", r.n_periods}, {"nobs", r.n_obs},
                      {"n_grid", r.n_grid}, {"n_distinct", r.n_distinct}, {"grid_first", r.grid_first},
                      {"grid_last", r.grid_last}, {"ssr_linear", r.ssr_linear}, {"c95", r.c95}, {"c99", r.c99},
-                     {"vcov", c.vcov}};
+                     {"vcov", c.vcov}, {"departures", r.departures}};
     j["models"] = nlohmann::json::array();
     for (const auto& m : r.models) {
       nlohmann::json mj{{"n_thresholds", m.n_thresholds}, {"gammas", m.gammas}, {"ssr", m.ssr}};
@@ -364,6 +365,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   t << buf;
   std::snprintf(buf, sizeof buf, "SSR without threshold: %.8g\n", r.ssr_linear);
   t << buf;
+  for (const auto& dep : r.departures) t << "DEPARTURE: " << dep << "\n";
   for (std::size_t k = 0; k < r.models.size(); ++k) {
     const auto& m = r.models[k];
     t << "\n== " << m.n_thresholds << " threshold(s) ==\n";
@@ -551,6 +553,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->check(CLI::IsMember({"iid", "white", "cluster"}))
       ->capture_default_str();
   thr_cmd->add_option("--where", thr_o.where, "Keep rows where EXPR holds");
+  thr_cmd->add_flag("--time-effects", thr_c.time_effects,
+                    "Also remove period effects (two-way, the study's setting); outside Hansen's program");
   thr_cmd->add_option("--lr-curve", thr_c.lr_curve, "Write LR(gamma) of the single-threshold search as CSV");
   thr_cmd->add_option("--threads", thr_o.threads, "Worker threads; results do not depend on it");
   add_output_options(thr_cmd, thr_o);

@@ -45,16 +45,30 @@ std::string trim_ws(std::string s) {
 struct Panel {
   std::size_t n = 0, T = 0;
   bool drop_last = true;         // Hansen deletes the last period; xthreg keeps all
+  bool time_effects = false;     // two-way: x_it - xbar_i - xbar_t + xbar (balanced)
   std::vector<std::size_t> pos;  // pos[i * T + t] = design row
   std::size_t Tk() const { return drop_last ? T - 1 : T; }
   Vec transform(const double* v) const {
     const std::size_t tk = Tk();
     Vec out(static_cast<Eigen::Index>(n * tk));
+    std::vector<double> tmean(T, 0.0);
+    double grand = 0;
+    if (time_effects) {
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t t = 0; t < T; ++t) tmean[t] += v[pos[i * T + t]];
+      for (double& m : tmean) {
+        grand += m;
+        m /= static_cast<double>(n);
+      }
+      grand /= static_cast<double>(n * T);
+    }
     for (std::size_t i = 0; i < n; ++i) {
       double m = 0;
       for (std::size_t t = 0; t < T; ++t) m += v[pos[i * T + t]];
       m /= static_cast<double>(T);
-      for (std::size_t t = 0; t < tk; ++t) out(static_cast<Eigen::Index>(i * tk + t)) = v[pos[i * T + t]] - m;
+      for (std::size_t t = 0; t < tk; ++t)
+        out(static_cast<Eigen::Index>(i * tk + t)) =
+            v[pos[i * T + t]] - m - (time_effects ? tmean[t] - grand : 0.0);
     }
     return out;
   }
@@ -246,6 +260,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     }
   }
   pn.drop_last = !o.xthreg;
+  pn.time_effects = o.time_effects;
   const std::size_t N = pn.n * pn.Tk();
   // Hansen: lower regime q < gamma; xthreg: q <= gamma
   auto below = [&](double qv, double g) { return o.xthreg ? qv <= g : qv < g; };
@@ -255,6 +270,9 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   res.n_obs = N;
   res.simulated = d.simulated;
   res.data_source = df.source;
+  if (o.time_effects)
+    res.departures.push_back(std::string("--time-effects (period effects removed too) is outside ") +
+                             (o.xthreg ? "xthreg's" : "Hansen's") + " program");
 
   const double* q = d.X.data() + (d.n_reg - 1) * d.n_obs;
   auto col = [&](std::size_t j) { return d.X.data() + j * d.n_obs; };
@@ -380,7 +398,8 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     const Vec beta = XtXi * (X.transpose() * y);
     const Vec e = y - X * beta;
     const double sse = e.squaredNorm();
-    const double s2 = sse / (static_cast<double>(N) - static_cast<double>(pn.n) - static_cast<double>(kt));
+    const double s2 = sse / (static_cast<double>(N) - static_cast<double>(pn.n) -
+                             (o.time_effects ? static_cast<double>(pn.T - 1) : 0.0) - static_cast<double>(kt));
     Mat meat = Mat::Zero(static_cast<Eigen::Index>(kt), static_cast<Eigen::Index>(kt));
     for (Eigen::Index i = 0; i < X.rows(); ++i) meat.noalias() += X.row(i).transpose() * X.row(i) * (e(i) * e(i));
     const Mat Vw = XtXi * meat * XtXi;
