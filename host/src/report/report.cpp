@@ -128,6 +128,7 @@ std::string side_by_side(const std::vector<FitResult>& ms, Format fmt) {
     }
     return out;
   };
+  std::vector<std::pair<std::string, std::vector<std::string>>> text_rows;
   auto row = [&](const std::string& head, const std::vector<std::string>& cells) {
     if (fmt == Format::kMarkdown) {
       o << "| " << head;
@@ -138,9 +139,7 @@ std::string side_by_side(const std::vector<FitResult>& ms, Format fmt) {
       for (const auto& c : cells) o << " & " << c;
       o << " \\\\\n";
     } else {
-      o << pad(head, 22, true);
-      for (const auto& c : cells) o << pad(c, 16);
-      o << "\n";
+      text_rows.emplace_back(head, cells);  // printed at the end, once the widths are known
     }
   };
   if (fmt == Format::kLatex) {
@@ -190,6 +189,18 @@ std::string side_by_side(const std::vector<FitResult>& ms, Format fmt) {
   row("Variance", vc);
   row("Clusters", cl);
   if (fmt == Format::kLatex) o << "\\hline\n\\end{tabular}\n";
+  if (!text_rows.empty()) {
+    std::size_t wh = 12, wc = 12;
+    for (const auto& tr : text_rows) {
+      wh = std::max(wh, tr.first.size() + 2);
+      for (const auto& c : tr.second) wc = std::max(wc, c.size() + 2);
+    }
+    for (const auto& tr : text_rows) {
+      o << pad(tr.first, wh, true);
+      for (const auto& c : tr.second) o << pad(c, wc);
+      o << "\n";
+    }
+  }
   std::string note = "Standard errors in parentheses; *** p<0.01, ** p<0.05, * p<0.1 under each model's "
                      "reference distribution (t(G-1) when clustered).";
   if (std::any_of(ms.begin(), ms.end(), [](const FitResult& m) { return m.simulated; }))
