@@ -213,13 +213,27 @@ TEST(ThresholdErrors, UnbalancedPanelAndBadOptions) {
   const DataFrame df = read_data(pbtest::data_path("hansen1999_invest.csv"));
   ThresholdOptions o = hansen_options(1, 0);
   o.where = "not (id == 3 and year == 1980)";
+  o.xthreg = true;
   try {
     estimate_threshold(df, o);
     FAIL();
   } catch (const InvalidInput& e) {
-    EXPECT_NE(std::string(e.what()).find("balanced panel"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("xthreg mode needs a balanced panel"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("include 3"), std::string::npos) << e.what();
   }
+  o.xthreg = false;
+  o.n_boot = 10;
+  try {
+    estimate_threshold(df, o);
+    FAIL();
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("use --bootstrap wild"), std::string::npos) << e.what();
+  }
+  o.bootstrap_wild = true;
+  const ThresholdResult ru = estimate_threshold(df, o);  // unbalanced, wild bootstrap: named departures
+  EXPECT_EQ(ru.n_obs, 7345u - 1u);
+  EXPECT_EQ(ru.departures.size(), 2u);
+  EXPECT_GE(ru.tests[0].p_value, 0.0);
   o = hansen_options(1, 0);
   o.trim = {0.3};
   EXPECT_THROW(estimate_threshold(df, o), InvalidInput);
@@ -333,5 +347,55 @@ TEST(ThresholdBruteForce, TimeEffectsEqualRegressionWithUnitAndPeriodDummies) {
       if (i % T) X(i, 3 + n + i % T - 1) = 1;
     }
     EXPECT_NEAR(r.ssr_curve[g], ssr_direct(yy, X), 1e-9 * r.ssr_linear) << g;
+  }
+}
+
+TEST(ThresholdBruteForce, UnbalancedPanelGridSsrEqualsDirectRegressions) {
+  std::mt19937_64 rng(pbtest::fresh_seed());
+  const int n = 14, T = 5;
+  Small s = small_panel(rng, n, T);
+  // drop a few rows (never a unit's only rows)
+  DataFrame& df = s.df;
+  ThresholdOptions o;
+  o.formula = "y ~ z | id";
+  o.regime = {"x"};
+  o.threshold_var = "q";
+  o.panel_id = "id";
+  o.panel_time = "year";
+  o.grid = 30;
+  o.trim = {0.05};
+  o.n_boot = 4;
+  o.bootstrap_wild = true;
+  o.where = "not (year == 2001 and id <= 4) and not (year == 2004 and id == 9)";
+  const ThresholdResult r = estimate_threshold(df, o);
+  // the transformed sample by hand: demean each unit over its rows, drop its last row
+  const auto& id = df.numeric("id");
+  const auto& yr = df.numeric("year");
+  std::vector<int> keep;
+  for (std::size_t i = 0; i < id.size(); ++i)
+    if (!((yr[i] == 2001 && id[i] <= 4) || (yr[i] == 2004 && id[i] == 9))) keep.push_back(static_cast<int>(i));
+  auto tr = [&](const std::vector<double>& v) {
+    std::vector<double> out;
+    for (int u = 1; u <= n; ++u) {
+      std::vector<int> rows;
+      for (int k : keep)
+        if (id[k] == u) rows.push_back(k);
+      double m = 0;
+      for (int k : rows) m += v[k];
+      m /= rows.size();
+      for (std::size_t t = 0; t + 1 < rows.size(); ++t) out.push_back(v[rows[t]] - m);
+    }
+    return Eigen::Map<Eigen::VectorXd>(out.data(), out.size()).eval();
+  };
+  const auto& x = df.numeric("x");
+  const auto& q = df.numeric("q");
+  const Eigen::VectorXd ty = tr(df.numeric("y"));
+  ASSERT_EQ(static_cast<std::size_t>(ty.size()), r.n_obs);
+  for (std::size_t g = 0; g < r.lr_gamma.size(); g += 3) {
+    std::vector<double> w(x.size());
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = q[i] < r.lr_gamma[g] ? x[i] : 0.0;
+    Eigen::MatrixXd X(ty.size(), 3);
+    X << tr(df.numeric("z")), tr(x), tr(w);
+    EXPECT_NEAR(r.ssr_curve[g], ssr_direct(ty, X), 1e-9 * r.ssr_linear) << g;
   }
 }

@@ -31,6 +31,7 @@ struct ThresholdOptions {
   bool xthreg = false;                  // --mode xthreg: Stata xthreg's conventions (see below)
   std::vector<double> gammas;           // fixed thresholds (xthreg's thgiven): no search, no bootstrap
   bool time_effects = false;            // also remove period means (two-way); outside Hansen's program
+  bool bootstrap_wild = false;          // wild (unit sign flips) instead of residual blocks
 };
 // --mode xthreg (Wang 2015, as reverse-engineered in METHODS.md): no deleted period (NT
 // observations), lower regime q <= gamma, the grid drops floor(1% x N_u) distinct values at each

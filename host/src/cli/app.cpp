@@ -241,6 +241,7 @@ struct ThresholdCli {
   std::vector<std::string> regime;
   std::string threshold_var, trim = "0.01,0.01,0.05", vcov = "iid", lr_curve, mode = "hansen", gammas, save_regimes;
   bool b_given = false, time_effects = false;
+  std::string bootstrap = "blocks";
   int thresholds = 1, grid = 400;
   std::int64_t B = 300;
   std::uint64_t seed = 20250101;
@@ -285,6 +286,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   to.grid = c.grid;
   to.xthreg = c.mode == "xthreg";
   to.time_effects = c.time_effects;
+  to.bootstrap_wild = c.bootstrap == "wild";
   for (const std::string& g : split_list(c.gammas)) {
     char* end = nullptr;
     to.gammas.push_back(std::strtod(g.c_str(), &end));
@@ -553,6 +555,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->check(CLI::IsMember({"iid", "white", "cluster"}))
       ->capture_default_str();
   thr_cmd->add_option("--where", thr_o.where, "Keep rows where EXPR holds");
+  thr_cmd->add_option("--bootstrap", thr_c.bootstrap,
+                      "blocks: Hansen's resampling of units' residual blocks; wild: Rademacher signs on each "
+                      "unit's block (heteroskedastic, clustered errors; unbalanced panels)")
+      ->check(CLI::IsMember({"blocks", "wild"}))
+      ->capture_default_str();
   thr_cmd->add_flag("--time-effects", thr_c.time_effects,
                     "Also remove period effects (two-way, the study's setting); outside Hansen's program");
   thr_cmd->add_option("--lr-curve", thr_c.lr_curve, "Write LR(gamma) of the single-threshold search as CSV");

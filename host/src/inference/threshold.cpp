@@ -41,21 +41,31 @@ std::string trim_ws(std::string s) {
   return s.substr(b);
 }
 
-// The transformed sample: demeaned by individual over all T periods, last period deleted.
+// The transformed sample: demeaned by individual over its periods, then (Hansen) its last
+// period deleted. Balanced panels may also remove period effects (two-way).
 struct Panel {
-  std::size_t n = 0, T = 0;
-  bool drop_last = true;         // Hansen deletes the last period; xthreg keeps all
-  bool time_effects = false;     // two-way: x_it - xbar_i - xbar_t + xbar (balanced)
-  std::vector<std::size_t> pos;  // pos[i * T + t] = design row
-  std::size_t Tk() const { return drop_last ? T - 1 : T; }
+  std::size_t n = 0, T = 0;                    // units, distinct periods
+  bool drop_last = true;                       // Hansen deletes the last period; xthreg keeps all
+  bool time_effects = false;                   // two-way: x_it - xbar_i - xbar_t + xbar (balanced)
+  bool balanced = true;
+  std::vector<std::vector<std::size_t>> rows;  // per unit: design rows in time order
+  std::vector<std::size_t> period;             // per design row: its period code
+  std::vector<std::size_t> offset;             // unit i's first transformed row; offset[n] = N
+  void finalize() {
+    offset.assign(n + 1, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t len = rows[i].size() - (drop_last && !rows[i].empty() ? 1 : 0);
+      offset[i + 1] = offset[i] + len;
+    }
+  }
+  std::size_t N() const { return offset[n]; }
   Vec transform(const double* v) const {
-    const std::size_t tk = Tk();
-    Vec out(static_cast<Eigen::Index>(n * tk));
+    Vec out(static_cast<Eigen::Index>(N()));
     std::vector<double> tmean(T, 0.0);
     double grand = 0;
     if (time_effects) {
       for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t t = 0; t < T; ++t) tmean[t] += v[pos[i * T + t]];
+        for (std::size_t r : rows[i]) tmean[period[r]] += v[r];
       for (double& m : tmean) {
         grand += m;
         m /= static_cast<double>(n);
@@ -64,11 +74,12 @@ struct Panel {
     }
     for (std::size_t i = 0; i < n; ++i) {
       double m = 0;
-      for (std::size_t t = 0; t < T; ++t) m += v[pos[i * T + t]];
-      m /= static_cast<double>(T);
-      for (std::size_t t = 0; t < tk; ++t)
-        out(static_cast<Eigen::Index>(i * tk + t)) =
-            v[pos[i * T + t]] - m - (time_effects ? tmean[t] - grand : 0.0);
+      for (std::size_t r : rows[i]) m += v[r];
+      m /= static_cast<double>(rows[i].size());
+      for (std::size_t t = 0; t < offset[i + 1] - offset[i]; ++t) {
+        const std::size_t r = rows[i][t];
+        out(static_cast<Eigen::Index>(offset[i] + t)) = v[r] - m - (time_effects ? tmean[period[r]] - grand : 0.0);
+      }
     }
     return out;
   }
@@ -235,41 +246,51 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     throw InvalidInput("threshold: a regime regressor repeats a regime-independent one; list each once");
 
   // balanced panel, rows by (id, time)
+  ThresholdResult res;
   Panel pn;
   pn.n = static_cast<std::size_t>(d.extra[0].n_levels);
   pn.T = static_cast<std::size_t>(d.time.n_levels);
   if (pn.T < 3) throw InvalidInput("threshold needs at least three periods");
-  pn.pos.assign(pn.n * pn.T, static_cast<std::size_t>(-1));
-  for (std::size_t r = 0; r < d.n_obs; ++r) pn.pos[static_cast<std::size_t>(d.extra[0].code[r]) * pn.T + d.time.code[r]] = r;
-  {
+  pn.rows.assign(pn.n, {});
+  pn.period.resize(d.n_obs);
+  for (std::size_t r = 0; r < d.n_obs; ++r) {
+    pn.rows[d.extra[0].code[r]].push_back(r);
+    pn.period[r] = static_cast<std::size_t>(d.time.code[r]);
+  }
+  for (auto& rr : pn.rows)
+    std::sort(rr.begin(), rr.end(), [&](std::size_t a, std::size_t b) { return pn.period[a] < pn.period[b]; });
+  pn.balanced = d.n_obs == pn.n * pn.T;
+  if (!pn.balanced) {
     std::vector<std::string> bad;
-    std::vector<std::size_t> rep_row(pn.n, 0);
-    for (std::size_t r = 0; r < d.n_obs; ++r) rep_row[d.extra[0].code[r]] = d.rows.empty() ? r : d.rows[r];
     for (std::size_t i = 0; i < pn.n && bad.size() < 5; ++i)
-      for (std::size_t t = 0; t < pn.T; ++t)
-        if (pn.pos[i * pn.T + t] == static_cast<std::size_t>(-1)) {
-          bad.push_back(df.column(o.panel_id).text(rep_row[i]));
-          break;
-        }
-    if (d.n_obs != pn.n * pn.T || !bad.empty()) {
-      std::string ids;
-      for (const auto& b : bad) ids += (ids.empty() ? "" : ", ") + b;
-      throw InvalidInput("Hansen's threshold model needs a balanced panel: " + std::to_string(d.n_obs) + " rows for " +
-                         std::to_string(pn.n) + " units x " + std::to_string(pn.T) +
-                         " periods; incomplete units include " + ids);
-    }
+      if (pn.rows[i].size() < pn.T) {
+        const std::size_t r = pn.rows[i][0];
+        bad.push_back(df.column(o.panel_id).text(d.rows.empty() ? r : d.rows[r]));
+      }
+    std::string ids;
+    for (const auto& b : bad) ids += (ids.empty() ? "" : ", ") + b;
+    const std::string what = std::to_string(d.n_obs) + " rows for " + std::to_string(pn.n) + " units x " +
+                             std::to_string(pn.T) + " periods; incomplete units include " + ids;
+    if (o.xthreg) throw InvalidInput("xthreg mode needs a balanced panel, as Stata's xthreg does: " + what);
+    if (o.time_effects) throw InvalidInput("--time-effects needs a balanced panel: " + what);
+    if (o.bootstrap_wild == false && o.n_boot > 0)
+      throw InvalidInput("Hansen's residual-block bootstrap needs a balanced panel (" + what +
+                         "); use --bootstrap wild, or --B 0");
+    res.departures.push_back("unbalanced panel (" + what + ") is outside Hansen's program");
   }
   pn.drop_last = !o.xthreg;
   pn.time_effects = o.time_effects;
-  const std::size_t N = pn.n * pn.Tk();
+  pn.finalize();
+  const std::size_t N = pn.N();
   // Hansen: lower regime q < gamma; xthreg: q <= gamma
   auto below = [&](double qv, double g) { return o.xthreg ? qv <= g : qv < g; };
-  ThresholdResult res;
   res.n_units = pn.n;
   res.n_periods = pn.T;
   res.n_obs = N;
   res.simulated = d.simulated;
   res.data_source = df.source;
+  if (o.bootstrap_wild)
+    res.departures.push_back("--bootstrap wild (Rademacher signs on each unit's residual block) is outside Hansen's program");
   if (o.time_effects)
     res.departures.push_back(std::string("--time-effects (period effects removed too) is outside ") +
                              (o.xthreg ? "xthreg's" : "Hansen's") + " program");
@@ -405,13 +426,10 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     const Mat Vw = XtXi * meat * XtXi;
     // clustered by unit (HC0): scores summed over each unit's transformed rows
     Mat meat_c = Mat::Zero(static_cast<Eigen::Index>(kt), static_cast<Eigen::Index>(kt));
-    const std::size_t tk = pn.Tk();
     for (std::size_t i = 0; i < pn.n; ++i) {
       Vec sc = Vec::Zero(static_cast<Eigen::Index>(kt));
-      for (std::size_t tt = 0; tt < tk; ++tt) {
-        const Eigen::Index row = static_cast<Eigen::Index>(i * tk + tt);
-        sc += X.row(row).transpose() * e(row);
-      }
+      for (std::size_t row = pn.offset[i]; row < pn.offset[i + 1]; ++row)
+        sc += X.row(static_cast<Eigen::Index>(row)).transpose() * e(static_cast<Eigen::Index>(row));
       meat_c.noalias() += sc * sc.transpose();
     }
     const Mat Vc = XtXi * meat_c * XtXi;
@@ -519,17 +537,28 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       const std::int64_t chunk = 32;  // fixed: the products do not depend on the thread count
       const std::int64_t n_chunks = (B + chunk - 1) / chunk;
       std::vector<double> fstar(static_cast<std::size_t>(B));
-      const std::size_t T1 = pn.Tk();
+
 #pragma omp parallel for schedule(dynamic, 1)
       for (std::int64_t c = 0; c < n_chunks; ++c) {
         const std::int64_t b0 = c * chunk, nb = std::min(chunk, B - b0);
         Mat Ys(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(nb));
         for (std::int64_t b = 0; b < nb; ++b)
           for (std::size_t i = 0; i < pn.n; ++i) {
+            const std::size_t len = pn.offset[i + 1] - pn.offset[i];
+            if (o.bootstrap_wild) {
+              // wild: the unit's own residual block times a Rademacher sign
+              const double v = kernels::wild_weight(o.seed, (static_cast<std::uint64_t>(b0 + b) << 6) | static_cast<std::uint64_t>(k),
+                                                    static_cast<std::uint32_t>(i), kernels::WeightType::kRademacher);
+              for (std::size_t tt = 0; tt < len; ++tt) {
+                const Eigen::Index row = static_cast<Eigen::Index>(pn.offset[i] + tt);
+                Ys(row, static_cast<Eigen::Index>(b)) = fitted(row) + v * resid(row);
+              }
+              continue;
+            }
             const std::size_t j = threshold_draw(o.seed, k, static_cast<std::uint64_t>(b0 + b), i, pn.n);
-            for (std::size_t tt = 0; tt < T1; ++tt)
-              Ys(static_cast<Eigen::Index>(i * T1 + tt), static_cast<Eigen::Index>(b)) =
-                  fitted(static_cast<Eigen::Index>(i * T1 + tt)) + resid(static_cast<Eigen::Index>(j * T1 + tt));
+            for (std::size_t tt = 0; tt < len; ++tt)
+              Ys(static_cast<Eigen::Index>(pn.offset[i] + tt), static_cast<Eigen::Index>(b)) =
+                  fitted(static_cast<Eigen::Index>(pn.offset[i] + tt)) + resid(static_cast<Eigen::Index>(pn.offset[j] + tt));
           }
         const Mat R = MW.transpose() * Ys;
         const Mat E = Ys - Q * (Q.transpose() * Ys);
