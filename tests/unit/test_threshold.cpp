@@ -350,6 +350,40 @@ TEST(ThresholdBruteForce, TimeEffectsEqualRegressionWithUnitAndPeriodDummies) {
   }
 }
 
+TEST(ThresholdBruteForce, GridAllIsEveryDistinctValueInTheTrimmedRange) {
+  std::mt19937_64 rng(pbtest::fresh_seed());
+  Small s = small_panel(rng, 12, 5);
+  ThresholdOptions o;
+  o.formula = "y ~ z | id";
+  o.regime = {"x"};
+  o.threshold_var = "q";
+  o.panel_id = "id";
+  o.panel_time = "year";
+  o.trim = {0.05};
+  o.n_boot = 0;
+  o.grid = 0;
+  const ThresholdResult all = estimate_threshold(s.df, o);
+  std::vector<double> q = s.df.numeric("q");
+  std::sort(q.begin(), q.end());
+  q.erase(std::unique(q.begin(), q.end()), q.end());
+  const std::size_t lo = static_cast<std::size_t>(std::floor(0.05 * q.size()));  // 1-based first index
+  // every distinct value from index floor(trim nd) to floor((1 - trim) nd), 1-based
+  const std::size_t last = static_cast<std::size_t>(std::floor(0.95 * q.size()));
+  ASSERT_EQ(all.n_grid, last - lo + 1);
+  EXPECT_EQ(all.lr_gamma.back(), q[last - 1]);
+  for (std::size_t g = 0; g + 1 < all.lr_gamma.size(); ++g) EXPECT_LT(all.lr_gamma[g], all.lr_gamma[g + 1]);  // distinct
+  EXPECT_EQ(all.lr_gamma.front(), q[lo - 1]);
+  ASSERT_EQ(all.departures.size(), 1u);
+  // the quantile grid is a subset of it, with the same SSR at shared points
+  o.grid = 40;
+  const ThresholdResult some = estimate_threshold(s.df, o);
+  for (std::size_t g = 0; g < some.lr_gamma.size(); ++g) {
+    const auto it = std::find(all.lr_gamma.begin(), all.lr_gamma.end(), some.lr_gamma[g]);
+    ASSERT_NE(it, all.lr_gamma.end());
+    EXPECT_NEAR(some.ssr_curve[g], all.ssr_curve[static_cast<std::size_t>(it - all.lr_gamma.begin())], 1e-12 * some.ssr_linear);
+  }
+}
+
 TEST(ThresholdBruteForce, UnbalancedPanelGridSsrEqualsDirectRegressions) {
   std::mt19937_64 rng(pbtest::fresh_seed());
   const int n = 14, T = 5;

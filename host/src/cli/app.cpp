@@ -242,7 +242,8 @@ struct ThresholdCli {
   std::string threshold_var, trim = "0.01,0.01,0.05", vcov = "iid", lr_curve, mode = "hansen", gammas, save_regimes;
   bool b_given = false, time_effects = false;
   std::string bootstrap = "blocks";
-  int thresholds = 1, grid = 400;
+  int thresholds = 1;
+  std::string grid = "400";
   std::int64_t B = 300;
   std::uint64_t seed = 20250101;
 };
@@ -283,7 +284,13 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
     if (*end) throw InvalidInput("--trim '" + c.trim + "': give numbers like 0.01,0.01,0.05");
     to.trim.push_back(v);
   }
-  to.grid = c.grid;
+  if (c.grid == "all") {
+    to.grid = 0;
+  } else {
+    char* end = nullptr;
+    to.grid = static_cast<int>(std::strtol(c.grid.c_str(), &end, 10));
+    if (c.grid.empty() || *end) throw InvalidInput("--grid '" + c.grid + "': give a number of quantile steps or 'all'");
+  }
   to.xthreg = c.mode == "xthreg";
   to.time_effects = c.time_effects;
   to.bootstrap_wild = c.bootstrap == "wild";
@@ -537,7 +544,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   thr_cmd->add_option("--trim", thr_c.trim, "Trim per stage; the first trims the grid, the others set the exclusion "
                                             "windows (the last value repeats)")
       ->capture_default_str();
-  thr_cmd->add_option("--grid", thr_c.grid, "Hansen's quantile grid: step 1/N (N = 400 gives 393 points at 1% trim)")
+  thr_cmd->add_option("--grid", thr_c.grid,
+                      "Hansen's quantile grid: step 1/N (N = 400 gives 393 points at 1% trim); 'all': every "
+                      "distinct value in the trimmed range (a departure)")
       ->capture_default_str();
   thr_cmd->add_option("--B", thr_c.B, "Bootstrap replications per test (0: none)")
       ->capture_default_str()

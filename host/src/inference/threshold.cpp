@@ -221,7 +221,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   if (o.trim.empty()) throw InvalidInput("--trim needs at least one value");
   for (double t : o.trim)
     if (!(t > 0 && t < 0.5)) throw InvalidInput("--trim values must lie in (0, 0.5)");
-  if (o.grid < 10) throw InvalidInput("--grid must be at least 10");
+  if (o.grid != 0 && o.grid < 10) throw InvalidInput("--grid must be at least 10 (or 'all')");
   std::string lhs, rhs, fe;
   split_formula(o.formula, lhs, rhs, fe);
   fe = trim_ws(fe);
@@ -302,7 +302,14 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   std::sort(dd.begin(), dd.end());
   dd.erase(std::unique(dd.begin(), dd.end()), dd.end());
   const double nd = static_cast<double>(dd.size());
-  const int qn = o.grid;
+  // --grid all: every distinct value in the trimmed range, which is Hansen's rule with one
+  // quantile step per distinct value (and xthreg's with N = all remaining values)
+  const bool grid_all = o.grid == 0;
+  // (the exclusion windows then count one step per distinct value)
+  const int qn = grid_all ? static_cast<int>(dd.size() - (o.xthreg ? 2 * static_cast<std::size_t>(std::floor(o.trim[0] * nd)) : 0))
+                          : o.grid;
+  if (grid_all) res.departures.push_back("--grid all (every distinct value) is outside " +
+                                         std::string(o.xthreg ? "xthreg's" : "Hansen's") + " program");
   const double trim0 = o.trim[0];
   std::vector<double> grid;
   if (o.xthreg) {
@@ -313,6 +320,12 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     const std::size_t nv = v.size();
     for (int j = 0; j < qn; ++j)
       grid.push_back(v[static_cast<std::size_t>(std::lround(static_cast<double>(j) * (nv - 1) / (qn - 1)))]);
+  } else if (grid_all) {
+    // every distinct value from Hansen's first quantile point to his last, 1-based indices
+    // floor(trim #dd) .. floor((1 - trim) #dd)
+    const long first = std::max<long>(1, static_cast<long>(std::floor(trim0 * nd)));
+    const long last = std::min<long>(static_cast<long>(dd.size()), static_cast<long>(std::floor((1 - trim0) * nd)));
+    for (long i = first; i <= last; ++i) grid.push_back(dd[static_cast<std::size_t>(i - 1)]);
   } else {
     const int n_pts = static_cast<int>(std::floor(qn * (1 - 2 * trim0) + 1e-9)) + 1;
     for (int j = 0; j < n_pts; ++j) {
