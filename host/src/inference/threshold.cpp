@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <memory>
+#include <mutex>
 
 #include "panelboot/design.hpp"
 #include "panelboot/error.hpp"
@@ -93,9 +95,43 @@ struct Stage {
   std::vector<double> ssr;  // +inf where excluded
 };
 
+// The grid's Gram matrix W'MW on demand: the diagonal p x p blocks up front, and the column
+// block of a grid point the first time a stage fixes it (once, thread-safe). A stage reads only
+// G(g, g) and G(g, fixed), so the full matrix (quadratic in the grid) is never formed.
+class GridGram {
+ public:
+  GridGram(const Mat& MW, int p)
+      : MW_(MW), p_(p), n_(static_cast<std::size_t>(MW.cols() / p)), diag_(n_), cols_(n_),
+        once_(new std::once_flag[n_]) {
+    for (std::size_t g = 0; g < n_; ++g) {
+      const auto blk = MW.middleCols(static_cast<Eigen::Index>(g) * p, p);
+      diag_[g] = blk.transpose() * blk;
+    }
+  }
+  const Mat& diag(std::size_t g) const { return diag_[g]; }
+  // (grid p) x p: G(:, f)
+  const Mat& column(std::size_t f) const {
+    std::call_once(once_[f], [&] {
+      cols_[f] = std::make_unique<Mat>(MW_.transpose() * MW_.middleCols(static_cast<Eigen::Index>(f) * p_, p_));
+    });
+    return *cols_[f];
+  }
+  Mat at(std::size_t g, std::size_t f) const {
+    return g == f ? diag_[g] : Mat(column(f).block(static_cast<Eigen::Index>(g) * p_, 0, p_, p_));
+  }
+
+ private:
+  const Mat& MW_;
+  int p_;
+  std::size_t n_;
+  std::vector<Mat> diag_;
+  mutable std::vector<std::unique_ptr<Mat>> cols_;
+  std::unique_ptr<std::once_flag[]> once_;
+};
+
 class Searcher {
  public:
-  Searcher(const Mat& G, const std::vector<double>& grid, int p, int qn) : G_(G), grid_(grid), p_(p), qn_(qn) {}
+  Searcher(const GridGram& G, const std::vector<double>& grid, int p, int qn) : G_(G), grid_(grid), p_(p), qn_(qn) {}
 
   // Candidates in exactly one exclusion window (nn - qnt < i <= nn + qnt, 1-based, nn = grid
   // points below the fixed threshold) are excluded, as are the fixed points themselves.
@@ -142,14 +178,16 @@ class Searcher {
       if (ex[g]) continue;
       double s;
       if (p_ == 1) {
-        double a = r(static_cast<Eigen::Index>(g)), d = G_(static_cast<Eigen::Index>(g), static_cast<Eigen::Index>(g));
+        const double dg = G_.diag(g)(0, 0);
+        double a = r(static_cast<Eigen::Index>(g)), d = dg;
         if (f) {
           Vec gF(static_cast<Eigen::Index>(f));
-          for (std::size_t j = 0; j < fixed.size(); ++j) gF(static_cast<Eigen::Index>(j)) = G_(static_cast<Eigen::Index>(g), fixed[j]);
+          for (std::size_t j = 0; j < fixed.size(); ++j)
+            gF(static_cast<Eigen::Index>(j)) = G_.column(static_cast<std::size_t>(fixed[j]))(static_cast<Eigen::Index>(g), 0);
           a -= gF.dot(GFFi_rF);
           d -= gF.dot(GFFi * gF);
         }
-        s = d > 1e-14 * G_(static_cast<Eigen::Index>(g), static_cast<Eigen::Index>(g)) ? SF - a * a / d : SF;
+        s = d > 1e-14 * dg ? SF - a * a / d : SF;
       } else {
         const std::vector<int> one{static_cast<int>(g)};
         Vec a = sub(r, one);
@@ -176,7 +214,7 @@ class Searcher {
     for (std::size_t i = 0; i < a.size(); ++i)
       for (std::size_t j = 0; j < b.size(); ++j)
         m.block(static_cast<Eigen::Index>(i * p_), static_cast<Eigen::Index>(j * p_), p_, p_) =
-            G_.block(static_cast<Eigen::Index>(a[i]) * p_, static_cast<Eigen::Index>(b[j]) * p_, p_, p_);
+            G_.at(static_cast<std::size_t>(a[i]), static_cast<std::size_t>(b[j]));
     return m;
   }
   Vec sub(const Vec& r, const std::vector<int>& a) const {
@@ -185,7 +223,7 @@ class Searcher {
       v.segment(static_cast<Eigen::Index>(i * p_), p_) = r.segment(static_cast<Eigen::Index>(a[i]) * p_, p_);
     return v;
   }
-  const Mat& G_;
+  const GridGram& G_;
   const std::vector<double>& grid_;
   int p_, qn_;
 };
@@ -375,17 +413,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       }
     MW = project(MW);
   }
-  // The grid's Gram matrix W'MW. One threshold needs only its diagonal blocks (every stage
-  // reads G(g, g) and G(g, fixed)); more thresholds need all of it (half computed: symmetric).
-  const Eigen::Index gp = MW.cols();
-  Mat G = Mat::Zero(gp, gp);
-  if (o.n_thresholds == 1 || !o.gammas.empty()) {
-    for (Eigen::Index g = 0; g < gp; g += p)
-      G.block(g, g, p, p) = MW.middleCols(g, p).transpose() * MW.middleCols(g, p);
-  } else {
-    G.selfadjointView<Eigen::Lower>().rankUpdate(MW.transpose());
-    G.triangularView<Eigen::StrictlyUpper>() = G.transpose();
-  }
+  const GridGram G(MW, p);
   const Vec e0 = project(y);
   const double S0 = e0.squaredNorm();
   const Vec r = MW.transpose() * y;
