@@ -147,6 +147,17 @@ Eigen::VectorXd transform(const std::vector<double>& v, int n, int T) {
   return out;
 }
 
+// The model y ~ z | id with regime x and threshold variable q on a small_panel.
+ThresholdOptions small_options() {
+  ThresholdOptions o;
+  o.formula = "y ~ z | id";
+  o.regime = {"x"};
+  o.threshold_var = "q";
+  o.panel_id = "id";
+  o.panel_time = "year";
+  return o;
+}
+
 double ssr_direct(const Eigen::VectorXd& y, const Eigen::MatrixXd& X) {
   Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(X);
   return (y - X * qr.solve(y)).squaredNorm();
@@ -160,12 +171,7 @@ TEST(ThresholdBruteForce, GridSsrAndBootstrapFEqualDirectRegressions) {
   for (int rep = 0; rep < 3; ++rep) {
     const int n = 12 + static_cast<int>(rng() % 10), T = 4 + static_cast<int>(rng() % 3);
     Small s = small_panel(rng, n, T);
-    ThresholdOptions o;
-    o.formula = "y ~ z | id";
-    o.regime = {"x"};
-    o.threshold_var = "q";
-    o.panel_id = "id";
-    o.panel_time = "year";
+    ThresholdOptions o = small_options();
     o.grid = 40;
     o.trim = {0.05};
     o.n_boot = 6;
@@ -318,12 +324,7 @@ TEST(ThresholdBruteForce, TimeEffectsEqualRegressionWithUnitAndPeriodDummies) {
   std::mt19937_64 rng(pbtest::fresh_seed());
   const int n = 15, T = 5;
   Small s = small_panel(rng, n, T);
-  ThresholdOptions o;
-  o.formula = "y ~ z | id";
-  o.regime = {"x"};
-  o.threshold_var = "q";
-  o.panel_id = "id";
-  o.panel_time = "year";
+  ThresholdOptions o = small_options();
   o.grid = 30;
   o.trim = {0.05};
   o.n_boot = 0;
@@ -353,12 +354,7 @@ TEST(ThresholdBruteForce, TimeEffectsEqualRegressionWithUnitAndPeriodDummies) {
 TEST(ThresholdBruteForce, GridAllIsEveryDistinctValueInTheTrimmedRange) {
   std::mt19937_64 rng(pbtest::fresh_seed());
   Small s = small_panel(rng, 12, 5);
-  ThresholdOptions o;
-  o.formula = "y ~ z | id";
-  o.regime = {"x"};
-  o.threshold_var = "q";
-  o.panel_id = "id";
-  o.panel_time = "year";
+  ThresholdOptions o = small_options();
   o.trim = {0.05};
   o.n_boot = 0;
   o.grid = 0;
@@ -390,12 +386,7 @@ TEST(ThresholdBruteForce, UnbalancedPanelGridSsrEqualsDirectRegressions) {
   Small s = small_panel(rng, n, T);
   // drop a few rows (never a unit's only rows)
   DataFrame& df = s.df;
-  ThresholdOptions o;
-  o.formula = "y ~ z | id";
-  o.regime = {"x"};
-  o.threshold_var = "q";
-  o.panel_id = "id";
-  o.panel_time = "year";
+  ThresholdOptions o = small_options();
   o.grid = 30;
   o.trim = {0.05};
   o.n_boot = 4;
