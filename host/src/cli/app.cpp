@@ -221,8 +221,7 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   if (!w.bootcluster.empty() && w.bootcluster != "intersection") {
     if (so.cluster.empty())
       throw InvalidInput("--bootcluster needs error clusters (--cluster VAR)");
-    const Column* c = df.find(w.bootcluster);
-    if (!c) df.column(w.bootcluster);  // unknown: raises with a suggestion
+    df.column(w.bootcluster);  // an unknown name raises with a suggestion
     so.extra.push_back(w.bootcluster);
   }
   Design d = build_design(df, fm, so);

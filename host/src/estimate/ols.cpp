@@ -44,12 +44,6 @@ void gram(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg
 
 namespace {
 
-std::string fmt(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%g", v);
-  return b;
-}
-
 }  // namespace
 
 FitResult fit(Design& d, const FitOptions& opts) {
@@ -290,7 +284,6 @@ FitResult fit(Design& d, const FitOptions& opts) {
     t.p_value = f_upper_p(t.f_stat, t.df1, t.df2);
     res.wald.push_back(t);
   }
-  (void)fmt;
   return res;
 }
 

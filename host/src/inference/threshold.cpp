@@ -151,14 +151,6 @@ class Searcher {
     return ex;
   }
 
-  // SSR with the fixed thresholds only.
-  double base_ssr(const Vec& r, double S0, const std::vector<int>& fixed) const {
-    if (fixed.empty()) return S0;
-    const Mat GFF = block(fixed, fixed);
-    const Vec rF = sub(r, fixed);
-    return S0 - rF.dot(GFF.ldlt().solve(rF));
-  }
-
   Stage search(const Vec& r, double S0, const std::vector<int>& fixed, const std::vector<char>& ex,
                bool keep_all) const {
     Stage st;
@@ -426,7 +418,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   const double Nd = o.xthreg ? static_cast<double>(N) - static_cast<double>(pn.T) : static_cast<double>(N);
 
   // coefficients of a model with the given thresholds (grid indices)
-  auto fit_values = [&](std::vector<double> thv, bool record) {
+  auto fit_values = [&](std::vector<double> thv) {
     std::sort(thv.begin(), thv.end());
     const std::size_t K = thv.size();
     const std::size_t kt = kz + (K + 1) * p;
@@ -483,9 +475,9 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
                                 std::sqrt(s2 * XtXi(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j))),
                                 std::sqrt(Vw(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j))),
                                 std::sqrt(Vc(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j)))});
-    // each observation's regime (for the models reported, not the bootstrap's null models)
-    if (record) res.regimes.clear();
-    for (std::size_t rr = 0; record && rr < d.n_obs; ++rr) {
+    // each observation's regime (the last model fitted is the one kept)
+    res.regimes.clear();
+    for (std::size_t rr = 0; rr < d.n_obs; ++rr) {
       int reg = 1;
       for (double g : thv) reg += !below(q[rr], g);
       const std::size_t row = d.rows.empty() ? rr : d.rows[rr];
@@ -493,14 +485,14 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     }
     return std::make_pair(m, Vec(X * beta));
   };
-  auto fit_model = [&](const std::vector<int>& th, bool record) {
+  auto fit_model = [&](const std::vector<int>& th) {
     std::vector<double> thv;
     for (int t : th) thv.push_back(grid[t]);
-    return fit_values(thv, record);
+    return fit_values(thv);
   };
   if (!o.gammas.empty()) {
     // fixed thresholds: the model and its F against the linear one, no search and no bootstrap
-    auto fm_g = fit_values(o.gammas, true);
+    auto fm_g = fit_values(o.gammas);
     ThresholdModel m = fm_g.first;
     m.notes.push_back("thresholds given (--gammas): no search, no confidence sets, no bootstrap");
     ThresholdTest t;
@@ -517,7 +509,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   std::vector<std::pair<double, double>> ci95_of(grid.size()), ci99_of(grid.size());
   std::vector<double> ssr_after;  // SSR of the k-threshold model (after refinement)
   std::vector<double> F;
-  std::vector<std::vector<int>> thresholds_of;
+  std::vector<Vec> fitted_of;  // fitted values of the k-threshold model: the bootstrap's null for k + 1
   double S_prev = S0;
   for (int k = 1; k <= o.n_thresholds; ++k) {
     const double tr = trim_at(o.trim, static_cast<std::size_t>(k - 1));
@@ -546,10 +538,10 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       fixed[0] = rf.best;
       S_k = rf.ssr_best;
     }
-    thresholds_of.push_back(fixed);
     ssr_after.push_back(S_k);
     S_prev = S_k;
-    auto fm_k = fit_model(fixed, true);  // also records each observation's regime
+    auto fm_k = fit_model(fixed);  // also records each observation's regime
+    fitted_of.push_back(fm_k.second);
     ThresholdModel m = fm_k.first;
     std::vector<int> sorted = fixed;
     std::sort(sorted.begin(), sorted.end(), [&](int a, int b) { return grid[a] < grid[b]; });
@@ -571,7 +563,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     if (o.n_boot > 0) {
       Vec fitted;
       if (k == 1) fitted = y - e0;
-      else fitted = fit_model(thresholds_of[static_cast<std::size_t>(k - 2)], false).second;
+      else fitted = fitted_of[static_cast<std::size_t>(k - 2)];
       const Vec resid = y - fitted;
       const double tr = trim_at(o.trim, static_cast<std::size_t>(k - 1));
       const std::int64_t B = o.n_boot;

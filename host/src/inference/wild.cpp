@@ -152,9 +152,8 @@ void accumulate_products(const double* Za, const double* Zb, std::size_t C, std:
 
 class WildEngine {
  public:
-  WildEngine(const Design& d, const FitResult& fr, const Grouping& boot, std::vector<ClusterTerm> terms,
-             const WildOptions& wo)
-      : d_(d), fr_(fr), boot_(boot), cterms_(std::move(terms)), wo_(wo) {
+  WildEngine(const Design& d, const FitResult& fr, const Grouping& boot, std::vector<ClusterTerm> terms)
+      : d_(d), fr_(fr), boot_(boot), cterms_(std::move(terms)) {
     n_ = d.n_obs;
     k_ = static_cast<Eigen::Index>(fr.beta.size());
     G_ = boot.n_levels;
@@ -364,7 +363,6 @@ class WildEngine {
     for (std::size_t s = 0; s < terms_.size(); ++s) K.push_back(dense_map(0, 0, s));
   }
   const std::vector<Term>& terms() const { return terms_; }
-  std::int32_t n_boot_clusters() const { return G_; }
 
  private:
   // Dt: the dummies of the FE dimensions not nested in the bootstrap clusters, with the
@@ -412,7 +410,6 @@ class WildEngine {
   const FitResult& fr_;
   const Grouping& boot_;
   std::vector<ClusterTerm> cterms_;
-  const WildOptions& wo_;
   std::size_t n_ = 0;
   Eigen::Index k_ = 0, L_ = 0;
   std::int32_t G_ = 0;
@@ -731,7 +728,7 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
   } else {
     terms = clustering_terms(d.clusters, fo.multiway_adj, static_cast<double>(n), fr.dof_k);
   }
-  WildEngine eng(d, fr, boot, std::move(terms), wo);
+  WildEngine eng(d, fr, boot, std::move(terms));
   res.fe_reprojected = eng.reprojected();
 
   // The residuals: fit() left the unrestricted ones (scaled) in d.y.

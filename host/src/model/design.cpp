@@ -37,12 +37,6 @@ void add_expression(Block& b, const std::string& name, const ExprNode& e, const 
   else b.add(name, evaluate(e, ctx));
 }
 
-// Sorted distinct levels of a variable among the selected rows (numeric order for numbers).
-struct Levels {
-  std::vector<std::int32_t> order;  // for text: codes in sorted-label order
-  std::vector<double> values;       // for numbers: sorted distinct values
-};
-
 std::string number_text(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.15g", v);

@@ -385,13 +385,8 @@ std::vector<double> evaluate(const ExprNode& n, const EvalContext& ctx) {
       throw InvalidInput(ctx.what + ": the text \"" + n.text + "\" at column " +
                          std::to_string(n.pos + 1) +
                          " can only be compared with a text variable (== or != or in)");
-    case K::kVariable: {
-      const Column& c = ctx.df->column(n.text);
-      if (c.is_string()) {
-        ctx.df->numeric(n.text);  // raises the right message
-      }
-      return ctx.df->numeric(n.text);
-    }
+    case K::kVariable:
+      return ctx.df->numeric(n.text);  // a text or unparsable column raises its own message
     case K::kUnary: {
       std::vector<double> a = evaluate(*n.args[0], ctx);
       for (double& v : a) {

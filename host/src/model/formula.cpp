@@ -136,14 +136,12 @@ Formula parse_formula(const std::string& text) {
   if (parts.size() > 2) fail(text, parts[2].begin - 1, "more than one '|'");
   const Piece rhs = parts[0];
   if (rhs.begin == rhs.end) fail(text, rhs.begin, "no regressors after '~' (write '1' for none)");
-  bool explicit_one = false;
   for (const Piece& t : split_top(text, rhs.begin, rhs.end, "+-", true)) {
     const std::string tt = text.substr(t.begin, t.end - t.begin);
     if (t.begin == t.end)
       fail(text, t.begin, std::string("expected a term after '") + t.sep_before + "'");
     if (tt == "0" || tt == "1") {
       if (t.sep_before == '-' || tt == "0") fm.intercept = false;
-      else explicit_one = true;
       continue;
     }
     if (t.sep_before == '-')
@@ -175,7 +173,6 @@ Formula parse_formula(const std::string& text) {
       if (!dup) fm.terms.push_back(std::move(term));
     }
   }
-  (void)explicit_one;
   if (parts.size() == 2) {
     const Piece fes = parts[1];
     if (fes.begin == fes.end) fail(text, fes.begin, "no fixed effects after '|'");
