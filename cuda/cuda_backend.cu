@@ -1,56 +1,454 @@
-// The CUDA backend (skeleton): device discovery and a context holding the stream and the
-// cuBLAS handle. The batched kernels of the bootstrap, threshold and power drivers build on it.
+// The CUDA backend: the same Backend interface as the CPU reference, the same Philox draws
+// (kernels/wild_weights.hpp), FP64 throughout. A context holds the stream, the cuBLAS handle and
+// a stream-ordered memory pool, made once, so repeated calls pay no setup.
+//
+// Wild bootstrap, per chunk of nb replications (row-major G x nb arrays, i.e. column-major
+// nb x G for cuBLAS, so every product is one DGEMM with the replications as its long side):
+//   V         = weights                         weights_kernel (one thread per replication)
+//   R1_p      = M1_p V                          DGEMM (rows1 x G) x (G x nb)
+//   Z_{p,j,S} = Kd V                            DGEMM, dense form
+//             = T1 V - PF R1_p[q:]              cells_kernel (CSR over error clusters) + DGEMM
+//   D_x      += w_S sum_c Za Zb                 denom_kernel (one thread per replication)
+//   coefs    <- N, D (F = N'D^-1N/q for q > 1)  coef_kernel
+//   counts    = transform_reduce(WildCountOp)   Thrust, on the device
+#include <thrust/execution_policy.h>
+
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "check.cuh"
 #include "panelboot/backend.hpp"
+#include "thrust_algorithms.hpp"
 
 namespace panelboot::cuda {
 namespace {
 
-// one thread per element; a self-test that the device runs our code and FP64 arithmetic
-__global__ void axpy_kernel(double a, const double* x, double* y, int n) {
-  const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) y[i] += a * x[i];
+// Device memory from the stream-ordered pool, freed on the same stream.
+template <class T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(std::size_t n, cudaStream_t s) : n_(n), stream_(s) {
+    if (n) PB_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p_), n * sizeof(T), s));
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept { swap(o); }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    swap(o);
+    return *this;
+  }
+  ~DeviceBuffer() {
+    if (p_) cudaFreeAsync(p_, stream_);
+  }
+  T* get() const { return p_; }
+  std::size_t size() const { return n_; }
+  void upload(const T* h, std::size_t n) {
+    if (n) PB_CUDA_CHECK(cudaMemcpyAsync(p_, h, n * sizeof(T), cudaMemcpyHostToDevice, stream_));
+  }
+  void download(T* h, std::size_t n) const {
+    if (n) PB_CUDA_CHECK(cudaMemcpyAsync(h, p_, n * sizeof(T), cudaMemcpyDeviceToHost, stream_));
+  }
+
+ private:
+  void swap(DeviceBuffer& o) {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    std::swap(stream_, o.stream_);
+  }
+  T* p_ = nullptr;
+  std::size_t n_ = 0;
+  cudaStream_t stream_ = nullptr;
+};
+
+template <class T>
+DeviceBuffer<T> to_device(const std::vector<T>& h, cudaStream_t s) {
+  DeviceBuffer<T> d(h.size(), s);
+  d.upload(h.data(), h.size());
+  return d;
+}
+
+unsigned blocks_for(std::size_t n, unsigned threads) {
+  const std::size_t b = (n + threads - 1) / threads;
+  return static_cast<unsigned>(std::min<std::size_t>(std::max<std::size_t>(b, 1), 1u << 30));
+}
+
+// one thread per replication; writes the column of V (G x nb, row-major) of replication b0 + b
+__global__ void weights_kernel(std::uint64_t seed, kernels::WeightType type, bool enumerate, std::uint64_t b0,
+                               std::size_t nb, std::int32_t n_clu, double* V) {
+  for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
+       b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    if (enumerate) {
+      for (std::int32_t g = 0; g < n_clu; ++g)
+        V[static_cast<std::size_t>(g) * nb + b] = kernels::enumerated_weight(b0 + b, static_cast<std::uint32_t>(g));
+    } else {
+      kernels::wild_weights_row(seed, b0 + b, static_cast<std::uint32_t>(n_clu), type, V + b, nb);
+    }
+  }
+}
+
+// one thread per (replication b, error cluster c); loops over the cells of c (CSR):
+// Z[c, b] = sum_e t1[e] V[g_e, b]
+__global__ void cells_kernel(const std::int32_t* row_ptr, const std::int32_t* col_g, const double* t1,
+                             std::int32_t n_rows, const double* V, std::size_t nb, double* Z) {
+  for (std::int32_t c = blockIdx.y; c < n_rows; c += gridDim.y)
+    for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
+         b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+      double acc = 0;
+      for (std::int32_t e = row_ptr[c]; e < row_ptr[c + 1]; ++e) acc += t1[e] * V[static_cast<std::size_t>(col_g[e]) * nb + b];
+      Z[static_cast<std::size_t>(c) * nb + b] = acc;
+    }
+}
+
+// one thread per replication; loops over error clusters: D[b] += w sum_c Za[c, b] Zb[c, b]
+__global__ void denom_kernel(const double* Za, const double* Zb, std::int32_t n_rows, std::size_t nb, double w,
+                             double* D) {
+  for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
+       b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    double acc = D[b];
+    for (std::int32_t c = 0; c < n_rows; ++c) acc += w * (Za[static_cast<std::size_t>(c) * nb + b] * Zb[static_cast<std::size_t>(c) * nb + b]);
+    D[b] = acc;
+  }
+}
+
+constexpr int kMaxJointRows = 16;
+
+// one thread per replication; F = N' D^-1 N / q from N (q x nb) and D (q*q x nb), stored as
+// n0 with d0 = 1 (a singular D gives NaN, which the counts skip as the CPU's does)
+__global__ void joint_kernel(const double* N, const double* D, int q, std::size_t nb, double* n0, double* d0) {
+  for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
+       b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    double A[kMaxJointRows * kMaxJointRows], x[kMaxJointRows], nv[kMaxJointRows];
+    for (int j = 0; j < q; ++j) {
+      nv[j] = x[j] = N[static_cast<std::size_t>(j) * nb + b];
+      for (int l = 0; l < q; ++l) A[j + l * q] = D[static_cast<std::size_t>(j * q + l) * nb + b];
+    }
+    kernels::cholesky_solve(q, A, x, 0.0);
+    double f = 0;
+    for (int j = 0; j < q; ++j) f += nv[j] * x[j];
+    n0[b] = f / q;
+    d0[b] = 1.0;
+  }
+}
+
+// one thread per item; solves the normal equations of item b in place
+__global__ void solve_kernel(int k, std::int64_t n_batch, double* A, double* xty, double rel_tol, int* status) {
+  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; b < n_batch;
+       b += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    status[b] = static_cast<int>(kernels::cholesky_solve(k, A + b * k * k, xty + b * k, rel_tol));
+}
+
+// one warp per item; SSR of the residuals E (n x n_batch, column-major)
+__global__ void ssr_kernel(const double* E, std::int64_t n, std::int64_t n_batch, double* ssr) {
+  const std::int64_t warp = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (warp >= n_batch) return;
+  double acc = 0;
+  for (std::int64_t i = lane; i < n; i += 32) {
+    const double e = E[warp * n + i];
+    acc += e * e;
+  }
+  for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
+  if (lane == 0) ssr[warp] = acc;
+}
+
+struct Context {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t handle = nullptr;
+  std::string name;
+  std::size_t free_mem = 0;
+};
+
+class CudaReplicates final : public WildReplicates {
+ public:
+  CudaReplicates(std::size_t n, bool two_parts, Pairs pairs, cudaStream_t s) : pairs_(pairs), stream_(s) {
+    n0_ = DeviceBuffer<double>(n, s);
+    d0_ = DeviceBuffer<double>(n, s);
+    if (two_parts) {
+      n1_ = DeviceBuffer<double>(n, s);
+      d1_ = DeviceBuffer<double>(n, s);
+      d2_ = DeviceBuffer<double>(n, s);
+    }
+    n_ = n;
+  }
+  kernels::WildCoefView view(std::size_t off, std::size_t n) const {
+    kernels::WildCoefView v;
+    v.n0 = n0_.get() + off;
+    v.d0 = d0_.get() + off;
+    if (n1_.get()) {
+      v.n1 = n1_.get() + off;
+      v.d1 = d1_.get() + off;
+      v.d2 = d2_.get() + off;
+    }
+    v.n_rep = static_cast<std::int64_t>(n);
+    return v;
+  }
+  BootCounts count_range(double delta, double t, double tol, bool inclusive, std::size_t off, std::size_t n) const {
+    kernels::WildCountOp op;
+    op.cf = view(off, n);
+    op.delta = delta;
+    op.t = t;
+    op.tol = tol;
+    op.inclusive = inclusive;
+    op.pairs = pairs_;
+    return thrust_algorithms::count_replicates(thrust::cuda::par.on(stream_), op);
+  }
+  BootCounts count(double delta, double t, double tol, bool inclusive) const override {
+    return count_range(delta, t, tol, inclusive, 0, n_);
+  }
+  std::uint64_t size() const override { return n_; }
+  double* n0() { return n0_.get(); }
+  double* d0() { return d0_.get(); }
+  double* n1() { return n1_.get(); }
+  double* d1() { return d1_.get(); }
+  double* d2() { return d2_.get(); }
+
+ private:
+  Pairs pairs_;
+  cudaStream_t stream_;
+  std::size_t n_ = 0;
+  DeviceBuffer<double> n0_, n1_, d0_, d1_, d2_;
+};
+
+// C (m x nb, row-major) = alpha A (m x d, row-major) B (d x nb, row-major) + beta C
+void gemm_rows(cublasHandle_t h, const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb,
+               double* C, double alpha, double beta) {
+  if (m == 0 || nb == 0) return;
+  PB_CUBLAS_CHECK(cublasDgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(nb), static_cast<int>(m),
+                              static_cast<int>(d), &alpha, B, static_cast<int>(nb), A, static_cast<int>(d), &beta, C,
+                              static_cast<int>(nb)));
 }
 
 class CudaBackend final : public Backend {
  public:
   CudaBackend() {
     PB_CUDA_CHECK(cudaSetDevice(0));
-    PB_CUDA_CHECK(cudaStreamCreate(&stream_));
-    PB_CUBLAS_CHECK(cublasCreate(&handle_));
-    PB_CUBLAS_CHECK(cublasSetStream(handle_, stream_));
+    PB_CUDA_CHECK(cudaStreamCreate(&ctx_.stream));
+    PB_CUBLAS_CHECK(cublasCreate(&ctx_.handle));
+    PB_CUBLAS_CHECK(cublasSetStream(ctx_.handle, ctx_.stream));
     cudaDeviceProp prop{};
     PB_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    name_ = prop.name;
-    self_test();
+    ctx_.name = prop.name;
+    // keep freed pool memory for the next call instead of returning it to the driver
+    cudaMemPool_t pool;
+    PB_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, 0));
+    std::uint64_t keep = UINT64_MAX;
+    PB_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    std::size_t total = 0;
+    PB_CUDA_CHECK(cudaMemGetInfo(&ctx_.free_mem, &total));
   }
   ~CudaBackend() override {
-    cublasDestroy(handle_);
-    cudaStreamDestroy(stream_);
+    cublasDestroy(ctx_.handle);
+    cudaStreamDestroy(ctx_.stream);
   }
   Device device() const override { return Device::kCuda; }
-  std::string describe() const override { return "backend: cuda (" + name_ + ")"; }
+  std::string name() const override { return "cuda"; }
+  std::string describe() const override { return "backend: cuda (" + ctx_.name + ")"; }
+
+  std::vector<double> wild_weights(std::uint64_t seed, kernels::WeightType type, bool enumerate, std::uint64_t b0,
+                                   std::size_t nb, std::int32_t G) const override {
+    DeviceBuffer<double> d_V(static_cast<std::size_t>(G) * nb, ctx_.stream);
+    weights_kernel<<<blocks_for(nb, 256), 256, 0, ctx_.stream>>>(seed, type, enumerate, b0, nb, G, d_V.get());
+    PB_CUDA_LAUNCH_CHECK();
+    std::vector<double> V(d_V.size());
+    d_V.download(V.data(), V.size());
+    PB_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+    return V;
+  }
+
+  WildRun wild_replicates(const WildSpec& sp) const override {
+    cudaStream_t st = ctx_.stream;
+    const std::size_t P = static_cast<std::size_t>(sp.n_part), S = sp.n_terms();
+    const std::size_t q = static_cast<std::size_t>(sp.q), G = static_cast<std::size_t>(sp.n_clu);
+    const std::size_t rows1 = sp.rows1(), kl = static_cast<std::size_t>(sp.kl);
+    if (sp.q > kMaxJointRows)
+      throw InvalidInput("--backend cuda: a joint test of more than " + std::to_string(kMaxJointRows) +
+                         " restrictions is not supported on the GPU; use --backend cpu");
+    const Pairs pairs = wild_pairs(sp);
+    // upload the spec; cells sorted by error cluster (CSR) for the factored form
+    std::vector<DeviceBuffer<double>> d_m1, d_kd, d_pf, d_t1;
+    std::vector<DeviceBuffer<std::int32_t>> d_rowptr, d_colg;
+    for (const auto& m : sp.m1) d_m1.push_back(to_device(m, st));
+    for (const auto& m : sp.kd) d_kd.push_back(to_device(m, st));
+    for (const auto& m : sp.pf) d_pf.push_back(to_device(m, st));
+    std::vector<std::vector<std::size_t>> order(S);
+    if (!sp.dense) {
+      for (std::size_t s = 0; s < S; ++s) {
+        const std::size_t n_cells = sp.cell_c[s].size();
+        std::vector<std::size_t>& ord = order[s];
+        ord.resize(n_cells);
+        for (std::size_t e = 0; e < n_cells; ++e) ord[e] = e;
+        std::stable_sort(ord.begin(), ord.end(), [&](std::size_t a, std::size_t b) { return sp.cell_c[s][a] < sp.cell_c[s][b]; });
+        std::vector<std::int32_t> rp(static_cast<std::size_t>(sp.n_rows[s]) + 1, 0), cg(n_cells);
+        for (std::size_t e = 0; e < n_cells; ++e) {
+          ++rp[static_cast<std::size_t>(sp.cell_c[s][ord[e]]) + 1];
+          cg[e] = sp.cell_g[s][ord[e]];
+        }
+        for (std::size_t c = 0; c < static_cast<std::size_t>(sp.n_rows[s]); ++c) rp[c + 1] += rp[c];
+        d_rowptr.push_back(to_device(rp, st));
+        d_colg.push_back(to_device(cg, st));
+      }
+      for (std::size_t idx = 0; idx < sp.t1.size(); ++idx) {
+        const std::size_t s = idx % S;
+        std::vector<double> v(sp.t1[idx].size());
+        for (std::size_t e = 0; e < v.size(); ++e) v[e] = sp.t1[idx][order[s][e]];
+        d_t1.push_back(to_device(v, st));
+      }
+    }
+    std::size_t max_rows = 0;
+    for (std::int32_t c : sp.n_rows) max_rows = std::max<std::size_t>(max_rows, static_cast<std::size_t>(c));
+    const std::size_t n_d = q == 1 ? P * P : q * q;
+    // replications per chunk: the scratch (V, R1, Z, D) within about 1 GiB
+    const std::size_t per_rep = 8 * (G + P * rows1 + P * q * max_rows + n_d + 5);
+    std::size_t chunk = sp.chunk ? sp.chunk : std::max<std::size_t>(1024, (std::size_t{1} << 30) / per_rep);
+    chunk = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, std::max<std::uint64_t>(sp.n_rep, 1)));
+    DeviceBuffer<double> d_V(G * chunk, st), d_R1(P * rows1 * chunk, st), d_Z(P * q * max_rows * chunk, st),
+        d_D(n_d * chunk, st);
+    const bool two = q == 1 && P == 2;
+    auto reps = std::make_unique<CudaReplicates>(sp.keep_coefs ? sp.n_rep : chunk, two, pairs, st);
+    WildRun run;
+    std::vector<double> h_trace;
+    const unsigned T = 256;
+    for (std::uint64_t b0 = 0; b0 < sp.n_rep; b0 += chunk) {
+      const std::size_t nb = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, sp.n_rep - b0));
+      weights_kernel<<<blocks_for(nb, T), T, 0, st>>>(sp.seed, sp.weight, sp.enumerate, b0, nb, sp.n_clu, d_V.get());
+      PB_CUDA_LAUNCH_CHECK();
+      // R1_p = M1_p V
+      for (std::size_t p = 0; p < P; ++p)
+        gemm_rows(ctx_.handle, d_m1[p].get(), rows1, G, d_V.get(), nb, d_R1.get() + p * rows1 * nb, 1.0, 0.0);
+      PB_CUDA_CHECK(cudaMemsetAsync(d_D.get(), 0, n_d * nb * sizeof(double), st));
+      for (std::size_t s = 0; s < S; ++s) {
+        const std::size_t C = static_cast<std::size_t>(sp.n_rows[s]);
+        for (std::size_t p = 0; p < P; ++p)
+          for (std::size_t j = 0; j < q; ++j) {
+            double* Z = d_Z.get() + (p * q + j) * C * nb;
+            const std::size_t idx = (p * q + j) * S + s;
+            if (sp.dense) {
+              gemm_rows(ctx_.handle, d_kd[idx].get(), C, G, d_V.get(), nb, Z, 1.0, 0.0);
+              continue;
+            }
+            // Z = T1 V - PF R1_p[q:]
+            const dim3 grid(blocks_for(nb, T) > 4096 ? 4096 : blocks_for(nb, T), static_cast<unsigned>(std::min<std::size_t>(C, 65535)));
+            cells_kernel<<<grid, T, 0, st>>>(d_rowptr[s].get(), d_colg[s].get(), d_t1[idx].get(), sp.n_rows[s],
+                                             d_V.get(), nb, Z);
+            PB_CUDA_LAUNCH_CHECK();
+            gemm_rows(ctx_.handle, d_pf[j * S + s].get(), C, kl, d_R1.get() + (p * rows1 + q) * nb, nb, Z, -1.0, 1.0);
+          }
+        // D_x += w_S sum_c Za Zb
+        for (std::size_t x = 0; x < n_d; ++x) {
+          const std::size_t za = q == 1 ? x / P : x / q, zb = q == 1 ? x % P : x % q;
+          if (q == 1 && za > zb) continue;
+          denom_kernel<<<blocks_for(nb, T), T, 0, st>>>(d_Z.get() + za * C * nb, d_Z.get() + zb * C * nb,
+                                                        sp.n_rows[s], nb, sp.term_weight[s], d_D.get() + x * nb);
+          PB_CUDA_LAUNCH_CHECK();
+        }
+      }
+      // the coefficients of this chunk
+      const std::size_t off = sp.keep_coefs ? static_cast<std::size_t>(b0) : 0;
+      if (q == 1) {
+        auto copy = [&](double* dst, const double* src) {
+          PB_CUDA_CHECK(cudaMemcpyAsync(dst + off, src, nb * sizeof(double), cudaMemcpyDeviceToDevice, st));
+        };
+        copy(reps->n0(), d_R1.get());
+        copy(reps->d0(), d_D.get());
+        if (two) {
+          copy(reps->n1(), d_R1.get() + rows1 * nb);
+          copy(reps->d1(), d_D.get() + nb);
+          copy(reps->d2(), d_D.get() + 3 * nb);
+        }
+      } else {
+        // N_j = row j of R1_0
+        joint_kernel<<<blocks_for(nb, T), T, 0, st>>>(d_R1.get(), d_D.get(), sp.q, nb, reps->n0() + off,
+                                                      reps->d0() + off);
+        PB_CUDA_LAUNCH_CHECK();
+      }
+      run.counts = run.counts + reps->count_range(sp.count_delta, sp.count_t, sp.count_tol, sp.inclusive, off, nb);
+      if (b0 < sp.trace_keep) {
+        const std::size_t m = static_cast<std::size_t>(std::min<std::uint64_t>(nb, sp.trace_keep - b0));
+        const kernels::WildCoefView v = reps->view(off, m);
+        std::vector<double> h0(m), h1(m, 0.0), e0(m), e1(m, 0.0), e2(m, 0.0);
+        PB_CUDA_CHECK(cudaMemcpyAsync(h0.data(), v.n0, m * sizeof(double), cudaMemcpyDeviceToHost, st));
+        PB_CUDA_CHECK(cudaMemcpyAsync(e0.data(), v.d0, m * sizeof(double), cudaMemcpyDeviceToHost, st));
+        if (v.n1) {
+          PB_CUDA_CHECK(cudaMemcpyAsync(h1.data(), v.n1, m * sizeof(double), cudaMemcpyDeviceToHost, st));
+          PB_CUDA_CHECK(cudaMemcpyAsync(e1.data(), v.d1, m * sizeof(double), cudaMemcpyDeviceToHost, st));
+          PB_CUDA_CHECK(cudaMemcpyAsync(e2.data(), v.d2, m * sizeof(double), cudaMemcpyDeviceToHost, st));
+        }
+        PB_CUDA_CHECK(cudaStreamSynchronize(st));
+        for (std::size_t b = 0; b < m; ++b)
+          h_trace.push_back(kernels::wild_t(h0[b], h1[b], e0[b], e1[b], e2[b], sp.count_delta));
+      }
+    }
+    PB_CUDA_CHECK(cudaStreamSynchronize(st));
+    run.trace = std::move(h_trace);
+    if (sp.keep_coefs) run.reps = std::move(reps);
+    return run;
+  }
+
+  BootCounts wild_enumerate(const kernels::GrayProblem& p) const override {
+    if (p.n_clu < 2 || p.n_clu > kernels::kMaxGrayClusters)
+      throw InvalidInput("enumeration on the GPU needs 2 to " + std::to_string(kernels::kMaxGrayClusters) + " clusters");
+    cudaStream_t st = ctx_.stream;
+    const std::size_t G = static_cast<std::size_t>(p.n_clu);
+    DeviceBuffer<double> d_H(G * G, st), d_C(G, st);
+    d_H.upload(p.H, G * G);
+    d_C.upload(p.C, G);
+    kernels::GrayRangeOp op;
+    op.p = p;
+    op.p.H = d_H.get();
+    op.p.C = d_C.get();
+    op.n_vec = std::uint64_t{1} << (p.n_clu - 1);
+    op.n_ranges = thrust_algorithms::gray_ranges(op.n_vec, std::uint64_t{1} << 20);
+    const BootCounts c = thrust_algorithms::gray_enumerate(thrust::cuda::par.on(st), op);
+    PB_CUDA_CHECK(cudaStreamSynchronize(st));
+    return c;
+  }
+
+  OlsBatchResult batched_ols(const OlsBatch& bt) const override {
+    cudaStream_t st = ctx_.stream;
+    const std::int64_t n = bt.n_obs, k = bt.n_reg, nbat = bt.n_batch;
+    OlsBatchResult r;
+    r.beta.assign(static_cast<std::size_t>(k * nbat), 0.0);
+    r.ssr.assign(static_cast<std::size_t>(nbat), 0.0);
+    r.status.assign(static_cast<std::size_t>(nbat), 0);
+    if (nbat == 0) return r;
+    const std::size_t nx = static_cast<std::size_t>(bt.stride_x * (nbat - 1) + n * k);
+    const std::size_t ny = static_cast<std::size_t>(bt.stride_y * (nbat - 1) + n);
+    DeviceBuffer<double> d_X(nx, st), d_y(ny, st), d_A(static_cast<std::size_t>(k * k * nbat), st),
+        d_b(static_cast<std::size_t>(k * nbat), st), d_E(static_cast<std::size_t>(n * nbat), st),
+        d_ssr(static_cast<std::size_t>(nbat), st);
+    DeviceBuffer<int> d_status(static_cast<std::size_t>(nbat), st);
+    d_X.upload(bt.X, nx);
+    d_y.upload(bt.y, ny);
+    const double one = 1.0, zero = 0.0, minus = -1.0;
+    const int in = static_cast<int>(n), ik = static_cast<int>(k), ib = static_cast<int>(nbat);
+    // A_b = X_b'X_b, b_b = X_b'y_b (strided-batched DGEMM)
+    PB_CUBLAS_CHECK(cublasDgemmStridedBatched(ctx_.handle, CUBLAS_OP_T, CUBLAS_OP_N, ik, ik, in, &one, d_X.get(), in,
+                                              bt.stride_x, d_X.get(), in, bt.stride_x, &zero, d_A.get(), ik, k * k, ib));
+    PB_CUBLAS_CHECK(cublasDgemmStridedBatched(ctx_.handle, CUBLAS_OP_T, CUBLAS_OP_N, ik, 1, in, &one, d_X.get(), in,
+                                              bt.stride_x, d_y.get(), in, bt.stride_y, &zero, d_b.get(), ik, k, ib));
+    solve_kernel<<<blocks_for(static_cast<std::size_t>(nbat), 128), 128, 0, st>>>(ik, nbat, d_A.get(), d_b.get(),
+                                                                                  bt.rel_tol, d_status.get());
+    PB_CUDA_LAUNCH_CHECK();
+    // E_b = y_b - X_b beta_b
+    PB_CUDA_CHECK(cudaMemcpy2DAsync(d_E.get(), n * sizeof(double), d_y.get(), bt.stride_y * sizeof(double),
+                                    n * sizeof(double), static_cast<std::size_t>(nbat), cudaMemcpyDeviceToDevice, st));
+    PB_CUBLAS_CHECK(cublasDgemmStridedBatched(ctx_.handle, CUBLAS_OP_N, CUBLAS_OP_N, in, 1, ik, &minus, d_X.get(), in,
+                                              bt.stride_x, d_b.get(), ik, k, &one, d_E.get(), in, n, ib));
+    ssr_kernel<<<blocks_for(static_cast<std::size_t>(nbat) * 32, 256), 256, 0, st>>>(d_E.get(), n, nbat, d_ssr.get());
+    PB_CUDA_LAUNCH_CHECK();
+    d_b.download(r.beta.data(), r.beta.size());
+    d_ssr.download(r.ssr.data(), r.ssr.size());
+    d_status.download(r.status.data(), r.status.size());
+    PB_CUDA_CHECK(cudaStreamSynchronize(st));
+    return r;
+  }
 
  private:
-  void self_test() {
-    const int n = 256;
-    double *d_x = nullptr, *d_y = nullptr;
-    PB_CUDA_CHECK(cudaMalloc(&d_x, n * sizeof(double)));
-    PB_CUDA_CHECK(cudaMalloc(&d_y, n * sizeof(double)));
-    PB_CUDA_CHECK(cudaMemsetAsync(d_x, 0, n * sizeof(double), stream_));
-    PB_CUDA_CHECK(cudaMemsetAsync(d_y, 0, n * sizeof(double), stream_));
-    axpy_kernel<<<(n + 127) / 128, 128, 0, stream_>>>(2.0, d_x, d_y, n);
-    PB_CUDA_LAUNCH_CHECK();
-    PB_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    PB_CUDA_CHECK(cudaFree(d_x));
-    PB_CUDA_CHECK(cudaFree(d_y));
-  }
-  cudaStream_t stream_ = nullptr;
-  cublasHandle_t handle_ = nullptr;
-  std::string name_;
+  Context ctx_;
 };
 
 }  // namespace
@@ -59,7 +457,15 @@ int usable_devices(std::string& why) {
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
   if (err == cudaErrorInsufficientDriver) {
-    why = "the NVIDIA driver is too old for this CUDA runtime";
+    int driver = 0;
+    cudaDriverGetVersion(&driver);  // 0 when no driver is installed at all
+    if (driver == 0) {
+      why = "no NVIDIA driver is installed (no GPU on this machine)";
+    } else {
+      why = "the NVIDIA driver is too old: it supports CUDA " + std::to_string(driver / 1000) + "." +
+            std::to_string(driver % 1000 / 10) + ", this build needs " + std::to_string(CUDART_VERSION / 1000) +
+            "." + std::to_string(CUDART_VERSION % 1000 / 10);
+    }
     return 0;
   }
   if (err != cudaSuccess || n == 0) {

@@ -1,9 +1,355 @@
+// One suite over every compiled backend (cpu, cuda). Each backend is held to the CPU reference
+// on the same inputs, and the CPU reference to independent computations (the scalar weight
+// function, a second enumeration algorithm, Eigen's solvers). CUDA rows skip when no device is
+// present; built as test_gpu_backend (ctest label "gpu", PB_REQUIRE_GPU) they fail instead, so
+// the device check cannot pass by skipping.
+#include <Eigen/Dense>
+#include <random>
+
 #include "helpers.hpp"
 #include "panelboot/backend.hpp"
 #include "panelboot/config.hpp"
+#include "panelboot/design.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/wild.hpp"
 
 using namespace panelboot;
+
+namespace {
+
+#ifndef PB_REQUIRE_GPU
+#define PB_REQUIRE_GPU 0
+#endif
+
+std::unique_ptr<Backend> backend_or_skip(Device d) {
+  if (d == Device::kCpu) return make_backend(Device::kCpu);
+  std::string why;
+  if (!PANELBOOT_HAVE_CUDA || cuda::usable_devices(why) == 0) {
+    if (PB_REQUIRE_GPU) ADD_FAILURE() << "the gpu-labelled tests need a usable GPU: " << why;
+    return nullptr;
+  }
+  return make_backend(Device::kCuda);
+}
+
+#define PB_BACKEND_OR_SKIP(var)                                     \
+  const std::unique_ptr<Backend> var = backend_or_skip(GetParam()); \
+  if (!var) GTEST_SKIP() << "no usable CUDA device";
+
+Column numeric(const std::string& name, const std::vector<double>& v) {
+  Column c;
+  c.name = name;
+  c.num = v;
+  return c;
+}
+
+// A random unbalanced panel: units nested in 4 groups, heteroskedastic errors, weights.
+DataFrame random_panel(std::mt19937_64& rng, int n_units, int n_t) {
+  std::normal_distribution<double> nd;
+  std::uniform_real_distribution<double> ud(0, 1);
+  std::vector<double> unit, time, grp, y, w, x1, x2, x3;
+  std::vector<double> ua(n_units), ta(n_t);
+  for (auto& a : ua) a = nd(rng);
+  for (auto& a : ta) a = nd(rng);
+  for (int i = 0; i < n_units; ++i)
+    for (int t = 0; t < n_t; ++t) {
+      if (t > 0 && ud(rng) < 0.1) continue;
+      unit.push_back(i);
+      time.push_back(t);
+      grp.push_back(i % 4);
+      const double a = nd(rng) + 0.5 * ua[i], b = nd(rng) - 0.4 * ta[t], c = nd(rng);
+      x1.push_back(a);
+      x2.push_back(b);
+      x3.push_back(c);
+      y.push_back(ua[i] + ta[t] + 0.2 * a - 0.1 * b + nd(rng) * (1 + 0.5 * (i % 3)));
+      w.push_back(0.5 + 1.5 * ud(rng));
+    }
+  DataFrame df;
+  df.source = "random";
+  for (auto& [n, v] : std::vector<std::pair<std::string, std::vector<double>*>>{
+           {"unit", &unit}, {"time", &time}, {"grp", &grp}, {"y", &y}, {"w", &w}, {"x1", &x1}, {"x2", &x2}, {"x3", &x3}})
+    df.columns.push_back(numeric(n, *v));
+  df.row_line.resize(y.size());
+  for (std::size_t r = 0; r < y.size(); ++r) df.row_line[r] = static_cast<std::uint32_t>(r + 2);
+  return df;
+}
+
+struct WildCase {
+  std::string formula;
+  std::vector<std::string> cluster;
+  std::vector<std::string> tests;
+  bool joint = false, impose_null = true, ci = true, weighted = false;
+  WeightType weight = WeightType::kRademacher;
+  Enumerate enumerate = Enumerate::kNever;
+  bool force_gray = false;
+  std::int64_t B = 999;
+};
+
+WildResult run_wild(const DataFrame& df, const WildCase& c, std::uint64_t seed, const Backend& be) {
+  SampleOptions so;
+  so.cluster = c.cluster;
+  so.keep_singletons = true;
+  if (c.weighted) so.weights = "w";
+  Design d = build_design(df, parse_formula(c.formula), so);
+  FitOptions fo;
+  fo.vcov = VcovType::kCluster;
+  WildOptions wo;
+  wo.tests = c.tests;
+  wo.joint = c.joint;
+  wo.impose_null = c.impose_null;
+  wo.ci = c.ci;
+  wo.weight = c.weight;
+  wo.enumerate = c.enumerate;
+  wo.force_gray = c.force_gray;
+  wo.n_boot = c.B;
+  wo.seed = seed;
+  return wild_bootstrap(d, fo, wo, nullptr, &be);
+}
+
+class BackendSuite : public ::testing::TestWithParam<Device> {};
+
+TEST_P(BackendSuite, WeightsAreTheSameCounterBasedDraws) {
+  PB_BACKEND_OR_SKIP(be);
+  const std::uint64_t seed = pbtest::fresh_seed();
+  const std::int32_t G = 300;  // several Philox blocks per replication for every type
+  const std::size_t nb = 257;
+  const std::uint64_t b0 = 123456789;
+  for (WeightType t : {WeightType::kRademacher, WeightType::kMammen, WeightType::kWebb, WeightType::kNormal,
+                       WeightType::kGamma}) {
+    const std::vector<double> V = be->wild_weights(seed, t, false, b0, nb, G);
+    ASSERT_EQ(V.size(), static_cast<std::size_t>(G) * nb);
+    for (std::int32_t g = 0; g < G; ++g)
+      for (std::size_t b = 0; b < nb; ++b) {
+        const double ref = kernels::wild_weight(seed, b0 + b, static_cast<std::uint32_t>(g), t);
+        const double got = V[static_cast<std::size_t>(g) * nb + b];
+        // Rademacher, Mammen and Webb involve no transcendental function: identical bits. The
+        // normal and gamma draws go through log/cos/sqrt, which the device computes within
+        // 2 ulp of glibc: identical to 1e-14 relative.
+        if (t == WeightType::kNormal || t == WeightType::kGamma)
+          ASSERT_NEAR(got, ref, 1e-14 * std::max(1.0, std::fabs(ref))) << weight_type_name(t) << " g " << g << " b " << b;
+        else
+          ASSERT_EQ(got, ref) << weight_type_name(t) << " g " << g << " b " << b << " seed " << seed;
+      }
+  }
+  const std::vector<double> E = be->wild_weights(seed, WeightType::kRademacher, true, 5, 4, 6);
+  for (std::int32_t g = 0; g < 6; ++g)
+    for (std::size_t b = 0; b < 4; ++b)
+      EXPECT_EQ(E[static_cast<std::size_t>(g) * 4 + b], kernels::enumerated_weight(5 + b, static_cast<std::uint32_t>(g)));
+}
+
+// Same counts, p-values and CI as the CPU reference, on random problems with fresh seeds:
+// dense and factored forms, WCR/WCU, one- and two-way clustering, weights, joint tests,
+// stored and walked enumeration.
+TEST_P(BackendSuite, WildCountsEqualTheCpuReference) {
+  PB_BACKEND_OR_SKIP(be);
+  const auto cpu = make_backend(Device::kCpu);
+  const std::uint64_t seed = pbtest::fresh_seed();
+  std::mt19937_64 rng(seed);
+  const DataFrame small = random_panel(rng, 14, 6), wide = random_panel(rng, 60, 5);
+  std::vector<std::pair<const DataFrame*, WildCase>> cases;
+  WildCase c;
+  c.formula = "y ~ x1 + x2 | unit + time";
+  c.cluster = {"unit"};
+  c.tests = {"x1 = 0"};
+  cases.push_back({&small, c});  // dense (few clusters), WCR with the CI's two parts
+  WildCase u = c;
+  u.impose_null = false;
+  u.weight = WeightType::kWebb;
+  cases.push_back({&small, u});
+  WildCase two = c;
+  two.cluster = {"unit", "time"};
+  two.weighted = true;
+  two.weight = WeightType::kMammen;
+  cases.push_back({&small, two});
+  WildCase fac = c;  // 60 clusters, more regressors: the factored (rank-k) form
+  fac.formula = "y ~ x1 + x2 + x3 + I(x1 * x2) + I(x2 * x3) | unit + time";
+  fac.weight = WeightType::kNormal;
+  fac.B = 2999;
+  cases.push_back({&wide, fac});
+  WildCase joint = c;
+  joint.tests = {"x1 = 0", "x2 = 0"};
+  joint.joint = true;
+  joint.ci = false;
+  cases.push_back({&small, joint});
+  WildCase en = c;  // 14 clusters: every sign vector stored (CI available)
+  en.enumerate = Enumerate::kAlways;
+  cases.push_back({&small, en});
+  WildCase gray = en;  // the same enumeration walked by Gray code
+  gray.force_gray = true;
+  cases.push_back({&small, gray});
+  for (const auto& [df, wc] : cases) {
+    const WildResult a = run_wild(*df, wc, seed, *cpu), b = run_wild(*df, wc, seed, *be);
+    ASSERT_EQ(a.tests.size(), b.tests.size());
+    for (std::size_t i = 0; i < a.tests.size(); ++i) {
+      const WildTest &x = a.tests[i], &y = b.tests[i];
+      SCOPED_TRACE(wc.formula + " test " + x.hypothesis + " seed " + std::to_string(seed));
+      EXPECT_EQ(x.n_boot, y.n_boot);
+      EXPECT_EQ(x.n_finite, y.n_finite);
+      EXPECT_EQ(x.n_exceed, y.n_exceed);
+      EXPECT_EQ(x.p_value, y.p_value);
+      EXPECT_EQ(x.ci_available, y.ci_available);
+      if (x.ci_available) {  // bisection to ci_tol; a last-bit difference may move a step
+        EXPECT_NEAR(x.ci_low, y.ci_low, 2 * x.ci_tol);
+        EXPECT_NEAR(x.ci_high, y.ci_high, 2 * x.ci_tol);
+      }
+    }
+    EXPECT_EQ(b.backend, be->name());
+  }
+}
+
+// The Gray-code walk and the stored enumeration are different algorithms for the same 2^G
+// statistics: their counts agree (here at several observed values, both tie rules).
+TEST_P(BackendSuite, GrayWalkCountsEqualStoredEnumeration) {
+  PB_BACKEND_OR_SKIP(be);
+  std::mt19937_64 rng(pbtest::fresh_seed());
+  std::normal_distribution<double> nd;
+  const int G = 13, C = 13;
+  Eigen::MatrixXd K(C, G);
+  for (Eigen::Index i = 0; i < K.size(); ++i) K.data()[i] = nd(rng);
+  Eigen::VectorXd Cv(G);
+  for (int g = 0; g < G; ++g) Cv(g) = nd(rng);
+  const Eigen::MatrixXd H = K.transpose() * K;
+  WildSpec sp;
+  sp.n_clu = G;
+  sp.q = 1;
+  sp.n_part = 1;
+  sp.dense = true;
+  sp.n_rows = {C};
+  sp.term_weight = {1.0};
+  sp.cell_c = {{}};
+  sp.cell_g = {{}};
+  sp.m1 = {std::vector<double>(Cv.data(), Cv.data() + G)};
+  std::vector<double> kd(static_cast<std::size_t>(C) * G);
+  for (int c = 0; c < C; ++c)
+    for (int g = 0; g < G; ++g) kd[static_cast<std::size_t>(c) * G + g] = K(c, g);
+  sp.kd = {kd};
+  sp.enumerate = true;
+  sp.n_rep = std::uint64_t{1} << (G - 1);
+  sp.keep_coefs = true;
+  sp.trace_keep = 3;
+  const WildRun run = be->wild_replicates(sp);
+  ASSERT_EQ(run.trace.size(), 3u);
+  for (double t : {0.0, 0.3, -1.1, 2.5, run.trace[1]}) {
+    for (bool incl : {false, true}) {
+      kernels::GrayProblem gp;
+      gp.H = H.data();
+      gp.C = Cv.data();
+      gp.n_clu = G;
+      gp.t = t;
+      gp.tol = 1e-10 * std::max(std::fabs(t), 1e-300);
+      gp.inclusive = incl;
+      const BootCounts w = be->wild_enumerate(gp);
+      const BootCounts s = run.reps->count(0.0, t, gp.tol, incl);
+      EXPECT_EQ(w.finite, std::int64_t{1} << G);
+      EXPECT_EQ(w.finite, s.finite);
+      EXPECT_EQ(w.abs, s.abs) << "t " << t << " inclusive " << incl;
+      EXPECT_EQ(w.upper, s.upper) << "t " << t << " inclusive " << incl;
+      EXPECT_EQ(w.lower, s.lower) << "t " << t << " inclusive " << incl;
+    }
+  }
+  // the stored counts against the rule applied one statistic at a time
+  BootCounts direct;
+  const double t = 0.7, tol = 7e-11;
+  for (std::uint64_t m = 0; m < sp.n_rep; ++m) {
+    Eigen::VectorXd v(G);
+    for (int g = 0; g < G; ++g) v(g) = kernels::enumerated_weight(m, static_cast<std::uint32_t>(g));
+    const double s = Cv.dot(v) / std::sqrt(v.dot(H * v));
+    kernels::count_stat(s, t, tol, false, Pairs::kNegated, direct);
+  }
+  const BootCounts s = run.reps->count(0.0, t, tol, false);
+  EXPECT_EQ(direct.abs, s.abs);
+  EXPECT_EQ(direct.upper, s.upper);
+  EXPECT_EQ(direct.lower, s.lower);
+  EXPECT_EQ(direct.finite, s.finite);
+}
+
+// Random regressions with a planted condition number.
+Eigen::MatrixXd with_condition(std::mt19937_64& rng, int n, int k, double cond) {
+  std::normal_distribution<double> nd;
+  Eigen::MatrixXd A(n, k), B(k, k);
+  for (Eigen::Index i = 0; i < A.size(); ++i) A.data()[i] = nd(rng);
+  for (Eigen::Index i = 0; i < B.size(); ++i) B.data()[i] = nd(rng);
+  const Eigen::MatrixXd U = Eigen::HouseholderQR<Eigen::MatrixXd>(A).householderQ() * Eigen::MatrixXd::Identity(n, k);
+  const Eigen::MatrixXd V = Eigen::HouseholderQR<Eigen::MatrixXd>(B).householderQ();
+  Eigen::VectorXd s(k);
+  for (int j = 0; j < k; ++j) s(j) = std::pow(cond, -static_cast<double>(j) / std::max(k - 1, 1));
+  return U * s.asDiagonal() * V.transpose();
+}
+
+TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
+  PB_BACKEND_OR_SKIP(be);
+  std::mt19937_64 rng(pbtest::fresh_seed());
+  std::normal_distribution<double> nd;
+  const int n = 40, k = 6, n_batch = 64;
+  const std::int64_t sx = n * k + 3, sy = n + 1;  // strides larger than the items
+  std::vector<double> X(static_cast<std::size_t>(sx * n_batch), 0.0), y(static_cast<std::size_t>(sy * n_batch), 0.0);
+  std::vector<double> cond(n_batch);
+  for (int b = 0; b < n_batch; ++b) {
+    cond[b] = b % 4 == 3 ? 1e6 : std::pow(10.0, (b % 4));  // 1, 10, 100 (< 1e3) and 1e6
+    Eigen::MatrixXd Xb = with_condition(rng, n, k, cond[b]);
+    if (b == 5) Xb.col(2) = Xb.col(0) + Xb.col(1);  // planted: exactly collinear
+    if (b == 9) Xb.setZero();                       // planted: all zero
+    for (int j = 0; j < k; ++j)
+      for (int i = 0; i < n; ++i) X[static_cast<std::size_t>(b * sx + j * n + i)] = Xb(i, j);
+    for (int i = 0; i < n; ++i) y[static_cast<std::size_t>(b * sy + i)] = nd(rng);
+  }
+  y[static_cast<std::size_t>(13 * sy + 4)] = NAN;  // planted: a NaN response
+  OlsBatch bt;
+  bt.X = X.data();
+  bt.y = y.data();
+  bt.n_obs = n;
+  bt.n_reg = k;
+  bt.n_batch = n_batch;
+  bt.stride_x = sx;
+  bt.stride_y = sy;
+  const OlsBatchResult r = be->batched_ols(bt);
+  ASSERT_EQ(r.status.size(), static_cast<std::size_t>(n_batch));
+  for (int b = 0; b < n_batch; ++b) {
+    SCOPED_TRACE("item " + std::to_string(b));
+    Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xb(X.data() + b * sx, n, k, Eigen::OuterStride<>(n));
+    Eigen::Map<const Eigen::VectorXd> yb(y.data() + b * sy, n);
+    if (b == 5 || b == 9) {
+      EXPECT_EQ(r.status[b], static_cast<int>(kernels::SolveStatus::kSingular));
+      EXPECT_TRUE(std::isnan(r.beta[static_cast<std::size_t>(b * k)]));
+      continue;
+    }
+    if (b == 13) {  // X is fine, the NaN propagates into beta and the SSR, never a crash
+      EXPECT_TRUE(std::isnan(r.ssr[b]));
+      continue;
+    }
+    EXPECT_EQ(r.status[b], 0);
+    const Eigen::VectorXd ref = Xb.colPivHouseholderQr().solve(yb);
+    // the normal equations lose cond^2 of accuracy
+    const double tol = cond[b] < 1e3 ? 1e-10 : cond[b] * cond[b] * 1e-15;
+    for (int j = 0; j < k; ++j)
+      EXPECT_NEAR(r.beta[static_cast<std::size_t>(b * k + j)], ref(j), tol * std::max(1.0, ref.cwiseAbs().maxCoeff()));
+    const double ssr = (yb - Xb * ref).squaredNorm();
+    EXPECT_NEAR(r.ssr[b], ssr, std::max(1e-9, tol) * ssr);
+  }
+  // n_obs == n_reg: an exact fit
+  std::vector<double> Xs(9), ys(3);
+  const Eigen::MatrixXd Q = with_condition(rng, 3, 3, 5.0);
+  std::copy(Q.data(), Q.data() + 9, Xs.begin());
+  for (auto& v : ys) v = nd(rng);
+  OlsBatch sq{Xs.data(), ys.data(), 3, 3, 1, 9, 3};
+  const OlsBatchResult rs = be->batched_ols(sq);
+  EXPECT_EQ(rs.status[0], 0);
+  EXPECT_NEAR(rs.ssr[0], 0.0, 1e-20);
+}
+
+std::vector<Device> compiled_backends() {
+  std::vector<Device> v;
+  if (!PB_REQUIRE_GPU) v.push_back(Device::kCpu);
+  if (PANELBOOT_HAVE_CUDA) v.push_back(Device::kCuda);
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Compiled, BackendSuite, ::testing::ValuesIn(compiled_backends()),
+                         [](const ::testing::TestParamInfo<Device>& i) {
+                           return std::string(i.param == Device::kCpu ? "cpu" : "cuda");
+                         });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(BackendSuite);
+
+}  // namespace
 
 TEST(Backend, CpuAlwaysAvailableAndAutoFallsBack) {
   EXPECT_EQ(make_backend(Device::kCpu)->device(), Device::kCpu);
@@ -23,4 +369,30 @@ TEST(Backend, CudaWithoutUsableGpuSaysWhy) {
   } else {
     EXPECT_THROW(make_backend(Device::kCuda), NotCompiled);
   }
+}
+
+TEST(Backend, EveryCommandTakesBackendAndSaysWhichInOneLine) {
+  std::string why;
+  if (cuda::usable_devices(why) > 0) GTEST_SKIP() << "a GPU is present";
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{"fit", "--formula", "newqua ~ rgzn | province + year"},
+        std::vector<std::string>{"wild", "--formula", "newqua ~ rgzn | province + year", "--cluster", "province",
+                                 "--test", "rgzn = 0", "--B", "99", "--no-ci"},
+        std::vector<std::string>{"describe"},
+        std::vector<std::string>{"threshold", "--panel", "province,year", "--formula", "newqua ~ urban | province",
+                                 "--regime", "rgzn", "--threshold-var", "fin", "--B", "0"}}) {
+    std::vector<std::string> a = cmd;
+    a.insert(a.end(), {"--backend", "cuda"});
+    const pbtest::CliRun bad = pbtest::run(a);
+    EXPECT_EQ(bad.status, 2) << cmd[0];
+    EXPECT_NE(bad.err.find("--backend cuda: " + why), std::string::npos) << bad.err;
+    EXPECT_TRUE(bad.out.empty());
+    a = cmd;
+    a.insert(a.end(), {"--backend", "auto"});
+    const pbtest::CliRun ok = pbtest::run(a);
+    EXPECT_EQ(ok.status, 0) << ok.err;
+    EXPECT_NE(ok.err.find("panelboot: backend: cpu (" + why + ")"), std::string::npos) << cmd[0] << ": " << ok.err;
+  }
+  const pbtest::CliRun typo = pbtest::run({"describe", "--backend", "opencl"});
+  EXPECT_NE(typo.status, 0);
 }

@@ -363,6 +363,33 @@ TEST(WildPValues, EveryTypeCountsTheTracedStatistics) {
   }
 }
 
+// A joint test under enumeration: each stored sign vector stands for itself and its mirror,
+// which has the same Wald statistic, so every count is twice the traced one.
+TEST(WildPValues, EnumeratedJointTestCountsEachVectorTwice) {
+  std::mt19937_64 rng(pbtest::fresh_seed());
+  Problem p = random_problem(rng, 8, 4);
+  SampleOptions so;
+  so.cluster = {"unit"};
+  WildOptions wo;
+  wo.tests = {"x1 = 0.2", "x2 = 0"};
+  wo.joint = true;
+  wo.enumerate = Enumerate::kAlways;
+  wo.ci = false;
+  WildTrace tr;
+  tr.keep = 128;
+  Design d = build_design(p.df, parse_formula("y ~ x1 + x2 | unit + time"), so);
+  const WildResult r = wild_bootstrap(d, fit_opts(), wo, &tr);
+  const WildTest& j = r.tests[0];
+  ASSERT_EQ(j.q, 2);
+  ASSERT_EQ(tr.stats[0].size(), 128u);
+  int up = 0;
+  for (double s : tr.stats[0]) up += s > j.stat + 1e-10 * j.stat;
+  EXPECT_EQ(j.n_boot, 256);
+  EXPECT_EQ(j.n_finite, 256);
+  EXPECT_EQ(j.n_exceed, 2 * up);
+  EXPECT_DOUBLE_EQ(j.p_value, up / 128.0);
+}
+
 TEST(WildPValues, MultipleTestingAdjustment) {
   const std::string d = pbtest::data_path("boottest_collapsed.csv");
   for (const char* adj : {"bonferroni", "sidak"}) {

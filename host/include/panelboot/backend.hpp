@@ -1,25 +1,125 @@
 #pragma once
-// The compute backend: one coarse interface called once per batch, with a CPU reference
-// implementation and a CUDA one (cuda/). This is the skeleton the bootstrap, threshold and
-// power drivers will extend; for now it answers which device runs the work.
+// The compute backend: one coarse interface called once per batch (never per regression), with
+// the CPU reference implementation (host/src/backend/cpu) and a CUDA one (cuda/). Plain data
+// crosses the boundary: sizes, row- or column-major arrays whose layouts are documented here.
+// Both backends draw the same counter-based random numbers (kernels/wild_weights.hpp), so the
+// same seed gives the same counts on either.
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "panelboot/kernels/boot_counts.hpp"
+#include "panelboot/kernels/gray_walk.hpp"
+#include "panelboot/kernels/small_solve.hpp"
+#include "panelboot/kernels/wild_weights.hpp"
 
 namespace panelboot {
 
 enum class Device { kAuto, kCpu, kCuda };
 Device parse_device(const std::string& s);
+using kernels::BootCounts;
+using kernels::Pairs;
+
+// One wild bootstrap test after the host has reduced the data to cluster-level pieces (see
+// wild.hpp for the algebra). For replication b with weights v (n_clu):
+//   R1_p      = M1_p v                         M1_p: rows1 x n_clu, row-major; rows 0..q-1 give
+//                                              the numerators N_{p,j}, the rest the shared factors
+//   Z_{p,j,S} = Kd_{p,j,S} v                   dense: Kd n_rows[S] x n_clu, row-major
+//             = T1_{p,j,S} v - PF_{j,S} R1_p[q:]   factored: T1 sparse on the cells
+//                                              (cell_c, cell_g) of term S, PF n_rows[S] x kl
+//   q = 1:  D_{p1,p2} = sum_S w_S sum_c Z_{p1,0,S} Z_{p2,0,S}; the stored coefficients are
+//           n0 = N_0, d0 = D_00 and, with two parts (the CI), n1 = N_1, d1 = D_01, d2 = D_11;
+//           t = kernels::wild_t(n0, n1, d0, d1, d2, delta).
+//   q > 1:  D_{j,l} = sum_S w_S sum_c Z_{0,j,S} Z_{0,l,S}; F = N' D^-1 N / q, stored as n0 with
+//           d0 = 1 (so wild_t gives F back).
+struct WildSpec {
+  std::int32_t n_clu = 0;  // bootstrap clusters G
+  int q = 1;               // restriction rows
+  int n_part = 1;          // 1, or 2 (uhat and the CI direction h) with q = 1
+  bool dense = true;
+  int kl = 0;              // rows1 - q in the factored form (k + re-projected FE levels)
+  std::vector<std::int32_t> n_rows;            // [S] error clusters of term S
+  std::vector<double> term_weight;             // [S] w_S
+  std::vector<std::vector<std::int32_t>> cell_c, cell_g;  // [S] cells (factored form)
+  std::vector<std::vector<double>> m1;         // [p]
+  std::vector<std::vector<double>> kd;         // [(p * q + j) * S + s] dense
+  std::vector<std::vector<double>> pf;         // [j * S + s] factored
+  std::vector<std::vector<double>> t1;         // [(p * q + j) * S + s] per cell, factored
+  // draws: replications 0..n_rep-1, Philox weights, or enumerated sign vectors
+  std::uint64_t seed = 0;
+  kernels::WeightType weight = kernels::WeightType::kRademacher;
+  bool enumerate = false;
+  std::uint64_t n_rep = 0;
+  std::size_t chunk = 0;        // replications per batch (0: the backend decides); no effect on results
+  std::size_t trace_keep = 0;   // return the statistics of the first trace_keep replications
+  // counts returned with the run, at delta = count_delta against t = count_t (tie tolerance
+  // count_tol); the coefficients are kept for further counts (the CI) only with keep_coefs
+  double count_delta = 0, count_t = 0, count_tol = 0;
+  bool inclusive = false;
+  bool keep_coefs = false;
+  std::size_t n_terms() const { return n_rows.size(); }
+  std::size_t rows1() const { return static_cast<std::size_t>(q) + (dense ? 0 : static_cast<std::size_t>(kl)); }
+};
+
+// The stored coefficients of every replication, held where they were computed (host or device
+// memory), so that the test-inversion CI can count at many deltas without moving them.
+class WildReplicates {
+ public:
+  virtual ~WildReplicates() = default;
+  // Counts of t*(delta) against t with tie tolerance tol.
+  virtual BootCounts count(double delta, double t, double tol, bool inclusive) const = 0;
+  virtual std::uint64_t size() const = 0;
+};
+
+struct WildRun {
+  BootCounts counts;                    // at (count_delta, count_t, count_tol)
+  std::unique_ptr<WildReplicates> reps;  // with keep_coefs
+  std::vector<double> trace;            // statistics at count_delta of the first trace_keep replications
+};
+
+// n_batch independent regressions y_b = X_b beta_b + e (no intercept added), each X_b n_obs x
+// n_reg column-major at X + b * stride_x (stride_x >= n_obs * n_reg), y_b at y + b * stride_y.
+struct OlsBatch {
+  const double* X = nullptr;
+  const double* y = nullptr;
+  std::int64_t n_obs = 0, n_reg = 0, n_batch = 0, stride_x = 0, stride_y = 0;
+  double rel_tol = 1e-12;  // pivot tolerance of the Cholesky factor (relative to the largest diagonal)
+};
+struct OlsBatchResult {
+  std::vector<double> beta;  // n_reg x n_batch, column-major; NaN for items not solved
+  std::vector<double> ssr;   // n_batch
+  std::vector<int> status;   // n_batch: kernels::SolveStatus (0 ok, 1 singular, 2 not finite)
+};
 
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual Device device() const = 0;
+  virtual std::string name() const = 0;      // "cpu" or "cuda"
   virtual std::string describe() const = 0;  // one line: which device and why
+
+  // The weights of replications b0 .. b0+nb-1 as the wild bootstrap draws them: n_clu x nb,
+  // row-major (Philox, or enumerated sign vectors). Exposed so tests can prove the draws match.
+  virtual std::vector<double> wild_weights(std::uint64_t seed, kernels::WeightType type, bool enumerate,
+                                           std::uint64_t b0, std::size_t nb, std::int32_t n_clu) const = 0;
+  // Every replication of one wild bootstrap test (spec.n_rep of them), counted (and stored
+  // with spec.keep_coefs).
+  virtual WildRun wild_replicates(const WildSpec& spec) const = 0;
+  // Exact enumeration of all 2^(G-1) sign-vector pairs by the Gray-code walk (G <= 40).
+  virtual BootCounts wild_enumerate(const kernels::GrayProblem& p) const = 0;
+  // Many small regressions at once; singular items are flagged per item, never thrown.
+  virtual OlsBatchResult batched_ols(const OlsBatch& batch) const = 0;
 };
 
 // kAuto: CUDA when compiled and a device is present, else CPU. kCuda without a usable GPU
 // throws NotCompiled (no CUDA in this build) or CudaError (no device, driver too old).
 std::unique_ptr<Backend> make_backend(Device d);
+
+// The pairing rule of stored statistics (see kernels::Pairs) for a wild test.
+inline Pairs wild_pairs(const WildSpec& s) {
+  return !s.enumerate ? Pairs::kSingle : s.q == 1 ? Pairs::kNegated : Pairs::kDoubled;
+}
 
 namespace cpu {
 std::unique_ptr<Backend> make_cpu_backend(const std::string& why);

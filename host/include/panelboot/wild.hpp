@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "panelboot/backend.hpp"
 #include "panelboot/design.hpp"
 #include "panelboot/estimate.hpp"
 #include "panelboot/kernels/wild_weights.hpp"
@@ -70,6 +71,7 @@ struct WildResult {
   std::string method;            // "WCR" or "WCU"
   std::string weight_type;
   std::string bootcluster;       // name of the bootstrap clustering
+  std::string backend;           // "cpu" or "cuda": where the replications ran
   std::int32_t n_bootclusters = 0;
   std::vector<std::string> fe_reprojected;  // FE dimensions not nested in the bootstrap clusters
   std::uint64_t seed = 0;
@@ -84,14 +86,13 @@ struct WildTrace {
   std::vector<std::vector<double>> stats;
 };
 
-// Runs the fit (consuming the design as fit() does) and the bootstrap tests.
+// Runs the fit (consuming the design as fit() does) and the bootstrap tests on `backend`
+// (null: the CPU reference backend).
 WildResult wild_bootstrap(Design& design, const FitOptions& fo, const WildOptions& wo,
-                          WildTrace* trace = nullptr);
+                          WildTrace* trace = nullptr, const Backend* backend = nullptr);
 
 // The i-th enumerated sign vector's weight for bootstrap cluster g (cluster 0 is always +1;
 // the vector and its negation are counted together).
-inline double enumerated_weight(std::uint64_t i, std::uint32_t g) {
-  return g == 0 ? 1.0 : (((i >> (g - 1)) & 1u) ? -1.0 : 1.0);
-}
+using kernels::enumerated_weight;
 
 }  // namespace panelboot

@@ -34,7 +34,27 @@ struct CommonOptions {
   double level = 0.95;
   std::string format = "text", output;
   int threads = 0;
+  std::string backend;  // "" (not given: auto), auto, cpu or cuda
 };
+
+void add_backend_option(CLI::App* app, CommonOptions& o) {
+  app->add_option("--backend", o.backend,
+                  "auto | cpu | cuda: where replication-heavy work runs (auto: the GPU when this build has "
+                  "CUDA and a device is present); results are the same on either")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda", "gpu"}));
+}
+
+// Makes the backend and says which in one line on stderr. Commands with no batched work (fit,
+// describe, threshold for now) check the request the same way, and say that they run on the CPU.
+std::unique_ptr<Backend> open_backend(const CommonOptions& o, std::ostream& err, const char* host_only) {
+  std::unique_ptr<Backend> b = make_backend(parse_device(o.backend.empty() ? "auto" : o.backend));
+  if (host_only) {
+    if (!o.backend.empty()) err << "panelboot: " << b->describe() << "; " << host_only << "\n";
+  } else {
+    err << "panelboot: " << b->describe() << "\n";
+  }
+  return b;
+}
 
 void add_data_options(CLI::App* app, CommonOptions& o) {
   app->add_option("--data", o.data,
@@ -51,6 +71,7 @@ void add_data_options(CLI::App* app, CommonOptions& o) {
   app->add_option("--fe-maxiter", o.fe_maxiter, "Most sweeps of the FE projections")
       ->capture_default_str();
   app->add_option("--threads", o.threads, "Worker threads (0: all cores); results do not depend on it");
+  add_backend_option(app, o);
 }
 
 void add_cluster_options(CLI::App* app, CommonOptions& o) {
@@ -159,6 +180,7 @@ int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, std::o
   const Format fmt = parse_format(o.format);
   FitOptions fo = fit_options(o);
   fo.wald = wald;
+  open_backend(o, err, "fit solves one regression per model and runs on the CPU");
   const DataFrame df = read_data(o.data);
   if (o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
   std::vector<FitResult> results;
@@ -227,8 +249,9 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   Design d = build_design(df, fm, so);
   if (!w.bootcluster.empty() && w.bootcluster != "intersection" && d.extra[0].n_levels < 2)
     throw InvalidInput("--bootcluster " + w.bootcluster + " has a single level in the sample; the bootstrap needs at least two clusters");
+  const std::unique_ptr<Backend> backend = open_backend(o, err, nullptr);
   const auto t2 = Clock::now();
-  WildResult res = wild_bootstrap(d, fo, wo);
+  WildResult res = wild_bootstrap(d, fo, wo, nullptr, backend.get());
   const auto t3 = Clock::now();
   auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   res.timing = {{"read_s", sec(t0, t1)}, {"design_s", sec(t1, t2)}, {"fit_and_bootstrap_s", sec(t2, t3)}};
@@ -306,6 +329,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   to.n_boot = to.gammas.empty() ? c.B : 0;
   to.seed = c.seed;
   const DataFrame df = read_data(o.data);
+  open_backend(o, err, "threshold runs on the CPU in this version (its GPU path is not built yet)");
   const ThresholdResult r = estimate_threshold(df, to);
   const bool white = c.vcov == "white", clustered = c.vcov == "cluster";
   if (!c.save_regimes.empty()) {
@@ -572,11 +596,13 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                     "Also remove period effects (two-way, the study's setting); outside Hansen's program");
   thr_cmd->add_option("--lr-curve", thr_c.lr_curve, "Write LR(gamma) of the single-threshold search as CSV");
   thr_cmd->add_option("--threads", thr_o.threads, "Worker threads; results do not depend on it");
+  add_backend_option(thr_cmd, thr_o);
   add_output_options(thr_cmd, thr_o);
 
   CLI::App* desc_cmd = app.add_subcommand("describe", "List a data file's variables with summary statistics");
   desc_cmd->add_option("--data", desc_o.data, "Data file (default: the embedded dataset)");
   desc_cmd->add_option("--where", desc_o.where, "Keep rows where EXPR holds");
+  add_backend_option(desc_cmd, desc_o);
   add_output_options(desc_cmd, desc_o);
 
   std::vector<std::string> rev(args.rbegin(), args.rend());
@@ -587,7 +613,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   try {
     if (fit_cmd->parsed()) return cmd_fit(fit_o, wald, out, err);
-    if (desc_cmd->parsed()) return cmd_describe(desc_o, out);
+    if (desc_cmd->parsed()) {
+      open_backend(desc_o, err, "describe has no batched work and runs on the CPU");
+      return cmd_describe(desc_o, out);
+    }
     if (wild_cmd->parsed()) return cmd_wild(wild_o, wild_w, out, err);
     if (thr_cmd->parsed()) return cmd_threshold(thr_o, thr_c, out, err);
   } catch (const Error& e) {

@@ -1,4 +1,5 @@
-// The wild cluster bootstrap on the CPU reference backend. See wild.hpp for the algebra.
+// The wild cluster bootstrap: the host reduces the data to cluster-level pieces (WildEngine)
+// and a Backend evaluates the replications. See wild.hpp for the algebra.
 #include "panelboot/wild.hpp"
 
 #include <algorithm>
@@ -63,33 +64,7 @@ struct Part {
   std::vector<std::vector<Vec>> T1;         // [j][S] values on the (c, g) cells
 };
 
-// Exceedance counts at the observed statistic; a statistic within a relative kTieTol of it is
-// a tie, counted by --ties inclusive and not by strict.
-struct Counts {
-  std::int64_t abs = 0, upper = 0, lower = 0, finite = 0;
-  void add(double s, double t, double tol, bool inclusive) {
-    if (!std::isfinite(s)) return;
-    ++finite;
-    const double as = std::fabs(s), at = std::fabs(t);
-    if (inclusive) {
-      abs += as >= at - tol;
-      upper += s >= t - tol;
-      lower += s <= t + tol;
-    } else {
-      abs += as > at + tol;
-      upper += s > t + tol;
-      lower += s < t - tol;
-    }
-  }
-  void merge(const Counts& o) {
-    abs += o.abs;
-    upper += o.upper;
-    lower += o.lower;
-    finite += o.finite;
-  }
-};
-
-double p_from_counts(const Counts& c, PValueType type, bool joint) {
+double p_from_counts(const BootCounts& c, PValueType type, bool joint) {
   if (c.finite == 0) return std::numeric_limits<double>::quiet_NaN();
   const double B = static_cast<double>(c.finite);
   if (joint) return static_cast<double>(c.upper) / B;
@@ -100,54 +75,6 @@ double p_from_counts(const Counts& c, PValueType type, bool joint) {
     case PValueType::kUpper: return static_cast<double>(c.upper) / B;
   }
   return 0;
-}
-
-// Four doubles (GCC vector extension): AVX in the AVX2 clone, SSE pairs in the baseline one.
-typedef double V4 __attribute__((vector_size(32)));
-typedef std::int64_t V4i __attribute__((vector_size(32)));
-inline V4 load4(const double* p) {
-  V4 x;
-  std::memcpy(&x, p, sizeof x);
-  return x;
-}
-inline void store4(double* p, V4 x) { std::memcpy(p, &x, sizeof x); }
-
-// C (m x nb) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with `subtract`. Each
-// output is summed over d in order, 16 replications at a time in registers; no fused
-// multiply-add, so both clones and any chunk size give the same bits.
-__attribute__((target_clones("avx2", "default")))
-void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb, double* C,
-               bool subtract) {
-  for (std::size_t i = 0; i < m; ++i) {
-    const double* a = A + i * d;
-    double* c = C + i * nb;
-    std::size_t b0 = 0;
-    // 32 replications per block: eight independent accumulators hide the add latency
-    for (; b0 + 32 <= nb; b0 += 32) {
-      V4 acc[8] = {};
-      for (std::size_t g = 0; g < d; ++g) {
-        const V4 av = {a[g], a[g], a[g], a[g]};
-        const double* bg = B + g * nb + b0;
-        for (int r = 0; r < 8; ++r) acc[r] += av * load4(bg + 4 * r);
-      }
-      for (int r = 0; r < 8; ++r) store4(c + b0 + 4 * r, subtract ? load4(c + b0 + 4 * r) - acc[r] : acc[r]);
-    }
-    for (; b0 < nb; ++b0) {
-      double acc = 0;
-      for (std::size_t g = 0; g < d; ++g) acc += a[g] * B[g * nb + b0];
-      c[b0] = subtract ? c[b0] - acc : acc;
-    }
-  }
-}
-
-// D[b] += w sum_c Za[c, b] Zb[c, b]
-__attribute__((target_clones("avx2", "default")))
-void accumulate_products(const double* Za, const double* Zb, std::size_t C, std::size_t nb, double w, double* D) {
-  for (std::size_t c = 0; c < C; ++c) {
-    const double* a = Za + c * nb;
-    const double* b = Zb + c * nb;
-    for (std::size_t i = 0; i < nb; ++i) D[i] += w * (a[i] * b[i]);
-  }
 }
 
 class WildEngine {
@@ -235,53 +162,68 @@ class WildEngine {
     prepare();
   }
 
-  // For a chunk of nb replications with weights V (G x nb, row-major), the numerators
-  // N[p][j] (nb) and the denominator pieces: for q = 1, D[p1 * P + p2] = sum_S w_S sum_c
-  // Z^p1 Z^p2; for q > 1 (one part), D[j * q + l].
-  // Prepares the per-chunk products: for each part, M1 = [a_j's_g rows; (A s_g)' ; GW] so that
+  // The backend's view of this test: for each part, M1 = [a_j's_g rows; (A s_g)' ; GW] so that
   // M1 V gives the numerators and the shared factors at once; for each (j, S) either a dense
   // K (C_S x G) or the factored [P | F'] (C_S x (k + L)), whichever costs fewer flops.
   void prepare() {
-    const std::size_t P = parts_.size();
+    const std::size_t P = parts_.size(), S = terms_.size();
     const std::size_t kl = static_cast<std::size_t>(k_ + L_);
     double dense = 0, factored = static_cast<double>(kl) * G_;
     for (int j = 0; j < q_; ++j)
-      for (std::size_t s = 0; s < terms_.size(); ++s) {
+      for (std::size_t s = 0; s < S; ++s) {
         dense += static_cast<double>(terms_[s].n_clu) * G_;
         factored += static_cast<double>(terms_[s].n_clu) * kl + static_cast<double>(terms_[s].pair_c.size());
       }
-    dense_ = dense <= factored;
-    m1_.assign(P, {});
-    kd_.assign(P, std::vector<std::vector<double>>(static_cast<std::size_t>(q_) * terms_.size()));
-    pf_.assign(static_cast<std::size_t>(q_) * terms_.size(), {});
+    WildSpec& sp = spec_;
+    sp = WildSpec{};
+    sp.n_clu = G_;
+    sp.q = q_;
+    sp.n_part = static_cast<int>(P);
+    sp.dense = dense <= factored;
+    sp.kl = static_cast<int>(kl);
+    for (const Term& t : terms_) {
+      sp.n_rows.push_back(t.n_clu);
+      sp.term_weight.push_back(t.weight);
+      sp.cell_c.push_back(sp.dense ? std::vector<std::int32_t>{} : t.pair_c);
+      sp.cell_g.push_back(sp.dense ? std::vector<std::int32_t>{} : t.pair_g);
+    }
+    sp.m1.assign(P, {});
+    sp.kd.assign(sp.dense ? P * q_ * S : 0, {});
+    sp.t1.assign(sp.dense ? 0 : P * q_ * S, {});
+    sp.pf.assign(sp.dense ? 0 : q_ * S, {});
     for (std::size_t p = 0; p < P; ++p) {
       const Part& pt = parts_[p];
-      const std::size_t rows = static_cast<std::size_t>(q_) + (dense_ ? 0 : kl);
-      std::vector<double>& M = m1_[p];
+      const std::size_t rows = sp.rows1();
+      std::vector<double>& M = sp.m1[p];
       M.assign(rows * G_, 0.0);
       for (int j = 0; j < q_; ++j)
         for (std::int32_t g = 0; g < G_; ++g) M[j * G_ + g] = pt.C[j](g);
-      if (!dense_) {
+      if (!sp.dense) {
         for (Eigen::Index kk = 0; kk < k_; ++kk)
           for (std::int32_t g = 0; g < G_; ++g) M[(q_ + kk) * G_ + g] = pt.Q(g, kk);
         for (Eigen::Index l = 0; l < L_; ++l)
           for (std::int32_t g = 0; g < G_; ++g) M[(q_ + k_ + l) * G_ + g] = pt.GW(l, g);
       }
       for (int j = 0; j < q_; ++j)
-        for (std::size_t s = 0; s < terms_.size(); ++s) {
-          if (!dense_) continue;
+        for (std::size_t s = 0; s < S; ++s) {
+          const std::size_t idx = (p * q_ + j) * S + s;
+          if (!sp.dense) {
+            const Vec& t1 = pt.T1[j][s];
+            sp.t1[idx].assign(t1.data(), t1.data() + t1.size());
+            continue;
+          }
           const Mat K = dense_map(p, j, s);
-          std::vector<double>& kd = kd_[p][j * terms_.size() + s];
+          std::vector<double>& kd = sp.kd[idx];
           kd.resize(static_cast<std::size_t>(K.rows()) * G_);
           for (Eigen::Index c = 0; c < K.rows(); ++c)
             for (std::int32_t g = 0; g < G_; ++g) kd[c * G_ + g] = K(c, g);
         }
     }
-    if (!dense_)
+    if (!sp.dense)
       for (int j = 0; j < q_; ++j)
-        for (std::size_t s = 0; s < terms_.size(); ++s) {
+        for (std::size_t s = 0; s < S; ++s) {
           const Geom& gm = geom_[j][s];
-          std::vector<double>& pf = pf_[j * terms_.size() + s];
+          std::vector<double>& pf = sp.pf[j * S + s];
           const std::size_t C = static_cast<std::size_t>(terms_[s].n_clu);
           pf.assign(C * kl, 0.0);
           for (std::size_t c = 0; c < C; ++c) {
@@ -290,60 +232,7 @@ class WildEngine {
           }
         }
   }
-
-  // For a chunk of nb replications with weights V (G x nb, row-major), the numerators
-  // N[p * q + j] (nb) and the denominator pieces: for q = 1, D[p1 * P + p2] = sum_S w_S
-  // sum_c Z^p1 Z^p2; for q > 1 (one part), D[j * q + l].
-  void evaluate(const double* V, std::size_t nb, std::vector<std::vector<double>>& N,
-                std::vector<std::vector<double>>& D, std::vector<double>& r1, std::vector<double>& scratch) const {
-    const std::size_t P = parts_.size();
-    const std::size_t kl = static_cast<std::size_t>(k_ + L_);
-    N.assign(P * q_, std::vector<double>(nb, 0.0));
-    const std::size_t n_d = q_ == 1 ? P * P : static_cast<std::size_t>(q_ * q_);
-    D.assign(n_d, std::vector<double>(nb, 0.0));
-    const std::size_t rows1 = static_cast<std::size_t>(q_) + (dense_ ? 0 : kl);
-    r1.resize(P * rows1 * nb);
-    for (std::size_t p = 0; p < P; ++p) {
-      double* R1 = r1.data() + p * rows1 * nb;
-      gemm_rows(m1_[p].data(), rows1, static_cast<std::size_t>(G_), V, nb, R1, false);
-      for (int j = 0; j < q_; ++j) std::copy(R1 + j * nb, R1 + (j + 1) * nb, N[p * q_ + j].begin());
-    }
-    for (std::size_t s = 0; s < terms_.size(); ++s) {
-      const Term& t = terms_[s];
-      const std::size_t C = static_cast<std::size_t>(t.n_clu);
-      const std::size_t n_z = P * q_;
-      scratch.resize(n_z * C * nb);
-      for (std::size_t p = 0; p < P; ++p)
-        for (int j = 0; j < q_; ++j) {
-          double* Z = scratch.data() + (p * q_ + j) * C * nb;
-          if (dense_) {
-            gemm_rows(kd_[p][j * terms_.size() + s].data(), C, static_cast<std::size_t>(G_), V, nb, Z, false);
-            continue;
-          }
-          // Z = T1 V (sparse cells) - [P | F'] [QV; GWV]
-          std::fill(Z, Z + C * nb, 0.0);
-          const Vec& t1 = parts_[p].T1[j][s];
-          for (std::size_t e = 0; e < t.pair_c.size(); ++e) {
-            const double c = t1(static_cast<Eigen::Index>(e));
-            double* dst = Z + static_cast<std::size_t>(t.pair_c[e]) * nb;
-            const double* vg = V + static_cast<std::size_t>(t.pair_g[e]) * nb;
-            for (std::size_t b = 0; b < nb; ++b) dst[b] += c * vg[b];
-          }
-          const double* R1 = r1.data() + (p * rows1 + static_cast<std::size_t>(q_)) * nb;
-          gemm_rows(pf_[j * terms_.size() + s].data(), C, kl, R1, nb, Z, true);
-        }
-      // accumulate the denominator pieces
-      for (std::size_t x = 0; x < n_d; ++x) {
-        const std::size_t za = q_ == 1 ? x / P : x / q_, zb = q_ == 1 ? x % P : x % q_;
-        if (q_ == 1 && za > zb) {  // symmetric: D[1][0] = D[0][1]
-          continue;
-        }
-        accumulate_products(scratch.data() + za * C * nb, scratch.data() + zb * C * nb, C, nb, t.weight,
-                            D[x].data());
-      }
-    }
-    if (q_ == 1 && P == 2) D[2] = D[1];
-  }
+  const WildSpec& spec() const { return spec_; }
 
   // K (C_S x G) of part p, row j, term s: Z = K v.
   Mat dense_map(std::size_t p, int j, std::size_t s) const {
@@ -419,135 +308,17 @@ class WildEngine {
   std::vector<std::string> reprojected_;
   std::vector<std::vector<Geom>> geom_;
   std::vector<Part> parts_;
-  bool dense_ = false;
-  std::vector<std::vector<double>> m1_;               // [p] rows x G
-  std::vector<std::vector<std::vector<double>>> kd_;  // [p][j * S + s] dense K, row-major
-  std::vector<std::vector<double>> pf_;               // [j * S + s] [P | F'], row-major
+  WildSpec spec_;
 };
-
-// Stored per replication for the CI: numerator n0 + delta n1, squared denominator
-// d0 + 2 delta d1 + delta^2 d2, with delta = R b - r.
-struct Coefs {
-  std::vector<double> n0, n1, d0, d1, d2;
-  void resize(std::size_t m) {
-    n0.resize(m);
-    n1.assign(m, 0.0);
-    d0.resize(m);
-    d1.assign(m, 0.0);
-    d2.assign(m, 0.0);
-  }
-};
-
-// Exceedance counts of replications [b0, b1) at delta: the statistics into a buffer (a loop
-// that vectorizes, division and square root included), then the comparisons four at a time.
-template <bool Inclusive>
-__attribute__((always_inline)) inline Counts count_block(const Coefs& cf, double delta, double t, double tol, bool pairs, std::size_t b0,
-                   std::size_t b1, double* s) {
-  const std::size_t m = b1 - b0;
-  const double* n0 = cf.n0.data() + b0;
-  const double* n1 = cf.n1.data() + b0;
-  const double* d0 = cf.d0.data() + b0;
-  const double* d1 = cf.d1.data() + b0;
-  const double* d2 = cf.d2.data() + b0;
-  for (std::size_t b = 0; b < m; ++b)
-    s[b] = (n0[b] + delta * n1[b]) / std::sqrt(d0[b] + 2 * delta * d1[b] + delta * delta * d2[b]);
-  const double big = std::numeric_limits<double>::max();
-  const double at = std::fabs(t);
-  const double thr_abs = Inclusive ? at - tol : at + tol;
-  const double thr_up = Inclusive ? t - tol : t + tol, thr_lo = Inclusive ? t + tol : t - tol;
-  const double thr_up2 = -thr_up, thr_lo2 = -thr_lo;  // -s > thr_up  <=>  s < -thr_up
-  V4i fin = {0, 0, 0, 0}, ab = fin, up = fin, lo = fin, up2 = fin, lo2 = fin;
-  const V4 zero = {0, 0, 0, 0};
-  std::size_t b = 0;
-  for (; b + 4 <= m; b += 4) {
-    const V4 x = load4(s + b);
-    const V4 ax = x < zero ? -x : x;
-    const V4i f = ax <= big;  // -1 where finite (false for NaN and inf)
-    fin -= f;
-    if (Inclusive) {
-      ab -= f & (ax >= thr_abs);
-      up -= f & (x >= thr_up);
-      lo -= f & (x <= thr_lo);
-      up2 -= f & (x <= thr_up2);
-      lo2 -= f & (x >= thr_lo2);
-    } else {
-      ab -= f & (ax > thr_abs);
-      up -= f & (x > thr_up);
-      lo -= f & (x < thr_lo);
-      up2 -= f & (x < thr_up2);
-      lo2 -= f & (x > thr_lo2);
-    }
-  }
-  std::int64_t F = fin[0] + fin[1] + fin[2] + fin[3], AB = ab[0] + ab[1] + ab[2] + ab[3],
-               UP = up[0] + up[1] + up[2] + up[3], LO = lo[0] + lo[1] + lo[2] + lo[3],
-               UP2 = up2[0] + up2[1] + up2[2] + up2[3], LO2 = lo2[0] + lo2[1] + lo2[2] + lo2[3];
-  for (; b < m; ++b) {
-    const double x = s[b], ax = std::fabs(x);
-    const bool f = ax <= big;
-    F += f;
-    if (Inclusive) {
-      AB += f && ax >= thr_abs;
-      UP += f && x >= thr_up;
-      LO += f && x <= thr_lo;
-      UP2 += f && x <= thr_up2;
-      LO2 += f && x >= thr_lo2;
-    } else {
-      AB += f && ax > thr_abs;
-      UP += f && x > thr_up;
-      LO += f && x < thr_lo;
-      UP2 += f && x < thr_up2;
-      LO2 += f && x > thr_lo2;
-    }
-  }
-  Counts c;
-  c.finite = F * (pairs ? 2 : 1);
-  c.abs = AB * (pairs ? 2 : 1);
-  c.upper = UP + (pairs ? UP2 : 0);
-  c.lower = LO + (pairs ? LO2 : 0);
-  return c;
-}
-
-__attribute__((target_clones("avx2", "default")))
-Counts count_range(const Coefs& cf, double delta, double t, double tol, bool inclusive, bool pairs,
-                   std::size_t b0, std::size_t b1, double* buf) {
-  return inclusive ? count_block<true>(cf, delta, t, tol, pairs, b0, b1, buf)
-                   : count_block<false>(cf, delta, t, tol, pairs, b0, b1, buf);
-}
-
-Counts count_at(const Coefs& cf, double delta, double t_obs, bool inclusive, bool symmetric_pairs) {
-  const double tol = kTieTol * std::max(std::fabs(t_obs), 1e-300);
-  const std::size_t m = cf.n0.size(), block = 8192;
-  const std::size_t n_blocks = (m + block - 1) / block;
-  std::int64_t abs = 0, upper = 0, lower = 0, finite = 0;
-#pragma omp parallel reduction(+ : abs, upper, lower, finite)
-  {
-  std::vector<double> buf(block);
-#pragma omp for schedule(static)
-  for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(n_blocks); ++bi) {
-    const std::size_t b0 = static_cast<std::size_t>(bi) * block, b1 = std::min(m, b0 + block);
-    const Counts c = count_range(cf, delta, t_obs, tol, inclusive, symmetric_pairs, b0, b1, buf.data());
-    abs += c.abs;
-    upper += c.upper;
-    lower += c.lower;
-    finite += c.finite;
-  }
-  }
-  Counts c;
-  c.abs = abs;
-  c.upper = upper;
-  c.lower = lower;
-  c.finite = finite;
-  return c;
-}
 
 // Confidence set {r : p(r) > alpha} by a grid bracket and bisection on r.
-void invert(const Coefs& cf, double rb, double se, double crit, const WildOptions& wo, bool pairs,
-            WildTest& out) {
+void invert(const WildReplicates& reps, double rb, double se, double crit, const WildOptions& wo, WildTest& out) {
   const double alpha = 1.0 - wo.level;
   const bool inclusive = wo.ties == Ties::kInclusive;
   auto p_at = [&](double r) {
     const double delta = rb - r;
-    return p_from_counts(count_at(cf, delta, delta / se, inclusive, pairs), wo.pvalue, false);
+    const double t = delta / se;
+    return p_from_counts(reps.count(delta, t, kTieTol * std::max(std::fabs(t), 1e-300), inclusive), wo.pvalue, false);
   };
   double half = std::max(4.0, 2.5 * crit) * se;
   const int n_grid = 24;
@@ -597,79 +368,14 @@ void invert(const Coefs& cf, double rb, double se, double crit, const WildOption
   }
 }
 
-// Counts of the pair (s, -s) against t given s^2 = num^2 / den, without a square root: the
-// threshold tests are on num^2 versus thr^2 den (den > 0).
-struct PairCounter {
-  double t2_abs;         // squared threshold for |s|
-  double up_thr, lo_thr;  // thresholds for "x > up_thr" (upper) and "-x > lo_thr" (lower)
-  bool inclusive;
-  PairCounter(double t, double tol, bool incl) : inclusive(incl) {
-    const double at = std::fabs(t);
-    const double a = incl ? std::max(at - tol, 0.0) : at + tol;
-    t2_abs = a * a;
-    up_thr = incl ? t - tol : t + tol;
-    lo_thr = incl ? -t - tol : -t + tol;
-  }
-  // #{x in {s, -s} : x > thr} (strict) or >= (inclusive)
-  static std::int64_t side(double num2, double den, double thr, bool incl) {
-    const double th2den = thr * thr * den;
-    if (incl) return thr <= 0 ? 1 + (num2 <= th2den) : (num2 >= th2den);
-    return thr >= 0 ? (num2 > th2den) : 1 + (num2 < th2den);
-  }
-  void add(double num, double den, Counts& c) const {
-    if (!(den > 0) || !(den <= std::numeric_limits<double>::max())) return;
-    const double num2 = num * num;
-    c.finite += 2;
-    c.abs += 2 * (inclusive ? num2 >= t2_abs * den : num2 > t2_abs * den);
-    c.upper += side(num2, den, up_thr, inclusive);
-    c.lower += side(num2, den, lo_thr, inclusive);
-  }
-};
-
-__attribute__((target_clones("avx2", "default")))
-Counts gray_walk(const Eigen::MatrixXd& H, const Eigen::VectorXd& Cv, std::uint64_t lo, std::uint64_t hi,
-                 double t, double tol, bool inclusive) {
-  const Eigen::Index G = H.rows();
-  const PairCounter pcount(t, tol, inclusive);
-  std::vector<double> v(G), y(G);
-  double num = 0, den = 0;
-  auto resync = [&](std::uint64_t m) {
-    const std::uint64_t code = m ^ (m >> 1);
-    for (Eigen::Index g = 0; g < G; ++g) v[g] = enumerated_weight(code, static_cast<std::uint32_t>(g));
-    num = 0;
-    for (Eigen::Index g = 0; g < G; ++g) num += Cv(g) * v[g];
-    for (Eigen::Index a = 0; a < G; ++a) {
-      double acc = 0;
-      for (Eigen::Index g = 0; g < G; ++g) acc += H(a, g) * v[g];
-      y[a] = acc;
-    }
-    den = 0;
-    for (Eigen::Index g = 0; g < G; ++g) den += v[g] * y[g];
-  };
-  Counts c;
-  resync(lo);
-  for (std::uint64_t m = lo;;) {
-    pcount.add(num, den, c);
-    if (++m == hi) break;
-    if ((m & 0xFFFF) == 0) {
-      resync(m);
-      continue;
-    }
-    const Eigen::Index g = __builtin_ctzll(m) + 1;  // Gray code m differs from m-1 in this bit
-    const double dv = -2.0 * v[g];
-    v[g] = -v[g];
-    num += dv * Cv(g);
-    den += 2 * dv * y[g] + dv * dv * H(g, g);
-    const double* hg = H.data() + g * G;
-    for (Eigen::Index a = 0; a < G; ++a) y[a] += dv * hg[a];
-  }
-  return c;
-}
-
 }  // namespace
 
-WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo, WildTrace* trace) {
+WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo, WildTrace* trace,
+                          const Backend* backend_in) {
   if (wo.tests.empty()) throw InvalidInput("wild needs at least one --test, e.g. --test 'x = 0'");
+  std::unique_ptr<Backend> own;
+  if (!backend_in) own = make_backend(Device::kCpu);
+  const Backend& backend = backend_in ? *backend_in : *own;
   if (wo.n_boot < 1) throw InvalidInput("--B must be a positive number of replications");
   if (wo.enumerate == Enumerate::kAlways && wo.weight != WeightType::kRademacher)
     throw InvalidInput("--enumerate always needs --weight-type rademacher (only sign vectors can be "
@@ -715,6 +421,7 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
   res.bootcluster = boot.name;
   res.n_bootclusters = boot.n_levels;
   res.seed = wo.seed;
+  res.backend = backend.name();
 
   // Variance terms: the fit's clusterings, or HC1 with each observation its own cluster.
   std::vector<ClusterTerm> terms;
@@ -835,107 +542,49 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
     }
     eng.setup(sp.R, parts);
 
-    Counts total;
-    const double tol = kTieTol * std::max(std::fabs(out.stat), 1e-300);
-    Coefs cf;
+    WildSpec sp_run = eng.spec();
+    sp_run.seed = wo.seed;
+    sp_run.weight = wo.weight;
+    sp_run.count_t = out.stat;
+    sp_run.count_tol = kTieTol * std::max(std::fabs(out.stat), 1e-300);
+    sp_run.inclusive = inclusive;
+    BootCounts total;
     if (gray) {
-      // Exact enumeration by a Gray-code walk over the signs of clusters 1..G-1 (cluster 0
-      // fixed at +1; each vector stands for itself and its negation). With H = sum_S w_S K_S'K_S
-      // (G x G) and y = H v, flipping v_g by delta = -2 v_g updates numerator += delta C_g,
-      // den += 2 delta y_g + delta^2 H_gg and y += delta H[:, g]: O(G) per vector. The state is
-      // recomputed exactly every 2^16 steps so rounding cannot drift.
+      // Exact enumeration by a Gray-code walk (kernels/gray_walk.hpp) with
+      // H = sum_S w_S K_S'K_S (G x G): O(G) per sign vector.
       std::vector<Eigen::MatrixXd> K;
       Eigen::VectorXd Cv;
       eng.dense_maps(K, Cv);
       Eigen::MatrixXd H = Eigen::MatrixXd::Zero(G, G);
       for (std::size_t s = 0; s < K.size(); ++s) H += eng.terms()[s].weight * K[s].transpose() * K[s];
-      const std::uint64_t n_vec = std::uint64_t{1} << (G - 1);
-      const int n_part = 256;
-      std::vector<Counts> pc(n_part);
-#pragma omp parallel for schedule(dynamic, 1)
-      for (int part = 0; part < n_part; ++part) {
-        const std::uint64_t lo = n_vec * part / n_part, hi = n_vec * (part + 1) / n_part;
-        if (lo < hi) pc[part] = gray_walk(H, Cv, lo, hi, out.stat, tol, inclusive);
-      }
-      for (const Counts& c : pc) total.merge(c);
+      kernels::GrayProblem gp;
+      gp.H = H.data();
+      gp.C = Cv.data();
+      gp.n_clu = G;
+      gp.t = out.stat;
+      gp.tol = sp_run.count_tol;
+      gp.inclusive = inclusive;
+      total = backend.wild_enumerate(gp);
       out.enumerated = true;
-      out.n_boot = static_cast<std::int64_t>(2 * n_vec);
+      out.n_boot = static_cast<std::int64_t>(std::uint64_t{1} << G);
       if (wo.ci) out.note = "no CI: with " + std::to_string(G) + " clusters the enumeration is walked, not stored";
     } else {
-      const std::uint64_t n_rep = enumerate ? (std::uint64_t{1} << (G - 1)) : static_cast<std::uint64_t>(wo.n_boot);
-      std::size_t chunk = wo.chunk;
-      if (chunk == 0) chunk = static_cast<std::size_t>(std::clamp<std::int64_t>((1 << 18) / std::max<std::int64_t>(eng.max_clusters(), 1), 16, 2048));
-      const std::size_t n_chunks = (n_rep + chunk - 1) / chunk;
-      if (want_ci) cf.resize(n_rep);
-      std::vector<Counts> pc(n_chunks);
-      std::vector<double> trace_stats(trace ? std::min<std::uint64_t>(trace->keep, n_rep) : 0);
-      const int q = out.q;
-#pragma omp parallel
-      {
-        std::vector<double> V, scratch, r1;
-        std::vector<std::vector<double>> N, D;
-#pragma omp for schedule(dynamic, 1)
-        for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(n_chunks); ++ci) {
-          const std::uint64_t b0 = static_cast<std::uint64_t>(ci) * chunk;
-          const std::size_t nb = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, n_rep - b0));
-          V.resize(static_cast<std::size_t>(G) * nb);
-          for (std::size_t b = 0; b < nb; ++b) {
-            if (enumerate) {
-              for (std::int32_t g = 0; g < G; ++g)
-                V[static_cast<std::size_t>(g) * nb + b] = enumerated_weight(b0 + b, static_cast<std::uint32_t>(g));
-            } else {
-              kernels::wild_weights_row(wo.seed, b0 + b, static_cast<std::uint32_t>(G), wo.weight, V.data() + b, nb);
-            }
-          }
-          eng.evaluate(V.data(), nb, N, D, r1, scratch);
-          Counts cnt;
-          Eigen::MatrixXd Dm(q, q);
-          Eigen::VectorXd Nv(q);
-          for (std::size_t b = 0; b < nb; ++b) {
-            double stat;
-            if (q == 1) {
-              double n0 = N[0][b], d0 = D[0][b], n1 = 0, d1 = 0, d2 = 0;
-              if (two_parts) {
-                n1 = N[1][b];
-                d1 = D[1][b];
-                d2 = D[3][b];
-              }
-              const double num = n0 + delta0 * n1;
-              stat = num / std::sqrt(d0 + 2 * delta0 * d1 + delta0 * delta0 * d2);
-              if (want_ci) {
-                // store with delta measured from the fitted value: numerator n0 + delta n1
-                cf.n0[b0 + b] = n0;
-                cf.n1[b0 + b] = n1;
-                cf.d0[b0 + b] = d0;
-                cf.d1[b0 + b] = d1;
-                cf.d2[b0 + b] = d2;
-              }
-            } else {
-              for (int j = 0; j < q; ++j) {
-                Nv(j) = N[j][b];
-                for (int l = 0; l < q; ++l) Dm(j, l) = D[j * q + l][b];
-              }
-              stat = Nv.dot(Dm.ldlt().solve(Nv)) / q;
-            }
-            cnt.add(stat, out.stat, tol, inclusive);
-            if (enumerate) {
-              if (q == 1) cnt.add(-stat, out.stat, tol, inclusive);
-              else cnt.add(stat, out.stat, tol, inclusive);
-            }
-            if (b0 + b < trace_stats.size()) trace_stats[b0 + b] = stat;
-          }
-          pc[static_cast<std::size_t>(ci)] = cnt;
-        }
-      }
-      for (const Counts& c : pc) total.merge(c);
+      sp_run.enumerate = enumerate;
+      sp_run.n_rep = enumerate ? (std::uint64_t{1} << (G - 1)) : static_cast<std::uint64_t>(wo.n_boot);
+      sp_run.chunk = wo.chunk;
+      sp_run.trace_keep = trace ? trace->keep : 0;
+      sp_run.count_delta = joint ? 0.0 : delta0;
+      sp_run.keep_coefs = want_ci;
+      WildRun run = backend.wild_replicates(sp_run);
+      total = run.counts;
       out.enumerated = enumerate;
-      out.n_boot = enumerate ? static_cast<std::int64_t>(2 * n_rep) : static_cast<std::int64_t>(n_rep);
-      if (trace) trace->stats[ti] = trace_stats;
+      out.n_boot = static_cast<std::int64_t>(enumerate ? 2 * sp_run.n_rep : sp_run.n_rep);
+      if (trace) trace->stats[ti] = run.trace;
       if (want_ci) {
         // WCU: n1 = d1 = d2 = 0, so t* does not depend on r; only the observed t(r) moves
         const double crit = t_quantile(1 - (1 - wo.level) / 2, fr.df_inference);
         const double rb = (sp.R * fr.beta)(0);
-        invert(cf, rb, se, crit, wo, enumerate, out);
+        invert(*run.reps, rb, se, crit, wo, out);
       }
     }
     out.n_finite = total.finite;

@@ -26,6 +26,7 @@ nlohmann::json wild_json(const WildResult& w, const WildOptions& wo) {
   j["bootcluster"] = w.bootcluster;
   j["n_bootclusters"] = w.n_bootclusters;
   j["seed"] = w.seed;
+  j["backend"] = w.backend;
   j["level"] = wo.level;
   j["ties"] = wo.ties == Ties::kStrict ? "strict" : "inclusive";
   const char* pv[] = {"symmetric", "equal-tailed", "lower", "upper"};
@@ -76,7 +77,7 @@ std::string render_wild(const WildResult& w, const WildOptions& wo, Format fmt) 
   o << render_fit({w.fit}, Format::kText);
   o << "Wild " << (w.bootcluster == "(observation)" ? "(heteroskedastic) " : "cluster ") << "bootstrap: "
     << w.method << ", " << w.weight_type << " weights, bootstrap clusters " << w.bootcluster << " ("
-    << w.n_bootclusters << "), seed " << w.seed << "\n";
+    << w.n_bootclusters << "), seed " << w.seed << ", backend " << w.backend << "\n";
   const bool md = fmt == Format::kMarkdown;
   if (md) o << "\n| hypothesis | t / F | CRVE p | bootstrap p | " << lvl << "% CI | B | enumerated |\n|---|---:|---:|---:|---|---:|---|\n";
   else

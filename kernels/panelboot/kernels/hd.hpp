@@ -5,3 +5,12 @@
 #else
 #define PB_HD
 #endif
+
+// Forces inlining, so a host caller built for AVX2 (target_clones) compiles the body for AVX2.
+#if defined(__CUDACC__)
+#define PB_INLINE __forceinline__
+#elif defined(__GNUC__)
+#define PB_INLINE inline __attribute__((always_inline))
+#else
+#define PB_INLINE inline
+#endif
