@@ -106,7 +106,8 @@ struct Small {
   int n, T;
 };
 
-Small small_panel(std::mt19937_64& rng, int n, int T) {
+// het > 0: the error's sd is 1 + het where |x| >= 1 (else 1), heteroskedasticity the robust CI sees
+Small small_panel(std::mt19937_64& rng, int n, int T, double het = 0) {
   std::normal_distribution<double> nd;
   Small s{{}, n, T};
   std::vector<double> id, yr, y, z, x, q;
@@ -120,7 +121,7 @@ Small small_panel(std::mt19937_64& rng, int n, int T) {
       q.push_back(qq);
       x.push_back(xx);
       z.push_back(zz);
-      y.push_back(a + 0.5 * zz + (qq < 0.4 ? 1.0 : -0.5) * xx + nd(rng));
+      y.push_back(a + 0.5 * zz + (qq < 0.4 ? 1.0 : -0.5) * xx + nd(rng) * (1 + (std::fabs(xx) >= 1 ? het : 0.0)));
     }
   }
   auto colm = [](const char* nm, std::vector<double> v) {
@@ -423,4 +424,141 @@ TEST(ThresholdBruteForce, UnbalancedPanelGridSsrEqualsDirectRegressions) {
     X << tr(df.numeric("z")), tr(x), tr(w);
     EXPECT_NEAR(r.ssr_curve[g], ssr_direct(ty, X), 1e-9 * r.ssr_linear) << g;
   }
+}
+
+namespace {
+// eta^2 of Hansen (2000) computed the slow, obvious way from the model at gamma: OLS on the
+// transformed data, then the quadratic regression or the Epanechnikov kernel with the plug-in
+// bandwidth, written out loop by loop.
+double eta2_direct(const Small& s, double gamma, bool kernel) {
+  const int n = s.n, T = s.T, N = n * (T - 1);
+  const auto& x = s.df.numeric("x");
+  const auto& q = s.df.numeric("q");
+  std::vector<double> w1(x.size()), w2(x.size()), qrow;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    w1[i] = q[i] < gamma ? x[i] : 0.0;
+    w2[i] = q[i] < gamma ? 0.0 : x[i];
+  }
+  for (int i = 0; i < n; ++i)
+    for (int t = 0; t + 1 < T; ++t) qrow.push_back(q[static_cast<std::size_t>(i * T + t)]);
+  Eigen::MatrixXd X(N, 3);
+  X << transform(s.df.numeric("z"), n, T), transform(w1, n, T), transform(w2, n, T);
+  const Eigen::VectorXd ty = transform(s.df.numeric("y"), n, T), tx = transform(x, n, T);
+  const Eigen::VectorXd b = X.colPivHouseholderQr().solve(ty);
+  const Eigen::VectorXd e = ty - X * b;
+  const double sigma2 = e.squaredNorm() / N;
+  std::vector<double> r1(N), r2(N);
+  for (int i = 0; i < N; ++i) {
+    const double dx = (b(2) - b(1)) * tx(i);
+    r1[i] = dx * dx;
+    r2[i] = dx * dx * e(i) * e(i);
+  }
+  // quadratic regressions of r1, r2 on (1, q, q^2) by the normal equations
+  Eigen::Matrix3d A = Eigen::Matrix3d::Zero();
+  Eigen::Vector3d c1 = Eigen::Vector3d::Zero(), c2 = Eigen::Vector3d::Zero();
+  for (int i = 0; i < N; ++i) {
+    const Eigen::Vector3d v(1, qrow[i], qrow[i] * qrow[i]);
+    A += v * v.transpose();
+    c1 += v * r1[i];
+    c2 += v * r2[i];
+  }
+  const Eigen::Vector3d m1 = A.ldlt().solve(c1), m2 = A.ldlt().solve(c2);
+  const Eigen::Vector3d at(1, gamma, gamma * gamma);
+  double g1 = at.dot(m1), g2 = at.dot(m2);
+  if (kernel) {
+    double mq = 0, vq = 0;
+    for (double v : qrow) mq += v / N;
+    for (double v : qrow) vq += (v - mq) * (v - mq) / N;
+    const double h0 = 2.344 * std::sqrt(vq) / std::pow(N, 0.2);
+    double f = 0, df = 0, ss = 0;
+    for (int i = 0; i < N; ++i) {
+      const double u = (gamma - qrow[i]) / h0;
+      if (u * u <= 1) {
+        f += 0.75 * (1 - u * u) / h0 / N;
+        df += 1.5 * u / (h0 * h0) / N;
+      }
+      const double res = r1[i] - (m1(0) + m1(1) * qrow[i] + m1(2) * qrow[i] * qrow[i]);
+      ss += res * res;
+    }
+    const double slope = m1(2) + (m1(1) + 2 * m1(2) * gamma) * df / f;
+    const double h = ss / (N - 3) / (4 * f * slope * slope);
+    g1 = g2 = 0;
+    for (int i = 0; i < N; ++i) {
+      const double u = (gamma - qrow[i]) / h;
+      if (u * u <= 1) {
+        g1 += 0.75 * (1 - u * u) / h * r1[i] / N;
+        g2 += 0.75 * (1 - u * u) / h * r2[i] / N;
+      }
+    }
+  }
+  return g2 / (g1 * sigma2);
+}
+}  // namespace
+
+// --robust-ci: eta^2 equals the direct computation, and the robust sets are the grid points
+// where LR(gamma) / eta^2 stays below the critical value.
+TEST(ThresholdRobustCi, EtaAndSetsEqualTheDirectComputation) {
+  const std::uint64_t seed = pbtest::fresh_seed();
+  SCOPED_TRACE("PB_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (bool kernel : {false, true}) {
+    const int n = 60, T = 5;
+    const Small s = small_panel(rng, n, T, 2.0);
+    ThresholdOptions o = small_options();
+    o.grid = 100;
+    o.trim = {0.05};
+    o.n_boot = 0;
+    o.robust_ci = true;
+    o.robust_kernel = kernel;
+    const ThresholdResult r = estimate_threshold(s.df, o);
+    ASSERT_EQ(r.models.size(), 1u);
+    const ThresholdModel& m = r.models[0];
+    ASSERT_EQ(m.eta2.size(), 1u);
+    const double e2 = eta2_direct(s, m.gammas[0], kernel);
+    EXPECT_NEAR(m.eta2[0], e2, 1e-8 * e2) << (kernel ? "kernel" : "quadratic");
+    EXPECT_EQ(std::isnan(m.eta_bandwidth[0]), !kernel);
+    // the sets from the LR curve: LR * factor < c, factor = 1 / eta^2
+    EXPECT_NEAR(r.lr_robust_factor, 1.0 / m.eta2[0], 1e-6 / m.eta2[0]);
+    double lo = 1e300, hi = -1e300, lo_h = 1e300, hi_h = -1e300;
+    for (std::size_t g = 0; g < r.lr_gamma.size(); ++g) {
+      if (r.lr_value[g] / m.eta2[0] < r.c95) {
+        lo = std::min(lo, r.lr_gamma[g]);
+        hi = std::max(hi, r.lr_gamma[g]);
+      }
+      if (r.lr_value[g] < r.c95) {
+        lo_h = std::min(lo_h, r.lr_gamma[g]);
+        hi_h = std::max(hi_h, r.lr_gamma[g]);
+      }
+    }
+    EXPECT_EQ(m.ci95[0].first, lo);
+    EXPECT_EQ(m.ci95[0].second, hi);
+    EXPECT_EQ(m.ci95_homo[0].first, lo_h);
+    EXPECT_EQ(m.ci95_homo[0].second, hi_h);
+    // the homoskedastic sets are those of a run without --robust-ci
+    o.robust_ci = false;
+    const ThresholdResult h = estimate_threshold(s.df, o);
+    EXPECT_EQ(h.models[0].ci95[0], m.ci95_homo[0]);
+    EXPECT_EQ(h.models[0].ci99[0], m.ci99_homo[0]);
+    EXPECT_TRUE(h.models[0].eta2.empty());
+  }
+}
+
+// eta^2 = E[x^2 s^2] / (E[s^2] E[x^2]) is 1 under homoskedastic errors and 2.10 for normal x with
+// error sd s = 3 where |x| >= 1, else 1 (quadratic estimator, large panel; the demeaned x is
+// nearly normal).
+TEST(ThresholdRobustCi, EtaSeesHeteroskedasticity) {
+  std::mt19937_64 rng(pbtest::fresh_seed());
+  ThresholdOptions o = small_options();
+  o.grid = 50;
+  o.trim = {0.05};
+  o.n_boot = 0;
+  o.robust_ci = true;
+  o.robust_kernel = false;
+  const Small homo = small_panel(rng, 800, 6, 0.0);
+  const double e_homo = estimate_threshold(homo.df, o).models[0].eta2[0];
+  EXPECT_NEAR(e_homo, 1.0, 0.25);
+  const Small het = small_panel(rng, 800, 6, 2.0);
+  const double e_het = estimate_threshold(het.df, o).models[0].eta2[0];
+  EXPECT_GT(e_het, 1.5);
+  EXPECT_LT(e_het, 3.0);
 }

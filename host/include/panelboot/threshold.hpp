@@ -32,6 +32,8 @@ struct ThresholdOptions {
   std::vector<double> gammas;           // fixed thresholds (xthreg's thgiven): no search, no bootstrap
   bool time_effects = false;            // also remove period means (two-way); outside Hansen's program
   bool bootstrap_wild = false;          // wild (unit sign flips) instead of residual blocks
+  bool robust_ci = false;               // Hansen (2000)'s heteroskedasticity-robust LR sets
+  bool robust_kernel = true;            // eta^2 by his kernel rule (default) or a quadratic regression
 };
 // --mode xthreg (Wang 2015, as reverse-engineered in METHODS.md): no deleted period (NT
 // observations), lower regime q <= gamma, the grid drops floor(1% x N_u) distinct values at each
@@ -51,6 +53,10 @@ struct ThresholdModel {
   int n_thresholds = 0;
   std::vector<double> gammas;                            // increasing
   std::vector<std::pair<double, double>> ci95, ci99;     // per threshold, in the order of `gammas`
+  // with robust_ci: ci95/ci99 are Hansen (2000)'s sets; the homoskedastic ones, eta^2 and the
+  // kernel bandwidth (NaN: quadratic) per threshold
+  std::vector<std::pair<double, double>> ci95_homo, ci99_homo;
+  std::vector<double> eta2, eta_bandwidth;
   double ssr = 0;
   std::vector<ThresholdCoef> coefficients;
   // the sequential search: for stage k the threshold found, its CI and the fixed ones
@@ -72,6 +78,7 @@ struct ThresholdResult {
   std::vector<ThresholdModel> models;
   std::vector<ThresholdTest> tests;
   std::vector<double> lr_gamma, lr_value;  // LR(gamma) of the single-threshold search
+  double lr_robust_factor = 0;             // robust_ci: the robust LR curve is lr_value * this (1 / eta^2)
   std::vector<double> ssr_curve;           // S1(gamma) at every grid point
   std::vector<std::vector<double>> fstar;  // test hook: the first `trace` F* of each test
   // each observation's regime (1-based) in the last model: unit text, time, q, regime

@@ -262,8 +262,8 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
 struct ThresholdCli {
   std::vector<std::string> regime;
   std::string threshold_var, trim = "0.01,0.01,0.05", vcov = "iid", lr_curve, mode = "hansen", gammas, save_regimes;
-  bool b_given = false, time_effects = false;
-  std::string bootstrap = "blocks";
+  bool b_given = false, time_effects = false, robust_ci = false;
+  std::string bootstrap = "blocks", robust_ci_method = "kernel";
   int thresholds = 1;
   std::string grid = "400";
   std::int64_t B = 300;
@@ -316,6 +316,8 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   to.xthreg = c.mode == "xthreg";
   to.time_effects = c.time_effects;
   to.bootstrap_wild = c.bootstrap == "wild";
+  to.robust_ci = c.robust_ci;
+  to.robust_kernel = c.robust_ci_method == "kernel";
   for (const std::string& g : split_list(c.gammas)) {
     char* end = nullptr;
     to.gammas.push_back(std::strtod(g.c_str(), &end));
@@ -344,11 +346,16 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   }
   if (!c.lr_curve.empty()) {
     std::ostringstream csv;
-    csv << "gamma,lr,c95,c99\n";
-    char buf[128];
+    csv << "gamma,lr,c95,c99" << (c.robust_ci ? ",lr_robust" : "") << "\n";
+    char buf[160];
     for (std::size_t i = 0; i < r.lr_gamma.size(); ++i) {
-      std::snprintf(buf, sizeof buf, "%.10g,%.10g,%.10g,%.10g\n", r.lr_gamma[i], r.lr_value[i], r.c95, r.c99);
+      std::snprintf(buf, sizeof buf, "%.10g,%.10g,%.10g,%.10g", r.lr_gamma[i], r.lr_value[i], r.c95, r.c99);
       csv << buf;
+      if (c.robust_ci) {
+        std::snprintf(buf, sizeof buf, ",%.10g", r.lr_value[i] * r.lr_robust_factor);
+        csv << buf;
+      }
+      csv << "\n";
     }
     write_file_atomic(c.lr_curve, csv.str());
   }
@@ -367,6 +374,17 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
       mj["ci99"] = nlohmann::json::array();
       for (const auto& ci : m.ci95) mj["ci95"].push_back({ci.first, ci.second});
       for (const auto& ci : m.ci99) mj["ci99"].push_back({ci.first, ci.second});
+      mj["ci_method"] = c.robust_ci ? "heteroskedasticity-robust LR (Hansen 2000, eta^2 by " + c.robust_ci_method + ")"
+                                    : std::string("homoskedastic LR (Hansen 1999)");
+      if (c.robust_ci) {
+        mj["eta2"] = m.eta2;
+        mj["eta_bandwidth"] = nlohmann::json::array();
+        for (double h : m.eta_bandwidth) mj["eta_bandwidth"].push_back(std::isfinite(h) ? nlohmann::json(h) : nlohmann::json());
+        mj["ci95_homoskedastic"] = nlohmann::json::array();
+        mj["ci99_homoskedastic"] = nlohmann::json::array();
+        for (const auto& ci : m.ci95_homo) mj["ci95_homoskedastic"].push_back({ci.first, ci.second});
+        for (const auto& ci : m.ci99_homo) mj["ci99_homoskedastic"].push_back({ci.first, ci.second});
+      }
       mj["coefficients"] = nlohmann::json::array();
       for (const auto& cf : m.coefficients)
         mj["coefficients"].push_back({{"name", cf.name}, {"estimate", cf.estimate}, {"se_homo", cf.se_homo},
@@ -402,9 +420,15 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
     const auto& m = r.models[k];
     t << "\n== " << m.n_thresholds << " threshold(s) ==\n";
     for (std::size_t i = 0; i < m.gammas.size(); ++i) {
-      std::snprintf(buf, sizeof buf, "  gamma %zu = %-10.6g 95%% CI [%.6g, %.6g]   99%% CI [%.6g, %.6g]\n", i + 1,
+      std::snprintf(buf, sizeof buf, "  gamma %zu = %-10.6g 95%% CI [%.6g, %.6g]   99%% CI [%.6g, %.6g]", i + 1,
                     m.gammas[i], m.ci95[i].first, m.ci95[i].second, m.ci99[i].first, m.ci99[i].second);
       t << buf;
+      if (!m.eta2.empty()) {
+        std::snprintf(buf, sizeof buf, "   (robust, eta^2 = %.4g; homoskedastic 95%% [%.6g, %.6g])", m.eta2[i],
+                      m.ci95_homo[i].first, m.ci95_homo[i].second);
+        t << buf;
+      }
+      t << "\n";
     }
     std::snprintf(buf, sizeof buf, "  SSR %.8g\n  %-30s %14s %14s %14s %14s\n", m.ssr, "coefficient", "estimate",
                   "se (homo)", "se (White)", "se (cluster)");
@@ -427,7 +451,8 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   }
   t << (to.xthreg ? "\nRegime r of x: regime 1 is q <= gamma_1, the last q > gamma_K."
                    : "\nRegime r of x: regime 1 is q < gamma_1, the last q >= gamma_K.")
-    << " CIs: {gamma : LR(gamma) < -2 ln(1 - sqrt(1 - a))} on the grid.\n";
+    << (c.robust_ci ? " CIs: {gamma : LR(gamma) / eta^2 < -2 ln(1 - sqrt(1 - a))} on the grid (Hansen 2000).\n"
+                    : " CIs: {gamma : LR(gamma) < -2 ln(1 - sqrt(1 - a))} on the grid.\n");
   emit(t.str(), o, out);
   (void)err;
   return 0;
@@ -591,6 +616,13 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                       "blocks: Hansen's resampling of units' residual blocks; wild: Rademacher signs on each "
                       "unit's block (heteroskedastic, clustered errors; unbalanced panels)")
       ->check(CLI::IsMember({"blocks", "wild"}))
+      ->capture_default_str();
+  thr_cmd->add_flag("--robust-ci", thr_c.robust_ci,
+                    "Heteroskedasticity-robust LR confidence sets for gamma (Hansen 2000: LR scaled by eta^2); "
+                    "outside Hansen's 1999 program");
+  thr_cmd->add_option("--robust-ci-method", thr_c.robust_ci_method,
+                      "kernel (Hansen's default: Epanechnikov, his plug-in bandwidth) | quadratic (regression on q, q^2)")
+      ->check(CLI::IsMember({"kernel", "quadratic"}))
       ->capture_default_str();
   thr_cmd->add_flag("--time-effects", thr_c.time_effects,
                     "Also remove period effects (two-way, the study's setting); outside Hansen's program");

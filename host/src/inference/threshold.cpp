@@ -236,6 +236,79 @@ std::pair<double, double> conf_set(const Stage& st, const std::vector<double>& g
   return {lo, hi};
 }
 
+// Hansen (2000)'s scale of the LR statistic under heteroskedasticity at a threshold gamma:
+// eta^2 = E[(d'x)^2 e^2 | q = gamma] / (sigma^2 E[(d'x)^2 | q = gamma]), d the change of the
+// regime slopes at gamma, x the (transformed) regime regressors, e the model's residuals. The
+// conditional means are estimated at gamma by a quadratic regression on (1, q, q^2) or, as his
+// program does by default, by an Epanechnikov kernel whose bandwidth is his plug-in rule (a
+// pilot 2.344 sd(q) n^(-1/5) for the density of q and its slope, then the rule on the quadratic
+// fit's residual variance). Returned: g2 / g1 = sigma^2 eta^2, so LR_het = (S(g) - S(g^)) / (g2/g1).
+// A fitted threshold model with the pieces the robust CI needs.
+struct FitOut {
+  ThresholdModel first;
+  Vec second;  // fitted values (transformed)
+  Vec beta, e;
+};
+
+struct Eta {
+  double g1 = 0, g2 = 0, scale = 0, bandwidth = 0;
+};
+
+Eta hansen_eta(const Vec& dx2, const Vec& e, const Vec& qt, double gamma, bool kernel) {
+  const Eigen::Index n = dx2.size();
+  const Vec r1 = dx2;
+  const Vec r2 = dx2.cwiseProduct(e.cwiseProduct(e));
+  Mat Qx(n, 3);
+  Qx.col(0).setOnes();
+  Qx.col(1) = qt;
+  Qx.col(2) = qt.cwiseProduct(qt);
+  const Eigen::ColPivHouseholderQR<Mat> qr(Qx);
+  const Vec m1 = qr.solve(r1), m2 = qr.solve(r2);
+  Eta out;
+  out.bandwidth = std::numeric_limits<double>::quiet_NaN();
+  out.g1 = m1(0) + m1(1) * gamma + m1(2) * gamma * gamma;
+  out.g2 = m2(0) + m2(1) * gamma + m2(2) * gamma * gamma;
+  if (kernel) {
+    // (if the plug-in rule fails, e.g. no observation near gamma, the quadratic fit is kept)
+    const double mean_q = qt.mean();
+    const double sig_q = std::sqrt((qt.array() - mean_q).square().mean());
+    double h = 2.344 * sig_q / std::pow(static_cast<double>(n), 0.2);
+    double f = 0, df = 0;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const double u = (gamma - qt(i)) / h, u2 = u * u;
+      if (u2 <= 1) {
+        f += 1 - u2;
+        df += u;
+      }
+    }
+    f *= 0.75 / h / static_cast<double>(n);
+    df *= 1.5 / (h * h) / static_cast<double>(n);
+    const Vec eps = r1 - Qx * m1;
+    const double sige = eps.squaredNorm() / (static_cast<double>(n) - 3);
+    const double slope = m1(2) + (m1(1) + 2 * m1(2) * gamma) * df / f;
+    h = sige / (4 * f * slope * slope);
+    double k1 = 0, k2 = 0;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const double u = (gamma - qt(i)) / h, u2 = u * u;
+      if (u2 <= 1) {
+        const double kh = (1 - u2) * 0.75 / h;
+        k1 += kh * r1(i);
+        k2 += kh * r2(i);
+      }
+    }
+    out.g1 = k1 / static_cast<double>(n);
+    out.g2 = k2 / static_cast<double>(n);
+    out.bandwidth = h;
+    if (!(std::isfinite(h) && h > 0)) {  // no plug-in bandwidth: keep the quadratic estimate
+      out.g1 = m1(0) + m1(1) * gamma + m1(2) * gamma * gamma;
+      out.g2 = m2(0) + m2(1) * gamma + m2(2) * gamma * gamma;
+      out.bandwidth = std::numeric_limits<double>::quiet_NaN();
+    }
+  }
+  out.scale = out.g2 / out.g1;
+  return out;
+}
+
 }  // namespace
 
 std::size_t threshold_draw(std::uint64_t seed, int k, std::uint64_t b, std::size_t i, std::size_t n) {
@@ -321,6 +394,10 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   res.data_source = df.source;
   if (o.bootstrap_wild)
     res.departures.push_back("--bootstrap wild (Rademacher signs on each unit's residual block) is outside Hansen's program");
+  if (o.robust_ci)
+    res.departures.push_back("--robust-ci (Hansen 2000's heteroskedasticity-robust LR sets, eta^2 by " +
+                             std::string(o.robust_kernel ? "his kernel rule" : "a quadratic regression") +
+                             ") is outside Hansen's 1999 program");
   if (o.time_effects)
     res.departures.push_back(std::string("--time-effects (period effects removed too) is outside ") +
                              (o.xthreg ? "xthreg's" : "Hansen's") + " program");
@@ -390,6 +467,11 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
                          "' does not vary over time within units: the individual effects absorb it, so its "
                          "slope cannot switch at a threshold");
   }
+  // the threshold variable on the transformed rows (the robust CI's regressions)
+  Vec qt(static_cast<Eigen::Index>(N));
+  for (std::size_t i = 0; i < pn.n; ++i)
+    for (std::size_t t = 0; t < pn.offset[i + 1] - pn.offset[i]; ++t)
+      qt(static_cast<Eigen::Index>(pn.offset[i] + t)) = q[pn.rows[i][t]];
   Eigen::HouseholderQR<Mat> qr(XL);
   const Mat Q = qr.householderQ() * Mat::Identity(XL.rows(), XL.cols());
   auto project = [&](const Mat& v) -> Mat { return v - Q * (Q.transpose() * v); };
@@ -483,7 +565,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       const std::size_t row = d.rows.empty() ? rr : d.rows[rr];
       res.regimes.push_back({df.column(o.panel_id).text(row), df.numeric(o.panel_time)[row], q[rr], reg});
     }
-    return std::make_pair(m, Vec(X * beta));
+    return FitOut{m, Vec(X * beta), beta, e};
   };
   auto fit_model = [&](const std::vector<int>& th) {
     std::vector<double> thv;
@@ -507,6 +589,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   // The sequential search on the sample.
   std::vector<int> fixed;
   std::vector<std::pair<double, double>> ci95_of(grid.size()), ci99_of(grid.size());
+  std::vector<Stage> stage_of(o.robust_ci ? grid.size() : 0);  // the search that found each threshold
   std::vector<double> ssr_after;  // SSR of the k-threshold model (after refinement)
   std::vector<double> F;
   std::vector<Vec> fitted_of;  // fitted values of the k-threshold model: the bootstrap's null for k + 1
@@ -519,6 +602,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     const double s2 = st.ssr_best / Nd;
     ci95_of[st.best] = conf_set(st, grid, s2, res.c95);
     ci99_of[st.best] = conf_set(st, grid, s2, res.c99);
+    if (o.robust_ci) stage_of[st.best] = st;
     if (k == 1)
       for (std::size_t g = 0; g < grid.size(); ++g) {
         res.ssr_curve.push_back(st.ssr[g]);
@@ -535,6 +619,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       const double s2r = rf.ssr_best / Nd;
       ci95_of[rf.best] = conf_set(rf, grid, s2r, res.c95);
       ci99_of[rf.best] = conf_set(rf, grid, s2r, res.c99);
+      if (o.robust_ci) stage_of[rf.best] = rf;
       fixed[0] = rf.best;
       S_k = rf.ssr_best;
     }
@@ -545,9 +630,34 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     ThresholdModel m = fm_k.first;
     std::vector<int> sorted = fixed;
     std::sort(sorted.begin(), sorted.end(), [&](int a, int b) { return grid[a] < grid[b]; });
-    for (int t : sorted) {
-      m.ci95.push_back(ci95_of[t]);
-      m.ci99.push_back(ci99_of[t]);
+    for (std::size_t si = 0; si < sorted.size(); ++si) {
+      const int t = sorted[si];
+      if (!o.robust_ci) {
+        m.ci95.push_back(ci95_of[t]);
+        m.ci99.push_back(ci99_of[t]);
+        continue;
+      }
+      // Hansen (2000): {g : (S(g) - S(g^)) / (sigma^2 eta^2) < c}, eta^2 from this model at g^,
+      // d the slope change of the regime regressors between the regimes on either side
+      const std::size_t K = sorted.size();
+      Vec dx = Vec::Zero(static_cast<Eigen::Index>(N));
+      for (int j = 0; j < p; ++j) {
+        const Eigen::Index lo = static_cast<Eigen::Index>(kz + j * (K + 1) + si);
+        dx += (fm_k.beta(lo + 1) - fm_k.beta(lo)) * XL.col(static_cast<Eigen::Index>(kz + j));
+      }
+      const Eta eta = hansen_eta(dx.cwiseProduct(dx), fm_k.e, qt, grid[t], o.robust_kernel);
+      const double eta2 = eta.scale / (fm_k.first.ssr / Nd);
+      if (!(eta.scale > 0) || !std::isfinite(eta.scale))
+        throw InvalidInput("--robust-ci: the heteroskedasticity scale eta^2 at threshold " + std::to_string(grid[t]) +
+                           " is not positive (" + std::to_string(eta2) +
+                           "); try --robust-ci-method quadratic, or the homoskedastic sets");
+      m.ci95.push_back(conf_set(stage_of[t], grid, eta.scale, res.c95));
+      m.ci99.push_back(conf_set(stage_of[t], grid, eta.scale, res.c99));
+      m.ci95_homo.push_back(ci95_of[t]);
+      m.ci99_homo.push_back(ci99_of[t]);
+      m.eta2.push_back(eta2);
+      m.eta_bandwidth.push_back(eta.bandwidth);
+      if (k == 1) res.lr_robust_factor = (stage_of[t].ssr_best / Nd) / eta.scale;
     }
     res.models.push_back(m);
   }
