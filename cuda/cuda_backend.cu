@@ -475,6 +475,34 @@ int usable_devices(std::string& why) {
   return n;
 }
 
-std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+void copy_message(const std::string& m, char* buf, int len) {
+  if (len <= 0) return;
+  const std::size_t n = std::min<std::size_t>(m.size(), static_cast<std::size_t>(len - 1));
+  std::memcpy(buf, m.data(), n);
+  buf[n] = 0;
+}
 
 }  // namespace panelboot::cuda
+
+// The plugin's entry points (libpanelboot_cuda.so, loaded by host/src/backend/cuda_loader.cpp):
+// C names, no exception crosses them.
+extern "C" __attribute__((visibility("default"))) int pb_cuda_plugin_devices(char* why, int len) {
+  try {
+    std::string w;
+    const int n = panelboot::cuda::usable_devices(w);
+    panelboot::cuda::copy_message(w, why, len);
+    return n;
+  } catch (const std::exception& e) {
+    panelboot::cuda::copy_message(e.what(), why, len);
+    return 0;
+  }
+}
+
+extern "C" __attribute__((visibility("default"))) panelboot::Backend* pb_cuda_plugin_make(char* err, int len) {
+  try {
+    return new panelboot::cuda::CudaBackend();
+  } catch (const std::exception& e) {
+    panelboot::cuda::copy_message(e.what(), err, len);
+    return nullptr;
+  }
+}

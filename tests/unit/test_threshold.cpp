@@ -6,6 +6,7 @@
 
 #include "helpers.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/kernels/wild_weights.hpp"
 #include "panelboot/threshold.hpp"
 
 using namespace panelboot;
@@ -391,6 +392,7 @@ TEST(ThresholdBruteForce, UnbalancedPanelGridSsrEqualsDirectRegressions) {
   o.grid = 30;
   o.trim = {0.05};
   o.n_boot = 4;
+  o.trace = 4;
   o.bootstrap_wild = true;
   o.where = "not (year == 2001 and id <= 4) and not (year == 2004 and id == 9)";
   const ThresholdResult r = estimate_threshold(df, o);
@@ -423,6 +425,98 @@ TEST(ThresholdBruteForce, UnbalancedPanelGridSsrEqualsDirectRegressions) {
     Eigen::MatrixXd X(ty.size(), 3);
     X << tr(df.numeric("z")), tr(x), tr(w);
     EXPECT_NEAR(r.ssr_curve[g], ssr_direct(ty, X), 1e-9 * r.ssr_linear) << g;
+  }
+  // bootstrap F* (wild: each unit's residual block times a Rademacher sign) by direct regressions
+  Eigen::MatrixXd XL(ty.size(), 2);
+  XL << tr(df.numeric("z")), tr(x);
+  const Eigen::VectorXd fitted = XL * XL.colPivHouseholderQr().solve(ty), resid = ty - fitted;
+  ASSERT_EQ(r.fstar[0].size(), 4u);
+  std::vector<int> len(n, 0);
+  for (int k : keep) ++len[static_cast<int>(id[k]) - 1];
+  for (std::size_t b = 0; b < 4; ++b) {
+    Eigen::VectorXd ys(ty.size());
+    Eigen::Index row = 0;
+    for (int u = 0; u < n; ++u) {
+      const double v = kernels::wild_weight(o.seed, (b << 6) | 1u, static_cast<std::uint32_t>(u), kernels::WeightType::kRademacher);
+      for (int t = 0; t + 1 < len[u]; ++t, ++row) ys(row) = fitted(row) + v * resid(row);
+    }
+    double s1 = std::numeric_limits<double>::infinity();
+    for (double g : r.lr_gamma) {
+      std::vector<double> w(x.size());
+      for (std::size_t i = 0; i < w.size(); ++i) w[i] = q[i] < g ? x[i] : 0.0;
+      Eigen::MatrixXd X(ty.size(), 3);
+      X << XL, tr(w);
+      s1 = std::min(s1, ssr_direct(ys, X));
+    }
+    const double f = (ssr_direct(ys, XL) / s1 - 1) * static_cast<double>(ty.size());
+    EXPECT_NEAR(r.fstar[0][b], f, 1e-7 * std::max(1.0, f)) << "replication " << b;
+  }
+}
+
+namespace {
+// Two-way demeaning of a balanced panel (rows i * T + t): v - unit mean - period mean + grand
+// mean, the last period of each unit deleted when drop_last (Hansen) and kept otherwise (xthreg).
+Eigen::VectorXd transform2(const std::vector<double>& v, int n, int T, bool drop_last) {
+  std::vector<double> um(n, 0.0), tm(T, 0.0);
+  double grand = 0;
+  for (int i = 0; i < n; ++i)
+    for (int t = 0; t < T; ++t) {
+      um[i] += v[i * T + t] / T;
+      tm[t] += v[i * T + t] / n;
+      grand += v[i * T + t] / (n * T);
+    }
+  const int Tk = drop_last ? T - 1 : T;
+  Eigen::VectorXd out(n * Tk);
+  for (int i = 0; i < n; ++i)
+    for (int t = 0; t < Tk; ++t) out(i * Tk + t) = v[i * T + t] - um[i] - tm[t] + grand;
+  return out;
+}
+}  // namespace
+
+// Bootstrap F* with period effects removed, in Hansen's and xthreg's conventions (blocks of
+// residuals drawn by threshold_draw), against direct regressions of each y*.
+TEST(ThresholdBruteForce, BootstrapFWithTimeEffectsEqualsDirectRegressions) {
+  const std::uint64_t seed = pbtest::fresh_seed();
+  SCOPED_TRACE("PB_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (bool xthreg : {false, true}) {
+    const int n = 13, T = 5, Tk = xthreg ? T : T - 1;
+    Small s = small_panel(rng, n, T);
+    ThresholdOptions o = small_options();
+    o.grid = 25;
+    o.trim = {0.05};
+    o.n_boot = 5;
+    o.trace = 5;
+    o.seed = seed;
+    o.xthreg = xthreg;
+    o.time_effects = true;
+    const ThresholdResult r = estimate_threshold(s.df, o);
+    const auto& x = s.df.numeric("x");
+    const auto& q = s.df.numeric("q");
+    const Eigen::VectorXd ty = transform2(s.df.numeric("y"), n, T, !xthreg);
+    Eigen::MatrixXd XL(n * Tk, 2);
+    XL << transform2(s.df.numeric("z"), n, T, !xthreg), transform2(x, n, T, !xthreg);
+    const Eigen::VectorXd fitted = XL * XL.colPivHouseholderQr().solve(ty), resid = ty - fitted;
+    std::vector<Eigen::MatrixXd> Xg;
+    for (double g : r.lr_gamma) {
+      std::vector<double> w(x.size());
+      for (std::size_t i = 0; i < w.size(); ++i) w[i] = (xthreg ? q[i] <= g : q[i] < g) ? x[i] : 0.0;
+      Eigen::MatrixXd X(n * Tk, 3);
+      X << XL, transform2(w, n, T, !xthreg);
+      Xg.push_back(X);
+    }
+    ASSERT_EQ(r.fstar[0].size(), 5u);
+    for (std::size_t b = 0; b < 5; ++b) {
+      Eigen::VectorXd ys(n * Tk);
+      for (int i = 0; i < n; ++i) {
+        const std::size_t j = threshold_draw(o.seed, 1, b, static_cast<std::size_t>(i), static_cast<std::size_t>(n));
+        for (int t = 0; t < Tk; ++t) ys(i * Tk + t) = fitted(i * Tk + t) + resid(static_cast<Eigen::Index>(j) * Tk + t);
+      }
+      double s1 = std::numeric_limits<double>::infinity();
+      for (const auto& X : Xg) s1 = std::min(s1, ssr_direct(ys, X));
+      const double f = (ssr_direct(ys, XL) / s1 - 1) * (xthreg ? n * T - T : n * Tk);
+      EXPECT_NEAR(r.fstar[0][b], f, 1e-7 * std::max(1.0, f)) << (xthreg ? "xthreg" : "hansen") << " replication " << b;
+    }
   }
 }
 

@@ -85,6 +85,90 @@ struct Panel {
     }
     return out;
   }
+  // The adjoint of transform: D'u on the design rows (n_design of them), so that
+  // <transform(v), u> = <v, adjoint(u)>. It turns w'u for a transformed column w = D v into v'D'u,
+  // a sum over design rows that prefix sums evaluate for every grid point at once.
+  std::vector<double> adjoint(const double* u, std::size_t n_design) const {
+    std::vector<double> out(n_design, 0.0), psum(time_effects ? T : 0, 0.0);
+    double total = 0;
+    if (time_effects) {
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t t = 0; t < offset[i + 1] - offset[i]; ++t) {
+          psum[period[rows[i][t]]] += u[offset[i] + t];
+          total += u[offset[i] + t];
+        }
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t len = offset[i + 1] - offset[i];
+      double usum = 0;
+      for (std::size_t t = 0; t < len; ++t) usum += u[offset[i] + t];
+      const double um = usum / static_cast<double>(rows[i].size());
+      for (std::size_t t = 0; t < rows[i].size(); ++t) {
+        const std::size_t r = rows[i][t];
+        double v = (t < len ? u[offset[i] + t] : 0.0) - um;
+        if (time_effects) v -= psum[period[r]] / static_cast<double>(n) - total / static_cast<double>(n * T);
+        out[r] = v;
+      }
+    }
+    return out;
+  }
+};
+
+// The projections MW'u of a transformed vector u onto every grid column without forming the
+// N x grid matrix MW: MW'u = W'(Mu), and W'e = sum over the design rows below each threshold of
+// x_r (D'e)_r (D' the transform's adjoint): prefix sums over the rows sorted by q, read at each
+// grid point's cut. O(N (n_q + 1) + grid p) per vector instead of O(N grid p).
+class GridProjector {
+ public:
+  GridProjector(const Panel& pn, std::size_t n_design, const std::vector<const double*>& x, const double* q,
+                const std::vector<double>& grid, bool below_le, const Mat& Q)
+      : pn_(pn), n_design_(n_design), x_(x), p_(static_cast<int>(x.size())), Q_(Q) {
+    order_.resize(n_design);
+    for (std::size_t r = 0; r < n_design; ++r) order_[r] = r;
+    std::stable_sort(order_.begin(), order_.end(), [&](std::size_t a, std::size_t b) { return q[a] < q[b]; });
+    std::vector<double> qs(n_design);
+    for (std::size_t r = 0; r < n_design; ++r) qs[r] = q[order_[r]];
+    for (double g : grid)  // rows with q < g (Hansen) or q <= g (xthreg)
+      cut_.push_back(static_cast<std::size_t>(
+          (below_le ? std::upper_bound(qs.begin(), qs.end(), g) : std::lower_bound(qs.begin(), qs.end(), g)) - qs.begin()));
+  }
+  // W'e (grid p) for a transformed vector e
+  Vec raw(const double* e) const {
+    const std::vector<double> z = pn_.adjoint(e, n_design_);
+    Vec out(static_cast<Eigen::Index>(cut_.size()) * p_);
+    for (int j = 0; j < p_; ++j) {
+      double acc = 0;
+      std::size_t next = 0;
+      for (std::size_t g = 0; g < cut_.size(); ++g) {
+        for (; next < cut_[g]; ++next) acc += x_[j][order_[next]] * z[order_[next]];
+        out(static_cast<Eigen::Index>(g) * p_ + j) = acc;
+      }
+    }
+    return out;
+  }
+  Vec residual(const Vec& u) const { return u - Q_ * (Q_.transpose() * u); }  // Mu
+  // MW'u = W'(Mu), and S0 = |Mu|^2
+  Vec project(const Vec& u, double& s0) const {
+    const Vec e = residual(u);
+    s0 = e.squaredNorm();
+    return raw(e.data());
+  }
+  // M w for the grid column (g, j): the transformed x_j 1(q below grid point g), projected
+  Vec grid_column(std::size_t g, int j) const {
+    std::vector<double> w(n_design_, 0.0);
+    for (std::size_t k = 0; k < cut_[g]; ++k) w[order_[k]] = x_[j][order_[k]];
+    return residual(pn_.transform(w.data()));
+  }
+  int p() const { return p_; }
+  std::size_t n_grid() const { return cut_.size(); }
+
+ private:
+  const Panel& pn_;
+  std::size_t n_design_;
+  std::vector<const double*> x_;
+  int p_;
+  const Mat& Q_;
+  std::vector<std::size_t> order_, cut_;
 };
 
 // One sequential stage: the SSR of every grid candidate given the fixed thresholds F, from
@@ -95,16 +179,23 @@ struct Stage {
   std::vector<double> ssr;  // +inf where excluded
 };
 
-// The grid's Gram matrix W'MW on demand: the diagonal p x p blocks up front, and the column
-// block of a grid point the first time a stage fixes it (once, thread-safe). A stage reads only
-// G(g, g) and G(g, fixed), so the full matrix (quadratic in the grid) is never formed.
+// The grid's Gram matrix W'MW on demand: the diagonal p x p blocks up front (each from the
+// column M w_g, made and dropped), and the column block of a grid point the first time a stage
+// fixes it (once, thread-safe): W'(M w_f) by the projector's prefix sums. A stage reads only
+// G(g, g) and G(g, fixed), so neither the full matrix nor MW (N x grid) is ever formed.
 class GridGram {
  public:
-  GridGram(const Mat& MW, int p)
-      : MW_(MW), p_(p), n_(static_cast<std::size_t>(MW.cols() / p)), diag_(n_), cols_(n_),
-        once_(new std::once_flag[n_]) {
-    for (std::size_t g = 0; g < n_; ++g) {
-      const auto blk = MW.middleCols(static_cast<Eigen::Index>(g) * p, p);
+  explicit GridGram(const GridProjector& pj)
+      : pj_(pj), p_(pj.p()), n_(pj.n_grid()), diag_(n_), cols_(n_), once_(new std::once_flag[n_]) {
+#pragma omp parallel for schedule(dynamic, 16)
+    for (std::ptrdiff_t gi = 0; gi < static_cast<std::ptrdiff_t>(n_); ++gi) {
+      const std::size_t g = static_cast<std::size_t>(gi);
+      Mat blk(0, p_);
+      for (int j = 0; j < p_; ++j) {
+        const Vec c = pj_.grid_column(g, j);
+        if (j == 0) blk.resize(c.size(), p_);
+        blk.col(j) = c;
+      }
       diag_[g] = blk.transpose() * blk;
     }
   }
@@ -112,7 +203,9 @@ class GridGram {
   // (grid p) x p: G(:, f)
   const Mat& column(std::size_t f) const {
     std::call_once(once_[f], [&] {
-      cols_[f] = std::make_unique<Mat>(MW_.transpose() * MW_.middleCols(static_cast<Eigen::Index>(f) * p_, p_));
+      auto m = std::make_unique<Mat>(static_cast<Eigen::Index>(n_) * p_, p_);
+      for (int j = 0; j < p_; ++j) m->col(j) = pj_.raw(pj_.grid_column(f, j).data());
+      cols_[f] = std::move(m);
     });
     return *cols_[f];
   }
@@ -121,7 +214,7 @@ class GridGram {
   }
 
  private:
-  const Mat& MW_;
+  const GridProjector& pj_;
   int p_;
   std::size_t n_;
   std::vector<Mat> diag_;
@@ -474,23 +567,13 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       qt(static_cast<Eigen::Index>(pn.offset[i] + t)) = q[pn.rows[i][t]];
   Eigen::HouseholderQR<Mat> qr(XL);
   const Mat Q = qr.householderQ() * Mat::Identity(XL.rows(), XL.cols());
-  auto project = [&](const Mat& v) -> Mat { return v - Q * (Q.transpose() * v); };
-  // the grid columns M w_g
-  Mat MW(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(grid.size()) * p);
-  {
-    std::vector<double> w(d.n_obs);
-    for (std::size_t g = 0; g < grid.size(); ++g)
-      for (int j = 0; j < p; ++j) {
-        const double* x = col(kz + j);
-        for (std::size_t r = 0; r < d.n_obs; ++r) w[r] = below(q[r], grid[g]) ? x[r] : 0.0;
-        MW.col(static_cast<Eigen::Index>(g) * p + j) = pn.transform(w.data());
-      }
-    MW = project(MW);
-  }
-  const GridGram G(MW, p);
-  const Vec e0 = project(y);
-  const double S0 = e0.squaredNorm();
-  const Vec r = MW.transpose() * y;
+  std::vector<const double*> xs;
+  for (int j = 0; j < p; ++j) xs.push_back(col(kz + j));
+  const GridProjector proj(pn, d.n_obs, xs, q, grid, o.xthreg, Q);
+  const GridGram G(proj);
+  double S0 = 0;
+  const Vec r = proj.project(y, S0);  // W'My
+  const Vec e0 = proj.residual(y);
   res.ssr_linear = S0;
   res.c95 = -2.0 * std::log(1.0 - std::sqrt(0.95));
   res.c99 = -2.0 * std::log(1.0 - std::sqrt(0.99));
@@ -703,11 +786,9 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
               Ys(static_cast<Eigen::Index>(pn.offset[i] + tt), static_cast<Eigen::Index>(b)) =
                   fitted(static_cast<Eigen::Index>(pn.offset[i] + tt)) + resid(static_cast<Eigen::Index>(pn.offset[j] + tt));
           }
-        const Mat R = MW.transpose() * Ys;
-        const Mat E = Ys - Q * (Q.transpose() * Ys);
         for (std::int64_t b = 0; b < nb; ++b) {
-          const double s0 = E.col(static_cast<Eigen::Index>(b)).squaredNorm();
-          const Vec rb = R.col(static_cast<Eigen::Index>(b));
+          double s0 = 0;
+          const Vec rb = proj.project(Ys.col(static_cast<Eigen::Index>(b)), s0);
           std::vector<int> fx;
           double s_prev = s0, s_k = s0;
           for (int stage = 1; stage <= k; ++stage) {
