@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "check.cuh"
@@ -153,6 +154,25 @@ __global__ void ssr_kernel(const double* E, std::int64_t n, std::int64_t n_batch
   }
   for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
   if (lane == 0) ssr[warp] = acc;
+}
+
+// one thread per replication: y*, its projections and the sequential search (the same PB_HD
+// functions as the CPU backend); replication b's scratch is column b of arrays laid out with the
+// replications side by side (stride nb), so neighbouring threads touch neighbouring doubles
+__global__ void threshold_kernel(kernels::ThresholdBootView v, kernels::FullGram gram, std::uint64_t b0,
+                                 std::int64_t nb, kernels::ThresholdScratch base, double* fstar) {
+  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; b < nb;
+       b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    kernels::ThresholdScratch s = base;
+    s.ys += b;
+    s.e += b;
+    s.usum += b;
+    s.psum += b;
+    s.z += b;
+    s.r += b;
+    const double s0 = kernels::threshold_project(v, b0 + static_cast<std::uint64_t>(b), s);
+    fstar[b] = kernels::threshold_search(v, gram, s.r, s.stride, s0);
+  }
 }
 
 struct Context {
@@ -405,6 +425,79 @@ class CudaBackend final : public Backend {
     const BootCounts c = thrust_algorithms::gray_enumerate(thrust::cuda::par.on(st), op);
     PB_CUDA_CHECK(cudaStreamSynchronize(st));
     return c;
+  }
+
+  std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const ThresholdGram& gram) const override {
+    cudaStream_t st = ctx_.stream;
+    const kernels::ThresholdBootView& h = sp.view;
+    const std::size_t N = static_cast<std::size_t>(h.n_obs), nu = static_cast<std::size_t>(h.n_units),
+                      nd = static_cast<std::size_t>(h.n_design), ng = static_cast<std::size_t>(h.n_grid),
+                      p = static_cast<std::size_t>(h.p), ld = ng * p;
+    // the whole Gram, column blocks from the host's on-demand columns and the diagonal blocks as
+    // the host stores them (so both backends read the same numbers)
+    std::vector<double> full(ld * ld);
+#pragma omp parallel for schedule(dynamic, 16)
+    for (std::ptrdiff_t f = 0; f < static_cast<std::ptrdiff_t>(ng); ++f) {
+      const double* c = gram.column(f);
+      std::copy(c, c + ld * p, full.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(f) * p * ld));
+    }
+    auto up = [&](const auto* ptr, std::size_t n) {
+      using T = std::remove_cv_t<std::remove_pointer_t<decltype(ptr)>>;
+      DeviceBuffer<T> d(n, st);
+      d.upload(ptr, n);
+      return d;
+    };
+    auto d_full = up(full.data(), full.size());
+    auto d_diag = up(gram.diag(), ng * p * p);
+    auto d_offset = up(h.offset, nu + 1);
+    auto d_fitted = up(h.fitted, N);
+    auto d_resid = up(h.resid, N);
+    auto d_Q = up(h.Q, N * static_cast<std::size_t>(h.n_q));
+    auto d_sunit = up(h.s_unit, nd);
+    auto d_srow = up(h.s_row, nd);
+    auto d_speriod = up(h.s_period, nd);
+    auto d_tperiod = up(h.t_period, N);
+    auto d_invlen = up(h.unit_inv_len, nu);
+    auto d_sx = up(h.s_x, nd * p);
+    auto d_cut = up(h.cut, ng);
+    auto d_nn = up(h.nn, ng);
+    kernels::ThresholdBootView v = h;
+    v.offset = d_offset.get();
+    v.fitted = d_fitted.get();
+    v.resid = d_resid.get();
+    v.Q = d_Q.get();
+    v.s_unit = d_sunit.get();
+    v.s_row = d_srow.get();
+    v.s_period = d_speriod.get();
+    v.t_period = d_tperiod.get();
+    v.unit_inv_len = d_invlen.get();
+    v.s_x = d_sx.get();
+    v.cut = d_cut.get();
+    v.nn = d_nn.get();
+    kernels::FullGram fg;
+    fg.diag = d_diag.get();
+    fg.G = d_full.get();
+    fg.ld = static_cast<std::int64_t>(ld);
+    fg.p = h.p;
+    // replications per launch: the strided scratch within about 1 GiB
+    const std::size_t per_rep = 8 * (2 * N + nu + static_cast<std::size_t>(h.n_periods) + nd + ld);
+    const std::int64_t chunk = std::max<std::int64_t>(
+        1, std::min<std::int64_t>(sp.n_boot, static_cast<std::int64_t>((std::size_t{1} << 30) / per_rep)));
+    const std::size_t cn = static_cast<std::size_t>(chunk);
+    DeviceBuffer<double> d_ys(N * cn, st), d_e(N * cn, st), d_us(nu * cn, st),
+        d_ps(std::max<std::size_t>(static_cast<std::size_t>(h.n_periods), 1) * cn, st), d_z(nd * cn, st),
+        d_r(ld * cn, st), d_f(static_cast<std::size_t>(sp.n_boot), st);
+    for (std::int64_t b0 = 0; b0 < sp.n_boot; b0 += chunk) {
+      const std::int64_t nb = std::min(chunk, sp.n_boot - b0);
+      const kernels::ThresholdScratch s{d_ys.get(), d_e.get(), d_us.get(), d_ps.get(), d_z.get(), d_r.get(), nb};
+      threshold_kernel<<<blocks_for(static_cast<std::size_t>(nb), 128), 128, 0, st>>>(
+          v, fg, static_cast<std::uint64_t>(b0), nb, s, d_f.get() + b0);
+      PB_CUDA_LAUNCH_CHECK();
+    }
+    std::vector<double> fstar(static_cast<std::size_t>(sp.n_boot));
+    d_f.download(fstar.data(), fstar.size());
+    PB_CUDA_CHECK(cudaStreamSynchronize(st));
+    return fstar;
   }
 
   OlsBatchResult batched_ols(const OlsBatch& bt) const override {

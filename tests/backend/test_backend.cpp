@@ -3,14 +3,21 @@
 // function, a second enumeration algorithm, Eigen's solvers). CUDA rows skip when no device is
 // present; built as test_gpu_backend (ctest label "gpu", PB_REQUIRE_GPU) they fail instead, so
 // the device check cannot pass by skipping.
+#include <dlfcn.h>
+
 #include <Eigen/Dense>
+#include <cstring>
 #include <random>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "helpers.hpp"
 #include "panelboot/backend.hpp"
 #include "panelboot/config.hpp"
 #include "panelboot/design.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/threshold.hpp"
 #include "panelboot/wild.hpp"
 
 using namespace panelboot;
@@ -336,6 +343,92 @@ TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
   EXPECT_NEAR(rs.ssr[0], 0.0, 1e-20);
 }
 
+// A balanced panel for the threshold bootstrap: two regime regressors, a threshold in q.
+DataFrame threshold_panel(std::mt19937_64& rng, int n, int T) {
+  std::normal_distribution<double> nd;
+  std::uniform_real_distribution<double> ud(0, 1);
+  std::vector<double> id, yr, y, z, x, x2, q;
+  for (int i = 0; i < n; ++i) {
+    const double a = nd(rng);
+    for (int t = 0; t < T; ++t) {
+      const double qq = std::round(ud(rng) * 500) / 500, xx = nd(rng), ww = nd(rng), zz = nd(rng);
+      id.push_back(i + 1);
+      yr.push_back(2000 + t);
+      q.push_back(qq);
+      x.push_back(xx);
+      x2.push_back(ww);
+      z.push_back(zz);
+      y.push_back(a + 0.4 * zz + (qq < 0.3 ? 1.0 : qq < 0.7 ? -0.5 : 0.4) * xx + 0.3 * ww + nd(rng));
+    }
+  }
+  DataFrame df;
+  df.source = "threshold";
+  for (auto& [nm, v] : std::vector<std::pair<std::string, std::vector<double>*>>{
+           {"id", &id}, {"year", &yr}, {"y", &y}, {"z", &z}, {"x", &x}, {"x2", &x2}, {"q", &q}})
+    df.columns.push_back(numeric(nm, *v));
+  df.row_line.assign(y.size(), 1);
+  return df;
+}
+
+// The threshold bootstrap's F* are the same bits on every backend (the same PB_HD operations,
+// multiply-adds unfused on the device), in Hansen's and xthreg's conventions, with time effects,
+// two regime regressors, the wild variant on an unbalanced panel, and on 1 or 2 threads.
+TEST_P(BackendSuite, ThresholdBootstrapFStarEqualTheCpuReference) {
+  PB_BACKEND_OR_SKIP(be);
+  const auto cpu = make_backend(Device::kCpu);
+  const std::uint64_t seed = pbtest::fresh_seed();
+  std::mt19937_64 rng(seed);
+  const DataFrame df = threshold_panel(rng, 40, 6);
+  std::vector<ThresholdOptions> cases;
+  ThresholdOptions o;
+  o.formula = "y ~ z | id";
+  o.regime = {"x"};
+  o.threshold_var = "q";
+  o.panel_id = "id";
+  o.panel_time = "year";
+  o.n_thresholds = 2;
+  o.grid = 60;
+  o.trim = {0.05};
+  o.n_boot = 40;
+  o.trace = 40;
+  o.seed = seed;
+  cases.push_back(o);
+  ThresholdOptions xt = o;
+  xt.xthreg = true;
+  xt.time_effects = true;
+  cases.push_back(xt);
+  ThresholdOptions two = o;
+  two.regime = {"x", "x2"};
+  two.n_thresholds = 3;
+  two.grid = 0;  // every distinct value
+  cases.push_back(two);
+  ThresholdOptions wild = o;
+  wild.bootstrap_wild = true;
+  wild.where = "not (year == 2003 and id <= 5)";
+  cases.push_back(wild);
+  for (const ThresholdOptions& c : cases) {
+    const ThresholdResult a = estimate_threshold(df, c, cpu.get());
+    const ThresholdResult b = estimate_threshold(df, c, be.get());
+    ASSERT_EQ(a.fstar.size(), b.fstar.size());
+    for (std::size_t k = 0; k < a.fstar.size(); ++k) {
+      ASSERT_EQ(a.fstar[k].size(), 40u);
+      for (std::size_t r = 0; r < a.fstar[k].size(); ++r)
+        EXPECT_EQ(a.fstar[k][r], b.fstar[k][r]) << "test " << k + 1 << " replication " << r << " seed " << seed;
+      EXPECT_EQ(a.tests[k].p_value, b.tests[k].p_value);
+      EXPECT_EQ(a.tests[k].crit, b.tests[k].crit);
+    }
+  }
+#ifdef _OPENMP
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const ThresholdResult one = estimate_threshold(df, cases[2], be.get());
+  omp_set_num_threads(2);
+  const ThresholdResult two_t = estimate_threshold(df, cases[2], be.get());
+  omp_set_num_threads(before);
+  EXPECT_EQ(one.fstar, two_t.fstar);
+#endif
+}
+
 std::vector<Device> compiled_backends() {
   std::vector<Device> v;
   if (!PB_REQUIRE_GPU) v.push_back(Device::kCpu);
@@ -368,6 +461,26 @@ TEST(Backend, CudaWithoutUsableGpuSaysWhy) {
     EXPECT_THROW(make_backend(Device::kCuda), CudaError);
   } else {
     EXPECT_THROW(make_backend(Device::kCuda), NotCompiled);
+  }
+}
+
+// The CUDA plugin resolves every symbol and answers without a GPU (CI builds it with nvcc but
+// has no device): a link error in the device code shows up here, not first on a GPU machine.
+TEST(Backend, CudaPluginLoadsAndReportsWithoutAGpu) {
+  if (!PANELBOOT_HAVE_CUDA) GTEST_SKIP() << "built without CUDA";
+  void* h = dlopen(PB_BINARY_DIR "/libpanelboot_cuda.so", RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(h, nullptr) << dlerror();
+  auto devices = reinterpret_cast<int (*)(char*, int)>(dlsym(h, "pb_cuda_plugin_devices"));
+  auto make = reinterpret_cast<Backend* (*)(char*, int)>(dlsym(h, "pb_cuda_plugin_make"));
+  ASSERT_NE(devices, nullptr);
+  ASSERT_NE(make, nullptr);
+  char why[512] = {0};
+  const int n = devices(why, sizeof why);
+  if (n == 0) {
+    EXPECT_GT(std::strlen(why), 10u);
+    char err[512] = {0};
+    EXPECT_EQ(make(err, sizeof err), nullptr);  // no device: an error message, not a crash
+    EXPECT_GT(std::strlen(err), 10u);
   }
 }
 

@@ -12,6 +12,7 @@
 #include "panelboot/kernels/boot_counts.hpp"
 #include "panelboot/kernels/gray_walk.hpp"
 #include "panelboot/kernels/small_solve.hpp"
+#include "panelboot/kernels/threshold_boot.hpp"
 #include "panelboot/kernels/wild_weights.hpp"
 
 namespace panelboot {
@@ -92,6 +93,23 @@ struct OlsBatchResult {
   std::vector<int> status;   // n_batch: kernels::SolveStatus (0 ok, 1 singular, 2 not finite)
 };
 
+// The threshold bootstrap's Gram matrix W'MW, as the host holds it: the diagonal p x p blocks
+// (flat, block g at diag() + g p^2) and a grid point's column block ((n_grid p) x p,
+// column-major) computed on first use (thread-safe).
+class ThresholdGram {
+ public:
+  virtual ~ThresholdGram() = default;
+  virtual const double* diag() const = 0;
+  virtual const double* column(std::int64_t f) const = 0;
+};
+
+// One bootstrap test of the threshold model: the per-replication data (host pointers; the
+// layouts are documented in kernels/threshold_boot.hpp) and the number of replications.
+struct ThresholdBootSpec {
+  kernels::ThresholdBootView view;
+  std::int64_t n_boot = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -108,6 +126,9 @@ class Backend {
   virtual WildRun wild_replicates(const WildSpec& spec) const = 0;
   // Exact enumeration of all 2^(G-1) sign-vector pairs by the Gray-code walk (G <= 40).
   virtual BootCounts wild_enumerate(const kernels::GrayProblem& p) const = 0;
+  // F* of replications 0 .. n_boot-1 of one threshold test (kernels/threshold_boot.hpp): the same
+  // operations in the same order on every backend, so the same bits.
+  virtual std::vector<double> threshold_fstar(const ThresholdBootSpec& spec, const ThresholdGram& gram) const = 0;
   // Many small regressions at once; singular items are flagged per item, never thrown.
   virtual OlsBatchResult batched_ols(const OlsBatch& batch) const = 0;
 };

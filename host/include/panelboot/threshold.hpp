@@ -94,6 +94,9 @@ struct ThresholdResult {
   std::vector<std::string> departures;  // options outside the chosen program's procedure
 };
 
-ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& opts);
+class Backend;
+// The model search on the host; each bootstrap test's replications on `backend` (null: the CPU
+// reference backend).
+ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& opts, const Backend* backend = nullptr);
 
 }  // namespace panelboot

@@ -45,7 +45,7 @@ void add_backend_option(CLI::App* app, CommonOptions& o) {
 }
 
 // Makes the backend and says which in one line on stderr. Commands with no batched work (fit,
-// describe, threshold for now) check the request the same way, and say that they run on the CPU.
+// describe, threshold --B 0) check the request the same way, and say that they run on the CPU.
 std::unique_ptr<Backend> open_backend(const CommonOptions& o, std::ostream& err, const char* host_only) {
   std::unique_ptr<Backend> b = make_backend(parse_device(o.backend.empty() ? "auto" : o.backend));
   if (host_only) {
@@ -331,8 +331,9 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   to.n_boot = to.gammas.empty() ? c.B : 0;
   to.seed = c.seed;
   const DataFrame df = read_data(o.data);
-  open_backend(o, err, "threshold runs on the CPU in this version (its GPU path is not built yet)");
-  const ThresholdResult r = estimate_threshold(df, to);
+  // the model search runs on the host; the bootstrap replications on the backend
+  const std::unique_ptr<Backend> backend = open_backend(o, err, to.n_boot > 0 ? nullptr : "with --B 0 threshold has no batched work");
+  const ThresholdResult r = estimate_threshold(df, to, backend.get());
   const bool white = c.vcov == "white", clustered = c.vcov == "cluster";
   if (!c.save_regimes.empty()) {
     std::ostringstream csv;

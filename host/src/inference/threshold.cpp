@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 
+#include "panelboot/backend.hpp"
 #include "panelboot/design.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/kernels/wild_weights.hpp"
@@ -161,6 +162,8 @@ class GridProjector {
   }
   int p() const { return p_; }
   std::size_t n_grid() const { return cut_.size(); }
+  const std::vector<std::size_t>& order() const { return order_; }
+  const std::vector<std::size_t>& cut() const { return cut_; }
 
  private:
   const Panel& pn_;
@@ -220,6 +223,22 @@ class GridGram {
   std::vector<Mat> diag_;
   mutable std::vector<std::unique_ptr<Mat>> cols_;
   std::unique_ptr<std::once_flag[]> once_;
+};
+
+// The Backend's view of the Gram: the diagonal blocks flattened once, columns on demand.
+class BackendGram final : public ThresholdGram {
+ public:
+  explicit BackendGram(const GridGram& g, std::size_t n_grid, int p) : g_(g) {
+    flat_.resize(n_grid * static_cast<std::size_t>(p * p));
+    for (std::size_t i = 0; i < n_grid; ++i)
+      std::copy(g.diag(i).data(), g.diag(i).data() + p * p, flat_.begin() + static_cast<std::ptrdiff_t>(i * p * p));
+  }
+  const double* diag() const override { return flat_.data(); }
+  const double* column(std::int64_t f) const override { return g_.column(static_cast<std::size_t>(f)).data(); }
+
+ private:
+  const GridGram& g_;
+  std::vector<double> flat_;
 };
 
 class Searcher {
@@ -405,11 +424,10 @@ Eta hansen_eta(const Vec& dx2, const Vec& e, const Vec& qt, double gamma, bool k
 }  // namespace
 
 std::size_t threshold_draw(std::uint64_t seed, int k, std::uint64_t b, std::size_t i, std::size_t n) {
-  const auto rr = kernels::philox_block(seed, (b << 6) | static_cast<std::uint64_t>(k), static_cast<std::uint32_t>(i), 7);
-  return static_cast<std::size_t>((static_cast<std::uint64_t>(rr.v[0]) * n) >> 32);
+  return static_cast<std::size_t>(kernels::threshold_draw_unit(seed, k, b, i, n));
 }
 
-ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& o) {
+ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& o, const Backend* backend_in) {
   if (o.panel_id.empty()) throw InvalidInput("threshold needs --panel id,time");
   if (o.regime.empty()) throw InvalidInput("threshold needs --regime X (the regime-dependent regressors)");
   if (o.threshold_var.empty()) throw InvalidInput("threshold needs --threshold-var Q");
@@ -748,6 +766,17 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   // Bootstrap of each test k vs k - 1: the (k-1)-threshold model's fitted values plus residual
   // blocks of individuals drawn with replacement; thresholds re-estimated sequentially with the
   // window trim[k-1] at every stage and no refinement.
+  // the bootstrap's per-replication data, built by the first test that needs it
+  struct BootData {
+    std::vector<std::int64_t> offset, s_row, cut;
+    std::vector<std::int32_t> s_unit, s_period, t_period, nn;
+    std::vector<double> inv_len, s_x;
+  } bd;
+  bool boot_data_ready = false;
+  const BackendGram bgram(G, grid.size(), p);
+  std::unique_ptr<Backend> own_backend;
+  if (!backend_in) own_backend = make_backend(Device::kCpu);
+  const Backend& backend = backend_in ? *backend_in : *own_backend;
   for (int k = 1; k <= o.n_thresholds; ++k) {
     ThresholdTest t;
     t.k = k;
@@ -760,47 +789,66 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       const Vec resid = y - fitted;
       const double tr = trim_at(o.trim, static_cast<std::size_t>(k - 1));
       const std::int64_t B = o.n_boot;
-      const std::int64_t chunk = 32;  // fixed: the products do not depend on the thread count
-      const std::int64_t n_chunks = (B + chunk - 1) / chunk;
-      std::vector<double> fstar(static_cast<std::size_t>(B));
-
-#pragma omp parallel for schedule(dynamic, 1)
-      for (std::int64_t c = 0; c < n_chunks; ++c) {
-        const std::int64_t b0 = c * chunk, nb = std::min(chunk, B - b0);
-        Mat Ys(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(nb));
-        for (std::int64_t b = 0; b < nb; ++b)
-          for (std::size_t i = 0; i < pn.n; ++i) {
-            const std::size_t len = pn.offset[i + 1] - pn.offset[i];
-            if (o.bootstrap_wild) {
-              // wild: the unit's own residual block times a Rademacher sign
-              const double v = kernels::wild_weight(o.seed, (static_cast<std::uint64_t>(b0 + b) << 6) | static_cast<std::uint64_t>(k),
-                                                    static_cast<std::uint32_t>(i), kernels::WeightType::kRademacher);
-              for (std::size_t tt = 0; tt < len; ++tt) {
-                const Eigen::Index row = static_cast<Eigen::Index>(pn.offset[i] + tt);
-                Ys(row, static_cast<Eigen::Index>(b)) = fitted(row) + v * resid(row);
-              }
-              continue;
+      // the backend's per-replication data (kernels/threshold_boot.hpp)
+      if (static_cast<long>(k) * p > kernels::kMaxFixedDim || p > kernels::kMaxRegime)
+        throw InvalidInput("the threshold bootstrap supports at most " + std::to_string(kernels::kMaxRegime) +
+                           " regime regressors and thresholds x regressors <= " + std::to_string(kernels::kMaxFixedDim) +
+                           "; use fewer thresholds or --B 0");
+      if (!boot_data_ready) {
+        const auto& order = proj.order();
+        std::vector<std::int64_t> trow(d.n_obs, -1);
+        bd.t_period.assign(N, 0);
+        for (std::size_t i = 0; i < pn.n; ++i)
+          for (std::size_t t = 0; t < pn.rows[i].size(); ++t) {
+            const std::size_t r0 = pn.rows[i][t];
+            if (t < pn.offset[i + 1] - pn.offset[i]) {
+              trow[r0] = static_cast<std::int64_t>(pn.offset[i] + t);
+              bd.t_period[pn.offset[i] + t] = static_cast<std::int32_t>(pn.period[r0]);
             }
-            const std::size_t j = threshold_draw(o.seed, k, static_cast<std::uint64_t>(b0 + b), i, pn.n);
-            for (std::size_t tt = 0; tt < len; ++tt)
-              Ys(static_cast<Eigen::Index>(pn.offset[i] + tt), static_cast<Eigen::Index>(b)) =
-                  fitted(static_cast<Eigen::Index>(pn.offset[i] + tt)) + resid(static_cast<Eigen::Index>(pn.offset[j] + tt));
           }
-        for (std::int64_t b = 0; b < nb; ++b) {
-          double s0 = 0;
-          const Vec rb = proj.project(Ys.col(static_cast<Eigen::Index>(b)), s0);
-          std::vector<int> fx;
-          double s_prev = s0, s_k = s0;
-          for (int stage = 1; stage <= k; ++stage) {
-            const std::vector<char> ex = stage == 1 ? none : sr.excluded(fx, tr);
-            const Stage st = sr.search(rb, s0, fx, ex, false);
-            s_prev = s_k;
-            s_k = st.ssr_best;
-            fx.push_back(st.best);
-          }
-          fstar[static_cast<std::size_t>(b0 + b)] = (s_prev / s_k - 1.0) * Nd;
+        for (std::size_t kk = 0; kk < d.n_obs; ++kk) {
+          const std::size_t r0 = order[kk];
+          bd.s_unit.push_back(d.extra[0].code[r0]);
+          bd.s_row.push_back(trow[r0]);
+          bd.s_period.push_back(static_cast<std::int32_t>(pn.period[r0]));
+          for (int j = 0; j < p; ++j) bd.s_x.push_back(col(kz + j)[r0]);
         }
+        for (std::size_t i = 0; i <= pn.n; ++i) bd.offset.push_back(static_cast<std::int64_t>(pn.offset[i]));
+        for (std::size_t i = 0; i < pn.n; ++i) bd.inv_len.push_back(1.0 / static_cast<double>(pn.rows[i].size()));
+        for (std::size_t c : proj.cut()) bd.cut.push_back(static_cast<std::int64_t>(c));
+        for (std::size_t g = 0; g < grid.size(); ++g)
+          bd.nn.push_back(static_cast<std::int32_t>(std::lower_bound(grid.begin(), grid.end(), grid[g]) - grid.begin()));
+        boot_data_ready = true;
       }
+      ThresholdBootSpec sp;
+      kernels::ThresholdBootView& v = sp.view;
+      v.n_obs = static_cast<std::int64_t>(N);
+      v.n_units = static_cast<std::int64_t>(pn.n);
+      v.n_periods = static_cast<std::int64_t>(pn.T);
+      v.n_design = static_cast<std::int64_t>(d.n_obs);
+      v.n_grid = static_cast<std::int64_t>(grid.size());
+      v.offset = bd.offset.data();
+      v.fitted = fitted.data();
+      v.resid = resid.data();
+      v.Q = Q.data();
+      v.n_q = static_cast<int>(Q.cols());
+      v.s_unit = bd.s_unit.data();
+      v.s_row = bd.s_row.data();
+      v.s_period = bd.s_period.data();
+      v.t_period = bd.t_period.data();
+      v.unit_inv_len = bd.inv_len.data();
+      v.time_effects = o.time_effects;
+      v.p = p;
+      v.s_x = bd.s_x.data();
+      v.cut = bd.cut.data();
+      v.nn = bd.nn.data();
+      v.qnt = static_cast<int>(std::lround(qn * tr));
+      v.k = k;
+      v.n_scale = Nd;
+      v.seed = o.seed;
+      v.wild = o.bootstrap_wild;
+      sp.n_boot = B;
+      std::vector<double> fstar = backend.threshold_fstar(sp, bgram);
       res.fstar.emplace_back(fstar.begin(), fstar.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(o.trace, fstar.size())));
       std::int64_t exceed = 0;
       for (double f : fstar) exceed += f > t.F;

@@ -379,6 +379,30 @@ class CpuBackend final : public Backend {
     return total;
   }
 
+  std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const ThresholdGram& gram) const override {
+    const kernels::ThresholdBootView& v = sp.view;
+    // columns through the host Gram (computed when a replication first fixes their point)
+    struct HostGram {
+      const double* diag;
+      const ThresholdGram* g;
+      const double* column(std::int64_t f) const { return g->column(f); }
+    } hg{gram.diag(), &gram};
+    std::vector<double> fstar(static_cast<std::size_t>(sp.n_boot));
+#pragma omp parallel
+    {
+      std::vector<double> ys(static_cast<std::size_t>(v.n_obs)), e(ys.size()), us(static_cast<std::size_t>(v.n_units)),
+          ps(static_cast<std::size_t>(std::max<std::int64_t>(v.n_periods, 1))), z(static_cast<std::size_t>(v.n_design)),
+          r(static_cast<std::size_t>(v.n_grid * v.p));
+      const kernels::ThresholdScratch s{ys.data(), e.data(), us.data(), ps.data(), z.data(), r.data(), 1};
+#pragma omp for schedule(dynamic, 8)
+      for (std::int64_t b = 0; b < sp.n_boot; ++b) {
+        const double s0 = kernels::threshold_project(v, static_cast<std::uint64_t>(b), s);
+        fstar[static_cast<std::size_t>(b)] = kernels::threshold_search(v, hg, r.data(), 1, s0);
+      }
+    }
+    return fstar;
+  }
+
   OlsBatchResult batched_ols(const OlsBatch& bt) const override {
     const std::int64_t n = bt.n_obs, k = bt.n_reg;
     OlsBatchResult r;
