@@ -10,6 +10,33 @@ namespace panelboot::kernels {
 
 enum class SolveStatus : int { kOk = 0, kSingular = 1, kNotFinite = 2 };
 
+// The lower Cholesky factor of symmetric A (n x n, column-major, lda = n; the lower triangle is
+// read and overwritten) in place; false when a pivot is not above pivot_floor (rank deficient).
+PB_HD inline bool cholesky_factor(int n, double* A, double pivot_floor) {
+  for (int j = 0; j < n; ++j) {
+    double d = A[j + j * n];
+    for (int k = 0; k < j; ++k) d -= A[j + k * n] * A[j + k * n];
+    if (!(d > pivot_floor)) return false;
+    const double l = sqrt(d);
+    A[j + j * n] = l;
+    for (int i = j + 1; i < n; ++i) {
+      double s = A[i + j * n];
+      for (int k = 0; k < j; ++k) s -= A[i + k * n] * A[j + k * n];
+      A[i + j * n] = s / l;
+    }
+  }
+  return true;
+}
+
+// b <- L^-1 b for the lower factor L (n x n, column-major, lda = n).
+PB_HD inline void forward_solve(int n, const double* L, double* b) {
+  for (int i = 0; i < n; ++i) {
+    double s = b[i];
+    for (int k = 0; k < i; ++k) s -= L[i + k * n] * b[k];
+    b[i] = s / L[i + i * n];
+  }
+}
+
 // Solves A x = b in place for symmetric A (n x n, column-major, lda = n; only the lower triangle
 // is read and is overwritten by the Cholesky factor L). A pivot below rel_tol times the largest
 // diagonal entry, as for a rank-deficient design, marks the item singular and x is left NaN.
@@ -23,26 +50,11 @@ PB_HD inline SolveStatus cholesky_solve(int n, double* A, double* b, double rel_
     }
     if (d > dmax) dmax = d;
   }
-  for (int j = 0; j < n; ++j) {
-    double d = A[j + j * n];
-    for (int k = 0; k < j; ++k) d -= A[j + k * n] * A[j + k * n];
-    if (!(d > rel_tol * dmax) || dmax <= 0) {
-      for (int i = 0; i < n; ++i) b[i] = ::nan("");
-      return SolveStatus::kSingular;
-    }
-    const double l = sqrt(d);
-    A[j + j * n] = l;
-    for (int i = j + 1; i < n; ++i) {
-      double s = A[i + j * n];
-      for (int k = 0; k < j; ++k) s -= A[i + k * n] * A[j + k * n];
-      A[i + j * n] = s / l;
-    }
+  if (dmax <= 0 || !cholesky_factor(n, A, rel_tol * dmax)) {
+    for (int i = 0; i < n; ++i) b[i] = ::nan("");
+    return SolveStatus::kSingular;
   }
-  for (int i = 0; i < n; ++i) {  // L z = b
-    double s = b[i];
-    for (int k = 0; k < i; ++k) s -= A[i + k * n] * b[k];
-    b[i] = s / A[i + i * n];
-  }
+  forward_solve(n, A, b);
   for (int i = n - 1; i >= 0; --i) {  // L' x = z
     double s = b[i];
     for (int k = i + 1; k < n; ++k) s -= A[k + i * n] * b[k];

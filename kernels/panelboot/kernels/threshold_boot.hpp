@@ -165,24 +165,10 @@ PB_HD double threshold_search(const ThresholdBootView& v, const Gram& gram, cons
             }
       double dmax = 0;
       for (int c = 0; c < f; ++c) dmax = L[c + c * f] > dmax ? L[c + c * f] : dmax;
-      for (int c = 0; c < f; ++c) {  // Cholesky, lower, in place
-        double d = L[c + c * f];
-        for (int t = 0; t < c; ++t) d -= L[c + t * f] * L[c + t * f];
-        if (!(d > 1e-12 * dmax)) return ::nan("");
-        const double l = sqrt(d);
-        L[c + c * f] = l;
-        for (int rr = c + 1; rr < f; ++rr) {
-          double x = L[rr + c * f];
-          for (int t = 0; t < c; ++t) x -= L[rr + t * f] * L[c + t * f];
-          L[rr + c * f] = x / l;
-        }
-      }
-      for (int c = 0; c < f; ++c) {
-        double x = r[(fixed[c / p] * p + c % p) * st];
-        for (int t = 0; t < c; ++t) x -= L[c + t * f] * zr[t];
-        zr[c] = x / L[c + c * f];
-        SF -= zr[c] * zr[c];
-      }
+      if (!cholesky_factor(f, L, 1e-12 * dmax)) return ::nan("");
+      for (int c = 0; c < f; ++c) zr[c] = r[(fixed[c / p] * p + c % p) * st];
+      forward_solve(f, L, zr);
+      for (int c = 0; c < f; ++c) SF -= zr[c] * zr[c];
     }
     double best = 1.7976931348623157e308;  // as +inf: non-finite candidates are never chosen
     std::int64_t best_g = -1;
@@ -201,11 +187,9 @@ PB_HD double threshold_search(const ThresholdBootView& v, const Gram& gram, cons
       double a[kMaxRegime], d[kMaxRegime * kMaxRegime];
       const double* dg = gram.diag + g * p * p;
       for (int j = 0; j < p; ++j) {
-        for (int c = 0; c < f; ++c) {
-          double x = cols[c / p][g * p + j + (c % p) * ld];
-          for (int t = 0; t < c; ++t) x -= L[c + t * f] * w[t + j * kMaxFixedDim];
-          w[c + j * kMaxFixedDim] = x / L[c + c * f];
-        }
+        double* wj = w + j * kMaxFixedDim;
+        for (int c = 0; c < f; ++c) wj[c] = cols[c / p][g * p + j + (c % p) * ld];
+        forward_solve(f, L, wj);
         double aj = r[(g * p + j) * st];
         for (int c = 0; c < f; ++c) aj -= w[c + j * kMaxFixedDim] * zr[c];
         a[j] = aj;
