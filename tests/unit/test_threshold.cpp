@@ -264,8 +264,8 @@ TEST(ThresholdErrors, UnbalancedPanelAndBadOptions) {
                               "--B", "0", "--format", "json"});
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  for (const char* k : {"ssr_linear", "models", "tests"}) EXPECT_TRUE(j.contains(k)) << k;
-  for (const char* k : {"n_thresholds", "gammas", "ci95", "ci99", "ssr", "coefficients"})
+  for (const char* k : {"ssr_linear", "models", "tests", "level", "cluster", "n_clusters"}) EXPECT_TRUE(j.contains(k)) << k;
+  for (const char* k : {"n_thresholds", "gammas", "ci95", "ci99", "ci", "ci_method", "ssr", "coefficients"})
     EXPECT_TRUE(j["models"][0].contains(k)) << k;
   for (const char* k : {"k", "F", "p_value", "crit", "n_boot"}) EXPECT_TRUE(j["tests"][0].contains(k)) << k;
 }
@@ -655,4 +655,74 @@ TEST(ThresholdRobustCi, EtaSeesHeteroskedasticity) {
   const double e_het = estimate_threshold(het.df, o).models[0].eta2[0];
   EXPECT_GT(e_het, 1.4) << "heteroskedastic eta^2";
   EXPECT_LT(e_het, 3.2) << "heteroskedastic eta^2";
+}
+
+// --cluster VAR: the clustered SEs against a sandwich computed directly on the transformed data
+// (HC0, groups coarser than the units); --level: the set at that level from the LR curve.
+TEST(ThresholdOptions, ClusterVariableAndLevel) {
+  const std::uint64_t seed = pbtest::fresh_seed();
+  SCOPED_TRACE("PB_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const int n = 30, T = 5;
+  Small s = small_panel(rng, n, T);
+  std::vector<double> grp;
+  for (double id : s.df.numeric("id")) grp.push_back(static_cast<double>(static_cast<int>(id) % 7));
+  Column gc;
+  gc.name = "grp";
+  gc.num = grp;
+  s.df.columns.push_back(gc);
+  ThresholdOptions o = small_options();
+  o.grid = 50;
+  o.trim = {0.05};
+  o.n_boot = 0;
+  o.cluster = "grp";
+  o.level = 0.9;
+  const ThresholdResult r = estimate_threshold(s.df, o);
+  EXPECT_EQ(r.n_clusters, 7);
+  const ThresholdModel& m = r.models[0];
+  const double g = m.gammas[0];
+  const auto& x = s.df.numeric("x");
+  const auto& q = s.df.numeric("q");
+  std::vector<double> w1(x.size()), w2(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    w1[i] = q[i] < g ? x[i] : 0.0;
+    w2[i] = q[i] < g ? 0.0 : x[i];
+  }
+  Eigen::MatrixXd X(n * (T - 1), 3);
+  X << transform(s.df.numeric("z"), n, T), transform(w1, n, T), transform(w2, n, T);
+  const Eigen::VectorXd ty = transform(s.df.numeric("y"), n, T);
+  const Eigen::MatrixXd Bi = (X.transpose() * X).inverse();
+  const Eigen::VectorXd e = ty - X * (Bi * (X.transpose() * ty));
+  Eigen::MatrixXd meat = Eigen::MatrixXd::Zero(3, 3);
+  for (int c = 0; c < 7; ++c) {
+    Eigen::VectorXd sc = Eigen::VectorXd::Zero(3);
+    for (int i = 0; i < n; ++i)
+      if ((i + 1) % 7 == c)
+        for (int t = 0; t + 1 < T; ++t) sc += X.row(i * (T - 1) + t).transpose() * e(i * (T - 1) + t);
+    meat += sc * sc.transpose();
+  }
+  const Eigen::MatrixXd V = Bi * meat * Bi;
+  for (int j = 0; j < 3; ++j) EXPECT_NEAR(m.coefficients[j].se_cluster, std::sqrt(V(j, j)), 1e-10 * std::sqrt(V(j, j))) << j;
+  // the 90% set: the grid points with LR below -2 ln(1 - sqrt(0.9)), inside the 95% set
+  const double c90 = -2.0 * std::log(1.0 - std::sqrt(0.9));
+  EXPECT_NEAR(r.c_level, c90, 1e-12);
+  double lo = 1e300, hi = -1e300;
+  for (std::size_t k = 0; k < r.lr_gamma.size(); ++k)
+    if (r.lr_value[k] < c90) {
+      lo = std::min(lo, r.lr_gamma[k]);
+      hi = std::max(hi, r.lr_gamma[k]);
+    }
+  EXPECT_EQ(m.ci[0].first, lo);
+  EXPECT_EQ(m.ci[0].second, hi);
+  EXPECT_GE(m.ci[0].first, m.ci95[0].first);
+  EXPECT_LE(m.ci[0].second, m.ci95[0].second);
+  // clustering by the unit is the default
+  o.cluster = "id";
+  const ThresholdResult by_id = estimate_threshold(s.df, o);
+  o.cluster.clear();
+  const ThresholdResult dflt = estimate_threshold(s.df, o);
+  for (std::size_t j = 0; j < 3; ++j)
+    EXPECT_EQ(by_id.models[0].coefficients[j].se_cluster, dflt.models[0].coefficients[j].se_cluster);
+  o.level = 1.5;
+  EXPECT_THROW(estimate_threshold(s.df, o), InvalidInput);
 }

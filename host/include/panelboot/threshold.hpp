@@ -32,6 +32,8 @@ struct ThresholdOptions {
   std::vector<double> gammas;           // fixed thresholds (xthreg's thgiven): no search, no bootstrap
   bool time_effects = false;            // also remove period means (two-way); outside Hansen's program
   bool bootstrap_wild = false;          // wild (unit sign flips) instead of residual blocks
+  double level = 0.95;                  // the level of the `ci` set (ci95 and ci99 are always reported)
+  std::string cluster;                  // cluster variable of se_cluster ("" : the panel unit)
   bool robust_ci = false;               // Hansen (2000)'s heteroskedasticity-robust LR sets
   bool robust_kernel = true;            // eta^2 by his kernel rule (default) or a quadratic regression
 };
@@ -46,13 +48,14 @@ std::size_t threshold_draw(std::uint64_t seed, int k, std::uint64_t b, std::size
 struct ThresholdCoef {
   std::string name;
   double estimate, se_homo, se_white;
-  double se_cluster;  // clustered by the panel unit, HC0 (no small-sample factor)
+  double se_cluster;  // clustered by the panel unit or --cluster, HC0 (no small-sample factor)
 };
 
 struct ThresholdModel {
   int n_thresholds = 0;
   std::vector<double> gammas;                            // increasing
   std::vector<std::pair<double, double>> ci95, ci99;     // per threshold, in the order of `gammas`
+  std::vector<std::pair<double, double>> ci;             // at ThresholdOptions::level
   // with robust_ci: ci95/ci99 are Hansen (2000)'s sets; the homoskedastic ones, eta^2 and the
   // kernel bandwidth (NaN: quadratic) per threshold
   std::vector<std::pair<double, double>> ci95_homo, ci99_homo;
@@ -88,7 +91,8 @@ struct ThresholdResult {
     int regime;
   };
   std::vector<RegimeRow> regimes;
-  double c95 = 0, c99 = 0;
+  double c95 = 0, c99 = 0, c_level = 0;
+  std::int32_t n_clusters = 0;  // groups of se_cluster
   bool simulated = false;
   std::string data_source;
   std::vector<std::string> departures;  // options outside the chosen program's procedure

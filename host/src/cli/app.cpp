@@ -262,7 +262,8 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
 struct ThresholdCli {
   std::vector<std::string> regime;
   std::string threshold_var, trim = "0.01,0.01,0.05", vcov = "iid", lr_curve, mode = "hansen", gammas, save_regimes;
-  bool b_given = false, time_effects = false, robust_ci = false;
+  bool b_given = false, time_effects = false, robust_ci = false, vcov_given = false;
+  std::string cluster;
   std::string bootstrap = "blocks", robust_ci_method = "kernel";
   int thresholds = 1;
   std::string grid = "400";
@@ -317,6 +318,8 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   to.time_effects = c.time_effects;
   to.bootstrap_wild = c.bootstrap == "wild";
   to.robust_ci = c.robust_ci;
+  to.level = o.level;
+  to.cluster = c.cluster;
   to.robust_kernel = c.robust_ci_method == "kernel";
   for (const std::string& g : split_list(c.gammas)) {
     char* end = nullptr;
@@ -334,7 +337,9 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   // the model search runs on the host; the bootstrap replications on the backend
   const std::unique_ptr<Backend> backend = open_backend(o, err, to.n_boot > 0 ? nullptr : "with --B 0 threshold has no batched work");
   const ThresholdResult r = estimate_threshold(df, to, backend.get());
-  const bool white = c.vcov == "white", clustered = c.vcov == "cluster";
+  // --cluster VAR without --vcov: the clustered SE fills std_error
+  const std::string vcov = !c.cluster.empty() && !c.vcov_given ? "cluster" : c.vcov;
+  const bool white = vcov == "white", clustered = vcov == "cluster";
   if (!c.save_regimes.empty()) {
     std::ostringstream csv;
     csv << to.panel_id << "," << to.panel_time << ",q,regime\n";
@@ -366,7 +371,8 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
                      {"n_units", r.n_units}, {"n_periods", r.n_periods}, {"nobs", r.n_obs},
                      {"n_grid", r.n_grid}, {"n_distinct", r.n_distinct}, {"grid_first", r.grid_first},
                      {"grid_last", r.grid_last}, {"ssr_linear", r.ssr_linear}, {"c95", r.c95}, {"c99", r.c99},
-                     {"vcov", c.vcov}, {"departures", r.departures}};
+                     {"vcov", vcov}, {"departures", r.departures}, {"level", to.level}, {"c_level", r.c_level},
+                     {"cluster", c.cluster.empty() ? to.panel_id : c.cluster}, {"n_clusters", r.n_clusters}};
     j["models"] = nlohmann::json::array();
     for (const auto& m : r.models) {
       nlohmann::json mj{{"n_thresholds", m.n_thresholds}, {"gammas", m.gammas}, {"ssr", m.ssr}};
@@ -375,6 +381,8 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
       mj["ci99"] = nlohmann::json::array();
       for (const auto& ci : m.ci95) mj["ci95"].push_back({ci.first, ci.second});
       for (const auto& ci : m.ci99) mj["ci99"].push_back({ci.first, ci.second});
+      mj["ci"] = nlohmann::json::array();  // at --level
+      for (const auto& ci : m.ci) mj["ci"].push_back({ci.first, ci.second});
       mj["ci_method"] = c.robust_ci ? "heteroskedasticity-robust LR (Hansen 2000, eta^2 by " + c.robust_ci_method + ")"
                                     : std::string("homoskedastic LR (Hansen 1999)");
       if (c.robust_ci) {
@@ -424,6 +432,10 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
       std::snprintf(buf, sizeof buf, "  gamma %zu = %-10.6g 95%% CI [%.6g, %.6g]   99%% CI [%.6g, %.6g]", i + 1,
                     m.gammas[i], m.ci95[i].first, m.ci95[i].second, m.ci99[i].first, m.ci99[i].second);
       t << buf;
+      if (std::lround(to.level * 1000) != 950 && std::lround(to.level * 1000) != 990) {
+        std::snprintf(buf, sizeof buf, "   %g%% CI [%.6g, %.6g]", 100 * to.level, m.ci[i].first, m.ci[i].second);
+        t << buf;
+      }
       if (!m.eta2.empty()) {
         std::snprintf(buf, sizeof buf, "   (robust, eta^2 = %.4g; homoskedastic 95%% [%.6g, %.6g])", m.eta2[i],
                       m.ci95_homo[i].first, m.ci95_homo[i].second);
@@ -431,8 +443,9 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
       }
       t << "\n";
     }
+    const std::string cl = "se (cl " + (c.cluster.empty() ? to.panel_id : c.cluster) + ")";
     std::snprintf(buf, sizeof buf, "  SSR %.8g\n  %-30s %14s %14s %14s %14s\n", m.ssr, "coefficient", "estimate",
-                  "se (homo)", "se (White)", "se (cluster)");
+                  "se (homo)", "se (White)", cl.substr(0, 14).c_str());
     t << buf;
     for (const auto& cf : m.coefficients) {
       std::snprintf(buf, sizeof buf, "  %-30s %14.6g %14.6g %14.6g %14.6g\n", cf.name.c_str(), cf.estimate, cf.se_homo,
@@ -609,8 +622,14 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->check(CLI::IsMember({"hansen", "xthreg"}))
       ->capture_default_str();
   thr_cmd->add_option("--vcov", thr_c.vcov,
-                      "iid (homoskedastic), white (HC0) or cluster (by the panel unit, HC0): which SE fills std_error")
+                      "iid (homoskedastic), white (HC0) or cluster (by the panel unit or --cluster, HC0): which SE "
+                      "fills std_error")
       ->check(CLI::IsMember({"iid", "white", "cluster"}))
+      ->capture_default_str()
+      ->each([&thr_c](const std::string&) { thr_c.vcov_given = true; });
+  thr_cmd->add_option("--cluster", thr_c.cluster,
+                      "Cluster variable of the clustered SEs (default: the panel unit); implies --vcov cluster");
+  thr_cmd->add_option("--level", thr_o.level, "Level of the confidence set `ci` (95% and 99% sets are always given)")
       ->capture_default_str();
   thr_cmd->add_option("--where", thr_o.where, "Keep rows where EXPR holds");
   thr_cmd->add_option("--bootstrap", thr_c.bootstrap,

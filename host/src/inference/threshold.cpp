@@ -453,6 +453,8 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   so.panel_time = o.panel_time;
   so.need_time = true;
   so.extra = {o.panel_id};
+  if (!o.cluster.empty()) so.extra.push_back(o.cluster);
+  if (!(o.level > 0 && o.level < 1)) throw InvalidInput("--level must lie strictly between 0 and 1, e.g. 0.95");
   so.keep_singletons = true;
   Design d = build_design(df, fm, so);
   const std::size_t kz = d.n_reg - static_cast<std::size_t>(p) - 1;
@@ -496,6 +498,12 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   pn.time_effects = o.time_effects;
   pn.finalize();
   const std::size_t N = pn.N();
+  // the cluster of each transformed row: its unit, or the --cluster variable's group
+  std::vector<Eigen::Index> tcluster(N);
+  res.n_clusters = o.cluster.empty() ? static_cast<std::int32_t>(pn.n) : d.extra[1].n_levels;
+  for (std::size_t i = 0; i < pn.n; ++i)
+    for (std::size_t t = 0; t < pn.offset[i + 1] - pn.offset[i]; ++t)
+      tcluster[pn.offset[i] + t] = o.cluster.empty() ? static_cast<Eigen::Index>(i) : d.extra[1].code[pn.rows[i][t]];
   // Hansen: lower regime q < gamma; xthreg: q <= gamma
   auto below = [&](double qv, double g) { return o.xthreg ? qv <= g : qv < g; };
   res.n_units = pn.n;
@@ -595,6 +603,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   res.ssr_linear = S0;
   res.c95 = -2.0 * std::log(1.0 - std::sqrt(0.95));
   res.c99 = -2.0 * std::log(1.0 - std::sqrt(0.99));
+  res.c_level = -2.0 * std::log(1.0 - std::sqrt(o.level));
   Searcher sr(G, grid, p, qn);
   const std::vector<char> none(grid.size(), 0);
   // the F statistics' scale: n(T-1) (Hansen), NT - T (xthreg)
@@ -640,14 +649,11 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     Mat meat = Mat::Zero(static_cast<Eigen::Index>(kt), static_cast<Eigen::Index>(kt));
     for (Eigen::Index i = 0; i < X.rows(); ++i) meat.noalias() += X.row(i).transpose() * X.row(i) * (e(i) * e(i));
     const Mat Vw = XtXi * meat * XtXi;
-    // clustered by unit (HC0): scores summed over each unit's transformed rows
-    Mat meat_c = Mat::Zero(static_cast<Eigen::Index>(kt), static_cast<Eigen::Index>(kt));
-    for (std::size_t i = 0; i < pn.n; ++i) {
-      Vec sc = Vec::Zero(static_cast<Eigen::Index>(kt));
-      for (std::size_t row = pn.offset[i]; row < pn.offset[i + 1]; ++row)
-        sc += X.row(static_cast<Eigen::Index>(row)).transpose() * e(static_cast<Eigen::Index>(row));
-      meat_c.noalias() += sc * sc.transpose();
-    }
+    // clustered (HC0): scores summed over each cluster's transformed rows (the unit's, or --cluster)
+    Mat scores = Mat::Zero(static_cast<Eigen::Index>(res.n_clusters), static_cast<Eigen::Index>(kt));
+    for (std::size_t row = 0; row < N; ++row)
+      scores.row(tcluster[row]) += X.row(static_cast<Eigen::Index>(row)) * e(static_cast<Eigen::Index>(row));
+    const Mat meat_c = scores.transpose() * scores;
     const Mat Vc = XtXi * meat_c * XtXi;
     ThresholdModel m;
     m.n_thresholds = static_cast<int>(K);
@@ -689,7 +695,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
 
   // The sequential search on the sample.
   std::vector<int> fixed;
-  std::vector<std::pair<double, double>> ci95_of(grid.size()), ci99_of(grid.size());
+  std::vector<std::pair<double, double>> ci95_of(grid.size()), ci99_of(grid.size()), cil_of(grid.size());
   std::vector<Stage> stage_of(o.robust_ci ? grid.size() : 0);  // the search that found each threshold
   std::vector<double> ssr_after;  // SSR of the k-threshold model (after refinement)
   std::vector<double> F;
@@ -703,6 +709,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     const double s2 = st.ssr_best / Nd;
     ci95_of[st.best] = conf_set(st, grid, s2, res.c95);
     ci99_of[st.best] = conf_set(st, grid, s2, res.c99);
+    cil_of[st.best] = conf_set(st, grid, s2, res.c_level);
     if (o.robust_ci) stage_of[st.best] = st;
     if (k == 1)
       for (std::size_t g = 0; g < grid.size(); ++g) {
@@ -720,6 +727,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       const double s2r = rf.ssr_best / Nd;
       ci95_of[rf.best] = conf_set(rf, grid, s2r, res.c95);
       ci99_of[rf.best] = conf_set(rf, grid, s2r, res.c99);
+      cil_of[rf.best] = conf_set(rf, grid, s2r, res.c_level);
       if (o.robust_ci) stage_of[rf.best] = rf;
       fixed[0] = rf.best;
       S_k = rf.ssr_best;
@@ -736,6 +744,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       if (!o.robust_ci) {
         m.ci95.push_back(ci95_of[t]);
         m.ci99.push_back(ci99_of[t]);
+        m.ci.push_back(cil_of[t]);
         continue;
       }
       // Hansen (2000): {g : (S(g) - S(g^)) / (sigma^2 eta^2) < c}, eta^2 from this model at g^,
@@ -754,6 +763,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
                            "); try --robust-ci-method quadratic, or the homoskedastic sets");
       m.ci95.push_back(conf_set(stage_of[t], grid, eta.scale, res.c95));
       m.ci99.push_back(conf_set(stage_of[t], grid, eta.scale, res.c99));
+      m.ci.push_back(conf_set(stage_of[t], grid, eta.scale, res.c_level));
       m.ci95_homo.push_back(ci95_of[t]);
       m.ci99_homo.push_back(ci99_of[t]);
       m.eta2.push_back(eta2);
