@@ -333,7 +333,9 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   if (c.B < 0) throw InvalidInput("--B must be >= 0");
   to.n_boot = to.gammas.empty() ? c.B : 0;
   to.seed = c.seed;
+  const auto t_read0 = std::chrono::steady_clock::now();
   const DataFrame df = read_data(o.data);
+  const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_read0).count();
   // the model search runs on the host; the bootstrap replications on the backend
   const std::unique_ptr<Backend> backend = open_backend(o, err, to.n_boot > 0 ? nullptr : "with --B 0 threshold has no batched work");
   const ThresholdResult r = estimate_threshold(df, to, backend.get());
@@ -406,6 +408,9 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
       j["tests"].push_back({{"k", t.k}, {"F", t.F}, {"p_value", t.n_boot ? nlohmann::json(t.p_value) : nlohmann::json()},
                             {"crit", t.crit}, {"n_boot", t.n_boot}});
     j["lr_curve"] = {{"gamma", r.lr_gamma}, {"lr", r.lr_value}};
+    j["timing"] = {{"read_s", read_s}};
+    for (const auto& [k, v] : r.timing) j["timing"][k] = v;
+    j["backend"] = backend->name();
     if (r.simulated) j["note"] = kSimulatedNote;
     emit(j.dump(2) + "\n", o, out);
     return 0;

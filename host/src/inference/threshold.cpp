@@ -3,6 +3,7 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -64,6 +65,10 @@ struct Panel {
   std::size_t N() const { return offset[n]; }
   Vec transform(const double* v) const {
     Vec out(static_cast<Eigen::Index>(N()));
+    transform_into(v, out.data());
+    return out;
+  }
+  void transform_into(const double* v, double* out) const {
     std::vector<double> tmean(T, 0.0);
     double grand = 0;
     if (time_effects) {
@@ -81,10 +86,9 @@ struct Panel {
       m /= static_cast<double>(rows[i].size());
       for (std::size_t t = 0; t < offset[i + 1] - offset[i]; ++t) {
         const std::size_t r = rows[i][t];
-        out(static_cast<Eigen::Index>(offset[i] + t)) = v[r] - m - (time_effects ? tmean[period[r]] - grand : 0.0);
+        out[offset[i] + t] = v[r] - m - (time_effects ? tmean[period[r]] - grand : 0.0);
       }
     }
-    return out;
   }
   // The adjoint of transform: D'u on the design rows (n_design of them), so that
   // <transform(v), u> = <v, adjoint(u)>. It turns w'u for a transformed column w = D v into v'D'u,
@@ -154,6 +158,22 @@ class GridProjector {
     s0 = e.squaredNorm();
     return raw(e.data());
   }
+  // W = M [w_g0 .. w_g1) (N x (g1 - g0) p): the grid columns of a block of points, projected at
+  // once; W, QW and w are the caller's buffers (reused across blocks: no fresh pages per block)
+  void grid_columns(std::size_t g0, std::size_t g1, Mat& W, Mat& QW, std::vector<double>& w) const {
+    W.resize(static_cast<Eigen::Index>(pn_.N()), static_cast<Eigen::Index>((g1 - g0) * p_));
+    w.resize(n_design_);
+    for (int j = 0; j < p_; ++j) {
+      std::fill(w.begin(), w.end(), 0.0);
+      std::size_t k = 0;
+      for (std::size_t g = g0; g < g1; ++g) {
+        for (; k < cut_[g]; ++k) w[order_[k]] = x_[j][order_[k]];  // rows below g, cumulatively
+        pn_.transform_into(w.data(), W.col(static_cast<Eigen::Index>((g - g0) * p_ + j)).data());
+      }
+    }
+    QW.noalias() = Q_.transpose() * W;
+    W.noalias() -= Q_ * QW;
+  }
   // M w for the grid column (g, j): the transformed x_j 1(q below grid point g), projected
   Vec grid_column(std::size_t g, int j) const {
     std::vector<double> w(n_design_, 0.0);
@@ -190,16 +210,23 @@ class GridGram {
  public:
   explicit GridGram(const GridProjector& pj)
       : pj_(pj), p_(pj.p()), n_(pj.n_grid()), diag_(n_), cols_(n_), once_(new std::once_flag[n_]) {
-#pragma omp parallel for schedule(dynamic, 16)
-    for (std::ptrdiff_t gi = 0; gi < static_cast<std::ptrdiff_t>(n_); ++gi) {
-      const std::size_t g = static_cast<std::size_t>(gi);
-      Mat blk(0, p_);
-      for (int j = 0; j < p_; ++j) {
-        const Vec c = pj_.grid_column(g, j);
-        if (j == 0) blk.resize(c.size(), p_);
-        blk.col(j) = c;
+    // blocks of grid points: their transformed columns side by side, projected by one product
+    // with Q (reading Q once per block, not once per column), then each point's p x p block
+    const std::size_t blk = 32;
+    const std::ptrdiff_t n_blk = static_cast<std::ptrdiff_t>((n_ + blk - 1) / blk);
+#pragma omp parallel
+    {
+    Mat MW, QW;
+    std::vector<double> w;
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t bi = 0; bi < n_blk; ++bi) {
+      const std::size_t g0 = static_cast<std::size_t>(bi) * blk, g1 = std::min(n_, g0 + blk);
+      pj_.grid_columns(g0, g1, MW, QW, w);
+      for (std::size_t g = g0; g < g1; ++g) {
+        const auto c = MW.middleCols(static_cast<Eigen::Index>((g - g0) * p_), p_);
+        diag_[g] = c.transpose() * c;
       }
-      diag_[g] = blk.transpose() * blk;
+    }
     }
   }
   const Mat& diag(std::size_t g) const { return diag_[g]; }
@@ -428,6 +455,7 @@ std::size_t threshold_draw(std::uint64_t seed, int k, std::uint64_t b, std::size
 }
 
 ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& o, const Backend* backend_in) {
+  const auto t_start = std::chrono::steady_clock::now();
   if (o.panel_id.empty()) throw InvalidInput("threshold needs --panel id,time");
   if (o.regime.empty()) throw InvalidInput("threshold needs --regime X (the regime-dependent regressors)");
   if (o.threshold_var.empty()) throw InvalidInput("threshold needs --threshold-var Q");
@@ -693,6 +721,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     return res;
   }
 
+  const auto t_setup = std::chrono::steady_clock::now();
   // The sequential search on the sample.
   std::vector<int> fixed;
   std::vector<std::pair<double, double>> ci95_of(grid.size()), ci99_of(grid.size()), cil_of(grid.size());
@@ -773,6 +802,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     res.models.push_back(m);
   }
 
+  const auto t_search = std::chrono::steady_clock::now();
   // Bootstrap of each test k vs k - 1: the (k-1)-threshold model's fitted values plus residual
   // blocks of individuals drawn with replacement; thresholds re-estimated sequentially with the
   // window trim[k-1] at every stage and no refinement.
@@ -871,6 +901,10 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     }
     res.tests.push_back(t);
   }
+  const auto t_end = std::chrono::steady_clock::now();
+  auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  res.timing = {{"setup_s", sec(t_start, t_setup)}, {"search_s", sec(t_setup, t_search)},
+                {"bootstrap_s", sec(t_search, t_end)}};
   return res;
 }
 
