@@ -73,6 +73,7 @@ struct Problem {
   std::string name, data, formula, cluster;
   WildOptions wo;
   std::string cli;  // the extra CLI options of the same run
+  std::string env;  // PANELBOOT_WILD_KERNEL for this row
   double flops = 0, bytes = 0;  // per run, for the achieved-rate column
 };
 
@@ -158,7 +159,16 @@ int main(int argc, char** argv) {
     std::printf("%-44s %10s %10s %12s %9s  %s\n", "problem", "CPU s", "GPU warm s", "GPU cold s", "CPU/GPU",
                 "achieved (estimated) vs device limit");
     std::vector<std::string> rows;
+    // the study's shape again with the cuBLAS products instead of the fused kernel (the choice
+    // between them is kept where it measures faster)
+    {
+      Problem p = probs[0];
+      p.name = "  the same, PANELBOOT_WILD_KERNEL=gemm";
+      p.env = "gemm";
+      probs.insert(probs.begin() + 1, p);
+    }
     for (const Problem& p : probs) {
+      if (!p.env.empty()) setenv("PANELBOOT_WILD_KERNEL", p.env.c_str(), 1);
       const DataFrame df = p.data.empty() ? study : read_data(p.data);
       WildResult rc, rg;
       const double t_cpu = seconds_of([&] { rc = run_once(p, df, *cpu); });
@@ -171,7 +181,7 @@ int main(int argc, char** argv) {
                     ? "counts identical"
                     : "COUNTS DIFFER (" + std::to_string(rc.tests[0].n_exceed) + " vs " +
                           std::to_string(rg.tests[0].n_exceed) + ")";
-        const std::string cmd = bin + " wild" + (p.data.empty() ? "" : " --data " + p.data) + " --formula '" +
+        const std::string cmd = (p.env.empty() ? "" : "PANELBOOT_WILD_KERNEL=" + p.env + " ") + bin + " wild" + (p.data.empty() ? "" : " --data " + p.data) + " --formula '" +
                                 p.formula + "' --cluster " + p.cluster + " --test '" + p.wo.tests[0] + "' " + p.cli +
                                 " --backend cuda --format json >/dev/null 2>&1";
         t_cold = seconds_of([&] {
@@ -190,6 +200,7 @@ int main(int argc, char** argv) {
       rows.push_back(line);
       std::printf("%s\n", line);
       std::fflush(stdout);
+      unsetenv("PANELBOOT_WILD_KERNEL");
     }
     // Hansen's threshold application, 3 tests x B = 1000, on the 393-point grid and every value
     for (const std::string grid : {"400", "all"}) {

@@ -14,6 +14,7 @@
 #include <thrust/execution_policy.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -116,6 +117,55 @@ __global__ void denom_kernel(const double* Za, const double* Zb, std::int32_t n_
 }
 
 constexpr int kMaxJointRows = 16;
+constexpr int kMaxFusedClusters = 128;
+
+// The dense form with q = 1 fused into one kernel, one thread per replication: the weights drawn
+// in the thread, N_p = m1_p . v, Z = Kd v row by row and the denominators accumulated as they
+// come, summed in the same order as the CPU backend (with unfused multiply-adds: the same bits),
+// and no G x B weight matrix or C x B products ever stored.
+__global__ void wild_fused_kernel(std::uint64_t seed, kernels::WeightType type, bool enumerate, std::uint64_t b0,
+                                  std::size_t nb, int G, int P, int S, const std::int32_t* rows, const double* wts,
+                                  const double* m1, const double* kd, const std::int64_t* kd_off, double* n0, double* n1,
+                                  double* d0, double* d1, double* d2) {
+  for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
+       b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    double v[kMaxFusedClusters];
+    if (enumerate) {
+      for (int g = 0; g < G; ++g) v[g] = kernels::enumerated_weight(b0 + b, static_cast<std::uint32_t>(g));
+    } else {
+      kernels::wild_weights_row(seed, b0 + b, static_cast<std::uint32_t>(G), type, v, 1);
+    }
+    double num[2] = {0, 0};
+    for (int p = 0; p < P; ++p) {
+      double acc = 0;
+      for (int g = 0; g < G; ++g) acc += m1[p * G + g] * v[g];
+      num[p] = acc;
+    }
+    double D00 = 0, D01 = 0, D11 = 0;
+    for (int s = 0; s < S; ++s) {
+      const double w = wts[s];
+      const double* k0 = kd + kd_off[s];
+      const double* k1 = P == 2 ? kd + kd_off[S + s] : nullptr;
+      for (int c = 0; c < rows[s]; ++c) {
+        double z0 = 0, z1 = 0;
+        for (int g = 0; g < G; ++g) z0 += k0[static_cast<std::int64_t>(c) * G + g] * v[g];
+        D00 += w * (z0 * z0);
+        if (P == 2) {
+          for (int g = 0; g < G; ++g) z1 += k1[static_cast<std::int64_t>(c) * G + g] * v[g];
+          D01 += w * (z0 * z1);
+          D11 += w * (z1 * z1);
+        }
+      }
+    }
+    n0[b] = num[0];
+    d0[b] = D00;
+    if (P == 2) {
+      n1[b] = num[1];
+      d1[b] = D01;
+      d2[b] = D11;
+    }
+  }
+}
 
 // one thread per replication; F = N' D^-1 N / q from N (q x nb) and D (q*q x nb), stored as
 // n0 with d0 = 1 (a singular D gives NaN, which the counts skip as the CPU's does)
@@ -288,6 +338,11 @@ class CudaBackend final : public Backend {
       throw InvalidInput("--backend cuda: a joint test of more than " + std::to_string(kMaxJointRows) +
                          " restrictions is not supported on the GPU; use --backend cpu");
     const Pairs pairs = wild_pairs(sp);
+    // the dense form with q = 1 and few clusters: the fused kernel, unless PANELBOOT_WILD_KERNEL=gemm
+    // (scripts/device-check times both; the choice is kept where it measures faster)
+    const char* env = std::getenv("PANELBOOT_WILD_KERNEL");
+    const bool fused_ok = sp.dense && sp.q == 1 && sp.n_clu <= kMaxFusedClusters;
+    if (fused_ok && !(env && std::string(env) == "gemm")) return wild_fused(sp);
     // upload the spec; cells sorted by error cluster (CSR) for the factored form
     std::vector<DeviceBuffer<double>> d_m1, d_kd, d_pf, d_t1;
     std::vector<DeviceBuffer<std::int32_t>> d_rowptr, d_colg;
@@ -386,21 +441,66 @@ class CudaBackend final : public Backend {
         PB_CUDA_LAUNCH_CHECK();
       }
       run.counts = run.counts + reps->count_range(sp.count_delta, sp.count_t, sp.count_tol, sp.inclusive, off, nb);
-      if (b0 < sp.trace_keep) {
-        const std::size_t m = static_cast<std::size_t>(std::min<std::uint64_t>(nb, sp.trace_keep - b0));
-        const kernels::WildCoefView v = reps->view(off, m);
-        std::vector<double> h0(m), h1(m, 0.0), e0(m), e1(m, 0.0), e2(m, 0.0);
-        PB_CUDA_CHECK(cudaMemcpyAsync(h0.data(), v.n0, m * sizeof(double), cudaMemcpyDeviceToHost, st));
-        PB_CUDA_CHECK(cudaMemcpyAsync(e0.data(), v.d0, m * sizeof(double), cudaMemcpyDeviceToHost, st));
-        if (v.n1) {
-          PB_CUDA_CHECK(cudaMemcpyAsync(h1.data(), v.n1, m * sizeof(double), cudaMemcpyDeviceToHost, st));
-          PB_CUDA_CHECK(cudaMemcpyAsync(e1.data(), v.d1, m * sizeof(double), cudaMemcpyDeviceToHost, st));
-          PB_CUDA_CHECK(cudaMemcpyAsync(e2.data(), v.d2, m * sizeof(double), cudaMemcpyDeviceToHost, st));
-        }
-        PB_CUDA_CHECK(cudaStreamSynchronize(st));
-        for (std::size_t b = 0; b < m; ++b)
-          h_trace.push_back(kernels::wild_t(h0[b], h1[b], e0[b], e1[b], e2[b], sp.count_delta));
+      append_trace(*reps, sp, b0, off, nb, h_trace);
+    }
+    PB_CUDA_CHECK(cudaStreamSynchronize(st));
+    run.trace = std::move(h_trace);
+    if (sp.keep_coefs) run.reps = std::move(reps);
+    return run;
+  }
+
+  // the statistics (at count_delta) of the replications of this chunk below trace_keep
+  void append_trace(const CudaReplicates& reps, const WildSpec& sp, std::uint64_t b0, std::size_t off,
+                    std::size_t nb, std::vector<double>& h_trace) const {
+    if (b0 >= sp.trace_keep) return;
+    cudaStream_t st = ctx_.stream;
+    const std::size_t m = static_cast<std::size_t>(std::min<std::uint64_t>(nb, sp.trace_keep - b0));
+    const kernels::WildCoefView v = reps.view(off, m);
+    std::vector<double> h0(m), h1(m, 0.0), e0(m), e1(m, 0.0), e2(m, 0.0);
+    PB_CUDA_CHECK(cudaMemcpyAsync(h0.data(), v.n0, m * sizeof(double), cudaMemcpyDeviceToHost, st));
+    PB_CUDA_CHECK(cudaMemcpyAsync(e0.data(), v.d0, m * sizeof(double), cudaMemcpyDeviceToHost, st));
+    if (v.n1) {
+      PB_CUDA_CHECK(cudaMemcpyAsync(h1.data(), v.n1, m * sizeof(double), cudaMemcpyDeviceToHost, st));
+      PB_CUDA_CHECK(cudaMemcpyAsync(e1.data(), v.d1, m * sizeof(double), cudaMemcpyDeviceToHost, st));
+      PB_CUDA_CHECK(cudaMemcpyAsync(e2.data(), v.d2, m * sizeof(double), cudaMemcpyDeviceToHost, st));
+    }
+    PB_CUDA_CHECK(cudaStreamSynchronize(st));
+    for (std::size_t b = 0; b < m; ++b) h_trace.push_back(kernels::wild_t(h0[b], h1[b], e0[b], e1[b], e2[b], sp.count_delta));
+  }
+
+  WildRun wild_fused(const WildSpec& sp) const {
+    cudaStream_t st = ctx_.stream;
+    const int P = sp.n_part, S = static_cast<int>(sp.n_terms()), G = sp.n_clu;
+    std::vector<double> m1, kd;
+    std::vector<std::int64_t> off;
+    for (int p = 0; p < P; ++p) m1.insert(m1.end(), sp.m1[p].begin(), sp.m1[p].begin() + G);  // row 0: a_j's_g
+    for (int p = 0; p < P; ++p)
+      for (int s2 = 0; s2 < S; ++s2) {
+        off.push_back(static_cast<std::int64_t>(kd.size()));
+        const auto& k = sp.kd[static_cast<std::size_t>(p * S + s2)];
+        kd.insert(kd.end(), k.begin(), k.end());
       }
+    auto d_m1 = to_device(m1, st);
+    auto d_kd = to_device(kd, st);
+    auto d_off = to_device(off, st);
+    auto d_rows = to_device(sp.n_rows, st);
+    auto d_w = to_device(sp.term_weight, st);
+    const bool two = P == 2;
+    const std::size_t chunk = static_cast<std::size_t>(
+        sp.keep_coefs ? std::max<std::uint64_t>(sp.n_rep, 1) : std::min<std::uint64_t>(std::max<std::uint64_t>(sp.n_rep, 1), 1u << 24));
+    auto reps = std::make_unique<CudaReplicates>(chunk, two, wild_pairs(sp), st);
+    WildRun run;
+    std::vector<double> h_trace;
+    for (std::uint64_t b0 = 0; b0 < sp.n_rep; b0 += chunk) {
+      const std::size_t nb = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, sp.n_rep - b0));
+      const std::size_t o = sp.keep_coefs ? static_cast<std::size_t>(b0) : 0;
+      wild_fused_kernel<<<blocks_for(nb, 128), 128, 0, st>>>(
+          sp.seed, sp.weight, sp.enumerate, b0, nb, G, P, S, d_rows.get(), d_w.get(), d_m1.get(), d_kd.get(),
+          d_off.get(), reps->n0() + o, two ? reps->n1() + o : nullptr, reps->d0() + o, two ? reps->d1() + o : nullptr,
+          two ? reps->d2() + o : nullptr);
+      PB_CUDA_LAUNCH_CHECK();
+      run.counts = run.counts + reps->count_range(sp.count_delta, sp.count_t, sp.count_tol, sp.inclusive, o, nb);
+      append_trace(*reps, sp, b0, o, nb, h_trace);
     }
     PB_CUDA_CHECK(cudaStreamSynchronize(st));
     run.trace = std::move(h_trace);

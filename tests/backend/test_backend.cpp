@@ -183,12 +183,18 @@ TEST_P(BackendSuite, WildCountsEqualTheCpuReference) {
   WildCase gray = en;  // the same enumeration walked by Gray code
   gray.force_gray = true;
   cases.push_back({&small, gray});
+  // on the GPU both kernels of the dense form: fused (the default) and cuBLAS products
+  std::vector<std::string> kernels_to_try = {""};
+  if (be->device() == Device::kCuda) kernels_to_try = {"fused", "gemm"};
+  for (const std::string& kern : kernels_to_try)
   for (const auto& [df, wc] : cases) {
+    if (!kern.empty()) setenv("PANELBOOT_WILD_KERNEL", kern.c_str(), 1);
     const WildResult a = run_wild(*df, wc, seed, *cpu), b = run_wild(*df, wc, seed, *be);
+    unsetenv("PANELBOOT_WILD_KERNEL");
     ASSERT_EQ(a.tests.size(), b.tests.size());
     for (std::size_t i = 0; i < a.tests.size(); ++i) {
       const WildTest &x = a.tests[i], &y = b.tests[i];
-      SCOPED_TRACE(wc.formula + " test " + x.hypothesis + " seed " + std::to_string(seed));
+      SCOPED_TRACE(wc.formula + " test " + x.hypothesis + " seed " + std::to_string(seed) + " kernel " + kern);
       EXPECT_EQ(x.n_boot, y.n_boot);
       EXPECT_EQ(x.n_finite, y.n_finite);
       EXPECT_EQ(x.n_exceed, y.n_exceed);
