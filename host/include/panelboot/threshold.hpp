@@ -34,6 +34,7 @@ struct ThresholdOptions {
   bool bootstrap_wild = false;          // wild (unit sign flips) instead of residual blocks
   double level = 0.95;                  // the level of the `ci` set (ci95 and ci99 are always reported)
   std::string cluster;                  // cluster variable of se_cluster ("" : the panel unit)
+  bool keep_regimes = true;             // fill ThresholdResult::regimes (--save-regimes)
   bool robust_ci = false;               // Hansen (2000)'s heteroskedasticity-robust LR sets
   bool robust_kernel = true;            // eta^2 by his kernel rule (default) or a quadratic regression
 };

@@ -319,6 +319,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   to.bootstrap_wild = c.bootstrap == "wild";
   to.robust_ci = c.robust_ci;
   to.level = o.level;
+  to.keep_regimes = !c.save_regimes.empty();
   to.cluster = c.cluster;
   to.robust_kernel = c.robust_ci_method == "kernel";
   for (const std::string& g : split_list(c.gammas)) {

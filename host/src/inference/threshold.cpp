@@ -694,6 +694,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
                                 std::sqrt(Vc(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j)))});
     // each observation's regime (the last model fitted is the one kept)
     res.regimes.clear();
+    if (!o.keep_regimes) return FitOut{m, Vec(X * beta), beta, e};
     for (std::size_t rr = 0; rr < d.n_obs; ++rr) {
       int reg = 1;
       for (double g : thv) reg += !below(q[rr], g);
@@ -810,7 +811,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   struct BootData {
     std::vector<std::int64_t> offset, s_row, cut;
     std::vector<std::int32_t> s_unit, s_period, t_period, nn;
-    std::vector<double> inv_len, s_x;
+    std::vector<double> inv_len, s_x, Qt;
   } bd;
   bool boot_data_ready = false;
   const BackendGram bgram(G, grid.size(), p);
@@ -856,6 +857,9 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
         for (std::size_t i = 0; i <= pn.n; ++i) bd.offset.push_back(static_cast<std::int64_t>(pn.offset[i]));
         for (std::size_t i = 0; i < pn.n; ++i) bd.inv_len.push_back(1.0 / static_cast<double>(pn.rows[i].size()));
         for (std::size_t c : proj.cut()) bd.cut.push_back(static_cast<std::int64_t>(c));
+        bd.Qt.resize(static_cast<std::size_t>(Q.size()));
+        for (Eigen::Index r0 = 0; r0 < Q.rows(); ++r0)
+          for (Eigen::Index c = 0; c < Q.cols(); ++c) bd.Qt[static_cast<std::size_t>(r0 * Q.cols() + c)] = Q(r0, c);
         for (std::size_t g = 0; g < grid.size(); ++g)
           bd.nn.push_back(static_cast<std::int32_t>(std::lower_bound(grid.begin(), grid.end(), grid[g]) - grid.begin()));
         boot_data_ready = true;
@@ -870,7 +874,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       v.offset = bd.offset.data();
       v.fitted = fitted.data();
       v.resid = resid.data();
-      v.Q = Q.data();
+      v.Qt = bd.Qt.data();
       v.n_q = static_cast<int>(Q.cols());
       v.s_unit = bd.s_unit.data();
       v.s_row = bd.s_row.data();

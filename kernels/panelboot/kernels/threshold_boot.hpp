@@ -26,12 +26,14 @@ namespace panelboot::kernels {
 // The largest (thresholds - 1) x regime regressors the bootstrap's fixed set may reach.
 constexpr int kMaxFixedDim = 24;
 constexpr int kMaxRegime = 8;
+constexpr int kMaxQ = 64;  // linear regressors handled in one pass over the rows
 
 // The unit whose residual block replication b of test k attaches to unit i (of n).
+// One Philox block gives the draws of four consecutive units (word i mod 4 of block i / 4).
 PB_HD inline std::uint64_t threshold_draw_unit(std::uint64_t seed, int k, std::uint64_t b, std::uint64_t i,
                                                std::uint64_t n) {
-  const auto rr = philox_block(seed, (b << 6) | static_cast<std::uint64_t>(k), static_cast<std::uint32_t>(i), 7);
-  return (static_cast<std::uint64_t>(rr.v[0]) * n) >> 32;
+  const auto rr = philox_block(seed, (b << 6) | static_cast<std::uint64_t>(k), static_cast<std::uint32_t>(i >> 2), 7);
+  return (static_cast<std::uint64_t>(rr.v[i & 3]) * n) >> 32;
 }
 
 // The data every replication reads (device or host pointers).
@@ -40,7 +42,7 @@ struct ThresholdBootView {
   const std::int64_t* offset = nullptr;  // unit i's transformed rows [offset[i], offset[i + 1])
   const double* fitted = nullptr;        // n_obs
   const double* resid = nullptr;         // n_obs
-  const double* Q = nullptr;             // n_obs x n_q, column-major, orthonormal
+  const double* Qt = nullptr;            // n_obs x n_q, ROW-major (row r at Qt + r n_q), orthonormal columns
   int n_q = 0;
   // design rows sorted by q: their unit, transformed row (-1: the deleted period), period
   const std::int32_t* s_unit = nullptr;
@@ -79,45 +81,71 @@ struct FullGram {
   PB_HD const double* column(std::int64_t f) const { return G + f * p * ld; }
 };
 
-// sum_r a[r * sa] b[r * sb] in four interleaved partial sums, combined as (s0 + s1) + (s2 + s3)
-PB_HD inline double dot4(const double* a, const double* b, std::int64_t n, std::int64_t sb, std::int64_t sa = 1) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  std::int64_t r = 0;
-  for (; r + 4 <= n; r += 4) {
-    s0 += a[r * sa] * b[r * sb];
-    s1 += a[(r + 1) * sa] * b[(r + 1) * sb];
-    s2 += a[(r + 2) * sa] * b[(r + 2) * sb];
-    s3 += a[(r + 3) * sa] * b[(r + 3) * sb];
-  }
-  for (; r < n; ++r) s0 += a[r * sa] * b[r * sb];
-  return (s0 + s1) + (s2 + s3);
-}
-
 // y*, e = M y*, S0 and r = W'e of replication b.
 PB_HD inline double threshold_project(const ThresholdBootView& v, std::uint64_t b, const ThresholdScratch& s) {
   const std::int64_t st = s.stride;
+  // each Philox block serves several units: 4 draws (blocks) or 128 signs (wild), as
+  // threshold_draw_unit and wild_weight define them
+  const std::uint64_t ctr = (b << 6) | static_cast<std::uint64_t>(v.k);
+  r123::Philox4x32::ctr_type blk = {{0, 0, 0, 0}};
   for (std::int64_t i = 0; i < v.n_units; ++i) {
     const std::int64_t lo = v.offset[i], len = v.offset[i + 1] - lo;
+    const std::uint32_t ui = static_cast<std::uint32_t>(i);
     if (v.wild) {
-      const double w = wild_weight(v.seed, (b << 6) | static_cast<std::uint64_t>(v.k), static_cast<std::uint32_t>(i),
-                                   WeightType::kRademacher);
+      if ((ui & 127u) == 0) blk = philox_block(v.seed, ctr, ui >> 7, 0);
+      const double w = ((blk.v[(ui >> 5) & 3] >> (ui & 31)) & 1u) ? 1.0 : -1.0;
       for (std::int64_t t = 0; t < len; ++t) s.ys[(lo + t) * st] = v.fitted[lo + t] + w * v.resid[lo + t];
     } else {
-      const std::int64_t j = static_cast<std::int64_t>(
-          threshold_draw_unit(v.seed, v.k, b, static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(v.n_units)));
+      if ((ui & 3u) == 0) blk = philox_block(v.seed, ctr, ui >> 2, 7);
+      const std::int64_t j = static_cast<std::int64_t>((static_cast<std::uint64_t>(blk.v[ui & 3]) *
+                                                        static_cast<std::uint64_t>(v.n_units)) >> 32);
       const std::int64_t lj = v.offset[j];
       for (std::int64_t t = 0; t < len; ++t) s.ys[(lo + t) * st] = v.fitted[lo + t] + v.resid[lj + t];
     }
   }
-  // e = y* - Q (Q'y*); dot products in four interleaved partial sums (shorter dependency chains
-  // on the CPU, the same order on every backend)
-  for (std::int64_t r = 0; r < v.n_obs; ++r) s.e[r * st] = s.ys[r * st];
-  for (int c = 0; c < v.n_q; ++c) {
-    const double* qc = v.Q + static_cast<std::int64_t>(c) * v.n_obs;
-    const double a = dot4(qc, s.ys, v.n_obs, st);
-    for (std::int64_t r = 0; r < v.n_obs; ++r) s.e[r * st] -= a * qc[r];
+  // e = y* - Q (Q'y*) and S0 = |e|^2. Up to kMaxQ columns: Q'y* in one pass over the rows (two
+  // interleaved partial sums per column), e and S0 in a second; otherwise column by column. The
+  // same operations in the same order on every backend.
+  double s0 = 0;
+  if (v.n_q <= kMaxQ) {
+    const int nq = v.n_q;
+    double a0[kMaxQ], a1[kMaxQ];
+    for (int c = 0; c < nq; ++c) a0[c] = a1[c] = 0;
+    std::int64_t r = 0;
+    for (; r + 2 <= v.n_obs; r += 2) {
+      const double y0 = s.ys[r * st], y1 = s.ys[(r + 1) * st];
+      const double* q0 = v.Qt + r * nq;
+      const double* q1 = q0 + nq;
+      for (int c = 0; c < nq; ++c) {
+        a0[c] += q0[c] * y0;
+        a1[c] += q1[c] * y1;
+      }
+    }
+    if (r < v.n_obs) {
+      const double y0 = s.ys[r * st];
+      const double* q0 = v.Qt + r * nq;
+      for (int c = 0; c < nq; ++c) a0[c] += q0[c] * y0;
+    }
+    for (int c = 0; c < nq; ++c) a0[c] += a1[c];
+    double sa = 0, sb = 0;
+    for (r = 0; r < v.n_obs; ++r) {
+      const double* qr = v.Qt + r * nq;
+      double ev = s.ys[r * st];
+      for (int c = 0; c < nq; ++c) ev -= a0[c] * qr[c];
+      s.e[r * st] = ev;
+      if (r & 1) sb += ev * ev;
+      else sa += ev * ev;
+    }
+    s0 = sa + sb;
+  } else {
+    for (std::int64_t r = 0; r < v.n_obs; ++r) s.e[r * st] = s.ys[r * st];
+    for (int c = 0; c < v.n_q; ++c) {
+      double a = 0;
+      for (std::int64_t r = 0; r < v.n_obs; ++r) a += v.Qt[r * v.n_q + c] * s.ys[r * st];
+      for (std::int64_t r = 0; r < v.n_obs; ++r) s.e[r * st] -= a * v.Qt[r * v.n_q + c];
+    }
+    for (std::int64_t r = 0; r < v.n_obs; ++r) s0 += s.e[r * st] * s.e[r * st];
   }
-  const double s0 = dot4(s.e, s.e, v.n_obs, st, st);
   // D'e on the sorted design rows
   double total = 0;
   if (v.time_effects)
