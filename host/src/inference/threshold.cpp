@@ -158,22 +158,83 @@ class GridProjector {
     s0 = e.squaredNorm();
     return raw(e.data());
   }
-  // W = M [w_g0 .. w_g1) (N x (g1 - g0) p): the grid columns of a block of points, projected at
-  // once; W, QW and w are the caller's buffers (reused across blocks: no fresh pages per block)
-  void grid_columns(std::size_t g0, std::size_t g1, Mat& W, Mat& QW, std::vector<double>& w) const {
-    W.resize(static_cast<Eigen::Index>(pn_.N()), static_cast<Eigen::Index>((g1 - g0) * p_));
+  // W = M [w_g for g in pts[i0 .. i1)] (N x (i1 - i0) p): the grid columns of a block of points
+  // (increasing), projected at once; W, QW and w are the caller's buffers (reused across blocks)
+  void grid_columns(const std::vector<std::size_t>& pts, std::size_t i0, std::size_t i1, Mat& W, Mat& QW,
+                    std::vector<double>& w) const {
+    W.resize(static_cast<Eigen::Index>(pn_.N()), static_cast<Eigen::Index>((i1 - i0) * p_));
     w.resize(n_design_);
     for (int j = 0; j < p_; ++j) {
       std::fill(w.begin(), w.end(), 0.0);
       std::size_t k = 0;
-      for (std::size_t g = g0; g < g1; ++g) {
-        for (; k < cut_[g]; ++k) w[order_[k]] = x_[j][order_[k]];  // rows below g, cumulatively
-        pn_.transform_into(w.data(), W.col(static_cast<Eigen::Index>((g - g0) * p_ + j)).data());
+      for (std::size_t i = i0; i < i1; ++i) {
+        for (; k < cut_[pts[i]]; ++k) w[order_[k]] = x_[j][order_[k]];  // rows below the point, cumulatively
+        pn_.transform_into(w.data(), W.col(static_cast<Eigen::Index>((i - i0) * p_ + j)).data());
       }
     }
     QW.noalias() = Q_.transpose() * W;
     W.noalias() -= Q_ * QW;
   }
+  // The diagonal blocks w_g'M w_g = w_g'w_g - (Q'w_g)'(Q'w_g) of every grid point without forming
+  // a column (one-way transform only): Q'w_g by the prefix sums of raw(Q_c), and w_g'w_g from
+  // per-unit sums kept as rows join in q order (for unit i with T_i rows, len_i of them kept:
+  // sum_kept v v' - (C Bk' + Bk C')/T_i + len_i C C'/T_i^2, C = sum of all its rows, Bk = of the
+  // kept ones). A point where the subtraction would lose more than six digits (w_g nearly in the
+  // span of Q) is left to the explicit computation (done[g] = 0).
+  void diag_by_prefix(std::vector<Mat>& diag, std::vector<char>& done) const {
+    const std::size_t ng = cut_.size(), nq = static_cast<std::size_t>(Q_.cols());
+    Mat WQ(static_cast<Eigen::Index>(ng) * p_, static_cast<Eigen::Index>(nq));
+    for (std::size_t c = 0; c < nq; ++c) WQ.col(static_cast<Eigen::Index>(c)) = raw(Q_.col(static_cast<Eigen::Index>(c)).data());
+    std::vector<std::int64_t> unit(n_design_), pos(n_design_);
+    for (std::size_t i = 0; i < pn_.n; ++i)
+      for (std::size_t t = 0; t < pn_.rows[i].size(); ++t) {
+        unit[pn_.rows[i][t]] = static_cast<std::int64_t>(i);
+        pos[pn_.rows[i][t]] = static_cast<std::int64_t>(t);
+      }
+    const std::size_t pp = static_cast<std::size_t>(p_);
+    std::vector<double> A(pn_.n * pp * pp, 0.0), Bk(pn_.n * pp, 0.0), C(pn_.n * pp, 0.0);
+    std::vector<char> touched(pn_.n, 0);
+    std::vector<std::size_t> units;  // those with a row below the current point
+    std::size_t k = 0;
+    Mat S(p_, p_);
+    for (std::size_t g = 0; g < ng; ++g) {
+      for (; k < cut_[g]; ++k) {
+        const std::size_t r = order_[k], i = static_cast<std::size_t>(unit[r]);
+        const bool kept = pos[r] < static_cast<std::int64_t>(pn_.offset[i + 1] - pn_.offset[i]);
+        if (!touched[i]) {
+          touched[i] = 1;
+          units.push_back(i);
+        }
+        for (std::size_t j = 0; j < pp; ++j) {
+          const double xj = x_[j][r];
+          C[i * pp + j] += xj;
+          if (!kept) continue;
+          Bk[i * pp + j] += xj;
+          for (std::size_t l = 0; l < pp; ++l) A[(i * pp + j) * pp + l] += xj * x_[l][r];
+        }
+      }
+      S.setZero();
+      for (std::size_t i : units) {
+        const double Ti = static_cast<double>(pn_.rows[i].size()),
+                     len = static_cast<double>(pn_.offset[i + 1] - pn_.offset[i]);
+        for (std::size_t j = 0; j < pp; ++j)
+          for (std::size_t l = 0; l < pp; ++l) {
+            const double cj = C[i * pp + j], cl = C[i * pp + l];
+            S(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(l)) +=
+                A[(i * pp + j) * pp + l] - (cj * Bk[i * pp + l] + cl * Bk[i * pp + j]) / Ti + len * cj * cl / (Ti * Ti);
+          }
+      }
+      const auto a = WQ.middleRows(static_cast<Eigen::Index>(g) * p_, p_);
+      Mat d = S - a * a.transpose();
+      bool ok = true;
+      for (int j = 0; j < p_; ++j) ok = ok && d(j, j) > 1e-6 * S(j, j);
+      if (ok) {
+        diag[g] = d;
+        done[g] = 1;
+      }
+    }
+  }
+  bool time_effects() const { return pn_.time_effects; }
   // M w for the grid column (g, j): the transformed x_j 1(q below grid point g), projected
   Vec grid_column(std::size_t g, int j) const {
     std::vector<double> w(n_design_, 0.0);
@@ -210,21 +271,26 @@ class GridGram {
  public:
   explicit GridGram(const GridProjector& pj)
       : pj_(pj), p_(pj.p()), n_(pj.n_grid()), diag_(n_), cols_(n_), once_(new std::once_flag[n_]) {
-    // blocks of grid points: their transformed columns side by side, projected by one product
-    // with Q (reading Q once per block, not once per column), then each point's p x p block
+    std::vector<char> done(n_, 0);
+    if (!pj_.time_effects()) pj_.diag_by_prefix(diag_, done);
+    // the rest (all of them with time effects): the grid points' transformed columns side by side
+    // in blocks, projected by one product with Q, then each point's p x p block
+    std::vector<std::size_t> todo;
+    for (std::size_t g = 0; g < n_; ++g)
+      if (!done[g]) todo.push_back(g);
     const std::size_t blk = 32;
-    const std::ptrdiff_t n_blk = static_cast<std::ptrdiff_t>((n_ + blk - 1) / blk);
+    const std::ptrdiff_t n_blk = static_cast<std::ptrdiff_t>((todo.size() + blk - 1) / blk);
 #pragma omp parallel
     {
     Mat MW, QW;
     std::vector<double> w;
 #pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t bi = 0; bi < n_blk; ++bi) {
-      const std::size_t g0 = static_cast<std::size_t>(bi) * blk, g1 = std::min(n_, g0 + blk);
-      pj_.grid_columns(g0, g1, MW, QW, w);
-      for (std::size_t g = g0; g < g1; ++g) {
-        const auto c = MW.middleCols(static_cast<Eigen::Index>((g - g0) * p_), p_);
-        diag_[g] = c.transpose() * c;
+      const std::size_t i0 = static_cast<std::size_t>(bi) * blk, i1 = std::min(todo.size(), i0 + blk);
+      pj_.grid_columns(todo, i0, i1, MW, QW, w);
+      for (std::size_t i = i0; i < i1; ++i) {
+        const auto c = MW.middleCols(static_cast<Eigen::Index>((i - i0) * p_), p_);
+        diag_[todo[i]] = c.transpose() * c;
       }
     }
     }
