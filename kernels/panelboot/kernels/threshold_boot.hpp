@@ -82,8 +82,11 @@ struct FullGram {
 };
 
 // y*, e = M y*, S0 and r = W'e of replication b.
-PB_HD inline double threshold_project(const ThresholdBootView& v, std::uint64_t b, const ThresholdScratch& s) {
-  const std::int64_t st = s.stride;
+// UnitStride: the scratch is contiguous (the CPU backend), so the stride is a compile-time 1 and
+// the loops without a reduction vectorize; the arithmetic is the same either way.
+template <bool UnitStride = false>
+PB_HD double threshold_project(const ThresholdBootView& v, std::uint64_t b, const ThresholdScratch& s) {
+  const std::int64_t st = UnitStride ? 1 : s.stride;
   // each Philox block serves several units: 4 draws (blocks) or 128 signs (wild), as
   // threshold_draw_unit and wild_weight define them
   const std::uint64_t ctr = (b << 6) | static_cast<std::uint64_t>(v.k);

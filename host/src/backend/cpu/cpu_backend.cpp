@@ -396,7 +396,7 @@ class CpuBackend final : public Backend {
       const kernels::ThresholdScratch s{ys.data(), e.data(), us.data(), ps.data(), z.data(), r.data(), 1};
 #pragma omp for schedule(dynamic, 8)
       for (std::int64_t b = 0; b < sp.n_boot; ++b) {
-        const double s0 = kernels::threshold_project(v, static_cast<std::uint64_t>(b), s);
+        const double s0 = kernels::threshold_project<true>(v, static_cast<std::uint64_t>(b), s);
         fstar[static_cast<std::size_t>(b)] = kernels::threshold_search(v, hg, r.data(), 1, s0);
       }
     }
