@@ -474,7 +474,7 @@ Eta hansen_eta(const Vec& dx2, const Vec& e, const Vec& qt, double gamma, bool k
   out.g1 = m1(0) + m1(1) * gamma + m1(2) * gamma * gamma;
   out.g2 = m2(0) + m2(1) * gamma + m2(2) * gamma * gamma;
   if (kernel) {
-    // (if the plug-in rule fails, e.g. no observation near gamma, the quadratic fit is kept)
+    // (if the plug-in rule fails or leaves no observation near gamma, the quadratic fit is kept)
     const double mean_q = qt.mean();
     const double sig_q = std::sqrt((qt.array() - mean_q).square().mean());
     double h = 2.344 * sig_q / std::pow(static_cast<double>(n), 0.2);
@@ -504,7 +504,8 @@ Eta hansen_eta(const Vec& dx2, const Vec& e, const Vec& qt, double gamma, bool k
     out.g1 = k1 / static_cast<double>(n);
     out.g2 = k2 / static_cast<double>(n);
     out.bandwidth = h;
-    if (!(std::isfinite(h) && h > 0)) {  // no plug-in bandwidth: keep the quadratic estimate
+    // no plug-in bandwidth, or no observation within it: keep the quadratic estimate
+    if (!(std::isfinite(h) && h > 0) || !(out.g1 > 0) || !(out.g2 > 0)) {
       out.g1 = m1(0) + m1(1) * gamma + m1(2) * gamma * gamma;
       out.g2 = m2(0) + m2(1) * gamma + m2(2) * gamma * gamma;
       out.bandwidth = std::numeric_limits<double>::quiet_NaN();
