@@ -90,65 +90,83 @@ struct Panel {
       }
     }
   }
-  // The adjoint of transform: D'u on the design rows (n_design of them), so that
-  // <transform(v), u> = <v, adjoint(u)>. It turns w'u for a transformed column w = D v into v'D'u,
-  // a sum over design rows that prefix sums evaluate for every grid point at once.
-  std::vector<double> adjoint(const double* u, std::size_t n_design) const {
-    std::vector<double> out(n_design, 0.0), psum(time_effects ? T : 0, 0.0);
-    double total = 0;
-    if (time_effects) {
-      for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t t = 0; t < offset[i + 1] - offset[i]; ++t) {
-          psum[period[rows[i][t]]] += u[offset[i] + t];
-          total += u[offset[i] + t];
-        }
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t len = offset[i + 1] - offset[i];
-      double usum = 0;
-      for (std::size_t t = 0; t < len; ++t) usum += u[offset[i] + t];
-      const double um = usum / static_cast<double>(rows[i].size());
-      for (std::size_t t = 0; t < rows[i].size(); ++t) {
-        const std::size_t r = rows[i][t];
-        double v = (t < len ? u[offset[i] + t] : 0.0) - um;
-        if (time_effects) v -= psum[period[r]] / static_cast<double>(n) - total / static_cast<double>(n * T);
-        out[r] = v;
-      }
-    }
-    return out;
-  }
 };
 
 // The projections MW'u of a transformed vector u onto every grid column without forming the
 // N x grid matrix MW: MW'u = W'(Mu), and W'e = sum over the design rows below each threshold of
 // x_r (D'e)_r (D' the transform's adjoint): prefix sums over the rows sorted by q, read at each
-// grid point's cut. O(N (n_q + 1) + grid p) per vector instead of O(N grid p).
+// grid point's cut (kernels::threshold_grid_products, shared with the bootstrap). O(N (n_q + 1) +
+// grid p) per vector instead of O(N grid p). It holds the sorted rows in the layout of
+// kernels::ThresholdBootView, so the bootstrap's view is made from it.
 class GridProjector {
  public:
-  GridProjector(const Panel& pn, std::size_t n_design, const std::vector<const double*>& x, const double* q,
-                const std::vector<double>& grid, bool below_le, const Mat& Q)
+  GridProjector(const Panel& pn, const std::vector<std::int32_t>& unit_code, std::size_t n_design,
+                const std::vector<const double*>& x, const double* q, const std::vector<double>& grid, bool below_le,
+                const Mat& Q)
       : pn_(pn), n_design_(n_design), x_(x), p_(static_cast<int>(x.size())), Q_(Q) {
     order_.resize(n_design);
     for (std::size_t r = 0; r < n_design; ++r) order_[r] = r;
     std::stable_sort(order_.begin(), order_.end(), [&](std::size_t a, std::size_t b) { return q[a] < q[b]; });
     std::vector<double> qs(n_design);
     for (std::size_t r = 0; r < n_design; ++r) qs[r] = q[order_[r]];
-    for (double g : grid)  // rows with q < g (Hansen) or q <= g (xthreg)
-      cut_.push_back(static_cast<std::size_t>(
-          (below_le ? std::upper_bound(qs.begin(), qs.end(), g) : std::lower_bound(qs.begin(), qs.end(), g)) - qs.begin()));
+    for (double g : grid) {  // rows with q < g (Hansen) or q <= g (xthreg)
+      cut_.push_back(
+          (below_le ? std::upper_bound(qs.begin(), qs.end(), g) : std::lower_bound(qs.begin(), qs.end(), g)) - qs.begin());
+      nn_.push_back(static_cast<std::int32_t>(std::lower_bound(grid.begin(), grid.end(), g) - grid.begin()));
+    }
+    // each design row's transformed row (-1: the deleted period), and each transformed row's period
+    std::vector<std::int64_t> trow(n_design, -1);
+    t_period_.assign(pn.N(), 0);
+    for (std::size_t i = 0; i < pn.n; ++i)
+      for (std::size_t t = 0; t < pn.offset[i + 1] - pn.offset[i]; ++t) {
+        const std::size_t r = pn.rows[i][t];
+        trow[r] = static_cast<std::int64_t>(pn.offset[i] + t);
+        t_period_[pn.offset[i] + t] = static_cast<std::int32_t>(pn.period[r]);
+      }
+    for (std::size_t k = 0; k < n_design; ++k) {
+      const std::size_t r = order_[k];
+      s_unit_.push_back(unit_code[r]);
+      s_row_.push_back(trow[r]);
+      s_period_.push_back(static_cast<std::int32_t>(pn.period[r]));
+      for (int j = 0; j < p_; ++j) s_x_.push_back(x[static_cast<std::size_t>(j)][r]);
+    }
+    for (std::size_t i = 0; i <= pn.n; ++i) offset_.push_back(static_cast<std::int64_t>(pn.offset[i]));
+    for (std::size_t i = 0; i < pn.n; ++i) inv_len_.push_back(1.0 / static_cast<double>(pn.rows[i].size()));
+    Qt_.resize(static_cast<std::size_t>(Q.size()));
+    for (Eigen::Index r = 0; r < Q.rows(); ++r)
+      for (Eigen::Index c = 0; c < Q.cols(); ++c) Qt_[static_cast<std::size_t>(r * Q.cols() + c)] = Q(r, c);
+  }
+  // The fields of the bootstrap's view that describe the data (the caller adds the outcome, the
+  // draws and the search).
+  kernels::ThresholdBootView view() const {
+    kernels::ThresholdBootView v;
+    v.n_obs = static_cast<std::int64_t>(pn_.N());
+    v.n_units = static_cast<std::int64_t>(pn_.n);
+    v.n_periods = static_cast<std::int64_t>(pn_.T);
+    v.n_design = static_cast<std::int64_t>(n_design_);
+    v.n_grid = static_cast<std::int64_t>(cut_.size());
+    v.offset = offset_.data();
+    v.Qt = Qt_.data();
+    v.n_q = static_cast<int>(Q_.cols());
+    v.s_unit = s_unit_.data();
+    v.s_row = s_row_.data();
+    v.s_period = s_period_.data();
+    v.t_period = t_period_.data();
+    v.unit_inv_len = inv_len_.data();
+    v.time_effects = pn_.time_effects;
+    v.p = p_;
+    v.s_x = s_x_.data();
+    v.cut = cut_.data();
+    v.nn = nn_.data();
+    return v;
   }
   // W'e (grid p) for a transformed vector e
   Vec raw(const double* e) const {
-    const std::vector<double> z = pn_.adjoint(e, n_design_);
+    const kernels::ThresholdBootView v = view();
+    std::vector<double> usum(pn_.n), psum(std::max<std::size_t>(pn_.T, 1)), z(n_design_);
     Vec out(static_cast<Eigen::Index>(cut_.size()) * p_);
-    for (int j = 0; j < p_; ++j) {
-      double acc = 0;
-      std::size_t next = 0;
-      for (std::size_t g = 0; g < cut_.size(); ++g) {
-        for (; next < cut_[g]; ++next) acc += x_[j][order_[next]] * z[order_[next]];
-        out(static_cast<Eigen::Index>(g) * p_ + j) = acc;
-      }
-    }
+    const kernels::ThresholdScratch s{nullptr, nullptr, usum.data(), psum.data(), z.data(), out.data(), 1};
+    kernels::threshold_grid_products<true>(v, e, s, 1);
     return out;
   }
   Vec residual(const Vec& u) const { return u - Q_ * (Q_.transpose() * u); }  // Mu
@@ -168,7 +186,7 @@ class GridProjector {
       std::fill(w.begin(), w.end(), 0.0);
       std::size_t k = 0;
       for (std::size_t i = i0; i < i1; ++i) {
-        for (; k < cut_[pts[i]]; ++k) w[order_[k]] = x_[j][order_[k]];  // rows below the point, cumulatively
+        for (; k < static_cast<std::size_t>(cut_[pts[i]]); ++k) w[order_[k]] = x_[j][order_[k]];  // rows below the point, cumulatively
         pn_.transform_into(w.data(), W.col(static_cast<Eigen::Index>((i - i0) * p_ + j)).data());
       }
     }
@@ -185,12 +203,6 @@ class GridProjector {
     const std::size_t ng = cut_.size(), nq = static_cast<std::size_t>(Q_.cols());
     Mat WQ(static_cast<Eigen::Index>(ng) * p_, static_cast<Eigen::Index>(nq));
     for (std::size_t c = 0; c < nq; ++c) WQ.col(static_cast<Eigen::Index>(c)) = raw(Q_.col(static_cast<Eigen::Index>(c)).data());
-    std::vector<std::int64_t> unit(n_design_), pos(n_design_);
-    for (std::size_t i = 0; i < pn_.n; ++i)
-      for (std::size_t t = 0; t < pn_.rows[i].size(); ++t) {
-        unit[pn_.rows[i][t]] = static_cast<std::int64_t>(i);
-        pos[pn_.rows[i][t]] = static_cast<std::int64_t>(t);
-      }
     const std::size_t pp = static_cast<std::size_t>(p_);
     std::vector<double> A(pn_.n * pp * pp, 0.0), Bk(pn_.n * pp, 0.0), C(pn_.n * pp, 0.0);
     std::vector<char> touched(pn_.n, 0);
@@ -198,19 +210,19 @@ class GridProjector {
     std::size_t k = 0;
     Mat S(p_, p_);
     for (std::size_t g = 0; g < ng; ++g) {
-      for (; k < cut_[g]; ++k) {
-        const std::size_t r = order_[k], i = static_cast<std::size_t>(unit[r]);
-        const bool kept = pos[r] < static_cast<std::int64_t>(pn_.offset[i + 1] - pn_.offset[i]);
+      for (; k < static_cast<std::size_t>(cut_[g]); ++k) {
+        const std::size_t i = static_cast<std::size_t>(s_unit_[k]);
+        const bool kept = s_row_[k] >= 0;
         if (!touched[i]) {
           touched[i] = 1;
           units.push_back(i);
         }
+        const double* xk = s_x_.data() + k * pp;
         for (std::size_t j = 0; j < pp; ++j) {
-          const double xj = x_[j][r];
-          C[i * pp + j] += xj;
+          C[i * pp + j] += xk[j];
           if (!kept) continue;
-          Bk[i * pp + j] += xj;
-          for (std::size_t l = 0; l < pp; ++l) A[(i * pp + j) * pp + l] += xj * x_[l][r];
+          Bk[i * pp + j] += xk[j];
+          for (std::size_t l = 0; l < pp; ++l) A[(i * pp + j) * pp + l] += xk[j] * xk[l];
         }
       }
       S.setZero();
@@ -235,16 +247,8 @@ class GridProjector {
     }
   }
   bool time_effects() const { return pn_.time_effects; }
-  // M w for the grid column (g, j): the transformed x_j 1(q below grid point g), projected
-  Vec grid_column(std::size_t g, int j) const {
-    std::vector<double> w(n_design_, 0.0);
-    for (std::size_t k = 0; k < cut_[g]; ++k) w[order_[k]] = x_[j][order_[k]];
-    return residual(pn_.transform(w.data()));
-  }
   int p() const { return p_; }
   std::size_t n_grid() const { return cut_.size(); }
-  const std::vector<std::size_t>& order() const { return order_; }
-  const std::vector<std::size_t>& cut() const { return cut_; }
 
  private:
   const Panel& pn_;
@@ -252,7 +256,11 @@ class GridProjector {
   std::vector<const double*> x_;
   int p_;
   const Mat& Q_;
-  std::vector<std::size_t> order_, cut_;
+  std::vector<std::size_t> order_;  // design rows sorted by q
+  // the sorted rows in kernels::ThresholdBootView's layout (see view())
+  std::vector<std::int64_t> cut_, offset_, s_row_;
+  std::vector<std::int32_t> nn_, s_unit_, s_period_, t_period_;
+  std::vector<double> s_x_, inv_len_, Qt_;
 };
 
 // One sequential stage: the SSR of every grid candidate given the fixed thresholds F, from
@@ -300,7 +308,10 @@ class GridGram {
   const Mat& column(std::size_t f) const {
     std::call_once(once_[f], [&] {
       auto m = std::make_unique<Mat>(static_cast<Eigen::Index>(n_) * p_, p_);
-      for (int j = 0; j < p_; ++j) m->col(j) = pj_.raw(pj_.grid_column(f, j).data());
+      Mat MW, QW;
+      std::vector<double> w;
+      pj_.grid_columns({f}, 0, 1, MW, QW, w);
+      for (int j = 0; j < p_; ++j) m->col(j) = pj_.raw(MW.col(j).data());
       cols_[f] = std::move(m);
     });
     return *cols_[f];
@@ -690,7 +701,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   const Mat Q = qr.householderQ() * Mat::Identity(XL.rows(), XL.cols());
   std::vector<const double*> xs;
   for (int j = 0; j < p; ++j) xs.push_back(col(kz + j));
-  const GridProjector proj(pn, d.n_obs, xs, q, grid, o.xthreg, Q);
+  const GridProjector proj(pn, d.extra[0].code, d.n_obs, xs, q, grid, o.xthreg, Q);
   const GridGram G(proj);
   double S0 = 0;
   const Vec r = proj.project(y, S0);  // W'My
@@ -874,13 +885,6 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   // Bootstrap of each test k vs k - 1: the (k-1)-threshold model's fitted values plus residual
   // blocks of individuals drawn with replacement; thresholds re-estimated sequentially with the
   // window trim[k-1] at every stage and no refinement.
-  // the bootstrap's per-replication data, built by the first test that needs it
-  struct BootData {
-    std::vector<std::int64_t> offset, s_row, cut;
-    std::vector<std::int32_t> s_unit, s_period, t_period, nn;
-    std::vector<double> inv_len, s_x, Qt;
-  } bd;
-  bool boot_data_ready = false;
   const BackendGram bgram(G, grid.size(), p);
   std::unique_ptr<Backend> own_backend;
   if (!backend_in) own_backend = make_backend(Device::kCpu);
@@ -902,57 +906,11 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
         throw InvalidInput("the threshold bootstrap supports at most " + std::to_string(kernels::kMaxRegime) +
                            " regime regressors and thresholds x regressors <= " + std::to_string(kernels::kMaxFixedDim) +
                            "; use fewer thresholds or --B 0");
-      if (!boot_data_ready) {
-        const auto& order = proj.order();
-        std::vector<std::int64_t> trow(d.n_obs, -1);
-        bd.t_period.assign(N, 0);
-        for (std::size_t i = 0; i < pn.n; ++i)
-          for (std::size_t t = 0; t < pn.rows[i].size(); ++t) {
-            const std::size_t r0 = pn.rows[i][t];
-            if (t < pn.offset[i + 1] - pn.offset[i]) {
-              trow[r0] = static_cast<std::int64_t>(pn.offset[i] + t);
-              bd.t_period[pn.offset[i] + t] = static_cast<std::int32_t>(pn.period[r0]);
-            }
-          }
-        for (std::size_t kk = 0; kk < d.n_obs; ++kk) {
-          const std::size_t r0 = order[kk];
-          bd.s_unit.push_back(d.extra[0].code[r0]);
-          bd.s_row.push_back(trow[r0]);
-          bd.s_period.push_back(static_cast<std::int32_t>(pn.period[r0]));
-          for (int j = 0; j < p; ++j) bd.s_x.push_back(col(kz + j)[r0]);
-        }
-        for (std::size_t i = 0; i <= pn.n; ++i) bd.offset.push_back(static_cast<std::int64_t>(pn.offset[i]));
-        for (std::size_t i = 0; i < pn.n; ++i) bd.inv_len.push_back(1.0 / static_cast<double>(pn.rows[i].size()));
-        for (std::size_t c : proj.cut()) bd.cut.push_back(static_cast<std::int64_t>(c));
-        bd.Qt.resize(static_cast<std::size_t>(Q.size()));
-        for (Eigen::Index r0 = 0; r0 < Q.rows(); ++r0)
-          for (Eigen::Index c = 0; c < Q.cols(); ++c) bd.Qt[static_cast<std::size_t>(r0 * Q.cols() + c)] = Q(r0, c);
-        for (std::size_t g = 0; g < grid.size(); ++g)
-          bd.nn.push_back(static_cast<std::int32_t>(std::lower_bound(grid.begin(), grid.end(), grid[g]) - grid.begin()));
-        boot_data_ready = true;
-      }
       ThresholdBootSpec sp;
       kernels::ThresholdBootView& v = sp.view;
-      v.n_obs = static_cast<std::int64_t>(N);
-      v.n_units = static_cast<std::int64_t>(pn.n);
-      v.n_periods = static_cast<std::int64_t>(pn.T);
-      v.n_design = static_cast<std::int64_t>(d.n_obs);
-      v.n_grid = static_cast<std::int64_t>(grid.size());
-      v.offset = bd.offset.data();
+      v = proj.view();
       v.fitted = fitted.data();
       v.resid = resid.data();
-      v.Qt = bd.Qt.data();
-      v.n_q = static_cast<int>(Q.cols());
-      v.s_unit = bd.s_unit.data();
-      v.s_row = bd.s_row.data();
-      v.s_period = bd.s_period.data();
-      v.t_period = bd.t_period.data();
-      v.unit_inv_len = bd.inv_len.data();
-      v.time_effects = o.time_effects;
-      v.p = p;
-      v.s_x = bd.s_x.data();
-      v.cut = bd.cut.data();
-      v.nn = bd.nn.data();
       v.qnt = static_cast<int>(std::lround(qn * tr));
       v.k = k;
       v.n_scale = Nd;

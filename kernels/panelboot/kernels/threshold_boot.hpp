@@ -82,6 +82,46 @@ struct FullGram {
 };
 
 // y*, e = M y*, S0 and r = W'e of replication b.
+// r = W'e for a transformed vector e (its element r at e[r * st]): D'e on the sorted design rows
+// (the within transform's adjoint), then prefix sums of x_j (D'e) read at each grid point's cut.
+// Uses s.usum, s.psum, s.z and writes s.r. The host's GridProjector calls it too (stride 1).
+template <bool UnitStride = false>
+PB_HD void threshold_grid_products(const ThresholdBootView& v, const double* e, const ThresholdScratch& s,
+                                   std::int64_t stride) {
+  const std::int64_t st = UnitStride ? 1 : stride;
+  // D'e on the sorted design rows
+  double total = 0;
+  if (v.time_effects)
+    for (std::int64_t t = 0; t < v.n_periods; ++t) s.psum[t * st] = 0;
+  for (std::int64_t i = 0; i < v.n_units; ++i) {
+    double u = 0;
+    for (std::int64_t r = v.offset[i]; r < v.offset[i + 1]; ++r) {
+      u += e[r * st];
+      if (v.time_effects) {
+        s.psum[static_cast<std::int64_t>(v.t_period[r]) * st] += e[r * st];
+        total += e[r * st];
+      }
+    }
+    s.usum[i * st] = u * v.unit_inv_len[i];
+  }
+  const double nu = static_cast<double>(v.n_units), nt = static_cast<double>(v.n_units * v.n_periods);
+  for (std::int64_t kk = 0; kk < v.n_design; ++kk) {
+    const std::int64_t row = v.s_row[kk];
+    double zz = (row >= 0 ? e[row * st] : 0.0) - s.usum[static_cast<std::int64_t>(v.s_unit[kk]) * st];
+    if (v.time_effects) zz -= s.psum[static_cast<std::int64_t>(v.s_period[kk]) * st] / nu - total / nt;
+    s.z[kk * st] = zz;
+  }
+  // r_{g, j} = prefix sums of x_j z over the sorted rows, read at each cut
+  for (int j = 0; j < v.p; ++j) {
+    double acc = 0;
+    std::int64_t next = 0;
+    for (std::int64_t g = 0; g < v.n_grid; ++g) {
+      for (; next < v.cut[g]; ++next) acc += v.s_x[next * v.p + j] * s.z[next * st];
+      s.r[(g * v.p + j) * st] = acc;
+    }
+  }
+}
+
 // UnitStride: the scratch is contiguous (the CPU backend), so the stride is a compile-time 1 and
 // the loops without a reduction vectorize; the arithmetic is the same either way.
 template <bool UnitStride = false>
@@ -149,37 +189,7 @@ PB_HD double threshold_project(const ThresholdBootView& v, std::uint64_t b, cons
     }
     for (std::int64_t r = 0; r < v.n_obs; ++r) s0 += s.e[r * st] * s.e[r * st];
   }
-  // D'e on the sorted design rows
-  double total = 0;
-  if (v.time_effects)
-    for (std::int64_t t = 0; t < v.n_periods; ++t) s.psum[t * st] = 0;
-  for (std::int64_t i = 0; i < v.n_units; ++i) {
-    double u = 0;
-    for (std::int64_t r = v.offset[i]; r < v.offset[i + 1]; ++r) {
-      u += s.e[r * st];
-      if (v.time_effects) {
-        s.psum[static_cast<std::int64_t>(v.t_period[r]) * st] += s.e[r * st];
-        total += s.e[r * st];
-      }
-    }
-    s.usum[i * st] = u * v.unit_inv_len[i];
-  }
-  const double nu = static_cast<double>(v.n_units), nt = static_cast<double>(v.n_units * v.n_periods);
-  for (std::int64_t kk = 0; kk < v.n_design; ++kk) {
-    const std::int64_t row = v.s_row[kk];
-    double zz = (row >= 0 ? s.e[row * st] : 0.0) - s.usum[static_cast<std::int64_t>(v.s_unit[kk]) * st];
-    if (v.time_effects) zz -= s.psum[static_cast<std::int64_t>(v.s_period[kk]) * st] / nu - total / nt;
-    s.z[kk * st] = zz;
-  }
-  // r_{g, j} = prefix sums of x_j z over the sorted rows, read at each cut
-  for (int j = 0; j < v.p; ++j) {
-    double acc = 0;
-    std::int64_t next = 0;
-    for (std::int64_t g = 0; g < v.n_grid; ++g) {
-      for (; next < v.cut[g]; ++next) acc += v.s_x[next * v.p + j] * s.z[next * st];
-      s.r[(g * v.p + j) * st] = acc;
-    }
-  }
+  threshold_grid_products<UnitStride>(v, s.e, s, st);
   return s0;
 }
 
