@@ -337,7 +337,6 @@ class CudaBackend final : public Backend {
     if (sp.q > kMaxJointRows)
       throw InvalidInput("--backend cuda: a joint test of more than " + std::to_string(kMaxJointRows) +
                          " restrictions is not supported on the GPU; use --backend cpu");
-    const Pairs pairs = wild_pairs(sp);
     // the dense form with q = 1 and few clusters: the fused kernel, unless PANELBOOT_WILD_KERNEL=gemm
     // (scripts/device-check times both; the choice is kept where it measures faster)
     const char* env = std::getenv("PANELBOOT_WILD_KERNEL");
@@ -383,12 +382,8 @@ class CudaBackend final : public Backend {
     DeviceBuffer<double> d_V(G * chunk, st), d_R1(P * rows1 * chunk, st), d_Z(P * q * max_rows * chunk, st),
         d_D(n_d * chunk, st);
     const bool two = q == 1 && P == 2;
-    auto reps = std::make_unique<CudaReplicates>(sp.keep_coefs ? sp.n_rep : chunk, two, pairs, st);
-    WildRun run;
-    std::vector<double> h_trace;
     const unsigned T = 256;
-    for (std::uint64_t b0 = 0; b0 < sp.n_rep; b0 += chunk) {
-      const std::size_t nb = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, sp.n_rep - b0));
+    return run_chunks(sp, chunk, [&](CudaReplicates& reps, std::uint64_t b0, std::size_t nb, std::size_t off) {
       weights_kernel<<<blocks_for(nb, T), T, 0, st>>>(sp.seed, sp.weight, sp.enumerate, b0, nb, sp.n_clu, d_V.get());
       PB_CUDA_LAUNCH_CHECK();
       // R1_p = M1_p V
@@ -422,24 +417,40 @@ class CudaBackend final : public Backend {
         }
       }
       // the coefficients of this chunk
-      const std::size_t off = sp.keep_coefs ? static_cast<std::size_t>(b0) : 0;
       if (q == 1) {
         auto copy = [&](double* dst, const double* src) {
           PB_CUDA_CHECK(cudaMemcpyAsync(dst + off, src, nb * sizeof(double), cudaMemcpyDeviceToDevice, st));
         };
-        copy(reps->n0(), d_R1.get());
-        copy(reps->d0(), d_D.get());
+        copy(reps.n0(), d_R1.get());
+        copy(reps.d0(), d_D.get());
         if (two) {
-          copy(reps->n1(), d_R1.get() + rows1 * nb);
-          copy(reps->d1(), d_D.get() + nb);
-          copy(reps->d2(), d_D.get() + 3 * nb);
+          copy(reps.n1(), d_R1.get() + rows1 * nb);
+          copy(reps.d1(), d_D.get() + nb);
+          copy(reps.d2(), d_D.get() + 3 * nb);
         }
       } else {
         // N_j = row j of R1_0
-        joint_kernel<<<blocks_for(nb, T), T, 0, st>>>(d_R1.get(), d_D.get(), sp.q, nb, reps->n0() + off,
-                                                      reps->d0() + off);
+        joint_kernel<<<blocks_for(nb, T), T, 0, st>>>(d_R1.get(), d_D.get(), sp.q, nb, reps.n0() + off,
+                                                      reps.d0() + off);
         PB_CUDA_LAUNCH_CHECK();
       }
+    });
+  }
+
+  // The chunk loop both wild paths share: the coefficients of every replication (all kept with
+  // keep_coefs, else one chunk's at a time), counted and traced chunk by chunk. fill(reps, b0, nb,
+  // off) writes those of replications b0 .. b0+nb-1 at offset off of reps.
+  template <class Fill>
+  WildRun run_chunks(const WildSpec& sp, std::size_t chunk, Fill&& fill) const {
+    cudaStream_t st = ctx_.stream;
+    const bool two = sp.q == 1 && sp.n_part == 2;
+    auto reps = std::make_unique<CudaReplicates>(sp.keep_coefs ? sp.n_rep : chunk, two, wild_pairs(sp), st);
+    WildRun run;
+    std::vector<double> h_trace;
+    for (std::uint64_t b0 = 0; b0 < sp.n_rep; b0 += chunk) {
+      const std::size_t nb = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, sp.n_rep - b0));
+      const std::size_t off = sp.keep_coefs ? static_cast<std::size_t>(b0) : 0;
+      fill(*reps, b0, nb, off);
       run.counts = run.counts + reps->count_range(sp.count_delta, sp.count_t, sp.count_tol, sp.inclusive, off, nb);
       append_trace(*reps, sp, b0, off, nb, h_trace);
     }
@@ -488,24 +499,13 @@ class CudaBackend final : public Backend {
     const bool two = P == 2;
     const std::size_t chunk = static_cast<std::size_t>(
         sp.keep_coefs ? std::max<std::uint64_t>(sp.n_rep, 1) : std::min<std::uint64_t>(std::max<std::uint64_t>(sp.n_rep, 1), 1u << 24));
-    auto reps = std::make_unique<CudaReplicates>(chunk, two, wild_pairs(sp), st);
-    WildRun run;
-    std::vector<double> h_trace;
-    for (std::uint64_t b0 = 0; b0 < sp.n_rep; b0 += chunk) {
-      const std::size_t nb = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, sp.n_rep - b0));
-      const std::size_t o = sp.keep_coefs ? static_cast<std::size_t>(b0) : 0;
+    return run_chunks(sp, chunk, [&](CudaReplicates& reps, std::uint64_t b0, std::size_t nb, std::size_t o) {
       wild_fused_kernel<<<blocks_for(nb, 128), 128, 0, st>>>(
           sp.seed, sp.weight, sp.enumerate, b0, nb, G, P, S, d_rows.get(), d_w.get(), d_m1.get(), d_kd.get(),
-          d_off.get(), reps->n0() + o, two ? reps->n1() + o : nullptr, reps->d0() + o, two ? reps->d1() + o : nullptr,
-          two ? reps->d2() + o : nullptr);
+          d_off.get(), reps.n0() + o, two ? reps.n1() + o : nullptr, reps.d0() + o, two ? reps.d1() + o : nullptr,
+          two ? reps.d2() + o : nullptr);
       PB_CUDA_LAUNCH_CHECK();
-      run.counts = run.counts + reps->count_range(sp.count_delta, sp.count_t, sp.count_tol, sp.inclusive, o, nb);
-      append_trace(*reps, sp, b0, o, nb, h_trace);
-    }
-    PB_CUDA_CHECK(cudaStreamSynchronize(st));
-    run.trace = std::move(h_trace);
-    if (sp.keep_coefs) run.reps = std::move(reps);
-    return run;
+    });
   }
 
   BootCounts wild_enumerate(const kernels::GrayProblem& p) const override {
