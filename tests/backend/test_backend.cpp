@@ -6,7 +6,10 @@
 #include <dlfcn.h>
 
 #include <Eigen/Dense>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <thread>
 #include <random>
 #ifdef _OPENMP
 #include <omp.h>
@@ -292,51 +295,61 @@ TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
   PB_BACKEND_OR_SKIP(be);
   std::mt19937_64 rng(pbtest::fresh_seed());
   std::normal_distribution<double> nd;
-  const int n = 40, k = 6, n_batch = 64;
-  const std::int64_t sx = n * k + 3, sy = n + 1;  // strides larger than the items
-  std::vector<double> X(static_cast<std::size_t>(sx * n_batch), 0.0), y(static_cast<std::size_t>(sy * n_batch), 0.0);
-  std::vector<double> cond(n_batch);
-  for (int b = 0; b < n_batch; ++b) {
-    cond[b] = b % 4 == 3 ? 1e6 : std::pow(10.0, (b % 4));  // 1, 10, 100 (< 1e3) and 1e6
-    Eigen::MatrixXd Xb = with_condition(rng, n, k, cond[b]);
-    if (b == 5) Xb.col(2) = Xb.col(0) + Xb.col(1);  // planted: exactly collinear
-    if (b == 9) Xb.setZero();                       // planted: all zero
-    for (int j = 0; j < k; ++j)
-      for (int i = 0; i < n; ++i) X[static_cast<std::size_t>(b * sx + j * n + i)] = Xb(i, j);
-    for (int i = 0; i < n; ++i) y[static_cast<std::size_t>(b * sy + i)] = nd(rng);
-  }
-  y[static_cast<std::size_t>(13 * sy + 4)] = NAN;  // planted: a NaN response
-  OlsBatch bt;
-  bt.X = X.data();
-  bt.y = y.data();
-  bt.n_obs = n;
-  bt.n_reg = k;
-  bt.n_batch = n_batch;
-  bt.stride_x = sx;
-  bt.stride_y = sy;
-  const OlsBatchResult r = be->batched_ols(bt);
-  ASSERT_EQ(r.status.size(), static_cast<std::size_t>(n_batch));
-  for (int b = 0; b < n_batch; ++b) {
-    SCOPED_TRACE("item " + std::to_string(b));
-    Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xb(X.data() + b * sx, n, k, Eigen::OuterStride<>(n));
-    Eigen::Map<const Eigen::VectorXd> yb(y.data() + b * sy, n);
-    if (b == 5 || b == 9) {
-      EXPECT_EQ(r.status[b], static_cast<int>(kernels::SolveStatus::kSingular));
-      EXPECT_TRUE(std::isnan(r.beta[static_cast<std::size_t>(b * k)]));
-      continue;
+  // k = 6 and 11 take the CUDA backend's one-warp-per-item kernel (k + 1 <= 12 columns), k = 14 its
+  // DGEMM path; n = 45 is not a multiple of the warp
+  for (const auto& [n, k] : {std::pair{40, 6}, std::pair{45, 11}, std::pair{40, 14}}) {
+    SCOPED_TRACE("n " + std::to_string(n) + ", k " + std::to_string(k));
+    const int n_batch = 64;
+    const std::int64_t sx = n * k + 3, sy = n + 1;  // strides larger than the items
+    std::vector<double> X(static_cast<std::size_t>(sx * n_batch), 0.0), y(static_cast<std::size_t>(sy * n_batch), 0.0);
+    std::vector<double> cond(n_batch);
+    for (int b = 0; b < n_batch; ++b) {
+      cond[b] = b % 4 == 3 ? 1e6 : std::pow(10.0, (b % 4));  // 1, 10, 100 (< 1e3) and 1e6
+      Eigen::MatrixXd Xb = with_condition(rng, n, k, cond[b]);
+      if (b == 5) Xb.col(2) = Xb.col(0) + Xb.col(1);  // planted: exactly collinear
+      if (b == 9) Xb.setZero();                       // planted: all zero
+      for (int j = 0; j < k; ++j)
+        for (int i = 0; i < n; ++i) X[static_cast<std::size_t>(b * sx + j * n + i)] = Xb(i, j);
+      for (int i = 0; i < n; ++i) y[static_cast<std::size_t>(b * sy + i)] = nd(rng);
     }
-    if (b == 13) {  // X is fine, the NaN propagates into beta and the SSR, never a crash
-      EXPECT_TRUE(std::isnan(r.ssr[b]));
-      continue;
+    y[static_cast<std::size_t>(13 * sy + 4)] = NAN;  // planted: a NaN response
+    OlsBatch bt;
+    bt.X = X.data();
+    bt.y = y.data();
+    bt.n_obs = n;
+    bt.n_reg = k;
+    bt.n_batch = n_batch;
+    bt.stride_x = sx;
+    bt.stride_y = sy;
+    const OlsBatchResult r = be->batched_ols(bt);
+    ASSERT_EQ(r.status.size(), static_cast<std::size_t>(n_batch));
+    for (int b = 0; b < n_batch; ++b) {
+      SCOPED_TRACE("item " + std::to_string(b));
+      Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xb(X.data() + b * sx, n, k, Eigen::OuterStride<>(n));
+      Eigen::Map<const Eigen::VectorXd> yb(y.data() + b * sy, n);
+      if (b == 5 || b == 9) {
+        EXPECT_EQ(r.status[b], static_cast<int>(kernels::SolveStatus::kSingular));
+        EXPECT_TRUE(std::isnan(r.beta[static_cast<std::size_t>(b * k)]));
+        continue;
+      }
+      if (b == 13) {  // X is fine, the NaN propagates into beta and the SSR, never a crash
+        EXPECT_TRUE(std::isnan(r.ssr[b]));
+        continue;
+      }
+      EXPECT_EQ(r.status[b], 0);
+      const Eigen::VectorXd ref = Xb.colPivHouseholderQr().solve(yb);
+      // the normal equations lose cond^2 of accuracy
+      const double tol = cond[b] < 1e3 ? 1e-10 : cond[b] * cond[b] * 1e-15;
+      for (int j = 0; j < k; ++j)
+        EXPECT_NEAR(r.beta[static_cast<std::size_t>(b * k + j)], ref(j), tol * std::max(1.0, ref.cwiseAbs().maxCoeff()));
+      const double ssr = (yb - Xb * ref).squaredNorm();
+      EXPECT_NEAR(r.ssr[b], ssr, std::max(1e-9, tol) * ssr);
     }
-    EXPECT_EQ(r.status[b], 0);
-    const Eigen::VectorXd ref = Xb.colPivHouseholderQr().solve(yb);
-    // the normal equations lose cond^2 of accuracy
-    const double tol = cond[b] < 1e3 ? 1e-10 : cond[b] * cond[b] * 1e-15;
-    for (int j = 0; j < k; ++j)
-      EXPECT_NEAR(r.beta[static_cast<std::size_t>(b * k + j)], ref(j), tol * std::max(1.0, ref.cwiseAbs().maxCoeff()));
-    const double ssr = (yb - Xb * ref).squaredNorm();
-    EXPECT_NEAR(r.ssr[b], ssr, std::max(1e-9, tol) * ssr);
+    if (be->device() == Device::kCuda) {
+      EXPECT_GE(r.device_s, 0.0);
+    } else {
+      EXPECT_TRUE(std::isnan(r.device_s));
+    }
   }
   // n_obs == n_reg: an exact fit
   std::vector<double> Xs(9), ys(3);
@@ -376,15 +389,9 @@ DataFrame threshold_panel(std::mt19937_64& rng, int n, int T) {
   return df;
 }
 
-// The threshold bootstrap's F* are the same bits on every backend (the same PB_HD operations,
-// multiply-adds unfused on the device), in Hansen's and xthreg's conventions, with time effects,
-// two regime regressors, the wild variant on an unbalanced panel, and on 1 or 2 threads.
-TEST_P(BackendSuite, ThresholdBootstrapFStarEqualTheCpuReference) {
-  PB_BACKEND_OR_SKIP(be);
-  const auto cpu = make_backend(Device::kCpu);
-  const std::uint64_t seed = pbtest::fresh_seed();
-  std::mt19937_64 rng(seed);
-  const DataFrame df = threshold_panel(rng, 40, 6);
+// Hansen's and xthreg's conventions, time effects, two regime regressors with every distinct
+// value, and the wild variant on an unbalanced panel (data: threshold_panel(rng, 40, 6)).
+std::vector<ThresholdOptions> threshold_cases(std::uint64_t seed) {
   std::vector<ThresholdOptions> cases;
   ThresholdOptions o;
   o.formula = "y ~ z | id";
@@ -412,22 +419,139 @@ TEST_P(BackendSuite, ThresholdBootstrapFStarEqualTheCpuReference) {
   wild.bootstrap_wild = true;
   wild.where = "not (year == 2003 and id <= 5)";
   cases.push_back(wild);
-  for (const ThresholdOptions& c : cases) {
-    const ThresholdResult a = estimate_threshold(df, c, cpu.get());
-    const ThresholdResult b = estimate_threshold(df, c, be.get());
-    ASSERT_EQ(a.fstar.size(), b.fstar.size());
-    for (std::size_t k = 0; k < a.fstar.size(); ++k) {
-      ASSERT_EQ(a.fstar[k].size(), 40u);
-      // the same bits (a replication whose fixed set is singular is NaN on both)
-      auto same = [](double u, double w) { return std::memcmp(&u, &w, sizeof u) == 0; };
-      for (std::size_t r = 0; r < a.fstar[k].size(); ++r)
-        EXPECT_TRUE(same(a.fstar[k][r], b.fstar[k][r]))
-            << a.fstar[k][r] << " vs " << b.fstar[k][r] << " test " << k + 1 << " replication " << r << " seed " << seed;
-      EXPECT_TRUE(same(a.tests[k].p_value, b.tests[k].p_value));
-      ASSERT_EQ(a.tests[k].crit.size(), b.tests[k].crit.size());
-      for (std::size_t c = 0; c < a.tests[k].crit.size(); ++c) EXPECT_TRUE(same(a.tests[k].crit[c], b.tests[k].crit[c]));
+  return cases;
+}
+
+// F* the same bits on every backend: compares a and b (the fstar of every test, p, crit).
+void expect_same_fstar(const ThresholdResult& a, const ThresholdResult& b, std::uint64_t seed) {
+  ASSERT_EQ(a.fstar.size(), b.fstar.size());
+  for (std::size_t k = 0; k < a.fstar.size(); ++k) {
+    ASSERT_EQ(a.fstar[k].size(), 40u);
+    // the same bits (a replication whose fixed set is singular is NaN on both)
+    auto same = [](double u, double w) { return std::memcmp(&u, &w, sizeof u) == 0; };
+    for (std::size_t r = 0; r < a.fstar[k].size(); ++r)
+      EXPECT_TRUE(same(a.fstar[k][r], b.fstar[k][r]))
+          << a.fstar[k][r] << " vs " << b.fstar[k][r] << " test " << k + 1 << " replication " << r << " seed " << seed;
+    EXPECT_TRUE(same(a.tests[k].p_value, b.tests[k].p_value));
+    ASSERT_EQ(a.tests[k].crit.size(), b.tests[k].crit.size());
+    for (std::size_t c = 0; c < a.tests[k].crit.size(); ++c) EXPECT_TRUE(same(a.tests[k].crit[c], b.tests[k].crit[c]));
+  }
+}
+
+// A warp on the CPU: kernels::kLanes threads run one replication together, each as one lane of
+// the CUDA backend's WarpTeam (rank = lane, sync = a barrier, argmin over all lanes), so the warp
+// decomposition of kernels/threshold_boot.hpp is checked without a GPU.
+class Barrier {
+ public:
+  explicit Barrier(int n) : n_(n) {}
+  void wait() {
+    std::unique_lock<std::mutex> lk(m_);
+    const std::uint64_t gen = gen_;
+    if (++count_ == n_) {
+      count_ = 0;
+      ++gen_;
+      cv_.notify_all();
+    } else {
+      cv_.wait(lk, [&] { return gen_ != gen; });
     }
   }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int n_, count_ = 0;
+  std::uint64_t gen_ = 0;
+};
+
+struct ThreadTeam {
+  static constexpr int kSize = kernels::kLanes;
+  int lane;
+  Barrier* bar;
+  double* vals;
+  std::int64_t* idx;
+  int rank() const { return lane; }
+  void sync() const { bar->wait(); }
+  void argmin(double& best, std::int64_t& g) const {
+    vals[lane] = best;
+    idx[lane] = g;
+    bar->wait();
+    for (int l = 0; l < kSize; ++l)
+      if (idx[l] >= 0 && (g < 0 || vals[l] < best || (vals[l] == best && idx[l] < g))) {
+        best = vals[l];
+        g = idx[l];
+      }
+    bar->wait();
+  }
+};
+
+class EmulatedWarpBackend final : public Backend {
+ public:
+  EmulatedWarpBackend() : cpu_(make_backend(Device::kCpu)) {}
+  Device device() const override { return Device::kCpu; }
+  std::string name() const override { return "emulated-warp"; }
+  std::string describe() const override { return "backend: cpu threads as one warp"; }
+  std::vector<double> wild_weights(std::uint64_t seed, kernels::WeightType type, bool enumerate, std::uint64_t b0,
+                                   std::size_t nb, std::int32_t G) const override {
+    return cpu_->wild_weights(seed, type, enumerate, b0, nb, G);
+  }
+  WildRun wild_replicates(const WildSpec& sp) const override { return cpu_->wild_replicates(sp); }
+  BootCounts wild_enumerate(const kernels::GrayProblem& p) const override { return cpu_->wild_enumerate(p); }
+  OlsBatchResult batched_ols(const OlsBatch& bt) const override { return cpu_->batched_ols(bt); }
+  std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const ThresholdGram& gram) const override {
+    const kernels::ThresholdBootView& v = sp.view;
+    struct HostGram {
+      const double* diag;
+      const ThresholdGram* g;
+      const double* column(std::int64_t f) const { return g->column(f); }
+    } hg{gram.diag(), &gram};
+    std::vector<double> fstar(static_cast<std::size_t>(sp.n_boot)), buf(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
+    const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
+    Barrier bar(kernels::kLanes);
+    double vals[kernels::kLanes];
+    std::int64_t idx[kernels::kLanes];
+    std::vector<std::thread> lanes;
+    for (int l = 0; l < kernels::kLanes; ++l)
+      lanes.emplace_back([&, l] {
+        const ThreadTeam tm{l, &bar, vals, idx};
+        for (std::int64_t b = 0; b < sp.n_boot; ++b) {
+          const double s0 = kernels::threshold_project(v, static_cast<std::uint64_t>(b), s, tm);
+          const double f = kernels::threshold_search(v, hg, s.r, s0, tm);
+          if (l == 0) fstar[static_cast<std::size_t>(b)] = f;
+          bar.wait();  // the next replication reuses the scratch
+        }
+      });
+    for (auto& t : lanes) t.join();
+    return fstar;
+  }
+
+ private:
+  std::unique_ptr<Backend> cpu_;
+};
+
+TEST(Backend, ThresholdWarpDecompositionGivesTheCpuBits) {
+  const std::uint64_t seed = pbtest::fresh_seed();
+  std::mt19937_64 rng(seed);
+  const DataFrame df = threshold_panel(rng, 40, 6);
+  const auto cpu = make_backend(Device::kCpu);
+  EmulatedWarpBackend warp;
+  for (ThresholdOptions c : threshold_cases(seed)) {
+    c.n_boot = c.trace = 40;
+    expect_same_fstar(estimate_threshold(df, c, cpu.get()), estimate_threshold(df, c, &warp), seed);
+  }
+}
+
+// The threshold bootstrap's F* are the same bits on every backend (the same PB_HD operations,
+// multiply-adds unfused on the device), in Hansen's and xthreg's conventions, with time effects,
+// two regime regressors, the wild variant on an unbalanced panel, and on 1 or 2 threads.
+TEST_P(BackendSuite, ThresholdBootstrapFStarEqualTheCpuReference) {
+  PB_BACKEND_OR_SKIP(be);
+  const auto cpu = make_backend(Device::kCpu);
+  const std::uint64_t seed = pbtest::fresh_seed();
+  std::mt19937_64 rng(seed);
+  const DataFrame df = threshold_panel(rng, 40, 6);
+  const std::vector<ThresholdOptions> cases = threshold_cases(seed);
+  for (const ThresholdOptions& c : cases)
+    expect_same_fstar(estimate_threshold(df, c, cpu.get()), estimate_threshold(df, c, be.get()), seed);
 #ifdef _OPENMP
   const int before = omp_get_max_threads();
   omp_set_num_threads(1);

@@ -5,6 +5,7 @@
 // Both backends draw the same counter-based random numbers (kernels/wild_weights.hpp), so the
 // same seed gives the same counts on either.
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -91,6 +92,8 @@ struct OlsBatchResult {
   std::vector<double> beta;  // n_reg x n_batch, column-major; NaN for items not solved
   std::vector<double> ssr;   // n_batch
   std::vector<int> status;   // n_batch: kernels::SolveStatus (0 ok, 1 singular, 2 not finite)
+  double device_s = std::numeric_limits<double>::quiet_NaN();  // CUDA: the kernels' own time
+                                                               // (events; copies excluded)
 };
 
 // The threshold bootstrap's Gram matrix W'MW, as the host holds it: the diagonal p x p blocks

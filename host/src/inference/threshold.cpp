@@ -94,8 +94,9 @@ struct Panel {
 
 // The projections MW'u of a transformed vector u onto every grid column without forming the
 // N x grid matrix MW: MW'u = W'(Mu), and W'e = sum over the design rows below each threshold of
-// x_r (D'e)_r (D' the transform's adjoint): prefix sums over the rows sorted by q, read at each
-// grid point's cut (kernels::threshold_grid_products, shared with the bootstrap). O(N (n_q + 1) +
+// x_r (D'e)_r (D' the transform's adjoint): sums over the rows sorted by q between consecutive
+// grid points' cuts, then their running sum (kernels::threshold_grid_products, shared with the
+// bootstrap). O(N (n_q + 1) +
 // grid p) per vector instead of O(N grid p). It holds the sorted rows in the layout of
 // kernels::ThresholdBootView, so the bootstrap's view is made from it.
 class GridProjector {
@@ -163,10 +164,10 @@ class GridProjector {
   // W'e (grid p) for a transformed vector e
   Vec raw(const double* e) const {
     const kernels::ThresholdBootView v = view();
-    std::vector<double> usum(pn_.n), psum(std::max<std::size_t>(pn_.T, 1)), z(n_design_);
+    std::vector<double> usum(pn_.n), psum(pn_.T + 1), z(n_design_);
     Vec out(static_cast<Eigen::Index>(cut_.size()) * p_);
-    const kernels::ThresholdScratch s{nullptr, nullptr, usum.data(), psum.data(), z.data(), out.data(), 1};
-    kernels::threshold_grid_products<true>(v, e, s, 1);
+    const kernels::ThresholdScratch s{nullptr, nullptr, usum.data(), psum.data(), z.data(), out.data(), nullptr};
+    kernels::threshold_grid_products(v, e, s, kernels::SoloTeam{});
     return out;
   }
   Vec residual(const Vec& u) const { return u - Q_ * (Q_.transpose() * u); }  // Mu

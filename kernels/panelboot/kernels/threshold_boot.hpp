@@ -1,16 +1,16 @@
 #pragma once
 // One replication of Hansen's threshold bootstrap, as PB_HD functions that the CPU backend (one
-// OpenMP iteration per replication) and the CUDA kernel (one thread per replication) both run,
-// operation for operation: with the device's multiply-adds left unfused (nvcc --fmad=false) the
-// two give the same bits. Every array a replication owns is strided (element i at p[i * stride])
-// so that the device lays replications side by side and its loads coalesce.
+// OpenMP iteration per replication, SoloTeam) and the CUDA kernel (one warp per replication)
+// both run, operation for operation: every reduction is defined over kLanes fixed lanes (see
+// fold_lanes), so with the device's multiply-adds left unfused (nvcc --fmad=false) the two give
+// the same bits.
 //
 // Per replication b of test k (k thresholds against k - 1), in the transformed space:
 //   y*   = fitted + the residual block of unit threshold_draw(seed, k, b, i) (or, wild, unit i's
 //          own block times a Rademacher sign)
 //   e    = M y* = y* - Q (Q'y*), S0 = |e|^2                      (Q: the linear regressors' basis)
-//   r_g  = w_g'e = sum over design rows below grid point g of x (D'e)      (prefix sums over the
-//          rows sorted by q; D' the within transform's adjoint)
+//   r_g  = w_g'e = sum over design rows below grid point g of x (D'e)      (segment sums over the
+//          rows sorted by q, then a running sum over g; D' the within transform's adjoint)
 //   stages 1..k: S(g | F) = S_F - a'd^-1 a with a = r_g - G_gF GFF^-1 r_F, d = G_gg - G_gF GFF^-1 G_Fg,
 //          S_F = S0 - r_F'GFF^-1 r_F; the argmin joins F (Hansen's exclusion windows after stage 1)
 //   F*   = (S_{k-1} / S_k - 1) n_scale
@@ -27,6 +27,7 @@ namespace panelboot::kernels {
 constexpr int kMaxFixedDim = 24;
 constexpr int kMaxRegime = 8;
 constexpr int kMaxQ = 64;  // linear regressors handled in one pass over the rows
+constexpr int kLanes = 32;  // the lanes of every reduction (see fold_lanes)
 
 // The unit whose residual block replication b of test k attaches to unit i (of n).
 // One Philox block gives the draws of four consecutive units (word i mod 4 of block i / 4).
@@ -62,150 +63,248 @@ struct ThresholdBootView {
   bool wild = false;
 };
 
-// Strided scratch of one replication: ys, e (n_obs); usum (n_units); psum (n_periods);
-// z (n_design); r (n_grid p).
+// Scratch of one replication (contiguous): ys, e (n_obs); usum (n_units); psum (n_periods);
+// z (n_design); r (n_grid p); part (kLanes (n_q + 1), the lanes' partial sums).
 struct ThresholdScratch {
-  double *ys = nullptr, *e = nullptr, *usum = nullptr, *psum = nullptr, *z = nullptr, *r = nullptr;
-  std::int64_t stride = 1;
+  double *ys = nullptr, *e = nullptr, *usum = nullptr, *psum = nullptr, *z = nullptr, *r = nullptr, *part = nullptr;
 };
+
+// The doubles one replication's scratch takes, and the scratch laid out from base.
+PB_HD inline std::int64_t threshold_scratch_size(const ThresholdBootView& v) {
+  return 2 * v.n_obs + v.n_units + (v.n_periods + 1) + v.n_design + v.n_grid * v.p + kLanes * (v.n_q + 1);
+}
+PB_HD inline ThresholdScratch threshold_scratch_at(const ThresholdBootView& v, double* base) {
+  ThresholdScratch s;
+  s.ys = base;
+  s.e = s.ys + v.n_obs;
+  s.usum = s.e + v.n_obs;
+  s.psum = s.usum + v.n_units;
+  s.z = s.psum + v.n_periods + 1;
+  s.r = s.z + v.n_design;
+  s.part = s.r + v.n_grid * v.p;
+  return s;
+}
 
 // Gram access for the search: the diagonal p x p blocks as one flat array (block g at
 // diag + g p^2, column-major) and the column block (n_grid p) x p of a fixed point f, column-major
-// with leading dimension ld = n_grid p. DeviceGram holds the whole matrix; the CPU backend's
-// accessor computes a column the first time a replication fixes its point.
-struct FullGram {
+// with leading dimension ld = n_grid p. GramTable (the CUDA backend's) holds the column blocks of
+// some points, point f's in slot slot[f]; the CPU backend's accessor computes a column the first
+// time a replication fixes its point.
+struct GramTable {
   const double* diag = nullptr;
-  const double* G = nullptr;  // (n_grid p)^2, column-major
+  const double* G = nullptr;           // column blocks, one per slot
+  const std::int32_t* slot = nullptr;  // n_grid: the slot of point f's column block (-1: none)
   std::int64_t ld = 0;
   int p = 1;
-  PB_HD const double* column(std::int64_t f) const { return G + f * p * ld; }
+  PB_HD const double* column(std::int64_t f) const { return G + static_cast<std::int64_t>(slot[f]) * p * ld; }
 };
 
-// y*, e = M y*, S0 and r = W'e of replication b.
-// r = W'e for a transformed vector e (its element r at e[r * st]): D'e on the sorted design rows
-// (the within transform's adjoint), then prefix sums of x_j (D'e) read at each grid point's cut.
-// Uses s.usum, s.psum, s.z and writes s.r. The host's GridProjector calls it too (stride 1).
-template <bool UnitStride = false>
-PB_HD void threshold_grid_products(const ThresholdBootView& v, const double* e, const ThresholdScratch& s,
-                                   std::int64_t stride) {
-  const std::int64_t st = UnitStride ? 1 : stride;
-  // D'e on the sorted design rows
-  double total = 0;
-  if (v.time_effects)
-    for (std::int64_t t = 0; t < v.n_periods; ++t) s.psum[t * st] = 0;
-  for (std::int64_t i = 0; i < v.n_units; ++i) {
-    double u = 0;
-    for (std::int64_t r = v.offset[i]; r < v.offset[i + 1]; ++r) {
-      u += e[r * st];
-      if (v.time_effects) {
-        s.psum[static_cast<std::int64_t>(v.t_period[r]) * st] += e[r * st];
-        total += e[r * st];
-      }
-    }
-    s.usum[i * st] = u * v.unit_inv_len[i];
-  }
-  const double nu = static_cast<double>(v.n_units), nt = static_cast<double>(v.n_units * v.n_periods);
-  for (std::int64_t kk = 0; kk < v.n_design; ++kk) {
-    const std::int64_t row = v.s_row[kk];
-    double zz = (row >= 0 ? e[row * st] : 0.0) - s.usum[static_cast<std::int64_t>(v.s_unit[kk]) * st];
-    if (v.time_effects) zz -= s.psum[static_cast<std::int64_t>(v.s_period[kk]) * st] / nu - total / nt;
-    s.z[kk * st] = zz;
-  }
-  // r_{g, j} = prefix sums of x_j z over the sorted rows, read at each cut
-  for (int j = 0; j < v.p; ++j) {
-    double acc = 0;
-    std::int64_t next = 0;
-    for (std::int64_t g = 0; g < v.n_grid; ++g) {
-      for (; next < v.cut[g]; ++next) acc += v.s_x[next * v.p + j] * s.z[next * st];
-      s.r[(g * v.p + j) * st] = acc;
-    }
-  }
+// The reductions of one replication are defined over kLanes lanes, so that a CUDA warp (one lane
+// per accumulator) and one CPU thread (all lanes in turn) add the same numbers in the same order:
+// lane l sums the elements l, l + kLanes, ... in increasing order and the lanes' sums are folded
+// by the tree of fold_lanes. A Team is who runs a replication: SoloTeam (one CPU thread) or the
+// CUDA backend's warp; rank r of a team of size n takes elements r, r + n, ...; sync() orders
+// the team's memory; argmin combines the members' (smallest value, first index) pairs.
+struct SoloTeam {
+  static constexpr int kSize = 1;
+  PB_HD int rank() const { return 0; }
+  PB_HD void sync() const {}
+  PB_HD void argmin(double&, std::int64_t&) const {}
+};
+
+// Folds x[0 .. kLanes) (the lanes' partial sums, each at x[l * step]) by the fixed tree
+// x[l] += x[l + h] for h = 16, 8, 4, 2, 1.
+PB_HD inline double fold_lanes(const double* x, std::int64_t step = 1) {
+  double t[kLanes];
+  for (int l = 0; l < kLanes; ++l) t[l] = x[l * step];
+  for (int h = kLanes / 2; h > 0; h /= 2)
+    for (int l = 0; l < h; ++l) t[l] += t[l + h];
+  return t[0];
 }
 
-// UnitStride: the scratch is contiguous (the CPU backend), so the stride is a compile-time 1 and
-// the loops without a reduction vectorize; the arithmetic is the same either way.
-template <bool UnitStride = false>
-PB_HD double threshold_project(const ThresholdBootView& v, std::uint64_t b, const ThresholdScratch& s) {
-  const std::int64_t st = UnitStride ? 1 : s.stride;
-  // each Philox block serves several units: 4 draws (blocks) or 128 signs (wild), as
-  // threshold_draw_unit and wild_weight define them
+// r = W'e for a transformed vector e: D'e on the sorted design rows (the within transform's
+// adjoint), then for each grid point g and regime regressor j the sum of x_j (D'e) over the
+// sorted rows between the cuts of points g - 1 and g (segment sums, in row order), and the running
+// sum of the segments over g. Uses s.usum, s.psum, s.z and writes s.r. The host's GridProjector
+// calls it too (SoloTeam).
+template <class Team>
+PB_HD void threshold_grid_products(const ThresholdBootView& v, const double* e, const ThresholdScratch& s,
+                                   const Team& tm) {
+  const int rk = tm.rank(), ts = Team::kSize;
+  double total = 0;
+  if (v.time_effects) {  // period sums across units: one member, in unit order
+    if (rk == 0) {
+      for (std::int64_t t = 0; t < v.n_periods; ++t) s.psum[t] = 0;
+      for (std::int64_t i = 0; i < v.n_units; ++i) {
+        double u = 0;
+        for (std::int64_t r = v.offset[i]; r < v.offset[i + 1]; ++r) {
+          u += e[r];
+          s.psum[v.t_period[r]] += e[r];
+          total += e[r];
+        }
+        s.usum[i] = u * v.unit_inv_len[i];
+      }
+      s.psum[v.n_periods] = total;
+    }
+    tm.sync();
+    total = s.psum[v.n_periods];
+  } else {
+    for (std::int64_t i = rk; i < v.n_units; i += ts) {
+      double u = 0;
+      for (std::int64_t r = v.offset[i]; r < v.offset[i + 1]; ++r) u += e[r];
+      s.usum[i] = u * v.unit_inv_len[i];
+    }
+    tm.sync();
+  }
+  const double nu = static_cast<double>(v.n_units), nt = static_cast<double>(v.n_units * v.n_periods);
+  for (std::int64_t kk = rk; kk < v.n_design; kk += ts) {
+    const std::int64_t row = v.s_row[kk];
+    double zz = (row >= 0 ? e[row] : 0.0) - s.usum[v.s_unit[kk]];
+    if (v.time_effects) zz -= s.psum[v.s_period[kk]] / nu - total / nt;
+    s.z[kk] = zz;
+  }
+  tm.sync();
+  for (std::int64_t g = rk; g < v.n_grid; g += ts) {
+    const std::int64_t lo = g > 0 ? v.cut[g - 1] : 0, hi = v.cut[g];
+    for (int j = 0; j < v.p; ++j) {
+      double acc = 0;
+      for (std::int64_t kk = lo; kk < hi; ++kk) acc += v.s_x[kk * v.p + j] * s.z[kk];
+      s.r[g * v.p + j] = acc;
+    }
+  }
+  tm.sync();
+  for (int j = rk; j < v.p; j += ts) {
+    double acc = 0;
+    for (std::int64_t g = 0; g < v.n_grid; ++g) {
+      acc += s.r[g * v.p + j];
+      s.r[g * v.p + j] = acc;
+    }
+  }
+  tm.sync();
+}
+
+// y*, e = M y*, S0 = |e|^2 and r = W'e of replication b; returns S0.
+template <class Team>
+PB_HD double threshold_project(const ThresholdBootView& v, std::uint64_t b, const ThresholdScratch& s,
+                               const Team& tm) {
+  const int rk = tm.rank(), ts = Team::kSize;
+  // y*: unit i's rows. One Philox block serves several units: 4 draws (blocks) or 128 signs (wild),
+  // as threshold_draw_unit and wild_weight define them.
   const std::uint64_t ctr = (b << 6) | static_cast<std::uint64_t>(v.k);
   r123::Philox4x32::ctr_type blk = {{0, 0, 0, 0}};
-  for (std::int64_t i = 0; i < v.n_units; ++i) {
+  std::int64_t have = -1;
+  for (std::int64_t i = rk; i < v.n_units; i += ts) {
     const std::int64_t lo = v.offset[i], len = v.offset[i + 1] - lo;
     const std::uint32_t ui = static_cast<std::uint32_t>(i);
+    const std::int64_t want = v.wild ? (i >> 7) : (i >> 2);
+    if (want != have) {
+      blk = philox_block(v.seed, ctr, static_cast<std::uint32_t>(want), v.wild ? 0 : 7);
+      have = want;
+    }
     if (v.wild) {
-      if ((ui & 127u) == 0) blk = philox_block(v.seed, ctr, ui >> 7, 0);
       const double w = ((blk.v[(ui >> 5) & 3] >> (ui & 31)) & 1u) ? 1.0 : -1.0;
-      for (std::int64_t t = 0; t < len; ++t) s.ys[(lo + t) * st] = v.fitted[lo + t] + w * v.resid[lo + t];
+      for (std::int64_t t = 0; t < len; ++t) s.ys[lo + t] = v.fitted[lo + t] + w * v.resid[lo + t];
     } else {
-      if ((ui & 3u) == 0) blk = philox_block(v.seed, ctr, ui >> 2, 7);
       const std::int64_t j = static_cast<std::int64_t>((static_cast<std::uint64_t>(blk.v[ui & 3]) *
                                                         static_cast<std::uint64_t>(v.n_units)) >> 32);
       const std::int64_t lj = v.offset[j];
-      for (std::int64_t t = 0; t < len; ++t) s.ys[(lo + t) * st] = v.fitted[lo + t] + v.resid[lj + t];
+      for (std::int64_t t = 0; t < len; ++t) s.ys[lo + t] = v.fitted[lo + t] + v.resid[lj + t];
     }
   }
-  // e = y* - Q (Q'y*) and S0 = |e|^2. Up to kMaxQ columns: Q'y* in one pass over the rows (two
-  // interleaved partial sums per column), e and S0 in a second; otherwise column by column. The
-  // same operations in the same order on every backend.
+  tm.sync();
+  const int nq = v.n_q;
   double s0 = 0;
-  if (v.n_q <= kMaxQ) {
-    const int nq = v.n_q;
-    double a0[kMaxQ], a1[kMaxQ];
-    for (int c = 0; c < nq; ++c) a0[c] = a1[c] = 0;
-    std::int64_t r = 0;
-    for (; r + 2 <= v.n_obs; r += 2) {
-      const double y0 = s.ys[r * st], y1 = s.ys[(r + 1) * st];
-      const double* q0 = v.Qt + r * nq;
-      const double* q1 = q0 + nq;
-      for (int c = 0; c < nq; ++c) {
-        a0[c] += q0[c] * y0;
-        a1[c] += q1[c] * y1;
+  if (nq <= kMaxQ) {
+    // Q'y*: lane l's partial sums over rows l, l + kLanes, ...; folded; then e and S0's partials
+    double a[kMaxQ];
+    if constexpr (Team::kSize == 1) {
+      double acc[kLanes * kMaxQ];
+      for (int c = 0; c < kLanes * nq; ++c) acc[c] = 0;
+      for (std::int64_t r = 0; r < v.n_obs; ++r) {
+        const double y = s.ys[r];
+        const double* qr = v.Qt + r * nq;
+        double* al = acc + (r % kLanes) * nq;
+        for (int c = 0; c < nq; ++c) al[c] += qr[c] * y;
       }
+      for (int c = 0; c < nq; ++c) a[c] = fold_lanes(acc + c, nq);
+    } else {
+      for (int c = 0; c < nq; ++c) a[c] = 0;
+      for (std::int64_t r = rk; r < v.n_obs; r += kLanes) {
+        const double y = s.ys[r];
+        const double* qr = v.Qt + r * nq;
+        for (int c = 0; c < nq; ++c) a[c] += qr[c] * y;
+      }
+      for (int c = 0; c < nq; ++c) s.part[c * kLanes + rk] = a[c];
+      tm.sync();
+      for (int c = 0; c < nq; ++c) a[c] = fold_lanes(s.part + c * kLanes);
     }
-    if (r < v.n_obs) {
-      const double y0 = s.ys[r * st];
-      const double* q0 = v.Qt + r * nq;
-      for (int c = 0; c < nq; ++c) a0[c] += q0[c] * y0;
-    }
-    for (int c = 0; c < nq; ++c) a0[c] += a1[c];
-    double sa = 0, sb = 0;
-    for (r = 0; r < v.n_obs; ++r) {
+    double sp[Team::kSize == 1 ? kLanes : 1];
+    for (int l = 0; l < (Team::kSize == 1 ? kLanes : 1); ++l) sp[l] = 0;
+    for (std::int64_t r = rk; r < v.n_obs; r += ts) {
       const double* qr = v.Qt + r * nq;
-      double ev = s.ys[r * st];
-      for (int c = 0; c < nq; ++c) ev -= a0[c] * qr[c];
-      s.e[r * st] = ev;
-      if (r & 1) sb += ev * ev;
-      else sa += ev * ev;
+      double ev = s.ys[r];
+      for (int c = 0; c < nq; ++c) ev -= a[c] * qr[c];
+      s.e[r] = ev;
+      sp[Team::kSize == 1 ? r % kLanes : 0] += ev * ev;
     }
-    s0 = sa + sb;
-  } else {
-    for (std::int64_t r = 0; r < v.n_obs; ++r) s.e[r * st] = s.ys[r * st];
-    for (int c = 0; c < v.n_q; ++c) {
-      double a = 0;
-      for (std::int64_t r = 0; r < v.n_obs; ++r) a += v.Qt[r * v.n_q + c] * s.ys[r * st];
-      for (std::int64_t r = 0; r < v.n_obs; ++r) s.e[r * st] -= a * v.Qt[r * v.n_q + c];
+    if constexpr (Team::kSize == 1) {
+      s0 = fold_lanes(sp);
+    } else {
+      s.part[nq * kLanes + rk] = sp[0];
+      tm.sync();
+      s0 = fold_lanes(s.part + nq * kLanes);
     }
-    for (std::int64_t r = 0; r < v.n_obs; ++r) s0 += s.e[r * st] * s.e[r * st];
+  } else {  // many linear regressors: column by column, one member
+    if (rk == 0) {
+      for (std::int64_t r = 0; r < v.n_obs; ++r) s.e[r] = s.ys[r];
+      for (int c = 0; c < nq; ++c) {
+        double a = 0;
+        for (std::int64_t r = 0; r < v.n_obs; ++r) a += v.Qt[r * nq + c] * s.ys[r];
+        for (std::int64_t r = 0; r < v.n_obs; ++r) s.e[r] -= a * v.Qt[r * nq + c];
+      }
+      for (std::int64_t r = 0; r < v.n_obs; ++r) s0 += s.e[r] * s.e[r];
+      s.part[0] = s0;
+    }
+    tm.sync();
+    s0 = s.part[0];
   }
-  threshold_grid_products<UnitStride>(v, s.e, s, st);
+  tm.sync();
+  threshold_grid_products(v, s.e, s, tm);
   return s0;
 }
 
-// The sequential search of one replication given r and S0; returns F* (NaN when a fixed set's
-// Gram block is singular).
-template <class Gram>
-PB_HD double threshold_search(const ThresholdBootView& v, const Gram& gram, const double* r, std::int64_t st,
-                              double s0) {
+// The sequential search's state between stages: the fixed points, S0, S_{m-1}, S_m.
+struct ThresholdSearchState {
+  std::int64_t fixed[kMaxFixedDim + 1];
+  double s0 = 0, s_prev = 0, s_k = 0;
+  int failed = 0;  // a fixed set's Gram block was singular: F* is NaN
+};
+
+PB_HD inline void threshold_search_start(ThresholdSearchState& ss, double s0) {
+  ss.s0 = ss.s_prev = ss.s_k = s0;
+  ss.failed = 0;
+}
+PB_HD inline double threshold_search_fstar(const ThresholdBootView& v, const ThresholdSearchState& ss) {
+  return ss.failed ? ::nan("") : (ss.s_prev / ss.s_k - 1.0) * v.n_scale;
+}
+
+// Stage `stage` (1..v.k) of the sequential search of one replication given r: the best point
+// given the fixed set ss.fixed[0 .. stage - 1) joins it. Reads the Gram columns of the fixed
+// points only (none at stage 1). Members take grid points rk, rk + size, ...; every member
+// computes the fixed set's factor (the same operations), and argmin picks the first point of
+// smallest S, as a loop over all points in order would.
+template <class Gram, class Team>
+PB_HD void threshold_stage(const ThresholdBootView& v, const Gram& gram, const double* r, int stage,
+                           ThresholdSearchState& ss, const Team& tm) {
   const int p = v.p;
   const std::int64_t ld = v.n_grid * p;
-  std::int64_t fixed[kMaxFixedDim + 1];
   const double* cols[kMaxFixedDim + 1];
   double L[kMaxFixedDim * kMaxFixedDim], zr[kMaxFixedDim], w[kMaxFixedDim * kMaxRegime];
-  double s_prev = s0, s_k = s0;
-  for (int stage = 1; stage <= v.k; ++stage) {
+  std::int64_t* fixed = ss.fixed;
+  const double s0 = ss.s0;
+  {
     const int m = stage - 1, f = m * p;
+    for (int a = 0; a < m; ++a) cols[a] = gram.column(fixed[a]);
     // L L' = GFF (lower triangle from the fixed points' column blocks), zr = L^-1 r_F
     double SF = s0;
     if (m > 0) {
@@ -219,14 +318,17 @@ PB_HD double threshold_search(const ThresholdBootView& v, const Gram& gram, cons
             }
       double dmax = 0;
       for (int c = 0; c < f; ++c) dmax = L[c + c * f] > dmax ? L[c + c * f] : dmax;
-      if (!cholesky_factor(f, L, 1e-12 * dmax)) return ::nan("");
-      for (int c = 0; c < f; ++c) zr[c] = r[(fixed[c / p] * p + c % p) * st];
+      if (!cholesky_factor(f, L, 1e-12 * dmax)) {
+        ss.failed = 1;
+        return;
+      }
+      for (int c = 0; c < f; ++c) zr[c] = r[fixed[c / p] * p + c % p];
       forward_solve(f, L, zr);
       for (int c = 0; c < f; ++c) SF -= zr[c] * zr[c];
     }
     double best = 1.7976931348623157e308;  // as +inf: non-finite candidates are never chosen
     std::int64_t best_g = -1;
-    for (std::int64_t g = 0; g < v.n_grid; ++g) {
+    for (std::int64_t g = tm.rank(); g < v.n_grid; g += Team::kSize) {
       if (m > 0) {  // Hansen's windows: excluded when inside exactly one, and the fixed points
         int cnt = 0;
         bool is_fixed = false;
@@ -244,7 +346,7 @@ PB_HD double threshold_search(const ThresholdBootView& v, const Gram& gram, cons
         double* wj = w + j * kMaxFixedDim;
         for (int c = 0; c < f; ++c) wj[c] = cols[c / p][g * p + j + (c % p) * ld];
         forward_solve(f, L, wj);
-        double aj = r[(g * p + j) * st];
+        double aj = r[g * p + j];
         for (int c = 0; c < f; ++c) aj -= w[c + j * kMaxFixedDim] * zr[c];
         a[j] = aj;
       }
@@ -270,13 +372,26 @@ PB_HD double threshold_search(const ThresholdBootView& v, const Gram& gram, cons
         best_g = g;
       }
     }
-    if (best_g < 0) return ::nan("");
-    s_prev = s_k;
-    s_k = best;
+    tm.argmin(best, best_g);
+    if (best_g < 0) {
+      ss.failed = 1;
+      return;
+    }
+    ss.s_prev = ss.s_k;
+    ss.s_k = best;
     fixed[m] = best_g;
-    if (stage < v.k) cols[m] = gram.column(best_g);
   }
-  return (s_prev / s_k - 1.0) * v.n_scale;
+}
+
+// The whole search of one replication given r and S0; returns F* (NaN when a fixed set's Gram
+// block is singular).
+template <class Gram, class Team>
+PB_HD double threshold_search(const ThresholdBootView& v, const Gram& gram, const double* r, double s0,
+                              const Team& tm) {
+  ThresholdSearchState ss;
+  threshold_search_start(ss, s0);
+  for (int stage = 1; stage <= v.k && !ss.failed; ++stage) threshold_stage(v, gram, r, stage, ss, tm);
+  return threshold_search_fstar(v, ss);
 }
 
 }  // namespace panelboot::kernels

@@ -390,14 +390,13 @@ class CpuBackend final : public Backend {
     std::vector<double> fstar(static_cast<std::size_t>(sp.n_boot));
 #pragma omp parallel
     {
-      std::vector<double> ys(static_cast<std::size_t>(v.n_obs)), e(ys.size()), us(static_cast<std::size_t>(v.n_units)),
-          ps(static_cast<std::size_t>(std::max<std::int64_t>(v.n_periods, 1))), z(static_cast<std::size_t>(v.n_design)),
-          r(static_cast<std::size_t>(v.n_grid * v.p));
-      const kernels::ThresholdScratch s{ys.data(), e.data(), us.data(), ps.data(), z.data(), r.data(), 1};
+      std::vector<double> buf(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
+      const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
+      const kernels::SoloTeam solo;
 #pragma omp for schedule(dynamic, 8)
       for (std::int64_t b = 0; b < sp.n_boot; ++b) {
-        const double s0 = kernels::threshold_project<true>(v, static_cast<std::uint64_t>(b), s);
-        fstar[static_cast<std::size_t>(b)] = kernels::threshold_search(v, hg, r.data(), 1, s0);
+        const double s0 = kernels::threshold_project(v, static_cast<std::uint64_t>(b), s, solo);
+        fstar[static_cast<std::size_t>(b)] = kernels::threshold_search(v, hg, s.r, s0, solo);
       }
     }
     return fstar;
