@@ -255,46 +255,50 @@ int main(int argc, char** argv) {
       for (auto& v : X) v = nd(rng);
       for (auto& v : y) v = nd(rng);
       OlsBatch bt{X.data(), y.data(), n, k, nb, n * k, n};
-      OlsBatchResult rc, rg;
+      OlsBatchResult rc;
       const double t_cpu = seconds_of([&] { rc = cpu->batched_ols(bt); });
-      double t_warm = NAN, t_dev = NAN;
-      std::string agree = "-";
-      if (gpu) {
-        gpu->batched_ols(bt);
-        std::vector<double> dev;
-        t_warm = median_of(3, [&] {
-          rg = gpu->batched_ols(bt);
-          dev.push_back(rg.device_s);
-        });
-        std::sort(dev.begin(), dev.end());
-        t_dev = dev[dev.size() / 2];
-        double worst = 0, worst_ssr = 0;
-        int bad = 0;
-        for (std::size_t i = 0; i < rc.beta.size(); ++i)
-          worst = std::max(worst, std::fabs(rc.beta[i] - rg.beta[i]) / std::max(1.0, std::fabs(rc.beta[i])));
-        for (std::size_t i = 0; i < rc.ssr.size(); ++i) {
-          worst_ssr = std::max(worst_ssr, std::fabs(rc.ssr[i] - rg.ssr[i]) / std::fabs(rc.ssr[i]));
-          bad += rc.status[i] != rg.status[i];
-        }
-        char buf[96];
-        std::snprintf(buf, sizeof buf, "max rel diff beta %.1e, ssr %.1e, status differs %d", worst, worst_ssr, bad);
-        agree = buf;
-      }
       // the floor: X and y read once, beta and ssr written (bytes); the packed upper triangle of
       // [X y]'[X y] and the residuals (flops), against HBM bandwidth and the FP64 rate
       const double flops = static_cast<double>(nb) * (1.0 * n * (k + 1) * (k + 2) + 2.0 * n * (k + 1));
       const double bytes = static_cast<double>(nb) * 8.0 * (n * k + n + k + 1);
       const double floor_s = std::max(flops / peak_flops, bytes / peak_bytes);
-      for (int whole = 0; whole < 2; ++whole) {
-        const double t = whole ? t_warm : t_dev;
+      // the three kernels (PANELBOOT_OLS_KERNEL; staged is the default), then the default's whole
+      // call with the host-device copies
+      for (const std::string variant : {"staged", "direct", "gemm", "whole"}) {
+        double t = NAN;
+        std::string agree = "-";
+        if (gpu) {
+          setenv("PANELBOOT_OLS_KERNEL", variant == "whole" ? "staged" : variant.c_str(), 1);
+          OlsBatchResult rg = gpu->batched_ols(bt);
+          std::vector<double> dev;
+          const double t_whole = median_of(3, [&] {
+            rg = gpu->batched_ols(bt);
+            dev.push_back(rg.device_s);
+          });
+          std::sort(dev.begin(), dev.end());
+          t = variant == "whole" ? t_whole : dev[dev.size() / 2];
+          double worst = 0, worst_ssr = 0;
+          int bad = 0;
+          for (std::size_t i = 0; i < rc.beta.size(); ++i)
+            worst = std::max(worst, std::fabs(rc.beta[i] - rg.beta[i]) / std::max(1.0, std::fabs(rc.beta[i])));
+          for (std::size_t i = 0; i < rc.ssr.size(); ++i) {
+            worst_ssr = std::max(worst_ssr, std::fabs(rc.ssr[i] - rg.ssr[i]) / std::fabs(rc.ssr[i]));
+            bad += rc.status[i] != rg.status[i];
+          }
+          char buf[96];
+          std::snprintf(buf, sizeof buf, "max rel diff beta %.1e, ssr %.1e, status differs %d", worst, worst_ssr, bad);
+          agree = buf;
+          unsetenv("PANELBOOT_OLS_KERNEL");
+        }
         char rate[200] = "-";
         if (gpu && h200)
           std::snprintf(rate, sizeof rate, "%.0f GFLOP/s, %.0f GB/s (%.1f%% of HBM): %.1fx the device floor %.0f us%s",
                         flops / t / 1e9, bytes / t / 1e9, 100 * bytes / t / peak_bytes, t / floor_s, 1e6 * floor_s,
-                        whole ? ", incl. PCIe copies" : "");
+                        variant == "whole" ? ", incl. PCIe copies" : "");
         char line[512];
         std::snprintf(line, sizeof line, "%-44s %10.4f %10.4f %12s %8.1fx  %s; %s",
-                      ("batched OLS " + std::to_string(nb) + " x (200 x 10) " + (whole ? "whole call" : "kernels"))
+                      ("batched OLS " + std::to_string(nb) + " x (200 x 10) " +
+                       (variant == "whole" ? std::string("whole call") : "kernel " + variant))
                           .c_str(),
                       t_cpu, t, "-", t_cpu / t, rate, agree.c_str());
         rows.push_back(line);

@@ -11,6 +11,7 @@
 //   D_x      += w_S sum_c Za Zb                 denom_kernel (one thread per replication)
 //   coefs    <- N, D (F = N'D^-1N/q for q > 1)  coef_kernel
 //   counts    = transform_reduce(WildCountOp)   Thrust, on the device
+#include <cuda_pipeline.h>
 #include <thrust/execution_policy.h>
 
 #include <algorithm>
@@ -206,30 +207,43 @@ __global__ void ssr_kernel(const double* E, std::int64_t n, std::int64_t n_batch
   if (lane == 0) ssr[warp] = acc;
 }
 
-// One warp per item for k + 1 <= 12 columns of [X y]: lane l reads rows l, l + 32, ... (each
-// column's loads coalesce across the warp), accumulates the packed upper triangle of
-// [X y]'[X y] in registers, the warp sums it into lane 0, which solves (the shared Cholesky);
-// a second pass over the rows (the item was just read: L1/L2) sums the squared residuals.
-// X is read once from device memory: the kernel's floor is the bytes of X and y.
-template <int K1>
-__global__ void __launch_bounds__(128) ols_warp_kernel(const double* __restrict__ X, const double* __restrict__ y,
+// One warp per item for k + 1 <= 12 columns of [X y]. Staged: the warp first copies its item
+// into shared memory with asynchronous copies (every load in flight at once, one wait), then
+// reads it from there; direct: it reads device memory as it goes. Lane l takes rows l, l + 32,
+// ..., accumulates the packed upper triangle of [X y]'[X y] in registers, the warp sums it into
+// lane 0, which solves (the shared Cholesky, unrolled for this k, in registers); a second pass
+// over the rows sums the squared residuals. X is read once from device memory: the kernel's
+// floor is the bytes of X and y.
+template <int K1, bool Staged>
+__global__ void __launch_bounds__(128, 3) ols_warp_kernel(const double* __restrict__ X, const double* __restrict__ y,
                                                        std::int64_t n, std::int64_t sx, std::int64_t sy,
                                                        std::int64_t n_batch, double rel_tol, double* beta,
                                                        double* ssr, int* status) {
   constexpr int K = K1 - 1, NE = K1 * (K1 + 1) / 2;
+  extern __shared__ double ols_smem[];
   const std::int64_t item = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
   if (item >= n_batch) return;  // whole warps leave together
-  const double* Xb = X + item * sx;
-  const double* yb = y + item * sy;
+  const double* xs = X + item * sx;
+  const double* ys = y + item * sy;
+  if constexpr (Staged) {
+    double* w = ols_smem + static_cast<std::int64_t>(threadIdx.x / 32) * n * K1;
+    for (std::int64_t i = lane; i < n * K; i += 32) __pipeline_memcpy_async(w + i, xs + i, sizeof(double));
+    for (std::int64_t i = lane; i < n; i += 32) __pipeline_memcpy_async(w + n * K + i, ys + i, sizeof(double));
+    __pipeline_commit();
+    __pipeline_wait_prior(0);
+    __syncwarp();
+    xs = w;
+    ys = w + n * K;
+  }
   double acc[NE];
 #pragma unroll
   for (int e = 0; e < NE; ++e) acc[e] = 0;
   for (std::int64_t i = lane; i < n; i += 32) {
     double v[K1];
 #pragma unroll
-    for (int j = 0; j < K; ++j) v[j] = __ldg(Xb + i + j * n);
-    v[K] = __ldg(yb + i);
+    for (int j = 0; j < K; ++j) v[j] = xs[i + j * n];
+    v[K] = ys[i];
 #pragma unroll
     for (int l = 0; l < K1; ++l)
 #pragma unroll
@@ -249,7 +263,7 @@ __global__ void __launch_bounds__(128) ols_warp_kernel(const double* __restrict_
       for (int j = 0; j <= l; ++j) A[l + j * K] = acc[l * (l + 1) / 2 + j];
       b[l] = acc[K * (K + 1) / 2 + l];
     }
-    st = static_cast<int>(kernels::cholesky_solve(K, A, b, rel_tol));
+    st = static_cast<int>(kernels::cholesky_solve<K>(K, A, b, rel_tol));
   }
   st = __shfl_sync(0xffffffffu, st, 0);
 #pragma unroll
@@ -257,9 +271,9 @@ __global__ void __launch_bounds__(128) ols_warp_kernel(const double* __restrict_
   double s = 0;
   if (st == 0) {
     for (std::int64_t i = lane; i < n; i += 32) {
-      double e = __ldg(yb + i);
+      double e = ys[i];
 #pragma unroll
-      for (int j = 0; j < K; ++j) e = fma(-__ldg(Xb + i + j * n), b[j], e);
+      for (int j = 0; j < K; ++j) e = fma(-xs[i + j * n], b[j], e);
       s = fma(e, e, s);
     }
 #pragma unroll
@@ -274,17 +288,42 @@ __global__ void __launch_bounds__(128) ols_warp_kernel(const double* __restrict_
   }
 }
 
-template <int K1>
-void launch_ols_warp(int k1, const double* X, const double* y, const OlsBatch& bt, double* beta, double* ssr,
-                     int* status, cudaStream_t st) {
-  if constexpr (K1 > 1) {
-    if (k1 != K1) return launch_ols_warp<K1 - 1>(k1, X, y, bt, beta, ssr, status, st);
-    ols_warp_kernel<K1><<<blocks_for(static_cast<std::size_t>(bt.n_batch) * 32, 128), 128, 0, st>>>(
-        X, y, bt.n_obs, bt.stride_x, bt.stride_y, bt.n_batch, bt.rel_tol, beta, ssr, status);
-    PB_CUDA_LAUNCH_CHECK();
-  }
-}
 constexpr int kOlsWarpMaxCols = 12;  // k + 1 up to this: ols_warp_kernel; beyond, DGEMM + solve_kernel
+constexpr std::size_t kOlsStagedMaxBytes = 96 * 1024;  // a block's 4 staged items, at most
+
+// The batched OLS kernel in use: "staged" (the default), "direct", or "gemm" (the DGEMM path for
+// every k), from PANELBOOT_OLS_KERNEL, so scripts/device-check can time all three.
+std::string ols_kernel_choice() {
+  const char* e = std::getenv("PANELBOOT_OLS_KERNEL");
+  const std::string c = e && *e ? e : "staged";
+  if (c != "staged" && c != "direct" && c != "gemm")
+    throw InvalidInput("PANELBOOT_OLS_KERNEL must be staged, direct or gemm, not '" + c + "'");
+  return c;
+}
+
+// Launches ols_warp_kernel<k1>; false when the item does not fit the staged form's shared memory.
+template <int K1>
+bool launch_ols_warp(int k1, bool staged, const double* X, const double* y, const OlsBatch& bt, double* beta,
+                     double* ssr, int* status, cudaStream_t st) {
+  if constexpr (K1 > 1) {
+    if (k1 != K1) return launch_ols_warp<K1 - 1>(k1, staged, X, y, bt, beta, ssr, status, st);
+    const unsigned blocks = blocks_for(static_cast<std::size_t>(bt.n_batch) * 32, 128);
+    if (staged) {
+      const std::size_t smem = 4 * static_cast<std::size_t>(bt.n_obs) * K1 * sizeof(double);
+      if (smem > kOlsStagedMaxBytes) return false;
+      PB_CUDA_CHECK(cudaFuncSetAttribute(ols_warp_kernel<K1, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem)));
+      ols_warp_kernel<K1, true><<<blocks, 128, smem, st>>>(X, y, bt.n_obs, bt.stride_x, bt.stride_y, bt.n_batch,
+                                                          bt.rel_tol, beta, ssr, status);
+    } else {
+      ols_warp_kernel<K1, false><<<blocks, 128, 0, st>>>(X, y, bt.n_obs, bt.stride_x, bt.stride_y, bt.n_batch,
+                                                        bt.rel_tol, beta, ssr, status);
+    }
+    PB_CUDA_LAUNCH_CHECK();
+    return true;
+  }
+  return false;
+}
 
 // A warp as the threshold bootstrap's team (kernels/threshold_boot.hpp): lane l is reduction
 // lane l; argmin combines the lanes' (value, first index) pairs.
@@ -789,10 +828,14 @@ class CudaBackend final : public Backend {
     // the device's own time (events around the kernels, transfers excluded)
     const Events ev;
     PB_CUDA_CHECK(cudaEventRecord(ev.e[0], st));
-    if (k >= 1 && k + 1 <= kOlsWarpMaxCols) {
-      launch_ols_warp<kOlsWarpMaxCols>(static_cast<int>(k + 1), d_X.get(), d_y.get(), bt, d_b.get(), d_ssr.get(),
-                                       d_status.get(), st);
-    } else {
+    const std::string choice = ols_kernel_choice();
+    const bool warp = choice != "gemm" && k >= 1 && k + 1 <= kOlsWarpMaxCols;
+    bool done = false;
+    for (const bool staged : {true, false})
+      if (warp && !done && (choice == "staged" || !staged))
+        done = launch_ols_warp<kOlsWarpMaxCols>(static_cast<int>(k + 1), staged, d_X.get(), d_y.get(), bt, d_b.get(),
+                                                d_ssr.get(), d_status.get(), st);
+    if (!done) {
       DeviceBuffer<double> d_A(static_cast<std::size_t>(k * k * nbat), st), d_E(static_cast<std::size_t>(n * nbat), st);
       const double one = 1.0, zero = 0.0, minus = -1.0;
       const int in = static_cast<int>(n), ik = static_cast<int>(k), ib = static_cast<int>(nbat);

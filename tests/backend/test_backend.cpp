@@ -295,10 +295,16 @@ TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
   PB_BACKEND_OR_SKIP(be);
   std::mt19937_64 rng(pbtest::fresh_seed());
   std::normal_distribution<double> nd;
-  // k = 6 and 11 take the CUDA backend's one-warp-per-item kernel (k + 1 <= 12 columns), k = 14 its
-  // DGEMM path; n = 45 is not a multiple of the warp
-  for (const auto& [n, k] : {std::pair{40, 6}, std::pair{45, 11}, std::pair{40, 14}}) {
-    SCOPED_TRACE("n " + std::to_string(n) + ", k " + std::to_string(k));
+  // k = 6 and 11 take the CUDA backend's one-warp-per-item kernels (k + 1 <= 12 columns; staged
+  // through shared memory while 4 items fit in 96 KB, as n = 40 and 45 do, direct from device
+  // memory beyond, as n = 700 with k = 11), k = 14 its DGEMM path; n = 45 is not a multiple of the
+  // warp. On a GPU every kernel in turn (PANELBOOT_OLS_KERNEL).
+  std::vector<std::string> kernels_to_try = {""};
+  if (be->device() == Device::kCuda) kernels_to_try = {"staged", "direct", "gemm"};
+  for (const std::string& kern : kernels_to_try)
+  for (const auto& [n, k] : {std::pair{40, 6}, std::pair{45, 11}, std::pair{700, 11}, std::pair{40, 14}}) {
+    SCOPED_TRACE("n " + std::to_string(n) + ", k " + std::to_string(k) + " kernel " + kern);
+    if (!kern.empty()) setenv("PANELBOOT_OLS_KERNEL", kern.c_str(), 1);
     const int n_batch = 64;
     const std::int64_t sx = n * k + 3, sy = n + 1;  // strides larger than the items
     std::vector<double> X(static_cast<std::size_t>(sx * n_batch), 0.0), y(static_cast<std::size_t>(sy * n_batch), 0.0);
@@ -322,6 +328,7 @@ TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
     bt.stride_x = sx;
     bt.stride_y = sy;
     const OlsBatchResult r = be->batched_ols(bt);
+    unsetenv("PANELBOOT_OLS_KERNEL");
     ASSERT_EQ(r.status.size(), static_cast<std::size_t>(n_batch));
     for (int b = 0; b < n_batch; ++b) {
       SCOPED_TRACE("item " + std::to_string(b));

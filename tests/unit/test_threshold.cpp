@@ -614,7 +614,9 @@ TEST(ThresholdRobustCi, EtaAndSetsEqualTheDirectComputation) {
     ASSERT_EQ(m.eta2.size(), 1u);
     const double e2 = eta2_direct(s, m.gammas[0], kernel);
     EXPECT_NEAR(m.eta2[0], e2, 1e-8 * e2) << (kernel ? "kernel" : "quadratic");
-    if (!kernel) EXPECT_TRUE(std::isnan(m.eta_bandwidth[0]));  // (NaN with the kernel too when its rule fails)
+    if (!kernel) {
+      EXPECT_TRUE(std::isnan(m.eta_bandwidth[0]));  // (NaN with the kernel too when its rule fails)
+    }
     // the sets from the LR curve: LR * factor < c, factor = 1 / eta^2
     EXPECT_NEAR(r.lr_robust_factor, 1.0 / m.eta2[0], 1e-6 / m.eta2[0]);
     double lo = 1e300, hi = -1e300, lo_h = 1e300, hi_h = -1e300;

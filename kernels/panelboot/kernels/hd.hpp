@@ -14,3 +14,11 @@
 #else
 #define PB_INLINE inline
 #endif
+
+// Unrolls a loop on the device when its trip count is a compile-time constant (so small arrays
+// it indexes stay in registers); nothing on the host.
+#if defined(__CUDACC__)
+#define PB_UNROLL _Pragma("unroll")
+#else
+#define PB_UNROLL
+#endif
