@@ -722,7 +722,7 @@ class CudaBackend final : public Backend {
     auto d_offset = up(h.offset, nu + 1);
     auto d_fitted = up(h.fitted, N);
     auto d_resid = up(h.resid, N);
-    auto d_Q = up(h.Qt, N * static_cast<std::size_t>(h.n_q));
+    auto d_Q = up(h.Q, N * static_cast<std::size_t>(h.n_q));
     auto d_sunit = up(h.s_unit, nd);
     auto d_srow = up(h.s_row, nd);
     auto d_speriod = up(h.s_period, nd);
@@ -735,7 +735,7 @@ class CudaBackend final : public Backend {
     v.offset = d_offset.get();
     v.fitted = d_fitted.get();
     v.resid = d_resid.get();
-    v.Qt = d_Q.get();
+    v.Q = d_Q.get();
     v.s_unit = d_sunit.get();
     v.s_row = d_srow.get();
     v.s_period = d_speriod.get();

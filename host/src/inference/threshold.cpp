@@ -133,9 +133,6 @@ class GridProjector {
     }
     for (std::size_t i = 0; i <= pn.n; ++i) offset_.push_back(static_cast<std::int64_t>(pn.offset[i]));
     for (std::size_t i = 0; i < pn.n; ++i) inv_len_.push_back(1.0 / static_cast<double>(pn.rows[i].size()));
-    Qt_.resize(static_cast<std::size_t>(Q.size()));
-    for (Eigen::Index r = 0; r < Q.rows(); ++r)
-      for (Eigen::Index c = 0; c < Q.cols(); ++c) Qt_[static_cast<std::size_t>(r * Q.cols() + c)] = Q(r, c);
   }
   // The fields of the bootstrap's view that describe the data (the caller adds the outcome, the
   // draws and the search).
@@ -147,7 +144,7 @@ class GridProjector {
     v.n_design = static_cast<std::int64_t>(n_design_);
     v.n_grid = static_cast<std::int64_t>(cut_.size());
     v.offset = offset_.data();
-    v.Qt = Qt_.data();
+    v.Q = Q_.data();
     v.n_q = static_cast<int>(Q_.cols());
     v.s_unit = s_unit_.data();
     v.s_row = s_row_.data();
@@ -261,7 +258,7 @@ class GridProjector {
   // the sorted rows in kernels::ThresholdBootView's layout (see view())
   std::vector<std::int64_t> cut_, offset_, s_row_;
   std::vector<std::int32_t> nn_, s_unit_, s_period_, t_period_;
-  std::vector<double> s_x_, inv_len_, Qt_;
+  std::vector<double> s_x_, inv_len_;
 };
 
 // One sequential stage: the SSR of every grid candidate given the fixed thresholds F, from
@@ -274,7 +271,7 @@ struct Stage {
 
 // The grid's Gram matrix W'MW on demand: the diagonal p x p blocks up front (each from the
 // column M w_g, made and dropped), and the column block of a grid point the first time a stage
-// fixes it (once, thread-safe): W'(M w_f) by the projector's prefix sums. A stage reads only
+// fixes it (once, thread-safe): W'(M w_f) by the projector's segment sums. A stage reads only
 // G(g, g) and G(g, fixed), so neither the full matrix nor MW (N x grid) is ever formed.
 class GridGram {
  public:
@@ -289,7 +286,7 @@ class GridGram {
       if (!done[g]) todo.push_back(g);
     const std::size_t blk = 32;
     const std::ptrdiff_t n_blk = static_cast<std::ptrdiff_t>((todo.size() + blk - 1) / blk);
-#pragma omp parallel
+#pragma omp parallel if (n_blk > 1)  // (no thread team for nothing)
     {
     Mat MW, QW;
     std::vector<double> w;

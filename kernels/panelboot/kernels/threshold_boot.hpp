@@ -43,7 +43,7 @@ struct ThresholdBootView {
   const std::int64_t* offset = nullptr;  // unit i's transformed rows [offset[i], offset[i + 1])
   const double* fitted = nullptr;        // n_obs
   const double* resid = nullptr;         // n_obs
-  const double* Qt = nullptr;            // n_obs x n_q, ROW-major (row r at Qt + r n_q), orthonormal columns
+  const double* Q = nullptr;             // n_obs x n_q, column-major (column c at Q + c n_obs), orthonormal
   int n_q = 0;
   // design rows sorted by q: their unit, transformed row (-1: the deleted period), period
   const std::int32_t* s_unit = nullptr;
@@ -217,35 +217,62 @@ PB_HD double threshold_project(const ThresholdBootView& v, std::uint64_t b, cons
   if (nq <= kMaxQ) {
     // Q'y*: lane l's partial sums over rows l, l + kLanes, ...; folded; then e and S0's partials
     double a[kMaxQ];
+    const std::int64_t N = v.n_obs;
     if constexpr (Team::kSize == 1) {
-      double acc[kLanes * kMaxQ];
+      // one thread: 32 rows at a time, each lane's accumulator a vector element
+      double acc[kLanes * kMaxQ];  // lane l of column c at acc[c kLanes + l]
       for (int c = 0; c < kLanes * nq; ++c) acc[c] = 0;
-      for (std::int64_t r = 0; r < v.n_obs; ++r) {
-        const double y = s.ys[r];
-        const double* qr = v.Qt + r * nq;
-        double* al = acc + (r % kLanes) * nq;
-        for (int c = 0; c < nq; ++c) al[c] += qr[c] * y;
-      }
-      for (int c = 0; c < nq; ++c) a[c] = fold_lanes(acc + c, nq);
+      std::int64_t r0 = 0;
+      for (; r0 + kLanes <= N; r0 += kLanes)
+        for (int c = 0; c < nq; ++c) {
+          const double* qc = v.Q + c * N + r0;
+          const double* y = s.ys + r0;
+          double* al = acc + c * kLanes;
+          for (int l = 0; l < kLanes; ++l) al[l] += qc[l] * y[l];
+        }
+      for (std::int64_t r = r0; r < N; ++r)
+        for (int c = 0; c < nq; ++c) acc[c * kLanes + (r - r0)] += v.Q[c * N + r] * s.ys[r];
+      for (int c = 0; c < nq; ++c) a[c] = fold_lanes(acc + c * kLanes);
     } else {
       for (int c = 0; c < nq; ++c) a[c] = 0;
-      for (std::int64_t r = rk; r < v.n_obs; r += kLanes) {
+      for (std::int64_t r = rk; r < N; r += kLanes) {
         const double y = s.ys[r];
-        const double* qr = v.Qt + r * nq;
-        for (int c = 0; c < nq; ++c) a[c] += qr[c] * y;
+        for (int c = 0; c < nq; ++c) a[c] += v.Q[c * N + r] * y;
       }
       for (int c = 0; c < nq; ++c) s.part[c * kLanes + rk] = a[c];
       tm.sync();
       for (int c = 0; c < nq; ++c) a[c] = fold_lanes(s.part + c * kLanes);
     }
+    // e = y* - Q a (per row: y*, then the columns in order) and S0's lane partials
     double sp[Team::kSize == 1 ? kLanes : 1];
     for (int l = 0; l < (Team::kSize == 1 ? kLanes : 1); ++l) sp[l] = 0;
-    for (std::int64_t r = rk; r < v.n_obs; r += ts) {
-      const double* qr = v.Qt + r * nq;
-      double ev = s.ys[r];
-      for (int c = 0; c < nq; ++c) ev -= a[c] * qr[c];
-      s.e[r] = ev;
-      sp[Team::kSize == 1 ? r % kLanes : 0] += ev * ev;
+    if constexpr (Team::kSize == 1) {
+      std::int64_t r0 = 0;
+      for (; r0 + kLanes <= N; r0 += kLanes) {
+        double ev[kLanes];
+        for (int l = 0; l < kLanes; ++l) ev[l] = s.ys[r0 + l];
+        for (int c = 0; c < nq; ++c) {
+          const double* qc = v.Q + c * N + r0;
+          for (int l = 0; l < kLanes; ++l) ev[l] -= a[c] * qc[l];
+        }
+        for (int l = 0; l < kLanes; ++l) {
+          s.e[r0 + l] = ev[l];
+          sp[l] += ev[l] * ev[l];
+        }
+      }
+      for (std::int64_t r = r0; r < N; ++r) {
+        double ev = s.ys[r];
+        for (int c = 0; c < nq; ++c) ev -= a[c] * v.Q[c * N + r];
+        s.e[r] = ev;
+        sp[r - r0] += ev * ev;
+      }
+    } else {
+      for (std::int64_t r = rk; r < N; r += kLanes) {
+        double ev = s.ys[r];
+        for (int c = 0; c < nq; ++c) ev -= a[c] * v.Q[c * N + r];
+        s.e[r] = ev;
+        sp[0] += ev * ev;
+      }
     }
     if constexpr (Team::kSize == 1) {
       s0 = fold_lanes(sp);
@@ -259,8 +286,8 @@ PB_HD double threshold_project(const ThresholdBootView& v, std::uint64_t b, cons
       for (std::int64_t r = 0; r < v.n_obs; ++r) s.e[r] = s.ys[r];
       for (int c = 0; c < nq; ++c) {
         double a = 0;
-        for (std::int64_t r = 0; r < v.n_obs; ++r) a += v.Qt[r * nq + c] * s.ys[r];
-        for (std::int64_t r = 0; r < v.n_obs; ++r) s.e[r] -= a * v.Qt[r * nq + c];
+        for (std::int64_t r = 0; r < v.n_obs; ++r) a += v.Q[c * v.n_obs + r] * s.ys[r];
+        for (std::int64_t r = 0; r < v.n_obs; ++r) s.e[r] -= a * v.Q[c * v.n_obs + r];
       }
       for (std::int64_t r = 0; r < v.n_obs; ++r) s0 += s.e[r] * s.e[r];
       s.part[0] = s0;
