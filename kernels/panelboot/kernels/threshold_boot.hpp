@@ -114,7 +114,7 @@ struct SoloTeam {
 
 // Folds x[0 .. kLanes) (the lanes' partial sums, each at x[l * step]) by the fixed tree
 // x[l] += x[l + h] for h = 16, 8, 4, 2, 1.
-PB_HD inline double fold_lanes(const double* x, std::int64_t step = 1) {
+PB_HD PB_INLINE double fold_lanes(const double* x, std::int64_t step = 1) {
   double t[kLanes];
   for (int l = 0; l < kLanes; ++l) t[l] = x[l * step];
   for (int h = kLanes / 2; h > 0; h /= 2)
@@ -128,7 +128,7 @@ PB_HD inline double fold_lanes(const double* x, std::int64_t step = 1) {
 // sum of the segments over g. Uses s.usum, s.psum, s.z and writes s.r. The host's GridProjector
 // calls it too (SoloTeam).
 template <class Team>
-PB_HD void threshold_grid_products(const ThresholdBootView& v, const double* e, const ThresholdScratch& s,
+PB_HD PB_INLINE void threshold_grid_products(const ThresholdBootView& v, const double* e, const ThresholdScratch& s,
                                    const Team& tm) {
   const int rk = tm.rank(), ts = Team::kSize;
   double total = 0;
@@ -185,7 +185,7 @@ PB_HD void threshold_grid_products(const ThresholdBootView& v, const double* e, 
 
 // y*, e = M y*, S0 = |e|^2 and r = W'e of replication b; returns S0.
 template <class Team>
-PB_HD double threshold_project(const ThresholdBootView& v, std::uint64_t b, const ThresholdScratch& s,
+PB_HD PB_INLINE double threshold_project(const ThresholdBootView& v, std::uint64_t b, const ThresholdScratch& s,
                                const Team& tm) {
   const int rk = tm.rank(), ts = Team::kSize;
   // y*: unit i's rows. One Philox block serves several units: 4 draws (blocks) or 128 signs (wild),
@@ -321,7 +321,7 @@ PB_HD inline double threshold_search_fstar(const ThresholdBootView& v, const Thr
 // computes the fixed set's factor (the same operations), and argmin picks the first point of
 // smallest S, as a loop over all points in order would.
 template <class Gram, class Team>
-PB_HD void threshold_stage(const ThresholdBootView& v, const Gram& gram, const double* r, int stage,
+PB_HD PB_INLINE void threshold_stage(const ThresholdBootView& v, const Gram& gram, const double* r, int stage,
                            ThresholdSearchState& ss, const Team& tm) {
   const int p = v.p;
   const std::int64_t ld = v.n_grid * p;
@@ -413,7 +413,7 @@ PB_HD void threshold_stage(const ThresholdBootView& v, const Gram& gram, const d
 // The whole search of one replication given r and S0; returns F* (NaN when a fixed set's Gram
 // block is singular).
 template <class Gram, class Team>
-PB_HD double threshold_search(const ThresholdBootView& v, const Gram& gram, const double* r, double s0,
+PB_HD PB_INLINE double threshold_search(const ThresholdBootView& v, const Gram& gram, const double* r, double s0,
                               const Team& tm) {
   ThresholdSearchState ss;
   threshold_search_start(ss, s0);

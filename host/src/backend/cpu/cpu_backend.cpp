@@ -24,6 +24,24 @@ inline V4 load4(const double* p) {
 }
 inline void store4(double* p, V4 x) { std::memcpy(p, &x, sizeof x); }
 
+// The threshold bootstrap's Gram on the host: columns computed when a replication first fixes
+// their point (ThresholdGram::column is thread-safe).
+struct HostGram {
+  const double* diag;
+  const ThresholdGram* g;
+  const double* column(std::int64_t f) const { return g->column(f); }
+};
+
+// One replication of a threshold test (the shared PB_HD functions, forced inline, so the AVX2
+// clone vectorizes the 32-lane loops; no FMA either way, the same bits as the default clone).
+__attribute__((target_clones("avx2", "default")))
+double threshold_replicate(const kernels::ThresholdBootView& v, const HostGram& hg, std::uint64_t b,
+                           const kernels::ThresholdScratch& s) {
+  const kernels::SoloTeam solo;
+  const double s0 = kernels::threshold_project(v, b, s, solo);
+  return kernels::threshold_search(v, hg, s.r, s0, solo);
+}
+
 // C (m x nb) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with `subtract`. Each
 // output is summed over d in order, 32 replications at a time in registers; no fused
 // multiply-add, so both clones and any chunk size give the same bits.
@@ -381,23 +399,15 @@ class CpuBackend final : public Backend {
 
   std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const ThresholdGram& gram) const override {
     const kernels::ThresholdBootView& v = sp.view;
-    // columns through the host Gram (computed when a replication first fixes their point)
-    struct HostGram {
-      const double* diag;
-      const ThresholdGram* g;
-      const double* column(std::int64_t f) const { return g->column(f); }
-    } hg{gram.diag(), &gram};
+    const HostGram hg{gram.diag(), &gram};
     std::vector<double> fstar(static_cast<std::size_t>(sp.n_boot));
 #pragma omp parallel
     {
       std::vector<double> buf(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
       const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
-      const kernels::SoloTeam solo;
 #pragma omp for schedule(dynamic, 8)
-      for (std::int64_t b = 0; b < sp.n_boot; ++b) {
-        const double s0 = kernels::threshold_project(v, static_cast<std::uint64_t>(b), s, solo);
-        fstar[static_cast<std::size_t>(b)] = kernels::threshold_search(v, hg, s.r, s0, solo);
-      }
+      for (std::int64_t b = 0; b < sp.n_boot; ++b)
+        fstar[static_cast<std::size_t>(b)] = threshold_replicate(v, hg, static_cast<std::uint64_t>(b), s);
     }
     return fstar;
   }
