@@ -203,17 +203,20 @@ class GridProjector {
     for (std::size_t c = 0; c < nq; ++c) WQ.col(static_cast<Eigen::Index>(c)) = raw(Q_.col(static_cast<Eigen::Index>(c)).data());
     const std::size_t pp = static_cast<std::size_t>(p_);
     std::vector<double> A(pn_.n * pp * pp, 0.0), Bk(pn_.n * pp, 0.0), C(pn_.n * pp, 0.0);
-    std::vector<char> touched(pn_.n, 0);
-    std::vector<std::size_t> units;  // those with a row below the current point
+    // S = sum over units of their current terms, kept up to date: at each point only the units
+    // with a row between the previous cut and this one change (O(N p^2) in all, not O(grid n))
+    std::vector<double> term(pn_.n * pp * pp, 0.0);
+    std::vector<std::size_t> stamp(pn_.n, static_cast<std::size_t>(-1)), dirty;
     std::size_t k = 0;
-    Mat S(p_, p_);
+    Mat S = Mat::Zero(p_, p_);
     for (std::size_t g = 0; g < ng; ++g) {
+      dirty.clear();
       for (; k < static_cast<std::size_t>(cut_[g]); ++k) {
         const std::size_t i = static_cast<std::size_t>(s_unit_[k]);
         const bool kept = s_row_[k] >= 0;
-        if (!touched[i]) {
-          touched[i] = 1;
-          units.push_back(i);
+        if (stamp[i] != g) {
+          stamp[i] = g;
+          dirty.push_back(i);
         }
         const double* xk = s_x_.data() + k * pp;
         for (std::size_t j = 0; j < pp; ++j) {
@@ -223,15 +226,17 @@ class GridProjector {
           for (std::size_t l = 0; l < pp; ++l) A[(i * pp + j) * pp + l] += xk[j] * xk[l];
         }
       }
-      S.setZero();
-      for (std::size_t i : units) {
+      for (std::size_t i : dirty) {
         const double Ti = static_cast<double>(pn_.rows[i].size()),
                      len = static_cast<double>(pn_.offset[i + 1] - pn_.offset[i]);
         for (std::size_t j = 0; j < pp; ++j)
           for (std::size_t l = 0; l < pp; ++l) {
             const double cj = C[i * pp + j], cl = C[i * pp + l];
-            S(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(l)) +=
-                A[(i * pp + j) * pp + l] - (cj * Bk[i * pp + l] + cl * Bk[i * pp + j]) / Ti + len * cj * cl / (Ti * Ti);
+            const double t = A[(i * pp + j) * pp + l] - (cj * Bk[i * pp + l] + cl * Bk[i * pp + j]) / Ti +
+                             len * cj * cl / (Ti * Ti);
+            double& old = term[(i * pp + j) * pp + l];
+            S(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(l)) += t - old;
+            old = t;
           }
       }
       const auto a = WQ.middleRows(static_cast<Eigen::Index>(g) * p_, p_);
