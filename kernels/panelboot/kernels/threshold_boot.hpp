@@ -124,8 +124,8 @@ PB_HD PB_INLINE double fold_lanes(const double* x, std::int64_t step = 1) {
 
 // r = W'e for a transformed vector e: D'e on the sorted design rows (the within transform's
 // adjoint), then for each grid point g and regime regressor j the sum of x_j (D'e) over the
-// sorted rows between the cuts of points g - 1 and g (segment sums, in row order), and the running
-// sum of the segments over g. Uses s.usum, s.psum, s.z and writes s.r. The host's GridProjector
+// sorted rows between the cuts of points g - 1 and g (segment sums, in row order; with one
+// regressor D'e is made where it is used), and the running sum of the segments over g. Uses s.usum, s.psum, s.z and writes s.r. The host's GridProjector
 // calls it too (SoloTeam).
 template <class Team>
 PB_HD PB_INLINE void threshold_grid_products(const ThresholdBootView& v, const double* e, const ThresholdScratch& s,
@@ -157,19 +157,30 @@ PB_HD PB_INLINE void threshold_grid_products(const ThresholdBootView& v, const d
     tm.sync();
   }
   const double nu = static_cast<double>(v.n_units), nt = static_cast<double>(v.n_units * v.n_periods);
-  for (std::int64_t kk = rk; kk < v.n_design; kk += ts) {
+  // z = D'e on sorted design row kk
+  auto z_of = [&](std::int64_t kk) {
     const std::int64_t row = v.s_row[kk];
     double zz = (row >= 0 ? e[row] : 0.0) - s.usum[v.s_unit[kk]];
     if (v.time_effects) zz -= s.psum[v.s_period[kk]] / nu - total / nt;
-    s.z[kk] = zz;
-  }
-  tm.sync();
-  for (std::int64_t g = rk; g < v.n_grid; g += ts) {
-    const std::int64_t lo = g > 0 ? v.cut[g - 1] : 0, hi = v.cut[g];
-    for (int j = 0; j < v.p; ++j) {
+    return zz;
+  };
+  if (v.p == 1) {  // one regime regressor: z made where it is used
+    for (std::int64_t g = rk; g < v.n_grid; g += ts) {
+      const std::int64_t lo = g > 0 ? v.cut[g - 1] : 0, hi = v.cut[g];
       double acc = 0;
-      for (std::int64_t kk = lo; kk < hi; ++kk) acc += v.s_x[kk * v.p + j] * s.z[kk];
-      s.r[g * v.p + j] = acc;
+      for (std::int64_t kk = lo; kk < hi; ++kk) acc += v.s_x[kk] * z_of(kk);
+      s.r[g] = acc;
+    }
+  } else {  // z once for the p regressors
+    for (std::int64_t kk = rk; kk < v.n_design; kk += ts) s.z[kk] = z_of(kk);
+    tm.sync();
+    for (std::int64_t g = rk; g < v.n_grid; g += ts) {
+      const std::int64_t lo = g > 0 ? v.cut[g - 1] : 0, hi = v.cut[g];
+      for (int j = 0; j < v.p; ++j) {
+        double acc = 0;
+        for (std::int64_t kk = lo; kk < hi; ++kk) acc += v.s_x[kk * v.p + j] * s.z[kk];
+        s.r[g * v.p + j] = acc;
+      }
     }
   }
   tm.sync();
