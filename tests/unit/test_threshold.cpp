@@ -7,6 +7,7 @@
 #include "helpers.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/kernels/wild_weights.hpp"
+#include "panelboot/kernels/threshold_boot.hpp"
 #include "panelboot/threshold.hpp"
 
 using namespace panelboot;
@@ -214,6 +215,65 @@ TEST(ThresholdBruteForce, GridSsrAndBootstrapFEqualDirectRegressions) {
       const double f = (s0 / s1 - 1) * n * (T - 1);
       EXPECT_NEAR(r.fstar[0][b], f, 1e-7 * std::max(1.0, f)) << "replication " << b;
     }
+  }
+}
+
+// More linear regressors than the bootstrap projects in one pass (kernels::kMaxQ): Q'y* column
+// by column. F* of the traced draws against direct regressions.
+TEST(ThresholdBruteForce, BootstrapFWithManyLinearRegressorsEqualsDirectRegressions) {
+  const std::uint64_t seed = pbtest::fresh_seed();
+  SCOPED_TRACE("PB_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> nd;
+  const int n = 30, T = 6, nz = kernels::kMaxQ + 2;
+  Small s = small_panel(rng, n, T);
+  std::string rhs;
+  std::vector<std::vector<double>> zs(nz);
+  for (int c = 0; c < nz; ++c) {
+    for (int r = 0; r < n * T; ++r) zs[c].push_back(nd(rng));
+    Column col;
+    col.name = "w" + std::to_string(c);
+    col.num = zs[c];
+    s.df.columns.push_back(col);
+    rhs += (c ? " + " : "") + col.name;
+  }
+  ThresholdOptions o = small_options();
+  o.formula = "y ~ " + rhs + " | id";
+  o.grid = 20;
+  o.trim = {0.1};
+  o.n_boot = 4;
+  o.trace = 4;
+  o.seed = seed;
+  const ThresholdResult r = estimate_threshold(s.df, o);
+  const auto& y = s.df.numeric("y");
+  const auto& x = s.df.numeric("x");
+  const auto& q = s.df.numeric("q");
+  const Eigen::VectorXd ty = transform(y, n, T);
+  Eigen::MatrixXd XL(n * (T - 1), nz + 1);
+  for (int c = 0; c < nz; ++c) XL.col(c) = transform(zs[c], n, T);
+  XL.col(nz) = transform(x, n, T);
+  EXPECT_NEAR(r.ssr_linear, ssr_direct(ty, XL), 1e-9 * r.ssr_linear);
+  auto ssr_at = [&](const Eigen::VectorXd& yy, double g) {
+    std::vector<double> w(x.size());
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = q[i] < g ? x[i] : 0.0;
+    Eigen::MatrixXd X3(n * (T - 1), nz + 2);
+    X3 << XL, transform(w, n, T);
+    return ssr_direct(yy, X3);
+  };
+  Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(XL);
+  const Eigen::VectorXd fitted = XL * qr.solve(ty), resid = ty - fitted;
+  ASSERT_EQ(r.fstar[0].size(), 4u);
+  for (std::size_t b = 0; b < r.fstar[0].size(); ++b) {
+    Eigen::VectorXd ys(n * (T - 1));
+    for (int i = 0; i < n; ++i) {
+      const std::size_t j = threshold_draw(o.seed, 1, b, static_cast<std::size_t>(i), static_cast<std::size_t>(n));
+      for (int t = 0; t + 1 < T; ++t) ys(i * (T - 1) + t) = fitted(i * (T - 1) + t) + resid(static_cast<Eigen::Index>(j) * (T - 1) + t);
+    }
+    const double s0 = ssr_direct(ys, XL);
+    double s1 = std::numeric_limits<double>::infinity();
+    for (double g : r.lr_gamma) s1 = std::min(s1, ssr_at(ys, g));
+    const double f = (s0 / s1 - 1) * n * (T - 1);
+    EXPECT_NEAR(r.fstar[0][b], f, 1e-7 * std::max(1.0, f)) << "replication " << b;
   }
 }
 
