@@ -64,6 +64,12 @@ inline std::uint64_t fresh_seed() {
   return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
 }
 
+// A generator `name` from a fresh seed that every failure of the enclosing test prints.
+#define PB_FRESH_RNG(name)                                              \
+  const std::uint64_t name##_seed = pbtest::fresh_seed();               \
+  SCOPED_TRACE("PB_SEED=" + std::to_string(name##_seed));               \
+  std::mt19937_64 name(name##_seed)
+
 // A unique temporary path (not created).
 inline std::string temp_path(const std::string& suffix) {
   static int counter = 0;

@@ -216,7 +216,7 @@ TEST_P(BackendSuite, WildCountsEqualTheCpuReference) {
 // statistics: their counts agree (here at several observed values, both tie rules).
 TEST_P(BackendSuite, GrayWalkCountsEqualStoredEnumeration) {
   PB_BACKEND_OR_SKIP(be);
-  std::mt19937_64 rng(pbtest::fresh_seed());
+  PB_FRESH_RNG(rng);
   std::normal_distribution<double> nd;
   const int G = 13, C = 13;
   Eigen::MatrixXd K(C, G);
@@ -293,7 +293,7 @@ Eigen::MatrixXd with_condition(std::mt19937_64& rng, int n, int k, double cond) 
 
 TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
   PB_BACKEND_OR_SKIP(be);
-  std::mt19937_64 rng(pbtest::fresh_seed());
+  PB_FRESH_RNG(rng);
   std::normal_distribution<double> nd;
   // k = 6 and 11 take the CUDA backend's one-warp-per-item kernels (k + 1 <= 12 columns; staged
   // through shared memory while 4 items fit in 96 KB, as n = 40 and 45 do, direct from device

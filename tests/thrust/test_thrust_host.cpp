@@ -93,7 +93,7 @@ TEST(ThrustHost, ReplicateCountsEqualTheCpuBackend) {
 }
 
 TEST(ThrustHost, GrayEnumerationEqualsTheCpuBackend) {
-  std::mt19937_64 rng(pbtest::fresh_seed());
+  PB_FRESH_RNG(rng);
   std::normal_distribution<double> nd;
   const int G = 17;
   Eigen::MatrixXd K(20, G);

@@ -151,7 +151,7 @@ TEST(FitProperty, WithinEqualsExplicitDummiesOnRandomPanels) {
 
 TEST(FitProperty, NestedConventionDiffersFromAregByTheKnownFactor) {
   // With unit FE nested in clusters, the two conventions differ only through (N-1)/(N-K).
-  std::mt19937_64 rng(pbtest::fresh_seed());
+  PB_FRESH_RNG(rng);
   Panel p = random_panel(rng, true, 20, 5, 2);
   SampleOptions so;
   so.cluster = {"unit"};
@@ -171,7 +171,7 @@ TEST(FitProperty, NestedConventionDiffersFromAregByTheKnownFactor) {
 }
 
 TEST(FitProperty, CollinearRegressorsAreDroppedByName) {
-  std::mt19937_64 rng(pbtest::fresh_seed());
+  PB_FRESH_RNG(rng);
   Panel p = random_panel(rng, true, 10, 4, 2);
   // z = x1 + 2 x2 (collinear with the regressors); u = the unit id (collinear with unit FE)
   std::vector<double> z(p.y.size()), uu(p.y.size());

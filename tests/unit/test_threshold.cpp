@@ -383,7 +383,7 @@ TEST(ThresholdOptions, GivenThresholdsAndSavedRegimes) {
 TEST(ThresholdBruteForce, TimeEffectsEqualRegressionWithUnitAndPeriodDummies) {
   // xthreg mode keeps all nT rows: two-way demeaning of a balanced panel is then exactly the
   // regression with unit and period dummies, at every grid point
-  std::mt19937_64 rng(pbtest::fresh_seed());
+  PB_FRESH_RNG(rng);
   const int n = 15, T = 5;
   Small s = small_panel(rng, n, T);
   ThresholdOptions o = small_options();
@@ -414,7 +414,7 @@ TEST(ThresholdBruteForce, TimeEffectsEqualRegressionWithUnitAndPeriodDummies) {
 }
 
 TEST(ThresholdBruteForce, GridAllIsEveryDistinctValueInTheTrimmedRange) {
-  std::mt19937_64 rng(pbtest::fresh_seed());
+  PB_FRESH_RNG(rng);
   Small s = small_panel(rng, 12, 5);
   ThresholdOptions o = small_options();
   o.trim = {0.05};
@@ -443,7 +443,7 @@ TEST(ThresholdBruteForce, GridAllIsEveryDistinctValueInTheTrimmedRange) {
 }
 
 TEST(ThresholdBruteForce, UnbalancedPanelGridSsrEqualsDirectRegressions) {
-  std::mt19937_64 rng(pbtest::fresh_seed());
+  PB_FRESH_RNG(rng);
   const int n = 14, T = 5;
   Small s = small_panel(rng, n, T);
   // drop a few rows (never a unit's only rows)
@@ -707,7 +707,7 @@ TEST(ThresholdRobustCi, EtaAndSetsEqualTheDirectComputation) {
 // error sd s = 3 where |x| >= 1, else 1 (quadratic estimator, large panel; the demeaned x is
 // nearly normal).
 TEST(ThresholdRobustCi, EtaSeesHeteroskedasticity) {
-  std::mt19937_64 rng(pbtest::fresh_seed());
+  PB_FRESH_RNG(rng);
   ThresholdOptions o = small_options();
   o.grid = 50;
   o.trim = {0.05};

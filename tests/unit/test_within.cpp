@@ -7,7 +7,7 @@
 using namespace panelboot;
 
 TEST(Within, BalancedShortcutEqualsAlternatingProjections) {
-  std::mt19937_64 rng(pbtest::fresh_seed());
+  PB_FRESH_RNG(rng);
   std::normal_distribution<double> nd;
   const int n_i = 17, n_t = 9;
   std::vector<std::int32_t> a, b;
