@@ -719,31 +719,23 @@ class CudaBackend final : public Backend {
       return d;
     };
     auto d_diag = up(gram.diag(), ng * p * p);
-    auto d_offset = up(h.offset, nu + 1);
-    auto d_fitted = up(h.fitted, N);
-    auto d_resid = up(h.resid, N);
-    auto d_Q = up(h.Q, N * static_cast<std::size_t>(h.n_q));
-    auto d_sunit = up(h.s_unit, nd);
-    auto d_srow = up(h.s_row, nd);
-    auto d_speriod = up(h.s_period, nd);
-    auto d_tperiod = up(h.t_period, N);
-    auto d_invlen = up(h.unit_inv_len, nu);
-    auto d_sx = up(h.s_x, nd * p);
-    auto d_cut = up(h.cut, ng);
-    auto d_nn = up(h.nn, ng);
+    // the view's arrays on the device: each field now points to its copy (the buffers live until
+    // the call returns)
     kernels::ThresholdBootView v = h;
-    v.offset = d_offset.get();
-    v.fitted = d_fitted.get();
-    v.resid = d_resid.get();
-    v.Q = d_Q.get();
-    v.s_unit = d_sunit.get();
-    v.s_row = d_srow.get();
-    v.s_period = d_speriod.get();
-    v.t_period = d_tperiod.get();
-    v.unit_inv_len = d_invlen.get();
-    v.s_x = d_sx.get();
-    v.cut = d_cut.get();
-    v.nn = d_nn.get();
+    auto mirror = [&](auto& field, std::size_t n) {
+      auto d = up(field, n);
+      field = d.get();
+      return d;
+    };
+    const auto d_offset = mirror(v.offset, nu + 1);
+    const auto d_fitted = mirror(v.fitted, N), d_resid = mirror(v.resid, N);
+    const auto d_Q = mirror(v.Q, N * static_cast<std::size_t>(h.n_q));
+    const auto d_sunit = mirror(v.s_unit, nd), d_speriod = mirror(v.s_period, nd), d_tperiod = mirror(v.t_period, N);
+    const auto d_srow = mirror(v.s_row, nd);
+    const auto d_invlen = mirror(v.unit_inv_len, nu);
+    const auto d_sx = mirror(v.s_x, nd * p);
+    const auto d_cut = mirror(v.cut, ng);
+    const auto d_nn = mirror(v.nn, ng);
     // The Gram's diagonal blocks, and a table of the column blocks of the points that some
     // replication has fixed, filled between stages from the host's on-demand columns (the same
     // numbers the CPU backend reads): at most min(grid, B (k - 1)) of them, usually far fewer.
@@ -830,11 +822,13 @@ class CudaBackend final : public Backend {
     PB_CUDA_CHECK(cudaEventRecord(ev.e[0], st));
     const std::string choice = ols_kernel_choice();
     const bool warp = choice != "gemm" && k >= 1 && k + 1 <= kOlsWarpMaxCols;
-    bool done = false;
-    for (const bool staged : {true, false})
-      if (warp && !done && (choice == "staged" || !staged))
-        done = launch_ols_warp<kOlsWarpMaxCols>(static_cast<int>(k + 1), staged, d_X.get(), d_y.get(), bt, d_b.get(),
-                                                d_ssr.get(), d_status.get(), st);
+    bool done = false;  // the staged kernel declines items whose 4-item block exceeds its shared memory
+    if (warp && choice == "staged")
+      done = launch_ols_warp<kOlsWarpMaxCols>(static_cast<int>(k + 1), true, d_X.get(), d_y.get(), bt, d_b.get(),
+                                              d_ssr.get(), d_status.get(), st);
+    if (warp && !done)
+      done = launch_ols_warp<kOlsWarpMaxCols>(static_cast<int>(k + 1), false, d_X.get(), d_y.get(), bt, d_b.get(),
+                                              d_ssr.get(), d_status.get(), st);
     if (!done) {
       DeviceBuffer<double> d_A(static_cast<std::size_t>(k * k * nbat), st), d_E(static_cast<std::size_t>(n * nbat), st);
       const double one = 1.0, zero = 0.0, minus = -1.0;

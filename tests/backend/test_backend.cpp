@@ -506,11 +506,7 @@ class EmulatedWarpBackend final : public Backend {
   OlsBatchResult batched_ols(const OlsBatch& bt) const override { return cpu_->batched_ols(bt); }
   std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const ThresholdGram& gram) const override {
     const kernels::ThresholdBootView& v = sp.view;
-    struct HostGram {
-      const double* diag;
-      const ThresholdGram* g;
-      const double* column(std::int64_t f) const { return g->column(f); }
-    } hg{gram.diag(), &gram};
+    const HostGramAccess hg{gram.diag(), &gram};
     std::vector<double> fstar(static_cast<std::size_t>(sp.n_boot)), buf(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
     const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
     Barrier bar(kernels::kLanes);

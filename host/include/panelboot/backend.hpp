@@ -106,6 +106,14 @@ class ThresholdGram {
   virtual const double* column(std::int64_t f) const = 0;
 };
 
+// A ThresholdGram as the shared search (kernels::threshold_stage) reads a Gram on the host: the
+// diagonal blocks, and a column computed when a replication first fixes its point.
+struct HostGramAccess {
+  const double* diag;
+  const ThresholdGram* g;
+  const double* column(std::int64_t f) const { return g->column(f); }
+};
+
 // One bootstrap test of the threshold model: the per-replication data (host pointers; the
 // layouts are documented in kernels/threshold_boot.hpp) and the number of replications.
 struct ThresholdBootSpec {

@@ -24,18 +24,10 @@ inline V4 load4(const double* p) {
 }
 inline void store4(double* p, V4 x) { std::memcpy(p, &x, sizeof x); }
 
-// The threshold bootstrap's Gram on the host: columns computed when a replication first fixes
-// their point (ThresholdGram::column is thread-safe).
-struct HostGram {
-  const double* diag;
-  const ThresholdGram* g;
-  const double* column(std::int64_t f) const { return g->column(f); }
-};
-
 // One replication of a threshold test (the shared PB_HD functions, forced inline, so the AVX2
 // clone vectorizes the 32-lane loops; no FMA either way, the same bits as the default clone).
 __attribute__((target_clones("avx2", "default")))
-double threshold_replicate(const kernels::ThresholdBootView& v, const HostGram& hg, std::uint64_t b,
+double threshold_replicate(const kernels::ThresholdBootView& v, const HostGramAccess& hg, std::uint64_t b,
                            const kernels::ThresholdScratch& s) {
   const kernels::SoloTeam solo;
   const double s0 = kernels::threshold_project(v, b, s, solo);
@@ -399,7 +391,7 @@ class CpuBackend final : public Backend {
 
   std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const ThresholdGram& gram) const override {
     const kernels::ThresholdBootView& v = sp.view;
-    const HostGram hg{gram.diag(), &gram};
+    const HostGramAccess hg{gram.diag(), &gram};
     std::vector<double> fstar(static_cast<std::size_t>(sp.n_boot));
 #pragma omp parallel
     {
