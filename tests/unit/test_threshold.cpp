@@ -2,6 +2,7 @@
 // against direct regressions on random panels.
 #include <Eigen/Dense>
 #include <fstream>
+#include <functional>
 #include <random>
 
 #include "helpers.hpp"
@@ -165,6 +166,28 @@ double ssr_direct(const Eigen::VectorXd& y, const Eigen::MatrixXd& X) {
   Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(X);
   return (y - X * qr.solve(y)).squaredNorm();
 }
+
+// F* of test 1 for the traced draws against direct regressions: y* = the linear fit of ty on XL
+// plus the residual blocks (Tk rows per unit, n units) that threshold_draw assigns, S0 its SSR on
+// XL, S1 the least SSR over the grid (ssr_at(y*, i): the regression at grid point i of
+// r.lr_gamma), F* = (S0 / S1 - 1) n_scale.
+void expect_fstar_direct(const ThresholdResult& r, std::uint64_t seed, const Eigen::MatrixXd& XL,
+                         const Eigen::VectorXd& ty, int n, int Tk, double n_scale,
+                         const std::function<double(const Eigen::VectorXd&, std::size_t)>& ssr_at,
+                         const std::string& what = "") {
+  const Eigen::VectorXd fitted = XL * XL.colPivHouseholderQr().solve(ty), resid = ty - fitted;
+  for (std::size_t b = 0; b < r.fstar[0].size(); ++b) {
+    Eigen::VectorXd ys(n * Tk);
+    for (int i = 0; i < n; ++i) {
+      const std::size_t j = threshold_draw(seed, 1, b, static_cast<std::size_t>(i), static_cast<std::size_t>(n));
+      for (int t = 0; t < Tk; ++t) ys(i * Tk + t) = fitted(i * Tk + t) + resid(static_cast<Eigen::Index>(j) * Tk + t);
+    }
+    double s1 = std::numeric_limits<double>::infinity();
+    for (std::size_t g = 0; g < r.lr_gamma.size(); ++g) s1 = std::min(s1, ssr_at(ys, g));
+    const double f = (ssr_direct(ys, XL) / s1 - 1) * n_scale;
+    EXPECT_NEAR(r.fstar[0][b], f, 1e-7 * std::max(1.0, f)) << what << "replication " << b;
+  }
+}
 }  // namespace
 
 TEST(ThresholdBruteForce, GridSsrAndBootstrapFEqualDirectRegressions) {
@@ -201,20 +224,8 @@ TEST(ThresholdBruteForce, GridSsrAndBootstrapFEqualDirectRegressions) {
     for (std::size_t g = 0; g < r.lr_gamma.size(); ++g)
       EXPECT_NEAR(r.ssr_curve[g], ssr_at(ty, r.lr_gamma[g]), 1e-9 * r.ssr_linear) << "grid point " << g;
     // F* of test 1 for the traced draws: y* = fitted(linear) + drawn residual blocks
-    Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(XL);
-    const Eigen::VectorXd fitted = XL * qr.solve(ty), resid = ty - fitted;
-    for (std::size_t b = 0; b < r.fstar[0].size(); ++b) {
-      Eigen::VectorXd ys(n * (T - 1));
-      for (int i = 0; i < n; ++i) {
-        const std::size_t j = threshold_draw(o.seed, 1, b, static_cast<std::size_t>(i), static_cast<std::size_t>(n));
-        for (int t = 0; t + 1 < T; ++t) ys(i * (T - 1) + t) = fitted(i * (T - 1) + t) + resid(static_cast<Eigen::Index>(j) * (T - 1) + t);
-      }
-      const double s0 = ssr_direct(ys, XL);
-      double s1 = std::numeric_limits<double>::infinity();
-      for (double g : r.lr_gamma) s1 = std::min(s1, ssr_at(ys, g));
-      const double f = (s0 / s1 - 1) * n * (T - 1);
-      EXPECT_NEAR(r.fstar[0][b], f, 1e-7 * std::max(1.0, f)) << "replication " << b;
-    }
+    expect_fstar_direct(r, o.seed, XL, ty, n, T - 1, n * (T - 1),
+                        [&](const Eigen::VectorXd& ys, std::size_t g) { return ssr_at(ys, r.lr_gamma[g]); });
   }
 }
 
@@ -260,21 +271,9 @@ TEST(ThresholdBruteForce, BootstrapFWithManyLinearRegressorsEqualsDirectRegressi
     X3 << XL, transform(w, n, T);
     return ssr_direct(yy, X3);
   };
-  Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(XL);
-  const Eigen::VectorXd fitted = XL * qr.solve(ty), resid = ty - fitted;
   ASSERT_EQ(r.fstar[0].size(), 4u);
-  for (std::size_t b = 0; b < r.fstar[0].size(); ++b) {
-    Eigen::VectorXd ys(n * (T - 1));
-    for (int i = 0; i < n; ++i) {
-      const std::size_t j = threshold_draw(o.seed, 1, b, static_cast<std::size_t>(i), static_cast<std::size_t>(n));
-      for (int t = 0; t + 1 < T; ++t) ys(i * (T - 1) + t) = fitted(i * (T - 1) + t) + resid(static_cast<Eigen::Index>(j) * (T - 1) + t);
-    }
-    const double s0 = ssr_direct(ys, XL);
-    double s1 = std::numeric_limits<double>::infinity();
-    for (double g : r.lr_gamma) s1 = std::min(s1, ssr_at(ys, g));
-    const double f = (s0 / s1 - 1) * n * (T - 1);
-    EXPECT_NEAR(r.fstar[0][b], f, 1e-7 * std::max(1.0, f)) << "replication " << b;
-  }
+  expect_fstar_direct(r, o.seed, XL, ty, n, T - 1, n * (T - 1),
+                      [&](const Eigen::VectorXd& ys, std::size_t g) { return ssr_at(ys, r.lr_gamma[g]); });
 }
 
 TEST(ThresholdErrors, UnbalancedPanelAndBadOptions) {
@@ -556,7 +555,6 @@ TEST(ThresholdBruteForce, BootstrapFWithTimeEffectsEqualsDirectRegressions) {
     const Eigen::VectorXd ty = transform2(s.df.numeric("y"), n, T, !xthreg);
     Eigen::MatrixXd XL(n * Tk, 2);
     XL << transform2(s.df.numeric("z"), n, T, !xthreg), transform2(x, n, T, !xthreg);
-    const Eigen::VectorXd fitted = XL * XL.colPivHouseholderQr().solve(ty), resid = ty - fitted;
     std::vector<Eigen::MatrixXd> Xg;
     for (double g : r.lr_gamma) {
       std::vector<double> w(x.size());
@@ -566,17 +564,9 @@ TEST(ThresholdBruteForce, BootstrapFWithTimeEffectsEqualsDirectRegressions) {
       Xg.push_back(X);
     }
     ASSERT_EQ(r.fstar[0].size(), 5u);
-    for (std::size_t b = 0; b < 5; ++b) {
-      Eigen::VectorXd ys(n * Tk);
-      for (int i = 0; i < n; ++i) {
-        const std::size_t j = threshold_draw(o.seed, 1, b, static_cast<std::size_t>(i), static_cast<std::size_t>(n));
-        for (int t = 0; t < Tk; ++t) ys(i * Tk + t) = fitted(i * Tk + t) + resid(static_cast<Eigen::Index>(j) * Tk + t);
-      }
-      double s1 = std::numeric_limits<double>::infinity();
-      for (const auto& X : Xg) s1 = std::min(s1, ssr_direct(ys, X));
-      const double f = (ssr_direct(ys, XL) / s1 - 1) * (xthreg ? n * T - T : n * Tk);
-      EXPECT_NEAR(r.fstar[0][b], f, 1e-7 * std::max(1.0, f)) << (xthreg ? "xthreg" : "hansen") << " replication " << b;
-    }
+    expect_fstar_direct(r, o.seed, XL, ty, n, Tk, xthreg ? n * T - T : n * Tk,
+                        [&](const Eigen::VectorXd& ys, std::size_t g) { return ssr_direct(ys, Xg[g]); },
+                        xthreg ? "xthreg " : "hansen ");
   }
 }
 
