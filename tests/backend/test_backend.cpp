@@ -430,10 +430,10 @@ std::vector<ThresholdOptions> threshold_cases(std::uint64_t seed) {
 }
 
 // F* the same bits on every backend: compares a and b (the fstar of every test, p, crit).
-void expect_same_fstar(const ThresholdResult& a, const ThresholdResult& b, std::uint64_t seed) {
+void expect_same_fstar(const ThresholdResult& a, const ThresholdResult& b, std::uint64_t seed, std::size_t n_boot = 40) {
   ASSERT_EQ(a.fstar.size(), b.fstar.size());
   for (std::size_t k = 0; k < a.fstar.size(); ++k) {
-    ASSERT_EQ(a.fstar[k].size(), 40u);
+    ASSERT_EQ(a.fstar[k].size(), n_boot);
     // the same bits (a replication whose fixed set is singular is NaN on both)
     auto same = [](double u, double w) { return std::memcmp(&u, &w, sizeof u) == 0; };
     for (std::size_t r = 0; r < a.fstar[k].size(); ++r)
@@ -444,6 +444,26 @@ void expect_same_fstar(const ThresholdResult& a, const ThresholdResult& b, std::
     for (std::size_t c = 0; c < a.tests[k].crit.size(); ++c) EXPECT_TRUE(same(a.tests[k].crit[c], b.tests[k].crit[c]));
   }
 }
+
+// A test backend whose threshold bootstrap is its own and everything else the CPU backend's.
+class ThresholdOnlyBackend : public Backend {
+ public:
+  explicit ThresholdOnlyBackend(std::string name) : cpu_(make_backend(Device::kCpu)), name_(std::move(name)) {}
+  Device device() const override { return Device::kCpu; }
+  std::string name() const override { return name_; }
+  std::string describe() const override { return "backend: " + name_ + " (test)"; }
+  std::vector<double> wild_weights(std::uint64_t seed, kernels::WeightType type, bool enumerate, std::uint64_t b0,
+                                   std::size_t nb, std::int32_t G) const override {
+    return cpu_->wild_weights(seed, type, enumerate, b0, nb, G);
+  }
+  WildRun wild_replicates(const WildSpec& sp) const override { return cpu_->wild_replicates(sp); }
+  BootCounts wild_enumerate(const kernels::GrayProblem& p) const override { return cpu_->wild_enumerate(p); }
+  OlsBatchResult batched_ols(const OlsBatch& bt) const override { return cpu_->batched_ols(bt); }
+
+ private:
+  std::unique_ptr<Backend> cpu_;
+  std::string name_;
+};
 
 // A warp on the CPU: kernels::kLanes threads run one replication together, each as one lane of
 // the CUDA backend's WarpTeam (rank = lane, sync = a barrier, argmin over all lanes), so the warp
@@ -491,19 +511,9 @@ struct ThreadTeam {
   }
 };
 
-class EmulatedWarpBackend final : public Backend {
+class EmulatedWarpBackend final : public ThresholdOnlyBackend {
  public:
-  EmulatedWarpBackend() : cpu_(make_backend(Device::kCpu)) {}
-  Device device() const override { return Device::kCpu; }
-  std::string name() const override { return "emulated-warp"; }
-  std::string describe() const override { return "backend: cpu threads as one warp"; }
-  std::vector<double> wild_weights(std::uint64_t seed, kernels::WeightType type, bool enumerate, std::uint64_t b0,
-                                   std::size_t nb, std::int32_t G) const override {
-    return cpu_->wild_weights(seed, type, enumerate, b0, nb, G);
-  }
-  WildRun wild_replicates(const WildSpec& sp) const override { return cpu_->wild_replicates(sp); }
-  BootCounts wild_enumerate(const kernels::GrayProblem& p) const override { return cpu_->wild_enumerate(p); }
-  OlsBatchResult batched_ols(const OlsBatch& bt) const override { return cpu_->batched_ols(bt); }
+  EmulatedWarpBackend() : ThresholdOnlyBackend("emulated-warp") {}
   std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const ThresholdGram& gram) const override {
     const kernels::ThresholdBootView& v = sp.view;
     const HostGramAccess hg{gram.diag(), &gram};
@@ -526,10 +536,47 @@ class EmulatedWarpBackend final : public Backend {
     for (auto& t : lanes) t.join();
     return fstar;
   }
-
- private:
-  std::unique_ptr<Backend> cpu_;
 };
+
+// threshold_project and threshold_search one replication at a time on one thread (SoloTeam): the
+// definition the CPU backend's batches (threshold_batch.hpp) must reproduce bit for bit.
+class PerReplicationBackend final : public ThresholdOnlyBackend {
+ public:
+  PerReplicationBackend() : ThresholdOnlyBackend("per-replication") {}
+  std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const ThresholdGram& gram) const override {
+    const kernels::ThresholdBootView& v = sp.view;
+    const HostGramAccess hg{gram.diag(), &gram};
+    std::vector<double> fstar(static_cast<std::size_t>(sp.n_boot)), buf(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
+    const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
+    const kernels::SoloTeam solo;
+    for (std::int64_t b = 0; b < sp.n_boot; ++b)
+      fstar[static_cast<std::size_t>(b)] =
+          kernels::threshold_search(v, hg, s.r, kernels::threshold_project(v, static_cast<std::uint64_t>(b), s, solo), solo);
+    return fstar;
+  }
+};
+
+// The CPU backend runs replications in batches (8 in the elements of a vector, a partial batch
+// at the end, Q'y* and e lane by lane with the columns' count unrolled up to 8 or not) and the
+// first stage's points as one vector loop: each replication still gets the shared kernel's bits,
+// for every case of threshold_cases, B = 21 (a partial batch of 5), 3 and 10 linear regressors.
+TEST(Backend, ThresholdBatchesGiveThePerReplicationBits) {
+  PB_FRESH_RNG(rng);
+  DataFrame df = threshold_panel(rng, 40, 6);
+  const auto cpu = make_backend(Device::kCpu);
+  PerReplicationBackend one;
+  std::vector<ThresholdOptions> cases = threshold_cases(rng_seed);
+  ThresholdOptions wide = cases[0];
+  wide.formula = "y ~ z + x2 | id";
+  cases.push_back(wide);
+  wide.formula = "y ~ z + x2 + I(z^2) + I(z*x2) + I(x2^2) + I(z^3) + I(x2^3) + I(z^2*x2) + I(z*x2^2) | id";
+  wide.n_thresholds = 1;
+  cases.push_back(wide);
+  for (ThresholdOptions c : cases) {
+    c.n_boot = c.trace = 21;
+    expect_same_fstar(estimate_threshold(df, c, cpu.get()), estimate_threshold(df, c, &one), rng_seed, 21);
+  }
+}
 
 TEST(Backend, ThresholdWarpDecompositionGivesTheCpuBits) {
   const std::uint64_t seed = pbtest::fresh_seed();

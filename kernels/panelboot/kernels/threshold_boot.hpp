@@ -63,6 +63,35 @@ struct ThresholdBootView {
   bool wild = false;
 };
 
+// Where replication b takes unit i's residual block from: y*_i = fitted_i + w resid[src, src + len)
+// (blocks: unit threshold_draw_unit(...)'s block, w = 1; wild: unit i's own block, w = +-1). One
+// Philox block serves 4 units (blocks) or 128 (wild signs, as wild_weight's Rademacher); the cursor
+// keeps the last one, so units visited in increasing order draw each block once.
+struct ThresholdDrawCursor {
+  std::uint64_t ctr = 0;
+  r123::Philox4x32::ctr_type blk = {{0, 0, 0, 0}};
+  std::int64_t have = -1;
+  ThresholdDrawCursor() = default;
+  PB_HD ThresholdDrawCursor(const ThresholdBootView& v, std::uint64_t b)
+      : ctr((b << 6) | static_cast<std::uint64_t>(v.k)) {}
+  PB_HD PB_INLINE std::int64_t source(const ThresholdBootView& v, std::int64_t i, double& w) {
+    const std::uint32_t ui = static_cast<std::uint32_t>(i);
+    const std::int64_t want = v.wild ? (i >> 7) : (i >> 2);
+    if (want != have) {
+      blk = philox_block(v.seed, ctr, static_cast<std::uint32_t>(want), v.wild ? 0 : 7);
+      have = want;
+    }
+    if (v.wild) {
+      w = ((blk.v[(ui >> 5) & 3] >> (ui & 31)) & 1u) ? 1.0 : -1.0;
+      return v.offset[i];
+    }
+    w = 1.0;  // fitted + 1.0 x resid: the same bits as fitted + resid
+    const std::int64_t j = static_cast<std::int64_t>((static_cast<std::uint64_t>(blk.v[ui & 3]) *
+                                                      static_cast<std::uint64_t>(v.n_units)) >> 32);
+    return v.offset[j];
+  }
+};
+
 // Scratch of one replication (contiguous): ys, e (n_obs); usum (n_units); psum (n_periods);
 // z (n_design); r (n_grid p); part (kLanes (n_q + 1), the lanes' partial sums).
 struct ThresholdScratch {
@@ -199,28 +228,13 @@ template <class Team>
 PB_HD PB_INLINE double threshold_project(const ThresholdBootView& v, std::uint64_t b, const ThresholdScratch& s,
                                const Team& tm) {
   const int rk = tm.rank(), ts = Team::kSize;
-  // y*: unit i's rows. One Philox block serves several units: 4 draws (blocks) or 128 signs (wild),
-  // as threshold_draw_unit and wild_weight define them.
-  const std::uint64_t ctr = (b << 6) | static_cast<std::uint64_t>(v.k);
-  r123::Philox4x32::ctr_type blk = {{0, 0, 0, 0}};
-  std::int64_t have = -1;
+  // y*: unit i's rows
+  ThresholdDrawCursor draws(v, b);
   for (std::int64_t i = rk; i < v.n_units; i += ts) {
     const std::int64_t lo = v.offset[i], len = v.offset[i + 1] - lo;
-    const std::uint32_t ui = static_cast<std::uint32_t>(i);
-    const std::int64_t want = v.wild ? (i >> 7) : (i >> 2);
-    if (want != have) {
-      blk = philox_block(v.seed, ctr, static_cast<std::uint32_t>(want), v.wild ? 0 : 7);
-      have = want;
-    }
-    if (v.wild) {
-      const double w = ((blk.v[(ui >> 5) & 3] >> (ui & 31)) & 1u) ? 1.0 : -1.0;
-      for (std::int64_t t = 0; t < len; ++t) s.ys[lo + t] = v.fitted[lo + t] + w * v.resid[lo + t];
-    } else {
-      const std::int64_t j = static_cast<std::int64_t>((static_cast<std::uint64_t>(blk.v[ui & 3]) *
-                                                        static_cast<std::uint64_t>(v.n_units)) >> 32);
-      const std::int64_t lj = v.offset[j];
-      for (std::int64_t t = 0; t < len; ++t) s.ys[lo + t] = v.fitted[lo + t] + v.resid[lj + t];
-    }
+    double w;
+    const std::int64_t src = draws.source(v, i, w);
+    for (std::int64_t t = 0; t < len; ++t) s.ys[lo + t] = v.fitted[lo + t] + w * v.resid[src + t];
   }
   tm.sync();
   const int nq = v.n_q;
@@ -326,6 +340,24 @@ PB_HD inline double threshold_search_fstar(const ThresholdBootView& v, const Thr
   return ss.failed ? ::nan("") : (ss.s_prev / ss.s_k - 1.0) * v.n_scale;
 }
 
+// S(g | F) with one regime regressor: S_F - a^2 / d, or S_F where d has vanished against the
+// point's own Gram value dg (the division is done either way: no branch for vector code).
+PB_HD PB_INLINE double threshold_ssr_one(double SF, double a, double d, double dg) {
+  const double s = SF - a * a / d;
+  return d > 1e-14 * dg ? s : SF;
+}
+
+// The end of stage m + 1: its best point (best_g < 0: none, F* fails) joins the fixed set.
+PB_HD PB_INLINE void threshold_stage_close(ThresholdSearchState& ss, int m, double best, std::int64_t best_g) {
+  if (best_g < 0) {
+    ss.failed = 1;
+    return;
+  }
+  ss.s_prev = ss.s_k;
+  ss.s_k = best;
+  ss.fixed[m] = best_g;
+}
+
 // Stage `stage` (1..v.k) of the sequential search of one replication given r: the best point
 // given the fixed set ss.fixed[0 .. stage - 1) joins it. Reads the Gram columns of the fixed
 // points only (none at stage 1). Members take grid points rk, rk + size, ...; every member
@@ -396,7 +428,7 @@ PB_HD PB_INLINE void threshold_stage(const ThresholdBootView& v, const Gram& gra
         }
       double s;
       if (p == 1) {
-        s = d[0] > 1e-14 * dg[0] ? SF - a[0] * a[0] / d[0] : SF;
+        s = threshold_ssr_one(SF, a[0], d[0], dg[0]);
       } else {
         double x[kMaxRegime];
         for (int j = 0; j < p; ++j) x[j] = a[j];
@@ -411,13 +443,7 @@ PB_HD PB_INLINE void threshold_stage(const ThresholdBootView& v, const Gram& gra
       }
     }
     tm.argmin(best, best_g);
-    if (best_g < 0) {
-      ss.failed = 1;
-      return;
-    }
-    ss.s_prev = ss.s_k;
-    ss.s_k = best;
-    fixed[m] = best_g;
+    threshold_stage_close(ss, m, best, best_g);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "panelboot/backend.hpp"
+#include "threshold_batch.hpp"
 
 namespace panelboot::cpu {
 namespace {
@@ -32,6 +33,42 @@ double threshold_replicate(const kernels::ThresholdBootView& v, const HostGramAc
   const kernels::SoloTeam solo;
   const double s0 = kernels::threshold_project(v, b, s, solo);
   return kernels::threshold_search(v, hg, s.r, s0, solo);
+}
+
+// The sequential search of one replication given its r and S0 (threshold_search); with one
+// regime regressor its first stage computes every point's S into sbuf (n_grid) as one vector
+// loop, then takes the first smallest, as threshold_stage's loop does.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+double threshold_search_one(const kernels::ThresholdBootView& v, const HostGramAccess& hg, const double* r, double s0,
+                            double* sbuf) {
+  const kernels::SoloTeam solo;
+  kernels::ThresholdSearchState ss;
+  kernels::threshold_search_start(ss, s0);
+  int stage = 1;
+  if (v.p == 1) {
+    const double* dg = hg.diag;
+    for (std::int64_t g = 0; g < v.n_grid; ++g) sbuf[g] = kernels::threshold_ssr_one(s0, r[g], dg[g], dg[g]);
+    double best = 1.7976931348623157e308;
+    std::int64_t best_g = -1;
+    for (std::int64_t g = 0; g < v.n_grid; ++g)
+      if (sbuf[g] < best) {
+        best = sbuf[g];
+        best_g = g;
+      }
+    kernels::threshold_stage_close(ss, 0, best, best_g);
+    stage = 2;
+  }
+  for (; stage <= v.k && !ss.failed; ++stage) kernels::threshold_stage(v, hg, r, stage, ss, solo);
+  return kernels::threshold_search_fstar(v, ss);
+}
+
+// kThresholdBatch replications' y* .. r at once (threshold_batch.hpp); the AVX-512 clone is
+// built without FMA contraction (-ffp-contract=off), so every clone gives the same bits.
+constexpr int kThresholdBatch = ThresholdBatch::W;
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void threshold_project_batch(ThresholdBatch& tb, const kernels::ThresholdBootView& v, const double* QL,
+                             std::uint64_t b0, int nb, double* s0) {
+  tb.project(v, QL, b0, nb, s0);
 }
 
 // C (m x nb) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with `subtract`. Each
@@ -393,13 +430,35 @@ class CpuBackend final : public Backend {
     const kernels::ThresholdBootView& v = sp.view;
     const HostGramAccess hg{gram.diag(), &gram};
     std::vector<double> fstar(static_cast<std::size_t>(sp.n_boot));
+    if (v.n_q > kernels::kMaxQ) {  // one replication at a time (Q'y* column by column)
+#pragma omp parallel
+      {
+        std::vector<double> buf(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
+        const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
+#pragma omp for schedule(dynamic, 8)
+        for (std::int64_t b = 0; b < sp.n_boot; ++b)
+          fstar[static_cast<std::size_t>(b)] = threshold_replicate(v, hg, static_cast<std::uint64_t>(b), s);
+      }
+      return fstar;
+    }
+    // batches of kThresholdBatch replications: y* .. r together, then each one's search
+    const std::int64_t n_batch = (sp.n_boot + kThresholdBatch - 1) / kThresholdBatch;
+    const std::vector<double> QL = ThresholdBatch::lane_major(v);
 #pragma omp parallel
     {
-      std::vector<double> buf(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
-      const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
-#pragma omp for schedule(dynamic, 8)
-      for (std::int64_t b = 0; b < sp.n_boot; ++b)
-        fstar[static_cast<std::size_t>(b)] = threshold_replicate(v, hg, static_cast<std::uint64_t>(b), s);
+      ThresholdBatch tb(v);
+      std::vector<double> r(static_cast<std::size_t>(v.n_grid * v.p)), sbuf(static_cast<std::size_t>(v.n_grid));
+      double s0[kThresholdBatch];
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t bb = 0; bb < n_batch; ++bb) {
+        const std::int64_t b0 = bb * kThresholdBatch;
+        const int nb = static_cast<int>(std::min<std::int64_t>(kThresholdBatch, sp.n_boot - b0));
+        threshold_project_batch(tb, v, QL.data(), static_cast<std::uint64_t>(b0), nb, s0);
+        for (int i = 0; i < nb; ++i) {
+          tb.extract(v, i, r.data());
+          fstar[static_cast<std::size_t>(b0 + i)] = threshold_search_one(v, hg, r.data(), s0[i], sbuf.data());
+        }
+      }
     }
     return fstar;
   }

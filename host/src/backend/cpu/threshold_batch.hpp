@@ -1,0 +1,227 @@
+#pragma once
+// The CPU backend's threshold bootstrap, W replications at a time: kernels::threshold_project's
+// operations (y*, Q'y*, e = y* - Q a, S0, D'e, the segment sums and their running sum) with
+// replication j of the batch in element j of a vector, so that each of W replications gets the
+// bits threshold_project gives it alone (the same operations in the same order per element;
+// built without FMA contraction) while the row lookups (the q-sorted rows' gathers, Q's
+// columns) are shared by the W replications and the segment sums run as vector adds. Only for
+// views with at most kernels::kMaxQ linear regressors (threshold_project's one-pass case).
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "panelboot/kernels/hd.hpp"
+#include "panelboot/kernels/threshold_boot.hpp"
+
+namespace panelboot::cpu {
+
+struct ThresholdBatch {
+  static constexpr int W = 8;
+  typedef double V __attribute__((vector_size(sizeof(double) * W)));
+  // e (n_obs: y* then e in place), usum (n_units), psum (n_periods + 1), z (n_design, p > 1),
+  // r (n_grid p), acc (kLanes n_q: Q'y*'s lanes), sp (kLanes: S0's lanes); one block aligned to
+  // 64 bytes (what the AVX-512 clone assumes of a V; std::vector<V> gives what the allocating
+  // clone assumes, 32 in the AVX2 one)
+  static constexpr int kL = kernels::kLanes;
+  V *e, *usum, *psum, *z, *r, *acc, *sp;
+  std::unique_ptr<double[]> block_;
+  explicit ThresholdBatch(const kernels::ThresholdBootView& v) {
+    const std::int64_t n[7] = {v.n_obs, v.n_units, v.n_periods + 1, v.p > 1 ? v.n_design : 0,
+                               v.n_grid * v.p, kL * v.n_q, kL};
+    std::int64_t total = 0;
+    for (std::int64_t x : n) total += x;
+    block_.reset(new double[static_cast<std::size_t>(total * W + 8)]);
+    double* base = block_.get();
+    base += (64 - reinterpret_cast<std::uintptr_t>(base) % 64) % 64 / sizeof(double);
+    V* at = reinterpret_cast<V*>(base);
+    V** dst[7] = {&e, &usum, &psum, &z, &r, &acc, &sp};
+    for (int i = 0; i < 7; ++i) {
+      *dst[i] = at;
+      at += n[i];
+    }
+  }
+  ThresholdBatch(const ThresholdBatch&) = delete;
+  ThresholdBatch& operator=(const ThresholdBatch&) = delete;
+
+  PB_INLINE static V splat(double x) {
+    V y;
+    for (int j = 0; j < W; ++j) y[j] = x;
+    return y;
+  }
+  // fold_lanes, element by element
+  PB_INLINE static V fold(const V* x) {
+    V t[kL];
+    for (int l = 0; l < kL; ++l) t[l] = x[l];
+    for (int h = kL / 2; h > 0; h /= 2)
+      for (int l = 0; l < h; ++l) t[l] += t[l + h];
+    return t[0];
+  }
+
+  // Replications b0 .. b0 + nb - 1 (nb <= W; the spare elements repeat b0), QL = lane_major(v): r (grid point g,
+  // regressor j, replication b0 + i at r[g p + j][i]) and S0 of each into s0[i].
+  PB_INLINE void project(const kernels::ThresholdBootView& v, const double* QL, std::uint64_t b0, int nb, double* s0) {
+    const std::int64_t N = v.n_obs;
+    const int nq = v.n_q;
+    // y*: replication i's draws into element i, unit by unit
+    kernels::ThresholdDrawCursor draws[W] = {};
+    for (int i = 0; i < W; ++i) draws[i] = kernels::ThresholdDrawCursor(v, b0 + static_cast<std::uint64_t>(i < nb ? i : 0));
+    for (std::int64_t u = 0; u < v.n_units; ++u) {
+      const std::int64_t lo = v.offset[u], len = v.offset[u + 1] - lo;
+      V w;
+      std::int64_t src[W];
+      for (int i = 0; i < W; ++i) src[i] = draws[i].source(v, u, w[i]);
+      for (std::int64_t t = 0; t < len; ++t) {
+        V res;
+        for (int i = 0; i < W; ++i) res[i] = v.resid[src[i] + t];
+        e[lo + t] = v.fitted[lo + t] + w * res;
+      }
+    }
+    // a = Q'y*: lane l sums rows l, l + kLanes, ... in order (as threshold_project's one
+    // thread), here lane by lane with its accumulators in registers, four columns at a time
+    V a[kernels::kMaxQ];
+    for (int l = 0; l < kL && l < N; ++l) {
+      const std::int64_t n_l = (N - l + kL - 1) / kL;
+      const double* ql = QL + lane_start(N, l) * nq;
+      V lane_acc[kernels::kMaxQ];
+      int c0 = 0;
+      for (; c0 + 4 <= nq; c0 += 4) columns<4>(ql, nq, c0, l, n_l, lane_acc);
+      switch (nq - c0) {
+        case 3: columns<3>(ql, nq, c0, l, n_l, lane_acc); break;
+        case 2: columns<2>(ql, nq, c0, l, n_l, lane_acc); break;
+        case 1: columns<1>(ql, nq, c0, l, n_l, lane_acc); break;
+        default: break;
+      }
+      for (int c = 0; c < nq; ++c) acc[c * kL + l] = lane_acc[c];
+    }
+    for (int l = static_cast<int>(N < kL ? N : kL); l < kL; ++l)
+      for (int c = 0; c < nq; ++c) acc[c * kL + l] = splat(0.0);
+    for (int c = 0; c < nq; ++c) a[c] = fold(acc + c * kL);
+    // e = y* - Q a (the columns in order) and S0's lanes, lane by lane
+    switch (nq) {
+      case 1: residuals<1>(N, nq, QL, a); break;
+      case 2: residuals<2>(N, nq, QL, a); break;
+      case 3: residuals<3>(N, nq, QL, a); break;
+      case 4: residuals<4>(N, nq, QL, a); break;
+      case 5: residuals<5>(N, nq, QL, a); break;
+      case 6: residuals<6>(N, nq, QL, a); break;
+      case 7: residuals<7>(N, nq, QL, a); break;
+      case 8: residuals<8>(N, nq, QL, a); break;
+      default: residuals<0>(N, nq, QL, a); break;
+    }
+    const V s0v = fold(sp);
+    for (int i = 0; i < nb; ++i) s0[i] = s0v[i];
+    grid_products(v);
+  }
+
+  // Rows with r mod kLanes = l come before lane l (lane l' holds ceil((N - l') / kLanes) rows).
+  static std::int64_t lane_start(std::int64_t N, int l) {
+    std::int64_t n = 0;
+    for (int m = 0; m < l; ++m) n += m < N ? (N - m + kL - 1) / kL : 0;
+    return n;
+  }
+  // Q lane by lane, each row's n_q values together: QL[(lane_start(l) + k) n_q + c] = Q[c][l + k kLanes]
+  static std::vector<double> lane_major(const kernels::ThresholdBootView& v) {
+    const std::int64_t N = v.n_obs;
+    std::vector<double> ql(static_cast<std::size_t>(N * v.n_q));
+    std::size_t at = 0;
+    for (int l = 0; l < kL; ++l)
+      for (std::int64_t rr = l; rr < N; rr += kL)
+        for (int c = 0; c < v.n_q; ++c) ql[at++] = v.Q[c * N + rr];
+    return ql;
+  }
+  // lane l's partial sums of Q'y* for columns c0 .. c0 + CW - 1, in row order
+  template <int CW>
+  PB_INLINE void columns(const double* ql, int nq, int c0, int l, std::int64_t n_l, V* out) const {
+    V s[CW];
+    for (int j = 0; j < CW; ++j) s[j] = splat(0.0);
+    const V* ev = e + l;
+    for (std::int64_t k = 0; k < n_l; ++k, ev += kL, ql += nq)
+      for (int j = 0; j < CW; ++j) s[j] += ql[c0 + j] * *ev;
+    for (int j = 0; j < CW; ++j) out[c0 + j] = s[j];
+  }
+
+  // e = y* - Q a and sp[l] = lane l's sum of e^2; NQ = n_q, or 0: any n_q
+  template <int NQ>
+  PB_INLINE void residuals(std::int64_t N, int nq_rt, const double* QL, const V* a_in) {
+    const int nq = NQ > 0 ? NQ : nq_rt;
+    V a[NQ > 0 ? NQ : kernels::kMaxQ];
+    for (int c = 0; c < nq; ++c) a[c] = a_in[c];
+    for (int l = 0; l < kL; ++l) {
+      V s = splat(0.0);
+      const double* ql = QL + lane_start(N, l) * nq;
+      for (std::int64_t rr = l; rr < N; rr += kL, ql += nq) {
+        V ev = e[rr];
+        for (int c = 0; c < nq; ++c) ev -= a[c] * ql[c];
+        e[rr] = ev;
+        s += ev * ev;
+      }
+      sp[l] = s;
+    }
+  }
+
+  // threshold_grid_products on e, element by element
+  PB_INLINE void grid_products(const kernels::ThresholdBootView& v) {
+    V total = splat(0.0);
+    if (v.time_effects) {
+      for (std::int64_t t = 0; t < v.n_periods; ++t) psum[t] = splat(0.0);
+      for (std::int64_t i = 0; i < v.n_units; ++i) {
+        V u = splat(0.0);
+        for (std::int64_t rr = v.offset[i]; rr < v.offset[i + 1]; ++rr) {
+          u += e[rr];
+          psum[v.t_period[rr]] += e[rr];
+          total += e[rr];
+        }
+        usum[i] = u * v.unit_inv_len[i];
+      }
+    } else {
+      for (std::int64_t i = 0; i < v.n_units; ++i) {
+        V u = splat(0.0);
+        for (std::int64_t rr = v.offset[i]; rr < v.offset[i + 1]; ++rr) u += e[rr];
+        usum[i] = u * v.unit_inv_len[i];
+      }
+    }
+    const double nu = static_cast<double>(v.n_units), nt = static_cast<double>(v.n_units * v.n_periods);
+    const V zero = splat(0.0);
+    auto z_of = [&](std::int64_t kk) {
+      const std::int64_t row = v.s_row[kk];
+      V zz = (row >= 0 ? e[row] : zero) - usum[v.s_unit[kk]];
+      if (v.time_effects) zz -= psum[v.s_period[kk]] / nu - total / nt;
+      return zz;
+    };
+    const int p = v.p;
+    if (p == 1) {
+      for (std::int64_t g = 0; g < v.n_grid; ++g) {
+        const std::int64_t lo = g > 0 ? v.cut[g - 1] : 0, hi = v.cut[g];
+        V sum = zero;
+        for (std::int64_t kk = lo; kk < hi; ++kk) sum += v.s_x[kk] * z_of(kk);
+        r[g] = sum;
+      }
+    } else {
+      for (std::int64_t kk = 0; kk < v.n_design; ++kk) z[kk] = z_of(kk);
+      for (std::int64_t g = 0; g < v.n_grid; ++g) {
+        const std::int64_t lo = g > 0 ? v.cut[g - 1] : 0, hi = v.cut[g];
+        for (int j = 0; j < p; ++j) {
+          V sum = zero;
+          for (std::int64_t kk = lo; kk < hi; ++kk) sum += v.s_x[kk * p + j] * z[kk];
+          r[g * p + j] = sum;
+        }
+      }
+    }
+    for (int j = 0; j < p; ++j) {
+      V run = zero;
+      for (std::int64_t g = 0; g < v.n_grid; ++g) {
+        run += r[g * p + j];
+        r[g * p + j] = run;
+      }
+    }
+  }
+
+  // replication i's r (n_grid p) into out
+  void extract(const kernels::ThresholdBootView& v, int i, double* out) const {
+    const std::int64_t n = v.n_grid * v.p;
+    for (std::int64_t g = 0; g < n; ++g) out[g] = r[g][i];
+  }
+};
+
+}  // namespace panelboot::cpu
