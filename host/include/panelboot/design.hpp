@@ -21,6 +21,10 @@ struct SampleOptions {
   std::vector<std::string> extra;    // further groupings to carry (e.g. bootstrap clusters)
 };
 
+// The indices 0 .. n-1 ordered by v (finite values), ties in index order (a stable sort; -0
+// equals +0), in O(n).
+std::vector<std::size_t> order_by_value(const double* v, std::size_t n);
+
 // Dense integer codes 0..n_levels-1 of one grouping (FE, cluster, time) on the sample rows.
 struct Grouping {
   std::string name;

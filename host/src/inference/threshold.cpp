@@ -101,13 +101,12 @@ struct Panel {
 // kernels::ThresholdBootView, so the bootstrap's view is made from it.
 class GridProjector {
  public:
-  GridProjector(const Panel& pn, const std::vector<std::int32_t>& unit_code, std::size_t n_design,
+  // order: the design rows sorted by q (ties in row order)
+  GridProjector(const Panel& pn, const std::vector<std::int32_t>& unit_code, const std::vector<std::size_t>& order,
                 const std::vector<const double*>& x, const double* q, const std::vector<double>& grid, bool below_le,
                 const Mat& Q)
-      : pn_(pn), n_design_(n_design), x_(x), p_(static_cast<int>(x.size())), Q_(Q) {
-    order_.resize(n_design);
-    for (std::size_t r = 0; r < n_design; ++r) order_[r] = r;
-    std::stable_sort(order_.begin(), order_.end(), [&](std::size_t a, std::size_t b) { return q[a] < q[b]; });
+      : pn_(pn), n_design_(order.size()), x_(x), p_(static_cast<int>(x.size())), Q_(Q), order_(order) {
+    const std::size_t n_design = n_design_;
     std::vector<double> qs(n_design);
     for (std::size_t r = 0; r < n_design; ++r) qs[r] = q[order_[r]];
     for (double g : grid) {  // rows with q < g (Hansen) or q <= g (xthreg)
@@ -633,9 +632,11 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   const double* q = d.X.data() + (d.n_reg - 1) * d.n_obs;
   auto col = [&](std::size_t j) { return d.X.data() + j * d.n_obs; };
   // grid: Hansen's quantiles of the distinct values over all n x T observations (1-based)
-  std::vector<double> dd(q, q + d.n_obs);
-  std::sort(dd.begin(), dd.end());
-  dd.erase(std::unique(dd.begin(), dd.end()), dd.end());
+  // the design rows sorted by q (ties in row order), and the distinct values
+  const std::vector<std::size_t> q_order = order_by_value(q, d.n_obs);
+  std::vector<double> dd;
+  for (std::size_t r : q_order)
+    if (dd.empty() || q[r] != dd.back()) dd.push_back(q[r]);
   const double nd = static_cast<double>(dd.size());
   // --grid all: every distinct value in the trimmed range, which is Hansen's rule with one
   // quantile step per distinct value (and xthreg's with N = all remaining values)
@@ -687,9 +688,9 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   // transformed outcome and linear regressors [z x]
   const Vec y = pn.transform(d.y.data());
   Mat XL(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(kz + p));
-  for (std::size_t j = 0; j < kz + static_cast<std::size_t>(p); ++j) XL.col(static_cast<Eigen::Index>(j)) = pn.transform(col(j));
+  for (std::size_t j = 0; j < kz + static_cast<std::size_t>(p); ++j) pn.transform_into(col(j), XL.col(static_cast<Eigen::Index>(j)).data());
   for (int j = 0; j < p; ++j) {
-    const Vec xt = pn.transform(col(kz + j));
+    const auto xt = XL.col(static_cast<Eigen::Index>(kz + j));
     if (xt.squaredNorm() <= 1e-20 * (1 + Eigen::Map<const Vec>(col(kz + j), static_cast<Eigen::Index>(d.n_obs)).squaredNorm()))
       throw InvalidInput("regime variable '" + d.x_names[kz + j] +
                          "' does not vary over time within units: the individual effects absorb it, so its "
@@ -704,7 +705,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   const Mat Q = qr.householderQ() * Mat::Identity(XL.rows(), XL.cols());
   std::vector<const double*> xs;
   for (int j = 0; j < p; ++j) xs.push_back(col(kz + j));
-  const GridProjector proj(pn, d.extra[0].code, d.n_obs, xs, q, grid, o.xthreg, Q);
+  const GridProjector proj(pn, d.extra[0].code, q_order, xs, q, grid, o.xthreg, Q);
   const GridGram G(proj);
   double S0 = 0;
   const Vec r = proj.project(y, S0);  // W'My
@@ -751,17 +752,21 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     }
     const Mat XtXi = (X.transpose() * X).inverse();
     const Vec beta = XtXi * (X.transpose() * y);
-    const Vec e = y - X * beta;
+    Vec fitted = X * beta;
+    const Vec e = y - fitted;
     const double sse = e.squaredNorm();
     const double s2 = sse / (static_cast<double>(N) - static_cast<double>(pn.n) -
                              (o.time_effects ? static_cast<double>(pn.T - 1) : 0.0) - static_cast<double>(kt));
-    Mat meat = Mat::Zero(static_cast<Eigen::Index>(kt), static_cast<Eigen::Index>(kt));
-    for (Eigen::Index i = 0; i < X.rows(); ++i) meat.noalias() += X.row(i).transpose() * X.row(i) * (e(i) * e(i));
+    // White: sum over rows of (x e)(x e)'; clustered (HC0): the scores x e summed over each
+    // cluster's transformed rows (the unit's, or --cluster), column by column (X becomes X e:
+    // one N x k matrix fewer to fault in)
+    Mat& Xe = X;
+    Xe.array().colwise() *= e.array();
+    const Mat meat = Xe.transpose() * Xe;
     const Mat Vw = XtXi * meat * XtXi;
-    // clustered (HC0): scores summed over each cluster's transformed rows (the unit's, or --cluster)
     Mat scores = Mat::Zero(static_cast<Eigen::Index>(res.n_clusters), static_cast<Eigen::Index>(kt));
-    for (std::size_t row = 0; row < N; ++row)
-      scores.row(tcluster[row]) += X.row(static_cast<Eigen::Index>(row)) * e(static_cast<Eigen::Index>(row));
+    for (Eigen::Index j = 0; j < static_cast<Eigen::Index>(kt); ++j)
+      for (std::size_t row = 0; row < N; ++row) scores(tcluster[row], j) += Xe(static_cast<Eigen::Index>(row), j);
     const Mat meat_c = scores.transpose() * scores;
     const Mat Vc = XtXi * meat_c * XtXi;
     ThresholdModel m;
@@ -775,14 +780,14 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
                                 std::sqrt(Vc(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j)))});
     // each observation's regime (the last model fitted is the one kept)
     res.regimes.clear();
-    if (!o.keep_regimes) return FitOut{m, Vec(X * beta), beta, e};
+    if (!o.keep_regimes) return FitOut{m, std::move(fitted), beta, e};
     for (std::size_t rr = 0; rr < d.n_obs; ++rr) {
       int reg = 1;
       for (double g : thv) reg += !below(q[rr], g);
       const std::size_t row = d.rows.empty() ? rr : d.rows[rr];
       res.regimes.push_back({df.column(o.panel_id).text(row), df.numeric(o.panel_time)[row], q[rr], reg});
     }
-    return FitOut{m, Vec(X * beta), beta, e};
+    return FitOut{m, std::move(fitted), beta, e};
   };
   auto fit_model = [&](const std::vector<int>& th) {
     std::vector<double> thv;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
@@ -222,6 +223,44 @@ GroupCodes group_codes(const DataFrame& df, const std::vector<std::string>& vars
   return out;
 }
 
+// A stable LSD radix sort on the doubles' bits mapped to an order-preserving unsigned key (-0
+// as +0), 11 bits a pass, skipping the passes where every key has the same digit: O(n), where a
+// comparison sort of the xthreg example's 7910 rows took 0.45 ms.
+std::vector<std::size_t> order_by_value(const double* v, std::size_t n) {
+  std::vector<std::uint64_t> key(n), key2(n);
+  std::vector<std::size_t> idx(n), idx2(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint64_t b;
+    const double x = v[i] == 0.0 ? 0.0 : v[i];
+    std::memcpy(&b, &x, sizeof b);
+    key[i] = (b >> 63) ? ~b : b | (std::uint64_t{1} << 63);
+    idx[i] = i;
+  }
+  constexpr int kBits = 11, kPasses = 6;  // 6 x 11 >= 64
+  constexpr std::size_t kBuckets = std::size_t{1} << kBits;
+  std::vector<std::size_t> count(kPasses * kBuckets, 0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (int ps = 0; ps < kPasses; ++ps) ++count[ps * kBuckets + ((key[i] >> (ps * kBits)) & (kBuckets - 1))];
+  for (int ps = 0; ps < kPasses; ++ps) {
+    std::size_t* c = count.data() + ps * kBuckets;
+    if (n == 0 || c[(key[0] >> (ps * kBits)) & (kBuckets - 1)] == n) continue;  // one digit for all
+    std::size_t sum = 0;
+    for (std::size_t b = 0; b < kBuckets; ++b) {
+      const std::size_t t = c[b];
+      c[b] = sum;
+      sum += t;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t at = c[(key[i] >> (ps * kBits)) & (kBuckets - 1)]++;
+      key2[at] = key[i];
+      idx2[at] = idx[i];
+    }
+    key.swap(key2);
+    idx.swap(idx2);
+  }
+  return idx;
+}
+
 Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions& opts) {
   Design d;
   d.formula = fm.text;
@@ -410,10 +449,11 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
   if (!time_raw.code.empty()) {
     // time codes in increasing time order (Driscoll-Kraay lags follow calendar order)
     const std::vector<double>& t = df.numeric(opts.panel_time);
+    std::vector<double> tv;
+    for (std::uint32_t r : d.rows) tv.push_back(t[r]);
     std::vector<double> vals;
-    for (std::uint32_t r : d.rows) vals.push_back(t[r]);
-    std::sort(vals.begin(), vals.end());
-    vals.erase(std::unique(vals.begin(), vals.end()), vals.end());
+    for (std::size_t k : order_by_value(tv.data(), tv.size()))
+      if (vals.empty() || tv[k] != vals.back()) vals.push_back(tv[k]);
     d.time.name = opts.panel_time;
     d.time.n_levels = static_cast<std::int32_t>(vals.size());
     d.time.code.resize(d.n_obs);
