@@ -574,6 +574,7 @@ TEST(Backend, ThresholdBatchesGiveThePerReplicationBits) {
   cases.push_back(wide);
   for (ThresholdOptions c : cases) {
     c.n_boot = c.trace = 21;
+    c.min_team_work = 0;  // the batches shared by the thread team, as a larger job would
     expect_same_fstar(estimate_threshold(df, c, cpu.get()), estimate_threshold(df, c, &one), rng_seed, 21);
   }
 }
@@ -603,11 +604,13 @@ TEST_P(BackendSuite, ThresholdBootstrapFStarEqualTheCpuReference) {
   for (const ThresholdOptions& c : cases)
     expect_same_fstar(estimate_threshold(df, c, cpu.get()), estimate_threshold(df, c, be.get()), seed);
 #ifdef _OPENMP
+  ThresholdOptions c2 = cases[2];
+  c2.min_team_work = 0;  // a thread team even for this small job
   const int before = omp_get_max_threads();
   omp_set_num_threads(1);
-  const ThresholdResult one = estimate_threshold(df, cases[2], be.get());
+  const ThresholdResult one = estimate_threshold(df, c2, be.get());
   omp_set_num_threads(2);
-  const ThresholdResult two_t = estimate_threshold(df, cases[2], be.get());
+  const ThresholdResult two_t = estimate_threshold(df, c2, be.get());
   omp_set_num_threads(before);
   ASSERT_EQ(one.fstar.size(), two_t.fstar.size());
   for (std::size_t k = 0; k < one.fstar.size(); ++k)

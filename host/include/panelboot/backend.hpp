@@ -119,6 +119,9 @@ struct HostGramAccess {
 struct ThresholdBootSpec {
   kernels::ThresholdBootView view;
   std::int64_t n_boot = 0;
+  // The CPU backend starts its thread team only for more work than this, counted as
+  // n_boot (n_obs (n_q + 2) + n_grid p k) (about 10 ms on one thread); tests set 0.
+  double min_team_work = 4e7;
 };
 
 class Backend {

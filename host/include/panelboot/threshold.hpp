@@ -28,6 +28,7 @@ struct ThresholdOptions {
   std::int64_t n_boot = 300;
   std::uint64_t seed = 20250101;
   std::size_t trace = 0;                // keep this many F* per test (tests)
+  double min_team_work = 4e7;           // ThresholdBootSpec::min_team_work (tests set 0)
   bool xthreg = false;                  // --mode xthreg: Stata xthreg's conventions (see below)
   std::vector<double> gammas;           // fixed thresholds (xthreg's thgiven): no search, no bootstrap
   bool time_effects = false;            // also remove period means (two-way); outside Hansen's program

@@ -925,6 +925,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       v.seed = o.seed;
       v.wild = o.bootstrap_wild;
       sp.n_boot = B;
+      sp.min_team_work = o.min_team_work;
       std::vector<double> fstar = backend.threshold_fstar(sp, bgram);
       res.fstar.emplace_back(fstar.begin(), fstar.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(o.trace, fstar.size())));
       std::int64_t exceed = 0;
