@@ -7,7 +7,6 @@
 // columns) are shared by the W replications and the segment sums run as vector adds. Only for
 // views with at most kernels::kMaxQ linear regressors (threshold_project's one-pass case).
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <vector>
 
