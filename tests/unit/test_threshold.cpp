@@ -318,6 +318,12 @@ TEST(ThresholdErrors, UnbalancedPanelAndBadOptions) {
   o = hansen_options(1, 0);
   o.regime = {"I(id * 1.0)"};  // constant within each unit
   EXPECT_NE(message(o).find("does not vary over time within units"), std::string::npos) << message(o);
+  o = hansen_options(1, 0);
+  o.regime.clear();
+  for (int j = 1; j <= 9; ++j) o.regime.push_back("I(l(cfa,1)^" + std::to_string(j) + ")");
+  EXPECT_NE(message(o).find("at most 8 regime regressors"), std::string::npos) << message(o);
+  o = hansen_options(26, 0);  // 25 x 1 fixed values in the last stage's set
+  EXPECT_NE(message(o).find("(here 1 and 26 thresholds)"), std::string::npos) << message(o);
   const auto r = pbtest::run({"threshold", "--data", pbtest::data_path("hansen1999_invest.csv"), "--panel", "id,year",
                               "-f", "inva ~ l(vala,1) | id", "--regime", "l(cfa,1)", "--threshold-var", "l(debta,1)",
                               "--B", "0", "--format", "json"});

@@ -318,9 +318,6 @@ class GridGram {
     });
     return *cols_[f];
   }
-  Mat at(std::size_t g, std::size_t f) const {
-    return g == f ? diag_[g] : Mat(column(f).block(static_cast<Eigen::Index>(g) * p_, 0, p_, p_));
-  }
 
  private:
   const GridProjector& pj_;
@@ -347,95 +344,38 @@ class BackendGram final : public ThresholdGram {
   std::vector<double> flat_;
 };
 
+// The sequential search on the sample: one stage given the fixed points, by the bootstrap's own
+// stage (kernels::threshold_stage, one thread) on the same Gram, so the sample's F and the
+// bootstrap's F* come from the same algebra; it also keeps every candidate's SSR (the LR curve
+// and the confidence sets). Candidates in exactly one exclusion window (nn - qnt < i <= nn + qnt,
+// 1-based, nn = grid points below the fixed threshold, qnt = round(qn trim)) are excluded, as are
+// the fixed points themselves.
 class Searcher {
  public:
-  Searcher(const GridGram& G, const std::vector<double>& grid, int p, int qn) : G_(G), grid_(grid), p_(p), qn_(qn) {}
+  Searcher(const kernels::ThresholdBootView& view, const ThresholdGram& gram, int qn)
+      : v_(view), hg_{gram.diag(), &gram}, qn_(qn) {}
 
-  // Candidates in exactly one exclusion window (nn - qnt < i <= nn + qnt, 1-based, nn = grid
-  // points below the fixed threshold) are excluded, as are the fixed points themselves.
-  std::vector<char> excluded(const std::vector<int>& fixed, double trim) const {
-    const int qnt = static_cast<int>(std::lround(qn_ * trim));
-    std::vector<char> ex(grid_.size(), 0);
-    std::vector<int> cnt(grid_.size(), 0);
-    for (int f : fixed) {
-      const int nn = static_cast<int>(std::lower_bound(grid_.begin(), grid_.end(), grid_[f]) - grid_.begin());
-      for (std::size_t i = 0; i < grid_.size(); ++i) {
-        const int i1 = static_cast<int>(i) + 1;
-        if (nn - qnt < i1 && i1 <= nn + qnt) ++cnt[i];
-      }
-    }
-    for (std::size_t i = 0; i < grid_.size(); ++i) ex[i] = cnt[i] == 1;
-    for (int f : fixed) ex[f] = 1;
-    return ex;
-  }
-
-  Stage search(const Vec& r, double S0, const std::vector<int>& fixed, const std::vector<char>& ex,
-               bool keep_all) const {
+  Stage search(const Vec& r, double S0, const std::vector<int>& fixed, double trim) const {
     Stage st;
-    if (keep_all) st.ssr.assign(grid_.size(), kInf);
-    const std::size_t f = fixed.size() * p_;
-    Mat GFFi;
-    Vec rF, GFFi_rF;
-    double SF = S0;
-    if (!fixed.empty()) {
-      const Mat GFF = block(fixed, fixed);
-      GFFi = GFF.inverse();
-      rF = sub(r, fixed);
-      GFFi_rF = GFFi * rF;
-      SF = S0 - rF.dot(GFFi_rF);
-    }
-    for (std::size_t g = 0; g < grid_.size(); ++g) {
-      if (ex[g]) continue;
-      double s;
-      if (p_ == 1) {
-        const double dg = G_.diag(g)(0, 0);
-        double a = r(static_cast<Eigen::Index>(g)), d = dg;
-        if (f) {
-          Vec gF(static_cast<Eigen::Index>(f));
-          for (std::size_t j = 0; j < fixed.size(); ++j)
-            gF(static_cast<Eigen::Index>(j)) = G_.column(static_cast<std::size_t>(fixed[j]))(static_cast<Eigen::Index>(g), 0);
-          a -= gF.dot(GFFi_rF);
-          d -= gF.dot(GFFi * gF);
-        }
-        s = d > 1e-14 * dg ? SF - a * a / d : SF;
-      } else {
-        const std::vector<int> one{static_cast<int>(g)};
-        Vec a = sub(r, one);
-        Mat d = block(one, one);
-        if (f) {
-          const Mat gF = block(one, fixed);
-          a -= gF * GFFi_rF;
-          d -= gF * GFFi * gF.transpose();
-        }
-        s = SF - a.dot(d.ldlt().solve(a));
-      }
-      if (keep_all) st.ssr[g] = s;
-      if (s < st.ssr_best) {
-        st.ssr_best = s;
-        st.best = static_cast<int>(g);
-      }
+    st.ssr.assign(static_cast<std::size_t>(v_.n_grid), kInf);
+    kernels::ThresholdBootView v = v_;
+    v.qnt = static_cast<int>(std::lround(qn_ * trim));
+    kernels::ThresholdSearchState ss;
+    kernels::threshold_search_start(ss, S0);
+    for (std::size_t a = 0; a < fixed.size(); ++a) ss.fixed[a] = fixed[a];
+    kernels::threshold_stage(v, hg_, r.data(), static_cast<int>(fixed.size()) + 1, ss, kernels::SoloTeam{},
+                             st.ssr.data());
+    if (!ss.failed) {
+      st.best = static_cast<int>(ss.fixed[fixed.size()]);
+      st.ssr_best = ss.s_k;
     }
     return st;
   }
 
  private:
-  Mat block(const std::vector<int>& a, const std::vector<int>& b) const {
-    Mat m(static_cast<Eigen::Index>(a.size() * p_), static_cast<Eigen::Index>(b.size() * p_));
-    for (std::size_t i = 0; i < a.size(); ++i)
-      for (std::size_t j = 0; j < b.size(); ++j)
-        m.block(static_cast<Eigen::Index>(i * p_), static_cast<Eigen::Index>(j * p_), p_, p_) =
-            G_.at(static_cast<std::size_t>(a[i]), static_cast<std::size_t>(b[j]));
-    return m;
-  }
-  Vec sub(const Vec& r, const std::vector<int>& a) const {
-    Vec v(static_cast<Eigen::Index>(a.size() * p_));
-    for (std::size_t i = 0; i < a.size(); ++i)
-      v.segment(static_cast<Eigen::Index>(i * p_), p_) = r.segment(static_cast<Eigen::Index>(a[i]) * p_, p_);
-    return v;
-  }
-  const GridGram& G_;
-  const std::vector<double>& grid_;
-  int p_, qn_;
+  kernels::ThresholdBootView v_;
+  HostGramAccess hg_;
+  int qn_;
 };
 
 double trim_at(const std::vector<double>& trim, std::size_t stage) {
@@ -551,6 +491,12 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     throw InvalidInput("threshold: the only fixed effect is the individual's ('| " + o.panel_id +
                        "'); '" + fe + "' is not supported in Hansen's model");
   const int p = static_cast<int>(o.regime.size());
+  // the search's fixed set (kernels::threshold_stage) holds at most kMaxFixedDim values
+  if (p > kernels::kMaxRegime || static_cast<long>(o.n_thresholds - 1) * p > kernels::kMaxFixedDim)
+    throw InvalidInput("threshold models take at most " + std::to_string(kernels::kMaxRegime) +
+                       " regime regressors and (thresholds - 1) x regime regressors <= " +
+                       std::to_string(kernels::kMaxFixedDim) + " (here " + std::to_string(p) + " and " +
+                       std::to_string(o.n_thresholds) + " thresholds); use fewer");
   std::string text = trim_ws(lhs) + " ~ " + trim_ws(rhs);
   for (const std::string& x : o.regime) text += " + " + x;
   text += " + I(" + o.threshold_var + ") + 0";
@@ -714,8 +660,8 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   res.c95 = -2.0 * std::log(1.0 - std::sqrt(0.95));
   res.c99 = -2.0 * std::log(1.0 - std::sqrt(0.99));
   res.c_level = -2.0 * std::log(1.0 - std::sqrt(o.level));
-  Searcher sr(G, grid, p, qn);
-  const std::vector<char> none(grid.size(), 0);
+  const BackendGram bgram(G, grid.size(), p);
+  const Searcher sr(proj.view(), bgram, qn);
   // the F statistics' scale: n(T-1) (Hansen), NT - T (xthreg)
   const double Nd = o.xthreg ? static_cast<double>(N) - static_cast<double>(pn.T) : static_cast<double>(N);
 
@@ -819,8 +765,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   double S_prev = S0;
   for (int k = 1; k <= o.n_thresholds; ++k) {
     const double tr = trim_at(o.trim, static_cast<std::size_t>(k - 1));
-    const std::vector<char> ex = k == 1 ? none : sr.excluded(fixed, tr);
-    Stage st = sr.search(r, S0, fixed, ex, true);
+    Stage st = sr.search(r, S0, fixed, tr);
     if (st.best < 0) throw InvalidInput("no grid point is left for threshold " + std::to_string(k) + "; lower --trim");
     const double s2 = st.ssr_best / Nd;
     ci95_of[st.best] = conf_set(st, grid, s2, res.c95);
@@ -839,7 +784,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
     if (k == 2) {
       // refine the first threshold with the second fixed (same window)
       const std::vector<int> other{fixed[1]};
-      Stage rf = sr.search(r, S0, other, sr.excluded(other, tr), true);
+      Stage rf = sr.search(r, S0, other, tr);
       const double s2r = rf.ssr_best / Nd;
       ci95_of[rf.best] = conf_set(rf, grid, s2r, res.c95);
       ci99_of[rf.best] = conf_set(rf, grid, s2r, res.c99);
@@ -893,7 +838,6 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   // Bootstrap of each test k vs k - 1: the (k-1)-threshold model's fitted values plus residual
   // blocks of individuals drawn with replacement; thresholds re-estimated sequentially with the
   // window trim[k-1] at every stage and no refinement.
-  const BackendGram bgram(G, grid.size(), p);
   std::unique_ptr<Backend> own_backend;
   if (!backend_in) own_backend = make_backend(Device::kCpu);
   const Backend& backend = backend_in ? *backend_in : *own_backend;
@@ -909,11 +853,8 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       const Vec resid = y - fitted;
       const double tr = trim_at(o.trim, static_cast<std::size_t>(k - 1));
       const std::int64_t B = o.n_boot;
-      // the backend's per-replication data (kernels/threshold_boot.hpp)
-      if (static_cast<long>(k) * p > kernels::kMaxFixedDim || p > kernels::kMaxRegime)
-        throw InvalidInput("the threshold bootstrap supports at most " + std::to_string(kernels::kMaxRegime) +
-                           " regime regressors and thresholds x regressors <= " + std::to_string(kernels::kMaxFixedDim) +
-                           "; use fewer thresholds or --B 0");
+      // the backend's per-replication data (kernels/threshold_boot.hpp; the sizes were checked
+      // against its limits at the start)
       ThresholdBootSpec sp;
       kernels::ThresholdBootView& v = sp.view;
       v = proj.view();

@@ -365,7 +365,7 @@ PB_HD PB_INLINE void threshold_stage_close(ThresholdSearchState& ss, int m, doub
 // smallest S, as a loop over all points in order would.
 template <class Gram, class Team>
 PB_HD PB_INLINE void threshold_stage(const ThresholdBootView& v, const Gram& gram, const double* r, int stage,
-                           ThresholdSearchState& ss, const Team& tm) {
+                           ThresholdSearchState& ss, const Team& tm, double* ssr_out = nullptr) {
   const int p = v.p;
   const std::int64_t ld = v.n_grid * p;
   const double* cols[kMaxFixedDim + 1];
@@ -437,6 +437,7 @@ PB_HD PB_INLINE void threshold_stage(const ThresholdBootView& v, const Gram& gra
         for (int j = 0; j < p; ++j) q += a[j] * x[j];
         s = stt == SolveStatus::kOk ? SF - q : SF;
       }
+      if (ssr_out) ssr_out[g] = s;
       if (s < best) {
         best = s;
         best_g = g;
