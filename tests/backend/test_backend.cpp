@@ -559,7 +559,8 @@ class PerReplicationBackend final : public ThresholdOnlyBackend {
 // The CPU backend runs replications in batches (8 in the elements of a vector, a partial batch
 // at the end, Q'y* and e lane by lane with the columns' count unrolled up to 8 or not) and the
 // first stage's points as one vector loop: each replication still gets the shared kernel's bits,
-// for every case of threshold_cases, B = 21 (a partial batch of 5), 3 and 10 linear regressors.
+// for every case of threshold_cases, B = 21 (a partial batch of 5), 3 and 10 linear regressors,
+// and a panel of fewer rows than lanes.
 TEST(Backend, ThresholdBatchesGiveThePerReplicationBits) {
   PB_FRESH_RNG(rng);
   DataFrame df = threshold_panel(rng, 40, 6);
@@ -577,6 +578,14 @@ TEST(Backend, ThresholdBatchesGiveThePerReplicationBits) {
     c.min_team_work = 0;  // the batches shared by the thread team, as a larger job would
     expect_same_fstar(estimate_threshold(df, c, cpu.get()), estimate_threshold(df, c, &one), rng_seed, 21);
   }
+  // fewer transformed rows (8 units x 3) than reduction lanes (32)
+  const DataFrame tiny = threshold_panel(rng, 8, 4);
+  ThresholdOptions c = cases[0];
+  c.n_thresholds = 1;
+  c.grid = 20;
+  c.trim = {0.1};
+  c.n_boot = c.trace = 21;
+  expect_same_fstar(estimate_threshold(tiny, c, cpu.get()), estimate_threshold(tiny, c, &one), rng_seed, 21);
 }
 
 TEST(Backend, ThresholdWarpDecompositionGivesTheCpuBits) {
