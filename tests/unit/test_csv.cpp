@@ -1,4 +1,6 @@
 #include <cmath>
+#include <cstdio>
+#include <random>
 
 #include "helpers.hpp"
 #include "panelboot/data_frame.hpp"
@@ -54,6 +56,49 @@ TEST(Csv, ProblemsAreRaisedOnlyWhenTheColumnIsUsed) {
   } catch (const InvalidInput& e) {
     EXPECT_NE(std::string(e.what()).find("unparsable number 'oops' at file 'p.csv', line 3, column 2 (b)"),
               std::string::npos) << e.what();
+  }
+}
+
+// Random tables written with random delimiters, padding, widths (fields shorter and longer
+// than the tokenizer's 16-byte scan), LF or CRLF, missing markers and a last line with or
+// without its newline read back to the exact values.
+TEST(Csv, RandomTablesReadBackExactly) {
+  PB_FRESH_RNG(rng);
+  std::uniform_int_distribution<int> small(0, 9);
+  std::normal_distribution<double> nd;
+  for (int rep = 0; rep < 60; ++rep) {
+    const char sep = ",;\t"[rep % 3];
+    const bool crlf = rep % 2, last_nl = rep % 5 != 0;
+    const int n_col = 1 + small(rng), n_row = 1 + small(rng) * 7;
+    std::vector<std::vector<double>> v(static_cast<std::size_t>(n_col));
+    std::string t;
+    for (int j = 0; j < n_col; ++j) t += (j ? std::string(1, sep) : "") + "c" + std::to_string(j);
+    t += crlf ? "\r\n" : "\n";
+    for (int i = 0; i < n_row; ++i) {
+      for (int j = 0; j < n_col; ++j) {
+        double x = std::ldexp(nd(rng), small(rng) * 7 - 30);
+        if (small(rng) == 0) x = std::round(x);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, small(rng) < 5 ? "%.17g" : "%.3g", x);
+        std::string f = buf;
+        if (small(rng) == 0) f = small(rng) < 5 || n_col == 1 ? "NA" : "";  // (a lone empty field is a blank line)
+        x = f == "NA" || f.empty() ? std::nan("") : std::strtod(buf, nullptr);
+        if (sep != '\t' && small(rng) < 2) f = std::string(static_cast<std::size_t>(small(rng)), ' ') + f + "  ";
+        v[static_cast<std::size_t>(j)].push_back(x);
+        t += (j ? std::string(1, sep) : "") + f;
+      }
+      if (i + 1 < n_row || last_nl) t += crlf ? "\r\n" : "\n";
+    }
+    const DataFrame df = read_csv_text(t, "random.csv");
+    ASSERT_EQ(df.columns.size(), static_cast<std::size_t>(n_col)) << t;
+    ASSERT_EQ(df.n_rows(), static_cast<std::size_t>(n_row)) << t;
+    for (int j = 0; j < n_col; ++j)
+      for (int i = 0; i < n_row; ++i) {
+        const double want = v[static_cast<std::size_t>(j)][static_cast<std::size_t>(i)];
+        const double got = df.columns[static_cast<std::size_t>(j)].num[static_cast<std::size_t>(i)];
+        if (std::isnan(want)) EXPECT_TRUE(std::isnan(got)) << "rep " << rep << " row " << i << " col " << j;
+        else EXPECT_EQ(got, want) << "rep " << rep << " row " << i << " col " << j << "\n" << t;
+      }
   }
 }
 

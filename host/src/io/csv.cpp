@@ -3,6 +3,9 @@
 // numbers with fast_float; a column that meets text becomes a text column, and only those
 // columns are read a second time, as text.
 #include <fast_float/fast_float.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <cerrno>
 #include <cmath>
@@ -20,6 +23,21 @@ namespace panelboot {
 namespace {
 
 // Splits records; fields are views into the text, or into scratch_ when unescaping was needed.
+// The first position at or after p holding the delimiter or a newline (n if none): 16 bytes at a
+// time with SSE2 where the build has it, then byte by byte.
+inline std::size_t field_end(const char* s, std::size_t p, std::size_t n, char delim) {
+#if defined(__SSE2__)
+  const __m128i d = _mm_set1_epi8(delim), nl = _mm_set1_epi8('\n');
+  for (; p + 16 <= n; p += 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + p));
+    const int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, d), _mm_cmpeq_epi8(x, nl)));
+    if (m) return p + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(m)));
+  }
+#endif
+  while (p < n && s[p] != delim && s[p] != '\n') ++p;
+  return p;
+}
+
 class Tokenizer {
  public:
   Tokenizer(std::string_view text, char delim, const std::string& source)
@@ -87,7 +105,7 @@ class Tokenizer {
         pos_ = p;
       } else {
         std::size_t start = p;
-        while (p < text_.size() && text_[p] != delim_ && text_[p] != '\n') ++p;
+        p = field_end(text_.data(), p, text_.size(), delim_);
         std::size_t end = p;
         while (end > start && (text_[end - 1] == ' ' || text_[end - 1] == '\r')) --end;
         fields.push_back(text_.substr(start, end - start));
