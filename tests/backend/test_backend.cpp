@@ -559,14 +559,17 @@ class PerReplicationBackend final : public ThresholdOnlyBackend {
 // The CPU backend runs replications in batches (8 in the elements of a vector, a partial batch
 // at the end, Q'y* and e lane by lane with the columns' count unrolled up to 8 or not) and the
 // first stage's points as one vector loop: each replication still gets the shared kernel's bits,
-// for every case of threshold_cases, B = 21 (a partial batch of 5), 3 and 10 linear regressors,
-// and a panel of fewer rows than lanes.
+// for every case of threshold_cases, three thresholds with one regime regressor, B = 21 (a
+// partial batch of 5), 3 and 10 linear regressors, and a panel of fewer rows than lanes.
 TEST(Backend, ThresholdBatchesGiveThePerReplicationBits) {
   PB_FRESH_RNG(rng);
   DataFrame df = threshold_panel(rng, 40, 6);
   const auto cpu = make_backend(Device::kCpu);
   PerReplicationBackend one;
   std::vector<ThresholdOptions> cases = threshold_cases(rng_seed);
+  ThresholdOptions three = cases[0];  // one regime regressor, stages with 0, 1 and 2 fixed points
+  three.n_thresholds = 3;
+  cases.push_back(three);
   ThresholdOptions wide = cases[0];
   wide.formula = "y ~ z + x2 | id";
   cases.push_back(wide);

@@ -363,39 +363,65 @@ PB_HD PB_INLINE void threshold_stage_close(ThresholdSearchState& ss, int m, doub
 // points only (none at stage 1). Members take grid points rk, rk + size, ...; every member
 // computes the fixed set's factor (the same operations), and argmin picks the first point of
 // smallest S, as a loop over all points in order would.
+// The fixed set's part of stage m + 1 (m = stage - 1 fixed points, f = m p values): their Gram
+// column blocks, L L' = G_FF (lower, column-major, lda f), zr = L^-1 r_F and S_F = S0 - |zr|^2.
+struct ThresholdStageFixed {
+  int m = 0, f = 0;
+  const double* cols[kMaxFixedDim + 1];
+  double L[kMaxFixedDim * kMaxFixedDim], zr[kMaxFixedDim];
+  double SF = 0;
+};
+
+// Fills fx for stage `stage` given ss.fixed; false (and ss.failed) when G_FF is singular.
+template <class Gram>
+PB_HD PB_INLINE bool threshold_stage_fixed(const ThresholdBootView& v, const Gram& gram, const double* r, int stage,
+                                           ThresholdSearchState& ss, ThresholdStageFixed& fx) {
+  const int p = v.p;
+  const std::int64_t ld = v.n_grid * p;
+  const std::int64_t* fixed = ss.fixed;
+  const int m = stage - 1, f = m * p;
+  fx.m = m;
+  fx.f = f;
+  for (int a = 0; a < m; ++a) fx.cols[a] = gram.column(fixed[a]);
+  fx.SF = ss.s0;
+  if (m > 0) {
+    double* L = fx.L;
+    for (int a = 0; a < m; ++a)
+      for (int b = 0; b <= a; ++b)
+        for (int i = 0; i < p; ++i)
+          for (int j = 0; j < p; ++j) {
+            const int row = a * p + i, colm = b * p + j;
+            if (colm > row) continue;
+            L[row + colm * f] = a == b ? gram.diag[fixed[a] * p * p + i + j * p] : fx.cols[b][fixed[a] * p + i + j * ld];
+          }
+    double dmax = 0;
+    for (int c = 0; c < f; ++c) dmax = L[c + c * f] > dmax ? L[c + c * f] : dmax;
+    if (!cholesky_factor(f, L, 1e-12 * dmax)) {
+      ss.failed = 1;
+      return false;
+    }
+    for (int c = 0; c < f; ++c) fx.zr[c] = r[fixed[c / p] * p + c % p];
+    forward_solve(f, L, fx.zr);
+    for (int c = 0; c < f; ++c) fx.SF -= fx.zr[c] * fx.zr[c];
+  }
+  return true;
+}
+
 template <class Gram, class Team>
 PB_HD PB_INLINE void threshold_stage(const ThresholdBootView& v, const Gram& gram, const double* r, int stage,
                            ThresholdSearchState& ss, const Team& tm, double* ssr_out = nullptr) {
   const int p = v.p;
   const std::int64_t ld = v.n_grid * p;
-  const double* cols[kMaxFixedDim + 1];
-  double L[kMaxFixedDim * kMaxFixedDim], zr[kMaxFixedDim], w[kMaxFixedDim * kMaxRegime];
-  std::int64_t* fixed = ss.fixed;
-  const double s0 = ss.s0;
+  double w[kMaxFixedDim * kMaxRegime];
+  const std::int64_t* fixed = ss.fixed;
+  ThresholdStageFixed fx;
+  if (!threshold_stage_fixed(v, gram, r, stage, ss, fx)) return;
+  const double* const* cols = fx.cols;
+  const double* L = fx.L;
+  const double* zr = fx.zr;
+  const double SF = fx.SF;
   {
-    const int m = stage - 1, f = m * p;
-    for (int a = 0; a < m; ++a) cols[a] = gram.column(fixed[a]);
-    // L L' = GFF (lower triangle from the fixed points' column blocks), zr = L^-1 r_F
-    double SF = s0;
-    if (m > 0) {
-      for (int a = 0; a < m; ++a)
-        for (int b = 0; b <= a; ++b)
-          for (int i = 0; i < p; ++i)
-            for (int j = 0; j < p; ++j) {
-              const int row = a * p + i, colm = b * p + j;
-              if (colm > row) continue;
-              L[row + colm * f] = a == b ? gram.diag[fixed[a] * p * p + i + j * p] : cols[b][fixed[a] * p + i + j * ld];
-            }
-      double dmax = 0;
-      for (int c = 0; c < f; ++c) dmax = L[c + c * f] > dmax ? L[c + c * f] : dmax;
-      if (!cholesky_factor(f, L, 1e-12 * dmax)) {
-        ss.failed = 1;
-        return;
-      }
-      for (int c = 0; c < f; ++c) zr[c] = r[fixed[c / p] * p + c % p];
-      forward_solve(f, L, zr);
-      for (int c = 0; c < f; ++c) SF -= zr[c] * zr[c];
-    }
+    const int m = fx.m, f = fx.f;
     double best = 1.7976931348623157e308;  // as +inf: non-finite candidates are never chosen
     std::int64_t best_g = -1;
     for (std::int64_t g = tm.rank(); g < v.n_grid; g += Team::kSize) {

@@ -35,30 +35,82 @@ double threshold_replicate(const kernels::ThresholdBootView& v, const HostGramAc
   return kernels::threshold_search(v, hg, s.r, s0, solo);
 }
 
+// Stage `stage` of one replication with one regime regressor, every point at once: the
+// operations threshold_stage does for p = 1 (w = L^-1 G_Fg by forward_solve's steps, a, d, S),
+// ordered so that the loops over points are the inner ones (vector code), in blocks of
+// kPointBlock points; excluded points (Hansen's windows, the fixed points) are never chosen.
+constexpr std::int64_t kPointBlock = 256;
+PB_INLINE void threshold_stage_p1(const kernels::ThresholdBootView& v, const HostGramAccess& hg, const double* r,
+                                  int stage, kernels::ThresholdSearchState& ss, double* sbuf) {
+  kernels::ThresholdStageFixed fx;
+  if (!kernels::threshold_stage_fixed(v, hg, r, stage, ss, fx)) return;
+  const int m = fx.m, f = fx.f;
+  const double* dg = hg.diag;
+  double W[kernels::kMaxFixedDim * kPointBlock], A[kPointBlock], D[kPointBlock];
+  double best = 1.7976931348623157e308;  // as threshold_stage: non-finite values are never chosen
+  std::int64_t best_g = -1;
+  for (std::int64_t g0 = 0; g0 < v.n_grid; g0 += kPointBlock) {
+    const std::int64_t n = std::min(kPointBlock, v.n_grid - g0);
+    for (int c = 0; c < f; ++c)
+      for (std::int64_t t = 0; t < n; ++t) W[c * kPointBlock + t] = fx.cols[c][g0 + t];
+    for (int i = 0; i < f; ++i) {  // forward_solve: w_i = (w_i - sum_k<i L_ik w_k) / L_ii
+      double* wi = W + i * kPointBlock;
+      for (int k = 0; k < i; ++k) {
+        const double lik = fx.L[i + k * f];
+        const double* wk = W + k * kPointBlock;
+        for (std::int64_t t = 0; t < n; ++t) wi[t] -= lik * wk[t];
+      }
+      const double lii = fx.L[i + i * f];
+      for (std::int64_t t = 0; t < n; ++t) wi[t] /= lii;
+    }
+    for (std::int64_t t = 0; t < n; ++t) A[t] = r[g0 + t];
+    for (int c = 0; c < f; ++c) {
+      const double zc = fx.zr[c];
+      const double* wc = W + c * kPointBlock;
+      for (std::int64_t t = 0; t < n; ++t) A[t] -= wc[t] * zc;
+    }
+    for (std::int64_t t = 0; t < n; ++t) D[t] = dg[g0 + t];
+    for (int c = 0; c < f; ++c) {
+      const double* wc = W + c * kPointBlock;
+      for (std::int64_t t = 0; t < n; ++t) D[t] -= wc[t] * wc[t];
+    }
+    double* S = sbuf + g0;
+    for (std::int64_t t = 0; t < n; ++t) S[t] = kernels::threshold_ssr_one(fx.SF, A[t], D[t], dg[g0 + t]);
+    for (std::int64_t t = 0; t < n; ++t) {
+      const std::int64_t g = g0 + t;
+      if (m > 0) {  // Hansen's windows, as threshold_stage
+        int cnt = 0;
+        bool is_fixed = false;
+        for (int a = 0; a < m; ++a) {
+          const std::int64_t nn = v.nn[ss.fixed[a]], i1 = g + 1;
+          cnt += nn - v.qnt < i1 && i1 <= nn + v.qnt;
+          is_fixed = is_fixed || ss.fixed[a] == g;
+        }
+        if (cnt == 1 || is_fixed) continue;
+      }
+      if (S[t] < best) {
+        best = S[t];
+        best_g = g;
+      }
+    }
+  }
+  kernels::threshold_stage_close(ss, m, best, best_g);
+}
+
 // The sequential search of one replication given its r and S0 (threshold_search); with one
-// regime regressor its first stage computes every point's S into sbuf (n_grid) as one vector
-// loop, then takes the first smallest, as threshold_stage's loop does.
+// regime regressor every stage runs as threshold_stage_p1 (sbuf: n_grid doubles).
 __attribute__((target_clones("avx512f", "avx2", "default")))
 double threshold_search_one(const kernels::ThresholdBootView& v, const HostGramAccess& hg, const double* r, double s0,
                             double* sbuf) {
   const kernels::SoloTeam solo;
   kernels::ThresholdSearchState ss;
   kernels::threshold_search_start(ss, s0);
-  int stage = 1;
-  if (v.p == 1) {
-    const double* dg = hg.diag;
-    for (std::int64_t g = 0; g < v.n_grid; ++g) sbuf[g] = kernels::threshold_ssr_one(s0, r[g], dg[g], dg[g]);
-    double best = 1.7976931348623157e308;
-    std::int64_t best_g = -1;
-    for (std::int64_t g = 0; g < v.n_grid; ++g)
-      if (sbuf[g] < best) {
-        best = sbuf[g];
-        best_g = g;
-      }
-    kernels::threshold_stage_close(ss, 0, best, best_g);
-    stage = 2;
+  for (int stage = 1; stage <= v.k && !ss.failed; ++stage) {
+    if (v.p == 1 && stage - 1 <= kernels::kMaxFixedDim)
+      threshold_stage_p1(v, hg, r, stage, ss, sbuf);
+    else
+      kernels::threshold_stage(v, hg, r, stage, ss, solo);
   }
-  for (; stage <= v.k && !ss.failed; ++stage) kernels::threshold_stage(v, hg, r, stage, ss, solo);
   return kernels::threshold_search_fstar(v, ss);
 }
 
