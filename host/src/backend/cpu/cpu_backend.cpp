@@ -25,8 +25,9 @@ inline V4 load4(const double* p) {
 }
 inline void store4(double* p, V4 x) { std::memcpy(p, &x, sizeof x); }
 
-// One replication of a threshold test (the shared PB_HD functions, forced inline, so the AVX2
-// clone vectorizes the 32-lane loops; no FMA either way, the same bits as the default clone).
+// One replication of a threshold test by the shared PB_HD functions as they are (forced inline,
+// so the AVX2 clone vectorizes the 32-lane loops; no FMA either way): the path for views with
+// more than kernels::kMaxQ linear regressors, which the batches below do not take.
 __attribute__((target_clones("avx2", "default")))
 double threshold_replicate(const kernels::ThresholdBootView& v, const HostGramAccess& hg, std::uint64_t b,
                            const kernels::ThresholdScratch& s) {
