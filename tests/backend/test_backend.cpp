@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 
 #include <Eigen/Dense>
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include "panelboot/error.hpp"
 #include "panelboot/threshold.hpp"
 #include "panelboot/wild.hpp"
+#include "backend/cpu/threshold_batch.hpp"
 
 using namespace panelboot;
 
@@ -589,6 +591,109 @@ TEST(Backend, ThresholdBatchesGiveThePerReplicationBits) {
   c.trim = {0.1};
   c.n_boot = c.trace = 21;
   expect_same_fstar(estimate_threshold(tiny, c, cpu.get()), estimate_threshold(tiny, c, &one), rng_seed, 21);
+}
+
+// ThresholdBatch::project compiled for AVX-512, AVX2 and the baseline (each a wrapper built for
+// that instruction set, as the CPU backend's clones are) against threshold_project one
+// replication at a time, on synthetic views: Hansen-style deleted rows or not, time effects or
+// not, one or two regime regressors, 1 to 9 linear regressors, fewer rows than lanes or more.
+__attribute__((target("avx512f"))) void batch_avx512(cpu::ThresholdBatch& tb, const kernels::ThresholdBootView& v,
+                                                     const double* QL, std::uint64_t b0, int nb, double* s0) {
+  tb.project(v, QL, b0, nb, s0);
+}
+__attribute__((target("avx2"))) void batch_avx2(cpu::ThresholdBatch& tb, const kernels::ThresholdBootView& v,
+                                                const double* QL, std::uint64_t b0, int nb, double* s0) {
+  tb.project(v, QL, b0, nb, s0);
+}
+void batch_baseline(cpu::ThresholdBatch& tb, const kernels::ThresholdBootView& v, const double* QL, std::uint64_t b0,
+                    int nb, double* s0) {
+  tb.project(v, QL, b0, nb, s0);
+}
+
+TEST(Backend, ThresholdBatchEqualsTheKernelOnEveryInstructionSet) {
+  PB_FRESH_RNG(rng);
+  std::normal_distribution<double> nd;
+  for (int rep = 0; rep < 24; ++rep) {
+    const bool drop_last = rep % 2, time_effects = rep % 3 == 0;
+    const int n = 2 + static_cast<int>(rng() % 30), T = 3 + static_cast<int>(rng() % 5), p = 1 + rep % 2;
+    const int nq = 1 + static_cast<int>(rng() % 9), n_grid = 5 + static_cast<int>(rng() % 40);
+    const int Tk = drop_last ? T - 1 : T;
+    const std::int64_t N = static_cast<std::int64_t>(n) * Tk, n_design = static_cast<std::int64_t>(n) * T;
+    std::vector<std::int64_t> offset(n + 1), s_row, cut;
+    std::vector<std::int32_t> s_unit, s_period, t_period(static_cast<std::size_t>(N)), nn;
+    for (int i = 0; i <= n; ++i) offset[i] = static_cast<std::int64_t>(i) * Tk;
+    std::vector<double> fitted(N), resid(N), Q(N * nq), inv_len(n, 1.0 / T), s_x(n_design * p);
+    for (auto* vec : {&fitted, &resid, &Q, &s_x})
+      for (double& x : *vec) x = nd(rng);
+    for (std::int64_t r = 0; r < N; ++r) t_period[r] = static_cast<std::int32_t>(r % Tk);
+    std::vector<std::int64_t> perm(static_cast<std::size_t>(n_design));
+    for (std::int64_t k = 0; k < n_design; ++k) perm[k] = k;
+    std::shuffle(perm.begin(), perm.end(), rng);
+    for (std::int64_t k : perm) {  // design row k: unit k / T, period k % T (the last deleted when drop_last)
+      const std::int64_t i = k / T, t = k % T;
+      s_unit.push_back(static_cast<std::int32_t>(i));
+      s_period.push_back(static_cast<std::int32_t>(t));
+      s_row.push_back(t < Tk ? i * Tk + t : -1);
+    }
+    for (int g = 0; g < n_grid; ++g) {
+      cut.push_back(n_design * (g + 1) / (n_grid + 1));
+      nn.push_back(g);
+    }
+    kernels::ThresholdBootView v;
+    v.n_obs = N;
+    v.n_units = n;
+    v.n_periods = T;
+    v.n_design = n_design;
+    v.n_grid = n_grid;
+    v.offset = offset.data();
+    v.fitted = fitted.data();
+    v.resid = resid.data();
+    v.Q = Q.data();
+    v.n_q = nq;
+    v.s_unit = s_unit.data();
+    v.s_row = s_row.data();
+    v.s_period = s_period.data();
+    v.t_period = t_period.data();
+    v.unit_inv_len = inv_len.data();
+    v.time_effects = time_effects;
+    v.p = p;
+    v.s_x = s_x.data();
+    v.cut = cut.data();
+    v.nn = nn.data();
+    v.k = 1 + rep % 3;
+    v.seed = rng();
+    v.wild = rep % 4 == 1;
+    // the kernel, one replication at a time
+    const int nb = 5;
+    std::vector<double> buf(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
+    const kernels::ThresholdScratch sc = kernels::threshold_scratch_at(v, buf.data());
+    std::vector<std::vector<double>> r_ref(nb);
+    double s0_ref[nb];
+    for (int i = 0; i < nb; ++i) {
+      s0_ref[i] = kernels::threshold_project(v, static_cast<std::uint64_t>(7 + i), sc, kernels::SoloTeam{});
+      r_ref[i].assign(sc.r, sc.r + n_grid * p);
+    }
+    const std::vector<double> QL = cpu::ThresholdBatch::lane_major(v);
+    auto same = [](double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; };
+    for (const char* isa : {"avx512f", "avx2", "baseline"}) {
+      if ((std::strcmp(isa, "avx512f") == 0 && !__builtin_cpu_supports("avx512f")) ||
+          (std::strcmp(isa, "avx2") == 0 && !__builtin_cpu_supports("avx2")))
+        continue;
+      cpu::ThresholdBatch tb(v);
+      double s0[cpu::ThresholdBatch::W];
+      if (std::strcmp(isa, "avx512f") == 0) batch_avx512(tb, v, QL.data(), 7, nb, s0);
+      else if (std::strcmp(isa, "avx2") == 0) batch_avx2(tb, v, QL.data(), 7, nb, s0);
+      else batch_baseline(tb, v, QL.data(), 7, nb, s0);
+      std::vector<double> r(static_cast<std::size_t>(n_grid * p));
+      for (int i = 0; i < nb; ++i) {
+        EXPECT_TRUE(same(s0[i], s0_ref[i])) << isa << " rep " << rep << " replication " << i;
+        tb.extract(v, i, r.data());
+        for (std::size_t g = 0; g < r.size(); ++g)
+          ASSERT_TRUE(same(r[g], r_ref[i][g])) << isa << " rep " << rep << " replication " << i << " entry " << g
+                                                << ": " << r[g] << " vs " << r_ref[i][g];
+      }
+    }
+  }
 }
 
 TEST(Backend, ThresholdWarpDecompositionGivesTheCpuBits) {
