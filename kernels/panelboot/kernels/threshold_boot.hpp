@@ -142,9 +142,11 @@ struct SoloTeam {
 };
 
 // Folds x[0 .. kLanes) (the lanes' partial sums, each at x[l * step]) by the fixed tree
-// x[l] += x[l + h] for h = 16, 8, 4, 2, 1.
-PB_HD PB_INLINE double fold_lanes(const double* x, std::int64_t step = 1) {
-  double t[kLanes];
+// x[l] += x[l + h] for h = 16, 8, 4, 2, 1. T: double, or (the CPU backend's batches) a vector
+// of replications folded element by element.
+template <class T = double>
+PB_HD PB_INLINE T fold_lanes(const T* x, std::int64_t step = 1) {
+  T t[kLanes];
   for (int l = 0; l < kLanes; ++l) t[l] = x[l * step];
   for (int h = kLanes / 2; h > 0; h /= 2)
     for (int l = 0; l < h; ++l) t[l] += t[l + h];
@@ -154,34 +156,36 @@ PB_HD PB_INLINE double fold_lanes(const double* x, std::int64_t step = 1) {
 // r = W'e for a transformed vector e: D'e on the sorted design rows (the within transform's
 // adjoint), then for each grid point g and regime regressor j the sum of x_j (D'e) over the
 // sorted rows between the cuts of points g - 1 and g (segment sums, in row order; with one
-// regressor D'e is made where it is used), and the running sum of the segments over g. Uses s.usum, s.psum, s.z and writes s.r. The host's GridProjector
-// calls it too (SoloTeam).
-template <class Team>
-PB_HD PB_INLINE void threshold_grid_products(const ThresholdBootView& v, const double* e, const ThresholdScratch& s,
-                                   const Team& tm) {
+// regressor D'e is made where it is used), and the running sum of the segments over g. Uses
+// usum (n_units), psum (n_periods + 1) and z (n_design, p > 1); writes r (n_grid p). The host's
+// GridProjector calls it too (SoloTeam), and the CPU backend's batches with T a vector of
+// replications (each element gets the operations a double would).
+template <class Team, class T>
+PB_HD PB_INLINE void threshold_grid_products(const ThresholdBootView& v, const T* e, T* usum, T* psum, T* z, T* r,
+                                             const Team& tm) {
   const int rk = tm.rank(), ts = Team::kSize;
-  double total = 0;
+  T total{};
   if (v.time_effects) {  // period sums across units: one member, in unit order
     if (rk == 0) {
-      for (std::int64_t t = 0; t < v.n_periods; ++t) s.psum[t] = 0;
+      for (std::int64_t t = 0; t < v.n_periods; ++t) psum[t] = T{};
       for (std::int64_t i = 0; i < v.n_units; ++i) {
-        double u = 0;
-        for (std::int64_t r = v.offset[i]; r < v.offset[i + 1]; ++r) {
-          u += e[r];
-          s.psum[v.t_period[r]] += e[r];
-          total += e[r];
+        T u{};
+        for (std::int64_t rr = v.offset[i]; rr < v.offset[i + 1]; ++rr) {
+          u += e[rr];
+          psum[v.t_period[rr]] += e[rr];
+          total += e[rr];
         }
-        s.usum[i] = u * v.unit_inv_len[i];
+        usum[i] = u * v.unit_inv_len[i];
       }
-      s.psum[v.n_periods] = total;
+      psum[v.n_periods] = total;
     }
     tm.sync();
-    total = s.psum[v.n_periods];
+    total = psum[v.n_periods];
   } else {
     for (std::int64_t i = rk; i < v.n_units; i += ts) {
-      double u = 0;
-      for (std::int64_t r = v.offset[i]; r < v.offset[i + 1]; ++r) u += e[r];
-      s.usum[i] = u * v.unit_inv_len[i];
+      T u{};
+      for (std::int64_t rr = v.offset[i]; rr < v.offset[i + 1]; ++rr) u += e[rr];
+      usum[i] = u * v.unit_inv_len[i];
     }
     tm.sync();
   }
@@ -189,38 +193,43 @@ PB_HD PB_INLINE void threshold_grid_products(const ThresholdBootView& v, const d
   // z = D'e on sorted design row kk
   auto z_of = [&](std::int64_t kk) {
     const std::int64_t row = v.s_row[kk];
-    double zz = (row >= 0 ? e[row] : 0.0) - s.usum[v.s_unit[kk]];
-    if (v.time_effects) zz -= s.psum[v.s_period[kk]] / nu - total / nt;
+    T zz = (row >= 0 ? e[row] : T{}) - usum[v.s_unit[kk]];
+    if (v.time_effects) zz -= psum[v.s_period[kk]] / nu - total / nt;
     return zz;
   };
   if (v.p == 1) {  // one regime regressor: z made where it is used
     for (std::int64_t g = rk; g < v.n_grid; g += ts) {
       const std::int64_t lo = g > 0 ? v.cut[g - 1] : 0, hi = v.cut[g];
-      double acc = 0;
+      T acc{};
       for (std::int64_t kk = lo; kk < hi; ++kk) acc += v.s_x[kk] * z_of(kk);
-      s.r[g] = acc;
+      r[g] = acc;
     }
   } else {  // z once for the p regressors
-    for (std::int64_t kk = rk; kk < v.n_design; kk += ts) s.z[kk] = z_of(kk);
+    for (std::int64_t kk = rk; kk < v.n_design; kk += ts) z[kk] = z_of(kk);
     tm.sync();
     for (std::int64_t g = rk; g < v.n_grid; g += ts) {
       const std::int64_t lo = g > 0 ? v.cut[g - 1] : 0, hi = v.cut[g];
       for (int j = 0; j < v.p; ++j) {
-        double acc = 0;
-        for (std::int64_t kk = lo; kk < hi; ++kk) acc += v.s_x[kk * v.p + j] * s.z[kk];
-        s.r[g * v.p + j] = acc;
+        T acc{};
+        for (std::int64_t kk = lo; kk < hi; ++kk) acc += v.s_x[kk * v.p + j] * z[kk];
+        r[g * v.p + j] = acc;
       }
     }
   }
   tm.sync();
   for (int j = rk; j < v.p; j += ts) {
-    double acc = 0;
+    T acc{};
     for (std::int64_t g = 0; g < v.n_grid; ++g) {
-      acc += s.r[g * v.p + j];
-      s.r[g * v.p + j] = acc;
+      acc += r[g * v.p + j];
+      r[g * v.p + j] = acc;
     }
   }
   tm.sync();
+}
+template <class Team>
+PB_HD PB_INLINE void threshold_grid_products(const ThresholdBootView& v, const double* e, const ThresholdScratch& s,
+                                             const Team& tm) {
+  threshold_grid_products(v, e, s.usum, s.psum, s.z, s.r, tm);
 }
 
 // y*, e = M y*, S0 = |e|^2 and r = W'e of replication b; returns S0.
@@ -240,72 +249,34 @@ PB_HD PB_INLINE double threshold_project(const ThresholdBootView& v, std::uint64
   const int nq = v.n_q;
   double s0 = 0;
   if (nq <= kMaxQ) {
-    // Q'y*: lane l's partial sums over rows l, l + kLanes, ...; folded; then e and S0's partials
-    double a[kMaxQ];
+    // Q'y*: lane l's partial sums over rows l, l + kLanes, ... in order (member rk runs lanes rk,
+    // rk + size, ...: its own lane in a warp, all 32 in turn on one thread), folded
     const std::int64_t N = v.n_obs;
-    if constexpr (Team::kSize == 1) {
-      // one thread: 32 rows at a time, each lane's accumulator a vector element
-      double acc[kLanes * kMaxQ];  // lane l of column c at acc[c kLanes + l]
-      for (int c = 0; c < kLanes * nq; ++c) acc[c] = 0;
-      std::int64_t r0 = 0;
-      for (; r0 + kLanes <= N; r0 += kLanes)
-        for (int c = 0; c < nq; ++c) {
-          const double* qc = v.Q + c * N + r0;
-          const double* y = s.ys + r0;
-          double* al = acc + c * kLanes;
-          for (int l = 0; l < kLanes; ++l) al[l] += qc[l] * y[l];
-        }
-      for (std::int64_t r = r0; r < N; ++r)
-        for (int c = 0; c < nq; ++c) acc[c * kLanes + (r - r0)] += v.Q[c * N + r] * s.ys[r];
-      for (int c = 0; c < nq; ++c) a[c] = fold_lanes(acc + c * kLanes);
-    } else {
-      for (int c = 0; c < nq; ++c) a[c] = 0;
-      for (std::int64_t r = rk; r < N; r += kLanes) {
+    for (int l = rk; l < kLanes; l += ts) {
+      double al[kMaxQ];
+      for (int c = 0; c < nq; ++c) al[c] = 0;
+      for (std::int64_t r = l; r < N; r += kLanes) {
         const double y = s.ys[r];
-        for (int c = 0; c < nq; ++c) a[c] += v.Q[c * N + r] * y;
+        for (int c = 0; c < nq; ++c) al[c] += v.Q[c * N + r] * y;
       }
-      for (int c = 0; c < nq; ++c) s.part[c * kLanes + rk] = a[c];
-      tm.sync();
-      for (int c = 0; c < nq; ++c) a[c] = fold_lanes(s.part + c * kLanes);
+      for (int c = 0; c < nq; ++c) s.part[c * kLanes + l] = al[c];
     }
-    // e = y* - Q a (per row: y*, then the columns in order) and S0's lane partials
-    double sp[Team::kSize == 1 ? kLanes : 1];
-    for (int l = 0; l < (Team::kSize == 1 ? kLanes : 1); ++l) sp[l] = 0;
-    if constexpr (Team::kSize == 1) {
-      std::int64_t r0 = 0;
-      for (; r0 + kLanes <= N; r0 += kLanes) {
-        double ev[kLanes];
-        for (int l = 0; l < kLanes; ++l) ev[l] = s.ys[r0 + l];
-        for (int c = 0; c < nq; ++c) {
-          const double* qc = v.Q + c * N + r0;
-          for (int l = 0; l < kLanes; ++l) ev[l] -= a[c] * qc[l];
-        }
-        for (int l = 0; l < kLanes; ++l) {
-          s.e[r0 + l] = ev[l];
-          sp[l] += ev[l] * ev[l];
-        }
-      }
-      for (std::int64_t r = r0; r < N; ++r) {
+    tm.sync();
+    double a[kMaxQ];
+    for (int c = 0; c < nq; ++c) a[c] = fold_lanes(s.part + c * kLanes);
+    // e = y* - Q a (per row: y*, then the columns in order) and S0's lane partials, folded
+    for (int l = rk; l < kLanes; l += ts) {
+      double sp = 0;
+      for (std::int64_t r = l; r < N; r += kLanes) {
         double ev = s.ys[r];
         for (int c = 0; c < nq; ++c) ev -= a[c] * v.Q[c * N + r];
         s.e[r] = ev;
-        sp[r - r0] += ev * ev;
+        sp += ev * ev;
       }
-    } else {
-      for (std::int64_t r = rk; r < N; r += kLanes) {
-        double ev = s.ys[r];
-        for (int c = 0; c < nq; ++c) ev -= a[c] * v.Q[c * N + r];
-        s.e[r] = ev;
-        sp[0] += ev * ev;
-      }
+      s.part[nq * kLanes + l] = sp;
     }
-    if constexpr (Team::kSize == 1) {
-      s0 = fold_lanes(sp);
-    } else {
-      s.part[nq * kLanes + rk] = sp[0];
-      tm.sync();
-      s0 = fold_lanes(s.part + nq * kLanes);
-    }
+    tm.sync();
+    s0 = fold_lanes(s.part + nq * kLanes);
   } else {  // many linear regressors: column by column, one member
     if (rk == 0) {
       for (std::int64_t r = 0; r < v.n_obs; ++r) s.e[r] = s.ys[r];
@@ -358,11 +329,6 @@ PB_HD PB_INLINE void threshold_stage_close(ThresholdSearchState& ss, int m, doub
   ss.fixed[m] = best_g;
 }
 
-// Stage `stage` (1..v.k) of the sequential search of one replication given r: the best point
-// given the fixed set ss.fixed[0 .. stage - 1) joins it. Reads the Gram columns of the fixed
-// points only (none at stage 1). Members take grid points rk, rk + size, ...; every member
-// computes the fixed set's factor (the same operations), and argmin picks the first point of
-// smallest S, as a loop over all points in order would.
 // The fixed set's part of stage m + 1 (m = stage - 1 fixed points, f = m p values): their Gram
 // column blocks, L L' = G_FF (lower, column-major, lda f), zr = L^-1 r_F and S_F = S0 - |zr|^2.
 struct ThresholdStageFixed {
@@ -407,71 +373,79 @@ PB_HD PB_INLINE bool threshold_stage_fixed(const ThresholdBootView& v, const Gra
   return true;
 }
 
+// Hansen's exclusion windows at a stage with m fixed points: grid point g is out when it is
+// inside exactly one window (nn - qnt < g + 1 <= nn + qnt, nn = the grid points below a fixed
+// point) or is a fixed point itself.
+PB_HD PB_INLINE bool threshold_excluded(const ThresholdBootView& v, const ThresholdSearchState& ss, int m,
+                                        std::int64_t g) {
+  int cnt = 0;
+  bool is_fixed = false;
+  for (int a = 0; a < m; ++a) {
+    const std::int64_t nn = v.nn[ss.fixed[a]], i1 = g + 1;
+    cnt += nn - v.qnt < i1 && i1 <= nn + v.qnt;
+    is_fixed = is_fixed || ss.fixed[a] == g;
+  }
+  return cnt == 1 || is_fixed;
+}
+
+// Stage `stage` (1..v.k) of the sequential search of one replication given r: the best point
+// given the fixed set ss.fixed[0 .. stage - 1) joins it. Reads the Gram columns of the fixed
+// points only (none at stage 1). Members take grid points rk, rk + size, ...; every member
+// computes the fixed set's factor (the same operations), and argmin picks the first point of
+// smallest S, as a loop over all points in order would.
 template <class Gram, class Team>
 PB_HD PB_INLINE void threshold_stage(const ThresholdBootView& v, const Gram& gram, const double* r, int stage,
                            ThresholdSearchState& ss, const Team& tm, double* ssr_out = nullptr) {
   const int p = v.p;
   const std::int64_t ld = v.n_grid * p;
   double w[kMaxFixedDim * kMaxRegime];
-  const std::int64_t* fixed = ss.fixed;
   ThresholdStageFixed fx;
   if (!threshold_stage_fixed(v, gram, r, stage, ss, fx)) return;
   const double* const* cols = fx.cols;
   const double* L = fx.L;
   const double* zr = fx.zr;
   const double SF = fx.SF;
-  {
-    const int m = fx.m, f = fx.f;
-    double best = 1.7976931348623157e308;  // as +inf: non-finite candidates are never chosen
-    std::int64_t best_g = -1;
-    for (std::int64_t g = tm.rank(); g < v.n_grid; g += Team::kSize) {
-      if (m > 0) {  // Hansen's windows: excluded when inside exactly one, and the fixed points
-        int cnt = 0;
-        bool is_fixed = false;
-        for (int a = 0; a < m; ++a) {
-          const std::int64_t nn = v.nn[fixed[a]], i1 = g + 1;
-          cnt += nn - v.qnt < i1 && i1 <= nn + v.qnt;
-          is_fixed = is_fixed || fixed[a] == g;
-        }
-        if (cnt == 1 || is_fixed) continue;
-      }
-      // w = L^-1 G_Fg (f x p), a = r_g - w'zr, d = G_gg - w'w
-      double a[kMaxRegime], d[kMaxRegime * kMaxRegime];
-      const double* dg = gram.diag + g * p * p;
-      for (int j = 0; j < p; ++j) {
-        double* wj = w + j * kMaxFixedDim;
-        for (int c = 0; c < f; ++c) wj[c] = cols[c / p][g * p + j + (c % p) * ld];
-        forward_solve(f, L, wj);
-        double aj = r[g * p + j];
-        for (int c = 0; c < f; ++c) aj -= w[c + j * kMaxFixedDim] * zr[c];
-        a[j] = aj;
-      }
-      for (int i = 0; i < p; ++i)
-        for (int j = 0; j < p; ++j) {
-          double x = dg[i + j * p];
-          for (int c = 0; c < f; ++c) x -= w[c + i * kMaxFixedDim] * w[c + j * kMaxFixedDim];
-          d[i + j * p] = x;
-        }
-      double s;
-      if (p == 1) {
-        s = threshold_ssr_one(SF, a[0], d[0], dg[0]);
-      } else {
-        double x[kMaxRegime];
-        for (int j = 0; j < p; ++j) x[j] = a[j];
-        const SolveStatus stt = cholesky_solve(p, d, x, 1e-14);
-        double q = 0;
-        for (int j = 0; j < p; ++j) q += a[j] * x[j];
-        s = stt == SolveStatus::kOk ? SF - q : SF;
-      }
-      if (ssr_out) ssr_out[g] = s;
-      if (s < best) {
-        best = s;
-        best_g = g;
-      }
+  const int m = fx.m, f = fx.f;
+  double best = 1.7976931348623157e308;  // as +inf: non-finite candidates are never chosen
+  std::int64_t best_g = -1;
+  for (std::int64_t g = tm.rank(); g < v.n_grid; g += Team::kSize) {
+    if (m > 0 && threshold_excluded(v, ss, m, g)) continue;
+    // w = L^-1 G_Fg (f x p), a = r_g - w'zr, d = G_gg - w'w
+    double a[kMaxRegime], d[kMaxRegime * kMaxRegime];
+    const double* dg = gram.diag + g * p * p;
+    for (int j = 0; j < p; ++j) {
+      double* wj = w + j * kMaxFixedDim;
+      for (int c = 0; c < f; ++c) wj[c] = cols[c / p][g * p + j + (c % p) * ld];
+      forward_solve(f, L, wj);
+      double aj = r[g * p + j];
+      for (int c = 0; c < f; ++c) aj -= w[c + j * kMaxFixedDim] * zr[c];
+      a[j] = aj;
     }
-    tm.argmin(best, best_g);
-    threshold_stage_close(ss, m, best, best_g);
+    for (int i = 0; i < p; ++i)
+      for (int j = 0; j < p; ++j) {
+        double x = dg[i + j * p];
+        for (int c = 0; c < f; ++c) x -= w[c + i * kMaxFixedDim] * w[c + j * kMaxFixedDim];
+        d[i + j * p] = x;
+      }
+    double s;
+    if (p == 1) {
+      s = threshold_ssr_one(SF, a[0], d[0], dg[0]);
+    } else {
+      double x[kMaxRegime];
+      for (int j = 0; j < p; ++j) x[j] = a[j];
+      const SolveStatus stt = cholesky_solve(p, d, x, 1e-14);
+      double q = 0;
+      for (int j = 0; j < p; ++j) q += a[j] * x[j];
+      s = stt == SolveStatus::kOk ? SF - q : SF;
+    }
+    if (ssr_out) ssr_out[g] = s;
+    if (s < best) {
+      best = s;
+      best_g = g;
+    }
   }
+  tm.argmin(best, best_g);
+  threshold_stage_close(ss, m, best, best_g);
 }
 
 // The whole search of one replication given r and S0; returns F* (NaN when a fixed set's Gram

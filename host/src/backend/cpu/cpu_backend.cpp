@@ -25,9 +25,9 @@ inline V4 load4(const double* p) {
 }
 inline void store4(double* p, V4 x) { std::memcpy(p, &x, sizeof x); }
 
-// One replication of a threshold test by the shared PB_HD functions as they are (forced inline,
-// so the AVX2 clone vectorizes the 32-lane loops; no FMA either way): the path for views with
-// more than kernels::kMaxQ linear regressors, which the batches below do not take.
+// One replication of a threshold test by the shared PB_HD functions as they are (forced inline
+// into AVX2/default clones; no FMA either way): the path for views with more than kernels::kMaxQ
+// linear regressors, which the batches below do not take.
 __attribute__((target_clones("avx2", "default")))
 double threshold_replicate(const kernels::ThresholdBootView& v, const HostGramAccess& hg, std::uint64_t b,
                            const kernels::ThresholdScratch& s) {
@@ -77,23 +77,11 @@ PB_INLINE void threshold_stage_p1(const kernels::ThresholdBootView& v, const Hos
     }
     double* S = sbuf + g0;
     for (std::int64_t t = 0; t < n; ++t) S[t] = kernels::threshold_ssr_one(fx.SF, A[t], D[t], dg[g0 + t]);
-    for (std::int64_t t = 0; t < n; ++t) {
-      const std::int64_t g = g0 + t;
-      if (m > 0) {  // Hansen's windows, as threshold_stage
-        int cnt = 0;
-        bool is_fixed = false;
-        for (int a = 0; a < m; ++a) {
-          const std::int64_t nn = v.nn[ss.fixed[a]], i1 = g + 1;
-          cnt += nn - v.qnt < i1 && i1 <= nn + v.qnt;
-          is_fixed = is_fixed || ss.fixed[a] == g;
-        }
-        if (cnt == 1 || is_fixed) continue;
-      }
-      if (S[t] < best) {
+    for (std::int64_t t = 0; t < n; ++t)
+      if (S[t] < best && !(m > 0 && kernels::threshold_excluded(v, ss, m, g0 + t))) {
         best = S[t];
-        best_g = g;
+        best_g = g0 + t;
       }
-    }
   }
   kernels::threshold_stage_close(ss, m, best, best_g);
 }

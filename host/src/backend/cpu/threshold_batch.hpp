@@ -4,7 +4,9 @@
 // replication j of the batch in element j of a vector, so that each of W replications gets the
 // bits threshold_project gives it alone (the same operations in the same order per element;
 // built without FMA contraction) while the row lookups (the q-sorted rows' gathers, Q's
-// columns) are shared by the W replications and the segment sums run as vector adds. Only for
+// columns) are shared by the W replications and the segment sums run as vector adds. y*, Q'y*
+// and e are laid out here for the vector registers; the lanes' fold and D'e with the segment
+// sums are the kernel's own functions with a vector element type. Only for
 // views with at most kernels::kMaxQ linear regressors (threshold_project's one-pass case).
 #include <cstdint>
 #include <memory>
@@ -43,20 +45,6 @@ struct ThresholdBatch {
   ThresholdBatch(const ThresholdBatch&) = delete;
   ThresholdBatch& operator=(const ThresholdBatch&) = delete;
 
-  PB_INLINE static V splat(double x) {
-    V y;
-    for (int j = 0; j < W; ++j) y[j] = x;
-    return y;
-  }
-  // fold_lanes, element by element
-  PB_INLINE static V fold(const V* x) {
-    V t[kL];
-    for (int l = 0; l < kL; ++l) t[l] = x[l];
-    for (int h = kL / 2; h > 0; h /= 2)
-      for (int l = 0; l < h; ++l) t[l] += t[l + h];
-    return t[0];
-  }
-
   // Replications b0 .. b0 + nb - 1 (nb <= W; the spare elements repeat b0), QL = lane_major(v): r (grid point g,
   // regressor j, replication b0 + i at r[g p + j][i]) and S0 of each into s0[i].
   PB_INLINE void project(const kernels::ThresholdBootView& v, const double* QL, std::uint64_t b0, int nb, double* s0) {
@@ -94,8 +82,8 @@ struct ThresholdBatch {
       for (int c = 0; c < nq; ++c) acc[c * kL + l] = lane_acc[c];
     }
     for (int l = static_cast<int>(N < kL ? N : kL); l < kL; ++l)
-      for (int c = 0; c < nq; ++c) acc[c * kL + l] = splat(0.0);
-    for (int c = 0; c < nq; ++c) a[c] = fold(acc + c * kL);
+      for (int c = 0; c < nq; ++c) acc[c * kL + l] = V{};
+    for (int c = 0; c < nq; ++c) a[c] = kernels::fold_lanes(acc + c * kL);
     // e = y* - Q a (the columns in order) and S0's lanes, lane by lane
     switch (nq) {
       case 1: residuals<1>(N, nq, QL, a); break;
@@ -108,9 +96,9 @@ struct ThresholdBatch {
       case 8: residuals<8>(N, nq, QL, a); break;
       default: residuals<0>(N, nq, QL, a); break;
     }
-    const V s0v = fold(sp);
+    const V s0v = kernels::fold_lanes(sp);
     for (int i = 0; i < nb; ++i) s0[i] = s0v[i];
-    grid_products(v);
+    kernels::threshold_grid_products(v, e, usum, psum, z, r, kernels::SoloTeam{});
   }
 
   // Rows with r mod kLanes = l come before lane l (lane l' holds ceil((N - l') / kLanes) rows).
@@ -133,7 +121,7 @@ struct ThresholdBatch {
   template <int CW>
   PB_INLINE void columns(const double* ql, int nq, int c0, int l, std::int64_t n_l, V* out) const {
     V s[CW];
-    for (int j = 0; j < CW; ++j) s[j] = splat(0.0);
+    for (int j = 0; j < CW; ++j) s[j] = V{};
     const V* ev = e + l;
     for (std::int64_t k = 0; k < n_l; ++k, ev += kL, ql += nq)
       for (int j = 0; j < CW; ++j) s[j] += ql[c0 + j] * *ev;
@@ -147,7 +135,7 @@ struct ThresholdBatch {
     V a[NQ > 0 ? NQ : kernels::kMaxQ];
     for (int c = 0; c < nq; ++c) a[c] = a_in[c];
     for (int l = 0; l < kL; ++l) {
-      V s = splat(0.0);
+      V s = V{};
       const double* ql = QL + lane_start(N, l) * nq;
       for (std::int64_t rr = l; rr < N; rr += kL, ql += nq) {
         V ev = e[rr];
@@ -156,63 +144,6 @@ struct ThresholdBatch {
         s += ev * ev;
       }
       sp[l] = s;
-    }
-  }
-
-  // threshold_grid_products on e, element by element
-  PB_INLINE void grid_products(const kernels::ThresholdBootView& v) {
-    V total = splat(0.0);
-    if (v.time_effects) {
-      for (std::int64_t t = 0; t < v.n_periods; ++t) psum[t] = splat(0.0);
-      for (std::int64_t i = 0; i < v.n_units; ++i) {
-        V u = splat(0.0);
-        for (std::int64_t rr = v.offset[i]; rr < v.offset[i + 1]; ++rr) {
-          u += e[rr];
-          psum[v.t_period[rr]] += e[rr];
-          total += e[rr];
-        }
-        usum[i] = u * v.unit_inv_len[i];
-      }
-    } else {
-      for (std::int64_t i = 0; i < v.n_units; ++i) {
-        V u = splat(0.0);
-        for (std::int64_t rr = v.offset[i]; rr < v.offset[i + 1]; ++rr) u += e[rr];
-        usum[i] = u * v.unit_inv_len[i];
-      }
-    }
-    const double nu = static_cast<double>(v.n_units), nt = static_cast<double>(v.n_units * v.n_periods);
-    const V zero = splat(0.0);
-    auto z_of = [&](std::int64_t kk) {
-      const std::int64_t row = v.s_row[kk];
-      V zz = (row >= 0 ? e[row] : zero) - usum[v.s_unit[kk]];
-      if (v.time_effects) zz -= psum[v.s_period[kk]] / nu - total / nt;
-      return zz;
-    };
-    const int p = v.p;
-    if (p == 1) {
-      for (std::int64_t g = 0; g < v.n_grid; ++g) {
-        const std::int64_t lo = g > 0 ? v.cut[g - 1] : 0, hi = v.cut[g];
-        V sum = zero;
-        for (std::int64_t kk = lo; kk < hi; ++kk) sum += v.s_x[kk] * z_of(kk);
-        r[g] = sum;
-      }
-    } else {
-      for (std::int64_t kk = 0; kk < v.n_design; ++kk) z[kk] = z_of(kk);
-      for (std::int64_t g = 0; g < v.n_grid; ++g) {
-        const std::int64_t lo = g > 0 ? v.cut[g - 1] : 0, hi = v.cut[g];
-        for (int j = 0; j < p; ++j) {
-          V sum = zero;
-          for (std::int64_t kk = lo; kk < hi; ++kk) sum += v.s_x[kk * p + j] * z[kk];
-          r[g * p + j] = sum;
-        }
-      }
-    }
-    for (int j = 0; j < p; ++j) {
-      V run = zero;
-      for (std::int64_t g = 0; g < v.n_grid; ++g) {
-        run += r[g * p + j];
-        r[g * p + j] = run;
-      }
     }
   }
 
