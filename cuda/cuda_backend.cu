@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <initializer_list>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -291,15 +292,22 @@ __global__ void __launch_bounds__(128, 3) ols_warp_kernel(const double* __restri
 constexpr int kOlsWarpMaxCols = 12;  // k + 1 up to this: ols_warp_kernel; beyond, DGEMM + solve_kernel
 constexpr std::size_t kOlsStagedMaxBytes = 96 * 1024;  // a block's 4 staged items, at most
 
-// The batched OLS kernel in use: "staged" (the default), "direct", or "gemm" (the DGEMM path for
-// every k), from PANELBOOT_OLS_KERNEL, so scripts/device-check can time all three.
-std::string ols_kernel_choice() {
-  const char* e = std::getenv("PANELBOOT_OLS_KERNEL");
-  const std::string c = e && *e ? e : "staged";
-  if (c != "staged" && c != "direct" && c != "gemm")
-    throw InvalidInput("PANELBOOT_OLS_KERNEL must be staged, direct or gemm, not '" + c + "'");
-  return c;
+// A kernel choice from the environment variable `name` (unset or empty: the first of `allowed`),
+// so scripts/device-check can time each; any other value is an error, not ignored.
+std::string kernel_choice(const char* name, std::initializer_list<const char*> allowed) {
+  const char* e = std::getenv(name);
+  const std::string c = e && *e ? e : *allowed.begin();
+  std::string list;
+  for (const char* a : allowed) {
+    if (c == a) return c;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  throw InvalidInput(std::string(name) + " must be one of " + list + ", not '" + c + "'");
 }
+
+// The batched OLS kernel in use: "staged" (the default), "direct", or "gemm" (the DGEMM path for
+// every k), from PANELBOOT_OLS_KERNEL.
+std::string ols_kernel_choice() { return kernel_choice("PANELBOOT_OLS_KERNEL", {"staged", "direct", "gemm"}); }
 
 // Launches ols_warp_kernel<k1>; false when the item does not fit the staged form's shared memory.
 template <int K1>
@@ -518,9 +526,8 @@ class CudaBackend final : public Backend {
                          " restrictions is not supported on the GPU; use --backend cpu");
     // the dense form with q = 1 and few clusters: the fused kernel, unless PANELBOOT_WILD_KERNEL=gemm
     // (scripts/device-check times both; the choice is kept where it measures faster)
-    const char* env = std::getenv("PANELBOOT_WILD_KERNEL");
     const bool fused_ok = sp.dense && sp.q == 1 && sp.n_clu <= kMaxFusedClusters;
-    if (fused_ok && !(env && std::string(env) == "gemm")) return wild_fused(sp);
+    if (fused_ok && kernel_choice("PANELBOOT_WILD_KERNEL", {"fused", "gemm"}) == "fused") return wild_fused(sp);
     // upload the spec; cells sorted by error cluster (CSR) for the factored form
     std::vector<DeviceBuffer<double>> d_m1, d_kd, d_pf, d_t1;
     std::vector<DeviceBuffer<std::int32_t>> d_rowptr, d_colg;
