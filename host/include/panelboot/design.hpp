@@ -24,6 +24,8 @@ struct SampleOptions {
 // The indices 0 .. n-1 ordered by v (finite values), ties in index order (a stable sort; -0
 // equals +0), in O(n).
 std::vector<std::size_t> order_by_value(const double* v, std::size_t n);
+// The distinct values of v, increasing, given order = order_by_value(v, n).
+std::vector<double> distinct_values(const double* v, const std::vector<std::size_t>& order);
 
 // Dense integer codes 0..n_levels-1 of one grouping (FE, cluster, time) on the sample rows.
 struct Grouping {

@@ -580,9 +580,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   // grid: Hansen's quantiles of the distinct values over all n x T observations (1-based)
   // the design rows sorted by q (ties in row order), and the distinct values
   const std::vector<std::size_t> q_order = order_by_value(q, d.n_obs);
-  std::vector<double> dd;
-  for (std::size_t r : q_order)
-    if (dd.empty() || q[r] != dd.back()) dd.push_back(q[r]);
+  const std::vector<double> dd = distinct_values(q, q_order);
   const double nd = static_cast<double>(dd.size());
   // --grid all: every distinct value in the trimmed range, which is Hansen's rule with one
   // quantile step per distinct value (and xthreg's with N = all remaining values)

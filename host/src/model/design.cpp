@@ -261,6 +261,13 @@ std::vector<std::size_t> order_by_value(const double* v, std::size_t n) {
   return idx;
 }
 
+std::vector<double> distinct_values(const double* v, const std::vector<std::size_t>& order) {
+  std::vector<double> out;
+  for (std::size_t k : order)
+    if (out.empty() || v[k] != out.back()) out.push_back(v[k]);
+  return out;
+}
+
 Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions& opts) {
   Design d;
   d.formula = fm.text;
@@ -451,9 +458,7 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
     const std::vector<double>& t = df.numeric(opts.panel_time);
     std::vector<double> tv;
     for (std::uint32_t r : d.rows) tv.push_back(t[r]);
-    std::vector<double> vals;
-    for (std::size_t k : order_by_value(tv.data(), tv.size()))
-      if (vals.empty() || tv[k] != vals.back()) vals.push_back(tv[k]);
+    const std::vector<double> vals = distinct_values(tv.data(), order_by_value(tv.data(), tv.size()));
     d.time.name = opts.panel_time;
     d.time.n_levels = static_cast<std::int32_t>(vals.size());
     d.time.code.resize(d.n_obs);
