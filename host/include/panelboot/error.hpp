@@ -7,9 +7,29 @@
 
 namespace panelboot {
 
+// Every message is one line: control characters (a NUL or a newline inside an echoed field
+// included) are written as \xNN, so that what() carries the whole message.
+inline std::string one_line_message(const std::string& msg) {
+  std::string out;
+  out.reserve(msg.size());
+  static const char kHex[] = "0123456789ABCDEF";
+  for (char ch : msg) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != 0x7F) {
+      out += ch;
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& msg) : std::runtime_error(one_line_message(msg)) {}
+  explicit Error(const char* msg) : Error(std::string(msg)) {}
 };
 // Bad data, formula or option: the user's to fix.
 class InvalidInput : public Error {

@@ -11,6 +11,7 @@
 #include "panelboot/error.hpp"
 #include "panelboot/estimate.hpp"
 #include "panelboot/report.hpp"
+#include "panelboot/text.hpp"
 #include "panelboot/threshold.hpp"
 #include "panelboot/wild.hpp"
 
@@ -537,6 +538,31 @@ int cmd_describe(const CommonOptions& o, std::ostream& out) {
   return 0;
 }
 
+// A command-line error as one line: CLI11's message, the nearest option or command name for an
+// unknown one, and where to look.
+std::string parse_error_message(const CLI::ParseError& e, CLI::App& app) {
+  CLI::App* cmd = &app;
+  for (CLI::App* sub : app.get_subcommands()) cmd = sub;
+  std::string msg = printable(e.what(), 300);
+  std::vector<std::string> unknown = cmd->remaining();
+  if (cmd != &app)
+    for (const std::string& a : app.remaining()) unknown.push_back(a);
+  if (!unknown.empty()) {
+    std::vector<std::string> names;
+    if (cmd == &app) {
+      for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+    } else {
+      for (const CLI::Option* opt : cmd->get_options())
+        for (const std::string& l : opt->get_lnames()) names.push_back("--" + l);
+    }
+    const std::string& bad = unknown.front();
+    const std::string near = nearest_name(bad.substr(0, bad.find('=')), names);
+    if (!near.empty()) msg += "; did you mean '" + near + "'?";
+  }
+  const std::string help = cmd == &app ? "panelboot --help" : "panelboot " + cmd->get_name() + " --help";
+  return msg + " (see '" + help + "')";
+}
+
 }  // namespace
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -666,8 +692,15 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   std::vector<std::string> rev(args.rbegin(), args.rend());
   try {
     app.parse(rev);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e, out, err);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::ParseError& e) {
+    err << "panelboot: error: " << parse_error_message(e, app) << "\n";
+    return 2;
   }
   try {
     if (fit_cmd->parsed()) return cmd_fit(fit_o, wald, out, err);
@@ -678,10 +711,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (wild_cmd->parsed()) return cmd_wild(wild_o, wild_w, out, err);
     if (thr_cmd->parsed()) return cmd_threshold(thr_o, thr_c, out, err);
   } catch (const Error& e) {
-    err << "panelboot: error: " << e.what() << "\n";
+    err << "panelboot: error: " << printable(e.what(), 1000) << "\n";
     return 2;
   } catch (const std::exception& e) {
-    err << "panelboot: internal error: " << e.what() << "\n";
+    err << "panelboot: internal error: " << printable(e.what(), 1000) << "\n";
     return 3;
   }
   return 0;

@@ -1,0 +1,25 @@
+#pragma once
+// Text that crosses to the user: messages on one line, bad fields echoed in short, input text
+// made valid UTF-8 before it reaches JSON.
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace panelboot {
+
+// True when `s` is well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
+bool valid_utf8(std::string_view s);
+
+// `s` read as Windows-1252 (Latin-1 with the C1 range's printable characters) and written as
+// UTF-8: how text from Stata <= 13 files and Windows exports is decoded.
+std::string cp1252_to_utf8(std::string_view s);
+
+// `s` on one printable line: control characters, NUL included, and bytes that are not part of
+// well-formed UTF-8 are written as \xNN (newline and tab as \n and \t); longer than `max_chars`
+// bytes, it is cut there and ends "... (N bytes)".
+std::string printable(std::string_view s, std::size_t max_chars = 100);
+
+// A value echoed in a message: printable(s, 100) inside single quotes.
+std::string quoted(std::string_view s);
+
+}  // namespace panelboot

@@ -1,0 +1,120 @@
+#pragma once
+// Runs the panelboot executable as a user does: a child process with its own stdin, stdout and
+// stderr, so exit statuses, signals and failed writes are what a shell would see.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace pbtest {
+
+inline std::string panelboot_exe() { return std::string(PB_BINARY_DIR) + "/panelboot"; }
+
+struct ProcOptions {
+  std::vector<std::string> env;  // extra NAME=VALUE entries
+  std::string stdin_text;
+  std::string stdout_path;       // non-empty: stdout opened on this path (e.g. /dev/full)
+  bool close_stdout_early = false;  // the reader closes its end at once (a broken pipe)
+  bool ignore_sigpipe = false;   // the child starts with SIGPIPE ignored (as under some shells)
+  std::string cwd;
+  double timeout_s = 60;
+};
+
+struct ProcRun {
+  int status = -1;      // exit status, or -1 when killed by a signal
+  int signal = 0;       // the signal that ended it, 0 if none
+  bool timed_out = false;
+  std::string out, err;
+  int stderr_lines() const {
+    int n = 0;
+    for (char c : err) n += c == '\n';
+    return n;
+  }
+};
+
+inline ProcRun run_process(const std::vector<std::string>& args, const ProcOptions& o = {}) {
+  int in_p[2], out_p[2], err_p[2];
+  if (pipe(in_p) || pipe(out_p) || pipe(err_p)) return {};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (o.ignore_sigpipe) signal(SIGPIPE, SIG_IGN);
+    else signal(SIGPIPE, SIG_DFL);
+    if (!o.cwd.empty() && chdir(o.cwd.c_str()) != 0) _exit(127);
+    dup2(in_p[0], 0);
+    if (!o.stdout_path.empty()) {
+      const int fd = open(o.stdout_path.c_str(), O_WRONLY);
+      if (fd < 0) _exit(127);
+      dup2(fd, 1);
+      close(fd);
+    } else {
+      dup2(out_p[1], 1);
+    }
+    dup2(err_p[1], 2);
+    for (int fd : {in_p[0], in_p[1], out_p[0], out_p[1], err_p[0], err_p[1]}) close(fd);
+    std::vector<std::string> full{panelboot_exe()};
+    full.insert(full.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : full) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_s;
+    for (char** e = environ; *e; ++e) env_s.emplace_back(*e);
+    env_s.insert(env_s.end(), o.env.begin(), o.env.end());
+    std::vector<char*> envp;
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  close(in_p[0]);
+  close(out_p[1]);
+  close(err_p[1]);
+  if (o.close_stdout_early) close(out_p[0]);
+  // stdin: written whole, then closed (small inputs only)
+  if (!o.stdin_text.empty()) {
+    signal(SIGPIPE, SIG_IGN);
+    (void)!write(in_p[1], o.stdin_text.data(), o.stdin_text.size());
+  }
+  close(in_p[1]);
+  ProcRun r;
+  const auto t0 = std::chrono::steady_clock::now();
+  bool out_open = !o.close_stdout_early, err_open = true;
+  char buf[65536];
+  while (out_open || err_open) {
+    pollfd fds[2];
+    int n = 0;
+    if (out_open) fds[n++] = {out_p[0], POLLIN, 0};
+    if (err_open) fds[n++] = {err_p[0], POLLIN, 0};
+    const double left = o.timeout_s - std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (left <= 0) {
+      r.timed_out = true;
+      kill(pid, SIGKILL);
+      break;
+    }
+    if (poll(fds, n, static_cast<int>(left * 1000) + 1) <= 0) continue;
+    for (int i = 0; i < n; ++i) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const ssize_t got = read(fds[i].fd, buf, sizeof buf);
+      const bool is_out = fds[i].fd == out_p[0];
+      if (got <= 0) {
+        (is_out ? out_open : err_open) = false;
+      } else {
+        (is_out ? r.out : r.err).append(buf, static_cast<std::size_t>(got));
+      }
+    }
+  }
+  if (!o.close_stdout_early) close(out_p[0]);
+  close(err_p[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (WIFEXITED(st)) r.status = WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) r.signal = WTERMSIG(st);
+  return r;
+}
+
+}  // namespace pbtest
