@@ -639,6 +639,7 @@ class CudaBackend final : public Backend {
       fill(*reps, b0, nb, off);
       run.counts = run.counts + reps->count_range(sp.count_delta, sp.count_t, sp.count_tol, sp.inclusive, off, nb);
       append_trace(*reps, sp, b0, off, nb, h_trace);
+      if (sp.progress) sp.progress->advance(nb);
     }
     PB_CUDA_CHECK(cudaStreamSynchronize(st));
     run.trace = std::move(h_trace);
@@ -694,7 +695,8 @@ class CudaBackend final : public Backend {
     });
   }
 
-  BootCounts wild_enumerate(const kernels::GrayProblem& p) const override {
+  // one Thrust call: progress is reported once, at the end
+  BootCounts wild_enumerate(const kernels::GrayProblem& p, ProgressSink* progress) const override {
     if (p.n_clu < 2 || p.n_clu > kernels::kMaxGrayClusters)
       throw InvalidInput("enumeration on the GPU needs 2 to " + std::to_string(kernels::kMaxGrayClusters) + " clusters");
     cudaStream_t st = ctx_.stream;
@@ -710,6 +712,7 @@ class CudaBackend final : public Backend {
     op.n_ranges = thrust_algorithms::gray_ranges(op.n_vec, std::uint64_t{1} << 20);
     const BootCounts c = thrust_algorithms::gray_enumerate(thrust::cuda::par.on(st), op);
     PB_CUDA_CHECK(cudaStreamSynchronize(st));
+    if (progress) progress->advance(op.n_vec);
     return c;
   }
 

@@ -152,6 +152,7 @@ TEST_P(BackendSuite, WeightsAreTheSameCounterBasedDraws) {
 // dense and factored forms, WCR/WCU, one- and two-way clustering, weights, joint tests,
 // stored and walked enumeration.
 TEST_P(BackendSuite, WildCountsEqualTheCpuReference) {
+  if (GetParam() == Device::kCpu) GTEST_SKIP() << "the CPU backend is the reference this case compares other backends with";
   PB_BACKEND_OR_SKIP(be);
   const auto cpu = make_backend(Device::kCpu);
   const std::uint64_t seed = pbtest::fresh_seed();
@@ -255,7 +256,7 @@ TEST_P(BackendSuite, GrayWalkCountsEqualStoredEnumeration) {
       gp.t = t;
       gp.tol = 1e-10 * std::max(std::fabs(t), 1e-300);
       gp.inclusive = incl;
-      const BootCounts w = be->wild_enumerate(gp);
+      const BootCounts w = be->wild_enumerate(gp, nullptr);
       const BootCounts s = run.reps->count(0.0, t, gp.tol, incl);
       EXPECT_EQ(w.finite, std::int64_t{1} << G);
       EXPECT_EQ(w.finite, s.finite);
@@ -459,7 +460,9 @@ class ThresholdOnlyBackend : public Backend {
     return cpu_->wild_weights(seed, type, enumerate, b0, nb, G);
   }
   WildRun wild_replicates(const WildSpec& sp) const override { return cpu_->wild_replicates(sp); }
-  BootCounts wild_enumerate(const kernels::GrayProblem& p) const override { return cpu_->wild_enumerate(p); }
+  BootCounts wild_enumerate(const kernels::GrayProblem& p, ProgressSink* pr) const override {
+    return cpu_->wild_enumerate(p, pr);
+  }
   OlsBatchResult batched_ols(const OlsBatch& bt) const override { return cpu_->batched_ols(bt); }
 
  private:
@@ -610,7 +613,15 @@ void batch_baseline(cpu::ThresholdBatch& tb, const kernels::ThresholdBootView& v
   tb.project(v, QL, b0, nb, s0);
 }
 
-TEST(Backend, ThresholdBatchEqualsTheKernelOnEveryInstructionSet) {
+// One instance per instruction set of the backend's clones; a set this CPU lacks is skipped
+// with the reason, so the test summary shows what was not exercised here.
+class ThresholdBatchIsa : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ThresholdBatchIsa, EqualsTheKernel) {
+  const std::string isa_param = GetParam();
+  if ((isa_param == "avx512f" && !__builtin_cpu_supports("avx512f")) ||
+      (isa_param == "avx2" && !__builtin_cpu_supports("avx2")))
+    GTEST_SKIP() << "this CPU lacks " << isa_param << ": that clone is not tested here";
   PB_FRESH_RNG(rng);
   std::normal_distribution<double> nd;
   for (int rep = 0; rep < 24; ++rep) {
@@ -675,10 +686,8 @@ TEST(Backend, ThresholdBatchEqualsTheKernelOnEveryInstructionSet) {
     }
     const std::vector<double> QL = cpu::ThresholdBatch::lane_major(v);
     auto same = [](double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; };
-    for (const char* isa : {"avx512f", "avx2", "baseline"}) {
-      if ((std::strcmp(isa, "avx512f") == 0 && !__builtin_cpu_supports("avx512f")) ||
-          (std::strcmp(isa, "avx2") == 0 && !__builtin_cpu_supports("avx2")))
-        continue;
+    {
+      const char* isa = isa_param.c_str();
       cpu::ThresholdBatch tb(v);
       double s0[cpu::ThresholdBatch::W];
       if (std::strcmp(isa, "avx512f") == 0) batch_avx512(tb, v, QL.data(), 7, nb, s0);
@@ -696,6 +705,9 @@ TEST(Backend, ThresholdBatchEqualsTheKernelOnEveryInstructionSet) {
   }
 }
 
+INSTANTIATE_TEST_SUITE_P(Backend, ThresholdBatchIsa, ::testing::Values("avx512f", "avx2", "baseline"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
 TEST(Backend, ThresholdWarpDecompositionGivesTheCpuBits) {
   const std::uint64_t seed = pbtest::fresh_seed();
   std::mt19937_64 rng(seed);
@@ -712,15 +724,25 @@ TEST(Backend, ThresholdWarpDecompositionGivesTheCpuBits) {
 // multiply-adds unfused on the device), in Hansen's and xthreg's conventions, with time effects,
 // two regime regressors, the wild variant on an unbalanced panel, and on 1 or 2 threads.
 TEST_P(BackendSuite, ThresholdBootstrapFStarEqualTheCpuReference) {
+  if (GetParam() == Device::kCpu) GTEST_SKIP() << "the CPU backend is the reference this case compares other backends with";
   PB_BACKEND_OR_SKIP(be);
   const auto cpu = make_backend(Device::kCpu);
   const std::uint64_t seed = pbtest::fresh_seed();
   std::mt19937_64 rng(seed);
   const DataFrame df = threshold_panel(rng, 40, 6);
-  const std::vector<ThresholdOptions> cases = threshold_cases(seed);
-  for (const ThresholdOptions& c : cases)
+  for (const ThresholdOptions& c : threshold_cases(seed))
     expect_same_fstar(estimate_threshold(df, c, cpu.get()), estimate_threshold(df, c, be.get()), seed);
-#ifdef _OPENMP
+}
+
+TEST_P(BackendSuite, ThresholdBootstrapFStarDoNotDependOnTheThreadCount) {
+#ifndef _OPENMP
+  GTEST_SKIP() << "built without OpenMP: one thread only";
+#else
+  PB_BACKEND_OR_SKIP(be);
+  const std::uint64_t seed = pbtest::fresh_seed();
+  std::mt19937_64 rng(seed);
+  const DataFrame df = threshold_panel(rng, 40, 6);
+  const std::vector<ThresholdOptions> cases = threshold_cases(seed);
   ThresholdOptions c2 = cases[2];
   c2.min_team_work = 0;  // a thread team even for this small job
   const int before = omp_get_max_threads();
@@ -731,7 +753,8 @@ TEST_P(BackendSuite, ThresholdBootstrapFStarEqualTheCpuReference) {
   omp_set_num_threads(before);
   ASSERT_EQ(one.fstar.size(), two_t.fstar.size());
   for (std::size_t k = 0; k < one.fstar.size(); ++k)
-    EXPECT_EQ(0, std::memcmp(one.fstar[k].data(), two_t.fstar[k].data(), one.fstar[k].size() * sizeof(double)));
+    EXPECT_EQ(0, std::memcmp(one.fstar[k].data(), two_t.fstar[k].data(), one.fstar[k].size() * sizeof(double)))
+        << "seed " << seed;
 #endif
 }
 

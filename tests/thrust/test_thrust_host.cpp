@@ -112,7 +112,7 @@ TEST(ThrustHost, GrayEnumerationEqualsTheCpuBackend) {
   op.n_ranges = thrust_algorithms::gray_ranges(op.n_vec, std::uint64_t{1} << 20);
   EXPECT_EQ(op.n_ranges, op.n_vec / 256);
   const BootCounts a = thrust_algorithms::gray_enumerate(thrust::device, op);
-  const BootCounts b = make_backend(Device::kCpu)->wild_enumerate(op.p);
+  const BootCounts b = make_backend(Device::kCpu)->wild_enumerate(op.p, nullptr);
   expect_same(a, b);
   EXPECT_EQ(a.finite, std::int64_t{1} << G);
   // uneven ranges (n_vec not a multiple of the range count) cover every vector once

@@ -297,10 +297,16 @@ TEST(ThresholdErrors, UnbalancedPanelAndBadOptions) {
     EXPECT_NE(std::string(e.what()).find("use --bootstrap wild"), std::string::npos) << e.what();
   }
   o.bootstrap_wild = true;
+  o.trace = 10;  // every F*
   const ThresholdResult ru = estimate_threshold(df, o);  // unbalanced, wild bootstrap: named departures
   EXPECT_EQ(ru.n_obs, 7345u - 1u);
   EXPECT_EQ(ru.departures.size(), 2u);
-  EXPECT_GE(ru.tests[0].p_value, 0.0);
+  // the p-value is the share of the 10 F* above F
+  ASSERT_EQ(ru.fstar[0].size(), 10u);
+  const double above = static_cast<double>(std::count_if(ru.fstar[0].begin(), ru.fstar[0].end(),
+                                                          [&](double f) { return f > ru.tests[0].F; }));
+  EXPECT_EQ(ru.tests[0].p_value, above / 10);
+  EXPECT_GT(ru.tests[0].F, 0.0);
   o = hansen_options(1, 0);
   o.trim = {0.3};
   EXPECT_THROW(estimate_threshold(df, o), InvalidInput);
@@ -370,10 +376,10 @@ TEST(ThresholdOptions, GivenThresholdsAndSavedRegimes) {
   std::string line;
   int rows = 0, reg3 = 0;
   std::getline(in, line);
-  EXPECT_EQ(line, "id,year,q,regime");
+  EXPECT_EQ(line, "id,year,q,regime,simulated_data");
   while (std::getline(in, line)) {
     ++rows;
-    reg3 += line.back() == '3';
+    reg3 += line.size() > 3 && line.compare(line.size() - 4, 4, ",3,0") == 0;  // regime 3, not simulated
   }
   EXPECT_EQ(rows, 565 * 14);
   EXPECT_GT(reg3, 0);

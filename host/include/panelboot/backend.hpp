@@ -15,6 +15,7 @@
 #include "panelboot/kernels/small_solve.hpp"
 #include "panelboot/kernels/threshold_boot.hpp"
 #include "panelboot/kernels/wild_weights.hpp"
+#include "panelboot/progress.hpp"
 
 namespace panelboot {
 
@@ -60,6 +61,7 @@ struct WildSpec {
   double count_delta = 0, count_t = 0, count_tol = 0;
   bool inclusive = false;
   bool keep_coefs = false;
+  ProgressSink* progress = nullptr;  // told of each finished batch of replications (may be null)
   std::size_t n_terms() const { return n_rows.size(); }
   std::size_t rows1() const { return static_cast<std::size_t>(q) + (dense ? 0 : static_cast<std::size_t>(kl)); }
 };
@@ -122,6 +124,7 @@ struct ThresholdBootSpec {
   // The CPU backend starts its thread team only for more work than this, counted as
   // n_boot (n_obs (n_q + 2) + n_grid p k) (about 10 ms on one thread); tests set 0.
   double min_team_work = 4e7;
+  ProgressSink* progress = nullptr;  // told of each finished batch of replications (may be null)
 };
 
 class Backend {
@@ -138,8 +141,9 @@ class Backend {
   // Every replication of one wild bootstrap test (spec.n_rep of them), counted (and stored
   // with spec.keep_coefs).
   virtual WildRun wild_replicates(const WildSpec& spec) const = 0;
-  // Exact enumeration of all 2^(G-1) sign-vector pairs by the Gray-code walk (G <= 40).
-  virtual BootCounts wild_enumerate(const kernels::GrayProblem& p) const = 0;
+  // Exact enumeration of all 2^(G-1) sign-vector pairs by the Gray-code walk (G <= 40);
+  // `progress` (may be null) is told of each finished range of sign vectors.
+  virtual BootCounts wild_enumerate(const kernels::GrayProblem& p, ProgressSink* progress) const = 0;
   // F* of replications 0 .. n_boot-1 of one threshold test (kernels/threshold_boot.hpp): the same
   // operations in the same order on every backend, so the same bits.
   virtual std::vector<double> threshold_fstar(const ThresholdBootSpec& spec, const ThresholdGram& gram) const = 0;

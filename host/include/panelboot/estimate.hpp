@@ -72,7 +72,17 @@ struct FitResult {
   double level = 0.95;
   std::vector<WaldTest> wald;
   std::vector<std::string> warnings;
+  // The warnings that put the reported numbers themselves in doubt (a numerically zero
+  // variance); also in `warnings`, and repeated on stderr by the CLI.
+  std::vector<std::string> serious_warnings;
 };
+
+// A standard error that is zero relative to its coefficient's scale: below kZeroSeRel times
+// the larger of |estimate| and the homoskedastic SE. The variance estimator then carries no
+// information (e.g. two clusters with period effects, or an exact fit), and t, p and the CI are
+// not reported (NaN) rather than shown with stars.
+constexpr double kZeroSeRel = 1e-10;
+bool se_is_zero(double se, double estimate, double se_iid);
 
 // Estimates the model. Consumes the design: X is demeaned in place and y becomes the residuals.
 FitResult fit(Design& design, const FitOptions& opts);

@@ -3,6 +3,7 @@
 // LaTeX and CSV; and atomic file output.
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "panelboot/estimate.hpp"
@@ -20,10 +21,51 @@ struct WildOptions;
 nlohmann::json wild_json(const WildResult& w, const WildOptions& wo);
 std::string render_wild(const WildResult& w, const WildOptions& wo, Format fmt);
 
-// Writes `content` to `path` through a temporary file in the same folder and a rename, so a
-// failed run never leaves a partial file.
+// Output files, written so that nothing is ever destroyed: a regular file through a temporary
+// beside it (fsync, rename, fsync of the folder; permissions kept), a symlink's target in its
+// place (the link kept), a device or FIFO in place. `add` writes the temporary; `commit` renames
+// them all, so a run writes all of its files or none; temporaries not committed are removed (on
+// destruction, and on SIGINT/SIGTERM/SIGHUP).
+class PendingOutputs {
+ public:
+  PendingOutputs() = default;
+  PendingOutputs(const PendingOutputs&) = delete;
+  PendingOutputs& operator=(const PendingOutputs&) = delete;
+  ~PendingOutputs();
+  void add(const std::string& path, const std::string& content);
+  void commit();
+
+ private:
+  struct Item {
+    std::string path, target, tmp, folder, content;
+    int slot = -1;
+  };
+  std::vector<Item> items_;
+};
 void write_file_atomic(const std::string& path, const std::string& content);
 
+// Checks up front that `path` can be written: not a directory or socket, its folder exists
+// and is writable (an InvalidInput naming the path otherwise).
+void check_output_target(const std::string& path);
+
+// Checks up front, before any work, that no output (option name, path) is the same file as an
+// input (option name, path) or as another output (symlinks followed; devices and FIFOs exempt).
+using NamedPath = std::pair<std::string, std::string>;
+void check_output_paths(const std::vector<NamedPath>& outputs, const std::vector<NamedPath>& inputs);
+
 extern const char* const kSimulatedNote;
+
+// Text made safe for each output format (user text: names, levels, formulas, hypotheses).
+std::string dump_json(const nlohmann::json& j);    // indent 2 and a newline; bytes that are not
+                                                   // UTF-8 become U+FFFD, never an exception
+std::string csv_quote(const std::string& s);       // "..." with "" inside
+std::string csv_field(const std::string& s);       // as is, or csv_quote'd when it holds , " or a line break
+std::string md_cell(const std::string& s);         // | escaped, line breaks as spaces
+std::string latex_escape(const std::string& s);    // _ & % # $ { } ^ ~ \ escaped, line breaks as spaces
+
+// `panelboot describe`: each variable's type, count, mean, SD, min and max over the rows with
+// keep[r] != 0, in every format.
+class DataFrame;
+std::string render_describe(const DataFrame& df, const std::vector<char>& keep, Format fmt);
 
 }  // namespace panelboot

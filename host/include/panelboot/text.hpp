@@ -19,7 +19,11 @@ std::string cp1252_to_utf8(std::string_view s);
 // bytes, it is cut there and ends "... (N bytes)".
 std::string printable(std::string_view s, std::size_t max_chars = 100);
 
-// A value echoed in a message: printable(s, 100) inside single quotes.
+// A value echoed in a message: printable(s, 100) inside single quotes. (Overloads for strings
+// and literals, so that they win over std::quoted, which argument-dependent lookup also finds.)
 std::string quoted(std::string_view s);
+std::string quoted(const std::string& s);
+std::string quoted(std::string& s);
+std::string quoted(const char* s);
 
 }  // namespace panelboot

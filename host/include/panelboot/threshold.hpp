@@ -9,6 +9,7 @@
 // stage needs only r_g = w_g'M y, S0 = |My|^2 and the grid's Gram matrix w_g'M w_h (computed
 // once), so a replication costs one product with the grid columns plus O(grid) per stage.
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,8 @@ struct ThresholdOptions {
   bool keep_regimes = true;             // fill ThresholdResult::regimes (--save-regimes)
   bool robust_ci = false;               // Hansen (2000)'s heteroskedasticity-robust LR sets
   bool robust_kernel = true;            // eta^2 by his kernel rule (default) or a quadratic regression
+  std::ostream* progress = nullptr;     // where long bootstraps show progress; null: none
+  std::uint64_t max_memory = 0;         // bytes a run may use (--max-memory); 0: what the machine has
 };
 // --mode xthreg (Wang 2015, as reverse-engineered in METHODS.md): no deleted period (NT
 // observations), lower regime q <= gamma, the grid drops floor(1% x N_u) distinct values at each

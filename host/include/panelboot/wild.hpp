@@ -13,6 +13,7 @@
 // Under WCR the residuals are affine in the null value r, so the numerator is affine and the
 // squared denominator quadratic in r: after one pass each trial r of the CI costs O(B).
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,8 @@ struct WildOptions {
   std::size_t chunk = 0;           // replications per batch; 0 = automatic
   bool ci = true;
   bool force_gray = false;         // enumerate with the Gray-code walk even for small G (tests)
+  std::ostream* progress = nullptr;  // where long runs show progress (ProgressReporter); null: none
+  std::uint64_t max_memory = 0;    // bytes a run may use (--max-memory); 0: what the machine has
 };
 
 struct WildTest {

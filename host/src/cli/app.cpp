@@ -10,6 +10,7 @@
 #include "panelboot/design.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/estimate.hpp"
+#include "panelboot/memory.hpp"
 #include "panelboot/report.hpp"
 #include "panelboot/text.hpp"
 #include "panelboot/threshold.hpp"
@@ -21,6 +22,60 @@
 
 namespace panelboot {
 namespace {
+
+// ---- numeric options: every one has a stated range, checked as it is parsed (exit 2) ----
+
+// A whole number from lo to hi, written in full: no sign wrap ("-1" for an unsigned option), no
+// trailing text, no overflow.
+CLI::Validator whole_in(long long lo, long long hi) {
+  const std::string range = "from " + std::to_string(lo) + " to " + std::to_string(hi);
+  return CLI::Validator(
+      [lo, hi, range](std::string& s) -> std::string {
+        errno = 0;
+        char* end = nullptr;
+        const long long v = std::strtoll(s.c_str(), &end, 10);
+        if (s.empty() || *end || errno == ERANGE || v < lo || v > hi)
+          return quoted(s) + " is not a whole number " + range;
+        return "";
+      },
+      "INT " + range);
+}
+
+// A seed: 0 .. 2^64-1, as Stata's and boottest's seeds are non-negative.
+CLI::Validator seed_range() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        errno = 0;
+        char* end = nullptr;
+        const bool digits = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+        std::strtoull(s.c_str(), &end, 10);
+        if (!digits || errno == ERANGE) return quoted(s) + " is not a whole number from 0 to 18446744073709551615";
+        return "";
+      },
+      "INT from 0 to 2^64-1");
+}
+
+// A real number in (lo, hi) or [lo, hi].
+CLI::Validator real_in(double lo, double hi, bool open) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, open ? "strictly between %g and %g" : "from %g to %g", lo, hi);
+  const std::string range = buf;
+  return CLI::Validator(
+      [lo, hi, open, range](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        const bool inside = open ? (v > lo && v < hi) : (v >= lo && v <= hi);
+        if (s.empty() || *end || !inside) return quoted(s) + " is not a number " + range;
+        return "";
+      },
+      "NUMBER " + range);
+}
+
+constexpr long long kMaxThreads = 1024;
+constexpr long long kMaxWildB = 1000000000000LL;     // 10^12
+constexpr long long kMaxThresholdB = 1000000000LL;   // 10^9
+constexpr long long kMaxChunk = 1LL << 24;
+constexpr long long kMaxGrid = 10000000;             // 10^7 (memory is checked as well)
 
 // Options shared by every command that reads data and fits a model.
 struct CommonOptions {
@@ -36,24 +91,41 @@ struct CommonOptions {
   std::string format = "text", output;
   int threads = 0;
   std::string backend;  // "" (not given: auto), auto, cpu or cuda
+  bool verbose = false;
+  std::string max_memory;  // "" : what the machine has
 };
 
+// --backend and --verbose: every command takes them.
 void add_backend_option(CLI::App* app, CommonOptions& o) {
   app->add_option("--backend", o.backend,
                   "auto | cpu | cuda: where replication-heavy work runs (auto: the GPU when this build has "
                   "CUDA and a device is present); results are the same on either")
       ->check(CLI::IsMember({"auto", "cpu", "cuda", "gpu"}));
+  app->add_flag("--verbose", o.verbose, "Say on stderr which backend runs and why");
 }
 
-// Makes the backend and says which in one line on stderr. Commands with no batched work (fit,
-// describe, threshold --B 0) check the request the same way, and say that they run on the CPU.
+void add_threads_option(CLI::App* app, CommonOptions& o) {
+  app->add_option("--threads", o.threads,
+                  "Worker threads (0: all cores; more than the cores are reduced to them); results do not "
+                  "depend on it")
+      ->check(whole_in(0, kMaxThreads));
+}
+
+void add_memory_option(CLI::App* app, CommonOptions& o) {
+  app->add_option("--max-memory", o.max_memory,
+                  "Most memory a run may use, e.g. 4G (default: what the machine or its cgroup has free); "
+                  "runs estimated above it are refused before they start");
+}
+
+// Makes the backend. It is named on stderr with --verbose, when --backend auto found no GPU,
+// or when a GPU was asked for by a command that has no batched work (fit, describe,
+// threshold --B 0), which then says that it runs on the CPU; the JSON's `backend` always says.
 std::unique_ptr<Backend> open_backend(const CommonOptions& o, std::ostream& err, const char* host_only) {
   std::unique_ptr<Backend> b = make_backend(parse_device(o.backend.empty() ? "auto" : o.backend));
-  if (host_only) {
-    if (!o.backend.empty()) err << "panelboot: " << b->describe() << "; " << host_only << "\n";
-  } else {
-    err << "panelboot: " << b->describe() << "\n";
-  }
+  const bool no_gpu_for_auto = o.backend == "auto" && b->device() == Device::kCpu;
+  const bool gpu_unused = host_only && (o.backend == "cuda" || o.backend == "gpu");
+  if (o.verbose || no_gpu_for_auto || gpu_unused)
+    err << "panelboot: " << b->describe() << (host_only ? std::string("; ") + host_only : std::string()) << "\n";
   return b;
 }
 
@@ -68,11 +140,17 @@ void add_data_options(CLI::App* app, CommonOptions& o) {
   app->add_flag("--keep-singletons", o.keep_singletons,
                 "Keep singleton FE groups (xtreg/areg); by default they are dropped and counted");
   app->add_option("--fe-tol", o.fe_tol, "Relative tolerance of the FE projections")
+      ->check(real_in(1e-16, 0.01, false))
       ->capture_default_str();
   app->add_option("--fe-maxiter", o.fe_maxiter, "Most sweeps of the FE projections")
+      ->check(whole_in(1, 10000000))
       ->capture_default_str();
-  app->add_option("--threads", o.threads, "Worker threads (0: all cores); results do not depend on it");
+  add_threads_option(app, o);
   add_backend_option(app, o);
+}
+
+void add_level_option(CLI::App* app, CommonOptions& o, const std::string& help) {
+  app->add_option("--level", o.level, help)->check(real_in(0, 1, true))->capture_default_str();
 }
 
 void add_cluster_options(CLI::App* app, CommonOptions& o) {
@@ -86,7 +164,7 @@ void add_cluster_options(CLI::App* app, CommonOptions& o) {
                   "min: one G_min/(G_min-1) (fixest, reghdfe); each: every term its own (sandwich)")
       ->check(CLI::IsMember({"min", "each"}))
       ->capture_default_str();
-  app->add_option("--level", o.level, "Confidence level")->capture_default_str();
+  add_level_option(app, o, "Confidence level");
 }
 
 void add_vcov_options(CLI::App* app, CommonOptions& o) {
@@ -94,14 +172,23 @@ void add_vcov_options(CLI::App* app, CommonOptions& o) {
                   "iid | hc1 | cluster | dk (default: cluster with --cluster, else iid)")
       ->check(CLI::IsMember({"iid", "hc1", "cluster", "dk"}));
   app->add_flag("--vcov-psd-fix", o.psd_fix, "Clip negative eigenvalues of a multiway variance");
-  app->add_option("--dk-lag", o.dk_lag, "Driscoll-Kraay lag (default floor(T^(1/4)), as plm)");
+  app->add_option("--dk-lag", o.dk_lag, "Driscoll-Kraay lag (default floor(T^(1/4)), as plm)")
+      ->check(whole_in(0, 100000));
 }
 
-void add_output_options(CLI::App* app, CommonOptions& o) {
-  app->add_option("--format", o.format, "text | json | markdown | latex | csv")
-      ->check(CLI::IsMember({"text", "json", "markdown", "md", "latex", "tex", "csv"}))
-      ->capture_default_str();
-  app->add_option("--output", o.output, "Write to FILE (atomically) instead of standard output");
+// --format with exactly the formats the command writes (md and tex are aliases), and --output.
+void add_output_options(CLI::App* app, CommonOptions& o, const std::vector<std::string>& formats) {
+  std::string help;
+  std::vector<std::string> accepted = formats;
+  for (const std::string& f : formats) {
+    help += (help.empty() ? "" : " | ") + f;
+    if (f == "markdown") accepted.push_back("md");
+    if (f == "latex") accepted.push_back("tex");
+  }
+  app->add_option("--format", o.format, help)->check(CLI::IsMember(accepted))->capture_default_str();
+  app->add_option("--output", o.output,
+                  "Write to FILE instead of standard output (atomically; a symlink's target, a device or FIFO "
+                  "in place; never over an input file)");
 }
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -119,12 +206,25 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-void apply_threads(int threads) {
+// The thread count: 0 means every core; more than the cores are reduced to them (compute-bound
+// work gains nothing from more, and a typo such as --threads 1000 must not start 1000 threads).
+void apply_threads(int threads, std::ostream& err) {
 #ifdef _OPENMP
+  const int cores = std::max(1, omp_get_num_procs());
+  if (threads > cores) {
+    err << "panelboot: warning: --threads " << threads << " is more than this machine's " << cores
+        << " cores; using " << cores << "\n";
+    threads = cores;
+  }
   if (threads > 0) omp_set_num_threads(threads);
 #else
   (void)threads;
+  (void)err;
 #endif
+}
+
+std::uint64_t max_memory_bytes(const CommonOptions& o) {
+  return o.max_memory.empty() ? 0 : parse_memory_size(o.max_memory);
 }
 
 SampleOptions sample_options(const CommonOptions& o, bool need_time) {
@@ -168,36 +268,63 @@ FitOptions fit_options(const CommonOptions& o) {
   return f;
 }
 
-void emit(const std::string& text, const CommonOptions& o, std::ostream& out) {
-  if (o.output.empty()) out << text;
-  else write_file_atomic(o.output, text);
+// Before any work: no output may overwrite --data or another output, and each must be writable.
+void check_paths(const CommonOptions& o, std::vector<NamedPath> side_files = {}) {
+  side_files.insert(side_files.begin(), {"--output", o.output});
+  check_output_paths(side_files, {{"--data", o.data}});
+}
+
+// The run's outputs, written at its end and only if it succeeded: the side files already in
+// `files`, the report to --output (all renamed together), else the report to `out`.
+void deliver(PendingOutputs& files, const std::string& report, const CommonOptions& o, std::ostream& out) {
+  if (!o.output.empty()) files.add(o.output, report);
+  files.commit();
+  if (o.output.empty()) out << report;
+}
+
+void deliver(const std::string& report, const CommonOptions& o, std::ostream& out) {
+  PendingOutputs none;
+  deliver(none, report, o, out);
+}
+
+// The fit's warnings that put its numbers in doubt, also on stderr.
+void warn_serious(const FitResult& r, std::ostream& err) {
+  for (const std::string& w : r.serious_warnings) err << "panelboot: warning: " << w << "\n";
+}
+
+DataFrame read_input(const CommonOptions& o, std::ostream& err) {
+  DataFrame df = read_data(o.data);
+  if (o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
+  return df;
 }
 
 int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, std::ostream& out,
             std::ostream& err) {
   if (o.formulas.empty())
     throw InvalidInput("fit needs --formula, e.g. --formula 'y ~ x1 + x2 | id + year'");
-  apply_threads(o.threads);
+  check_paths(o);
+  apply_threads(o.threads, err);
   const Format fmt = parse_format(o.format);
   FitOptions fo = fit_options(o);
   fo.wald = wald;
   open_backend(o, err, "fit solves one regression per model and runs on the CPU");
-  const DataFrame df = read_data(o.data);
-  if (o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
+  const DataFrame df = read_input(o, err);
   std::vector<FitResult> results;
   for (const std::string& ftext : o.formulas) {
     const Formula fm = parse_formula(ftext);
     Design d = build_design(df, fm, sample_options(o, fo.vcov == VcovType::kDk));
     results.push_back(fit(d, fo));
+    warn_serious(results.back(), err);
   }
-  emit(render_fit(results, fmt), o, out);
+  deliver(render_fit(results, fmt), o, out);
   return 0;
 }
 
 struct WildCli {
   std::vector<std::string> tests;
   bool joint = false, no_ci = false;
-  std::string B = "9999", weight_type = "rademacher", impose_null = "yes", enumerate = "auto",
+  std::int64_t B = 9999;
+  std::string weight_type = "rademacher", impose_null = "yes", enumerate = "auto",
               pvalue = "symmetric", bootcluster, ties = "strict", padjust = "none";
   std::uint64_t seed = 20250101;
   std::size_t chunk = 0;
@@ -210,16 +337,16 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
     throw InvalidInput("wild needs --cluster VAR (or --cluster none for the heteroskedastic wild "
                        "bootstrap); without it other tools silently bootstrap observations, which "
                        "is wrong for clustered data");
-  apply_threads(o.threads);
+  check_paths(o);
+  apply_threads(o.threads, err);
   const Format fmt = parse_format(o.format);
   WildOptions wo;
   wo.tests = w.tests;
   wo.joint = w.joint;
-  char* end = nullptr;
-  const long long B = std::strtoll(w.B.c_str(), &end, 10);
-  if (w.B.empty() || *end || B < 1)
-    throw InvalidInput("--B '" + w.B + "': give a positive whole number of replications, e.g. --B 9999");
+  const std::int64_t B = w.B;
   wo.n_boot = B;
+  wo.progress = &err;
+  wo.max_memory = max_memory_bytes(o);
   if (B < 99) err << "panelboot: warning: --B " << B << " is below 99; the bootstrap p-value will be coarse\n";
   wo.weight = parse_weight_type(w.weight_type);
   wo.impose_null = w.impose_null == "yes";
@@ -236,9 +363,8 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   FitOptions fo = fit_options(o);
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
-  const DataFrame df = read_data(o.data);
+  const DataFrame df = read_input(o, err);
   const auto t1 = Clock::now();
-  if (o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
   const Formula fm = parse_formula(o.formulas[0]);
   SampleOptions so = sample_options(o, false);
   if (!w.bootcluster.empty() && w.bootcluster != "intersection") {
@@ -256,7 +382,8 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   const auto t3 = Clock::now();
   auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   res.timing = {{"read_s", sec(t0, t1)}, {"design_s", sec(t1, t2)}, {"fit_and_bootstrap_s", sec(t2, t3)}};
-  emit(render_wild(res, wo, fmt), o, out);
+  warn_serious(res.fit, err);
+  deliver(render_wild(res, wo, fmt), o, out);
   return 0;
 }
 
@@ -274,9 +401,9 @@ struct ThresholdCli {
 
 int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& out, std::ostream& err) {
   if (o.formulas.size() != 1) throw InvalidInput("threshold takes one --formula, e.g. 'y ~ z1 + z2 | id'");
-  apply_threads(o.threads);
+  check_paths(o, {{"--lr-curve", c.lr_curve}, {"--save-regimes", c.save_regimes}});
+  apply_threads(o.threads, err);
   const Format fmt = parse_format(o.format);
-  if (fmt != Format::kText && fmt != Format::kJson) throw InvalidInput("threshold writes --format text or json");
   ThresholdOptions to;
   to.formula = o.formulas[0];
   for (const std::string& r : c.regime) {  // comma list, commas inside parentheses kept
@@ -308,13 +435,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
     if (*end) throw InvalidInput("--trim '" + c.trim + "': give numbers like 0.01,0.01,0.05");
     to.trim.push_back(v);
   }
-  if (c.grid == "all") {
-    to.grid = 0;
-  } else {
-    char* end = nullptr;
-    to.grid = static_cast<int>(std::strtol(c.grid.c_str(), &end, 10));
-    if (c.grid.empty() || *end) throw InvalidInput("--grid '" + c.grid + "': give a number of quantile steps or 'all'");
-  }
+  to.grid = c.grid == "all" ? 0 : static_cast<int>(std::strtol(c.grid.c_str(), nullptr, 10));  // checked by grid_range
   to.xthreg = c.mode == "xthreg";
   to.time_effects = c.time_effects;
   to.bootstrap_wild = c.bootstrap == "wild";
@@ -326,17 +447,19 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   for (const std::string& g : split_list(c.gammas)) {
     char* end = nullptr;
     to.gammas.push_back(std::strtod(g.c_str(), &end));
-    if (*end) throw InvalidInput("--gammas '" + c.gammas + "': give threshold values like 0.0157,0.536");
+    if (*end || !std::isfinite(to.gammas.back()))
+      throw InvalidInput("--gammas " + quoted(c.gammas) + ": give finite threshold values like 0.0157,0.536");
   }
   if (!to.gammas.empty()) {
     if (c.b_given) throw InvalidInput("--gammas fixes the thresholds: there is no bootstrap test, so drop --B");
     to.n_thresholds = static_cast<int>(to.gammas.size());
   }
-  if (c.B < 0) throw InvalidInput("--B must be >= 0");
   to.n_boot = to.gammas.empty() ? c.B : 0;
   to.seed = c.seed;
+  to.progress = &err;
+  to.max_memory = max_memory_bytes(o);
   const auto t_read0 = std::chrono::steady_clock::now();
-  const DataFrame df = read_data(o.data);
+  const DataFrame df = read_input(o, err);
   const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_read0).count();
   // the model search runs on the host; the bootstrap replications on the backend
   const std::unique_ptr<Backend> backend = open_backend(o, err, to.n_boot > 0 ? nullptr : "with --B 0 threshold has no batched work");
@@ -344,19 +467,22 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   // --cluster VAR without --vcov: the clustered SE fills std_error
   const std::string vcov = !c.cluster.empty() && !c.vcov_given ? "cluster" : c.vcov;
   const bool white = vcov == "white", clustered = vcov == "cluster";
+  // side files: written with the report, at the end, only when the whole run succeeded
+  PendingOutputs files;
+  const int sim = r.simulated ? 1 : 0;
   if (!c.save_regimes.empty()) {
     std::ostringstream csv;
-    csv << to.panel_id << "," << to.panel_time << ",q,regime\n";
+    csv << csv_field(to.panel_id) << "," << csv_field(to.panel_time) << ",q,regime,simulated_data\n";
     char buf[128];
     for (const auto& rr : r.regimes) {
-      std::snprintf(buf, sizeof buf, ",%.15g,%.15g,%d\n", rr.time, rr.q, rr.regime);
-      csv << rr.unit << buf;
+      std::snprintf(buf, sizeof buf, ",%.15g,%.15g,%d,%d\n", rr.time, rr.q, rr.regime, sim);
+      csv << csv_field(rr.unit) << buf;
     }
-    write_file_atomic(c.save_regimes, csv.str());
+    files.add(c.save_regimes, csv.str());
   }
   if (!c.lr_curve.empty()) {
     std::ostringstream csv;
-    csv << "gamma,lr,c95,c99" << (c.robust_ci ? ",lr_robust" : "") << "\n";
+    csv << "gamma,lr,c95,c99" << (c.robust_ci ? ",lr_robust" : "") << ",simulated_data\n";
     char buf[160];
     for (std::size_t i = 0; i < r.lr_gamma.size(); ++i) {
       std::snprintf(buf, sizeof buf, "%.10g,%.10g,%.10g,%.10g", r.lr_gamma[i], r.lr_value[i], r.c95, r.c99);
@@ -365,9 +491,9 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
         std::snprintf(buf, sizeof buf, ",%.10g", r.lr_value[i] * r.lr_robust_factor);
         csv << buf;
       }
-      csv << "\n";
+      csv << "," << sim << "\n";
     }
-    write_file_atomic(c.lr_curve, csv.str());
+    files.add(c.lr_curve, csv.str());
   }
   if (fmt == Format::kJson) {
     nlohmann::json j{{"program", "panelboot"}, {"command", "threshold"}, {"mode", c.mode},
@@ -414,7 +540,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
     for (const auto& [k, v] : r.timing) j["timing"][k] = v;
     j["backend"] = backend->name();
     if (r.simulated) j["note"] = kSimulatedNote;
-    emit(j.dump(2) + "\n", o, out);
+    deliver(files, dump_json(j), o, out);
     return 0;
   }
   std::ostringstream t;
@@ -436,6 +562,11 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
     const auto& m = r.models[k];
     t << "\n== " << m.n_thresholds << " threshold(s) ==\n";
     for (std::size_t i = 0; i < m.gammas.size(); ++i) {
+      if (i >= m.ci95.size()) {  // fixed by --gammas: no search, so no LR confidence sets
+        std::snprintf(buf, sizeof buf, "  gamma %zu = %-10.6g (given by --gammas)\n", i + 1, m.gammas[i]);
+        t << buf;
+        continue;
+      }
       std::snprintf(buf, sizeof buf, "  gamma %zu = %-10.6g 95%% CI [%.6g, %.6g]   99%% CI [%.6g, %.6g]", i + 1,
                     m.gammas[i], m.ci95[i].first, m.ci95[i].second, m.ci99[i].first, m.ci99[i].second);
       t << buf;
@@ -474,92 +605,55 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
                    : "\nRegime r of x: regime 1 is q < gamma_1, the last q >= gamma_K.")
     << (c.robust_ci ? " CIs: {gamma : LR(gamma) / eta^2 < -2 ln(1 - sqrt(1 - a))} on the grid (Hansen 2000).\n"
                     : " CIs: {gamma : LR(gamma) < -2 ln(1 - sqrt(1 - a))} on the grid.\n");
-  emit(t.str(), o, out);
-  (void)err;
+  deliver(files, t.str(), o, out);
   return 0;
 }
 
-int cmd_describe(const CommonOptions& o, std::ostream& out) {
-  const DataFrame df = read_data(o.data);
+int cmd_describe(const CommonOptions& o, std::ostream& out, std::ostream& err) {
+  check_paths(o);
+  open_backend(o, err, "describe has no batched work and runs on the CPU");
+  const DataFrame df = read_input(o, err);
   std::vector<char> keep(df.n_rows(), 1);
   if (!o.where.empty()) {
-    const ExprPtr e = parse_expression(o.where, "--where '" + o.where + "'");
+    const ExprPtr e = parse_expression(o.where, "--where " + quoted(o.where));
     const std::vector<double> m = evaluate(*e, EvalContext{&df, nullptr, "--where"});
     for (std::size_t r = 0; r < m.size(); ++r) keep[r] = m[r] == m[r] && m[r] != 0;
   }
-  nlohmann::json vars = nlohmann::json::array();
-  std::ostringstream t;
-  t << "Data: " << df.source << " (" << df.n_rows() << " rows, " << df.columns.size() << " columns)\n";
-  if (const Column* s = df.find("simulated"); s && !s->is_string()) t << "NOTE: " << kSimulatedNote << "\n";
-  t << std::left << std::setw(16) << "variable" << std::right << std::setw(8) << "type" << std::setw(8)
-    << "obs" << std::setw(14) << "mean" << std::setw(14) << "sd" << std::setw(14) << "min"
-    << std::setw(14) << "max" << "\n";
-  for (const Column& c : df.columns) {
-    nlohmann::json v{{"name", c.name}, {"type", c.is_string() ? "text" : "numeric"}};
-    std::size_t n = 0;
-    if (c.is_string()) {
-      for (std::size_t r = 0; r < df.n_rows(); ++r) n += keep[r] && c.codes[r] >= 0;
-      v["obs"] = n;
-      v["levels"] = c.levels.size();
-      t << std::left << std::setw(16) << c.name << std::right << std::setw(8) << "text" << std::setw(8) << n
-        << "   " << c.levels.size() << " levels\n";
-    } else {
-      double s1 = 0, s2 = 0, lo = INFINITY, hi = -INFINITY;
-      for (std::size_t r = 0; r < df.n_rows(); ++r) {
-        const double x = c.num[r];
-        if (!keep[r] || x != x) continue;
-        ++n;
-        s1 += x;
-        lo = std::min(lo, x);
-        hi = std::max(hi, x);
-      }
-      const double mean = n ? s1 / n : NAN;
-      for (std::size_t r = 0; r < df.n_rows(); ++r)
-        if (keep[r] && c.num[r] == c.num[r]) s2 += (c.num[r] - mean) * (c.num[r] - mean);
-      const double sd = n > 1 ? std::sqrt(s2 / (n - 1)) : NAN;
-      v["obs"] = n;
-      v["mean"] = mean;
-      v["sd"] = sd;
-      v["min"] = lo;
-      v["max"] = hi;
-      t << std::left << std::setw(16) << c.name << std::right << std::setw(8) << "num" << std::setw(8) << n
-        << std::setw(14) << std::setprecision(6) << mean << std::setw(14) << sd << std::setw(14) << lo
-        << std::setw(14) << hi << "\n";
-    }
-    vars.push_back(v);
-  }
-  if (o.format == "json") {
-    nlohmann::json j{{"program", "panelboot"}, {"command", "describe"}, {"data", df.source},
-                     {"rows", df.n_rows()}, {"variables", vars}};
-    emit(j.dump(2) + "\n", o, out);
-  } else {
-    emit(t.str(), o, out);
-  }
+  deliver(render_describe(df, keep, parse_format(o.format)), o, out);
   return 0;
 }
 
-// A command-line error as one line: CLI11's message, the nearest option or command name for an
-// unknown one, and where to look.
-std::string parse_error_message(const CLI::ParseError& e, CLI::App& app) {
+// A command-line error as one line: an unknown option or command named with the nearest known
+// one, else CLI11's own message; and where to look.
+std::string parse_error_message(const CLI::ParseError& e, CLI::App& app, const std::vector<std::string>& args) {
   CLI::App* cmd = &app;
   for (CLI::App* sub : app.get_subcommands()) cmd = sub;
-  std::string msg = printable(e.what(), 300);
   std::vector<std::string> unknown = cmd->remaining();
   if (cmd != &app)
     for (const std::string& a : app.remaining()) unknown.push_back(a);
-  if (!unknown.empty()) {
-    std::vector<std::string> names;
-    if (cmd == &app) {
-      for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
-    } else {
-      for (const CLI::Option* opt : cmd->get_options())
-        for (const std::string& l : opt->get_lnames()) names.push_back("--" + l);
-    }
-    const std::string& bad = unknown.front();
-    const std::string near = nearest_name(bad.substr(0, bad.find('=')), names);
-    if (!near.empty()) msg += "; did you mean '" + near + "'?";
-  }
   const std::string help = cmd == &app ? "panelboot --help" : "panelboot " + cmd->get_name() + " --help";
+  // the first unknown argument in command-line order (CLI11 keeps them reversed)
+  const std::string* bad = nullptr;
+  for (const std::string& a : args)
+    if (std::find(unknown.begin(), unknown.end(), a) != unknown.end()) {
+      bad = &a;
+      break;
+    }
+  if (!bad && cmd == &app && !args.empty() && args[0].rfind("-", 0) != 0) bad = &args[0];  // not a command
+  if (!bad) return printable(e.what(), 300) + " (see '" + help + "')";
+  std::vector<std::string> names;
+  const bool option = bad->rfind("-", 0) == 0;
+  if (cmd == &app && !option) {
+    for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+  } else {
+    for (const CLI::Option* opt : cmd->get_options())
+      for (const std::string& l : opt->get_lnames()) names.push_back("--" + l);
+  }
+  const std::string what = option ? "unknown option " : cmd == &app ? "unknown command " : "unexpected argument ";
+  std::string msg = what + quoted(*bad) + " for " + (cmd == &app ? std::string("panelboot") : "panelboot " + cmd->get_name());
+  const std::string near = nearest_name(bad->substr(0, bad->find('=')), names);
+  if (!near.empty()) msg += "; did you mean '" + near + "'?";
+  else if (!option && cmd != &app) msg += " (each option takes one value; quote values with spaces)";
   return msg + " (see '" + help + "')";
 }
 
@@ -584,7 +678,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   add_cluster_options(fit_cmd, fit_o);
   add_vcov_options(fit_cmd, fit_o);
   fit_cmd->add_option("--wald", wald, "Joint test, e.g. 'x1 = 0, x2 = 0' (repeatable)");
-  add_output_options(fit_cmd, fit_o);
+  add_output_options(fit_cmd, fit_o, {"text", "json", "markdown", "latex", "csv"});
   fit_cmd->footer(
       "Formula: y ~ x1 + x2 + a:b + a*b + i(f) + i(f, ref=v) + i(f, x) + I(x^2) + log(x) + l(x, 1)"
       " + f(x, 1) [+ 0] | fe1 + fe2 + fe3^fe4\n"
@@ -599,7 +693,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   add_cluster_options(wild_cmd, wild_o);
   wild_cmd->add_option("--test", wild_w.tests, "Null hypothesis, e.g. 'x1 = 0.04' or 'x1 - x2 = 0' (repeatable)")->required();
   wild_cmd->add_flag("--joint", wild_w.joint, "One Wald/F test of all --test rows (reported first)");
-  wild_cmd->add_option("--B", wild_w.B, "Bootstrap replications")->capture_default_str();
+  wild_cmd->add_option("--B", wild_w.B, "Bootstrap replications")
+      ->check(whole_in(1, kMaxWildB))
+      ->capture_default_str();
   wild_cmd->add_option("--weight-type", wild_w.weight_type, "rademacher | mammen | webb | normal | gamma")
       ->check(CLI::IsMember({"rademacher", "mammen", "webb", "normal", "gamma"}))->capture_default_str();
   wild_cmd->add_option("--impose-null", wild_w.impose_null, "yes: WCR (null imposed); no: WCU")
@@ -616,10 +712,14 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->check(CLI::IsMember({"strict", "inclusive"}))->capture_default_str();
   wild_cmd->add_option("--padjust", wild_w.padjust, "none | bonferroni | sidak across several --test")
       ->check(CLI::IsMember({"none", "bonferroni", "sidak"}))->capture_default_str();
-  wild_cmd->add_option("--seed", wild_w.seed, "Seed of the counter-based generator")->capture_default_str();
-  wild_cmd->add_option("--chunk", wild_w.chunk, "Replications per batch (0: automatic); results do not depend on it");
+  wild_cmd->add_option("--seed", wild_w.seed, "Seed of the counter-based generator")
+      ->check(seed_range())
+      ->capture_default_str();
+  wild_cmd->add_option("--chunk", wild_w.chunk, "Replications per batch (0: automatic); results do not depend on it")
+      ->check(whole_in(0, kMaxChunk));
+  add_memory_option(wild_cmd, wild_o);
   wild_cmd->add_flag("--no-ci", wild_w.no_ci, "Skip the test-inversion confidence interval");
-  add_output_options(wild_cmd, wild_o);
+  add_output_options(wild_cmd, wild_o, {"text", "json", "markdown", "latex", "csv"});
   wild_cmd->footer("Example: panelboot wild --data d.csv -f 'y ~ x | id + year' --cluster id --test 'x = 0' --B 99999");
 
   CommonOptions thr_o;
@@ -634,6 +734,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   thr_cmd->add_option("--threshold-var", thr_c.threshold_var, "Threshold variable q (an expression, e.g. l(debta, 1))")
       ->required();
   thr_cmd->add_option("--thresholds", thr_c.thresholds, "Number of thresholds K (sequential; > 3 allowed)")
+      ->check(whole_in(1, 20))
       ->capture_default_str();
   thr_cmd->add_option("--trim", thr_c.trim, "Trim per stage; the first trims the grid, the others set the exclusion "
                                             "windows (the last value repeats)")
@@ -641,13 +742,19 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   thr_cmd->add_option("--grid", thr_c.grid,
                       "Hansen's quantile grid: step 1/N (N = 400 gives 393 points at 1% trim); 'all': every "
                       "distinct value in the trimmed range (a departure)")
+      ->check(CLI::Validator(
+          [](std::string& s) { return s == "all" ? std::string() : whole_in(10, kMaxGrid)(s); },
+          "INT from 10 to " + std::to_string(kMaxGrid) + " or 'all'"))
       ->capture_default_str();
   thr_cmd->add_option("--B", thr_c.B, "Bootstrap replications per test (0: none)")
+      ->check(whole_in(0, kMaxThresholdB))
       ->capture_default_str()
       ->each([&thr_c](const std::string&) { thr_c.b_given = true; });
   thr_cmd->add_option("--gammas", thr_c.gammas, "Fixed thresholds 'g1,g2' (xthreg's thgiven): the model only");
   thr_cmd->add_option("--save-regimes", thr_c.save_regimes, "Write each observation's regime (last model) as CSV");
-  thr_cmd->add_option("--seed", thr_c.seed, "Seed of the counter-based generator")->capture_default_str();
+  thr_cmd->add_option("--seed", thr_c.seed, "Seed of the counter-based generator")
+      ->check(seed_range())
+      ->capture_default_str();
   thr_cmd->add_option("--mode", thr_c.mode,
                       "hansen: Hansen's program (deleted last period, q < gamma, quantile grid); xthreg: "
                       "Stata xthreg (NT observations, q <= gamma, its grid, sigma^2 = S/(NT - T))")
@@ -661,8 +768,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->each([&thr_c](const std::string&) { thr_c.vcov_given = true; });
   thr_cmd->add_option("--cluster", thr_c.cluster,
                       "Cluster variable of the clustered SEs (default: the panel unit); implies --vcov cluster");
-  thr_cmd->add_option("--level", thr_o.level, "Level of the confidence set `ci` (95% and 99% sets are always given)")
-      ->capture_default_str();
+  add_level_option(thr_cmd, thr_o, "Level of the confidence set `ci` (95% and 99% sets are always given)");
   thr_cmd->add_option("--where", thr_o.where, "Keep rows where EXPR holds");
   thr_cmd->add_option("--bootstrap", thr_c.bootstrap,
                       "blocks: Hansen's resampling of units' residual blocks; wild: Rademacher signs on each "
@@ -679,15 +785,16 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   thr_cmd->add_flag("--time-effects", thr_c.time_effects,
                     "Also remove period effects (two-way, the study's setting); outside Hansen's program");
   thr_cmd->add_option("--lr-curve", thr_c.lr_curve, "Write LR(gamma) of the single-threshold search as CSV");
-  thr_cmd->add_option("--threads", thr_o.threads, "Worker threads; results do not depend on it");
+  add_threads_option(thr_cmd, thr_o);
+  add_memory_option(thr_cmd, thr_o);
   add_backend_option(thr_cmd, thr_o);
-  add_output_options(thr_cmd, thr_o);
+  add_output_options(thr_cmd, thr_o, {"text", "json"});
 
   CLI::App* desc_cmd = app.add_subcommand("describe", "List a data file's variables with summary statistics");
   desc_cmd->add_option("--data", desc_o.data, "Data file (default: the embedded dataset)");
   desc_cmd->add_option("--where", desc_o.where, "Keep rows where EXPR holds");
   add_backend_option(desc_cmd, desc_o);
-  add_output_options(desc_cmd, desc_o);
+  add_output_options(desc_cmd, desc_o, {"text", "json", "markdown", "latex", "csv"});
 
   std::vector<std::string> rev(args.rbegin(), args.rend());
   try {
@@ -699,15 +806,12 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e, out, err);
   } catch (const CLI::ParseError& e) {
-    err << "panelboot: error: " << parse_error_message(e, app) << "\n";
+    err << "panelboot: error: " << parse_error_message(e, app, args) << "\n";
     return 2;
   }
   try {
     if (fit_cmd->parsed()) return cmd_fit(fit_o, wald, out, err);
-    if (desc_cmd->parsed()) {
-      open_backend(desc_o, err, "describe has no batched work and runs on the CPU");
-      return cmd_describe(desc_o, out);
-    }
+    if (desc_cmd->parsed()) return cmd_describe(desc_o, out, err);
     if (wild_cmd->parsed()) return cmd_wild(wild_o, wild_w, out, err);
     if (thr_cmd->parsed()) return cmd_threshold(thr_o, thr_c, out, err);
   } catch (const Error& e) {

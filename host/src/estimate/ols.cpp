@@ -1,6 +1,7 @@
 // FE OLS: within transform, collinearity screen, a stable solve, then the chosen variance.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <unordered_map>
 
@@ -44,7 +45,43 @@ void gram(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg
 
 namespace {
 
+// The collinearity screen compares each column's sums of squares: they must neither overflow
+// (many values near 1e154) nor underflow to zero for a column that is not zero (values near
+// 1e-160), or a regressor would be silently dropped. Rescaling is the user's call.
+void refuse_unscaled(const std::string& name, double sum_sq, double max_abs) {
+  if (!std::isfinite(sum_sq))
+    throw InvalidInput("the sum of squares of '" + name + "' overflows double precision; rescale it (divide it by a power of ten)");
+  if (sum_sq == 0 && max_abs > 0) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", max_abs);
+    throw InvalidInput("the values of '" + name + "' are so small (largest " + buf +
+                       ") that their squares underflow to zero; rescale it (multiply it by a power of ten)");
+  }
+}
+
+// Why standard errors came out as zero, and what to do: one line for the model. `first` is the
+// first such coefficient with its figures; `names` all of them.
+std::string zero_se_warning(const std::vector<std::string>& names, const std::string& first, const FitResult& r) {
+  std::string list;
+  for (std::size_t i = 0; i < names.size() && i < 5; ++i) list += (i ? ", '" : "'") + names[i] + "'";
+  if (names.size() > 5) list += " and " + std::to_string(names.size() - 5) + " more";
+  std::string why = "the " + r.vcov_type + " standard error" + (names.size() > 1 ? "s of " : " of ") + list +
+                    (names.size() > 1 ? " are" : " is") + " numerically zero (" + first + ")";
+  if (r.vcov_type == "cluster") {
+    const std::int32_t g = r.n_clusters.empty() ? 0 : *std::min_element(r.n_clusters.begin(), r.n_clusters.end());
+    why += ": with " + std::to_string(g) + " clusters the cluster-robust variance has no information about " +
+           (names.size() > 1 ? "them" : "it");
+  } else {
+    why += ": the model fits (almost) exactly";
+  }
+  return why + "; t, p-value and CI not reported (NA)";
+}
+
 }  // namespace
+
+bool se_is_zero(double se, double estimate, double se_iid) {
+  return se <= kZeroSeRel * std::max(std::fabs(estimate), se_iid);
+}
 
 FitResult fit(Design& d, const FitOptions& opts) {
   FitResult res;
@@ -84,8 +121,14 @@ FitResult fit(Design& d, const FitOptions& opts) {
   std::vector<double> raw_ss(k_all, 0.0);
   for (std::size_t j = 0; j < k_all; ++j) {
     const double* x = d.X.data() + j * n;
-    for (std::size_t i = 0; i < n; ++i) raw_ss[j] += (w ? w[i] : 1.0) * x[i] * x[i];
+    double max_abs = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      raw_ss[j] += (w ? w[i] : 1.0) * x[i] * x[i];
+      max_abs = std::max(max_abs, std::fabs(x[i]));
+    }
+    refuse_unscaled(d.x_names[j], raw_ss[j], max_abs);
   }
+  refuse_unscaled(d.y_name, tss_total, tss_total > 0 ? 1.0 : 0.0);
 
   // 1. Within transform of y and X (in place), then scale rows by sqrt(w).
   std::vector<FeView> views;
@@ -246,6 +289,8 @@ FitResult fit(Design& d, const FitOptions& opts) {
   // 6. Coefficient table.
   const double alpha = 1.0 - opts.level;
   const double crit = t_quantile(1 - alpha / 2, res.df_inference);
+  std::vector<std::string> zero_se;
+  std::string zero_se_first;
   for (std::size_t a = 0; a < k; ++a) {
     Coefficient c;
     c.name = names[a];
@@ -256,7 +301,22 @@ FitResult fit(Design& d, const FitOptions& opts) {
     c.p_value = t_two_sided_p(c.t_stat, res.df_inference);
     c.ci_low = c.estimate - crit * c.std_error;
     c.ci_high = c.estimate + crit * c.std_error;
+    const double se_iid = res.sigma * std::sqrt(bread(a, a));
+    if (se_is_zero(c.std_error, c.estimate, se_iid)) {
+      if (zero_se.empty()) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "%.3g, against an estimate of %.6g and a homoskedastic SE of %.3g",
+                      c.std_error, c.estimate, se_iid);
+        zero_se_first = buf;
+      }
+      zero_se.push_back(c.name);
+      c.t_stat = c.p_value = c.ci_low = c.ci_high = std::numeric_limits<double>::quiet_NaN();
+    }
     res.coefficients.push_back(c);
+  }
+  if (!zero_se.empty()) {
+    res.serious_warnings.push_back(zero_se_warning(zero_se, zero_se_first, res));
+    res.warnings.push_back(res.serious_warnings.back());
   }
 
   // 7. Joint Wald tests: W = (Rb - r)' (R V R')^-1 (Rb - r), F = W / q on (q, df).

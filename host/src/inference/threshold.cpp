@@ -13,6 +13,8 @@
 #include "panelboot/backend.hpp"
 #include "panelboot/design.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/memory.hpp"
+#include "panelboot/progress.hpp"
 #include "panelboot/kernels/wild_weights.hpp"
 
 namespace panelboot {
@@ -36,6 +38,20 @@ void split_formula(const std::string& f, std::string& lhs, std::string& rhs, std
   lhs = f.substr(0, tilde);
   rhs = f.substr(tilde + 1, (bar == std::string::npos ? f.size() : bar) - tilde - 1);
   fe = bar == std::string::npos ? "" : f.substr(bar + 1);
+}
+
+// The memory a threshold run may take, estimated before anything of grid size is allocated: the
+// grid's Gram diagonal (and the backend's copy), a column block (grid p x p) for every point that
+// a search fixes (at most the K(K+1) of the sample's searches and K(K-1)/2 per replication), the
+// per-thread search buffers, the transformed data and the F* of each test.
+double threshold_memory_bytes(double n_grid, double N, int p, int kz, const ThresholdOptions& o) {
+  const double K = o.n_thresholds, B = static_cast<double>(o.gammas.empty() ? o.n_boot : 0);
+  const double p2 = static_cast<double>(p) * p;
+  const double n_cols = std::min(n_grid, K * (K + 1) + B * K * (K - 1) / 2);
+  const double gram = n_grid * p2 * (2 + n_cols) * 8;
+  const double search = n_grid * (p + 4) * 8 * 16;  // lr curve, candidate SSRs, thread buffers
+  const double data = N * (kz + p + 8) * 8 * 4;
+  return gram + search + data + B * K * 8;
 }
 
 std::string trim_ws(std::string s) {
@@ -487,7 +503,10 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   std::string lhs, rhs, fe;
   split_formula(o.formula, lhs, rhs, fe);
   fe = trim_ws(fe);
-  if (!fe.empty() && fe != o.panel_id)
+  if (fe.empty())
+    throw InvalidInput("threshold formula '" + o.formula + "' has no fixed effect: Hansen's model always has the "
+                       "individual effects; write it as '" + trim_ws(lhs) + " ~ " + trim_ws(rhs) + " | " + o.panel_id + "'");
+  if (fe != o.panel_id)
     throw InvalidInput("threshold: the only fixed effect is the individual's ('| " + o.panel_id +
                        "'); '" + fe + "' is not supported in Hansen's model");
   const int p = static_cast<int>(o.regime.size());
@@ -521,6 +540,9 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   pn.n = static_cast<std::size_t>(d.extra[0].n_levels);
   pn.T = static_cast<std::size_t>(d.time.n_levels);
   if (pn.T < 3) throw InvalidInput("threshold needs at least three periods");
+  if (pn.n < 2)
+    throw InvalidInput("threshold needs at least two panel units ('" + o.panel_id + "' has " + std::to_string(pn.n) +
+                       " in the sample): the bootstrap resamples units and the SEs need more than one");
   pn.rows.assign(pn.n, {});
   pn.period.resize(d.n_obs);
   for (std::size_t r = 0; r < d.n_obs; ++r) {
@@ -591,6 +613,10 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   if (grid_all) res.departures.push_back("--grid all (every distinct value) is outside " +
                                          std::string(o.xthreg ? "xthreg's" : "Hansen's") + " program");
   const double trim0 = o.trim[0];
+  const double n_grid_est = o.xthreg ? qn : grid_all ? nd : std::floor(qn * (1 - 2 * trim0) + 1e-9) + 1;
+  check_memory(threshold_memory_bytes(n_grid_est, static_cast<double>(N), p, static_cast<int>(kz), o),
+               o.max_memory, "threshold with a grid of " + std::to_string(static_cast<long long>(n_grid_est)) + " points",
+               "lower --grid (Hansen's is 400), --B or --thresholds");
   std::vector<double> grid;
   if (o.xthreg) {
     // drop floor(trim N_u) distinct values at each end, then N points at round(j (N_v-1)/(N-1))
@@ -865,7 +891,11 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       v.wild = o.bootstrap_wild;
       sp.n_boot = B;
       sp.min_team_work = o.min_team_work;
+      ProgressReporter progress("threshold bootstrap of F" + std::to_string(k), "replications",
+                                static_cast<std::uint64_t>(B), o.progress);
+      sp.progress = &progress;
       std::vector<double> fstar = backend.threshold_fstar(sp, bgram);
+      progress.finish();
       res.fstar.emplace_back(fstar.begin(), fstar.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(o.trace, fstar.size())));
       std::int64_t exceed = 0;
       for (double f : fstar) exceed += f > t.F;

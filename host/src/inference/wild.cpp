@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <memory>
 #include <cstring>
 #include <limits>
 #include <unordered_map>
@@ -11,6 +13,8 @@
 #include "estimate/detail.hpp"
 #include "panelboot/distributions.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/memory.hpp"
+#include "panelboot/progress.hpp"
 #include "panelboot/within.hpp"
 
 namespace panelboot {
@@ -311,6 +315,29 @@ class WildEngine {
   WildSpec spec_;
 };
 
+// A restriction whose cluster-robust variance is numerically zero (kZeroSeRel of its scale) has
+// no t statistic, so neither the bootstrap nor the CI means anything: an error, never stars.
+void refuse_zero_variance(const std::string& text, const Eigen::MatrixXd& R, const FitResult& fr,
+                          const Eigen::MatrixXd& RVR) {
+  const Eigen::VectorXd Rb = R * fr.beta;
+  const Eigen::MatrixXd RAR = R * fr.bread * R.transpose();
+  for (Eigen::Index j = 0; j < R.rows(); ++j) {
+    const double se = RVR(j, j) > 0 ? std::sqrt(RVR(j, j)) : 0.0;
+    const double se_iid = fr.sigma * std::sqrt(std::max(RAR(j, j), 0.0));
+    if (!se_is_zero(se, Rb(j), se_iid)) continue;
+    char buf[128];
+    std::snprintf(buf, sizeof buf, " (%.3g, against %.6g and a homoskedastic SE of %.3g)", se, Rb(j), se_iid);
+    const std::int32_t g = fr.n_clusters.empty() ? 0 : *std::min_element(fr.n_clusters.begin(), fr.n_clusters.end());
+    throw InvalidInput("--test '" + text + "': the cluster-robust standard error of the restriction is numerically zero" +
+                       buf + (g ? " with " + std::to_string(g) + " clusters" : std::string()) +
+                       ", so its t statistic and the bootstrap are undefined; use more clusters or fewer fixed effects");
+  }
+}
+
+// Each CI boundary's bisection stops after this many halvings (2^-200 of the bracket is far
+// below any tolerance in double precision).
+constexpr int kMaxBisections = 200;
+
 // Confidence set {r : p(r) > alpha} by a grid bracket and bisection on r.
 void invert(const WildReplicates& reps, double rb, double se, double crit, const WildOptions& wo, WildTest& out) {
   const double alpha = 1.0 - wo.level;
@@ -347,8 +374,10 @@ void invert(const WildReplicates& reps, double rb, double se, double crit, const
     const bool now = ps[i] > alpha;
     if (now == in) continue;
     double lo = rs[i - 1], hi = rs[i];  // p(lo) on the `in` side
-    while (hi - lo > tol) {
+    // bisection to the tolerance, or until the interval cannot be halved in floating point
+    for (int it = 0; it < kMaxBisections && hi - lo > tol; ++it) {
       const double mid = 0.5 * (lo + hi);
+      if (mid <= lo || mid >= hi) break;
       ((p_at(mid) > alpha) == in ? lo : hi) = mid;
     }
     const double edge = 0.5 * (lo + hi);
@@ -504,6 +533,7 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
     const bool joint = out.q > 1;
     const Eigen::VectorXd diff = sp.R * fr.beta - sp.r;
     const Eigen::MatrixXd RVR = sp.R * fr.vcov * sp.R.transpose();
+    refuse_zero_variance(sp.text, sp.R, fr, RVR);
     double se = 0;
     if (joint) {
       Eigen::FullPivLU<Eigen::MatrixXd> lu(RVR);
@@ -564,7 +594,9 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
       gp.t = out.stat;
       gp.tol = sp_run.count_tol;
       gp.inclusive = inclusive;
-      total = backend.wild_enumerate(gp);
+      ProgressReporter progress("enumeration of 2^" + std::to_string(G) + " sign vectors for '" + sp.text + "'",
+                                "sign-vector pairs", std::uint64_t{1} << (G - 1), wo.progress);
+      total = backend.wild_enumerate(gp, &progress);
       out.enumerated = true;
       out.n_boot = static_cast<std::int64_t>(std::uint64_t{1} << G);
       if (wo.ci) out.note = "no CI: with " + std::to_string(G) + " clusters the enumeration is walked, not stored";
@@ -575,7 +607,15 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
       sp_run.trace_keep = trace ? trace->keep : 0;
       sp_run.count_delta = joint ? 0.0 : delta0;
       sp_run.keep_coefs = want_ci;
+      if (want_ci)  // the stored coefficients: n0, d0 (and n1, d1, d2 under WCR) per replication
+        check_memory(static_cast<double>(sp_run.n_rep) * 8.0 * (sp_run.n_part == 2 ? 5 : 2), wo.max_memory,
+                     "the confidence interval of '" + sp.text + "' with " + std::to_string(sp_run.n_rep) +
+                         " replications (the coefficients of each are kept)",
+                     "lower --B, or add --no-ci: without the interval the counts take constant memory");
+      ProgressReporter progress("wild bootstrap of '" + sp.text + "'", "replications", sp_run.n_rep, wo.progress);
+      sp_run.progress = &progress;
       WildRun run = backend.wild_replicates(sp_run);
+      progress.finish();
       total = run.counts;
       out.enumerated = enumerate;
       out.n_boot = static_cast<std::int64_t>(enumerate ? 2 * sp_run.n_rep : sp_run.n_rep);

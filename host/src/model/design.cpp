@@ -268,6 +268,28 @@ std::vector<double> distinct_values(const double* v, const std::vector<std::size
   return out;
 }
 
+// A model value must be finite and small enough that its square is too (|v| <= 1e154): the sums
+// of squares that the collinearity screen and the variance rest on would overflow otherwise,
+// and a column silently dropped or rescaled is a wrong answer. The error names the row and,
+// for a variable read from the file, its column.
+constexpr double kMaxModelValue = 1e154;
+
+[[noreturn]] void refuse_model_value(const DataFrame& df, std::size_t r, const std::string& name, double v) {
+  std::string at = df.where(r);
+  const auto& cols = df.columns;
+  for (std::size_t j = 0; j < cols.size(); ++j)
+    if (cols[j].name == name) at += ", column " + std::to_string(j + 1);
+  const std::string what = std::isinf(v) ? "is infinite" : "is too large: its square overflows double precision "
+                                                           "(|x| > 1e154)";
+  throw InvalidInput("value " + number_text(v) + " of '" + name + "' at " + at + " " + what +
+                     "; rescale the variable or mark the value missing");
+}
+
+void check_model_values(const DataFrame& df, const std::vector<char>& keep, const std::string& name, const double* v) {
+  for (std::size_t r = 0; r < keep.size(); ++r)
+    if (keep[r] && std::fabs(v[r]) > kMaxModelValue) refuse_model_value(df, r, name, v[r]);
+}
+
 Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions& opts) {
   Design d;
   d.formula = fm.text;
@@ -378,6 +400,7 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
     }
   }
   for (const auto& kv : miss) d.missing_by_variable.push_back(kv);
+  if (n == 0) throw InvalidInput("file '" + df.source + "' has no data rows, only a header");
   if (n_where_kept == 0)
     throw InvalidInput("every row of '" + df.source + "' was dropped by --where '" + opts.where +
                        "'; check the condition");
@@ -387,6 +410,10 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
     throw InvalidInput("every row was dropped for missing values (missing per variable: " + detail +
                        "); check the variables used by formula '" + fm.text + "'");
   }
+  // finite values whose squares are finite
+  check_model_values(df, keep, d.y_name, y);
+  for (std::size_t j = 0; j < cols.size(); ++j) check_model_values(df, keep, d.x_names[j], cols[j]);
+  if (!w.empty()) check_model_values(df, keep, opts.weights, w.data());
   // weights must be positive
   if (!w.empty())
     for (std::size_t r = 0; r < n; ++r)

@@ -1,33 +1,260 @@
+// Output files that never destroy anything: a regular file is replaced atomically (a temporary
+// beside it, fsync, rename, fsync of the folder) with its permissions kept; a symlink keeps
+// pointing where it did and its target is replaced; a device or FIFO (/dev/null, /dev/stdout, a
+// named pipe) is written in place, never replaced by a regular file.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
-#include <cstdio>
+#include <climits>
 #include <cstring>
-#include <fstream>
+#include <filesystem>
+#include <vector>
 
 #include "panelboot/error.hpp"
 #include "panelboot/report.hpp"
+#include "panelboot/text.hpp"
 
 namespace panelboot {
+namespace {
+
+std::string why_errno() { return std::strerror(errno); }
+
+[[noreturn]] void fail(const std::string& path, const std::string& why) {
+  throw InvalidInput("cannot write output file " + quoted(path) + ": " + why);
+}
+
+// The path a write to `path` lands on: symlinks followed (a dangling link's target included),
+// up to the kernel's own limit of 40 links.
+std::string final_target(const std::string& path) {
+  std::string p = path;
+  for (int hops = 0; hops < 40; ++hops) {
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p;
+    std::vector<char> buf(static_cast<std::size_t>(PATH_MAX) + 1);
+    const ssize_t n = ::readlink(p.c_str(), buf.data(), buf.size() - 1);
+    if (n < 0) fail(path, "cannot read the symbolic link: " + why_errno());
+    const std::string link(buf.data(), static_cast<std::size_t>(n));
+    p = link.front() == '/' ? link : (std::filesystem::path(p).parent_path() / link).string();
+  }
+  fail(path, "too many levels of symbolic links");
+}
+
+// Temporary files not yet renamed, removed if a signal ends the run (async-signal-safe: the
+// handler only unlinks and re-raises).
+constexpr int kMaxPending = 8;
+char g_pending[kMaxPending][PATH_MAX];
+std::atomic<int> g_n_pending{0};
+
+void remove_pending_and_reraise(int sig) {
+  for (int i = 0; i < g_n_pending.load(); ++i)
+    if (g_pending[i][0]) ::unlink(g_pending[i]);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+void install_cleanup_handlers() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old;
+    if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;  // nohup
+    ::signal(sig, remove_pending_and_reraise);
+  }
+}
+
+int track_pending(const std::string& tmp) {
+  install_cleanup_handlers();
+  const int i = g_n_pending.load();
+  if (i >= kMaxPending || tmp.size() >= PATH_MAX) return -1;
+  std::memcpy(g_pending[i], tmp.c_str(), tmp.size() + 1);
+  g_n_pending.store(i + 1);
+  return i;
+}
+
+void untrack_pending(int i) {
+  if (i >= 0) g_pending[i][0] = '\0';
+}
+
+void write_all(int fd, const std::string& content, const std::string& path) {
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail(path, n < 0 ? why_errno() : "nothing was written");
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+mode_t new_file_mode() {
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  return 0666 & ~mask;
+}
+
+void fsync_folder(const std::string& folder) {
+  const int dfd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return;
+  ::fsync(dfd);  // best effort: some file systems refuse a folder's fsync
+  ::close(dfd);
+}
+
+}  // namespace
+
+void check_output_target(const std::string& path) {
+  if (path.empty()) throw InvalidInput("an output file name is empty");
+  const std::string target = final_target(path);
+  struct stat st;
+  if (::stat(target.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) fail(path, "it is a directory; name a file");
+    if (S_ISSOCK(st.st_mode)) fail(path, "it is a socket");
+    if (S_ISREG(st.st_mode) && ::access(target.c_str(), W_OK) != 0) fail(path, why_errno());
+    if (!S_ISREG(st.st_mode)) return;  // a device or FIFO: written in place
+  }
+  std::string folder = std::filesystem::path(target).parent_path().string();
+  if (folder.empty()) folder = ".";
+  if (::stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    fail(path, "its folder " + quoted(folder) + " does not exist");
+  if (::access(folder.c_str(), W_OK | X_OK) != 0)
+    fail(path, "its folder " + quoted(folder) + " is not writable (" + why_errno() + ")");
+}
+
+PendingOutputs::~PendingOutputs() {
+  for (const Item& it : items_) {
+    if (!it.tmp.empty()) ::unlink(it.tmp.c_str());
+    untrack_pending(it.slot);
+  }
+}
+
+void PendingOutputs::add(const std::string& path, const std::string& content) {
+  check_output_target(path);
+  Item it;
+  it.path = path;
+  it.target = final_target(path);
+  struct stat st;
+  const bool exists = ::stat(it.target.c_str(), &st) == 0;
+  if (exists && !S_ISREG(st.st_mode)) {  // device or FIFO: written when committed
+    it.content = content;
+    items_.push_back(std::move(it));
+    return;
+  }
+  std::string folder = std::filesystem::path(it.target).parent_path().string();
+  if (folder.empty()) folder = ".";
+  std::string tmpl = it.target + ".tmp.XXXXXX";
+  std::vector<char> name(tmpl.begin(), tmpl.end());
+  name.push_back('\0');
+  const int fd = ::mkstemp(name.data());
+  if (fd < 0) fail(path, why_errno());
+  it.tmp = name.data();
+  it.slot = track_pending(it.tmp);
+  items_.push_back(it);  // from here the destructor removes the temporary on any failure
+  write_all(fd, content, path);
+  // the old file's permission bits (and owner, where we may set it), else what a new file gets
+  if (exists) {
+    ::fchmod(fd, st.st_mode & 07777);
+    if (::geteuid() == 0) (void)!::fchown(fd, st.st_uid, st.st_gid);
+  } else {
+    ::fchmod(fd, new_file_mode());
+  }
+  if (::fsync(fd) != 0 && errno != EINVAL) {
+    const std::string why = why_errno();
+    ::close(fd);
+    fail(path, why);
+  }
+  if (::close(fd) != 0) fail(path, why_errno());
+  items_.back().folder = folder;
+}
+
+void PendingOutputs::commit() {
+  for (Item& it : items_) {
+    if (it.tmp.empty()) {
+      const int fd = ::open(it.target.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) fail(it.path, why_errno());
+      try {
+        write_all(fd, it.content, it.path);
+      } catch (...) {
+        ::close(fd);
+        throw;
+      }
+      ::close(fd);
+      continue;
+    }
+    if (::rename(it.tmp.c_str(), it.target.c_str()) != 0) fail(it.path, why_errno());
+    it.tmp.clear();
+    untrack_pending(it.slot);
+    fsync_folder(it.folder);
+  }
+  items_.clear();
+}
 
 void write_file_atomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out)
-      throw InvalidInput("cannot write output file '" + path + "': " + std::strerror(errno) +
-                         "; check that its folder exists and is writable");
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw InvalidInput("cannot write output file '" + path + "' (disk full?)");
-    }
+  PendingOutputs out;
+  out.add(path, content);
+  out.commit();
+}
+
+}  // namespace panelboot
+
+namespace panelboot {
+namespace {
+
+struct FileId {
+  bool exists = false, regular = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  std::string canonical;  // for paths that do not exist yet
+};
+
+FileId identify(const std::string& path) {
+  FileId id;
+  const std::string target = final_target(path);
+  struct stat st;
+  if (::stat(target.c_str(), &st) == 0) {
+    id.exists = true;
+    id.regular = S_ISREG(st.st_mode);
+    id.dev = st.st_dev;
+    id.ino = st.st_ino;
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw InvalidInput("cannot write output file '" + path + "': " + why);
+  std::error_code ec;
+  id.canonical = std::filesystem::weakly_canonical(target, ec).string();
+  if (ec) id.canonical = target;
+  return id;
+}
+
+bool same_file(const FileId& a, const FileId& b) {
+  if (a.exists && b.exists) return a.dev == b.dev && a.ino == b.ino;
+  return !a.exists && !b.exists && a.canonical == b.canonical;
+}
+
+}  // namespace
+
+void check_output_paths(const std::vector<NamedPath>& outputs, const std::vector<NamedPath>& inputs) {
+  std::vector<std::pair<const NamedPath*, FileId>> seen;
+  for (const NamedPath& in : inputs) {
+    if (in.second.empty()) continue;
+    FileId id = identify(in.second);
+    if (id.exists && id.regular) seen.emplace_back(&in, id);
+  }
+  const std::size_t n_inputs = seen.size();
+  for (const NamedPath& out : outputs) {
+    if (out.second.empty()) continue;
+    check_output_target(out.second);
+    const FileId id = identify(out.second);
+    if (id.exists && !id.regular) continue;  // /dev/null, /dev/stdout, a FIFO
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+      if (!same_file(seen[i].second, id)) continue;
+      const NamedPath& other = *seen[i].first;
+      if (i < n_inputs)
+        throw InvalidInput(out.first + " " + quoted(out.second) + " is the input file given to " + other.first +
+                           "; writing there would destroy it: choose another output file");
+      throw InvalidInput(out.first + " " + quoted(out.second) + " and " + other.first + " " + quoted(other.second) +
+                         " name the same file; give each output its own file");
+    }
+    seen.emplace_back(&out, id);
   }
 }
 

@@ -6,13 +6,54 @@
 
 #include "panelboot/config.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/data_frame.hpp"
 #include "panelboot/report.hpp"
+#include "panelboot/text.hpp"
 #include "report/format.hpp"
 
 namespace panelboot {
 
 const char* const kSimulatedNote =
     "SIMULATED DATA: a seeded stand-in for the study's panel, not the paper's data";
+
+std::string dump_json(const nlohmann::json& j) {
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string csv_quote(const std::string& s) {
+  std::string q = "\"";
+  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
+
+std::string csv_field(const std::string& s) {
+  return s.find_first_of(",\"\n\r") == std::string::npos ? s : csv_quote(s);
+}
+
+std::string md_cell(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch == '|') out += "\\|";
+    else if (ch == '\n' || ch == '\r') out += ' ';
+    else out += ch;
+  }
+  return out;
+}
+
+std::string latex_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '_': case '&': case '%': case '#': case '$': case '{': case '}': out += '\\'; out += c; break;
+      case '^': out += "\\^{}"; break;
+      case '~': out += "\\~{}"; break;
+      case '\\': out += "\\textbackslash{}"; break;
+      case '\n': case '\r': out += ' '; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
 
 Format parse_format(const std::string& s) {
   if (s == "text") return Format::kText;
@@ -85,7 +126,7 @@ std::string text_one(const FitResult& m) {
     << pad("]", 13) << "\n";
   for (const auto& c : m.coefficients) {
     o << pad(c.name, wname, true) << pad(f("%.6g", c.estimate), 13) << pad(f("%.6g", c.std_error), 13)
-      << pad(f("%.3f", c.t_stat), 9) << pad(f("%.4f", c.p_value), 10) << " " << pad(stars(c.p_value), 3, true)
+      << pad(f(std::fabs(c.t_stat) < 1e5 ? "%.3f" : "%.2e", c.t_stat), 9) << pad(f("%.4f", c.p_value), 10) << " " << pad(stars(c.p_value), 3, true)
       << " " << pad(f("%.6g", c.ci_low), 13) << pad(f("%.6g", c.ci_high), 13) << "\n";
   }
   o << "---\nSignif. codes: *** p<0.01, ** p<0.05, * p<0.1, under " << m.reference << "\n";
@@ -118,20 +159,13 @@ std::string side_by_side(const std::vector<FitResult>& ms, Format fmt) {
   std::ostringstream o;
   const auto names = all_names(ms);
   const std::size_t n_m = ms.size();
-  auto esc = [&](std::string s) {
-    if (fmt != Format::kLatex) return s;
-    std::string out;
-    for (char c : s) {
-      if (c == '_' || c == '&' || c == '%' || c == '#' || c == '$') out += '\\';
-      if (c == '^') { out += "\\^{}"; continue; }
-      out += c;
-    }
-    return out;
+  auto esc = [&](const std::string& s) {
+    return fmt == Format::kLatex ? latex_escape(s) : fmt == Format::kMarkdown ? md_cell(s) : printable(s, 200);
   };
   std::vector<std::pair<std::string, std::vector<std::string>>> text_rows;
   auto row = [&](const std::string& head, const std::vector<std::string>& cells) {
     if (fmt == Format::kMarkdown) {
-      o << "| " << head;
+      o << "| " << esc(head);
       for (const auto& c : cells) o << " | " << c;
       o << " |\n";
     } else if (fmt == Format::kLatex) {
@@ -139,7 +173,7 @@ std::string side_by_side(const std::vector<FitResult>& ms, Format fmt) {
       for (const auto& c : cells) o << " & " << c;
       o << " \\\\\n";
     } else {
-      text_rows.emplace_back(head, cells);  // printed at the end, once the widths are known
+      text_rows.emplace_back(esc(head), cells);  // printed at the end, once the widths are known
     }
   };
   if (fmt == Format::kLatex) {
@@ -285,7 +319,7 @@ nlohmann::json fit_json(const std::vector<FitResult>& ms) {
 std::string render_fit(const std::vector<FitResult>& ms, Format fmt) {
   switch (fmt) {
     case Format::kJson:
-      return fit_json(ms).dump(2) + "\n";
+      return dump_json(fit_json(ms));
     case Format::kText: {
       std::string s;
       for (std::size_t i = 0; i < ms.size(); ++i) {
@@ -303,17 +337,130 @@ std::string render_fit(const std::vector<FitResult>& ms, Format fmt) {
       o << "model,formula,term,estimate,std_error,t_stat,p_value,ci_low,ci_high,nobs,vcov,simulated_data\n";
       for (std::size_t i = 0; i < ms.size(); ++i)
         for (const auto& c : ms[i].coefficients) {
-          std::string fq = ms[i].formula;
-          std::string q = "\"";
-          for (char ch : fq) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-          q += "\"";
-          o << i + 1 << "," << q << ",\"" << c.name << "\"," << f("%.17g", c.estimate) << ","
+          o << i + 1 << "," << csv_quote(ms[i].formula) << "," << csv_quote(c.name) << "," << f("%.17g", c.estimate) << ","
             << f("%.17g", c.std_error) << "," << f("%.17g", c.t_stat) << "," << f("%.17g", c.p_value)
             << "," << f("%.17g", c.ci_low) << "," << f("%.17g", c.ci_high) << "," << ms[i].n_obs
             << "," << ms[i].vcov_type << "," << (ms[i].simulated ? 1 : 0) << "\n";
         }
       return o.str();
     }
+  }
+  return "";
+}
+
+namespace {
+
+struct VariableSummary {
+  std::string name;
+  bool text = false;
+  std::size_t obs = 0, levels = 0;
+  double mean = NAN, sd = NAN, min = NAN, max = NAN;
+};
+
+VariableSummary summarize(const Column& c, const std::vector<char>& keep) {
+  VariableSummary v;
+  v.name = c.name;
+  v.text = c.is_string();
+  const std::size_t n_rows = keep.size();
+  if (v.text) {
+    for (std::size_t r = 0; r < n_rows; ++r) v.obs += keep[r] && c.codes[r] >= 0;
+    v.levels = c.levels.size();
+    return v;
+  }
+  double s1 = 0, s2 = 0, lo = INFINITY, hi = -INFINITY;
+  for (std::size_t r = 0; r < n_rows; ++r) {
+    const double x = c.num[r];
+    if (!keep[r] || x != x) continue;
+    ++v.obs;
+    s1 += x;
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+  if (!v.obs) return v;
+  v.mean = s1 / static_cast<double>(v.obs);
+  for (std::size_t r = 0; r < n_rows; ++r)
+    if (keep[r] && c.num[r] == c.num[r]) s2 += (c.num[r] - v.mean) * (c.num[r] - v.mean);
+  v.sd = v.obs > 1 ? std::sqrt(s2 / static_cast<double>(v.obs - 1)) : NAN;
+  v.min = lo;
+  v.max = hi;
+  return v;
+}
+
+std::string describe_text(const DataFrame& df, const std::vector<VariableSummary>& vs, bool sim) {
+  std::ostringstream t;
+  t << "Data: " << printable(df.source, 300) << " (" << df.n_rows() << " rows, " << df.columns.size() << " columns)\n";
+  if (sim) t << "NOTE: " << kSimulatedNote << "\n";
+  t << pad("variable", 16, true) << pad("type", 8) << pad("obs", 8) << pad("mean", 14) << pad("sd", 14)
+    << pad("min", 14) << pad("max", 14) << "\n";
+  for (const VariableSummary& v : vs) {
+    t << pad(printable(v.name, 60), 16, true) << pad(v.text ? "text" : "num", 8) << pad(std::to_string(v.obs), 8);
+    if (v.text) t << "   " << v.levels << " levels\n";
+    else t << pad(f("%.6g", v.mean), 14) << pad(f("%.6g", v.sd), 14) << pad(f("%.6g", v.min), 14) << pad(f("%.6g", v.max), 14) << "\n";
+  }
+  return t.str();
+}
+
+std::string describe_table(const std::vector<VariableSummary>& vs, bool sim, Format fmt) {
+  std::ostringstream t;
+  const bool md = fmt == Format::kMarkdown;
+  if (md) t << "| variable | type | obs | levels | mean | sd | min | max |\n|---|---|---:|---:|---:|---:|---:|---:|\n";
+  else t << "\\begin{tabular}{llrrrrrr}\n\\hline\nvariable & type & obs & levels & mean & sd & min & max \\\\\n\\hline\n";
+  const std::string sep = md ? " | " : " & ";
+  for (const VariableSummary& v : vs) {
+    t << (md ? "| " + md_cell(v.name) : latex_escape(v.name)) << sep << (v.text ? "text" : "numeric") << sep << v.obs << sep
+      << (v.text ? std::to_string(v.levels) : "") << sep << (v.text ? "" : f("%.6g", v.mean)) << sep
+      << (v.text ? "" : f("%.6g", v.sd)) << sep << (v.text ? "" : f("%.6g", v.min)) << sep
+      << (v.text ? "" : f("%.6g", v.max)) << (md ? " |\n" : " \\\\\n");
+  }
+  if (!md) t << "\\hline\n\\end{tabular}\n";
+  if (sim) t << (md ? "\n" : "% ") << kSimulatedNote << "\n";
+  return t.str();
+}
+
+std::string describe_csv(const std::vector<VariableSummary>& vs, bool sim) {
+  std::ostringstream t;
+  t << "variable,type,obs,levels,mean,sd,min,max,simulated_data\n";
+  for (const VariableSummary& v : vs)
+    t << csv_quote(v.name) << "," << (v.text ? "text" : "numeric") << "," << v.obs << ","
+      << (v.text ? std::to_string(v.levels) : "") << "," << (v.text ? "" : f("%.17g", v.mean)) << ","
+      << (v.text ? "" : f("%.17g", v.sd)) << "," << (v.text ? "" : f("%.17g", v.min)) << ","
+      << (v.text ? "" : f("%.17g", v.max)) << "," << (sim ? 1 : 0) << "\n";
+  return t.str();
+}
+
+std::string describe_json(const DataFrame& df, const std::vector<VariableSummary>& vs, bool sim) {
+  nlohmann::json vars = nlohmann::json::array();
+  for (const VariableSummary& v : vs) {
+    nlohmann::json j{{"name", v.name}, {"type", v.text ? "text" : "numeric"}, {"obs", v.obs}};
+    if (v.text) {
+      j["levels"] = v.levels;
+    } else {
+      j["mean"] = num_or_null(v.mean);
+      j["sd"] = num_or_null(v.sd);
+      j["min"] = num_or_null(v.min);
+      j["max"] = num_or_null(v.max);
+    }
+    vars.push_back(j);
+  }
+  nlohmann::json j{{"program", "panelboot"}, {"version", PANELBOOT_VERSION}, {"command", "describe"},
+                   {"data", df.source}, {"simulated_data", sim}, {"rows", df.n_rows()}, {"variables", vars}};
+  if (sim) j["note"] = kSimulatedNote;
+  return dump_json(j);
+}
+
+}  // namespace
+
+std::string render_describe(const DataFrame& df, const std::vector<char>& keep, Format fmt) {
+  std::vector<VariableSummary> vs;
+  for (const Column& c : df.columns) vs.push_back(summarize(c, keep));
+  const Column* s = df.find("simulated");
+  const bool sim = s && !s->is_string();
+  switch (fmt) {
+    case Format::kText: return describe_text(df, vs, sim);
+    case Format::kJson: return describe_json(df, vs, sim);
+    case Format::kCsv: return describe_csv(vs, sim);
+    case Format::kMarkdown:
+    case Format::kLatex: return describe_table(vs, sim, fmt);
   }
   return "";
 }

@@ -11,6 +11,31 @@ namespace panelboot {
 namespace {
 using report::num_or_null;
 std::string f(const char* spec, double v) { return report::fmt_num(spec, v); }
+
+const char* pvalue_name(PValueType p) {
+  const char* names[] = {"symmetric", "equal-tailed", "lower", "upper"};
+  return names[static_cast<int>(p)];
+}
+
+// The tests as a LaTeX tabular (the model's coefficients are `fit --format latex`'s table).
+std::string wild_latex(const WildResult& w, const WildOptions& wo) {
+  std::ostringstream o;
+  const int lvl = static_cast<int>(std::lround(wo.level * 100));
+  o << "\\begin{tabular}{lrrrcr}\n\\hline\nHypothesis & $t$ / $F$ & CRVE $p$ & Bootstrap $p$ & " << lvl
+    << "\\% CI & $B$ \\\\\n\\hline\n";
+  for (const WildTest& t : w.tests) {
+    const std::string ci = t.ci_available ? "[" + f("%.4g", t.ci_low) + ", " + f("%.4g", t.ci_high) + "]" : "";
+    o << latex_escape(t.hypothesis) << " & " << f("%.3f", t.stat) << " & " << f("%.4f", t.crve_p_value) << " & "
+      << f("%.4f", t.p_value) << " & " << ci << " & " << t.n_boot << (t.enumerated ? " (all)" : "") << " \\\\\n";
+  }
+  o << "\\hline\n\\end{tabular}\n";
+  o << "% Wild " << (w.bootcluster == "(observation)" ? "(heteroskedastic) " : "cluster ") << "bootstrap: "
+    << w.method << ", " << w.weight_type << " weights, bootstrap clusters " << latex_escape(w.bootcluster) << " ("
+    << w.n_bootclusters << "), seed " << w.seed << "; " << pvalue_name(wo.pvalue) << " p-values; model "
+    << latex_escape(w.fit.formula) << "\n";
+  if (w.fit.simulated) o << "% " << kSimulatedNote << "\n";
+  return o.str();
+}
 }  // namespace
 
 nlohmann::json wild_json(const WildResult& w, const WildOptions& wo) {
@@ -29,8 +54,7 @@ nlohmann::json wild_json(const WildResult& w, const WildOptions& wo) {
   j["backend"] = w.backend;
   j["level"] = wo.level;
   j["ties"] = wo.ties == Ties::kStrict ? "strict" : "inclusive";
-  const char* pv[] = {"symmetric", "equal-tailed", "lower", "upper"};
-  j["pvalue_type"] = pv[static_cast<int>(wo.pvalue)];
+  j["pvalue_type"] = pvalue_name(wo.pvalue);
   j["fe_reprojected"] = w.fe_reprojected;
   j["notes"] = w.notes;
   nlohmann::json tm = nlohmann::json::object();
@@ -62,17 +86,20 @@ nlohmann::json wild_json(const WildResult& w, const WildOptions& wo) {
 }
 
 std::string render_wild(const WildResult& w, const WildOptions& wo, Format fmt) {
-  if (fmt == Format::kJson) return wild_json(w, wo).dump(2) + "\n";
+  if (fmt == Format::kJson) return dump_json(wild_json(w, wo));
   std::ostringstream o;
   if (fmt == Format::kCsv) {
-    o << "hypothesis,q,stat,crve_p_value,p_value,p_value_adjusted,ci_low,ci_high,n_boot,enumerated,method,weight_type\n";
+    o << "hypothesis,q,stat,crve_p_value,p_value,p_value_adjusted,ci_low,ci_high,n_boot,enumerated,method,weight_type,"
+         "simulated_data\n";
     for (const WildTest& t : w.tests)
-      o << "\"" << t.hypothesis << "\"," << t.q << "," << f("%.17g", t.stat) << "," << f("%.17g", t.crve_p_value)
+      o << csv_quote(t.hypothesis) << "," << t.q << "," << f("%.17g", t.stat) << "," << f("%.17g", t.crve_p_value)
         << "," << f("%.17g", t.p_value) << "," << f("%.17g", t.p_value_adjusted) << ","
         << (t.ci_available ? f("%.17g", t.ci_low) : "") << "," << (t.ci_available ? f("%.17g", t.ci_high) : "")
-        << "," << t.n_boot << "," << (t.enumerated ? 1 : 0) << "," << w.method << "," << w.weight_type << "\n";
+        << "," << t.n_boot << "," << (t.enumerated ? 1 : 0) << "," << w.method << "," << w.weight_type << ","
+        << (w.fit.simulated ? 1 : 0) << "\n";
     return o.str();
   }
+  if (fmt == Format::kLatex) return wild_latex(w, wo);
   const int lvl = static_cast<int>(std::lround(wo.level * 100));
   o << render_fit({w.fit}, Format::kText);
   o << "Wild " << (w.bootcluster == "(observation)" ? "(heteroskedastic) " : "cluster ") << "bootstrap: "
@@ -89,7 +116,7 @@ std::string render_wild(const WildResult& w, const WildOptions& wo, Format fmt) 
     std::string pb = f("%.4f", t.p_value);
     if (wo.padjust != PAdjust::kNone) pb += " (adj " + f("%.4f", t.p_value_adjusted) + ")";
     if (md) {
-      o << "| " << t.hypothesis << " | " << stat << " | " << f("%.4f", t.crve_p_value) << " | " << pb << " | " << ci
+      o << "| " << md_cell(t.hypothesis) << " | " << stat << " | " << f("%.4f", t.crve_p_value) << " | " << pb << " | " << ci
         << " | " << t.n_boot << " | " << (t.enumerated ? "yes" : "no") << " |\n";
     } else {
       char line[512];
@@ -101,7 +128,7 @@ std::string render_wild(const WildResult& w, const WildOptions& wo, Format fmt) 
     if (!t.note.empty()) o << "    note: " << t.note << "\n";
   }
   for (const auto& n : w.notes) o << "Note: " << n << "\n";
-  o << "p-values: " << (wo.pvalue == PValueType::kSymmetric ? "symmetric" : wo.pvalue == PValueType::kEqualTailed ? "equal-tailed" : wo.pvalue == PValueType::kLower ? "lower" : "upper")
+  o << "p-values: " << pvalue_name(wo.pvalue)
     << "; ties (|t*| within 1e-10 of |t|) " << (wo.ties == Ties::kStrict ? "not counted (strict)" : "counted (inclusive)") << "\n";
   return o.str();
 }

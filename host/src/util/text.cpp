@@ -96,5 +96,8 @@ std::string printable(std::string_view s, std::size_t max_chars) {
 }
 
 std::string quoted(std::string_view s) { return "'" + printable(s) + "'"; }
+std::string quoted(const std::string& s) { return quoted(std::string_view(s)); }
+std::string quoted(std::string& s) { return quoted(std::string_view(s)); }
+std::string quoted(const char* s) { return quoted(std::string_view(s)); }
 
 }  // namespace panelboot

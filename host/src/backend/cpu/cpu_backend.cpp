@@ -288,29 +288,23 @@ BootCounts count_range(const WildCoefView& cf, double delta, double t, double to
                    : count_block<false>(cf, delta, t, tol, pairs, b0, b1, buf);
 }
 
+// Counts summed over threads (integers: the same total in any order).
+#pragma omp declare reduction(count_sum : BootCounts : omp_out = omp_out + omp_in) initializer(omp_priv = BootCounts{})
+
 BootCounts count_all(const WildCoefView& cf, double delta, double t, double tol, bool inclusive, Pairs pairs) {
   const std::size_t m = static_cast<std::size_t>(cf.n_rep), block = 8192;
   const std::size_t n_blocks = (m + block - 1) / block;
-  std::int64_t abs = 0, upper = 0, lower = 0, finite = 0;
-#pragma omp parallel reduction(+ : abs, upper, lower, finite)
+  BootCounts total;
+#pragma omp parallel reduction(count_sum : total)
   {
     std::vector<double> buf(block);
 #pragma omp for schedule(static)
     for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(n_blocks); ++bi) {
       const std::size_t b0 = static_cast<std::size_t>(bi) * block, b1 = std::min(m, b0 + block);
-      const BootCounts c = count_range(cf, delta, t, tol, inclusive, pairs, b0, b1, buf.data());
-      abs += c.abs;
-      upper += c.upper;
-      lower += c.lower;
-      finite += c.finite;
+      total = total + count_range(cf, delta, t, tol, inclusive, pairs, b0, b1, buf.data());
     }
   }
-  BootCounts c;
-  c.abs = abs;
-  c.upper = upper;
-  c.lower = lower;
-  c.finite = finite;
-  return c;
+  return total;
 }
 
 class CpuReplicates final : public WildReplicates {
@@ -393,10 +387,12 @@ class CpuBackend final : public Backend {
     const std::size_t n_chunks = static_cast<std::size_t>((n_rep + chunk - 1) / chunk);
     // coefficients of every replication (for the CI); without keep_coefs only chunk-sized ones
     auto reps = std::make_unique<CpuReplicates>(sp.keep_coefs ? n_rep : 0, q == 1 && sp.n_part == 2, pairs);
-    std::vector<BootCounts> pc(n_chunks);
+    // counts are integers, so summing them per thread and then across threads gives the same
+    // total in any order: memory stays constant in n_rep without keep_coefs
+    BootCounts total;
     WildRun run;
     run.trace.assign(static_cast<std::size_t>(std::min<std::uint64_t>(sp.trace_keep, n_rep)), 0.0);
-#pragma omp parallel
+#pragma omp parallel reduction(count_sum : total)
     {
       std::vector<double> V, scratch, r1, buf;
       std::vector<std::vector<double>> N, D;
@@ -441,29 +437,31 @@ class CpuBackend final : public Backend {
         }
         v.n_rep = static_cast<std::int64_t>(nb);
         buf.resize(nb);
-        pc[static_cast<std::size_t>(ci)] =
-            count_range(v, sp.count_delta, sp.count_t, sp.count_tol, sp.inclusive, pairs, 0, nb, buf.data());
+        total = total + count_range(v, sp.count_delta, sp.count_t, sp.count_tol, sp.inclusive, pairs, 0, nb, buf.data());
+        if (sp.progress) sp.progress->advance(nb);
         for (std::size_t b = 0; b < nb && b0 + b < run.trace.size(); ++b)
           run.trace[b0 + b] = kernels::wild_t(v.n0[b], v.n1 ? v.n1[b] : 0.0, v.d0[b], v.d1 ? v.d1[b] : 0.0,
                                               v.d2 ? v.d2[b] : 0.0, sp.count_delta);
       }
     }
-    for (const BootCounts& c : pc) run.counts = run.counts + c;
+    run.counts = total;
     if (sp.keep_coefs) run.reps = std::move(reps);
     return run;
   }
 
-  BootCounts wild_enumerate(const kernels::GrayProblem& p) const override {
+  BootCounts wild_enumerate(const kernels::GrayProblem& p, ProgressSink* progress) const override {
+    // ranges of at most 2^20 sign vectors (under a second each), at least 256 of them; integer
+    // counts, so the sum does not depend on the split or the order
     const std::uint64_t n_vec = std::uint64_t{1} << (p.n_clu - 1);
-    const int n_part = 256;
-    std::vector<BootCounts> pc(n_part);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int part = 0; part < n_part; ++part) {
-      const std::uint64_t lo = n_vec * part / n_part, hi = n_vec * (part + 1) / n_part;
-      pc[part] = gray_range(p, lo, hi);
-    }
+    const std::int64_t n_part = static_cast<std::int64_t>(std::max<std::uint64_t>(256, n_vec >> 20));
     BootCounts total;
-    for (const BootCounts& c : pc) total = total + c;
+#pragma omp parallel for schedule(dynamic, 1) reduction(count_sum : total)
+    for (std::int64_t part = 0; part < n_part; ++part) {
+      const std::uint64_t lo = static_cast<std::uint64_t>(static_cast<unsigned __int128>(n_vec) * part / n_part);
+      const std::uint64_t hi = static_cast<std::uint64_t>(static_cast<unsigned __int128>(n_vec) * (part + 1) / n_part);
+      total = total + gray_range(p, lo, hi);
+      if (progress) progress->advance(hi - lo);
+    }
     return total;
   }
 
@@ -477,8 +475,10 @@ class CpuBackend final : public Backend {
         std::vector<double> buf(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
         const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
 #pragma omp for schedule(dynamic, 8)
-        for (std::int64_t b = 0; b < sp.n_boot; ++b)
+        for (std::int64_t b = 0; b < sp.n_boot; ++b) {
           fstar[static_cast<std::size_t>(b)] = threshold_replicate(v, hg, static_cast<std::uint64_t>(b), s);
+          if (sp.progress) sp.progress->advance(1);
+        }
       }
       return fstar;
     }
@@ -505,6 +505,7 @@ class CpuBackend final : public Backend {
           tb.extract(v, i, r.data());
           fstar[static_cast<std::size_t>(b0 + i)] = threshold_search_one(v, hg, r.data(), s0[i], sbuf.data());
         }
+        if (sp.progress) sp.progress->advance(static_cast<std::uint64_t>(nb));
       }
     }
     return fstar;

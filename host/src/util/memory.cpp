@@ -1,0 +1,105 @@
+#include "panelboot/memory.hpp"
+
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "panelboot/error.hpp"
+#include "panelboot/text.hpp"
+
+namespace panelboot {
+namespace {
+
+constexpr std::uint64_t kUnlimited = std::numeric_limits<std::uint64_t>::max();
+
+// MemAvailable from /proc/meminfo (kB there), or kUnlimited if it cannot be read.
+std::uint64_t mem_available() {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  std::uint64_t kb = 0;
+  while (in >> key >> kb) {
+    std::getline(in, unit);
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return kUnlimited;
+}
+
+// A cgroup file holding a number ("max" or unreadable: kUnlimited).
+std::uint64_t read_cgroup_value(const char* path) {
+  std::ifstream in(path);
+  std::string s;
+  if (!(in >> s) || s == "max" || s.empty() || !std::isdigit(static_cast<unsigned char>(s[0]))) return kUnlimited;
+  return std::strtoull(s.c_str(), nullptr, 10);
+}
+
+// The cgroup's headroom: memory.max - memory.current (cgroup v2), or the v1 limit less usage.
+std::uint64_t cgroup_headroom() {
+  std::uint64_t limit = read_cgroup_value("/sys/fs/cgroup/memory.max");
+  std::uint64_t used = read_cgroup_value("/sys/fs/cgroup/memory.current");
+  if (limit == kUnlimited) {
+    limit = read_cgroup_value("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+    used = read_cgroup_value("/sys/fs/cgroup/memory/memory.usage_in_bytes");
+  }
+  if (limit == kUnlimited || limit >= (std::uint64_t{1} << 60)) return kUnlimited;
+  if (used == kUnlimited) used = 0;
+  return limit > used ? limit - used : 0;
+}
+
+}  // namespace
+
+std::uint64_t parse_memory_size(const std::string& text) {
+  const std::string bad = "--max-memory " + quoted(text) +
+                          ": give a size such as 512M, 4G or 1.5G (K, M, G, T: powers of 1024)";
+  std::size_t pos = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &pos);
+  } catch (...) {
+    throw InvalidInput(bad);
+  }
+  std::string unit = text.substr(pos);
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (unit.size() > 1 && unit.back() == 'B') unit.pop_back();
+  if (unit.size() > 1 && unit.back() == 'I') unit.pop_back();
+  double mult = 1;
+  if (unit == "K") mult = 1024.0;
+  else if (unit == "M") mult = 1024.0 * 1024;
+  else if (unit == "G") mult = 1024.0 * 1024 * 1024;
+  else if (unit == "T") mult = 1024.0 * 1024 * 1024 * 1024;
+  else if (!unit.empty() && unit != "B") throw InvalidInput(bad);
+  const double bytes = v * mult;
+  if (!(bytes >= 1024.0 * 1024) || bytes > std::ldexp(1.0, 60))
+    throw InvalidInput("--max-memory " + quoted(text) + " is outside its range, 1M to 1024P");
+  return static_cast<std::uint64_t>(bytes);
+}
+
+std::uint64_t memory_limit(std::uint64_t user_max) {
+  if (user_max) return user_max;
+  const std::uint64_t a = mem_available(), c = cgroup_headroom();
+  return a < c ? a : c;
+}
+
+std::string format_bytes(double bytes) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB", "PB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 5) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, bytes < 10 && u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+  return buf;
+}
+
+void check_memory(double need_bytes, std::uint64_t user_max, const std::string& what, const std::string& ways_out) {
+  const std::uint64_t limit = memory_limit(user_max);
+  if (limit == kUnlimited || need_bytes <= static_cast<double>(limit)) return;
+  throw InvalidInput(what + " needs about " + format_bytes(need_bytes) + " of memory, more than the " +
+                     format_bytes(static_cast<double>(limit)) +
+                     (user_max ? " that --max-memory allows" : " available on this machine") + "; " + ways_out);
+}
+
+}  // namespace panelboot
