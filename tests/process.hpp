@@ -8,13 +8,19 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 namespace pbtest {
 
-inline std::string panelboot_exe() { return std::string(PB_BINARY_DIR) + "/panelboot"; }
+// The binary under test: this build's, or PANELBOOT_EXE (to run the same checks against another
+// build, e.g. an older commit's, and see them fail there).
+inline std::string panelboot_exe() {
+  if (const char* e = std::getenv("PANELBOOT_EXE")) return e;
+  return std::string(PB_BINARY_DIR) + "/panelboot";
+}
 
 struct ProcOptions {
   std::vector<std::string> env;  // extra NAME=VALUE entries

@@ -1,0 +1,457 @@
+// The executable as a user meets it: exit statuses, stderr, stdout failures and the files left
+// on disk, for every case of the hardening review (outputs that must never destroy anything,
+// crashes, hangs, options out of range, formats, progress).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "helpers.hpp"
+#include "process.hpp"
+
+namespace fs = std::filesystem;
+using pbtest::data_path;
+using pbtest::ProcOptions;
+using pbtest::ProcRun;
+using pbtest::run_process;
+
+namespace {
+
+// A fresh folder per test, removed at the end.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("pbproc_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+  static int& counter() {
+    static int c = 0;
+    return c;
+  }
+  // names of the files in the folder, sorted
+  std::vector<std::string> listing() const {
+    std::vector<std::string> v;
+    for (const auto& e : fs::directory_iterator(path)) v.push_back(e.path().filename().string());
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+};
+
+std::string slurp(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void spit(const std::string& p, const std::string& text) {
+  std::ofstream(p, std::ios::binary) << text;
+}
+
+// A user error: status 2, nothing on stdout, at most 3 lines on stderr, each from panelboot,
+// the last the one-line error with the prefix, holding every phrase.
+void expect_user_error(const ProcRun& r, const std::vector<std::string>& phrases) {
+  EXPECT_EQ(r.signal, 0) << "killed by signal " << r.signal;
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out.substr(0, 200);
+  EXPECT_GE(r.stderr_lines(), 1);
+  EXPECT_LE(r.stderr_lines(), 3) << r.err;
+  std::istringstream lines(r.err);
+  std::string line, last;
+  while (std::getline(lines, line)) {
+    EXPECT_EQ(line.rfind("panelboot: ", 0), 0u) << line;
+    last = line;
+  }
+  EXPECT_EQ(last.rfind("panelboot: error: ", 0), 0u) << r.err;
+  for (const auto& p : phrases) EXPECT_NE(last.find(p), std::string::npos) << "missing '" << p << "' in: " << r.err;
+}
+
+const std::string kFitFormula = "inv ~ value + capital | firm + year";
+
+std::vector<std::string> grunfeld_fit(const std::string& data) {
+  return {"fit", "--data", data, "-f", kFitFormula, "--cluster", "firm"};
+}
+
+std::vector<std::string> hansen_threshold() {
+  return {"threshold", "--data", data_path("hansen1999_invest.csv"), "--panel", "id,year", "-f",
+          "inva ~ l(vala,1) | id", "--regime", "l(cfa,1)", "--threshold-var", "l(debta,1)", "--B", "0"};
+}
+
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& more) {
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+
+}  // namespace
+
+// ---- 1. outputs never destroy anything ----
+
+TEST(ProcessOutput, OutputOntoTheInputFileIsRefusedAndTheInputKept) {
+  TempDir dir;
+  const std::string data = dir / "g.csv";
+  fs::copy_file(data_path("grunfeld_plm.csv"), data);
+  const std::string before = slurp(data);
+  expect_user_error(run_process(with(grunfeld_fit(data), {"--output", data})), {"--output", "input file", "--data"});
+  EXPECT_EQ(slurp(data), before);
+  // also through a symlink to it, and as a side file of threshold
+  const std::string link = dir / "link.csv";
+  fs::create_symlink(data, link);
+  expect_user_error(run_process(with(grunfeld_fit(data), {"--output", link})), {"input file"});
+  EXPECT_EQ(slurp(data), before);
+  const std::string hansen = dir / "h.csv";
+  fs::copy_file(data_path("hansen1999_invest.csv"), hansen);
+  auto thr = hansen_threshold();
+  thr[2] = hansen;
+  expect_user_error(run_process(with(thr, {"--lr-curve", hansen})), {"--lr-curve", "input file"});
+  EXPECT_EQ(slurp(hansen), slurp(data_path("hansen1999_invest.csv")));
+  EXPECT_EQ(dir.listing(), (std::vector<std::string>{"g.csv", "h.csv", "link.csv"}));
+}
+
+TEST(ProcessOutput, TwoOutputsNamingOneFileAreRefused) {
+  TempDir dir;
+  const std::string out = dir / "same.txt";
+  expect_user_error(run_process(with(hansen_threshold(), {"--output", out, "--lr-curve", out})),
+                    {"--lr-curve", "--output", "same file"});
+  expect_user_error(run_process(with(hansen_threshold(), {"--save-regimes", out, "--lr-curve", out})), {"same file"});
+  EXPECT_TRUE(dir.listing().empty());
+}
+
+TEST(ProcessOutput, ASymlinkKeepsPointingAtItsTargetWhichIsReplaced) {
+  TempDir dir;
+  const std::string target = dir / "target.txt", link = dir / "link.txt";
+  spit(target, "old");
+  fs::create_symlink("target.txt", link);
+  const ProcRun r = run_process(with(grunfeld_fit(data_path("grunfeld_plm.csv")), {"--format", "json", "--output", link}));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(fs::read_symlink(link), "target.txt");
+  EXPECT_EQ(nlohmann::json::parse(slurp(target))["models"][0]["nobs"], 200);
+  EXPECT_EQ(dir.listing(), (std::vector<std::string>{"link.txt", "target.txt"}));  // no temporary left
+  // a dangling link: its target is created
+  fs::remove(target);
+  ASSERT_EQ(run_process(with(grunfeld_fit(data_path("grunfeld_plm.csv")), {"--output", link})).status, 0);
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_NE(slurp(target).find("Model: " + kFitFormula), std::string::npos);
+}
+
+TEST(ProcessOutput, AnExistingFileKeepsItsPermissions) {
+  TempDir dir;
+  const std::string out = dir / "private.txt";
+  spit(out, "old");
+  ::chmod(out.c_str(), 0600);
+  ASSERT_EQ(run_process(with(grunfeld_fit(data_path("grunfeld_plm.csv")), {"--output", out})).status, 0);
+  struct stat st;
+  ASSERT_EQ(::stat(out.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_NE(slurp(out).find("Model:"), std::string::npos);
+}
+
+TEST(ProcessOutput, DevicesAndFifosAreWrittenInPlaceNeverReplaced) {
+  const ProcRun r = run_process(with(grunfeld_fit(data_path("grunfeld_plm.csv")), {"--output", "/dev/null"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  struct stat st;
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode)) << "/dev/null is no longer a device";
+  TempDir dir;
+  const std::string fifo = dir / "pipe";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string got;
+  std::thread reader([&] { got = slurp(fifo); });
+  const ProcRun w = run_process(with(grunfeld_fit(data_path("grunfeld_plm.csv")), {"--format", "csv", "--output", fifo}));
+  reader.join();
+  EXPECT_EQ(w.status, 0) << w.err;
+  EXPECT_NE(got.find("\"capital\""), std::string::npos) << got;
+  ASSERT_EQ(::lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+}
+
+TEST(ProcessOutput, AFailedRunLeavesNoFileAndSideFilesOnlyWithSuccess) {
+  TempDir dir;
+  const std::string lr = dir / "lr.csv", reg = dir / "reg.csv";
+  // the report's folder does not exist: refused before any work, no side file written
+  expect_user_error(run_process(with(hansen_threshold(), {"--lr-curve", lr, "--save-regimes", reg, "--output",
+                                                          dir / "missing/report.txt"})),
+                    {"folder", "does not exist"});
+  // the run fails after reading: nothing either
+  auto bad = hansen_threshold();
+  bad[10] = "nonexistent";
+  expect_user_error(run_process(with(bad, {"--lr-curve", lr, "--save-regimes", reg, "--output", dir / "r.txt"})),
+                    {"unknown variable 'nonexistent'"});
+  EXPECT_TRUE(dir.listing().empty());
+  // success writes all three, with no temporary beside them
+  const ProcRun ok = run_process(with(hansen_threshold(), {"--lr-curve", lr, "--save-regimes", reg, "--output", dir / "r.txt"}));
+  ASSERT_EQ(ok.status, 0) << ok.err;
+  EXPECT_EQ(dir.listing(), (std::vector<std::string>{"lr.csv", "r.txt", "reg.csv"}));
+}
+
+TEST(ProcessOutput, OutputsThatAreDirectoriesAreRefused) {
+  TempDir dir;
+  expect_user_error(run_process(with(grunfeld_fit(data_path("grunfeld_plm.csv")), {"--output", dir.path.string()})),
+                    {"is a directory"});
+}
+
+// ---- standard output ----
+
+TEST(ProcessStdout, AFullDiskIsAnErrorNotASilentSuccess) {
+  ProcOptions o;
+  o.stdout_path = "/dev/full";
+  const ProcRun r = run_process(grunfeld_fit(data_path("grunfeld_plm.csv")), o);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "panelboot: error: cannot write to standard output: No space left on device\n");
+}
+
+TEST(ProcessStdout, AClosedPipeEndsTheRunSilentlyBySigpipe) {
+  for (bool ignored : {false, true}) {
+    ProcOptions o;
+    o.close_stdout_early = true;
+    o.ignore_sigpipe = ignored;  // even where the parent ignores SIGPIPE: 141 in a shell, as other tools
+    const ProcRun r = run_process(grunfeld_fit(data_path("grunfeld_plm.csv")), o);
+    EXPECT_EQ(r.signal, SIGPIPE) << "ignored=" << ignored << " status " << r.status << ": " << r.err;
+    EXPECT_TRUE(r.err.empty()) << r.err;
+  }
+}
+
+// ---- 2, 3. crashes and hangs ----
+
+TEST(ProcessCrash, FixedThresholdsPrintAsTextWithoutConfidenceSets) {
+  const ProcRun r = run_process({"threshold", "--data", data_path("hansen1999_invest.csv"), "--panel", "id,year", "-f",
+                                 "inva ~ vala | id", "--regime", "cfa", "--threshold-var", "debta", "--gammas", "0.0157"});
+  ASSERT_EQ(r.signal, 0);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("gamma 1 = 0.0157     (given by --gammas)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("F1 = "), std::string::npos);
+}
+
+TEST(ProcessHang, AZeroClusterVarianceIsAWarningInFitAndAnErrorInWild) {
+  const std::vector<std::string> model{"--data", data_path("empluk_fem.csv"), "--where", "Firm <= 2", "-f",
+                                       "Emp ~ Wage | Firm + Year", "--cluster", "Firm"};
+  ProcOptions o;
+  o.timeout_s = 30;
+  const ProcRun w = run_process(with({"wild"}, with(model, {"--test", "Wage = 0"})), o);
+  ASSERT_FALSE(w.timed_out) << "the CI search hangs";
+  expect_user_error(w, {"--test 'Wage = 0'", "numerically zero", "2 clusters"});
+  const ProcRun f = run_process(with({"fit"}, model), o);
+  ASSERT_EQ(f.status, 0) << f.err;
+  EXPECT_EQ(f.err.rfind("panelboot: warning: the cluster standard error of 'Wage' is numerically zero", 0), 0u) << f.err;
+  const std::size_t row = f.out.find("\nWage ");
+  ASSERT_NE(row, std::string::npos) << f.out;
+  const std::string wage = f.out.substr(row + 1, f.out.find('\n', row + 1) - row - 1);
+  EXPECT_EQ(wage.find('*'), std::string::npos) << "stars on a zero variance: " << wage;
+  EXPECT_EQ(wage, "Wage             -2.34893  1.74061e-14       NA        NA                NA           NA");
+  // the same in Grunfeld (t was 2.7e15), and JSON carries null t and p and the warning
+  const ProcRun g = run_process({"fit", "--data", data_path("grunfeld_plm.csv"), "--where", "firm <= 2", "-f",
+                                 "inv ~ value | firm + year", "--cluster", "firm", "--format", "json"});
+  ASSERT_EQ(g.status, 0) << g.err;
+  const auto j = nlohmann::json::parse(g.out);
+  const auto& c = pbtest::coef(j["models"][0], "value");
+  EXPECT_TRUE(c["t_stat"].is_null());
+  EXPECT_TRUE(c["p_value"].is_null());
+  EXPECT_NEAR(c["estimate"].get<double>(), 0.2281, 1e-4);
+  EXPECT_NE(j["models"][0]["warnings"].dump().find("numerically zero"), std::string::npos);
+}
+
+// ---- 5. options in range ----
+
+TEST(ProcessOptions, NumbersOutsideTheirStatedRangeExitTwo) {
+  const std::vector<std::string> wild{"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province",
+                                      "--test", "rgzn = 0", "--B", "99"};
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {with(wild, {"--chunk", "-1"}), "--chunk: '-1' is not a whole number from 0 to"},
+      {with(wild, {"--seed", "-5"}), "--seed: '-5' is not a whole number from 0 to 18446744073709551615"},
+      {with(wild, {"--seed", "18446744073709551616"}), "--seed"},
+      {with(wild, {"--threads", "-1"}), "--threads: '-1' is not a whole number from 0 to 1024"},
+      {with(wild, {"--B", "0"}), "--B: '0' is not a whole number from 1 to"},
+      {with(wild, {"--B", "1e3"}), "--B: '1e3'"},
+      {with(wild, {"--level", "1"}), "--level: '1' is not a number strictly between 0 and 1"},
+      {with(wild, {"--fe-tol", "0"}), "--fe-tol"},
+      {with(wild, {"--fe-maxiter", "0"}), "--fe-maxiter"},
+      {with(wild, {"--max-memory", "12Q"}), "--max-memory '12Q'"},
+      {with(hansen_threshold(), {"--grid", "0"}), "--grid: '0' is not a whole number from 10 to"},
+      {with(hansen_threshold(), {"--grid", "100000000"}), "--grid"},
+      {with(hansen_threshold(), {"--thresholds", "0"}), "--thresholds"},
+      {with(hansen_threshold(), {"--gammas", "inf"}), "--gammas 'inf'"},
+      {{"fit", "-f", "newqua ~ rgzn", "--dk-lag", "-2"}, "--dk-lag"},
+  };
+  for (const auto& [args, phrase] : cases) {
+    SCOPED_TRACE(args[args.size() - 2] + " " + args.back());
+    expect_user_error(run_process(args), {phrase});
+  }
+}
+
+TEST(ProcessOptions, TooManyThreadsAreReducedToTheCoresWithAWarning) {
+  const ProcRun r = run_process({"fit", "-f", "newqua ~ rgzn | province + year", "--threads", "1000"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("panelboot: warning: --threads 1000 is more than this machine's"), std::string::npos) << r.err;
+}
+
+TEST(ProcessOptions, ReplicationsBeyondMemoryAreRefusedWithTheEstimateAndTheWaysOut) {
+  // --B 2147483648 with the CI keeps 5 numbers per replication: about 80 GB
+  const std::vector<std::string> wild{"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province",
+                                      "--test", "rgzn = 0", "--enumerate", "never"};
+  expect_user_error(run_process(with(wild, {"--B", "2147483648"})), {"needs about 80 GB", "--no-ci"});
+  expect_user_error(run_process(with(wild, {"--B", "1000000000000"})), {"needs about", "lower --B"});
+  expect_user_error(run_process(with(wild, {"--B", "100000", "--max-memory", "1M"})),
+                    {"needs about 3.8 MB", "1.0 MB that --max-memory allows"});
+  expect_user_error(run_process(with(hansen_threshold(), {"--grid", "10000000", "--max-memory", "64M"})),
+                    {"threshold with a grid of 9800001 points needs about", "lower --grid"});
+}
+
+TEST(ProcessOptions, ParseErrorsExitTwoWithThePrefixAndTheNearestName) {
+  expect_user_error(run_process({"fit", "--clustr", "firm"}), {"unknown option '--clustr'", "did you mean '--cluster'?"});
+  expect_user_error(run_process({"fitt"}), {"unknown command 'fitt'", "did you mean 'fit'?"});
+  expect_user_error(run_process({"wild", "-f", "y ~ x"}), {"--test is required"});
+  expect_user_error(run_process({"fit", "--format", "xml"}), {"--format"});
+  expect_user_error(run_process({}), {"subcommand is required"});
+  const ProcRun help = run_process({"wild", "--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("--B"), std::string::npos);
+  EXPECT_NE(help.out.find("INT from 1 to 1000000000000"), std::string::npos) << "the range is stated in --help";
+}
+
+// ---- 6. silent wrong or lost output ----
+
+TEST(ProcessValues, ARegressorWhoseSquareOverflowsIsALocatedError) {
+  TempDir dir;
+  std::string csv = "id,year,y,x\n";
+  for (int i = 1; i <= 4; ++i)
+    for (int t = 1; t <= 3; ++t) csv += std::to_string(i) + "," + std::to_string(t) + "," + std::to_string(i * t % 5) + "," + std::to_string(i + t * t) + "\n";
+  csv.replace(csv.find("\n3,2,") + 1, std::string::npos, "3,2,1,2e155\n" + csv.substr(csv.find("\n3,3,") + 1));
+  spit(dir / "big.csv", csv);
+  expect_user_error(run_process({"fit", "--data", dir / "big.csv", "-f", "y ~ x | id"}),
+                    {"value 2e+155 of 'x'", "line 9, column 4", "too large"});
+  // 1e150 is fine: kept, not dropped as collinear
+  std::string ok = csv;
+  ok.replace(ok.find("2e155"), 5, "1e150");
+  spit(dir / "ok.csv", ok);
+  const ProcRun r = run_process({"fit", "--data", dir / "ok.csv", "-f", "y ~ x | id", "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["models"][0]["coefficients"].size(), 1u) << r.out;
+}
+
+TEST(ProcessValues, ThresholdNeedsTwoUnitsAndItsFixedEffect) {
+  auto one = hansen_threshold();
+  one.insert(one.end(), {"--where", "id == 1"});
+  expect_user_error(run_process(one), {"at least two panel units", "'id' has 1"});
+  auto no_fe = hansen_threshold();
+  no_fe[6] = "inva ~ l(vala,1)";
+  expect_user_error(run_process(no_fe), {"has no fixed effect", "'inva ~ l(vala,1) | id'"});
+}
+
+TEST(ProcessValues, AHeaderOnlyFileSaysSoNotWhere) {
+  TempDir dir;
+  spit(dir / "h.csv", "y,x\n");
+  const ProcRun r = run_process({"fit", "--data", dir / "h.csv", "-f", "y ~ x"});
+  expect_user_error(r, {"has no data rows"});
+  EXPECT_EQ(r.err.find("--where"), std::string::npos) << r.err;
+}
+
+// ---- 8. formats ----
+
+TEST(ProcessFormats, EveryCommandWritesExactlyTheFormatsItsHelpLists) {
+  const std::vector<std::string> wild{"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province",
+                                      "--test", "rgzn = 0", "--B", "99", "--no-ci"};
+  const ProcRun wl = run_process(with(wild, {"--format", "latex"}));
+  ASSERT_EQ(wl.status, 0) << wl.err;
+  EXPECT_NE(wl.out.find("\\begin{tabular}"), std::string::npos) << wl.out;
+  EXPECT_NE(wl.out.find("% SIMULATED DATA"), std::string::npos) << wl.out;
+  const ProcRun dl = run_process({"describe", "--format", "latex"});
+  ASSERT_EQ(dl.status, 0) << dl.err;
+  EXPECT_NE(dl.out.find("\\begin{tabular}{llrrrrrr}"), std::string::npos) << dl.out;
+  EXPECT_NE(dl.out.find("newqua & numeric & 360"), std::string::npos) << dl.out;
+  const ProcRun dm = run_process({"describe", "--format", "markdown"});
+  EXPECT_NE(dm.out.find("| newqua | numeric | 360 |"), std::string::npos) << dm.out;
+  expect_user_error(run_process(with(hansen_threshold(), {"--format", "csv"})), {"--format: csv not in {text,json}"});
+  const ProcRun th = run_process({"threshold", "--help"});
+  EXPECT_NE(th.out.find("text | json"), std::string::npos);
+  EXPECT_EQ(th.out.find("markdown"), std::string::npos);
+}
+
+TEST(ProcessFormats, EveryOutputOfTheEmbeddedDataSaysItIsSimulated) {
+  const ProcRun wc = run_process({"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province", "--test",
+                                  "rgzn = 0", "--B", "99", "--no-ci", "--format", "csv"});
+  ASSERT_EQ(wc.status, 0) << wc.err;
+  EXPECT_NE(wc.out.find(",simulated_data\n"), std::string::npos) << wc.out;
+  EXPECT_EQ(wc.out.substr(wc.out.size() - 3), ",1\n") << wc.out;
+  const ProcRun dj = run_process({"describe", "--format", "json"});
+  const auto j = nlohmann::json::parse(dj.out);
+  EXPECT_EQ(j["simulated_data"], true);
+  EXPECT_NE(j["note"].get<std::string>().find("SIMULATED"), std::string::npos);
+  const ProcRun dc = run_process({"describe", "--format", "csv"});
+  EXPECT_NE(dc.out.find("\"newqua\",numeric,360,"), std::string::npos) << dc.out;
+  TempDir dir;
+  const ProcRun t = run_process({"threshold", "--panel", "province,year", "-f", "newqua ~ urban | province", "--regime",
+                                 "rgzn", "--threshold-var", "fin", "--B", "0", "--lr-curve", dir / "lr.csv",
+                                 "--save-regimes", dir / "reg.csv"});
+  ASSERT_EQ(t.status, 0) << t.err;
+  for (const char* f : {"lr.csv", "reg.csv"}) {
+    const std::string text = slurp(dir / f);
+    const std::string header = text.substr(0, text.find('\n'));
+    EXPECT_EQ(header.substr(header.size() - 15), ",simulated_data") << f << ": " << header;
+    EXPECT_EQ(text.substr(text.size() - 3), ",1\n") << f;
+  }
+}
+
+TEST(ProcessFormats, QuotesAndLineBreaksInLevelsSurviveCsvAndMarkdown) {
+  TempDir dir;
+  std::string csv = "id,year,y,x,g\n";
+  const char* levels[] = {"plain", "say \"\"hi\"\"", "two\nlines", "a|b"};
+  for (int i = 0; i < 24; ++i)
+    csv += std::to_string(i % 6) + "," + std::to_string(i / 6) + "," + std::to_string((i * 7) % 5) + "," +
+           std::to_string((i * 3) % 7) + ",\"" + levels[i % 4] + "\"\n";
+  spit(dir / "q.csv", csv);
+  const std::vector<std::string> fit{"fit", "--data", dir / "q.csv", "-f", "y ~ x + i(g, ref=\"plain\")"};
+  const ProcRun c = run_process(with(fit, {"--format", "csv"}));
+  ASSERT_EQ(c.status, 0) << c.err;
+  EXPECT_NE(c.out.find(",\"g::say \"\"hi\"\"\","), std::string::npos) << c.out;
+  const ProcRun m = run_process(with(fit, {"--format", "markdown"}));
+  ASSERT_EQ(m.status, 0) << m.err;
+  std::istringstream lines(m.out);
+  std::string line;
+  bool in_table = true;
+  while (std::getline(lines, line)) {
+    if (line.empty()) in_table = false;
+    if (in_table) EXPECT_EQ(line.rfind("|", 0), 0u) << "a table row broken by a line break: " << line;
+  }
+  EXPECT_NE(m.out.find("g::two lines"), std::string::npos) << m.out;
+  EXPECT_NE(m.out.find("g::a\\|b"), std::string::npos) << m.out;
+}
+
+// ---- 9. progress and the backend line ----
+
+TEST(ProcessProgress, ALongRunShowsProgressWithTheTimeLeft) {
+  ProcOptions o;
+  o.env = {"PANELBOOT_PROGRESS=always"};
+  // about 2.5 s here (6 million replications without the CI, one thread); `always` draws the
+  // line for any run still going after 0.5 s (the terminal rule is ProgressReporter's unit test)
+  const ProcRun r = run_process({"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province", "--test",
+                                 "rgzn = 0", "--B", "6000000", "--no-ci", "--threads", "1", "--format", "json"},
+                                o);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("panelboot: wild bootstrap of 'rgzn = 0': "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(" of 6M replications), about "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(" left"), std::string::npos) << r.err;
+  // by default (stderr not a terminal here) nothing is drawn
+  const ProcRun quiet = run_process({"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province", "--test",
+                                     "rgzn = 0", "--B", "999", "--no-ci"});
+  ASSERT_EQ(quiet.status, 0) << quiet.err;
+  EXPECT_EQ(quiet.err, "panelboot: no --data given; using the embedded simulated dataset\n");
+}
+
+TEST(ProcessProgress, TheBackendIsNamedOnlyWithVerboseOrWhenAGpuWasAskedFor) {
+  const std::vector<std::string> fit{"fit", "--data", data_path("grunfeld_plm.csv"), "-f", kFitFormula};
+  EXPECT_TRUE(run_process(fit).err.empty());
+  EXPECT_NE(run_process(with(fit, {"--verbose"})).err.find("panelboot: backend: "), std::string::npos);
+  const ProcRun w = run_process({"wild", "--data", data_path("grunfeld_plm.csv"), "-f", kFitFormula, "--cluster",
+                                 "firm", "--test", "value = 0", "--B", "99", "--format", "json"});
+  ASSERT_EQ(w.status, 0) << w.err;
+  EXPECT_TRUE(w.err.empty()) << w.err;
+  EXPECT_FALSE(nlohmann::json::parse(w.out)["backend"].get<std::string>().empty());
+}
