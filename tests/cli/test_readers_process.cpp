@@ -1,0 +1,57 @@
+// The input readers seen as a user sees them: the real executable in a child process, its exit
+// status, its stderr and its output. A user error is one line beginning 'panelboot: error: ' and
+// exit status 2; a warning is a line beginning 'panelboot: warning: '; never a signal or exit 3.
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "helpers.hpp"
+#include "process.hpp"
+
+namespace {
+
+using pbtest::ProcRun;
+using pbtest::run_process;
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// boottest_collapsed.dta (Stata 118) with the byte at `offset` replaced, written to a temp file.
+std::string patched_dta(std::size_t offset, char byte, const std::string& suffix = ".dta") {
+  std::string b = file_bytes(pbtest::data_path("boottest_collapsed.dta"));
+  b.at(offset) = byte;
+  return pbtest::write_temp(b, suffix);
+}
+
+void expect_user_error(const ProcRun& r, const std::vector<std::string>& phrases) {
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.signal, 0) << "killed by signal " << r.signal << "; stderr: " << r.err;
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(r.stderr_lines(), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("panelboot: error: ", 0), 0u) << r.err;
+  for (const auto& p : phrases) EXPECT_NE(r.err.find(p), std::string::npos) << "missing '" << p << "' in: " << r.err;
+}
+
+}  // namespace
+
+// 1. A .dta whose variable name is empty: ReadStat hands back NULL for the name.
+TEST(ReadersProcess, StataVariableWithAnEmptyNameIsALocatedError) {
+  const std::string p = patched_dta(334, '\0');  // the first byte of variable 1's name, "year"
+  const ProcRun r = run_process({"describe", "--data", p});
+  expect_user_error(r, {"file '" + p + "'", "variable 1 has an empty name"});
+}
+
+TEST(ReadersProcess, StataVariablesWithOneNameAreALocatedError) {
+  std::string b = file_bytes(pbtest::data_path("boottest_collapsed.dta"));
+  b.replace(334 + 129, 5, std::string("year\0", 5));  // variable 2, "selfemployed", renamed "year"
+  const std::string p = pbtest::write_temp(b, ".dta");
+  const ProcRun r = run_process({"describe", "--data", p});
+  expect_user_error(r, {"file '" + p + "'", "variable 2 has the name 'year' of variable 1"});
+}
+
