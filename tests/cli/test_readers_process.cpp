@@ -38,6 +38,21 @@ void expect_user_error(const ProcRun& r, const std::vector<std::string>& phrases
   for (const auto& p : phrases) EXPECT_NE(r.err.find(p), std::string::npos) << "missing '" << p << "' in: " << r.err;
 }
 
+void expect_success(const ProcRun& r) {
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.signal, 0) << r.err;
+  EXPECT_EQ(r.status, 0) << r.err;
+}
+
+const char* kPanel =
+    "id,year,y,x\n"
+    "1,2001,1.0,0.5\n"
+    "1,2002,2.0,1.5\n"
+    "2,2001,0.5,2.5\n"
+    "2,2002,1.5,0.2\n"
+    "3,2001,2.5,1.1\n"
+    "3,2002,0.1,0.7\n";
+
 }  // namespace
 
 // 1. A .dta whose variable name is empty: ReadStat hands back NULL for the name.
@@ -53,5 +68,34 @@ TEST(ReadersProcess, StataVariablesWithOneNameAreALocatedError) {
   const std::string p = pbtest::write_temp(b, ".dta");
   const ProcRun r = run_process({"describe", "--data", p});
   expect_user_error(r, {"file '" + p + "'", "variable 2 has the name 'year' of variable 1"});
+}
+
+// 2. --data naming a directory, and inputs that cannot seek (a pipe) read to the end.
+TEST(ReadersProcess, DirectoryIsAUserError) {
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  const ProcRun r = run_process({"describe", "--data", dir});
+  expect_user_error(r, {"cannot read data file '" + dir + "': it is a directory"});
+}
+
+TEST(ReadersProcess, CsvFromAPipeIsReadToTheEnd) {
+  pbtest::ProcOptions o;
+  o.stdin_text = kPanel;
+  const ProcRun r = run_process({"fit", "--data", "/dev/stdin", "-f", "y ~ x | id", "--format", "json"}, o);
+  expect_success(r);
+  EXPECT_EQ(nlohmann::json::parse(r.out)["models"][0]["nobs"], 6) << r.out;
+}
+
+TEST(ReadersProcess, FifoIsReadToTheEnd) {
+  const std::string fifo = pbtest::temp_path(".csv");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  // The writer is a shell in the background (given up after 30 s should panelboot never open
+  // the FIFO); panelboot reads it as it would a named pipe a user made with mkfifo.
+  const std::string feeder = pbtest::write_temp(kPanel);
+  const std::string cmd = "timeout 30 sh -c \"cat '" + feeder + "' > '" + fifo + "'\" &";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const ProcRun r = run_process({"describe", "--data", fifo});
+  std::filesystem::remove(fifo);
+  expect_success(r);
+  EXPECT_NE(r.out.find("(6 rows, 4 columns)"), std::string::npos) << r.out;
 }
 

@@ -7,17 +7,15 @@
 #include <emmintrin.h>
 #endif
 
-#include <cerrno>
 #include <cmath>
 #include <limits>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string_view>
 #include <unordered_map>
 
 #include "panelboot/data_frame.hpp"
 #include "panelboot/error.hpp"
+#include "input_file.hpp"
 
 namespace panelboot {
 namespace {
@@ -269,19 +267,7 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
 }
 
 DataFrame read_csv(const std::string& path, const CsvOptions& opts) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw InvalidInput("cannot open data file '" + path + "': " + std::strerror(errno) +
-                       "; check the path given to --data");
-  in.seekg(0, std::ios::end);
-  const auto size = in.tellg();
-  if (size < 0)
-    throw InvalidInput("cannot read data file '" + path + "' (is it a directory?)");
-  std::string text(static_cast<std::size_t>(size), '\0');
-  in.seekg(0);
-  in.read(text.data(), size);
-  if (!in) throw InvalidInput("cannot read data file '" + path + "'; check its permissions");
-  return read_csv_text(text, path, opts);
+  return read_csv_text(read_whole_file(path), path, opts);
 }
 
 DataFrame read_data(const std::string& path) {
