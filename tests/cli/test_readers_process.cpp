@@ -99,3 +99,50 @@ TEST(ReadersProcess, FifoIsReadToTheEnd) {
   EXPECT_NE(r.out.find("(6 rows, 4 columns)"), std::string::npos) << r.out;
 }
 
+// 3. The format comes from the content.
+TEST(ReadersProcess, StataFileFromAPipeIsRead) {
+  pbtest::ProcOptions o;
+  o.stdin_text = file_bytes(pbtest::data_path("boottest_collapsed.dta"));
+  const ProcRun r = run_process({"describe", "--data", "/dev/stdin", "--format", "json"}, o);
+  expect_success(r);
+  EXPECT_NE(r.out.find("\"selfemployed\""), std::string::npos) << r.out;
+}
+
+TEST(ReadersProcess, StataFileNamedCsvIsReadAsStata) {
+  const std::string p = pbtest::write_temp(file_bytes(pbtest::data_path("boottest_collapsed.dta")), ".csv");
+  const ProcRun r = run_process({"describe", "--data", p});
+  expect_success(r);
+  EXPECT_NE(r.out.find("(100 rows, 5 columns)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("selfemployed"), std::string::npos) << r.out;
+}
+
+TEST(ReadersProcess, OldFormatStataFileNamedTxtIsReadAsStata) {
+  // boottest_nlsw88.dta is format 113: no "<stata_dta>", a release byte then a byte-order byte
+  const std::string p = pbtest::write_temp(file_bytes(pbtest::data_path("boottest_nlsw88.dta")), ".txt");
+  const ProcRun r = run_process({"describe", "--data", p});
+  expect_success(r);
+  EXPECT_NE(r.out.find("tenure"), std::string::npos) << r.out;
+}
+
+TEST(ReadersProcess, DtaNameWithoutTheStataSignatureSaysSo) {
+  const std::string p = pbtest::write_temp(kPanel, ".dta");
+  const ProcRun r = run_process({"describe", "--data", p});
+  expect_user_error(r, {"cannot read Stata file '" + p + "'", "does not start with a Stata"});
+}
+
+TEST(ReadersProcess, BinaryContentIsNeitherCsvNorStata) {
+  const std::string gz("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xcb\x48\xcd\xc9\xc9\x07\x00", 17);
+  const std::string p = pbtest::write_temp(gz, ".csv");
+  const ProcRun r = run_process({"describe", "--data", p});
+  expect_user_error(r, {"file '" + p + "' is neither CSV text nor a Stata .dta file"});
+  EXPECT_LT(r.err.size(), 400u) << r.err;
+}
+
+TEST(ReadersProcess, Utf16TextIsNamed) {
+  std::string u16("\xff\xfe", 2);
+  for (char c : std::string("y,x\n1,2\n")) u16 += std::string{c, '\0'};
+  const std::string p = pbtest::write_temp(u16, ".csv");
+  const ProcRun r = run_process({"describe", "--data", p});
+  expect_user_error(r, {"file '" + p + "' is UTF-16 text"});
+}
+

@@ -9,7 +9,6 @@
 
 #include <cmath>
 #include <limits>
-#include <cstring>
 #include <string_view>
 #include <unordered_map>
 
@@ -268,19 +267,6 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
 
 DataFrame read_csv(const std::string& path, const CsvOptions& opts) {
   return read_csv_text(read_whole_file(path), path, opts);
-}
-
-DataFrame read_data(const std::string& path) {
-  if (path.empty() || path == ":embedded:") return embedded_dataset();
-  auto ends_with = [&](const char* s) {
-    const std::size_t n = std::strlen(s);
-    if (path.size() < n) return false;
-    for (std::size_t i = 0; i < n; ++i)
-      if (std::tolower(static_cast<unsigned char>(path[path.size() - n + i])) != s[i]) return false;
-    return true;
-  };
-  if (ends_with(".dta")) return read_dta(path);
-  return read_csv(path);
 }
 
 }  // namespace panelboot

@@ -4,9 +4,12 @@
 // NULL, string values NULL, the header's row count wrong.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
+#include <string_view>
 #include <unordered_map>
 
 #include "panelboot/config.hpp"
@@ -151,20 +154,70 @@ void raise_parse_error(readstat_error_t err, const DtaContext& ctx) {
                      "; check the path given to --data and that it is a .dta file");
 }
 
-}  // namespace
+// ReadStat reading from memory, for a .dta that arrived on a pipe (which cannot seek).
+struct MemoryFile {
+  std::string_view bytes;
+  readstat_off_t pos = 0;
+};
 
-DataFrame read_dta(const std::string& path) {
+int memory_open(const char*, void*) { return 0; }
+int memory_close(void*) { return 0; }
+
+readstat_off_t memory_seek(readstat_off_t offset, readstat_io_flags_t whence, void* io) {
+  auto& f = *static_cast<MemoryFile*>(io);
+  const auto size = static_cast<readstat_off_t>(f.bytes.size());
+  const readstat_off_t base = whence == READSTAT_SEEK_SET ? 0 : whence == READSTAT_SEEK_CUR ? f.pos : size;
+  if (offset < -base || offset > size - base) return -1;
+  f.pos = base + offset;
+  return f.pos;
+}
+
+ssize_t memory_read(void* buf, size_t n, void* io) {
+  auto& f = *static_cast<MemoryFile*>(io);
+  const std::size_t left = f.bytes.size() - static_cast<std::size_t>(f.pos);
+  const std::size_t k = std::min(n, left);
+  std::memcpy(buf, f.bytes.data() + f.pos, k);
+  f.pos += static_cast<readstat_off_t>(k);
+  return static_cast<ssize_t>(k);
+}
+
+readstat_error_t memory_update(long, readstat_progress_handler, void*, void*) { return READSTAT_OK; }
+
+void read_from_memory(readstat_parser_t* parser, MemoryFile& file) {
+  readstat_set_open_handler(parser, &memory_open);
+  readstat_set_close_handler(parser, &memory_close);
+  readstat_set_seek_handler(parser, &memory_seek);
+  readstat_set_read_handler(parser, &memory_read);
+  readstat_set_update_handler(parser, &memory_update);
+  readstat_set_io_ctx(parser, &file);
+}
+
+// `path` is what ReadStat opens (ignored when reading from `memory`); `file_size` bounds the rows
+// reserved.
+DataFrame parse_dta(const std::string& path, std::size_t file_size, MemoryFile* memory) {
   DataFrame df;
   df.source = path;
   df.row_unit = "observation";
-  DtaContext ctx{&df, file_size_of(path), {}, {}, 0, {}};
+  DtaContext ctx{&df, file_size, {}, {}, 0, {}};
   ParserPtr parser = make_parser();
+  if (memory) read_from_memory(parser.get(), *memory);
   const readstat_error_t err = readstat_parse_dta(parser.get(), path.c_str(), &ctx);
   if (err != READSTAT_OK || !ctx.error.empty()) raise_parse_error(err, ctx);
   check_complete(df);
   return df;
 }
+
+}  // namespace
+
+DataFrame read_dta(const std::string& path) { return parse_dta(path, file_size_of(path), nullptr); }
+
+DataFrame read_dta_bytes(const std::string& bytes, const std::string& source_name) {
+  MemoryFile memory{bytes};
+  return parse_dta(source_name, bytes.size(), &memory);
+}
 #else
+DataFrame read_dta_bytes(const std::string&, const std::string& source_name) { return read_dta(source_name); }
+
 DataFrame read_dta(const std::string& path) {
   throw NotCompiled("cannot read '" + path +
                     "': this panelboot was built without ReadStat, so Stata .dta input is "
