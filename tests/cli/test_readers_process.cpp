@@ -29,6 +29,15 @@ std::string patched_dta(std::size_t offset, char byte, const std::string& suffix
   return pbtest::write_temp(b, suffix);
 }
 
+// The stderr lines that begin with `prefix`.
+std::vector<std::string> lines_starting(const std::string& err, const std::string& prefix) {
+  std::vector<std::string> out;
+  std::istringstream in(err);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(prefix, 0) == 0) out.push_back(line);
+  return out;
+}
+
 void expect_user_error(const ProcRun& r, const std::vector<std::string>& phrases) {
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.signal, 0) << "killed by signal " << r.signal << "; stderr: " << r.err;
@@ -146,3 +155,35 @@ TEST(ReadersProcess, Utf16TextIsNamed) {
   expect_user_error(r, {"file '" + p + "' is UTF-16 text"});
 }
 
+TEST(ReadersProcess, SpaceDelimitedFileWithoutHeaderWarns) {
+  // the layout of Hansen's invest.dat: runs of spaces, CRLF, numbers from the first line on
+  const std::string p = pbtest::write_temp(
+      "      0.16262000       0.14790000       0.10339000\r\n"
+      "      0.10500000      0.075810000      0.079360000\r\n"
+      "     0.040060000       0.18772000      0.089750000\r\n",
+      ".dat");
+  const ProcRun r = run_process({"describe", "--data", p});
+  expect_success(r);
+  const auto w = lines_starting(r.err, "panelboot: warning: ");
+  ASSERT_EQ(w.size(), 1u) << r.err;
+  for (const char* phrase : {"reads as one column", "3 fields separated by spaces",
+                             "comma-, semicolon- or tab-delimited", "no header row", "sed "})
+    EXPECT_NE(w[0].find(phrase), std::string::npos) << "missing '" << phrase << "' in: " << w[0];
+}
+
+TEST(ReadersProcess, SpaceDelimitedFileWithHeaderWarnsWithoutTheHeaderHint) {
+  const std::string p = pbtest::write_temp("id  year   y\n1  2001  0.5\n2  2002  1.5\n", ".txt");
+  const ProcRun r = run_process({"describe", "--data", p});
+  expect_success(r);
+  const auto w = lines_starting(r.err, "panelboot: warning: ");
+  ASSERT_EQ(w.size(), 1u) << r.err;
+  EXPECT_NE(w[0].find("reads as one column"), std::string::npos) << w[0];
+  EXPECT_EQ(w[0].find("no header row"), std::string::npos) << w[0];
+}
+
+TEST(ReadersProcess, OneColumnCsvDoesNotWarn) {
+  const std::string p = pbtest::write_temp("my value\n1\n2\n3\n");
+  const ProcRun r = run_process({"describe", "--data", p});
+  expect_success(r);
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}

@@ -40,6 +40,9 @@ class DataFrame {
   std::string row_unit = "line";    // "line" (CSV, 1-based physical line) or "observation"
   std::vector<Column> columns;
   std::vector<std::uint32_t> row_line;  // physical line (or observation number) of each row
+  // What the reader noticed but did not stop for (a file that reads as one column), one line
+  // each without the "panelboot: warning: " prefix; the CLI prints them.
+  std::vector<std::string> warnings;
 
   std::size_t n_rows() const { return row_line.size(); }
   std::vector<std::string> names() const;

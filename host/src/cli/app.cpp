@@ -57,6 +57,13 @@ std::unique_ptr<Backend> open_backend(const CommonOptions& o, std::ostream& err,
   return b;
 }
 
+// Reads --data and prints what the reader warned about, one line each.
+DataFrame read_input(const std::string& path, std::ostream& err) {
+  DataFrame df = read_data(path);
+  for (const std::string& w : df.warnings) err << "panelboot: warning: " << printable(w, 1000) << "\n";
+  return df;
+}
+
 void add_data_options(CLI::App* app, CommonOptions& o) {
   app->add_option("--data", o.data,
                   "Data file: CSV (comma, semicolon or tab) or Stata .dta; default: the embedded "
@@ -182,7 +189,7 @@ int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, std::o
   FitOptions fo = fit_options(o);
   fo.wald = wald;
   open_backend(o, err, "fit solves one regression per model and runs on the CPU");
-  const DataFrame df = read_data(o.data);
+  const DataFrame df = read_input(o.data, err);
   if (o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
   std::vector<FitResult> results;
   for (const std::string& ftext : o.formulas) {
@@ -236,7 +243,7 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   FitOptions fo = fit_options(o);
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
-  const DataFrame df = read_data(o.data);
+  const DataFrame df = read_input(o.data, err);
   const auto t1 = Clock::now();
   if (o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
   const Formula fm = parse_formula(o.formulas[0]);
@@ -336,7 +343,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   to.n_boot = to.gammas.empty() ? c.B : 0;
   to.seed = c.seed;
   const auto t_read0 = std::chrono::steady_clock::now();
-  const DataFrame df = read_data(o.data);
+  const DataFrame df = read_input(o.data, err);
   const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_read0).count();
   // the model search runs on the host; the bootstrap replications on the backend
   const std::unique_ptr<Backend> backend = open_backend(o, err, to.n_boot > 0 ? nullptr : "with --B 0 threshold has no batched work");
@@ -479,8 +486,8 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   return 0;
 }
 
-int cmd_describe(const CommonOptions& o, std::ostream& out) {
-  const DataFrame df = read_data(o.data);
+int cmd_describe(const CommonOptions& o, std::ostream& out, std::ostream& err) {
+  const DataFrame df = read_input(o.data, err);
   std::vector<char> keep(df.n_rows(), 1);
   if (!o.where.empty()) {
     const ExprPtr e = parse_expression(o.where, "--where '" + o.where + "'");
@@ -706,7 +713,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (fit_cmd->parsed()) return cmd_fit(fit_o, wald, out, err);
     if (desc_cmd->parsed()) {
       open_backend(desc_o, err, "describe has no batched work and runs on the CPU");
-      return cmd_describe(desc_o, out);
+      return cmd_describe(desc_o, out, err);
     }
     if (wild_cmd->parsed()) return cmd_wild(wild_o, wild_w, out, err);
     if (thr_cmd->parsed()) return cmd_threshold(thr_o, thr_c, out, err);

@@ -7,6 +7,7 @@
 #include <emmintrin.h>
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string_view>
@@ -161,6 +162,53 @@ char detect_delimiter(std::string_view text) {
   return cands[best];
 }
 
+// The blank-separated fields of one line (spaces, tabs, a CR before the newline).
+std::vector<std::string_view> blank_separated(std::string_view line) {
+  std::vector<std::string_view> out;
+  const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  for (std::size_t i = 0; i < line.size();) {
+    while (i < line.size() && blank(line[i])) ++i;
+    const std::size_t start = i;
+    while (i < line.size() && !blank(line[i])) ++i;
+    if (i > start) out.push_back(line.substr(start, i - start));
+  }
+  return out;
+}
+
+// The first `n` lines that are not blank.
+std::vector<std::string_view> first_lines(std::string_view text, std::size_t n) {
+  std::vector<std::string_view> out;
+  for (std::size_t pos = 0; pos < text.size() && out.size() < n;) {
+    const std::size_t end = std::min(text.find('\n', pos), text.size());
+    const std::string_view line = text.substr(pos, end - pos);
+    if (!blank_separated(line).empty()) out.push_back(line);
+    pos = end + 1;
+  }
+  return out;
+}
+
+// A file laid out in columns separated by runs of blanks (Hansen's invest.dat, GAUSS or Fortran
+// output) reads as one text column without a word, and the user meets it later as an unknown
+// variable; say at once what happened and how to convert the file.
+void warn_if_blank_separated(std::string_view text, DataFrame& df) {
+  const std::vector<std::string_view> lines = first_lines(text, 2);
+  if (lines.size() < 2) return;
+  const std::vector<std::string_view> header = blank_separated(lines[0]);
+  if (header.size() < 2 || blank_separated(lines[1]).size() != header.size()) return;
+  double v;
+  const bool no_header =
+      std::all_of(header.begin(), header.end(), [&](std::string_view f) { return parse_number(f, v); });
+  const std::string n = std::to_string(header.size());
+  std::string w = "file '" + df.source + "' reads as one column: its lines hold " + n +
+                  " fields separated by spaces, but panelboot reads comma-, semicolon- or "
+                  "tab-delimited text";
+  if (no_header) w += ", and it has no header row (its first line holds numbers)";
+  w += "; convert it, e.g. sed -E 's/^[[:space:]]+//; s/[[:space:]]+$//; s/[[:space:]]+/,/g' " +
+       df.source + " > converted.csv";
+  if (no_header) w += ", then add a first line naming the " + n + " columns";
+  df.warnings.push_back(w);
+}
+
 }  // namespace
 
 DataFrame read_csv_text(const std::string& text_in, const std::string& source,
@@ -190,6 +238,7 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
     df.columns.push_back(std::move(c));
   }
   const std::size_t n_col = df.columns.size();
+  if (n_col == 1 && !opts.delimiter) warn_if_blank_separated(text, df);
   // A rough row count from the newlines, to reserve once.
   std::size_t approx_rows = 0;
   for (char ch : text) approx_rows += (ch == '\n');
