@@ -187,3 +187,72 @@ TEST(ReadersProcess, OneColumnCsvDoesNotWarn) {
   expect_success(r);
   EXPECT_TRUE(r.err.empty()) << r.err;
 }
+
+// 4. Text that is not UTF-8 is read as Windows-1252, with one warning per file.
+TEST(ReadersProcess, Latin1CsvLevelsAndNamesBecomeUtf8) {
+  const std::string csv =
+      "y,x,region,d\xe9p\n"
+      "1.0,0.5,Qu\xe9" "bec,1\n"
+      "2.0,1.5,Ontario,2\n"
+      "0.5,2.5,Qu\xe9" "bec,3\n"
+      "1.5,0.2,Ontario,4\n"
+      "2.5,1.1,Alberta,5\n"
+      "0.1,0.7,Alberta,6\n"
+      "0.9,0.3,Qu\xe9" "bec,7\n"
+      "1.2,1.9,Ontario,8\n";
+  const std::string p = pbtest::write_temp(csv);
+  const std::string warning =
+      "panelboot: warning: file '" + p + "' is not UTF-8; its text was read as Windows-1252 (Latin-1)";
+  const std::vector<std::vector<std::string>> runs{
+      {"fit", "--data", p, "--format", "json", "-f", "y ~ x + i(region)"},
+      {"fit", "--data", p, "--format", "json", "-f", "y ~ x | region", "--cluster", "region"},
+      {"describe", "--data", p, "--format", "json"}};
+  for (const auto& args : runs) {
+    const ProcRun r = run_process(args);
+    expect_success(r);
+    EXPECT_TRUE(nlohmann::json::accept(r.out)) << r.out;
+    if (args[0] == "describe") {
+      EXPECT_NE(r.out.find("\"d\xc3\xa9p\""), std::string::npos) << r.out;
+    }
+    if (args.back() == "y ~ x + i(region)") {
+      EXPECT_NE(r.out.find("Qu\xc3\xa9" "bec"), std::string::npos) << r.out;
+    }
+    EXPECT_EQ(lines_starting(r.err, "panelboot: warning: "), std::vector<std::string>{warning}) << r.err;
+  }
+}
+
+TEST(ReadersProcess, Utf8CsvIsNotTranscoded) {
+  const std::string p = pbtest::write_temp("y,x,g\n1,2,Qu\xc3\xa9" "bec\n2,1,Ontario\n3,3,Qu\xc3\xa9" "bec\n");
+  const ProcRun r = run_process({"describe", "--data", p, "--format", "json"});
+  expect_success(r);
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST(ReadersProcess, Stata118NameThatIsNotUtf8IsReadAsWindows1252) {
+  const std::string p = patched_dta(335, '\xe9');  // "year" -> "y\xe9ar"
+  const ProcRun r = run_process({"describe", "--data", p, "--format", "json"});
+  expect_success(r);
+  EXPECT_TRUE(nlohmann::json::accept(r.out)) << r.out;
+  EXPECT_NE(r.out.find("\"y\xc3\xa9" "ar\""), std::string::npos) << r.out;
+  EXPECT_EQ(lines_starting(r.err, "panelboot: warning: ").size(), 1u) << r.err;
+}
+
+TEST(ReadersProcess, OldStataFormatTextIsWindows1252WithoutAWarning) {
+  // format 113 text is Windows-1252 by definition; ReadStat converts it: variable 2, "age" -> "a\xe9e"
+  std::string b = file_bytes(pbtest::data_path("boottest_nlsw88.dta"));
+  b.at(126 + 33 + 1) = '\xe9';
+  const std::string p = pbtest::write_temp(b, ".dta");
+  const ProcRun r = run_process({"describe", "--data", p, "--format", "json"});
+  expect_success(r);
+  EXPECT_TRUE(nlohmann::json::accept(r.out)) << r.out;
+  EXPECT_NE(r.out.find("\"a\xc3\xa9" "e\""), std::string::npos) << r.out;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST(ReadersProcess, DataPathThatIsNotUtf8StillGivesJson) {
+  const std::string p = pbtest::temp_path("caf\xe9.csv");
+  std::ofstream(p, std::ios::binary) << kPanel;
+  const ProcRun r = run_process({"describe", "--data", p, "--format", "json"});
+  expect_success(r);
+  EXPECT_TRUE(nlohmann::json::accept(r.out)) << r.out;
+}

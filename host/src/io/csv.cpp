@@ -15,6 +15,7 @@
 
 #include "panelboot/data_frame.hpp"
 #include "panelboot/error.hpp"
+#include "encoding.hpp"
 #include "input_file.hpp"
 
 namespace panelboot {
@@ -219,6 +220,12 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
     text.remove_prefix(3);
   DataFrame df;
   df.source = source;
+  std::string decoded;  // the text as UTF-8 when it was not
+  if (!is_utf8_text(text)) {
+    decoded = cp1252_to_utf8(text);
+    text = decoded;
+    df.warnings.push_back(read_as_windows1252_warning(source));
+  }
   const char delim = opts.delimiter ? opts.delimiter : detect_delimiter(text);
   Tokenizer tok(text, delim, source);
   std::vector<std::string_view> fields;
@@ -315,7 +322,7 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
 }
 
 DataFrame read_csv(const std::string& path, const CsvOptions& opts) {
-  return read_csv_text(read_whole_file(path), path, opts);
+  return read_csv_text(read_whole_file(path), shown_path(path), opts);
 }
 
 }  // namespace panelboot

@@ -17,6 +17,9 @@
 #include "panelboot/error.hpp"
 #include "panelboot/text.hpp"
 
+#include "encoding.hpp"
+#include "input_file.hpp"
+
 #if PANELBOOT_HAVE_READSTAT
 #include <readstat.h>
 #endif
@@ -119,6 +122,23 @@ int on_value(int obs, readstat_variable_t* var, readstat_value_t value, void* ct
   return READSTAT_HANDLER_OK;
 }
 
+// Stata 14 and later (formats 118, 119) store UTF-8, and ReadStat hands their bytes on unchecked
+// (it converts the Windows-1252 of older formats itself); a file from other software may hold
+// Windows-1252 there. Then all its text is read as Windows-1252, which keeps distinct levels
+// distinct (byte by byte, one code point each), and the user is told once.
+void decode_windows1252_unless_utf8(DataFrame& df) {
+  const auto utf8 = [](const std::string& s) { return valid_utf8(s); };
+  const bool all_utf8 = std::all_of(df.columns.begin(), df.columns.end(), [&](const Column& c) {
+    return utf8(c.name) && std::all_of(c.levels.begin(), c.levels.end(), utf8);
+  });
+  if (all_utf8) return;
+  for (Column& c : df.columns) {
+    c.name = cp1252_to_utf8(c.name);
+    for (std::string& level : c.levels) level = cp1252_to_utf8(level);
+  }
+  df.warnings.push_back(read_as_windows1252_warning(df.source));
+}
+
 // Every column must hold one value per observation before anything indexes them by row.
 void check_complete(const DataFrame& df) {
   for (std::size_t j = 0; j < df.columns.size(); ++j) {
@@ -196,7 +216,7 @@ void read_from_memory(readstat_parser_t* parser, MemoryFile& file) {
 // reserved.
 DataFrame parse_dta(const std::string& path, std::size_t file_size, MemoryFile* memory) {
   DataFrame df;
-  df.source = path;
+  df.source = shown_path(path);
   df.row_unit = "observation";
   DtaContext ctx{&df, file_size, {}, {}, 0, {}};
   ParserPtr parser = make_parser();
@@ -204,6 +224,7 @@ DataFrame parse_dta(const std::string& path, std::size_t file_size, MemoryFile* 
   const readstat_error_t err = readstat_parse_dta(parser.get(), path.c_str(), &ctx);
   if (err != READSTAT_OK || !ctx.error.empty()) raise_parse_error(err, ctx);
   check_complete(df);
+  decode_windows1252_unless_utf8(df);
   return df;
 }
 

@@ -8,18 +8,19 @@
 #include <cstring>
 
 #include "panelboot/error.hpp"
+#include "panelboot/text.hpp"
 
 namespace panelboot {
 
-InputFile::InputFile(const std::string& path) : path_(path) {
+InputFile::InputFile(const std::string& path) : path_(shown_path(path)) {
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0)
-    throw InvalidInput("cannot open data file '" + path + "': " + std::strerror(errno) +
+    throw InvalidInput("cannot open data file '" + path_ + "': " + std::strerror(errno) +
                        "; check the path given to --data");
   if (::fstat(fd_, &st_) != 0)
-    throw InvalidInput("cannot read data file '" + path + "': " + std::strerror(errno));
+    throw InvalidInput("cannot read data file '" + path_ + "': " + std::strerror(errno));
   if (S_ISDIR(st_.st_mode))
-    throw InvalidInput("cannot read data file '" + path +
+    throw InvalidInput("cannot read data file '" + path_ +
                        "': it is a directory; give --data a CSV or Stata .dta file");
 }
 
@@ -51,6 +52,8 @@ void InputFile::read_into(std::string& out, std::size_t limit) {
     consumed_ += static_cast<std::size_t>(n);
   }
 }
+
+std::string shown_path(const std::string& path) { return printable(path, 1024); }
 
 std::string read_whole_file(const std::string& path) {
   InputFile in(path);

@@ -30,6 +30,10 @@ class InputFile {
   std::size_t consumed_ = 0;  // bytes read so far
 };
 
+// A file's name as messages and reports show it: one printable line of valid UTF-8 (a name
+// that is not UTF-8 would break JSON output), at most 1024 bytes.
+std::string shown_path(const std::string& path);
+
 // The whole content of `path`.
 std::string read_whole_file(const std::string& path);
 

@@ -41,22 +41,23 @@ bool has_utf16_bom(std::string_view head) {
 enum class Content { kStata, kText };
 
 // The input's kind from its first bytes; an error naming the file for what panelboot cannot read.
-Content classify(std::string_view head, const std::string& path) {
+// `path` is the name as given, `shown` as messages show it.
+Content classify(std::string_view head, const std::string& path, const std::string& shown) {
   if (has_stata_signature(head)) return Content::kStata;
   if (named_dta(path))
-    throw InvalidInput("cannot read Stata file '" + path +
+    throw InvalidInput("cannot read Stata file '" + shown +
                        "': it does not start with a Stata .dta signature ('<stata_dta>' or a "
                        "format 104-115 header); save it from Stata again, or rename it if it holds "
                        "CSV text");
   if (has_utf16_bom(head))
-    throw InvalidInput("file '" + path +
+    throw InvalidInput("file '" + shown +
                        "' is UTF-16 text; panelboot reads UTF-8 or Windows-1252 text: save it as "
                        "CSV UTF-8, or convert it with iconv -f UTF-16 -t UTF-8");
   const std::string_view sniffed = head.substr(0, kSniffBytes);
   const std::size_t nul = sniffed.find('\0');
   if (nul != std::string_view::npos) {
     const std::size_t line = 1 + static_cast<std::size_t>(std::count(sniffed.begin(), sniffed.begin() + nul, '\n'));
-    throw InvalidInput("file '" + path + "' is neither CSV text nor a Stata .dta file: it holds " +
+    throw InvalidInput("file '" + shown + "' is neither CSV text nor a Stata .dta file: it holds " +
                        "binary data (a NUL byte at line " + std::to_string(line) + ", byte " +
                        std::to_string(nul + 1) + "); export the data to CSV or Stata .dta");
   }
@@ -68,14 +69,15 @@ Content classify(std::string_view head, const std::string& path) {
 DataFrame read_data(const std::string& path) {
   if (path.empty() || path == ":embedded:") return embedded_dataset();
   InputFile in(path);
+  const std::string shown = shown_path(path);
   // a regular file's head decides whether to read it whole (CSV) or hand its path to ReadStat;
   // a stream can be read only once, so it is read whole first
   std::string bytes;
   in.read_into(bytes, in.is_regular() ? kSniffBytes : InputFile::kAll);
-  if (classify(bytes, path) == Content::kStata)
-    return in.is_regular() ? read_dta(path) : read_dta_bytes(bytes, path);
+  if (classify(bytes, path, shown) == Content::kStata)
+    return in.is_regular() ? read_dta(path) : read_dta_bytes(bytes, shown);
   in.read_into(bytes, InputFile::kAll);
-  return read_csv_text(bytes, path);
+  return read_csv_text(bytes, shown);
 }
 
 }  // namespace panelboot
