@@ -256,3 +256,37 @@ TEST(ReadersProcess, DataPathThatIsNotUtf8StillGivesJson) {
   expect_success(r);
   EXPECT_TRUE(nlohmann::json::accept(r.out)) << r.out;
 }
+
+// 5. Messages echo a bad field in short, on one line, NUL bytes included.
+TEST(ReadersProcess, HugeFieldIsEchoedInShort) {
+  std::string csv = "y,x\n1,1\n2," + ("1" + std::string(5000000, 'x')) + "\n3,3\n4,4\n";
+  const std::string p = pbtest::write_temp(csv);
+  const ProcRun r = run_process({"fit", "--data", p, "-f", "y ~ x"});
+  expect_user_error(r, {"unparsable number '1xxx", "(5000001 bytes)", "line 3, column 2 (x)"});
+  EXPECT_LT(r.err.size(), 400u) << r.err.substr(0, 2000);
+}
+
+TEST(ReadersProcess, NulByteInAFieldIsShownEscaped) {
+  std::string csv = "y,x\n";
+  for (int i = 0; i < 800; ++i) csv += std::to_string(i) + "," + std::to_string(i % 7) + "\n";
+  csv += "9,2" + std::string(1, '\0') + "5\n";  // past the first few KB: read as CSV text
+  const std::string p = pbtest::write_temp(csv);
+  const ProcRun r = run_process({"fit", "--data", p, "-f", "y ~ x"});
+  expect_user_error(r, {"unparsable number '2\\x005'", "line 802, column 2 (x)"});
+  EXPECT_LT(r.err.size(), 400u) << r.err;
+}
+
+TEST(ReadersProcess, HugeColumnNameIsEchoedInShort) {
+  const std::string name(100000, 'v');
+  const std::string p = pbtest::write_temp("y," + name + "\n1,a\n2,b\n3,c\n");
+  const ProcRun r = run_process({"fit", "--data", p, "-f", "y ~ " + name});
+  expect_user_error(r, {"holds text", "(100000 bytes)"});
+  EXPECT_LT(r.err.size(), 500u) << r.err.substr(0, 2000);
+}
+
+TEST(ReadersProcess, HugeFormulaTokenIsEchoedInShort) {
+  const std::string p = pbtest::write_temp(kPanel);
+  const ProcRun r = run_process({"fit", "--data", p, "-f", "y ~ x + " + std::string(100000, 'q') + "(x)"});
+  expect_user_error(r, {"unknown function 'qqq", "(100000 bytes)"});
+  EXPECT_LT(r.err.size(), 600u) << r.err.substr(0, 2000);
+}

@@ -15,6 +15,7 @@
 
 #include "panelboot/data_frame.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/text.hpp"
 #include "encoding.hpp"
 #include "input_file.hpp"
 
@@ -239,8 +240,8 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
     if (c.name.empty()) c.name = "V" + std::to_string(j + 1);
     if (seen.count(c.name))
       throw InvalidInput("file '" + source + "', line " + std::to_string(line) + ", column " +
-                         std::to_string(j + 1) + ": duplicate column name '" + c.name +
-                         "'; rename one of them");
+                         std::to_string(j + 1) + ": duplicate column name " + quoted(c.name) +
+                         "; rename one of them");
     seen[c.name] = 1;
     df.columns.push_back(std::move(c));
   }
@@ -254,7 +255,7 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
 
   auto where = [&](std::uint32_t ln, std::size_t j) {
     return "file '" + source + "', line " + std::to_string(ln) + ", column " +
-           std::to_string(j + 1) + " (" + df.columns[j].name + ")";
+           std::to_string(j + 1) + " (" + printable(df.columns[j].name) + ")";
   };
   bool any_text = false;
   const double nan = std::numeric_limits<double>::quiet_NaN();
