@@ -1,6 +1,6 @@
 // Stata .dta input through ReadStat (optional at build time). ReadStat's handlers get no
 // exceptions through C, so a handler that finds a problem keeps the message and aborts the parse;
-// read_dta raises it afterwards. Nothing ReadStat hands over is trusted blindly: names may be
+// parse_dta raises it afterwards. Nothing ReadStat hands over is trusted blindly: names may be
 // NULL, string values NULL, the header's row count wrong.
 #include <sys/stat.h>
 

@@ -4,6 +4,7 @@
 // say what the file is; everything else is CSV text.
 #include <algorithm>
 #include <cctype>
+#include <cstddef>
 #include <string_view>
 
 #include "input_file.hpp"
@@ -38,6 +39,18 @@ bool has_utf16_bom(std::string_view head) {
                               (head[0] == '\xFE' && head[1] == '\xFF'));
 }
 
+// A NUL byte near the start marks binary content (compressed, a spreadsheet, an image); one
+// further on is left to the CSV reader, which shows it, escaped, in the field it spoils.
+void reject_binary(std::string_view head, const std::string& shown) {
+  const std::string_view sniffed = head.substr(0, kSniffBytes);
+  const std::size_t nul = sniffed.find('\0');
+  if (nul == std::string_view::npos) return;
+  const auto line = 1 + std::count(sniffed.begin(), sniffed.begin() + static_cast<std::ptrdiff_t>(nul), '\n');
+  throw InvalidInput("file '" + shown + "' is neither CSV text nor a Stata .dta file: it holds " +
+                     "binary data (a NUL byte at line " + std::to_string(line) + ", byte " +
+                     std::to_string(nul + 1) + "); export the data to CSV or Stata .dta");
+}
+
 enum class Content { kStata, kText };
 
 // The input's kind from its first bytes; an error naming the file for what panelboot cannot read.
@@ -53,14 +66,7 @@ Content classify(std::string_view head, const std::string& path, const std::stri
     throw InvalidInput("file '" + shown +
                        "' is UTF-16 text; panelboot reads UTF-8 or Windows-1252 text: save it as "
                        "CSV UTF-8, or convert it with iconv -f UTF-16 -t UTF-8");
-  const std::string_view sniffed = head.substr(0, kSniffBytes);
-  const std::size_t nul = sniffed.find('\0');
-  if (nul != std::string_view::npos) {
-    const std::size_t line = 1 + static_cast<std::size_t>(std::count(sniffed.begin(), sniffed.begin() + nul, '\n'));
-    throw InvalidInput("file '" + shown + "' is neither CSV text nor a Stata .dta file: it holds " +
-                       "binary data (a NUL byte at line " + std::to_string(line) + ", byte " +
-                       std::to_string(nul + 1) + "); export the data to CSV or Stata .dta");
-  }
+  reject_binary(head, shown);
   return Content::kText;
 }
 
