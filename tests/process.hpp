@@ -7,7 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -121,6 +125,34 @@ inline ProcRun run_process(const std::vector<std::string>& args, const ProcOptio
   if (WIFEXITED(st)) r.status = WEXITSTATUS(st);
   if (WIFSIGNALED(st)) r.signal = WTERMSIG(st);
   return r;
+}
+
+// A file's bytes.
+inline std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A user error as the README promises it: status 2, no signal, nothing on stdout, at most
+// `max_lines` lines on stderr, each from panelboot, the last the one-line error beginning
+// 'panelboot: error: ' and holding every phrase.
+inline void expect_user_error(const ProcRun& r, const std::vector<std::string>& phrases, int max_lines = 3) {
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.signal, 0) << "killed by signal " << r.signal << "; stderr: " << r.err;
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out.substr(0, 200);
+  EXPECT_GE(r.stderr_lines(), 1);
+  EXPECT_LE(r.stderr_lines(), max_lines) << r.err;
+  std::istringstream lines(r.err);
+  std::string line, last;
+  while (std::getline(lines, line)) {
+    EXPECT_EQ(line.rfind("panelboot: ", 0), 0u) << line;
+    last = line;
+  }
+  EXPECT_EQ(last.rfind("panelboot: error: ", 0), 0u) << r.err;
+  for (const auto& p : phrases) EXPECT_NE(last.find(p), std::string::npos) << "missing '" << p << "' in: " << r.err;
 }
 
 }  // namespace pbtest

@@ -14,6 +14,7 @@
 
 namespace fs = std::filesystem;
 using pbtest::data_path;
+using pbtest::expect_user_error;
 using pbtest::ProcOptions;
 using pbtest::ProcRun;
 using pbtest::run_process;
@@ -45,33 +46,10 @@ struct TempDir {
   }
 };
 
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string slurp(const std::string& p) { return pbtest::file_bytes(p); }
 
 void spit(const std::string& p, const std::string& text) {
   std::ofstream(p, std::ios::binary) << text;
-}
-
-// A user error: status 2, nothing on stdout, at most 3 lines on stderr, each from panelboot,
-// the last the one-line error with the prefix, holding every phrase.
-void expect_user_error(const ProcRun& r, const std::vector<std::string>& phrases) {
-  EXPECT_EQ(r.signal, 0) << "killed by signal " << r.signal;
-  EXPECT_EQ(r.status, 2) << r.err;
-  EXPECT_TRUE(r.out.empty()) << r.out.substr(0, 200);
-  EXPECT_GE(r.stderr_lines(), 1);
-  EXPECT_LE(r.stderr_lines(), 3) << r.err;
-  std::istringstream lines(r.err);
-  std::string line, last;
-  while (std::getline(lines, line)) {
-    EXPECT_EQ(line.rfind("panelboot: ", 0), 0u) << line;
-    last = line;
-  }
-  EXPECT_EQ(last.rfind("panelboot: error: ", 0), 0u) << r.err;
-  for (const auto& p : phrases) EXPECT_NE(last.find(p), std::string::npos) << "missing '" << p << "' in: " << r.err;
 }
 
 const std::string kFitFormula = "inv ~ value + capital | firm + year";

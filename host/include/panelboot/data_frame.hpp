@@ -40,6 +40,9 @@ class DataFrame {
   std::string row_unit = "line";    // "line" (CSV, 1-based physical line) or "observation"
   std::vector<Column> columns;
   std::vector<std::uint32_t> row_line;  // physical line (or observation number) of each row
+  // What the reader noticed but did not stop for (a file that reads as one column), one line
+  // each without the "panelboot: warning: " prefix; the CLI prints them.
+  std::vector<std::string> warnings;
 
   std::size_t n_rows() const { return row_line.size(); }
   std::vector<std::string> names() const;
@@ -59,7 +62,10 @@ DataFrame read_csv(const std::string& path, const CsvOptions& opts = {});
 DataFrame read_csv_text(const std::string& text, const std::string& source_name,
                         const CsvOptions& opts = {});
 DataFrame read_dta(const std::string& path);
-// .csv/.tsv/.txt by CSV rules, .dta through ReadStat; "" or ":embedded:" the built-in dataset.
+// A .dta file's bytes (read from a pipe, which ReadStat cannot seek).
+DataFrame read_dta_bytes(const std::string& bytes, const std::string& source_name);
+// The format told from the content: a Stata signature through ReadStat, text by CSV rules;
+// "" or ":embedded:" the built-in dataset.
 DataFrame read_data(const std::string& path);
 DataFrame embedded_dataset();
 extern const char* const kEmbeddedName;

@@ -129,6 +129,7 @@ std::unique_ptr<Backend> open_backend(const CommonOptions& o, std::ostream& err,
   return b;
 }
 
+// Reads --data and prints what the reader warned about, one line each.
 void add_data_options(CLI::App* app, CommonOptions& o) {
   app->add_option("--data", o.data,
                   "Data file: CSV (comma, semicolon or tab) or Stata .dta; default: the embedded "
@@ -292,9 +293,11 @@ void warn_serious(const FitResult& r, std::ostream& err) {
   for (const std::string& w : r.serious_warnings) err << "panelboot: warning: " << w << "\n";
 }
 
+// The data of --data (or the embedded dataset, said on stderr), with the readers' warnings.
 DataFrame read_input(const CommonOptions& o, std::ostream& err) {
   DataFrame df = read_data(o.data);
   if (o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
+  for (const std::string& w : df.warnings) err << "panelboot: warning: " << printable(w, 1000) << "\n";
   return df;
 }
 

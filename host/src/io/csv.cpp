@@ -7,17 +7,17 @@
 #include <emmintrin.h>
 #endif
 
-#include <cerrno>
+#include <algorithm>
 #include <cmath>
 #include <limits>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string_view>
 #include <unordered_map>
 
 #include "panelboot/data_frame.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/text.hpp"
+#include "encoding.hpp"
+#include "input_file.hpp"
 
 namespace panelboot {
 namespace {
@@ -164,6 +164,53 @@ char detect_delimiter(std::string_view text) {
   return cands[best];
 }
 
+// The blank-separated fields of one line (spaces, tabs, a CR before the newline).
+std::vector<std::string_view> blank_separated(std::string_view line) {
+  std::vector<std::string_view> out;
+  const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  for (std::size_t i = 0; i < line.size();) {
+    while (i < line.size() && blank(line[i])) ++i;
+    const std::size_t start = i;
+    while (i < line.size() && !blank(line[i])) ++i;
+    if (i > start) out.push_back(line.substr(start, i - start));
+  }
+  return out;
+}
+
+// The first `n` lines that are not blank.
+std::vector<std::string_view> first_lines(std::string_view text, std::size_t n) {
+  std::vector<std::string_view> out;
+  for (std::size_t pos = 0; pos < text.size() && out.size() < n;) {
+    const std::size_t end = std::min(text.find('\n', pos), text.size());
+    const std::string_view line = text.substr(pos, end - pos);
+    if (!blank_separated(line).empty()) out.push_back(line);
+    pos = end + 1;
+  }
+  return out;
+}
+
+// A file laid out in columns separated by runs of blanks (Hansen's invest.dat, GAUSS or Fortran
+// output) reads as one text column without a word, and the user meets it later as an unknown
+// variable; say at once what happened and how to convert the file.
+void warn_if_blank_separated(std::string_view text, DataFrame& df) {
+  const std::vector<std::string_view> lines = first_lines(text, 2);
+  if (lines.size() < 2) return;
+  const std::vector<std::string_view> header = blank_separated(lines[0]);
+  if (header.size() < 2 || blank_separated(lines[1]).size() != header.size()) return;
+  double v;
+  const bool no_header =
+      std::all_of(header.begin(), header.end(), [&](std::string_view f) { return parse_number(f, v); });
+  const std::string n = std::to_string(header.size());
+  std::string w = "file '" + df.source + "' reads as one column: its lines hold " + n +
+                  " fields separated by spaces, but panelboot reads comma-, semicolon- or "
+                  "tab-delimited text";
+  if (no_header) w += ", and it has no header row (its first line holds numbers)";
+  w += "; convert it, e.g. sed -E 's/^[[:space:]]+//; s/[[:space:]]+$//; s/[[:space:]]+/,/g' " +
+       df.source + " > converted.csv";
+  if (no_header) w += ", then add a first line naming the " + n + " columns";
+  df.warnings.push_back(w);
+}
+
 }  // namespace
 
 DataFrame read_csv_text(const std::string& text_in, const std::string& source,
@@ -174,6 +221,12 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
     text.remove_prefix(3);
   DataFrame df;
   df.source = source;
+  std::string decoded;  // the text as UTF-8 when it was not
+  if (!is_utf8_text(text)) {
+    decoded = cp1252_to_utf8(text);
+    text = decoded;
+    df.warnings.push_back(read_as_windows1252_warning(source));
+  }
   const char delim = opts.delimiter ? opts.delimiter : detect_delimiter(text);
   Tokenizer tok(text, delim, source);
   std::vector<std::string_view> fields;
@@ -187,12 +240,13 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
     if (c.name.empty()) c.name = "V" + std::to_string(j + 1);
     if (seen.count(c.name))
       throw InvalidInput("file '" + source + "', line " + std::to_string(line) + ", column " +
-                         std::to_string(j + 1) + ": duplicate column name '" + c.name +
-                         "'; rename one of them");
+                         std::to_string(j + 1) + ": duplicate column name " + quoted(c.name) +
+                         "; rename one of them");
     seen[c.name] = 1;
     df.columns.push_back(std::move(c));
   }
   const std::size_t n_col = df.columns.size();
+  if (n_col == 1 && !opts.delimiter) warn_if_blank_separated(text, df);
   // A rough row count from the newlines, to reserve once.
   std::size_t approx_rows = 0;
   for (char ch : text) approx_rows += (ch == '\n');
@@ -201,7 +255,7 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
 
   auto where = [&](std::uint32_t ln, std::size_t j) {
     return "file '" + source + "', line " + std::to_string(ln) + ", column " +
-           std::to_string(j + 1) + " (" + df.columns[j].name + ")";
+           std::to_string(j + 1) + " (" + printable(df.columns[j].name) + ")";
   };
   bool any_text = false;
   const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -269,32 +323,7 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
 }
 
 DataFrame read_csv(const std::string& path, const CsvOptions& opts) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw InvalidInput("cannot open data file '" + path + "': " + std::strerror(errno) +
-                       "; check the path given to --data");
-  in.seekg(0, std::ios::end);
-  const auto size = in.tellg();
-  if (size < 0)
-    throw InvalidInput("cannot read data file '" + path + "' (is it a directory?)");
-  std::string text(static_cast<std::size_t>(size), '\0');
-  in.seekg(0);
-  in.read(text.data(), size);
-  if (!in) throw InvalidInput("cannot read data file '" + path + "'; check its permissions");
-  return read_csv_text(text, path, opts);
-}
-
-DataFrame read_data(const std::string& path) {
-  if (path.empty() || path == ":embedded:") return embedded_dataset();
-  auto ends_with = [&](const char* s) {
-    const std::size_t n = std::strlen(s);
-    if (path.size() < n) return false;
-    for (std::size_t i = 0; i < n; ++i)
-      if (std::tolower(static_cast<unsigned char>(path[path.size() - n + i])) != s[i]) return false;
-    return true;
-  };
-  if (ends_with(".dta")) return read_dta(path);
-  return read_csv(path);
+  return read_csv_text(read_whole_file(path), shown_path(path), opts);
 }
 
 }  // namespace panelboot

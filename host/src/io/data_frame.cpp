@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "panelboot/error.hpp"
+#include "panelboot/text.hpp"
 
 namespace panelboot {
 
@@ -32,9 +33,9 @@ const Column* DataFrame::find(const std::string& name) const {
 
 const Column& DataFrame::column(const std::string& name) const {
   if (const Column* c = find(name)) return *c;
-  std::string msg = "unknown variable '" + name + "' in " + source;
+  std::string msg = "unknown variable " + quoted(name) + " in " + source;
   const std::string near = nearest_name(name, names());
-  if (!near.empty()) msg += "; did you mean '" + near + "'?";
+  if (!near.empty()) msg += "; did you mean " + quoted(near) + "?";
   else msg += "; its columns are listed by 'panelboot describe --data FILE'";
   throw InvalidInput(msg);
 }
@@ -43,14 +44,14 @@ const std::vector<double>& DataFrame::numeric(const std::string& name) const {
   const Column& c = column(name);
   if (c.is_string()) {
     if (c.n_numeric_fields > c.n_text_fields)
-      throw InvalidInput("unparsable number '" + c.first_text_value + "' at " +
+      throw InvalidInput("unparsable number " + quoted(c.first_text_value) + " at " +
                          c.first_text_where + "; fix the value or mark it missing (empty, NA or .)");
-    throw InvalidInput("variable '" + name + "' in " + source + " holds text (e.g. '" +
-                       c.first_text_value + "'), not numbers; use i(" + name +
+    throw InvalidInput("variable " + quoted(name) + " in " + source + " holds text (e.g. " +
+                       quoted(c.first_text_value) + "), not numbers; use i(" + printable(name) +
                        ") for dummies, or use it as a fixed effect or cluster variable");
   }
   if (!c.first_nonfinite_where.empty())
-    throw InvalidInput("non-finite value '" + c.first_nonfinite_value + "' at " +
+    throw InvalidInput("non-finite value " + quoted(c.first_nonfinite_value) + " at " +
                        c.first_nonfinite_where + "; replace it or mark it missing (empty, NA or .)");
   return c.num;
 }

@@ -1,11 +1,24 @@
-// Stata .dta input through ReadStat (optional at build time).
+// Stata .dta input through ReadStat (optional at build time). ReadStat's handlers get no
+// exceptions through C, so a handler that finds a problem keeps the message and aborts the parse;
+// parse_dta raises it afterwards. Nothing ReadStat hands over is trusted blindly: names may be
+// NULL, string values NULL, the header's row count wrong.
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <memory>
+#include <string_view>
 #include <unordered_map>
 
 #include "panelboot/config.hpp"
 #include "panelboot/data_frame.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/text.hpp"
+
+#include "encoding.hpp"
+#include "input_file.hpp"
 
 #if PANELBOOT_HAVE_READSTAT
 #include <readstat.h>
@@ -15,90 +28,217 @@ namespace panelboot {
 
 #if PANELBOOT_HAVE_READSTAT
 namespace {
+
 struct DtaContext {
   DataFrame* df;
-  std::vector<std::unordered_map<std::string, std::int32_t>> index;
-  long n_rows = 0;
+  std::size_t file_size;  // bounds the rows reserved: a damaged header must not allocate gigabytes
+  std::vector<std::unordered_map<std::string, std::int32_t>> level_index;
+  std::unordered_map<std::string, int> name_index;
+  std::size_t rows_to_reserve = 0;
+  std::string error;  // set by the handler that aborted the parse
 };
 
+int abort_with(DtaContext& ctx, const std::string& problem) {
+  ctx.error = "file '" + ctx.df->source + "': " + problem +
+              "; the file is damaged or was not written by Stata: save it from Stata again, or "
+              "export the data to CSV";
+  return READSTAT_HANDLER_ABORT;
+}
+
 int on_metadata(readstat_metadata_t* meta, void* ctx_ptr) {
-  auto* ctx = static_cast<DtaContext*>(ctx_ptr);
-  ctx->n_rows = readstat_get_row_count(meta);
+  auto& ctx = *static_cast<DtaContext*>(ctx_ptr);
+  // -1 when unknown; each row of each variable takes at least one byte of the file
+  const long long rows = readstat_get_row_count(meta);
+  const long long vars = std::max(1, readstat_get_var_count(meta));
+  const long long fit = static_cast<long long>(ctx.file_size) / vars;
+  ctx.rows_to_reserve = rows > 0 ? static_cast<std::size_t>(std::min(rows, fit)) : 0;
   return READSTAT_HANDLER_OK;
 }
 
 int on_variable(int index, readstat_variable_t* var, const char*, void* ctx_ptr) {
-  auto* ctx = static_cast<DtaContext*>(ctx_ptr);
+  auto& ctx = *static_cast<DtaContext*>(ctx_ptr);
+  const std::string position = "variable " + std::to_string(index + 1);
+  if (static_cast<std::size_t>(index) != ctx.df->columns.size())
+    return abort_with(ctx, position + " came out of order");
+  const char* name = readstat_variable_get_name(var);  // NULL when the name is empty
+  if (!name || !*name) return abort_with(ctx, position + " has an empty name");
+  const auto seen = ctx.name_index.emplace(name, index + 1);
+  if (!seen.second)
+    return abort_with(ctx, position + " has the name " + quoted(name) + " of variable " +
+                               std::to_string(seen.first->second));
   Column c;
-  c.name = readstat_variable_get_name(var);
+  c.name = name;
   if (readstat_variable_get_type_class(var) == READSTAT_TYPE_CLASS_STRING) {
     c.type = Column::Type::kString;
-    c.codes.reserve(ctx->n_rows > 0 ? ctx->n_rows : 0);
+    c.codes.reserve(ctx.rows_to_reserve);
   } else {
-    c.num.reserve(ctx->n_rows > 0 ? ctx->n_rows : 0);
+    c.num.reserve(ctx.rows_to_reserve);
   }
-  if (static_cast<std::size_t>(index) != ctx->df->columns.size()) return READSTAT_HANDLER_ABORT;
-  ctx->df->columns.push_back(std::move(c));
-  ctx->index.emplace_back();
+  ctx.df->columns.push_back(std::move(c));
+  ctx.level_index.emplace_back();
   return READSTAT_HANDLER_OK;
+}
+
+void add_text_value(DtaContext& ctx, Column& c, std::size_t j, const char* s) {
+  if (!s || !*s) {  // NULL: a missing or binary strL
+    c.codes.push_back(-1);
+    return;
+  }
+  auto& idx = ctx.level_index[j];
+  auto it = idx.find(s);
+  if (it == idx.end()) {
+    it = idx.emplace(s, static_cast<std::int32_t>(c.levels.size())).first;
+    c.levels.emplace_back(s);
+  }
+  c.codes.push_back(it->second);
+  ++c.n_text_fields;
+}
+
+double numeric_value(readstat_value_t value) {
+  switch (readstat_value_type(value)) {
+    case READSTAT_TYPE_INT8: return readstat_int8_value(value);
+    case READSTAT_TYPE_INT16: return readstat_int16_value(value);
+    case READSTAT_TYPE_INT32: return readstat_int32_value(value);
+    case READSTAT_TYPE_FLOAT: return readstat_float_value(value);
+    case READSTAT_TYPE_DOUBLE: return readstat_double_value(value);
+    default: return std::numeric_limits<double>::quiet_NaN();
+  }
 }
 
 int on_value(int obs, readstat_variable_t* var, readstat_value_t value, void* ctx_ptr) {
-  auto* ctx = static_cast<DtaContext*>(ctx_ptr);
+  auto& ctx = *static_cast<DtaContext*>(ctx_ptr);
   const int j = readstat_variable_get_index(var);
-  Column& c = ctx->df->columns[j];
-  if (j == 0) ctx->df->row_line.push_back(static_cast<std::uint32_t>(obs + 1));
+  if (j < 0 || static_cast<std::size_t>(j) >= ctx.df->columns.size())
+    return abort_with(ctx, "a value of undeclared variable " + std::to_string(j + 1));
+  Column& c = ctx.df->columns[static_cast<std::size_t>(j)];
+  if (j == 0) ctx.df->row_line.push_back(static_cast<std::uint32_t>(obs + 1));
   const bool missing = readstat_value_is_missing(value, var);
   if (c.is_string()) {
-    const char* s = missing ? nullptr : readstat_string_value(value);
-    if (!s || !*s) {
-      c.codes.push_back(-1);
-      return READSTAT_HANDLER_OK;
-    }
-    auto& idx = ctx->index[j];
-    auto it = idx.find(s);
-    if (it == idx.end()) {
-      it = idx.emplace(s, static_cast<std::int32_t>(c.levels.size())).first;
-      c.levels.emplace_back(s);
-    }
-    c.codes.push_back(it->second);
-    ++c.n_text_fields;
+    add_text_value(ctx, c, static_cast<std::size_t>(j), missing ? nullptr : readstat_string_value(value));
     return READSTAT_HANDLER_OK;
   }
-  double v = std::numeric_limits<double>::quiet_NaN();
-  if (!missing) {
-    switch (readstat_value_type(value)) {
-      case READSTAT_TYPE_INT8: v = readstat_int8_value(value); break;
-      case READSTAT_TYPE_INT16: v = readstat_int16_value(value); break;
-      case READSTAT_TYPE_INT32: v = readstat_int32_value(value); break;
-      case READSTAT_TYPE_FLOAT: v = readstat_float_value(value); break;
-      case READSTAT_TYPE_DOUBLE: v = readstat_double_value(value); break;
-      default: break;
-    }
-  }
   ++c.n_numeric_fields;
-  c.num.push_back(v);
+  c.num.push_back(missing ? std::numeric_limits<double>::quiet_NaN() : numeric_value(value));
   return READSTAT_HANDLER_OK;
 }
-}  // namespace
 
-DataFrame read_dta(const std::string& path) {
+// Stata 14 and later (formats 118, 119) store UTF-8, and ReadStat hands their bytes on unchecked
+// (it converts the Windows-1252 of older formats itself); a file from other software may hold
+// Windows-1252 there. Then all its text is read as Windows-1252, which keeps distinct levels
+// distinct (byte by byte, one code point each), and the user is told once.
+void decode_windows1252_unless_utf8(DataFrame& df) {
+  const auto utf8 = [](const std::string& s) { return valid_utf8(s); };
+  const bool all_utf8 = std::all_of(df.columns.begin(), df.columns.end(), [&](const Column& c) {
+    return utf8(c.name) && std::all_of(c.levels.begin(), c.levels.end(), utf8);
+  });
+  if (all_utf8) return;
+  for (Column& c : df.columns) {
+    c.name = cp1252_to_utf8(c.name);
+    for (std::string& level : c.levels) level = cp1252_to_utf8(level);
+  }
+  df.warnings.push_back(read_as_windows1252_warning(df.source));
+}
+
+// Every column must hold one value per observation before anything indexes them by row.
+void check_complete(const DataFrame& df) {
+  for (std::size_t j = 0; j < df.columns.size(); ++j) {
+    const Column& c = df.columns[j];
+    const std::size_t n = c.is_string() ? c.codes.size() : c.num.size();
+    if (n != df.n_rows())
+      throw InvalidInput("file '" + df.source + "': variable " + std::to_string(j + 1) + " (" +
+                         printable(c.name) + ") has " + std::to_string(n) + " values for " +
+                         std::to_string(df.n_rows()) + " observations; the file is damaged");
+  }
+}
+
+std::size_t file_size_of(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && st.st_size > 0 ? static_cast<std::size_t>(st.st_size) : 0;
+}
+
+using ParserPtr = std::unique_ptr<readstat_parser_t, decltype(&readstat_parser_free)>;
+
+ParserPtr make_parser() {
+  ParserPtr parser(readstat_parser_init(), &readstat_parser_free);
+  if (!parser) throw std::bad_alloc();
+  readstat_set_metadata_handler(parser.get(), &on_metadata);
+  readstat_set_variable_handler(parser.get(), &on_variable);
+  readstat_set_value_handler(parser.get(), &on_value);
+  return parser;
+}
+
+void raise_parse_error(readstat_error_t err, const DtaContext& ctx) {
+  if (!ctx.error.empty()) throw InvalidInput(ctx.error);
+  const char* why = readstat_error_message(err);
+  throw InvalidInput("cannot read Stata file '" + ctx.df->source + "': " + (why ? why : "unknown error") +
+                     "; check the path given to --data and that it is a .dta file");
+}
+
+// ReadStat reading from memory, for a .dta that arrived on a pipe (which cannot seek).
+struct MemoryFile {
+  std::string_view bytes;
+  readstat_off_t pos = 0;
+};
+
+int memory_open(const char*, void*) { return 0; }
+int memory_close(void*) { return 0; }
+
+readstat_off_t memory_seek(readstat_off_t offset, readstat_io_flags_t whence, void* io) {
+  auto& f = *static_cast<MemoryFile*>(io);
+  const auto size = static_cast<readstat_off_t>(f.bytes.size());
+  const readstat_off_t base = whence == READSTAT_SEEK_SET ? 0 : whence == READSTAT_SEEK_CUR ? f.pos : size;
+  if (offset < -base || offset > size - base) return -1;
+  f.pos = base + offset;
+  return f.pos;
+}
+
+ssize_t memory_read(void* buf, size_t n, void* io) {
+  auto& f = *static_cast<MemoryFile*>(io);
+  const std::size_t left = f.bytes.size() - static_cast<std::size_t>(f.pos);
+  const std::size_t k = std::min(n, left);
+  std::memcpy(buf, f.bytes.data() + f.pos, k);
+  f.pos += static_cast<readstat_off_t>(k);
+  return static_cast<ssize_t>(k);
+}
+
+readstat_error_t memory_update(long, readstat_progress_handler, void*, void*) { return READSTAT_OK; }
+
+void read_from_memory(readstat_parser_t* parser, MemoryFile& file) {
+  readstat_set_open_handler(parser, &memory_open);
+  readstat_set_close_handler(parser, &memory_close);
+  readstat_set_seek_handler(parser, &memory_seek);
+  readstat_set_read_handler(parser, &memory_read);
+  readstat_set_update_handler(parser, &memory_update);
+  readstat_set_io_ctx(parser, &file);
+}
+
+// `path` is what ReadStat opens (ignored when reading from `memory`); `file_size` bounds the rows
+// reserved.
+DataFrame parse_dta(const std::string& path, std::size_t file_size, MemoryFile* memory) {
   DataFrame df;
-  df.source = path;
+  df.source = shown_path(path);
   df.row_unit = "observation";
-  DtaContext ctx{&df, {}, 0};
-  readstat_parser_t* parser = readstat_parser_init();
-  readstat_set_metadata_handler(parser, &on_metadata);
-  readstat_set_variable_handler(parser, &on_variable);
-  readstat_set_value_handler(parser, &on_value);
-  const readstat_error_t err = readstat_parse_dta(parser, path.c_str(), &ctx);
-  readstat_parser_free(parser);
-  if (err != READSTAT_OK)
-    throw InvalidInput("cannot read Stata file '" + path + "': " + readstat_error_message(err) +
-                       "; check the path given to --data and that it is a .dta file");
+  DtaContext ctx{&df, file_size, {}, {}, 0, {}};
+  ParserPtr parser = make_parser();
+  if (memory) read_from_memory(parser.get(), *memory);
+  const readstat_error_t err = readstat_parse_dta(parser.get(), path.c_str(), &ctx);
+  if (err != READSTAT_OK || !ctx.error.empty()) raise_parse_error(err, ctx);
+  check_complete(df);
+  decode_windows1252_unless_utf8(df);
   return df;
 }
+
+}  // namespace
+
+DataFrame read_dta(const std::string& path) { return parse_dta(path, file_size_of(path), nullptr); }
+
+DataFrame read_dta_bytes(const std::string& bytes, const std::string& source_name) {
+  MemoryFile memory{bytes};
+  return parse_dta(source_name, bytes.size(), &memory);
+}
 #else
+DataFrame read_dta_bytes(const std::string&, const std::string& source_name) { return read_dta(source_name); }
+
 DataFrame read_dta(const std::string& path) {
   throw NotCompiled("cannot read '" + path +
                     "': this panelboot was built without ReadStat, so Stata .dta input is "

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "panelboot/error.hpp"
+#include "panelboot/text.hpp"
 
 namespace panelboot {
 namespace {
@@ -22,8 +23,12 @@ struct Token {
   std::size_t pos = 0;
 };
 
+// What is being evaluated ("formula '...'", "--where '...'") as messages show it: such texts
+// can run long, and the column number points into the part shown.
+std::string shown(const std::string& what) { return printable(what, 250); }
+
 [[noreturn]] void syntax_error(const std::string& what, std::size_t pos, const std::string& msg) {
-  throw InvalidInput(what + ": syntax error at column " + std::to_string(pos + 1) + ": " + msg);
+  throw InvalidInput(shown(what) + ": syntax error at column " + std::to_string(pos + 1) + ": " + msg);
 }
 
 std::vector<Token> tokenize(const std::string& s, std::size_t begin, std::size_t end,
@@ -54,7 +59,7 @@ std::vector<Token> tokenize(const std::string& s, std::size_t begin, std::size_t
       t.text = s.substr(i, j - i);
       char* endp = nullptr;
       t.number = std::strtod(t.text.c_str(), &endp);
-      if (*endp) syntax_error(what, i, "bad number '" + t.text + "'");
+      if (*endp) syntax_error(what, i, "bad number " + quoted(t.text));
       i = j;
     } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
       std::size_t j = i;
@@ -90,7 +95,7 @@ std::vector<Token> tokenize(const std::string& s, std::size_t begin, std::size_t
       }
       if (!matched) {
         if (std::string("+-*/^()<>,!&|=").find(c) == std::string::npos)
-          syntax_error(what, i, std::string("unexpected character '") + c + "'");
+          syntax_error(what, i, "unexpected character " + quoted(std::string(1, c)));
         t.text = std::string(1, c);
         ++i;
       }
@@ -115,7 +120,7 @@ class Parser {
   ExprPtr parse_all() {
     ExprPtr e = parse_or();
     if (peek().type != Token::Type::kEnd)
-      syntax_error(what_, peek().pos, "unexpected '" + peek().text + "'");
+      syntax_error(what_, peek().pos, "unexpected " + quoted(peek().text));
     return e;
   }
 
@@ -273,7 +278,7 @@ class Parser {
           expect(")");
           return e;
         }
-        syntax_error(what_, tok.pos, "unexpected '" + tok.text + "'");
+        syntax_error(what_, tok.pos, "unexpected " + quoted(tok.text));
       case Token::Type::kEnd:
         break;
     }
@@ -368,7 +373,7 @@ int lag_order(const ExprNode& n, const EvalContext& ctx) {
   if (n.args.size() == 1) return 1;
   if (n.args.size() != 2 || n.args[1]->kind != ExprNode::Kind::kNumber ||
       n.args[1]->number != std::floor(n.args[1]->number) || n.args[1]->number < 0)
-    throw InvalidInput(ctx.what + ": " + n.text + "(x, k) needs a whole number k >= 0 (column " +
+    throw InvalidInput(shown(ctx.what) + ": " + printable(n.text) + "(x, k) needs a whole number k >= 0 (column " +
                        std::to_string(n.pos + 1) + ")");
   return static_cast<int>(n.args[1]->number);
 }
@@ -382,7 +387,7 @@ std::vector<double> evaluate(const ExprNode& n, const EvalContext& ctx) {
     case K::kNumber:
       return std::vector<double>(n_obs, n.number);
     case K::kString:
-      throw InvalidInput(ctx.what + ": the text \"" + n.text + "\" at column " +
+      throw InvalidInput(shown(ctx.what) + ": the text \"" + printable(n.text) + "\" at column " +
                          std::to_string(n.pos + 1) +
                          " can only be compared with a text variable (== or != or in)");
     case K::kVariable:
@@ -403,11 +408,11 @@ std::vector<double> evaluate(const ExprNode& n, const EvalContext& ctx) {
         const ExprNode& e = *n.args[k];
         if (tc) {
           if (e.kind != K::kString)
-            throw InvalidInput(ctx.what + ": '" + tc->name + "' is text; write its values in quotes");
+            throw InvalidInput(shown(ctx.what) + ": " + quoted(tc->name) + " is text; write its values in quotes");
           vals.push_back(level_code(*tc, e.text));
         } else {
           if (e.kind != K::kNumber && !(e.kind == K::kUnary && e.args[0]->kind == K::kNumber))
-            throw InvalidInput(ctx.what + ": 'in (...)' takes a list of constants (column " +
+            throw InvalidInput(shown(ctx.what) + ": 'in (...)' takes a list of constants (column " +
                                std::to_string(e.pos + 1) + ")");
           vals.push_back(evaluate(e, ctx)[0]);
         }
@@ -429,7 +434,7 @@ std::vector<double> evaluate(const ExprNode& n, const EvalContext& ctx) {
         const Column* col = ta ? ta : tb;
         const ExprNode& lit = ta ? *n.args[1] : *n.args[0];
         if (!col || lit.kind != K::kString || (op != "==" && op != "!="))
-          throw InvalidInput(ctx.what + ": at column " + std::to_string(n.pos + 1) +
+          throw InvalidInput(shown(ctx.what) + ": at column " + std::to_string(n.pos + 1) +
                              ", text can only be compared for equality (== or !=) between a text "
                              "variable and a quoted value");
         a = codes_as_double(*col);
@@ -477,10 +482,10 @@ std::vector<double> evaluate(const ExprNode& n, const EvalContext& ctx) {
       const std::string& f = n.text;
       if (f == "l" || f == "f" || f == "L" || f == "F" || f == "lag" || f == "lead") {
         if (!ctx.panel)
-          throw InvalidInput(ctx.what + ": " + f + "(...) at column " + std::to_string(n.pos + 1) +
+          throw InvalidInput(shown(ctx.what) + ": " + printable(f) + "(...) at column " + std::to_string(n.pos + 1) +
                              " needs the panel structure; add --panel id,time");
         if (n.args.empty())
-          throw InvalidInput(ctx.what + ": " + f + "() needs a variable");
+          throw InvalidInput(shown(ctx.what) + ": " + printable(f) + "() needs a variable");
         int k = lag_order(n, ctx);
         if (f == "f" || f == "F" || f == "lead") k = -k;
         const std::vector<double> x = evaluate(*n.args[0], ctx);
@@ -490,11 +495,11 @@ std::vector<double> evaluate(const ExprNode& n, const EvalContext& ctx) {
         return out;
       }
       if (f == "I") {
-        if (n.args.size() != 1) throw InvalidInput(ctx.what + ": I() takes one expression");
+        if (n.args.size() != 1) throw InvalidInput(shown(ctx.what) + ": I() takes one expression");
         return evaluate(*n.args[0], ctx);
       }
       if (n.args.size() != 1)
-        throw InvalidInput(ctx.what + ": " + f + "() takes one argument (column " +
+        throw InvalidInput(shown(ctx.what) + ": " + printable(f) + "() takes one argument (column " +
                            std::to_string(n.pos + 1) + ")");
       std::vector<double> a = evaluate(*n.args[0], ctx);
       double (*fn)(double) = nullptr;
@@ -504,7 +509,7 @@ std::vector<double> evaluate(const ExprNode& n, const EvalContext& ctx) {
       else if (f == "abs") fn = [](double x) { return std::fabs(x); };
       else if (f == "log1p") fn = [](double x) { return x > -1 ? std::log1p(x) : kNaN; };
       else
-        throw InvalidInput(ctx.what + ": unknown function '" + f + "' at column " +
+        throw InvalidInput(shown(ctx.what) + ": unknown function " + quoted(f) + " at column " +
                            std::to_string(n.pos + 1) +
                            "; known: log, exp, sqrt, abs, log1p, I, l, f, i");
       for (double& v : a) {
@@ -531,7 +536,7 @@ PanelIndex::PanelIndex(const DataFrame& df, const std::string& id_var, const std
   for (std::size_t r = 0; r < n_obs; ++r) {
     if (id.missing(r) || t[r] != t[r]) continue;
     if (t[r] != std::floor(t[r]))
-      throw InvalidInput("--panel: time variable '" + time_var + "' must hold whole numbers; " +
+      throw InvalidInput("--panel: time variable " + quoted(time_var) + " must hold whole numbers; " +
                          df.where(r) + " has " + df.column(time_var).text(r));
     if (id.is_string()) unit_[r] = id.codes[r];
     else unit_[r] = codes.emplace(id.num[r], static_cast<std::int64_t>(codes.size())).first->second;
@@ -546,8 +551,9 @@ PanelIndex::PanelIndex(const DataFrame& df, const std::string& id_var, const std
   for (std::size_t k = 1; k < sorted_.size(); ++k) {
     const auto a = sorted_[k - 1], b = sorted_[k];
     if (unit_[a] == unit_[b] && time_[a] == time_[b])
-      throw InvalidInput("--panel " + id_var + "," + time_var + ": duplicate (" + id_var + ", " +
-                         time_var + ") pair (" + id.text(a) + ", " + std::to_string(time_[a]) +
+      throw InvalidInput("--panel " + printable(id_var) + "," + printable(time_var) + ": duplicate (" +
+                         printable(id_var) + ", " + printable(time_var) + ") pair (" +
+                         printable(id.text(a)) + ", " + std::to_string(time_[a]) +
                          ") at " + df.where(a) + " and " + df.row_unit + " " +
                          std::to_string(df.row_line[b]) +
                          "; lags and panel methods need one row per unit and period");

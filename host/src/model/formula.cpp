@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "panelboot/error.hpp"
+#include "panelboot/text.hpp"
 
 namespace panelboot {
 namespace {
@@ -13,7 +14,8 @@ struct Piece {
   char sep_before = '+';
 };
 
-std::string what_of(const std::string& text) { return "formula '" + text + "'"; }
+// Formulas run long; the message's column number points into the part shown.
+std::string what_of(const std::string& text) { return "formula '" + printable(text, 200) + "'"; }
 
 [[noreturn]] void fail(const std::string& text, std::size_t pos, const std::string& msg) {
   throw InvalidInput(what_of(text) + ": syntax error at column " + std::to_string(pos + 1) + ": " +
@@ -86,7 +88,7 @@ FormulaFactor parse_factor(const std::string& s, std::size_t b, std::size_t e) {
         if (txt.empty()) fail(s, a.begin, "empty argument in i()");
         const std::size_t eq = txt.find('=');
         if (k == 0) {
-          if (!is_identifier(txt)) fail(s, a.begin, "i() needs a variable name first, got '" + txt + "'");
+          if (!is_identifier(txt)) fail(s, a.begin, "i() needs a variable name first, got " + quoted(txt));
           f.var = txt;
         } else if (eq != std::string::npos) {
           std::string key = txt.substr(0, eq), val = txt.substr(eq + 1);
@@ -95,7 +97,7 @@ FormulaFactor parse_factor(const std::string& s, std::size_t b, std::size_t e) {
           trim(val, vb, ve);
           key = key.substr(kb, ke - kb);
           val = val.substr(vb, ve - vb);
-          if (key != "ref") fail(s, a.begin, "unknown i() option '" + key + "' (known: ref)");
+          if (key != "ref") fail(s, a.begin, "unknown i() option " + quoted(key) + " (known: ref)");
           if (val.size() >= 2 && (val[0] == '"' || val[0] == '\'') && val.back() == val[0])
             val = val.substr(1, val.size() - 2);
           if (val.empty()) fail(s, a.begin, "ref= needs a level");
@@ -104,7 +106,7 @@ FormulaFactor parse_factor(const std::string& s, std::size_t b, std::size_t e) {
         } else if (k == 1 && !f.slope) {
           f.slope = parse_expression(s, what_of(s), a.begin, a.end);
         } else {
-          fail(s, a.begin, "unexpected i() argument '" + txt + "'");
+          fail(s, a.begin, "unexpected i() argument " + quoted(txt));
         }
       }
       f.name = "i(" + f.var + (f.slope ? "," + to_string(*f.slope) : "") + ")";
@@ -183,7 +185,7 @@ Formula parse_formula(const std::string& text) {
       for (const Piece& v : split_top(text, p.begin, p.end, "^")) {
         const std::string var = text.substr(v.begin, v.end - v.begin);
         if (!is_identifier(var))
-          fail(text, v.begin, "a fixed effect must be a variable name (or a^b), got '" + var + "'");
+          fail(text, v.begin, "a fixed effect must be a variable name (or a^b), got " + quoted(var));
         vars.push_back(var);
         name += (name.empty() ? "" : "^") + var;
       }

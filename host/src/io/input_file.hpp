@@ -1,0 +1,40 @@
+#pragma once
+// An input file opened for reading. Regular files are read with their size known; pipes, FIFOs,
+// /dev/stdin and process substitutions cannot seek, so they are read until end of file.
+#include <sys/stat.h>
+
+#include <cstddef>
+#include <string>
+
+namespace panelboot {
+
+class InputFile {
+ public:
+  // Opens `path`; an InvalidInput error naming it when it is missing, unreadable or a directory.
+  explicit InputFile(const std::string& path);
+  ~InputFile();
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+
+  bool is_regular() const { return S_ISREG(st_.st_mode); }
+  // Appends to `out` up to `limit` more bytes; all that is left when limit is kAll.
+  void read_into(std::string& out, std::size_t limit);
+  static constexpr std::size_t kAll = static_cast<std::size_t>(-1);
+
+ private:
+  std::size_t next_chunk() const;
+
+  std::string path_;
+  int fd_ = -1;
+  struct stat st_ {};
+  std::size_t consumed_ = 0;  // bytes read so far
+};
+
+// A file's name as messages and reports show it: one printable line of valid UTF-8 (a name
+// that is not UTF-8 would break JSON output), at most 1024 bytes.
+std::string shown_path(const std::string& path);
+
+// The whole content of `path`.
+std::string read_whole_file(const std::string& path);
+
+}  // namespace panelboot
