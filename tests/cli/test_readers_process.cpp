@@ -34,7 +34,7 @@ std::vector<std::string> lines_starting(const std::string& err, const std::strin
 }
 
 // files given with --data: the error is the only line
-void expect_user_error(const ProcRun& r, const std::vector<std::string>& phrases) {
+void expect_one_line_error(const ProcRun& r, const std::vector<std::string>& phrases) {
   pbtest::expect_user_error(r, phrases, 1);
 }
 
@@ -59,7 +59,7 @@ const char* kPanel =
 TEST(ReadersProcess, StataVariableWithAnEmptyNameIsALocatedError) {
   const std::string p = patched_dta(334, '\0');  // the first byte of variable 1's name, "year"
   const ProcRun r = run_process({"describe", "--data", p});
-  expect_user_error(r, {"file '" + p + "'", "variable 1 has an empty name"});
+  expect_one_line_error(r, {"file '" + p + "'", "variable 1 has an empty name"});
 }
 
 TEST(ReadersProcess, StataVariablesWithOneNameAreALocatedError) {
@@ -67,14 +67,14 @@ TEST(ReadersProcess, StataVariablesWithOneNameAreALocatedError) {
   b.replace(334 + 129, 5, std::string("year\0", 5));  // variable 2, "selfemployed", renamed "year"
   const std::string p = pbtest::write_temp(b, ".dta");
   const ProcRun r = run_process({"describe", "--data", p});
-  expect_user_error(r, {"file '" + p + "'", "variable 2 has the name 'year' of variable 1"});
+  expect_one_line_error(r, {"file '" + p + "'", "variable 2 has the name 'year' of variable 1"});
 }
 
 // 2. --data naming a directory, and inputs that cannot seek (a pipe) read to the end.
 TEST(ReadersProcess, DirectoryIsAUserError) {
   const std::string dir = std::filesystem::temp_directory_path().string();
   const ProcRun r = run_process({"describe", "--data", dir});
-  expect_user_error(r, {"cannot read data file '" + dir + "': it is a directory"});
+  expect_one_line_error(r, {"cannot read data file '" + dir + "': it is a directory"});
 }
 
 TEST(ReadersProcess, CsvFromAPipeIsReadToTheEnd) {
@@ -127,14 +127,14 @@ TEST(ReadersProcess, OldFormatStataFileNamedTxtIsReadAsStata) {
 TEST(ReadersProcess, DtaNameWithoutTheStataSignatureSaysSo) {
   const std::string p = pbtest::write_temp(kPanel, ".dta");
   const ProcRun r = run_process({"describe", "--data", p});
-  expect_user_error(r, {"cannot read Stata file '" + p + "'", "does not start with a Stata"});
+  expect_one_line_error(r, {"cannot read Stata file '" + p + "'", "does not start with a Stata"});
 }
 
 TEST(ReadersProcess, BinaryContentIsNeitherCsvNorStata) {
   const std::string gz("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xcb\x48\xcd\xc9\xc9\x07\x00", 17);
   const std::string p = pbtest::write_temp(gz, ".csv");
   const ProcRun r = run_process({"describe", "--data", p});
-  expect_user_error(r, {"file '" + p + "' is neither CSV text nor a Stata .dta file"});
+  expect_one_line_error(r, {"file '" + p + "' is neither CSV text nor a Stata .dta file"});
   EXPECT_LT(r.err.size(), 400u) << r.err;
 }
 
@@ -143,7 +143,7 @@ TEST(ReadersProcess, Utf16TextIsNamed) {
   for (char c : std::string("y,x\n1,2\n")) u16 += std::string{c, '\0'};
   const std::string p = pbtest::write_temp(u16, ".csv");
   const ProcRun r = run_process({"describe", "--data", p});
-  expect_user_error(r, {"file '" + p + "' is UTF-16 text"});
+  expect_one_line_error(r, {"file '" + p + "' is UTF-16 text"});
 }
 
 TEST(ReadersProcess, SpaceDelimitedFileWithoutHeaderWarns) {
@@ -253,7 +253,7 @@ TEST(ReadersProcess, HugeFieldIsEchoedInShort) {
   std::string csv = "y,x\n1,1\n2," + ("1" + std::string(5000000, 'x')) + "\n3,3\n4,4\n";
   const std::string p = pbtest::write_temp(csv);
   const ProcRun r = run_process({"fit", "--data", p, "-f", "y ~ x"});
-  expect_user_error(r, {"unparsable number '1xxx", "(5000001 bytes)", "line 3, column 2 (x)"});
+  expect_one_line_error(r, {"unparsable number '1xxx", "(5000001 bytes)", "line 3, column 2 (x)"});
   EXPECT_LT(r.err.size(), 400u) << r.err.substr(0, 2000);
 }
 
@@ -263,7 +263,7 @@ TEST(ReadersProcess, NulByteInAFieldIsShownEscaped) {
   csv += "9,2" + std::string(1, '\0') + "5\n";  // past the first few KB: read as CSV text
   const std::string p = pbtest::write_temp(csv);
   const ProcRun r = run_process({"fit", "--data", p, "-f", "y ~ x"});
-  expect_user_error(r, {"unparsable number '2\\x005'", "line 802, column 2 (x)"});
+  expect_one_line_error(r, {"unparsable number '2\\x005'", "line 802, column 2 (x)"});
   EXPECT_LT(r.err.size(), 400u) << r.err;
 }
 
@@ -271,13 +271,13 @@ TEST(ReadersProcess, HugeColumnNameIsEchoedInShort) {
   const std::string name(100000, 'v');
   const std::string p = pbtest::write_temp("y," + name + "\n1,a\n2,b\n3,c\n");
   const ProcRun r = run_process({"fit", "--data", p, "-f", "y ~ " + name});
-  expect_user_error(r, {"holds text", "(100000 bytes)"});
+  expect_one_line_error(r, {"holds text", "(100000 bytes)"});
   EXPECT_LT(r.err.size(), 500u) << r.err.substr(0, 2000);
 }
 
 TEST(ReadersProcess, HugeFormulaTokenIsEchoedInShort) {
   const std::string p = pbtest::write_temp(kPanel);
   const ProcRun r = run_process({"fit", "--data", p, "-f", "y ~ x + " + std::string(100000, 'q') + "(x)"});
-  expect_user_error(r, {"unknown function 'qqq", "(100000 bytes)"});
+  expect_one_line_error(r, {"unknown function 'qqq", "(100000 bytes)"});
   EXPECT_LT(r.err.size(), 600u) << r.err.substr(0, 2000);
 }
