@@ -1,9 +1,12 @@
 // The executable as a user meets it: exit statuses, stderr, stdout failures and the files left
 // on disk, for every case of the hardening review (outputs that must never destroy anything,
 // crashes, hangs, options out of range, formats, progress).
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -132,23 +135,46 @@ TEST(ProcessOutput, AnExistingFileKeepsItsPermissions) {
   EXPECT_NE(slurp(out).find("Model:"), std::string::npos);
 }
 
+// What a FIFO delivers until its writer closes it (nonblocking, so that a binary that never
+// opens it cannot hang the test: it gives up after `timeout_s`).
+std::string read_fifo(const std::string& path, double timeout_s) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
+  if (fd < 0) return "";
+  std::string got;
+  char buf[4096];
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < timeout_s) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+    else if (n == 0 && !got.empty()) break;  // the writer came and went
+    else std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::close(fd);
+  return got;
+}
+
 TEST(ProcessOutput, DevicesAndFifosAreWrittenInPlaceNeverReplaced) {
-  const ProcRun r = run_process(with(grunfeld_fit(data_path("grunfeld_plm.csv")), {"--output", "/dev/null"}));
+  // A null device of our own where we may make one (root: the old binary replaced /dev/null
+  // itself, so a regression must not be tested on the machine's), else /dev/null, which a
+  // non-root run could not replace anyway.
+  TempDir dir;
+  std::string null_dev = dir / "null";
+  if (::mknod(null_dev.c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) null_dev = "/dev/null";
+  const ProcRun r = run_process(with(grunfeld_fit(data_path("grunfeld_plm.csv")), {"--output", null_dev}));
   EXPECT_EQ(r.status, 0) << r.err;
   struct stat st;
-  ASSERT_EQ(::stat("/dev/null", &st), 0);
-  EXPECT_TRUE(S_ISCHR(st.st_mode)) << "/dev/null is no longer a device";
-  TempDir dir;
+  ASSERT_EQ(::stat(null_dev.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode)) << null_dev << " is no longer a device";
   const std::string fifo = dir / "pipe";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   std::string got;
-  std::thread reader([&] { got = slurp(fifo); });
+  std::thread reader([&] { got = read_fifo(fifo, 20); });
   const ProcRun w = run_process(with(grunfeld_fit(data_path("grunfeld_plm.csv")), {"--format", "csv", "--output", fifo}));
   reader.join();
   EXPECT_EQ(w.status, 0) << w.err;
   EXPECT_NE(got.find("\"capital\""), std::string::npos) << got;
   ASSERT_EQ(::lstat(fifo.c_str(), &st), 0);
-  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_TRUE(S_ISFIFO(st.st_mode)) << "the FIFO was replaced by a file";
 }
 
 TEST(ProcessOutput, AFailedRunLeavesNoFileAndSideFilesOnlyWithSuccess) {
@@ -321,6 +347,24 @@ TEST(ProcessValues, ThresholdNeedsTwoUnitsAndItsFixedEffect) {
   auto no_fe = hansen_threshold();
   no_fe[6] = "inva ~ l(vala,1)";
   expect_user_error(run_process(no_fe), {"has no fixed effect", "'inva ~ l(vala,1) | id'"});
+}
+
+TEST(ProcessValues, ARegimeRegressorRepeatedAmongTheLinearOnesIsOmittedThereAndSaid) {
+  // listed first among the linear terms it used to shift the regime columns: vala became the
+  // regime regressor, silently
+  auto args = hansen_threshold();
+  args[6] = "inva ~ l(cfa,1) + l(vala,1) | id";
+  const ProcRun r = run_process(with(args, {"--format", "json"}));
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["omitted"].size(), 1u);
+  EXPECT_EQ(j["omitted"][0].get<std::string>().rfind("l(cfa,1) (linear term", 0), 0u) << j["omitted"];
+  std::vector<std::string> names;
+  for (const auto& c : j["models"][0]["coefficients"]) names.push_back(c["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"l(vala,1)", "l(cfa,1):regime1", "l(cfa,1):regime2"}));
+  // the same model as without the repeat
+  const ProcRun plain = run_process(with(hansen_threshold(), {"--format", "json"}));
+  EXPECT_EQ(nlohmann::json::parse(plain.out)["models"][0]["ssr"], j["models"][0]["ssr"]);
 }
 
 TEST(ProcessValues, AHeaderOnlyFileSaysSoNotWhere) {

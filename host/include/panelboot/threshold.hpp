@@ -101,6 +101,7 @@ struct ThresholdResult {
   bool simulated = false;
   std::string data_source;
   std::vector<std::string> departures;  // options outside the chosen program's procedure
+  std::vector<std::string> omitted;     // linear terms dropped because they repeat a regime regressor
   std::vector<std::pair<std::string, double>> timing;  // seconds per stage (setup, search, bootstrap)
 };
 

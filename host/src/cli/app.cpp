@@ -504,7 +504,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
                      {"n_units", r.n_units}, {"n_periods", r.n_periods}, {"nobs", r.n_obs},
                      {"n_grid", r.n_grid}, {"n_distinct", r.n_distinct}, {"grid_first", r.grid_first},
                      {"grid_last", r.grid_last}, {"ssr_linear", r.ssr_linear}, {"c95", r.c95}, {"c99", r.c99},
-                     {"vcov", vcov}, {"departures", r.departures}, {"level", to.level}, {"c_level", r.c_level},
+                     {"vcov", vcov}, {"departures", r.departures}, {"omitted", r.omitted}, {"level", to.level}, {"c_level", r.c_level},
                      {"cluster", c.cluster.empty() ? to.panel_id : c.cluster}, {"n_clusters", r.n_clusters}};
     j["models"] = nlohmann::json::array();
     for (const auto& m : r.models) {
@@ -561,6 +561,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   std::snprintf(buf, sizeof buf, "SSR without threshold: %.8g\n", r.ssr_linear);
   t << buf;
   for (const auto& dep : r.departures) t << "DEPARTURE: " << dep << "\n";
+  for (const auto& om : r.omitted) t << "Omitted: " << om << "\n";
   for (std::size_t k = 0; k < r.models.size(); ++k) {
     const auto& m = r.models[k];
     t << "\n== " << m.n_thresholds << " threshold(s) ==\n";

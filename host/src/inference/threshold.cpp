@@ -14,6 +14,7 @@
 #include "panelboot/design.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/memory.hpp"
+#include "panelboot/text.hpp"
 #include "panelboot/progress.hpp"
 #include "panelboot/kernels/wild_weights.hpp"
 
@@ -59,6 +60,38 @@ std::string trim_ws(std::string s) {
   std::size_t b = 0;
   while (b < s.size() && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
   return s.substr(b);
+}
+
+// The design's formula: the linear regressors z, then the regime regressors x, then q, with no
+// intercept (the unit effects are the transform's). A regressor listed both as linear and as a
+// regime one is, in the linear part, the sum of its regime terms: its linear copy is omitted
+// (named in `omitted`), so that the regime columns stay the p after the linear ones.
+Formula threshold_formula(const std::string& lhs, const std::string& rhs, const std::vector<std::string>& regime,
+                          const std::string& q, std::vector<std::string>& omitted) {
+  auto one_term = [&](const std::string& expr, const char* what) {
+    Formula f = parse_formula(lhs + " ~ " + expr + " + 0");
+    if (f.terms.size() != 1)
+      throw InvalidInput(std::string(what) + " " + quoted(expr) + " must be one numeric regressor");
+    return f.terms[0];
+  };
+  Formula fm = parse_formula(lhs + " ~ " + (rhs.empty() ? std::string("0") : rhs + " + 0"));
+  std::vector<FormulaTerm> x_terms;
+  for (const std::string& x : regime) x_terms.push_back(one_term(x, "--regime"));
+  std::vector<FormulaTerm> kept;
+  for (FormulaTerm& t : fm.terms) {
+    const bool is_regime = std::any_of(x_terms.begin(), x_terms.end(), [&](const FormulaTerm& x) { return x.name == t.name; });
+    if (is_regime) omitted.push_back(t.name + " (linear term; also a regime regressor, whose regime slopes it sums)");
+    else kept.push_back(std::move(t));
+  }
+  for (std::size_t i = 0; i < x_terms.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (x_terms[i].name == x_terms[j].name) throw InvalidInput("--regime lists " + quoted(x_terms[i].name) + " twice");
+  fm.terms = std::move(kept);
+  fm.terms.insert(fm.terms.end(), x_terms.begin(), x_terms.end());
+  fm.terms.push_back(one_term("I(" + q + ")", "--threshold-var"));
+  fm.text = lhs + " ~ ";
+  for (std::size_t i = 0; i < fm.terms.size(); ++i) fm.text += (i ? " + " : "") + fm.terms[i].name;
+  return fm;
 }
 
 // The transformed sample: demeaned by individual over its periods, then (Hansen) its last
@@ -516,10 +549,8 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
                        " regime regressors and (thresholds - 1) x regime regressors <= " +
                        std::to_string(kernels::kMaxFixedDim) + " (here " + std::to_string(p) + " and " +
                        std::to_string(o.n_thresholds) + " thresholds); use fewer");
-  std::string text = trim_ws(lhs) + " ~ " + trim_ws(rhs);
-  for (const std::string& x : o.regime) text += " + " + x;
-  text += " + I(" + o.threshold_var + ") + 0";
-  const Formula fm = parse_formula(text);
+  ThresholdResult res;
+  const Formula fm = threshold_formula(trim_ws(lhs), trim_ws(rhs), o.regime, o.threshold_var, res.omitted);
   SampleOptions so;
   so.where = o.where;
   so.panel_id = o.panel_id;
@@ -531,11 +562,15 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   so.keep_singletons = true;
   Design d = build_design(df, fm, so);
   const std::size_t kz = d.n_reg - static_cast<std::size_t>(p) - 1;
-  if (d.n_reg != static_cast<std::size_t>(fm.terms.size()))
-    throw InvalidInput("threshold: a regime regressor repeats a regime-independent one; list each once");
+  // the last p + 1 design columns are the regime regressors and q (the design drops a column
+  // that repeats an earlier one, e.g. one of a linear i(f)'s dummies)
+  for (int j = 0; j <= p; ++j)
+    if (d.n_reg < static_cast<std::size_t>(p) + 1 ||
+        d.x_names[d.n_reg - p - 1 + j] != fm.terms[fm.terms.size() - p - 1 + j].name)
+      throw InvalidInput("threshold: --regime " + quoted(fm.terms[fm.terms.size() - p - 1 + j].name) +
+                         " repeats a column of the linear part; list each regressor once");
 
   // balanced panel, rows by (id, time)
-  ThresholdResult res;
   Panel pn;
   pn.n = static_cast<std::size_t>(d.extra[0].n_levels);
   pn.T = static_cast<std::size_t>(d.time.n_levels);
