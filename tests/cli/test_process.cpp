@@ -296,6 +296,20 @@ TEST(ProcessOptions, TooManyThreadsAreReducedToTheCoresWithAWarning) {
   EXPECT_NE(r.err.find("panelboot: warning: --threads 1000 is more than this machine's"), std::string::npos) << r.err;
 }
 
+TEST(ProcessOptions, AFailingRunPrintsAtMostThreeLinesItsErrorLast) {
+  // three notices before the error (too many threads, a small B, the embedded data): the third
+  // is held back and dropped with the failure; a success shows all three
+  const std::vector<std::string> wild{"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province",
+                                      "--B", "5", "--threads", "999", "--no-ci"};
+  const ProcRun bad = run_process(with(wild, {"--test", "zzz = 0"}));
+  expect_user_error(bad, {"'zzz' is not a coefficient"});
+  EXPECT_EQ(bad.stderr_lines(), 3) << bad.err;
+  const ProcRun ok = run_process(with(wild, {"--test", "rgzn = 0"}));
+  ASSERT_EQ(ok.status, 0) << ok.err;
+  EXPECT_EQ(ok.stderr_lines(), 3) << ok.err;
+  EXPECT_NE(ok.err.find("embedded simulated dataset"), std::string::npos) << ok.err;
+}
+
 TEST(ProcessOptions, ReplicationsBeyondMemoryAreRefusedWithTheEstimateAndTheWaysOut) {
   // --B 2147483648 with the CI keeps 5 numbers per replication: about 80 GB
   const std::vector<std::string> wild{"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province",

@@ -23,6 +23,40 @@
 namespace panelboot {
 namespace {
 
+// Notices and warnings reach stderr as they come, but those after the first two are held back
+// until the command ends: shown after a success, dropped when it fails, so that a failing run
+// prints at most three lines, its error the last (README). Progress lines do not pass here: they
+// go to stderr itself, whose terminal they need.
+class HeldBackLines : public std::streambuf {
+ public:
+  explicit HeldBackLines(std::ostream& to) : to_(to) {}
+  void release() {
+    to_ << held_;
+    held_.clear();
+  }
+
+ protected:
+  int overflow(int c) override {
+    if (c == traits_type::eof()) return 0;
+    if (lines_ >= kPassed) {
+      held_ += static_cast<char>(c);
+      return c;
+    }
+    to_.put(static_cast<char>(c));
+    if (c == '\n') {
+      ++lines_;
+      to_.flush();
+    }
+    return c;
+  }
+
+ private:
+  static constexpr int kPassed = 2;
+  std::ostream& to_;
+  std::string held_;
+  int lines_ = 0;
+};
+
 // ---- numeric options: every one has a stated range, checked as it is parsed (exit 2) ----
 
 // A whole number from lo to hi, written in full: no sign wrap ("-1" for an unsigned option), no
@@ -333,7 +367,7 @@ struct WildCli {
   std::size_t chunk = 0;
 };
 
-int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::ostream& err) {
+int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::ostream& err, std::ostream& terminal) {
   if (o.formulas.size() != 1)
     throw InvalidInput("wild takes one --formula (the model whose coefficients --test restricts)");
   if (o.cluster.empty())
@@ -348,7 +382,7 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   wo.joint = w.joint;
   const std::int64_t B = w.B;
   wo.n_boot = B;
-  wo.progress = &err;
+  wo.progress = &terminal;
   wo.max_memory = max_memory_bytes(o);
   if (B < 99) err << "panelboot: warning: --B " << B << " is below 99; the bootstrap p-value will be coarse\n";
   wo.weight = parse_weight_type(w.weight_type);
@@ -402,7 +436,8 @@ struct ThresholdCli {
   std::uint64_t seed = 20250101;
 };
 
-int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& out, std::ostream& err) {
+int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& out, std::ostream& err,
+                  std::ostream& terminal) {
   if (o.formulas.size() != 1) throw InvalidInput("threshold takes one --formula, e.g. 'y ~ z1 + z2 | id'");
   check_paths(o, {{"--lr-curve", c.lr_curve}, {"--save-regimes", c.save_regimes}});
   apply_threads(o.threads, err);
@@ -459,7 +494,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   }
   to.n_boot = to.gammas.empty() ? c.B : 0;
   to.seed = c.seed;
-  to.progress = &err;
+  to.progress = &terminal;
   to.max_memory = max_memory_bytes(o);
   const auto t_read0 = std::chrono::steady_clock::now();
   const DataFrame df = read_input(o, err);
@@ -813,11 +848,16 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     err << "panelboot: error: " << parse_error_message(e, app, args) << "\n";
     return 2;
   }
+  HeldBackLines held(err);
+  std::ostream notices(&held);
   try {
-    if (fit_cmd->parsed()) return cmd_fit(fit_o, wald, out, err);
-    if (desc_cmd->parsed()) return cmd_describe(desc_o, out, err);
-    if (wild_cmd->parsed()) return cmd_wild(wild_o, wild_w, out, err);
-    if (thr_cmd->parsed()) return cmd_threshold(thr_o, thr_c, out, err);
+    int status = 0;
+    if (fit_cmd->parsed()) status = cmd_fit(fit_o, wald, out, notices);
+    if (desc_cmd->parsed()) status = cmd_describe(desc_o, out, notices);
+    if (wild_cmd->parsed()) status = cmd_wild(wild_o, wild_w, out, notices, err);
+    if (thr_cmd->parsed()) status = cmd_threshold(thr_o, thr_c, out, notices, err);
+    held.release();
+    return status;
   } catch (const Error& e) {
     err << "panelboot: error: " << printable(e.what(), 1000) << "\n";
     return 2;
@@ -825,7 +865,6 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     err << "panelboot: internal error: " << printable(e.what(), 1000) << "\n";
     return 3;
   }
-  return 0;
 }
 
 }  // namespace panelboot
