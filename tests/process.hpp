@@ -30,6 +30,7 @@ struct ProcOptions {
   std::vector<std::string> env;  // extra NAME=VALUE entries
   std::string stdin_text;
   std::string stdout_path;       // non-empty: stdout opened on this path (e.g. /dev/full)
+  bool stdout_append = false;    // ... for appending (as `>> path`)
   bool close_stdout_early = false;  // the reader closes its end at once (a broken pipe)
   bool ignore_sigpipe = false;   // the child starts with SIGPIPE ignored (as under some shells)
   std::string cwd;
@@ -58,7 +59,7 @@ inline ProcRun run_process(const std::vector<std::string>& args, const ProcOptio
     if (!o.cwd.empty() && chdir(o.cwd.c_str()) != 0) _exit(127);
     dup2(in_p[0], 0);
     if (!o.stdout_path.empty()) {
-      const int fd = open(o.stdout_path.c_str(), O_WRONLY);
+      const int fd = open(o.stdout_path.c_str(), O_WRONLY | (o.stdout_append ? O_APPEND : 0));
       if (fd < 0) _exit(127);
       dup2(fd, 1);
       close(fd);

@@ -57,7 +57,7 @@ TEST(CliOutput, OutputFileIsWrittenWhole) {
   EXPECT_EQ(j["models"][0]["nobs"], 200);
   // no temporary file left beside it
   for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(out).parent_path()))
-    EXPECT_EQ(e.path().string().find(out + ".tmp"), std::string::npos);
+    EXPECT_EQ(e.path().filename().string().rfind(".pbtmp.", 0), std::string::npos) << e.path();
   std::filesystem::remove(out);
 }
 

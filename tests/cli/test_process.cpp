@@ -98,11 +98,57 @@ TEST(ProcessOutput, OutputOntoTheInputFileIsRefusedAndTheInputKept) {
 
 TEST(ProcessOutput, TwoOutputsNamingOneFileAreRefused) {
   TempDir dir;
+  fs::create_directories(dir.path / "sub");
   const std::string out = dir / "same.txt";
   expect_user_error(run_process(with(hansen_threshold(), {"--output", out, "--lr-curve", out})),
                     {"--lr-curve", "--output", "same file"});
   expect_user_error(run_process(with(hansen_threshold(), {"--save-regimes", out, "--lr-curve", out})), {"same file"});
-  EXPECT_TRUE(dir.listing().empty());
+  // the same new file spelled three ways, from the folder as the working directory
+  ProcOptions here;
+  here.cwd = dir.path.string();
+  expect_user_error(run_process(with(hansen_threshold(), {"--output", "same.txt", "--lr-curve", out}), here),
+                    {"same file"});
+  expect_user_error(run_process(with(hansen_threshold(), {"--output", "./same.txt", "--save-regimes", "sub/../same.txt"}),
+                                here),
+                    {"same file"});
+  EXPECT_EQ(dir.listing(), std::vector<std::string>{"sub"});
+}
+
+TEST(ProcessOutput, EmptyFileNamesAreRefusedNotReadAsStandardOutput) {
+  expect_user_error(run_process(with(grunfeld_fit(data_path("grunfeld_plm.csv")), {"--output", ""})),
+                    {"--output", "give a file name"});
+  expect_user_error(run_process(with(hansen_threshold(), {"--lr-curve", ""})), {"--lr-curve", "give a file name"});
+}
+
+TEST(ProcessOutput, AFifoThatNobodyReadsIsAnErrorNotAHang) {
+  TempDir dir;
+  const std::string fifo = dir / "pipe";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ProcOptions o;
+  o.timeout_s = 20;
+  const ProcRun r = run_process(with(hansen_threshold(), {"--output", fifo, "--lr-curve", dir / "lr.csv"}), o);
+  ASSERT_FALSE(r.timed_out) << "waits for a reader";
+  expect_user_error(r, {"FIFO that nobody reads"});
+  EXPECT_EQ(dir.listing(), std::vector<std::string>{"pipe"}) << "the side file was written before the report failed";
+}
+
+TEST(ProcessOutput, StandardOutputAsAnOutputFileIsWrittenThroughItsDescriptor) {
+  // --output /proc/self/fd/1 (what /dev/stdout links to) with stdout appended to a log: the
+  // log's earlier lines stay (they were lost when the path was renamed over)
+  TempDir dir;
+  const std::string log = dir / "log.txt";
+  spit(log, "precious\n");
+  ProcOptions o;
+  o.stdout_path = log;
+  o.stdout_append = true;
+  const ProcRun r = run_process(with(grunfeld_fit(data_path("grunfeld_plm.csv")), {"--output", "/proc/self/fd/1"}), o);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string text = slurp(log);
+  EXPECT_EQ(text.rfind("precious\nModel: ", 0), 0u) << text.substr(0, 200);
+  // into a pipe (the test's): the report arrives, no error about "pipe:[N]"
+  const ProcRun p = run_process(with(grunfeld_fit(data_path("grunfeld_plm.csv")), {"--output", "/proc/self/fd/1"}));
+  ASSERT_EQ(p.status, 0) << p.err;
+  EXPECT_EQ(p.out.rfind("Model: ", 0), 0u) << p.out.substr(0, 200);
 }
 
 TEST(ProcessOutput, ASymlinkKeepsPointingAtItsTargetWhichIsReplaced) {
@@ -204,12 +250,17 @@ TEST(ProcessOutput, OutputsThatAreDirectoriesAreRefused) {
 
 // ---- standard output ----
 
-TEST(ProcessStdout, AFullDiskIsAnErrorNotASilentSuccess) {
+TEST(ProcessStdout, AFullDiskIsAnErrorNotASilentSuccessAndLeavesNoSideFiles) {
   ProcOptions o;
   o.stdout_path = "/dev/full";
   const ProcRun r = run_process(grunfeld_fit(data_path("grunfeld_plm.csv")), o);
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.err, "panelboot: error: cannot write to standard output: No space left on device\n");
+  // the report goes to stdout before the side files are renamed into place
+  TempDir dir;
+  const ProcRun t = run_process(with(hansen_threshold(), {"--lr-curve", dir / "lr.csv", "--save-regimes", dir / "reg.csv"}), o);
+  EXPECT_EQ(t.status, 2) << t.err;
+  EXPECT_TRUE(dir.listing().empty()) << "side files of a failed run";
 }
 
 TEST(ProcessStdout, AClosedPipeEndsTheRunSilentlyBySigpipe) {
@@ -232,6 +283,12 @@ TEST(ProcessCrash, FixedThresholdsPrintAsTextWithoutConfidenceSets) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("gamma 1 = 0.0157     (given by --gammas)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("F1 = "), std::string::npos);
+  EXPECT_EQ(r.out.find("CIs: {gamma"), std::string::npos) << "no confidence sets to explain";
+  // and no LR curve to write
+  expect_user_error(run_process({"threshold", "--data", data_path("hansen1999_invest.csv"), "--panel", "id,year", "-f",
+                                 "inva ~ vala | id", "--regime", "cfa", "--threshold-var", "debta", "--gammas", "0.0157",
+                                 "--lr-curve", "/tmp/never-written.csv"}),
+                    {"drop --lr-curve"});
 }
 
 TEST(ProcessHang, AZeroClusterVarianceIsAWarningInFitAndAnErrorInWild) {
@@ -274,6 +331,7 @@ TEST(ProcessOptions, NumbersOutsideTheirStatedRangeExitTwo) {
       {with(wild, {"--threads", "-1"}), "--threads: '-1' is not a whole number from 0 to 1024"},
       {with(wild, {"--B", "0"}), "--B: '0' is not a whole number from 1 to"},
       {with(wild, {"--B", "1e3"}), "--B: '1e3'"},
+      {with(wild, {"--max-memory", ""}), "--max-memory"},
       {with(wild, {"--level", "1"}), "--level: '1' is not a number strictly between 0 and 1"},
       {with(wild, {"--fe-tol", "0"}), "--fe-tol"},
       {with(wild, {"--fe-maxiter", "0"}), "--fe-maxiter"},
@@ -291,9 +349,24 @@ TEST(ProcessOptions, NumbersOutsideTheirStatedRangeExitTwo) {
 }
 
 TEST(ProcessOptions, TooManyThreadsAreReducedToTheCoresWithAWarning) {
-  const ProcRun r = run_process({"fit", "-f", "newqua ~ rgzn | province + year", "--threads", "1000"});
+  const ProcRun r = run_process({"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province", "--test",
+                                 "rgzn = 0", "--B", "99", "--threads", "1000", "--format", "json"});
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.err.find("panelboot: warning: --threads 1000 is more than this machine's"), std::string::npos) << r.err;
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  EXPECT_NE(r.err.find("panelboot: warning: --threads 1000 is more than this machine's " + std::to_string(cores) +
+                       " cores; using " + std::to_string(cores)),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["threads"], cores);
+}
+
+TEST(ProcessOptions, NumbersWithLeadingZerosAreDecimalNotOctal) {
+  const ProcRun r = run_process({"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province", "--test",
+                                 "rgzn = 0", "--B", "0099", "--seed", "010", "--no-ci", "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["seed"], 10);
+  EXPECT_EQ(j["tests"][0]["n_boot"], 99);
 }
 
 TEST(ProcessOptions, AFailingRunPrintsAtMostThreeLinesItsErrorLast) {
@@ -314,10 +387,16 @@ TEST(ProcessOptions, ReplicationsBeyondMemoryAreRefusedWithTheEstimateAndTheWays
   // --B 2147483648 with the CI keeps 5 numbers per replication: about 80 GB
   const std::vector<std::string> wild{"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province",
                                       "--test", "rgzn = 0", "--enumerate", "never"};
-  expect_user_error(run_process(with(wild, {"--B", "2147483648"})), {"needs about 80 GB", "--no-ci"});
+  expect_user_error(run_process(with(wild, {"--B", "2147483648"})),
+                    {"2147483648 replications kept for its confidence interval", "needs about 80 GB", "--no-ci"});
   expect_user_error(run_process(with(wild, {"--B", "1000000000000"})), {"needs about", "lower --B"});
-  expect_user_error(run_process(with(wild, {"--B", "100000", "--max-memory", "1M"})),
-                    {"needs about 3.8 MB", "1.0 MB that --max-memory allows"});
+  expect_user_error(run_process(with(wild, {"--B", "100000", "--max-memory", "1M", "--threads", "1"})),
+                    {"(100000 replications kept for its confidence interval, batches of 2048 on 1 thread) needs about 5.",
+                     "1.0 MB that --max-memory allows"});
+  // without the CI: the batches alone, --chunk 2^24 on one thread (they aborted with bad_alloc)
+  expect_user_error(run_process(with(wild, {"--B", "16777216", "--chunk", "16777216", "--no-ci", "--threads", "1",
+                                            "--max-memory", "2G"})),
+                    {"(batches of 16777216 on 1 thread) needs about", "lower --chunk"});
   expect_user_error(run_process(with(hansen_threshold(), {"--grid", "10000000", "--max-memory", "64M"})),
                     {"threshold with a grid of 9800001 points needs about", "lower --grid"});
 }
@@ -331,7 +410,7 @@ TEST(ProcessOptions, ParseErrorsExitTwoWithThePrefixAndTheNearestName) {
   const ProcRun help = run_process({"wild", "--help"});
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.out.find("--B"), std::string::npos);
-  EXPECT_NE(help.out.find("INT from 1 to 1000000000000"), std::string::npos) << "the range is stated in --help";
+  EXPECT_NE(help.out.find("INT:from 1 to 1000000000000"), std::string::npos) << "the range is stated in --help";
 }
 
 // ---- 6. silent wrong or lost output ----
@@ -465,14 +544,16 @@ TEST(ProcessFormats, QuotesAndLineBreaksInLevelsSurviveCsvAndMarkdown) {
 TEST(ProcessProgress, ALongRunShowsProgressWithTheTimeLeft) {
   ProcOptions o;
   o.env = {"PANELBOOT_PROGRESS=always"};
-  // about 2.5 s here (6 million replications without the CI, one thread); `always` draws the
-  // line for any run still going after 0.5 s (the terminal rule is ProgressReporter's unit test)
+  // `always` draws the line from the first batch on (the terminal's rules, with their times, are
+  // ProgressReporter's unit tests): 20000 replications in batches of 1000
   const ProcRun r = run_process({"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province", "--test",
-                                 "rgzn = 0", "--B", "6000000", "--no-ci", "--threads", "1", "--format", "json"},
+                                 "rgzn = 0", "--B", "20000", "--chunk", "1000", "--no-ci", "--threads", "1",
+                                 "--backend", "cpu", "--format", "json"},
                                 o);
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.err.find("panelboot: wild bootstrap of 'rgzn = 0': "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(" of 6M replications), about "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("panelboot: wild bootstrap of 'rgzn = 0': 5% (1000 of 20k replications), about "),
+            std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find(" left"), std::string::npos) << r.err;
   // by default (stderr not a terminal here) nothing is drawn
   const ProcRun quiet = run_process({"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province", "--test",

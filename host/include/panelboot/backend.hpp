@@ -4,6 +4,7 @@
 // crosses the boundary: sizes, row- or column-major arrays whose layouts are documented here.
 // Both backends draw the same counter-based random numbers (kernels/wild_weights.hpp), so the
 // same seed gives the same counts on either.
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -158,6 +159,25 @@ std::unique_ptr<Backend> make_backend(Device d);
 // The pairing rule of stored statistics (see kernels::Pairs) for a wild test.
 inline Pairs wild_pairs(const WildSpec& s) {
   return !s.enumerate ? Pairs::kSingle : s.q == 1 ? Pairs::kNegated : Pairs::kDoubled;
+}
+
+// Replications per batch when WildSpec::chunk is 0 (the CPU backend's rule: about 2^18 values in
+// the largest cluster-level array of a batch, 16 to 2048 replications).
+inline std::size_t default_wild_chunk(const WildSpec& s) {
+  std::int64_t mc = s.n_clu;
+  for (std::int32_t c : s.n_rows) mc = std::max<std::int64_t>(mc, c);
+  const std::int64_t chunk = (std::int64_t{1} << 18) / std::max<std::int64_t>(mc, 1);
+  return static_cast<std::size_t>(std::min<std::int64_t>(std::max<std::int64_t>(chunk, 16), 2048));
+}
+
+// Bytes one replication of a batch takes in a thread's buffers: its weights (G), the products
+// (rows1 per part), the cluster-level scores of the largest term, the numerators and
+// denominators, and its stored coefficients.
+inline double wild_batch_bytes_per_replication(const WildSpec& s) {
+  double max_rows = 0;
+  for (std::int32_t c : s.n_rows) max_rows = std::max(max_rows, static_cast<double>(c));
+  const double P = s.n_part, q = s.q;
+  return 8.0 * (s.n_clu + P * static_cast<double>(s.rows1()) + P * q * max_rows + P * q + (q == 1 ? P * P : q * q) + 6);
 }
 
 namespace cpu {

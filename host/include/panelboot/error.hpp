@@ -8,7 +8,8 @@
 namespace panelboot {
 
 // Every message is one line: control characters (a NUL or a newline inside an echoed field
-// included) are written as \xNN, so that what() carries the whole message.
+// included) are written as printable() writes them (\n, \t, \xNN), so that what() carries the
+// whole message. Header-only: the CUDA plugin throws these too.
 inline std::string one_line_message(const std::string& msg) {
   std::string out;
   out.reserve(msg.size());
@@ -17,6 +18,10 @@ inline std::string one_line_message(const std::string& msg) {
     const unsigned char c = static_cast<unsigned char>(ch);
     if (c >= 0x20 && c != 0x7F) {
       out += ch;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
     } else {
       out += "\\x";
       out += kHex[c >> 4];

@@ -9,6 +9,7 @@
 // K counts the regressors plus the FE levels, less the FE nested in a cluster variable when
 // --dof-fe nested (xtreg, reghdfe, fixest): K = k + sum_d L_d - (D - 1) - sum_nested (L_d - 1).
 #include <Eigen/Dense>
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,6 +76,10 @@ struct FitResult {
   // The warnings that put the reported numbers themselves in doubt (a numerically zero
   // variance); also in `warnings`, and repeated on stderr by the CLI.
   std::vector<std::string> serious_warnings;
+  // The fewest clusters of any cluster variable (the G of the reference t(G-1)); 0 unclustered.
+  std::int32_t min_clusters() const {
+    return n_clusters.empty() ? 0 : *std::min_element(n_clusters.begin(), n_clusters.end());
+  }
 };
 
 // A standard error that is zero relative to its coefficient's scale: below kZeroSeRel times

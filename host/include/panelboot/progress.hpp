@@ -3,8 +3,8 @@
 // the one reporter (ProgressReporter) decides what the user sees: on a terminal, a run predicted
 // to take over ~2 s shows a line with the share done and the time left; a run predicted over
 // ~1 minute also states its estimate once, on its own line, terminal or not (a job log).
-// PANELBOOT_PROGRESS=always draws the line for any run still going after 0.5 s, terminal or not
-// (logs, tests); =never shows nothing. `power`, `replicate` and MPI rank 0 reuse this reporter.
+// PANELBOOT_PROGRESS=always draws the line from the first batch on, terminal or not (logs,
+// tests); =never shows nothing. `power`, `replicate` and MPI rank 0 reuse this reporter.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -23,8 +23,9 @@ class ProgressSink {
 class ProgressReporter final : public ProgressSink {
  public:
   // kAuto: as kTerminal when `err` is std::cerr on a terminal, else only the estimate line;
-  // kTerminal: the live line for runs predicted over kShowIfLongerS; kAlways: for any run
-  // still going after kShowAfterS; kNever: nothing.
+  // kTerminal: the live line for runs predicted over kShowIfLongerS, from kShowAfterS on;
+  // kAlways: the live line from the first batch on, whatever the run's length (logs, tests);
+  // kNever: nothing.
   enum class Mode { kAuto, kTerminal, kAlways, kNever };
   struct Clock {
     std::function<double()> now;  // seconds; tests pass a fake one
@@ -51,7 +52,8 @@ class ProgressReporter final : public ProgressSink {
   bool live_, announce_, any_length_;
   Clock clock_;
   double t0_, last_draw_ = -1;
-  bool drawn_ = false, announced_ = false, finished_ = false;
+  bool drawn_ = false, announced_ = false;
+  std::atomic<bool> finished_{false};
   std::atomic<std::uint64_t> done_{0};
   std::mutex draw_;
 };

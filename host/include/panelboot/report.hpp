@@ -23,9 +23,12 @@ std::string render_wild(const WildResult& w, const WildOptions& wo, Format fmt);
 
 // Output files, written so that nothing is ever destroyed: a regular file through a temporary
 // beside it (fsync, rename, fsync of the folder; permissions kept), a symlink's target in its
-// place (the link kept), a device or FIFO in place. `add` writes the temporary; `commit` renames
-// them all, so a run writes all of its files or none; temporaries not committed are removed (on
-// destruction, and on SIGINT/SIGTERM/SIGHUP).
+// place (the link kept; a hard link is replaced like any file, so its other names keep the old
+// content), a device or FIFO in place (a FIFO nobody reads is an error), this process's stdout
+// or stderr through its descriptor. `add` writes the temporary; `commit` writes the in-place
+// ones first (what can fail midway), then renames the temporaries, so a run that fails leaves
+// none of its files; temporaries not committed are removed (on destruction, and on
+// SIGINT/SIGTERM/SIGHUP).
 class PendingOutputs {
  public:
   PendingOutputs() = default;
@@ -38,11 +41,14 @@ class PendingOutputs {
  private:
   struct Item {
     std::string path, target, tmp, folder, content;
-    int slot = -1;
+    int slot = -1;    // in the signal handler's list of temporaries
+    int own_fd = -1;  // 1 or 2: the target is this process's stdout or stderr
   };
   std::vector<Item> items_;
 };
-void write_file_atomic(const std::string& path, const std::string& content);
+
+// Writes all of data to fd (retrying short writes and EINTR); false with errno set on failure.
+bool write_fully(int fd, const char* data, std::size_t size);
 
 // Checks up front that `path` can be written: not a directory or socket, its folder exists
 // and is writable (an InvalidInput naming the path otherwise).

@@ -80,6 +80,7 @@ struct WildResult {
   std::uint64_t seed = 0;
   std::vector<std::string> notes;
   std::vector<std::pair<std::string, double>> timing;  // seconds per stage, filled by the CLI
+  int threads = 0;               // worker threads of the run, filled by the CLI
 };
 
 // Test hook: the bootstrap statistics of the first `keep` replications of each test (for

@@ -60,7 +60,8 @@ class HeldBackLines : public std::streambuf {
 // ---- numeric options: every one has a stated range, checked as it is parsed (exit 2) ----
 
 // A whole number from lo to hi, written in full: no sign wrap ("-1" for an unsigned option), no
-// trailing text, no overflow.
+// trailing text, no overflow, and decimal (a transform: it hands CLI11 the number without
+// leading zeros).
 CLI::Validator whole_in(long long lo, long long hi) {
   const std::string range = "from " + std::to_string(lo) + " to " + std::to_string(hi);
   return CLI::Validator(
@@ -70,9 +71,10 @@ CLI::Validator whole_in(long long lo, long long hi) {
         const long long v = std::strtoll(s.c_str(), &end, 10);
         if (s.empty() || *end || errno == ERANGE || v < lo || v > hi)
           return quoted(s) + " is not a whole number " + range;
+        s = std::to_string(v);  // decimal for CLI11's conversion, which reads 010 as octal
         return "";
       },
-      "INT " + range);
+      range);
 }
 
 // A seed: 0 .. 2^64-1, as Stata's and boottest's seeds are non-negative.
@@ -82,11 +84,12 @@ CLI::Validator seed_range() {
         errno = 0;
         char* end = nullptr;
         const bool digits = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-        std::strtoull(s.c_str(), &end, 10);
+        const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
         if (!digits || errno == ERANGE) return quoted(s) + " is not a whole number from 0 to 18446744073709551615";
+        s = std::to_string(v);  // decimal for CLI11's conversion, which reads 010 as octal
         return "";
       },
-      "INT from 0 to 2^64-1");
+      "from 0 to 2^64-1");
 }
 
 // A real number in (lo, hi) or [lo, hi].
@@ -102,7 +105,27 @@ CLI::Validator real_in(double lo, double hi, bool open) {
         if (s.empty() || *end || !inside) return quoted(s) + " is not a number " + range;
         return "";
       },
-      "NUMBER " + range);
+      range);
+}
+
+// A file name: not empty (an empty --output would silently mean standard output).
+CLI::Validator file_name() {
+  return CLI::Validator([](std::string& s) { return s.empty() ? std::string("give a file name, not an empty one") : std::string(); },
+                        "FILE");
+}
+
+// --max-memory: a size with its range stated.
+CLI::Validator memory_size() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        try {
+          parse_memory_size(s);
+        } catch (const Error& e) {
+          return e.what();
+        }
+        return "";
+      },
+      "SIZE from 1M to 1024P");
 }
 
 constexpr long long kMaxThreads = 1024;
@@ -142,13 +165,14 @@ void add_threads_option(CLI::App* app, CommonOptions& o) {
   app->add_option("--threads", o.threads,
                   "Worker threads (0: all cores; more than the cores are reduced to them); results do not "
                   "depend on it")
-      ->check(whole_in(0, kMaxThreads));
+      ->transform(whole_in(0, kMaxThreads));
 }
 
 void add_memory_option(CLI::App* app, CommonOptions& o) {
   app->add_option("--max-memory", o.max_memory,
                   "Most memory a run may use, e.g. 4G (default: what the machine or its cgroup has free); "
-                  "runs estimated above it are refused before they start");
+                  "runs estimated above it are refused before they start")
+      ->check(memory_size());
 }
 
 // Makes the backend. It is named on stderr with --verbose, when --backend auto found no GPU,
@@ -167,7 +191,8 @@ std::unique_ptr<Backend> open_backend(const CommonOptions& o, std::ostream& err,
 void add_data_options(CLI::App* app, CommonOptions& o) {
   app->add_option("--data", o.data,
                   "Data file: CSV (comma, semicolon or tab) or Stata .dta; default: the embedded "
-                  "simulated stand-in of the study's panel");
+                  "simulated stand-in of the study's panel")
+      ->check(file_name());
   app->add_option("--panel", o.panel, "Panel structure 'id,time' (needed by lags, leads and dk)");
   app->add_option("--where", o.where,
                   "Keep rows where EXPR holds, e.g. 'region == \"East\" and year >= 2015'");
@@ -178,7 +203,7 @@ void add_data_options(CLI::App* app, CommonOptions& o) {
       ->check(real_in(1e-16, 0.01, false))
       ->capture_default_str();
   app->add_option("--fe-maxiter", o.fe_maxiter, "Most sweeps of the FE projections")
-      ->check(whole_in(1, 10000000))
+      ->transform(whole_in(1, 10000000))
       ->capture_default_str();
   add_threads_option(app, o);
   add_backend_option(app, o);
@@ -208,7 +233,7 @@ void add_vcov_options(CLI::App* app, CommonOptions& o) {
       ->check(CLI::IsMember({"iid", "hc1", "cluster", "dk"}));
   app->add_flag("--vcov-psd-fix", o.psd_fix, "Clip negative eigenvalues of a multiway variance");
   app->add_option("--dk-lag", o.dk_lag, "Driscoll-Kraay lag (default floor(T^(1/4)), as plm)")
-      ->check(whole_in(0, 100000));
+      ->transform(whole_in(0, 100000));
 }
 
 // --format with exactly the formats the command writes (md and tex are aliases), and --output.
@@ -223,7 +248,8 @@ void add_output_options(CLI::App* app, CommonOptions& o, const std::vector<std::
   app->add_option("--format", o.format, help)->check(CLI::IsMember(accepted))->capture_default_str();
   app->add_option("--output", o.output,
                   "Write to FILE instead of standard output (atomically; a symlink's target, a device or FIFO "
-                  "in place; never over an input file)");
+                  "in place; never over an input file)")
+      ->check(file_name());
 }
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -255,6 +281,15 @@ void apply_threads(int threads, std::ostream& err) {
 #else
   (void)threads;
   (void)err;
+#endif
+}
+
+// The worker threads a run uses (after apply_threads), reported in the JSON.
+int threads_in_use() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
 #endif
 }
 
@@ -309,12 +344,18 @@ void check_paths(const CommonOptions& o, std::vector<NamedPath> side_files = {})
   check_output_paths(side_files, {{"--data", o.data}});
 }
 
-// The run's outputs, written at its end and only if it succeeded: the side files already in
-// `files`, the report to --output (all renamed together), else the report to `out`.
+// The run's outputs, written at its end and only if it succeeded: the report to --output with
+// the side files already in `files` (committed together), or to `out` first (whose failure
+// throws), then the side files.
 void deliver(PendingOutputs& files, const std::string& report, const CommonOptions& o, std::ostream& out) {
-  if (!o.output.empty()) files.add(o.output, report);
+  if (o.output.empty()) {
+    out << report;
+    out.flush();
+    if (!out) throw InvalidInput("cannot write to standard output");
+  } else {
+    files.add(o.output, report);
+  }
   files.commit();
-  if (o.output.empty()) out << report;
 }
 
 void deliver(const std::string& report, const CommonOptions& o, std::ostream& out) {
@@ -351,6 +392,7 @@ int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, std::o
     const Formula fm = parse_formula(ftext);
     Design d = build_design(df, fm, sample_options(o, fo.vcov == VcovType::kDk));
     results.push_back(fit(d, fo));
+    results.back().warnings.insert(results.back().warnings.begin(), df.warnings.begin(), df.warnings.end());
     warn_serious(results.back(), err);
   }
   deliver(render_fit(results, fmt), o, out);
@@ -419,6 +461,8 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   const auto t3 = Clock::now();
   auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   res.timing = {{"read_s", sec(t0, t1)}, {"design_s", sec(t1, t2)}, {"fit_and_bootstrap_s", sec(t2, t3)}};
+  res.threads = threads_in_use();
+  res.fit.warnings.insert(res.fit.warnings.begin(), df.warnings.begin(), df.warnings.end());
   warn_serious(res.fit, err);
   deliver(render_wild(res, wo, fmt), o, out);
   return 0;
@@ -490,6 +534,8 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   }
   if (!to.gammas.empty()) {
     if (c.b_given) throw InvalidInput("--gammas fixes the thresholds: there is no bootstrap test, so drop --B");
+    if (!c.lr_curve.empty())
+      throw InvalidInput("--gammas fixes the thresholds: there is no search and so no LR curve, so drop --lr-curve");
     to.n_thresholds = static_cast<int>(to.gammas.size());
   }
   to.n_boot = to.gammas.empty() ? c.B : 0;
@@ -574,6 +620,8 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
       j["tests"].push_back({{"k", t.k}, {"F", t.F}, {"p_value", t.n_boot ? nlohmann::json(t.p_value) : nlohmann::json()},
                             {"crit", t.crit}, {"n_boot", t.n_boot}});
     j["lr_curve"] = {{"gamma", r.lr_gamma}, {"lr", r.lr_value}};
+    j["warnings"] = df.warnings;
+    j["threads"] = threads_in_use();
     j["timing"] = {{"read_s", read_s}};
     for (const auto& [k, v] : r.timing) j["timing"][k] = v;
     j["backend"] = backend->name();
@@ -642,8 +690,9 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   }
   t << (to.xthreg ? "\nRegime r of x: regime 1 is q <= gamma_1, the last q > gamma_K."
                    : "\nRegime r of x: regime 1 is q < gamma_1, the last q >= gamma_K.")
-    << (c.robust_ci ? " CIs: {gamma : LR(gamma) / eta^2 < -2 ln(1 - sqrt(1 - a))} on the grid (Hansen 2000).\n"
-                    : " CIs: {gamma : LR(gamma) < -2 ln(1 - sqrt(1 - a))} on the grid.\n");
+    << (!to.gammas.empty() ? "\n"
+        : c.robust_ci      ? " CIs: {gamma : LR(gamma) / eta^2 < -2 ln(1 - sqrt(1 - a))} on the grid (Hansen 2000).\n"
+                           : " CIs: {gamma : LR(gamma) < -2 ln(1 - sqrt(1 - a))} on the grid.\n");
   deliver(files, t.str(), o, out);
   return 0;
 }
@@ -733,7 +782,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   wild_cmd->add_option("--test", wild_w.tests, "Null hypothesis, e.g. 'x1 = 0.04' or 'x1 - x2 = 0' (repeatable)")->required();
   wild_cmd->add_flag("--joint", wild_w.joint, "One Wald/F test of all --test rows (reported first)");
   wild_cmd->add_option("--B", wild_w.B, "Bootstrap replications")
-      ->check(whole_in(1, kMaxWildB))
+      ->transform(whole_in(1, kMaxWildB))
       ->capture_default_str();
   wild_cmd->add_option("--weight-type", wild_w.weight_type, "rademacher | mammen | webb | normal | gamma")
       ->check(CLI::IsMember({"rademacher", "mammen", "webb", "normal", "gamma"}))->capture_default_str();
@@ -752,10 +801,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   wild_cmd->add_option("--padjust", wild_w.padjust, "none | bonferroni | sidak across several --test")
       ->check(CLI::IsMember({"none", "bonferroni", "sidak"}))->capture_default_str();
   wild_cmd->add_option("--seed", wild_w.seed, "Seed of the counter-based generator")
-      ->check(seed_range())
+      ->transform(seed_range())
       ->capture_default_str();
   wild_cmd->add_option("--chunk", wild_w.chunk, "Replications per batch (0: automatic); results do not depend on it")
-      ->check(whole_in(0, kMaxChunk));
+      ->transform(whole_in(0, kMaxChunk));
   add_memory_option(wild_cmd, wild_o);
   wild_cmd->add_flag("--no-ci", wild_w.no_ci, "Skip the test-inversion confidence interval");
   add_output_options(wild_cmd, wild_o, {"text", "json", "markdown", "latex", "csv"});
@@ -765,7 +814,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   ThresholdCli thr_c;
   CLI::App* thr_cmd = app.add_subcommand(
       "threshold", "Hansen (1999) panel threshold regression with bootstrap tests (his program's conventions)");
-  thr_cmd->add_option("--data", thr_o.data, "Data file (CSV or .dta); default: the embedded dataset");
+  thr_cmd->add_option("--data", thr_o.data, "Data file (CSV or .dta); default: the embedded dataset")->check(file_name());
   thr_cmd->add_option("--panel", thr_o.panel, "Panel structure 'id,time' (required; balanced)")->required();
   thr_cmd->add_option("--formula,-f", thr_o.formulas, "'y ~ z1 + z2 | id': z are the regime-independent regressors")
       ->required();
@@ -773,7 +822,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   thr_cmd->add_option("--threshold-var", thr_c.threshold_var, "Threshold variable q (an expression, e.g. l(debta, 1))")
       ->required();
   thr_cmd->add_option("--thresholds", thr_c.thresholds, "Number of thresholds K (sequential; > 3 allowed)")
-      ->check(whole_in(1, 20))
+      ->transform(whole_in(1, 20))
       ->capture_default_str();
   thr_cmd->add_option("--trim", thr_c.trim, "Trim per stage; the first trims the grid, the others set the exclusion "
                                             "windows (the last value repeats)")
@@ -781,18 +830,19 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   thr_cmd->add_option("--grid", thr_c.grid,
                       "Hansen's quantile grid: step 1/N (N = 400 gives 393 points at 1% trim); 'all': every "
                       "distinct value in the trimmed range (a departure)")
-      ->check(CLI::Validator(
+      ->transform(CLI::Validator(
           [](std::string& s) { return s == "all" ? std::string() : whole_in(10, kMaxGrid)(s); },
-          "INT from 10 to " + std::to_string(kMaxGrid) + " or 'all'"))
+          "from 10 to " + std::to_string(kMaxGrid) + " or all"))
       ->capture_default_str();
   thr_cmd->add_option("--B", thr_c.B, "Bootstrap replications per test (0: none)")
-      ->check(whole_in(0, kMaxThresholdB))
+      ->transform(whole_in(0, kMaxThresholdB))
       ->capture_default_str()
       ->each([&thr_c](const std::string&) { thr_c.b_given = true; });
   thr_cmd->add_option("--gammas", thr_c.gammas, "Fixed thresholds 'g1,g2' (xthreg's thgiven): the model only");
-  thr_cmd->add_option("--save-regimes", thr_c.save_regimes, "Write each observation's regime (last model) as CSV");
+  thr_cmd->add_option("--save-regimes", thr_c.save_regimes, "Write each observation's regime (last model) as CSV")
+      ->check(file_name());
   thr_cmd->add_option("--seed", thr_c.seed, "Seed of the counter-based generator")
-      ->check(seed_range())
+      ->transform(seed_range())
       ->capture_default_str();
   thr_cmd->add_option("--mode", thr_c.mode,
                       "hansen: Hansen's program (deleted last period, q < gamma, quantile grid); xthreg: "
@@ -823,14 +873,15 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->capture_default_str();
   thr_cmd->add_flag("--time-effects", thr_c.time_effects,
                     "Also remove period effects (two-way, the study's setting); outside Hansen's program");
-  thr_cmd->add_option("--lr-curve", thr_c.lr_curve, "Write LR(gamma) of the single-threshold search as CSV");
+  thr_cmd->add_option("--lr-curve", thr_c.lr_curve, "Write LR(gamma) of the single-threshold search as CSV")
+      ->check(file_name());
   add_threads_option(thr_cmd, thr_o);
   add_memory_option(thr_cmd, thr_o);
   add_backend_option(thr_cmd, thr_o);
   add_output_options(thr_cmd, thr_o, {"text", "json"});
 
   CLI::App* desc_cmd = app.add_subcommand("describe", "List a data file's variables with summary statistics");
-  desc_cmd->add_option("--data", desc_o.data, "Data file (default: the embedded dataset)");
+  desc_cmd->add_option("--data", desc_o.data, "Data file (default: the embedded dataset)")->check(file_name());
   desc_cmd->add_option("--where", desc_o.where, "Keep rows where EXPR holds");
   add_backend_option(desc_cmd, desc_o);
   add_output_options(desc_cmd, desc_o, {"text", "json", "markdown", "latex", "csv"});

@@ -4,38 +4,53 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
-#include <sstream>
+#include <streambuf>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 
 #include "panelboot/cli.hpp"
+#include "panelboot/error.hpp"
+#include "panelboot/report.hpp"
 
 namespace {
 
-// Writes the whole of `text` to standard output. A closed pipe (`panelboot ... | head`) ends the
-// process by SIGPIPE, silently, as other Unix tools do (status 141), even where SIGPIPE was
-// ignored by the parent; any other failure (a full disk, an I/O error) is a one-line error and
-// status 2, never a silent success.
-int write_stdout(const std::string& text) {
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(STDOUT_FILENO, text.data() + done, text.size() - done);
-    if (n > 0) {
-      done += static_cast<std::size_t>(n);
-      continue;
+// Standard output as the report's stream. A failed write is an error (InvalidInput, so exit 2
+// with one line), never a silent success; a closed pipe (`panelboot ... | head`) ends the process
+// by SIGPIPE, silently, as other Unix tools do (status 141), even where SIGPIPE was ignored by
+// the parent. The command writes its report before it renames its side files, so a failure here
+// leaves none of them.
+class StdoutBuf : public std::streambuf {
+ public:
+  StdoutBuf() { setp(buf_, buf_ + sizeof buf_); }
+
+ protected:
+  int overflow(int c) override {
+    drain();
+    if (c != traits_type::eof()) {
+      *pptr() = static_cast<char>(c);
+      pbump(1);
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EPIPE) {
+    return c == traits_type::eof() ? 0 : c;
+  }
+  int sync() override {
+    drain();
+    return 0;
+  }
+
+ private:
+  void drain() {
+    const std::size_t n = static_cast<std::size_t>(pptr() - pbase());
+    setp(buf_, buf_ + sizeof buf_);
+    if (n == 0 || panelboot::write_fully(STDOUT_FILENO, buf_, n)) return;
+    if (errno == EPIPE) {
       ::signal(SIGPIPE, SIG_DFL);
       ::raise(SIGPIPE);
     }
-    std::cerr << "panelboot: error: cannot write to standard output: "
-              << (n < 0 ? std::strerror(errno) : "nothing written") << "\n";
-    return 2;
+    throw panelboot::InvalidInput(std::string("cannot write to standard output: ") + std::strerror(errno));
   }
-  return 0;
-}
+  char buf_[1 << 16];
+};
 
 }  // namespace
 
@@ -48,9 +63,15 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
 #endif
   std::vector<std::string> args(argv + 1, argv + argc);
-  // The report is built whole and written at the end, so a failed write is seen and reported.
-  std::ostringstream out;
-  const int status = panelboot::run_cli(args, out, std::cerr);
-  const int wrote = write_stdout(out.str());
-  return status != 0 ? status : wrote;
+  StdoutBuf buf;
+  std::ostream out(&buf);
+  out.exceptions(std::ios::badbit);  // the buffer's InvalidInput reaches the command's handler
+  try {
+    const int status = panelboot::run_cli(args, out, std::cerr);
+    if (out.good()) out.flush();  // a failed write was reported by the command
+    return status;
+  } catch (const panelboot::Error& e) {  // --help or --version text that could not be written
+    std::cerr << "panelboot: error: " << e.what() << "\n";
+    return 2;
+  }
 }

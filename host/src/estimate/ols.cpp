@@ -68,8 +68,7 @@ std::string zero_se_warning(const std::vector<std::string>& names, const std::st
   std::string why = "the " + r.vcov_type + " standard error" + (names.size() > 1 ? "s of " : " of ") + list +
                     (names.size() > 1 ? " are" : " is") + " numerically zero (" + first + ")";
   if (r.vcov_type == "cluster") {
-    const std::int32_t g = r.n_clusters.empty() ? 0 : *std::min_element(r.n_clusters.begin(), r.n_clusters.end());
-    why += ": with " + std::to_string(g) + " clusters the cluster-robust variance has no information about " +
+    why += ": with " + std::to_string(r.min_clusters()) + " clusters the cluster-robust variance has no information about " +
            (names.size() > 1 ? "them" : "it");
   } else {
     why += ": the model fits (almost) exactly";

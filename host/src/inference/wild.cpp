@@ -10,6 +10,10 @@
 #include <limits>
 #include <unordered_map>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "estimate/detail.hpp"
 #include "panelboot/distributions.hpp"
 #include "panelboot/error.hpp"
@@ -327,11 +331,32 @@ void refuse_zero_variance(const std::string& text, const Eigen::MatrixXd& R, con
     if (!se_is_zero(se, Rb(j), se_iid)) continue;
     char buf[128];
     std::snprintf(buf, sizeof buf, " (%.3g, against %.6g and a homoskedastic SE of %.3g)", se, Rb(j), se_iid);
-    const std::int32_t g = fr.n_clusters.empty() ? 0 : *std::min_element(fr.n_clusters.begin(), fr.n_clusters.end());
-    throw InvalidInput("--test '" + text + "': the cluster-robust standard error of the restriction is numerically zero" +
+    const std::int32_t g = fr.min_clusters();
+    const std::string kind = g ? "cluster-robust" : "heteroskedasticity-robust";
+    throw InvalidInput("--test '" + text + "': the " + kind + " standard error of the restriction is numerically zero" +
                        buf + (g ? " with " + std::to_string(g) + " clusters" : std::string()) +
                        ", so its t statistic and the bootstrap are undefined; use more clusters or fewer fixed effects");
   }
+}
+
+// The memory of one test's replications, checked before they start: each thread's batch
+// buffers (--chunk replications at a time) and, for the CI, the coefficients of every
+// replication (n0, d0, and n1, d1, d2 under WCR).
+void check_wild_memory(const WildSpec& sp, const std::string& test, std::uint64_t max_memory) {
+  const double chunk = static_cast<double>(std::min<std::uint64_t>(sp.chunk ? sp.chunk : default_wild_chunk(sp), sp.n_rep));
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  const double batches = threads * chunk * wild_batch_bytes_per_replication(sp);
+  const double kept = sp.keep_coefs ? static_cast<double>(sp.n_rep) * 8.0 * (sp.n_part == 2 ? 5 : 2) : 0.0;
+  std::string what = "the wild bootstrap of '" + test + "' (";
+  if (sp.keep_coefs) what += std::to_string(sp.n_rep) + " replications kept for its confidence interval, ";
+  what += "batches of " + std::to_string(static_cast<long long>(chunk)) + " on " + std::to_string(threads) +
+          (threads == 1 ? " thread)" : " threads)");
+  check_memory(batches + kept, max_memory, what,
+               sp.keep_coefs ? "lower --B, or add --no-ci: without the interval the counts take constant memory"
+                             : "lower --chunk (0 chooses it) or --threads");
 }
 
 // Each CI boundary's bisection stops after this many halvings (2^-200 of the bracket is far
@@ -607,11 +632,7 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
       sp_run.trace_keep = trace ? trace->keep : 0;
       sp_run.count_delta = joint ? 0.0 : delta0;
       sp_run.keep_coefs = want_ci;
-      if (want_ci)  // the stored coefficients: n0, d0 (and n1, d1, d2 under WCR) per replication
-        check_memory(static_cast<double>(sp_run.n_rep) * 8.0 * (sp_run.n_part == 2 ? 5 : 2), wo.max_memory,
-                     "the confidence interval of '" + sp.text + "' with " + std::to_string(sp_run.n_rep) +
-                         " replications (the coefficients of each are kept)",
-                     "lower --B, or add --no-ci: without the interval the counts take constant memory");
+      check_wild_memory(sp_run, sp.text, wo.max_memory);
       ProgressReporter progress("wild bootstrap of '" + sp.text + "'", "replications", sp_run.n_rep, wo.progress);
       sp_run.progress = &progress;
       WildRun run = backend.wild_replicates(sp_run);

@@ -1,7 +1,9 @@
 // Output files that never destroy anything: a regular file is replaced atomically (a temporary
 // beside it, fsync, rename, fsync of the folder) with its permissions kept; a symlink keeps
-// pointing where it did and its target is replaced; a device or FIFO (/dev/null, /dev/stdout, a
-// named pipe) is written in place, never replaced by a regular file.
+// pointing where it did and its target is replaced; a device or FIFO (/dev/null, a named pipe)
+// is written in place, never replaced by a regular file; the process's own standard output or
+// error (--output /dev/stdout, or the file stdout is redirected to) is written through its
+// descriptor, so `>> log` appends.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -19,6 +21,21 @@
 #include "panelboot/text.hpp"
 
 namespace panelboot {
+
+bool write_fully(int fd, const char* data, std::size_t size) {
+  std::size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::write(fd, data + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
 namespace {
 
 std::string why_errno() { return std::strerror(errno); }
@@ -27,9 +44,19 @@ std::string why_errno() { return std::strerror(errno); }
   throw InvalidInput("cannot write output file " + quoted(path) + ": " + why);
 }
 
-// The path a write to `path` lands on: symlinks followed (a dangling link's target included),
-// up to the kernel's own limit of 40 links.
-std::string final_target(const std::string& path) {
+// Where a write to `path` lands, resolved once.
+struct Target {
+  std::string path;    // as given
+  std::string file;    // symlinks followed (a dangling link's target included)
+  std::string folder;  // the folder of `file` ("." for a bare name)
+  bool exists = false;
+  struct stat st {};
+  int own_fd = -1;     // 1 or 2 when the target is this process's stdout or stderr
+};
+
+// `path` with its symlinks followed by hand, up to the kernel's limit of 40, so that a link whose
+// target does not exist yet still names where the file goes.
+std::string follow_links(const std::string& path) {
   std::string p = path;
   for (int hops = 0; hops < 40; ++hops) {
     struct stat st;
@@ -41,6 +68,28 @@ std::string final_target(const std::string& path) {
     p = link.front() == '/' ? link : (std::filesystem::path(p).parent_path() / link).string();
   }
   fail(path, "too many levels of symbolic links");
+}
+
+bool same_inode(const struct stat& a, int fd) {
+  struct stat b;
+  return ::fstat(fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+Target resolve(const std::string& path) {
+  if (path.empty()) throw InvalidInput("an output file name is empty; name a file");
+  Target t;
+  t.path = path;
+  // the kernel's view first: /dev/stdout leads through /proc/self/fd/1 to "pipe:[N]", which is
+  // no path, but stat follows it to the pipe or file itself
+  if (::stat(path.c_str(), &t.st) == 0) {
+    t.exists = true;
+    for (int fd : {1, 2})
+      if (same_inode(t.st, fd)) t.own_fd = fd;
+  }
+  t.file = t.own_fd >= 0 || (t.exists && !S_ISREG(t.st.st_mode)) ? path : follow_links(path);
+  t.folder = std::filesystem::path(t.file).parent_path().string();
+  if (t.folder.empty()) t.folder = ".";
+  return t;
 }
 
 // Temporary files not yet renamed, removed if a signal ends the run (async-signal-safe: the
@@ -81,13 +130,7 @@ void untrack_pending(int i) {
 }
 
 void write_all(int fd, const std::string& content, const std::string& path) {
-  std::size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail(path, n < 0 ? why_errno() : "nothing was written");
-    done += static_cast<std::size_t>(n);
-  }
+  if (!write_fully(fd, content.data(), content.size())) fail(path, why_errno());
 }
 
 mode_t new_file_mode() {
@@ -103,24 +146,40 @@ void fsync_folder(const std::string& folder) {
   ::close(dfd);
 }
 
+// A device or FIFO written in place. A FIFO nobody reads is an error, not a wait without end.
+void write_in_place(const Target& t, const std::string& content) {
+  if (t.own_fd >= 0) {
+    write_all(t.own_fd, content, t.path);
+    return;
+  }
+  const int fd = ::open(t.file.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) fail(t.path, errno == ENXIO ? std::string("it is a FIFO that nobody reads") : why_errno());
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);  // then block as a pipe does when full
+  try {
+    write_all(fd, content, t.path);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+}
+
 }  // namespace
 
 void check_output_target(const std::string& path) {
-  if (path.empty()) throw InvalidInput("an output file name is empty");
-  const std::string target = final_target(path);
+  const Target t = resolve(path);
+  if (t.own_fd >= 0) return;
   struct stat st;
-  if (::stat(target.c_str(), &st) == 0) {
+  if (::stat(t.file.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) fail(path, "it is a directory; name a file");
     if (S_ISSOCK(st.st_mode)) fail(path, "it is a socket");
-    if (S_ISREG(st.st_mode) && ::access(target.c_str(), W_OK) != 0) fail(path, why_errno());
+    if (S_ISREG(st.st_mode) && ::access(t.file.c_str(), W_OK) != 0) fail(path, why_errno());
     if (!S_ISREG(st.st_mode)) return;  // a device or FIFO: written in place
   }
-  std::string folder = std::filesystem::path(target).parent_path().string();
-  if (folder.empty()) folder = ".";
-  if (::stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    fail(path, "its folder " + quoted(folder) + " does not exist");
-  if (::access(folder.c_str(), W_OK | X_OK) != 0)
-    fail(path, "its folder " + quoted(folder) + " is not writable (" + why_errno() + ")");
+  if (::stat(t.folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    fail(path, "its folder " + quoted(t.folder) + " does not exist");
+  if (::access(t.folder.c_str(), W_OK | X_OK) != 0)
+    fail(path, "its folder " + quoted(t.folder) + " is not writable (" + why_errno() + ")");
 }
 
 PendingOutputs::~PendingOutputs() {
@@ -132,19 +191,19 @@ PendingOutputs::~PendingOutputs() {
 
 void PendingOutputs::add(const std::string& path, const std::string& content) {
   check_output_target(path);
+  const Target t = resolve(path);
   Item it;
   it.path = path;
-  it.target = final_target(path);
-  struct stat st;
-  const bool exists = ::stat(it.target.c_str(), &st) == 0;
-  if (exists && !S_ISREG(st.st_mode)) {  // device or FIFO: written when committed
+  it.target = t.file;
+  it.folder = t.folder;
+  it.own_fd = t.own_fd;
+  if (t.own_fd >= 0 || (t.exists && !S_ISREG(t.st.st_mode))) {  // written in place at commit
     it.content = content;
     items_.push_back(std::move(it));
     return;
   }
-  std::string folder = std::filesystem::path(it.target).parent_path().string();
-  if (folder.empty()) folder = ".";
-  std::string tmpl = it.target + ".tmp.XXXXXX";
+  // a short name beside the target, so that a long file name still leaves room for it
+  std::string tmpl = (std::filesystem::path(t.folder) / ".pbtmp.XXXXXX").string();
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
   const int fd = ::mkstemp(name.data());
@@ -152,11 +211,16 @@ void PendingOutputs::add(const std::string& path, const std::string& content) {
   it.tmp = name.data();
   it.slot = track_pending(it.tmp);
   items_.push_back(it);  // from here the destructor removes the temporary on any failure
-  write_all(fd, content, path);
+  try {
+    write_all(fd, content, path);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
   // the old file's permission bits (and owner, where we may set it), else what a new file gets
-  if (exists) {
-    ::fchmod(fd, st.st_mode & 07777);
-    if (::geteuid() == 0) (void)!::fchown(fd, st.st_uid, st.st_gid);
+  if (t.exists) {
+    ::fchmod(fd, t.st.st_mode & 07777);
+    if (::geteuid() == 0) (void)!::fchown(fd, t.st.st_uid, t.st.st_gid);
   } else {
     ::fchmod(fd, new_file_mode());
   }
@@ -166,35 +230,26 @@ void PendingOutputs::add(const std::string& path, const std::string& content) {
     fail(path, why);
   }
   if (::close(fd) != 0) fail(path, why_errno());
-  items_.back().folder = folder;
 }
 
 void PendingOutputs::commit() {
-  for (Item& it : items_) {
+  // what can fail in the middle (a device, a FIFO, a pipe) first, then the renames
+  for (Item& it : items_)
     if (it.tmp.empty()) {
-      const int fd = ::open(it.target.c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd < 0) fail(it.path, why_errno());
-      try {
-        write_all(fd, it.content, it.path);
-      } catch (...) {
-        ::close(fd);
-        throw;
-      }
-      ::close(fd);
-      continue;
+      Target t;
+      t.path = it.path;
+      t.file = it.target;
+      t.own_fd = it.own_fd;
+      write_in_place(t, it.content);
     }
+  for (Item& it : items_) {
+    if (it.tmp.empty()) continue;
     if (::rename(it.tmp.c_str(), it.target.c_str()) != 0) fail(it.path, why_errno());
     it.tmp.clear();
     untrack_pending(it.slot);
     fsync_folder(it.folder);
   }
   items_.clear();
-}
-
-void write_file_atomic(const std::string& path, const std::string& content) {
-  PendingOutputs out;
-  out.add(path, content);
-  out.commit();
 }
 
 }  // namespace panelboot
@@ -206,22 +261,21 @@ struct FileId {
   bool exists = false, regular = false;
   dev_t dev = 0;
   ino_t ino = 0;
-  std::string canonical;  // for paths that do not exist yet
+  std::string canonical;  // for paths that do not exist yet: absolute, '.' and '..' resolved
 };
 
 FileId identify(const std::string& path) {
   FileId id;
-  const std::string target = final_target(path);
-  struct stat st;
-  if (::stat(target.c_str(), &st) == 0) {
+  const Target t = resolve(path);
+  if (t.exists) {
     id.exists = true;
-    id.regular = S_ISREG(st.st_mode);
-    id.dev = st.st_dev;
-    id.ino = st.st_ino;
+    id.regular = S_ISREG(t.st.st_mode);
+    id.dev = t.st.st_dev;
+    id.ino = t.st.st_ino;
   }
   std::error_code ec;
-  id.canonical = std::filesystem::weakly_canonical(target, ec).string();
-  if (ec) id.canonical = target;
+  id.canonical = std::filesystem::weakly_canonical(std::filesystem::absolute(t.file, ec), ec).string();
+  if (ec) id.canonical = t.file;
   return id;
 }
 

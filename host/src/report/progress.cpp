@@ -78,9 +78,9 @@ std::string ProgressReporter::line(double t, std::uint64_t done) const {
 }
 
 void ProgressReporter::report(double t, std::uint64_t done) {
-  if (t < kShowAfterS || done == 0 || done >= total_) return;
+  if ((t < kShowAfterS && !any_length_) || done == 0 || done >= total_) return;
   const double predicted = t * static_cast<double>(total_) / static_cast<double>(done);
-  if (!announced_ && predicted >= kAnnounceIfLongerS && t >= 1.0) {
+  if (announce_ && !announced_ && predicted >= kAnnounceIfLongerS && t >= 1.0) {
     announced_ = true;
     if (drawn_) *err_ << "\r\x1b[K";
     *err_ << "panelboot: " << label_ << " will take about " << format_duration(predicted) << " in all (" << total_
@@ -95,8 +95,7 @@ void ProgressReporter::report(double t, std::uint64_t done) {
 
 void ProgressReporter::finish() {
   std::lock_guard<std::mutex> lock(draw_);
-  if (finished_) return;
-  finished_ = true;
+  if (finished_.exchange(true)) return;
   if (drawn_) *err_ << "\r\x1b[K" << std::flush;
 }
 

@@ -119,13 +119,16 @@ std::string text_one(const FitResult& m) {
   o << "Variance: " << m.vcov_label << "; reference " << m.reference << "\n";
   for (const auto& d : m.dropped) o << "Omitted: " << d << "\n";
   const int lvl = static_cast<int>(std::lround(m.level * 100));
+  std::vector<std::string> names;  // one line each, whatever a level holds
+  for (const auto& c : m.coefficients) names.push_back(printable(c.name, 200));
   std::size_t wname = 12;
-  for (const auto& c : m.coefficients) wname = std::max(wname, c.name.size() + 1);
+  for (const auto& n : names) wname = std::max(wname, n.size() + 1);
   o << "\n" << pad("", wname, true) << pad("Estimate", 13) << pad("Std. Error", 13) << pad("t", 9)
     << pad("Pr(>|t|)", 10) << "     " << pad("[" + std::to_string(lvl) + "% CI", 13)
     << pad("]", 13) << "\n";
-  for (const auto& c : m.coefficients) {
-    o << pad(c.name, wname, true) << pad(f("%.6g", c.estimate), 13) << pad(f("%.6g", c.std_error), 13)
+  for (std::size_t i = 0; i < m.coefficients.size(); ++i) {
+    const Coefficient& c = m.coefficients[i];
+    o << pad(names[i], wname, true) << pad(f("%.6g", c.estimate), 13) << pad(f("%.6g", c.std_error), 13)
       << pad(f(std::fabs(c.t_stat) < 1e5 ? "%.3f" : "%.2e", c.t_stat), 9) << pad(f("%.4f", c.p_value), 10) << " " << pad(stars(c.p_value), 3, true)
       << " " << pad(f("%.6g", c.ci_low), 13) << pad(f("%.6g", c.ci_high), 13) << "\n";
   }
@@ -215,7 +218,7 @@ std::string side_by_side(const std::vector<FitResult>& ms, Format fmt) {
       std::string c;
       for (std::size_t i = 0; i < m.cluster_names.size(); ++i) c += (i ? "+" : "") + m.cluster_names[i];
       return c; }())));
-    cl.push_back(m.n_clusters.empty() ? "" : std::to_string(*std::min_element(m.n_clusters.begin(), m.n_clusters.end())));
+    cl.push_back(m.n_clusters.empty() ? "" : std::to_string(m.min_clusters()));
   }
   row("Fixed effects", fe);
   row("Observations", nobs);
@@ -270,7 +273,7 @@ nlohmann::json fit_json(const std::vector<FitResult>& ms) {
     mj["dropped"]["missing_by_variable"] = mv;
     mj["n_clusters"] = m.n_clusters.empty()
                            ? nlohmann::json()
-                           : nlohmann::json(*std::min_element(m.n_clusters.begin(), m.n_clusters.end()));
+                           : nlohmann::json(m.min_clusters());
     mj["clusters"] = nlohmann::json::array();
     for (std::size_t i = 0; i < m.cluster_names.size(); ++i)
       mj["clusters"].push_back({{"name", m.cluster_names[i]}, {"n", m.n_clusters[i]}});
@@ -443,7 +446,8 @@ std::string describe_json(const DataFrame& df, const std::vector<VariableSummary
     vars.push_back(j);
   }
   nlohmann::json j{{"program", "panelboot"}, {"version", PANELBOOT_VERSION}, {"command", "describe"},
-                   {"data", df.source}, {"simulated_data", sim}, {"rows", df.n_rows()}, {"variables", vars}};
+                   {"data", df.source}, {"simulated_data", sim}, {"rows", df.n_rows()}, {"variables", vars},
+                   {"warnings", df.warnings}};
   if (sim) j["note"] = kSimulatedNote;
   return dump_json(j);
 }

@@ -60,6 +60,7 @@ nlohmann::json wild_json(const WildResult& w, const WildOptions& wo) {
   nlohmann::json tm = nlohmann::json::object();
   for (const auto& kv : w.timing) tm[kv.first] = kv.second;
   j["timing"] = tm;
+  j["threads"] = w.threads;
   j["tests"] = nlohmann::json::array();
   for (const WildTest& t : w.tests) {
     nlohmann::json tj;

@@ -3,6 +3,10 @@
 // instruction set, the thread count or the chunk size.
 #include <Eigen/Dense>
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <mutex>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -288,6 +292,33 @@ BootCounts count_range(const WildCoefView& cf, double delta, double t, double to
                    : count_block<false>(cf, delta, t, tol, pairs, b0, b1, buf);
 }
 
+// An exception must not leave an OpenMP region (std::terminate would end the process, a signal
+// where the CLI promises exit 2 or 3): each iteration runs in `guard`, which keeps the first
+// exception and makes the remaining iterations no-ops; `rethrow` raises it after the region.
+// Per-thread buffers are therefore made inside the first guarded iteration, not before the loop.
+class RegionErrors {
+ public:
+  template <class F>
+  void guard(F&& f) noexcept {
+    if (failed_.load(std::memory_order_relaxed)) return;
+    try {
+      f();
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(m_);
+      if (!first_) first_ = std::current_exception();
+      failed_.store(true);
+    }
+  }
+  void rethrow() const {
+    if (first_) std::rethrow_exception(first_);
+  }
+
+ private:
+  std::atomic<bool> failed_{false};
+  std::mutex m_;
+  std::exception_ptr first_;
+};
+
 // Counts summed over threads (integers: the same total in any order).
 #pragma omp declare reduction(count_sum : BootCounts : omp_out = omp_out + omp_in) initializer(omp_priv = BootCounts{})
 
@@ -295,15 +326,19 @@ BootCounts count_all(const WildCoefView& cf, double delta, double t, double tol,
   const std::size_t m = static_cast<std::size_t>(cf.n_rep), block = 8192;
   const std::size_t n_blocks = (m + block - 1) / block;
   BootCounts total;
+  RegionErrors errors;
 #pragma omp parallel reduction(count_sum : total)
   {
-    std::vector<double> buf(block);
+    std::vector<double> buf;
 #pragma omp for schedule(static)
-    for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(n_blocks); ++bi) {
-      const std::size_t b0 = static_cast<std::size_t>(bi) * block, b1 = std::min(m, b0 + block);
-      total = total + count_range(cf, delta, t, tol, inclusive, pairs, b0, b1, buf.data());
-    }
+    for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(n_blocks); ++bi)
+      errors.guard([&] {
+        buf.resize(block);
+        const std::size_t b0 = static_cast<std::size_t>(bi) * block, b1 = std::min(m, b0 + block);
+        total = total + count_range(cf, delta, t, tol, inclusive, pairs, b0, b1, buf.data());
+      });
   }
+  errors.rethrow();
   return total;
 }
 
@@ -379,11 +414,7 @@ class CpuBackend final : public Backend {
     const int q = sp.q;
     const Pairs pairs = wild_pairs(sp);
     std::size_t chunk = sp.chunk;
-    if (chunk == 0) {
-      std::int64_t mc = G;
-      for (std::int32_t c : sp.n_rows) mc = std::max<std::int64_t>(mc, c);
-      chunk = static_cast<std::size_t>(std::clamp<std::int64_t>((1 << 18) / std::max<std::int64_t>(mc, 1), 16, 2048));
-    }
+    if (chunk == 0) chunk = default_wild_chunk(sp);
     const std::size_t n_chunks = static_cast<std::size_t>((n_rep + chunk - 1) / chunk);
     // coefficients of every replication (for the CI); without keep_coefs only chunk-sized ones
     auto reps = std::make_unique<CpuReplicates>(sp.keep_coefs ? n_rep : 0, q == 1 && sp.n_part == 2, pairs);
@@ -392,19 +423,21 @@ class CpuBackend final : public Backend {
     BootCounts total;
     WildRun run;
     run.trace.assign(static_cast<std::size_t>(std::min<std::uint64_t>(sp.trace_keep, n_rep)), 0.0);
+    RegionErrors errors;
 #pragma omp parallel reduction(count_sum : total)
     {
       std::vector<double> V, scratch, r1, buf;
       std::vector<std::vector<double>> N, D;
-      CpuReplicates local(sp.keep_coefs ? 0 : chunk, q == 1 && sp.n_part == 2, pairs);
+      std::unique_ptr<CpuReplicates> local;
 #pragma omp for schedule(dynamic, 1)
-      for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(n_chunks); ++ci) {
+      for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(n_chunks); ++ci) errors.guard([&] {
+        if (!local) local = std::make_unique<CpuReplicates>(sp.keep_coefs ? 0 : chunk, q == 1 && sp.n_part == 2, pairs);
         const std::uint64_t b0 = static_cast<std::uint64_t>(ci) * chunk;
         const std::size_t nb = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, n_rep - b0));
         V.resize(static_cast<std::size_t>(G) * nb);
         fill_weights(sp.seed, sp.weight, sp.enumerate, b0, nb, G, V.data());
         evaluate(sp, V.data(), nb, N, D, r1, scratch);
-        CpuReplicates& dst = sp.keep_coefs ? *reps : local;
+        CpuReplicates& dst = sp.keep_coefs ? *reps : *local;
         const std::size_t off = sp.keep_coefs ? static_cast<std::size_t>(b0) : 0;
         if (q == 1) {
           std::copy(N[0].begin(), N[0].begin() + nb, dst.n0_.begin() + off);
@@ -442,8 +475,9 @@ class CpuBackend final : public Backend {
         for (std::size_t b = 0; b < nb && b0 + b < run.trace.size(); ++b)
           run.trace[b0 + b] = kernels::wild_t(v.n0[b], v.n1 ? v.n1[b] : 0.0, v.d0[b], v.d1 ? v.d1[b] : 0.0,
                                               v.d2 ? v.d2[b] : 0.0, sp.count_delta);
-      }
+      });
     }
+    errors.rethrow();
     run.counts = total;
     if (sp.keep_coefs) run.reps = std::move(reps);
     return run;
@@ -469,17 +503,20 @@ class CpuBackend final : public Backend {
     const kernels::ThresholdBootView& v = sp.view;
     const HostGramAccess hg{gram.diag(), &gram};
     std::vector<double> fstar(static_cast<std::size_t>(sp.n_boot));
+    RegionErrors errors;
     if (v.n_q > kernels::kMaxQ) {  // one replication at a time (Q'y* column by column)
 #pragma omp parallel
       {
-        std::vector<double> buf(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
-        const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
+        std::vector<double> buf;
 #pragma omp for schedule(dynamic, 8)
-        for (std::int64_t b = 0; b < sp.n_boot; ++b) {
+        for (std::int64_t b = 0; b < sp.n_boot; ++b) errors.guard([&] {
+          if (buf.empty()) buf.resize(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
+          const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
           fstar[static_cast<std::size_t>(b)] = threshold_replicate(v, hg, static_cast<std::uint64_t>(b), s);
           if (sp.progress) sp.progress->advance(1);
-        }
+        });
       }
+      errors.rethrow();
       return fstar;
     }
     // batches of kThresholdBatch replications: y* .. r together, then each one's search. A job
@@ -493,21 +530,27 @@ class CpuBackend final : public Backend {
     const bool team = work > sp.min_team_work;
 #pragma omp parallel if (team)
     {
-      ThresholdBatch tb(v);
-      std::vector<double> r(static_cast<std::size_t>(v.n_grid * v.p)), sbuf(static_cast<std::size_t>(v.n_grid));
+      std::unique_ptr<ThresholdBatch> tb;
+      std::vector<double> r, sbuf;
       double s0[kThresholdBatch];
 #pragma omp for schedule(dynamic, 1)
-      for (std::int64_t bb = 0; bb < n_batch; ++bb) {
+      for (std::int64_t bb = 0; bb < n_batch; ++bb) errors.guard([&] {
+        if (!tb) {
+          tb = std::make_unique<ThresholdBatch>(v);
+          r.resize(static_cast<std::size_t>(v.n_grid * v.p));
+          sbuf.resize(static_cast<std::size_t>(v.n_grid));
+        }
         const std::int64_t b0 = bb * kThresholdBatch;
         const int nb = static_cast<int>(std::min<std::int64_t>(kThresholdBatch, sp.n_boot - b0));
-        threshold_project_batch(tb, v, QL.data(), static_cast<std::uint64_t>(b0), nb, s0);
+        threshold_project_batch(*tb, v, QL.data(), static_cast<std::uint64_t>(b0), nb, s0);
         for (int i = 0; i < nb; ++i) {
-          tb.extract(v, i, r.data());
+          tb->extract(v, i, r.data());
           fstar[static_cast<std::size_t>(b0 + i)] = threshold_search_one(v, hg, r.data(), s0[i], sbuf.data());
         }
         if (sp.progress) sp.progress->advance(static_cast<std::uint64_t>(nb));
-      }
+      });
     }
+    errors.rethrow();
     return fstar;
   }
 
