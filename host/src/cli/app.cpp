@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cmath>
 #include <iomanip>
+#include <new>
 #include <sstream>
 
 #include "panelboot/cli.hpp"
@@ -911,6 +912,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return status;
   } catch (const Error& e) {
     err << "panelboot: error: " << printable(e.what(), 1000) << "\n";
+    return 2;
+  } catch (const std::bad_alloc&) {  // past the estimates: the machine, not a bug in the input
+    err << "panelboot: error: ran out of memory; lower --B, --chunk, --grid or --threads, or free memory\n";
     return 2;
   } catch (const std::exception& e) {
     err << "panelboot: internal error: " << printable(e.what(), 1000) << "\n";
