@@ -409,7 +409,11 @@ std::vector<double> evaluate(const ExprNode& n, const EvalContext& ctx) {
           if (e.kind != K::kNumber && !(e.kind == K::kUnary && e.args[0]->kind == K::kNumber))
             throw InvalidInput(ctx.what + ": 'in (...)' takes a list of constants (column " +
                                std::to_string(e.pos + 1) + ")");
-          vals.push_back(evaluate(e, ctx)[0]);
+          // the constant itself, as the kUnary case computes it (not evaluate(e, ctx)[0]: that
+          // vector has one value per row, and none when the data have no rows)
+          double v = e.kind == K::kNumber ? e.number : e.args[0]->number;
+          if (e.kind == K::kUnary) v = e.text == "-" ? -v : (v == 0 ? 1.0 : 0.0);
+          vals.push_back(v);
         }
       }
       for (double& v : a) {
