@@ -30,7 +30,9 @@ int on_metadata(readstat_metadata_t* meta, void* ctx_ptr) {
 int on_variable(int index, readstat_variable_t* var, const char*, void* ctx_ptr) {
   auto* ctx = static_cast<DtaContext*>(ctx_ptr);
   Column c;
-  c.name = readstat_variable_get_name(var);
+  // ReadStat gives no name (NULL) for some malformed files; an empty name is named as CSV does
+  const char* name = readstat_variable_get_name(var);
+  c.name = name && *name ? name : "V" + std::to_string(index + 1);
   if (readstat_variable_get_type_class(var) == READSTAT_TYPE_CLASS_STRING) {
     c.type = Column::Type::kString;
     c.codes.reserve(ctx->n_rows > 0 ? ctx->n_rows : 0);
