@@ -1,5 +1,7 @@
 // Stata .dta input through ReadStat (optional at build time).
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <unordered_map>
 
@@ -18,12 +20,16 @@ namespace {
 struct DtaContext {
   DataFrame* df;
   std::vector<std::unordered_map<std::string, std::int32_t>> index;
-  long n_rows = 0;
+  long n_rows = 0;      // rows to reserve per column
+  long file_bytes = 0;  // the file's size, which bounds that
 };
 
 int on_metadata(readstat_metadata_t* meta, void* ctx_ptr) {
   auto* ctx = static_cast<DtaContext*>(ctx_ptr);
-  ctx->n_rows = readstat_get_row_count(meta);
+  // The header's row count is not trusted beyond what the file can hold (a corrupt one asked for
+  // gigabytes): every observation takes at least one byte per variable.
+  const long vars = std::max(1, readstat_get_var_count(meta));
+  ctx->n_rows = std::min<long>(readstat_get_row_count(meta), ctx->file_bytes / vars);
   return READSTAT_HANDLER_OK;
 }
 
@@ -89,6 +95,10 @@ DataFrame read_dta(const std::string& path) {
   df.source = path;
   df.row_unit = "observation";
   DtaContext ctx{&df, {}, 0};
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(path, ec);
+  ctx.file_bytes =
+      ec ? 0 : static_cast<long>(std::min<std::uintmax_t>(bytes, std::numeric_limits<long>::max()));
   readstat_parser_t* parser = readstat_parser_init();
   readstat_set_metadata_handler(parser, &on_metadata);
   readstat_set_variable_handler(parser, &on_variable);
