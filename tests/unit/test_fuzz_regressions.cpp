@@ -23,22 +23,35 @@ namespace fs = std::filesystem;
 // libFuzzer's malloc limit (-rss_limit_mb=2048 in scripts/fuzz): one allocation above it is a
 // finding there, so it is one here too (an input that asks for gigabytes must be refused, not
 // reserved; without the limit such a reservation often succeeds, untouched, and goes unseen).
+// The whole replaceable family but the aligned forms is replaced, so that every new pairs with
+// its delete also under ASan (whose runtime provides the ones not defined here).
 namespace {
 constexpr std::size_t kMallocLimit = std::size_t{2048} << 20;
 struct OverLimit : std::bad_alloc {
   const char* what() const noexcept override { return "one allocation above the fuzzers' 2 GB limit"; }
 };
-}  // namespace
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // free() of malloc(): they do pair
-#endif
-void* operator new(std::size_t n) {
+void* limited_alloc(std::size_t n) {
   if (n > kMallocLimit) throw OverLimit();
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
+void* limited_alloc(std::size_t n, const std::nothrow_t&) noexcept {
+  return n > kMallocLimit ? nullptr : std::malloc(n ? n : 1);
+}
+}  // namespace
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // free() of malloc(): they do pair
+#endif
+void* operator new(std::size_t n) { return limited_alloc(n); }
+void* operator new[](std::size_t n) { return limited_alloc(n); }
+void* operator new(std::size_t n, const std::nothrow_t& t) noexcept { return limited_alloc(n, t); }
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return limited_alloc(n, t); }
 void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace {
 
