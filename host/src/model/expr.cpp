@@ -367,7 +367,8 @@ std::vector<double> codes_as_double(const Column& c) {
 int lag_order(const ExprNode& n, const EvalContext& ctx) {
   if (n.args.size() == 1) return 1;
   if (n.args.size() != 2 || n.args[1]->kind != ExprNode::Kind::kNumber ||
-      n.args[1]->number != std::floor(n.args[1]->number) || n.args[1]->number < 0)
+      n.args[1]->number != std::floor(n.args[1]->number) || n.args[1]->number < 0 ||
+      n.args[1]->number > std::numeric_limits<int>::max())  // k is cast to int below
     throw InvalidInput(ctx.what + ": " + n.text + "(x, k) needs a whole number k >= 0 (column " +
                        std::to_string(n.pos + 1) + ")");
   return static_cast<int>(n.args[1]->number);
