@@ -121,6 +121,17 @@ class Parser {
 
  private:
   const Token& peek() const { return t_[i_]; }
+  // Nesting is bounded: the parser, evaluate() and the tree's destructor recurse once per level,
+  // and a few thousand parentheses ran off the stack. One level of parentheses or of a call's
+  // arguments counts 3 (parse_or, parse_not, parse_unary), a unary operator or a power 1 or 2.
+  static constexpr int kMaxDepth = 300;
+  struct Nesting {
+    explicit Nesting(Parser& p) : p_(p) {
+      if (++p_.depth_ > kMaxDepth) syntax_error(p_.what_, p_.peek().pos, "expression nested too deeply");
+    }
+    ~Nesting() { --p_.depth_; }
+    Parser& p_;
+  };
   bool is_op(const char* op) const {
     return peek().type == Token::Type::kOp && peek().text == op;
   }
@@ -144,6 +155,7 @@ class Parser {
     return n;
   }
   ExprPtr parse_or() {
+    const Nesting nest(*this);
     ExprPtr l = parse_and();
     while (is_op("|") || is_word("or")) {
       const std::size_t p = peek().pos;
@@ -162,6 +174,7 @@ class Parser {
     return l;
   }
   ExprPtr parse_not() {
+    const Nesting nest(*this);
     if (is_op("!") || is_word("not")) {
       const std::size_t p = peek().pos;
       ++i_;
@@ -216,6 +229,7 @@ class Parser {
     return l;
   }
   ExprPtr parse_unary() {
+    const Nesting nest(*this);
     if (is_op("-") || is_op("+")) {
       const Token op = peek();
       ++i_;
@@ -283,6 +297,7 @@ class Parser {
   std::vector<Token> t_;
   std::string what_;
   std::size_t i_ = 0;
+  int depth_ = 0;
 };
 
 // A string literal compared with a text column: the level's code, or -2 if absent.
