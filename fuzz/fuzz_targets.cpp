@@ -107,6 +107,23 @@ std::string as_text(const std::uint8_t* data, std::size_t size) {
 void csv(const std::uint8_t* data, std::size_t size) {
   const DataFrame df = read_csv_text(as_text(data, size), "fuzz.csv");
   check_frame(df);
+  // the first two columns as a grouping and as --panel id,time
+  if (df.columns.size() < 2) return;
+  const std::string& a = df.columns[0].name;
+  const std::string& b = df.columns[1].name;
+  try {
+    const GroupCodes g = group_codes(df, {a, b});
+    require(g.code.size() == df.n_rows(), "group_codes size");
+    for (std::int32_t k : g.code) require(k >= -1 && k < g.n_levels, "group code out of range");
+  } catch (const Error&) {
+  }
+  const PanelIndex p(df, a, b);
+  for (int k : {1, -1, 2}) {
+    const std::vector<std::int64_t> idx = p.shifted(k);
+    require(idx.size() == df.n_rows(), "shifted() size");
+    for (std::int64_t r : idx)
+      require(r >= -1 && r < static_cast<std::int64_t>(df.n_rows()), "shifted() row out of range");
+  }
 }
 
 void dta(const std::uint8_t* data, std::size_t size) {

@@ -16,7 +16,8 @@ struct Finding : std::logic_error {
   using std::logic_error::logic_error;
 };
 
-// CSV text through read_csv_text (delimiter detected).
+// CSV text through read_csv_text (delimiter detected); then its first two columns as a grouping
+// (group_codes) and as the panel index (--panel id,time, lags and leads).
 void csv(const std::uint8_t* data, std::size_t size);
 // A .dta file through read_dta: the bytes are written to a memfd and read through its
 // /proc/self/fd/N path, so the reader runs unchanged (it takes a path).
