@@ -553,6 +553,11 @@ PanelIndex::PanelIndex(const DataFrame& df, const std::string& id_var, const std
     if (t[r] != std::floor(t[r]))
       throw InvalidInput("--panel: time variable '" + time_var + "' must hold whole numbers; " +
                          df.where(r) + " has " + df.column(time_var).text(r));
+    // cast to int64 below, with a lag of up to INT_MAX subtracted: beyond 2^53 that overflows
+    if (std::fabs(t[r]) > 9007199254740992.0)
+      throw InvalidInput("--panel: time variable '" + time_var + "' holds " +
+                         df.column(time_var).text(r) + " at " + df.where(r) +
+                         ", beyond the periods panelboot can index (up to 2^53 in magnitude)");
     if (id.is_string()) unit_[r] = id.codes[r];
     else unit_[r] = codes.emplace(id.num[r], static_cast<std::int64_t>(codes.size())).first->second;
     time_[r] = static_cast<std::int64_t>(t[r]);
