@@ -126,6 +126,17 @@ class Parser {
 
  private:
   const Token& peek() const { return t_[i_]; }
+  // Nesting is bounded: the parser, evaluate() and the tree's destructor recurse once per level,
+  // and a few thousand parentheses ran off the stack. One level of parentheses or of a call's
+  // arguments counts 3 (parse_or, parse_not, parse_unary), a unary operator or a power 1 or 2.
+  static constexpr int kMaxDepth = 300;
+  struct Nesting {
+    explicit Nesting(Parser& p) : p_(p) {
+      if (++p_.depth_ > kMaxDepth) syntax_error(p_.what_, p_.peek().pos, "expression nested too deeply");
+    }
+    ~Nesting() { --p_.depth_; }
+    Parser& p_;
+  };
   bool is_op(const char* op) const {
     return peek().type == Token::Type::kOp && peek().text == op;
   }
@@ -149,6 +160,7 @@ class Parser {
     return n;
   }
   ExprPtr parse_or() {
+    const Nesting nest(*this);
     ExprPtr l = parse_and();
     while (is_op("|") || is_word("or")) {
       const std::size_t p = peek().pos;
@@ -167,6 +179,7 @@ class Parser {
     return l;
   }
   ExprPtr parse_not() {
+    const Nesting nest(*this);
     if (is_op("!") || is_word("not")) {
       const std::size_t p = peek().pos;
       ++i_;
@@ -221,6 +234,7 @@ class Parser {
     return l;
   }
   ExprPtr parse_unary() {
+    const Nesting nest(*this);
     if (is_op("-") || is_op("+")) {
       const Token op = peek();
       ++i_;
@@ -288,6 +302,7 @@ class Parser {
   std::vector<Token> t_;
   std::string what_;
   std::size_t i_ = 0;
+  int depth_ = 0;
 };
 
 // A string literal compared with a text column: the level's code, or -2 if absent.
@@ -372,7 +387,8 @@ std::vector<double> codes_as_double(const Column& c) {
 int lag_order(const ExprNode& n, const EvalContext& ctx) {
   if (n.args.size() == 1) return 1;
   if (n.args.size() != 2 || n.args[1]->kind != ExprNode::Kind::kNumber ||
-      n.args[1]->number != std::floor(n.args[1]->number) || n.args[1]->number < 0)
+      n.args[1]->number != std::floor(n.args[1]->number) || n.args[1]->number < 0 ||
+      n.args[1]->number > std::numeric_limits<int>::max())  // k is cast to int below
     throw InvalidInput(shown(ctx.what) + ": " + printable(n.text) + "(x, k) needs a whole number k >= 0 (column " +
                        std::to_string(n.pos + 1) + ")");
   return static_cast<int>(n.args[1]->number);
@@ -414,7 +430,11 @@ std::vector<double> evaluate(const ExprNode& n, const EvalContext& ctx) {
           if (e.kind != K::kNumber && !(e.kind == K::kUnary && e.args[0]->kind == K::kNumber))
             throw InvalidInput(shown(ctx.what) + ": 'in (...)' takes a list of constants (column " +
                                std::to_string(e.pos + 1) + ")");
-          vals.push_back(evaluate(e, ctx)[0]);
+          // the constant itself, as the kUnary case computes it (not evaluate(e, ctx)[0]: that
+          // vector has one value per row, and none when the data have no rows)
+          double v = e.kind == K::kNumber ? e.number : e.args[0]->number;
+          if (e.kind == K::kUnary) v = e.text == "-" ? -v : (v == 0 ? 1.0 : 0.0);
+          vals.push_back(v);
         }
       }
       for (double& v : a) {
@@ -538,6 +558,11 @@ PanelIndex::PanelIndex(const DataFrame& df, const std::string& id_var, const std
     if (t[r] != std::floor(t[r]))
       throw InvalidInput("--panel: time variable " + quoted(time_var) + " must hold whole numbers; " +
                          df.where(r) + " has " + df.column(time_var).text(r));
+    // cast to int64 below, with a lag of up to INT_MAX subtracted: beyond 2^53 that overflows
+    if (std::fabs(t[r]) > 9007199254740992.0)
+      throw InvalidInput("--panel: time variable " + quoted(time_var) + " holds " +
+                         df.column(time_var).text(r) + " at " + df.where(r) +
+                         ", beyond the periods panelboot can index (up to 2^53 in magnitude)");
     if (id.is_string()) unit_[r] = id.codes[r];
     else unit_[r] = codes.emplace(id.num[r], static_cast<std::int64_t>(codes.size())).first->second;
     time_[r] = static_cast<std::int64_t>(t[r]);
