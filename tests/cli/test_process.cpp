@@ -565,6 +565,7 @@ TEST(ProcessProgress, ALongRunShowsProgressWithTheTimeLeft) {
 TEST(ProcessProgress, TheBackendIsNamedOnlyWithVerboseOrWhenAGpuWasAskedFor) {
   const std::vector<std::string> fit{"fit", "--data", data_path("grunfeld_plm.csv"), "-f", kFitFormula};
   EXPECT_TRUE(run_process(fit).err.empty());
+  EXPECT_EQ(nlohmann::json::parse(run_process(with(fit, {"--format", "json"})).out)["backend"], "cpu");
   EXPECT_NE(run_process(with(fit, {"--verbose"})).err.find("panelboot: backend: "), std::string::npos);
   const ProcRun w = run_process({"wild", "--data", data_path("grunfeld_plm.csv"), "-f", kFitFormula, "--cluster",
                                  "firm", "--test", "value = 0", "--B", "99", "--format", "json"});

@@ -254,6 +254,7 @@ nlohmann::json fit_json(const std::vector<FitResult>& ms) {
   j["program"] = "panelboot";
   j["version"] = PANELBOOT_VERSION;
   j["command"] = "fit";
+  j["backend"] = "cpu";  // one regression per model: always on the host
   bool sim = std::any_of(ms.begin(), ms.end(), [](const FitResult& m) { return m.simulated; });
   j["simulated_data"] = sim;
   if (sim) j["note"] = kSimulatedNote;
@@ -445,7 +446,7 @@ std::string describe_json(const DataFrame& df, const std::vector<VariableSummary
     }
     vars.push_back(j);
   }
-  nlohmann::json j{{"program", "panelboot"}, {"version", PANELBOOT_VERSION}, {"command", "describe"},
+  nlohmann::json j{{"program", "panelboot"}, {"version", PANELBOOT_VERSION}, {"command", "describe"}, {"backend", "cpu"},
                    {"data", df.source}, {"simulated_data", sim}, {"rows", df.n_rows()}, {"variables", vars},
                    {"warnings", df.warnings}};
   if (sim) j["note"] = kSimulatedNote;
