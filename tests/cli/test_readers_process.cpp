@@ -70,6 +70,20 @@ TEST(ReadersProcess, StataVariablesWithOneNameAreALocatedError) {
   expect_one_line_error(r, {"file '" + p + "'", "variable 2 has the name 'year' of variable 1"});
 }
 
+// A text strL (format 117) whose stored length leaves out its terminating NUL: ReadStat hands it
+// on as a C string, and reading it ran past the buffer (the .dta fuzzer's finding). Refused before
+// ReadStat parses, from a file and from a pipe.
+TEST(ReadersProcess, StataStrlWithoutItsNulIsALocatedError) {
+  const std::string p = pbtest::write_temp(
+      file_bytes(pbtest::data_path("fuzz-regressions/dta/text-strl-without-nul.dta")), ".dta");
+  const std::vector<std::string> phrases = {"long string (strL) 1 (variable 9, observation 1)",
+                                            "does not end where it says"};
+  expect_one_line_error(run_process({"describe", "--data", p}), phrases);
+  pbtest::ProcOptions o;
+  o.stdin_text = file_bytes(p);
+  expect_one_line_error(run_process({"describe", "--data", "/dev/stdin"}, o), phrases);
+}
+
 // 2. --data naming a directory, and inputs that cannot seek (a pipe) read to the end.
 TEST(ReadersProcess, DirectoryIsAUserError) {
   const std::string dir = std::filesystem::temp_directory_path().string();

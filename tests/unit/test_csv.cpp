@@ -38,6 +38,23 @@ TEST(Csv, QuotedFieldsWithDelimitersQuotesAndNewlines) {
   EXPECT_EQ(df.row_line[3], 7u);  // physical line, counting the quoted newline and the blank line
 }
 
+// More fields with "" escapes in one record than the tokenizer's first scratch strings (8): adding
+// one must not move the ones earlier fields point into (a use after free the CSV fuzzer found).
+TEST(Csv, ManyEscapedQuotedFieldsInOneRecordKeepTheirText) {
+  std::string header, row;
+  for (int j = 1; j <= 12; ++j) {
+    header += std::string(j > 1 ? "," : "") + "\"a\"\"" + std::to_string(j) + "\"";
+    row += std::string(j > 1 ? "," : "") + "\"b\"\"" + std::to_string(j) + "\"";
+  }
+  const DataFrame df = read_csv_text(header + "\n" + row + "\n", "q.csv");
+  ASSERT_EQ(df.columns.size(), 12u);
+  for (int j = 1; j <= 12; ++j) {
+    EXPECT_EQ(df.columns[j - 1].name, "a\"" + std::to_string(j));
+    ASSERT_EQ(df.columns[j - 1].levels.size(), 1u);
+    EXPECT_EQ(df.columns[j - 1].levels[0], "b\"" + std::to_string(j));
+  }
+}
+
 TEST(Csv, RaggedRowIsAnErrorWithItsLine) {
   try {
     read_csv_text("a,b\n1,2\n3\n", "r.csv");

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <string_view>
 #include <unordered_map>
@@ -132,7 +133,9 @@ class Tokenizer {
   const std::string& source_;
   std::size_t pos_ = 0;
   std::uint32_t line_ = 1;
-  std::vector<std::string> scratch_{8};
+  // Unescaped copies of quoted fields with "" in them; a deque, so that adding one never moves
+  // the strings earlier fields of the record point into.
+  std::deque<std::string> scratch_{8};
   std::size_t scratch_used_ = 0;
 };
 

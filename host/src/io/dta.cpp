@@ -2,11 +2,14 @@
 // exceptions through C, so a handler that finds a problem keeps the message and aborts the parse;
 // parse_dta raises it afterwards. Nothing ReadStat hands over is trusted blindly: names may be
 // NULL, string values NULL, the header's row count wrong.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string_view>
@@ -212,6 +215,107 @@ void read_from_memory(readstat_parser_t* parser, MemoryFile& file) {
   readstat_set_io_ctx(parser, &file);
 }
 
+// ReadStat (1.1.8) hands a text strL to the value handler as a C string without checking that the
+// file stored its terminating NUL, so a damaged file sends strlen past the buffer. Before ReadStat
+// parses a format 117-119 file, its strL section is walked here (the same offsets ReadStat uses:
+// entry 10 of the <map>) and a text strL without its NUL refused. Anything else amiss is left to
+// ReadStat, which reports it.
+// Reads up to n bytes at offset; returns how many it read.
+using ReadAt = std::function<std::size_t(std::uint64_t offset, char* buf, std::size_t n)>;
+
+bool read_exactly(const ReadAt& read_at, std::uint64_t offset, char* buf, std::size_t n) {
+  return read_at(offset, buf, n) == n;
+}
+
+std::uint64_t unsigned_at(const char* p, std::size_t n, bool big_endian) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto byte = static_cast<unsigned char>(p[big_endian ? i : n - 1 - i]);
+    v = (v << 8) | byte;
+  }
+  return v;
+}
+
+struct StrlLayout {
+  bool has_strls = false;
+  bool big_endian = false;
+  std::size_t o_bytes = 4;    // 4 in format 117, 8 from 118 on
+  std::uint64_t offset = 0;  // of "<strls>"
+};
+
+StrlLayout strl_layout(const ReadAt& read_at) {
+  StrlLayout layout;
+  char head[1024];
+  const std::string_view h(head, read_at(0, head, sizeof head));
+  if (h.substr(0, 20) != "<stata_dta><header><") return layout;
+  const std::size_t rel = h.find("<release>");
+  const std::size_t order = h.find("<byteorder>");
+  const std::size_t map = h.find("<map>");
+  if (rel == std::string_view::npos || order == std::string_view::npos || map == std::string_view::npos)
+    return layout;
+  const std::string_view release = h.substr(rel + 9, 3);
+  if (release != "117" && release != "118" && release != "119") return layout;
+  layout.big_endian = h.substr(order + 11, 3) == "MSF";
+  layout.o_bytes = release == "117" ? 4 : 8;
+  char entry[8];
+  if (!read_exactly(read_at, map + 5 + 10 * 8, entry, 8)) return layout;
+  layout.offset = unsigned_at(entry, 8, layout.big_endian);
+  char tag[7];
+  layout.has_strls = read_exactly(read_at, layout.offset, tag, 7) && std::string_view(tag, 7) == "<strls>";
+  return layout;
+}
+
+void check_strls_terminated(const ReadAt& read_at, const std::string& source) {
+  const StrlLayout layout = strl_layout(read_at);
+  if (!layout.has_strls) return;
+  const std::size_t header_bytes = 3 + 4 + layout.o_bytes + 1 + 4;  // "GSO", v, o, t, len
+  std::uint64_t pos = layout.offset + 7;
+  for (std::uint64_t count = 1;; ++count) {
+    char header[3 + 4 + 8 + 1 + 4];
+    if (!read_exactly(read_at, pos, header, header_bytes) || std::string_view(header, 3) != "GSO") return;
+    const char* p = header + 3;
+    const std::uint64_t v = unsigned_at(p, 4, layout.big_endian);
+    const std::uint64_t o = unsigned_at(p + 4, layout.o_bytes, layout.big_endian);
+    const auto type = static_cast<unsigned char>(p[4 + layout.o_bytes]);
+    const std::uint64_t len = unsigned_at(p + 4 + layout.o_bytes + 1, 4, layout.big_endian);
+    pos += header_bytes;
+    char last = 1;
+    constexpr unsigned char kTextStrl = 130;
+    if (type == kTextStrl && (len == 0 || (read_exactly(read_at, pos + len - 1, &last, 1) && last != '\0')))
+      throw InvalidInput("file '" + source + "': long string (strL) " + std::to_string(count) +
+                         " (variable " + std::to_string(v) + ", observation " + std::to_string(o) +
+                         ") does not end where it says; the file is damaged or was not written by "
+                         "Stata: save it from Stata again, or export the data to CSV");
+    pos += len;
+  }
+}
+
+ReadAt read_from_bytes(std::string_view bytes) {
+  return [bytes](std::uint64_t offset, char* buf, std::size_t n) {
+    if (offset >= bytes.size()) return std::size_t{0};
+    n = std::min<std::size_t>(n, bytes.size() - offset);
+    std::memcpy(buf, bytes.data() + offset, n);
+    return n;
+  };
+}
+
+void check_strls_terminated_in_file(const std::string& path, const std::string& source) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // ReadStat reports it
+  const ReadAt read_at = [fd](std::uint64_t offset, char* buf, std::size_t n) {
+    if (offset > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) return std::size_t{0};
+    const ssize_t got = ::pread(fd, buf, n, static_cast<off_t>(offset));
+    return got > 0 ? static_cast<std::size_t>(got) : std::size_t{0};
+  };
+  try {
+    check_strls_terminated(read_at, source);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+}
+
 // `path` is what ReadStat opens (ignored when reading from `memory`); `file_size` bounds the rows
 // reserved.
 DataFrame parse_dta(const std::string& path, std::size_t file_size, MemoryFile* memory) {
@@ -219,6 +323,10 @@ DataFrame parse_dta(const std::string& path, std::size_t file_size, MemoryFile* 
   df.source = shown_path(path);
   df.row_unit = "observation";
   DtaContext ctx{&df, file_size, {}, {}, 0, {}};
+  if (memory)
+    check_strls_terminated(read_from_bytes(memory->bytes), df.source);
+  else
+    check_strls_terminated_in_file(path, df.source);
   ParserPtr parser = make_parser();
   if (memory) read_from_memory(parser.get(), *memory);
   const readstat_error_t err = readstat_parse_dta(parser.get(), path.c_str(), &ctx);
