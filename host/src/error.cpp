@@ -5,8 +5,6 @@
 
 namespace panelboot {
 
-void throw_invalid(const std::string& msg) { throw InvalidInput(msg); }
-
 namespace {
 std::size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);

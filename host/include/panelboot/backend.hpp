@@ -155,6 +155,9 @@ class Backend {
 // kAuto: CUDA when compiled and a device is present, else CPU. kCuda without a usable GPU
 // throws NotCompiled (no CUDA in this build) or CudaError (no device, driver too old).
 std::unique_ptr<Backend> make_backend(Device d);
+// Where make_backend(d) would run, without constructing anything (the driver is probed): the
+// same errors; `why` says why the CPU (empty for CUDA).
+Device resolve_device(Device d, std::string& why);
 
 // The pairing rule of stored statistics (see kernels::Pairs) for a wild test.
 inline Pairs wild_pairs(const WildSpec& s) {

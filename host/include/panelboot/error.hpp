@@ -56,14 +56,7 @@ class CudaError : public Error {
   using Error::Error;
 };
 
-[[noreturn]] void throw_invalid(const std::string& msg);
-
 // The closest name to `name` among `candidates` by edit distance, or "" if none is close.
 std::string nearest_name(const std::string& name, const std::vector<std::string>& candidates);
 
 }  // namespace panelboot
-
-#define PB_EXPECTS(cond, msg)                                 \
-  do {                                                        \
-    if (!(cond)) ::panelboot::throw_invalid(std::string(msg)); \
-  } while (0)

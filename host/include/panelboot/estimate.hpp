@@ -113,4 +113,8 @@ struct LinearRestriction {
 std::vector<LinearRestriction> parse_restrictions(const std::string& text,
                                                   const std::vector<std::string>& names);
 
+// The joint Wald statistic F = W / q, W = d' (R V R')^-1 d with d = R b - r (fit --wald, wild
+// --joint). InvalidInput naming `what` when R V R' is singular (dependent rows).
+double wald_f(const Eigen::VectorXd& diff, const Eigen::MatrixXd& RVR, const std::string& what);
+
 }  // namespace panelboot

@@ -17,7 +17,6 @@ void gram(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg
 
 struct VcovInput {
   const Design& design;
-  const std::vector<std::string>& names;
   const double* X;  // n_obs x n_reg demeaned, sqrt(w)-scaled, column-major
   const double* u;  // residuals in the same space
   std::size_t n_obs, n_reg;

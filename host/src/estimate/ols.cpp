@@ -23,7 +23,7 @@ void gram(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg
   const Eigen::Index k = static_cast<Eigen::Index>(n_reg);
   std::vector<Eigen::MatrixXd> part_xx(n_chunks);
   std::vector<Eigen::VectorXd> part_xy(n_chunks);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n_chunks > 1)  // no thread team for one chunk
   for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(n_chunks); ++c) {
     const std::size_t b = static_cast<std::size_t>(c) * chunk;
     const Eigen::Index m = static_cast<Eigen::Index>(std::min(chunk, n_obs - b));
@@ -82,7 +82,17 @@ bool se_is_zero(double se, double estimate, double se_iid) {
   return se <= kZeroSeRel * std::max(std::fabs(estimate), se_iid);
 }
 
-FitResult fit(Design& d, const FitOptions& opts) {
+namespace {
+
+// The options' values, checked where the engine takes them (the CLI's parsers check them too).
+void check_fit_options(const FitOptions& opts) {
+  if (!(opts.level > 0 && opts.level < 1))
+    throw InvalidInput("confidence level " + std::to_string(opts.level) + ": give a number strictly between 0 and 1, e.g. 0.95");
+  if (!(opts.demean.tol > 0)) throw InvalidInput("FE projection tolerance: must be positive");
+}
+
+// The sample's description, copied from the design.
+FitResult describe_sample(const Design& d, const FitOptions& opts) {
   FitResult res;
   res.formula = d.formula;
   res.y_name = d.y_name;
@@ -95,15 +105,22 @@ FitResult fit(Design& d, const FitOptions& opts) {
   res.n_singletons = d.n_singletons;
   res.missing_by_variable = d.missing_by_variable;
   res.level = opts.level;
-  const std::size_t n = d.n_obs;
-  const std::size_t k_all = d.n_reg;
   for (const Grouping& g : d.fe) {
     res.fe_names.push_back(g.name);
     res.fe_levels.push_back(g.n_levels);
   }
+  return res;
+}
 
-  // Totals before demeaning: the outcome's TSS about its (weighted) mean, and each column's
-  // uncentered sum of squares (a column the FE absorb loses all of it).
+// Totals before demeaning: the outcome's TSS about its (weighted) mean, and each column's
+// uncentered sum of squares (a column the FE absorb loses all of it).
+struct RawTotals {
+  double tss = 0;
+  std::vector<double> column_ss;
+};
+
+RawTotals raw_totals(const Design& d) {
+  const std::size_t n = d.n_obs;
   const double* w = d.w.empty() ? nullptr : d.w.data();
   double wsum = 0, ymean = 0;
   for (std::size_t i = 0; i < n; ++i) {
@@ -112,113 +129,123 @@ FitResult fit(Design& d, const FitOptions& opts) {
     ymean += wi * d.y[i];
   }
   ymean /= wsum;
-  double tss_total = 0;
+  RawTotals t;
   for (std::size_t i = 0; i < n; ++i) {
     const double wi = w ? w[i] : 1.0;
-    tss_total += wi * (d.y[i] - ymean) * (d.y[i] - ymean);
+    t.tss += wi * (d.y[i] - ymean) * (d.y[i] - ymean);
   }
-  std::vector<double> raw_ss(k_all, 0.0);
-  for (std::size_t j = 0; j < k_all; ++j) {
+  t.column_ss.assign(d.n_reg, 0.0);
+  for (std::size_t j = 0; j < d.n_reg; ++j) {
     const double* x = d.X.data() + j * n;
     double max_abs = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      raw_ss[j] += (w ? w[i] : 1.0) * x[i] * x[i];
+      t.column_ss[j] += (w ? w[i] : 1.0) * x[i] * x[i];
       max_abs = std::max(max_abs, std::fabs(x[i]));
     }
-    refuse_unscaled(d.x_names[j], raw_ss[j], max_abs);
+    refuse_unscaled(d.x_names[j], t.column_ss[j], max_abs);
   }
-  refuse_unscaled(d.y_name, tss_total, tss_total > 0 ? 1.0 : 0.0);
+  refuse_unscaled(d.y_name, t.tss, t.tss > 0 ? 1.0 : 0.0);
+  return t;
+}
 
-  // 1. Within transform of y and X (in place), then scale rows by sqrt(w).
+// Within transform of y and X (in place), then rows scaled by sqrt(w); returns the within TSS.
+double demean_and_weight(Design& d, const FitOptions& opts, FitResult& res) {
+  const std::size_t n = d.n_obs;
+  const double* w = d.w.empty() ? nullptr : d.w.data();
   std::vector<FeView> views;
   for (const Grouping& g : d.fe) views.push_back({g.code.data(), g.n_levels});
   Demeaner dm(views, n, w);
-  std::vector<std::string> names = d.x_names;
-  DemeanReport rep = dm.demean(d.y.data(), 1, n, opts.demean, {d.y_name});
-  DemeanReport repx = dm.demean(d.X.data(), k_all, n, opts.demean, names);
+  const DemeanReport rep = dm.demean(d.y.data(), 1, n, opts.demean, {d.y_name});
+  const DemeanReport repx = dm.demean(d.X.data(), d.n_reg, n, opts.demean, d.x_names);
   res.demean_method = rep.method;
   res.demean_iterations = std::max(rep.max_iterations, repx.max_iterations);
   if (w) {
     std::vector<double> sw(n);
     for (std::size_t i = 0; i < n; ++i) sw[i] = std::sqrt(w[i]);
     for (std::size_t i = 0; i < n; ++i) d.y[i] *= sw[i];
-    for (std::size_t j = 0; j < k_all; ++j) {
+    for (std::size_t j = 0; j < d.n_reg; ++j) {
       double* x = d.X.data() + j * n;
       for (std::size_t i = 0; i < n; ++i) x[i] *= sw[i];
     }
   }
   double tss_within = 0;
   for (std::size_t i = 0; i < n; ++i) tss_within += d.y[i] * d.y[i];
+  return tss_within;
+}
 
-  // 2. Gram matrix and collinearity screen (in formula order; later columns give way).
-  Eigen::MatrixXd xtx;
-  Eigen::VectorXd xty;
-  detail::gram(d.X.data(), d.y.data(), n, k_all, xtx, xty);
+// Collinearity screen in formula order (later columns give way): sequential Cholesky on the
+// unit-diagonal scaled Gram; a column whose squared distance to the span of the kept columns is
+// below 1e-9 of its length is dropped, as is one the FE absorb. Returns the kept columns.
+std::vector<std::size_t> screen_collinear(const Eigen::MatrixXd& xtx, const std::vector<double>& raw_ss,
+                                          const std::vector<std::string>& names, bool has_fe,
+                                          std::vector<std::string>& dropped) {
+  const std::size_t k_all = names.size();
   std::vector<std::size_t> keep;
-  {
-    // Sequential Cholesky on the unit-diagonal scaled Gram: a column whose squared distance to
-    // the span of the kept columns is below 1e-9 of its length is dropped.
-    Eigen::MatrixXd L = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(k_all), static_cast<Eigen::Index>(k_all));
-    std::vector<double> scale(k_all);
-    for (std::size_t j = 0; j < k_all; ++j) scale[j] = xtx(j, j) > 0 ? 1.0 / std::sqrt(xtx(j, j)) : 0.0;
-    for (std::size_t j = 0; j < k_all; ++j) {
-      if (!(xtx(j, j) > 1e-10 * raw_ss[j]) || raw_ss[j] == 0) {
-        res.dropped.push_back(names[j] + (d.fe.empty() ? " (constant zero)" : " (collinear with the fixed effects)"));
-        continue;
-      }
-      // row j of L over the kept columns
-      double diag = 1.0;
-      std::vector<double> row(keep.size());
-      for (std::size_t a = 0; a < keep.size(); ++a) {
-        const std::size_t ka = keep[a];
-        double v = xtx(j, ka) * scale[j] * scale[ka];
-        for (std::size_t b = 0; b < a; ++b) v -= row[b] * L(a, b);
-        v /= L(a, a);
-        row[a] = v;
-        diag -= v * v;
-      }
-      if (diag < 1e-9) {
-        res.dropped.push_back(names[j] + " (collinear with other regressors)");
-        continue;
-      }
-      const std::size_t a = keep.size();
-      for (std::size_t b = 0; b < a; ++b) L(a, b) = row[b];
-      L(a, a) = std::sqrt(diag);
-      keep.push_back(j);
+  Eigen::MatrixXd L = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(k_all), static_cast<Eigen::Index>(k_all));
+  std::vector<double> scale(k_all);
+  for (std::size_t j = 0; j < k_all; ++j) scale[j] = xtx(j, j) > 0 ? 1.0 / std::sqrt(xtx(j, j)) : 0.0;
+  for (std::size_t j = 0; j < k_all; ++j) {
+    if (!(xtx(j, j) > 1e-10 * raw_ss[j]) || raw_ss[j] == 0) {
+      dropped.push_back(names[j] + (has_fe ? " (collinear with the fixed effects)" : " (constant zero)"));
+      continue;
     }
-  }
-  if (keep.empty())
-    throw InvalidInput("formula '" + d.formula + "': every regressor was dropped as collinear (" +
-                       [&] { std::string s; for (auto& x : res.dropped) s += (s.empty() ? "" : ", ") + x; return s; }() + ")");
-  const std::size_t k = keep.size();
-  if (k < k_all) {
-    // compact X to the kept columns
-    for (std::size_t a = 0; a < k; ++a)
-      if (keep[a] != a)
-        std::copy(d.X.begin() + keep[a] * n, d.X.begin() + (keep[a] + 1) * n, d.X.begin() + a * n);
-    d.X.resize(n * k);
-    std::vector<std::string> kept_names;
-    for (std::size_t j : keep) kept_names.push_back(names[j]);
-    names = kept_names;
-    Eigen::MatrixXd xx(k, k);
-    Eigen::VectorXd xy(k);
-    for (std::size_t a = 0; a < k; ++a) {
-      xy(a) = xty(keep[a]);
-      for (std::size_t b = 0; b < k; ++b) xx(a, b) = xtx(keep[a], keep[b]);
+    double diag = 1.0;  // row j of L over the kept columns
+    std::vector<double> row(keep.size());
+    for (std::size_t a = 0; a < keep.size(); ++a) {
+      const std::size_t ka = keep[a];
+      double v = xtx(j, ka) * scale[j] * scale[ka];
+      for (std::size_t b = 0; b < a; ++b) v -= row[b] * L(a, b);
+      v /= L(a, a);
+      row[a] = v;
+      diag -= v * v;
     }
-    xtx = xx;
-    xty = xy;
+    if (diag < 1e-9) {
+      dropped.push_back(names[j] + " (collinear with other regressors)");
+      continue;
+    }
+    const std::size_t a = keep.size();
+    for (std::size_t b = 0; b < a; ++b) L(a, b) = row[b];
+    L(a, a) = std::sqrt(diag);
+    keep.push_back(j);
   }
+  return keep;
+}
 
-  // 3. Degrees of freedom: K and the nesting rule.
+// X, the names and the Gram reduced to the kept columns.
+void keep_columns(Design& d, const std::vector<std::size_t>& keep, std::vector<std::string>& names,
+                  Eigen::MatrixXd& xtx, Eigen::VectorXd& xty) {
+  const std::size_t n = d.n_obs, k = keep.size();
+  if (k == names.size()) return;
+  for (std::size_t a = 0; a < k; ++a)
+    if (keep[a] != a) std::copy(d.X.begin() + keep[a] * n, d.X.begin() + (keep[a] + 1) * n, d.X.begin() + a * n);
+  d.X.resize(n * k);
+  std::vector<std::string> kept_names;
+  for (std::size_t j : keep) kept_names.push_back(names[j]);
+  names = kept_names;
+  Eigen::MatrixXd xx(k, k);
+  Eigen::VectorXd xy(k);
+  for (std::size_t a = 0; a < k; ++a) {
+    xy(a) = xty(keep[a]);
+    for (std::size_t b = 0; b < k; ++b) xx(a, b) = xtx(keep[a], keep[b]);
+  }
+  xtx = xx;
+  xty = xy;
+}
+
+// Degrees of freedom: K with the nesting rule (FE nested in a cluster not counted), and K_all
+// with every FE level counted.
+struct DegreesOfFreedom {
+  double K = 0, K_all = 0;
+};
+
+DegreesOfFreedom degrees_of_freedom(const Design& d, const FitOptions& opts, std::size_t k, FitResult& res) {
   double fe_dof = 0;
   if (!d.fe.empty()) {
     for (const Grouping& g : d.fe) fe_dof += g.n_levels;
     fe_dof -= static_cast<double>(d.fe.size() - 1);
   }
-  const bool clustered = opts.vcov == VcovType::kCluster;
   double nested_dof = 0;
-  if (clustered && opts.dof_fe == DofFe::kNested) {
+  if (opts.vcov == VcovType::kCluster && opts.dof_fe == DofFe::kNested) {
     for (const Grouping& g : d.fe)
       for (const Grouping& c : d.clusters)
         if (nested_in(g, c)) {
@@ -227,53 +254,62 @@ FitResult fit(Design& d, const FitOptions& opts) {
           break;
         }
   }
-  if (clustered)
+  if (opts.vcov == VcovType::kCluster)
     for (const Grouping& c : d.clusters)
       if (c.n_levels < 2)
         throw InvalidInput("cluster variable '" + c.name + "' has a single level in the estimation "
                            "sample; cluster-robust inference needs at least two clusters (use "
                            "--vcov hc1, or another cluster variable)");
-  const double K = static_cast<double>(k) + fe_dof - nested_dof;
-  res.dof_k = K;
-  const double N = static_cast<double>(n);
-  const double K_all = static_cast<double>(k) + fe_dof;
-  if (N <= K_all)
-    throw InvalidInput("formula '" + d.formula + "': " + std::to_string(n) + " observations but " +
-                       std::to_string(static_cast<long long>(K_all)) +
+  DegreesOfFreedom dof{static_cast<double>(k) + fe_dof - nested_dof, static_cast<double>(k) + fe_dof};
+  res.dof_k = dof.K;
+  if (static_cast<double>(d.n_obs) <= dof.K_all)
+    throw InvalidInput("formula '" + d.formula + "': " + std::to_string(d.n_obs) + " observations but " +
+                       std::to_string(static_cast<long long>(dof.K_all)) +
                        " parameters (regressors plus fixed-effect levels); the model needs more "
                        "observations than parameters");
+  return dof;
+}
 
-  // 4. Solve on the scaled Gram (unit diagonal) with one step of iterative refinement.
+// Solves on the scaled Gram (unit diagonal) with one step of iterative refinement; the bread
+// (X'X)^-1 symmetrised.
+struct Solution {
+  Eigen::VectorXd beta;
+  Eigen::MatrixXd bread;
+};
+
+Solution solve_scaled(const Eigen::MatrixXd& xtx, const Eigen::VectorXd& xty) {
+  const Eigen::Index k = xtx.rows();
   Eigen::VectorXd s = xtx.diagonal().cwiseSqrt().cwiseInverse();
   const Eigen::MatrixXd A = s.asDiagonal() * xtx * s.asDiagonal();
   Eigen::LDLT<Eigen::MatrixXd> ldlt(A);
-  Eigen::VectorXd beta = s.asDiagonal() * ldlt.solve(s.asDiagonal() * xty);
-  Eigen::MatrixXd bread = s.asDiagonal() * ldlt.solve(Eigen::MatrixXd::Identity(k, k)) * s.asDiagonal();
-  bread = 0.5 * (bread + bread.transpose());
-  {
-    Eigen::VectorXd corr = xty - xtx * beta;
-    beta += s.asDiagonal() * ldlt.solve(s.asDiagonal() * corr);
-  }
-  // residuals (in the sqrt(w)-scaled space), written over the demeaned outcome
+  Solution sol;
+  sol.beta = s.asDiagonal() * ldlt.solve(s.asDiagonal() * xty);
+  sol.bread = s.asDiagonal() * ldlt.solve(Eigen::MatrixXd::Identity(k, k)) * s.asDiagonal();
+  sol.bread = 0.5 * (sol.bread + sol.bread.transpose());
+  const Eigen::VectorXd corr = xty - xtx * sol.beta;
+  sol.beta += s.asDiagonal() * ldlt.solve(s.asDiagonal() * corr);
+  return sol;
+}
+
+// Residuals (in the sqrt(w)-scaled space) written over the demeaned outcome; RSS, R2, sigma.
+void residuals_and_fit(Design& d, const Eigen::VectorXd& beta, double tss, double tss_within, double K_all,
+                       FitResult& res) {
+  const std::size_t n = d.n_obs;
+  const Eigen::Index k = beta.size();
   double* u = d.y.data();
-  {
-    Eigen::Map<const Eigen::MatrixXd> X(d.X.data(), static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(k));
-    Eigen::Map<Eigen::VectorXd> uu(u, static_cast<Eigen::Index>(n));
-    uu.noalias() -= X * beta;
-  }
+  Eigen::Map<const Eigen::MatrixXd> X(d.X.data(), static_cast<Eigen::Index>(n), k);
+  Eigen::Map<Eigen::VectorXd> uu(u, static_cast<Eigen::Index>(n));
+  uu.noalias() -= X * beta;
   double rss = 0;
   for (std::size_t i = 0; i < n; ++i) rss += u[i] * u[i];
   res.rss = rss;
-  res.r2 = 1.0 - rss / tss_total;
+  res.r2 = 1.0 - rss / tss;
   res.r2_within = d.fe.empty() ? std::numeric_limits<double>::quiet_NaN() : 1.0 - rss / tss_within;
-  res.sigma = std::sqrt(rss / (N - K_all));
+  res.sigma = std::sqrt(rss / (static_cast<double>(n) - K_all));
+}
 
-  // 5. Variance.
-  detail::VcovInput in{d, names, d.X.data(), u, n, k, bread, N, K, K_all, opts};
-  detail::VcovOutput vo = detail::compute_vcov(in);
+void take_variance(const detail::VcovOutput& vo, FitResult& res) {
   res.vcov = vo.V;
-  res.beta = beta;
-  res.bread = bread;
   res.vcov_type = vo.type;
   res.vcov_label = vo.label;
   res.df_inference = vo.df;
@@ -284,23 +320,25 @@ FitResult fit(Design& d, const FitOptions& opts) {
   res.warnings = vo.warnings;
   if (res.n_singletons)
     res.warnings.push_back(std::to_string(res.n_singletons) + " singleton observation(s) dropped");
+}
 
-  // 6. Coefficient table.
+// The coefficient table; a numerically zero SE gives NA t, p and CI and a serious warning.
+void coefficient_table(const std::vector<std::string>& names, const FitOptions& opts, FitResult& res) {
   const double alpha = 1.0 - opts.level;
   const double crit = t_quantile(1 - alpha / 2, res.df_inference);
   std::vector<std::string> zero_se;
   std::string zero_se_first;
-  for (std::size_t a = 0; a < k; ++a) {
+  for (std::size_t a = 0; a < names.size(); ++a) {
     Coefficient c;
     c.name = names[a];
-    c.estimate = beta(a);
+    c.estimate = res.beta(a);
     const double var = res.vcov(a, a);
     c.std_error = var >= 0 ? std::sqrt(var) : std::numeric_limits<double>::quiet_NaN();
     c.t_stat = c.estimate / c.std_error;
     c.p_value = t_two_sided_p(c.t_stat, res.df_inference);
     c.ci_low = c.estimate - crit * c.std_error;
     c.ci_high = c.estimate + crit * c.std_error;
-    const double se_iid = res.sigma * std::sqrt(bread(a, a));
+    const double se_iid = res.sigma * std::sqrt(res.bread(a, a));
     if (se_is_zero(c.std_error, c.estimate, se_iid)) {
       if (zero_se.empty()) {
         char buf[160];
@@ -317,32 +355,62 @@ FitResult fit(Design& d, const FitOptions& opts) {
     res.serious_warnings.push_back(zero_se_warning(zero_se, zero_se_first, res));
     res.warnings.push_back(res.serious_warnings.back());
   }
+}
 
-  // 7. Joint Wald tests: W = (Rb - r)' (R V R')^-1 (Rb - r), F = W / q on (q, df).
+// The joint Wald tests of --wald: F = W / q on (q, df).
+void wald_tests(const std::vector<std::string>& names, const FitOptions& opts, FitResult& res) {
   for (const std::string& h : opts.wald) {
-    std::vector<LinearRestriction> rows = parse_restrictions(h, names);
+    const std::vector<LinearRestriction> rows = parse_restrictions(h, names);
+    WaldTest t;
+    t.hypothesis = h;
+    t.q = static_cast<int>(rows.size());
     const Eigen::Index q = static_cast<Eigen::Index>(rows.size());
-    Eigen::MatrixXd R(q, k);
+    Eigen::MatrixXd R(q, res.beta.size());
     Eigen::VectorXd r(q);
     for (Eigen::Index i = 0; i < q; ++i) {
       R.row(i) = rows[i].R.transpose();
       r(i) = rows[i].r;
     }
-    const Eigen::VectorXd diff = R * beta - r;
-    const Eigen::MatrixXd RVR = R * res.vcov * R.transpose();
-    Eigen::FullPivLU<Eigen::MatrixXd> lu(RVR);
-    if (lu.rank() < q)
-      throw InvalidInput("--wald '" + h + "': the restrictions are linearly dependent or the variance "
-                         "of R b is singular; remove redundant rows");
-    WaldTest t;
-    t.hypothesis = h;
-    t.q = static_cast<int>(q);
-    t.f_stat = diff.dot(lu.solve(diff)) / static_cast<double>(q);
-    t.df1 = static_cast<double>(q);
+    t.f_stat = wald_f(R * res.beta - r, R * res.vcov * R.transpose(), "--wald '" + h + "'");
+    t.df1 = static_cast<double>(t.q);
     t.df2 = res.df_inference;
     t.p_value = f_upper_p(t.f_stat, t.df1, t.df2);
     res.wald.push_back(t);
   }
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string s;
+  for (const std::string& x : items) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+}  // namespace
+
+FitResult fit(Design& d, const FitOptions& opts) {
+  check_fit_options(opts);
+  FitResult res = describe_sample(d, opts);
+  const RawTotals raw = raw_totals(d);
+  const double tss_within = demean_and_weight(d, opts, res);
+  Eigen::MatrixXd xtx;
+  Eigen::VectorXd xty;
+  detail::gram(d.X.data(), d.y.data(), d.n_obs, d.n_reg, xtx, xty);
+  std::vector<std::string> names = d.x_names;
+  const std::vector<std::size_t> keep = screen_collinear(xtx, raw.column_ss, names, !d.fe.empty(), res.dropped);
+  if (keep.empty())
+    throw InvalidInput("formula '" + d.formula + "': every regressor was dropped as collinear (" + joined(res.dropped) + ")");
+  keep_columns(d, keep, names, xtx, xty);
+  const std::size_t k = keep.size();
+  const DegreesOfFreedom dof = degrees_of_freedom(d, opts, k, res);
+  const Solution sol = solve_scaled(xtx, xty);
+  residuals_and_fit(d, sol.beta, raw.tss, tss_within, dof.K_all, res);
+  res.beta = sol.beta;
+  res.bread = sol.bread;
+  const detail::VcovInput in{d, d.X.data(), d.y.data(), d.n_obs, k, sol.bread, static_cast<double>(d.n_obs),
+                             dof.K, dof.K_all, opts};
+  take_variance(detail::compute_vcov(in), res);
+  coefficient_table(names, opts, res);
+  wald_tests(names, opts, res);
   return res;
 }
 

@@ -125,10 +125,6 @@ VcovOutput compute_vcov(const VcovInput& in) {
       if (d.clusters.empty())
         throw InvalidInput("--vcov cluster needs --cluster VAR (or VAR1,VAR2)");
       for (const Grouping& g : d.clusters) {
-        if (g.n_levels < 2)
-          throw InvalidInput("cluster variable '" + g.name + "' has a single level in the estimation "
-                             "sample; cluster-robust inference needs at least two clusters (use "
-                             "--vcov hc1, or another cluster variable)");
         out.cluster_names.push_back(g.name);
         out.n_clusters.push_back(g.n_levels);
       }

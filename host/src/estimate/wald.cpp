@@ -112,4 +112,12 @@ std::vector<LinearRestriction> parse_restrictions(const std::string& text,
   return out;
 }
 
+double wald_f(const Eigen::VectorXd& diff, const Eigen::MatrixXd& RVR, const std::string& what) {
+  Eigen::FullPivLU<Eigen::MatrixXd> lu(RVR);
+  if (lu.rank() < RVR.rows())
+    throw InvalidInput(what + ": the restrictions are linearly dependent or the variance of R b is singular; "
+                              "remove redundant rows");
+  return diff.dot(lu.solve(diff)) / static_cast<double>(RVR.rows());
+}
+
 }  // namespace panelboot

@@ -290,99 +290,110 @@ void check_model_values(const DataFrame& df, const std::vector<char>& keep, cons
     if (keep[r] && std::fabs(v[r]) > kMaxModelValue) refuse_model_value(df, r, name, v[r]);
 }
 
-Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions& opts) {
-  Design d;
-  d.formula = fm.text;
-  d.data_source = df.source;
-  d.y_name = fm.lhs_name;
-  const std::size_t n = df.n_rows();
-  d.n_input = n;
+namespace {
 
-  // Lags and leads need the panel index, built only then (duplicate pairs are an error there).
-  ExprPtr where_expr;
-  if (!opts.where.empty()) where_expr = parse_expression(opts.where, "--where '" + opts.where + "'");
-  std::unique_ptr<PanelIndex> panel;
-  if (fm.uses_panel_functions() || (where_expr && has_panel_call(*where_expr))) {
-    if (opts.panel_id.empty())
-      throw InvalidInput("formula '" + fm.text +
-                         "' (or --where) uses lags or leads; name the panel with --panel id,time");
-    panel = std::make_unique<PanelIndex>(df, opts.panel_id, opts.panel_time);
+// Lags and leads need the panel index, built only then (duplicate pairs are an error there).
+std::unique_ptr<PanelIndex> panel_if_needed(const DataFrame& df, const Formula& fm, const SampleOptions& opts,
+                                            const ExprNode* where_expr) {
+  if (!fm.uses_panel_functions() && !(where_expr && has_panel_call(*where_expr))) return nullptr;
+  if (opts.panel_id.empty())
+    throw InvalidInput("formula '" + fm.text + "' (or --where) uses lags or leads; name the panel with --panel id,time");
+  return std::make_unique<PanelIndex>(df, opts.panel_id, opts.panel_time);
+}
+
+// The rows --where keeps (all without it), counting the others.
+std::vector<char> rows_where(const DataFrame& df, const ExprNode* where_expr, const PanelIndex* panel,
+                             const SampleOptions& opts, Design& d) {
+  std::vector<char> keep(df.n_rows(), 1);
+  if (!where_expr) return keep;
+  const EvalContext wctx{&df, panel, "--where '" + opts.where + "'"};
+  const std::vector<double> m = evaluate(*where_expr, wctx);
+  for (std::size_t r = 0; r < keep.size(); ++r) {
+    keep[r] = (m[r] == m[r] && m[r] != 0);
+    d.n_dropped_where += !keep[r];
   }
-  EvalContext ctx{&df, panel.get(), "formula '" + fm.text + "'"};
+  return keep;
+}
 
-  // 1. --where
-  std::vector<char> keep(n, 1);
-  if (where_expr) {
-    const EvalContext wctx{&df, panel.get(), "--where '" + opts.where + "'"};
-    const std::vector<double> m = evaluate(*where_expr, wctx);
-    for (std::size_t r = 0; r < n; ++r) {
-      keep[r] = (m[r] == m[r] && m[r] != 0);
-      d.n_dropped_where += !keep[r];
+// The columns of one term over all rows: its factors' columns multiplied out.
+Block term_block(const FormulaTerm& t, const EvalContext& ctx, const std::vector<char>& keep) {
+  const std::size_t n = keep.size();
+  Block acc;
+  for (std::size_t k = 0; k < t.factors.size(); ++k) {
+    Block b = factor_block(t.factors[k], ctx, keep);
+    if (k == 0) {
+      acc = std::move(b);
+      continue;
     }
+    // the same bound as one i() (a term of several i() made their product: 3^10 columns hung)
+    if (acc.cols.size() * b.cols.size() > 10000)
+      throw InvalidInput("term '" + t.name +
+                         "' would make over 10000 columns; absorb it as a fixed effect after '|' instead (a^b)");
+    Block prod;
+    for (std::size_t a = 0; a < acc.cols.size(); ++a)
+      for (std::size_t c = 0; c < b.cols.size(); ++c) {
+        std::vector<double> col(n);
+        for (std::size_t r = 0; r < n; ++r) col[r] = acc.cols[a][r] * b.cols[c][r];
+        prod.add(acc.names[a] + ":" + b.names[c], std::move(col));
+      }
+    acc = std::move(prod);
   }
+  return acc;
+}
 
-  // 2. outcome and regressors over all rows
-  Block yb;
-  add_expression(yb, fm.lhs_name, *fm.lhs, ctx);
-  const double* y = yb.cols[0];
-  Block xb;  // every regressor column
+// Every regressor column over all rows, in formula order, each name once.
+Block regressor_block(const Formula& fm, const EvalContext& ctx, const std::vector<char>& keep, Design& d) {
+  Block xb;
   if (fm.intercept) {
-    xb.add("(Intercept)", std::vector<double>(n, 1.0));
+    xb.add("(Intercept)", std::vector<double>(keep.size(), 1.0));
     d.intercept = true;
   }
   for (const FormulaTerm& t : fm.terms) {
-    Block acc;
-    for (std::size_t k = 0; k < t.factors.size(); ++k) {
-      Block b = factor_block(t.factors[k], ctx, keep);
-      if (k == 0) {
-        acc = std::move(b);
-        continue;
-      }
-      // the same bound as one i() (a term of several i() made their product: 3^10 columns hung)
-      if (acc.cols.size() * b.cols.size() > 10000)
-        throw InvalidInput("term '" + t.name +
-                           "' would make over 10000 columns; absorb it as a fixed effect after "
-                           "'|' instead (a^b)");
-      Block prod;
-      for (std::size_t a = 0; a < acc.cols.size(); ++a)
-        for (std::size_t c = 0; c < b.cols.size(); ++c) {
-          std::vector<double> col(n);
-          for (std::size_t r = 0; r < n; ++r) col[r] = acc.cols[a][r] * b.cols[c][r];
-          prod.add(acc.names[a] + ":" + b.names[c], std::move(col));
-        }
-      acc = std::move(prod);
-    }
+    const Block acc = term_block(t, ctx, keep);
     for (std::size_t a = 0; a < acc.cols.size(); ++a) {
       if (std::find(xb.names.begin(), xb.names.end(), acc.names[a]) != xb.names.end()) continue;
       xb.names.push_back(acc.names[a]);
       xb.cols.push_back(acc.cols[a]);
     }
-    // the term's columns kept alive once (this was inside the loop: columns^2 pointers, 1.6 GB
-    // for an i() of 10000 levels)
+    // the term's columns kept alive once (not once per column: columns^2 pointers)
     xb.owned.insert(xb.owned.end(), acc.owned.begin(), acc.owned.end());
   }
   d.x_names = xb.names;
-  const std::vector<const double*>& cols = xb.cols;
+  return xb;
+}
 
-  // 3. groupings over all rows
-  std::vector<GroupCodes> fe_raw, cl_raw;
-  for (const auto& vars : fm.fe) fe_raw.push_back(group_codes(df, vars));
-  for (const auto& c : opts.cluster) cl_raw.push_back(group_codes(df, split_name(c)));
-  std::vector<GroupCodes> ex_raw;
-  for (const auto& c : opts.extra) ex_raw.push_back(group_codes(df, split_name(c)));
-  GroupCodes time_raw;
+// The groupings over all rows (codes -1 where missing): FE, clusters, extra, time.
+struct RawGroupings {
+  std::vector<GroupCodes> fe, cluster, extra;
+  GroupCodes time;
+};
+
+RawGroupings raw_groupings(const DataFrame& df, const Formula& fm, const SampleOptions& opts) {
+  RawGroupings g;
+  for (const auto& vars : fm.fe) g.fe.push_back(group_codes(df, vars));
+  for (const auto& c : opts.cluster) g.cluster.push_back(group_codes(df, split_name(c)));
+  for (const auto& c : opts.extra) g.extra.push_back(group_codes(df, split_name(c)));
   if (opts.need_time) {
-    if (opts.panel_time.empty())
-      throw InvalidInput("--vcov dk needs the time dimension; name it with --panel id,time");
-    time_raw = group_codes(df, {opts.panel_time});
+    if (opts.panel_time.empty()) throw InvalidInput("--vcov dk needs the time dimension; name it with --panel id,time");
+    g.time = group_codes(df, {opts.panel_time});
   }
-  static const std::vector<double> kNoWeights;
-  const std::vector<double>& w = opts.weights.empty() ? kNoWeights : df.numeric(opts.weights);
+  return g;
+}
 
-  // 4. missing values in any used variable
+// The variables a row needs, as pointers over all rows, to find missing values.
+struct ModelColumns {
+  const double* y;
+  const std::vector<const double*>& x;
+  const std::vector<double>& w;
+};
+
+// Drops the kept rows with a missing value in any variable used, counting them per variable;
+// an error when no row is left.
+void drop_missing(const DataFrame& df, const Formula& fm, const SampleOptions& opts, const ModelColumns& m,
+                  const RawGroupings& g, std::vector<char>& keep, Design& d) {
   std::map<std::string, std::size_t> miss;
   std::size_t n_where_kept = 0;
-  for (std::size_t r = 0; r < n; ++r) {
+  for (std::size_t r = 0; r < keep.size(); ++r) {
     if (!keep[r]) continue;
     ++n_where_kept;
     bool ok = true;
@@ -390,120 +401,156 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
       ++miss[name];
       ok = false;
     };
-    if (y[r] != y[r]) mark(d.y_name);
-    for (std::size_t j = 0; j < cols.size(); ++j)
-      if (cols[j][r] != cols[j][r]) mark(d.x_names[j]);
-    for (std::size_t k = 0; k < fe_raw.size(); ++k)
-      if (fe_raw[k].code[r] < 0) mark(fm.fe_names[k]);
-    for (std::size_t k = 0; k < cl_raw.size(); ++k)
-      if (cl_raw[k].code[r] < 0) mark(opts.cluster[k]);
-    for (std::size_t k = 0; k < ex_raw.size(); ++k)
-      if (ex_raw[k].code[r] < 0) mark(opts.extra[k]);
-    if (!time_raw.code.empty() && time_raw.code[r] < 0) mark(opts.panel_time);
-    if (!w.empty() && w[r] != w[r]) mark(opts.weights);
+    if (m.y[r] != m.y[r]) mark(d.y_name);
+    for (std::size_t j = 0; j < m.x.size(); ++j)
+      if (m.x[j][r] != m.x[j][r]) mark(d.x_names[j]);
+    for (std::size_t k = 0; k < g.fe.size(); ++k)
+      if (g.fe[k].code[r] < 0) mark(fm.fe_names[k]);
+    for (std::size_t k = 0; k < g.cluster.size(); ++k)
+      if (g.cluster[k].code[r] < 0) mark(opts.cluster[k]);
+    for (std::size_t k = 0; k < g.extra.size(); ++k)
+      if (g.extra[k].code[r] < 0) mark(opts.extra[k]);
+    if (!g.time.code.empty() && g.time.code[r] < 0) mark(opts.panel_time);
+    if (!m.w.empty() && m.w[r] != m.w[r]) mark(opts.weights);
     if (!ok) {
       keep[r] = 0;
       ++d.n_dropped_missing;
     }
   }
   for (const auto& kv : miss) d.missing_by_variable.push_back(kv);
-  if (n == 0) throw InvalidInput("file '" + df.source + "' has no data rows, only a header");
+  if (keep.empty()) throw InvalidInput("file '" + df.source + "' has no data rows, only a header");
   if (n_where_kept == 0)
-    throw InvalidInput("every row of '" + df.source + "' was dropped by --where '" + opts.where +
-                       "'; check the condition");
+    throw InvalidInput("every row of '" + df.source + "' was dropped by --where '" + opts.where + "'; check the condition");
   if (d.n_dropped_missing == n_where_kept) {
     std::string detail;
     for (const auto& kv : miss) detail += (detail.empty() ? "" : ", ") + kv.first + " " + std::to_string(kv.second);
     throw InvalidInput("every row was dropped for missing values (missing per variable: " + detail +
                        "); check the variables used by formula '" + fm.text + "'");
   }
-  // finite values whose squares are finite
-  check_model_values(df, keep, d.y_name, y);
-  for (std::size_t j = 0; j < cols.size(); ++j) check_model_values(df, keep, d.x_names[j], cols[j]);
-  if (!w.empty()) check_model_values(df, keep, opts.weights, w.data());
-  // weights must be positive
-  if (!w.empty())
-    for (std::size_t r = 0; r < n; ++r)
-      if (keep[r] && !(w[r] > 0))
-        throw InvalidInput("--weights " + opts.weights + ": weight " + number_text(w[r]) + " at " +
-                           df.where(r) +
-                           " is not positive; regression weights must be > 0 (exclude such rows "
-                           "with --where)");
+}
 
-  // 5. singletons, iteratively (a drop can make new singletons in another dimension)
-  if (!fe_raw.empty() && !opts.keep_singletons) {
-    bool changed = true;
-    while (changed) {
-      changed = false;
-      for (const auto& raw : fe_raw) {
-        std::vector<std::uint32_t> count(static_cast<std::size_t>(raw.n_levels), 0);
-        for (std::size_t r = 0; r < n; ++r)
-          if (keep[r]) ++count[raw.code[r]];
-        for (std::size_t r = 0; r < n; ++r)
-          if (keep[r] && count[raw.code[r]] == 1) {
-            keep[r] = 0;
-            ++d.n_singletons;
-            changed = true;
-          }
-      }
+// Finite values whose squares are finite, and positive weights.
+void check_values(const DataFrame& df, const SampleOptions& opts, const ModelColumns& m, const std::vector<char>& keep,
+                  const Design& d) {
+  check_model_values(df, keep, d.y_name, m.y);
+  for (std::size_t j = 0; j < m.x.size(); ++j) check_model_values(df, keep, d.x_names[j], m.x[j]);
+  if (m.w.empty()) return;
+  check_model_values(df, keep, opts.weights, m.w.data());
+  for (std::size_t r = 0; r < keep.size(); ++r)
+    if (keep[r] && !(m.w[r] > 0))
+      throw InvalidInput("--weights " + opts.weights + ": weight " + number_text(m.w[r]) + " at " + df.where(r) +
+                         " is not positive; regression weights must be > 0 (exclude such rows with --where)");
+}
+
+// Singletons, iteratively (a drop can make new singletons in another dimension).
+void drop_singletons(const std::vector<GroupCodes>& fe, std::vector<char>& keep, Design& d) {
+  bool changed = true;
+  while (changed) {
+    changed = false;
+    for (const auto& raw : fe) {
+      std::vector<std::uint32_t> count(static_cast<std::size_t>(raw.n_levels), 0);
+      for (std::size_t r = 0; r < keep.size(); ++r)
+        if (keep[r]) ++count[raw.code[r]];
+      for (std::size_t r = 0; r < keep.size(); ++r)
+        if (keep[r] && count[raw.code[r]] == 1) {
+          keep[r] = 0;
+          ++d.n_singletons;
+          changed = true;
+        }
     }
   }
+}
 
-  // 6. compact to the sample
-  for (std::size_t r = 0; r < n; ++r)
+// The groupings compacted to the sample, each all-rows code vector released as soon as it is
+// (when no row was dropped the codes are already dense and move over without a copy).
+void compact_groupings(const Formula& fm, const SampleOptions& opts, RawGroupings& g, bool all_rows, Design& d) {
+  auto compact = [&](const std::string& name, GroupCodes& raw) {
+    Grouping out;
+    if (all_rows) {
+      out.name = name;
+      out.code = std::move(raw.code);
+      out.n_levels = raw.n_levels;
+    } else {
+      out = densify(name, raw.code, raw.n_levels, d.rows);
+    }
+    std::vector<std::int32_t>().swap(raw.code);
+    return out;
+  };
+  for (std::size_t k = 0; k < g.fe.size(); ++k) d.fe.push_back(compact(fm.fe_names[k], g.fe[k]));
+  for (std::size_t k = 0; k < g.cluster.size(); ++k) d.clusters.push_back(compact(opts.cluster[k], g.cluster[k]));
+  for (std::size_t k = 0; k < g.extra.size(); ++k) d.extra.push_back(compact(opts.extra[k], g.extra[k]));
+}
+
+// y, X and the weights copied to the sample's rows.
+void compact_columns(const ModelColumns& m, Design& d) {
+  d.n_reg = m.x.size();
+  d.y.resize(d.n_obs);
+  for (std::size_t i = 0; i < d.n_obs; ++i) d.y[i] = m.y[d.rows[i]];
+  d.X.resize(d.n_obs * d.n_reg);
+  for (std::size_t j = 0; j < d.n_reg; ++j) {
+    double* dst = d.X.data() + j * d.n_obs;
+    for (std::size_t i = 0; i < d.n_obs; ++i) dst[i] = m.x[j][d.rows[i]];
+  }
+  if (!m.w.empty()) {
+    d.w.resize(d.n_obs);
+    for (std::size_t i = 0; i < d.n_obs; ++i) d.w[i] = m.w[d.rows[i]];
+  }
+}
+
+// Time codes in increasing time order (Driscoll-Kraay lags follow calendar order).
+void time_codes(const DataFrame& df, const std::string& panel_time, Design& d) {
+  const std::vector<double>& t = df.numeric(panel_time);
+  std::vector<double> tv;
+  for (std::uint32_t r : d.rows) tv.push_back(t[r]);
+  const std::vector<double> vals = distinct_values(tv.data(), order_by_value(tv.data(), tv.size()));
+  d.time.name = panel_time;
+  d.time.n_levels = static_cast<std::int32_t>(vals.size());
+  d.time.code.resize(d.n_obs);
+  for (std::size_t i = 0; i < d.n_obs; ++i)
+    d.time.code[i] = static_cast<std::int32_t>(std::lower_bound(vals.begin(), vals.end(), t[d.rows[i]]) - vals.begin());
+}
+
+// The sample's row numbers (kept as the identity, empty, when every row is in it).
+void take_rows(std::vector<char>& keep, Design& d) {
+  for (std::size_t r = 0; r < keep.size(); ++r)
     if (keep[r]) d.rows.push_back(static_cast<std::uint32_t>(r));
   d.n_obs = d.rows.size();
   std::vector<char>().swap(keep);
   if (d.n_obs == 0)
     throw InvalidInput("no observations left after dropping " + std::to_string(d.n_singletons) +
                        " singletons; use --keep-singletons or check the fixed effects");
-  // Groupings first, releasing each all-rows code vector as soon as it is compacted (when no row
-  // was dropped the codes are already dense and move over without a copy), then the columns.
-  const bool all_rows = d.n_obs == n;
-  auto compact = [&](const std::string& name, GroupCodes& raw) {
-    Grouping g;
-    if (all_rows) {
-      g.name = name;
-      g.code = std::move(raw.code);
-      g.n_levels = raw.n_levels;
-    } else {
-      g = densify(name, raw.code, raw.n_levels, d.rows);
-    }
-    std::vector<std::int32_t>().swap(raw.code);
-    return g;
-  };
-  for (std::size_t k = 0; k < fe_raw.size(); ++k) d.fe.push_back(compact(fm.fe_names[k], fe_raw[k]));
-  for (std::size_t k = 0; k < cl_raw.size(); ++k) d.clusters.push_back(compact(opts.cluster[k], cl_raw[k]));
-  for (std::size_t k = 0; k < ex_raw.size(); ++k) d.extra.push_back(compact(opts.extra[k], ex_raw[k]));
-  d.n_reg = cols.size();
-  d.y.resize(d.n_obs);
-  for (std::size_t i = 0; i < d.n_obs; ++i) d.y[i] = y[d.rows[i]];
-  d.X.resize(d.n_obs * d.n_reg);
-  for (std::size_t j = 0; j < d.n_reg; ++j) {
-    double* dst = d.X.data() + j * d.n_obs;
-    for (std::size_t i = 0; i < d.n_obs; ++i) dst[i] = cols[j][d.rows[i]];
-  }
-  if (!w.empty()) {
-    d.w.resize(d.n_obs);
-    for (std::size_t i = 0; i < d.n_obs; ++i) d.w[i] = w[d.rows[i]];
-  }
-  if (!time_raw.code.empty()) {
-    // time codes in increasing time order (Driscoll-Kraay lags follow calendar order)
-    const std::vector<double>& t = df.numeric(opts.panel_time);
-    std::vector<double> tv;
-    for (std::uint32_t r : d.rows) tv.push_back(t[r]);
-    const std::vector<double> vals = distinct_values(tv.data(), order_by_value(tv.data(), tv.size()));
-    d.time.name = opts.panel_time;
-    d.time.n_levels = static_cast<std::int32_t>(vals.size());
-    d.time.code.resize(d.n_obs);
-    for (std::size_t i = 0; i < d.n_obs; ++i)
-      d.time.code[i] = static_cast<std::int32_t>(
-          std::lower_bound(vals.begin(), vals.end(), t[d.rows[i]]) - vals.begin());
-  }
-  if (const Column* s = df.find("simulated")) {
+}
+
+}  // namespace
+
+Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions& opts) {
+  Design d;
+  d.formula = fm.text;
+  d.data_source = df.source;
+  d.y_name = fm.lhs_name;
+  d.n_input = df.n_rows();
+  ExprPtr where_expr;
+  if (!opts.where.empty()) where_expr = parse_expression(opts.where, "--where '" + opts.where + "'");
+  const std::unique_ptr<PanelIndex> panel = panel_if_needed(df, fm, opts, where_expr.get());
+  std::vector<char> keep = rows_where(df, where_expr.get(), panel.get(), opts, d);
+  const EvalContext ctx{&df, panel.get(), "formula '" + fm.text + "'"};
+  Block yb;
+  add_expression(yb, fm.lhs_name, *fm.lhs, ctx);
+  const Block xb = regressor_block(fm, ctx, keep, d);
+  RawGroupings groups = raw_groupings(df, fm, opts);
+  static const std::vector<double> kNoWeights;
+  const ModelColumns m{yb.cols[0], xb.cols, opts.weights.empty() ? kNoWeights : df.numeric(opts.weights)};
+  drop_missing(df, fm, opts, m, groups, keep, d);
+  check_values(df, opts, m, keep, d);
+  if (!groups.fe.empty() && !opts.keep_singletons) drop_singletons(groups.fe, keep, d);
+  take_rows(keep, d);
+  const bool all_rows = d.n_obs == d.n_input;
+  compact_groupings(fm, opts, groups, all_rows, d);
+  compact_columns(m, d);
+  if (!groups.time.code.empty()) time_codes(df, opts.panel_time, d);
+  if (const Column* s = df.find("simulated"))
     d.simulated = !s->is_string() && std::all_of(d.rows.begin(), d.rows.end(),
                                                  [&](std::uint32_t r) { return s->num[r] == 1.0; });
-  }
   if (all_rows) std::vector<std::uint32_t>().swap(d.rows);  // identity: kept empty
   return d;
 }

@@ -7,6 +7,10 @@
 #include "panelboot/error.hpp"
 
 namespace panelboot {
+namespace {
+// Values (columns x rows x sweeps) below which the projection runs on the calling thread.
+constexpr double kMinTeamElements = 1 << 18;
+}  // namespace
 
 Demeaner::Demeaner(std::vector<FeView> fe, std::size_t n_obs, const double* weights)
     : fe_(std::move(fe)), n_obs_(n_obs), w_(weights) {
@@ -60,7 +64,12 @@ DemeanReport Demeaner::demean(double* cols, std::size_t n_cols, std::size_t ld,
 
   int worst = 0;
   std::string failed;
-#pragma omp parallel for schedule(dynamic, 1) reduction(max : worst)
+  // A thread team only for work worth it: starting one costs more than a small panel's whole
+  // projection (and a simulation calls this thousands of times). The columns are independent,
+  // so the results do not depend on it.
+  const double sweeps = fe_.size() == 1 || balanced_two_way_ ? 1.0 : 10.0;
+  const bool team = n_cols > 1 && sweeps * static_cast<double>(n_cols) * static_cast<double>(n_obs_) >= kMinTeamElements;
+#pragma omp parallel for schedule(dynamic, 1) reduction(max : worst) if (team)
   for (std::ptrdiff_t jj = 0; jj < static_cast<std::ptrdiff_t>(n_cols); ++jj) {
     const std::size_t j = static_cast<std::size_t>(jj);
     double* x = cols + j * ld;

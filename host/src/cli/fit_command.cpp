@@ -1,0 +1,63 @@
+// `panelboot fit`: fixed-effects OLS, one or several models side by side.
+#include "options.hpp"
+
+#include "panelboot/error.hpp"
+#include "panelboot/formula.hpp"
+
+namespace panelboot::cli {
+namespace {
+
+int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, std::ostream& out,
+            std::ostream& err) {
+  if (o.formulas.empty())
+    throw InvalidInput("fit needs --formula, e.g. --formula 'y ~ x1 + x2 | id + year'");
+  check_paths(o);
+  apply_threads(o.threads, err);
+  const Format fmt = value_of(kFormatNames, o.format, "--format");
+  FitOptions fo = fit_options(o);
+  fo.wald = wald;
+  note_host_only(o, err, "fit solves one regression per model");
+  const DataFrame df = read_input(o, err);
+  std::vector<FitResult> results;
+  for (const std::string& ftext : o.formulas) {
+    const Formula fm = parse_formula(ftext);
+    Design d = build_design(df, fm, sample_options(o, fo.vcov == VcovType::kDk));
+    results.push_back(fit(d, fo));
+    results.back().warnings.insert(results.back().warnings.begin(), df.warnings.begin(), df.warnings.end());
+    warn_serious(results.back(), err);
+  }
+  deliver(render_fit(results, fmt), o, out);
+  return 0;
+}
+
+}  // namespace
+
+Command register_fit(CLI::App& app) {
+  auto o = std::make_shared<CommonOptions>();
+  auto wald = std::make_shared<std::vector<std::string>>();
+  CLI::App* cmd = app.add_subcommand(
+      "fit", "Fixed-effects OLS with iid, HC1, cluster-robust (one- or multi-way) or Driscoll-Kraay "
+             "standard errors");
+  add_data_option(cmd, *o);
+  add_panel_option(cmd, *o, "Panel structure 'id,time' (needed by lags, leads and dk)", false);
+  add_where_option(cmd, *o);
+  add_sample_options(cmd, *o);
+  add_threads_option(cmd, *o);
+  add_backend_options(cmd, *o);
+  add_formula_option(cmd, *o, "Model 'y ~ x1 + x2 | fe1 + fe2' (repeat for several models side by side)", false);
+  add_cluster_option(cmd, o->cluster, "Cluster variable(s): 'a' or 'a,b' (two-way)");
+  add_cluster_convention_options(cmd, *o);
+  add_level_option(cmd, *o, "Confidence level");
+  add_vcov_option(cmd, o->vcov, accepted_names(kVcovNames),
+                  choices(kVcovNames) + " (default: cluster with --cluster, else iid)");
+  add_dk_options(cmd, *o);
+  cmd->add_option("--wald", *wald, "Joint test, e.g. 'x1 = 0, x2 = 0' (repeatable)");
+  add_output_options(cmd, *o, {Format::kText, Format::kJson, Format::kMarkdown, Format::kLatex, Format::kCsv});
+  cmd->footer(
+      "Formula: y ~ x1 + x2 + a:b + a*b + i(f) + i(f, ref=v) + i(f, x) + I(x^2) + log(x) + l(x, 1)"
+      " + f(x, 1) [+ 0] | fe1 + fe2 + fe3^fe4\n"
+      "Example: panelboot fit --formula 'newqua ~ rgzn + urban | province + year' --cluster province");
+  return {cmd, [o, wald](const Streams& s) { return cmd_fit(*o, *wald, s.out, s.notices); }};
+}
+
+}  // namespace panelboot::cli

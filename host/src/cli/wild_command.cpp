@@ -1,0 +1,129 @@
+// `panelboot wild`: wild cluster bootstrap tests and confidence intervals.
+#include "options.hpp"
+
+#include <chrono>
+
+#include "panelboot/error.hpp"
+#include "panelboot/formula.hpp"
+#include "panelboot/wild.hpp"
+
+namespace panelboot::cli {
+namespace {
+
+struct WildCli {
+  std::vector<std::string> tests;
+  bool joint = false, no_ci = false;
+  std::int64_t B = 9999;
+  std::string weight_type = "rademacher", impose_null = "yes", enumerate = "auto",
+              pvalue = "symmetric", bootcluster, ties = "strict", padjust = "none";
+  std::uint64_t seed = kDefaultSeed;
+  std::size_t chunk = 0;
+};
+
+int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::ostream& err, std::ostream& terminal) {
+  if (o.formulas.size() != 1)
+    throw InvalidInput("wild takes one --formula (the model whose coefficients --test restricts)");
+  if (o.cluster.empty())
+    throw InvalidInput("wild needs --cluster VAR (or --cluster none for the heteroskedastic wild "
+                       "bootstrap); without it other tools silently bootstrap observations, which "
+                       "is wrong for clustered data");
+  check_paths(o);
+  apply_threads(o.threads, err);
+  const Format fmt = value_of(kFormatNames, o.format, "--format");
+  WildOptions wo;
+  wo.tests = w.tests;
+  wo.joint = w.joint;
+  const std::int64_t B = w.B;
+  wo.n_boot = B;
+  wo.progress = &terminal;
+  wo.max_memory = max_memory_bytes(o);
+  if (B < 99) err << "panelboot: warning: --B " << B << " is below 99; the bootstrap p-value will be coarse\n";
+  wo.weight = value_of(kWeightTypeNames, w.weight_type, "--weight-type");
+  wo.impose_null = w.impose_null == "yes";
+  wo.enumerate = value_of(kEnumerateNames, w.enumerate, "--enumerate");
+  wo.pvalue = value_of(kPValueTypeNames, w.pvalue, "--pvalue");
+  wo.ties = value_of(kTiesNames, w.ties, "--ties");
+  wo.padjust = value_of(kPAdjustNames, w.padjust, "--padjust");
+  wo.level = o.level;
+  wo.bootcluster = w.bootcluster;
+  wo.seed = w.seed;
+  wo.chunk = w.chunk;
+  wo.ci = !w.no_ci;
+  FitOptions fo = fit_options(o);
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  const DataFrame df = read_input(o, err);
+  const auto t1 = Clock::now();
+  const Formula fm = parse_formula(o.formulas[0]);
+  SampleOptions so = sample_options(o, false);
+  if (!w.bootcluster.empty() && w.bootcluster != "intersection") {
+    if (so.cluster.empty())
+      throw InvalidInput("--bootcluster needs error clusters (--cluster VAR)");
+    df.column(w.bootcluster);  // an unknown name raises with a suggestion
+    so.extra.push_back(w.bootcluster);
+  }
+  Design d = build_design(df, fm, so);
+  if (!w.bootcluster.empty() && w.bootcluster != "intersection" && d.extra[0].n_levels < 2)
+    throw InvalidInput("--bootcluster " + w.bootcluster + " has a single level in the sample; the bootstrap needs at least two clusters");
+  const std::unique_ptr<Backend> backend = open_backend(o, err);
+  const auto t2 = Clock::now();
+  WildResult res = wild_bootstrap(d, fo, wo, nullptr, backend.get());
+  const auto t3 = Clock::now();
+  auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  res.timing = {{"read_s", sec(t0, t1)}, {"design_s", sec(t1, t2)}, {"fit_and_bootstrap_s", sec(t2, t3)}};
+  res.threads = threads_in_use();
+  res.fit.warnings.insert(res.fit.warnings.begin(), df.warnings.begin(), df.warnings.end());
+  warn_serious(res.fit, err);
+  deliver(render_wild(res, wo, fmt), o, out);
+  return 0;
+}
+
+void add_wild_options(CLI::App* cmd, WildCli& w) {
+  cmd->add_option("--test", w.tests, "Null hypothesis, e.g. 'x1 = 0.04' or 'x1 - x2 = 0' (repeatable)")->required();
+  cmd->add_flag("--joint", w.joint, "One Wald/F test of all --test rows (reported first)");
+  add_replications_option(cmd, w.B, 1, kMaxWildB, "Bootstrap replications");
+  add_choice_option(cmd, "--weight-type", w.weight_type, kWeightTypeNames,
+                    choices(kWeightTypeNames));
+  cmd->add_option("--impose-null", w.impose_null, "yes: WCR (null imposed); no: WCU")
+      ->check(CLI::IsMember({"yes", "no"}))
+      ->capture_default_str();
+  add_choice_option(cmd, "--enumerate", w.enumerate, kEnumerateNames,
+                    "auto: all 2^G sign vectors when 2^G <= B (Rademacher); always; never");
+  add_choice_option(cmd, "--pvalue", w.pvalue, kPValueTypeNames, choices(kPValueTypeNames));
+  cmd->add_option("--bootcluster", w.bootcluster,
+                  "Bootstrap clusters: VAR or 'intersection' (default: the error clustering with the fewest "
+                  "clusters)");
+  add_choice_option(cmd, "--ties", w.ties, kTiesNames,
+                    "strict: statistics within 1e-10 of |t| not counted; inclusive: counted");
+  add_choice_option(cmd, "--padjust", w.padjust, kPAdjustNames, choices(kPAdjustNames) + " across several --test");
+  add_seed_option(cmd, w.seed);
+  cmd->add_option("--chunk", w.chunk, "Replications per batch (0: automatic); results do not depend on it")
+      ->transform(whole_in(0, kMaxChunk));
+}
+
+}  // namespace
+
+Command register_wild(CLI::App& app) {
+  auto o = std::make_shared<CommonOptions>();
+  auto w = std::make_shared<WildCli>();
+  CLI::App* cmd = app.add_subcommand(
+      "wild", "Wild cluster bootstrap tests and confidence intervals (WCR/WCU), exact and fast");
+  add_data_option(cmd, *o);
+  add_panel_option(cmd, *o, "Panel structure 'id,time' (needed by lags, leads and dk)", false);
+  add_where_option(cmd, *o);
+  add_sample_options(cmd, *o);
+  add_threads_option(cmd, *o);
+  add_backend_options(cmd, *o);
+  add_formula_option(cmd, *o, "Model 'y ~ x1 + x2 | fe1 + fe2'", false);
+  add_cluster_option(cmd, o->cluster, "Cluster variable(s): 'a' or 'a,b' (two-way)");
+  add_cluster_convention_options(cmd, *o);
+  add_level_option(cmd, *o, "Confidence level");
+  add_wild_options(cmd, *w);
+  add_memory_option(cmd, *o);
+  cmd->add_flag("--no-ci", w->no_ci, "Skip the test-inversion confidence interval");
+  add_output_options(cmd, *o, {Format::kText, Format::kJson, Format::kMarkdown, Format::kLatex, Format::kCsv});
+  cmd->footer("Example: panelboot wild --data d.csv -f 'y ~ x | id + year' --cluster id --test 'x = 0' --B 99999");
+  return {cmd, [o, w](const Streams& s) { return cmd_wild(*o, *w, s.out, s.notices, s.terminal); }};
+}
+
+}  // namespace panelboot::cli
