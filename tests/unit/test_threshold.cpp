@@ -19,8 +19,8 @@ ThresholdOptions hansen_options(int K, std::int64_t B) {
   o.formula = "inva ~ l(vala,1) + I(l(vala,1)^2) + I(l(vala,1)^3) + l(debta,1) + I(l(vala,1)*l(debta,1)) | id";
   o.regime = {"l(cfa,1)"};
   o.threshold_var = "l(debta,1)";
-  o.panel_id = "id";
-  o.panel_time = "year";
+  o.sample.panel_id = "id";
+  o.sample.panel_time = "year";
   o.n_thresholds = K;
   o.n_boot = B;
   return o;
@@ -157,8 +157,8 @@ ThresholdOptions small_options() {
   o.formula = "y ~ z | id";
   o.regime = {"x"};
   o.threshold_var = "q";
-  o.panel_id = "id";
-  o.panel_time = "year";
+  o.sample.panel_id = "id";
+  o.sample.panel_time = "year";
   return o;
 }
 
@@ -279,7 +279,7 @@ TEST(ThresholdBruteForce, BootstrapFWithManyLinearRegressorsEqualsDirectRegressi
 TEST(ThresholdErrors, UnbalancedPanelAndBadOptions) {
   const DataFrame df = read_data(pbtest::data_path("hansen1999_invest.csv"));
   ThresholdOptions o = hansen_options(1, 0);
-  o.where = "not (id == 3 and year == 1980)";
+  o.sample.where = "not (id == 3 and year == 1980)";
   o.xthreg = true;
   try {
     estimate_threshold(df, o);
@@ -348,8 +348,8 @@ TEST(ThresholdGolden, XthregModeReproducesItsSingleThresholdExample) {
   o.formula = "i ~ q1 + q2 + q3 + d1 + qd1 | id";
   o.regime = {"c1"};
   o.threshold_var = "d1";
-  o.panel_id = "id";
-  o.panel_time = "year";
+  o.sample.panel_id = "id";
+  o.sample.panel_time = "year";
   o.xthreg = true;
   o.trim = {0.01};
   o.n_boot = 0;
@@ -465,7 +465,7 @@ TEST(ThresholdBruteForce, UnbalancedPanelGridSsrEqualsDirectRegressions) {
   o.n_boot = 4;
   o.trace = 4;
   o.bootstrap_wild = true;
-  o.where = "not (year == 2001 and id <= 4) and not (year == 2004 and id == 9)";
+  o.sample.where = "not (year == 2001 and id <= 4) and not (year == 2004 and id == 9)";
   const ThresholdResult r = estimate_threshold(df, o);
   // the transformed sample by hand: demean each unit over its rows, drop its last row
   const auto& id = df.numeric("id");
@@ -743,7 +743,7 @@ TEST(ThresholdOptions, ClusterVariableAndLevel) {
   o.grid = 50;
   o.trim = {0.05};
   o.n_boot = 0;
-  o.cluster = "grp";
+  o.sample.cluster = {"grp"};
   o.level = 0.9;
   const ThresholdResult r = estimate_threshold(s.df, o);
   EXPECT_EQ(r.n_clusters, 7);
@@ -785,9 +785,9 @@ TEST(ThresholdOptions, ClusterVariableAndLevel) {
   EXPECT_GE(m.ci[0].first, m.ci95[0].first);
   EXPECT_LE(m.ci[0].second, m.ci95[0].second);
   // clustering by the unit is the default
-  o.cluster = "id";
+  o.sample.cluster = {"id"};
   const ThresholdResult by_id = estimate_threshold(s.df, o);
-  o.cluster.clear();
+  o.sample.cluster.clear();
   const ThresholdResult dflt = estimate_threshold(s.df, o);
   for (std::size_t j = 0; j < 3; ++j)
     EXPECT_EQ(by_id.models[0].coefficients[j].se_cluster, dflt.models[0].coefficients[j].se_cluster);

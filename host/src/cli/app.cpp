@@ -481,43 +481,31 @@ struct ThresholdCli {
   std::uint64_t seed = 20250101;
 };
 
-int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& out, std::ostream& err,
-                  std::ostream& terminal) {
-  if (o.formulas.size() != 1) throw InvalidInput("threshold takes one --formula, e.g. 'y ~ z1 + z2 | id'");
-  check_paths(o, {{"--lr-curve", c.lr_curve}, {"--save-regimes", c.save_regimes}});
-  apply_threads(o.threads, err);
-  const Format fmt = parse_format(o.format);
+// --trim's or --gammas' comma list of numbers; `bad` says what to write instead.
+std::vector<double> parse_number_list(const std::string& list, const std::string& bad, bool finite) {
+  std::vector<double> out;
+  for (const std::string& t : split_list(list)) {
+    char* end = nullptr;
+    out.push_back(std::strtod(t.c_str(), &end));
+    if (*end || (finite && !std::isfinite(out.back()))) throw InvalidInput(bad);
+  }
+  return out;
+}
+
+// The engine's options from threshold's command line; the sample through the shared
+// sample_options (threshold's --cluster is its own option, one variable).
+ThresholdOptions threshold_options(const CommonOptions& o, const ThresholdCli& c) {
   ThresholdOptions to;
   to.formula = o.formulas[0];
-  for (const std::string& r : c.regime) {  // comma list, commas inside parentheses kept
-    int depth = 0;
-    std::string cur;
-    for (char ch : r) {
-      if (ch == '(') ++depth;
-      if (ch == ')') --depth;
-      if (ch == ',' && depth == 0) {
-        if (!cur.empty()) to.regime.push_back(cur);
-        cur.clear();
-      } else {
-        cur += ch;
-      }
-    }
-    if (!cur.empty()) to.regime.push_back(cur);
-  }
+  for (const std::string& r : c.regime)  // comma list, commas inside parentheses kept
+    for (std::string& x : split_outside_parentheses(r, ','))
+      if (!x.empty()) to.regime.push_back(std::move(x));
   to.threshold_var = c.threshold_var;
-  const auto p = split_list(o.panel);
-  if (p.size() != 2) throw InvalidInput("threshold needs --panel id,time");
-  to.panel_id = p[0];
-  to.panel_time = p[1];
-  to.where = o.where;
+  CommonOptions sample_o = o;
+  sample_o.cluster = c.cluster;
+  to.sample = sample_options(sample_o, true);
   to.n_thresholds = c.thresholds;
-  to.trim.clear();
-  for (const std::string& t : split_list(c.trim)) {
-    char* end = nullptr;
-    const double v = std::strtod(t.c_str(), &end);
-    if (*end) throw InvalidInput("--trim '" + c.trim + "': give numbers like 0.01,0.01,0.05");
-    to.trim.push_back(v);
-  }
+  to.trim = parse_number_list(c.trim, "--trim '" + c.trim + "': give numbers like 0.01,0.01,0.05", false);
   to.grid = c.grid == "all" ? 0 : static_cast<int>(std::strtol(c.grid.c_str(), nullptr, 10));  // checked by grid_range
   to.xthreg = c.mode == "xthreg";
   to.time_effects = c.time_effects;
@@ -525,14 +513,11 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   to.robust_ci = c.robust_ci;
   to.level = o.level;
   to.keep_regimes = !c.save_regimes.empty();
-  to.cluster = c.cluster;
   to.robust_kernel = c.robust_ci_method == "kernel";
-  for (const std::string& g : split_list(c.gammas)) {
-    char* end = nullptr;
-    to.gammas.push_back(std::strtod(g.c_str(), &end));
-    if (*end || !std::isfinite(to.gammas.back()))
-      throw InvalidInput("--gammas " + quoted(c.gammas) + ": give finite threshold values like 0.0157,0.536");
-  }
+  // --cluster VAR without --vcov: the clustered SE fills std_error
+  to.vcov = !c.cluster.empty() && !c.vcov_given ? "cluster" : c.vcov;
+  to.gammas = parse_number_list(
+      c.gammas, "--gammas " + quoted(c.gammas) + ": give finite threshold values like 0.0157,0.536", true);
   if (!to.gammas.empty()) {
     if (c.b_given) throw InvalidInput("--gammas fixes the thresholds: there is no bootstrap test, so drop --B");
     if (!c.lr_curve.empty())
@@ -541,160 +526,32 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   }
   to.n_boot = to.gammas.empty() ? c.B : 0;
   to.seed = c.seed;
-  to.progress = &terminal;
   to.max_memory = max_memory_bytes(o);
+  return to;
+}
+
+int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& out, std::ostream& err,
+                  std::ostream& terminal) {
+  if (o.formulas.size() != 1) throw InvalidInput("threshold takes one --formula, e.g. 'y ~ z1 + z2 | id'");
+  check_paths(o, {{"--lr-curve", c.lr_curve}, {"--save-regimes", c.save_regimes}});
+  apply_threads(o.threads, err);
+  const Format fmt = parse_format(o.format);
+  ThresholdOptions to = threshold_options(o, c);
+  to.progress = &terminal;
   const auto t_read0 = std::chrono::steady_clock::now();
   const DataFrame df = read_input(o, err);
   const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_read0).count();
   // the model search runs on the host; the bootstrap replications on the backend
   const std::unique_ptr<Backend> backend = open_backend(o, err, to.n_boot > 0 ? nullptr : "with --B 0 threshold has no batched work");
-  const ThresholdResult r = estimate_threshold(df, to, backend.get());
-  // --cluster VAR without --vcov: the clustered SE fills std_error
-  const std::string vcov = !c.cluster.empty() && !c.vcov_given ? "cluster" : c.vcov;
-  const bool white = vcov == "white", clustered = vcov == "cluster";
+  ThresholdResult r = estimate_threshold(df, to, backend.get());
+  r.timing.insert(r.timing.begin(), {"read_s", read_s});
+  r.warnings = df.warnings;
+  r.threads = threads_in_use();
   // side files: written with the report, at the end, only when the whole run succeeded
   PendingOutputs files;
-  const int sim = r.simulated ? 1 : 0;
-  if (!c.save_regimes.empty()) {
-    std::ostringstream csv;
-    csv << csv_field(to.panel_id) << "," << csv_field(to.panel_time) << ",q,regime,simulated_data\n";
-    char buf[128];
-    for (const auto& rr : r.regimes) {
-      std::snprintf(buf, sizeof buf, ",%.15g,%.15g,%d,%d\n", rr.time, rr.q, rr.regime, sim);
-      csv << csv_field(rr.unit) << buf;
-    }
-    files.add(c.save_regimes, csv.str());
-  }
-  if (!c.lr_curve.empty()) {
-    std::ostringstream csv;
-    csv << "gamma,lr,c95,c99" << (c.robust_ci ? ",lr_robust" : "") << ",simulated_data\n";
-    char buf[160];
-    for (std::size_t i = 0; i < r.lr_gamma.size(); ++i) {
-      std::snprintf(buf, sizeof buf, "%.10g,%.10g,%.10g,%.10g", r.lr_gamma[i], r.lr_value[i], r.c95, r.c99);
-      csv << buf;
-      if (c.robust_ci) {
-        std::snprintf(buf, sizeof buf, ",%.10g", r.lr_value[i] * r.lr_robust_factor);
-        csv << buf;
-      }
-      csv << "," << sim << "\n";
-    }
-    files.add(c.lr_curve, csv.str());
-  }
-  if (fmt == Format::kJson) {
-    nlohmann::json j{{"program", "panelboot"}, {"command", "threshold"}, {"mode", c.mode},
-                     {"data", r.data_source}, {"simulated_data", r.simulated},
-                     {"n_units", r.n_units}, {"n_periods", r.n_periods}, {"nobs", r.n_obs},
-                     {"n_grid", r.n_grid}, {"n_distinct", r.n_distinct}, {"grid_first", r.grid_first},
-                     {"grid_last", r.grid_last}, {"ssr_linear", r.ssr_linear}, {"c95", r.c95}, {"c99", r.c99},
-                     {"vcov", vcov}, {"departures", r.departures}, {"omitted", r.omitted}, {"level", to.level}, {"c_level", r.c_level},
-                     {"cluster", c.cluster.empty() ? to.panel_id : c.cluster}, {"n_clusters", r.n_clusters}};
-    j["models"] = nlohmann::json::array();
-    for (const auto& m : r.models) {
-      nlohmann::json mj{{"n_thresholds", m.n_thresholds}, {"gammas", m.gammas}, {"ssr", m.ssr}};
-      mj["notes"] = m.notes;
-      mj["ci95"] = nlohmann::json::array();
-      mj["ci99"] = nlohmann::json::array();
-      for (const auto& ci : m.ci95) mj["ci95"].push_back({ci.first, ci.second});
-      for (const auto& ci : m.ci99) mj["ci99"].push_back({ci.first, ci.second});
-      mj["ci"] = nlohmann::json::array();  // at --level
-      for (const auto& ci : m.ci) mj["ci"].push_back({ci.first, ci.second});
-      mj["ci_method"] = c.robust_ci ? "heteroskedasticity-robust LR (Hansen 2000, eta^2 by " + c.robust_ci_method + ")"
-                                    : std::string("homoskedastic LR (Hansen 1999)");
-      if (c.robust_ci) {
-        mj["eta2"] = m.eta2;
-        mj["eta_bandwidth"] = nlohmann::json::array();
-        for (double h : m.eta_bandwidth) mj["eta_bandwidth"].push_back(std::isfinite(h) ? nlohmann::json(h) : nlohmann::json());
-        mj["ci95_homoskedastic"] = nlohmann::json::array();
-        mj["ci99_homoskedastic"] = nlohmann::json::array();
-        for (const auto& ci : m.ci95_homo) mj["ci95_homoskedastic"].push_back({ci.first, ci.second});
-        for (const auto& ci : m.ci99_homo) mj["ci99_homoskedastic"].push_back({ci.first, ci.second});
-      }
-      mj["coefficients"] = nlohmann::json::array();
-      for (const auto& cf : m.coefficients)
-        mj["coefficients"].push_back({{"name", cf.name}, {"estimate", cf.estimate}, {"se_homo", cf.se_homo},
-                                      {"se_white", cf.se_white}, {"se_cluster", cf.se_cluster},
-                                      {"std_error", white ? cf.se_white : clustered ? cf.se_cluster : cf.se_homo}});
-      j["models"].push_back(mj);
-    }
-    j["tests"] = nlohmann::json::array();
-    for (const auto& t : r.tests)
-      j["tests"].push_back({{"k", t.k}, {"F", t.F}, {"p_value", t.n_boot ? nlohmann::json(t.p_value) : nlohmann::json()},
-                            {"crit", t.crit}, {"n_boot", t.n_boot}});
-    j["lr_curve"] = {{"gamma", r.lr_gamma}, {"lr", r.lr_value}};
-    j["warnings"] = df.warnings;
-    j["threads"] = threads_in_use();
-    j["timing"] = {{"read_s", read_s}};
-    for (const auto& [k, v] : r.timing) j["timing"][k] = v;
-    j["backend"] = backend->name();
-    if (r.simulated) j["note"] = kSimulatedNote;
-    deliver(files, dump_json(j), o, out);
-    return 0;
-  }
-  std::ostringstream t;
-  char buf[256];
-  t << (to.xthreg ? "Panel threshold regression (Stata xthreg's conventions: NT observations, q <= gamma)\n"
-                   : "Panel threshold regression (Hansen 1999, his program's conventions)\n");
-  t << "Data: " << r.data_source << "\n";
-  if (r.simulated) t << "NOTE: " << kSimulatedNote << "\n";
-  std::snprintf(buf, sizeof buf, "Units %zu, periods %zu%s: %zu observations\n", r.n_units, r.n_periods,
-                to.xthreg ? "" : " (last deleted after demeaning)", r.n_obs);
-  t << buf;
-  std::snprintf(buf, sizeof buf, "Grid: %zu points of %zu distinct values, %.6g .. %.6g\n", r.n_grid, r.n_distinct,
-                r.grid_first, r.grid_last);
-  t << buf;
-  std::snprintf(buf, sizeof buf, "SSR without threshold: %.8g\n", r.ssr_linear);
-  t << buf;
-  for (const auto& dep : r.departures) t << "DEPARTURE: " << dep << "\n";
-  for (const auto& om : r.omitted) t << "Omitted: " << om << "\n";
-  for (std::size_t k = 0; k < r.models.size(); ++k) {
-    const auto& m = r.models[k];
-    t << "\n== " << m.n_thresholds << " threshold(s) ==\n";
-    for (std::size_t i = 0; i < m.gammas.size(); ++i) {
-      if (i >= m.ci95.size()) {  // fixed by --gammas: no search, so no LR confidence sets
-        std::snprintf(buf, sizeof buf, "  gamma %zu = %-10.6g (given by --gammas)\n", i + 1, m.gammas[i]);
-        t << buf;
-        continue;
-      }
-      std::snprintf(buf, sizeof buf, "  gamma %zu = %-10.6g 95%% CI [%.6g, %.6g]   99%% CI [%.6g, %.6g]", i + 1,
-                    m.gammas[i], m.ci95[i].first, m.ci95[i].second, m.ci99[i].first, m.ci99[i].second);
-      t << buf;
-      if (std::lround(to.level * 1000) != 950 && std::lround(to.level * 1000) != 990) {
-        std::snprintf(buf, sizeof buf, "   %g%% CI [%.6g, %.6g]", 100 * to.level, m.ci[i].first, m.ci[i].second);
-        t << buf;
-      }
-      if (!m.eta2.empty()) {
-        std::snprintf(buf, sizeof buf, "   (robust, eta^2 = %.4g; homoskedastic 95%% [%.6g, %.6g])", m.eta2[i],
-                      m.ci95_homo[i].first, m.ci95_homo[i].second);
-        t << buf;
-      }
-      t << "\n";
-    }
-    const std::string cl = "se (cl " + (c.cluster.empty() ? to.panel_id : c.cluster) + ")";
-    std::snprintf(buf, sizeof buf, "  SSR %.8g\n  %-30s %14s %14s %14s %14s\n", m.ssr, "coefficient", "estimate",
-                  "se (homo)", "se (White)", cl.substr(0, 14).c_str());
-    t << buf;
-    for (const auto& cf : m.coefficients) {
-      std::snprintf(buf, sizeof buf, "  %-30s %14.6g %14.6g %14.6g %14.6g\n", cf.name.c_str(), cf.estimate, cf.se_homo,
-                    cf.se_white, cf.se_cluster);
-      t << buf;
-    }
-    for (const auto& note : m.notes) t << "  note: " << note << "\n";
-    const auto& ts = r.tests[k];
-    std::snprintf(buf, sizeof buf, "  F%d = %.6g", ts.k, ts.F);
-    t << buf;
-    if (ts.n_boot) {
-      std::snprintf(buf, sizeof buf, "   bootstrap p = %.4f (B = %lld); critical values 10%% %.4g, 5%% %.4g, 1%% %.4g",
-                    ts.p_value, static_cast<long long>(ts.n_boot), ts.crit[0], ts.crit[1], ts.crit[2]);
-      t << buf;
-    }
-    t << "\n";
-  }
-  t << (to.xthreg ? "\nRegime r of x: regime 1 is q <= gamma_1, the last q > gamma_K."
-                   : "\nRegime r of x: regime 1 is q < gamma_1, the last q >= gamma_K.")
-    << (!to.gammas.empty() ? "\n"
-        : c.robust_ci      ? " CIs: {gamma : LR(gamma) / eta^2 < -2 ln(1 - sqrt(1 - a))} on the grid (Hansen 2000).\n"
-                           : " CIs: {gamma : LR(gamma) < -2 ln(1 - sqrt(1 - a))} on the grid.\n");
-  deliver(files, t.str(), o, out);
+  if (!c.save_regimes.empty()) files.add(c.save_regimes, threshold_regimes_csv(r, to));
+  if (!c.lr_curve.empty()) files.add(c.lr_curve, threshold_lr_curve_csv(r, to));
+  deliver(files, render_threshold(r, to, fmt), o, out);
   return 0;
 }
 
