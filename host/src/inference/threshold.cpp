@@ -62,8 +62,8 @@ Formula user_formula(const ThresholdOptions& o) {
   return fm;
 }
 
-// A regressor given by an option (--regime, --threshold-var): one numeric expression, or a
-// product a:b of them, parsed into a formula term as the formula's own terms are.
+// A regressor given by --regime: one numeric expression, or a product a:b of them, parsed into
+// a formula term named as the formula's own terms are (so that a repeat is recognized).
 FormulaTerm option_term(const std::string& text, const char* option) {
   const std::string what = std::string(option) + " " + quoted(text);
   FormulaTerm t;
