@@ -208,8 +208,8 @@ int main(int argc, char** argv) {
       o.formula = "inva ~ l(vala,1) + I(l(vala,1)^2) + I(l(vala,1)^3) + l(debta,1) + I(l(vala,1)*l(debta,1)) | id";
       o.regime = {"l(cfa,1)"};
       o.threshold_var = "l(debta,1)";
-      o.panel_id = "id";
-      o.panel_time = "year";
+      o.sample.panel_id = "id";
+      o.sample.panel_time = "year";
       o.n_thresholds = 3;
       o.n_boot = 1000;
       o.grid = grid == "all" ? 0 : 400;

@@ -407,8 +407,8 @@ std::vector<ThresholdOptions> threshold_cases(std::uint64_t seed) {
   o.formula = "y ~ z | id";
   o.regime = {"x"};
   o.threshold_var = "q";
-  o.panel_id = "id";
-  o.panel_time = "year";
+  o.sample.panel_id = "id";
+  o.sample.panel_time = "year";
   o.n_thresholds = 2;
   o.grid = 60;
   o.trim = {0.05};
@@ -427,7 +427,7 @@ std::vector<ThresholdOptions> threshold_cases(std::uint64_t seed) {
   cases.push_back(two);
   ThresholdOptions wild = o;
   wild.bootstrap_wild = true;
-  wild.where = "not (year == 2003 and id <= 5)";
+  wild.sample.where = "not (year == 2003 and id <= 5)";
   cases.push_back(wild);
   return cases;
 }

@@ -21,6 +21,14 @@ struct WildOptions;
 nlohmann::json wild_json(const WildResult& w, const WildOptions& wo);
 std::string render_wild(const WildResult& w, const WildOptions& wo, Format fmt);
 
+// `threshold`'s report (text or JSON), and its side files as CSV: each observation's regime in
+// the last model (--save-regimes) and LR(gamma) of the single-threshold search (--lr-curve).
+struct ThresholdResult;
+struct ThresholdOptions;
+std::string render_threshold(const ThresholdResult& r, const ThresholdOptions& o, Format fmt);
+std::string threshold_regimes_csv(const ThresholdResult& r, const ThresholdOptions& o);
+std::string threshold_lr_curve_csv(const ThresholdResult& r, const ThresholdOptions& o);
+
 // Output files, written so that nothing is ever destroyed: a regular file through a temporary
 // beside it (fsync, rename, fsync of the folder; permissions kept), a symlink's target in its
 // place (the link kept; a hard link is replaced like any file, so its other names keep the old

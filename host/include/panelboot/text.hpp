@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace panelboot {
 
@@ -25,5 +26,9 @@ std::string quoted(std::string_view s);
 std::string quoted(const std::string& s);
 std::string quoted(std::string& s);
 std::string quoted(const char* s);
+
+// The pieces of `s` between the separators `sep` outside parentheses, in order, empty ones
+// included: a comma list of expressions, the factors of a product a:b.
+std::vector<std::string> split_outside_parentheses(std::string_view s, char sep);
 
 }  // namespace panelboot

@@ -6,14 +6,16 @@
 // the distinct threshold values (1-based GAUSS indexing); thresholds are found sequentially with
 // exclusion windows around the fixed ones; bootstrap p-values resample individuals' residual
 // blocks. Fast algebra: with M projecting off [z x] and w_g the transformed x 1(q < g), every
-// stage needs only r_g = w_g'M y, S0 = |My|^2 and the grid's Gram matrix w_g'M w_h (computed
-// once), so a replication costs one product with the grid columns plus O(grid) per stage.
+// stage needs only r_g = w_g'M y, S0 = |My|^2 and the grid's Gram matrix w_g'M w_h (its diagonal
+// blocks once, a point's column block when a search first fixes it), so a replication costs one
+// product with the grid columns plus O(grid) per stage. The conventions and their sources: docs/METHODS-NOTES.md.
 #include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <vector>
 
 #include "panelboot/data_frame.hpp"
+#include "panelboot/design.hpp"
 
 namespace panelboot {
 
@@ -21,8 +23,10 @@ struct ThresholdOptions {
   std::string formula;                  // "y ~ z1 + z2 | id" (the FE, if given, is the panel id)
   std::vector<std::string> regime;      // regime-dependent regressors x (expressions)
   std::string threshold_var;            // q (an expression)
-  std::string panel_id, panel_time;
-  std::string where;
+  // The sample, as fit and wild take it: --panel id,time (required; the formula's one fixed effect
+  // is the unit), --where, and --cluster (at most one variable: the groups of se_cluster; none:
+  // the panel unit). The engine always keeps singletons and reads the periods; it takes no weights.
+  SampleOptions sample;
   int n_thresholds = 1;
   std::vector<double> trim = {0.01, 0.01, 0.05};  // the last value repeats for later stages
   int grid = 400;                       // Hansen's qn: quantile step 1/qn
@@ -35,14 +39,14 @@ struct ThresholdOptions {
   bool time_effects = false;            // also remove period means (two-way); outside Hansen's program
   bool bootstrap_wild = false;          // wild (unit sign flips) instead of residual blocks
   double level = 0.95;                  // the level of the `ci` set (ci95 and ci99 are always reported)
-  std::string cluster;                  // cluster variable of se_cluster ("" : the panel unit)
+  std::string vcov = "iid";             // the SE the report shows as std_error: iid, white or cluster
   bool keep_regimes = true;             // fill ThresholdResult::regimes (--save-regimes)
   bool robust_ci = false;               // Hansen (2000)'s heteroskedasticity-robust LR sets
   bool robust_kernel = true;            // eta^2 by his kernel rule (default) or a quadratic regression
   std::ostream* progress = nullptr;     // where long bootstraps show progress; null: none
   std::uint64_t max_memory = 0;         // bytes a run may use (--max-memory); 0: what the machine has
 };
-// --mode xthreg (Wang 2015, as reverse-engineered in METHODS.md): no deleted period (NT
+// --mode xthreg (Wang 2015, as reverse-engineered in docs/METHODS-NOTES.md): no deleted period (NT
 // observations), lower regime q <= gamma, the grid drops floor(1% x N_u) distinct values at each
 // end and takes --grid N points at indices round(j (N_v - 1) / (N - 1)), and sigma^2 = S/(NT - T).
 
@@ -53,7 +57,7 @@ std::size_t threshold_draw(std::uint64_t seed, int k, std::uint64_t b, std::size
 struct ThresholdCoef {
   std::string name;
   double estimate, se_homo, se_white;
-  double se_cluster;  // clustered by the panel unit or --cluster, HC0 (no small-sample factor)
+  double se_cluster;  // clustered by the panel unit or --cluster; Hansen's HC0: no small-sample factor
 };
 
 struct ThresholdModel {
@@ -87,7 +91,7 @@ struct ThresholdResult {
   std::vector<ThresholdTest> tests;
   std::vector<double> lr_gamma, lr_value;  // LR(gamma) of the single-threshold search
   double lr_robust_factor = 0;             // robust_ci: the robust LR curve is lr_value * this (1 / eta^2)
-  std::vector<double> ssr_curve;           // S1(gamma) at every grid point
+  std::vector<double> ssr_curve;           // test hook: S1(gamma) at every grid point (reports use lr_value)
   std::vector<std::vector<double>> fstar;  // test hook: the first `trace` F* of each test
   // each observation's regime (1-based) in the last model: unit text, time, q, regime
   struct RegimeRow {
@@ -97,12 +101,16 @@ struct ThresholdResult {
   };
   std::vector<RegimeRow> regimes;
   double c95 = 0, c99 = 0, c_level = 0;
-  std::int32_t n_clusters = 0;  // groups of se_cluster
+  std::string cluster;          // the grouping of se_cluster: the panel unit or --cluster
+  std::int32_t n_clusters = 0;  // its groups
   bool simulated = false;
   std::string data_source;
   std::vector<std::string> departures;  // options outside the chosen program's procedure
   std::vector<std::string> omitted;     // linear terms dropped because they repeat a regime regressor
   std::vector<std::pair<std::string, double>> timing;  // seconds per stage (setup, search, bootstrap)
+  std::string backend;                    // where the bootstrap runs: "cpu" or "cuda"
+  std::vector<std::string> warnings;      // the data reader's, filled by the CLI
+  int threads = 0;                        // worker threads of the run, filled by the CLI
 };
 
 class Backend;

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <map>
 #include <memory>
 #include <mutex>
 
@@ -17,6 +16,7 @@
 #include "panelboot/text.hpp"
 #include "panelboot/progress.hpp"
 #include "panelboot/kernels/wild_weights.hpp"
+#include "estimate/detail.hpp"
 
 namespace panelboot {
 namespace {
@@ -24,22 +24,6 @@ namespace {
 using Mat = Eigen::MatrixXd;
 using Vec = Eigen::VectorXd;
 const double kInf = std::numeric_limits<double>::infinity();
-
-// The right-hand side of "y ~ rhs | fe" (outside parentheses), and the left-hand side.
-void split_formula(const std::string& f, std::string& lhs, std::string& rhs, std::string& fe) {
-  int depth = 0;
-  std::size_t tilde = std::string::npos, bar = std::string::npos;
-  for (std::size_t i = 0; i < f.size(); ++i) {
-    if (f[i] == '(') ++depth;
-    if (f[i] == ')') --depth;
-    if (depth == 0 && f[i] == '~' && tilde == std::string::npos) tilde = i;
-    if (depth == 0 && f[i] == '|' && bar == std::string::npos) bar = i;
-  }
-  if (tilde == std::string::npos) throw InvalidInput("formula '" + f + "' needs '~'");
-  lhs = f.substr(0, tilde);
-  rhs = f.substr(tilde + 1, (bar == std::string::npos ? f.size() : bar) - tilde - 1);
-  fe = bar == std::string::npos ? "" : f.substr(bar + 1);
-}
 
 // The memory a threshold run may take, estimated before anything of grid size is allocated: the
 // grid's Gram diagonal (and the backend's copy), a column block (grid p x p) for every point that
@@ -62,34 +46,77 @@ std::string trim_ws(std::string s) {
   return s.substr(b);
 }
 
-// The design's formula: the linear regressors z, then the regime regressors x, then q, with no
-// intercept (the unit effects are the transform's). A regressor listed both as linear and as a
-// regime one is, in the linear part, the sum of its regime terms: its linear copy is omitted
-// (named in `omitted`), so that the regime columns stay the p after the linear ones.
-Formula threshold_formula(const std::string& lhs, const std::string& rhs, const std::vector<std::string>& regime,
-                          const std::string& q, std::vector<std::string>& omitted) {
-  auto one_term = [&](const std::string& expr, const char* what) {
-    Formula f = parse_formula(lhs + " ~ " + expr + " + 0");
-    if (f.terms.size() != 1)
-      throw InvalidInput(std::string(what) + " " + quoted(expr) + " must be one numeric regressor");
-    return f.terms[0];
-  };
-  Formula fm = parse_formula(lhs + " ~ " + (rhs.empty() ? std::string("0") : rhs + " + 0"));
+// The user's formula, parsed once: Hansen's model has exactly one fixed effect, the panel unit.
+Formula user_formula(const ThresholdOptions& o) {
+  Formula fm = parse_formula(o.formula);
+  const std::string& id = o.sample.panel_id;
+  if (fm.fe_names.empty())
+    throw InvalidInput("threshold formula '" + o.formula + "' has no fixed effect: Hansen's model always has the "
+                       "individual effects; write it as '" + trim_ws(o.formula) + " | " + id + "'");
+  if (fm.fe_names.size() != 1 || fm.fe_names[0] != id) {
+    std::string fe;
+    for (const std::string& f : fm.fe_names) fe += (fe.empty() ? "" : " + ") + f;
+    throw InvalidInput("threshold: the only fixed effect is the individual's ('| " + id + "'); '" + fe +
+                       "' is not supported in Hansen's model");
+  }
+  return fm;
+}
+
+// A regressor given by --regime: one numeric expression, or a product a:b of them, parsed into
+// a formula term named as the formula's own terms are (so that a repeat is recognized).
+FormulaTerm option_term(const std::string& text, const char* option) {
+  const std::string what = std::string(option) + " " + quoted(text);
+  FormulaTerm t;
+  for (const std::string& piece : split_outside_parentheses(text, ':')) {
+    FormulaFactor f;
+    f.expr = parse_expression(piece, what);
+    const ExprNode& e = *f.expr;
+    // a constant, a sum or a formula's a*b (several terms), factor dummies i(f) (several columns)
+    const bool several = (e.kind == ExprNode::Kind::kBinary && (e.text == "+" || e.text == "-" || e.text == "*")) ||
+                         (e.kind == ExprNode::Kind::kCall && e.text == "i");
+    if (e.kind == ExprNode::Kind::kNumber || several) throw InvalidInput(what + " must be one numeric regressor");
+    f.name = to_string(e);
+    t.name += (t.name.empty() ? "" : ":") + f.name;
+    t.factors.push_back(std::move(f));
+  }
+  return t;
+}
+
+// q's term, I(q) (any expression): named apart from a linear or regime term of the same
+// variable, so that the design keeps its column.
+FormulaTerm threshold_var_term(const std::string& q) {
+  auto call = std::make_shared<ExprNode>();
+  call->kind = ExprNode::Kind::kCall;
+  call->text = "I";
+  call->args = {parse_expression(q, "--threshold-var " + quoted(q))};
+  FormulaFactor f;
+  f.expr = call;
+  f.name = to_string(*call);
+  return FormulaTerm{{f}, f.name};
+}
+
+// The design's formula, built from the parsed pieces: the linear regressors z, then the regime
+// regressors x, then q, with no intercept (the unit effects are the transform's; the formula's
+// fixed effect stays as the unit's grouping). A regressor listed both as linear and as a regime
+// one is, in the linear part, the sum of its regime terms: its linear copy is omitted (named in
+// `omitted`), so that the regime columns stay the p after the linear ones.
+Formula threshold_formula(Formula fm, const ThresholdOptions& o, std::vector<std::string>& omitted) {
   std::vector<FormulaTerm> x_terms;
-  for (const std::string& x : regime) x_terms.push_back(one_term(x, "--regime"));
+  for (const std::string& x : o.regime) x_terms.push_back(option_term(x, "--regime"));
+  for (std::size_t i = 0; i < x_terms.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (x_terms[i].name == x_terms[j].name) throw InvalidInput("--regime lists " + quoted(x_terms[i].name) + " twice");
   std::vector<FormulaTerm> kept;
   for (FormulaTerm& t : fm.terms) {
     const bool is_regime = std::any_of(x_terms.begin(), x_terms.end(), [&](const FormulaTerm& x) { return x.name == t.name; });
     if (is_regime) omitted.push_back(t.name + " (linear term; also a regime regressor, whose regime slopes it sums)");
     else kept.push_back(std::move(t));
   }
-  for (std::size_t i = 0; i < x_terms.size(); ++i)
-    for (std::size_t j = 0; j < i; ++j)
-      if (x_terms[i].name == x_terms[j].name) throw InvalidInput("--regime lists " + quoted(x_terms[i].name) + " twice");
   fm.terms = std::move(kept);
   fm.terms.insert(fm.terms.end(), x_terms.begin(), x_terms.end());
-  fm.terms.push_back(one_term("I(" + q + ")", "--threshold-var"));
-  fm.text = lhs + " ~ ";
+  fm.terms.push_back(threshold_var_term(o.threshold_var));
+  fm.intercept = false;
+  fm.text = fm.lhs_name + " ~ ";
   for (std::size_t i = 0; i < fm.terms.size(); ++i) fm.text += (i ? " + " : "") + fm.terms[i].name;
   return fm;
 }
@@ -446,21 +473,55 @@ std::pair<double, double> conf_set(const Stage& st, const std::vector<double>& g
 // Hansen (2000)'s scale of the LR statistic under heteroskedasticity at a threshold gamma:
 // eta^2 = E[(d'x)^2 e^2 | q = gamma] / (sigma^2 E[(d'x)^2 | q = gamma]), d the change of the
 // regime slopes at gamma, x the (transformed) regime regressors, e the model's residuals. The
-// conditional means are estimated at gamma by a quadratic regression on (1, q, q^2) or, as his
-// program does by default, by an Epanechnikov kernel whose bandwidth is his plug-in rule (a
-// pilot 2.344 sd(q) n^(-1/5) for the density of q and its slope, then the rule on the quadratic
-// fit's residual variance). Returned: g2 / g1 = sigma^2 eta^2, so LR_het = (S(g) - S(g^)) / (g2/g1).
-// A fitted threshold model with the pieces the robust CI needs.
-struct FitOut {
-  ThresholdModel first;
-  Vec second;  // fitted values (transformed)
-  Vec beta, e;
-};
-
+// conditional means g1 = E[(d'x)^2 | q], g2 = E[(d'x)^2 e^2 | q] are estimated at gamma by a
+// quadratic regression on (1, q, q^2) or, as his program does by default, by an Epanechnikov
+// kernel whose bandwidth is his plug-in rule. scale = g2 / g1 = sigma^2 eta^2, so
+// LR_het = (S(g) - S(g^)) / scale; bandwidth NaN: the quadratic estimate.
 struct Eta {
   double g1 = 0, g2 = 0, scale = 0, bandwidth = 0;
 };
 
+double quadratic_at(const Vec& m, double g) { return m(0) + m(1) * g + m(2) * g * g; }
+
+// The kernel estimate at gamma: a pilot bandwidth 2.344 sd(q) n^(-1/5) for the density of q and
+// its slope, then the plug-in rule on the quadratic fit's residual variance (eps, m1: r1's
+// residuals and coefficients of the quadratic fit).
+Eta kernel_eta(const Vec& r1, const Vec& r2, const Vec& qt, const Vec& eps, const Vec& m1, double gamma) {
+  const Eigen::Index n = qt.size();
+  const double mean_q = qt.mean();
+  const double sig_q = std::sqrt((qt.array() - mean_q).square().mean());
+  double h = 2.344 * sig_q / std::pow(static_cast<double>(n), 0.2);
+  double f = 0, df = 0;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double u = (gamma - qt(i)) / h, u2 = u * u;
+    if (u2 <= 1) {
+      f += 1 - u2;
+      df += u;
+    }
+  }
+  f *= 0.75 / h / static_cast<double>(n);
+  df *= 1.5 / (h * h) / static_cast<double>(n);
+  const double sige = eps.squaredNorm() / (static_cast<double>(n) - 3);
+  const double slope = m1(2) + (m1(1) + 2 * m1(2) * gamma) * df / f;
+  h = sige / (4 * f * slope * slope);
+  double k1 = 0, k2 = 0;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double u = (gamma - qt(i)) / h, u2 = u * u;
+    if (u2 <= 1) {
+      const double kh = (1 - u2) * 0.75 / h;
+      k1 += kh * r1(i);
+      k2 += kh * r2(i);
+    }
+  }
+  Eta out;
+  out.g1 = k1 / static_cast<double>(n);
+  out.g2 = k2 / static_cast<double>(n);
+  out.bandwidth = h;
+  return out;
+}
+
+// dx2 = (d'x)^2 per transformed row. The kernel estimate falls back to the quadratic one when the
+// plug-in rule gives no bandwidth or leaves no observation near gamma.
 Eta hansen_eta(const Vec& dx2, const Vec& e, const Vec& qt, double gamma, bool kernel) {
   const Eigen::Index n = dx2.size();
   const Vec r1 = dx2;
@@ -473,59 +534,20 @@ Eta hansen_eta(const Vec& dx2, const Vec& e, const Vec& qt, double gamma, bool k
   const Vec m1 = qr.solve(r1), m2 = qr.solve(r2);
   Eta out;
   out.bandwidth = std::numeric_limits<double>::quiet_NaN();
-  out.g1 = m1(0) + m1(1) * gamma + m1(2) * gamma * gamma;
-  out.g2 = m2(0) + m2(1) * gamma + m2(2) * gamma * gamma;
+  out.g1 = quadratic_at(m1, gamma);
+  out.g2 = quadratic_at(m2, gamma);
   if (kernel) {
-    // (if the plug-in rule fails or leaves no observation near gamma, the quadratic fit is kept)
-    const double mean_q = qt.mean();
-    const double sig_q = std::sqrt((qt.array() - mean_q).square().mean());
-    double h = 2.344 * sig_q / std::pow(static_cast<double>(n), 0.2);
-    double f = 0, df = 0;
-    for (Eigen::Index i = 0; i < n; ++i) {
-      const double u = (gamma - qt(i)) / h, u2 = u * u;
-      if (u2 <= 1) {
-        f += 1 - u2;
-        df += u;
-      }
-    }
-    f *= 0.75 / h / static_cast<double>(n);
-    df *= 1.5 / (h * h) / static_cast<double>(n);
-    const Vec eps = r1 - Qx * m1;
-    const double sige = eps.squaredNorm() / (static_cast<double>(n) - 3);
-    const double slope = m1(2) + (m1(1) + 2 * m1(2) * gamma) * df / f;
-    h = sige / (4 * f * slope * slope);
-    double k1 = 0, k2 = 0;
-    for (Eigen::Index i = 0; i < n; ++i) {
-      const double u = (gamma - qt(i)) / h, u2 = u * u;
-      if (u2 <= 1) {
-        const double kh = (1 - u2) * 0.75 / h;
-        k1 += kh * r1(i);
-        k2 += kh * r2(i);
-      }
-    }
-    out.g1 = k1 / static_cast<double>(n);
-    out.g2 = k2 / static_cast<double>(n);
-    out.bandwidth = h;
-    // no plug-in bandwidth, or no observation within it: keep the quadratic estimate
-    if (!(std::isfinite(h) && h > 0) || !(out.g1 > 0) || !(out.g2 > 0)) {
-      out.g1 = m1(0) + m1(1) * gamma + m1(2) * gamma * gamma;
-      out.g2 = m2(0) + m2(1) * gamma + m2(2) * gamma * gamma;
-      out.bandwidth = std::numeric_limits<double>::quiet_NaN();
-    }
+    const Eta k = kernel_eta(r1, r2, qt, r1 - Qx * m1, m1, gamma);
+    if (std::isfinite(k.bandwidth) && k.bandwidth > 0 && k.g1 > 0 && k.g2 > 0) out = k;
   }
   out.scale = out.g2 / out.g1;
   return out;
 }
 
-}  // namespace
+// ---- the stages of estimate_threshold ----
 
-std::size_t threshold_draw(std::uint64_t seed, int k, std::uint64_t b, std::size_t i, std::size_t n) {
-  return static_cast<std::size_t>(kernels::threshold_draw_unit(seed, k, b, i, n));
-}
-
-ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& o, const Backend* backend_in) {
-  const auto t_start = std::chrono::steady_clock::now();
-  if (o.panel_id.empty()) throw InvalidInput("threshold needs --panel id,time");
+void check_options(const ThresholdOptions& o) {
+  if (o.sample.panel_id.empty() || o.sample.panel_time.empty()) throw InvalidInput("threshold needs --panel id,time");
   if (o.regime.empty()) throw InvalidInput("threshold needs --regime X (the regime-dependent regressors)");
   if (o.threshold_var.empty()) throw InvalidInput("threshold needs --threshold-var Q");
   if (o.n_thresholds < 1) throw InvalidInput("--thresholds must be at least 1");
@@ -533,15 +555,14 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   for (double t : o.trim)
     if (!(t > 0 && t < 0.5)) throw InvalidInput("--trim values must lie in (0, 0.5)");
   if (o.grid != 0 && o.grid < 10) throw InvalidInput("--grid must be at least 10 (or 'all')");
-  std::string lhs, rhs, fe;
-  split_formula(o.formula, lhs, rhs, fe);
-  fe = trim_ws(fe);
-  if (fe.empty())
-    throw InvalidInput("threshold formula '" + o.formula + "' has no fixed effect: Hansen's model always has the "
-                       "individual effects; write it as '" + trim_ws(lhs) + " ~ " + trim_ws(rhs) + " | " + o.panel_id + "'");
-  if (fe != o.panel_id)
-    throw InvalidInput("threshold: the only fixed effect is the individual's ('| " + o.panel_id +
-                       "'); '" + fe + "' is not supported in Hansen's model");
+  if (!(o.level > 0 && o.level < 1)) throw InvalidInput("--level must lie strictly between 0 and 1, e.g. 0.95");
+  if (!o.sample.weights.empty()) throw InvalidInput("threshold takes no --weights: Hansen's model is unweighted");
+  if (o.sample.cluster.size() > 1) {
+    std::string names;
+    for (const std::string& c : o.sample.cluster) names += (names.empty() ? "" : ",") + c;
+    throw InvalidInput("threshold clusters its SEs by one variable (default: the panel unit); --cluster " +
+                       quoted(names) + " names " + std::to_string(o.sample.cluster.size()));
+  }
   const int p = static_cast<int>(o.regime.size());
   // the search's fixed set (kernels::threshold_stage) holds at most kMaxFixedDim values
   if (p > kernels::kMaxRegime || static_cast<long>(o.n_thresholds - 1) * p > kernels::kMaxFixedDim)
@@ -549,79 +570,107 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
                        " regime regressors and (thresholds - 1) x regime regressors <= " +
                        std::to_string(kernels::kMaxFixedDim) + " (here " + std::to_string(p) + " and " +
                        std::to_string(o.n_thresholds) + " thresholds); use fewer");
-  ThresholdResult res;
-  const Formula fm = threshold_formula(trim_ws(lhs), trim_ws(rhs), o.regime, o.threshold_var, res.omitted);
-  SampleOptions so;
-  so.where = o.where;
-  so.panel_id = o.panel_id;
-  so.panel_time = o.panel_time;
-  so.need_time = true;
-  so.extra = {o.panel_id};
-  if (!o.cluster.empty()) so.extra.push_back(o.cluster);
-  if (!(o.level > 0 && o.level < 1)) throw InvalidInput("--level must lie strictly between 0 and 1, e.g. 0.95");
-  so.keep_singletons = true;
+}
+
+// The estimation sample: the design (the last p + 1 columns the regime regressors and q, the
+// formula's fixed effect the unit), its panel and the F statistics' scale.
+struct Sample {
+  Design d;
+  Panel pn;
+  std::size_t kz = 0;  // linear regressors
+  int p = 0;           // regime regressors
+  std::vector<std::int32_t> cluster;  // the group of se_cluster of each transformed row
+  std::int32_t n_clusters = 0;
+  double Nd = 0;                      // the F statistics' scale: n(T-1) (Hansen), NT - T (xthreg)
+  const double* col(std::size_t j) const { return d.X.data() + j * d.n_obs; }
+  const double* q() const { return col(d.n_reg - 1); }
+  const Grouping& unit() const { return d.fe[0]; }
+};
+
+Design threshold_design(const DataFrame& df, const Formula& fm, const ThresholdOptions& o) {
+  SampleOptions so = o.sample;
+  so.need_time = true;        // the panel's periods
+  so.keep_singletons = true;  // a unit is a unit, however few its rows
   Design d = build_design(df, fm, so);
-  const std::size_t kz = d.n_reg - static_cast<std::size_t>(p) - 1;
-  // the last p + 1 design columns are the regime regressors and q (the design drops a column
-  // that repeats an earlier one, e.g. one of a linear i(f)'s dummies)
-  for (int j = 0; j <= p; ++j)
-    if (d.n_reg < static_cast<std::size_t>(p) + 1 ||
-        d.x_names[d.n_reg - p - 1 + j] != fm.terms[fm.terms.size() - p - 1 + j].name)
+  // the design drops a column that repeats an earlier one (e.g. one of a linear i(f)'s dummies)
+  const std::size_t p = o.regime.size();
+  for (std::size_t j = 0; j <= p; ++j)
+    if (d.n_reg < p + 1 || d.x_names[d.n_reg - p - 1 + j] != fm.terms[fm.terms.size() - p - 1 + j].name)
       throw InvalidInput("threshold: --regime " + quoted(fm.terms[fm.terms.size() - p - 1 + j].name) +
                          " repeats a column of the linear part; list each regressor once");
+  return d;
+}
 
-  // balanced panel, rows by (id, time)
-  Panel pn;
-  pn.n = static_cast<std::size_t>(d.extra[0].n_levels);
+// An unbalanced panel: refused where the procedure needs balance, else a departure.
+void check_unbalanced(const DataFrame& df, const Sample& s, const ThresholdOptions& o, ThresholdResult& res) {
+  const Panel& pn = s.pn;
+  std::string ids;
+  for (std::size_t i = 0, shown = 0; i < pn.n && shown < 5; ++i)
+    if (pn.rows[i].size() < pn.T) {
+      const std::size_t r = pn.rows[i][0];
+      ids += (shown++ ? ", " : "") + df.column(o.sample.panel_id).text(s.d.rows.empty() ? r : s.d.rows[r]);
+    }
+  const std::string what = std::to_string(s.d.n_obs) + " rows for " + std::to_string(pn.n) + " units x " +
+                           std::to_string(pn.T) + " periods; incomplete units include " + ids;
+  if (o.xthreg) throw InvalidInput("xthreg mode needs a balanced panel, as Stata's xthreg does: " + what);
+  if (o.time_effects) throw InvalidInput("--time-effects needs a balanced panel: " + what);
+  if (o.bootstrap_wild == false && o.n_boot > 0)
+    throw InvalidInput("Hansen's residual-block bootstrap needs a balanced panel (" + what +
+                       "); use --bootstrap wild, or --B 0");
+  res.departures.push_back("unbalanced panel (" + what + ") is outside Hansen's program");
+}
+
+// The panel: each unit's rows in time order, the transform's conventions, and the cluster of
+// each transformed row (its unit, or the --cluster variable's group).
+void make_panel(const DataFrame& df, Sample& s, const ThresholdOptions& o, ThresholdResult& res) {
+  Panel& pn = s.pn;
+  const Design& d = s.d;
+  pn.n = static_cast<std::size_t>(s.unit().n_levels);
   pn.T = static_cast<std::size_t>(d.time.n_levels);
   if (pn.T < 3) throw InvalidInput("threshold needs at least three periods");
   if (pn.n < 2)
-    throw InvalidInput("threshold needs at least two panel units ('" + o.panel_id + "' has " + std::to_string(pn.n) +
-                       " in the sample): the bootstrap resamples units and the SEs need more than one");
+    throw InvalidInput("threshold needs at least two panel units ('" + o.sample.panel_id + "' has " +
+                       std::to_string(pn.n) + " in the sample): the bootstrap resamples units and the SEs need more than one");
   pn.rows.assign(pn.n, {});
   pn.period.resize(d.n_obs);
   for (std::size_t r = 0; r < d.n_obs; ++r) {
-    pn.rows[d.extra[0].code[r]].push_back(r);
+    pn.rows[s.unit().code[r]].push_back(r);
     pn.period[r] = static_cast<std::size_t>(d.time.code[r]);
   }
   for (auto& rr : pn.rows)
     std::sort(rr.begin(), rr.end(), [&](std::size_t a, std::size_t b) { return pn.period[a] < pn.period[b]; });
   pn.balanced = d.n_obs == pn.n * pn.T;
-  if (!pn.balanced) {
-    std::vector<std::string> bad;
-    for (std::size_t i = 0; i < pn.n && bad.size() < 5; ++i)
-      if (pn.rows[i].size() < pn.T) {
-        const std::size_t r = pn.rows[i][0];
-        bad.push_back(df.column(o.panel_id).text(d.rows.empty() ? r : d.rows[r]));
-      }
-    std::string ids;
-    for (const auto& b : bad) ids += (ids.empty() ? "" : ", ") + b;
-    const std::string what = std::to_string(d.n_obs) + " rows for " + std::to_string(pn.n) + " units x " +
-                             std::to_string(pn.T) + " periods; incomplete units include " + ids;
-    if (o.xthreg) throw InvalidInput("xthreg mode needs a balanced panel, as Stata's xthreg does: " + what);
-    if (o.time_effects) throw InvalidInput("--time-effects needs a balanced panel: " + what);
-    if (o.bootstrap_wild == false && o.n_boot > 0)
-      throw InvalidInput("Hansen's residual-block bootstrap needs a balanced panel (" + what +
-                         "); use --bootstrap wild, or --B 0");
-    res.departures.push_back("unbalanced panel (" + what + ") is outside Hansen's program");
-  }
+  if (!pn.balanced) check_unbalanced(df, s, o, res);
   pn.drop_last = !o.xthreg;
   pn.time_effects = o.time_effects;
   pn.finalize();
-  const std::size_t N = pn.N();
-  // the cluster of each transformed row: its unit, or the --cluster variable's group
-  std::vector<Eigen::Index> tcluster(N);
-  res.n_clusters = o.cluster.empty() ? static_cast<std::int32_t>(pn.n) : d.extra[1].n_levels;
+  const Grouping& g = d.clusters.empty() ? s.unit() : d.clusters[0];
+  res.cluster = g.name;
+  res.n_clusters = s.n_clusters = g.n_levels;
+  s.cluster.resize(pn.N());
   for (std::size_t i = 0; i < pn.n; ++i)
-    for (std::size_t t = 0; t < pn.offset[i + 1] - pn.offset[i]; ++t)
-      tcluster[pn.offset[i] + t] = o.cluster.empty() ? static_cast<Eigen::Index>(i) : d.extra[1].code[pn.rows[i][t]];
-  // Hansen: lower regime q < gamma; xthreg: q <= gamma
-  auto below = [&](double qv, double g) { return o.xthreg ? qv <= g : qv < g; };
-  res.n_units = pn.n;
-  res.n_periods = pn.T;
-  res.n_obs = N;
-  res.simulated = d.simulated;
+    for (std::size_t t = 0; t < pn.offset[i + 1] - pn.offset[i]; ++t) s.cluster[pn.offset[i] + t] = g.code[pn.rows[i][t]];
+  s.Nd = o.xthreg ? static_cast<double>(pn.N()) - static_cast<double>(pn.T) : static_cast<double>(pn.N());
+}
+
+Sample make_sample(const DataFrame& df, const ThresholdOptions& o, ThresholdResult& res) {
+  const Formula fm = threshold_formula(user_formula(o), o, res.omitted);
+  Sample s;
+  s.d = threshold_design(df, fm, o);
+  s.p = static_cast<int>(o.regime.size());
+  s.kz = s.d.n_reg - static_cast<std::size_t>(s.p) - 1;
+  make_panel(df, s, o, res);
+  res.n_units = s.pn.n;
+  res.n_periods = s.pn.T;
+  res.n_obs = s.pn.N();
+  res.simulated = s.d.simulated;
   res.data_source = df.source;
+  return s;
+}
+
+// Options outside the chosen program's procedure, named in the report.
+void note_departures(const ThresholdOptions& o, ThresholdResult& res) {
+  const std::string program = o.xthreg ? "xthreg's" : "Hansen's";
   if (o.bootstrap_wild)
     res.departures.push_back("--bootstrap wild (Rademacher signs on each unit's residual block) is outside Hansen's program");
   if (o.robust_ci)
@@ -629,41 +678,51 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
                              std::string(o.robust_kernel ? "his kernel rule" : "a quadratic regression") +
                              ") is outside Hansen's 1999 program");
   if (o.time_effects)
-    res.departures.push_back(std::string("--time-effects (period effects removed too) is outside ") +
-                             (o.xthreg ? "xthreg's" : "Hansen's") + " program");
+    res.departures.push_back("--time-effects (period effects removed too) is outside " + program + " program");
+  if (o.grid == 0) res.departures.push_back("--grid all (every distinct value) is outside " + program + " program");
+}
 
-  const double* q = d.X.data() + (d.n_reg - 1) * d.n_obs;
-  auto col = [&](std::size_t j) { return d.X.data() + j * d.n_obs; };
-  // grid: Hansen's quantiles of the distinct values over all n x T observations (1-based)
-  // the design rows sorted by q (ties in row order), and the distinct values
-  const std::vector<std::size_t> q_order = order_by_value(q, d.n_obs);
-  const std::vector<double> dd = distinct_values(q, q_order);
+// The candidate thresholds, from the distinct values of q (dd, increasing).
+struct Grid {
+  std::vector<std::size_t> q_order;  // the design rows sorted by q (ties in row order)
+  std::vector<double> dd;            // q's distinct values
+  std::vector<double> points;
+  int qn = 0;                        // quantile steps: Hansen's qn (the exclusion windows count in them)
+};
+
+// --grid all: every distinct value in the trimmed range, which is Hansen's rule with one quantile
+// step per distinct value (and xthreg's with N = all remaining values); the exclusion windows
+// then count one step per distinct value.
+int grid_steps(const ThresholdOptions& o, const std::vector<double>& dd) {
+  if (o.grid != 0) return o.grid;
   const double nd = static_cast<double>(dd.size());
-  // --grid all: every distinct value in the trimmed range, which is Hansen's rule with one
-  // quantile step per distinct value (and xthreg's with N = all remaining values)
-  const bool grid_all = o.grid == 0;
-  // (the exclusion windows then count one step per distinct value)
-  const int qn = grid_all ? static_cast<int>(dd.size() - (o.xthreg ? 2 * static_cast<std::size_t>(std::floor(o.trim[0] * nd)) : 0))
-                          : o.grid;
-  if (grid_all) res.departures.push_back("--grid all (every distinct value) is outside " +
-                                         std::string(o.xthreg ? "xthreg's" : "Hansen's") + " program");
-  const double trim0 = o.trim[0];
-  const double n_grid_est = o.xthreg ? qn : grid_all ? nd : std::floor(qn * (1 - 2 * trim0) + 1e-9) + 1;
-  check_memory(threshold_memory_bytes(n_grid_est, static_cast<double>(N), p, static_cast<int>(kz), o),
+  return static_cast<int>(dd.size() - (o.xthreg ? 2 * static_cast<std::size_t>(std::floor(o.trim[0] * nd)) : 0));
+}
+
+// Checked before anything of grid size is allocated.
+void check_grid_memory(const Grid& g, const Sample& s, const ThresholdOptions& o) {
+  const double nd = static_cast<double>(g.dd.size()), trim0 = o.trim[0];
+  const double n_grid_est = o.xthreg ? g.qn : o.grid == 0 ? nd : std::floor(g.qn * (1 - 2 * trim0) + 1e-9) + 1;
+  check_memory(threshold_memory_bytes(n_grid_est, static_cast<double>(s.pn.N()), s.p, static_cast<int>(s.kz), o),
                o.max_memory, "threshold with a grid of " + std::to_string(static_cast<long long>(n_grid_est)) + " points",
                "lower --grid (Hansen's is 400), --B or --thresholds");
+}
+
+// xthreg: drop floor(trim N_u) distinct values at each end, then N points at round(j (N_v-1)/(N-1)).
+// Hansen: his quantiles of the distinct values over all n x T observations (1-based); with --grid
+// all every distinct value from his first quantile point to his last, 1-based indices
+// floor(trim #dd) .. floor((1 - trim) #dd).
+std::vector<double> grid_points(const std::vector<double>& dd, int qn, const ThresholdOptions& o) {
+  const double nd = static_cast<double>(dd.size()), trim0 = o.trim[0];
   std::vector<double> grid;
   if (o.xthreg) {
-    // drop floor(trim N_u) distinct values at each end, then N points at round(j (N_v-1)/(N-1))
     const std::size_t cut = static_cast<std::size_t>(std::floor(trim0 * nd));
     if (2 * cut >= dd.size()) throw InvalidInput("--trim leaves no threshold values");
     const std::vector<double> v(dd.begin() + static_cast<std::ptrdiff_t>(cut), dd.end() - static_cast<std::ptrdiff_t>(cut));
     const std::size_t nv = v.size();
     for (int j = 0; j < qn; ++j)
       grid.push_back(v[static_cast<std::size_t>(std::lround(static_cast<double>(j) * (nv - 1) / (qn - 1)))]);
-  } else if (grid_all) {
-    // every distinct value from Hansen's first quantile point to his last, 1-based indices
-    // floor(trim #dd) .. floor((1 - trim) #dd)
+  } else if (o.grid == 0) {
     const long first = std::max<long>(1, static_cast<long>(std::floor(trim0 * nd)));
     const long last = std::min<long>(static_cast<long>(dd.size()), static_cast<long>(std::floor((1 - trim0) * nd)));
     for (long i = first; i <= last; ++i) grid.push_back(dd[static_cast<std::size_t>(i - 1)]);
@@ -674,276 +733,421 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
       grid.push_back(dd[static_cast<std::size_t>(std::clamp<long>(idx, 1, static_cast<long>(dd.size())) - 1)]);
     }
   }
-  {
-    std::vector<double> gu = grid;
-    gu.erase(std::unique(gu.begin(), gu.end()), gu.end());
-    if (gu.size() < 2 * static_cast<std::size_t>(o.n_thresholds) + 1)
-      throw InvalidInput("threshold variable '" + o.threshold_var + "' has " + std::to_string(dd.size()) +
-                         " distinct values: too few for --grid " + std::to_string(qn) + " and --trim " +
-                         std::to_string(trim0) + " with " + std::to_string(o.n_thresholds) +
-                         " threshold(s); lower --trim or --thresholds");
-  }
-  res.n_grid = grid.size();
-  res.n_distinct = dd.size();
-  res.grid_first = grid.front();
-  res.grid_last = grid.back();
+  return grid;
+}
+
+Grid make_grid(const Sample& s, const ThresholdOptions& o, ThresholdResult& res) {
+  Grid g;
+  g.q_order = order_by_value(s.q(), s.d.n_obs);
+  g.dd = distinct_values(s.q(), g.q_order);
+  g.qn = grid_steps(o, g.dd);
+  check_grid_memory(g, s, o);
+  g.points = grid_points(g.dd, g.qn, o);
+  std::vector<double> gu = g.points;
+  gu.erase(std::unique(gu.begin(), gu.end()), gu.end());
+  const double trim0 = o.trim[0];
+  if (gu.size() < 2 * static_cast<std::size_t>(o.n_thresholds) + 1)
+    throw InvalidInput("threshold variable '" + o.threshold_var + "' has " + std::to_string(g.dd.size()) +
+                       " distinct values: too few for --grid " + std::to_string(g.qn) + " and --trim " +
+                       std::to_string(trim0) + " with " + std::to_string(o.n_thresholds) +
+                       " threshold(s); lower --trim or --thresholds");
+  res.n_grid = g.points.size();
+  res.n_distinct = g.dd.size();
+  res.grid_first = g.points.front();
+  res.grid_last = g.points.back();
   if (static_cast<double>(o.n_thresholds + 1) * 2 * trim0 >= 1)
     throw InvalidInput("--trim " + std::to_string(trim0) + " leaves no room for " + std::to_string(o.n_thresholds) + " thresholds");
+  return g;
+}
 
-  // transformed outcome and linear regressors [z x]
-  const Vec y = pn.transform(d.y.data());
-  Mat XL(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(kz + p));
-  for (std::size_t j = 0; j < kz + static_cast<std::size_t>(p); ++j) pn.transform_into(col(j), XL.col(static_cast<Eigen::Index>(j)).data());
-  for (int j = 0; j < p; ++j) {
-    const auto xt = XL.col(static_cast<Eigen::Index>(kz + j));
-    if (xt.squaredNorm() <= 1e-20 * (1 + Eigen::Map<const Vec>(col(kz + j), static_cast<Eigen::Index>(d.n_obs)).squaredNorm()))
-      throw InvalidInput("regime variable '" + d.x_names[kz + j] +
+// The transformed outcome and linear regressors [z x], q on the transformed rows (the robust
+// CI's regressions) and an orthonormal basis Q of [z x].
+struct Transformed {
+  Vec y, qt;
+  Mat XL, Q;
+};
+
+Transformed transform_sample(const Sample& s) {
+  const Panel& pn = s.pn;
+  const std::size_t kz = s.kz, p = static_cast<std::size_t>(s.p);
+  Transformed t;
+  t.y = pn.transform(s.d.y.data());
+  t.XL.resize(static_cast<Eigen::Index>(pn.N()), static_cast<Eigen::Index>(kz + p));
+  for (std::size_t j = 0; j < kz + p; ++j) pn.transform_into(s.col(j), t.XL.col(static_cast<Eigen::Index>(j)).data());
+  for (std::size_t j = 0; j < p; ++j) {
+    const auto xt = t.XL.col(static_cast<Eigen::Index>(kz + j));
+    if (xt.squaredNorm() <= 1e-20 * (1 + Eigen::Map<const Vec>(s.col(kz + j), static_cast<Eigen::Index>(s.d.n_obs)).squaredNorm()))
+      throw InvalidInput("regime variable '" + s.d.x_names[kz + j] +
                          "' does not vary over time within units: the individual effects absorb it, so its "
                          "slope cannot switch at a threshold");
   }
-  // the threshold variable on the transformed rows (the robust CI's regressions)
-  Vec qt(static_cast<Eigen::Index>(N));
+  t.qt.resize(static_cast<Eigen::Index>(pn.N()));
   for (std::size_t i = 0; i < pn.n; ++i)
-    for (std::size_t t = 0; t < pn.offset[i + 1] - pn.offset[i]; ++t)
-      qt(static_cast<Eigen::Index>(pn.offset[i] + t)) = q[pn.rows[i][t]];
-  Eigen::HouseholderQR<Mat> qr(XL);
-  const Mat Q = qr.householderQ() * Mat::Identity(XL.rows(), XL.cols());
-  std::vector<const double*> xs;
-  for (int j = 0; j < p; ++j) xs.push_back(col(kz + j));
-  const GridProjector proj(pn, d.extra[0].code, q_order, xs, q, grid, o.xthreg, Q);
-  const GridGram G(proj);
-  double S0 = 0;
-  const Vec r = proj.project(y, S0);  // W'My
-  const Vec e0 = proj.residual(y);
-  res.ssr_linear = S0;
-  res.c95 = -2.0 * std::log(1.0 - std::sqrt(0.95));
-  res.c99 = -2.0 * std::log(1.0 - std::sqrt(0.99));
-  res.c_level = -2.0 * std::log(1.0 - std::sqrt(o.level));
-  const BackendGram bgram(G, grid.size(), p);
-  const Searcher sr(proj.view(), bgram, qn);
-  // the F statistics' scale: n(T-1) (Hansen), NT - T (xthreg)
-  const double Nd = o.xthreg ? static_cast<double>(N) - static_cast<double>(pn.T) : static_cast<double>(N);
+    for (std::size_t r = 0; r < pn.offset[i + 1] - pn.offset[i]; ++r)
+      t.qt(static_cast<Eigen::Index>(pn.offset[i] + r)) = s.q()[pn.rows[i][r]];
+  Eigen::HouseholderQR<Mat> qr(t.XL);
+  t.Q = qr.householderQ() * Mat::Identity(t.XL.rows(), t.XL.cols());
+  return t;
+}
 
-  // coefficients of a model with the given thresholds (grid indices)
-  auto fit_values = [&](std::vector<double> thv) {
+// A fitted threshold model with the pieces the robust CI and the next bootstrap need.
+struct FitOut {
+  ThresholdModel model;
+  Vec fitted;  // transformed
+  Vec beta, e;
+};
+
+// The model at given thresholds by OLS on the transformed data: its coefficients with their
+// homoskedastic, White (HC0) and clustered SEs; with keep_regimes, each observation's regime.
+class ModelFitter {
+ public:
+  ModelFitter(const DataFrame& df, const Sample& s, const Transformed& t, const ThresholdOptions& o)
+      : df_(df), s_(s), t_(t), o_(o) {}
+
+  FitOut fit(std::vector<double> thv, ThresholdResult& res) const {
     std::sort(thv.begin(), thv.end());
-    const std::size_t K = thv.size();
-    const std::size_t kt = kz + (K + 1) * p;
-    Mat X(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(kt));
-    for (std::size_t j = 0; j < kz; ++j) X.col(static_cast<Eigen::Index>(j)) = XL.col(static_cast<Eigen::Index>(j));
-    std::vector<double> w(d.n_obs);
     std::vector<std::string> names;
-    for (std::size_t j = 0; j < kz; ++j) names.push_back(d.x_names[j]);
-    for (int j = 0; j < p; ++j) {
-      const double* x = col(kz + j);
+    Mat X = regime_design(thv, names);
+    check_regime_sizes(thv);
+    const Mat XtXi = (X.transpose() * X).inverse();
+    const Vec beta = XtXi * (X.transpose() * t_.y);
+    Vec fitted = X * beta;
+    const Vec e = t_.y - fitted;
+    ThresholdModel m;
+    m.n_thresholds = static_cast<int>(thv.size());
+    m.gammas = thv;
+    m.ssr = e.squaredNorm();
+    add_coefficients(m, X, XtXi, beta, e, names);
+    res.regimes.clear();  // each observation's regime: the last model fitted is the one kept
+    if (o_.keep_regimes) record_regimes(thv, res);
+    return FitOut{m, std::move(fitted), beta, e};
+  }
+
+ private:
+  // Hansen: lower regime q < gamma; xthreg: q <= gamma
+  bool below(double qv, double g) const { return o_.xthreg ? qv <= g : qv < g; }
+  // regime reg (0-based) is lo <= q < hi (xthreg: lo < q <= hi), lo = -inf, hi = +inf at the ends
+  static std::pair<double, double> regime_bounds(const std::vector<double>& thv, std::size_t reg) {
+    return {reg == 0 ? -kInf : thv[reg - 1], reg == thv.size() ? kInf : thv[reg]};
+  }
+  bool in_regime(double qv, std::pair<double, double> b) const { return !below(qv, b.first) && below(qv, b.second); }
+
+  // [z, x_1 1(regime 1), ..., x_1 1(regime K + 1), x_2 ...] transformed, with the columns' names
+  Mat regime_design(const std::vector<double>& thv, std::vector<std::string>& names) const {
+    const std::size_t K = thv.size(), kz = s_.kz, n_obs = s_.d.n_obs;
+    const std::size_t kt = kz + (K + 1) * static_cast<std::size_t>(s_.p);
+    Mat X(static_cast<Eigen::Index>(s_.pn.N()), static_cast<Eigen::Index>(kt));
+    for (std::size_t j = 0; j < kz; ++j) X.col(static_cast<Eigen::Index>(j)) = t_.XL.col(static_cast<Eigen::Index>(j));
+    std::vector<double> w(n_obs);
+    for (std::size_t j = 0; j < kz; ++j) names.push_back(s_.d.x_names[j]);
+    const double* q = s_.q();
+    for (int j = 0; j < s_.p; ++j) {
+      const double* x = s_.col(kz + j);
       for (std::size_t reg = 0; reg <= K; ++reg) {
-        const double lo = reg == 0 ? -kInf : thv[reg - 1], hi = reg == K ? kInf : thv[reg];
-        for (std::size_t rr = 0; rr < d.n_obs; ++rr)
-          w[rr] = !below(q[rr], lo) && below(q[rr], hi) ? x[rr] : 0.0;  // lo = -inf, hi = +inf at the ends
-        X.col(static_cast<Eigen::Index>(kz + j * (K + 1) + reg)) = pn.transform(w.data());
+        const auto b = regime_bounds(thv, reg);
+        for (std::size_t rr = 0; rr < n_obs; ++rr) w[rr] = in_regime(q[rr], b) ? x[rr] : 0.0;
+        X.col(static_cast<Eigen::Index>(kz + j * (K + 1) + reg)) = s_.pn.transform(w.data());
         char buf[160];
-        std::snprintf(buf, sizeof buf, "%s:regime%zu", d.x_names[kz + j].c_str(), reg + 1);
+        std::snprintf(buf, sizeof buf, "%s:regime%zu", s_.d.x_names[kz + j].c_str(), reg + 1);
         names.push_back(buf);
       }
     }
+    return X;
+  }
+
+  void check_regime_sizes(const std::vector<double>& thv) const {
+    const std::size_t K = thv.size();
     for (std::size_t reg = 0; reg <= K; ++reg) {
-      const double lo = reg == 0 ? -kInf : thv[reg - 1], hi = reg == K ? kInf : thv[reg];
+      const auto b = regime_bounds(thv, reg);
+      const double* q = s_.q();
       std::size_t cnt = 0;
-      for (std::size_t rr = 0; rr < d.n_obs; ++rr) cnt += !below(q[rr], lo) && below(q[rr], hi);
-      if (cnt <= static_cast<std::size_t>(p))
+      for (std::size_t rr = 0; rr < s_.d.n_obs; ++rr) cnt += in_regime(q[rr], b);
+      if (cnt <= static_cast<std::size_t>(s_.p))
         throw InvalidInput("regime " + std::to_string(reg + 1) + " of the " + std::to_string(K) +
                            "-threshold model has " + std::to_string(cnt) + " observations, no more than its " +
-                           std::to_string(p) + " regressor(s); use fewer thresholds or a larger --trim");
+                           std::to_string(s_.p) + " regressor(s); use fewer thresholds or a larger --trim");
     }
-    const Mat XtXi = (X.transpose() * X).inverse();
-    const Vec beta = XtXi * (X.transpose() * y);
-    Vec fitted = X * beta;
-    const Vec e = y - fitted;
-    const double sse = e.squaredNorm();
-    const double s2 = sse / (static_cast<double>(N) - static_cast<double>(pn.n) -
-                             (o.time_effects ? static_cast<double>(pn.T - 1) : 0.0) - static_cast<double>(kt));
-    // White: sum over rows of (x e)(x e)'; clustered (HC0): the scores x e summed over each
-    // cluster's transformed rows (the unit's, or --cluster), column by column (X becomes X e:
-    // one N x k matrix fewer to fault in)
+  }
+
+  // Hansen's conventions: sigma^2 = e'e / (N - n [- (T - 1)] - k); White and clustered
+  // sandwiches HC0, without a small-sample factor; the clusters' scores summed over each
+  // cluster's transformed rows. X becomes X e (one N x k matrix fewer to fault in).
+  void add_coefficients(ThresholdModel& m, Mat& X, const Mat& XtXi, const Vec& beta, const Vec& e,
+                        const std::vector<std::string>& names) const {
+    const Panel& pn = s_.pn;
+    const Eigen::Index kt = X.cols();
+    const double s2 = m.ssr / (static_cast<double>(pn.N()) - static_cast<double>(pn.n) -
+                               (o_.time_effects ? static_cast<double>(pn.T - 1) : 0.0) - static_cast<double>(kt));
+    const Mat meat_c = detail::cluster_meat(X.data(), e.data(), pn.N(), static_cast<std::size_t>(kt), s_.cluster.data(),
+                                            s_.n_clusters);
+    const Mat Vc = XtXi * meat_c * XtXi;
     Mat& Xe = X;
     Xe.array().colwise() *= e.array();
     const Mat meat = Xe.transpose() * Xe;
     const Mat Vw = XtXi * meat * XtXi;
-    Mat scores = Mat::Zero(static_cast<Eigen::Index>(res.n_clusters), static_cast<Eigen::Index>(kt));
-    for (Eigen::Index j = 0; j < static_cast<Eigen::Index>(kt); ++j)
-      for (std::size_t row = 0; row < N; ++row) scores(tcluster[row], j) += Xe(static_cast<Eigen::Index>(row), j);
-    const Mat meat_c = scores.transpose() * scores;
-    const Mat Vc = XtXi * meat_c * XtXi;
-    ThresholdModel m;
-    m.n_thresholds = static_cast<int>(K);
-    m.gammas = thv;
-    m.ssr = sse;
-    for (std::size_t j = 0; j < kt; ++j)
-      m.coefficients.push_back({names[j], beta(static_cast<Eigen::Index>(j)),
-                                std::sqrt(s2 * XtXi(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j))),
-                                std::sqrt(Vw(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j))),
-                                std::sqrt(Vc(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j)))});
-    // each observation's regime (the last model fitted is the one kept)
-    res.regimes.clear();
-    if (!o.keep_regimes) return FitOut{m, std::move(fitted), beta, e};
-    for (std::size_t rr = 0; rr < d.n_obs; ++rr) {
+    for (Eigen::Index j = 0; j < kt; ++j)
+      m.coefficients.push_back({names[static_cast<std::size_t>(j)], beta(j), std::sqrt(s2 * XtXi(j, j)),
+                                std::sqrt(Vw(j, j)), std::sqrt(Vc(j, j))});
+  }
+
+  void record_regimes(const std::vector<double>& thv, ThresholdResult& res) const {
+    const Column& unit = df_.column(o_.sample.panel_id);
+    const std::vector<double>& time = df_.numeric(o_.sample.panel_time);
+    for (std::size_t rr = 0; rr < s_.d.n_obs; ++rr) {
       int reg = 1;
-      for (double g : thv) reg += !below(q[rr], g);
-      const std::size_t row = d.rows.empty() ? rr : d.rows[rr];
-      res.regimes.push_back({df.column(o.panel_id).text(row), df.numeric(o.panel_time)[row], q[rr], reg});
+      for (double g : thv) reg += !below(s_.q()[rr], g);
+      const std::size_t row = s_.d.rows.empty() ? rr : s_.d.rows[rr];
+      res.regimes.push_back({unit.text(row), time[row], s_.q()[rr], reg});
     }
-    return FitOut{m, std::move(fitted), beta, e};
-  };
-  auto fit_model = [&](const std::vector<int>& th) {
-    std::vector<double> thv;
-    for (int t : th) thv.push_back(grid[t]);
-    return fit_values(thv);
-  };
-  if (!o.gammas.empty()) {
-    // fixed thresholds: the model and its F against the linear one, no search and no bootstrap
-    auto fm_g = fit_values(o.gammas);
-    ThresholdModel m = fm_g.first;
-    m.notes.push_back("thresholds given (--gammas): no search, no confidence sets, no bootstrap");
-    ThresholdTest t;
-    t.k = static_cast<int>(o.gammas.size());
-    t.F = (S0 - m.ssr) / (m.ssr / Nd);
-    t.p_value = std::numeric_limits<double>::quiet_NaN();
-    res.models.push_back(m);
-    res.tests.push_back(t);
-    return res;
   }
 
-  const auto t_setup = std::chrono::steady_clock::now();
-  // The sequential search on the sample.
+  const DataFrame& df_;
+  const Sample& s_;
+  const Transformed& t_;
+  const ThresholdOptions& o_;
+};
+
+// What the sample's search, the models and the bootstrap read.
+struct Context {
+  const ThresholdOptions& o;
+  const Sample& s;
+  const Transformed& t;
+  const Grid& g;
+  const GridProjector& proj;
+  const BackendGram& gram;
+  const Searcher& sr;
+  const ModelFitter& fitter;
+  Vec r;          // W'My
+  double S0 = 0;  // |My|^2
+};
+
+// Per grid point, what the sample's searches found there: the confidence sets of a threshold
+// found at it, and (robust CI) the search that found it.
+struct SearchSets {
+  std::vector<std::pair<double, double>> ci95, ci99, cil;
+  std::vector<Stage> stage;
+};
+
+// One search of the sample given the fixed points, its confidence sets recorded.
+Stage search_stage(const Context& c, const std::vector<int>& fixed, double trim, SearchSets& sets,
+                   const ThresholdResult& res) {
+  Stage st = c.sr.search(c.r, c.S0, fixed, trim);
+  if (st.best < 0) return st;
+  const double s2 = st.ssr_best / c.s.Nd;
+  const std::vector<double>& grid = c.g.points;
+  sets.ci95[st.best] = conf_set(st, grid, s2, res.c95);
+  sets.ci99[st.best] = conf_set(st, grid, s2, res.c99);
+  sets.cil[st.best] = conf_set(st, grid, s2, res.c_level);
+  if (c.o.robust_ci) sets.stage[st.best] = st;
+  return st;
+}
+
+// Adds threshold k to `fixed` (the first refined once the second is fixed, in the same window),
+// records F_k against S_prev (the (k-1)-threshold model's SSR) and, for k = 1, the LR curve;
+// returns the k-threshold model's SSR.
+double add_threshold(const Context& c, int k, std::vector<int>& fixed, double S_prev, SearchSets& sets,
+                     std::vector<double>& F, ThresholdResult& res) {
+  const double tr = trim_at(c.o.trim, static_cast<std::size_t>(k - 1));
+  const Stage st = search_stage(c, fixed, tr, sets, res);
+  if (st.best < 0) throw InvalidInput("no grid point is left for threshold " + std::to_string(k) + "; lower --trim");
+  const double s2 = st.ssr_best / c.s.Nd;
+  if (k == 1)
+    for (std::size_t g = 0; g < c.g.points.size(); ++g) {
+      res.ssr_curve.push_back(st.ssr[g]);
+      res.lr_gamma.push_back(c.g.points[g]);
+      res.lr_value.push_back((st.ssr[g] - st.ssr_best) / s2);
+    }
+  F.push_back((S_prev - st.ssr_best) / s2);
+  fixed.push_back(st.best);
+  if (k != 2) return st.ssr_best;
+  const Stage rf = search_stage(c, {fixed[1]}, tr, sets, res);
+  fixed[0] = rf.best;
+  return rf.ssr_best;
+}
+
+// Hansen (2000)'s set for the si-th threshold t (in increasing order) of model m:
+// {g : (S(g) - S(g^)) / (sigma^2 eta^2) < c}, eta^2 from this model at g^, d the slope change of
+// the regime regressors between the regimes on either side.
+void add_robust_sets(const Context& c, const FitOut& f, std::size_t si, int t, std::size_t K, const SearchSets& sets,
+                     ThresholdModel& m, ThresholdResult& res) {
+  const std::vector<double>& grid = c.g.points;
+  const std::size_t kz = c.s.kz;
+  Vec dx = Vec::Zero(static_cast<Eigen::Index>(c.s.pn.N()));
+  for (int j = 0; j < c.s.p; ++j) {
+    const Eigen::Index lo = static_cast<Eigen::Index>(kz + j * (K + 1) + si);
+    dx += (f.beta(lo + 1) - f.beta(lo)) * c.t.XL.col(static_cast<Eigen::Index>(kz + j));
+  }
+  const Eta eta = hansen_eta(dx.cwiseProduct(dx), f.e, c.t.qt, grid[t], c.o.robust_kernel);
+  const double eta2 = eta.scale / (f.model.ssr / c.s.Nd);
+  if (!(eta.scale > 0) || !std::isfinite(eta.scale))
+    throw InvalidInput("--robust-ci: the heteroskedasticity scale eta^2 at threshold " + std::to_string(grid[t]) +
+                       " is not positive (" + std::to_string(eta2) +
+                       "); try --robust-ci-method quadratic, or the homoskedastic sets");
+  const Stage& st = sets.stage[t];
+  m.ci95.push_back(conf_set(st, grid, eta.scale, res.c95));
+  m.ci99.push_back(conf_set(st, grid, eta.scale, res.c99));
+  m.ci.push_back(conf_set(st, grid, eta.scale, res.c_level));
+  m.ci95_homo.push_back(sets.ci95[t]);
+  m.ci99_homo.push_back(sets.ci99[t]);
+  m.eta2.push_back(eta2);
+  m.eta_bandwidth.push_back(eta.bandwidth);
+  if (m.n_thresholds == 1) res.lr_robust_factor = (st.ssr_best / c.s.Nd) / eta.scale;
+}
+
+// The k-threshold model's confidence sets, one per threshold in increasing order.
+void add_sets(const Context& c, const FitOut& f, const std::vector<int>& fixed, const SearchSets& sets,
+              ThresholdModel& m, ThresholdResult& res) {
+  std::vector<int> sorted = fixed;
+  std::sort(sorted.begin(), sorted.end(), [&](int a, int b) { return c.g.points[a] < c.g.points[b]; });
+  for (std::size_t si = 0; si < sorted.size(); ++si) {
+    const int t = sorted[si];
+    if (c.o.robust_ci) {
+      add_robust_sets(c, f, si, t, sorted.size(), sets, m, res);
+    } else {
+      m.ci95.push_back(sets.ci95[t]);
+      m.ci99.push_back(sets.ci99[t]);
+      m.ci.push_back(sets.cil[t]);
+    }
+  }
+}
+
+// The sequential search on the sample: for each k the threshold it adds, F_k, and the model with
+// its sets. Returned: each F_k and the fitted values of each model (the bootstrap's null for k + 1).
+std::pair<std::vector<double>, std::vector<Vec>> sample_search(const Context& c, ThresholdResult& res) {
+  const std::size_t n = c.g.points.size();
+  SearchSets sets{std::vector<std::pair<double, double>>(n), std::vector<std::pair<double, double>>(n),
+                  std::vector<std::pair<double, double>>(n), std::vector<Stage>(c.o.robust_ci ? n : 0)};
   std::vector<int> fixed;
-  std::vector<std::pair<double, double>> ci95_of(grid.size()), ci99_of(grid.size()), cil_of(grid.size());
-  std::vector<Stage> stage_of(o.robust_ci ? grid.size() : 0);  // the search that found each threshold
-  std::vector<double> ssr_after;  // SSR of the k-threshold model (after refinement)
   std::vector<double> F;
-  std::vector<Vec> fitted_of;  // fitted values of the k-threshold model: the bootstrap's null for k + 1
-  double S_prev = S0;
-  for (int k = 1; k <= o.n_thresholds; ++k) {
-    const double tr = trim_at(o.trim, static_cast<std::size_t>(k - 1));
-    Stage st = sr.search(r, S0, fixed, tr);
-    if (st.best < 0) throw InvalidInput("no grid point is left for threshold " + std::to_string(k) + "; lower --trim");
-    const double s2 = st.ssr_best / Nd;
-    ci95_of[st.best] = conf_set(st, grid, s2, res.c95);
-    ci99_of[st.best] = conf_set(st, grid, s2, res.c99);
-    cil_of[st.best] = conf_set(st, grid, s2, res.c_level);
-    if (o.robust_ci) stage_of[st.best] = st;
-    if (k == 1)
-      for (std::size_t g = 0; g < grid.size(); ++g) {
-        res.ssr_curve.push_back(st.ssr[g]);
-        res.lr_gamma.push_back(grid[g]);
-        res.lr_value.push_back((st.ssr[g] - st.ssr_best) / s2);
-      }
-    F.push_back((S_prev - st.ssr_best) / s2);
-    fixed.push_back(st.best);
-    double S_k = st.ssr_best;
-    if (k == 2) {
-      // refine the first threshold with the second fixed (same window)
-      const std::vector<int> other{fixed[1]};
-      Stage rf = sr.search(r, S0, other, tr);
-      const double s2r = rf.ssr_best / Nd;
-      ci95_of[rf.best] = conf_set(rf, grid, s2r, res.c95);
-      ci99_of[rf.best] = conf_set(rf, grid, s2r, res.c99);
-      cil_of[rf.best] = conf_set(rf, grid, s2r, res.c_level);
-      if (o.robust_ci) stage_of[rf.best] = rf;
-      fixed[0] = rf.best;
-      S_k = rf.ssr_best;
-    }
-    ssr_after.push_back(S_k);
-    S_prev = S_k;
-    auto fm_k = fit_model(fixed);  // also records each observation's regime
-    fitted_of.push_back(fm_k.second);
-    ThresholdModel m = fm_k.first;
-    std::vector<int> sorted = fixed;
-    std::sort(sorted.begin(), sorted.end(), [&](int a, int b) { return grid[a] < grid[b]; });
-    for (std::size_t si = 0; si < sorted.size(); ++si) {
-      const int t = sorted[si];
-      if (!o.robust_ci) {
-        m.ci95.push_back(ci95_of[t]);
-        m.ci99.push_back(ci99_of[t]);
-        m.ci.push_back(cil_of[t]);
-        continue;
-      }
-      // Hansen (2000): {g : (S(g) - S(g^)) / (sigma^2 eta^2) < c}, eta^2 from this model at g^,
-      // d the slope change of the regime regressors between the regimes on either side
-      const std::size_t K = sorted.size();
-      Vec dx = Vec::Zero(static_cast<Eigen::Index>(N));
-      for (int j = 0; j < p; ++j) {
-        const Eigen::Index lo = static_cast<Eigen::Index>(kz + j * (K + 1) + si);
-        dx += (fm_k.beta(lo + 1) - fm_k.beta(lo)) * XL.col(static_cast<Eigen::Index>(kz + j));
-      }
-      const Eta eta = hansen_eta(dx.cwiseProduct(dx), fm_k.e, qt, grid[t], o.robust_kernel);
-      const double eta2 = eta.scale / (fm_k.first.ssr / Nd);
-      if (!(eta.scale > 0) || !std::isfinite(eta.scale))
-        throw InvalidInput("--robust-ci: the heteroskedasticity scale eta^2 at threshold " + std::to_string(grid[t]) +
-                           " is not positive (" + std::to_string(eta2) +
-                           "); try --robust-ci-method quadratic, or the homoskedastic sets");
-      m.ci95.push_back(conf_set(stage_of[t], grid, eta.scale, res.c95));
-      m.ci99.push_back(conf_set(stage_of[t], grid, eta.scale, res.c99));
-      m.ci.push_back(conf_set(stage_of[t], grid, eta.scale, res.c_level));
-      m.ci95_homo.push_back(ci95_of[t]);
-      m.ci99_homo.push_back(ci99_of[t]);
-      m.eta2.push_back(eta2);
-      m.eta_bandwidth.push_back(eta.bandwidth);
-      if (k == 1) res.lr_robust_factor = (stage_of[t].ssr_best / Nd) / eta.scale;
-    }
+  std::vector<Vec> fitted_of;
+  double S_prev = c.S0;
+  for (int k = 1; k <= c.o.n_thresholds; ++k) {
+    S_prev = add_threshold(c, k, fixed, S_prev, sets, F, res);
+    std::vector<double> thv;
+    for (int t : fixed) thv.push_back(c.g.points[t]);
+    FitOut f = c.fitter.fit(thv, res);  // also records each observation's regime
+    fitted_of.push_back(f.fitted);
+    ThresholdModel m = f.model;
+    add_sets(c, f, fixed, sets, m, res);
     res.models.push_back(m);
   }
+  return {F, fitted_of};
+}
 
-  const auto t_search = std::chrono::steady_clock::now();
-  // Bootstrap of each test k vs k - 1: the (k-1)-threshold model's fitted values plus residual
-  // blocks of individuals drawn with replacement; thresholds re-estimated sequentially with the
-  // window trim[k-1] at every stage and no refinement.
+// Fixed thresholds (--gammas): the model and its F against the linear one, no search and no
+// bootstrap.
+void given_thresholds(const Context& c, ThresholdResult& res) {
+  ThresholdModel m = c.fitter.fit(c.o.gammas, res).model;
+  m.notes.push_back("thresholds given (--gammas): no search, no confidence sets, no bootstrap");
+  ThresholdTest t;
+  t.k = static_cast<int>(c.o.gammas.size());
+  t.F = (c.S0 - m.ssr) / (m.ssr / c.s.Nd);
+  t.p_value = std::numeric_limits<double>::quiet_NaN();
+  res.models.push_back(m);
+  res.tests.push_back(t);
+}
+
+// The p-value (the share of F* above F) and the critical values at 10%, 5% and 1%.
+void summarize_fstar(std::vector<double> fstar, ThresholdTest& t) {
+  const std::int64_t B = t.n_boot;
+  std::int64_t exceed = 0;
+  for (double f : fstar) exceed += f > t.F;
+  t.p_value = static_cast<double>(exceed) / static_cast<double>(B);
+  std::sort(fstar.begin(), fstar.end());
+  for (double qv : {0.90, 0.95, 0.99}) {
+    const std::int64_t idx = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::ceil(qv * B)) - 1, 0, B - 1);
+    t.crit.push_back(fstar[static_cast<std::size_t>(idx)]);
+  }
+}
+
+// The bootstrap of test k against k - 1: the (k-1)-threshold model's fitted values plus residual
+// blocks of individuals drawn with replacement (or sign-flipped, --bootstrap wild); thresholds
+// re-estimated sequentially with the window trim[k-1] at every stage and no refinement.
+ThresholdTest bootstrap_test(const Context& c, int k, double F, const Vec& fitted, const Backend& backend,
+                             ThresholdResult& res) {
+  ThresholdTest t;
+  t.k = k;
+  t.F = F;
+  t.n_boot = c.o.n_boot;
+  if (c.o.n_boot == 0) return t;
+  const Vec resid = c.t.y - fitted;
+  // the backend's per-replication data (kernels/threshold_boot.hpp; the sizes were checked
+  // against its limits at the start)
+  ThresholdBootSpec sp;
+  kernels::ThresholdBootView& v = sp.view;
+  v = c.proj.view();
+  v.fitted = fitted.data();
+  v.resid = resid.data();
+  v.qnt = static_cast<int>(std::lround(c.g.qn * trim_at(c.o.trim, static_cast<std::size_t>(k - 1))));
+  v.k = k;
+  v.n_scale = c.s.Nd;
+  v.seed = c.o.seed;
+  v.wild = c.o.bootstrap_wild;
+  sp.n_boot = c.o.n_boot;
+  sp.min_team_work = c.o.min_team_work;
+  ProgressReporter progress("threshold bootstrap of F" + std::to_string(k), "replications",
+                            static_cast<std::uint64_t>(c.o.n_boot), c.o.progress);
+  sp.progress = &progress;
+  std::vector<double> fstar = backend.threshold_fstar(sp, c.gram);
+  progress.finish();
+  res.fstar.emplace_back(fstar.begin(), fstar.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(c.o.trace, fstar.size())));
+  summarize_fstar(std::move(fstar), t);
+  return t;
+}
+
+void bootstrap_tests(const Context& c, const std::vector<double>& F, const std::vector<Vec>& fitted_of,
+                     const Backend* backend_in, ThresholdResult& res) {
   std::unique_ptr<Backend> own_backend;
   if (!backend_in) own_backend = make_backend(Device::kCpu);
   const Backend& backend = backend_in ? *backend_in : *own_backend;
-  for (int k = 1; k <= o.n_thresholds; ++k) {
-    ThresholdTest t;
-    t.k = k;
-    t.F = F[static_cast<std::size_t>(k - 1)];
-    t.n_boot = o.n_boot;
-    if (o.n_boot > 0) {
-      Vec fitted;
-      if (k == 1) fitted = y - e0;
-      else fitted = fitted_of[static_cast<std::size_t>(k - 2)];
-      const Vec resid = y - fitted;
-      const double tr = trim_at(o.trim, static_cast<std::size_t>(k - 1));
-      const std::int64_t B = o.n_boot;
-      // the backend's per-replication data (kernels/threshold_boot.hpp; the sizes were checked
-      // against its limits at the start)
-      ThresholdBootSpec sp;
-      kernels::ThresholdBootView& v = sp.view;
-      v = proj.view();
-      v.fitted = fitted.data();
-      v.resid = resid.data();
-      v.qnt = static_cast<int>(std::lround(qn * tr));
-      v.k = k;
-      v.n_scale = Nd;
-      v.seed = o.seed;
-      v.wild = o.bootstrap_wild;
-      sp.n_boot = B;
-      sp.min_team_work = o.min_team_work;
-      ProgressReporter progress("threshold bootstrap of F" + std::to_string(k), "replications",
-                                static_cast<std::uint64_t>(B), o.progress);
-      sp.progress = &progress;
-      std::vector<double> fstar = backend.threshold_fstar(sp, bgram);
-      progress.finish();
-      res.fstar.emplace_back(fstar.begin(), fstar.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(o.trace, fstar.size())));
-      std::int64_t exceed = 0;
-      for (double f : fstar) exceed += f > t.F;
-      t.p_value = static_cast<double>(exceed) / static_cast<double>(B);
-      std::sort(fstar.begin(), fstar.end());
-      for (double qv : {0.90, 0.95, 0.99}) {
-        const std::int64_t idx = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::ceil(qv * B)) - 1, 0, B - 1);
-        t.crit.push_back(fstar[static_cast<std::size_t>(idx)]);
-      }
-    }
-    res.tests.push_back(t);
+  for (int k = 1; k <= c.o.n_thresholds; ++k) {
+    const std::size_t ki = static_cast<std::size_t>(k - 1);
+    const Vec fitted = k == 1 ? Vec(c.t.y - c.proj.residual(c.t.y)) : fitted_of[ki - 1];
+    res.tests.push_back(bootstrap_test(c, k, F[ki], fitted, backend, res));
   }
-  const auto t_end = std::chrono::steady_clock::now();
+}
+
+}  // namespace
+
+std::size_t threshold_draw(std::uint64_t seed, int k, std::uint64_t b, std::size_t i, std::size_t n) {
+  return static_cast<std::size_t>(kernels::threshold_draw_unit(seed, k, b, i, n));
+}
+
+// The stages: the sample (formula, design, panel), the grid, the transformed data and the grid's
+// projections, then either the given thresholds' model or the search with its models and sets,
+// then the bootstrap tests.
+ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& o, const Backend* backend_in) {
+  using Clock = std::chrono::steady_clock;
+  const auto t_start = Clock::now();
+  check_options(o);
+  ThresholdResult res;
+  res.backend = backend_in ? backend_in->name() : "cpu";
+  const Sample s = make_sample(df, o, res);
+  note_departures(o, res);
+  const Grid g = make_grid(s, o, res);
+  const Transformed t = transform_sample(s);
+  std::vector<const double*> xs;
+  for (int j = 0; j < s.p; ++j) xs.push_back(s.col(s.kz + j));
+  const GridProjector proj(s.pn, s.unit().code, g.q_order, xs, s.q(), g.points, o.xthreg, t.Q);
+  const GridGram G(proj);
+  const BackendGram bgram(G, g.points.size(), s.p);
+  const Searcher sr(proj.view(), bgram, g.qn);
+  const ModelFitter fitter(df, s, t, o);
+  Context c{o, s, t, g, proj, bgram, sr, fitter, Vec(), 0};
+  c.r = proj.project(t.y, c.S0);
+  res.ssr_linear = c.S0;
+  res.c95 = -2.0 * std::log(1.0 - std::sqrt(0.95));
+  res.c99 = -2.0 * std::log(1.0 - std::sqrt(0.99));
+  res.c_level = -2.0 * std::log(1.0 - std::sqrt(o.level));
+  if (!o.gammas.empty()) {
+    given_thresholds(c, res);
+    return res;
+  }
+  const auto t_setup = Clock::now();
+  const auto [F, fitted_of] = sample_search(c, res);
+  const auto t_search = Clock::now();
+  bootstrap_tests(c, F, fitted_of, backend_in, res);
+  const auto t_end = Clock::now();
   auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   res.timing = {{"setup_s", sec(t_start, t_setup)}, {"search_s", sec(t_setup, t_search)},
                 {"bootstrap_s", sec(t_search, t_end)}};

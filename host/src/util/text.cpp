@@ -100,4 +100,16 @@ std::string quoted(const std::string& s) { return quoted(std::string_view(s)); }
 std::string quoted(std::string& s) { return quoted(std::string_view(s)); }
 std::string quoted(const char* s) { return quoted(std::string_view(s)); }
 
+std::vector<std::string> split_outside_parentheses(std::string_view s, char sep) {
+  std::vector<std::string> out(1);
+  int depth = 0;
+  for (char c : s) {
+    if (c == '(') ++depth;
+    if (c == ')') --depth;
+    if (c == sep && depth == 0) out.emplace_back();
+    else out.back() += c;
+  }
+  return out;
+}
+
 }  // namespace panelboot
