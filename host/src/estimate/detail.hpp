@@ -45,4 +45,9 @@ Grouping intersect(const std::vector<const Grouping*>& gs);
 Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
                              const std::int32_t* code, std::int32_t n_groups);
 
+// The joint Wald statistic of q restrictions, F = d' (R V R')^-1 d / q with d = R b - r (`diff`)
+// and `RVR` = R V R'; false (f untouched) when R V R' has rank below q. Used by fit's --wald and
+// wild's --joint.
+bool wald_f(const Eigen::VectorXd& diff, const Eigen::MatrixXd& RVR, double& f);
+
 }  // namespace panelboot::detail

@@ -330,14 +330,12 @@ FitResult fit(Design& d, const FitOptions& opts) {
     }
     const Eigen::VectorXd diff = R * beta - r;
     const Eigen::MatrixXd RVR = R * res.vcov * R.transpose();
-    Eigen::FullPivLU<Eigen::MatrixXd> lu(RVR);
-    if (lu.rank() < q)
+    WaldTest t;
+    if (!detail::wald_f(diff, RVR, t.f_stat))
       throw InvalidInput("--wald '" + h + "': the restrictions are linearly dependent or the variance "
                          "of R b is singular; remove redundant rows");
-    WaldTest t;
     t.hypothesis = h;
     t.q = static_cast<int>(q);
-    t.f_stat = diff.dot(lu.solve(diff)) / static_cast<double>(q);
     t.df1 = static_cast<double>(q);
     t.df2 = res.df_inference;
     t.p_value = f_upper_p(t.f_stat, t.df1, t.df2);

@@ -1,7 +1,9 @@
-// Linear restrictions written as text over coefficient names: "x1 = 0, x2 - x3 = 0.5".
+// Linear restrictions written as text over coefficient names: "x1 = 0, x2 - x3 = 0.5", and the
+// joint Wald statistic of several.
 #include <cctype>
 #include <cstdlib>
 
+#include "estimate/detail.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/estimate.hpp"
 
@@ -111,5 +113,16 @@ std::vector<LinearRestriction> parse_restrictions(const std::string& text,
   }
   return out;
 }
+
+namespace detail {
+
+bool wald_f(const Eigen::VectorXd& diff, const Eigen::MatrixXd& RVR, double& f) {
+  Eigen::FullPivLU<Eigen::MatrixXd> lu(RVR);
+  if (lu.rank() < diff.size()) return false;
+  f = diff.dot(lu.solve(diff)) / static_cast<double>(diff.size());
+  return true;
+}
+
+}  // namespace detail
 
 }  // namespace panelboot
