@@ -83,7 +83,7 @@ WildResult run_once(const Problem& p, const DataFrame& df, const Backend& be) {
   Design d = build_design(df, parse_formula(p.formula), so);
   FitOptions fo;
   fo.vcov = VcovType::kCluster;
-  return wild_bootstrap(d, fo, p.wo, nullptr, &be);
+  return wild_bootstrap(d, fo, p.wo, be);
 }
 
 }  // namespace

@@ -431,8 +431,7 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   wo.weight = parse_weight_type(w.weight_type);
   wo.impose_null = w.impose_null == "yes";
   wo.enumerate = w.enumerate == "always" ? Enumerate::kAlways : w.enumerate == "never" ? Enumerate::kNever : Enumerate::kAuto;
-  wo.pvalue = w.pvalue == "equal-tailed" ? PValueType::kEqualTailed : w.pvalue == "lower" ? PValueType::kLower
-            : w.pvalue == "upper" ? PValueType::kUpper : PValueType::kSymmetric;
+  wo.pvalue = parse_pvalue_type(w.pvalue);
   wo.ties = w.ties == "inclusive" ? Ties::kInclusive : Ties::kStrict;
   wo.padjust = w.padjust == "bonferroni" ? PAdjust::kBonferroni : w.padjust == "sidak" ? PAdjust::kSidak : PAdjust::kNone;
   wo.level = o.level;
@@ -458,7 +457,7 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
     throw InvalidInput("--bootcluster " + w.bootcluster + " has a single level in the sample; the bootstrap needs at least two clusters");
   const std::unique_ptr<Backend> backend = open_backend(o, err, nullptr);
   const auto t2 = Clock::now();
-  WildResult res = wild_bootstrap(d, fo, wo, nullptr, backend.get());
+  WildResult res = wild_bootstrap(d, fo, wo, *backend);
   const auto t3 = Clock::now();
   auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   res.timing = {{"read_s", sec(t0, t1)}, {"design_s", sec(t1, t2)}, {"fit_and_bootstrap_s", sec(t2, t3)}};
