@@ -83,7 +83,7 @@ WildResult run_once(const Problem& p, const DataFrame& df, const Backend& be) {
   Design d = build_design(df, parse_formula(p.formula), so);
   FitOptions fo;
   fo.vcov = VcovType::kCluster;
-  return wild_bootstrap(d, fo, p.wo, nullptr, &be);
+  return wild_bootstrap(d, fo, p.wo, be);
 }
 
 }  // namespace
@@ -217,12 +217,12 @@ int main(int argc, char** argv) {
       const std::string data = "tests/data/hansen1999_invest.csv";
       const DataFrame df = read_data(data);
       ThresholdResult rc, rg;
-      const double t_cpu = seconds_of([&] { rc = estimate_threshold(df, o, cpu.get()); });
+      const double t_cpu = seconds_of([&] { rc = estimate_threshold(df, o, *cpu); });
       double t_warm = NAN, t_cold = NAN;
       std::string agree = "-";
       if (gpu) {
-        estimate_threshold(df, o, gpu.get());
-        t_warm = median_of(3, [&] { rg = estimate_threshold(df, o, gpu.get()); });
+        estimate_threshold(df, o, *gpu);
+        t_warm = median_of(3, [&] { rg = estimate_threshold(df, o, *gpu); });
         agree = rc.fstar == rg.fstar ? "F* identical" : "F* DIFFER";
         const std::string cmd = bin + " threshold --data " + data + " --panel id,year --formula '" + o.formula +
                                 "' --regime 'l(cfa,1)' --threshold-var 'l(debta,1)' --thresholds 3 --B 1000 --grid " +

@@ -1,6 +1,6 @@
 #pragma once
 // Thrust algorithms over the PB_HD functors of kernels/: compiled by nvcc for the GPU
-// (cuda_backend.cu, policy thrust::cuda::par.on(stream)) and by g++ for the host with
+// (wild.cu and gray_walk.cu, policy thrust::cuda::par.on(stream)) and by g++ for the host with
 // THRUST_DEVICE_SYSTEM=CPP (tests/thrust), so CI runs the very code path the GPU runs.
 // Never included by the CPU reference backend.
 #include <thrust/execution_policy.h>

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "panelboot/backend.hpp"
 #include "panelboot/cli.hpp"
 
 namespace pbtest {
@@ -22,6 +23,12 @@ struct CliRun {
   int status;
   std::string out, err;
 };
+
+// The CPU reference backend, for engine calls that take a backend.
+inline const panelboot::Backend& cpu_backend() {
+  static const std::unique_ptr<panelboot::Backend> cpu = panelboot::make_backend(panelboot::Device::kCpu);
+  return *cpu;
+}
 
 inline CliRun run(const std::vector<std::string>& args) {
   std::ostringstream out, err;

@@ -114,7 +114,7 @@ WildResult run_wild(const DataFrame& df, const WildCase& c, std::uint64_t seed, 
   wo.force_gray = c.force_gray;
   wo.n_boot = c.B;
   wo.seed = seed;
-  return wild_bootstrap(d, fo, wo, nullptr, &be);
+  return wild_bootstrap(d, fo, wo, be);
 }
 
 class BackendSuite : public ::testing::TestWithParam<Device> {};
@@ -227,25 +227,26 @@ TEST_P(BackendSuite, GrayWalkCountsEqualStoredEnumeration) {
   Eigen::VectorXd Cv(G);
   for (int g = 0; g < G; ++g) Cv(g) = nd(rng);
   const Eigen::MatrixXd H = K.transpose() * K;
-  WildSpec sp;
+  WildProblem sp;
   sp.n_clu = G;
   sp.q = 1;
   sp.n_part = 1;
   sp.dense = true;
   sp.n_rows = {C};
   sp.term_weight = {1.0};
-  sp.cell_c = {{}};
-  sp.cell_g = {{}};
-  sp.m1 = {std::vector<double>(Cv.data(), Cv.data() + G)};
+  sp.row_off = {0, C};
+  sp.cell_off = {0, 0};
+  sp.m1 = std::vector<double>(Cv.data(), Cv.data() + G);
   std::vector<double> kd(static_cast<std::size_t>(C) * G);
   for (int c = 0; c < C; ++c)
     for (int g = 0; g < G; ++g) kd[static_cast<std::size_t>(c) * G + g] = K(c, g);
-  sp.kd = {kd};
-  sp.enumerate = true;
-  sp.n_rep = std::uint64_t{1} << (G - 1);
-  sp.keep_coefs = true;
-  sp.trace_keep = 3;
-  const WildRun run = be->wild_replicates(sp);
+  sp.kd = kd;
+  WildRunOptions ro;
+  ro.enumerate = true;
+  ro.n_rep = std::uint64_t{1} << (G - 1);
+  ro.keep_coefs = true;
+  ro.trace_keep = 3;
+  const WildRun run = be->wild_replicates(sp, ro);
   ASSERT_EQ(run.trace.size(), 3u);
   for (double t : {0.0, 0.3, -1.1, 2.5, run.trace[1]}) {
     for (bool incl : {false, true}) {
@@ -268,7 +269,7 @@ TEST_P(BackendSuite, GrayWalkCountsEqualStoredEnumeration) {
   // the stored counts against the rule applied one statistic at a time
   BootCounts direct;
   const double t = 0.7, tol = 7e-11;
-  for (std::uint64_t m = 0; m < sp.n_rep; ++m) {
+  for (std::uint64_t m = 0; m < ro.n_rep; ++m) {
     Eigen::VectorXd v(G);
     for (int g = 0; g < G; ++g) v(g) = kernels::enumerated_weight(m, static_cast<std::uint32_t>(g));
     const double s = Cv.dot(v) / std::sqrt(v.dot(H * v));
@@ -279,6 +280,46 @@ TEST_P(BackendSuite, GrayWalkCountsEqualStoredEnumeration) {
   EXPECT_EQ(direct.upper, s.upper);
   EXPECT_EQ(direct.lower, s.lower);
   EXPECT_EQ(direct.finite, s.finite);
+}
+
+// A prepared problem runs any number of bootstraps: replications 0 .. 399 and 400 .. 999 in two
+// runs (WildRunOptions::b0) give the counts and the statistics of one run over all 1000.
+TEST_P(BackendSuite, PreparedProblemRunsReplicationRanges) {
+  PB_BACKEND_OR_SKIP(be);
+  PB_FRESH_RNG(rng);
+  std::normal_distribution<double> nd;
+  const int G = 9, C = 7;
+  WildProblem pr;
+  pr.n_clu = G;
+  pr.n_rows = {C};
+  pr.term_weight = {0.8};
+  pr.row_off = {0, C};
+  pr.cell_off = {0, 0};
+  pr.m1.resize(G);
+  pr.kd.resize(static_cast<std::size_t>(C) * G);
+  for (double& v : pr.m1) v = nd(rng);
+  for (double& v : pr.kd) v = nd(rng);
+  const std::unique_ptr<PreparedWild> prep = be->prepare_wild(pr);
+  WildRunOptions o;
+  o.seed = rng_seed;
+  o.weight = WeightType::kMammen;
+  o.n_rep = o.trace_keep = 1000;
+  o.count_t = 0.4;
+  o.count_tol = 1e-10;
+  const WildRun all = prep->run(o);
+  WildRunOptions a = o, b = o;
+  a.n_rep = a.trace_keep = 400;
+  b.b0 = 400;
+  b.n_rep = b.trace_keep = 600;
+  const WildRun ra = prep->run(a), rb = prep->run(b);
+  EXPECT_EQ(all.counts.finite, ra.counts.finite + rb.counts.finite);
+  EXPECT_EQ(all.counts.abs, ra.counts.abs + rb.counts.abs);
+  EXPECT_EQ(all.counts.upper, ra.counts.upper + rb.counts.upper);
+  EXPECT_EQ(all.counts.lower, ra.counts.lower + rb.counts.lower);
+  ASSERT_EQ(all.trace.size(), 1000u);
+  ASSERT_EQ(ra.trace.size(), 400u);
+  ASSERT_EQ(rb.trace.size(), 600u);
+  for (std::size_t i = 0; i < 1000; ++i) EXPECT_EQ(all.trace[i], i < 400 ? ra.trace[i] : rb.trace[i - 400]) << i;
 }
 
 // Random regressions with a planted condition number.
@@ -459,7 +500,7 @@ class ThresholdOnlyBackend : public Backend {
                                    std::size_t nb, std::int32_t G) const override {
     return cpu_->wild_weights(seed, type, enumerate, b0, nb, G);
   }
-  WildRun wild_replicates(const WildSpec& sp) const override { return cpu_->wild_replicates(sp); }
+  std::unique_ptr<PreparedWild> prepare_wild(const WildProblem& p) const override { return cpu_->prepare_wild(p); }
   BootCounts wild_enumerate(const kernels::GrayProblem& p, ProgressSink* pr) const override {
     return cpu_->wild_enumerate(p, pr);
   }
@@ -584,7 +625,7 @@ TEST(Backend, ThresholdBatchesGiveThePerReplicationBits) {
   for (ThresholdOptions c : cases) {
     c.n_boot = c.trace = 21;
     c.min_team_work = 0;  // the batches shared by the thread team, as a larger job would
-    expect_same_fstar(estimate_threshold(df, c, cpu.get()), estimate_threshold(df, c, &one), rng_seed, 21);
+    expect_same_fstar(estimate_threshold(df, c, *cpu), estimate_threshold(df, c, one), rng_seed, 21);
   }
   // fewer transformed rows (8 units x 3) than reduction lanes (32)
   const DataFrame tiny = threshold_panel(rng, 8, 4);
@@ -593,7 +634,7 @@ TEST(Backend, ThresholdBatchesGiveThePerReplicationBits) {
   c.grid = 20;
   c.trim = {0.1};
   c.n_boot = c.trace = 21;
-  expect_same_fstar(estimate_threshold(tiny, c, cpu.get()), estimate_threshold(tiny, c, &one), rng_seed, 21);
+  expect_same_fstar(estimate_threshold(tiny, c, *cpu), estimate_threshold(tiny, c, one), rng_seed, 21);
 }
 
 // ThresholdBatch::project compiled for AVX-512, AVX2 and the baseline (each a wrapper built for
@@ -716,7 +757,7 @@ TEST(Backend, ThresholdWarpDecompositionGivesTheCpuBits) {
   EmulatedWarpBackend warp;
   for (ThresholdOptions c : threshold_cases(seed)) {
     c.n_boot = c.trace = 40;
-    expect_same_fstar(estimate_threshold(df, c, cpu.get()), estimate_threshold(df, c, &warp), seed);
+    expect_same_fstar(estimate_threshold(df, c, *cpu), estimate_threshold(df, c, warp), seed);
   }
 }
 
@@ -731,7 +772,7 @@ TEST_P(BackendSuite, ThresholdBootstrapFStarEqualTheCpuReference) {
   std::mt19937_64 rng(seed);
   const DataFrame df = threshold_panel(rng, 40, 6);
   for (const ThresholdOptions& c : threshold_cases(seed))
-    expect_same_fstar(estimate_threshold(df, c, cpu.get()), estimate_threshold(df, c, be.get()), seed);
+    expect_same_fstar(estimate_threshold(df, c, *cpu), estimate_threshold(df, c, *be), seed);
 }
 
 TEST_P(BackendSuite, ThresholdBootstrapFStarDoNotDependOnTheThreadCount) {
@@ -747,9 +788,9 @@ TEST_P(BackendSuite, ThresholdBootstrapFStarDoNotDependOnTheThreadCount) {
   c2.min_team_work = 0;  // a thread team even for this small job
   const int before = omp_get_max_threads();
   omp_set_num_threads(1);
-  const ThresholdResult one = estimate_threshold(df, c2, be.get());
+  const ThresholdResult one = estimate_threshold(df, c2, *be);
   omp_set_num_threads(2);
-  const ThresholdResult two_t = estimate_threshold(df, c2, be.get());
+  const ThresholdResult two_t = estimate_threshold(df, c2, *be);
   omp_set_num_threads(before);
   ASSERT_EQ(one.fstar.size(), two_t.fstar.size());
   for (std::size_t k = 0; k < one.fstar.size(); ++k)

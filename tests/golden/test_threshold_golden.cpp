@@ -21,7 +21,7 @@ void expect_coefs(const ThresholdModel& m, const nlohmann::json& c) {
 
 TEST(ThresholdGolden, HansenProgramDeterministicNumbers) {
   const DataFrame df = read_data(pbtest::data_path("hansen1999_invest.csv"));
-  const ThresholdResult r = estimate_threshold(df, hansen_options(3, 0));
+  const ThresholdResult r = estimate_threshold(df, hansen_options(3, 0), pbtest::cpu_backend());
   const nlohmann::json e = expected();
   EXPECT_EQ(r.n_units, 565u);
   EXPECT_EQ(r.n_obs, 7345u);
@@ -67,7 +67,7 @@ TEST(ThresholdGolden, HansenProgramDeterministicNumbers) {
 
 TEST(ThresholdGolden, BootstrapPValuesAgreeWithHansenWithinMonteCarloError) {
   const DataFrame df = read_data(pbtest::data_path("hansen1999_invest.csv"));
-  const ThresholdResult r = estimate_threshold(df, hansen_options(3, 600));
+  const ThresholdResult r = estimate_threshold(df, hansen_options(3, 600), pbtest::cpu_backend());
   // Hansen's run (B = 300): 0.0066666667, 0.016666667, 0.74
   const double hansen[3] = {0.0066666667, 0.016666667, 0.74};
   for (int k = 0; k < 3; ++k) {
@@ -89,7 +89,7 @@ TEST(ThresholdGolden, XthregModeReproducesItsSingleThresholdExample) {
   o.xthreg = true;
   o.trim = {0.01};
   o.n_boot = 0;
-  const ThresholdResult r = estimate_threshold(df, o);
+  const ThresholdResult r = estimate_threshold(df, o, pbtest::cpu_backend());
   EXPECT_EQ(r.n_obs, 7910u);
   EXPECT_EQ(r.n_grid, 400u);
   pbtest::expect_printed(r.models[0].gammas[0], "0.0154", "gamma");

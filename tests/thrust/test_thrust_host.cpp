@@ -26,41 +26,42 @@ TEST(ThrustHost, ReplicateCountsEqualTheCpuBackend) {
   // a stored enumeration of a random dense problem, counted by the CPU backend's vectorized
   // loop and by the Thrust transform-reduce over WildCountOp
   const int G = 11, C = 9;
-  WildSpec sp;
+  WildProblem sp;
   sp.n_clu = G;
   sp.q = 1;
   sp.n_part = 2;
   sp.dense = true;
   sp.n_rows = {C};
   sp.term_weight = {1.3};
-  sp.cell_c = {{}};
-  sp.cell_g = {{}};
+  sp.row_off = {0, C};
+  sp.cell_off = {0, 0};
   for (int p = 0; p < 2; ++p) {
     std::vector<double> m(G), k(static_cast<std::size_t>(C) * G);
     for (auto& v : m) v = nd(rng);
     for (auto& v : k) v = nd(rng);
-    sp.m1.push_back(m);
-    sp.kd.push_back(k);
+    sp.m1.insert(sp.m1.end(), m.begin(), m.end());
+    sp.kd.insert(sp.kd.end(), k.begin(), k.end());
   }
-  sp.n_rep = 5000;
-  sp.weight = kernels::WeightType::kWebb;
-  sp.seed = seed;
-  sp.keep_coefs = true;
-  sp.trace_keep = 5000;
+  WildRunOptions ro;
+  ro.n_rep = 5000;
+  ro.weight = kernels::WeightType::kWebb;
+  ro.seed = seed;
+  ro.keep_coefs = true;
+  ro.trace_keep = 5000;
   const auto cpu = make_backend(Device::kCpu);
-  const WildRun run = cpu->wild_replicates(sp);
+  const WildRun run = cpu->wild_replicates(sp, ro);
   // the coefficient arrays recomputed directly from the backend's weights, for the functor
-  std::vector<double> n0(sp.n_rep), n1(sp.n_rep), d0(sp.n_rep), d1(sp.n_rep), d2(sp.n_rep);
-  const std::vector<double> V = cpu->wild_weights(seed, sp.weight, false, 0, sp.n_rep, G);
-  for (std::uint64_t b = 0; b < sp.n_rep; ++b) {
+  std::vector<double> n0(ro.n_rep), n1(ro.n_rep), d0(ro.n_rep), d1(ro.n_rep), d2(ro.n_rep);
+  const std::vector<double> V = cpu->wild_weights(seed, ro.weight, false, 0, ro.n_rep, G);
+  for (std::uint64_t b = 0; b < ro.n_rep; ++b) {
     double z[2][C];
     double nn[2];
     for (int p = 0; p < 2; ++p) {
       nn[p] = 0;
-      for (int g = 0; g < G; ++g) nn[p] += sp.m1[p][g] * V[g * sp.n_rep + b];
+      for (int g = 0; g < G; ++g) nn[p] += sp.m1_of(p)[g] * V[g * ro.n_rep + b];
       for (int c = 0; c < C; ++c) {
         z[p][c] = 0;
-        for (int g = 0; g < G; ++g) z[p][c] += sp.kd[p][c * G + g] * V[g * sp.n_rep + b];
+        for (int g = 0; g < G; ++g) z[p][c] += sp.kd_of(p, 0, 0)[c * G + g] * V[g * ro.n_rep + b];
       }
     }
     n0[b] = nn[0];
@@ -73,7 +74,7 @@ TEST(ThrustHost, ReplicateCountsEqualTheCpuBackend) {
     }
   }
   kernels::WildCountOp op;
-  op.cf = {n0.data(), n1.data(), d0.data(), d1.data(), d2.data(), static_cast<std::int64_t>(sp.n_rep)};
+  op.cf = {n0.data(), n1.data(), d0.data(), d1.data(), d2.data(), static_cast<std::int64_t>(ro.n_rep)};
   for (double delta : {0.0, 0.4, -2.0}) {
     for (double t : {0.05, -0.2, 0.3}) {
       for (bool incl : {false, true}) {

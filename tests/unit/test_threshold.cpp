@@ -115,7 +115,7 @@ TEST(ThresholdBruteForce, GridSsrAndBootstrapFEqualDirectRegressions) {
     o.n_boot = 6;
     o.trace = 6;
     o.seed = seed + rep;
-    const ThresholdResult r = estimate_threshold(s.df, o);
+    const ThresholdResult r = estimate_threshold(s.df, o, pbtest::cpu_backend());
     const auto& y = s.df.numeric("y");
     const auto& z = s.df.numeric("z");
     const auto& x = s.df.numeric("x");
@@ -167,7 +167,7 @@ TEST(ThresholdBruteForce, BootstrapFWithManyLinearRegressorsEqualsDirectRegressi
   o.n_boot = 4;
   o.trace = 4;
   o.seed = seed;
-  const ThresholdResult r = estimate_threshold(s.df, o);
+  const ThresholdResult r = estimate_threshold(s.df, o, pbtest::cpu_backend());
   const auto& y = s.df.numeric("y");
   const auto& x = s.df.numeric("x");
   const auto& q = s.df.numeric("q");
@@ -194,7 +194,7 @@ TEST(ThresholdErrors, UnbalancedPanelAndBadOptions) {
   o.sample.where = "not (id == 3 and year == 1980)";
   o.xthreg = true;
   try {
-    estimate_threshold(df, o);
+    estimate_threshold(df, o, pbtest::cpu_backend());
     FAIL();
   } catch (const InvalidInput& e) {
     EXPECT_NE(std::string(e.what()).find("xthreg mode needs a balanced panel"), std::string::npos) << e.what();
@@ -203,14 +203,14 @@ TEST(ThresholdErrors, UnbalancedPanelAndBadOptions) {
   o.xthreg = false;
   o.n_boot = 10;
   try {
-    estimate_threshold(df, o);
+    estimate_threshold(df, o, pbtest::cpu_backend());
     FAIL();
   } catch (const InvalidInput& e) {
     EXPECT_NE(std::string(e.what()).find("use --bootstrap wild"), std::string::npos) << e.what();
   }
   o.bootstrap_wild = true;
   o.trace = 10;  // every F*
-  const ThresholdResult ru = estimate_threshold(df, o);  // unbalanced, wild bootstrap: named departures
+  const ThresholdResult ru = estimate_threshold(df, o, pbtest::cpu_backend());  // unbalanced, wild bootstrap: named departures
   EXPECT_EQ(ru.n_obs, 7345u - 1u);
   EXPECT_EQ(ru.departures.size(), 2u);
   // the p-value is the share of the 10 F* above F
@@ -221,10 +221,10 @@ TEST(ThresholdErrors, UnbalancedPanelAndBadOptions) {
   EXPECT_GT(ru.tests[0].F, 0.0);
   o = hansen_options(1, 0);
   o.trim = {0.3};
-  EXPECT_THROW(estimate_threshold(df, o), InvalidInput);
+  EXPECT_THROW(estimate_threshold(df, o, pbtest::cpu_backend()), InvalidInput);
   auto message = [&](ThresholdOptions opt) {
     try {
-      estimate_threshold(df, opt);
+      estimate_threshold(df, opt, pbtest::cpu_backend());
     } catch (const InvalidInput& e) {
       return std::string(e.what());
     }
@@ -296,7 +296,7 @@ TEST(ThresholdBruteForce, TimeEffectsEqualRegressionWithUnitAndPeriodDummies) {
   o.n_boot = 0;
   o.xthreg = true;
   o.time_effects = true;
-  const ThresholdResult r = estimate_threshold(s.df, o);
+  const ThresholdResult r = estimate_threshold(s.df, o, pbtest::cpu_backend());
   ASSERT_EQ(r.departures.size(), 1u);
   const auto& y = s.df.numeric("y");
   const auto& z = s.df.numeric("z");
@@ -324,7 +324,7 @@ TEST(ThresholdBruteForce, GridAllIsEveryDistinctValueInTheTrimmedRange) {
   o.trim = {0.05};
   o.n_boot = 0;
   o.grid = 0;
-  const ThresholdResult all = estimate_threshold(s.df, o);
+  const ThresholdResult all = estimate_threshold(s.df, o, pbtest::cpu_backend());
   std::vector<double> q = s.df.numeric("q");
   std::sort(q.begin(), q.end());
   q.erase(std::unique(q.begin(), q.end()), q.end());
@@ -338,7 +338,7 @@ TEST(ThresholdBruteForce, GridAllIsEveryDistinctValueInTheTrimmedRange) {
   ASSERT_EQ(all.departures.size(), 1u);
   // the quantile grid is a subset of it, with the same SSR at shared points
   o.grid = 40;
-  const ThresholdResult some = estimate_threshold(s.df, o);
+  const ThresholdResult some = estimate_threshold(s.df, o, pbtest::cpu_backend());
   for (std::size_t g = 0; g < some.lr_gamma.size(); ++g) {
     const auto it = std::find(all.lr_gamma.begin(), all.lr_gamma.end(), some.lr_gamma[g]);
     ASSERT_NE(it, all.lr_gamma.end());
@@ -359,7 +359,7 @@ TEST(ThresholdBruteForce, UnbalancedPanelGridSsrEqualsDirectRegressions) {
   o.trace = 4;
   o.bootstrap_wild = true;
   o.sample.where = "not (year == 2001 and id <= 4) and not (year == 2004 and id == 9)";
-  const ThresholdResult r = estimate_threshold(df, o);
+  const ThresholdResult r = estimate_threshold(df, o, pbtest::cpu_backend());
   // the transformed sample by hand: demean each unit over its rows, drop its last row
   const auto& id = df.numeric("id");
   const auto& yr = df.numeric("year");
@@ -454,7 +454,7 @@ TEST(ThresholdBruteForce, BootstrapFWithTimeEffectsEqualsDirectRegressions) {
     o.seed = seed;
     o.xthreg = xthreg;
     o.time_effects = true;
-    const ThresholdResult r = estimate_threshold(s.df, o);
+    const ThresholdResult r = estimate_threshold(s.df, o, pbtest::cpu_backend());
     const auto& x = s.df.numeric("x");
     const auto& q = s.df.numeric("q");
     const Eigen::VectorXd ty = transform2(s.df.numeric("y"), n, T, !xthreg);
@@ -563,7 +563,7 @@ TEST(ThresholdRobustCi, EtaAndSetsEqualTheDirectComputation) {
     o.n_boot = 0;
     o.robust_ci = true;
     o.robust_kernel = kernel;
-    const ThresholdResult r = estimate_threshold(s.df, o);
+    const ThresholdResult r = estimate_threshold(s.df, o, pbtest::cpu_backend());
     ASSERT_EQ(r.models.size(), 1u);
     const ThresholdModel& m = r.models[0];
     ASSERT_EQ(m.eta2.size(), 1u);
@@ -591,7 +591,7 @@ TEST(ThresholdRobustCi, EtaAndSetsEqualTheDirectComputation) {
     EXPECT_EQ(m.ci95_homo[0].second, hi_h);
     // the homoskedastic sets are those of a run without --robust-ci
     o.robust_ci = false;
-    const ThresholdResult h = estimate_threshold(s.df, o);
+    const ThresholdResult h = estimate_threshold(s.df, o, pbtest::cpu_backend());
     EXPECT_EQ(h.models[0].ci95[0], m.ci95_homo[0]);
     EXPECT_EQ(h.models[0].ci99[0], m.ci99_homo[0]);
     EXPECT_TRUE(h.models[0].eta2.empty());
@@ -610,10 +610,10 @@ TEST(ThresholdRobustCi, EtaSeesHeteroskedasticity) {
   o.robust_ci = true;
   o.robust_kernel = false;
   const Small homo = small_panel(rng, 2000, 6, 0.0);
-  const double e_homo = estimate_threshold(homo.df, o).models[0].eta2[0];
+  const double e_homo = estimate_threshold(homo.df, o, pbtest::cpu_backend()).models[0].eta2[0];
   EXPECT_NEAR(e_homo, 1.0, 0.25) << "homoskedastic eta^2";
   const Small het = small_panel(rng, 2000, 6, 2.0);
-  const double e_het = estimate_threshold(het.df, o).models[0].eta2[0];
+  const double e_het = estimate_threshold(het.df, o, pbtest::cpu_backend()).models[0].eta2[0];
   EXPECT_GT(e_het, 1.4) << "heteroskedastic eta^2";
   EXPECT_LT(e_het, 3.2) << "heteroskedastic eta^2";
 }
@@ -638,7 +638,7 @@ TEST(ThresholdOptions, ClusterVariableAndLevel) {
   o.n_boot = 0;
   o.sample.cluster = {"grp"};
   o.level = 0.9;
-  const ThresholdResult r = estimate_threshold(s.df, o);
+  const ThresholdResult r = estimate_threshold(s.df, o, pbtest::cpu_backend());
   EXPECT_EQ(r.n_clusters, 7);
   const ThresholdModel& m = r.models[0];
   const double g = m.gammas[0];
@@ -679,11 +679,11 @@ TEST(ThresholdOptions, ClusterVariableAndLevel) {
   EXPECT_LE(m.ci[0].second, m.ci95[0].second);
   // clustering by the unit is the default
   o.sample.cluster = {"id"};
-  const ThresholdResult by_id = estimate_threshold(s.df, o);
+  const ThresholdResult by_id = estimate_threshold(s.df, o, pbtest::cpu_backend());
   o.sample.cluster.clear();
-  const ThresholdResult dflt = estimate_threshold(s.df, o);
+  const ThresholdResult dflt = estimate_threshold(s.df, o, pbtest::cpu_backend());
   for (std::size_t j = 0; j < 3; ++j)
     EXPECT_EQ(by_id.models[0].coefficients[j].se_cluster, dflt.models[0].coefficients[j].se_cluster);
   o.level = 1.5;
-  EXPECT_THROW(estimate_threshold(s.df, o), InvalidInput);
+  EXPECT_THROW(estimate_threshold(s.df, o, pbtest::cpu_backend()), InvalidInput);
 }

@@ -1,5 +1,5 @@
-// The wild bootstrap: golden numbers of boottest's examples, and the fast algorithm against
-// refitting OLS with explicit dummies for every replication, on random small problems.
+// The wild bootstrap: the fast algorithm against refitting OLS with explicit dummies for every
+// replication, on random small problems (boottest's golden numbers: tests/golden/test_wild_golden.cpp).
 #include <Eigen/Dense>
 #include <map>
 #include <random>
@@ -15,6 +15,11 @@
 using namespace panelboot;
 
 namespace {
+
+const Backend& cpu_backend() {
+  static const std::unique_ptr<Backend> b = make_backend(Device::kCpu);
+  return *b;
+}
 
 Column numeric(const std::string& name, const std::vector<double>& v) {
   Column c;
@@ -194,7 +199,7 @@ void check_against_brute_force(const Problem& p, const Config& c, bool enumerate
   Design d = build_design(p.df, fm, so);
   FitOptions fo = fit_opts();
   if (c.cluster.empty()) fo.vcov = VcovType::kHc1;
-  const WildResult res = wild_bootstrap(d, fo, wo, &tr);
+  const WildResult res = wild_bootstrap(d, fo, wo, cpu_backend(), &tr);
 
   const Brute b = make_brute(p, c);
   const std::vector<LinearRestriction> rows = parse_restrictions(c.test, {"x1", "x2"});
@@ -237,57 +242,6 @@ void check_against_brute_force(const Problem& p, const Config& c, bool enumerate
 }
 
 }  // namespace
-
-TEST(WildGolden, BoottestCollapsedEnumeratedCountsUnderEachTieRule) {
-  const std::string d = pbtest::data_path("boottest_collapsed.csv");
-  for (const char* ties : {"strict", "inclusive"}) {
-    const auto r = pbtest::run({"wild", "--data", d, "-f", "hasinsurance ~ selfemployed + post + post_self",
-                                "--cluster", "year", "--test", "post_self = 0.04", "--test", "post = 0",
-                                "--ties", ties, "--format", "json"});
-    ASSERT_EQ(r.status, 0) << r.err;
-    const auto j = nlohmann::json::parse(r.out);
-    const auto& t = j["tests"][0];
-    pbtest::expect_printed(t["t_stat"], "2.0194", "t");
-    EXPECT_EQ(t["enumerated"], true);
-    EXPECT_EQ(t["n_boot"], 256);
-    EXPECT_EQ(t["n_exceed"], std::string(ties) == "strict" ? 18 : 20) << ties;
-    EXPECT_DOUBLE_EQ(t["p_value"].get<double>(), (std::string(ties) == "strict" ? 18 : 20) / 256.0);
-    pbtest::expect_printed(j["tests"][1]["t_stat"], "-5.5821", "t post");
-    if (std::string(ties) == "strict") {
-      EXPECT_NEAR(t["ci_low"].get<double>(), 0.03874, 0.002);
-      EXPECT_NEAR(t["ci_high"].get<double>(), 0.07098, 0.002);
-    }
-  }
-}
-
-TEST(WildGolden, GrayCodeWalkGivesTheSameCounts) {
-  const DataFrame df = read_data(pbtest::data_path("boottest_collapsed.csv"));
-  SampleOptions so;
-  so.cluster = {"year"};
-  for (Ties ties : {Ties::kStrict, Ties::kInclusive}) {
-    Design d = build_design(df, parse_formula("hasinsurance ~ selfemployed + post + post_self"), so);
-    WildOptions wo;
-    wo.tests = {"post_self = 0.04"};
-    wo.force_gray = true;
-    wo.enumerate = Enumerate::kAlways;
-    wo.ties = ties;
-    FitOptions fo;
-    const WildResult r = wild_bootstrap(d, fo, wo);
-    EXPECT_EQ(r.tests[0].n_exceed, ties == Ties::kStrict ? 18 : 20);
-    EXPECT_EQ(r.tests[0].n_boot, 256);
-  }
-}
-
-TEST(WildGolden, Nlsw88CrveT) {
-  const auto r = pbtest::run({"wild", "--data", pbtest::data_path("boottest_nlsw88.csv"), "-f",
-                              "wage ~ tenure + ttl_exp + collgrad", "--cluster", "industry", "--test",
-                              "tenure = 0", "--B", "999", "--format", "json"});
-  ASSERT_EQ(r.status, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
-  pbtest::expect_printed(j["tests"][0]["t_stat"], "1.0772", "t tenure");
-  EXPECT_EQ(j["n_bootclusters"], 12);
-  EXPECT_EQ(j["tests"][0]["n_boot"], 999);
-}
 
 TEST(WildBruteForce, EveryReplicationEqualsARefit) {
   const std::uint64_t seed = pbtest::fresh_seed();
@@ -344,7 +298,7 @@ TEST(WildPValues, EveryTypeCountsTheTracedStatistics) {
     WildTrace tr;
     tr.keep = 399;
     Design d = build_design(p.df, parse_formula("y ~ x1 + x2 | unit + time"), so);
-    const WildResult r = wild_bootstrap(d, fit_opts(), wo, &tr);
+    const WildResult r = wild_bootstrap(d, fit_opts(), wo, cpu_backend(), &tr);
     const double t = r.tests[0].stat;
     // strict ties: with 9 clusters Rademacher draws repeat sign vectors, and the all-plus and
     // all-minus vectors reproduce +-t up to rounding; those are not counted
@@ -380,7 +334,7 @@ TEST(WildPValues, EnumeratedJointTestCountsEachVectorTwice) {
   WildTrace tr;
   tr.keep = 128;
   Design d = build_design(p.df, parse_formula("y ~ x1 + x2 | unit + time"), so);
-  const WildResult r = wild_bootstrap(d, fit_opts(), wo, &tr);
+  const WildResult r = wild_bootstrap(d, fit_opts(), wo, cpu_backend(), &tr);
   const WildTest& j = r.tests[0];
   ASSERT_EQ(j.q, 2);
   // 8 clusters, or 7 when the random panel left a unit with one row (a singleton, dropped)
@@ -439,8 +393,8 @@ TEST(WildFixedEffects, AbsorbedEqualsExplicitDummies) {
     fo.dof_fe = dof;
     Design a = build_design(p.df, parse_formula("y ~ x1 + x2 | unit + time"), so);
     Design b = build_design(p.df, parse_formula("y ~ x1 + x2 + i(time) | unit"), so);
-    const WildResult ra = wild_bootstrap(a, fo, wo, &ta);
-    const WildResult rb = wild_bootstrap(b, fo, wo, &tb);
+    const WildResult ra = wild_bootstrap(a, fo, wo, cpu_backend(), &ta);
+    const WildResult rb = wild_bootstrap(b, fo, wo, cpu_backend(), &tb);
     ASSERT_EQ(ra.fe_reprojected, std::vector<std::string>{"time"});
     EXPECT_TRUE(rb.fe_reprojected.empty());
     if (dof == DofFe::kAll) {
@@ -469,8 +423,9 @@ TEST(WildReproducible, SameCountsForAnyThreadsAndChunk) {
     wo.n_boot = 2000;
     wo.weight = WeightType::kWebb;
     wo.chunk = variant < 2 ? 64 : 333;
+    wo.min_team_work = 0;  // a thread team even for this small problem
     Design d = build_design(p.df, parse_formula("y ~ x1 + x2 | unit + time"), so);
-    const WildResult r = wild_bootstrap(d, fit_opts(), wo);
+    const WildResult r = wild_bootstrap(d, fit_opts(), wo, cpu_backend());
     counts.push_back(r.tests[0].n_exceed);
     lows.push_back(r.tests[0].ci_low);
   }
@@ -495,7 +450,7 @@ TEST(WildInversion, ConfidenceBoundsAreWhereThePValueCrossesAlpha) {
     wo.impose_null = wcr;
     wo.enumerate = Enumerate::kNever;
     Design d = build_design(p.df, parse_formula("y ~ x1 + x2 | unit + time"), so);
-    const WildResult r = wild_bootstrap(d, fit_opts(), wo);
+    const WildResult r = wild_bootstrap(d, fit_opts(), wo, cpu_backend());
     ASSERT_TRUE(r.tests[0].ci_available);
     const double lo = r.tests[0].ci_low, hi = r.tests[0].ci_high, eps = 1e-4 * (hi - lo);
     auto p_at = [&](double r0) {
@@ -505,7 +460,7 @@ TEST(WildInversion, ConfidenceBoundsAreWhereThePValueCrossesAlpha) {
       w2.tests = {buf};
       w2.ci = false;
       Design d2 = build_design(p.df, parse_formula("y ~ x1 + x2 | unit + time"), so);
-      return wild_bootstrap(d2, fit_opts(), w2).tests[0].p_value;
+      return wild_bootstrap(d2, fit_opts(), w2, cpu_backend()).tests[0].p_value;
     };
     EXPECT_LE(p_at(lo - eps), 0.05);
     EXPECT_GT(p_at(lo + eps), 0.05);

@@ -21,50 +21,83 @@
 namespace panelboot {
 
 enum class Device { kAuto, kCpu, kCuda };
-Device parse_device(const std::string& s);
 using kernels::BootCounts;
 using kernels::Pairs;
 
-// One wild bootstrap test after the host has reduced the data to cluster-level pieces (see
-// wild.hpp for the algebra). For replication b with weights v (n_clu):
-//   R1_p      = M1_p v                         M1_p: rows1 x n_clu, row-major; rows 0..q-1 give
-//                                              the numerators N_{p,j}, the rest the shared factors
-//   Z_{p,j,S} = Kd_{p,j,S} v                   dense: Kd n_rows[S] x n_clu, row-major
-//             = T1_{p,j,S} v - PF_{j,S} R1_p[q:]   factored: T1 sparse on the cells
-//                                              (cell_c, cell_g) of term S, PF n_rows[S] x kl
+// One wild bootstrap test's fixed data, after the host has reduced the data to cluster-level
+// pieces (see wild.hpp for the algebra): flat arrays, laid out in the order the backends read
+// them. Built once per test (WildEngine); any number of runs (WildRunOptions) may use it, and a
+// backend may prepare it once (Backend::prepare_wild) for many runs. For replication b with
+// weights v (n_clu), S the variance terms, C = row_off[n_terms] their error clusters in all:
+//   R1_p      = M1_p v                         M1_p: rows1 x n_clu, row-major, at m1_of(p); rows
+//                                              0..q-1 give the numerators N_{p,j}, the rest the
+//                                              shared factors
+//   Z_{p,j,S} = Kd_{p,j,S} v                   dense: n_rows[S] x n_clu, row-major, at kd_of(p, j, S)
+//             = T1_{p,j,S} v - PF_{j,S} R1_p[q:]   factored: T1 sparse on the cells of term S
+//                                              (t1_of(p, j, S), CSR below), PF n_rows[S] x kl,
+//                                              row-major, at pf_of(j, S)
 //   q = 1:  D_{p1,p2} = sum_S w_S sum_c Z_{p1,0,S} Z_{p2,0,S}; the stored coefficients are
 //           n0 = N_0, d0 = D_00 and, with two parts (the CI), n1 = N_1, d1 = D_01, d2 = D_11;
 //           t = kernels::wild_t(n0, n1, d0, d1, d2, delta).
 //   q > 1:  D_{j,l} = sum_S w_S sum_c Z_{0,j,S} Z_{0,l,S}; F = N' D^-1 N / q, stored as n0 with
 //           d0 = 1 (so wild_t gives F back).
-struct WildSpec {
+// The cells (error cluster c, bootstrap cluster g) of term S, which the factored form reads, are
+// sorted by c (CSR, each cluster's cells in the order the host found them): those of cluster c
+// are the term's cells row_ptr[row_ptr_off(S) + c] .. row_ptr[row_ptr_off(S) + c + 1] - 1, cell e
+// of the term at bootstrap cluster cell_g[cell_off[S] + e]. The *_at functions give where each
+// block starts in its flat array.
+struct WildProblem {
   std::int32_t n_clu = 0;  // bootstrap clusters G
   int q = 1;               // restriction rows
   int n_part = 1;          // 1, or 2 (uhat and the CI direction h) with q = 1
   bool dense = true;
   int kl = 0;              // rows1 - q in the factored form (k + re-projected FE levels)
-  std::vector<std::int32_t> n_rows;            // [S] error clusters of term S
-  std::vector<double> term_weight;             // [S] w_S
-  std::vector<std::vector<std::int32_t>> cell_c, cell_g;  // [S] cells (factored form)
-  std::vector<std::vector<double>> m1;         // [p]
-  std::vector<std::vector<double>> kd;         // [(p * q + j) * S + s] dense
-  std::vector<std::vector<double>> pf;         // [j * S + s] factored
-  std::vector<std::vector<double>> t1;         // [(p * q + j) * S + s] per cell, factored
-  // draws: replications 0..n_rep-1, Philox weights, or enumerated sign vectors
+  std::vector<std::int32_t> n_rows;      // [S] error clusters of term S
+  std::vector<double> term_weight;       // [S] w_S
+  std::vector<std::int64_t> row_off;     // [S + 1] sum of n_rows before term S (the last: C)
+  std::vector<std::int64_t> cell_off;    // [S + 1] the same over the terms' cells
+  std::vector<std::int32_t> row_ptr;     // [C + S] per term n_rows[S] + 1 offsets into its cells
+  std::vector<std::int32_t> cell_g;      // [cells] bootstrap cluster of each cell
+  std::vector<double> m1;                // [P rows1 n_clu]
+  std::vector<double> kd;                // [P q C n_clu] dense
+  std::vector<double> pf;                // [q C kl] factored
+  std::vector<double> t1;                // [P q cells] factored
+  std::size_t n_terms() const { return n_rows.size(); }
+  std::size_t rows1() const { return static_cast<std::size_t>(q) + (dense ? 0 : static_cast<std::size_t>(kl)); }
+  std::int64_t n_cells() const { return cell_off.empty() ? 0 : cell_off.back(); }
+  std::int64_t row_ptr_off(std::size_t s) const { return row_off[s] + static_cast<std::int64_t>(s); }
+  std::int64_t zi(std::size_t p, std::size_t j) const { return static_cast<std::int64_t>(p) * q + static_cast<std::int64_t>(j); }
+  std::int64_t m1_at(std::size_t p) const { return static_cast<std::int64_t>(p * rows1()) * n_clu; }
+  std::int64_t kd_at(std::size_t p, std::size_t j, std::size_t s) const { return (zi(p, j) * row_off.back() + row_off[s]) * n_clu; }
+  std::int64_t pf_at(std::size_t j, std::size_t s) const { return (static_cast<std::int64_t>(j) * row_off.back() + row_off[s]) * kl; }
+  std::int64_t t1_at(std::size_t p, std::size_t j, std::size_t s) const { return zi(p, j) * n_cells() + cell_off[s]; }
+  const double* m1_of(std::size_t p) const { return m1.data() + m1_at(p); }
+  const double* kd_of(std::size_t p, std::size_t j, std::size_t s) const { return kd.data() + kd_at(p, j, s); }
+  const double* pf_of(std::size_t j, std::size_t s) const { return pf.data() + pf_at(j, s); }
+  const double* t1_of(std::size_t p, std::size_t j, std::size_t s) const { return t1.data() + t1_at(p, j, s); }
+  const std::int32_t* row_ptr_of(std::size_t s) const { return row_ptr.data() + row_ptr_off(s); }
+  const std::int32_t* cell_g_of(std::size_t s) const { return cell_g.data() + cell_off[s]; }
+};
+
+// One run of the bootstrap on a WildProblem: which replications, drawn how, counted against what.
+struct WildRunOptions {
+  // draws: replications b0 .. b0+n_rep-1, Philox weights, or enumerated sign vectors
   std::uint64_t seed = 0;
   kernels::WeightType weight = kernels::WeightType::kRademacher;
   bool enumerate = false;
+  std::uint64_t b0 = 0;
   std::uint64_t n_rep = 0;
   std::size_t chunk = 0;        // replications per batch (0: the backend decides); no effect on results
-  std::size_t trace_keep = 0;   // return the statistics of the first trace_keep replications
+  std::size_t trace_keep = 0;   // return the statistics of the first trace_keep replications of the run
   // counts returned with the run, at delta = count_delta against t = count_t (tie tolerance
   // count_tol); the coefficients are kept for further counts (the CI) only with keep_coefs
   double count_delta = 0, count_t = 0, count_tol = 0;
   bool inclusive = false;
   bool keep_coefs = false;
+  // The CPU backend starts its thread team only for more work than this, counted in
+  // multiply-adds (wild_work_per_replication; about 5 ms on one thread); tests set 0.
+  double min_team_work = 1e7;
   ProgressSink* progress = nullptr;  // told of each finished batch of replications (may be null)
-  std::size_t n_terms() const { return n_rows.size(); }
-  std::size_t rows1() const { return static_cast<std::size_t>(q) + (dense ? 0 : static_cast<std::size_t>(kl)); }
 };
 
 // The stored coefficients of every replication, held where they were computed (host or device
@@ -128,6 +161,13 @@ struct ThresholdBootSpec {
   ProgressSink* progress = nullptr;  // told of each finished batch of replications (may be null)
 };
 
+// A WildProblem as a backend holds it for runs (CPU: the problem itself; CUDA: its device copy).
+class PreparedWild {
+ public:
+  virtual ~PreparedWild() = default;
+  virtual WildRun run(const WildRunOptions& o) const = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -139,9 +179,14 @@ class Backend {
   // row-major (Philox, or enumerated sign vectors). Exposed so tests can prove the draws match.
   virtual std::vector<double> wild_weights(std::uint64_t seed, kernels::WeightType type, bool enumerate,
                                            std::uint64_t b0, std::size_t nb, std::int32_t n_clu) const = 0;
-  // Every replication of one wild bootstrap test (spec.n_rep of them), counted (and stored
-  // with spec.keep_coefs).
-  virtual WildRun wild_replicates(const WildSpec& spec) const = 0;
+  // A problem made ready for runs on this backend (its arrays uploaded, for a device): the
+  // problem and the backend must outlive it. A power study prepares each problem once.
+  virtual std::unique_ptr<PreparedWild> prepare_wild(const WildProblem& problem) const = 0;
+  // Every replication of one run of a wild bootstrap test (o.n_rep of them), counted (and stored
+  // with o.keep_coefs): prepare_wild(problem)->run(o).
+  WildRun wild_replicates(const WildProblem& problem, const WildRunOptions& o) const {
+    return prepare_wild(problem)->run(o);
+  }
   // Exact enumeration of all 2^(G-1) sign-vector pairs by the Gray-code walk (G <= 40);
   // `progress` (may be null) is told of each finished range of sign vectors.
   virtual BootCounts wild_enumerate(const kernels::GrayProblem& p, ProgressSink* progress) const = 0;
@@ -160,15 +205,15 @@ std::unique_ptr<Backend> make_backend(Device d);
 Device resolve_device(Device d, std::string& why);
 
 // The pairing rule of stored statistics (see kernels::Pairs) for a wild test.
-inline Pairs wild_pairs(const WildSpec& s) {
-  return !s.enumerate ? Pairs::kSingle : s.q == 1 ? Pairs::kNegated : Pairs::kDoubled;
+inline Pairs wild_pairs(const WildProblem& p, const WildRunOptions& o) {
+  return !o.enumerate ? Pairs::kSingle : p.q == 1 ? Pairs::kNegated : Pairs::kDoubled;
 }
 
-// Replications per batch when WildSpec::chunk is 0 (the CPU backend's rule: about 2^18 values in
-// the largest cluster-level array of a batch, 16 to 2048 replications).
-inline std::size_t default_wild_chunk(const WildSpec& s) {
-  std::int64_t mc = s.n_clu;
-  for (std::int32_t c : s.n_rows) mc = std::max<std::int64_t>(mc, c);
+// Replications per batch when WildRunOptions::chunk is 0 (the CPU backend's rule: about 2^18
+// values in the largest cluster-level array of a batch, 16 to 2048 replications).
+inline std::size_t default_wild_chunk(const WildProblem& p) {
+  std::int64_t mc = p.n_clu;
+  for (std::int32_t c : p.n_rows) mc = std::max<std::int64_t>(mc, c);
   const std::int64_t chunk = (std::int64_t{1} << 18) / std::max<std::int64_t>(mc, 1);
   return static_cast<std::size_t>(std::min<std::int64_t>(std::max<std::int64_t>(chunk, 16), 2048));
 }
@@ -176,11 +221,24 @@ inline std::size_t default_wild_chunk(const WildSpec& s) {
 // Bytes one replication of a batch takes in a thread's buffers: its weights (G), the products
 // (rows1 per part), the cluster-level scores of the largest term, the numerators and
 // denominators, and its stored coefficients.
-inline double wild_batch_bytes_per_replication(const WildSpec& s) {
+inline double wild_batch_bytes_per_replication(const WildProblem& p) {
   double max_rows = 0;
-  for (std::int32_t c : s.n_rows) max_rows = std::max(max_rows, static_cast<double>(c));
-  const double P = s.n_part, q = s.q;
-  return 8.0 * (s.n_clu + P * static_cast<double>(s.rows1()) + P * q * max_rows + P * q + (q == 1 ? P * P : q * q) + 6);
+  for (std::int32_t c : p.n_rows) max_rows = std::max(max_rows, static_cast<double>(c));
+  const double P = p.n_part, q = p.q;
+  return 8.0 * (p.n_clu + P * static_cast<double>(p.rows1()) + P * q * max_rows + P * q + (q == 1 ? P * P : q * q) + 6);
+}
+
+// The multiply-adds of one replication (its products and denominators): the unit of
+// WildRunOptions::min_team_work.
+inline double wild_work_per_replication(const WildProblem& p) {
+  const double P = p.n_part, q = p.q, G = p.n_clu, kl = p.kl;
+  double w = P * static_cast<double>(p.rows1()) * G;
+  for (std::size_t s = 0; s < p.n_terms(); ++s) {
+    const double C = p.n_rows[s];
+    const double cells = p.dense ? 0.0 : static_cast<double>(p.cell_off[s + 1] - p.cell_off[s]);
+    w += P * q * (p.dense ? C * G : cells + C * kl) + (q == 1 ? P * P : q * q) * C;
+  }
+  return w;
 }
 
 namespace cpu {

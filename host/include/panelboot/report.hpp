@@ -11,7 +11,6 @@
 namespace panelboot {
 
 enum class Format { kText, kJson, kMarkdown, kLatex, kCsv };
-Format parse_format(const std::string& s);
 
 nlohmann::json fit_json(const std::vector<FitResult>& models);
 std::string render_fit(const std::vector<FitResult>& models, Format fmt);

@@ -30,8 +30,9 @@ enum class PValueType { kSymmetric, kEqualTailed, kLower, kUpper };
 enum class Ties { kStrict, kInclusive };
 enum class PAdjust { kNone, kBonferroni, kSidak };
 
-WeightType parse_weight_type(const std::string& s);
-const char* weight_type_name(WeightType w);
+// Their names (the tables of panelboot/names.hpp).
+std::string weight_type_name(WeightType w);
+std::string pvalue_type_name(PValueType p);
 
 struct WildOptions {
   std::vector<std::string> tests;  // linear restrictions, one per test ("x1 - x2 = 0")
@@ -51,6 +52,7 @@ struct WildOptions {
   bool force_gray = false;         // enumerate with the Gray-code walk even for small G (tests)
   std::ostream* progress = nullptr;  // where long runs show progress (ProgressReporter); null: none
   std::uint64_t max_memory = 0;    // bytes a run may use (--max-memory); 0: what the machine has
+  double min_team_work = WildRunOptions{}.min_team_work;  // see WildRunOptions; tests set 0
 };
 
 struct WildTest {
@@ -90,10 +92,13 @@ struct WildTrace {
   std::vector<std::vector<double>> stats;
 };
 
-// Runs the fit (consuming the design as fit() does) and the bootstrap tests on `backend`
-// (null: the CPU reference backend).
-WildResult wild_bootstrap(Design& design, const FitOptions& fo, const WildOptions& wo,
-                          WildTrace* trace = nullptr, const Backend* backend = nullptr);
+// Runs the fit (consuming the design as fit() does) and the bootstrap tests on `backend`, in
+// stages (wild.cpp): check the options, choose the bootstrap clusters, fit, the variance terms,
+// parse the tests, plan the enumeration, then per test the observed statistic, the residual
+// parts, the problem (WildEngine) and its replications (or Gray walk), the p-value; last the
+// multiple-testing adjustment.
+WildResult wild_bootstrap(Design& design, const FitOptions& fo, const WildOptions& wo, const Backend& backend,
+                          WildTrace* trace = nullptr);
 
 // The i-th enumerated sign vector's weight for bootstrap cluster g (cluster 0 is always +1;
 // the vector and its negation are counted together).

@@ -5,13 +5,6 @@
 
 namespace panelboot {
 
-Device parse_device(const std::string& s) {
-  if (s == "auto") return Device::kAuto;
-  if (s == "cpu") return Device::kCpu;
-  if (s == "cuda" || s == "gpu") return Device::kCuda;
-  throw InvalidInput("--backend '" + s + "': choose auto, cpu or cuda");
-}
-
 Device resolve_device(Device d, std::string& why) {
   why.clear();
   if (d == Device::kCpu) {

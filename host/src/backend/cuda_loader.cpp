@@ -1,5 +1,5 @@
 // The CUDA backend lives in a plugin, libpanelboot_cuda.so, loaded only when a command asks for
-// it: the CPU path never maps the CUDA runtime and cuBLAS (about 0.1 s and 200 MB per process),
+// it: the CPU path never maps the CUDA runtime and cuBLAS (their cost: bench/RESULTS.md),
 // and a binary built with CUDA still runs where the CUDA libraries are absent. The driver is
 // probed first (libcuda.so.1), so machines without a GPU do not load the plugin either.
 #include <dlfcn.h>

@@ -38,16 +38,7 @@ Command register_fit(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "fit", "Fixed-effects OLS with iid, HC1, cluster-robust (one- or multi-way) or Driscoll-Kraay "
              "standard errors");
-  add_data_option(cmd, *o);
-  add_panel_option(cmd, *o, "Panel structure 'id,time' (needed by lags, leads and dk)", false);
-  add_where_option(cmd, *o);
-  add_sample_options(cmd, *o);
-  add_threads_option(cmd, *o);
-  add_backend_options(cmd, *o);
-  add_formula_option(cmd, *o, "Model 'y ~ x1 + x2 | fe1 + fe2' (repeat for several models side by side)", false);
-  add_cluster_option(cmd, o->cluster, "Cluster variable(s): 'a' or 'a,b' (two-way)");
-  add_cluster_convention_options(cmd, *o);
-  add_level_option(cmd, *o, "Confidence level");
+  add_model_options(cmd, *o, "Model 'y ~ x1 + x2 | fe1 + fe2' (repeat for several models side by side)");
   add_vcov_option(cmd, o->vcov, accepted_names(kVcovNames),
                   choices(kVcovNames) + " (default: cluster with --cluster, else iid)");
   add_dk_options(cmd, *o);

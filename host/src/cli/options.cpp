@@ -196,6 +196,19 @@ void add_output_options(CLI::App* app, CommonOptions& o, const std::vector<Forma
       ->check(file_name());
 }
 
+void add_model_options(CLI::App* app, CommonOptions& o, const std::string& formula_help) {
+  add_data_option(app, o);
+  add_panel_option(app, o, "Panel structure 'id,time' (needed by lags, leads and dk)", false);
+  add_where_option(app, o);
+  add_sample_options(app, o);
+  add_threads_option(app, o);
+  add_backend_options(app, o);
+  add_formula_option(app, o, formula_help, false);
+  add_cluster_option(app, o.cluster, "Cluster variable(s): 'a' or 'a,b' (two-way)");
+  add_cluster_convention_options(app, o);
+  add_level_option(app, o, "Confidence level");
+}
+
 // ---- the steps the commands share ----
 
 std::vector<std::string> split_list(const std::string& s) {

@@ -74,6 +74,9 @@ void add_dk_options(CLI::App* app, CommonOptions& o);
 CLI::Option* add_replications_option(CLI::App* app, std::int64_t& B, long long min_B, long long max_B,
                                       const std::string& help);
 void add_seed_option(CLI::App* app, std::uint64_t& seed);
+// The options of a command that fits one model per formula (fit, wild): data, sample, threads,
+// backend, formula, clusters and their conventions, level.
+void add_model_options(CLI::App* app, CommonOptions& o, const std::string& formula_help);
 // --format with exactly the formats the command writes (and their aliases), and --output
 void add_output_options(CLI::App* app, CommonOptions& o, const std::vector<Format>& formats);
 // An enumerated option whose choices come from a name table.

@@ -83,11 +83,13 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_read0).count();
   // the model search runs on the host; the bootstrap replications on the backend
   std::unique_ptr<Backend> backend;
-  if (to.n_boot > 0)
+  if (to.n_boot > 0) {
     backend = open_backend(o, err);
-  else
+  } else {
     note_host_only(o, err, "with --B 0 threshold has no replication work");
-  ThresholdResult r = estimate_threshold(df, to, backend.get());
+    backend = cpu::make_cpu_backend("with --B 0 threshold has no replication work");
+  }
+  ThresholdResult r = estimate_threshold(df, to, *backend);
   r.timing.insert(r.timing.begin(), {"read_s", read_s});
   r.warnings = df.warnings;
   r.threads = threads_in_use();

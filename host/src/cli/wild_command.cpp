@@ -67,7 +67,7 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
     throw InvalidInput("--bootcluster " + w.bootcluster + " has a single level in the sample; the bootstrap needs at least two clusters");
   const std::unique_ptr<Backend> backend = open_backend(o, err);
   const auto t2 = Clock::now();
-  WildResult res = wild_bootstrap(d, fo, wo, nullptr, backend.get());
+  WildResult res = wild_bootstrap(d, fo, wo, *backend);
   const auto t3 = Clock::now();
   auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   res.timing = {{"read_s", sec(t0, t1)}, {"design_s", sec(t1, t2)}, {"fit_and_bootstrap_s", sec(t2, t3)}};
@@ -108,16 +108,7 @@ Command register_wild(CLI::App& app) {
   auto w = std::make_shared<WildCli>();
   CLI::App* cmd = app.add_subcommand(
       "wild", "Wild cluster bootstrap tests and confidence intervals (WCR/WCU), exact and fast");
-  add_data_option(cmd, *o);
-  add_panel_option(cmd, *o, "Panel structure 'id,time' (needed by lags, leads and dk)", false);
-  add_where_option(cmd, *o);
-  add_sample_options(cmd, *o);
-  add_threads_option(cmd, *o);
-  add_backend_options(cmd, *o);
-  add_formula_option(cmd, *o, "Model 'y ~ x1 + x2 | fe1 + fe2'", false);
-  add_cluster_option(cmd, o->cluster, "Cluster variable(s): 'a' or 'a,b' (two-way)");
-  add_cluster_convention_options(cmd, *o);
-  add_level_option(cmd, *o, "Confidence level");
+  add_model_options(cmd, *o, "Model 'y ~ x1 + x2 | fe1 + fe2'");
   add_wild_options(cmd, *w);
   add_memory_option(cmd, *o);
   cmd->add_flag("--no-ci", w->no_ci, "Skip the test-inversion confidence interval");

@@ -86,113 +86,139 @@ std::vector<ClusterTerm> clustering_terms(const std::vector<Grouping>& clusters,
 
 namespace panelboot::detail {
 
-VcovOutput compute_vcov(const VcovInput& in) {
+namespace {
+
+VcovOutput iid_vcov(const VcovInput& in, double rss) {
+  VcovOutput out;
+  out.type = "iid";
+  out.df = in.N - in.K_all;
+  out.V = (rss / (in.N - in.K_all)) * in.bread;
+  out.label = "iid, sigma^2 = e'e/(N-K), K = " + num(in.K_all);
+  return out;
+}
+
+VcovOutput hc1_vcov(const VcovInput& in) {
   VcovOutput out;
   const Eigen::Index k = static_cast<Eigen::Index>(in.n_reg);
   const std::size_t n = in.n_obs;
-  const double N = in.N, K = in.K;
-  double rss = 0;
-  for (std::size_t i = 0; i < n; ++i) rss += in.u[i] * in.u[i];
-  const Design& d = in.design;
+  out.type = "hc1";
+  out.df = in.N - in.K_all;
+  Eigen::MatrixXd meat = Eigen::MatrixXd::Zero(k, k);
+  const std::size_t chunk = kRowChunk;
+  for (std::size_t b = 0; b < n; b += chunk) {
+    const Eigen::Index m = static_cast<Eigen::Index>(std::min(chunk, n - b));
+    Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xc(in.X + b, m, k,
+                                                                  Eigen::OuterStride<>(static_cast<Eigen::Index>(n)));
+    Eigen::Map<const Eigen::VectorXd> uc(in.u + b, m);
+    const Eigen::MatrixXd Xu = uc.asDiagonal() * Xc;
+    meat.noalias() += Xu.transpose() * Xu;
+  }
+  out.V = (in.N / (in.N - in.K_all)) * in.bread * meat * in.bread;
+  out.label = "heteroskedasticity-robust HC1, N/(N-K), K = " + num(in.K_all);
+  return out;
+}
 
+std::string cluster_label(const VcovInput& in, const VcovOutput& out) {
+  const Design& d = in.design;
+  const std::size_t n_cl = d.clusters.size();
+  std::string cl;
+  for (std::size_t c = 0; c < n_cl; ++c)
+    cl += (c ? " and " : "") + out.cluster_names[c] + " (G=" + std::to_string(out.n_clusters[c]) + ")";
+  std::string label = "cluster-robust by " + cl + ", G/(G-1)*(N-1)/(N-K), K = " + num(in.K) +
+                      (d.fe.empty() ? std::string()
+                       : in.opts.dof_fe == DofFe::kNested
+                           ? std::string(" (FE nested in a cluster not counted: xtreg/reghdfe/fixest)")
+                           : std::string(" (every FE level counted: areg)"));
+  if (n_cl > 1)
+    label += in.opts.multiway_adj == MultiwayAdj::kMin
+                 ? "; multiway: one G_min/(G_min-1) for every term (fixest/reghdfe)"
+                 : "; multiway: each term its own G/(G-1) (Cameron-Gelbach-Miller, sandwich)";
+  return label;
+}
+
+// A multiway variance can have negative eigenvalues: said, or clipped with --vcov-psd-fix.
+void check_multiway_psd(const FitOptions& opts, VcovOutput& out) {
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(0.5 * (out.V + out.V.transpose()));
+  const double lmin = es.eigenvalues().minCoeff(), lmax = es.eigenvalues().maxCoeff();
+  if (!(lmin < -1e-12 * std::max(lmax, 0.0))) return;
+  if (opts.psd_fix) {
+    out.V = es.eigenvectors() * es.eigenvalues().cwiseMax(0.0).asDiagonal() * es.eigenvectors().transpose();
+    out.warnings.push_back("multiway variance was not positive semi-definite (min eigenvalue " + num(lmin) +
+                           "); negative eigenvalues set to zero (--vcov-psd-fix)");
+  } else {
+    out.warnings.push_back("multiway variance is not positive semi-definite (min eigenvalue " + num(lmin) +
+                           "); --vcov-psd-fix clips negative eigenvalues");
+  }
+}
+
+VcovOutput cluster_vcov(const VcovInput& in) {
+  VcovOutput out;
+  const Design& d = in.design;
+  const Eigen::Index k = static_cast<Eigen::Index>(in.n_reg);
+  out.type = "cluster";
+  if (d.clusters.empty()) throw InvalidInput("--vcov cluster needs --cluster VAR (or VAR1,VAR2)");
+  for (const Grouping& g : d.clusters) {
+    out.cluster_names.push_back(g.name);
+    out.n_clusters.push_back(g.n_levels);
+  }
+  const std::int32_t g_min = *std::min_element(out.n_clusters.begin(), out.n_clusters.end());
+  Eigen::MatrixXd meat_sum = Eigen::MatrixXd::Zero(k, k);
+  for (const ClusterTerm& t : clustering_terms(d.clusters, in.opts.multiway_adj, in.N, in.K))
+    meat_sum += t.weight * cluster_meat(in.X, in.u, in.n_obs, in.n_reg, t.grouping->code.data(), t.grouping->n_levels);
+  out.V = in.bread * meat_sum * in.bread;
+  out.df = g_min - 1;
+  out.label = cluster_label(in, out);
+  if (d.clusters.size() > 1) check_multiway_psd(in.opts, out);
+  return out;
+}
+
+VcovOutput dk_vcov(const VcovInput& in) {
+  VcovOutput out;
+  const Design& d = in.design;
+  const Eigen::Index k = static_cast<Eigen::Index>(in.n_reg);
+  const std::size_t n = in.n_obs;
+  out.type = "dk";
+  const std::int32_t T = d.time.n_levels;
+  if (T < 2) throw InvalidInput("--vcov dk needs at least two time periods");
+  const int L = in.opts.dk_lag >= 0 ? in.opts.dk_lag
+                                    : static_cast<int>(std::floor(std::pow(static_cast<double>(T), 0.25)));
+  if (L >= T)
+    throw InvalidInput("--dk-lag " + std::to_string(L) + " must be below the number of periods (" +
+                       std::to_string(T) + ")");
+  out.dk_lag = L;
+  // h_t = sum_{i in t} x_i u_i  (T x k)
+  Eigen::MatrixXd H = Eigen::MatrixXd::Zero(T, k);
+  for (Eigen::Index j = 0; j < k; ++j) {
+    const double* x = in.X + static_cast<std::size_t>(j) * n;
+    for (std::size_t i = 0; i < n; ++i) H(d.time.code[i], j) += x[i] * in.u[i];
+  }
+  Eigen::MatrixXd S = H.transpose() * H;
+  for (int l = 1; l <= L; ++l) {
+    const double wl = 1.0 - static_cast<double>(l) / (L + 1);
+    const Eigen::MatrixXd G = H.bottomRows(T - l).transpose() * H.topRows(T - l);
+    S += wl * (G + G.transpose());
+  }
+  out.V = in.bread * S * in.bread;
+  out.df = T - 1;
+  out.label = "Driscoll-Kraay, Bartlett kernel, lag " + std::to_string(L) + ", T = " + std::to_string(T) +
+              ", no small-sample factor (plm::vcovSCC)";
+  return out;
+}
+
+}  // namespace
+
+VcovOutput compute_vcov(const VcovInput& in) {
+  VcovOutput out;
   switch (in.opts.vcov) {
     case VcovType::kIid: {
-      out.type = "iid";
-      out.df = N - in.K_all;
-      out.V = (rss / (N - in.K_all)) * in.bread;
-      out.label = "iid, sigma^2 = e'e/(N-K), K = " + num(in.K_all);
+      double rss = 0;
+      for (std::size_t i = 0; i < in.n_obs; ++i) rss += in.u[i] * in.u[i];
+      out = iid_vcov(in, rss);
       break;
     }
-    case VcovType::kHc1: {
-      out.type = "hc1";
-      out.df = N - in.K_all;
-      Eigen::MatrixXd meat = Eigen::MatrixXd::Zero(k, k);
-      const std::size_t chunk = kRowChunk;
-      for (std::size_t b = 0; b < n; b += chunk) {
-        const Eigen::Index m = static_cast<Eigen::Index>(std::min(chunk, n - b));
-        Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xc(
-            in.X + b, m, k, Eigen::OuterStride<>(static_cast<Eigen::Index>(n)));
-        Eigen::Map<const Eigen::VectorXd> uc(in.u + b, m);
-        const Eigen::MatrixXd Xu = uc.asDiagonal() * Xc;
-        meat.noalias() += Xu.transpose() * Xu;
-      }
-      out.V = (N / (N - in.K_all)) * in.bread * meat * in.bread;
-      out.label = "heteroskedasticity-robust HC1, N/(N-K), K = " + num(in.K_all);
-      break;
-    }
-    case VcovType::kCluster: {
-      out.type = "cluster";
-      if (d.clusters.empty())
-        throw InvalidInput("--vcov cluster needs --cluster VAR (or VAR1,VAR2)");
-      for (const Grouping& g : d.clusters) {
-        out.cluster_names.push_back(g.name);
-        out.n_clusters.push_back(g.n_levels);
-      }
-      const std::int32_t g_min = *std::min_element(out.n_clusters.begin(), out.n_clusters.end());
-      const std::size_t n_cl = d.clusters.size();
-      Eigen::MatrixXd meat_sum = Eigen::MatrixXd::Zero(k, k);
-      for (const ClusterTerm& t : clustering_terms(d.clusters, in.opts.multiway_adj, N, K))
-        meat_sum += t.weight * cluster_meat(in.X, in.u, n, in.n_reg, t.grouping->code.data(),
-                                            t.grouping->n_levels);
-      out.V = in.bread * meat_sum * in.bread;
-      out.df = g_min - 1;
-      std::string cl;
-      for (std::size_t c = 0; c < n_cl; ++c)
-        cl += (c ? " and " : "") + out.cluster_names[c] + " (G=" + std::to_string(out.n_clusters[c]) + ")";
-      out.label = "cluster-robust by " + cl + ", G/(G-1)*(N-1)/(N-K), K = " + num(K) +
-                  (d.fe.empty() ? std::string()
-                   : in.opts.dof_fe == DofFe::kNested
-                       ? std::string(" (FE nested in a cluster not counted: xtreg/reghdfe/fixest)")
-                       : std::string(" (every FE level counted: areg)"));
-      if (n_cl > 1)
-        out.label += in.opts.multiway_adj == MultiwayAdj::kMin
-                         ? "; multiway: one G_min/(G_min-1) for every term (fixest/reghdfe)"
-                         : "; multiway: each term its own G/(G-1) (Cameron-Gelbach-Miller, sandwich)";
-      if (n_cl > 1) {
-        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(0.5 * (out.V + out.V.transpose()));
-        const double lmin = es.eigenvalues().minCoeff(), lmax = es.eigenvalues().maxCoeff();
-        if (lmin < -1e-12 * std::max(lmax, 0.0)) {
-          if (in.opts.psd_fix) {
-            out.V = es.eigenvectors() * es.eigenvalues().cwiseMax(0.0).asDiagonal() *
-                    es.eigenvectors().transpose();
-            out.warnings.push_back("multiway variance was not positive semi-definite (min eigenvalue " +
-                                   num(lmin) + "); negative eigenvalues set to zero (--vcov-psd-fix)");
-          } else {
-            out.warnings.push_back("multiway variance is not positive semi-definite (min eigenvalue " +
-                                   num(lmin) + "); --vcov-psd-fix clips negative eigenvalues");
-          }
-        }
-      }
-      break;
-    }
-    case VcovType::kDk: {
-      out.type = "dk";
-      const std::int32_t T = d.time.n_levels;
-      if (T < 2) throw InvalidInput("--vcov dk needs at least two time periods");
-      const int L = in.opts.dk_lag >= 0 ? in.opts.dk_lag
-                                        : static_cast<int>(std::floor(std::pow(static_cast<double>(T), 0.25)));
-      if (L >= T)
-        throw InvalidInput("--dk-lag " + std::to_string(L) + " must be below the number of periods (" +
-                           std::to_string(T) + ")");
-      out.dk_lag = L;
-      // h_t = sum_{i in t} x_i u_i  (T x k)
-      Eigen::MatrixXd H = Eigen::MatrixXd::Zero(T, k);
-      for (Eigen::Index j = 0; j < k; ++j) {
-        const double* x = in.X + static_cast<std::size_t>(j) * n;
-        for (std::size_t i = 0; i < n; ++i) H(d.time.code[i], j) += x[i] * in.u[i];
-      }
-      Eigen::MatrixXd S = H.transpose() * H;
-      for (int l = 1; l <= L; ++l) {
-        const double wl = 1.0 - static_cast<double>(l) / (L + 1);
-        const Eigen::MatrixXd G = H.bottomRows(T - l).transpose() * H.topRows(T - l);
-        S += wl * (G + G.transpose());
-      }
-      out.V = in.bread * S * in.bread;
-      out.df = T - 1;
-      out.label = "Driscoll-Kraay, Bartlett kernel, lag " + std::to_string(L) + ", T = " +
-                  std::to_string(T) + ", no small-sample factor (plm::vcovSCC)";
-      break;
-    }
+    case VcovType::kHc1: out = hc1_vcov(in); break;
+    case VcovType::kCluster: out = cluster_vcov(in); break;
+    case VcovType::kDk: out = dk_vcov(in); break;
   }
   char ref[64];
   std::snprintf(ref, sizeof ref, "t(%g)", out.df);

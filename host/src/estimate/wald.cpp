@@ -1,7 +1,9 @@
-// Linear restrictions written as text over coefficient names: "x1 = 0, x2 - x3 = 0.5".
+// Linear restrictions written as text over coefficient names: "x1 = 0, x2 - x3 = 0.5", and the
+// joint Wald statistic of several.
 #include <cctype>
 #include <cstdlib>
 
+#include "estimate/detail.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/estimate.hpp"
 

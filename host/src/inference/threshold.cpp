@@ -1096,10 +1096,7 @@ ThresholdTest bootstrap_test(const Context& c, int k, double F, const Vec& fitte
 }
 
 void bootstrap_tests(const Context& c, const std::vector<double>& F, const std::vector<Vec>& fitted_of,
-                     const Backend* backend_in, ThresholdResult& res) {
-  std::unique_ptr<Backend> own_backend;
-  if (!backend_in) own_backend = make_backend(Device::kCpu);
-  const Backend& backend = backend_in ? *backend_in : *own_backend;
+                     const Backend& backend, ThresholdResult& res) {
   for (int k = 1; k <= c.o.n_thresholds; ++k) {
     const std::size_t ki = static_cast<std::size_t>(k - 1);
     const Vec fitted = k == 1 ? Vec(c.t.y - c.proj.residual(c.t.y)) : fitted_of[ki - 1];
@@ -1116,12 +1113,12 @@ std::size_t threshold_draw(std::uint64_t seed, int k, std::uint64_t b, std::size
 // The stages: the sample (formula, design, panel), the grid, the transformed data and the grid's
 // projections, then either the given thresholds' model or the search with its models and sets,
 // then the bootstrap tests.
-ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& o, const Backend* backend_in) {
+ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& o, const Backend& backend) {
   using Clock = std::chrono::steady_clock;
   const auto t_start = Clock::now();
   check_options(o);
   ThresholdResult res;
-  res.backend = backend_in ? backend_in->name() : "cpu";
+  res.backend = backend.name();
   const Sample s = make_sample(df, o, res);
   note_departures(o, res);
   const Grid g = make_grid(s, o, res);
@@ -1146,7 +1143,7 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   const auto t_setup = Clock::now();
   const auto [F, fitted_of] = sample_search(c, res);
   const auto t_search = Clock::now();
-  bootstrap_tests(c, F, fitted_of, backend_in, res);
+  bootstrap_tests(c, F, fitted_of, backend, res);
   const auto t_end = Clock::now();
   auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   res.timing = {{"setup_s", sec(t_start, t_setup)}, {"search_s", sec(t_setup, t_search)},

@@ -396,9 +396,155 @@ int lag_order(const ExprNode& n, const EvalContext& ctx) {
 
 }  // namespace
 
+namespace {
+
+using K = ExprNode::Kind;
+
+// x in (c1, c2, ...): a text variable against quoted levels, or a number against constants.
+std::vector<double> evaluate_in(const ExprNode& n, const EvalContext& ctx) {
+  const Column* tc = text_column(*n.args[0], ctx);
+  std::vector<double> a = tc ? codes_as_double(*tc) : evaluate(*n.args[0], ctx);
+  std::vector<double> vals;
+  for (std::size_t k = 1; k < n.args.size(); ++k) {
+    const ExprNode& e = *n.args[k];
+    if (tc) {
+      if (e.kind != K::kString)
+        throw InvalidInput(shown(ctx.what) + ": " + quoted(tc->name) + " is text; write its values in quotes");
+      vals.push_back(level_code(*tc, e.text));
+    } else {
+      if (e.kind != K::kNumber && !(e.kind == K::kUnary && e.args[0]->kind == K::kNumber))
+        throw InvalidInput(shown(ctx.what) + ": 'in (...)' takes a list of constants (column " +
+                           std::to_string(e.pos + 1) + ")");
+      // the constant itself, as the kUnary case computes it (not evaluate(e, ctx)[0]: that
+      // vector has one value per row, and none when the data have no rows)
+      double v = e.kind == K::kNumber ? e.number : e.args[0]->number;
+      if (e.kind == K::kUnary) v = e.text == "-" ? -v : (v == 0 ? 1.0 : 0.0);
+      vals.push_back(v);
+    }
+  }
+  for (double& v : a) {
+    if (v != v) continue;
+    v = std::find(vals.begin(), vals.end(), v) != vals.end() ? 1.0 : 0.0;
+  }
+  return a;
+}
+
+// A comparison involving text: a text variable against a quoted value (either side), == or !=.
+std::vector<double> compare_text(const ExprNode& n, const EvalContext& ctx, const Column* ta, const Column* tb) {
+  const std::string& op = n.text;
+  const Column* col = ta ? ta : tb;
+  const ExprNode& lit = ta ? *n.args[1] : *n.args[0];
+  if (!col || lit.kind != K::kString || (op != "==" && op != "!="))
+    throw InvalidInput(shown(ctx.what) + ": at column " + std::to_string(n.pos + 1) +
+                       ", text can only be compared for equality (== or !=) between a text "
+                       "variable and a quoted value");
+  std::vector<double> a = codes_as_double(*col);
+  const double code = level_code(*col, lit.text);
+  for (double& v : a) {
+    if (v != v) continue;
+    v = ((v == code) == (op == "==")) ? 1.0 : 0.0;
+  }
+  return a;
+}
+
+// Arithmetic, comparison and logic of two numeric operands (NA-aware; & and | three-valued).
+double binary_value(const std::string& op, double x, double y) {
+  double v;
+  if (op == "&" || op == "|") {
+    // three-valued logic: FALSE & NA = FALSE, TRUE | NA = TRUE
+    const bool xm = x != x, ym = y != y;
+    if (op == "&") {
+      if ((!xm && x == 0) || (!ym && y == 0)) v = 0;
+      else v = (xm || ym) ? kNaN : 1;
+    } else {
+      if ((!xm && x != 0) || (!ym && y != 0)) v = 1;
+      else v = (xm || ym) ? kNaN : 0;
+    }
+  } else if (x != x || y != y) {
+    v = kNaN;
+  } else if (op == "+") v = x + y;
+  else if (op == "-") v = x - y;
+  else if (op == "*") v = x * y;
+  else if (op == "/") v = y == 0 ? kNaN : x / y;
+  else if (op == "^") v = std::pow(x, y);
+  else if (op == "==") v = x == y;
+  else if (op == "!=") v = x != y;
+  else if (op == "<") v = x < y;
+  else if (op == "<=") v = x <= y;
+  else if (op == ">") v = x > y;
+  else v = x >= y;
+  if (!std::isfinite(v) && v == v) v = kNaN;
+  return v;
+}
+
+std::vector<double> evaluate_binary(const ExprNode& n, const EvalContext& ctx) {
+  const std::string& op = n.text;
+  const bool cmp = op == "==" || op == "!=" || op == "<" || op == "<=" || op == ">" || op == ">=";
+  const Column* ta = text_column(*n.args[0], ctx);
+  const Column* tb = text_column(*n.args[1], ctx);
+  if (cmp && (ta || tb || n.args[0]->kind == K::kString || n.args[1]->kind == K::kString))
+    return compare_text(n, ctx, ta, tb);
+  std::vector<double> a = evaluate(*n.args[0], ctx);
+  const std::vector<double> b = evaluate(*n.args[1], ctx);
+  for (std::size_t r = 0; r < a.size(); ++r) a[r] = binary_value(op, a[r], b[r]);
+  return a;
+}
+
+bool is_shift_call(const std::string& f) {
+  return f == "l" || f == "f" || f == "L" || f == "F" || f == "lag" || f == "lead";
+}
+
+// l(x, k) / f(x, k): the value k periods before / after in the same unit (NA outside).
+std::vector<double> evaluate_shift(const ExprNode& n, const EvalContext& ctx) {
+  const std::string& f = n.text;
+  const std::size_t n_obs = ctx.df->n_rows();
+  if (!ctx.panel)
+    throw InvalidInput(shown(ctx.what) + ": " + printable(f) + "(...) at column " + std::to_string(n.pos + 1) +
+                       " needs the panel structure; add --panel id,time");
+  if (n.args.empty())
+    throw InvalidInput(shown(ctx.what) + ": " + printable(f) + "() needs a variable");
+  int k = lag_order(n, ctx);
+  if (f == "f" || f == "F" || f == "lead") k = -k;
+  const std::vector<double> x = evaluate(*n.args[0], ctx);
+  const std::vector<std::int64_t> idx = ctx.panel->shifted(k);
+  std::vector<double> out(n_obs);
+  for (std::size_t r = 0; r < n_obs; ++r) out[r] = idx[r] < 0 ? kNaN : x[idx[r]];
+  return out;
+}
+
+// log, exp, sqrt, abs, log1p of one argument (NA where undefined), and I(expr).
+std::vector<double> evaluate_function(const ExprNode& n, const EvalContext& ctx) {
+  const std::string& f = n.text;
+  if (f == "I") {
+    if (n.args.size() != 1) throw InvalidInput(shown(ctx.what) + ": I() takes one expression");
+    return evaluate(*n.args[0], ctx);
+  }
+  if (n.args.size() != 1)
+    throw InvalidInput(shown(ctx.what) + ": " + printable(f) + "() takes one argument (column " +
+                       std::to_string(n.pos + 1) + ")");
+  std::vector<double> a = evaluate(*n.args[0], ctx);
+  double (*fn)(double) = nullptr;
+  if (f == "log") fn = [](double x) { return x > 0 ? std::log(x) : kNaN; };
+  else if (f == "exp") fn = [](double x) { return std::exp(x); };
+  else if (f == "sqrt") fn = [](double x) { return x >= 0 ? std::sqrt(x) : kNaN; };
+  else if (f == "abs") fn = [](double x) { return std::fabs(x); };
+  else if (f == "log1p") fn = [](double x) { return x > -1 ? std::log1p(x) : kNaN; };
+  else
+    throw InvalidInput(shown(ctx.what) + ": unknown function " + quoted(f) + " at column " +
+                       std::to_string(n.pos + 1) +
+                       "; known: log, exp, sqrt, abs, log1p, I, l, f, i");
+  for (double& v : a) {
+    if (v != v) continue;
+    v = fn(v);
+    if (!std::isfinite(v)) v = kNaN;
+  }
+  return a;
+}
+
+}  // namespace
+
 std::vector<double> evaluate(const ExprNode& n, const EvalContext& ctx) {
   const std::size_t n_obs = ctx.df->n_rows();
-  using K = ExprNode::Kind;
   switch (n.kind) {
     case K::kNumber:
       return std::vector<double>(n_obs, n.number);
@@ -416,129 +562,9 @@ std::vector<double> evaluate(const ExprNode& n, const EvalContext& ctx) {
       }
       return a;
     }
-    case K::kIn: {
-      const Column* tc = text_column(*n.args[0], ctx);
-      std::vector<double> a = tc ? codes_as_double(*tc) : evaluate(*n.args[0], ctx);
-      std::vector<double> vals;
-      for (std::size_t k = 1; k < n.args.size(); ++k) {
-        const ExprNode& e = *n.args[k];
-        if (tc) {
-          if (e.kind != K::kString)
-            throw InvalidInput(shown(ctx.what) + ": " + quoted(tc->name) + " is text; write its values in quotes");
-          vals.push_back(level_code(*tc, e.text));
-        } else {
-          if (e.kind != K::kNumber && !(e.kind == K::kUnary && e.args[0]->kind == K::kNumber))
-            throw InvalidInput(shown(ctx.what) + ": 'in (...)' takes a list of constants (column " +
-                               std::to_string(e.pos + 1) + ")");
-          // the constant itself, as the kUnary case computes it (not evaluate(e, ctx)[0]: that
-          // vector has one value per row, and none when the data have no rows)
-          double v = e.kind == K::kNumber ? e.number : e.args[0]->number;
-          if (e.kind == K::kUnary) v = e.text == "-" ? -v : (v == 0 ? 1.0 : 0.0);
-          vals.push_back(v);
-        }
-      }
-      for (double& v : a) {
-        if (v != v) continue;
-        v = std::find(vals.begin(), vals.end(), v) != vals.end() ? 1.0 : 0.0;
-      }
-      return a;
-    }
-    case K::kBinary: {
-      const std::string& op = n.text;
-      const bool cmp = op == "==" || op == "!=" || op == "<" || op == "<=" || op == ">" || op == ">=";
-      std::vector<double> a, b;
-      const Column* ta = text_column(*n.args[0], ctx);
-      const Column* tb = text_column(*n.args[1], ctx);
-      if (cmp && (ta || tb || n.args[0]->kind == K::kString || n.args[1]->kind == K::kString)) {
-        // text comparison: variable against literal (either side), equality only
-        const Column* col = ta ? ta : tb;
-        const ExprNode& lit = ta ? *n.args[1] : *n.args[0];
-        if (!col || lit.kind != K::kString || (op != "==" && op != "!="))
-          throw InvalidInput(shown(ctx.what) + ": at column " + std::to_string(n.pos + 1) +
-                             ", text can only be compared for equality (== or !=) between a text "
-                             "variable and a quoted value");
-        a = codes_as_double(*col);
-        const double code = level_code(*col, lit.text);
-        for (double& v : a) {
-          if (v != v) continue;
-          v = ((v == code) == (op == "==")) ? 1.0 : 0.0;
-        }
-        return a;
-      }
-      a = evaluate(*n.args[0], ctx);
-      b = evaluate(*n.args[1], ctx);
-      for (std::size_t r = 0; r < n_obs; ++r) {
-        const double x = a[r], y = b[r];
-        double v;
-        if (op == "&" || op == "|") {
-          // three-valued logic: FALSE & NA = FALSE, TRUE | NA = TRUE
-          const bool xm = x != x, ym = y != y;
-          if (op == "&") {
-            if ((!xm && x == 0) || (!ym && y == 0)) v = 0;
-            else v = (xm || ym) ? kNaN : 1;
-          } else {
-            if ((!xm && x != 0) || (!ym && y != 0)) v = 1;
-            else v = (xm || ym) ? kNaN : 0;
-          }
-        } else if (x != x || y != y) {
-          v = kNaN;
-        } else if (op == "+") v = x + y;
-        else if (op == "-") v = x - y;
-        else if (op == "*") v = x * y;
-        else if (op == "/") v = y == 0 ? kNaN : x / y;
-        else if (op == "^") v = std::pow(x, y);
-        else if (op == "==") v = x == y;
-        else if (op == "!=") v = x != y;
-        else if (op == "<") v = x < y;
-        else if (op == "<=") v = x <= y;
-        else if (op == ">") v = x > y;
-        else v = x >= y;
-        if (!std::isfinite(v) && v == v) v = kNaN;
-        a[r] = v;
-      }
-      return a;
-    }
-    case K::kCall: {
-      const std::string& f = n.text;
-      if (f == "l" || f == "f" || f == "L" || f == "F" || f == "lag" || f == "lead") {
-        if (!ctx.panel)
-          throw InvalidInput(shown(ctx.what) + ": " + printable(f) + "(...) at column " + std::to_string(n.pos + 1) +
-                             " needs the panel structure; add --panel id,time");
-        if (n.args.empty())
-          throw InvalidInput(shown(ctx.what) + ": " + printable(f) + "() needs a variable");
-        int k = lag_order(n, ctx);
-        if (f == "f" || f == "F" || f == "lead") k = -k;
-        const std::vector<double> x = evaluate(*n.args[0], ctx);
-        const std::vector<std::int64_t> idx = ctx.panel->shifted(k);
-        std::vector<double> out(n_obs);
-        for (std::size_t r = 0; r < n_obs; ++r) out[r] = idx[r] < 0 ? kNaN : x[idx[r]];
-        return out;
-      }
-      if (f == "I") {
-        if (n.args.size() != 1) throw InvalidInput(shown(ctx.what) + ": I() takes one expression");
-        return evaluate(*n.args[0], ctx);
-      }
-      if (n.args.size() != 1)
-        throw InvalidInput(shown(ctx.what) + ": " + printable(f) + "() takes one argument (column " +
-                           std::to_string(n.pos + 1) + ")");
-      std::vector<double> a = evaluate(*n.args[0], ctx);
-      double (*fn)(double) = nullptr;
-      if (f == "log") fn = [](double x) { return x > 0 ? std::log(x) : kNaN; };
-      else if (f == "exp") fn = [](double x) { return std::exp(x); };
-      else if (f == "sqrt") fn = [](double x) { return x >= 0 ? std::sqrt(x) : kNaN; };
-      else if (f == "abs") fn = [](double x) { return std::fabs(x); };
-      else if (f == "log1p") fn = [](double x) { return x > -1 ? std::log1p(x) : kNaN; };
-      else
-        throw InvalidInput(shown(ctx.what) + ": unknown function " + quoted(f) + " at column " +
-                           std::to_string(n.pos + 1) +
-                           "; known: log, exp, sqrt, abs, log1p, I, l, f, i");
-      for (double& v : a) {
-        if (v != v) continue;
-        v = fn(v);
-        if (!std::isfinite(v)) v = kNaN;
-      }
-      return a;
-    }
+    case K::kIn: return evaluate_in(n, ctx);
+    case K::kBinary: return evaluate_binary(n, ctx);
+    case K::kCall: return is_shift_call(n.text) ? evaluate_shift(n, ctx) : evaluate_function(n, ctx);
   }
   return {};
 }

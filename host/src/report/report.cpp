@@ -55,15 +55,6 @@ std::string latex_escape(const std::string& s) {
   return out;
 }
 
-Format parse_format(const std::string& s) {
-  if (s == "text") return Format::kText;
-  if (s == "json") return Format::kJson;
-  if (s == "markdown" || s == "md") return Format::kMarkdown;
-  if (s == "latex" || s == "tex") return Format::kLatex;
-  if (s == "csv") return Format::kCsv;
-  throw InvalidInput("--format '" + s + "': choose text, json, markdown, latex or csv");
-}
-
 namespace {
 using report::num_or_null;
 std::string f(const char* spec, double v) { return report::fmt_num(spec, v); }

@@ -12,11 +12,6 @@ namespace {
 using report::num_or_null;
 std::string f(const char* spec, double v) { return report::fmt_num(spec, v); }
 
-const char* pvalue_name(PValueType p) {
-  const char* names[] = {"symmetric", "equal-tailed", "lower", "upper"};
-  return names[static_cast<int>(p)];
-}
-
 // The tests as a LaTeX tabular (the model's coefficients are `fit --format latex`'s table).
 std::string wild_latex(const WildResult& w, const WildOptions& wo) {
   std::ostringstream o;
@@ -31,7 +26,7 @@ std::string wild_latex(const WildResult& w, const WildOptions& wo) {
   o << "\\hline\n\\end{tabular}\n";
   o << "% Wild " << (w.bootcluster == "(observation)" ? "(heteroskedastic) " : "cluster ") << "bootstrap: "
     << w.method << ", " << w.weight_type << " weights, bootstrap clusters " << latex_escape(w.bootcluster) << " ("
-    << w.n_bootclusters << "), seed " << w.seed << "; " << pvalue_name(wo.pvalue) << " p-values; model "
+    << w.n_bootclusters << "), seed " << w.seed << "; " << pvalue_type_name(wo.pvalue) << " p-values; model "
     << latex_escape(w.fit.formula) << "\n";
   if (w.fit.simulated) o << "% " << kSimulatedNote << "\n";
   return o.str();
@@ -54,7 +49,7 @@ nlohmann::json wild_json(const WildResult& w, const WildOptions& wo) {
   j["backend"] = w.backend;
   j["level"] = wo.level;
   j["ties"] = wo.ties == Ties::kStrict ? "strict" : "inclusive";
-  j["pvalue_type"] = pvalue_name(wo.pvalue);
+  j["pvalue_type"] = pvalue_type_name(wo.pvalue);
   j["fe_reprojected"] = w.fe_reprojected;
   j["notes"] = w.notes;
   nlohmann::json tm = nlohmann::json::object();
@@ -129,7 +124,7 @@ std::string render_wild(const WildResult& w, const WildOptions& wo, Format fmt) 
     if (!t.note.empty()) o << "    note: " << t.note << "\n";
   }
   for (const auto& n : w.notes) o << "Note: " << n << "\n";
-  o << "p-values: " << pvalue_name(wo.pvalue)
+  o << "p-values: " << pvalue_type_name(wo.pvalue)
     << "; ties (|t*| within 1e-10 of |t|) " << (wo.ties == Ties::kStrict ? "not counted (strict)" : "counted (inclusive)") << "\n";
   return o.str();
 }

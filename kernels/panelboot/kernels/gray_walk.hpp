@@ -14,15 +14,11 @@
 
 #include "panelboot/kernels/boot_counts.hpp"
 #include "panelboot/kernels/hd.hpp"
+#include "panelboot/kernels/wild_weights.hpp"  // enumerated_weight
 
 namespace panelboot::kernels {
 
 constexpr int kMaxGrayClusters = 40;
-
-// Sign of cluster g in enumerated vector i (cluster 0 is always +1).
-PB_HD inline double enumerated_weight(std::uint64_t i, std::uint32_t g) {
-  return g == 0 ? 1.0 : (((i >> (g - 1)) & 1u) ? -1.0 : 1.0);
-}
 
 // Counts of (s, -s) against t with s^2 = num^2 / den, without a square root.
 struct PairCounter {

@@ -112,4 +112,27 @@ PB_HD inline void wild_weights_row(std::uint64_t seed, std::uint64_t b, std::uin
   for (std::uint32_t g = 0; g < n_clu; ++g) out[g * stride] = wild_weight(seed, b, g, type);
 }
 
+// Sign of cluster g in enumerated vector i (cluster 0 is always +1).
+PB_HD inline double enumerated_weight(std::uint64_t i, std::uint32_t g) {
+  return g == 0 ? 1.0 : (((i >> (g - 1)) & 1u) ? -1.0 : 1.0);
+}
+
+// The weights of replication b for clusters 0..n_clu-1 at out[g * stride]: Philox draws, or
+// enumerated sign vector b. The one weight fill of every backend (the CPU's blocks below, a
+// CUDA thread's column of a block, the fused kernel's registers).
+PB_HD inline void wild_weights_column(std::uint64_t seed, WeightType type, bool enumerate, std::uint64_t b,
+                                      std::uint32_t n_clu, double* out, std::size_t stride) {
+  if (enumerate) {
+    for (std::uint32_t g = 0; g < n_clu; ++g) out[g * stride] = enumerated_weight(b, g);
+  } else {
+    wild_weights_row(seed, b, n_clu, type, out, stride);
+  }
+}
+
+// V (n_clu x nb, row-major): the weights of replications b0 .. b0+nb-1.
+PB_HD inline void wild_weights_block(std::uint64_t seed, WeightType type, bool enumerate, std::uint64_t b0,
+                                     std::size_t nb, std::uint32_t n_clu, double* V) {
+  for (std::size_t b = 0; b < nb; ++b) wild_weights_column(seed, type, enumerate, b0 + b, n_clu, V + b, nb);
+}
+
 }  // namespace panelboot::kernels

@@ -1,0 +1,61 @@
+// The CUDA backend's device context (context.cuh) and the device query the loader asks first.
+#include <cstdlib>
+
+#include "context.cuh"
+
+namespace panelboot::cuda {
+
+Context::Context() {
+  PB_CUDA_CHECK(cudaSetDevice(0));
+  PB_CUDA_CHECK(cudaStreamCreate(&stream));
+  PB_CUBLAS_CHECK(cublasCreate(&handle));
+  PB_CUBLAS_CHECK(cublasSetStream(handle, stream));
+  cudaDeviceProp prop{};
+  PB_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  name = prop.name;
+  // keep freed pool memory for the next call instead of returning it to the driver
+  cudaMemPool_t pool;
+  PB_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, 0));
+  std::uint64_t keep = UINT64_MAX;
+  PB_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+}
+
+Context::~Context() {
+  if (handle) cublasDestroy(handle);
+  if (stream) cudaStreamDestroy(stream);
+}
+
+std::string kernel_choice(const char* name, std::initializer_list<const char*> allowed) {
+  const char* e = std::getenv(name);
+  const std::string c = e && *e ? e : *allowed.begin();
+  std::string list;
+  for (const char* a : allowed) {
+    if (c == a) return c;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  throw InvalidInput(std::string(name) + " must be one of " + list + ", not '" + c + "'");
+}
+
+int usable_devices(std::string& why) {
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err == cudaErrorInsufficientDriver) {
+    int driver = 0;
+    cudaDriverGetVersion(&driver);  // 0 when no driver is installed at all
+    if (driver == 0) {
+      why = "no NVIDIA driver is installed (no GPU on this machine)";
+    } else {
+      why = "the NVIDIA driver is too old: it supports CUDA " + std::to_string(driver / 1000) + "." +
+            std::to_string(driver % 1000 / 10) + ", this build needs " + std::to_string(CUDART_VERSION / 1000) +
+            "." + std::to_string(CUDART_VERSION % 1000 / 10);
+    }
+    return 0;
+  }
+  if (err != cudaSuccess || n == 0) {
+    why = std::string("no CUDA device is present (") + cudaGetErrorString(err) + ")";
+    return 0;
+  }
+  return n;
+}
+
+}  // namespace panelboot::cuda

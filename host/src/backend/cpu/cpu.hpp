@@ -1,0 +1,54 @@
+#pragma once
+// The CPU reference backend's pieces, one algorithm per file beside its CUDA twin in cuda/:
+//   backend.cpp      the Backend class (dispatch)      cuda/backend.cu
+//   wild.cpp         wild replications, counts         cuda/wild.cu
+//   gray_walk.cpp    exact enumeration (Gray code)     cuda/gray_walk.cu
+//   threshold.cpp    threshold bootstrap (with threshold_batch.hpp)   cuda/threshold.cu
+//   batched_ols.cpp  many small regressions            cuda/batched_ols.cu
+// and what they share: exceptions out of OpenMP regions, count sums, the team rule.
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "panelboot/backend.hpp"
+
+namespace panelboot::cpu {
+
+std::unique_ptr<PreparedWild> prepare_wild(const WildProblem& problem);
+BootCounts gray_walk(const kernels::GrayProblem& p, ProgressSink* progress);
+std::vector<double> threshold_fstar(const ThresholdBootSpec& spec, const ThresholdGram& gram);
+OlsBatchResult batched_ols(const OlsBatch& batch);
+
+// An exception must not leave an OpenMP region (std::terminate would end the process, a signal
+// where the CLI promises exit 2 or 3): each iteration runs in `guard`, which keeps the first
+// exception and makes the remaining iterations no-ops; `rethrow` raises it after the region.
+// Per-thread buffers are therefore made inside the first guarded iteration, not before the loop.
+class RegionErrors {
+ public:
+  template <class F>
+  void guard(F&& f) noexcept {
+    if (failed_.load(std::memory_order_relaxed)) return;
+    try {
+      f();
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(m_);
+      if (!first_) first_ = std::current_exception();
+      failed_.store(true);
+    }
+  }
+  void rethrow() const {
+    if (first_) std::rethrow_exception(first_);
+  }
+
+ private:
+  std::atomic<bool> failed_{false};
+  std::mutex m_;
+  std::exception_ptr first_;
+};
+
+// Counts summed over threads (integers: the same total in any order).
+#pragma omp declare reduction(count_sum : BootCounts : omp_out = omp_out + omp_in) initializer(omp_priv = BootCounts{})
+
+}  // namespace panelboot::cpu

@@ -1,0 +1,374 @@
+// The wild bootstrap's replications on the CPU (cuda/wild.cu is its twin). Batched products are
+// summed in a fixed order with AVX2 clones built without FMA, so the bits do not depend on the
+// instruction set, the thread count or the chunk size.
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "backend/cpu/cpu.hpp"
+
+namespace panelboot::cpu {
+namespace {
+
+using kernels::WildCoefView;
+
+// Four doubles (GCC vector extension): AVX in the AVX2 clone, SSE pairs in the baseline one.
+typedef double V4 __attribute__((vector_size(32)));
+typedef std::int64_t V4i __attribute__((vector_size(32)));
+inline V4 load4(const double* p) {
+  V4 x;
+  std::memcpy(&x, p, sizeof x);
+  return x;
+}
+inline void store4(double* p, V4 x) { std::memcpy(p, &x, sizeof x); }
+
+// C (m x nb) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with `subtract`. Each
+// output is summed over d in order, 32 replications at a time in registers; no fused
+// multiply-add, so both clones and any chunk size give the same bits.
+__attribute__((target_clones("avx2", "default")))
+void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb, double* C,
+               bool subtract) {
+  for (std::size_t i = 0; i < m; ++i) {
+    const double* a = A + i * d;
+    double* c = C + i * nb;
+    std::size_t b0 = 0;
+    // eight independent accumulators hide the add latency
+    for (; b0 + 32 <= nb; b0 += 32) {
+      V4 acc[8] = {};
+      for (std::size_t g = 0; g < d; ++g) {
+        const V4 av = {a[g], a[g], a[g], a[g]};
+        const double* bg = B + g * nb + b0;
+        for (int r = 0; r < 8; ++r) acc[r] += av * load4(bg + 4 * r);
+      }
+      for (int r = 0; r < 8; ++r) store4(c + b0 + 4 * r, subtract ? load4(c + b0 + 4 * r) - acc[r] : acc[r]);
+    }
+    for (; b0 < nb; ++b0) {
+      double acc = 0;
+      for (std::size_t g = 0; g < d; ++g) acc += a[g] * B[g * nb + b0];
+      c[b0] = subtract ? c[b0] - acc : acc;
+    }
+  }
+}
+
+// D[b] += w sum_c Za[c, b] Zb[c, b]
+__attribute__((target_clones("avx2", "default")))
+void accumulate_products(const double* Za, const double* Zb, std::size_t C, std::size_t nb, double w, double* D) {
+  for (std::size_t c = 0; c < C; ++c) {
+    const double* a = Za + c * nb;
+    const double* b = Zb + c * nb;
+    for (std::size_t i = 0; i < nb; ++i) D[i] += w * (a[i] * b[i]);
+  }
+}
+
+// Z (C x nb, row-major) = T1 V on the cells of one term (CSR by error cluster): each row the
+// sum over its cells in order.
+void cells_product(const std::int32_t* row_ptr, const std::int32_t* cell_g, const double* t1, std::size_t C,
+                   const double* V, std::size_t nb, double* Z) {
+  std::fill(Z, Z + C * nb, 0.0);
+  for (std::size_t c = 0; c < C; ++c) {
+    double* dst = Z + c * nb;
+    for (std::int32_t e = row_ptr[c]; e < row_ptr[c + 1]; ++e) {
+      const double t = t1[e];
+      const double* vg = V + static_cast<std::size_t>(cell_g[e]) * nb;
+      for (std::size_t b = 0; b < nb; ++b) dst[b] += t * vg[b];
+    }
+  }
+}
+
+// One thread's buffers for a batch of nb replications: the weights V (G x nb, row-major), the
+// numerators N[p * q + j] and the denominator pieces D (q = 1: [p1 * P + p2]; q > 1: [j * q + l]).
+struct WildBatch {
+  std::vector<double> V, r1, scratch, buf;
+  std::vector<std::vector<double>> N, D;
+};
+
+// N and D of a batch from its weights.
+void evaluate(const WildProblem& pr, std::size_t nb, WildBatch& w) {
+  const std::size_t P = static_cast<std::size_t>(pr.n_part), S = pr.n_terms();
+  const std::size_t q = static_cast<std::size_t>(pr.q), G = static_cast<std::size_t>(pr.n_clu);
+  const std::size_t kl = static_cast<std::size_t>(pr.kl), rows1 = pr.rows1();
+  const double* V = w.V.data();
+  w.N.assign(P * q, std::vector<double>(nb, 0.0));
+  const std::size_t n_d = q == 1 ? P * P : q * q;
+  w.D.assign(n_d, std::vector<double>(nb, 0.0));
+  w.r1.resize(P * rows1 * nb);
+  for (std::size_t p = 0; p < P; ++p) {
+    double* R1 = w.r1.data() + p * rows1 * nb;
+    // R1_p = M1_p V: the numerators and the shared factors at once
+    gemm_rows(pr.m1_of(p), rows1, G, V, nb, R1, false);
+    for (std::size_t j = 0; j < q; ++j) std::copy(R1 + j * nb, R1 + (j + 1) * nb, w.N[p * q + j].begin());
+  }
+  for (std::size_t s = 0; s < S; ++s) {
+    const std::size_t C = static_cast<std::size_t>(pr.n_rows[s]);
+    w.scratch.resize(P * q * C * nb);
+    for (std::size_t p = 0; p < P; ++p)
+      for (std::size_t j = 0; j < q; ++j) {
+        double* Z = w.scratch.data() + (p * q + j) * C * nb;
+        if (pr.dense) {
+          gemm_rows(pr.kd_of(p, j, s), C, G, V, nb, Z, false);
+          continue;
+        }
+        // Z = T1 V (sparse cells) - [P | F'] [QV; GWV]
+        cells_product(pr.row_ptr_of(s), pr.cell_g_of(s), pr.t1_of(p, j, s), C, V, nb, Z);
+        gemm_rows(pr.pf_of(j, s), C, kl, w.r1.data() + (p * rows1 + q) * nb, nb, Z, true);
+      }
+    // D_x += w_S sum_c Za Zb
+    for (std::size_t x = 0; x < n_d; ++x) {
+      const std::size_t za = q == 1 ? x / P : x / q, zb = q == 1 ? x % P : x % q;
+      if (q == 1 && za > zb) continue;  // symmetric: D[1][0] = D[0][1]
+      accumulate_products(w.scratch.data() + za * C * nb, w.scratch.data() + zb * C * nb, C, nb, pr.term_weight[s],
+                          w.D[x].data());
+    }
+  }
+  if (q == 1 && P == 2) w.D[2] = w.D[1];
+}
+
+// Exceedance counts of replications [b0, b1): the statistics into a buffer (a loop that
+// vectorizes, division and square root included), then the comparisons four at a time. The
+// same rule as kernels::count_stat, which the device and the tests use.
+template <bool Inclusive>
+__attribute__((always_inline)) inline BootCounts count_block(const WildCoefView& cf, double delta, double t,
+                                                             double tol, Pairs pairs, std::size_t b0,
+                                                             std::size_t b1, double* s) {
+  const std::size_t m = b1 - b0;
+  const double* n0 = cf.n0 + b0;
+  const double* d0 = cf.d0 + b0;
+  if (cf.n1) {
+    const double* n1 = cf.n1 + b0;
+    const double* d1 = cf.d1 + b0;
+    const double* d2 = cf.d2 + b0;
+    for (std::size_t b = 0; b < m; ++b)
+      s[b] = (n0[b] + delta * n1[b]) / std::sqrt(d0[b] + 2 * delta * d1[b] + delta * delta * d2[b]);
+  } else {
+    const double z = 0.0;  // the same expression with n1 = d1 = d2 = 0, so the bits agree
+    for (std::size_t b = 0; b < m; ++b)
+      s[b] = (n0[b] + delta * z) / std::sqrt(d0[b] + 2 * delta * z + delta * delta * z);
+  }
+  const double big = std::numeric_limits<double>::max();
+  const double at = std::fabs(t);
+  const double thr_abs = Inclusive ? at - tol : at + tol;
+  const double thr_up = Inclusive ? t - tol : t + tol, thr_lo = Inclusive ? t + tol : t - tol;
+  const double thr_up2 = -thr_up, thr_lo2 = -thr_lo;  // -s > thr_up  <=>  s < -thr_up
+  V4i fin = {0, 0, 0, 0}, ab = fin, up = fin, lo = fin, up2 = fin, lo2 = fin;
+  const V4 zero = {0, 0, 0, 0};
+  std::size_t b = 0;
+  for (; b + 4 <= m; b += 4) {
+    const V4 x = load4(s + b);
+    const V4 ax = x < zero ? -x : x;
+    const V4i f = ax <= big;  // -1 where finite (false for NaN and inf)
+    fin -= f;
+    if (Inclusive) {
+      ab -= f & (ax >= thr_abs);
+      up -= f & (x >= thr_up);
+      lo -= f & (x <= thr_lo);
+      up2 -= f & (x <= thr_up2);
+      lo2 -= f & (x >= thr_lo2);
+    } else {
+      ab -= f & (ax > thr_abs);
+      up -= f & (x > thr_up);
+      lo -= f & (x < thr_lo);
+      up2 -= f & (x < thr_up2);
+      lo2 -= f & (x > thr_lo2);
+    }
+  }
+  std::int64_t F = fin[0] + fin[1] + fin[2] + fin[3], AB = ab[0] + ab[1] + ab[2] + ab[3],
+               UP = up[0] + up[1] + up[2] + up[3], LO = lo[0] + lo[1] + lo[2] + lo[3],
+               UP2 = up2[0] + up2[1] + up2[2] + up2[3], LO2 = lo2[0] + lo2[1] + lo2[2] + lo2[3];
+  for (; b < m; ++b) {
+    const double x = s[b], ax = std::fabs(x);
+    const bool f = ax <= big;
+    F += f;
+    if (Inclusive) {
+      AB += f && ax >= thr_abs;
+      UP += f && x >= thr_up;
+      LO += f && x <= thr_lo;
+      UP2 += f && x <= thr_up2;
+      LO2 += f && x >= thr_lo2;
+    } else {
+      AB += f && ax > thr_abs;
+      UP += f && x > thr_up;
+      LO += f && x < thr_lo;
+      UP2 += f && x < thr_up2;
+      LO2 += f && x > thr_lo2;
+    }
+  }
+  BootCounts c;
+  const std::int64_t mult = pairs == Pairs::kSingle ? 1 : 2;
+  c.finite = F * mult;
+  c.abs = AB * mult;
+  c.upper = pairs == Pairs::kNegated ? UP + UP2 : UP * mult;
+  c.lower = pairs == Pairs::kNegated ? LO + LO2 : LO * mult;
+  return c;
+}
+
+__attribute__((target_clones("avx2", "default")))
+BootCounts count_range(const WildCoefView& cf, double delta, double t, double tol, bool inclusive, Pairs pairs,
+                       std::size_t b0, std::size_t b1, double* buf) {
+  return inclusive ? count_block<true>(cf, delta, t, tol, pairs, b0, b1, buf)
+                   : count_block<false>(cf, delta, t, tol, pairs, b0, b1, buf);
+}
+
+// A count of one replication, in the multiply-adds of wild_work_per_replication.
+constexpr double kCountWork = 16;
+
+BootCounts count_all(const WildCoefView& cf, double delta, double t, double tol, bool inclusive, Pairs pairs,
+                     double min_team_work) {
+  const std::size_t m = static_cast<std::size_t>(cf.n_rep), block = 8192;
+  const std::size_t n_blocks = (m + block - 1) / block;
+  const bool team = n_blocks > 1 && static_cast<double>(m) * kCountWork > min_team_work;
+  BootCounts total;
+  RegionErrors errors;
+#pragma omp parallel if (team) reduction(count_sum : total)
+  {
+    std::vector<double> buf;
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(n_blocks); ++bi)
+      errors.guard([&] {
+        buf.resize(block);
+        const std::size_t b0 = static_cast<std::size_t>(bi) * block, b1 = std::min(m, b0 + block);
+        total = total + count_range(cf, delta, t, tol, inclusive, pairs, b0, b1, buf.data());
+      });
+  }
+  errors.rethrow();
+  return total;
+}
+
+class CpuReplicates final : public WildReplicates {
+ public:
+  CpuReplicates(std::size_t n, bool two_parts, Pairs pairs, double min_team_work)
+      : pairs_(pairs), min_team_work_(min_team_work) {
+    n0_.resize(n);
+    d0_.resize(n);
+    if (two_parts) {
+      n1_.resize(n);
+      d1_.resize(n);
+      d2_.resize(n);
+    }
+  }
+  // the coefficients of replications off .. off+n-1
+  WildCoefView view(std::size_t off, std::size_t n) const {
+    WildCoefView v;
+    v.n0 = n0_.data() + off;
+    v.d0 = d0_.data() + off;
+    if (!n1_.empty()) {
+      v.n1 = n1_.data() + off;
+      v.d1 = d1_.data() + off;
+      v.d2 = d2_.data() + off;
+    }
+    v.n_rep = static_cast<std::int64_t>(n);
+    return v;
+  }
+  BootCounts count(double delta, double t, double tol, bool inclusive) const override {
+    return count_all(view(0, n0_.size()), delta, t, tol, inclusive, pairs_, min_team_work_);
+  }
+  std::uint64_t size() const override { return n0_.size(); }
+  std::vector<double> n0_, n1_, d0_, d1_, d2_;
+
+ private:
+  Pairs pairs_;
+  double min_team_work_;
+};
+
+// The coefficients of a batch's nb replications into dst at off: q = 1 n0 = N_0, d0 = D_00
+// (and n1, d1, d2 with two parts); q > 1 F = N' D^-1 N / q, stored with d0 = 1.
+void store_coefs(const WildBatch& w, int q, int n_part, std::size_t nb, CpuReplicates& dst, std::size_t off) {
+  if (q == 1) {
+    std::copy(w.N[0].begin(), w.N[0].begin() + nb, dst.n0_.begin() + off);
+    std::copy(w.D[0].begin(), w.D[0].begin() + nb, dst.d0_.begin() + off);
+    if (n_part == 2) {
+      std::copy(w.N[1].begin(), w.N[1].begin() + nb, dst.n1_.begin() + off);
+      std::copy(w.D[1].begin(), w.D[1].begin() + nb, dst.d1_.begin() + off);
+      std::copy(w.D[3].begin(), w.D[3].begin() + nb, dst.d2_.begin() + off);
+    }
+    return;
+  }
+  Eigen::MatrixXd Dm(q, q);
+  Eigen::VectorXd Nv(q);
+  for (std::size_t b = 0; b < nb; ++b) {
+    for (int j = 0; j < q; ++j) {
+      Nv(j) = w.N[j][b];
+      for (int l = 0; l < q; ++l) Dm(j, l) = w.D[j * q + l][b];
+    }
+    dst.n0_[off + b] = Nv.dot(Dm.ldlt().solve(Nv)) / q;
+    dst.d0_[off + b] = 1.0;
+  }
+}
+
+// V (G x nb) of replications b0 .. b0+nb-1: the shared fill, compiled on its own (inlined into
+// the batch below, its loop is compiled less tightly).
+__attribute__((noinline)) void draw_weights(const WildRunOptions& o, std::uint64_t b0, std::size_t nb,
+                                            std::int32_t G, double* V) {
+  kernels::wild_weights_block(o.seed, o.weight, o.enumerate, b0, nb, static_cast<std::uint32_t>(G), V);
+}
+
+// Replications r0 .. r0+nb-1 of a run (r0 counted from o.b0): drawn, evaluated, stored in dst at
+// off, traced below o.trace_keep, counted.
+BootCounts run_batch(const WildProblem& pr, const WildRunOptions& o, Pairs pairs, std::uint64_t r0, std::size_t nb,
+                     WildBatch& w, CpuReplicates& dst, std::size_t off, std::vector<double>& trace) {
+  w.V.resize(static_cast<std::size_t>(pr.n_clu) * nb);
+  draw_weights(o, o.b0 + r0, nb, pr.n_clu, w.V.data());
+  evaluate(pr, nb, w);
+  store_coefs(w, pr.q, pr.n_part, nb, dst, off);
+  const WildCoefView v = dst.view(off, nb);
+  w.buf.resize(nb);
+  const BootCounts c = count_range(v, o.count_delta, o.count_t, o.count_tol, o.inclusive, pairs, 0, nb, w.buf.data());
+  if (o.progress) o.progress->advance(nb);
+  for (std::size_t b = 0; b < nb && r0 + b < trace.size(); ++b)
+    trace[r0 + b] = kernels::wild_t(v.n0[b], v.n1 ? v.n1[b] : 0.0, v.d0[b], v.d1 ? v.d1[b] : 0.0,
+                                    v.d2 ? v.d2[b] : 0.0, o.count_delta);
+  return c;
+}
+
+// On the CPU a prepared problem is the problem itself: the batches read its arrays in place.
+class CpuPreparedWild final : public PreparedWild {
+ public:
+  explicit CpuPreparedWild(const WildProblem& p) : pr_(p) {}
+  WildRun run(const WildRunOptions& o) const override;
+
+ private:
+  const WildProblem& pr_;
+};
+
+WildRun CpuPreparedWild::run(const WildRunOptions& o) const {
+  const Pairs pairs = wild_pairs(pr_, o);
+  const bool two = pr_.q == 1 && pr_.n_part == 2;
+  const std::size_t chunk = o.chunk ? o.chunk : default_wild_chunk(pr_);
+  const std::size_t n_chunks = static_cast<std::size_t>((o.n_rep + chunk - 1) / chunk);
+  // coefficients of every replication (for the CI); without keep_coefs only chunk-sized ones
+  auto reps = std::make_unique<CpuReplicates>(o.keep_coefs ? o.n_rep : 0, two, pairs, o.min_team_work);
+  // counts are integers, so summing them per thread and then across threads gives the same
+  // total in any order: memory stays constant in n_rep without keep_coefs
+  BootCounts total;
+  WildRun run;
+  run.trace.assign(static_cast<std::size_t>(std::min<std::uint64_t>(o.trace_keep, o.n_rep)), 0.0);
+  // a small job runs on the calling thread: starting a thread team can cost more than it
+  const bool team = n_chunks > 1 && static_cast<double>(o.n_rep) * wild_work_per_replication(pr_) > o.min_team_work;
+  RegionErrors errors;
+#pragma omp parallel if (team) reduction(count_sum : total)
+  {
+    WildBatch w;
+    std::unique_ptr<CpuReplicates> local;
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(n_chunks); ++ci) errors.guard([&] {
+      if (!local) local = std::make_unique<CpuReplicates>(o.keep_coefs ? 0 : chunk, two, pairs, o.min_team_work);
+      const std::uint64_t r0 = static_cast<std::uint64_t>(ci) * chunk;
+      const std::size_t nb = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, o.n_rep - r0));
+      CpuReplicates& dst = o.keep_coefs ? *reps : *local;
+      total = total + run_batch(pr_, o, pairs, r0, nb, w, dst, o.keep_coefs ? static_cast<std::size_t>(r0) : 0, run.trace);
+    });
+  }
+  errors.rethrow();
+  run.counts = total;
+  if (o.keep_coefs) run.reps = std::move(reps);
+  return run;
+}
+
+}  // namespace
+
+std::unique_ptr<PreparedWild> prepare_wild(const WildProblem& problem) {
+  return std::make_unique<CpuPreparedWild>(problem);
+}
+
+}  // namespace panelboot::cpu
