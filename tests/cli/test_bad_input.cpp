@@ -123,3 +123,23 @@ TEST(BadInput, UnreadableStataFile) {
   const std::string p = pbtest::write_temp("not a stata file", ".dta");
   expect_error(run_bad({"--data", p, "-f", "y ~ x"}), {"cannot read Stata file"});
 }
+
+// threshold's --panel and --cluster through the shared options: its own messages kept, and
+// `--cluster none` (which fit and wild read as "no clusters") refused rather than silently
+// clustering by the unit.
+TEST(BadInput, ThresholdPanelAndClusterNone) {
+  const std::vector<std::string> base{"threshold", "-f", "newqua ~ urban | province", "--regime", "rgzn",
+                                      "--threshold-var", "fin", "--B", "0"};
+  std::vector<std::string> a = base;
+  a.insert(a.end(), {"--panel", "province"});
+  pbtest::CliRun r = pbtest::run(a);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("panelboot: error: threshold needs --panel id,time"), std::string::npos) << r.err;
+  a = base;
+  a.insert(a.end(), {"--panel", "province,year", "--cluster", "none"});
+  r = pbtest::run(a);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--cluster none: threshold's clustered standard errors need a variable"), std::string::npos)
+      << r.err;
+  EXPECT_TRUE(r.out.empty());
+}

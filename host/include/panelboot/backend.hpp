@@ -180,7 +180,10 @@ class Backend {
   virtual std::vector<double> wild_weights(std::uint64_t seed, kernels::WeightType type, bool enumerate,
                                            std::uint64_t b0, std::size_t nb, std::int32_t n_clu) const = 0;
   // A problem made ready for runs on this backend (its arrays uploaded, for a device): the
-  // problem and the backend must outlive it. A power study prepares each problem once.
+  // problem and the backend must outlive it, and the problem must not change while it is
+  // prepared (a device copy would no longer match the sizes and offsets read from it); a new
+  // problem (another test) is prepared anew. Many runs of one problem (replication ranges,
+  // several seeds) share one preparation.
   virtual std::unique_ptr<PreparedWild> prepare_wild(const WildProblem& problem) const = 0;
   // Every replication of one run of a wild bootstrap test (o.n_rep of them), counted (and stored
   // with o.keep_coefs): prepare_wild(problem)->run(o).

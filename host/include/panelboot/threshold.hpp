@@ -114,8 +114,7 @@ struct ThresholdResult {
 };
 
 class Backend;
-// The model search on the host; each bootstrap test's replications on `backend` (null: the CPU
-// reference backend).
+// The model search on the host; each bootstrap test's replications on `backend`.
 ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& opts, const Backend& backend);
 
 }  // namespace panelboot

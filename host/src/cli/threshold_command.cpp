@@ -43,6 +43,10 @@ ThresholdOptions threshold_options(const CommonOptions& o, const ThresholdCli& c
     for (std::string& x : split_outside_parentheses(r, ','))
       if (!x.empty()) to.regime.push_back(std::move(x));
   to.threshold_var = c.threshold_var;
+  if (split_list(o.panel).size() != 2) throw InvalidInput("threshold needs --panel id,time");
+  if (o.cluster == "none")
+    throw InvalidInput("--cluster none: threshold's clustered standard errors need a variable (without "
+                       "--cluster they cluster by the panel unit); use --vcov iid or white instead");
   to.sample = sample_options(o, true);
   to.n_thresholds = c.thresholds;
   to.trim = parse_number_list(c.trim, "--trim '" + c.trim + "': give numbers like 0.01,0.01,0.05", false);
