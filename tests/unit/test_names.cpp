@@ -67,3 +67,16 @@ TEST(Names, ACommandWithoutReplicationsSaysItRunsOnTheCpuWithoutABackend) {
   EXPECT_NE(r.err.find("panelboot: backend: cpu ("), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("); fit solves one regression per model\n"), std::string::npos) << r.err;
 }
+
+// The variance code names its type itself (the estimate layer does not see the tables): the
+// names it writes are the table's.
+TEST(Names, TheFitsVcovFieldIsTheTablesName) {
+  for (const std::string& v : names_of(kVcovNames)) {
+    std::vector<std::string> a{"fit", "-f", "newqua ~ rgzn | province + year", "--vcov", v, "--format", "json"};
+    if (v == "cluster") a.insert(a.end(), {"--cluster", "province"});
+    if (v == "dk") a.insert(a.end(), {"--panel", "province,year"});
+    const pbtest::CliRun r = pbtest::run(a);
+    ASSERT_EQ(r.status, 0) << v << ": " << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["models"][0]["vcov"], v);
+  }
+}
