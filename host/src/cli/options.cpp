@@ -255,11 +255,23 @@ std::uint64_t max_memory_bytes(const CommonOptions& o) {
   return o.max_memory.empty() ? 0 : parse_memory_size(o.max_memory);
 }
 
+namespace {
+
+// --cluster names a variable ("none": the heteroskedastic case, no clusters).
+bool has_cluster(const CommonOptions& o) { return !o.cluster.empty() && o.cluster != "none"; }
+
+// --backend as the engine's device (not given: auto).
+Device requested_device(const CommonOptions& o) {
+  return value_of(kDeviceNames, o.backend.empty() ? "auto" : o.backend, "--backend");
+}
+
+}  // namespace
+
 SampleOptions sample_options(const CommonOptions& o, bool need_time) {
   SampleOptions s;
   s.where = o.where;
   s.weights = o.weights;
-  if (!o.cluster.empty() && o.cluster != "none") s.cluster = split_list(o.cluster);
+  if (has_cluster(o)) s.cluster = split_list(o.cluster);
   if (!o.panel.empty()) {
     const auto p = split_list(o.panel);
     if (p.size() != 2)
@@ -275,7 +287,7 @@ SampleOptions sample_options(const CommonOptions& o, bool need_time) {
 FitOptions fit_options(const CommonOptions& o) {
   FitOptions f;
   std::string v = o.vcov;
-  const bool have_cluster = !o.cluster.empty() && o.cluster != "none";
+  const bool have_cluster = has_cluster(o);
   if (v.empty()) v = have_cluster ? "cluster" : "iid";
   if (v == "cluster" && !have_cluster)
     throw InvalidInput("--vcov cluster needs --cluster VAR (or VAR1,VAR2)");
@@ -294,7 +306,7 @@ FitOptions fit_options(const CommonOptions& o) {
 }
 
 std::unique_ptr<Backend> open_backend(const CommonOptions& o, std::ostream& err) {
-  std::unique_ptr<Backend> b = make_backend(value_of(kDeviceNames, o.backend.empty() ? "auto" : o.backend, "--backend"));
+  std::unique_ptr<Backend> b = make_backend(requested_device(o));
   const bool no_gpu_for_auto = o.backend == "auto" && b->device() == Device::kCpu;
   if (o.verbose || no_gpu_for_auto) err << "panelboot: " << b->describe() << "\n";
   return b;
@@ -302,7 +314,7 @@ std::unique_ptr<Backend> open_backend(const CommonOptions& o, std::ostream& err)
 
 void note_host_only(const CommonOptions& o, std::ostream& err, const std::string& why_cpu) {
   std::string why;
-  const Device d = resolve_device(value_of(kDeviceNames, o.backend.empty() ? "auto" : o.backend, "--backend"), why);
+  const Device d = resolve_device(requested_device(o), why);
   const bool no_gpu_for_auto = o.backend == "auto" && d == Device::kCpu;
   const bool gpu_unused = o.backend == "cuda";
   if (o.verbose || no_gpu_for_auto || gpu_unused)

@@ -90,8 +90,9 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   if (to.n_boot > 0) {
     backend = open_backend(o, err);
   } else {
-    note_host_only(o, err, "with --B 0 threshold has no replication work");
-    backend = cpu::make_cpu_backend("with --B 0 threshold has no replication work");
+    const std::string why = "with --B 0 threshold has no replication work";
+    note_host_only(o, err, why);
+    backend = cpu::make_cpu_backend(why);
   }
   ThresholdResult r = estimate_threshold(df, to, *backend);
   r.timing.insert(r.timing.begin(), {"read_s", read_s});
@@ -123,12 +124,13 @@ Command register_threshold(CLI::App& app) {
   cmd->add_option("--thresholds", c.thresholds, "Number of thresholds K (sequential; > 3 allowed)")
       ->transform(whole_in(1, 20))
       ->capture_default_str();
-  cmd->add_option("--trim", c.trim, "Trim per stage; the first trims the grid, the others set the exclusion "
-                                            "windows (the last value repeats)")
+  cmd->add_option("--trim", c.trim,
+                  "Trim per stage; the first trims the grid, the others set the exclusion windows (the last "
+                  "value repeats)")
       ->capture_default_str();
   cmd->add_option("--grid", c.grid,
-                      "Hansen's quantile grid: step 1/N (N = 400 gives 393 points at 1% trim); 'all': every "
-                      "distinct value in the trimmed range (a departure)")
+                  "Hansen's quantile grid: step 1/N (N = 400 gives 393 points at 1% trim); 'all': every "
+                  "distinct value in the trimmed range (a departure)")
       ->transform(CLI::Validator(
           [](std::string& s) { return s == "all" ? std::string() : whole_in(10, kMaxGrid)(s); },
           "from 10 to " + std::to_string(kMaxGrid) + " or all"))
@@ -140,33 +142,33 @@ Command register_threshold(CLI::App& app) {
       ->check(file_name());
   add_seed_option(cmd, c.seed);
   cmd->add_option("--mode", c.mode,
-                      "hansen: Hansen's program (deleted last period, q < gamma, quantile grid); xthreg: "
-                      "Stata xthreg (NT observations, q <= gamma, its grid, sigma^2 = S/(NT - T))")
+                  "hansen: Hansen's program (deleted last period, q < gamma, quantile grid); xthreg: "
+                  "Stata xthreg (NT observations, q <= gamma, its grid, sigma^2 = S/(NT - T))")
       ->check(CLI::IsMember({"hansen", "xthreg"}))
       ->capture_default_str();
   add_vcov_option(cmd, c.vcov, {"iid", "white", "cluster"},
-                      "iid (homoskedastic), white (HC0) or cluster (by the panel unit or --cluster, HC0): which SE "
-                      "fills std_error")
+                  "iid (homoskedastic), white (HC0) or cluster (by the panel unit or --cluster, HC0): which SE "
+                  "fills std_error")
       ->capture_default_str()
       ->each([&c](const std::string&) { c.vcov_given = true; });
   add_cluster_option(cmd, o.cluster,
-                      "Cluster variable of the clustered SEs (default: the panel unit); implies --vcov cluster");
+                     "Cluster variable of the clustered SEs (default: the panel unit); implies --vcov cluster");
   add_level_option(cmd, o, "Level of the confidence set `ci` (95% and 99% sets are always given)");
   add_where_option(cmd, o);
   cmd->add_option("--bootstrap", c.bootstrap,
-                      "blocks: Hansen's resampling of units' residual blocks; wild: Rademacher signs on each "
-                      "unit's block (heteroskedastic, clustered errors; unbalanced panels)")
+                  "blocks: Hansen's resampling of units' residual blocks; wild: Rademacher signs on each "
+                  "unit's block (heteroskedastic, clustered errors; unbalanced panels)")
       ->check(CLI::IsMember({"blocks", "wild"}))
       ->capture_default_str();
   cmd->add_flag("--robust-ci", c.robust_ci,
-                    "Heteroskedasticity-robust LR confidence sets for gamma (Hansen 2000: LR scaled by eta^2); "
-                    "outside Hansen's 1999 program");
+                "Heteroskedasticity-robust LR confidence sets for gamma (Hansen 2000: LR scaled by eta^2); "
+                "outside Hansen's 1999 program");
   cmd->add_option("--robust-ci-method", c.robust_ci_method,
-                      "kernel (Hansen's default: Epanechnikov, his plug-in bandwidth) | quadratic (regression on q, q^2)")
+                  "kernel (Hansen's default: Epanechnikov, his plug-in bandwidth) | quadratic (regression on q, q^2)")
       ->check(CLI::IsMember({"kernel", "quadratic"}))
       ->capture_default_str();
   cmd->add_flag("--time-effects", c.time_effects,
-                    "Also remove period effects (two-way, the study's setting); outside Hansen's program");
+                "Also remove period effects (two-way, the study's setting); outside Hansen's program");
   cmd->add_option("--lr-curve", c.lr_curve, "Write LR(gamma) of the single-threshold search as CSV")
       ->check(file_name());
   add_threads_option(cmd, o);

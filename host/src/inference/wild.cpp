@@ -30,6 +30,8 @@ std::string pvalue_type_name(PValueType p) { return name_of(kPValueTypeNames, p)
 namespace {
 
 constexpr double kTieTol = 1e-10;
+// Bootstrap statistics within this of the observed t count as ties (--ties).
+double tie_tolerance(double t) { return kTieTol * std::max(std::fabs(t), 1e-300); }
 using Mat = Eigen::MatrixXd;
 using Vec = Eigen::VectorXd;
 
@@ -388,7 +390,7 @@ void invert(const WildReplicates& reps, double rb, double se, double crit, const
   auto p_at = [&](double r) {
     const double delta = rb - r;
     const double t = delta / se;
-    return p_from_counts(reps.count(delta, t, kTieTol * std::max(std::fabs(t), 1e-300), inclusive), wo.pvalue, false);
+    return p_from_counts(reps.count(delta, t, tie_tolerance(t), inclusive), wo.pvalue, false);
   };
   double half = std::max(4.0, 2.5 * crit) * se;
   const int n_grid = 24;
@@ -637,7 +639,7 @@ BootCounts run_gray_walk(const WildContext& cx, const WildEngine& eng, const Tes
   gp.C = Cv.data();
   gp.n_clu = G;
   gp.t = out.stat;
-  gp.tol = kTieTol * std::max(std::fabs(out.stat), 1e-300);
+  gp.tol = tie_tolerance(out.stat);
   gp.inclusive = cx.wo.ties == Ties::kInclusive;
   ProgressReporter progress("enumeration of 2^" + std::to_string(G) + " sign vectors for '" + sp.text + "'",
                             "sign-vector pairs", std::uint64_t{1} << (G - 1), cx.wo.progress);
@@ -664,7 +666,7 @@ BootCounts run_replications(const WildContext& cx, WildEngine& eng, const TestSp
   o.trace_keep = cx.trace_keep;
   o.count_delta = joint ? 0.0 : delta0;
   o.count_t = out.stat;
-  o.count_tol = kTieTol * std::max(std::fabs(out.stat), 1e-300);
+  o.count_tol = tie_tolerance(out.stat);
   o.inclusive = wo.ties == Ties::kInclusive;
   o.keep_coefs = want_ci;
   o.min_team_work = wo.min_team_work;
