@@ -19,6 +19,9 @@ struct SampleOptions {
   bool keep_singletons = false;
   bool need_time = false;            // Driscoll-Kraay needs the time dimension
   std::vector<std::string> extra;    // further groupings to carry (e.g. bootstrap clusters)
+  // Rows outside a subsample (power's split groups), dropped as --where drops rows: 0 = out.
+  // Null: every row. Lags and leads still read the whole frame.
+  const std::vector<char>* row_mask = nullptr;
 };
 
 // The indices 0 .. n-1 ordered by v (finite values), ties in index order (a stable sort; -0

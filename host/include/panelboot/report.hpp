@@ -28,6 +28,10 @@ std::string render_threshold(const ThresholdResult& r, const ThresholdOptions& o
 std::string threshold_regimes_csv(const ThresholdResult& r, const ThresholdOptions& o);
 std::string threshold_lr_curve_csv(const ThresholdResult& r, const ThresholdOptions& o);
 
+// `power`'s report: text, Markdown or JSON.
+struct PowerResult;
+std::string render_power(const PowerResult& r, Format fmt);
+
 // Output files, written so that nothing is ever destroyed: a regular file through a temporary
 // beside it (fsync, rename, fsync of the folder; permissions kept), a symlink's target in its
 // place (the link kept; a hard link is replaced like any file, so its other names keep the old

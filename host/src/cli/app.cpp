@@ -115,7 +115,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                                         (PANELBOOT_HAVE_CUDA ? " (CUDA backend compiled)" : " (CPU only)"));
   app.require_subcommand(1);
   const std::vector<cli::Command> commands = {cli::register_fit(app), cli::register_wild(app),
-                                              cli::register_threshold(app), cli::register_describe(app)};
+                                              cli::register_threshold(app), cli::register_power(app),
+                                              cli::register_describe(app)};
   std::vector<std::string> rev(args.rbegin(), args.rend());
   try {
     app.parse(rev);

@@ -261,11 +261,11 @@ namespace {
 bool has_cluster(const CommonOptions& o) { return !o.cluster.empty() && o.cluster != "none"; }
 
 // --backend as the engine's device (not given: auto).
+}  // namespace
+
 Device requested_device(const CommonOptions& o) {
   return value_of(kDeviceNames, o.backend.empty() ? "auto" : o.backend, "--backend");
 }
-
-}  // namespace
 
 SampleOptions sample_options(const CommonOptions& o, bool need_time) {
   SampleOptions s;

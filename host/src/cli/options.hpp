@@ -90,7 +90,9 @@ CLI::Option* add_choice_option(CLI::App* app, const std::string& flag, std::stri
 std::vector<std::string> split_list(const std::string& s);
 // Applies --threads (0: every core; more than the cores are reduced to them, with a warning).
 void apply_threads(int threads, std::ostream& err);
-int threads_in_use();  // after apply_threads, reported in the JSON
+int threads_in_use();
+// The device --backend names (auto when not given).
+Device requested_device(const CommonOptions& o);  // after apply_threads, reported in the JSON
 std::uint64_t max_memory_bytes(const CommonOptions& o);
 SampleOptions sample_options(const CommonOptions& o, bool need_time);
 FitOptions fit_options(const CommonOptions& o);
@@ -127,5 +129,6 @@ Command register_fit(CLI::App& app);
 Command register_wild(CLI::App& app);
 Command register_threshold(CLI::App& app);
 Command register_describe(CLI::App& app);
+Command register_power(CLI::App& app);
 
 }  // namespace panelboot::cli

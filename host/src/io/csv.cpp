@@ -1,5 +1,5 @@
-// CSV reader: header row; comma, semicolon or tab (detected from the header); RFC 4180 quotes
-// (doubled quotes inside, newlines inside quotes); missing as empty, NA or '.'. One pass parses
+// CSV reader: leading '#' comment lines, then a header row; comma, semicolon or tab (detected
+// from the header); RFC 4180 quotes (doubled quotes inside, newlines inside quotes); missing as empty, NA or '.'. One pass parses
 // numbers with fast_float; a column that meets text becomes a text column, and only those
 // columns are read a second time, as text.
 #include <fast_float/fast_float.h>
@@ -41,8 +41,8 @@ inline std::size_t field_end(const char* s, std::size_t p, std::size_t n, char d
 
 class Tokenizer {
  public:
-  Tokenizer(std::string_view text, char delim, const std::string& source)
-      : text_(text), delim_(delim), source_(source) {}
+  Tokenizer(std::string_view text, char delim, const std::string& source, std::uint32_t first_line = 1)
+      : text_(text), delim_(delim), source_(source), line_(first_line) {}
 
   // Reads the next non-blank record into fields; false at end of input.
   bool next(std::vector<std::string_view>& fields, std::uint32_t& record_line) {
@@ -216,6 +216,18 @@ void warn_if_blank_separated(std::string_view text, DataFrame& df) {
 
 }  // namespace
 
+// Lines before the header that start with '#' are comments (e.g. the note on the first line of
+// power's --save-replication files): removed from `text`; returns the number of the header line.
+std::uint32_t skip_leading_comments(std::string_view& text) {
+  std::uint32_t line = 1;
+  while (!text.empty() && text[0] == '#') {
+    const std::size_t nl = text.find('\n');
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    ++line;
+  }
+  return line;
+}
+
 DataFrame read_csv_text(const std::string& text_in, const std::string& source,
                         const CsvOptions& opts) {
   std::string_view text(text_in);
@@ -230,8 +242,9 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
     text = decoded;
     df.warnings.push_back(read_as_windows1252_warning(source));
   }
+  const std::uint32_t first_line = skip_leading_comments(text);
   const char delim = opts.delimiter ? opts.delimiter : detect_delimiter(text);
-  Tokenizer tok(text, delim, source);
+  Tokenizer tok(text, delim, source, first_line);
   std::vector<std::string_view> fields;
   std::uint32_t line = 0;
   if (!tok.next(fields, line))
@@ -302,7 +315,7 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
     std::vector<std::unordered_map<std::string, std::int32_t>> index(n_col);
     for (auto& c : df.columns)
       if (c.is_string()) c.codes.reserve(df.row_line.size());
-    Tokenizer tok2(text, delim, source);
+    Tokenizer tok2(text, delim, source, first_line);
     tok2.next(fields, line);  // header
     while (tok2.next(fields, line)) {
       for (std::size_t j = 0; j < n_col; ++j) {

@@ -305,13 +305,14 @@ std::unique_ptr<PanelIndex> panel_if_needed(const DataFrame& df, const Formula& 
 std::vector<char> rows_where(const DataFrame& df, const ExprNode* where_expr, const PanelIndex* panel,
                              const SampleOptions& opts, Design& d) {
   std::vector<char> keep(df.n_rows(), 1);
-  if (!where_expr) return keep;
-  const EvalContext wctx{&df, panel, "--where '" + opts.where + "'"};
-  const std::vector<double> m = evaluate(*where_expr, wctx);
-  for (std::size_t r = 0; r < keep.size(); ++r) {
-    keep[r] = (m[r] == m[r] && m[r] != 0);
-    d.n_dropped_where += !keep[r];
+  if (opts.row_mask)
+    for (std::size_t r = 0; r < keep.size(); ++r) keep[r] = (*opts.row_mask)[r] != 0;
+  if (where_expr) {
+    const EvalContext wctx{&df, panel, "--where '" + opts.where + "'"};
+    const std::vector<double> m = evaluate(*where_expr, wctx);
+    for (std::size_t r = 0; r < keep.size(); ++r) keep[r] = keep[r] && (m[r] == m[r] && m[r] != 0);
   }
+  for (std::size_t r = 0; r < keep.size(); ++r) d.n_dropped_where += !keep[r];
   return keep;
 }
 

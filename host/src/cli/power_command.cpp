@@ -1,0 +1,200 @@
+// `panelboot power`: Monte Carlo size, power and minimum detectable effect for split samples.
+#include "options.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "panelboot/error.hpp"
+#include "panelboot/formula.hpp"
+#include "panelboot/power.hpp"
+
+namespace panelboot::cli {
+namespace {
+
+constexpr long long kMaxPowerR = 100000000LL;     // 10^8 replications per group
+constexpr long long kMaxPowerWildB = 999999LL;    // inner bootstrap replications
+
+struct PowerCli {
+  std::string target, effects, tests = "crve", alpha = "0.05", errors = "wild", calibrate = "group";
+  std::vector<std::string> splits, save;
+  bool pooled = false;
+  std::int64_t R = 1000, wild_B = 399;
+  double power_target = 0.8;
+  std::uint64_t seed = kDefaultSeed;
+  std::size_t batch = 0;
+};
+
+std::vector<PowerTest> parse_tests(const std::string& text) {
+  std::vector<PowerTest> out;
+  for (const std::string& t : split_list(text)) {
+    PowerTest v;
+    if (t == "crve") v = PowerTest::kCrve;
+    else if (t == "wild" || t == "wcr") v = PowerTest::kWild;
+    else if (t == "wild-webb") v = PowerTest::kWildWebb;
+    else if (t == "wcu") v = PowerTest::kWcu;
+    else throw InvalidInput("--tests: '" + t + "' is not a test; choose from crve, wild, wild-webb, wcu");
+    if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+  }
+  if (out.empty()) throw InvalidInput("--tests is empty; choose from crve, wild, wild-webb, wcu");
+  return out;
+}
+
+std::vector<double> parse_alphas(const std::string& text) {
+  std::vector<double> out;
+  for (const std::string& a : split_list(text)) {
+    char* end = nullptr;
+    const double v = std::strtod(a.c_str(), &end);
+    if (end != a.c_str() + a.size() || !(v > 0 && v < 1))
+      throw InvalidInput("--alpha: '" + a + "' is not a level strictly between 0 and 1");
+    out.push_back(v);
+  }
+  if (out.empty()) throw InvalidInput("--alpha is empty; e.g. --alpha 0.05 or --alpha 0.01,0.05,0.1");
+  return out;
+}
+
+// --save-replication K DIR: K from 1 to --R, DIR an existing folder (made when missing, at the end).
+void read_save_option(const PowerCli& p, PowerOptions& po) {
+  if (p.save.empty()) return;
+  const std::string& k = p.save[0];
+  char* end = nullptr;
+  errno = 0;
+  const long long K = std::strtoll(k.c_str(), &end, 10);
+  if (k.empty() || end != k.c_str() + k.size() || errno == ERANGE || K < 1 || K > p.R)
+    throw InvalidInput("--save-replication: '" + k + "' is not a replication from 1 to --R (" + std::to_string(p.R) + ")");
+  po.save_replication = K;
+  po.save_dir = p.save[1];
+  struct stat st {};
+  if (stat(po.save_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+    throw InvalidInput("--save-replication: '" + po.save_dir + "' exists and is not a folder");
+}
+
+PowerOptions power_options(const PowerCli& p, const CommonOptions& o) {
+  PowerOptions po;
+  po.target = p.target;
+  po.effects = parse_effects(p.effects);
+  po.splits = p.splits;
+  po.pooled = p.pooled;
+  po.tests = parse_tests(p.tests);
+  po.n_rep = p.R;
+  po.wild_B = p.wild_B;
+  po.alphas = parse_alphas(p.alpha);
+  po.power_target = p.power_target;
+  po.errors = p.errors == "wild" ? PowerErrors::kWild : PowerErrors::kNormal;
+  po.calibrate = p.calibrate == "group" ? PowerCalibration::kGroup : PowerCalibration::kPooled;
+  po.seed = p.seed;
+  po.batch = p.batch;
+  po.max_memory = max_memory_bytes(o);
+  read_save_option(p, po);
+  return po;
+}
+
+// The saved datasets go through the same atomic outputs as the report; their folder is made
+// (one level) only once the run has succeeded.
+void add_saved_files(const PowerResult& res, const PowerOptions& po, const CommonOptions& o, PendingOutputs& files) {
+  if (res.saved.empty()) return;
+  if (mkdir(po.save_dir.c_str(), 0777) != 0 && errno != EEXIST)
+    throw InvalidInput("--save-replication: cannot make the folder '" + po.save_dir + "': " + std::strerror(errno));
+  std::vector<NamedPath> outs{{"--output", o.output}};
+  for (const SavedReplication& s : res.saved) outs.push_back({"--save-replication", s.file});
+  check_output_paths(outs, {{"--data", o.data}});
+  for (const SavedReplication& s : res.saved) files.add(s.file, s.content);
+}
+
+int cmd_power(const CommonOptions& o, const PowerCli& p, std::ostream& out, std::ostream& err, std::ostream& terminal) {
+  if (o.formulas.size() != 1) throw InvalidInput("power takes one --formula (the model each group estimates)");
+  if (requested_device(o) == Device::kCuda)
+    throw InvalidInput("--backend cuda: power runs on the CPU in this version (its GPU path is not built yet); use --backend cpu or auto");
+  check_paths(o);
+  apply_threads(o.threads, err);
+  const Format fmt = value_of(kFormatNames, o.format, "--format");
+  PowerOptions po = power_options(p, o);
+  po.progress = &terminal;
+  FitOptions fo = fit_options(o);
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  const DataFrame df = read_input(o, err);
+  const auto t1 = Clock::now();
+  const Formula fm = parse_formula(o.formulas[0]);
+  const SampleOptions so = sample_options(o, false);
+  const std::unique_ptr<Backend> backend = cpu::make_cpu_backend("power runs on the CPU in this version");
+  if (o.verbose) err << "panelboot: " << backend->describe() << "\n";
+  PowerResult res = power_study(df, fm, so, fo, po, *backend);
+  const auto t2 = Clock::now();
+  auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  res.timing.insert(res.timing.begin(), {"read_s", sec(t0, t1)});
+  res.timing.push_back({"total_s", sec(t0, t2)});
+  res.threads = threads_in_use();
+  PendingOutputs files;
+  add_saved_files(res, po, o, files);
+  deliver(files, render_power(res, fmt), o, out);
+  return 0;
+}
+
+void add_power_options(CLI::App* cmd, PowerCli& p) {
+  cmd->add_option("--target", p.target, "The coefficient whose effect is varied (H0: it is 0)")->required();
+  cmd->add_option("--effects", p.effects,
+                  "Effects: '0,0.001,0.002'; 'a:b:n' (n evenly spaced from a to b); 'x0.5,x1,x2' (multiples of the "
+                  "full-sample estimate)")
+      ->required();
+  cmd->add_option("--split", p.splits, "A grouping variable; each of its values is a group (repeatable)");
+  cmd->add_flag("--pooled", p.pooled, "Include the whole sample as a group (always when no --split)");
+  cmd->add_option("--tests", p.tests,
+                  "crve (t with t(G-1)), wild (WCR, Rademacher; enumerated when 2^G <= --wild-B), wild-webb (WCR, "
+                  "Webb), wcu (unrestricted, Rademacher)")
+      ->capture_default_str();
+  cmd->add_option("--R", p.R, "Monte Carlo replications per group and effect")
+      ->transform(whole_in(1, kMaxPowerR))
+      ->capture_default_str();
+  cmd->add_option("--wild-B", p.wild_B, "Replications of each nested wild bootstrap")
+      ->transform(whole_in(9, kMaxPowerWildB))
+      ->capture_default_str();
+  cmd->add_option("--alpha", p.alpha, "Significance level(s), e.g. 0.01,0.05,0.1 (a test rejects when p <= alpha)")
+      ->capture_default_str();
+  cmd->add_option("--power-target", p.power_target, "The power the minimum detectable effect is read at")
+      ->transform(real_in(0, 1, true))
+      ->capture_default_str();
+  cmd->add_option("--errors", p.errors,
+                  "wild: each cluster's rescaled residuals times one N(0,1) draw; normal: iid N(0, RSS/(N-K))")
+      ->check(CLI::IsMember({"wild", "normal"}))
+      ->capture_default_str();
+  cmd->add_option("--calibrate", p.calibrate, "group: each group's own fit; pooled: the whole sample's fit")
+      ->check(CLI::IsMember({"group", "pooled"}))
+      ->capture_default_str();
+  add_seed_option(cmd, p.seed);
+  cmd->add_option("--batch", p.batch, "Replications per batch (0: automatic); results do not depend on it")
+      ->transform(whole_in(0, kMaxChunk));
+  cmd->add_option("--save-replication", p.save,
+                  "K DIR: write the K-th simulated dataset of each group and effect as CSV into DIR")
+      ->expected(2)
+      ->type_name("K DIR");
+}
+
+}  // namespace
+
+Command register_power(CLI::App& app) {
+  auto o = std::make_shared<CommonOptions>();
+  auto p = std::make_shared<PowerCli>();
+  CLI::App* cmd = app.add_subcommand(
+      "power", "Monte Carlo size, power and minimum detectable effect of cluster-robust tests on split samples");
+  add_data_option(cmd, *o);
+  add_panel_option(cmd, *o, "Panel structure 'id,time' (needed by lags and leads)", false);
+  add_where_option(cmd, *o);
+  add_sample_options(cmd, *o);
+  add_threads_option(cmd, *o);
+  add_backend_options(cmd, *o);
+  add_formula_option(cmd, *o, "Model 'y ~ x1 + x2 | fe1 + fe2' (each group's regression)", false);
+  add_cluster_option(cmd, o->cluster, "Cluster variable(s) of each group's regression: 'a' or 'a,b' (two-way)");
+  add_cluster_convention_options(cmd, *o);
+  add_power_options(cmd, *p);
+  add_memory_option(cmd, *o);
+  add_output_options(cmd, *o, {Format::kText, Format::kJson, Format::kMarkdown});
+  cmd->footer(
+      "Example: panelboot power -f 'newqua ~ rgzn + urban | province + year' --cluster province --target rgzn "
+      "--effects 0:0.004:9 --split region --tests crve,wild --R 1000");
+  return {cmd, [o, p](const Streams& s) { return cmd_power(*o, *p, s.out, s.notices, s.terminal); }};
+}
+
+}  // namespace panelboot::cli

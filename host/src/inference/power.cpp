@@ -1,0 +1,787 @@
+// `panelboot power`: Monte Carlo size, power and minimum detectable effect per split group. See
+// power.hpp for the algebra of the fast path and docs/POWER.md for the data-generating process.
+#include "panelboot/power.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "backend/cpu/cpu.hpp"
+#include "inference/wild_engine.hpp"
+#include "panelboot/distributions.hpp"
+#include "panelboot/error.hpp"
+#include "panelboot/kernels/wild_weights.hpp"
+#include "panelboot/memory.hpp"
+#include "panelboot/progress.hpp"
+#include "panelboot/report.hpp"
+#include "panelboot/within.hpp"
+
+namespace panelboot {
+
+using wild_detail::Mat;
+using wild_detail::Vec;
+using wild_detail::WildEngine;
+
+std::string power_test_name(PowerTest t) {
+  switch (t) {
+    case PowerTest::kCrve: return "crve";
+    case PowerTest::kWild: return "wild";
+    case PowerTest::kWildWebb: return "wild-webb";
+    case PowerTest::kWcu: return "wcu";
+  }
+  return "?";
+}
+
+namespace {
+
+// ---- effects ----
+
+bool parse_real(const std::string& s, double& v) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  v = std::strtod(s.c_str(), &end);
+  return end == s.c_str() + s.size() && std::isfinite(v);
+}
+
+std::string trimmed(const std::string& s) {
+  const std::size_t b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+std::vector<EffectItem> effect_range(const std::string& tok) {
+  const std::size_t c1 = tok.find(':'), c2 = tok.find(':', c1 + 1);
+  double a = 0, b = 0, n = 0;
+  if (c2 == std::string::npos || tok.find(':', c2 + 1) != std::string::npos ||
+      !parse_real(trimmed(tok.substr(0, c1)), a) || !parse_real(trimmed(tok.substr(c1 + 1, c2 - c1 - 1)), b) ||
+      !parse_real(trimmed(tok.substr(c2 + 1)), n) || n != std::floor(n) || n < 1 || n > 10000)
+    throw InvalidInput("--effects: '" + tok + "' is not a range a:b:n (n evenly spaced values from a to b, n from 1 to 10000)");
+  if (n == 1 && a != b) throw InvalidInput("--effects: '" + tok + "' asks for 1 value between two different ends");
+  std::vector<EffectItem> out;
+  const int m = static_cast<int>(n);
+  for (int i = 0; i < m; ++i) out.push_back({m == 1 ? a : a + (b - a) * i / (m - 1), false});
+  return out;
+}
+
+// ---- seeds ----
+
+std::uint64_t mix64(std::uint64_t z) {  // SplitMix64's finalizer
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+std::uint64_t effect_bits(double e) {
+  if (e == 0) e = 0.0;  // -0 and +0 draw alike
+  std::uint64_t b = 0;
+  std::memcpy(&b, &e, sizeof b);
+  return b;
+}
+
+// The seed of a group's simulated errors: z of replication r, cluster g = Philox(seed, r, g).
+std::uint64_t error_seed(std::uint64_t seed, std::uint64_t group_key) {
+  return mix64(mix64(seed ^ 0x5eed0f0e77045ULL) ^ group_key);
+}
+
+}  // namespace
+
+std::vector<EffectItem> parse_effects(const std::string& text) {
+  std::vector<EffectItem> out;
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    const std::string tok = trimmed(text.substr(at, comma - at));
+    at = comma + 1;
+    if (tok.empty()) {
+      if (comma == text.size() && !out.empty()) break;
+      throw InvalidInput("--effects: an empty item in '" + text + "'; give numbers, a:b:n ranges or xM multiples, e.g. 0,0.001,0.002");
+    }
+    double v = 0;
+    if (tok.find(':') != std::string::npos) {
+      for (const EffectItem& e : effect_range(tok)) out.push_back(e);
+    } else if ((tok[0] == 'x' || tok[0] == 'X') && parse_real(tok.substr(1), v)) {
+      out.push_back({v, true});
+    } else if (parse_real(tok, v)) {
+      out.push_back({v, false});
+    } else {
+      throw InvalidInput("--effects: '" + tok + "' is not a number, an a:b:n range or a multiple xM of the full-sample estimate");
+    }
+    if (out.size() > 10000) throw InvalidInput("--effects: more than 10000 effects");
+  }
+  if (out.empty()) throw InvalidInput("--effects is empty; give numbers, a:b:n ranges or xM multiples");
+  return out;
+}
+
+std::uint64_t power_group_key(const std::string& split, const std::string& group) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over "split" 0x1f "group"
+  for (char c : split + '\x1f' + group) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+std::uint64_t power_wild_seed(std::uint64_t seed, std::uint64_t group_key, double effect, std::int64_t rep) {
+  std::uint64_t s = mix64(seed ^ 0xb007b007b007ULL);
+  s = mix64(s ^ group_key);
+  s = mix64(s ^ effect_bits(effect));
+  return mix64(s ^ static_cast<std::uint64_t>(rep));
+}
+
+std::pair<double, double> wilson_interval(std::int64_t k, std::int64_t n, double z) {
+  if (n <= 0) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+  const double nn = static_cast<double>(n), p = static_cast<double>(k) / nn, z2 = z * z;
+  const double den = 1 + z2 / nn, centre = (p + z2 / (2 * nn)) / den;
+  const double half = z * std::sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn)) / den;
+  return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
+}
+
+namespace {
+
+constexpr std::int32_t kMinClusters = 3;
+
+// One split group: the fitted model whose X~, A and clusters every replication shares.
+struct GroupModel {
+  PowerGroup info;
+  std::vector<char> mask;           // the group's data-frame rows (before the user's --where)
+  Design d;                         // after fit(): X~ in d.X, the residuals in d.y
+  FitResult fr;
+  std::vector<double> X_raw, y_raw;  // before the within transform (the saved datasets)
+  std::vector<std::string> x_raw_names;
+  Grouping boot;                    // the coarsest cluster variable: bootstrap and error clusters
+  std::vector<ClusterTerm> terms;
+  int target = -1;                  // index among the fit's coefficients
+  std::vector<double> beta_cal;     // the calibrating coefficients on the group's kept columns
+  std::vector<double> u_cal;        // the calibrating residuals on the group's rows
+  Vec xa, h;                        // X~ a (a = A e_target) and the WCR direction X~ a / a_t
+  Mat basis;                        // wild errors: N x G, column g = M (c u_cal 1_g)
+};
+
+// The fit of one sample: the design, the raw columns kept aside, the cluster-robust fit.
+void fit_group(const DataFrame& df, const Formula& fm, SampleOptions so, const FitOptions& fo, GroupModel& g) {
+  so.row_mask = g.mask.empty() ? nullptr : &g.mask;
+  g.d = build_design(df, fm, so);
+  const Design& d = g.d;
+  const std::string label = g.info.split == "pooled" ? "the whole sample" : "group " + g.info.split + " = " + g.info.group;
+  if (d.clusters.empty()) throw InvalidInput("power needs --cluster VAR (its tests are cluster-robust)");
+  const Grouping* best = &d.clusters[0];
+  for (const Grouping& c : d.clusters)
+    if (c.n_levels < best->n_levels) best = &c;
+  g.boot = *best;
+  if (g.boot.n_levels < kMinClusters)
+    throw InvalidInput(label + " has " + std::to_string(g.boot.n_levels) + " cluster" + (g.boot.n_levels == 1 ? "" : "s") +
+                       " of " + g.boot.name + " (" + std::to_string(d.n_obs) + " observations); power needs at least " +
+                       std::to_string(kMinClusters) + " per group");
+  double k_all = static_cast<double>(d.n_reg);
+  for (const Grouping& f : d.fe) k_all += f.n_levels;
+  if (!d.fe.empty()) k_all -= static_cast<double>(d.fe.size() - 1);
+  if (static_cast<double>(d.n_obs) <= k_all)
+    throw InvalidInput(label + " has " + std::to_string(d.n_obs) + " observations for " +
+                       std::to_string(static_cast<long long>(k_all)) + " parameters (regressors and fixed-effect levels)");
+  g.X_raw = d.X;
+  g.y_raw = d.y;
+  g.x_raw_names = d.x_names;
+  FitOptions f = fo;
+  f.vcov = VcovType::kCluster;
+  f.wald.clear();
+  g.fr = fit(g.d, f);
+  g.info.n_obs = g.d.n_obs;
+  g.info.n_clusters = g.boot.n_levels;
+  g.info.dof_k = g.fr.dof_k;
+  g.info.k_all = k_all - static_cast<double>(d.n_reg - g.fr.beta.size());  // less the dropped columns
+}
+
+int target_index(const FitResult& fr, const std::string& target, const std::string& label) {
+  for (std::size_t j = 0; j < fr.coefficients.size(); ++j)
+    if (fr.coefficients[j].name == target) return static_cast<int>(j);
+  for (const std::string& dname : fr.dropped)
+    if (dname.substr(0, dname.find(' ')) == target)
+      throw InvalidInput("--target " + target + " was dropped in " + label + ": " + dname +
+                         "; it is absorbed by the fixed effects or collinear, so no effect of it can be estimated");
+  std::string names;
+  for (const auto& c : fr.coefficients) names += (names.empty() ? "" : ", ") + c.name;
+  throw InvalidInput("--target " + target + " is not a coefficient of the model (its coefficients: " + names + ")");
+}
+
+double residual_ss(const std::vector<double>& u) {
+  double s = 0;
+  for (double v : u) s += v * v;
+  return s;
+}
+
+// The calibrating model of a group: its own fit, or the pooled one on the group's rows.
+void calibrate(GroupModel& g, const GroupModel* pooled, PowerCalibration how) {
+  const GroupModel& src = how == PowerCalibration::kPooled && pooled ? *pooled : g;
+  g.info.calibrated_on = &src == &g ? "group" : "pooled";
+  std::map<std::string, double> coef;
+  for (std::size_t j = 0; j < src.fr.coefficients.size(); ++j) coef[src.fr.coefficients[j].name] = src.fr.beta(static_cast<Eigen::Index>(j));
+  g.beta_cal.clear();
+  for (const Coefficient& c : g.fr.coefficients) g.beta_cal.push_back(coef.count(c.name) ? coef[c.name] : 0.0);
+  for (const auto& kv : src.fr.coefficients) g.info.coefficients.emplace_back(kv.name, coef[kv.name]);
+  const double n = static_cast<double>(src.d.n_obs);
+  g.info.s2 = residual_ss(src.d.y) / (n - src.info.k_all);
+  g.info.error_scale = std::sqrt(n / (n - src.info.k_all));
+  if (&src == &g) {
+    g.u_cal = g.d.y;
+    return;
+  }
+  // the pooled residuals at the group's rows (the group's rows are pooled rows: a subsample)
+  std::vector<std::int64_t> at(src.d.rows.empty() ? 0 : src.d.rows.back() + 1, -1);
+  for (std::size_t i = 0; i < src.d.rows.size(); ++i) at[src.d.rows[i]] = static_cast<std::int64_t>(i);
+  g.u_cal.resize(g.d.n_obs);
+  for (std::size_t i = 0; i < g.d.n_obs; ++i) {
+    const std::uint32_t r = g.d.rows.empty() ? static_cast<std::uint32_t>(i) : g.d.rows[i];
+    const std::int64_t j = src.d.rows.empty() ? r : (r < at.size() ? at[r] : -1);
+    if (j < 0) throw InvalidInput("--calibrate pooled: a row of group " + g.info.split + " = " + g.info.group + " is not in the pooled sample");
+    g.u_cal[i] = src.d.y[static_cast<std::size_t>(j)];
+  }
+}
+
+Demeaner group_demeaner(const Design& d) {
+  std::vector<FeView> views;
+  for (const Grouping& f : d.fe) views.push_back({f.code.data(), f.n_levels});
+  return Demeaner(views, d.n_obs, nullptr);
+}
+
+DemeanOptions tight_demean(const FitOptions& fo) {
+  DemeanOptions o = fo.demean;
+  o.tol = std::min(o.tol, 1e-13);
+  return o;
+}
+
+// The u-independent pieces of a group: the cluster terms, X~ a, h, the wild engine's restriction
+// and (wild errors) the G columns M (c u_cal 1_g).
+void prepare_group(GroupModel& g, const FitOptions& fo, PowerErrors errors) {
+  const std::size_t n = g.d.n_obs;
+  const Eigen::Index k = g.fr.beta.size();
+  g.terms = clustering_terms(g.d.clusters, fo.multiway_adj, static_cast<double>(n), g.fr.dof_k);
+  Eigen::Map<const Mat> X(g.d.X.data(), static_cast<Eigen::Index>(n), k);
+  const Vec a = g.fr.bread.col(g.target);
+  g.xa = X * a;
+  g.h = g.xa / a(g.target);
+  if (errors != PowerErrors::kWild) return;
+  const std::int32_t G = g.boot.n_levels;
+  g.basis = Mat::Zero(static_cast<Eigen::Index>(n), G);
+  for (std::size_t i = 0; i < n; ++i) g.basis(static_cast<Eigen::Index>(i), g.boot.code[i]) = g.info.error_scale * g.u_cal[i];
+  if (!g.d.fe.empty())
+    group_demeaner(g.d).demean(g.basis.data(), static_cast<std::size_t>(G), n, tight_demean(fo), std::vector<std::string>(G, "simulated errors"));
+}
+
+// ---- one replication ----
+
+struct RepScratch {
+  Vec e, u, delta;
+  std::vector<double> z, score;
+};
+
+// The raw simulated errors of replication rep (1-based), before the within transform.
+void raw_errors(const GroupModel& g, PowerErrors errors, std::uint64_t eseed, std::int64_t rep, Vec& e) {
+  const std::size_t n = g.d.n_obs;
+  e.resize(static_cast<Eigen::Index>(n));
+  const auto r = static_cast<std::uint64_t>(rep);
+  if (errors == PowerErrors::kWild) {
+    std::vector<double> z(static_cast<std::size_t>(g.boot.n_levels));
+    for (std::size_t c = 0; c < z.size(); ++c) z[c] = kernels::wild_weight(eseed, r, static_cast<std::uint32_t>(c), WeightType::kNormal);
+    for (std::size_t i = 0; i < n; ++i) e(static_cast<Eigen::Index>(i)) = g.info.error_scale * g.u_cal[i] * z[g.boot.code[i]];
+    return;
+  }
+  const double s = std::sqrt(g.info.s2);
+  for (std::size_t i = 0; i < n; ++i)
+    e(static_cast<Eigen::Index>(i)) = s * kernels::wild_weight(eseed, r, static_cast<std::uint32_t>(i), WeightType::kNormal);
+}
+
+// M errors: the basis combination (wild errors), or the within transform of the draws (normal).
+void demeaned_errors(const GroupModel& g, const Demeaner& dm, const DemeanOptions& dopt, PowerErrors errors,
+                     std::uint64_t eseed, std::int64_t rep, RepScratch& s) {
+  const std::size_t n = g.d.n_obs;
+  if (errors == PowerErrors::kWild) {
+    const std::int32_t G = g.boot.n_levels;
+    s.z.resize(static_cast<std::size_t>(G));
+    for (std::int32_t c = 0; c < G; ++c)
+      s.z[static_cast<std::size_t>(c)] = kernels::wild_weight(eseed, static_cast<std::uint64_t>(rep), static_cast<std::uint32_t>(c), WeightType::kNormal);
+    s.e = Vec::Zero(static_cast<Eigen::Index>(n));
+    for (std::int32_t c = 0; c < G; ++c) s.e += s.z[static_cast<std::size_t>(c)] * g.basis.col(c);  // fixed order
+    return;
+  }
+  raw_errors(g, errors, eseed, rep, s.e);
+  if (!g.d.fe.empty()) dm.demean(s.e.data(), 1, n, dopt, {"simulated errors"});
+}
+
+// The target's cluster-robust variance from the replication's residuals u (fit's convention).
+double target_variance(const GroupModel& g, const Vec& u, std::vector<double>& score) {
+  double v = 0;
+  for (const ClusterTerm& t : g.terms) {
+    score.assign(static_cast<std::size_t>(t.grouping->n_levels), 0.0);
+    for (std::size_t i = 0; i < g.d.n_obs; ++i) score[t.grouping->code[i]] += g.xa(static_cast<Eigen::Index>(i)) * u(static_cast<Eigen::Index>(i));
+    double ss = 0;
+    for (double x : score) ss += x * x;
+    v += t.weight * ss;
+  }
+  return v;
+}
+
+struct RunPlan {
+  const std::vector<double>* effects;
+  const std::vector<PowerTest>* tests;
+  std::int64_t wild_B;
+  std::uint64_t seed, group_key;
+  bool enumerate;  // the Rademacher tests enumerate (2^G <= wild_B)
+};
+
+// The bootstrap p-value of one test at one effect (delta = the estimate under H0: target = 0).
+double bootstrap_p(const Backend& backend, const WildProblem& pr, const RunPlan& plan, PowerTest test, double effect,
+                   std::int64_t rep, double delta, double t) {
+  WildRunOptions o;
+  o.seed = power_wild_seed(plan.seed, plan.group_key, effect, rep);
+  o.weight = test == PowerTest::kWildWebb ? WeightType::kWebb : WeightType::kRademacher;
+  o.enumerate = plan.enumerate && test != PowerTest::kWildWebb;
+  o.n_rep = o.enumerate ? (std::uint64_t{1} << (pr.n_clu - 1)) : static_cast<std::uint64_t>(plan.wild_B);
+  o.count_delta = delta;
+  o.count_t = t;
+  o.count_tol = wild_detail::tie_tolerance(t);
+  o.min_team_work = std::numeric_limits<double>::infinity();  // never a team inside one replication
+  const WildRun run = backend.prepare_wild(pr)->run(o);
+  return wild_detail::p_from_counts(run.counts, PValueType::kSymmetric, false);
+}
+
+bool has_test(const std::vector<PowerTest>& tests, PowerTest t) {
+  return std::find(tests.begin(), tests.end(), t) != tests.end();
+}
+
+// One replication: its errors, estimate and CRVE SE, then each test at each effect; p holds
+// [effect][test] (NaN where undefined). Returns the target's deviation d_r (estimate - effect).
+double one_replication(const GroupModel& g, WildEngine& eng, const Backend& backend, const Demeaner& dm,
+                       const DemeanOptions& dopt, PowerErrors errors, std::uint64_t eseed, const RunPlan& plan,
+                       std::int64_t rep, RepScratch& s, double* p, double& se_out) {
+  const std::size_t n = g.d.n_obs;
+  const Eigen::Index k = g.fr.beta.size();
+  Eigen::Map<const Mat> X(g.d.X.data(), static_cast<Eigen::Index>(n), k);
+  demeaned_errors(g, dm, dopt, errors, eseed, rep, s);
+  s.delta = g.fr.bread * (X.transpose() * s.e);
+  s.u = s.e - X * s.delta;
+  const double var = target_variance(g, s.u, s.score);
+  const double se = var > 0 ? std::sqrt(var) : 0.0;
+  se_out = se;
+  const double dt = s.delta(g.target);
+  const std::size_t E = plan.effects->size(), T = plan.tests->size();
+  std::fill(p, p + E * T, std::numeric_limits<double>::quiet_NaN());
+  if (!(se > 0) || !std::isfinite(se) || se_is_zero(se, 0.0, g.fr.sigma * std::sqrt(g.fr.bread(g.target, g.target))))
+    return dt;
+  const auto tests_at = [&](PowerTest test, const WildProblem* pr) {
+    const std::size_t ti = static_cast<std::size_t>(std::find(plan.tests->begin(), plan.tests->end(), test) - plan.tests->begin());
+    for (std::size_t ei = 0; ei < E; ++ei) {
+      const double effect = (*plan.effects)[ei], delta = effect + dt, t = delta / se;
+      p[ei * T + ti] = pr ? bootstrap_p(backend, *pr, plan, test, effect, rep, delta, t) : t_two_sided_p(t, g.fr.df_inference);
+    }
+  };
+  if (has_test(*plan.tests, PowerTest::kCrve)) tests_at(PowerTest::kCrve, nullptr);
+  if (has_test(*plan.tests, PowerTest::kWild) || has_test(*plan.tests, PowerTest::kWildWebb)) {
+    eng.set_parts({s.u.data(), g.h.data()});  // WCR: u(delta) = u + delta h
+    const WildProblem& pr = eng.problem();
+    if (has_test(*plan.tests, PowerTest::kWild)) tests_at(PowerTest::kWild, &pr);
+    if (has_test(*plan.tests, PowerTest::kWildWebb)) tests_at(PowerTest::kWildWebb, &pr);
+  }
+  if (has_test(*plan.tests, PowerTest::kWcu)) {
+    eng.set_parts({s.u.data()});
+    tests_at(PowerTest::kWcu, &eng.problem());
+  }
+  return dt;
+}
+
+// ---- the counts of one group ----
+
+struct GroupCounts {
+  std::vector<std::int64_t> reject;  // [effect][test][alpha]
+  std::vector<std::int64_t> defined; // [effect][test]
+  double sum_d = 0, sum_d2 = 0;
+  std::int64_t n_d = 0;
+};
+
+std::size_t default_batch(std::int64_t R) {
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  return static_cast<std::size_t>(std::min<std::int64_t>(R, std::max(64, 16 * threads)));
+}
+
+void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOptions& po, const RunPlan& plan,
+                    const Backend& backend, ProgressSink& progress, GroupCounts& out) {
+  const std::size_t E = plan.effects->size(), T = plan.tests->size(), Aa = po.alphas.size();
+  out.reject.assign(E * T * Aa, 0);
+  out.defined.assign(E * T, 0);
+  const std::uint64_t eseed = error_seed(po.seed, plan.group_key);
+  const Demeaner dm = group_demeaner(g.d);
+  const DemeanOptions dopt = tight_demean(fo);
+  WildEngine proto(g.d, g.fr, g.boot, g.terms);
+  Mat R = Mat::Zero(1, g.fr.beta.size());
+  R(0, g.target) = 1.0;
+  proto.set_restriction(R);
+  const std::size_t batch = po.batch ? po.batch : default_batch(po.n_rep);
+  std::vector<double> p(batch * E * T), d(batch);
+  cpu::RegionErrors errors;
+  for (std::int64_t r0 = 1; r0 <= po.n_rep; r0 += static_cast<std::int64_t>(batch)) {
+    const std::size_t nb = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(batch), po.n_rep - r0 + 1));
+#pragma omp parallel
+    {
+      std::unique_ptr<WildEngine> eng;  // per thread, made in the first guarded iteration
+      RepScratch s;
+#pragma omp for schedule(dynamic, 1)
+      for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) errors.guard([&] {
+        if (!eng) eng = std::make_unique<WildEngine>(proto);
+        double se = 0;
+        d[static_cast<std::size_t>(b)] = one_replication(g, *eng, backend, dm, dopt, po.errors, eseed, plan, r0 + b, s,
+                                                         p.data() + static_cast<std::size_t>(b) * E * T, se);
+      });
+    }
+    errors.rethrow();
+    for (std::size_t b = 0; b < nb; ++b) {  // in replication order: the same sums for any batch size
+      out.sum_d += d[b];
+      out.sum_d2 += d[b] * d[b];
+      ++out.n_d;
+      for (std::size_t i = 0; i < E * T; ++i) {
+        const double pv = p[b * E * T + i];
+        if (pv != pv) continue;
+        ++out.defined[i];
+        for (std::size_t ai = 0; ai < Aa; ++ai) out.reject[i * Aa + ai] += pv <= po.alphas[ai];
+      }
+    }
+    progress.advance(nb);
+  }
+}
+
+// ---- the report ----
+
+double exact_enumerated_level(double alpha, std::int32_t G) {
+  const double pairs = std::ldexp(1.0, G - 1);
+  return std::min(1.0, (std::floor(alpha * pairs + 1e-9) + 1) / pairs);
+}
+
+void add_cells(const GroupModel& g, const PowerOptions& po, const RunPlan& plan, const GroupCounts& c, PowerResult& res) {
+  const std::size_t E = plan.effects->size(), T = plan.tests->size(), Aa = po.alphas.size();
+  const double mean_d = c.n_d ? c.sum_d / static_cast<double>(c.n_d) : 0.0;
+  const double var_d = c.n_d > 1 ? std::max(0.0, (c.sum_d2 - c.sum_d * mean_d) / static_cast<double>(c.n_d - 1)) : 0.0;
+  for (std::size_t ei = 0; ei < E; ++ei)
+    for (std::size_t ti = 0; ti < T; ++ti)
+      for (std::size_t ai = 0; ai < Aa; ++ai) {
+        PowerCell cell;
+        cell.split = g.info.split;
+        cell.group = g.info.group;
+        cell.effect = (*plan.effects)[ei];
+        cell.test = power_test_name((*plan.tests)[ti]);
+        cell.alpha = po.alphas[ai];
+        cell.rejections = c.reject[(ei * T + ti) * Aa + ai];
+        cell.n_rep = c.defined[ei * T + ti];
+        const double n = static_cast<double>(cell.n_rep);
+        cell.rejection_rate = n > 0 ? static_cast<double>(cell.rejections) / n : std::numeric_limits<double>::quiet_NaN();
+        cell.mc_se = n > 0 ? std::sqrt(cell.rejection_rate * (1 - cell.rejection_rate) / n) : cell.rejection_rate;
+        std::tie(cell.ci_low, cell.ci_high) = wilson_interval(cell.rejections, cell.n_rep);
+        cell.n_clusters = g.info.n_clusters;
+        cell.estimate_mean = cell.effect + mean_d;
+        cell.estimate_sd = std::sqrt(var_d);
+        if (cell.effect == 0 && n > 0) {
+          const PowerTest t = (*plan.tests)[ti];
+          const bool enumerated = plan.enumerate && (t == PowerTest::kWild || t == PowerTest::kWcu);
+          cell.size_reference = enumerated ? exact_enumerated_level(cell.alpha, g.info.n_clusters) : cell.alpha;
+          const double ref = cell.size_reference;
+          cell.size_flag = std::fabs(cell.rejection_rate - ref) > 3 * std::sqrt(ref * (1 - ref) / n);
+        }
+        res.cells.push_back(cell);
+      }
+}
+
+// The MDE of one group x test x alpha from its power curve: the effects on the side of zero the
+// list covers (the positive side when it has positive effects), by increasing |effect|, zero
+// included as the start; linear interpolation between the bracketing effects.
+PowerMde interpolate_mde(const std::vector<const PowerCell*>& curve, double target) {
+  PowerMde m;
+  std::vector<const PowerCell*> side;
+  const bool positive = std::any_of(curve.begin(), curve.end(), [](const PowerCell* c) { return c->effect > 0; });
+  for (const PowerCell* c : curve)
+    if (c->n_rep > 0 && (positive ? c->effect >= 0 : c->effect <= 0)) side.push_back(c);
+  std::sort(side.begin(), side.end(), [](const PowerCell* a, const PowerCell* b) { return std::fabs(a->effect) < std::fabs(b->effect); });
+  for (std::size_t i = 0; i < side.size(); ++i) {
+    if (side[i]->rejection_rate < target) continue;
+    m.bracket_high = side[i]->effect;
+    if (i == 0) {
+      m.effect = side[i]->effect;
+      m.note = "power reaches the target at the smallest effect studied";
+      return m;
+    }
+    const PowerCell& lo = *side[i - 1];
+    const PowerCell& hi = *side[i];
+    m.bracket_low = lo.effect;
+    const double f = (target - lo.rejection_rate) / (hi.rejection_rate - lo.rejection_rate);
+    m.effect = lo.effect + f * (hi.effect - lo.effect);
+    return m;
+  }
+  if (!side.empty()) {
+    m.bracket_low = side.back()->effect;
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "power stays below the target up to effect %.6g", side.back()->effect);
+    m.note = buf;
+  } else {
+    m.note = "no effect with a defined rejection rate";
+  }
+  return m;
+}
+
+void add_mde(const GroupModel& g, const PowerOptions& po, const RunPlan& plan, PowerResult& res, std::size_t first_cell) {
+  for (PowerTest test : *plan.tests)
+    for (double alpha : po.alphas) {
+      std::vector<const PowerCell*> curve;
+      for (std::size_t i = first_cell; i < res.cells.size(); ++i)
+        if (res.cells[i].test == power_test_name(test) && res.cells[i].alpha == alpha) curve.push_back(&res.cells[i]);
+      PowerMde m = interpolate_mde(curve, po.power_target);
+      m.split = g.info.split;
+      m.group = g.info.group;
+      m.test = power_test_name(test);
+      m.alpha = alpha;
+      m.power = po.power_target;
+      const double df = g.fr.df_inference;
+      m.mde_analytic = (t_quantile(1 - alpha / 2, df) + t_quantile(po.power_target, df)) * g.info.std_error;
+      res.mde.push_back(m);
+    }
+}
+
+// ---- --save-replication ----
+
+std::string file_part(const std::string& s) {
+  std::string o;
+  for (char c : s) o += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.') ? c : '_';
+  return o.empty() ? "_" : o;
+}
+
+std::string g17(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+// The dataset of replication K at one effect: the group's estimation rows, every column as read,
+// the outcome replaced by fitted FE + X beta_cal(effect) + the replication's raw errors.
+std::string replication_csv(const DataFrame& df, const GroupModel& g, const PowerOptions& po, const RunPlan& plan,
+                            double effect, const SavedReplication& sr, const Vec& e) {
+  const std::size_t n = g.d.n_obs, kr = g.x_raw_names.size();
+  std::map<std::string, double> fitted, cal;
+  for (std::size_t j = 0; j < g.fr.coefficients.size(); ++j) {
+    fitted[g.fr.coefficients[j].name] = g.fr.beta(static_cast<Eigen::Index>(j));
+    cal[g.fr.coefficients[j].name] = j == static_cast<std::size_t>(g.target) ? effect : g.beta_cal[j];
+  }
+  std::string out = "# panelboot power: replication " + std::to_string(sr.replication) + " of " + g.info.split + " = " +
+                    g.info.group + " at effect " + g17(effect) + " (--seed " + std::to_string(po.seed) +
+                    "); its bootstraps: wild --test '" + po.target + " = 0' --seed " + std::to_string(sr.wild_seed) +
+                    " --B " + std::to_string(plan.wild_B) + " (Rademacher; --weight-type webb; --impose-null no)\n";
+  for (std::size_t c = 0; c < df.columns.size(); ++c) out += (c ? "," : "") + csv_field(df.columns[c].name);
+  out += '\n';
+  for (std::size_t i = 0; i < n; ++i) {
+    double y = g.y_raw[i] - g.d.y[i] + e(static_cast<Eigen::Index>(i));  // the fitted FE part + errors ...
+    for (std::size_t j = 0; j < kr; ++j) {
+      const auto f = fitted.find(g.x_raw_names[j]);
+      if (f == fitted.end()) continue;  // a dropped column carries no coefficient
+      y += g.X_raw[j * n + i] * (cal[g.x_raw_names[j]] - f->second);  // ... + X (beta_cal - beta)
+    }
+    const std::uint32_t r = g.d.rows.empty() ? static_cast<std::uint32_t>(i) : g.d.rows[i];
+    for (std::size_t c = 0; c < df.columns.size(); ++c) {
+      const Column& col = df.columns[c];
+      if (c) out += ',';
+      if (col.name == g.d.y_name) out += g17(y);
+      else if (col.is_string()) out += csv_field(col.text(r));
+      else if (!col.missing(r)) out += g17(col.num[r]);
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+void save_replication(const DataFrame& df, const GroupModel& g, const FitOptions& fo, const PowerOptions& po,
+                      const RunPlan& plan, const Backend& backend, PowerResult& res) {
+  const std::int64_t K = po.save_replication;
+  const std::uint64_t eseed = error_seed(po.seed, plan.group_key);
+  WildEngine eng(g.d, g.fr, g.boot, g.terms);
+  Mat R = Mat::Zero(1, g.fr.beta.size());
+  R(0, g.target) = 1.0;
+  eng.set_restriction(R);
+  RepScratch s;
+  const std::size_t E = plan.effects->size(), T = plan.tests->size();
+  std::vector<double> p(E * T);
+  double se = 0;
+  const double dt = one_replication(g, eng, backend, group_demeaner(g.d), tight_demean(fo), po.errors, eseed, plan, K, s, p.data(), se);
+  Vec e;
+  raw_errors(g, po.errors, eseed, K, e);
+  for (std::size_t ei = 0; ei < E; ++ei) {
+    SavedReplication sr;
+    sr.split = g.info.split;
+    sr.group = g.info.group;
+    sr.effect = (*plan.effects)[ei];
+    sr.replication = K;
+    sr.wild_seed = power_wild_seed(po.seed, plan.group_key, sr.effect, K);
+    sr.wild_B = plan.wild_B;
+    sr.estimate = sr.effect + dt;
+    sr.std_error = se;
+    sr.t = sr.estimate / se;
+    for (std::size_t ti = 0; ti < T; ++ti) sr.p_values.emplace_back(power_test_name((*plan.tests)[ti]), p[ei * T + ti]);
+    sr.file = po.save_dir + "/replication-" + std::to_string(K) + "_" + file_part(g.info.split) + "-" +
+              file_part(g.info.group) + "_effect-" + std::to_string(ei + 1) + ".csv";
+    sr.content = replication_csv(df, g, po, plan, sr.effect, sr, e);
+    res.saved.push_back(std::move(sr));
+  }
+}
+
+// ---- the groups ----
+
+std::string level_text(const Column& col, std::size_t r) {
+  if (col.is_string()) return col.text(r);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.15g", col.num[r]);
+  return buf;
+}
+
+// The groups of one --split variable: its distinct values on the pooled estimation sample,
+// in increasing order (numbers) or alphabetical order (text).
+std::vector<GroupModel> split_groups(const DataFrame& df, const std::string& split, const Design& pooled) {
+  const Column& col = df.column(split);
+  if (!col.is_string()) df.numeric(split);  // raises a stored parse problem
+  std::map<std::string, std::vector<char>> masks;
+  std::map<double, std::string> numeric_order;
+  const std::size_t n = pooled.rows.empty() ? pooled.n_obs : pooled.rows.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t r = pooled.rows.empty() ? static_cast<std::uint32_t>(i) : pooled.rows[i];
+    if (col.missing(r)) continue;
+    const std::string v = level_text(col, r);
+    auto& m = masks[v];
+    if (m.empty()) m.assign(df.n_rows(), 0);
+    m[r] = 1;
+    if (!col.is_string()) numeric_order[col.num[r]] = v;
+  }
+  if (masks.empty()) throw InvalidInput("--split " + split + " has no non-missing value in the estimation sample");
+  std::vector<std::string> order;
+  if (col.is_string()) for (const auto& kv : masks) order.push_back(kv.first);
+  else for (const auto& kv : numeric_order) order.push_back(kv.second);
+  std::vector<GroupModel> out;
+  for (const std::string& v : order) {
+    GroupModel g;
+    g.info.split = split;
+    g.info.group = v;
+    g.mask = std::move(masks[v]);
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+void check_options(const PowerOptions& po, const SampleOptions& so) {
+  if (po.target.empty()) throw InvalidInput("power needs --target VAR: the coefficient whose effect is varied");
+  if (po.effects.empty()) throw InvalidInput("--effects is empty; give numbers, a:b:n ranges or xM multiples");
+  if (po.n_rep < 1) throw InvalidInput("--R must be at least 1 replication");
+  if (po.tests.empty()) throw InvalidInput("--tests is empty; choose from crve, wild, wild-webb, wcu");
+  if (po.alphas.empty()) throw InvalidInput("--alpha is empty");
+  for (double a : po.alphas)
+    if (!(a > 0 && a < 1)) throw InvalidInput("--alpha values must lie strictly between 0 and 1");
+  if (!(po.power_target > 0 && po.power_target < 1)) throw InvalidInput("--power-target must lie strictly between 0 and 1");
+  if (so.cluster.empty()) throw InvalidInput("power needs --cluster VAR: its tests are cluster-robust");
+  if (!so.weights.empty()) throw InvalidInput("power does not support --weights yet: the simulated designs are unweighted");
+  if (po.save_replication < 0 || po.save_replication > po.n_rep)
+    throw InvalidInput("--save-replication " + std::to_string(po.save_replication) + ": the replication must be from 1 to --R (" +
+                       std::to_string(po.n_rep) + ")");
+}
+
+std::vector<double> resolve_effects(const std::vector<EffectItem>& items, double full) {
+  std::vector<double> out;
+  for (const EffectItem& e : items) {
+    const double v = e.multiple ? e.value * full : e.value;
+    out.push_back(v == 0 ? 0.0 : v);
+  }
+  return out;
+}
+
+}  // namespace
+
+PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOptions& so, const FitOptions& fo,
+                        const PowerOptions& po, const Backend& backend) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  check_options(po, so);
+  PowerResult res;
+  GroupModel pooled;
+  pooled.info.split = "pooled";
+  pooled.info.group = "all";
+  fit_group(df, fm, so, fo, pooled);
+  pooled.target = target_index(pooled.fr, po.target, "the whole sample");
+  res.full_sample_estimate = pooled.fr.beta(pooled.target);
+  std::vector<GroupModel> groups;
+  for (const std::string& split : po.splits)
+    for (GroupModel& g : split_groups(df, split, pooled.d)) groups.push_back(std::move(g));
+  const bool with_pooled = po.pooled || po.splits.empty();
+  const std::vector<double> effects = resolve_effects(po.effects, res.full_sample_estimate);
+  for (GroupModel& g : groups) {
+    fit_group(df, fm, so, fo, g);
+    g.target = target_index(g.fr, po.target, "group " + g.info.split + " = " + g.info.group);
+  }
+  if (with_pooled) {
+    GroupModel copy = pooled;  // its design is the fit's (consumed) one
+    groups.insert(groups.begin(), std::move(copy));
+  }
+  for (GroupModel& g : groups) {
+    calibrate(g, &pooled, po.calibrate);
+    g.info.estimate = g.fr.beta(g.target);
+    g.info.std_error = g.fr.coefficients[static_cast<std::size_t>(g.target)].std_error;
+    prepare_group(g, fo, po.errors);
+    const double basis_bytes = 8.0 * static_cast<double>(g.d.n_obs) * g.boot.n_levels;
+    check_memory(basis_bytes, po.max_memory, "the simulated errors' basis of group " + g.info.split + " = " + g.info.group,
+                 "use --errors normal");
+  }
+  const auto t1 = Clock::now();
+  ProgressReporter progress("power: " + std::to_string(groups.size()) + " group" + (groups.size() == 1 ? "" : "s") +
+                                " x " + std::to_string(po.n_rep) + " replications",
+                            "replications", static_cast<std::uint64_t>(groups.size()) * static_cast<std::uint64_t>(po.n_rep),
+                            po.progress);
+  for (const GroupModel& g : groups) {
+    RunPlan plan{&effects, &po.tests, po.wild_B, po.seed, power_group_key(g.info.split, g.info.group),
+                 wild_detail::enumerates(Enumerate::kAuto, WeightType::kRademacher, g.boot.n_levels, po.wild_B)};
+    GroupCounts counts;
+    simulate_group(g, fo, po, plan, backend, progress, counts);
+    const std::size_t first = res.cells.size();
+    add_cells(g, po, plan, counts, res);
+    add_mde(g, po, plan, res, first);
+    if (po.save_replication > 0) save_replication(df, g, fo, po, plan, backend, res);
+    PowerGroup info = g.info;
+    info.enumerated = plan.enumerate;
+    if (plan.enumerate)
+      for (PowerTest t : po.tests)
+        if (t == PowerTest::kWild || t == PowerTest::kWcu)
+          for (double a : po.alphas)
+            info.exact_level.emplace_back(power_test_name(t) + "@" + g17(a), exact_enumerated_level(a, g.boot.n_levels));
+    res.groups.push_back(std::move(info));
+  }
+  progress.finish();
+  const auto t2 = Clock::now();
+  res.formula = fm.text;
+  res.target = po.target;
+  res.data_source = pooled.fr.data_source;
+  res.simulated = pooled.fr.simulated;
+  res.effects = effects;
+  for (PowerTest t : po.tests) res.tests.push_back(power_test_name(t));
+  res.alphas = po.alphas;
+  res.n_rep = po.n_rep;
+  res.wild_B = po.wild_B;
+  res.power_target = po.power_target;
+  res.errors = po.errors == PowerErrors::kWild ? "wild" : "normal";
+  res.calibrate = po.calibrate == PowerCalibration::kGroup ? "group" : "pooled";
+  res.seed = po.seed;
+  res.backend = backend.name();
+  auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  res.timing = {{"calibrate_s", sec(t0, t1)}, {"simulate_s", sec(t1, t2)}};
+  return res;
+}
+
+}  // namespace panelboot
