@@ -260,9 +260,9 @@ namespace {
 // --cluster names a variable ("none": the heteroskedastic case, no clusters).
 bool has_cluster(const CommonOptions& o) { return !o.cluster.empty() && o.cluster != "none"; }
 
-// --backend as the engine's device (not given: auto).
 }  // namespace
 
+// --backend as the engine's device (not given: auto).
 Device requested_device(const CommonOptions& o) {
   return value_of(kDeviceNames, o.backend.empty() ? "auto" : o.backend, "--backend");
 }

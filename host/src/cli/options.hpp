@@ -90,9 +90,9 @@ CLI::Option* add_choice_option(CLI::App* app, const std::string& flag, std::stri
 std::vector<std::string> split_list(const std::string& s);
 // Applies --threads (0: every core; more than the cores are reduced to them, with a warning).
 void apply_threads(int threads, std::ostream& err);
-int threads_in_use();
-// The device --backend names (auto when not given).
-Device requested_device(const CommonOptions& o);  // after apply_threads, reported in the JSON
+int threads_in_use();  // after apply_threads, reported in the JSON
+// --backend as the engine's device (not given: auto).
+Device requested_device(const CommonOptions& o);
 std::uint64_t max_memory_bytes(const CommonOptions& o);
 SampleOptions sample_options(const CommonOptions& o, bool need_time);
 FitOptions fit_options(const CommonOptions& o);

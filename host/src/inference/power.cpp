@@ -58,6 +58,14 @@ std::string trimmed(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
+// A grid point as the decimal it stands for (0.0022, not 0.0021999999999999997): rounded to 15
+// significant digits, so that it equals the number typed in a list, draws included.
+double decimal15(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  return std::strtod(buf, nullptr);
+}
+
 std::vector<EffectItem> effect_range(const std::string& tok) {
   const std::size_t c1 = tok.find(':'), c2 = tok.find(':', c1 + 1);
   double a = 0, b = 0, n = 0;
@@ -68,7 +76,7 @@ std::vector<EffectItem> effect_range(const std::string& tok) {
   if (n == 1 && a != b) throw InvalidInput("--effects: '" + tok + "' asks for 1 value between two different ends");
   std::vector<EffectItem> out;
   const int m = static_cast<int>(n);
-  for (int i = 0; i < m; ++i) out.push_back({m == 1 ? a : a + (b - a) * i / (m - 1), false});
+  for (int i = 0; i < m; ++i) out.push_back({m == 1 ? a : decimal15(a + (b - a) * i / (m - 1)), false});
   return out;
 }
 
@@ -170,9 +178,14 @@ struct GroupModel {
 // The fit of one sample: the design, the raw columns kept aside, the cluster-robust fit.
 void fit_group(const DataFrame& df, const Formula& fm, SampleOptions so, const FitOptions& fo, GroupModel& g) {
   so.row_mask = g.mask.empty() ? nullptr : &g.mask;
-  g.d = build_design(df, fm, so);
-  const Design& d = g.d;
   const std::string label = g.info.split == "pooled" ? "the whole sample" : "group " + g.info.split + " = " + g.info.group;
+  try {
+    g.d = build_design(df, fm, so);
+  } catch (const InvalidInput& e) {
+    if (g.mask.empty()) throw;
+    throw InvalidInput(label + ": " + e.what());  // which group's sample failed
+  }
+  const Design& d = g.d;
   if (d.clusters.empty()) throw InvalidInput("power needs --cluster VAR (its tests are cluster-robust)");
   const Grouping* best = &d.clusters[0];
   for (const Grouping& c : d.clusters)
@@ -427,7 +440,11 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
   Mat R = Mat::Zero(1, g.fr.beta.size());
   R(0, g.target) = 1.0;
   proto.set_restriction(R);
-  const std::size_t batch = po.batch ? po.batch : default_batch(po.n_rep);
+  const std::size_t batch = po.batch ? std::min<std::size_t>(po.batch, static_cast<std::size_t>(po.n_rep)) : default_batch(po.n_rep);
+  check_memory(8.0 * static_cast<double>(batch) * static_cast<double>(E * T + 1), po.max_memory,
+               "the p-values of a batch of " + std::to_string(batch) + " replications x " + std::to_string(E) + " effects x " +
+                   std::to_string(T) + " tests",
+               "lower --batch (0 chooses it) or give fewer effects");
   std::vector<double> p(batch * E * T), d(batch);
   cpu::RegionErrors errors;
   for (std::int64_t r0 = 1; r0 <= po.n_rep; r0 += static_cast<std::int64_t>(batch)) {
@@ -560,6 +577,12 @@ std::string file_part(const std::string& s) {
   std::string o;
   for (char c : s) o += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.') ? c : '_';
   return o.empty() ? "_" : o;
+}
+
+std::string shortest(double v) {  // "0.05", not 0.050000000000000003
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  return buf;
 }
 
 std::string g17(double v) {
@@ -760,7 +783,7 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
       for (PowerTest t : po.tests)
         if (t == PowerTest::kWild || t == PowerTest::kWcu)
           for (double a : po.alphas)
-            info.exact_level.emplace_back(power_test_name(t) + "@" + g17(a), exact_enumerated_level(a, g.boot.n_levels));
+            info.exact_level.emplace_back(power_test_name(t) + "@" + shortest(a), exact_enumerated_level(a, g.boot.n_levels));
     res.groups.push_back(std::move(info));
   }
   progress.finish();

@@ -1,0 +1,130 @@
+// `power` as a user meets it: each bad input is a one-line error, exit 2, and no output file or
+// saved dataset left behind.
+#include <filesystem>
+#include <fstream>
+
+#include "helpers.hpp"
+#include "process.hpp"
+
+namespace fs = std::filesystem;
+using pbtest::expect_user_error;
+using pbtest::ProcRun;
+using pbtest::run_process;
+
+namespace {
+
+// ids 1-4 in group a (4 clusters), 5-6 in group b (2 clusters), 7-9 in group c (3 clusters of 2
+// periods: 6 observations); x2, x3 make c's model have more parameters than observations; zconst
+// is constant within id (absorbed by the id effects).
+std::string panel_csv() {
+  std::string csv = "id,t,grp,x,x2,x3,zconst,y\n";
+  char buf[200];
+  for (int i = 1; i <= 9; ++i) {
+    const char* g = i <= 4 ? "a" : i <= 6 ? "b" : "c";
+    for (int t = 0; t < (i >= 7 ? 2 : 5); ++t) {
+      const double x = std::sin(i * 1.3 + t * 0.7), x2 = std::cos(i * 0.4 + t * 1.1), x3 = std::sin(i * t + 0.2);
+      std::snprintf(buf, sizeof buf, "%d,%d,%s,%.6f,%.6f,%.6f,%d,%.6f\n", i, t, g, x, x2, x3, i % 3,
+                    0.5 * x + 0.1 * i + 0.2 * t + std::cos(3.1 * i + 2.3 * t));
+      csv += buf;
+    }
+  }
+  return csv;
+}
+
+struct Case {
+  std::string data, out, save;
+  Case() {
+    data = pbtest::write_temp(panel_csv());
+    out = pbtest::temp_path(".json");
+    save = pbtest::temp_path("_saved");
+  }
+  ~Case() {
+    std::error_code ec;
+    fs::remove(data, ec);
+    fs::remove(out, ec);
+    fs::remove_all(save, ec);
+  }
+  ProcRun run(std::vector<std::string> extra) const {
+    std::vector<std::string> args = {"power", "--data", data, "--cluster", "id",
+                                     "--format", "json", "--output", out};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_process(args);
+  }
+  void expect_nothing_written() const {
+    EXPECT_FALSE(fs::exists(out)) << "a failed run left its output";
+    EXPECT_FALSE(fs::exists(save)) << "a failed run left saved datasets";
+  }
+};
+
+const std::vector<std::string> kModel = {"-f", "y ~ x | id + t", "--target", "x", "--effects", "0,0.5", "--R", "20"};
+
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+}  // namespace
+
+TEST(PowerProcess, GoodRunWritesItsOutputAndSavedDatasets) {
+  const Case c;
+  const ProcRun r = c.run(with(kModel, {"--split", "grp", "--where", "grp != \"b\"", "--save-replication", "3", c.save}));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(fs::exists(c.out));
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(c.save)) files += e.path().extension() == ".csv";
+  EXPECT_EQ(files, 4);  // groups a and c x 2 effects
+}
+
+TEST(PowerProcess, GroupWithTooFewClustersIsNamedWithItsCount) {
+  const Case c;
+  expect_user_error(c.run(with(kModel, {"--split", "grp", "--save-replication", "1", c.save})),
+                    {"group grp = b has 2 clusters of id", "at least 3"});
+  c.expect_nothing_written();
+}
+
+TEST(PowerProcess, GroupWithMoreParametersThanObservations) {
+  const Case c;
+  expect_user_error(c.run({"-f", "y ~ x + x2 + x3 | id + t", "--target", "x", "--effects", "0", "--split", "grp",
+                           "--where", "grp != \"b\""}),
+                    {"group grp = c has 6 observations for 7 parameters"});
+  c.expect_nothing_written();
+}
+
+TEST(PowerProcess, EmptyOrNonNumericEffects) {
+  const Case c;
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", ""}), {"--effects"});
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0,abc"}), {"--effects", "'abc'"});
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0:1"}), {"--effects", "'0:1'"});
+  c.expect_nothing_written();
+}
+
+TEST(PowerProcess, TargetNotInTheModelOrAbsorbed) {
+  const Case c;
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x2", "--effects", "0"}),
+                    {"--target x2 is not a coefficient of the model", "x"});
+  expect_user_error(c.run({"-f", "y ~ x + zconst | id + t", "--target", "zconst", "--effects", "0"}),
+                    {"--target zconst was dropped", "absorbed by the fixed effects"});
+  c.expect_nothing_written();
+}
+
+TEST(PowerProcess, ReplicationCountsOutOfRange) {
+  const Case c;
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0", "--R", "0"}), {"--R"});
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0", "--R", "-5"}), {"--R"});
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0", "--R", "10", "--save-replication",
+                           "11", c.save}),
+                    {"--save-replication", "from 1 to --R (10)"});
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0", "--wild-B", "3"}), {"--wild-B"});
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0", "--alpha", "1.5"}), {"--alpha"});
+  c.expect_nothing_written();
+}
+
+TEST(PowerProcess, NoClusterWeightsOrCudaAreRefused) {
+  const Case c;
+  expect_user_error(run_process({"power", "--data", c.data, "-f", "y ~ x | id + t", "--target",
+                                 "x", "--effects", "0", "--output", c.out}),
+                    {"power needs --cluster"});
+  expect_user_error(c.run(with(kModel, {"--weights", "x2"})), {"--weights"});
+  expect_user_error(c.run(with(kModel, {"--backend", "cuda"})), {"--backend cuda", "CPU"});
+  c.expect_nothing_written();
+}

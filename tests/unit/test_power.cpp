@@ -1,0 +1,322 @@
+// `power`: every replication against `fit` and `wild` on the dataset it saves (brute force), the
+// CRVE power curve against the noncentral t, the size of WCR on the embedded data's regions,
+// determinism (threads, batches, effect lists), and the parsers.
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "helpers.hpp"
+#include "panelboot/distributions.hpp"
+#include "panelboot/error.hpp"
+#include "panelboot/power.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace panelboot;
+
+namespace {
+
+const char* kStudy = "newqua ~ rgzn + urban + ind + fdi + open + fin | province + year";
+
+json power_json(std::vector<std::string> args) {
+  args.insert(args.begin(), "power");
+  args.insert(args.end(), {"--format", "json"});
+  const pbtest::CliRun r = pbtest::run(args);
+  EXPECT_EQ(r.status, 0) << r.err;
+  if (r.status != 0) return json::object();
+  return json::parse(r.out);
+}
+
+json cli_json(std::vector<std::string> args) {
+  args.insert(args.end(), {"--format", "json"});
+  const pbtest::CliRun r = pbtest::run(args);
+  EXPECT_EQ(r.status, 0) << r.err;
+  if (r.status != 0) return json::object();
+  return json::parse(r.out);
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() : path(pbtest::temp_path("_power")) { fs::create_directories(path); }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::string first_line(const std::string& file) {
+  std::ifstream in(file);
+  std::string l;
+  std::getline(in, l);
+  return l;
+}
+
+// The cells of a run keyed by (split, group, effect, test, alpha).
+std::map<std::string, json> cells_by_key(const json& j) {
+  std::map<std::string, json> m;
+  for (const json& c : j.at("results"))
+    m[c.at("split").get<std::string>() + "|" + c.at("group").get<std::string>() + "|" +
+      std::to_string(c.at("effect").get<double>()) + "|" + c.at("test").get<std::string>() + "|" +
+      std::to_string(c.at("alpha").get<double>())] = c;
+  return m;
+}
+
+// Reruns one saved replication through fit and wild and compares every number power reported.
+void expect_replication_reproduced(const json& s, const std::string& formula) {
+  const std::string file = s.at("file");
+  SCOPED_TRACE(file);
+  const std::string seed = std::to_string(s.at("wild_seed").get<std::uint64_t>());
+  const std::string B = std::to_string(s.at("wild_B").get<std::int64_t>());
+  EXPECT_NE(first_line(file).find("--seed " + seed + " --B " + B), std::string::npos) << first_line(file);
+  const json fit = cli_json({"fit", "--data", file, "-f", formula, "--cluster", "province"});
+  if (!fit.contains("models")) return;
+  const json& c = pbtest::coef(fit["models"][0], "rgzn");
+  const double est = s.at("estimate");
+  EXPECT_NEAR(c.at("estimate").get<double>(), est, 1e-9 * std::fabs(est) + 1e-13);
+  EXPECT_NEAR(c.at("std_error").get<double>(), s.at("std_error").get<double>(), 1e-9 * s.at("std_error").get<double>());
+  EXPECT_NEAR(c.at("t_stat").get<double>(), s.at("t").get<double>(), 1e-8 * (1 + std::fabs(s.at("t").get<double>())));
+  const json& p = s.at("p_values");
+  if (p.contains("crve")) EXPECT_NEAR(c.at("p_value").get<double>(), p.at("crve").get<double>(), 1e-9);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> boots = {
+      {"wild", {}}, {"wild-webb", {"--weight-type", "webb"}}, {"wcu", {"--impose-null", "no"}}};
+  for (const auto& [test, extra] : boots) {
+    if (!p.contains(test)) continue;
+    std::vector<std::string> args = {"wild", "--data", file, "-f", formula, "--cluster", "province", "--test", "rgzn = 0",
+                                     "--seed", seed, "--B", B, "--no-ci"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const json w = cli_json(args);
+    if (!w.contains("tests")) continue;
+    EXPECT_EQ(w["tests"][0].at("p_value").get<double>(), p.at(test).get<double>()) << test;
+  }
+}
+
+}  // namespace
+
+// Every replication's estimate, SE, t, CRVE p and the three bootstrap p-values equal what fit and
+// wild compute on the dataset --save-replication writes, with the seed its first line records;
+// and the rejection counts are those p-values counted at alpha.
+TEST(PowerBruteForce, EveryReplicationIsFitAndWildOnItsSavedDataset) {
+  PB_FRESH_RNG(rng);
+  const std::string seed = std::to_string(rng() >> 1);
+  const int R = 5;
+  const std::vector<std::string> base = {"-f", kStudy, "--cluster", "province", "--target", "rgzn", "--effects", "0,0.002",
+                                         "--split", "region", "--tests", "crve,wild,wild-webb,wcu", "--R",
+                                         std::to_string(R), "--seed", seed, "--alpha", "0.1,0.5"};
+  std::map<std::string, std::int64_t> rejections;  // (group, effect, test, alpha) counted from the saved p-values
+  json full;
+  for (int K = 1; K <= R; ++K) {
+    TempDir dir;
+    std::vector<std::string> args = base;
+    args.insert(args.end(), {"--save-replication", std::to_string(K), dir.path.string()});
+    const json j = power_json(args);
+    ASSERT_TRUE(j.contains("saved_replications"));
+    ASSERT_EQ(j["saved_replications"].size(), 6u);  // 3 regions x 2 effects
+    for (const json& s : j["saved_replications"]) {
+      EXPECT_EQ(s.at("replication").get<int>(), K);
+      expect_replication_reproduced(s, kStudy);
+      for (const auto& [test, p] : s.at("p_values").items())
+        for (double a : {0.1, 0.5})
+          rejections[s.at("group").get<std::string>() + "|" + std::to_string(s.at("effect").get<double>()) + "|" + test +
+                     "|" + std::to_string(a)] += p.get<double>() <= a;
+    }
+    full = j;
+  }
+  int checked = 0;
+  for (const json& c : full.at("results")) {
+    const std::string key = c.at("group").get<std::string>() + "|" + std::to_string(c.at("effect").get<double>()) + "|" +
+                            c.at("test").get<std::string>() + "|" + std::to_string(c.at("alpha").get<double>());
+    EXPECT_EQ(c.at("rejections").get<std::int64_t>(), rejections[key]) << key;
+    EXPECT_EQ(c.at("n_rep").get<int>(), R);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3 * 2 * 4 * 2);
+}
+
+// The other error model and calibration reproduce too (normal errors from the pooled fit).
+TEST(PowerBruteForce, NormalErrorsCalibratedOnThePooledFitReproduce) {
+  PB_FRESH_RNG(rng);
+  TempDir dir;
+  const json j = power_json({"-f", kStudy, "--cluster", "province", "--target", "rgzn", "--effects", "x1", "--split",
+                             "devlevel", "--pooled", "--tests", "crve,wild", "--R", "3", "--errors", "normal",
+                             "--calibrate", "pooled", "--seed", std::to_string(rng() >> 1), "--save-replication", "2",
+                             dir.path.string()});
+  ASSERT_EQ(j.at("saved_replications").size(), 3u);  // pooled + high + average
+  for (const json& s : j["saved_replications"]) expect_replication_reproduced(s, kStudy);
+  for (const json& g : j.at("calibration")) EXPECT_EQ(g.at("calibrated_on"), "pooled");
+  // x1: the full-sample estimate itself
+  EXPECT_DOUBLE_EQ(j.at("effects")[0].get<double>(), j.at("full_sample_estimate").get<double>());
+}
+
+namespace {
+
+// P(|T| > c) for T noncentral t(nu, ncp), by Simpson's rule over the chi-square variable.
+double noncentral_t_power(double ncp, double nu, double c) {
+  const int n = 4000;
+  const double hi = nu + 40 * std::sqrt(2 * nu), h = hi / n;
+  auto phi = [](double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); };
+  auto f = [&](double v) {
+    if (v <= 0) return 0.0;
+    const double logd = (nu / 2 - 1) * std::log(v) - v / 2 - (nu / 2) * std::log(2.0) - std::lgamma(nu / 2);
+    const double s = std::sqrt(v / nu);
+    return std::exp(logd) * ((1 - phi(c * s - ncp)) + phi(-c * s - ncp));
+  };
+  double sum = f(0) + f(hi);
+  for (int i = 1; i < n; ++i) sum += f(i * h) * (i % 2 ? 4 : 2);
+  return sum * h / 3;
+}
+
+// 60 equal clusters x 12 periods, y = 0.3 x + a_i + g_t + N(0, 1), x iid normal.
+std::string synthetic_panel(std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> z;
+  std::string csv = "id,t,x,y\n";
+  std::vector<double> a(60), g(12);
+  for (double& v : a) v = z(rng);
+  for (double& v : g) v = z(rng);
+  char buf[160];
+  for (int i = 0; i < 60; ++i)
+    for (int t = 0; t < 12; ++t) {
+      const double x = z(rng) + 0.5 * a[i];
+      std::snprintf(buf, sizeof buf, "%d,%d,%.17g,%.17g\n", i + 1, 2000 + t, x, 0.3 * x + a[i] + g[t] + z(rng));
+      csv += buf;
+    }
+  return csv;
+}
+
+}  // namespace
+
+// The CRVE t-test's power under iid normal errors follows the noncentral t(G-1) with
+// ncp = effect / SE (SE = s sqrt((X~'X~)^-1), the estimate's true SD); its size is alpha.
+TEST(PowerCalibration, CrvePowerFollowsTheNoncentralT) {
+  const std::string data = pbtest::write_temp(synthetic_panel(20260101));
+  const json fit = cli_json({"fit", "--data", data, "-f", "y ~ x | id + t", "--vcov", "iid", "--dof-fe", "all"});
+  const double se_true = pbtest::coef(fit["models"][0], "x").at("std_error");
+  const std::vector<double> ncp = {1.2, 2.2, 3.2};
+  std::string effects = "0";
+  for (double n : ncp) effects += "," + std::to_string(n * se_true);
+  const json j = power_json({"--data", data, "-f", "y ~ x | id + t", "--cluster", "id", "--target", "x", "--effects",
+                             effects, "--tests", "crve", "--R", "4000", "--errors", "normal", "--seed", "7"});
+  fs::remove(data);
+  ASSERT_TRUE(j.contains("results"));
+  const json& cal = j["calibration"][0];
+  EXPECT_EQ(cal.at("n_clusters"), 60);
+  // the simulated errors' variance is the fit's RSS / (N - K): the iid SE is the estimate's SD
+  EXPECT_NEAR(cal.at("s2").get<double>(), std::pow(fit["models"][0].at("sigma").get<double>(), 2), 1e-9);
+  const double crit = t_quantile(0.975, 59);
+  for (const json& c : j["results"]) {
+    const double e = c.at("effect"), rate = c.at("rejection_rate");
+    const double expected = e == 0 ? 0.05 : noncentral_t_power(e / se_true, 59, crit);
+    const double se = std::sqrt(expected * (1 - expected) / 4000);
+    EXPECT_NEAR(rate, expected, 3 * se) << "effect " << e;
+    EXPECT_NEAR(c.at("estimate_sd").get<double>(), se_true, 0.05 * se_true);  // SD of the estimates: the true SE
+  }
+  ASSERT_EQ(j["results"][0].at("effect").get<double>(), 0.0);
+  EXPECT_EQ(j["results"][0].at("size_flag"), false);
+  // the MDE interpolates inside its bracket; the analytic one uses t(59) and the fitted SE
+  const json& m = j.at("mde")[0];
+  ASSERT_FALSE(m.at("effect").is_null());
+  EXPECT_GE(m.at("effect").get<double>(), m.at("bracket")[0].get<double>());
+  EXPECT_LE(m.at("effect").get<double>(), m.at("bracket")[1].get<double>());
+  EXPECT_NEAR(m.at("mde_analytic").get<double>(), (crit + t_quantile(0.8, 59)) * cal.at("std_error").get<double>(), 1e-12);
+}
+
+// WCR's size on the embedded data's regions at a fixed seed. The issue expected [0.02, 0.085]
+// (a balanced Monte Carlo design gave 5.3% at G = 11, 6.2% at G = 8). East and West (G = 11)
+// lie there; Central (G = 8) does not: 0.0897 (MC SE 0.002) at R = 20,000 under wild-normal
+// errors, found by this command and confirmed by the pyfixest + wildboottest loop of
+// bench/peer_power.py. Its bound is widened to 0.11 on that measurement, not to hide it: the
+// bench and docs/POWER.md report it.
+TEST(PowerSize, WildOnTheEmbeddedRegions) {
+  const json j = power_json({"-f", kStudy, "--cluster", "province", "--target", "rgzn", "--effects", "0", "--split",
+                             "region", "--tests", "wild", "--R", "2000", "--seed", "20250101"});
+  ASSERT_TRUE(j.contains("results"));
+  ASSERT_EQ(j["results"].size(), 3u);
+  for (const json& c : j["results"]) {
+    const std::string g = c.at("group");
+    const double rate = c.at("rejection_rate");
+    EXPECT_GE(rate, 0.02) << g;
+    EXPECT_LE(rate, g == "Central" ? 0.11 : 0.085) << g;
+    EXPECT_EQ(c.at("n_rep"), 2000);
+    if (g == "Central") {  // 2^8 <= 399: enumerated, compared with its exact level 7/128
+      EXPECT_DOUBLE_EQ(c.at("size_reference").get<double>(), 7.0 / 128.0);
+    } else {
+      EXPECT_DOUBLE_EQ(c.at("size_reference").get<double>(), 0.05);
+    }
+  }
+}
+
+// The same seed gives the same rejections on 1 and 2 threads and batches of 1, 7 and 1000, and
+// the same cells for the same (group, effect) whatever else the effect list holds.
+TEST(PowerDeterminism, ThreadsBatchesAndEffectLists) {
+  PB_FRESH_RNG(rng);
+  const std::string seed = std::to_string(rng() >> 1);
+  auto run = [&](const std::string& threads, const std::string& batch, const std::string& effects) {
+    return power_json({"-f", kStudy, "--cluster", "province", "--target", "rgzn", "--effects", effects, "--split", "region",
+                       "--tests", "crve,wild,wild-webb,wcu", "--R", "40", "--seed", seed, "--threads", threads, "--batch",
+                       batch, "--alpha", "0.05,0.2"});
+  };
+  const json ref = run("1", "1", "0,0.001,0.003");
+  ASSERT_TRUE(ref.contains("results"));
+  for (const auto& [threads, batch] : std::vector<std::pair<std::string, std::string>>{{"2", "7"}, {"2", "1000"}, {"1", "7"}}) {
+    const json other = run(threads, batch, "0,0.001,0.003");
+    EXPECT_EQ(other.at("results"), ref.at("results")) << threads << " threads, batch " << batch;
+    EXPECT_EQ(other.at("mde"), ref.at("mde"));
+  }
+  const json sub = run("2", "0", "0.003,0.0025,0.001");
+  const auto a = cells_by_key(ref), b = cells_by_key(sub);
+  int same = 0;
+  for (const auto& [key, cell] : b) {
+    if (!a.count(key)) continue;
+    EXPECT_EQ(cell, a.at(key)) << key;
+    ++same;
+  }
+  EXPECT_EQ(same, 3 * 2 * 4 * 2);  // 3 regions x effects 0.001, 0.003 x 4 tests x 2 alphas
+  // the errors do not depend on the effect: within a group every effect's estimate SD is the same
+  std::map<std::string, json> sd;
+  for (const json& c : ref.at("results")) {
+    const std::string g = c.at("group");
+    if (!sd.count(g)) sd[g] = c.at("estimate_sd");
+    EXPECT_EQ(c.at("estimate_sd"), sd[g]) << c.dump();
+  }
+  EXPECT_EQ(sd.size(), 3u);
+}
+
+TEST(PowerParse, EffectLists) {
+  auto values = [](const std::string& t) {
+    std::vector<double> v;
+    for (const EffectItem& e : parse_effects(t)) v.push_back(e.multiple ? -1000 - e.value : e.value);
+    return v;
+  };
+  EXPECT_EQ(values("0,0.001, 0.002"), (std::vector<double>{0, 0.001, 0.002}));
+  EXPECT_EQ(values("0:1:5"), (std::vector<double>{0, 0.25, 0.5, 0.75, 1}));
+  EXPECT_EQ(values("0:0.004:21")[11], 0.0022);  // the decimal, as if typed
+  EXPECT_EQ(values("x0.5,x2"), (std::vector<double>{-1000.5, -1002}));
+  EXPECT_EQ(values("1e-3,2:2:1"), (std::vector<double>{0.001, 2}));
+  for (const char* bad : {"", ",", "abc", "0,,1", "0:1", "0:1:0", "0:1:2.5", "x", "xx1", "0:1:1", "nan", "1:2:3:4"})
+    EXPECT_THROW(parse_effects(bad), InvalidInput) << bad;
+}
+
+TEST(PowerParse, WilsonIntervalKnownValues) {
+  // Wilson (1927) 95% intervals, as R's prop.test(correct = FALSE) and statsmodels' proportion_confint(method="wilson")
+  auto [lo0, hi0] = wilson_interval(0, 10);
+  EXPECT_NEAR(lo0, 0.0, 1e-12);
+  EXPECT_NEAR(hi0, 0.2775327, 1e-6);
+  auto [lo5, hi5] = wilson_interval(5, 10);
+  EXPECT_NEAR(lo5, 0.2365931, 1e-6);
+  EXPECT_NEAR(hi5, 0.7634069, 1e-6);
+  auto [lo, hi] = wilson_interval(50, 1000);
+  EXPECT_NEAR(lo, 0.03813026, 1e-6);
+  EXPECT_NEAR(hi, 0.06531382, 1e-6);
+}
+
+TEST(PowerSeeds, WildSeedDependsOnEveryKeyAndNothingElse) {
+  const std::uint64_t g = power_group_key("region", "East");
+  const std::uint64_t s = power_wild_seed(1, g, 0.002, 3);
+  EXPECT_EQ(s, power_wild_seed(1, g, 0.002, 3));
+  EXPECT_NE(s, power_wild_seed(2, g, 0.002, 3));
+  EXPECT_NE(s, power_wild_seed(1, power_group_key("region", "West"), 0.002, 3));
+  EXPECT_NE(s, power_wild_seed(1, g, 0.003, 3));
+  EXPECT_NE(s, power_wild_seed(1, g, 0.002, 4));
+  EXPECT_EQ(power_wild_seed(1, g, 0.0, 3), power_wild_seed(1, g, -0.0, 3));
+  EXPECT_NE(power_group_key("ab", "c"), power_group_key("a", "bc"));
+}
