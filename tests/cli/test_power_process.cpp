@@ -128,3 +128,41 @@ TEST(PowerProcess, NoClusterWeightsOrCudaAreRefused) {
   expect_user_error(c.run(with(kModel, {"--backend", "cuda"})), {"--backend cuda", "CPU"});
   c.expect_nothing_written();
 }
+
+TEST(PowerProcess, SaveFolderIsCheckedBeforeAnyWorkAndMadeOnlyOnSuccess) {
+  const Case c;
+  const std::string deep = c.save + "/missing/deeper";
+  expect_user_error(c.run(with(kModel, {"--save-replication", "1", deep})), {"--save-replication", "parent folder"});
+  c.expect_nothing_written();
+  // the outcome must be a variable to be saved
+  expect_user_error(c.run({"-f", "log(y + 10) ~ x | id + t", "--target", "x", "--effects", "0", "--R", "5",
+                           "--save-replication", "1", c.save}),
+                    {"--save-replication needs the outcome to be a numeric variable"});
+  c.expect_nothing_written();
+  // a run that fails after the simulation (its output is the data file) leaves no folder behind
+  expect_user_error(run_process({"power", "--data", c.data, "--cluster", "id", "-f", "y ~ x | id + t", "--target", "x",
+                                 "--effects", "0", "--R", "5", "--save-replication", "1", c.save, "--output", c.data}),
+                    {"input file"});
+  EXPECT_FALSE(fs::exists(c.save));
+}
+
+TEST(PowerProcess, GroupLabelsThatFileNamesConflateGetTheirOwnFiles) {
+  const Case c;
+  std::string csv = "id,t,lab,x,y\n";
+  char buf[160];
+  for (int i = 1; i <= 8; ++i)
+    for (int t = 0; t < 4; ++t) {
+      std::snprintf(buf, sizeof buf, "%d,%d,%s,%.6f,%.6f\n", i, t, i <= 4 ? "a b" : "a_b", std::sin(i * 1.7 + t),
+                    std::cos(i * 0.3 + 2.1 * t) + 0.1 * i);
+      csv += buf;
+    }
+  const std::string data = pbtest::write_temp(csv);
+  const ProcRun r = run_process({"power", "--data", data, "--cluster", "id", "-f", "y ~ x | id + t", "--target", "x",
+                                 "--effects", "0", "--R", "5", "--split", "lab", "--save-replication", "2", c.save,
+                                 "--output", c.out});
+  fs::remove(data);
+  ASSERT_EQ(r.status, 0) << r.err;
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(c.save)) files += e.path().extension() == ".csv";
+  EXPECT_EQ(files, 2);
+}

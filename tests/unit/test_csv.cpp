@@ -133,21 +133,26 @@ TEST(Dta, MatchesTheCsvExport) {
   }
 }
 
-// Leading '#' lines are comments (power's --save-replication files start with one); the line
-// numbers of errors still count them.
-TEST(Csv, LeadingCommentLinesAreSkippedAndStillCounted) {
-  const DataFrame df = read_csv_text("# a note, with a comma\n#another\nx,y\n1,2\n3,4\n", "c.csv");
+// Leading "# panelboot" lines are panelboot's notes (power's --save-replication files start with
+// one) and are skipped; the line numbers of errors still count them. Other '#' lines are data.
+TEST(Csv, LeadingPanelbootNoteLinesAreSkippedAndStillCounted) {
+  const DataFrame df = read_csv_text("# panelboot power: a note, with a comma\n# panelboot more\nx,y\n1,2\n3,4\n", "c.csv");
   ASSERT_EQ(df.columns.size(), 2u);
   EXPECT_EQ(df.columns[0].name, "x");
   EXPECT_EQ(df.n_rows(), 2u);
   EXPECT_EQ(df.row_line, (std::vector<std::uint32_t>{4, 5}));
   try {
-    read_csv_text("# note\nx,y\n1,2,3\n", "c.csv").numeric("x");
+    read_csv_text("# panelboot note\nx,y\n1,2,3\n", "c.csv").numeric("x");
     ADD_FAILURE() << "no error";
   } catch (const InvalidInput& e) {
     EXPECT_NE(std::string(e.what()).find("line 3"), std::string::npos) << e.what();
   }
-  // a '#' after the header is data, as before
+  // a header that begins with '#' is a header, as before
+  const DataFrame d1 = read_csv_text("#id,x\n1,2\n", "c.csv");
+  ASSERT_EQ(d1.columns.size(), 2u);
+  EXPECT_EQ(d1.columns[0].name, "#id");
+  EXPECT_EQ(d1.n_rows(), 1u);
+  // and a '#' after the header is data
   const DataFrame d2 = read_csv_text("x,s\n1,#a\n", "c.csv");
   EXPECT_EQ(d2.columns[1].levels, (std::vector<std::string>{"#a"}));
 }

@@ -8,6 +8,7 @@
 #include "helpers.hpp"
 #include "panelboot/distributions.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/kernels/wild_weights.hpp"
 #include "panelboot/power.hpp"
 
 namespace fs = std::filesystem;
@@ -76,7 +77,9 @@ void expect_replication_reproduced(const json& s, const std::string& formula) {
   EXPECT_NEAR(c.at("std_error").get<double>(), s.at("std_error").get<double>(), 1e-9 * s.at("std_error").get<double>());
   EXPECT_NEAR(c.at("t_stat").get<double>(), s.at("t").get<double>(), 1e-8 * (1 + std::fabs(s.at("t").get<double>())));
   const json& p = s.at("p_values");
-  if (p.contains("crve")) EXPECT_NEAR(c.at("p_value").get<double>(), p.at("crve").get<double>(), 1e-9);
+  if (p.contains("crve")) {
+    EXPECT_NEAR(c.at("p_value").get<double>(), p.at("crve").get<double>(), 1e-9);
+  }
   const std::vector<std::pair<std::string, std::vector<std::string>>> boots = {
       {"wild", {}}, {"wild-webb", {"--weight-type", "webb"}}, {"wcu", {"--impose-null", "no"}}};
   for (const auto& [test, extra] : boots) {
@@ -165,10 +168,12 @@ double noncentral_t_power(double ncp, double nu, double c) {
   return sum * h / 3;
 }
 
-// 60 equal clusters x 12 periods, y = 0.3 x + a_i + g_t + N(0, 1), x iid normal.
+// 60 equal clusters x 12 periods, y = 0.3 x + a_i + g_t + N(0, 1), x iid normal; the normals are
+// the Philox draws of the engine (the same on every standard library).
 std::string synthetic_panel(std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> z;
+  std::uint64_t counter = 0;
+  auto z = [&](auto&) { return kernels::wild_weight(seed, counter++, 0, kernels::WeightType::kNormal); };
+  int rng = 0;
   std::string csv = "id,t,x,y\n";
   std::vector<double> a(60), g(12);
   for (double& v : a) v = z(rng);
@@ -319,4 +324,74 @@ TEST(PowerSeeds, WildSeedDependsOnEveryKeyAndNothingElse) {
   EXPECT_NE(s, power_wild_seed(1, g, 0.002, 4));
   EXPECT_EQ(power_wild_seed(1, g, 0.0, 3), power_wild_seed(1, g, -0.0, 3));
   EXPECT_NE(power_group_key("ab", "c"), power_group_key("a", "bc"));
+}
+
+// The wild errors' scale: K counts every absorbed level (Central: 6 regressors + 8 provinces + 12
+// years - 1 = 25), and the estimates' SD is error_scale x SE / sqrt(m), m the CRVE's small-sample
+// factor (the simulated variance of the estimate is c^2 sum_g (a'X~_g'u_g)^2 = c^2 V / m).
+TEST(PowerCalibration, WildErrorsAreRescaledByEveryAbsorbedLevel) {
+  const json j = power_json({"-f", kStudy, "--cluster", "province", "--target", "rgzn", "--effects", "0", "--split",
+                             "region", "--R", "4000", "--seed", "11"});
+  ASSERT_TRUE(j.contains("calibration"));
+  for (const json& g : j["calibration"]) {
+    const double N = g.at("n_obs"), G = g.at("n_clusters"), K = g.at("k_all"), dof = g.at("dof_k");
+    if (g.at("group") == "Central") {
+      EXPECT_EQ(K, 25.0);
+      EXPECT_DOUBLE_EQ(g.at("error_scale").get<double>(), std::sqrt(96.0 / 71.0));
+    }
+    EXPECT_DOUBLE_EQ(g.at("error_scale").get<double>(), std::sqrt(N / (N - K)));
+    const double m = G / (G - 1) * (N - 1) / (N - dof);
+    const double expected_sd = g.at("error_scale").get<double>() * g.at("std_error").get<double>() / std::sqrt(m);
+    for (const json& c : j["results"])
+      if (c.at("group") == g.at("group")) EXPECT_NEAR(c.at("estimate_sd").get<double>(), expected_sd, 0.05 * expected_sd) << g.dump();
+  }
+}
+
+// A power curve that starts above the target gives no interpolated MDE, only its upper bound.
+TEST(PowerMde, ReachedAtTheSmallestEffectIsAnUpperBound) {
+  const json j = power_json({"-f", kStudy, "--cluster", "province", "--target", "rgzn", "--effects", "0.003,0.004",
+                             "--split", "region", "--R", "200"});
+  ASSERT_TRUE(j.contains("mde"));
+  for (const json& m : j["mde"]) {
+    if (m.at("group") != "East") continue;  // East: power 1.00 at 0.003
+    EXPECT_TRUE(m.at("effect").is_null());
+    EXPECT_TRUE(m.at("bracket")[0].is_null());
+    EXPECT_EQ(m.at("bracket")[1].get<double>(), 0.003);
+    EXPECT_NE(m.at("note").get<std::string>().find("at most"), std::string::npos);
+  }
+}
+
+// Replications without a positive variance (two-way clustering's is not always PSD) are left out
+// of the counts, and the output says how many.
+TEST(PowerCounts, ReplicationsWithoutAVarianceAreCountedOutLoudly) {
+  const json j = power_json({"-f", kStudy, "--cluster", "province,year", "--target", "rgzn", "--effects", "0", "--R",
+                             "100", "--seed", "20250101"});
+  ASSERT_TRUE(j.contains("results"));
+  const std::int64_t undefined = j["calibration"][0].at("n_undefined");
+  EXPECT_GT(undefined, 0);
+  EXPECT_EQ(j["results"][0].at("n_rep").get<std::int64_t>(), 100 - undefined);
+  ASSERT_EQ(j.at("notes").size(), 1u);
+  EXPECT_NE(j["notes"][0].get<std::string>().find(std::to_string(undefined) + " of 100 replications"), std::string::npos);
+}
+
+// Numeric split values are grouped by value (-0 with 0), text ones by text; a repeated --split
+// counts once.
+TEST(PowerGroups, NumericSplitsByValueAndRepeatsOnce) {
+  std::string csv = "id,t,s,x,y\n";
+  char buf[160];
+  for (int i = 1; i <= 8; ++i)
+    for (int t = 0; t < 4; ++t) {
+      const char* sv = i <= 4 ? (t % 2 ? "-0" : "0") : "2.5";
+      std::snprintf(buf, sizeof buf, "%d,%d,%s,%.6f,%.6f\n", i, t, sv, std::sin(i * 1.7 + t), std::cos(i * 0.3 + 2.1 * t) + 0.1 * i);
+      csv += buf;
+    }
+  const std::string data = pbtest::write_temp(csv);
+  const json j = power_json({"--data", data, "-f", "y ~ x | id + t", "--cluster", "id", "--target", "x", "--effects", "0",
+                             "--split", "s", "--split", "s", "--R", "10"});
+  fs::remove(data);
+  ASSERT_TRUE(j.contains("calibration"));
+  ASSERT_EQ(j["calibration"].size(), 2u);
+  EXPECT_EQ(j["calibration"][0].at("group"), "0");
+  EXPECT_EQ(j["calibration"][0].at("n_obs"), 16);
+  EXPECT_EQ(j["calibration"][1].at("group"), "2.5");
 }

@@ -13,6 +13,7 @@
 
 #include "panelboot/kernels/boot_counts.hpp"
 #include "panelboot/kernels/gray_walk.hpp"
+#include "panelboot/kernels/power_batch.hpp"
 #include "panelboot/kernels/small_solve.hpp"
 #include "panelboot/kernels/threshold_boot.hpp"
 #include "panelboot/kernels/wild_weights.hpp"
@@ -161,6 +162,11 @@ struct ThresholdBootSpec {
   ProgressSink* progress = nullptr;  // told of each finished batch of replications (may be null)
 };
 
+// power's regressions over one fixed design: kernels/power_batch.hpp.
+using kernels::FixedDesign;
+using kernels::FixedDesignBatch;
+using kernels::FixedDesignResult;
+
 // A WildProblem as a backend holds it for runs (CPU: the problem itself; CUDA: its device copy).
 class PreparedWild {
  public:
@@ -198,6 +204,15 @@ class Backend {
   virtual std::vector<double> threshold_fstar(const ThresholdBootSpec& spec, const ThresholdGram& gram) const = 0;
   // Many small regressions at once; singular items are flagged per item, never thrown.
   virtual OlsBatchResult batched_ols(const OlsBatch& batch) const = 0;
+  // power's batch of regressions over one fixed design (kernels/power_batch.hpp). The CPU backend
+  // runs column blocks in parallel; this default (one block after another, on the host) is what
+  // the CUDA backend inherits until power's GPU path exists (power runs on the CPU backend only).
+  virtual FixedDesignResult fixed_design_ols(const FixedDesign& design, const FixedDesignBatch& batch) const {
+    FixedDesignResult out = kernels::fixed_design_result(design, batch);
+    for (std::int64_t b0 = 0; b0 < batch.nb; b0 += kernels::kFixedDesignBlock)
+      kernels::fixed_design_columns(design, batch, b0, std::min(batch.nb, b0 + kernels::kFixedDesignBlock), out);
+    return out;
+  }
 };
 
 // kAuto: CUDA when compiled and a device is present, else CPU. kCuda without a usable GPU

@@ -86,6 +86,7 @@ struct PowerGroup {
   std::string calibrated_on;        // "group" or "pooled"
   std::vector<std::pair<std::string, double>> exact_level;   // per "test@alpha" with enumeration
   bool enumerated = false;          // Rademacher tests enumerate 2^G sign vectors (2^G <= --wild-B)
+  std::int64_t n_undefined = 0;     // replications without a positive CRVE variance (left out)
 };
 
 struct PowerCell {
@@ -106,7 +107,8 @@ struct PowerCell {
 struct PowerMde {
   std::string split, group, test;
   double alpha = 0.05, power = 0.8;
-  std::optional<double> effect;                // interpolated; nullopt when not reached
+  std::optional<double> effect;                // interpolated; nullopt when not reached, or
+                                               // reached at the smallest effect (at most bracket_high)
   std::optional<double> bracket_low, bracket_high;
   double mde_analytic = 0;                     // (t_{G-1,1-a/2} + t_{G-1,power}) x SE
   std::string note;

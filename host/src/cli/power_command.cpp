@@ -2,6 +2,7 @@
 #include "options.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -55,7 +56,29 @@ std::vector<double> parse_alphas(const std::string& text) {
   return out;
 }
 
-// --save-replication K DIR: K from 1 to --R, DIR an existing folder (made when missing, at the end).
+// Before any work: DIR is a writable folder, or a missing one whose parent folder is writable
+// (it is made at the end, once the run has succeeded).
+void check_save_folder(const std::string& dir) {
+  if (dir.empty()) throw InvalidInput("--save-replication: the folder name is empty");
+  struct stat st {};
+  if (stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw InvalidInput("--save-replication: '" + dir + "' exists and is not a folder");
+    if (access(dir.c_str(), W_OK | X_OK) != 0)
+      throw InvalidInput("--save-replication: cannot write into the folder '" + dir + "': " + std::strerror(errno));
+    return;
+  }
+  std::string parent = dir;
+  while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
+  const std::size_t slash = parent.rfind('/');
+  parent = slash == std::string::npos ? "." : slash == 0 ? "/" : parent.substr(0, slash);
+  if (stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw InvalidInput("--save-replication: the folder '" + dir + "' is missing and so is its parent folder '" + parent +
+                       "'; only the last level is made");
+  if (access(parent.c_str(), W_OK | X_OK) != 0)
+    throw InvalidInput("--save-replication: cannot make the folder '" + dir + "' in '" + parent + "': " + std::strerror(errno));
+}
+
+// --save-replication K DIR: K from 1 to --R, DIR a folder (made when missing, at the end).
 void read_save_option(const PowerCli& p, PowerOptions& po) {
   if (p.save.empty()) return;
   const std::string& k = p.save[0];
@@ -66,9 +89,7 @@ void read_save_option(const PowerCli& p, PowerOptions& po) {
     throw InvalidInput("--save-replication: '" + k + "' is not a replication from 1 to --R (" + std::to_string(p.R) + ")");
   po.save_replication = K;
   po.save_dir = p.save[1];
-  struct stat st {};
-  if (stat(po.save_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
-    throw InvalidInput("--save-replication: '" + po.save_dir + "' exists and is not a folder");
+  check_save_folder(po.save_dir);
 }
 
 PowerOptions power_options(const PowerCli& p, const CommonOptions& o) {
@@ -91,16 +112,28 @@ PowerOptions power_options(const PowerCli& p, const CommonOptions& o) {
   return po;
 }
 
-// The saved datasets go through the same atomic outputs as the report; their folder is made
-// (one level) only once the run has succeeded.
-void add_saved_files(const PowerResult& res, const PowerOptions& po, const CommonOptions& o, PendingOutputs& files) {
-  if (res.saved.empty()) return;
-  if (mkdir(po.save_dir.c_str(), 0777) != 0 && errno != EEXIST)
-    throw InvalidInput("--save-replication: cannot make the folder '" + po.save_dir + "': " + std::strerror(errno));
-  std::vector<NamedPath> outs{{"--output", o.output}};
-  for (const SavedReplication& s : res.saved) outs.push_back({"--save-replication", s.file});
-  check_output_paths(outs, {{"--data", o.data}});
-  for (const SavedReplication& s : res.saved) files.add(s.file, s.content);
+// The report and the saved datasets, written together through the atomic outputs once the run
+// has succeeded; the saved datasets' folder is made (one level) only then, and removed again if
+// the writing fails.
+void deliver_all(const PowerResult& res, const PowerOptions& po, const CommonOptions& o, const std::string& report,
+                 std::ostream& out) {
+  bool made = false;
+  try {
+    PendingOutputs files;  // destroyed (its temporaries removed) before the folder is
+    if (!res.saved.empty()) {
+      if (mkdir(po.save_dir.c_str(), 0777) == 0) made = true;
+      else if (errno != EEXIST)
+        throw InvalidInput("--save-replication: cannot make the folder '" + po.save_dir + "': " + std::strerror(errno));
+      std::vector<NamedPath> outs{{"--output", o.output}};
+      for (const SavedReplication& s : res.saved) outs.push_back({"--save-replication", s.file});
+      check_output_paths(outs, {{"--data", o.data}});
+      for (const SavedReplication& s : res.saved) files.add(s.file, s.content);
+    }
+    deliver(files, report, o, out);
+  } catch (...) {
+    if (made) rmdir(po.save_dir.c_str());  // empty again: the pending files are gone
+    throw;
+  }
 }
 
 int cmd_power(const CommonOptions& o, const PowerCli& p, std::ostream& out, std::ostream& err, std::ostream& terminal) {
@@ -127,9 +160,7 @@ int cmd_power(const CommonOptions& o, const PowerCli& p, std::ostream& out, std:
   res.timing.insert(res.timing.begin(), {"read_s", sec(t0, t1)});
   res.timing.push_back({"total_s", sec(t0, t2)});
   res.threads = threads_in_use();
-  PendingOutputs files;
-  add_saved_files(res, po, o, files);
-  deliver(files, render_power(res, fmt), o, out);
+  deliver_all(res, po, o, render_power(res, fmt), out);
   return 0;
 }
 

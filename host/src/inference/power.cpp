@@ -46,7 +46,7 @@ namespace {
 // ---- effects ----
 
 bool parse_real(const std::string& s, double& v) {
-  if (s.empty()) return false;
+  if (s.empty() || s.find_first_of("xXpP") != std::string::npos) return false;  // no hexadecimal
   char* end = nullptr;
   v = std::strtod(s.c_str(), &end);
   return end == s.c_str() + s.size() && std::isfinite(v);
@@ -290,12 +290,7 @@ void prepare_group(GroupModel& g, const FitOptions& fo, PowerErrors errors) {
     group_demeaner(g.d).demean(g.basis.data(), static_cast<std::size_t>(G), n, tight_demean(fo), std::vector<std::string>(G, "simulated errors"));
 }
 
-// ---- one replication ----
-
-struct RepScratch {
-  Vec e, u, delta;
-  std::vector<double> z, score;
-};
+// ---- a batch of replications ----
 
 // The raw simulated errors of replication rep (1-based), before the within transform.
 void raw_errors(const GroupModel& g, PowerErrors errors, std::uint64_t eseed, std::int64_t rep, Vec& e) {
@@ -313,34 +308,55 @@ void raw_errors(const GroupModel& g, PowerErrors errors, std::uint64_t eseed, st
     e(static_cast<Eigen::Index>(i)) = s * kernels::wild_weight(eseed, r, static_cast<std::uint32_t>(i), WeightType::kNormal);
 }
 
-// M errors: the basis combination (wild errors), or the within transform of the draws (normal).
-void demeaned_errors(const GroupModel& g, const Demeaner& dm, const DemeanOptions& dopt, PowerErrors errors,
-                     std::uint64_t eseed, std::int64_t rep, RepScratch& s) {
+// The within-transformed errors of replications r0 .. r0+nb-1, n x nb row-major: the basis
+// combination (wild errors; sums over the clusters in order), or each draw's within transform
+// (normal errors).
+void batch_errors(const GroupModel& g, PowerErrors errors, std::uint64_t eseed, std::int64_t r0, std::size_t nb,
+                  const FitOptions& fo, std::vector<double>& E) {
   const std::size_t n = g.d.n_obs;
+  E.assign(n * nb, 0.0);
   if (errors == PowerErrors::kWild) {
-    const std::int32_t G = g.boot.n_levels;
-    s.z.resize(static_cast<std::size_t>(G));
-    for (std::int32_t c = 0; c < G; ++c)
-      s.z[static_cast<std::size_t>(c)] = kernels::wild_weight(eseed, static_cast<std::uint64_t>(rep), static_cast<std::uint32_t>(c), WeightType::kNormal);
-    s.e = Vec::Zero(static_cast<Eigen::Index>(n));
-    for (std::int32_t c = 0; c < G; ++c) s.e += s.z[static_cast<std::size_t>(c)] * g.basis.col(c);  // fixed order
+    const std::size_t G = static_cast<std::size_t>(g.boot.n_levels);
+    std::vector<double> z(G * nb);
+    for (std::size_t c = 0; c < G; ++c)
+      for (std::size_t b = 0; b < nb; ++b)
+        z[c * nb + b] = kernels::wild_weight(eseed, static_cast<std::uint64_t>(r0) + b, static_cast<std::uint32_t>(c), WeightType::kNormal);
+    for (std::size_t i = 0; i < n; ++i) {
+      double* e = E.data() + i * nb;
+      for (std::size_t c = 0; c < G; ++c) {
+        const double v = g.basis(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(c));
+        const double* zc = z.data() + c * nb;
+        for (std::size_t b = 0; b < nb; ++b) e[b] += v * zc[b];
+      }
+    }
     return;
   }
-  raw_errors(g, errors, eseed, rep, s.e);
-  if (!g.d.fe.empty()) dm.demean(s.e.data(), 1, n, dopt, {"simulated errors"});
+  std::vector<double> cols(n * nb);  // column-major for the within transform
+  Vec e;
+  for (std::size_t b = 0; b < nb; ++b) {
+    raw_errors(g, errors, eseed, r0 + static_cast<std::int64_t>(b), e);
+    std::copy(e.data(), e.data() + n, cols.data() + b * n);
+  }
+  if (!g.d.fe.empty()) group_demeaner(g.d).demean(cols.data(), nb, n, tight_demean(fo), std::vector<std::string>(nb, "simulated errors"));
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t b = 0; b < nb; ++b) E[i * nb + b] = cols[b * n + i];
 }
 
-// The target's cluster-robust variance from the replication's residuals u (fit's convention).
-double target_variance(const GroupModel& g, const Vec& u, std::vector<double>& score) {
-  double v = 0;
+// The group's fixed design as the Backend reads it (pointers into g).
+FixedDesign fixed_design(const GroupModel& g) {
+  FixedDesign f;
+  f.n = static_cast<std::int64_t>(g.d.n_obs);
+  f.k = g.fr.beta.size();
+  f.X = g.d.X.data();
+  f.A = g.fr.bread.data();
+  f.xa = g.xa.data();
+  f.target = g.target;
   for (const ClusterTerm& t : g.terms) {
-    score.assign(static_cast<std::size_t>(t.grouping->n_levels), 0.0);
-    for (std::size_t i = 0; i < g.d.n_obs; ++i) score[t.grouping->code[i]] += g.xa(static_cast<Eigen::Index>(i)) * u(static_cast<Eigen::Index>(i));
-    double ss = 0;
-    for (double x : score) ss += x * x;
-    v += t.weight * ss;
+    f.term_code.push_back(t.grouping->code.data());
+    f.term_levels.push_back(t.grouping->n_levels);
+    f.term_weight.push_back(t.weight);
   }
-  return v;
+  return f;
 }
 
 struct RunPlan {
@@ -371,25 +387,15 @@ bool has_test(const std::vector<PowerTest>& tests, PowerTest t) {
   return std::find(tests.begin(), tests.end(), t) != tests.end();
 }
 
-// One replication: its errors, estimate and CRVE SE, then each test at each effect; p holds
-// [effect][test] (NaN where undefined). Returns the target's deviation d_r (estimate - effect).
-double one_replication(const GroupModel& g, WildEngine& eng, const Backend& backend, const Demeaner& dm,
-                       const DemeanOptions& dopt, PowerErrors errors, std::uint64_t eseed, const RunPlan& plan,
-                       std::int64_t rep, RepScratch& s, double* p, double& se_out) {
-  const std::size_t n = g.d.n_obs;
-  const Eigen::Index k = g.fr.beta.size();
-  Eigen::Map<const Mat> X(g.d.X.data(), static_cast<Eigen::Index>(n), k);
-  demeaned_errors(g, dm, dopt, errors, eseed, rep, s);
-  s.delta = g.fr.bread * (X.transpose() * s.e);
-  s.u = s.e - X * s.delta;
-  const double var = target_variance(g, s.u, s.score);
-  const double se = var > 0 ? std::sqrt(var) : 0.0;
-  se_out = se;
-  const double dt = s.delta(g.target);
+// Each test of replication `rep` at each effect, from its residuals u, its deviation dt (the
+// estimate less the calibrated value) and its CRVE variance; p holds [effect][test] (NaN where
+// undefined: a numerically zero standard error).
+void replication_tests(const GroupModel& g, WildEngine& eng, const Backend& backend, const RunPlan& plan, std::int64_t rep,
+                       const std::vector<double>& u, double dt, double variance, double* p) {
   const std::size_t E = plan.effects->size(), T = plan.tests->size();
   std::fill(p, p + E * T, std::numeric_limits<double>::quiet_NaN());
-  if (!(se > 0) || !std::isfinite(se) || se_is_zero(se, 0.0, g.fr.sigma * std::sqrt(g.fr.bread(g.target, g.target))))
-    return dt;
+  const double se = variance > 0 ? std::sqrt(variance) : 0.0;
+  if (!(se > 0) || !std::isfinite(se) || se_is_zero(se, 0.0, g.fr.sigma * std::sqrt(g.fr.bread(g.target, g.target)))) return;
   const auto tests_at = [&](PowerTest test, const WildProblem* pr) {
     const std::size_t ti = static_cast<std::size_t>(std::find(plan.tests->begin(), plan.tests->end(), test) - plan.tests->begin());
     for (std::size_t ei = 0; ei < E; ++ei) {
@@ -399,16 +405,51 @@ double one_replication(const GroupModel& g, WildEngine& eng, const Backend& back
   };
   if (has_test(*plan.tests, PowerTest::kCrve)) tests_at(PowerTest::kCrve, nullptr);
   if (has_test(*plan.tests, PowerTest::kWild) || has_test(*plan.tests, PowerTest::kWildWebb)) {
-    eng.set_parts({s.u.data(), g.h.data()});  // WCR: u(delta) = u + delta h
+    eng.set_parts({u.data(), g.h.data()});  // WCR: u(delta) = u + delta h
     const WildProblem& pr = eng.problem();
     if (has_test(*plan.tests, PowerTest::kWild)) tests_at(PowerTest::kWild, &pr);
     if (has_test(*plan.tests, PowerTest::kWildWebb)) tests_at(PowerTest::kWildWebb, &pr);
   }
   if (has_test(*plan.tests, PowerTest::kWcu)) {
-    eng.set_parts({s.u.data()});
+    eng.set_parts({u.data()});
     tests_at(PowerTest::kWcu, &eng.problem());
   }
-  return dt;
+}
+
+// The wild engine of a group with its restriction (target = 0) set: copied per thread.
+WildEngine restricted_engine(const GroupModel& g) {
+  WildEngine eng(g.d, g.fr, g.boot, g.terms);
+  Mat R = Mat::Zero(1, g.fr.beta.size());
+  R(0, g.target) = 1.0;
+  eng.set_restriction(R);
+  return eng;
+}
+
+// Replications r0 .. r0+nb-1: the errors, the regressions on the backend (one batch), then each
+// replication's tests in parallel. d[b] and the variances come back in `reg`; p: [b][effect][test].
+void run_batch(const GroupModel& g, const WildEngine& proto, const Backend& backend, const FitOptions& fo,
+               PowerErrors errors, std::uint64_t eseed, const RunPlan& plan, std::int64_t r0, std::size_t nb,
+               FixedDesignResult& reg, std::vector<double>& p) {
+  std::vector<double> E;
+  batch_errors(g, errors, eseed, r0, nb, fo, E);
+  reg = backend.fixed_design_ols(fixed_design(g), {E.data(), static_cast<std::int64_t>(nb)});
+  const std::size_t n = g.d.n_obs, ET = plan.effects->size() * plan.tests->size();
+  p.resize(nb * ET);
+  cpu::RegionErrors failures;
+#pragma omp parallel
+  {
+    std::unique_ptr<WildEngine> eng;  // per thread, made in the first guarded iteration
+    std::vector<double> u;
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) failures.guard([&] {
+      if (!eng) eng = std::make_unique<WildEngine>(proto);
+      u.resize(n);
+      for (std::size_t i = 0; i < n; ++i) u[i] = reg.U[i * nb + static_cast<std::size_t>(b)];
+      replication_tests(g, *eng, backend, plan, r0 + b, u, reg.d_target[static_cast<std::size_t>(b)],
+                        reg.variance[static_cast<std::size_t>(b)], p.data() + static_cast<std::size_t>(b) * ET);
+    });
+  }
+  failures.rethrow();
 }
 
 // ---- the counts of one group ----
@@ -416,6 +457,7 @@ double one_replication(const GroupModel& g, WildEngine& eng, const Backend& back
 struct GroupCounts {
   std::vector<std::int64_t> reject;  // [effect][test][alpha]
   std::vector<std::int64_t> defined; // [effect][test]
+  std::int64_t undefined = 0;        // replications without any p-value (no standard error)
   double sum_d = 0, sum_d2 = 0;
   std::int64_t n_d = 0;
 };
@@ -434,38 +476,25 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
   out.reject.assign(E * T * Aa, 0);
   out.defined.assign(E * T, 0);
   const std::uint64_t eseed = error_seed(po.seed, plan.group_key);
-  const Demeaner dm = group_demeaner(g.d);
-  const DemeanOptions dopt = tight_demean(fo);
-  WildEngine proto(g.d, g.fr, g.boot, g.terms);
-  Mat R = Mat::Zero(1, g.fr.beta.size());
-  R(0, g.target) = 1.0;
-  proto.set_restriction(R);
+  const WildEngine proto = restricted_engine(g);
   const std::size_t batch = po.batch ? std::min<std::size_t>(po.batch, static_cast<std::size_t>(po.n_rep)) : default_batch(po.n_rep);
-  check_memory(8.0 * static_cast<double>(batch) * static_cast<double>(E * T + 1), po.max_memory,
-               "the p-values of a batch of " + std::to_string(batch) + " replications x " + std::to_string(E) + " effects x " +
-                   std::to_string(T) + " tests",
+  check_memory(8.0 * static_cast<double>(batch) * (static_cast<double>(E * T) + 2.0 * static_cast<double>(g.d.n_obs) + 2),
+               po.max_memory,
+               "a batch of " + std::to_string(batch) + " replications (their errors, residuals and p-values at " +
+                   std::to_string(E) + " effects x " + std::to_string(T) + " tests)",
                "lower --batch (0 chooses it) or give fewer effects");
-  std::vector<double> p(batch * E * T), d(batch);
-  cpu::RegionErrors errors;
+  std::vector<double> p;
+  FixedDesignResult reg;
   for (std::int64_t r0 = 1; r0 <= po.n_rep; r0 += static_cast<std::int64_t>(batch)) {
     const std::size_t nb = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(batch), po.n_rep - r0 + 1));
-#pragma omp parallel
-    {
-      std::unique_ptr<WildEngine> eng;  // per thread, made in the first guarded iteration
-      RepScratch s;
-#pragma omp for schedule(dynamic, 1)
-      for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) errors.guard([&] {
-        if (!eng) eng = std::make_unique<WildEngine>(proto);
-        double se = 0;
-        d[static_cast<std::size_t>(b)] = one_replication(g, *eng, backend, dm, dopt, po.errors, eseed, plan, r0 + b, s,
-                                                         p.data() + static_cast<std::size_t>(b) * E * T, se);
-      });
-    }
-    errors.rethrow();
+    run_batch(g, proto, backend, fo, po.errors, eseed, plan, r0, nb, reg, p);
     for (std::size_t b = 0; b < nb; ++b) {  // in replication order: the same sums for any batch size
-      out.sum_d += d[b];
-      out.sum_d2 += d[b] * d[b];
+      const double d = reg.d_target[b];
+      out.sum_d += d;
+      out.sum_d2 += d * d;
       ++out.n_d;
+      out.undefined += std::all_of(p.begin() + static_cast<std::ptrdiff_t>(b * E * T),
+                                   p.begin() + static_cast<std::ptrdiff_t>((b + 1) * E * T), [](double v) { return v != v; });
       for (std::size_t i = 0; i < E * T; ++i) {
         const double pv = p[b * E * T + i];
         if (pv != pv) continue;
@@ -530,9 +559,10 @@ PowerMde interpolate_mde(const std::vector<const PowerCell*>& curve, double targ
   for (std::size_t i = 0; i < side.size(); ++i) {
     if (side[i]->rejection_rate < target) continue;
     m.bracket_high = side[i]->effect;
-    if (i == 0) {
-      m.effect = side[i]->effect;
-      m.note = "power reaches the target at the smallest effect studied";
+    if (i == 0) {  // no effect below it was studied: the MDE is at most this one
+      char buf[120];
+      std::snprintf(buf, sizeof buf, "power reaches the target at the smallest effect studied, %.6g: the MDE is at most that", side[i]->effect);
+      m.note = buf;
       return m;
     }
     const PowerCell& lo = *side[i - 1];
@@ -577,6 +607,15 @@ std::string file_part(const std::string& s) {
   std::string o;
   for (char c : s) o += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.') ? c : '_';
   return o.empty() ? "_" : o;
+}
+
+// base + ".csv", or base + "-2.csv" and so on when an earlier file took the name (group labels
+// that differ only in characters file names replace, such as "a b" and "a_b").
+std::string unique_file(const std::string& base, const std::vector<SavedReplication>& taken) {
+  for (int i = 1;; ++i) {
+    const std::string f = base + (i == 1 ? "" : "-" + std::to_string(i)) + ".csv";
+    if (std::none_of(taken.begin(), taken.end(), [&](const SavedReplication& s) { return s.file == f; })) return f;
+  }
 }
 
 std::string shortest(double v) {  // "0.05", not 0.050000000000000003
@@ -631,15 +670,11 @@ void save_replication(const DataFrame& df, const GroupModel& g, const FitOptions
                       const RunPlan& plan, const Backend& backend, PowerResult& res) {
   const std::int64_t K = po.save_replication;
   const std::uint64_t eseed = error_seed(po.seed, plan.group_key);
-  WildEngine eng(g.d, g.fr, g.boot, g.terms);
-  Mat R = Mat::Zero(1, g.fr.beta.size());
-  R(0, g.target) = 1.0;
-  eng.set_restriction(R);
-  RepScratch s;
   const std::size_t E = plan.effects->size(), T = plan.tests->size();
-  std::vector<double> p(E * T);
-  double se = 0;
-  const double dt = one_replication(g, eng, backend, group_demeaner(g.d), tight_demean(fo), po.errors, eseed, plan, K, s, p.data(), se);
+  FixedDesignResult reg;
+  std::vector<double> p;
+  run_batch(g, restricted_engine(g), backend, fo, po.errors, eseed, plan, K, 1, reg, p);  // the batch of replication K
+  const double dt = reg.d_target[0], se = reg.variance[0] > 0 ? std::sqrt(reg.variance[0]) : 0.0;
   Vec e;
   raw_errors(g, po.errors, eseed, K, e);
   for (std::size_t ei = 0; ei < E; ++ei) {
@@ -654,8 +689,9 @@ void save_replication(const DataFrame& df, const GroupModel& g, const FitOptions
     sr.std_error = se;
     sr.t = sr.estimate / se;
     for (std::size_t ti = 0; ti < T; ++ti) sr.p_values.emplace_back(power_test_name((*plan.tests)[ti]), p[ei * T + ti]);
-    sr.file = po.save_dir + "/replication-" + std::to_string(K) + "_" + file_part(g.info.split) + "-" +
-              file_part(g.info.group) + "_effect-" + std::to_string(ei + 1) + ".csv";
+    sr.file = unique_file(po.save_dir + "/replication-" + std::to_string(K) + "_" + file_part(g.info.split) + "-" +
+                              file_part(g.info.group) + "_effect-" + std::to_string(ei + 1),
+                          res.saved);
     sr.content = replication_csv(df, g, po, plan, sr.effect, sr, e);
     res.saved.push_back(std::move(sr));
   }
@@ -663,40 +699,39 @@ void save_replication(const DataFrame& df, const GroupModel& g, const FitOptions
 
 // ---- the groups ----
 
-std::string level_text(const Column& col, std::size_t r) {
-  if (col.is_string()) return col.text(r);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.15g", col.num[r]);
-  return buf;
-}
-
-// The groups of one --split variable: its distinct values on the pooled estimation sample,
-// in increasing order (numbers) or alphabetical order (text).
+// The groups of one --split variable: its distinct values on the pooled estimation sample, in
+// increasing order (numbers, -0 as 0) or alphabetical order (text). A number's label has 15
+// significant digits, or 17 when two values would print alike.
 std::vector<GroupModel> split_groups(const DataFrame& df, const std::string& split, const Design& pooled) {
   const Column& col = df.column(split);
   if (!col.is_string()) df.numeric(split);  // raises a stored parse problem
-  std::map<std::string, std::vector<char>> masks;
-  std::map<double, std::string> numeric_order;
+  std::map<std::string, std::vector<char>> text_masks;
+  std::map<double, std::vector<char>> number_masks;
   const std::size_t n = pooled.rows.empty() ? pooled.n_obs : pooled.rows.size();
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint32_t r = pooled.rows.empty() ? static_cast<std::uint32_t>(i) : pooled.rows[i];
     if (col.missing(r)) continue;
-    const std::string v = level_text(col, r);
-    auto& m = masks[v];
+    auto& m = col.is_string() ? text_masks[col.text(r)] : number_masks[col.num[r] == 0 ? 0.0 : col.num[r]];
     if (m.empty()) m.assign(df.n_rows(), 0);
     m[r] = 1;
-    if (!col.is_string()) numeric_order[col.num[r]] = v;
   }
-  if (masks.empty()) throw InvalidInput("--split " + split + " has no non-missing value in the estimation sample");
-  std::vector<std::string> order;
-  if (col.is_string()) for (const auto& kv : masks) order.push_back(kv.first);
-  else for (const auto& kv : numeric_order) order.push_back(kv.second);
+  if (text_masks.empty() && number_masks.empty())
+    throw InvalidInput("--split " + split + " has no non-missing value in the estimation sample");
+  std::vector<std::pair<std::string, std::vector<char>>> groups;
+  for (auto& kv : text_masks) groups.emplace_back(kv.first, std::move(kv.second));
+  bool alike = false;
+  std::string last;
+  for (const auto& kv : number_masks) {
+    alike = alike || (!last.empty() && shortest(kv.first) == last);
+    last = shortest(kv.first);
+  }
+  for (auto& kv : number_masks) groups.emplace_back(alike ? g17(kv.first) : shortest(kv.first), std::move(kv.second));
   std::vector<GroupModel> out;
-  for (const std::string& v : order) {
+  for (auto& [label, mask] : groups) {
     GroupModel g;
     g.info.split = split;
-    g.info.group = v;
-    g.mask = std::move(masks[v]);
+    g.info.group = label;
+    g.mask = std::move(mask);
     out.push_back(std::move(g));
   }
   return out;
@@ -741,9 +776,19 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
   fit_group(df, fm, so, fo, pooled);
   pooled.target = target_index(pooled.fr, po.target, "the whole sample");
   res.full_sample_estimate = pooled.fr.beta(pooled.target);
+  if (po.save_replication > 0) {
+    const Column* y = df.find(pooled.d.y_name);
+    if (!y || y->is_string())
+      throw InvalidInput("--save-replication needs the outcome to be a numeric variable of the data; '" + pooled.d.y_name +
+                         "' is not one (an expression?): make it a variable first");
+  }
   std::vector<GroupModel> groups;
-  for (const std::string& split : po.splits)
+  std::vector<std::string> seen;
+  for (const std::string& split : po.splits) {
+    if (std::find(seen.begin(), seen.end(), split) != seen.end()) continue;  // --split x --split x: once
+    seen.push_back(split);
     for (GroupModel& g : split_groups(df, split, pooled.d)) groups.push_back(std::move(g));
+  }
   const bool with_pooled = po.pooled || po.splits.empty();
   const std::vector<double> effects = resolve_effects(po.effects, res.full_sample_estimate);
   for (GroupModel& g : groups) {
@@ -779,6 +824,11 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
     if (po.save_replication > 0) save_replication(df, g, fo, po, plan, backend, res);
     PowerGroup info = g.info;
     info.enumerated = plan.enumerate;
+    info.n_undefined = counts.undefined;
+    if (counts.undefined > 0)
+      res.notes.push_back(g.info.split + " = " + g.info.group + ": " + std::to_string(counts.undefined) + " of " +
+                          std::to_string(po.n_rep) + " replications had no positive cluster-robust variance (no t statistic) "
+                          "and are left out of its rejection rates (n_rep counts the others)");
     if (plan.enumerate)
       for (PowerTest t : po.tests)
         if (t == PowerTest::kWild || t == PowerTest::kWcu)

@@ -1,4 +1,4 @@
-// CSV reader: leading '#' comment lines, then a header row; comma, semicolon or tab (detected
+// CSV reader: leading "# panelboot" note lines, then a header row; comma, semicolon or tab (detected
 // from the header); RFC 4180 quotes (doubled quotes inside, newlines inside quotes); missing as empty, NA or '.'. One pass parses
 // numbers with fast_float; a column that meets text becomes a text column, and only those
 // columns are read a second time, as text.
@@ -216,11 +216,13 @@ void warn_if_blank_separated(std::string_view text, DataFrame& df) {
 
 }  // namespace
 
-// Lines before the header that start with '#' are comments (e.g. the note on the first line of
+// Lines before the header that start with "# panelboot" are panelboot's notes (the first line of
 // power's --save-replication files): removed from `text`; returns the number of the header line.
+// Any other line is data: a header may itself begin with '#'.
 std::uint32_t skip_leading_comments(std::string_view& text) {
+  constexpr std::string_view kNote = "# panelboot";
   std::uint32_t line = 1;
-  while (!text.empty() && text[0] == '#') {
+  while (text.substr(0, kNote.size()) == kNote) {
     const std::size_t nl = text.find('\n');
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     ++line;

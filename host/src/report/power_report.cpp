@@ -71,6 +71,7 @@ nlohmann::json group_json(const PowerGroup& g) {
   for (const auto& kv : g.coefficients) co[kv.first] = kv.second;
   j["coefficients"] = co;
   j["enumerated"] = g.enumerated;
+  j["n_undefined"] = g.n_undefined;
   nlohmann::json ex = nlohmann::json::object();
   for (const auto& kv : g.exact_level) ex[kv.first] = kv.second;
   j["exact_level"] = ex;
@@ -133,7 +134,7 @@ nlohmann::json power_json(const PowerResult& r) {
 }
 
 std::string mde_text(const PowerMde& m) {
-  if (!m.effect) return "not reached";
+  if (!m.effect) return m.bracket_high ? "<= " + f("%.4g", *m.bracket_high) : std::string("not reached");
   std::string s = f("%.4g", *m.effect);
   if (m.bracket_low && m.bracket_high) s += " [" + f("%.4g", *m.bracket_low) + ", " + f("%.4g", *m.bracket_high) + "]";
   return s;

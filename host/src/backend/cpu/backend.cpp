@@ -28,6 +28,9 @@ class CpuBackend final : public Backend {
     return cpu::threshold_fstar(sp, gram);
   }
   OlsBatchResult batched_ols(const OlsBatch& bt) const override { return cpu::batched_ols(bt); }
+  FixedDesignResult fixed_design_ols(const FixedDesign& d, const FixedDesignBatch& bt) const override {
+    return cpu::fixed_design_ols(d, bt);
+  }
 
  private:
   std::string why_;

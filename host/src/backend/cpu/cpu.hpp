@@ -20,6 +20,7 @@ std::unique_ptr<PreparedWild> prepare_wild(const WildProblem& problem);
 BootCounts gray_walk(const kernels::GrayProblem& p, ProgressSink* progress);
 std::vector<double> threshold_fstar(const ThresholdBootSpec& spec, const ThresholdGram& gram);
 OlsBatchResult batched_ols(const OlsBatch& batch);
+FixedDesignResult fixed_design_ols(const FixedDesign& design, const FixedDesignBatch& batch);
 
 // An exception must not leave an OpenMP region (std::terminate would end the process, a signal
 // where the CLI promises exit 2 or 3): each iteration runs in `guard`, which keeps the first
