@@ -166,3 +166,10 @@ TEST(PowerProcess, GroupLabelsThatFileNamesConflateGetTheirOwnFiles) {
   for (const auto& e : fs::directory_iterator(c.save)) files += e.path().extension() == ".csv";
   EXPECT_EQ(files, 2);
 }
+
+TEST(PowerProcess, BlockErrorsNeedClustersOfEqualSize) {
+  const Case c;
+  expect_user_error(c.run(with(kModel, {"--errors", "block"})),
+                    {"--errors block needs clusters of equal size", "the whole sample", "2 to 5 observations"});
+  c.expect_nothing_written();
+}

@@ -395,3 +395,34 @@ TEST(PowerGroups, NumericSplitsByValueAndRepeatsOnce) {
   EXPECT_EQ(j["calibration"][0].at("n_obs"), 16);
   EXPECT_EQ(j["calibration"][1].at("group"), "2.5");
 }
+
+// --errors block draws a permutation of the clusters per replication (each block used once),
+// the same for the same (seed, replication), and each cluster's block lands on each position
+// about equally often.
+TEST(PowerErrors, BlockDrawsArePermutations) {
+  std::vector<int> first(11, 0);
+  for (std::int64_t rep = 1; rep <= 1100; ++rep) {
+    std::vector<std::int32_t> p = power_block_permutation(12345, rep, 11);
+    EXPECT_EQ(p, power_block_permutation(12345, rep, 11));
+    ++first[static_cast<std::size_t>(p[0])];
+    std::sort(p.begin(), p.end());
+    for (std::int32_t i = 0; i < 11; ++i) ASSERT_EQ(p[static_cast<std::size_t>(i)], i) << "replication " << rep;
+  }
+  for (int c : first) {  // 100 expected each; a binomial SD of 9.5
+    EXPECT_GT(c, 60);
+    EXPECT_LT(c, 140);
+  }
+  EXPECT_NE(power_block_permutation(12345, 1, 11), power_block_permutation(12346, 1, 11));
+}
+
+// Block errors reproduce through fit and wild too (the regions are balanced: 12 years each).
+TEST(PowerBruteForce, BlockErrorsReproduce) {
+  PB_FRESH_RNG(rng);
+  TempDir dir;
+  const json j = power_json({"-f", kStudy, "--cluster", "province", "--target", "rgzn", "--effects", "0,0.002", "--split",
+                             "region", "--tests", "crve,wild,wcu", "--R", "4", "--errors", "block", "--seed",
+                             std::to_string(rng() >> 1), "--save-replication", "3", dir.path.string()});
+  ASSERT_EQ(j.at("errors"), "block");
+  ASSERT_EQ(j.at("saved_replications").size(), 6u);
+  for (const json& s : j["saved_replications"]) expect_replication_reproduced(s, kStudy);
+}

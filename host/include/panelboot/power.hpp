@@ -36,7 +36,7 @@
 namespace panelboot {
 
 enum class PowerTest { kCrve, kWild, kWildWebb, kWcu };
-enum class PowerErrors { kWild, kNormal };
+enum class PowerErrors { kWild, kNormal, kBlock };
 enum class PowerCalibration { kGroup, kPooled };
 
 // One item of --effects: a value, or a multiple of the full-sample estimate ("x0.5").
@@ -72,6 +72,10 @@ struct PowerOptions {
 // group at an effect; group_key = power_group_key(split, group).
 std::uint64_t power_group_key(const std::string& split, const std::string& group);
 std::uint64_t power_wild_seed(std::uint64_t seed, std::uint64_t group_key, double effect, std::int64_t rep);
+// --errors block: the permutation of a group's n clusters in replication rep (1-based) drawn from
+// the errors' seed: cluster c receives the residual block of cluster perm[c] (Fisher-Yates on
+// Philox words; each block used once: without replacement).
+std::vector<std::int32_t> power_block_permutation(std::uint64_t seed, std::int64_t rep, std::int32_t n);
 
 struct PowerGroup {
   std::string split, group;         // "pooled", "all" for the whole sample

@@ -103,7 +103,7 @@ PowerOptions power_options(const PowerCli& p, const CommonOptions& o) {
   po.wild_B = p.wild_B;
   po.alphas = parse_alphas(p.alpha);
   po.power_target = p.power_target;
-  po.errors = p.errors == "wild" ? PowerErrors::kWild : PowerErrors::kNormal;
+  po.errors = p.errors == "wild" ? PowerErrors::kWild : p.errors == "block" ? PowerErrors::kBlock : PowerErrors::kNormal;
   po.calibrate = p.calibrate == "group" ? PowerCalibration::kGroup : PowerCalibration::kPooled;
   po.seed = p.seed;
   po.batch = p.batch;
@@ -188,8 +188,9 @@ void add_power_options(CLI::App* cmd, PowerCli& p) {
       ->transform(real_in(0, 1, true))
       ->capture_default_str();
   cmd->add_option("--errors", p.errors,
-                  "wild: each cluster's rescaled residuals times one N(0,1) draw; normal: iid N(0, RSS/(N-K))")
-      ->check(CLI::IsMember({"wild", "normal"}))
+                  "wild: each cluster's rescaled residuals times one N(0,1) draw; normal: iid N(0, RSS/(N-K)); "
+                  "block: the clusters' rescaled residual blocks permuted across the clusters (equal sizes)")
+      ->check(CLI::IsMember({"wild", "normal", "block"}))
       ->capture_default_str();
   cmd->add_option("--calibrate", p.calibrate, "group: each group's own fit; pooled: the whole sample's fit")
       ->check(CLI::IsMember({"group", "pooled"}))

@@ -146,6 +146,17 @@ std::uint64_t power_wild_seed(std::uint64_t seed, std::uint64_t group_key, doubl
   return mix64(s ^ static_cast<std::uint64_t>(rep));
 }
 
+std::vector<std::int32_t> power_block_permutation(std::uint64_t seed, std::int64_t rep, std::int32_t n) {
+  std::vector<std::int32_t> perm(static_cast<std::size_t>(std::max(n, 0)));
+  for (std::int32_t i = 0; i < n; ++i) perm[static_cast<std::size_t>(i)] = i;
+  for (std::int32_t j = n - 1; j > 0; --j) {  // Fisher-Yates, one Philox word per step
+    const double u = kernels::to_unit(kernels::philox_block(seed, static_cast<std::uint64_t>(rep), static_cast<std::uint32_t>(j), 0x626c6bU)[0]);
+    const auto k = static_cast<std::int32_t>(std::min<double>(std::floor(u * (j + 1)), j));
+    std::swap(perm[static_cast<std::size_t>(j)], perm[static_cast<std::size_t>(k)]);
+  }
+  return perm;
+}
+
 std::pair<double, double> wilson_interval(std::int64_t k, std::int64_t n, double z) {
   if (n <= 0) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
   const double nn = static_cast<double>(n), p = static_cast<double>(k) / nn, z2 = z * z;
@@ -173,6 +184,7 @@ struct GroupModel {
   std::vector<double> u_cal;        // the calibrating residuals on the group's rows
   Vec xa, h;                        // X~ a (a = A e_target) and the WCR direction X~ a / a_t
   Mat basis;                        // wild errors: N x G, column g = M (c u_cal 1_g)
+  std::vector<std::vector<std::int32_t>> cluster_rows;  // block errors: each cluster's rows
 };
 
 // The fit of one sample: the design, the raw columns kept aside, the cluster-robust fit.
@@ -272,6 +284,23 @@ DemeanOptions tight_demean(const FitOptions& fo) {
   return o;
 }
 
+// --errors block: each cluster's rows in data order; every cluster must have as many, so that a
+// block moves whole (its j-th row onto the j-th row of the cluster it is drawn for).
+void block_layout(GroupModel& g) {
+  g.cluster_rows.assign(static_cast<std::size_t>(g.boot.n_levels), {});
+  for (std::size_t i = 0; i < g.d.n_obs; ++i) g.cluster_rows[g.boot.code[i]].push_back(static_cast<std::int32_t>(i));
+  std::size_t lo = g.d.n_obs, hi = 0;
+  for (const auto& r : g.cluster_rows) {
+    lo = std::min(lo, r.size());
+    hi = std::max(hi, r.size());
+  }
+  if (lo != hi)
+    throw InvalidInput("--errors block needs clusters of equal size, and " +
+                       (g.info.split == "pooled" ? std::string("the whole sample") : "group " + g.info.split + " = " + g.info.group) +
+                       " has clusters of " + g.boot.name + " with " + std::to_string(lo) + " to " + std::to_string(hi) +
+                       " observations; use --errors wild or normal");
+}
+
 // The u-independent pieces of a group: the cluster terms, X~ a, h, the wild engine's restriction
 // and (wild errors) the G columns M (c u_cal 1_g).
 void prepare_group(GroupModel& g, const FitOptions& fo, PowerErrors errors) {
@@ -282,6 +311,7 @@ void prepare_group(GroupModel& g, const FitOptions& fo, PowerErrors errors) {
   const Vec a = g.fr.bread.col(g.target);
   g.xa = X * a;
   g.h = g.xa / a(g.target);
+  if (errors == PowerErrors::kBlock) block_layout(g);
   if (errors != PowerErrors::kWild) return;
   const std::int32_t G = g.boot.n_levels;
   g.basis = Mat::Zero(static_cast<Eigen::Index>(n), G);
@@ -303,6 +333,15 @@ void raw_errors(const GroupModel& g, PowerErrors errors, std::uint64_t eseed, st
     for (std::size_t i = 0; i < n; ++i) e(static_cast<Eigen::Index>(i)) = g.info.error_scale * g.u_cal[i] * z[g.boot.code[i]];
     return;
   }
+  if (errors == PowerErrors::kBlock) {  // cluster c gets the (rescaled) residual block of cluster perm[c]
+    const std::vector<std::int32_t> perm = power_block_permutation(eseed, rep, g.boot.n_levels);
+    for (std::size_t c = 0; c < perm.size(); ++c) {
+      const auto& to = g.cluster_rows[c];
+      const auto& from = g.cluster_rows[static_cast<std::size_t>(perm[c])];
+      for (std::size_t j = 0; j < to.size(); ++j) e(to[j]) = g.info.error_scale * g.u_cal[static_cast<std::size_t>(from[j])];
+    }
+    return;
+  }
   const double s = std::sqrt(g.info.s2);
   for (std::size_t i = 0; i < n; ++i)
     e(static_cast<Eigen::Index>(i)) = s * kernels::wild_weight(eseed, r, static_cast<std::uint32_t>(i), WeightType::kNormal);
@@ -310,7 +349,7 @@ void raw_errors(const GroupModel& g, PowerErrors errors, std::uint64_t eseed, st
 
 // The within-transformed errors of replications r0 .. r0+nb-1, n x nb row-major: the basis
 // combination (wild errors; sums over the clusters in order), or each draw's within transform
-// (normal errors).
+// (normal and block errors).
 void batch_errors(const GroupModel& g, PowerErrors errors, std::uint64_t eseed, std::int64_t r0, std::size_t nb,
                   const FitOptions& fo, std::vector<double>& E) {
   const std::size_t n = g.d.n_obs;
@@ -848,7 +887,7 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
   res.n_rep = po.n_rep;
   res.wild_B = po.wild_B;
   res.power_target = po.power_target;
-  res.errors = po.errors == PowerErrors::kWild ? "wild" : "normal";
+  res.errors = po.errors == PowerErrors::kWild ? "wild" : po.errors == PowerErrors::kBlock ? "block" : "normal";
   res.calibrate = po.calibrate == PowerCalibration::kGroup ? "group" : "pooled";
   res.seed = po.seed;
   res.backend = backend.name();
