@@ -173,3 +173,25 @@ TEST(PowerProcess, BlockErrorsNeedClustersOfEqualSize) {
                     {"--errors block needs clusters of equal size", "the whole sample", "2 to 5 observations"});
   c.expect_nothing_written();
 }
+
+// --plot draws the curves (scripts/plot-power) into the file, written with the report; a plotter
+// that fails is an error that leaves neither the report nor the figure.
+TEST(PowerProcess, PlotIsWrittenWithTheReportOrNotAtAll) {
+  const Case c;
+  const std::string png = c.out + ".png";
+  ProcRun r = c.run(with(kModel, {"--split", "grp", "--where", "grp != \"b\"", "--plot", png}));
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream in(png, std::ios::binary);
+  std::string head(8, '\0');
+  in.read(head.data(), 8);
+  EXPECT_EQ(head, std::string("\x89PNG\r\n\x1a\n", 8));
+  fs::remove(png);
+  fs::remove(c.out);
+  pbtest::ProcOptions po;
+  po.env = {"PANELBOOT_PLOT_POWER=/bin/false"};
+  std::vector<std::string> args = {"power", "--data", c.data, "--cluster", "id", "--format", "json", "--output", c.out};
+  for (const std::string& a : with(kModel, {"--plot", png})) args.push_back(a);
+  expect_user_error(run_process(args, po), {"--plot", "/bin/false failed"});
+  EXPECT_FALSE(fs::exists(png));
+  c.expect_nothing_written();
+}

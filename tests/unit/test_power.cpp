@@ -343,7 +343,9 @@ TEST(PowerCalibration, WildErrorsAreRescaledByEveryAbsorbedLevel) {
     const double m = G / (G - 1) * (N - 1) / (N - dof);
     const double expected_sd = g.at("error_scale").get<double>() * g.at("std_error").get<double>() / std::sqrt(m);
     for (const json& c : j["results"])
-      if (c.at("group") == g.at("group")) EXPECT_NEAR(c.at("estimate_sd").get<double>(), expected_sd, 0.05 * expected_sd) << g.dump();
+      if (c.at("group") == g.at("group")) {
+        EXPECT_NEAR(c.at("estimate_sd").get<double>(), expected_sd, 0.05 * expected_sd) << g.dump();
+      }
   }
 }
 

@@ -1,13 +1,21 @@
 // `panelboot power`: Monte Carlo size, power and minimum detectable effect for split samples.
 #include "options.hpp"
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+#include <sstream>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 
+#include "panelboot/config.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/formula.hpp"
 #include "panelboot/power.hpp"
@@ -21,6 +29,7 @@ constexpr long long kMaxPowerWildB = 999999LL;    // inner bootstrap replication
 struct PowerCli {
   std::string target, effects, tests = "crve", alpha = "0.05", errors = "wild", calibrate = "group";
   std::vector<std::string> splits, save;
+  std::string plot;
   bool pooled = false;
   std::int64_t R = 1000, wild_B = 399;
   double power_target = 0.8;
@@ -112,11 +121,70 @@ PowerOptions power_options(const PowerCli& p, const CommonOptions& o) {
   return po;
 }
 
+std::string slurp_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// A temporary file name with `suffix` (made, empty); removed by the caller.
+std::string temp_file(const std::string& suffix) {
+  const char* dir = std::getenv("TMPDIR");
+  std::string t = std::string(dir && *dir ? dir : "/tmp") + "/panelboot-power-XXXXXX" + suffix;
+  std::vector<char> buf(t.begin(), t.end());
+  buf.push_back('\0');
+  const int fd = mkstemps(buf.data(), static_cast<int>(suffix.size()));
+  if (fd < 0) throw InvalidInput("--plot: cannot make a temporary file in " + t + ": " + std::strerror(errno));
+  close(fd);
+  return buf.data();
+}
+
+// --plot: the JSON report drawn by scripts/plot-power (matplotlib) into a temporary PNG, whose
+// bytes are returned to be written with the other outputs. InvalidInput with the script's own
+// message when it fails (matplotlib missing, say).
+std::string draw_plot(const PowerResult& res) {
+  const char* env = std::getenv("PANELBOOT_PLOT_POWER");
+  const std::string script = env && *env ? env : PANELBOOT_PLOT_POWER;
+  const std::string json = temp_file(".json"), png = temp_file(".png"), log = temp_file(".log");
+  struct Cleanup {
+    std::vector<std::string> files;
+    ~Cleanup() {
+      for (const std::string& f : files) unlink(f.c_str());
+    }
+  } cleanup{{json, png, log}};
+  {
+    std::ofstream o(json, std::ios::binary);
+    o << render_power(res, Format::kJson);
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  std::vector<std::string> args = {script, json, png};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, script.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw InvalidInput("--plot: cannot run " + script + ": " + std::strerror(rc));
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::istringstream lines(slurp_file(log));
+    std::string line, last;
+    while (std::getline(lines, line))
+      if (!line.empty()) last = line;
+    throw InvalidInput("--plot: " + script + " failed" + (last.empty() ? std::string() : ": " + last));
+  }
+  return slurp_file(png);
+}
+
 // The report and the saved datasets, written together through the atomic outputs once the run
 // has succeeded; the saved datasets' folder is made (one level) only then, and removed again if
 // the writing fails.
 void deliver_all(const PowerResult& res, const PowerOptions& po, const CommonOptions& o, const std::string& report,
-                 std::ostream& out) {
+                 const std::string& plot, std::ostream& out) {
   bool made = false;
   try {
     PendingOutputs files;  // destroyed (its temporaries removed) before the folder is
@@ -129,6 +197,7 @@ void deliver_all(const PowerResult& res, const PowerOptions& po, const CommonOpt
       check_output_paths(outs, {{"--data", o.data}});
       for (const SavedReplication& s : res.saved) files.add(s.file, s.content);
     }
+    if (!plot.empty()) files.add(plot, draw_plot(res));
     deliver(files, report, o, out);
   } catch (...) {
     if (made) rmdir(po.save_dir.c_str());  // empty again: the pending files are gone
@@ -140,7 +209,7 @@ int cmd_power(const CommonOptions& o, const PowerCli& p, std::ostream& out, std:
   if (o.formulas.size() != 1) throw InvalidInput("power takes one --formula (the model each group estimates)");
   if (requested_device(o) == Device::kCuda)
     throw InvalidInput("--backend cuda: power runs on the CPU in this version (its GPU path is not built yet); use --backend cpu or auto");
-  check_paths(o);
+  check_paths(o, {{"--plot", p.plot}});
   apply_threads(o.threads, err);
   const Format fmt = value_of(kFormatNames, o.format, "--format");
   PowerOptions po = power_options(p, o);
@@ -160,7 +229,7 @@ int cmd_power(const CommonOptions& o, const PowerCli& p, std::ostream& out, std:
   res.timing.insert(res.timing.begin(), {"read_s", sec(t0, t1)});
   res.timing.push_back({"total_s", sec(t0, t2)});
   res.threads = threads_in_use();
-  deliver_all(res, po, o, render_power(res, fmt), out);
+  deliver_all(res, po, o, render_power(res, fmt), p.plot, out);
   return 0;
 }
 
@@ -202,6 +271,9 @@ void add_power_options(CLI::App* cmd, PowerCli& p) {
                   "K DIR: write the K-th simulated dataset of each group and effect as CSV into DIR")
       ->expected(2)
       ->type_name("K DIR");
+  cmd->add_option("--plot", p.plot,
+                  "Draw the power curves into FILE.png (scripts/plot-power, matplotlib), written with the report")
+      ->type_name("FILE.png");
 }
 
 }  // namespace
