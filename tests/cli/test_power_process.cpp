@@ -195,3 +195,11 @@ TEST(PowerProcess, PlotIsWrittenWithTheReportOrNotAtAll) {
   EXPECT_FALSE(fs::exists(png));
   c.expect_nothing_written();
 }
+
+TEST(PowerProcess, Ar1NeedsThePanelAndRhoNeedsAr1) {
+  const Case c;
+  expect_user_error(c.run(with(kModel, {"--errors", "ar1"})), {"--errors ar1 needs", "--panel id,time"});
+  expect_user_error(c.run(with(kModel, {"--rho", "0.3"})), {"--rho", "--errors ar1"});
+  expect_user_error(c.run(with(kModel, {"--errors", "ar1", "--panel", "id,t", "--rho", "1.5"})), {"--rho"});
+  c.expect_nothing_written();
+}

@@ -36,7 +36,7 @@
 namespace panelboot {
 
 enum class PowerTest { kCrve, kWild, kWildWebb, kWcu };
-enum class PowerErrors { kWild, kNormal, kBlock };
+enum class PowerErrors { kWild, kNormal, kBlock, kAr1 };
 enum class PowerCalibration { kGroup, kPooled };
 
 // One item of --effects: a value, or a multiple of the full-sample estimate ("x0.5").
@@ -60,6 +60,7 @@ struct PowerOptions {
   double power_target = 0.8;
   PowerErrors errors = PowerErrors::kWild;
   PowerCalibration calibrate = PowerCalibration::kGroup;
+  std::optional<double> rho;          // --errors ar1: the AR(1) coefficient (default: estimated)
   std::uint64_t seed = 20250101;
   std::size_t batch = 0;              // replications per batch (0: automatic); no effect on results
   std::int64_t save_replication = 0;  // K (1-based): write the K-th dataset of each group x effect
@@ -91,6 +92,11 @@ struct PowerGroup {
   std::vector<std::pair<std::string, double>> exact_level;   // per "test@alpha" with enumeration
   bool enumerated = false;          // Rademacher tests enumerate 2^G sign vectors (2^G <= --wild-B)
   std::int64_t n_undefined = 0;     // replications without a positive CRVE variance (left out)
+  // --errors ar1: the residuals' first-order autocorrelation within the panel units, as estimated
+  // and as used (bias-corrected, or --rho); T the mean series length
+  double rho_estimated = 0, rho = 0, periods = 0;
+  double ar1_variance = 0;          // the errors' variance: s2 corrected for the lost unit means
+  std::string rho_source;
 };
 
 struct PowerCell {

@@ -30,6 +30,8 @@ struct PowerCli {
   std::string target, effects, tests = "crve", alpha = "0.05", errors = "wild", calibrate = "group";
   std::vector<std::string> splits, save;
   std::string plot;
+  double rho = 0;
+  bool rho_given = false;
   bool pooled = false;
   std::int64_t R = 1000, wild_B = 399;
   double power_target = 0.8;
@@ -112,7 +114,14 @@ PowerOptions power_options(const PowerCli& p, const CommonOptions& o) {
   po.wild_B = p.wild_B;
   po.alphas = parse_alphas(p.alpha);
   po.power_target = p.power_target;
-  po.errors = p.errors == "wild" ? PowerErrors::kWild : p.errors == "block" ? PowerErrors::kBlock : PowerErrors::kNormal;
+  po.errors = p.errors == "wild"    ? PowerErrors::kWild
+              : p.errors == "block" ? PowerErrors::kBlock
+              : p.errors == "ar1"   ? PowerErrors::kAr1
+                                    : PowerErrors::kNormal;
+  if (p.rho_given) {
+    if (po.errors != PowerErrors::kAr1) throw InvalidInput("--rho sets the AR(1) coefficient of --errors ar1; add --errors ar1");
+    po.rho = p.rho;
+  }
   po.calibrate = p.calibrate == "group" ? PowerCalibration::kGroup : PowerCalibration::kPooled;
   po.seed = p.seed;
   po.batch = p.batch;
@@ -213,6 +222,8 @@ int cmd_power(const CommonOptions& o, const PowerCli& p, std::ostream& out, std:
   apply_threads(o.threads, err);
   const Format fmt = value_of(kFormatNames, o.format, "--format");
   PowerOptions po = power_options(p, o);
+  if (po.errors == PowerErrors::kAr1 && o.panel.empty())
+    throw InvalidInput("--errors ar1 needs the panel's unit and period: --panel id,time");
   po.progress = &terminal;
   FitOptions fo = fit_options(o);
   using Clock = std::chrono::steady_clock;
@@ -220,7 +231,8 @@ int cmd_power(const CommonOptions& o, const PowerCli& p, std::ostream& out, std:
   const DataFrame df = read_input(o, err);
   const auto t1 = Clock::now();
   const Formula fm = parse_formula(o.formulas[0]);
-  const SampleOptions so = sample_options(o, false);
+  SampleOptions so = sample_options(o, po.errors == PowerErrors::kAr1);
+  if (po.errors == PowerErrors::kAr1) so.extra = {so.panel_id};  // the AR(1) runs over each unit's periods
   const std::unique_ptr<Backend> backend = cpu::make_cpu_backend("power runs on the CPU in this version");
   if (o.verbose) err << "panelboot: " << backend->describe() << "\n";
   PowerResult res = power_study(df, fm, so, fo, po, *backend);
@@ -258,9 +270,13 @@ void add_power_options(CLI::App* cmd, PowerCli& p) {
       ->capture_default_str();
   cmd->add_option("--errors", p.errors,
                   "wild: each cluster's rescaled residuals times one N(0,1) draw; normal: iid N(0, RSS/(N-K)); "
-                  "block: the clusters' rescaled residual blocks permuted across the clusters (equal sizes)")
-      ->check(CLI::IsMember({"wild", "normal", "block"}))
+                  "block: the clusters' rescaled residual blocks permuted across the clusters (equal sizes); "
+                  "ar1: AR(1) within each panel unit over time (needs --panel id,time)")
+      ->check(CLI::IsMember({"wild", "normal", "block", "ar1"}))
       ->capture_default_str();
+  cmd->add_option("--rho", p.rho, "The AR(1) coefficient of --errors ar1 (default: estimated, bias-corrected)")
+      ->transform(real_in(-0.99, 0.99, false))
+      ->each([&p](const std::string&) { p.rho_given = true; });
   cmd->add_option("--calibrate", p.calibrate, "group: each group's own fit; pooled: the whole sample's fit")
       ->check(CLI::IsMember({"group", "pooled"}))
       ->capture_default_str();

@@ -185,6 +185,7 @@ struct GroupModel {
   Vec xa, h;                        // X~ a (a = A e_target) and the WCR direction X~ a / a_t
   Mat basis;                        // wild errors: N x G, column g = M (c u_cal 1_g)
   std::vector<std::vector<std::int32_t>> cluster_rows;  // block errors: each cluster's rows
+  std::vector<std::vector<std::int32_t>> unit_series;   // ar1 errors: each panel unit's rows by time
 };
 
 // The fit of one sample: the design, the raw columns kept aside, the cluster-robust fit.
@@ -301,9 +302,62 @@ void block_layout(GroupModel& g) {
                        " observations; use --errors wild or normal");
 }
 
+double mean_variance_ratio(double rho, double T);
+double estimated_rho(const GroupModel& g, double T);
+
+// --errors ar1: each panel unit's rows in time order (the design's extra[0] is the unit, `time`
+// the period), the residuals' pooled first-order autocorrelation within the units, and the
+// coefficient used: --rho, or the estimate corrected for the within transform's bias,
+// E(rho_hat) ~ rho - (1 + rho) / (T - 1) (Nickell 1981), so rho = (rho_hat (T - 1) + 1) / (T - 2).
+void ar1_layout(GroupModel& g, const std::optional<double>& given) {
+  const Grouping& unit = g.d.extra.at(0);
+  g.unit_series.assign(static_cast<std::size_t>(unit.n_levels), {});
+  for (std::size_t i = 0; i < g.d.n_obs; ++i) g.unit_series[unit.code[i]].push_back(static_cast<std::int32_t>(i));
+  double num = 0, den = 0;
+  for (auto& rows : g.unit_series) {
+    std::sort(rows.begin(), rows.end(), [&](std::int32_t a, std::int32_t b) { return g.d.time.code[a] < g.d.time.code[b]; });
+    for (std::size_t t = 1; t < rows.size(); ++t) {
+      num += g.u_cal[rows[t]] * g.u_cal[rows[t - 1]];
+      den += g.u_cal[rows[t - 1]] * g.u_cal[rows[t - 1]];
+    }
+  }
+  const double T = static_cast<double>(g.d.n_obs) / std::max(1, unit.n_levels);
+  g.info.periods = T;
+  g.info.rho_estimated = den > 0 ? num / den : 0.0;
+  if (given) {
+    g.info.rho = *given;
+    g.info.rho_source = "--rho";
+  } else {
+    g.info.rho = estimated_rho(g, T);
+    g.info.rho_source = "estimated, bias-corrected";
+  }
+  g.info.ar1_variance = g.info.s2 * (T - 1) / (T - mean_variance_ratio(g.info.rho, T));
+}
+
+// T Var(mean of T periods) / variance of a stationary AR(1): 1 + (2/T) sum_k (T - k) rho^k (1
+// without autocorrelation). The within transform removes each unit's mean, so RSS / (N - K)
+// estimates the variance times (T - this) / (T - 1); the AR(1)'s variance undoes that.
+double mean_variance_ratio(double rho, double T) {
+  double s = 0, p = 1;
+  for (int k = 1; k < static_cast<int>(T); ++k) {
+    p *= rho;
+    s += (T - k) * p;
+  }
+  return 1 + 2 * s / T;
+}
+
+double estimated_rho(const GroupModel& g, double T) {
+  if (T <= 2)
+    throw InvalidInput("--errors ar1 estimates the AR(1) coefficient from series of at least 3 periods; the panel units of " +
+                       (g.info.split == "pooled" ? std::string("the whole sample") : "group " + g.info.split + " = " + g.info.group) +
+                       " have " + std::to_string(T) + " on average; give --rho");
+  return std::clamp((g.info.rho_estimated * (T - 1) + 1) / (T - 2), -0.99, 0.99);
+}
+
 // The u-independent pieces of a group: the cluster terms, X~ a, h, the wild engine's restriction
 // and (wild errors) the G columns M (c u_cal 1_g).
-void prepare_group(GroupModel& g, const FitOptions& fo, PowerErrors errors) {
+void prepare_group(GroupModel& g, const FitOptions& fo, const PowerOptions& po) {
+  const PowerErrors errors = po.errors;
   const std::size_t n = g.d.n_obs;
   const Eigen::Index k = g.fr.beta.size();
   g.terms = clustering_terms(g.d.clusters, fo.multiway_adj, static_cast<double>(n), g.fr.dof_k);
@@ -312,6 +366,7 @@ void prepare_group(GroupModel& g, const FitOptions& fo, PowerErrors errors) {
   g.xa = X * a;
   g.h = g.xa / a(g.target);
   if (errors == PowerErrors::kBlock) block_layout(g);
+  if (errors == PowerErrors::kAr1) ar1_layout(g, po.rho);
   if (errors != PowerErrors::kWild) return;
   const std::int32_t G = g.boot.n_levels;
   g.basis = Mat::Zero(static_cast<Eigen::Index>(n), G);
@@ -343,13 +398,22 @@ void raw_errors(const GroupModel& g, PowerErrors errors, std::uint64_t eseed, st
     return;
   }
   const double s = std::sqrt(g.info.s2);
+  if (errors == PowerErrors::kAr1) {  // stationary AR(1) per unit: the same variance at every period
+    const double rho = g.info.rho, sd = std::sqrt(g.info.ar1_variance), innovation = sd * std::sqrt(1 - rho * rho);
+    for (const auto& rows : g.unit_series)
+      for (std::size_t t = 0; t < rows.size(); ++t) {
+        const double z = kernels::wild_weight(eseed, r, static_cast<std::uint32_t>(rows[t]), WeightType::kNormal);
+        e(rows[t]) = t == 0 ? sd * z : rho * e(rows[t - 1]) + innovation * z;
+      }
+    return;
+  }
   for (std::size_t i = 0; i < n; ++i)
     e(static_cast<Eigen::Index>(i)) = s * kernels::wild_weight(eseed, r, static_cast<std::uint32_t>(i), WeightType::kNormal);
 }
 
 // The within-transformed errors of replications r0 .. r0+nb-1, n x nb row-major: the basis
 // combination (wild errors; sums over the clusters in order), or each draw's within transform
-// (normal and block errors).
+// (normal, block and AR(1) errors).
 void batch_errors(const GroupModel& g, PowerErrors errors, std::uint64_t eseed, std::int64_t r0, std::size_t nb,
                   const FitOptions& fo, std::vector<double>& E) {
   const std::size_t n = g.d.n_obs;
@@ -842,7 +906,7 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
     calibrate(g, &pooled, po.calibrate);
     g.info.estimate = g.fr.beta(g.target);
     g.info.std_error = g.fr.coefficients[static_cast<std::size_t>(g.target)].std_error;
-    prepare_group(g, fo, po.errors);
+    prepare_group(g, fo, po);
     const double basis_bytes = 8.0 * static_cast<double>(g.d.n_obs) * g.boot.n_levels;
     check_memory(basis_bytes, po.max_memory, "the simulated errors' basis of group " + g.info.split + " = " + g.info.group,
                  "use --errors normal");
@@ -887,7 +951,7 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
   res.n_rep = po.n_rep;
   res.wild_B = po.wild_B;
   res.power_target = po.power_target;
-  res.errors = po.errors == PowerErrors::kWild ? "wild" : po.errors == PowerErrors::kBlock ? "block" : "normal";
+  res.errors = po.errors == PowerErrors::kWild ? "wild" : po.errors == PowerErrors::kBlock ? "block" : po.errors == PowerErrors::kAr1 ? "ar1" : "normal";
   res.calibrate = po.calibrate == PowerCalibration::kGroup ? "group" : "pooled";
   res.seed = po.seed;
   res.backend = backend.name();

@@ -72,6 +72,13 @@ nlohmann::json group_json(const PowerGroup& g) {
   j["coefficients"] = co;
   j["enumerated"] = g.enumerated;
   j["n_undefined"] = g.n_undefined;
+  if (!g.rho_source.empty()) {
+    j["rho_estimated"] = g.rho_estimated;
+    j["rho"] = g.rho;
+    j["rho_source"] = g.rho_source;
+    j["periods"] = g.periods;
+    j["ar1_variance"] = g.ar1_variance;
+  }
   nlohmann::json ex = nlohmann::json::object();
   for (const auto& kv : g.exact_level) ex[kv.first] = kv.second;
   j["exact_level"] = ex;
