@@ -116,6 +116,8 @@ TEST(PowerProcess, ReplicationCountsOutOfRange) {
                     {"--save-replication", "from 1 to --R (10)"});
   expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0", "--wild-B", "3"}), {"--wild-B"});
   expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0", "--alpha", "1.5"}), {"--alpha"});
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0", "--power-target", "0.3"}),
+                    {"--power-target"});
   c.expect_nothing_written();
 }
 

@@ -266,7 +266,7 @@ void add_power_options(CLI::App* cmd, PowerCli& p) {
   cmd->add_option("--alpha", p.alpha, "Significance level(s), e.g. 0.01,0.05,0.1 (a test rejects when p <= alpha)")
       ->capture_default_str();
   cmd->add_option("--power-target", p.power_target, "The power the minimum detectable effect is read at")
-      ->transform(real_in(0, 1, true))
+      ->transform(real_in(0.5, 1, true))
       ->capture_default_str();
   cmd->add_option("--errors", p.errors,
                   "wild: each cluster's rescaled residuals times one N(0,1) draw; normal: iid N(0, RSS/(N-K)); "

@@ -848,7 +848,9 @@ void check_options(const PowerOptions& po, const SampleOptions& so) {
   if (po.alphas.empty()) throw InvalidInput("--alpha is empty");
   for (double a : po.alphas)
     if (!(a > 0 && a < 1)) throw InvalidInput("--alpha values must lie strictly between 0 and 1");
-  if (!(po.power_target > 0 && po.power_target < 1)) throw InvalidInput("--power-target must lie strictly between 0 and 1");
+  // below 0.5 the analytic MDE (t_{1-alpha/2} + t_power) SE can turn negative: not a power anyone sizes for
+  if (!(po.power_target > 0.5 && po.power_target < 1))
+    throw InvalidInput("--power-target must lie strictly between 0.5 and 1");
   if (so.cluster.empty()) throw InvalidInput("power needs --cluster VAR: its tests are cluster-robust");
   if (!so.weights.empty()) throw InvalidInput("power does not support --weights yet: the simulated designs are unweighted");
   if (po.save_replication < 0 || po.save_replication > po.n_rep)
