@@ -205,3 +205,22 @@ TEST(PowerProcess, Ar1NeedsThePanelAndRhoNeedsAr1) {
   expect_user_error(c.run(with(kModel, {"--errors", "ar1", "--panel", "id,t", "--rho", "1.5"})), {"--rho"});
   c.expect_nothing_written();
 }
+
+// Found by a CLI fuzz run: each a one-line error before any file, or accepted as documented.
+TEST(PowerProcess, FuzzFindings) {
+  const Case c;
+  fs::create_directories(c.save);
+  const std::string saved = c.save + "/replication-1_grp-a_effect-1.csv";
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0", "--R", "3", "--split", "grp",
+                           "--where", "grp == \"a\"", "--save-replication", "1", c.save, "--plot", saved}),
+                    {"--plot", "--save-replication"});
+  EXPECT_FALSE(fs::exists(saved));
+  expect_user_error(c.run(with(kModel, {"--plot", ""})), {"--plot"});
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "-1e308:1e308:3"}), {"--effects", "overflows"});
+  expect_user_error(c.run(with(kModel, {"--split", "pooled"})), {"--split pooled", "rename"});
+  fs::remove_all(c.save);
+  c.expect_nothing_written();
+  // --max-memory takes the P its range states
+  const ProcRun r = c.run(with(kModel, {"--max-memory", "1P"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+}

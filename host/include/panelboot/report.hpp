@@ -52,7 +52,7 @@ class PendingOutputs {
  private:
   struct Item {
     std::string path, target, tmp, folder, content;
-    int slot = -1;    // in the signal handler's list of temporaries
+    void* slot = nullptr;  // its node in the signal handler's list of temporaries
     int own_fd = -1;  // 1 or 2: the target is this process's stdout or stderr
   };
   std::vector<Item> items_;

@@ -186,7 +186,10 @@ std::string draw_plot(const PowerResult& res) {
       if (!line.empty()) last = line;
     throw InvalidInput("--plot: " + script + " failed" + (last.empty() ? std::string() : ": " + last));
   }
-  return slurp_file(png);
+  std::string bytes = slurp_file(png);
+  if (bytes.compare(0, 8, std::string("\x89PNG\r\n\x1a\n", 8)) != 0)
+    throw InvalidInput("--plot: " + script + " exited 0 but wrote no PNG");
+  return bytes;
 }
 
 // The report and the saved datasets, written together through the atomic outputs once the run
@@ -201,7 +204,7 @@ void deliver_all(const PowerResult& res, const PowerOptions& po, const CommonOpt
       if (mkdir(po.save_dir.c_str(), 0777) == 0) made = true;
       else if (errno != EEXIST)
         throw InvalidInput("--save-replication: cannot make the folder '" + po.save_dir + "': " + std::strerror(errno));
-      std::vector<NamedPath> outs{{"--output", o.output}};
+      std::vector<NamedPath> outs{{"--output", o.output}, {"--plot", plot}};
       for (const SavedReplication& s : res.saved) outs.push_back({"--save-replication", s.file});
       check_output_paths(outs, {{"--data", o.data}});
       for (const SavedReplication& s : res.saved) files.add(s.file, s.content);
@@ -289,6 +292,7 @@ void add_power_options(CLI::App* cmd, PowerCli& p) {
       ->type_name("K DIR");
   cmd->add_option("--plot", p.plot,
                   "Draw the power curves into FILE.png (scripts/plot-power, matplotlib), written with the report")
+      ->check(file_name())
       ->type_name("FILE.png");
 }
 

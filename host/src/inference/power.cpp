@@ -76,6 +76,7 @@ std::vector<EffectItem> effect_range(const std::string& tok) {
   if (n == 1 && a != b) throw InvalidInput("--effects: '" + tok + "' asks for 1 value between two different ends");
   std::vector<EffectItem> out;
   const int m = static_cast<int>(n);
+  if (!std::isfinite(b - a)) throw InvalidInput("--effects: the range '" + tok + "' overflows; give smaller ends");
   for (int i = 0; i < m; ++i) out.push_back({m == 1 ? a : decimal15(a + (b - a) * i / (m - 1)), false});
   return out;
 }
@@ -699,7 +700,10 @@ void add_mde(const GroupModel& g, const PowerOptions& po, const RunPlan& plan, P
       m.alpha = alpha;
       m.power = po.power_target;
       const double df = g.fr.df_inference;
-      m.mde_analytic = (t_quantile(1 - alpha / 2, df) + t_quantile(po.power_target, df)) * g.info.std_error;
+      // a standard error the fit found numerically zero (no t statistic) gives no analytic MDE
+      const bool se_ok = std::isfinite(g.fr.coefficients[static_cast<std::size_t>(g.target)].t_stat);
+      m.mde_analytic = se_ok ? (t_quantile(1 - alpha / 2, df) + t_quantile(po.power_target, df)) * g.info.std_error
+                             : std::numeric_limits<double>::quiet_NaN();
       res.mde.push_back(m);
     }
 }
@@ -862,6 +866,7 @@ std::vector<double> resolve_effects(const std::vector<EffectItem>& items, double
   std::vector<double> out;
   for (const EffectItem& e : items) {
     const double v = e.multiple ? e.value * full : e.value;
+    if (!std::isfinite(v)) throw InvalidInput("--effects: an effect overflows (not a finite number); give smaller values");
     out.push_back(v == 0 ? 0.0 : v);
   }
   return out;
@@ -890,6 +895,8 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
   std::vector<GroupModel> groups;
   std::vector<std::string> seen;
   for (const std::string& split : po.splits) {
+    if (split == "pooled")
+      throw InvalidInput("--split pooled: the name 'pooled' labels the whole-sample group; rename the variable");
     if (std::find(seen.begin(), seen.end(), split) != seen.end()) continue;  // --split x --split x: once
     seen.push_back(split);
     for (GroupModel& g : split_groups(df, split, pooled.d)) groups.push_back(std::move(g));

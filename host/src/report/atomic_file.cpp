@@ -93,14 +93,20 @@ Target resolve(const std::string& path) {
 }
 
 // Temporary files not yet renamed, removed if a signal ends the run (async-signal-safe: the
-// handler only unlinks and re-raises).
-constexpr int kMaxPending = 8;
-char g_pending[kMaxPending][PATH_MAX];
-std::atomic<int> g_n_pending{0};
+// handler only walks the list, unlinks and re-raises). Any number of them (power saves one file
+// per group and effect): a list of nodes, each published whole before it is linked; nodes are
+// never freed (a few bytes per file written, reachable from the list), only marked done when their
+// file is renamed or removed.
+struct PendingNode {
+  PendingNode* next;
+  const char* path;
+  std::atomic<bool> pending;  // false once the file is renamed or removed
+};
+std::atomic<PendingNode*> g_pending{nullptr};
 
 void remove_pending_and_reraise(int sig) {
-  for (int i = 0; i < g_n_pending.load(); ++i)
-    if (g_pending[i][0]) ::unlink(g_pending[i]);
+  for (PendingNode* n = g_pending.load(); n; n = n->next)
+    if (n->pending.load()) ::unlink(n->path);
   ::signal(sig, SIG_DFL);
   ::raise(sig);
 }
@@ -116,17 +122,17 @@ void install_cleanup_handlers() {
   }
 }
 
-int track_pending(const std::string& tmp) {
+PendingNode* track_pending(const std::string& tmp) {
   install_cleanup_handlers();
-  const int i = g_n_pending.load();
-  if (i >= kMaxPending || tmp.size() >= PATH_MAX) return -1;
-  std::memcpy(g_pending[i], tmp.c_str(), tmp.size() + 1);
-  g_n_pending.store(i + 1);
-  return i;
+  char* path = new char[tmp.size() + 1];
+  std::memcpy(path, tmp.c_str(), tmp.size() + 1);
+  auto* node = new PendingNode{g_pending.load(), path, {true}};
+  g_pending.store(node);  // the node is whole before the handler can see it
+  return node;
 }
 
-void untrack_pending(int i) {
-  if (i >= 0) g_pending[i][0] = '\0';
+void untrack_pending(void* slot) {  // the node stays linked: a handler may be walking the list
+  if (slot) static_cast<PendingNode*>(slot)->pending.store(false);
 }
 
 void write_all(int fd, const std::string& content, const std::string& path) {

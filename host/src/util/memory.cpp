@@ -52,7 +52,7 @@ std::uint64_t cgroup_headroom() {
 
 std::uint64_t parse_memory_size(const std::string& text) {
   const std::string bad = "--max-memory " + quoted(text) +
-                          ": give a size such as 512M, 4G or 1.5G (K, M, G, T: powers of 1024)";
+                          ": give a size such as 512M, 4G or 1.5G (K, M, G, T, P: powers of 1024)";
   std::size_t pos = 0;
   double v = 0;
   try {
@@ -69,6 +69,7 @@ std::uint64_t parse_memory_size(const std::string& text) {
   else if (unit == "M") mult = 1024.0 * 1024;
   else if (unit == "G") mult = 1024.0 * 1024 * 1024;
   else if (unit == "T") mult = 1024.0 * 1024 * 1024 * 1024;
+  else if (unit == "P") mult = 1024.0 * 1024 * 1024 * 1024 * 1024;
   else if (!unit.empty() && unit != "B") throw InvalidInput(bad);
   const double bytes = v * mult;
   if (!(bytes >= 1024.0 * 1024) || bytes > std::ldexp(1.0, 60))
