@@ -370,6 +370,8 @@ void prepare_group(GroupModel& g, const FitOptions& fo, const PowerOptions& po) 
   if (errors == PowerErrors::kAr1) ar1_layout(g, po.rho);
   if (errors != PowerErrors::kWild) return;
   const std::int32_t G = g.boot.n_levels;
+  check_memory(8.0 * static_cast<double>(n) * G, po.max_memory,
+               "the simulated errors' basis of group " + g.info.split + " = " + g.info.group, "use --errors normal");
   g.basis = Mat::Zero(static_cast<Eigen::Index>(n), G);
   for (std::size_t i = 0; i < n; ++i) g.basis(static_cast<Eigen::Index>(i), g.boot.code[i]) = g.info.error_scale * g.u_cal[i];
   if (!g.d.fe.empty())
@@ -916,9 +918,6 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
     g.info.estimate = g.fr.beta(g.target);
     g.info.std_error = g.fr.coefficients[static_cast<std::size_t>(g.target)].std_error;
     prepare_group(g, fo, po);
-    const double basis_bytes = 8.0 * static_cast<double>(g.d.n_obs) * g.boot.n_levels;
-    check_memory(basis_bytes, po.max_memory, "the simulated errors' basis of group " + g.info.split + " = " + g.info.group,
-                 "use --errors normal");
   }
   const auto t1 = Clock::now();
   ProgressReporter progress("power: " + std::to_string(groups.size()) + " group" + (groups.size() == 1 ? "" : "s") +
