@@ -65,6 +65,24 @@ inline void expect_printed(double actual, const std::string& published, const st
 }
 
 // A fresh seed per run, printed so a failure can be replayed (PB_SEED=... overrides).
+// The (Pearson) correlation of the pairs (a_i, b_i).
+inline double correlation(const std::vector<double>& a, const std::vector<double>& b) {
+  double ma = 0, mb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    ma += a[i];
+    mb += b[i];
+  }
+  ma /= static_cast<double>(a.size());
+  mb /= static_cast<double>(b.size());
+  double sab = 0, saa = 0, sbb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) * (a[i] - ma);
+    sbb += (b[i] - mb) * (b[i] - mb);
+  }
+  return sab / std::sqrt(saa * sbb);
+}
+
 inline std::uint64_t fresh_seed() {
   if (const char* s = std::getenv("PB_SEED")) return std::strtoull(s, nullptr, 10);
   std::random_device rd;

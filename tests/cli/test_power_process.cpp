@@ -251,5 +251,35 @@ TEST(PowerProcess, InterruptedSaveLeavesNoTemporaries) {
   int temporaries = 0;
   for (const auto& e : fs::directory_iterator(c.save)) temporaries += e.path().filename().string().find(".pbtmp") != std::string::npos;
   EXPECT_EQ(temporaries, 0);
-  if (WIFSIGNALED(status)) EXPECT_EQ(WTERMSIG(status), SIGTERM);
+  if (WIFSIGNALED(status)) {
+    EXPECT_EQ(WTERMSIG(status), SIGTERM);
+  }
+}
+
+// --design: a run with no data writes its report; data options beside it, a bad specification
+// and effects given as multiples are one-line errors naming what to drop or fix.
+TEST(PowerProcess, DesignRunsWithoutDataAndRefusesDataOptions) {
+  const Case c;
+  const std::string out = pbtest::temp_path(".json");
+  const ProcRun ok = run_process({"power", "--design", "clusters=4,periods=3,rho_u=0.5", "--effects", "0,0.2", "--R", "10",
+                                  "--tests", "crve,wild", "--format", "json", "--output", out});
+  ASSERT_EQ(ok.status, 0) << ok.err;
+  EXPECT_TRUE(fs::exists(out));
+  std::error_code ec;
+  fs::remove(out, ec);
+  const std::vector<std::string> design = {"power", "--design", "clusters=4", "--effects", "0", "--output", c.out};
+  for (const std::vector<std::string>& extra : std::vector<std::vector<std::string>>{
+           {"--data", c.data}, {"-f", "y ~ x | id + t"}, {"--cluster", "id"}, {"--split", "grp"}, {"--errors", "normal"},
+           {"--calibrate", "pooled"}, {"--where", "x > 0"}, {"--pooled"}}) {
+    const ProcRun r = run_process(with(design, extra));
+    expect_user_error(r, {"--design simulates its own data", "drop " + (extra[0] == "-f" ? std::string("--formula") : extra[0])});
+  }
+  expect_user_error(run_process({"power", "--design", "clusters=4,rho_x=2", "--effects", "0", "--output", c.out}),
+                    {"--design: rho_x=2: must lie in [0, 1)"});
+  expect_user_error(run_process({"power", "--design", "clusters=4", "--effects", "x1", "--output", c.out}),
+                    {"--effects: multiples (x1)", "a synthetic design has none"});
+  expect_user_error(run_process({"power", "--design", "clusters=4", "--design", "clusters=4,periods=10", "--effects", "0",
+                                 "--output", c.out}),
+                    {"is given twice"});
+  c.expect_nothing_written();
 }

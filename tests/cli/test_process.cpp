@@ -533,7 +533,9 @@ TEST(ProcessFormats, QuotesAndLineBreaksInLevelsSurviveCsvAndMarkdown) {
   bool in_table = true;
   while (std::getline(lines, line)) {
     if (line.empty()) in_table = false;
-    if (in_table) EXPECT_EQ(line.rfind("|", 0), 0u) << "a table row broken by a line break: " << line;
+    if (in_table) {
+      EXPECT_EQ(line.rfind("|", 0), 0u) << "a table row broken by a line break: " << line;
+    }
   }
   EXPECT_NE(m.out.find("g::two lines"), std::string::npos) << m.out;
   EXPECT_NE(m.out.find("g::a\\|b"), std::string::npos) << m.out;

@@ -32,16 +32,6 @@ double sd(const std::vector<double>& v) {
   for (double x : v) s += (x - m) * (x - m);
   return std::sqrt(s / (v.size() - 1));
 }
-double corr(const std::vector<double>& a, const std::vector<double>& b) {
-  const double ma = mean(a), mb = mean(b);
-  double sab = 0, saa = 0, sbb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) * (a[i] - ma);
-    sbb += (b[i] - mb) * (b[i] - mb);
-  }
-  return sab / std::sqrt(saa * sbb);
-}
 }  // namespace
 
 TEST(EmbeddedData, GeneratorReproducesTheCommittedFileByteForByte) {
@@ -113,7 +103,7 @@ TEST(EmbeddedData, CorrelationsHaveTable4SignsAndRoughSizes) {
   for (int a = 1; a < 8; ++a)
     for (int b = 0; b < a; ++b) {
       if (std::fabs(t4[a][b]) < 0.1) continue;  // near zero in the paper: no sign to keep
-      const double r = corr(df.numeric(v[a]), df.numeric(v[b]));
+      const double r = pbtest::correlation(df.numeric(v[a]), df.numeric(v[b]));
       EXPECT_EQ(r > 0, t4[a][b] > 0) << v[a] << "-" << v[b] << " r = " << r;
       EXPECT_NEAR(r, t4[a][b], 0.35) << v[a] << "-" << v[b];
     }
@@ -145,6 +135,6 @@ TEST(EmbeddedData, PrincipalComponentOfSubIndicatorsTracksRgzn) {
   }
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(Z.transpose() * Z);
   const Eigen::VectorXd pc = Z * es.eigenvectors().col(9);
-  const double r = corr(std::vector<double>(pc.data(), pc.data() + 360), df.numeric("rgzn"));
+  const double r = pbtest::correlation(std::vector<double>(pc.data(), pc.data() + 360), df.numeric("rgzn"));
   EXPECT_GT(std::fabs(r), 0.9);
 }

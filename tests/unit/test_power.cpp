@@ -63,15 +63,16 @@ std::map<std::string, json> cells_by_key(const json& j) {
 }
 
 // Reruns one saved replication through fit and wild and compares every number power reported.
-void expect_replication_reproduced(const json& s, const std::string& formula) {
+void expect_replication_reproduced(const json& s, const std::string& formula, const std::string& cluster = "province",
+                                   const std::string& target = "rgzn") {
   const std::string file = s.at("file");
   SCOPED_TRACE(file);
   const std::string seed = std::to_string(s.at("wild_seed").get<std::uint64_t>());
   const std::string B = std::to_string(s.at("wild_B").get<std::int64_t>());
   EXPECT_NE(first_line(file).find("--seed " + seed + " --B " + B), std::string::npos) << first_line(file);
-  const json fit = cli_json({"fit", "--data", file, "-f", formula, "--cluster", "province"});
+  const json fit = cli_json({"fit", "--data", file, "-f", formula, "--cluster", cluster});
   if (!fit.contains("models")) return;
-  const json& c = pbtest::coef(fit["models"][0], "rgzn");
+  const json& c = pbtest::coef(fit["models"][0], target);
   const double est = s.at("estimate");
   EXPECT_NEAR(c.at("estimate").get<double>(), est, 1e-9 * std::fabs(est) + 1e-13);
   EXPECT_NEAR(c.at("std_error").get<double>(), s.at("std_error").get<double>(), 1e-9 * s.at("std_error").get<double>());
@@ -84,7 +85,7 @@ void expect_replication_reproduced(const json& s, const std::string& formula) {
       {"wild", {}}, {"wild-webb", {"--weight-type", "webb"}}, {"wcu", {"--impose-null", "no"}}};
   for (const auto& [test, extra] : boots) {
     if (!p.contains(test)) continue;
-    std::vector<std::string> args = {"wild", "--data", file, "-f", formula, "--cluster", "province", "--test", "rgzn = 0",
+    std::vector<std::string> args = {"wild", "--data", file, "-f", formula, "--cluster", cluster, "--test", target + " = 0",
                                      "--seed", seed, "--B", B, "--no-ci"};
     args.insert(args.end(), extra.begin(), extra.end());
     const json w = cli_json(args);
@@ -490,4 +491,206 @@ TEST(PowerBruteForce, Ar1ErrorsReproduce) {
   ASSERT_EQ(j.at("errors"), "ar1");
   ASSERT_EQ(j.at("saved_replications").size(), 3u);
   for (const json& s : j["saved_replications"]) expect_replication_reproduced(s, kStudy);
+}
+
+// ---- synthetic designs (--design) ----
+
+TEST(PowerDesign, SpecificationsAreParsedNormalizedAndRefusedByKey) {
+  const SyntheticDesign d = parse_design("clusters=8, periods=12,obs=96,sizes=0.4:rest,rho_x=0.7,rho_u=0.7,shocks=cluster-period");
+  EXPECT_EQ(d.text, "clusters=8,periods=12,obs=96,sizes=0.4:rest,rho_x=0.7,rho_u=0.7,shocks=cluster-period,shock_share=0.5");
+  ASSERT_EQ(d.shares.size(), 8u);
+  EXPECT_DOUBLE_EQ(d.shares[0], 0.4);
+  for (std::size_t g = 1; g < 8; ++g) EXPECT_NEAR(d.shares[g], 0.6 / 7, 1e-15);
+  // 38.4 and 7 x 8.23: floors 38 + 56 = 94, the two largest remainders (0.4, then cluster 2's) get one more
+  EXPECT_EQ(design_cluster_sizes(d), (std::vector<std::int64_t>{39, 9, 8, 8, 8, 8, 8, 8}));
+  const SyntheticDesign e = parse_design("clusters=5");  // defaults: 10 periods, 10 individuals per cluster
+  EXPECT_EQ(e.text, "clusters=5,periods=10,obs=50,sizes=equal,rho_x=0,rho_u=0,shocks=none");
+  EXPECT_EQ(design_cluster_sizes(e), (std::vector<std::int64_t>(5, 10)));
+  // 3.5, 1.75, 1.75: floors 3 + 1 + 1, the two largest remainders (0.75, 0.75) get the other two
+  EXPECT_EQ(design_cluster_sizes(parse_design("clusters=3,obs=7,sizes=0.5:0.25:0.25")), (std::vector<std::int64_t>{3, 2, 2}));
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"periods=5", "needs clusters=G"},
+      {"clusters=2", "clusters=2: not a whole number from 3"},
+      {"clusters=8,clusters=9", "clusters is given twice"},
+      {"clusters=8,colour=red", "unknown key 'colour'"},
+      {"clusters=8,rho_x=1", "rho_x=1: must lie in [0, 1)"},
+      {"clusters=8,rho_u=-1", "rho_u=-1: must lie strictly between -1 and 1"},
+      {"clusters=8,shocks=yes", "shocks=yes: choose none or cluster-period"},
+      {"clusters=8,shock_share=0.2", "shock_share is the share of shocks=cluster-period"},
+      {"clusters=3,sizes=0.5:0.4", "2 shares for 3 clusters"},
+      {"clusters=3,sizes=0.5:0.4:0.2", "the shares sum to 1.1, not 1"},
+      {"clusters=3,sizes=0.6:0.4:rest", "leave nothing for 'rest'"},
+      {"clusters=3,sizes=0.5:x", "sizes=0.5:x: 'x' is not a share"},
+      {"clusters=4,obs=3", "fewer individuals per period than clusters"},
+      {"clusters=4,obs=10,sizes=0.97:rest", "cluster 2 gets no individual"},
+      {"clusters=8 periods=3", "not a whole number"},
+  };
+  for (const auto& [spec, msg] : bad) {
+    try {
+      parse_design(spec);
+      ADD_FAILURE() << spec << " was accepted";
+    } catch (const InvalidInput& ex) {
+      EXPECT_NE(std::string(ex.what()).find(msg), std::string::npos) << spec << ": " << ex.what();
+    }
+  }
+}
+
+namespace {
+
+// Lag-1 pairs within each individual and pairs of the first two individuals of each cluster
+// and period, from columns laid out as synthetic_panel lays them out (cluster, id, period).
+struct MomentPairs {
+  std::vector<double> now, before, first, second;
+};
+
+MomentPairs moment_pairs(const std::vector<double>& v, const std::vector<double>& cluster, const std::vector<double>& id,
+                         int T) {
+  MomentPairs m;
+  const std::size_t n = v.size(), t = static_cast<std::size_t>(T);
+  for (std::size_t i = 1; i < n; ++i)
+    if (id[i] == id[i - 1]) {
+      m.now.push_back(v[i]);
+      m.before.push_back(v[i - 1]);
+    }
+  for (std::size_t i = 0; i < n; i += t)  // i: the first row of an individual
+    if ((i == 0 || cluster[i - 1] != cluster[i]) && i + t < n && cluster[i + t] == cluster[i])
+      for (std::size_t k = 0; k < t; ++k) {  // the cluster's first and second individuals, period by period
+        m.first.push_back(v[i + k]);
+        m.second.push_back(v[i + t + k]);
+      }
+  return m;
+}
+
+}  // namespace
+
+// From one large draw: the clusters' shares, x's within-cluster and serial correlation rho_x,
+// the errors' serial correlation rho_u and their within-cluster-period correlation (the shock's
+// share), and unit variances.
+TEST(PowerDesign, MomentsAreRecoveredFromALargeDraw) {
+  PB_FRESH_RNG(rng);
+  const int T = 40;
+  const SyntheticDesign d = parse_design("clusters=400,periods=40,obs=4000,sizes=0.1:rest,rho_x=0.6,rho_u=0.5,"
+                                         "shocks=cluster-period,shock_share=0.3");
+  const DataFrame df = synthetic_panel({d}, rng(), 0);
+  const std::vector<double>& cl = df.numeric("cluster");
+  const std::vector<double>& id = df.numeric("id");
+  const std::vector<double>& x = df.numeric("x");
+  ASSERT_EQ(x.size(), 4000u * T);
+  std::map<double, double> per_cluster;
+  for (double c : cl) per_cluster[c] += 1.0 / static_cast<double>(cl.size());
+  EXPECT_NEAR(per_cluster.at(1), 0.1, 1e-12);
+  EXPECT_NEAR(per_cluster.at(2), 0.9 / 399, 1.0 / 4000);
+  // x
+  const MomentPairs mx = moment_pairs(x, cl, id, T);
+  EXPECT_NEAR(pbtest::correlation(mx.now, mx.before), 0.6, 0.03);
+  ASSERT_GT(mx.first.size(), 10000u);
+  EXPECT_NEAR(pbtest::correlation(mx.first, mx.second), 0.6, 0.03);
+  double m = 0, v = 0;
+  for (double a : x) m += a / static_cast<double>(x.size());
+  for (double a : x) v += (a - m) * (a - m) / static_cast<double>(x.size());
+  EXPECT_NEAR(m, 0, 0.05);
+  EXPECT_NEAR(v, 1, 0.05);
+  // the errors of a replication, on the data's own layout
+  DesignLayout L;
+  L.n_cells = 400 * T;
+  L.cell.resize(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (i == 0 || id[i] != id[i - 1]) L.series.emplace_back();
+    L.series.back().push_back(static_cast<std::int32_t>(i));
+    L.cell[i] = static_cast<std::int32_t>(cl[i] - 1) * T + static_cast<std::int32_t>(i % T);
+  }
+  std::vector<double> u(x.size());
+  design_errors(d, L, rng(), 7, u.data());
+  const MomentPairs mu = moment_pairs(u, cl, id, T);
+  EXPECT_NEAR(pbtest::correlation(mu.now, mu.before), 0.5, 0.03);
+  EXPECT_NEAR(pbtest::correlation(mu.first, mu.second), 0.3, 0.03);
+  double vu = 0;
+  for (double a : u) vu += a * a / static_cast<double>(u.size());
+  EXPECT_NEAR(vu, 1, 0.05);
+  // the counter-based draws: the same replication twice is the same, another is not
+  std::vector<double> u2(x.size());
+  design_errors(d, L, 99, 3, u.data());
+  design_errors(d, L, 99, 3, u2.data());
+  EXPECT_EQ(u, u2);
+  design_errors(d, L, 99, 4, u2.data());
+  EXPECT_NE(u, u2);
+}
+
+// A design's replications are fit and wild on the dataset --save-replication writes, whose
+// outcome is x times the effect plus the design's errors (no fixed-effects part).
+TEST(PowerBruteForce, DesignReplicationsReproduce) {
+  PB_FRESH_RNG(rng);
+  TempDir dir;
+  const std::string spec = "clusters=6,periods=5,obs=18,sizes=0.4:rest,rho_x=0.5,rho_u=0.6,shocks=cluster-period";
+  const json j = power_json({"--design", spec, "--effects", "0,0.5", "--tests", "crve,wild,wild-webb,wcu", "--R", "6",
+                             "--wild-B", "99", "--seed", std::to_string(rng() >> 1), "--save-replication", "4",
+                             dir.path.string()});
+  ASSERT_EQ(j.value("errors", ""), "design");
+  ASSERT_EQ(j.at("saved_replications").size(), 2u);
+  for (const json& s : j["saved_replications"]) expect_replication_reproduced(s, "y ~ x | cluster + period", "cluster", "x");
+  ASSERT_EQ(j.at("calibration").size(), 1u);
+  EXPECT_EQ(j["calibration"][0].at("design").get<std::string>(), parse_design(spec).text);
+  EXPECT_EQ(j["calibration"][0].at("n_obs").get<int>(), 90);
+  // every pair of the four tests at each effect and alpha
+  EXPECT_EQ(j.at("paired").size(), 2u * 6u);
+}
+
+// A design's draws depend on (seed, its specification) only: listed alone or after another,
+// its cells are the same.
+TEST(PowerDesign, ADesignsResultsDoNotDependOnTheOtherDesigns) {
+  PB_FRESH_RNG(rng);
+  const std::string seed = std::to_string(rng() >> 1), a = "clusters=5,periods=4,rho_u=0.3", b = "clusters=9,periods=3";
+  const std::vector<std::string> common = {"--effects", "0,0.3", "--tests", "crve,wild", "--R", "40", "--seed", seed};
+  std::vector<std::string> alone = common, both = common;
+  alone.insert(alone.end(), {"--design", a});
+  both.insert(both.end(), {"--design", b, "--design", a});
+  const auto one = cells_by_key(power_json(alone)), two = cells_by_key(power_json(both));
+  ASSERT_EQ(one.size(), 4u);
+  ASSERT_EQ(two.size(), 8u);
+  for (const auto& [key, cell] : one) {
+    ASSERT_TRUE(two.count(key)) << key;
+    EXPECT_EQ(cell.at("rejections"), two.at(key).at("rejections")) << key;
+    EXPECT_EQ(cell.at("estimate_mean"), two.at(key).at("estimate_mean")) << key;
+  }
+}
+
+TEST(PowerPaired, McNemarKnownValues) {
+  EXPECT_EQ(mcnemar_p(0, 0), 1.0);
+  EXPECT_EQ(mcnemar_p(4, 4), 1.0);
+  EXPECT_NEAR(mcnemar_p(5, 0), 0.0625, 1e-14);
+  EXPECT_NEAR(mcnemar_p(0, 5), 0.0625, 1e-14);
+  EXPECT_NEAR(mcnemar_p(23, 9), 0.020061607006937265, 1e-12);  // sum of binomial terms in exact arithmetic
+  EXPECT_NEAR(mcnemar_p(100, 70), 0.02584438758134169, 1e-12);
+}
+
+// Known results (R = 4000, fixed seed). 30 balanced clusters x 12 periods, AR(1) 0.7 in x and u:
+// WCR holds its level. 8 clusters, one with 40% of the individuals, cluster-period shocks: CRVE
+// over-rejects (>= 0.065) and WCR rejects less often on the same datasets (McNemar), though it
+// over-rejects there too: nothing expects it near 0.05.
+TEST(PowerKnownResults, WcrLevelAndTheUnbalancedFewClusterDesign) {
+  const json j = power_json({"--design", "clusters=30,periods=12,obs=90,rho_x=0.7,rho_u=0.7", "--design",
+                             "clusters=8,periods=12,obs=96,sizes=0.4:rest,rho_x=0.7,rho_u=0.7,shocks=cluster-period",
+                             "--effects", "0", "--tests", "crve,wild", "--R", "4000", "--seed", "20251202"});
+  ASSERT_EQ(j.at("results").size(), 4u);
+  const double se = std::sqrt(0.05 * 0.95 / 4000);
+  for (const json& c : j["results"]) {
+    const std::string g = c.at("group");
+    const double rate = c.at("rejection_rate");
+    SCOPED_TRACE(g + " " + c.at("test").get<std::string>() + " " + std::to_string(rate));
+    if (g.rfind("clusters=30", 0) == 0 && c.at("test") == "wild") {
+      EXPECT_NEAR(rate, 0.05, 3 * se);
+    }
+    if (g.rfind("clusters=8", 0) == 0 && c.at("test") == "crve") {
+      EXPECT_GE(rate, 0.065);
+    }
+  }
+  bool found = false;
+  for (const json& p : j.at("paired"))
+    if (p.at("group").get<std::string>().rfind("clusters=8", 0) == 0) {
+      found = true;
+      ASSERT_EQ(p.at("test_a"), "crve");
+      EXPECT_GT(p.at("only_a").get<int>(), p.at("only_b").get<int>());
+      EXPECT_LT(p.at("mcnemar_p").get<double>(), 0.01) << p.dump();
+    }
+  EXPECT_TRUE(found);
 }

@@ -32,11 +32,13 @@
 #include "panelboot/design.hpp"
 #include "panelboot/estimate.hpp"
 #include "panelboot/formula.hpp"
+#include "panelboot/power_design.hpp"
 
 namespace panelboot {
 
 enum class PowerTest { kCrve, kWild, kWildWebb, kWcu };
-enum class PowerErrors { kWild, kNormal, kBlock, kAr1 };
+// kDesign: the errors of --design's data-generating process (power_design.hpp)
+enum class PowerErrors { kWild, kNormal, kBlock, kAr1, kDesign };
 enum class PowerCalibration { kGroup, kPooled };
 
 // One item of --effects: a value, or a multiple of the full-sample estimate ("x0.5").
@@ -67,6 +69,8 @@ struct PowerOptions {
   std::string save_dir;
   std::ostream* progress = nullptr;   // the shared progress reporter's stream; null: none
   std::uint64_t max_memory = 0;       // --max-memory (0: what the machine has)
+  // --design: synthetic designs, one group each (split "design"); set by power_design_study
+  std::vector<SyntheticDesign> designs;
 };
 
 // The `wild --seed` that reproduces the bootstrap draws of replication `rep` (1-based) of a
@@ -97,6 +101,7 @@ struct PowerGroup {
   double rho_estimated = 0, rho = 0, periods = 0;
   double ar1_variance = 0;          // the errors' variance: s2 corrected for the lost unit means
   std::string rho_source;
+  std::string design;               // --design: the normalized specification ("" on data)
 };
 
 struct PowerCell {
@@ -112,6 +117,17 @@ struct PowerCell {
   std::optional<bool> size_flag;
   double size_reference = 0;        // the level the size is compared with (effect 0)
   double estimate_mean = 0, estimate_sd = 0;  // of the target's estimate (bias check)
+};
+
+// Two tests on the same simulated datasets at one effect and level: how often each rejected
+// where the other did not, and the exact McNemar test of equal rejection rates,
+// p = min(1, 2 P(Bin(only_a + only_b, 1/2) <= min(only_a, only_b))).
+struct PowerPaired {
+  std::string split, group, test_a, test_b;
+  double effect = 0, alpha = 0.05;
+  std::int64_t n_rep = 0;           // replications where both p-values are defined
+  std::int64_t only_a = 0, only_b = 0;
+  double mcnemar_p = 1;
 };
 
 struct PowerMde {
@@ -151,6 +167,7 @@ struct PowerResult {
   std::vector<PowerGroup> groups;
   std::vector<PowerCell> cells;
   std::vector<PowerMde> mde;
+  std::vector<PowerPaired> paired;   // every pair of --tests, per group x effect x alpha
   std::vector<SavedReplication> saved;
   std::vector<std::string> notes;
   std::string backend;
@@ -163,6 +180,15 @@ struct PowerResult {
 // than parameters, a target not in the model, R < 1 and the like.
 PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOptions& so, const FitOptions& fo,
                         const PowerOptions& po, const Backend& backend);
+
+// The study of synthetic designs (--design): their data set (synthetic_panel), the model
+// y ~ x | cluster + period clustered by cluster, one group per design, errors kDesign; po.target
+// defaults to x. InvalidInput on effects given as multiples (there is no estimate to scale).
+PowerResult power_design_study(const std::vector<SyntheticDesign>& designs, const FitOptions& fo, PowerOptions po,
+                               const Backend& backend);
+
+// The exact two-sided McNemar p-value of discordant counts b and c.
+double mcnemar_p(std::int64_t b, std::int64_t c);
 
 // The Wilson score interval for k successes in n at z (1.96: 95%).
 std::pair<double, double> wilson_interval(std::int64_t k, std::int64_t n, double z = 1.959963984540054);

@@ -28,7 +28,7 @@ constexpr long long kMaxPowerWildB = 999999LL;    // inner bootstrap replication
 
 struct PowerCli {
   std::string target, effects, tests = "crve", alpha = "0.05", errors = "wild", calibrate = "group";
-  std::vector<std::string> splits, save;
+  std::vector<std::string> splits, save, designs;
   std::string plot;
   double rho = 0;
   bool rho_given = false;
@@ -217,10 +217,43 @@ void deliver_all(const PowerResult& res, const PowerOptions& po, const CommonOpt
   }
 }
 
-int cmd_power(const CommonOptions& o, const PowerCli& p, std::ostream& out, std::ostream& err, std::ostream& terminal) {
-  if (o.formulas.size() != 1) throw InvalidInput("power takes one --formula (the model each group estimates)");
+// --design: the options that describe data and its model have no place beside it.
+void refuse_data_options(const CLI::App& cmd) {
+  for (const char* name : {"--data", "--formula", "--cluster", "--split", "--pooled", "--where", "--panel", "--weights",
+                           "--errors", "--rho", "--calibrate"})
+    if (cmd.count(name) > 0)
+      throw InvalidInput(std::string("--design simulates its own data and model (y ~ x | cluster + period, clustered by "
+                                     "cluster, errors from the design); drop ") + name);
+}
+
+int cmd_power_design(const CommonOptions& o, const PowerCli& p, std::ostream& out, std::ostream& err,
+                     std::ostream& terminal) {
+  check_paths(o, {{"--plot", p.plot}});
+  apply_threads(o.threads, err);
+  const Format fmt = value_of(kFormatNames, o.format, "--format");
+  std::vector<SyntheticDesign> designs;
+  for (const std::string& spec : p.designs) designs.push_back(parse_design(spec));
+  PowerOptions po = power_options(p, o);
+  po.progress = &terminal;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::unique_ptr<Backend> backend = cpu::make_cpu_backend("power runs on the CPU in this version");
+  if (o.verbose) err << "panelboot: " << backend->describe() << "\n";
+  PowerResult res = power_design_study(designs, fit_options(o), po, *backend);
+  res.timing.push_back({"total_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+  res.threads = threads_in_use();
+  deliver_all(res, po, o, render_power(res, fmt), p.plot, out);
+  return 0;
+}
+
+int cmd_power(const CLI::App& cmd, const CommonOptions& o, const PowerCli& p, std::ostream& out, std::ostream& err,
+              std::ostream& terminal) {
   if (requested_device(o) == Device::kCuda)
     throw InvalidInput("--backend cuda: power runs on the CPU in this version (its GPU path is not built yet); use --backend cpu or auto");
+  if (!p.designs.empty()) {
+    refuse_data_options(cmd);
+    return cmd_power_design(o, p, out, err, terminal);
+  }
+  if (o.formulas.size() != 1) throw InvalidInput("power takes one --formula (the model each group estimates)");
   check_paths(o, {{"--plot", p.plot}});
   apply_threads(o.threads, err);
   const Format fmt = value_of(kFormatNames, o.format, "--format");
@@ -249,11 +282,15 @@ int cmd_power(const CommonOptions& o, const PowerCli& p, std::ostream& out, std:
 }
 
 void add_power_options(CLI::App* cmd, PowerCli& p) {
-  cmd->add_option("--target", p.target, "The coefficient whose effect is varied (H0: it is 0)")->required();
+  cmd->add_option("--target", p.target, "The coefficient whose effect is varied (H0: it is 0); x with --design");
   cmd->add_option("--effects", p.effects,
                   "Effects: '0,0.001,0.002'; 'a:b:n' (n evenly spaced from a to b); 'x0.5,x1,x2' (multiples of the "
                   "full-sample estimate)")
       ->required();
+  cmd->add_option("--design", p.designs,
+                  "A synthetic design instead of data (repeatable): 'clusters=8,periods=12,obs=96,sizes=0.4:rest,"
+                  "rho_x=0.7,rho_u=0.7,shocks=cluster-period[,shock_share=0.5]' (docs/POWER.md)")
+      ->type_name("SPEC");
   cmd->add_option("--split", p.splits, "A grouping variable; each of its values is a group (repeatable)");
   cmd->add_flag("--pooled", p.pooled, "Include the whole sample as a group (always when no --split)");
   cmd->add_option("--tests", p.tests,
@@ -318,7 +355,7 @@ Command register_power(CLI::App& app) {
   cmd->footer(
       "Example: panelboot power -f 'newqua ~ rgzn + urban | province + year' --cluster province --target rgzn "
       "--effects 0:0.004:9 --split region --tests crve,wild --R 1000");
-  return {cmd, [o, p](const Streams& s) { return cmd_power(*o, *p, s.out, s.notices, s.terminal); }};
+  return {cmd, [cmd, o, p](const Streams& s) { return cmd_power(*cmd, *o, *p, s.out, s.notices, s.terminal); }};
 }
 
 }  // namespace panelboot::cli

@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <stdexcept>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -158,6 +159,13 @@ std::vector<std::int32_t> power_block_permutation(std::uint64_t seed, std::int64
   return perm;
 }
 
+double mcnemar_p(std::int64_t b, std::int64_t c) {
+  const std::int64_t n = b + c, k = std::min(b, c);
+  if (n == 0 || 2 * k == n) return 1.0;
+  // P(Bin(n, 1/2) <= k) = I_{1/2}(n - k, k + 1)
+  return std::min(1.0, 2 * incomplete_beta(static_cast<double>(n - k), static_cast<double>(k + 1), 0.5));
+}
+
 std::pair<double, double> wilson_interval(std::int64_t k, std::int64_t n, double z) {
   if (n <= 0) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
   const double nn = static_cast<double>(n), p = static_cast<double>(k) / nn, z2 = z * z;
@@ -187,6 +195,8 @@ struct GroupModel {
   Mat basis;                        // wild errors: N x G, column g = M (c u_cal 1_g)
   std::vector<std::vector<std::int32_t>> cluster_rows;  // block errors: each cluster's rows
   std::vector<std::vector<std::int32_t>> unit_series;   // ar1 errors: each panel unit's rows by time
+  const SyntheticDesign* design = nullptr;  // --design: the group's design and its rows' layout
+  DesignLayout layout;
 };
 
 // The fit of one sample: the design, the raw columns kept aside, the cluster-robust fit.
@@ -355,6 +365,23 @@ double estimated_rho(const GroupModel& g, double T) {
   return std::clamp((g.info.rho_estimated * (T - 1) + 1) / (T - 2), -0.99, 0.99);
 }
 
+// --errors design: each individual's rows in period order (extra[0] is the individual) and each
+// row's cluster-period cell.
+void design_layout(GroupModel& g) {
+  const Grouping& id = g.d.extra.at(0);
+  const std::int32_t T = g.d.time.n_levels;
+  if (T != g.design->periods) throw std::logic_error("design_layout: periods");
+  g.layout.series.assign(static_cast<std::size_t>(id.n_levels), {});
+  g.layout.cell.resize(g.d.n_obs);
+  g.layout.n_cells = g.boot.n_levels * T;
+  for (std::size_t i = 0; i < g.d.n_obs; ++i) {
+    g.layout.series[id.code[i]].push_back(static_cast<std::int32_t>(i));
+    g.layout.cell[i] = g.boot.code[i] * T + g.d.time.code[i];
+  }
+  for (auto& rows : g.layout.series)
+    std::sort(rows.begin(), rows.end(), [&](std::int32_t a, std::int32_t b) { return g.d.time.code[a] < g.d.time.code[b]; });
+}
+
 // The u-independent pieces of a group: the cluster terms, X~ a, h, the wild engine's restriction
 // and (wild errors) the G columns M (c u_cal 1_g).
 void prepare_group(GroupModel& g, const FitOptions& fo, const PowerOptions& po) {
@@ -368,6 +395,7 @@ void prepare_group(GroupModel& g, const FitOptions& fo, const PowerOptions& po) 
   g.h = g.xa / a(g.target);
   if (errors == PowerErrors::kBlock) block_layout(g);
   if (errors == PowerErrors::kAr1) ar1_layout(g, po.rho);
+  if (errors == PowerErrors::kDesign) design_layout(g);
   if (errors != PowerErrors::kWild) return;
   const std::int32_t G = g.boot.n_levels;
   check_memory(8.0 * static_cast<double>(n) * G, po.max_memory,
@@ -398,6 +426,10 @@ void raw_errors(const GroupModel& g, PowerErrors errors, std::uint64_t eseed, st
       const auto& from = g.cluster_rows[static_cast<std::size_t>(perm[c])];
       for (std::size_t j = 0; j < to.size(); ++j) e(to[j]) = g.info.error_scale * g.u_cal[static_cast<std::size_t>(from[j])];
     }
+    return;
+  }
+  if (errors == PowerErrors::kDesign) {
+    design_errors(*g.design, g.layout, eseed, r, e.data());
     return;
   }
   const double s = std::sqrt(g.info.s2);
@@ -564,6 +596,8 @@ struct GroupCounts {
   std::vector<std::int64_t> reject;  // [effect][test][alpha]
   std::vector<std::int64_t> defined; // [effect][test]
   std::int64_t undefined = 0;        // replications without any p-value (no standard error)
+  // per effect x test pair (a < b) x alpha: both defined; a rejected alone; b rejected alone
+  std::vector<std::int64_t> both, only_a, only_b;
   double sum_d = 0, sum_d2 = 0;
   std::int64_t n_d = 0;
 };
@@ -576,11 +610,33 @@ std::size_t default_batch(std::int64_t R) {
   return static_cast<std::size_t>(std::min<std::int64_t>(R, std::max(64, 16 * threads)));
 }
 
+// The paired outcomes of one replication's p-values p[effect][test]: for each pair of tests
+// (a < b in --tests order) defined together, whether each rejected where the other did not.
+void count_pairs(const double* p, std::size_t E, std::size_t T, const std::vector<double>& alphas, GroupCounts& out) {
+  const std::size_t Aa = alphas.size();
+  for (std::size_t ei = 0, pi = 0; ei < E; ++ei)
+    for (std::size_t a = 0; a < T; ++a)
+      for (std::size_t b = a + 1; b < T; ++b, ++pi) {
+        const double pa = p[ei * T + a], pb = p[ei * T + b];
+        if (pa != pa || pb != pb) continue;
+        for (std::size_t ai = 0; ai < Aa; ++ai) {
+          const bool ra = pa <= alphas[ai], rb = pb <= alphas[ai];
+          ++out.both[pi * Aa + ai];
+          out.only_a[pi * Aa + ai] += ra && !rb;
+          out.only_b[pi * Aa + ai] += rb && !ra;
+        }
+      }
+}
+
 void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOptions& po, const RunPlan& plan,
                     const Backend& backend, ProgressSink& progress, GroupCounts& out) {
   const std::size_t E = plan.effects->size(), T = plan.tests->size(), Aa = po.alphas.size();
   out.reject.assign(E * T * Aa, 0);
   out.defined.assign(E * T, 0);
+  const std::size_t P = T * (T - 1) / 2;
+  out.both.assign(E * P * Aa, 0);
+  out.only_a.assign(E * P * Aa, 0);
+  out.only_b.assign(E * P * Aa, 0);
   const std::uint64_t eseed = error_seed(po.seed, plan.group_key);
   const WildEngine proto = restricted_engine(g);
   const std::size_t batch = po.batch ? std::min<std::size_t>(po.batch, static_cast<std::size_t>(po.n_rep)) : default_batch(po.n_rep);
@@ -607,6 +663,7 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
         ++out.defined[i];
         for (std::size_t ai = 0; ai < Aa; ++ai) out.reject[i * Aa + ai] += pv <= po.alphas[ai];
       }
+      count_pairs(p.data() + b * E * T, E, T, po.alphas, out);
     }
     progress.advance(nb);
   }
@@ -650,6 +707,27 @@ void add_cells(const GroupModel& g, const PowerOptions& po, const RunPlan& plan,
         }
         res.cells.push_back(cell);
       }
+}
+
+void add_paired(const GroupModel& g, const PowerOptions& po, const RunPlan& plan, const GroupCounts& c, PowerResult& res) {
+  const std::size_t E = plan.effects->size(), T = plan.tests->size(), Aa = po.alphas.size();
+  for (std::size_t ei = 0, pi = 0; ei < E; ++ei)
+    for (std::size_t a = 0; a < T; ++a)
+      for (std::size_t b = a + 1; b < T; ++b, ++pi)
+        for (std::size_t ai = 0; ai < Aa; ++ai) {
+          PowerPaired pp;
+          pp.split = g.info.split;
+          pp.group = g.info.group;
+          pp.test_a = power_test_name((*plan.tests)[a]);
+          pp.test_b = power_test_name((*plan.tests)[b]);
+          pp.effect = (*plan.effects)[ei];
+          pp.alpha = po.alphas[ai];
+          pp.n_rep = c.both[pi * Aa + ai];
+          pp.only_a = c.only_a[pi * Aa + ai];
+          pp.only_b = c.only_b[pi * Aa + ai];
+          pp.mcnemar_p = mcnemar_p(pp.only_a, pp.only_b);
+          res.paired.push_back(pp);
+        }
 }
 
 // The MDE of one group x test x alpha from its power curve: the effects on the side of zero the
@@ -702,9 +780,11 @@ void add_mde(const GroupModel& g, const PowerOptions& po, const RunPlan& plan, P
       m.alpha = alpha;
       m.power = po.power_target;
       const double df = g.fr.df_inference;
-      // a standard error the fit found numerically zero (no t statistic) gives no analytic MDE
-      const bool se_ok = std::isfinite(g.fr.coefficients[static_cast<std::size_t>(g.target)].t_stat);
-      m.mde_analytic = se_ok ? (t_quantile(1 - alpha / 2, df) + t_quantile(po.power_target, df)) * g.info.std_error
+      // a standard error the fit found numerically zero (no t statistic) gives no analytic MDE;
+      // a synthetic design has no fit of its own: the estimate's Monte Carlo SD stands for its SE
+      const bool se_ok = g.design || std::isfinite(g.fr.coefficients[static_cast<std::size_t>(g.target)].t_stat);
+      const double se = g.design ? res.cells[first_cell].estimate_sd : g.info.std_error;
+      m.mde_analytic = se_ok ? (t_quantile(1 - alpha / 2, df) + t_quantile(po.power_target, df)) * se
                              : std::numeric_limits<double>::quiet_NaN();
       res.mde.push_back(m);
     }
@@ -859,9 +939,48 @@ void check_options(const PowerOptions& po, const SampleOptions& so) {
     throw InvalidInput("--power-target must lie strictly between 0.5 and 1");
   if (so.cluster.empty()) throw InvalidInput("power needs --cluster VAR: its tests are cluster-robust");
   if (!so.weights.empty()) throw InvalidInput("power does not support --weights yet: the simulated designs are unweighted");
+  if ((po.errors == PowerErrors::kDesign) != !po.designs.empty())
+    throw InvalidInput("the errors of a synthetic design go with --design only");
   if (po.save_replication < 0 || po.save_replication > po.n_rep)
     throw InvalidInput("--save-replication " + std::to_string(po.save_replication) + ": the replication must be from 1 to --R (" +
                        std::to_string(po.n_rep) + ")");
+}
+
+std::string power_errors_name(PowerErrors e) {
+  switch (e) {
+    case PowerErrors::kWild: return "wild";
+    case PowerErrors::kNormal: return "normal";
+    case PowerErrors::kBlock: return "block";
+    case PowerErrors::kAr1: return "ar1";
+    case PowerErrors::kDesign: return "design";
+  }
+  return "?";
+}
+
+// --design: the groups of the split "design" (values 1 .. D) labelled by their designs' texts,
+// so that a design's draws (its group key) do not depend on the other designs listed.
+void label_designs(const std::vector<SyntheticDesign>& designs, std::vector<GroupModel>& groups) {
+  if (groups.size() != designs.size()) throw std::logic_error("label_designs: one group per design");
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    groups[i].design = &designs[i];
+    groups[i].info.group = designs[i].text;
+    groups[i].info.design = designs[i].text;
+  }
+}
+
+// --design: the saved datasets' outcome is x effect + errors (no fixed-effects part), so the
+// raw outcome is taken to be the calibration draw's residuals plus x beta_hat.
+void drop_fixed_effects_part(GroupModel& g) {
+  const std::size_t n = g.d.n_obs;
+  for (std::size_t i = 0; i < n; ++i) {
+    double y = g.d.y[i];
+    for (std::size_t j = 0; j < g.fr.coefficients.size(); ++j) {
+      const auto at = std::find(g.x_raw_names.begin(), g.x_raw_names.end(), g.fr.coefficients[j].name);
+      if (at != g.x_raw_names.end())
+        y += g.X_raw[static_cast<std::size_t>(at - g.x_raw_names.begin()) * n + i] * g.fr.beta(static_cast<Eigen::Index>(j));
+    }
+    g.y_raw[i] = y;
+  }
 }
 
 std::vector<double> resolve_effects(const std::vector<EffectItem>& items, double full) {
@@ -903,11 +1022,13 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
     seen.push_back(split);
     for (GroupModel& g : split_groups(df, split, pooled.d)) groups.push_back(std::move(g));
   }
+  if (!po.designs.empty()) label_designs(po.designs, groups);
   const bool with_pooled = po.pooled || po.splits.empty();
   const std::vector<double> effects = resolve_effects(po.effects, res.full_sample_estimate);
   for (GroupModel& g : groups) {
     fit_group(df, fm, so, fo, g);
     g.target = target_index(g.fr, po.target, "group " + g.info.split + " = " + g.info.group);
+    if (g.design) drop_fixed_effects_part(g);
   }
   if (with_pooled) {
     GroupModel copy = pooled;  // its design is the fit's (consumed) one
@@ -931,6 +1052,7 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
     simulate_group(g, fo, po, plan, backend, progress, counts);
     const std::size_t first = res.cells.size();
     add_cells(g, po, plan, counts, res);
+    add_paired(g, po, plan, counts, res);
     add_mde(g, po, plan, res, first);
     if (po.save_replication > 0) save_replication(df, g, fo, po, plan, backend, res);
     PowerGroup info = g.info;
@@ -959,13 +1081,39 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
   res.n_rep = po.n_rep;
   res.wild_B = po.wild_B;
   res.power_target = po.power_target;
-  res.errors = po.errors == PowerErrors::kWild ? "wild" : po.errors == PowerErrors::kBlock ? "block" : po.errors == PowerErrors::kAr1 ? "ar1" : "normal";
+  res.errors = power_errors_name(po.errors);
   res.calibrate = po.calibrate == PowerCalibration::kGroup ? "group" : "pooled";
   res.seed = po.seed;
   res.backend = backend.name();
   auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   res.timing = {{"calibrate_s", sec(t0, t1)}, {"simulate_s", sec(t1, t2)}};
   return res;
+}
+
+PowerResult power_design_study(const std::vector<SyntheticDesign>& designs, const FitOptions& fo, PowerOptions po,
+                               const Backend& backend) {
+  if (designs.empty()) throw InvalidInput("--design: no design given");
+  for (const EffectItem& e : po.effects)
+    if (e.multiple)
+      throw InvalidInput("--effects: multiples (x" + shortest(e.value) + ") scale an estimate, and a synthetic design has none; "
+                         "give effects in standard deviations of the errors (x and u have variance 1)");
+  for (std::size_t i = 0; i < designs.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (designs[i].text == designs[j].text) throw InvalidInput("--design " + designs[i].text + " is given twice");
+  po.designs = designs;
+  po.errors = PowerErrors::kDesign;
+  po.splits = {"design"};
+  po.pooled = false;
+  po.calibrate = PowerCalibration::kGroup;
+  if (po.target.empty()) po.target = "x";
+  const DataFrame df = synthetic_panel(designs, po.seed, po.max_memory);
+  SampleOptions so;
+  so.cluster = {"cluster"};
+  so.panel_id = "id";
+  so.panel_time = "period";
+  so.need_time = true;
+  so.extra = {"id"};
+  return power_study(df, parse_formula("y ~ x | cluster + period"), so, fo, po, backend);
 }
 
 }  // namespace panelboot

@@ -82,6 +82,22 @@ nlohmann::json group_json(const PowerGroup& g) {
   nlohmann::json ex = nlohmann::json::object();
   for (const auto& kv : g.exact_level) ex[kv.first] = kv.second;
   j["exact_level"] = ex;
+  if (!g.design.empty()) j["design"] = g.design;
+  return j;
+}
+
+nlohmann::json paired_json(const PowerPaired& p) {
+  nlohmann::json j;
+  j["split"] = p.split;
+  j["group"] = p.group;
+  j["effect"] = p.effect;
+  j["alpha"] = p.alpha;
+  j["test_a"] = p.test_a;
+  j["test_b"] = p.test_b;
+  j["n_rep"] = p.n_rep;
+  j["only_a"] = p.only_a;
+  j["only_b"] = p.only_b;
+  j["mcnemar_p"] = p.mcnemar_p;
   return j;
 }
 
@@ -127,6 +143,8 @@ nlohmann::json power_json(const PowerResult& r) {
   for (const PowerCell& c : r.cells) j["results"].push_back(cell_json(c));
   j["mde"] = nlohmann::json::array();
   for (const PowerMde& m : r.mde) j["mde"].push_back(mde_json(m));
+  j["paired"] = nlohmann::json::array();
+  for (const PowerPaired& p : r.paired) j["paired"].push_back(paired_json(p));
   j["calibration"] = nlohmann::json::array();
   for (const PowerGroup& g : r.groups) j["calibration"].push_back(group_json(g));
   j["saved_replications"] = nlohmann::json::array();
@@ -156,11 +174,34 @@ void header_text(const PowerResult& r, std::ostringstream& o, bool md) {
   const std::string b = md ? "**" : "";
   o << (md ? "## " : "") << "Monte Carlo power: " << r.formula << "\n\n";
   if (r.simulated) o << (md ? "> " : "NOTE: ") << kSimulatedNote << "\n\n";
-  o << b << "Target" << b << ": " << r.target << " (full-sample estimate " << f("%.6g", r.full_sample_estimate)
-    << "); H0: " << r.target << " = 0, two-sided\n";
+  const bool design = r.errors == "design";
+  o << b << "Target" << b << ": " << r.target;
+  if (design) o << " (synthetic designs: x and the errors have variance 1)";
+  else o << " (full-sample estimate " << f("%.6g", r.full_sample_estimate) << ")";
+  o << "; H0: " << r.target << " = 0, two-sided\n";
   o << (md ? "\n" : "") << b << "Design" << b << ": R = " << r.n_rep << " replications per group and effect, errors "
-    << r.errors << ", calibrated on " << (r.calibrate == "group" ? "each group's own fit" : "the pooled fit")
+    << r.errors << (design ? std::string() : r.calibrate == "group" ? ", calibrated on each group's own fit" : ", calibrated on the pooled fit")
     << ", seed " << r.seed << "; wild bootstraps B = " << r.wild_B << "\n\n";
+}
+
+// Each pair of tests on the same datasets: who rejected alone, and McNemar's exact p.
+void paired_text(const PowerResult& r, std::ostringstream& o, bool md) {
+  if (r.paired.empty()) return;
+  o << "\n" << (md ? "### " : "") << "Paired tests on the same datasets (McNemar)\n\n";
+  if (md) o << "| group | effect | alpha | tests a / b | only a rejects | only b rejects | McNemar p |\n|---|---:|---:|---|---:|---:|---:|\n";
+  for (const PowerPaired& p : r.paired) {
+    const std::string pair = p.test_a + " / " + p.test_b;
+    if (md) {
+      o << "| " << group_label(p.split, p.group) << " | " << f("%.6g", p.effect) << " | " << f("%g", p.alpha) << " | " << pair
+        << " | " << p.only_a << " | " << p.only_b << " | " << f("%.4g", p.mcnemar_p) << " |\n";
+    } else {
+      char buf[400];
+      std::snprintf(buf, sizeof buf, "  %-28s %12s %6s %-22s only a %7lld  only b %7lld  p %s\n", group_label(p.split, p.group).c_str(),
+                    f("%.6g", p.effect).c_str(), f("%g", p.alpha).c_str(), pair.c_str(), static_cast<long long>(p.only_a),
+                    static_cast<long long>(p.only_b), f("%.4g", p.mcnemar_p).c_str());
+      o << buf;
+    }
+  }
 }
 
 std::string power_text(const PowerResult& r, bool md) {
@@ -206,6 +247,7 @@ std::string power_text(const PowerResult& r, bool md) {
       o << buf;
     }
   }
+  paired_text(r, o, md);
   o << "\n" << (md ? "" : "  ")
     << "Analytic MDE: (t_{G-1,1-alpha/2} + t_{G-1,power}) x SE (Stata power's rule). Size flagged when more than 3 "
        "Monte Carlo SEs (under the null) from alpha, or from an enumerated test's exact level.\n";
