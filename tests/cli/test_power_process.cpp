@@ -283,3 +283,17 @@ TEST(PowerProcess, DesignRunsWithoutDataAndRefusesDataOptions) {
                     {"is given twice"});
   c.expect_nothing_written();
 }
+
+// --tests diff without a split, with an expression as a regressor, or with one group.
+TEST(PowerProcess, DifferenceTestNeedsASplitPlainRegressorsAndTwoGroups) {
+  const Case c;
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0", "--tests", "diff"}),
+                    {"--tests diff compares the groups of a split", "--split"});
+  expect_user_error(c.run({"-f", "y ~ log(x2 + 2) + x | id + t", "--target", "x", "--effects", "0", "--tests", "diff",
+                           "--split", "grp"}),
+                    {"--tests diff interacts each regressor", "make it a variable first"});
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0", "--tests", "diff", "--split", "grp",
+                           "--where", "grp == \"a\""}),
+                    {"--tests diff: --split grp has 1 group"});
+  c.expect_nothing_written();
+}

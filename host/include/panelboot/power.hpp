@@ -56,6 +56,10 @@ struct PowerOptions {
   std::vector<std::string> splits;    // --split variables
   bool pooled = false;                // the whole sample as a group too (always without splits)
   std::vector<PowerTest> tests{PowerTest::kCrve};
+  // --tests diff: per --split, the test that the target's effect differs between its groups (the
+  // interacted model; its tests are crve and those of `tests` that bootstrap). With `tests`
+  // empty only the difference tests run.
+  bool diff = false;
   std::int64_t n_rep = 1000;          // R
   std::int64_t wild_B = 399;
   std::vector<double> alphas{0.05};
@@ -102,6 +106,11 @@ struct PowerGroup {
   double ar1_variance = 0;          // the errors' variance: s2 corrected for the lost unit means
   std::string rho_source;
   std::string design;               // --design: the normalized specification ("" on data)
+  // --tests diff (group "(difference)"): the interacted model's formula, the target's coefficient
+  // per group in the order of the restriction rows (the first less each other), q = rows
+  std::string formula;
+  std::vector<std::string> contrast;
+  int q = 1;
 };
 
 struct PowerCell {
@@ -143,12 +152,14 @@ struct PowerMde {
 // What --save-replication wrote for one group x effect, and what the replication gave: the
 // numbers `fit` and `wild --seed wild_seed --B wild_B` reproduce from the file.
 struct SavedReplication {
-  std::string file, split, group;
+  std::string file, split, group, formula;  // formula: the model the file is fit with
+  std::vector<std::string> wild_tests;      // the `wild --test` rows (with --joint when 2 or more)
   double effect = 0;
   std::int64_t replication = 0;
   std::uint64_t wild_seed = 0;
   std::int64_t wild_B = 0;
-  double estimate = 0, std_error = 0, t = 0;
+  double estimate = 0, std_error = 0, t = 0;  // difference test: the first row's; t NaN when joint
+  double statistic = 0;                       // t, or the joint F of a difference test
   std::vector<std::pair<std::string, double>> p_values;  // per test
   std::string content;  // the CSV (written by the caller, with its other outputs)
 };

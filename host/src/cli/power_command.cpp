@@ -39,18 +39,24 @@ struct PowerCli {
   std::size_t batch = 0;
 };
 
-std::vector<PowerTest> parse_tests(const std::string& text) {
+// --tests: the per-group tests, and `diff` (the between-group difference test) as a flag.
+std::vector<PowerTest> parse_tests(const std::string& text, bool& diff) {
   std::vector<PowerTest> out;
+  diff = false;
   for (const std::string& t : split_list(text)) {
     PowerTest v;
+    if (t == "diff") {
+      diff = true;
+      continue;
+    }
     if (t == "crve") v = PowerTest::kCrve;
     else if (t == "wild" || t == "wcr") v = PowerTest::kWild;
     else if (t == "wild-webb") v = PowerTest::kWildWebb;
     else if (t == "wcu") v = PowerTest::kWcu;
-    else throw InvalidInput("--tests: '" + t + "' is not a test; choose from crve, wild, wild-webb, wcu");
+    else throw InvalidInput("--tests: '" + t + "' is not a test; choose from crve, wild, wild-webb, wcu, diff");
     if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
   }
-  if (out.empty()) throw InvalidInput("--tests is empty; choose from crve, wild, wild-webb, wcu");
+  if (out.empty() && !diff) throw InvalidInput("--tests is empty; choose from crve, wild, wild-webb, wcu, diff");
   return out;
 }
 
@@ -109,7 +115,7 @@ PowerOptions power_options(const PowerCli& p, const CommonOptions& o) {
   po.effects = parse_effects(p.effects);
   po.splits = p.splits;
   po.pooled = p.pooled;
-  po.tests = parse_tests(p.tests);
+  po.tests = parse_tests(p.tests, po.diff);
   po.n_rep = p.R;
   po.wild_B = p.wild_B;
   po.alphas = parse_alphas(p.alpha);
@@ -295,7 +301,8 @@ void add_power_options(CLI::App* cmd, PowerCli& p) {
   cmd->add_flag("--pooled", p.pooled, "Include the whole sample as a group (always when no --split)");
   cmd->add_option("--tests", p.tests,
                   "crve (t with t(G-1)), wild (WCR, Rademacher; enumerated when 2^G <= --wild-B), wild-webb (WCR, "
-                  "Webb), wcu (unrestricted, Rademacher)")
+                  "Webb), wcu (unrestricted, Rademacher); diff: per --split, whether the target's effect differs between "
+                  "its groups (the interacted model, crve and the bootstraps asked for; a joint F with 3+ groups)")
       ->capture_default_str();
   cmd->add_option("--R", p.R, "Monte Carlo replications per group and effect")
       ->transform(whole_in(1, kMaxPowerR))

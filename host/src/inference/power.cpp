@@ -197,12 +197,22 @@ struct GroupModel {
   std::vector<std::vector<std::int32_t>> unit_series;   // ar1 errors: each panel unit's rows by time
   const SyntheticDesign* design = nullptr;  // --design: the group's design and its rows' layout
   DesignLayout layout;
+  // --tests diff (the interacted model of a split): every group's target, the first being
+  // `target`; R (q x k) the first target less each other; W = X~ A R' and WQ = W (R A R')^-1
+  // (n x q: the restricted residuals are u + WQ R b)
+  bool diff = false;
+  std::vector<int> targets;
+  Mat R, W, WQ;
 };
+
+const char* const kDiffGroup = "(difference)";
 
 // The fit of one sample: the design, the raw columns kept aside, the cluster-robust fit.
 void fit_group(const DataFrame& df, const Formula& fm, SampleOptions so, const FitOptions& fo, GroupModel& g) {
   so.row_mask = g.mask.empty() ? nullptr : &g.mask;
-  const std::string label = g.info.split == "pooled" ? "the whole sample" : "group " + g.info.split + " = " + g.info.group;
+  const std::string label = g.info.split == "pooled" ? "the whole sample"
+                            : g.info.group == kDiffGroup ? "the interacted model of --split " + g.info.split + " (--tests diff)"
+                                                         : "group " + g.info.split + " = " + g.info.group;
   try {
     g.d = build_design(df, fm, so);
   } catch (const InvalidInput& e) {
@@ -263,7 +273,11 @@ void calibrate(GroupModel& g, const GroupModel* pooled, PowerCalibration how) {
   std::map<std::string, double> coef;
   for (std::size_t j = 0; j < src.fr.coefficients.size(); ++j) coef[src.fr.coefficients[j].name] = src.fr.beta(static_cast<Eigen::Index>(j));
   g.beta_cal.clear();
-  for (const Coefficient& c : g.fr.coefficients) g.beta_cal.push_back(coef.count(c.name) ? coef[c.name] : 0.0);
+  for (const Coefficient& c : g.fr.coefficients) {
+    // the interacted model's "split::group:x" takes the pooled model's x
+    const std::string base = g.diff && &src != &g ? c.name.substr(c.name.rfind(':') + 1) : c.name;
+    g.beta_cal.push_back(coef.count(base) ? coef[base] : 0.0);
+  }
   for (const auto& kv : src.fr.coefficients) g.info.coefficients.emplace_back(kv.name, coef[kv.name]);
   const double n = static_cast<double>(src.d.n_obs);
   g.info.s2 = residual_ss(src.d.y) / (n - src.info.k_all);
@@ -393,6 +407,10 @@ void prepare_group(GroupModel& g, const FitOptions& fo, const PowerOptions& po) 
   const Vec a = g.fr.bread.col(g.target);
   g.xa = X * a;
   g.h = g.xa / a(g.target);
+  if (g.diff) {
+    g.W = X * (g.fr.bread * g.R.transpose());
+    g.WQ = g.W * (g.R * g.fr.bread * g.R.transpose()).inverse();
+  }
   if (errors == PowerErrors::kBlock) block_layout(g);
   if (errors == PowerErrors::kAr1) ar1_layout(g, po.rho);
   if (errors == PowerErrors::kDesign) design_layout(g);
@@ -507,7 +525,7 @@ struct RunPlan {
 
 // The bootstrap p-value of one test at one effect (delta = the estimate under H0: target = 0).
 double bootstrap_p(const Backend& backend, const WildProblem& pr, const RunPlan& plan, PowerTest test, double effect,
-                   std::int64_t rep, double delta, double t) {
+                   std::int64_t rep, double delta, double t, bool joint = false) {
   WildRunOptions o;
   o.seed = power_wild_seed(plan.seed, plan.group_key, effect, rep);
   o.weight = test == PowerTest::kWildWebb ? WeightType::kWebb : WeightType::kRademacher;
@@ -518,7 +536,7 @@ double bootstrap_p(const Backend& backend, const WildProblem& pr, const RunPlan&
   o.count_tol = wild_detail::tie_tolerance(t);
   o.min_team_work = std::numeric_limits<double>::infinity();  // never a team inside one replication
   const WildRun run = backend.prepare_wild(pr)->run(o);
-  return wild_detail::p_from_counts(run.counts, PValueType::kSymmetric, false);
+  return wild_detail::p_from_counts(run.counts, PValueType::kSymmetric, joint);
 }
 
 bool has_test(const std::vector<PowerTest>& tests, PowerTest t) {
@@ -554,9 +572,70 @@ void replication_tests(const GroupModel& g, WildEngine& eng, const Backend& back
   }
 }
 
+// --tests diff: the cluster-robust variance of R b from residuals u, sum_S w_S sum_c s_c s_c'
+// with s_c = sum_{i in c} W_i u_i (fit's variance of the interacted model, as its --wald uses).
+Mat diff_variance(const GroupModel& g, const double* u) {
+  const Eigen::Index q = g.R.rows();
+  Mat V = Mat::Zero(q, q);
+  for (const ClusterTerm& t : g.terms) {
+    Mat S = Mat::Zero(t.grouping->n_levels, q);
+    for (std::size_t i = 0; i < g.d.n_obs; ++i) S.row(t.grouping->code[i]) += g.W.row(static_cast<Eigen::Index>(i)) * u[i];
+    V += t.weight * S.transpose() * S;
+  }
+  return V;
+}
+
+// The statistic of a difference test at R b = diff: t (one row) or the Wald F / q; NaN where the
+// variance is not positive definite (no statistic).
+double diff_statistic(const Vec& diff, const Mat& V) {
+  if (diff.size() == 1) return V(0, 0) > 0 ? diff(0) / std::sqrt(V(0, 0)) : std::numeric_limits<double>::quiet_NaN();
+  Eigen::LLT<Mat> llt(V);
+  if (llt.info() != Eigen::Success) return std::numeric_limits<double>::quiet_NaN();
+  return diff.dot(llt.solve(diff)) / static_cast<double>(diff.size());
+}
+
+// Each test of the difference at each effect (the first group's target exceeds the others' by
+// the effect: R b = effect 1 + dR), as `fit --wald` and `wild --test ... --joint` compute them:
+// the CRVE t with t(G-1) or F(q, G-1); the bootstraps from the restricted residuals u + WQ R b
+// (WCR) or u (WCU).
+void diff_tests(const GroupModel& g, WildEngine& eng, const Backend& backend, const RunPlan& plan, std::int64_t rep,
+                const std::vector<double>& u, const double* dR, double* p) {
+  const std::size_t E = plan.effects->size(), T = plan.tests->size();
+  std::fill(p, p + E * T, std::numeric_limits<double>::quiet_NaN());
+  const Eigen::Index q = g.R.rows();
+  const bool joint = q > 1;
+  const Mat V = diff_variance(g, u.data());
+  for (Eigen::Index j = 0; j < q; ++j)
+    if (!(V(j, j) > 0) || !std::isfinite(V(j, j))) return;
+  std::vector<double> ut(u.size());
+  for (std::size_t ei = 0; ei < E; ++ei) {
+    const double effect = (*plan.effects)[ei];
+    Vec diff(q);
+    for (Eigen::Index j = 0; j < q; ++j) diff(j) = effect + dR[j];
+    const double stat = diff_statistic(diff, V);
+    if (!std::isfinite(stat)) continue;
+    const Vec shift = g.WQ * diff;
+    for (std::size_t ti = 0; ti < T; ++ti) {
+      const PowerTest test = (*plan.tests)[ti];
+      double& out = p[ei * T + ti];
+      if (test == PowerTest::kCrve) {
+        out = joint ? f_upper_p(stat, static_cast<double>(q), g.fr.df_inference) : t_two_sided_p(stat, g.fr.df_inference);
+        continue;
+      }
+      for (std::size_t i = 0; i < u.size(); ++i) ut[i] = test == PowerTest::kWcu ? u[i] : u[i] + shift(static_cast<Eigen::Index>(i));
+      eng.set_parts({ut.data()});
+      out = bootstrap_p(backend, eng.problem(), plan, test, effect, rep, joint ? 0.0 : diff(0), stat, joint);
+    }
+  }
+}
+
 // The wild engine of a group with its restriction (target = 0) set: copied per thread.
 WildEngine restricted_engine(const GroupModel& g) {
   WildEngine eng(g.d, g.fr, g.boot, g.terms);
+  if (g.diff) {
+    eng.set_restriction(g.R);
+    return eng;
+  }
   Mat R = Mat::Zero(1, g.fr.beta.size());
   R(0, g.target) = 1.0;
   eng.set_restriction(R);
@@ -567,11 +646,22 @@ WildEngine restricted_engine(const GroupModel& g) {
 // replication's tests in parallel. d[b] and the variances come back in `reg`; p: [b][effect][test].
 void run_batch(const GroupModel& g, const WildEngine& proto, const Backend& backend, const FitOptions& fo,
                PowerErrors errors, std::uint64_t eseed, const RunPlan& plan, std::int64_t r0, std::size_t nb,
-               FixedDesignResult& reg, std::vector<double>& p) {
+               FixedDesignResult& reg, std::vector<double>& p, std::vector<double>* dR_out = nullptr) {
   std::vector<double> E;
   batch_errors(g, errors, eseed, r0, nb, fo, E);
   reg = backend.fixed_design_ols(fixed_design(g), {E.data(), static_cast<std::int64_t>(nb)});
   const std::size_t n = g.d.n_obs, ET = plan.effects->size() * plan.tests->size();
+  // --tests diff: R d = W' e of each replication (nb x q; W'u = 0, so W'e = R A X~'e)
+  std::vector<double> dR;
+  if (g.diff) {
+    const std::size_t q = static_cast<std::size_t>(g.R.rows());
+    dR.assign(nb * q, 0.0);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < q; ++j) {
+        const double w = g.W(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j));
+        for (std::size_t b = 0; b < nb; ++b) dR[b * q + j] += w * E[i * nb + b];
+      }
+  }
   p.resize(nb * ET);
   cpu::RegionErrors failures;
 #pragma omp parallel
@@ -583,11 +673,16 @@ void run_batch(const GroupModel& g, const WildEngine& proto, const Backend& back
       if (!eng) eng = std::make_unique<WildEngine>(proto);
       u.resize(n);
       for (std::size_t i = 0; i < n; ++i) u[i] = reg.U[i * nb + static_cast<std::size_t>(b)];
-      replication_tests(g, *eng, backend, plan, r0 + b, u, reg.d_target[static_cast<std::size_t>(b)],
-                        reg.variance[static_cast<std::size_t>(b)], p.data() + static_cast<std::size_t>(b) * ET);
+      if (g.diff)
+        diff_tests(g, *eng, backend, plan, r0 + b, u, dR.data() + static_cast<std::size_t>(b) * static_cast<std::size_t>(g.R.rows()),
+                   p.data() + static_cast<std::size_t>(b) * ET);
+      else
+        replication_tests(g, *eng, backend, plan, r0 + b, u, reg.d_target[static_cast<std::size_t>(b)],
+                          reg.variance[static_cast<std::size_t>(b)], p.data() + static_cast<std::size_t>(b) * ET);
     });
   }
   failures.rethrow();
+  if (dR_out) *dR_out = std::move(dR);
 }
 
 // ---- the counts of one group ----
@@ -645,13 +740,13 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
                "a batch of " + std::to_string(batch) + " replications (their errors, residuals and p-values at " +
                    std::to_string(E) + " effects x " + std::to_string(T) + " tests)",
                "lower --batch (0 chooses it) or give fewer effects");
-  std::vector<double> p;
+  std::vector<double> p, dR;
   FixedDesignResult reg;
   for (std::int64_t r0 = 1; r0 <= po.n_rep; r0 += static_cast<std::int64_t>(batch)) {
     const std::size_t nb = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(batch), po.n_rep - r0 + 1));
-    run_batch(g, proto, backend, fo, po.errors, eseed, plan, r0, nb, reg, p);
+    run_batch(g, proto, backend, fo, po.errors, eseed, plan, r0, nb, reg, p, &dR);
     for (std::size_t b = 0; b < nb; ++b) {  // in replication order: the same sums for any batch size
-      const double d = reg.d_target[b];
+      const double d = g.diff ? dR[b * static_cast<std::size_t>(g.R.rows())] : reg.d_target[b];  // the first contrast's
       out.sum_d += d;
       out.sum_d2 += d * d;
       ++out.n_d;
@@ -782,7 +877,9 @@ void add_mde(const GroupModel& g, const PowerOptions& po, const RunPlan& plan, P
       const double df = g.fr.df_inference;
       // a standard error the fit found numerically zero (no t statistic) gives no analytic MDE;
       // a synthetic design has no fit of its own: the estimate's Monte Carlo SD stands for its SE
-      const bool se_ok = g.design || std::isfinite(g.fr.coefficients[static_cast<std::size_t>(g.target)].t_stat);
+      // a joint difference test (q > 1) has no such rule
+      const bool se_ok = g.design || (g.diff ? g.R.rows() == 1 && g.info.std_error > 0
+                                             : std::isfinite(g.fr.coefficients[static_cast<std::size_t>(g.target)].t_stat));
       const double se = g.design ? res.cells[first_cell].estimate_sd : g.info.std_error;
       m.mde_analytic = se_ok ? (t_quantile(1 - alpha / 2, df) + t_quantile(po.power_target, df)) * se
                              : std::numeric_limits<double>::quiet_NaN();
@@ -827,11 +924,15 @@ std::string replication_csv(const DataFrame& df, const GroupModel& g, const Powe
   std::map<std::string, double> fitted, cal;
   for (std::size_t j = 0; j < g.fr.coefficients.size(); ++j) {
     fitted[g.fr.coefficients[j].name] = g.fr.beta(static_cast<Eigen::Index>(j));
-    cal[g.fr.coefficients[j].name] = j == static_cast<std::size_t>(g.target) ? effect : g.beta_cal[j];
+    const bool other_target = std::find(g.targets.begin() + 1, g.targets.end(), static_cast<int>(j)) != g.targets.end();
+    cal[g.fr.coefficients[j].name] = j == static_cast<std::size_t>(g.target) ? effect : other_target ? 0.0 : g.beta_cal[j];
   }
+  std::string tests;
+  for (const std::string& t : sr.wild_tests) tests += " --test '" + t + "'";
+  if (sr.wild_tests.size() > 1) tests += " --joint";
   std::string out = "# panelboot power: replication " + std::to_string(sr.replication) + " of " + g.info.split + " = " +
                     g.info.group + " at effect " + g17(effect) + " (--seed " + std::to_string(po.seed) +
-                    "); its bootstraps: wild --test '" + po.target + " = 0' --seed " + std::to_string(sr.wild_seed) +
+                    "); its model: -f '" + sr.formula + "'; its bootstraps: wild" + tests + " --seed " + std::to_string(sr.wild_seed) +
                     " --B " + std::to_string(plan.wild_B) + " (Rademacher; --weight-type webb; --impose-null no)\n";
   for (std::size_t c = 0; c < df.columns.size(); ++c) out += (c ? "," : "") + csv_field(df.columns[c].name);
   out += '\n';
@@ -855,15 +956,28 @@ std::string replication_csv(const DataFrame& df, const GroupModel& g, const Powe
   return out;
 }
 
-void save_replication(const DataFrame& df, const GroupModel& g, const FitOptions& fo, const PowerOptions& po,
-                      const RunPlan& plan, const Backend& backend, PowerResult& res) {
+// --tests diff: the restriction rows as `wild --test` reads them, "first = other".
+std::vector<std::string> contrast_rows(const GroupModel& g) {
+  std::vector<std::string> rows;
+  for (std::size_t j = 1; j < g.info.contrast.size(); ++j) rows.push_back(g.info.contrast[0] + " = " + g.info.contrast[j]);
+  return rows;
+}
+
+void save_replication(const DataFrame& df, const std::string& fm_text, const GroupModel& g, const FitOptions& fo,
+                      const PowerOptions& po, const RunPlan& plan, const Backend& backend, PowerResult& res) {
   const std::int64_t K = po.save_replication;
   const std::uint64_t eseed = error_seed(po.seed, plan.group_key);
   const std::size_t E = plan.effects->size(), T = plan.tests->size();
   FixedDesignResult reg;
-  std::vector<double> p;
-  run_batch(g, restricted_engine(g), backend, fo, po.errors, eseed, plan, K, 1, reg, p);  // the batch of replication K
-  const double dt = reg.d_target[0], se = reg.variance[0] > 0 ? std::sqrt(reg.variance[0]) : 0.0;
+  std::vector<double> p, dR;
+  run_batch(g, restricted_engine(g), backend, fo, po.errors, eseed, plan, K, 1, reg, p, &dR);  // the batch of replication K
+  double dt = reg.d_target[0], se = reg.variance[0] > 0 ? std::sqrt(reg.variance[0]) : 0.0;
+  Mat V;
+  if (g.diff) {
+    V = diff_variance(g, reg.U.data());
+    dt = dR[0];
+    se = V(0, 0) > 0 ? std::sqrt(V(0, 0)) : 0.0;
+  }
   Vec e;
   raw_errors(g, po.errors, eseed, K, e);
   for (std::size_t ei = 0; ei < E; ++ei) {
@@ -874,9 +988,18 @@ void save_replication(const DataFrame& df, const GroupModel& g, const FitOptions
     sr.replication = K;
     sr.wild_seed = power_wild_seed(po.seed, plan.group_key, sr.effect, K);
     sr.wild_B = plan.wild_B;
+    sr.formula = g.diff ? g.info.formula : fm_text;
+    sr.wild_tests = g.diff ? contrast_rows(g) : std::vector<std::string>{po.target + " = 0"};
     sr.estimate = sr.effect + dt;
     sr.std_error = se;
     sr.t = sr.estimate / se;
+    sr.statistic = sr.t;
+    if (g.diff && g.R.rows() > 1) {
+      Vec diff(g.R.rows());
+      for (Eigen::Index j = 0; j < diff.size(); ++j) diff(j) = sr.effect + dR[static_cast<std::size_t>(j)];
+      sr.statistic = diff_statistic(diff, V);
+      sr.t = std::numeric_limits<double>::quiet_NaN();
+    }
     for (std::size_t ti = 0; ti < T; ++ti) sr.p_values.emplace_back(power_test_name((*plan.tests)[ti]), p[ei * T + ti]);
     sr.file = unique_file(po.save_dir + "/replication-" + std::to_string(K) + "_" + file_part(g.info.split) + "-" +
                               file_part(g.info.group) + "_effect-" + std::to_string(ei + 1),
@@ -930,7 +1053,9 @@ void check_options(const PowerOptions& po, const SampleOptions& so) {
   if (po.target.empty()) throw InvalidInput("power needs --target VAR: the coefficient whose effect is varied");
   if (po.effects.empty()) throw InvalidInput("--effects is empty; give numbers, a:b:n ranges or xM multiples");
   if (po.n_rep < 1) throw InvalidInput("--R must be at least 1 replication");
-  if (po.tests.empty()) throw InvalidInput("--tests is empty; choose from crve, wild, wild-webb, wcu");
+  if (po.tests.empty() && !po.diff) throw InvalidInput("--tests is empty; choose from crve, wild, wild-webb, wcu, diff");
+  if (po.diff && po.splits.empty())
+    throw InvalidInput("--tests diff compares the groups of a split; add --split VAR");
   if (po.alphas.empty()) throw InvalidInput("--alpha is empty");
   for (double a : po.alphas)
     if (!(a > 0 && a < 1)) throw InvalidInput("--alpha values must lie strictly between 0 and 1");
@@ -944,6 +1069,81 @@ void check_options(const PowerOptions& po, const SampleOptions& so) {
   if (po.save_replication < 0 || po.save_replication > po.n_rep)
     throw InvalidInput("--save-replication " + std::to_string(po.save_replication) + ": the replication must be from 1 to --R (" +
                        std::to_string(po.n_rep) + ")");
+}
+
+// --tests diff: the model of a split's groups as one regression, every regressor and every
+// fixed effect interacted with the split, so that its coefficients are the groups' separate
+// regressions' (Stata's suest): "y ~ i(S, x1) + i(S, x2) | fe1^S + fe2^S" (| S without FE).
+std::string interacted_formula(const Formula& fm, const DataFrame& df, const std::string& split) {
+  std::string rhs;
+  for (const FormulaTerm& t : fm.terms) {
+    const Column* c = df.find(t.name);
+    if (t.factors.size() != 1 || t.factors[0].dummies || !c || c->is_string())
+      throw InvalidInput("--tests diff interacts each regressor with --split " + split + ", and '" + t.name +
+                         "' is not a numeric variable of the data (an expression or interaction?): make it a variable first");
+    rhs += (rhs.empty() ? "" : " + ") + ("i(" + split + ", " + t.name + ")");
+  }
+  if (rhs.empty()) throw InvalidInput("--tests diff needs a regressor to compare");
+  std::string fe;
+  for (const std::vector<std::string>& dim : fm.fe) {
+    std::string term;
+    for (const std::string& v : dim) term += (term.empty() ? "" : "^") + v;
+    fe += (fe.empty() ? "" : " + ") + term + "^" + split;
+  }
+  return fm.lhs_name + " ~ " + rhs + " | " + (fe.empty() ? split : fe);
+}
+
+// --tests diff: the interacted model of one split on the pooled estimation rows that have a
+// split value, its groups' targets (in the fit's order) and R: the first less each other.
+GroupModel diff_group(const DataFrame& df, const Formula& fm, const SampleOptions& so, const FitOptions& fo,
+                      const std::string& target, const std::string& split, const Design& pooled) {
+  GroupModel g;
+  g.info.split = split;
+  g.info.group = kDiffGroup;
+  g.diff = true;
+  const Column& col = df.column(split);
+  g.mask.assign(df.n_rows(), 0);
+  const std::size_t n = pooled.rows.empty() ? pooled.n_obs : pooled.rows.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t r = pooled.rows.empty() ? static_cast<std::uint32_t>(i) : pooled.rows[i];
+    if (!col.missing(r)) g.mask[r] = 1;
+  }
+  g.info.formula = interacted_formula(fm, df, split);
+  fit_group(df, parse_formula(g.info.formula), so, fo, g);
+  const std::string pre = split + "::", post = ":" + target;
+  const auto is_target = [&](const std::string& name) {
+    return name.size() > pre.size() + post.size() && name.compare(0, pre.size(), pre) == 0 &&
+           name.compare(name.size() - post.size(), post.size(), post) == 0;
+  };
+  for (const std::string& dname : g.fr.dropped)
+    if (is_target(dname.substr(0, dname.find(' '))))
+      throw InvalidInput("--tests diff: " + dname + " in the interacted model of --split " + split +
+                         "; a group whose target cannot be estimated has no effect to compare");
+  for (std::size_t j = 0; j < g.fr.coefficients.size(); ++j)
+    if (is_target(g.fr.coefficients[j].name)) {
+      g.targets.push_back(static_cast<int>(j));
+      g.info.contrast.push_back(g.fr.coefficients[j].name);
+    }
+  if (g.targets.size() < 2)
+    throw InvalidInput("--tests diff: --split " + split + " has " + std::to_string(g.targets.size()) +
+                       " group in the estimation sample; a difference needs two or more");
+  g.target = g.targets[0];
+  const Eigen::Index q = static_cast<Eigen::Index>(g.targets.size() - 1);
+  g.info.q = static_cast<int>(q);
+  g.R = Mat::Zero(q, g.fr.beta.size());
+  for (Eigen::Index j = 0; j < q; ++j) {
+    g.R(j, g.targets[0]) = 1.0;
+    g.R(j, g.targets[static_cast<std::size_t>(j) + 1]) = -1.0;
+  }
+  return g;
+}
+
+// The difference test's own estimate and SE: the first row of R b in the interacted fit.
+void diff_estimate(GroupModel& g) {
+  const Vec rb = g.R * g.fr.beta;
+  const Mat rvr = g.R * g.fr.vcov * g.R.transpose();
+  g.info.estimate = rb(0);
+  g.info.std_error = rvr(0, 0) > 0 ? std::sqrt(rvr(0, 0)) : 0.0;
 }
 
 std::string power_errors_name(PowerErrors e) {
@@ -1020,17 +1220,26 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
       throw InvalidInput("--split pooled: the name 'pooled' labels the whole-sample group; rename the variable");
     if (std::find(seen.begin(), seen.end(), split) != seen.end()) continue;  // --split x --split x: once
     seen.push_back(split);
-    for (GroupModel& g : split_groups(df, split, pooled.d)) groups.push_back(std::move(g));
+    if (!po.tests.empty())
+      for (GroupModel& g : split_groups(df, split, pooled.d)) groups.push_back(std::move(g));
+    if (po.diff) groups.push_back(diff_group(df, fm, so, fo, po.target, split, pooled.d));
   }
   if (!po.designs.empty()) label_designs(po.designs, groups);
   const bool with_pooled = po.pooled || po.splits.empty();
+  // the difference tests: crve and the bootstraps of --tests
+  std::vector<PowerTest> diff_tests_run{PowerTest::kCrve};
+  for (PowerTest t : po.tests)
+    if (t != PowerTest::kCrve) diff_tests_run.push_back(t);
   const std::vector<double> effects = resolve_effects(po.effects, res.full_sample_estimate);
   for (GroupModel& g : groups) {
+    if (g.diff) continue;  // fitted by diff_group
     fit_group(df, fm, so, fo, g);
     g.target = target_index(g.fr, po.target, "group " + g.info.split + " = " + g.info.group);
+    g.targets = {g.target};
     if (g.design) drop_fixed_effects_part(g);
   }
-  if (with_pooled) {
+  pooled.targets = {pooled.target};
+  if (with_pooled && !po.tests.empty()) {
     GroupModel copy = pooled;  // its design is the fit's (consumed) one
     groups.insert(groups.begin(), std::move(copy));
   }
@@ -1038,6 +1247,7 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
     calibrate(g, &pooled, po.calibrate);
     g.info.estimate = g.fr.beta(g.target);
     g.info.std_error = g.fr.coefficients[static_cast<std::size_t>(g.target)].std_error;
+    if (g.diff) diff_estimate(g);
     prepare_group(g, fo, po);
   }
   const auto t1 = Clock::now();
@@ -1046,7 +1256,7 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
                             "replications", static_cast<std::uint64_t>(groups.size()) * static_cast<std::uint64_t>(po.n_rep),
                             po.progress);
   for (const GroupModel& g : groups) {
-    RunPlan plan{&effects, &po.tests, po.wild_B, po.seed, power_group_key(g.info.split, g.info.group),
+    RunPlan plan{&effects, g.diff ? &diff_tests_run : &po.tests, po.wild_B, po.seed, power_group_key(g.info.split, g.info.group),
                  wild_detail::enumerates(Enumerate::kAuto, WeightType::kRademacher, g.boot.n_levels, po.wild_B)};
     GroupCounts counts;
     simulate_group(g, fo, po, plan, backend, progress, counts);
@@ -1054,7 +1264,7 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
     add_cells(g, po, plan, counts, res);
     add_paired(g, po, plan, counts, res);
     add_mde(g, po, plan, res, first);
-    if (po.save_replication > 0) save_replication(df, g, fo, po, plan, backend, res);
+    if (po.save_replication > 0) save_replication(df, fm.text, g, fo, po, plan, backend, res);
     PowerGroup info = g.info;
     info.enumerated = plan.enumerate;
     info.n_undefined = counts.undefined;
@@ -1063,7 +1273,7 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
                           std::to_string(po.n_rep) + " replications had no positive cluster-robust variance (no t statistic) "
                           "and are left out of its rejection rates (n_rep counts the others)");
     if (plan.enumerate)
-      for (PowerTest t : po.tests)
+      for (PowerTest t : *plan.tests)
         if (t == PowerTest::kWild || t == PowerTest::kWcu)
           for (double a : po.alphas)
             info.exact_level.emplace_back(power_test_name(t) + "@" + shortest(a), exact_enumerated_level(a, g.boot.n_levels));
@@ -1077,6 +1287,7 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
   res.simulated = pooled.fr.simulated;
   res.effects = effects;
   for (PowerTest t : po.tests) res.tests.push_back(power_test_name(t));
+  if (po.diff) res.tests.push_back("diff");
   res.alphas = po.alphas;
   res.n_rep = po.n_rep;
   res.wild_B = po.wild_B;
@@ -1093,6 +1304,7 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
 PowerResult power_design_study(const std::vector<SyntheticDesign>& designs, const FitOptions& fo, PowerOptions po,
                                const Backend& backend) {
   if (designs.empty()) throw InvalidInput("--design: no design given");
+  if (po.diff) throw InvalidInput("--tests diff compares the groups of a split of data; the designs of --design are separate studies");
   for (const EffectItem& e : po.effects)
     if (e.multiple)
       throw InvalidInput("--effects: multiples (x" + shortest(e.value) + ") scale an estimate, and a synthetic design has none; "

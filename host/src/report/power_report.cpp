@@ -83,6 +83,11 @@ nlohmann::json group_json(const PowerGroup& g) {
   for (const auto& kv : g.exact_level) ex[kv.first] = kv.second;
   j["exact_level"] = ex;
   if (!g.design.empty()) j["design"] = g.design;
+  if (!g.formula.empty()) {
+    j["formula"] = g.formula;
+    j["contrast"] = g.contrast;
+    j["q"] = g.q;
+  }
   return j;
 }
 
@@ -113,6 +118,9 @@ nlohmann::json saved_json(const SavedReplication& s) {
   j["estimate"] = s.estimate;
   j["std_error"] = s.std_error;
   j["t"] = num_or_null(s.t);
+  j["statistic"] = num_or_null(s.statistic);
+  j["formula"] = s.formula;
+  j["wild_tests"] = s.wild_tests;
   nlohmann::json p = nlohmann::json::object();
   for (const auto& kv : s.p_values) p[kv.first] = num_or_null(kv.second);
   j["p_values"] = p;
@@ -208,9 +216,17 @@ std::string power_text(const PowerResult& r, bool md) {
   std::ostringstream o;
   header_text(r, o, md);
   for (const PowerGroup& g : r.groups) {
+    const std::string fitted = g.contrast.empty() ? r.target : g.contrast[0] + " - " + g.contrast[1];
     o << (md ? "### " : "") << group_label(g.split, g.group) << ": N = " << g.n_obs << ", G = " << g.n_clusters
-      << ", fitted " << r.target << " = " << f("%.6g", g.estimate) << " (SE " << f("%.4g", g.std_error) << "), s2 = "
-      << f("%.4g", g.s2) << (g.enumerated ? "; Rademacher tests enumerate all 2^G sign vectors" : "") << "\n\n";
+      << ", fitted " << fitted << " = " << f("%.6g", g.estimate) << " (SE " << f("%.4g", g.std_error) << "), s2 = "
+      << f("%.4g", g.s2) << (g.enumerated ? "; Rademacher tests enumerate all 2^G sign vectors" : "") << "\n";
+    if (!g.formula.empty()) {
+      o << (md ? "\n" : "  ") << "Difference test (effect = how much the first group's " << r.target
+        << " exceeds the others'): " << (g.q > 1 ? "joint F(" + std::to_string(g.q) + ", G-1) of" : std::string("t(G-1) of"));
+      for (std::size_t i = 1; i < g.contrast.size(); ++i) o << (i > 1 ? "," : "") << " " << g.contrast[0] << " = " << g.contrast[i];
+      o << "; model " << g.formula << "\n";
+    }
+    o << "\n";
     if (md) o << "| effect | test | alpha | rejection rate | MC SE | 95% MC interval | mean estimate | size |\n|---:|---|---:|---:|---:|---|---:|---|\n";
     else {
       char buf[200];
