@@ -64,7 +64,6 @@ inline void expect_printed(double actual, const std::string& published, const st
   EXPECT_NEAR(actual, value, tol) << what << ": published " << published;
 }
 
-// A fresh seed per run, printed so a failure can be replayed (PB_SEED=... overrides).
 // The (Pearson) correlation of the pairs (a_i, b_i).
 inline double correlation(const std::vector<double>& a, const std::vector<double>& b) {
   double ma = 0, mb = 0;
@@ -83,6 +82,7 @@ inline double correlation(const std::vector<double>& a, const std::vector<double
   return sab / std::sqrt(saa * sbb);
 }
 
+// A fresh seed per run, printed so a failure can be replayed (PB_SEED=... overrides).
 inline std::uint64_t fresh_seed() {
   if (const char* s = std::getenv("PB_SEED")) return std::strtoull(s, nullptr, 10);
   std::random_device rd;

@@ -297,3 +297,21 @@ TEST(PowerProcess, DifferenceTestNeedsASplitPlainRegressorsAndTwoGroups) {
                     {"--tests diff: --split grp has 1 group"});
   c.expect_nothing_written();
 }
+
+// --placebo without a panel, beside options of simulated errors, or on data that has a variable
+// named placebo.
+TEST(PowerProcess, PlaceboNeedsAPanelAndKeepsTheDatasOwnErrors) {
+  const Case c;
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--target", "x", "--effects", "0", "--placebo"}),
+                    {"--placebo", "--panel id,time"});
+  expect_user_error(c.run({"-f", "y ~ x | id + t", "--panel", "id,t", "--target", "x", "--effects", "0", "--placebo",
+                           "--errors", "normal"}),
+                    {"--placebo keeps the data's own outcome", "drop --errors"});
+  const std::string data = pbtest::write_temp("id,t,x,placebo,y\n1,1,0.1,1,1\n1,2,0.3,2,2\n2,1,0.2,3,1\n2,2,0.5,1,3\n");
+  expect_user_error(run_process({"power", "--data", data, "-f", "y ~ x | id + t", "--cluster", "id", "--panel", "id,t",
+                                 "--target", "x", "--effects", "0", "--placebo", "--output", c.out}),
+                    {"a variable of that name; rename it"});
+  std::error_code ec;
+  fs::remove(data, ec);
+  c.expect_nothing_written();
+}

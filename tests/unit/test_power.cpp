@@ -515,6 +515,11 @@ TEST(PowerDesign, SpecificationsAreParsedNormalizedAndRefusedByKey) {
   for (std::size_t g = 1; g < 8; ++g) EXPECT_NEAR(d.shares[g], 0.6 / 7, 1e-15);
   // 38.4 and 7 x 8.23: floors 38 + 56 = 94, the two largest remainders (0.4, then cluster 2's) get one more
   EXPECT_EQ(design_cluster_sizes(d), (std::vector<std::int64_t>{39, 9, 8, 8, 8, 8, 8, 8}));
+  // one design, one text (hence one seed), however it is spelled
+  EXPECT_EQ(parse_design("clusters=8, sizes=0.40 : rest").text, parse_design("clusters=8,sizes=0.4:rest").text);
+  EXPECT_EQ(parse_design("clusters=4,sizes=0.25:0.25:0.25:0.25").sizes, "equal");
+  EXPECT_EQ(parse_design("clusters=4,sizes=0.25:rest").sizes, "equal");
+  EXPECT_EQ(parse_design("clusters=3,sizes=0.5:0.25:0.25").sizes, "0.5:0.25:0.25");
   const SyntheticDesign e = parse_design("clusters=5");  // defaults: 10 periods, 10 individuals per cluster
   EXPECT_EQ(e.text, "clusters=5,periods=10,obs=50,sizes=equal,rho_x=0,rho_u=0,shocks=none");
   EXPECT_EQ(design_cluster_sizes(e), (std::vector<std::int64_t>(5, 10)));
@@ -536,6 +541,7 @@ TEST(PowerDesign, SpecificationsAreParsedNormalizedAndRefusedByKey) {
       {"clusters=4,obs=3", "fewer individuals per period than clusters"},
       {"clusters=4,obs=10,sizes=0.97:rest", "cluster 2 gets no individual"},
       {"clusters=8 periods=3", "not a whole number"},
+      {"clusters=3,sizes=0x0.8:rest", "'0x0.8' is not a share"},
   };
   for (const auto& [spec, msg] : bad) {
     try {
@@ -786,4 +792,97 @@ TEST(PowerSize, DifferenceTestWcrHoldsItsLevel) {
       EXPECT_NEAR(c.at("rejection_rate").get<double>(), 0.05, 3 * se) << c.dump();
     }
   EXPECT_EQ(checked, 2);
+}
+
+// ---- placebo regressors (--placebo) ----
+
+namespace {
+
+// Units nested in clusters (k per cluster) over T periods: x = sqrt(icc) a_ct + sqrt(1 - icc) z_it,
+// a and z stationary AR(1)(rho); y = 0.3 x + unit effect + period effect + AR(1)(0.6) errors.
+std::string placebo_panel(int clusters, int k, int T, double rho, double icc, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> nd;
+  const double s = std::sqrt(1 - rho * rho);
+  std::string csv = "cluster,unit,t,x,y\n";
+  char buf[200];
+  for (int c = 1; c <= clusters; ++c) {
+    std::vector<double> a(static_cast<std::size_t>(T));
+    for (int t = 0; t < T; ++t) a[static_cast<std::size_t>(t)] = t ? rho * a[static_cast<std::size_t>(t - 1)] + s * nd(rng) : nd(rng);
+    for (int j = 1; j <= k; ++j) {
+      double z = nd(rng), e = nd(rng);
+      const double fe = nd(rng);
+      for (int t = 0; t < T; ++t) {
+        if (t) {
+          z = rho * z + s * nd(rng);
+          e = 0.6 * e + 0.8 * nd(rng);
+        }
+        const double x = std::sqrt(icc) * a[static_cast<std::size_t>(t)] + std::sqrt(1 - icc) * z;
+        std::snprintf(buf, sizeof buf, "%d,%d,%d,%.17g,%.17g\n", c, c * 100 + j, 2000 + t, x, 0.3 * x + fe + 0.05 * t + e);
+        csv += buf;
+      }
+    }
+  }
+  return csv;
+}
+
+}  // namespace
+
+// The placebo copies the target's correlation: on a panel built with AR(1) 0.5 and a
+// within-cluster correlation of 0.4, the estimates recover both (the AR(1) through the within
+// transform's bias correction); the placebo test clustered by cluster has its size (CRVE, 300
+// clusters). (The draws' correlation is correlated_regressor's, tested through --design's x.)
+TEST(PowerPlacebo, CopiesTheTargetsCorrelationAndHoldsItsSize) {
+  const std::string data = pbtest::write_temp(placebo_panel(300, 4, 12, 0.5, 0.4, 7));
+  const json j = power_json({"--data", data, "-f", "y ~ x | unit + t", "--cluster", "cluster", "--panel", "unit,t", "--target",
+                             "x", "--placebo", "--effects", "0", "--R", "400"});
+  ASSERT_TRUE(j.contains("calibration"));
+  EXPECT_EQ(j.at("target"), "placebo");
+  EXPECT_EQ(j.at("placebo_of"), "x");
+  EXPECT_EQ(j.at("errors"), "placebo");
+  const json& c = j["calibration"][0];
+  EXPECT_NEAR(c.at("placebo_rho").get<double>(), 0.5, 0.05);
+  EXPECT_NEAR(c.at("placebo_icc").get<double>(), 0.4, 0.05);
+  EXPECT_LT(c.at("placebo_rho_estimated").get<double>(), c.at("placebo_rho").get<double>());  // the Nickell bias
+  EXPECT_NEAR(j["results"][0].at("rejection_rate").get<double>(), 0.05, 3 * std::sqrt(0.05 * 0.95 / 400));
+  fs::remove(data);
+}
+
+// Every placebo replication is fit and wild on its saved dataset (the data with the placebo
+// column and y + effect x placebo), with the model the file's first line gives.
+TEST(PowerBruteForce, PlaceboReplicationsReproduce) {
+  PB_FRESH_RNG(rng);
+  TempDir dir;
+  const json j = power_json({"-f", kStudy, "--cluster", "province", "--panel", "province,year", "--target", "rgzn",
+                             "--placebo", "--effects", "0,0.002", "--split", "region", "--tests", "crve,wild,wild-webb,wcu",
+                             "--R", "3", "--seed", std::to_string(rng() >> 1), "--save-replication", "2", dir.path.string()});
+  ASSERT_EQ(j.at("saved_replications").size(), 6u);
+  const std::string formula = std::string(kStudy).replace(std::string(kStudy).find(" |"), 2, " + placebo |");
+  for (const json& s : j["saved_replications"]) {
+    EXPECT_EQ(s.at("formula"), formula);
+    expect_replication_reproduced(s, formula, "province", "placebo");
+  }
+}
+
+// Without fixed effects the interacted model keeps each group's intercept (| split), and a model
+// without an intercept stays without (+ 0): both reproduce fit --wald and wild on the saved data.
+TEST(PowerBruteForce, DifferenceTestsWithoutFixedEffects) {
+  PB_FRESH_RNG(rng);
+  for (const std::string formula : {"newqua ~ rgzn + urban", "newqua ~ rgzn + urban + 0"}) {
+    SCOPED_TRACE(formula);
+    TempDir dir;
+    const json j = power_json({"-f", formula, "--cluster", "province", "--target", "rgzn", "--effects", "0.001", "--split",
+                               "devlevel", "--tests", "diff,wild", "--R", "2", "--seed", std::to_string(rng() >> 1),
+                               "--save-replication", "1", dir.path.string()});
+    int n = 0;
+    for (const json& s : j.at("saved_replications"))
+      if (s.at("group") == "(difference)") {
+        ++n;
+        const std::string f = s.at("formula");
+        EXPECT_EQ(f, formula.back() == '0' ? "newqua ~ i(devlevel, rgzn) + i(devlevel, urban) + 0"
+                                           : "newqua ~ i(devlevel, rgzn) + i(devlevel, urban) | devlevel");
+        expect_difference_reproduced(s);
+      }
+    EXPECT_EQ(n, 1);
+  }
 }

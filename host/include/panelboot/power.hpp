@@ -60,6 +60,9 @@ struct PowerOptions {
   // interacted model; its tests are crve and those of `tests` that bootstrap). With `tests`
   // empty only the difference tests run.
   bool diff = false;
+  // --placebo: test a regressor `placebo` drawn per replication with the target's within-cluster
+  // and serial correlation, on the data's own outcome (its true effect 0; effects add e placebo)
+  bool placebo = false;
   std::int64_t n_rep = 1000;          // R
   std::int64_t wild_B = 399;
   std::vector<double> alphas{0.05};
@@ -111,6 +114,10 @@ struct PowerGroup {
   std::string formula;
   std::vector<std::string> contrast;
   int q = 1;
+  // --placebo: the target's within-transformed values' lag-1 autocorrelation (as estimated, and
+  // bias-corrected as used), their correlation between units of a cluster at one period, and
+  // the placebo's standard deviation (the target's root mean square within value)
+  double placebo_rho_estimated = 0, placebo_rho = 0, placebo_icc = 0, placebo_sd = 0;
 };
 
 struct PowerCell {
@@ -166,6 +173,7 @@ struct SavedReplication {
 
 struct PowerResult {
   std::string formula, target, data_source;
+  std::string placebo_of;            // --placebo: the regressor whose correlation the placebo copies
   bool simulated = false;
   double full_sample_estimate = 0;   // the target in the pooled fit (the x-multiples' base)
   std::vector<double> effects;

@@ -55,6 +55,14 @@ struct DesignLayout {
   std::int32_t n_cells = 0;
 };
 
+// A regressor with within-cluster correlation icc and AR(1) coefficient rho over time, unit
+// variance: x_i = sqrt(icc) a_cell(i) + sqrt(1 - icc) z_i, where a is one stationary AR(1) series
+// per cluster over its `periods` cells (cells c T .. c T + T - 1) and z one per series of the
+// layout (an individual's rows in time order), N(0, 1) draws of (seed, rep) at counters cell (a)
+// and n_cells + row (z). --design's x (icc = rho = rho_x) and --placebo's regressor.
+void correlated_regressor(const DesignLayout& layout, std::int32_t periods, double icc, double rho, std::uint64_t seed,
+                          std::uint64_t rep, double* x);
+
 // The errors u of one replication (`rep`, counter-based from `seed`) at the n rows of `layout`.
 void design_errors(const SyntheticDesign& d, const DesignLayout& layout, std::uint64_t seed, std::uint64_t rep, double* u);
 

@@ -32,7 +32,7 @@ struct PowerCli {
   std::string plot;
   double rho = 0;
   bool rho_given = false;
-  bool pooled = false;
+  bool pooled = false, placebo = false;
   std::int64_t R = 1000, wild_B = 399;
   double power_target = 0.8;
   std::uint64_t seed = kDefaultSeed;
@@ -226,7 +226,7 @@ void deliver_all(const PowerResult& res, const PowerOptions& po, const CommonOpt
 // --design: the options that describe data and its model have no place beside it.
 void refuse_data_options(const CLI::App& cmd) {
   for (const char* name : {"--data", "--formula", "--cluster", "--split", "--pooled", "--where", "--panel", "--weights",
-                           "--errors", "--rho", "--calibrate"})
+                           "--errors", "--rho", "--calibrate", "--placebo"})
     if (cmd.count(name) > 0)
       throw InvalidInput(std::string("--design simulates its own data and model (y ~ x | cluster + period, clustered by "
                                      "cluster, errors from the design); drop ") + name);
@@ -266,6 +266,14 @@ int cmd_power(const CLI::App& cmd, const CommonOptions& o, const PowerCli& p, st
   PowerOptions po = power_options(p, o);
   if (po.errors == PowerErrors::kAr1 && o.panel.empty())
     throw InvalidInput("--errors ar1 needs the panel's unit and period: --panel id,time");
+  if (p.placebo) {
+    for (const char* name : {"--errors", "--rho", "--calibrate"})
+      if (cmd.count(name) > 0)
+        throw InvalidInput(std::string("--placebo keeps the data's own outcome and errors (only the placebo regressor is "
+                                       "drawn); drop ") + name);
+    if (o.panel.empty()) throw InvalidInput("--placebo copies the target's serial correlation within panel units: give --panel id,time");
+    po.placebo = true;
+  }
   po.progress = &terminal;
   FitOptions fo = fit_options(o);
   using Clock = std::chrono::steady_clock;
@@ -273,8 +281,9 @@ int cmd_power(const CLI::App& cmd, const CommonOptions& o, const PowerCli& p, st
   const DataFrame df = read_input(o, err);
   const auto t1 = Clock::now();
   const Formula fm = parse_formula(o.formulas[0]);
-  SampleOptions so = sample_options(o, po.errors == PowerErrors::kAr1);
-  if (po.errors == PowerErrors::kAr1) so.extra = {so.panel_id};  // the AR(1) runs over each unit's periods
+  const bool unit_series = po.errors == PowerErrors::kAr1 || po.placebo;
+  SampleOptions so = sample_options(o, unit_series);
+  if (unit_series) so.extra = {so.panel_id};  // the AR(1) errors and the placebo run over each unit's periods
   const std::unique_ptr<Backend> backend = cpu::make_cpu_backend("power runs on the CPU in this version");
   if (o.verbose) err << "panelboot: " << backend->describe() << "\n";
   PowerResult res = power_study(df, fm, so, fo, po, *backend);
@@ -321,6 +330,9 @@ void add_power_options(CLI::App* cmd, PowerCli& p) {
                   "ar1: AR(1) within each panel unit over time (needs --panel id,time)")
       ->check(CLI::IsMember({"wild", "normal", "block", "ar1"}))
       ->capture_default_str();
+  cmd->add_flag("--placebo", p.placebo,
+               "Test a placebo regressor drawn per replication with --target's within-cluster and serial correlation, "
+               "on the data's own outcome (true effect 0; --effects add effect x placebo); needs --panel id,time");
   cmd->add_option("--rho", p.rho, "The AR(1) coefficient of --errors ar1 (default: estimated, bias-corrected)")
       ->transform(real_in(-0.99, 0.99, false))
       ->each([&p](const std::string&) { p.rho_given = true; });

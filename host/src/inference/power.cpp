@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <set>
 #include <memory>
 #include <stdexcept>
 
@@ -203,9 +204,15 @@ struct GroupModel {
   bool diff = false;
   std::vector<int> targets;
   Mat R, W, WQ;
+  // --placebo: the design before the within transform (each replication refits it with its own
+  // placebo column), that column's index among the raw regressors, and the regressor copied
+  bool placebo = false;
+  Design d_raw;
+  int placebo_col = -1, source = -1;
 };
 
 const char* const kDiffGroup = "(difference)";
+const char* const kPlacebo = "placebo";
 
 // The fit of one sample: the design, the raw columns kept aside, the cluster-robust fit.
 void fit_group(const DataFrame& df, const Formula& fm, SampleOptions so, const FitOptions& fo, GroupModel& g) {
@@ -238,6 +245,10 @@ void fit_group(const DataFrame& df, const Formula& fm, SampleOptions so, const F
   g.X_raw = d.X;
   g.y_raw = d.y;
   g.x_raw_names = d.x_names;
+  if (g.placebo) {
+    g.d_raw = d;
+    g.placebo_col = static_cast<int>(std::find(d.x_names.begin(), d.x_names.end(), kPlacebo) - d.x_names.begin());
+  }
   FitOptions f = fo;
   f.vcov = VcovType::kCluster;
   f.wald.clear();
@@ -330,25 +341,36 @@ void block_layout(GroupModel& g) {
 double mean_variance_ratio(double rho, double T);
 double estimated_rho(const GroupModel& g, double T);
 
+// Each panel unit's rows (the design's extra[0]) in time order.
+std::vector<std::vector<std::int32_t>> unit_series_by_time(const Design& d) {
+  const Grouping& unit = d.extra.at(0);
+  std::vector<std::vector<std::int32_t>> series(static_cast<std::size_t>(unit.n_levels));
+  for (std::size_t i = 0; i < d.n_obs; ++i) series[unit.code[i]].push_back(static_cast<std::int32_t>(i));
+  for (auto& rows : series)
+    std::sort(rows.begin(), rows.end(), [&](std::int32_t a, std::int32_t b) { return d.time.code[a] < d.time.code[b]; });
+  return series;
+}
+
+// The pooled first-order autocorrelation of v within the series: sum v_t v_{t-1} / sum v_{t-1}^2.
+double lag1_autocorrelation(const std::vector<std::vector<std::int32_t>>& series, const double* v) {
+  double num = 0, den = 0;
+  for (const auto& rows : series)
+    for (std::size_t t = 1; t < rows.size(); ++t) {
+      num += v[rows[t]] * v[rows[t - 1]];
+      den += v[rows[t - 1]] * v[rows[t - 1]];
+    }
+  return den > 0 ? num / den : 0.0;
+}
+
 // --errors ar1: each panel unit's rows in time order (the design's extra[0] is the unit, `time`
 // the period), the residuals' pooled first-order autocorrelation within the units, and the
 // coefficient used: --rho, or the estimate corrected for the within transform's bias,
 // E(rho_hat) ~ rho - (1 + rho) / (T - 1) (Nickell 1981), so rho = (rho_hat (T - 1) + 1) / (T - 2).
 void ar1_layout(GroupModel& g, const std::optional<double>& given) {
-  const Grouping& unit = g.d.extra.at(0);
-  g.unit_series.assign(static_cast<std::size_t>(unit.n_levels), {});
-  for (std::size_t i = 0; i < g.d.n_obs; ++i) g.unit_series[unit.code[i]].push_back(static_cast<std::int32_t>(i));
-  double num = 0, den = 0;
-  for (auto& rows : g.unit_series) {
-    std::sort(rows.begin(), rows.end(), [&](std::int32_t a, std::int32_t b) { return g.d.time.code[a] < g.d.time.code[b]; });
-    for (std::size_t t = 1; t < rows.size(); ++t) {
-      num += g.u_cal[rows[t]] * g.u_cal[rows[t - 1]];
-      den += g.u_cal[rows[t - 1]] * g.u_cal[rows[t - 1]];
-    }
-  }
-  const double T = static_cast<double>(g.d.n_obs) / std::max(1, unit.n_levels);
+  g.unit_series = unit_series_by_time(g.d);
+  const double T = static_cast<double>(g.d.n_obs) / std::max<double>(1, static_cast<double>(g.unit_series.size()));
   g.info.periods = T;
-  g.info.rho_estimated = den > 0 ? num / den : 0.0;
+  g.info.rho_estimated = lag1_autocorrelation(g.unit_series, g.u_cal.data());
   if (given) {
     g.info.rho = *given;
     g.info.rho_source = "--rho";
@@ -396,6 +418,53 @@ void design_layout(GroupModel& g) {
     std::sort(rows.begin(), rows.end(), [&](std::int32_t a, std::int32_t b) { return g.d.time.code[a] < g.d.time.code[b]; });
 }
 
+// --placebo: the layout its draws run over (each unit's rows by period; each row's cluster-period
+// cell) and the correlation of the target's within-transformed values x~ it copies: the lag-1
+// autocorrelation within units, bias-corrected as --errors ar1's, and between units of one
+// cluster at one period, sum_cells ((sum x~)^2 - sum x~^2) / sum_cells (n_cell - 1) sum x~^2
+// (0 when no cell has two units), clamped to [0, 0.99]; the placebo's SD is the RMS of x~.
+void placebo_layout(GroupModel& g) {
+  const std::size_t n = g.d.n_obs;
+  const double* x = g.d.X.data() + static_cast<std::size_t>(g.source) * n;
+  g.layout.series = unit_series_by_time(g.d);
+  const std::int32_t T = g.d.time.n_levels;
+  g.layout.n_cells = g.boot.n_levels * T;
+  g.layout.cell.resize(n);
+  std::vector<double> sum(static_cast<std::size_t>(g.layout.n_cells)), sq(sum.size()), cnt(sum.size());
+  double ss = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int32_t c = g.boot.code[i] * T + g.d.time.code[i];
+    g.layout.cell[i] = c;
+    sum[static_cast<std::size_t>(c)] += x[i];
+    sq[static_cast<std::size_t>(c)] += x[i] * x[i];
+    cnt[static_cast<std::size_t>(c)] += 1;
+    ss += x[i] * x[i];
+  }
+  double num = 0, den = 0;
+  for (std::size_t c = 0; c < sum.size(); ++c)
+    if (cnt[c] > 1) {
+      num += sum[c] * sum[c] - sq[c];
+      den += (cnt[c] - 1) * sq[c];
+    }
+  const double Tbar = static_cast<double>(n) / std::max<double>(1, static_cast<double>(g.layout.series.size()));
+  if (Tbar <= 2)
+    throw InvalidInput("--placebo copies the target's serial correlation, estimated from series of at least 3 periods; the panel "
+                       "units of " + (g.info.split == "pooled" ? std::string("the whole sample") : "group " + g.info.split + " = " + g.info.group) +
+                       " have " + std::to_string(Tbar) + " on average");
+  g.info.placebo_rho_estimated = lag1_autocorrelation(g.layout.series, x);
+  g.info.placebo_rho = std::clamp((g.info.placebo_rho_estimated * (Tbar - 1) + 1) / (Tbar - 2), -0.99, 0.99);
+  g.info.placebo_icc = den > 0 ? std::clamp(num / den, 0.0, 0.99) : 0.0;
+  g.info.placebo_sd = std::sqrt(ss / static_cast<double>(n));
+  if (!(g.info.placebo_sd > 0)) throw InvalidInput("--placebo: --target has no variation within the fixed effects");
+}
+
+// The placebo regressor of replication rep on the group's rows.
+void placebo_draw(const GroupModel& g, std::uint64_t eseed, std::int64_t rep, double* out) {
+  correlated_regressor(g.layout, g.d.time.n_levels, g.info.placebo_icc, g.info.placebo_rho, eseed,
+                       static_cast<std::uint64_t>(rep), out);
+  for (std::size_t i = 0; i < g.d.n_obs; ++i) out[i] *= g.info.placebo_sd;
+}
+
 // The u-independent pieces of a group: the cluster terms, X~ a, h, the wild engine's restriction
 // and (wild errors) the G columns M (c u_cal 1_g).
 void prepare_group(GroupModel& g, const FitOptions& fo, const PowerOptions& po) {
@@ -414,6 +483,10 @@ void prepare_group(GroupModel& g, const FitOptions& fo, const PowerOptions& po) 
   if (errors == PowerErrors::kBlock) block_layout(g);
   if (errors == PowerErrors::kAr1) ar1_layout(g, po.rho);
   if (errors == PowerErrors::kDesign) design_layout(g);
+  if (g.placebo) {  // no simulated errors: the data's own outcome
+    placebo_layout(g);
+    return;
+  }
   if (errors != PowerErrors::kWild) return;
   const std::int32_t G = g.boot.n_levels;
   check_memory(8.0 * static_cast<double>(n) * G, po.max_memory,
@@ -546,7 +619,7 @@ bool has_test(const std::vector<PowerTest>& tests, PowerTest t) {
 // Each test of replication `rep` at each effect, from its residuals u, its deviation dt (the
 // estimate less the calibrated value) and its CRVE variance; p holds [effect][test] (NaN where
 // undefined: a numerically zero standard error).
-void replication_tests(const GroupModel& g, WildEngine& eng, const Backend& backend, const RunPlan& plan, std::int64_t rep,
+void replication_tests(const GroupModel& g, WildEngine* eng, const Backend& backend, const RunPlan& plan, std::int64_t rep,
                        const std::vector<double>& u, double dt, double variance, double* p) {
   const std::size_t E = plan.effects->size(), T = plan.tests->size();
   std::fill(p, p + E * T, std::numeric_limits<double>::quiet_NaN());
@@ -561,14 +634,14 @@ void replication_tests(const GroupModel& g, WildEngine& eng, const Backend& back
   };
   if (has_test(*plan.tests, PowerTest::kCrve)) tests_at(PowerTest::kCrve, nullptr);
   if (has_test(*plan.tests, PowerTest::kWild) || has_test(*plan.tests, PowerTest::kWildWebb)) {
-    eng.set_parts({u.data(), g.h.data()});  // WCR: u(delta) = u + delta h
-    const WildProblem& pr = eng.problem();
+    eng->set_parts({u.data(), g.h.data()});  // WCR: u(delta) = u + delta h
+    const WildProblem& pr = eng->problem();
     if (has_test(*plan.tests, PowerTest::kWild)) tests_at(PowerTest::kWild, &pr);
     if (has_test(*plan.tests, PowerTest::kWildWebb)) tests_at(PowerTest::kWildWebb, &pr);
   }
   if (has_test(*plan.tests, PowerTest::kWcu)) {
-    eng.set_parts({u.data()});
-    tests_at(PowerTest::kWcu, &eng.problem());
+    eng->set_parts({u.data()});
+    tests_at(PowerTest::kWcu, &eng->problem());
   }
 }
 
@@ -605,8 +678,11 @@ void diff_tests(const GroupModel& g, WildEngine& eng, const Backend& backend, co
   const Eigen::Index q = g.R.rows();
   const bool joint = q > 1;
   const Mat V = diff_variance(g, u.data());
-  for (Eigen::Index j = 0; j < q; ++j)
-    if (!(V(j, j) > 0) || !std::isfinite(V(j, j))) return;
+  const Mat RAR = g.R * g.fr.bread * g.R.transpose();
+  for (Eigen::Index j = 0; j < q; ++j)  // a numerically zero SE of any row: no statistic (as replication_tests)
+    if (!(V(j, j) > 0) || !std::isfinite(V(j, j)) ||
+        se_is_zero(std::sqrt(V(j, j)), 0.0, g.fr.sigma * std::sqrt(std::max(RAR(j, j), 0.0))))
+      return;
   std::vector<double> ut(u.size());
   for (std::size_t ei = 0; ei < E; ++ei) {
     const double effect = (*plan.effects)[ei];
@@ -677,12 +753,54 @@ void run_batch(const GroupModel& g, const WildEngine& proto, const Backend& back
         diff_tests(g, *eng, backend, plan, r0 + b, u, dR.data() + static_cast<std::size_t>(b) * static_cast<std::size_t>(g.R.rows()),
                    p.data() + static_cast<std::size_t>(b) * ET);
       else
-        replication_tests(g, *eng, backend, plan, r0 + b, u, reg.d_target[static_cast<std::size_t>(b)],
+        replication_tests(g, eng.get(), backend, plan, r0 + b, u, reg.d_target[static_cast<std::size_t>(b)],
                           reg.variance[static_cast<std::size_t>(b)], p.data() + static_cast<std::size_t>(b) * ET);
     });
   }
   failures.rethrow();
   if (dR_out) *dR_out = std::move(dR);
+}
+
+// --placebo: replications r0 .. r0+nb-1, each the group's model refitted with its own placebo
+// column (as `fit` fits the saved dataset) and its tests; d[b] the placebo's estimate (NaN when
+// the fit drops it), p: [b][effect][test].
+void placebo_batch(const GroupModel& g, const Backend& backend, const FitOptions& fo, std::uint64_t eseed, const RunPlan& plan,
+                   std::int64_t r0, std::size_t nb, std::vector<double>& d, std::vector<double>& p,
+                   std::vector<double>* variance = nullptr) {
+  const std::size_t n = g.d.n_obs, ET = plan.effects->size() * plan.tests->size();
+  d.assign(nb, std::numeric_limits<double>::quiet_NaN());
+  if (variance) variance->assign(nb, 0.0);
+  p.assign(nb * ET, std::numeric_limits<double>::quiet_NaN());
+  const bool boot = std::any_of(plan.tests->begin(), plan.tests->end(), [](PowerTest t) { return t != PowerTest::kCrve; });
+  cpu::RegionErrors failures;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) failures.guard([&] {
+    const std::int64_t rep = r0 + b;
+    GroupModel r;
+    r.info = g.info;
+    r.d = g.d_raw;
+    placebo_draw(g, eseed, rep, r.d.X.data() + static_cast<std::size_t>(g.placebo_col) * n);
+    FitOptions f = fo;
+    f.vcov = VcovType::kCluster;
+    f.wald.clear();
+    r.fr = fit(r.d, f);
+    const auto at = std::find_if(r.fr.coefficients.begin(), r.fr.coefficients.end(), [](const Coefficient& c) { return c.name == kPlacebo; });
+    if (at == r.fr.coefficients.end()) return;  // collinear with the model: no estimate
+    r.target = static_cast<int>(at - r.fr.coefficients.begin());
+    r.boot = g.boot;
+    r.terms = clustering_terms(r.d.clusters, fo.multiway_adj, static_cast<double>(n), r.fr.dof_k);
+    Eigen::Map<const Mat> X(r.d.X.data(), static_cast<Eigen::Index>(n), r.fr.beta.size());
+    const Vec a = r.fr.bread.col(r.target);
+    r.xa = X * a;
+    r.h = r.xa / a(r.target);
+    std::unique_ptr<WildEngine> eng;
+    if (boot) eng = std::make_unique<WildEngine>(restricted_engine(r));
+    d[static_cast<std::size_t>(b)] = r.fr.beta(r.target);
+    if (variance) (*variance)[static_cast<std::size_t>(b)] = r.fr.vcov(r.target, r.target);
+    replication_tests(r, eng.get(), backend, plan, rep, r.d.y, r.fr.beta(r.target), r.fr.vcov(r.target, r.target),
+                      p.data() + static_cast<std::size_t>(b) * ET);
+  });
+  failures.rethrow();
 }
 
 // ---- the counts of one group ----
@@ -744,9 +862,15 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
   FixedDesignResult reg;
   for (std::int64_t r0 = 1; r0 <= po.n_rep; r0 += static_cast<std::int64_t>(batch)) {
     const std::size_t nb = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(batch), po.n_rep - r0 + 1));
-    run_batch(g, proto, backend, fo, po.errors, eseed, plan, r0, nb, reg, p, &dR);
+    if (g.placebo) placebo_batch(g, backend, fo, eseed, plan, r0, nb, dR, p);
+    else run_batch(g, proto, backend, fo, po.errors, eseed, plan, r0, nb, reg, p, &dR);
     for (std::size_t b = 0; b < nb; ++b) {  // in replication order: the same sums for any batch size
-      const double d = g.diff ? dR[b * static_cast<std::size_t>(g.R.rows())] : reg.d_target[b];  // the first contrast's
+      // the first contrast's (diff), the placebo's, or the target's deviation
+      const double d = g.diff ? dR[b * static_cast<std::size_t>(g.R.rows())] : g.placebo ? dR[b] : reg.d_target[b];
+      if (d != d) {  // a placebo the fit dropped
+        ++out.undefined;
+        continue;
+      }
       out.sum_d += d;
       out.sum_d2 += d * d;
       ++out.n_d;
@@ -878,10 +1002,12 @@ void add_mde(const GroupModel& g, const PowerOptions& po, const RunPlan& plan, P
       // a standard error the fit found numerically zero (no t statistic) gives no analytic MDE;
       // a synthetic design has no fit of its own: the estimate's Monte Carlo SD stands for its SE
       // a joint difference test (q > 1) has no such rule
-      const bool se_ok = g.design || (g.diff ? g.R.rows() == 1 && g.info.std_error > 0
-                                             : std::isfinite(g.fr.coefficients[static_cast<std::size_t>(g.target)].t_stat));
-      const double se = g.design ? res.cells[first_cell].estimate_sd : g.info.std_error;
-      m.mde_analytic = se_ok ? (t_quantile(1 - alpha / 2, df) + t_quantile(po.power_target, df)) * se
+      // (so is a placebo's, whose fit holds only a placeholder draw)
+      const bool mc_sd = g.design || g.placebo;
+      const bool se_ok = mc_sd || (g.diff ? g.R.rows() == 1 && g.info.std_error > 0
+                                          : std::isfinite(g.fr.coefficients[static_cast<std::size_t>(g.target)].t_stat));
+      const double se = mc_sd ? res.cells[first_cell].estimate_sd : g.info.std_error;
+      m.mde_analytic = se_ok && se > 0 ? (t_quantile(1 - alpha / 2, df) + t_quantile(po.power_target, df)) * se
                              : std::numeric_limits<double>::quiet_NaN();
       res.mde.push_back(m);
     }
@@ -918,8 +1044,9 @@ std::string g17(double v) {
 
 // The dataset of replication K at one effect: the group's estimation rows, every column as read,
 // the outcome replaced by fitted FE + X beta_cal(effect) + the replication's raw errors.
+// --placebo: the outcome as read plus effect x placebo, and the placebo column replaced.
 std::string replication_csv(const DataFrame& df, const GroupModel& g, const PowerOptions& po, const RunPlan& plan,
-                            double effect, const SavedReplication& sr, const Vec& e) {
+                            double effect, const SavedReplication& sr, const Vec& e, const std::vector<double>* placebo) {
   const std::size_t n = g.d.n_obs, kr = g.x_raw_names.size();
   std::map<std::string, double> fitted, cal;
   for (std::size_t j = 0; j < g.fr.coefficients.size(); ++j) {
@@ -937,8 +1064,8 @@ std::string replication_csv(const DataFrame& df, const GroupModel& g, const Powe
   for (std::size_t c = 0; c < df.columns.size(); ++c) out += (c ? "," : "") + csv_field(df.columns[c].name);
   out += '\n';
   for (std::size_t i = 0; i < n; ++i) {
-    double y = g.y_raw[i] - g.d.y[i] + e(static_cast<Eigen::Index>(i));  // the fitted FE part + errors ...
-    for (std::size_t j = 0; j < kr; ++j) {
+    double y = placebo ? g.y_raw[i] + effect * (*placebo)[i] : g.y_raw[i] - g.d.y[i] + e(static_cast<Eigen::Index>(i));  // the fitted FE part + errors ...
+    for (std::size_t j = 0; j < kr && !placebo; ++j) {
       const auto f = fitted.find(g.x_raw_names[j]);
       if (f == fitted.end()) continue;  // a dropped column carries no coefficient
       y += g.X_raw[j * n + i] * (cal[g.x_raw_names[j]] - f->second);  // ... + X (beta_cal - beta)
@@ -948,6 +1075,7 @@ std::string replication_csv(const DataFrame& df, const GroupModel& g, const Powe
       const Column& col = df.columns[c];
       if (c) out += ',';
       if (col.name == g.d.y_name) out += g17(y);
+      else if (placebo && col.name == kPlacebo) out += g17((*placebo)[i]);
       else if (col.is_string()) out += csv_field(col.text(r));
       else if (!col.missing(r)) out += g17(col.num[r]);
     }
@@ -969,9 +1097,12 @@ void save_replication(const DataFrame& df, const std::string& fm_text, const Gro
   const std::uint64_t eseed = error_seed(po.seed, plan.group_key);
   const std::size_t E = plan.effects->size(), T = plan.tests->size();
   FixedDesignResult reg;
-  std::vector<double> p, dR;
-  run_batch(g, restricted_engine(g), backend, fo, po.errors, eseed, plan, K, 1, reg, p, &dR);  // the batch of replication K
-  double dt = reg.d_target[0], se = reg.variance[0] > 0 ? std::sqrt(reg.variance[0]) : 0.0;
+  std::vector<double> p, dR, pv;
+  if (g.placebo) placebo_batch(g, backend, fo, eseed, plan, K, 1, dR, p, &pv);
+  else run_batch(g, restricted_engine(g), backend, fo, po.errors, eseed, plan, K, 1, reg, p, &dR);  // the batch of replication K
+  double dt = g.placebo ? dR[0] : reg.d_target[0];
+  const double v = g.placebo ? pv[0] : reg.variance[0];
+  double se = v > 0 ? std::sqrt(v) : 0.0;
   Mat V;
   if (g.diff) {
     V = diff_variance(g, reg.U.data());
@@ -979,7 +1110,13 @@ void save_replication(const DataFrame& df, const std::string& fm_text, const Gro
     se = V(0, 0) > 0 ? std::sqrt(V(0, 0)) : 0.0;
   }
   Vec e;
-  raw_errors(g, po.errors, eseed, K, e);
+  std::vector<double> placebo;
+  if (g.placebo) {
+    placebo.resize(g.d.n_obs);
+    placebo_draw(g, eseed, K, placebo.data());
+  } else {
+    raw_errors(g, po.errors, eseed, K, e);
+  }
   for (std::size_t ei = 0; ei < E; ++ei) {
     SavedReplication sr;
     sr.split = g.info.split;
@@ -989,7 +1126,7 @@ void save_replication(const DataFrame& df, const std::string& fm_text, const Gro
     sr.wild_seed = power_wild_seed(po.seed, plan.group_key, sr.effect, K);
     sr.wild_B = plan.wild_B;
     sr.formula = g.diff ? g.info.formula : fm_text;
-    sr.wild_tests = g.diff ? contrast_rows(g) : std::vector<std::string>{po.target + " = 0"};
+    sr.wild_tests = g.diff ? contrast_rows(g) : std::vector<std::string>{g.fr.coefficients[static_cast<std::size_t>(g.target)].name + " = 0"};
     sr.estimate = sr.effect + dt;
     sr.std_error = se;
     sr.t = sr.estimate / se;
@@ -1001,10 +1138,12 @@ void save_replication(const DataFrame& df, const std::string& fm_text, const Gro
       sr.t = std::numeric_limits<double>::quiet_NaN();
     }
     for (std::size_t ti = 0; ti < T; ++ti) sr.p_values.emplace_back(power_test_name((*plan.tests)[ti]), p[ei * T + ti]);
+    // a design's label is its whole specification: its file is named by its place in the list
+    const std::string label = g.design ? std::to_string(g.design - po.designs.data() + 1) : g.info.group;
     sr.file = unique_file(po.save_dir + "/replication-" + std::to_string(K) + "_" + file_part(g.info.split) + "-" +
-                              file_part(g.info.group) + "_effect-" + std::to_string(ei + 1),
+                              file_part(label) + "_effect-" + std::to_string(ei + 1),
                           res.saved);
-    sr.content = replication_csv(df, g, po, plan, sr.effect, sr, e);
+    sr.content = replication_csv(df, g, po, plan, sr.effect, sr, e, g.placebo ? &placebo : nullptr);
     res.saved.push_back(std::move(sr));
   }
 }
@@ -1056,6 +1195,8 @@ void check_options(const PowerOptions& po, const SampleOptions& so) {
   if (po.tests.empty() && !po.diff) throw InvalidInput("--tests is empty; choose from crve, wild, wild-webb, wcu, diff");
   if (po.diff && po.splits.empty())
     throw InvalidInput("--tests diff compares the groups of a split; add --split VAR");
+  if (po.diff && po.tests.empty() && po.pooled)
+    throw InvalidInput("--pooled with --tests diff alone: there is no per-group test to run on the whole sample; add crve or wild to --tests");
   if (po.alphas.empty()) throw InvalidInput("--alpha is empty");
   for (double a : po.alphas)
     if (!(a > 0 && a < 1)) throw InvalidInput("--alpha values must lie strictly between 0 and 1");
@@ -1090,7 +1231,18 @@ std::string interacted_formula(const Formula& fm, const DataFrame& df, const std
     for (const std::string& v : dim) term += (term.empty() ? "" : "^") + v;
     fe += (fe.empty() ? "" : " + ") + term + "^" + split;
   }
-  return fm.lhs_name + " ~ " + rhs + " | " + (fe.empty() ? split : fe);
+  // without fixed effects: the groups' intercepts as the split's effects, or none ("+ 0")
+  if (fe.empty()) return fm.lhs_name + " ~ " + rhs + (fm.intercept ? " | " + split : std::string(" + 0"));
+  return fm.lhs_name + " ~ " + rhs + " | " + fe;
+}
+
+// The distinct values of a split on the rows of a mask.
+std::size_t count_groups(const DataFrame& df, const std::string& split, const std::vector<char>& mask) {
+  const Column& col = df.column(split);
+  std::set<std::string> seen;
+  for (std::size_t r = 0; r < mask.size(); ++r)
+    if (mask[r] && !col.missing(r)) seen.insert(col.is_string() ? col.text(r) : g17(col.num[r] == 0 ? 0.0 : col.num[r]));
+  return seen.size();
 }
 
 // --tests diff: the interacted model of one split on the pooled estimation rows that have a
@@ -1110,6 +1262,9 @@ GroupModel diff_group(const DataFrame& df, const Formula& fm, const SampleOption
   }
   g.info.formula = interacted_formula(fm, df, split);
   fit_group(df, parse_formula(g.info.formula), so, fo, g);
+  // each group's D interacted dimensions are connected only within the group: D - 1 redundant
+  // levels per group, where fit_group took D - 1 for the whole model
+  if (g.d.fe.size() > 1) g.info.k_all -= static_cast<double>(g.d.fe.size() - 1) * static_cast<double>(count_groups(df, split, g.mask) - 1);
   const std::string pre = split + "::", post = ":" + target;
   const auto is_target = [&](const std::string& name) {
     return name.size() > pre.size() + post.size() && name.compare(0, pre.size(), pre) == 0 &&
@@ -1195,18 +1350,68 @@ std::vector<double> resolve_effects(const std::vector<EffectItem>& items, double
 
 }  // namespace
 
+namespace {
+
+// --placebo: the formula with `placebo` as its last regressor (before the fixed effects' '|').
+std::string placebo_formula(const std::string& text) {
+  int depth = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    depth += text[i] == '(' ? 1 : text[i] == ')' ? -1 : 0;
+    if (text[i] == '|' && depth == 0) return text.substr(0, i) + "+ " + kPlacebo + " " + text.substr(i);
+  }
+  return text + " + " + kPlacebo;
+}
+
+// --placebo: the data with a column `placebo` holding N(0, 1) placeholders (each replication
+// refits with its own draw; the placeholders only let the group's model be built and fitted).
+DataFrame with_placebo_column(const DataFrame& df, std::uint64_t seed) {
+  if (df.find(kPlacebo))
+    throw InvalidInput("--placebo adds a regressor named 'placebo', and the data has a variable of that name; rename it");
+  DataFrame out = df;
+  Column c;
+  c.name = kPlacebo;
+  c.num.resize(df.n_rows());
+  for (std::size_t r = 0; r < c.num.size(); ++r)
+    c.num[r] = kernels::wild_weight(mix64(seed ^ 0x91ace60ULL), 0, static_cast<std::uint32_t>(r), WeightType::kNormal);
+  out.columns.push_back(std::move(c));
+  return out;
+}
+
+PowerResult study(const DataFrame& df, const Formula& fm, const SampleOptions& so, const FitOptions& fo,
+                  const PowerOptions& po, const Backend& backend);
+
+}  // namespace
+
 PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOptions& so, const FitOptions& fo,
                         const PowerOptions& po, const Backend& backend) {
+  if (!po.placebo) return study(df, fm, so, fo, po, backend);
+  if (po.diff) throw InvalidInput("--placebo and --tests diff: a placebo has no groups to compare; run them separately");
+  if (!po.designs.empty()) throw InvalidInput("--placebo tests a regressor on the data; --design has no data");
+  if (so.extra.empty() || so.panel_time.empty())
+    throw InvalidInput("--placebo copies the target's serial correlation within panel units: give --panel id,time");
+  PowerResult res = study(with_placebo_column(df, po.seed), parse_formula(placebo_formula(fm.text)), so, fo, po, backend);
+  res.placebo_of = po.target;
+  res.errors = "placebo";
+  return res;
+}
+
+namespace {
+
+PowerResult study(const DataFrame& df, const Formula& fm, const SampleOptions& so, const FitOptions& fo,
+                  const PowerOptions& po, const Backend& backend) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   check_options(po, so);
   PowerResult res;
+  const std::string tested = po.placebo ? kPlacebo : po.target;  // the coefficient each replication tests
   GroupModel pooled;
   pooled.info.split = "pooled";
   pooled.info.group = "all";
+  pooled.placebo = po.placebo;
   fit_group(df, fm, so, fo, pooled);
-  pooled.target = target_index(pooled.fr, po.target, "the whole sample");
-  res.full_sample_estimate = pooled.fr.beta(pooled.target);
+  pooled.target = target_index(pooled.fr, tested, "the whole sample");
+  pooled.source = target_index(pooled.fr, po.target, "the whole sample");
+  res.full_sample_estimate = pooled.fr.beta(pooled.source);
   if (po.save_replication > 0) {
     const Column* y = df.find(pooled.d.y_name);
     if (!y || y->is_string())
@@ -1233,8 +1438,10 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
   const std::vector<double> effects = resolve_effects(po.effects, res.full_sample_estimate);
   for (GroupModel& g : groups) {
     if (g.diff) continue;  // fitted by diff_group
+    g.placebo = po.placebo;
     fit_group(df, fm, so, fo, g);
-    g.target = target_index(g.fr, po.target, "group " + g.info.split + " = " + g.info.group);
+    g.target = target_index(g.fr, tested, "group " + g.info.split + " = " + g.info.group);
+    g.source = target_index(g.fr, po.target, "group " + g.info.split + " = " + g.info.group);
     g.targets = {g.target};
     if (g.design) drop_fixed_effects_part(g);
   }
@@ -1282,7 +1489,7 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
   progress.finish();
   const auto t2 = Clock::now();
   res.formula = fm.text;
-  res.target = po.target;
+  res.target = tested;
   res.data_source = pooled.fr.data_source;
   res.simulated = pooled.fr.simulated;
   res.effects = effects;
@@ -1301,6 +1508,8 @@ PowerResult power_study(const DataFrame& df, const Formula& fm, const SampleOpti
   return res;
 }
 
+}  // namespace
+
 PowerResult power_design_study(const std::vector<SyntheticDesign>& designs, const FitOptions& fo, PowerOptions po,
                                const Backend& backend) {
   if (designs.empty()) throw InvalidInput("--design: no design given");
@@ -1312,6 +1521,10 @@ PowerResult power_design_study(const std::vector<SyntheticDesign>& designs, cons
   for (std::size_t i = 0; i < designs.size(); ++i)
     for (std::size_t j = 0; j < i; ++j)
       if (designs[i].text == designs[j].text) throw InvalidInput("--design " + designs[i].text + " is given twice");
+  double rows = 0;
+  for (const SyntheticDesign& d : designs) rows += static_cast<double>(d.obs) * d.periods;
+  if (rows > 2147483647.0)
+    throw InvalidInput("--design: the designs have " + shortest(rows) + " rows together; at most 2^31 - 1");
   po.designs = designs;
   po.errors = PowerErrors::kDesign;
   po.splits = {"design"};
@@ -1325,7 +1538,9 @@ PowerResult power_design_study(const std::vector<SyntheticDesign>& designs, cons
   so.panel_time = "period";
   so.need_time = true;
   so.extra = {"id"};
-  return power_study(df, parse_formula("y ~ x | cluster + period"), so, fo, po, backend);
+  PowerResult res = power_study(df, parse_formula("y ~ x | cluster + period"), so, fo, po, backend);
+  res.full_sample_estimate = std::numeric_limits<double>::quiet_NaN();  // the stacked designs' fit means nothing
+  return res;
 }
 
 }  // namespace panelboot

@@ -76,7 +76,8 @@ std::vector<double> parse_shares(const std::string& text, std::int32_t G) {
   for (const std::string& it : items) {
     char* end = nullptr;
     const double s = std::strtod(it.c_str(), &end);
-    if (it.empty() || end != it.c_str() + it.size()) bad("sizes", text, "'" + it + "' is not a share (a number, or 'rest' last)");
+    if (it.empty() || end != it.c_str() + it.size() || it.find_first_of("xXnN") != std::string::npos)
+      bad("sizes", text, "'" + it + "' is not a share (a decimal number, or 'rest' last)");
     if (!(s > 0 && s < 1)) bad("sizes", text, "a share must lie strictly between 0 and 1");
     shares.push_back(s);
     sum += s;
@@ -95,6 +96,20 @@ std::vector<double> parse_shares(const std::string& text, std::int32_t G) {
     bad("sizes", text, std::to_string(given) + " shares for " + std::to_string(G) + " clusters; give one per cluster or end with ':rest'");
   if (std::fabs(sum - 1) > 1e-9) bad("sizes", text, "the shares sum to " + number_text(sum) + ", not 1");
   return shares;
+}
+
+// sizes= as the normalized text shows it: "equal" when every share is 1/G, else the shares given
+// (15 significant digits, ':'-separated, no blanks) and ":rest" when the list ended with rest;
+// so "0.40 : rest" and "0.4:rest" are one design (one text, one seed).
+std::string sizes_text(const std::vector<double>& shares, const std::string& given) {
+  const double G = static_cast<double>(shares.size());
+  if (std::all_of(shares.begin(), shares.end(), [&](double s) { return std::fabs(s * G - 1) < 1e-12; })) return "equal";
+  std::vector<std::string> items = split_on(given, ':');
+  const bool rest = items.back() == "rest";
+  const std::size_t listed = items.size() - (rest ? 1 : 0);
+  std::string out;
+  for (std::size_t g = 0; g < listed; ++g) out += (g ? ":" : "") + number_text(shares[g]);
+  return rest ? out + ":rest" : out;
 }
 
 void normalize(SyntheticDesign& d) {
@@ -160,7 +175,7 @@ SyntheticDesign parse_design(const std::string& spec) {
   if (static_cast<double>(d.obs) * d.periods > kMaxDesignRows)
     throw InvalidInput("--design: obs x periods = " + number_text(static_cast<double>(d.obs) * d.periods) + " rows; at most 2^31 - 1");
   d.shares = parse_shares(sizes, d.clusters);
-  d.sizes = sizes;
+  d.sizes = sizes_text(d.shares, sizes);
   normalize(d);
   design_cluster_sizes(d);  // every cluster gets an individual
   return d;
@@ -207,6 +222,26 @@ void design_errors(const SyntheticDesign& d, const DesignLayout& L, std::uint64_
   for (std::uint32_t i = 0; i < n; ++i) u[i] = a * u[i] + b * s[static_cast<std::size_t>(L.cell[i])];
 }
 
+void correlated_regressor(const DesignLayout& L, std::int32_t periods, double icc, double rho, std::uint64_t seed,
+                          std::uint64_t rep, double* x) {
+  const std::int32_t T = periods;
+  const std::uint32_t C = static_cast<std::uint32_t>(L.n_cells);
+  std::vector<double> a(static_cast<std::size_t>(L.n_cells));
+  std::vector<std::int32_t> idx(static_cast<std::size_t>(T));
+  for (std::int32_t c0 = 0; c0 < L.n_cells; c0 += T) {  // a: one series per cluster over its T cells
+    std::iota(idx.begin(), idx.end(), c0);
+    ar1_series(rho, static_cast<std::size_t>(T),
+               [&](std::size_t t) { return kernels::wild_weight(seed, rep, static_cast<std::uint32_t>(c0) + static_cast<std::uint32_t>(t), kernels::WeightType::kNormal); },
+               a.data(), idx.data());
+  }
+  for (const std::vector<std::int32_t>& rows : L.series)  // z: one series per individual
+    ar1_series(rho, rows.size(),
+               [&](std::size_t t) { return kernels::wild_weight(seed, rep, C + static_cast<std::uint32_t>(rows[t]), kernels::WeightType::kNormal); },
+               x, rows.data());
+  const double wa = std::sqrt(icc), wz = std::sqrt(1 - icc);
+  for (std::size_t i = 0; i < L.cell.size(); ++i) x[i] = wa * a[static_cast<std::size_t>(L.cell[i])] + wz * x[i];
+}
+
 DataFrame synthetic_panel(const std::vector<SyntheticDesign>& designs, std::uint64_t seed, std::uint64_t max_memory) {
   double rows = 0;
   for (const SyntheticDesign& d : designs) rows += static_cast<double>(d.obs) * d.periods;
@@ -229,42 +264,26 @@ DataFrame synthetic_panel(const std::vector<SyntheticDesign>& designs, std::uint
     const std::uint64_t xseed = power_wild_seed(seed, power_group_key("design-x", d.text), 0.0, 0);
     const std::int32_t G = d.clusters, T = d.periods;
     const std::size_t n = static_cast<std::size_t>(d.obs) * static_cast<std::size_t>(T);
-    const std::uint32_t C = static_cast<std::uint32_t>(G) * static_cast<std::uint32_t>(T);
-    DesignLayout L;
-    L.n_cells = static_cast<std::int32_t>(C);
+    DesignLayout L;  // rows by cluster, individual, period
+    L.n_cells = G * T;
     L.cell.resize(n);
-    std::vector<double> a(C), x(n), y(n);
-    std::vector<std::int32_t> idx(static_cast<std::size_t>(T));
-    for (std::int32_t g = 0; g < G; ++g) {  // the cluster-period component of x, counters 0 .. C-1
-      std::iota(idx.begin(), idx.end(), g * T);
-      ar1_series(d.rho_x, static_cast<std::size_t>(T),
-                 [&](std::size_t t) { return kernels::wild_weight(xseed, 0, static_cast<std::uint32_t>(g * T) + static_cast<std::uint32_t>(t), kernels::WeightType::kNormal); },
-                 a.data(), idx.data());
-    }
     std::size_t row = 0;
     std::int64_t id = id0;
-    const double wa = std::sqrt(d.rho_x), wz = std::sqrt(1 - d.rho_x);
     for (std::int32_t g = 0; g < G; ++g)
       for (std::int64_t j = 0; j < sizes[static_cast<std::size_t>(g)]; ++j, ++id) {
         std::vector<std::int32_t> rows_of(static_cast<std::size_t>(T));
-        for (std::int32_t t = 0; t < T; ++t) {
-          rows_of[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(row + static_cast<std::size_t>(t));
-          L.cell[row + static_cast<std::size_t>(t)] = g * T + t;
-        }
-        ar1_series(d.rho_x, static_cast<std::size_t>(T),
-                   [&](std::size_t t) { return kernels::wild_weight(xseed, 0, C + static_cast<std::uint32_t>(row + t), kernels::WeightType::kNormal); },
-                   x.data(), rows_of.data());
-        for (std::int32_t t = 0; t < T; ++t) {
-          const std::size_t i = row + static_cast<std::size_t>(t);
-          x[i] = wa * a[static_cast<std::size_t>(g * T + t)] + wz * x[i];
+        for (std::int32_t t = 0; t < T; ++t, ++row) {
+          rows_of[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(row);
+          L.cell[row] = g * T + t;
           df.columns[0].num.push_back(static_cast<double>(di + 1));
           df.columns[1].num.push_back(static_cast<double>(cluster0 + g + 1));
           df.columns[2].num.push_back(static_cast<double>(id + 1));
           df.columns[3].num.push_back(static_cast<double>(t + 1));
         }
         L.series.push_back(std::move(rows_of));
-        row += static_cast<std::size_t>(T);
       }
+    std::vector<double> x(n), y(n);
+    correlated_regressor(L, T, d.rho_x, d.rho_x, xseed, 0, x.data());
     design_errors(d, L, xseed, 1, y.data());  // the calibration draw
     df.columns[4].num.insert(df.columns[4].num.end(), x.begin(), x.end());
     df.columns[5].num.insert(df.columns[5].num.end(), y.begin(), y.end());

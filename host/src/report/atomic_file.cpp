@@ -5,6 +5,7 @@
 // error (--output /dev/stdout, or the file stdout is redirected to) is written through its
 // descriptor, so `>> log` appends.
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -131,6 +132,27 @@ PendingNode* track_pending(const std::string& tmp) {
   return node;
 }
 
+// mkstemp and the temporary's entry in the handler's list with SIGINT, SIGTERM and SIGHUP held
+// back between them, so that no signal can end the run after the file exists and before the
+// handler knows it (a pending signal is delivered on the unblock, with the file tracked).
+template <class Item>
+int make_tracked_temporary(std::vector<char>& name, Item& it) {
+  install_cleanup_handlers();
+  sigset_t hold, old;
+  sigemptyset(&hold);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&hold, sig);
+  pthread_sigmask(SIG_BLOCK, &hold, &old);
+  const int fd = ::mkstemp(name.data());
+  const int saved = errno;
+  if (fd >= 0) {
+    it.tmp = name.data();
+    it.slot = track_pending(it.tmp);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = saved;
+  return fd;
+}
+
 void untrack_pending(void* slot) {  // the node stays linked: a handler may be walking the list
   if (slot) static_cast<PendingNode*>(slot)->pending.store(false);
 }
@@ -212,10 +234,8 @@ void PendingOutputs::add(const std::string& path, const std::string& content) {
   std::string tmpl = (std::filesystem::path(t.folder) / ".pbtmp.XXXXXX").string();
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
-  const int fd = ::mkstemp(name.data());
+  const int fd = make_tracked_temporary(name, it);
   if (fd < 0) fail(path, why_errno());
-  it.tmp = name.data();
-  it.slot = track_pending(it.tmp);
   items_.push_back(it);  // from here the destructor removes the temporary on any failure
   try {
     write_all(fd, content, path);

@@ -83,6 +83,12 @@ nlohmann::json group_json(const PowerGroup& g) {
   for (const auto& kv : g.exact_level) ex[kv.first] = kv.second;
   j["exact_level"] = ex;
   if (!g.design.empty()) j["design"] = g.design;
+  if (g.placebo_sd > 0) {
+    j["placebo_rho_estimated"] = g.placebo_rho_estimated;
+    j["placebo_rho"] = g.placebo_rho;
+    j["placebo_icc"] = g.placebo_icc;
+    j["placebo_sd"] = g.placebo_sd;
+  }
   if (!g.formula.empty()) {
     j["formula"] = g.formula;
     j["contrast"] = g.contrast;
@@ -136,6 +142,7 @@ nlohmann::json power_json(const PowerResult& r) {
   if (r.simulated) j["note"] = kSimulatedNote;
   j["formula"] = r.formula;
   j["target"] = r.target;
+  if (!r.placebo_of.empty()) j["placebo_of"] = r.placebo_of;
   j["data_source"] = r.data_source;
   j["full_sample_estimate"] = r.full_sample_estimate;
   j["effects"] = r.effects;
@@ -185,10 +192,11 @@ void header_text(const PowerResult& r, std::ostringstream& o, bool md) {
   const bool design = r.errors == "design";
   o << b << "Target" << b << ": " << r.target;
   if (design) o << " (synthetic designs: x and the errors have variance 1)";
+  else if (!r.placebo_of.empty()) o << " (drawn per replication with " << r.placebo_of << "'s correlation; the data's own outcome)";
   else o << " (full-sample estimate " << f("%.6g", r.full_sample_estimate) << ")";
   o << "; H0: " << r.target << " = 0, two-sided\n";
   o << (md ? "\n" : "") << b << "Design" << b << ": R = " << r.n_rep << " replications per group and effect, errors "
-    << r.errors << (design ? std::string() : r.calibrate == "group" ? ", calibrated on each group's own fit" : ", calibrated on the pooled fit")
+    << r.errors << (design || !r.placebo_of.empty() ? std::string() : r.calibrate == "group" ? ", calibrated on each group's own fit" : ", calibrated on the pooled fit")
     << ", seed " << r.seed << "; wild bootstraps B = " << r.wild_B << "\n\n";
 }
 
@@ -217,9 +225,15 @@ std::string power_text(const PowerResult& r, bool md) {
   header_text(r, o, md);
   for (const PowerGroup& g : r.groups) {
     const std::string fitted = g.contrast.empty() ? r.target : g.contrast[0] + " - " + g.contrast[1];
-    o << (md ? "### " : "") << group_label(g.split, g.group) << ": N = " << g.n_obs << ", G = " << g.n_clusters
-      << ", fitted " << fitted << " = " << f("%.6g", g.estimate) << " (SE " << f("%.4g", g.std_error) << "), s2 = "
-      << f("%.4g", g.s2) << (g.enumerated ? "; Rademacher tests enumerate all 2^G sign vectors" : "") << "\n";
+    o << (md ? "### " : "") << group_label(g.split, g.group) << ": N = " << g.n_obs << ", G = " << g.n_clusters;
+    if (g.placebo_sd > 0)
+      o << ", placebo with " << r.placebo_of << "'s correlation: AR(1) " << f("%.3g", g.placebo_rho) << " (estimated "
+        << f("%.3g", g.placebo_rho_estimated) << " within), between units of a cluster " << f("%.3g", g.placebo_icc) << ", SD "
+        << f("%.4g", g.placebo_sd);
+    else
+      o << ", fitted " << fitted << " = " << f("%.6g", g.estimate) << " (SE " << f("%.4g", g.std_error) << "), s2 = "
+        << f("%.4g", g.s2);
+    o << (g.enumerated ? "; Rademacher tests enumerate all 2^G sign vectors" : "") << "\n";
     if (!g.formula.empty()) {
       o << (md ? "\n" : "  ") << "Difference test (effect = how much the first group's " << r.target
         << " exceeds the others'): " << (g.q > 1 ? "joint F(" + std::to_string(g.q) + ", G-1) of" : std::string("t(G-1) of"));
