@@ -1,6 +1,7 @@
 // `power`: every replication against `fit` and `wild` on the dataset it saves (brute force), the
 // CRVE power curve against the noncentral t, the size of WCR on the embedded data's regions,
 // determinism (threads, batches, effect lists), and the parsers.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -909,4 +910,54 @@ TEST(PowerDeterminism, ManyRegressorsGiveTheSameDigitsOnAnyThreadCount) {
   ASSERT_TRUE(p1.contains("calibration"));
   EXPECT_EQ(p1.at("calibration"), p2.at("calibration"));
   EXPECT_EQ(p1.at("results"), p2.at("results"));
+}
+
+namespace {
+
+std::vector<double> csv_column(const std::string& file, const std::string& name) {
+  std::ifstream in(file);
+  std::string line, header;
+  std::getline(in, line);  // the # panelboot line
+  std::getline(in, header);
+  std::vector<std::string> names;
+  std::stringstream hs(header);
+  for (std::string f; std::getline(hs, f, ',');) names.push_back(f);
+  const std::size_t at = static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+  std::vector<double> out;
+  while (std::getline(in, line)) {
+    std::stringstream ls(line);
+    std::string f;
+    for (std::size_t i = 0; i <= at; ++i) std::getline(ls, f, ',');
+    out.push_back(std::stod(f));
+  }
+  return out;
+}
+
+}  // namespace
+
+// xdraws=M: --R shared among M draws of x. Replication K belongs to draw (K-1) / (R/M); its saved
+// dataset is fit and wild on that draw's x, and two draws' x differ; a design's results count
+// all R replications; an --R that M does not divide is refused.
+TEST(PowerDesign, XDrawsShareTheReplicationsAmongDrawsOfX) {
+  PB_FRESH_RNG(rng);
+  const std::string spec = "clusters=5,periods=4,obs=15,rho_x=0.5,rho_u=0.4,xdraws=4";
+  const std::string seed = std::to_string(rng() >> 1);
+  std::vector<std::vector<double>> x;
+  for (const char* K : {"1", "2", "3", "8"}) {
+    TempDir dir;
+    const json j = power_json({"--design", spec, "--effects", "0.3", "--tests", "crve,wild", "--R", "8", "--seed", seed,
+                               "--save-replication", K, dir.path.string()});
+    ASSERT_EQ(j.at("saved_replications").size(), 1u);
+    const json& s = j["saved_replications"][0];
+    EXPECT_EQ(s.at("replication").get<int>(), std::stoi(K));
+    expect_replication_reproduced(s, "y ~ x | cluster + period", "cluster", "x");
+    x.push_back(csv_column(s.at("file"), "x"));
+    for (const json& c : j.at("results")) EXPECT_EQ(c.at("n_rep").get<int>(), 8);
+  }
+  EXPECT_EQ(x[0], x[1]);  // replications 1 and 2: draw 0
+  EXPECT_NE(x[0], x[2]);  // replication 3: draw 1
+  EXPECT_NE(x[2], x[3]);  // replication 8: draw 3
+  const pbtest::CliRun bad = pbtest::run({"power", "--design", spec, "--effects", "0", "--R", "10"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("give an --R that xdraws divides"), std::string::npos) << bad.err;
 }

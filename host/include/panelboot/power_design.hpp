@@ -28,6 +28,7 @@ struct SyntheticDesign {
   double rho_x = 0, rho_u = 0;       // rho_x in [0, 1), rho_u in (-1, 1)
   bool shocks = false;               // shocks=cluster-period
   double shock_share = 0.5;          // lambda: the shock's share of the error variance, [0, 1]
+  std::int32_t xdraws = 1;           // draws of x, --R shared evenly among them (1: x fixed)
   std::string text;                  // the normalized specification (every key, fixed order)
 };
 
@@ -37,14 +38,19 @@ struct SyntheticDesign {
 // shocks (none | cluster-period), shock_share. InvalidInput naming the key on anything else.
 SyntheticDesign parse_design(const std::string& spec);
 
+// The key of x draw m (0-based) of a design: its text, and text + "#x<m>" for m > 0 (so a
+// design's first draw is the same with or without xdraws).
+std::string design_draw_key(const SyntheticDesign& d, std::int32_t m);
+
 // The individuals of each cluster (per period): shares x obs rounded by largest remainder (ties
 // to the earlier cluster), so they sum to obs; InvalidInput when a cluster would get none.
 std::vector<std::int64_t> design_cluster_sizes(const SyntheticDesign& d);
 
-// The designs stacked into one data set with columns design (1 .. D), cluster, id, period, x
-// and y (y: one draw of the errors, the calibration draw); rows by design, cluster, individual,
-// period. Cluster and individual ids are unique across designs. x and y of a design depend only
-// on (seed, the design's text), not on the other designs listed.
+// The designs stacked into one data set with columns design (1 .. the number of x draws of all
+// designs: design d's draws in order, then d + 1's), cluster, id, period, x and y (y: one draw of
+// the errors, the calibration draw); rows by block, cluster, individual, period. Cluster and
+// individual ids are unique across blocks. A block's x and y depend only on (seed, the design's
+// text, the draw), not on the other designs listed.
 DataFrame synthetic_panel(const std::vector<SyntheticDesign>& designs, std::uint64_t seed, std::uint64_t max_memory);
 
 // The rows of a design's data that its errors run over: each individual's rows in period order

@@ -198,6 +198,11 @@ struct GroupModel {
   std::vector<std::vector<std::int32_t>> unit_series;   // ar1 errors: each panel unit's rows by time
   const SyntheticDesign* design = nullptr;  // --design: the group's design and its rows' layout
   DesignLayout layout;
+  // --design with xdraws: this group is draw x_draw of x_draws of its design, runs n_rep
+  // replications (0: --R), and draws its errors under key_label (its design's text for draw 0)
+  std::int32_t x_draw = 0, x_draws = 1;
+  std::int64_t n_rep = 0;
+  std::string key_label;
   // --tests diff (the interacted model of a split): every group's target, the first being
   // `target`; R (q x k) the first target less each other; W = X~ A R' and WQ = W (R A R')^-1
   // (n x q: the restricted residuals are u + WQ R b)
@@ -841,6 +846,22 @@ void count_pairs(const double* p, std::size_t E, std::size_t T, const std::vecto
       }
 }
 
+// The counts of another x draw of the same design added in (all are sums over replications).
+void merge_counts(GroupCounts& into, const GroupCounts& from) {
+  const auto add = [](std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b) {
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] += b[i];
+  };
+  add(into.reject, from.reject);
+  add(into.defined, from.defined);
+  add(into.both, from.both);
+  add(into.only_a, from.only_a);
+  add(into.only_b, from.only_b);
+  into.undefined += from.undefined;
+  into.sum_d += from.sum_d;
+  into.sum_d2 += from.sum_d2;
+  into.n_d += from.n_d;
+}
+
 void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOptions& po, const RunPlan& plan,
                     const Backend& backend, ProgressSink& progress, GroupCounts& out) {
   const std::size_t E = plan.effects->size(), T = plan.tests->size(), Aa = po.alphas.size();
@@ -852,7 +873,8 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
   out.only_b.assign(E * P * Aa, 0);
   const std::uint64_t eseed = error_seed(po.seed, plan.group_key);
   const WildEngine proto = restricted_engine(g);
-  const std::size_t batch = po.batch ? std::min<std::size_t>(po.batch, static_cast<std::size_t>(po.n_rep)) : default_batch(po.n_rep);
+  const std::int64_t R = g.n_rep ? g.n_rep : po.n_rep;
+  const std::size_t batch = po.batch ? std::min<std::size_t>(po.batch, static_cast<std::size_t>(R)) : default_batch(R);
   check_memory(8.0 * static_cast<double>(batch) * (static_cast<double>(E * T) + 2.0 * static_cast<double>(g.d.n_obs) + 2),
                po.max_memory,
                "a batch of " + std::to_string(batch) + " replications (their errors, residuals and p-values at " +
@@ -860,8 +882,8 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
                "lower --batch (0 chooses it) or give fewer effects");
   std::vector<double> p, dR;
   FixedDesignResult reg;
-  for (std::int64_t r0 = 1; r0 <= po.n_rep; r0 += static_cast<std::int64_t>(batch)) {
-    const std::size_t nb = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(batch), po.n_rep - r0 + 1));
+  for (std::int64_t r0 = 1; r0 <= R; r0 += static_cast<std::int64_t>(batch)) {
+    const std::size_t nb = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(batch), R - r0 + 1));
     if (g.placebo) placebo_batch(g, backend, fo, eseed, plan, r0, nb, dR, p);
     else run_batch(g, proto, backend, fo, po.errors, eseed, plan, r0, nb, reg, p, &dR);
     for (std::size_t b = 0; b < nb; ++b) {  // in replication order: the same sums for any batch size
@@ -1091,9 +1113,10 @@ std::vector<std::string> contrast_rows(const GroupModel& g) {
   return rows;
 }
 
+// Replication K (of the group's own R: with xdraws, of its draw) written at every effect; the
+// file and its header give the design's replication number po.save_replication.
 void save_replication(const DataFrame& df, const std::string& fm_text, const GroupModel& g, const FitOptions& fo,
-                      const PowerOptions& po, const RunPlan& plan, const Backend& backend, PowerResult& res) {
-  const std::int64_t K = po.save_replication;
+                      const PowerOptions& po, const RunPlan& plan, const Backend& backend, std::int64_t K, PowerResult& res) {
   const std::uint64_t eseed = error_seed(po.seed, plan.group_key);
   const std::size_t E = plan.effects->size(), T = plan.tests->size();
   FixedDesignResult reg;
@@ -1122,7 +1145,7 @@ void save_replication(const DataFrame& df, const std::string& fm_text, const Gro
     sr.split = g.info.split;
     sr.group = g.info.group;
     sr.effect = (*plan.effects)[ei];
-    sr.replication = K;
+    sr.replication = po.save_replication;
     sr.wild_seed = power_wild_seed(po.seed, plan.group_key, sr.effect, K);
     sr.wild_B = plan.wild_B;
     sr.formula = g.diff ? g.info.formula : fm_text;
@@ -1140,7 +1163,7 @@ void save_replication(const DataFrame& df, const std::string& fm_text, const Gro
     for (std::size_t ti = 0; ti < T; ++ti) sr.p_values.emplace_back(power_test_name((*plan.tests)[ti]), p[ei * T + ti]);
     // a design's label is its whole specification: its file is named by its place in the list
     const std::string label = g.design ? std::to_string(g.design - po.designs.data() + 1) : g.info.group;
-    sr.file = unique_file(po.save_dir + "/replication-" + std::to_string(K) + "_" + file_part(g.info.split) + "-" +
+    sr.file = unique_file(po.save_dir + "/replication-" + std::to_string(po.save_replication) + "_" + file_part(g.info.split) + "-" +
                               file_part(label) + "_effect-" + std::to_string(ei + 1),
                           res.saved);
     sr.content = replication_csv(df, g, po, plan, sr.effect, sr, e, g.placebo ? &placebo : nullptr);
@@ -1314,13 +1337,21 @@ std::string power_errors_name(PowerErrors e) {
 
 // --design: the groups of the split "design" (values 1 .. D) labelled by their designs' texts,
 // so that a design's draws (its group key) do not depend on the other designs listed.
-void label_designs(const std::vector<SyntheticDesign>& designs, std::vector<GroupModel>& groups) {
-  if (groups.size() != designs.size()) throw std::logic_error("label_designs: one group per design");
-  for (std::size_t i = 0; i < groups.size(); ++i) {
-    groups[i].design = &designs[i];
-    groups[i].info.group = designs[i].text;
-    groups[i].info.design = designs[i].text;
-  }
+void label_designs(const std::vector<SyntheticDesign>& designs, std::int64_t R, std::vector<GroupModel>& groups) {
+  std::size_t i = 0;
+  for (const SyntheticDesign& d : designs)
+    for (std::int32_t m = 0; m < d.xdraws; ++m, ++i) {
+      if (i >= groups.size()) throw std::logic_error("label_designs: one group per draw");
+      GroupModel& g = groups[i];
+      g.design = &d;
+      g.info.group = d.text;
+      g.info.design = d.text;
+      g.x_draw = m;
+      g.x_draws = d.xdraws;
+      g.n_rep = R / d.xdraws;
+      g.key_label = design_draw_key(d, m);
+    }
+  if (i != groups.size()) throw std::logic_error("label_designs: one group per draw");
 }
 
 // --design: the saved datasets' outcome is x effect + errors (no fixed-effects part), so the
@@ -1429,7 +1460,7 @@ PowerResult study(const DataFrame& df, const Formula& fm, const SampleOptions& s
       for (GroupModel& g : split_groups(df, split, pooled.d)) groups.push_back(std::move(g));
     if (po.diff) groups.push_back(diff_group(df, fm, so, fo, po.target, split, pooled.d));
   }
-  if (!po.designs.empty()) label_designs(po.designs, groups);
+  if (!po.designs.empty()) label_designs(po.designs, po.n_rep, groups);
   const bool with_pooled = po.pooled || po.splits.empty();
   // the difference tests: crve and the bootstraps of --tests
   std::vector<PowerTest> diff_tests_run{PowerTest::kCrve};
@@ -1458,20 +1489,32 @@ PowerResult study(const DataFrame& df, const Formula& fm, const SampleOptions& s
     prepare_group(g, fo, po);
   }
   const auto t1 = Clock::now();
-  ProgressReporter progress("power: " + std::to_string(groups.size()) + " group" + (groups.size() == 1 ? "" : "s") +
-                                " x " + std::to_string(po.n_rep) + " replications",
-                            "replications", static_cast<std::uint64_t>(groups.size()) * static_cast<std::uint64_t>(po.n_rep),
-                            po.progress);
+  std::uint64_t total_reps = 0, n_groups = 0;
   for (const GroupModel& g : groups) {
-    RunPlan plan{&effects, g.diff ? &diff_tests_run : &po.tests, po.wild_B, po.seed, power_group_key(g.info.split, g.info.group),
+    total_reps += static_cast<std::uint64_t>(g.n_rep ? g.n_rep : po.n_rep);
+    n_groups += g.x_draw == 0;
+  }
+  ProgressReporter progress("power: " + std::to_string(n_groups) + " group" + (n_groups == 1 ? "" : "s") + " x " +
+                                std::to_string(po.n_rep) + " replications",
+                            "replications", total_reps, po.progress);
+  GroupCounts counts;
+  for (const GroupModel& g : groups) {
+    const std::string key = g.key_label.empty() ? g.info.group : g.key_label;
+    RunPlan plan{&effects, g.diff ? &diff_tests_run : &po.tests, po.wild_B, po.seed, power_group_key(g.info.split, key),
                  wild_detail::enumerates(Enumerate::kAuto, WeightType::kRademacher, g.boot.n_levels, po.wild_B)};
-    GroupCounts counts;
-    simulate_group(g, fo, po, plan, backend, progress, counts);
+    GroupCounts draw;
+    simulate_group(g, fo, po, plan, backend, progress, draw);
+    if (g.x_draw == 0) counts = std::move(draw);
+    else merge_counts(counts, draw);
+    // --design xdraws: replication K of the design is replication K - m R/M of draw m
+    const std::int64_t local_K = po.save_replication - static_cast<std::int64_t>(g.x_draw) * (g.n_rep ? g.n_rep : po.n_rep);
+    if (po.save_replication > 0 && local_K >= 1 && local_K <= (g.n_rep ? g.n_rep : po.n_rep))
+      save_replication(df, fm.text, g, fo, po, plan, backend, local_K, res);
+    if (g.x_draw + 1 < g.x_draws) continue;  // the design's other draws first
     const std::size_t first = res.cells.size();
     add_cells(g, po, plan, counts, res);
     add_paired(g, po, plan, counts, res);
     add_mde(g, po, plan, res, first);
-    if (po.save_replication > 0) save_replication(df, fm.text, g, fo, po, plan, backend, res);
     PowerGroup info = g.info;
     info.enumerated = plan.enumerate;
     info.n_undefined = counts.undefined;
@@ -1522,7 +1565,12 @@ PowerResult power_design_study(const std::vector<SyntheticDesign>& designs, cons
     for (std::size_t j = 0; j < i; ++j)
       if (designs[i].text == designs[j].text) throw InvalidInput("--design " + designs[i].text + " is given twice");
   double rows = 0;
-  for (const SyntheticDesign& d : designs) rows += static_cast<double>(d.obs) * d.periods;
+  for (const SyntheticDesign& d : designs) {
+    rows += static_cast<double>(d.obs) * d.periods * d.xdraws;
+    if (po.n_rep % d.xdraws != 0)
+      throw InvalidInput("--design " + d.text + ": --R (" + std::to_string(po.n_rep) + ") is shared evenly among the " +
+                         std::to_string(d.xdraws) + " draws of x; give an --R that xdraws divides");
+  }
   if (rows > 2147483647.0)
     throw InvalidInput("--design: the designs have " + shortest(rows) + " rows together; at most 2^31 - 1");
   po.designs = designs;

@@ -115,7 +115,8 @@ std::string sizes_text(const std::vector<double>& shares, const std::string& giv
 void normalize(SyntheticDesign& d) {
   d.text = "clusters=" + std::to_string(d.clusters) + ",periods=" + std::to_string(d.periods) + ",obs=" + std::to_string(d.obs) +
            ",sizes=" + d.sizes + ",rho_x=" + number_text(d.rho_x) + ",rho_u=" + number_text(d.rho_u) +
-           ",shocks=" + (d.shocks ? "cluster-period,shock_share=" + number_text(d.shock_share) : std::string("none"));
+           ",shocks=" + (d.shocks ? "cluster-period,shock_share=" + number_text(d.shock_share) : std::string("none")) +
+           (d.xdraws > 1 ? ",xdraws=" + std::to_string(d.xdraws) : std::string());
 }
 
 // A stationary AR(1) with unit variance at the n points of `rows` (in time order), from the N(0, 1)
@@ -140,7 +141,7 @@ SyntheticDesign parse_design(const std::string& spec) {
   for (const std::string& item : split_on(spec, ',')) {
     const std::size_t eq = item.find('=');
     if (eq == std::string::npos)
-      throw InvalidInput("--design: '" + item + "' is not key=value (keys: clusters, periods, obs, sizes, rho_x, rho_u, shocks, shock_share)");
+      throw InvalidInput("--design: '" + item + "' is not key=value (keys: clusters, periods, obs, sizes, rho_x, rho_u, shocks, shock_share, xdraws)");
     const std::string key = trim(item.substr(0, eq)), v = trim(item.substr(eq + 1));
     if (std::find(seen.begin(), seen.end(), key) != seen.end()) throw InvalidInput("--design: " + key + " is given twice");
     seen.push_back(key);
@@ -160,12 +161,14 @@ SyntheticDesign parse_design(const std::string& spec) {
       if (v == "cluster-period") d.shocks = true;
       else if (v == "none") d.shocks = false;
       else bad(key, v, "choose none or cluster-period");
+    } else if (key == "xdraws") {
+      d.xdraws = static_cast<std::int32_t>(whole_value(key, v, 1, 100000));
     } else if (key == "shock_share") {
       d.shock_share = real_value(key, v);
       share_given = true;
       if (!(d.shock_share >= 0 && d.shock_share <= 1)) bad(key, v, "must lie in [0, 1] (the shock's share of the error variance)");
     } else {
-      throw InvalidInput("--design: unknown key '" + key + "' (keys: clusters, periods, obs, sizes, rho_x, rho_u, shocks, shock_share)");
+      throw InvalidInput("--design: unknown key '" + key + "' (keys: clusters, periods, obs, sizes, rho_x, rho_u, shocks, shock_share, xdraws)");
     }
   }
   if (d.clusters == 0) throw InvalidInput("--design '" + spec + "' needs clusters=G (3 or more)");
@@ -242,9 +245,13 @@ void correlated_regressor(const DesignLayout& L, std::int32_t periods, double ic
   for (std::size_t i = 0; i < L.cell.size(); ++i) x[i] = wa * a[static_cast<std::size_t>(L.cell[i])] + wz * x[i];
 }
 
+std::string design_draw_key(const SyntheticDesign& d, std::int32_t m) {
+  return m == 0 ? d.text : d.text + "#x" + std::to_string(m);
+}
+
 DataFrame synthetic_panel(const std::vector<SyntheticDesign>& designs, std::uint64_t seed, std::uint64_t max_memory) {
   double rows = 0;
-  for (const SyntheticDesign& d : designs) rows += static_cast<double>(d.obs) * d.periods;
+  for (const SyntheticDesign& d : designs) rows += static_cast<double>(d.obs) * d.periods * d.xdraws;
   // the six columns here, and the fits' designs, residuals and batches later: ~ 40 doubles a row
   // (measured: a 2-million-row design peaked at 5.7 GB, 38 doubles a row, with --R 1 and crve)
   check_memory(rows * 8.0 * 40, max_memory, "the synthetic designs' " + number_text(rows) + " rows", "lower obs or periods");
@@ -258,11 +265,12 @@ DataFrame synthetic_panel(const std::vector<SyntheticDesign>& designs, std::uint
     c.num.reserve(static_cast<std::size_t>(rows));
     df.columns.push_back(std::move(c));
   }
-  std::int64_t cluster0 = 0, id0 = 0;
-  for (std::size_t di = 0; di < designs.size(); ++di) {
-    const SyntheticDesign& d = designs[di];
+  std::int64_t cluster0 = 0, id0 = 0, block = 0;
+  for (const SyntheticDesign& d : designs)
+   for (std::int32_t m = 0; m < d.xdraws; ++m) {
+    ++block;
     const std::vector<std::int64_t> sizes = design_cluster_sizes(d);
-    const std::uint64_t xseed = power_wild_seed(seed, power_group_key("design-x", d.text), 0.0, 0);
+    const std::uint64_t xseed = power_wild_seed(seed, power_group_key("design-x", design_draw_key(d, m)), 0.0, 0);
     const std::int32_t G = d.clusters, T = d.periods;
     const std::size_t n = static_cast<std::size_t>(d.obs) * static_cast<std::size_t>(T);
     DesignLayout L;  // rows by cluster, individual, period
@@ -276,7 +284,7 @@ DataFrame synthetic_panel(const std::vector<SyntheticDesign>& designs, std::uint
         for (std::int32_t t = 0; t < T; ++t, ++row) {
           rows_of[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(row);
           L.cell[row] = g * T + t;
-          df.columns[0].num.push_back(static_cast<double>(di + 1));
+          df.columns[0].num.push_back(static_cast<double>(block));
           df.columns[1].num.push_back(static_cast<double>(cluster0 + g + 1));
           df.columns[2].num.push_back(static_cast<double>(id + 1));
           df.columns[3].num.push_back(static_cast<double>(t + 1));
