@@ -28,6 +28,9 @@ class CudaBackend final : public Backend {
     return cuda::threshold_fstar(ctx_, sp, gram);
   }
   OlsBatchResult batched_ols(const OlsBatch& bt) const override { return cuda::batched_ols(ctx_, bt); }
+  FixedDesignResult fixed_design_ols(const FixedDesign& d, const FixedDesignBatch& bt) const override {
+    return cuda::fixed_design_ols(ctx_, d, bt);
+  }
 
  private:
   Context ctx_;

@@ -6,6 +6,7 @@
 //   gray_walk.cu    exact enumeration (Gray code)                               cpu/gray_walk.cpp
 //   threshold.cu    threshold bootstrap (one warp per replication)              cpu/threshold.cpp
 //   batched_ols.cu  many small regressions                                      cpu/batched_ols.cpp
+//   power_batch.cu  power's regressions over one fixed design                   cpu/power_batch.cpp
 // Kernels stay inside their file; only these host functions cross files (no relocatable device
 // code: the plugin is one .so).
 #include <memory>
@@ -22,5 +23,6 @@ std::unique_ptr<PreparedWild> prepare_wild(const Context& ctx, const WildProblem
 BootCounts gray_walk(const Context& ctx, const kernels::GrayProblem& p, ProgressSink* progress);
 std::vector<double> threshold_fstar(const Context& ctx, const ThresholdBootSpec& spec, const ThresholdGram& gram);
 OlsBatchResult batched_ols(const Context& ctx, const OlsBatch& batch);
+FixedDesignResult fixed_design_ols(const Context& ctx, const FixedDesign& design, const FixedDesignBatch& batch);
 
 }  // namespace panelboot::cuda

@@ -223,6 +223,16 @@ void deliver_all(const PowerResult& res, const PowerOptions& po, const CommonOpt
   }
 }
 
+// The backend of power's replication batches: CUDA only when --backend cuda names it (its GPU path,
+// fixed_design_ols on the device, has not been verified on a GPU yet: `auto` keeps the CPU).
+std::unique_ptr<Backend> power_backend(const CommonOptions& o, std::ostream& err) {
+  if (requested_device(o) == Device::kCuda) return open_backend(o, err);
+  std::unique_ptr<Backend> b =
+      cpu::make_cpu_backend("power uses the GPU only with --backend cuda in this version (its GPU path is unverified)");
+  if (o.verbose) err << "panelboot: " << b->describe() << "\n";
+  return b;
+}
+
 // --design: the options that describe data and its model have no place beside it.
 void refuse_data_options(const CLI::App& cmd) {
   for (const char* name : {"--data", "--formula", "--cluster", "--split", "--pooled", "--where", "--panel", "--weights",
@@ -242,8 +252,7 @@ int cmd_power_design(const CommonOptions& o, const PowerCli& p, std::ostream& ou
   PowerOptions po = power_options(p, o);
   po.progress = &terminal;
   const auto t0 = std::chrono::steady_clock::now();
-  const std::unique_ptr<Backend> backend = cpu::make_cpu_backend("power runs on the CPU in this version");
-  if (o.verbose) err << "panelboot: " << backend->describe() << "\n";
+  const std::unique_ptr<Backend> backend = power_backend(o, err);
   PowerResult res = power_design_study(designs, fit_options(o), po, *backend);
   res.timing.push_back({"total_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
   res.threads = threads_in_use();
@@ -253,8 +262,6 @@ int cmd_power_design(const CommonOptions& o, const PowerCli& p, std::ostream& ou
 
 int cmd_power(const CLI::App& cmd, const CommonOptions& o, const PowerCli& p, std::ostream& out, std::ostream& err,
               std::ostream& terminal) {
-  if (requested_device(o) == Device::kCuda)
-    throw InvalidInput("--backend cuda: power runs on the CPU in this version (its GPU path is not built yet); use --backend cpu or auto");
   if (!p.designs.empty()) {
     refuse_data_options(cmd);
     return cmd_power_design(o, p, out, err, terminal);
@@ -284,8 +291,7 @@ int cmd_power(const CLI::App& cmd, const CommonOptions& o, const PowerCli& p, st
   const bool unit_series = po.errors == PowerErrors::kAr1 || po.placebo;
   SampleOptions so = sample_options(o, unit_series);
   if (unit_series) so.extra = {so.panel_id};  // the AR(1) errors and the placebo run over each unit's periods
-  const std::unique_ptr<Backend> backend = cpu::make_cpu_backend("power runs on the CPU in this version");
-  if (o.verbose) err << "panelboot: " << backend->describe() << "\n";
+  const std::unique_ptr<Backend> backend = power_backend(o, err);
   PowerResult res = power_study(df, fm, so, fo, po, *backend);
   const auto t2 = Clock::now();
   auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };

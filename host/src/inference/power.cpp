@@ -745,7 +745,9 @@ void run_batch(const GroupModel& g, const WildEngine& proto, const Backend& back
   }
   p.resize(nb * ET);
   cpu::RegionErrors failures;
-#pragma omp parallel
+  // a GPU backend's context (one stream, one cuBLAS handle) is driven from one host thread
+  const bool host_threads = backend.device() == Device::kCpu;
+#pragma omp parallel if (host_threads)
   {
     std::unique_ptr<WildEngine> eng;  // per thread, made in the first guarded iteration
     std::vector<double> u;
@@ -778,7 +780,8 @@ void placebo_batch(const GroupModel& g, const Backend& backend, const FitOptions
   p.assign(nb * ET, std::numeric_limits<double>::quiet_NaN());
   const bool boot = std::any_of(plan.tests->begin(), plan.tests->end(), [](PowerTest t) { return t != PowerTest::kCrve; });
   cpu::RegionErrors failures;
-#pragma omp parallel for schedule(dynamic, 1)
+  const bool host_threads = backend.device() == Device::kCpu;  // as run_batch
+#pragma omp parallel for schedule(dynamic, 1) if (host_threads)
   for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) failures.guard([&] {
     const std::int64_t rep = r0 + b;
     GroupModel r;
