@@ -588,17 +588,19 @@ MomentPairs moment_pairs(const std::vector<double>& v, const std::vector<double>
 TEST(PowerDesign, MomentsAreRecoveredFromALargeDraw) {
   PB_FRESH_RNG(rng);
   const int T = 40;
-  const SyntheticDesign d = parse_design("clusters=400,periods=40,obs=4000,sizes=0.1:rest,rho_x=0.6,rho_u=0.5,"
+  // 1000 clusters, the first with 2% (a larger one would dominate the sample mean through its
+  // own cluster-period series: at 10% the mean's SD was 0.027, and a 0.05 bound failed 1 run in 20)
+  const SyntheticDesign d = parse_design("clusters=1000,periods=40,obs=10000,sizes=0.02:rest,rho_x=0.6,rho_u=0.5,"
                                          "shocks=cluster-period,shock_share=0.3");
   const DataFrame df = synthetic_panel({d}, rng(), 0);
   const std::vector<double>& cl = df.numeric("cluster");
   const std::vector<double>& id = df.numeric("id");
   const std::vector<double>& x = df.numeric("x");
-  ASSERT_EQ(x.size(), 4000u * T);
+  ASSERT_EQ(x.size(), 10000u * T);
   std::map<double, double> per_cluster;
   for (double c : cl) per_cluster[c] += 1.0 / static_cast<double>(cl.size());
-  EXPECT_NEAR(per_cluster.at(1), 0.1, 1e-12);
-  EXPECT_NEAR(per_cluster.at(2), 0.9 / 399, 1.0 / 4000);
+  EXPECT_NEAR(per_cluster.at(1), 0.02, 1e-12);
+  EXPECT_NEAR(per_cluster.at(2), 0.98 / 999, 1.0 / 10000);
   // x
   const MomentPairs mx = moment_pairs(x, cl, id, T);
   EXPECT_NEAR(pbtest::correlation(mx.now, mx.before), 0.6, 0.03);
@@ -611,7 +613,7 @@ TEST(PowerDesign, MomentsAreRecoveredFromALargeDraw) {
   EXPECT_NEAR(v, 1, 0.05);
   // the errors of a replication, on the data's own layout
   DesignLayout L;
-  L.n_cells = 400 * T;
+  L.n_cells = 1000 * T;
   L.cell.resize(x.size());
   for (std::size_t i = 0; i < x.size(); ++i) {
     if (i == 0 || id[i] != id[i - 1]) L.series.emplace_back();
