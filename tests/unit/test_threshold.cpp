@@ -107,11 +107,14 @@ TEST(ThresholdBruteForce, GridSsrAndBootstrapFEqualDirectRegressions) {
   SCOPED_TRACE("PB_SEED=" + std::to_string(seed));
   std::mt19937_64 rng(seed);
   for (int rep = 0; rep < 3; ++rep) {
-    const int n = 12 + static_cast<int>(rng() % 10), T = 4 + static_cast<int>(rng() % 3);
+    const int n = 30 + static_cast<int>(rng() % 10), T = 4 + static_cast<int>(rng() % 3);
     Small s = small_panel(rng, n, T);
     ThresholdOptions o = small_options();
     o.grid = 40;
-    o.trim = {0.05};
+    // at least 120 rows and a trim of 0.2: with 48 rows and 0.05 the lowest grid point left 2 rows
+    // below it, and when they were last periods (which the transform deletes) the regime kept 1
+    // row, a refusal (PB_SEED=264 of the old test; 1 run in ~1000)
+    o.trim = {0.2};
     o.n_boot = 6;
     o.trace = 6;
     o.seed = seed + rep;
@@ -600,7 +603,9 @@ TEST(ThresholdRobustCi, EtaAndSetsEqualTheDirectComputation) {
 
 // eta^2 = E[x^2 s^2] / (E[s^2] E[x^2]) is 1 under homoskedastic errors and 2.10 for normal x with
 // error sd s = 3 where |x| >= 1, else 1 (quadratic estimator, large panel; the demeaned x is
-// nearly normal).
+// nearly normal). Over 400 seeds the estimates were 1.07 (SD 0.044, a tail to 1.26) and 1.78 (SD
+// 0.070, 1.60 to 1.97): the bounds sit 7 and 4.7 SDs out (at +-0.25 around 1, 1 seed in 1500
+// failed) and still separate the two.
 TEST(ThresholdRobustCi, EtaSeesHeteroskedasticity) {
   PB_FRESH_RNG(rng);
   ThresholdOptions o = small_options();
@@ -611,10 +616,10 @@ TEST(ThresholdRobustCi, EtaSeesHeteroskedasticity) {
   o.robust_kernel = false;
   const Small homo = small_panel(rng, 2000, 6, 0.0);
   const double e_homo = estimate_threshold(homo.df, o, pbtest::cpu_backend()).models[0].eta2[0];
-  EXPECT_NEAR(e_homo, 1.0, 0.25) << "homoskedastic eta^2";
+  EXPECT_NEAR(e_homo, 1.0, 0.4) << "homoskedastic eta^2";
   const Small het = small_panel(rng, 2000, 6, 2.0);
   const double e_het = estimate_threshold(het.df, o, pbtest::cpu_backend()).models[0].eta2[0];
-  EXPECT_GT(e_het, 1.4) << "heteroskedastic eta^2";
+  EXPECT_GT(e_het, 1.45) << "heteroskedastic eta^2";
   EXPECT_LT(e_het, 3.2) << "heteroskedastic eta^2";
 }
 
