@@ -27,6 +27,9 @@ std::string quoted(const std::string& s);
 std::string quoted(std::string& s);
 std::string quoted(const char* s);
 
+// `s` without leading and trailing blanks and tabs.
+std::string trimmed(std::string_view s);
+
 // The pieces of `s` between the separators `sep` outside parentheses, in order, empty ones
 // included: a comma list of expressions, the factors of a product a:b.
 std::vector<std::string> split_outside_parentheses(std::string_view s, char sep);

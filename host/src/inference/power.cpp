@@ -25,6 +25,7 @@
 #include "panelboot/memory.hpp"
 #include "panelboot/progress.hpp"
 #include "panelboot/report.hpp"
+#include "panelboot/text.hpp"
 #include "panelboot/within.hpp"
 
 namespace panelboot {
@@ -52,12 +53,6 @@ bool parse_real(const std::string& s, double& v) {
   char* end = nullptr;
   v = std::strtod(s.c_str(), &end);
   return end == s.c_str() + s.size() && std::isfinite(v);
-}
-
-std::string trimmed(const std::string& s) {
-  const std::size_t b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
 // A grid point as the decimal it stands for (0.0022, not 0.0021999999999999997): rounded to 15
@@ -219,12 +214,25 @@ struct GroupModel {
 const char* const kDiffGroup = "(difference)";
 const char* const kPlacebo = "placebo";
 
+// A group as messages name it: "the whole sample" or "group region = East".
+std::string sample_label(const PowerGroup& info) {
+  return info.split == "pooled" ? std::string("the whole sample") : "group " + info.split + " = " + info.group;
+}
+
+// The fit every group's regression is: fit's options with the cluster-robust variance, no --wald.
+FitOptions cluster_fit_options(const FitOptions& fo) {
+  FitOptions f = fo;
+  f.vcov = VcovType::kCluster;
+  f.wald.clear();
+  return f;
+}
+
 // The fit of one sample: the design, the raw columns kept aside, the cluster-robust fit.
 void fit_group(const DataFrame& df, const Formula& fm, SampleOptions so, const FitOptions& fo, GroupModel& g) {
   so.row_mask = g.mask.empty() ? nullptr : &g.mask;
-  const std::string label = g.info.split == "pooled" ? "the whole sample"
-                            : g.info.group == kDiffGroup ? "the interacted model of --split " + g.info.split + " (--tests diff)"
-                                                         : "group " + g.info.split + " = " + g.info.group;
+  const std::string label = g.info.group == kDiffGroup
+                                ? "the interacted model of --split " + g.info.split + " (--tests diff)"
+                                : sample_label(g.info);
   try {
     g.d = build_design(df, fm, so);
   } catch (const InvalidInput& e) {
@@ -254,10 +262,7 @@ void fit_group(const DataFrame& df, const Formula& fm, SampleOptions so, const F
     g.d_raw = d;
     g.placebo_col = static_cast<int>(std::find(d.x_names.begin(), d.x_names.end(), kPlacebo) - d.x_names.begin());
   }
-  FitOptions f = fo;
-  f.vcov = VcovType::kCluster;
-  f.wald.clear();
-  g.fr = fit(g.d, f);
+  g.fr = fit(g.d, cluster_fit_options(fo));
   g.info.n_obs = g.d.n_obs;
   g.info.n_clusters = g.boot.n_levels;
   g.info.dof_k = g.fr.dof_k;
@@ -338,8 +343,7 @@ void block_layout(GroupModel& g) {
   }
   if (lo != hi)
     throw InvalidInput("--errors block needs clusters of equal size, and " +
-                       (g.info.split == "pooled" ? std::string("the whole sample") : "group " + g.info.split + " = " + g.info.group) +
-                       " has clusters of " + g.boot.name + " with " + std::to_string(lo) + " to " + std::to_string(hi) +
+                       sample_label(g.info) + " has clusters of " + g.boot.name + " with " + std::to_string(lo) + " to " + std::to_string(hi) +
                        " observations; use --errors wild or normal");
 }
 
@@ -398,29 +402,33 @@ double mean_variance_ratio(double rho, double T) {
   return 1 + 2 * s / T;
 }
 
+// A lag-1 autocorrelation of within-transformed series of mean length T corrected for the
+// transform's bias (Nickell): (rho_hat (T - 1) + 1) / (T - 2), clamped to [-0.99, 0.99].
+double bias_corrected_rho(double rho_hat, double T) { return std::clamp((rho_hat * (T - 1) + 1) / (T - 2), -0.99, 0.99); }
+
 double estimated_rho(const GroupModel& g, double T) {
   if (T <= 2)
     throw InvalidInput("--errors ar1 estimates the AR(1) coefficient from series of at least 3 periods; the panel units of " +
-                       (g.info.split == "pooled" ? std::string("the whole sample") : "group " + g.info.split + " = " + g.info.group) +
-                       " have " + std::to_string(T) + " on average; give --rho");
-  return std::clamp((g.info.rho_estimated * (T - 1) + 1) / (T - 2), -0.99, 0.99);
+                       sample_label(g.info) + " have " + std::to_string(T) + " on average; give --rho");
+  return bias_corrected_rho(g.info.rho_estimated, T);
 }
 
-// --errors design: each individual's rows in period order (extra[0] is the individual) and each
-// row's cluster-period cell.
-void design_layout(GroupModel& g) {
-  const Grouping& id = g.d.extra.at(0);
+// The rows the design's errors and the placebo run over: each panel unit's (individual's) rows
+// in period order, and each row's cluster-period cell (cluster code x T + period code).
+DesignLayout cluster_period_layout(const GroupModel& g) {
+  DesignLayout L;
   const std::int32_t T = g.d.time.n_levels;
-  if (T != g.design->periods) throw std::logic_error("design_layout: periods");
-  g.layout.series.assign(static_cast<std::size_t>(id.n_levels), {});
-  g.layout.cell.resize(g.d.n_obs);
-  g.layout.n_cells = g.boot.n_levels * T;
-  for (std::size_t i = 0; i < g.d.n_obs; ++i) {
-    g.layout.series[id.code[i]].push_back(static_cast<std::int32_t>(i));
-    g.layout.cell[i] = g.boot.code[i] * T + g.d.time.code[i];
-  }
-  for (auto& rows : g.layout.series)
-    std::sort(rows.begin(), rows.end(), [&](std::int32_t a, std::int32_t b) { return g.d.time.code[a] < g.d.time.code[b]; });
+  L.series = unit_series_by_time(g.d);
+  L.n_cells = g.boot.n_levels * T;
+  L.cell.resize(g.d.n_obs);
+  for (std::size_t i = 0; i < g.d.n_obs; ++i) L.cell[i] = g.boot.code[i] * T + g.d.time.code[i];
+  return L;
+}
+
+// --errors design: the design's layout (extra[0] is the individual).
+void design_layout(GroupModel& g) {
+  if (g.d.time.n_levels != g.design->periods) throw std::logic_error("design_layout: periods");
+  g.layout = cluster_period_layout(g);
 }
 
 // --placebo: the layout its draws run over (each unit's rows by period; each row's cluster-period
@@ -431,15 +439,11 @@ void design_layout(GroupModel& g) {
 void placebo_layout(GroupModel& g) {
   const std::size_t n = g.d.n_obs;
   const double* x = g.d.X.data() + static_cast<std::size_t>(g.source) * n;
-  g.layout.series = unit_series_by_time(g.d);
-  const std::int32_t T = g.d.time.n_levels;
-  g.layout.n_cells = g.boot.n_levels * T;
-  g.layout.cell.resize(n);
+  g.layout = cluster_period_layout(g);
   std::vector<double> sum(static_cast<std::size_t>(g.layout.n_cells)), sq(sum.size()), cnt(sum.size());
   double ss = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    const std::int32_t c = g.boot.code[i] * T + g.d.time.code[i];
-    g.layout.cell[i] = c;
+    const std::int32_t c = g.layout.cell[i];
     sum[static_cast<std::size_t>(c)] += x[i];
     sq[static_cast<std::size_t>(c)] += x[i] * x[i];
     cnt[static_cast<std::size_t>(c)] += 1;
@@ -454,10 +458,9 @@ void placebo_layout(GroupModel& g) {
   const double Tbar = static_cast<double>(n) / std::max<double>(1, static_cast<double>(g.layout.series.size()));
   if (Tbar <= 2)
     throw InvalidInput("--placebo copies the target's serial correlation, estimated from series of at least 3 periods; the panel "
-                       "units of " + (g.info.split == "pooled" ? std::string("the whole sample") : "group " + g.info.split + " = " + g.info.group) +
-                       " have " + std::to_string(Tbar) + " on average");
+                       "units of " + sample_label(g.info) + " have " + std::to_string(Tbar) + " on average");
   g.info.placebo_rho_estimated = lag1_autocorrelation(g.layout.series, x);
-  g.info.placebo_rho = std::clamp((g.info.placebo_rho_estimated * (Tbar - 1) + 1) / (Tbar - 2), -0.99, 0.99);
+  g.info.placebo_rho = bias_corrected_rho(g.info.placebo_rho_estimated, Tbar);
   g.info.placebo_icc = den > 0 ? std::clamp(num / den, 0.0, 0.99) : 0.0;
   g.info.placebo_sd = std::sqrt(ss / static_cast<double>(n));
   if (!(g.info.placebo_sd > 0)) throw InvalidInput("--placebo: --target has no variation within the fixed effects");
@@ -470,17 +473,24 @@ void placebo_draw(const GroupModel& g, std::uint64_t eseed, std::int64_t rep, do
   for (std::size_t i = 0; i < g.d.n_obs; ++i) out[i] *= g.info.placebo_sd;
 }
 
+// The pieces of a fitted group that its target's tests use: the cluster-variance terms, X~ a
+// (a = A e_target) and the WCR direction h = X~ a / a_t.
+void target_pieces(GroupModel& g, const FitOptions& fo) {
+  const std::size_t n = g.d.n_obs;
+  g.terms = clustering_terms(g.d.clusters, fo.multiway_adj, static_cast<double>(n), g.fr.dof_k);
+  Eigen::Map<const Mat> X(g.d.X.data(), static_cast<Eigen::Index>(n), g.fr.beta.size());
+  const Vec a = g.fr.bread.col(g.target);
+  g.xa = X * a;
+  g.h = g.xa / a(g.target);
+}
+
 // The u-independent pieces of a group: the cluster terms, X~ a, h, the wild engine's restriction
 // and (wild errors) the G columns M (c u_cal 1_g).
 void prepare_group(GroupModel& g, const FitOptions& fo, const PowerOptions& po) {
   const PowerErrors errors = po.errors;
   const std::size_t n = g.d.n_obs;
-  const Eigen::Index k = g.fr.beta.size();
-  g.terms = clustering_terms(g.d.clusters, fo.multiway_adj, static_cast<double>(n), g.fr.dof_k);
-  Eigen::Map<const Mat> X(g.d.X.data(), static_cast<Eigen::Index>(n), k);
-  const Vec a = g.fr.bread.col(g.target);
-  g.xa = X * a;
-  g.h = g.xa / a(g.target);
+  target_pieces(g, fo);
+  Eigen::Map<const Mat> X(g.d.X.data(), static_cast<Eigen::Index>(n), g.fr.beta.size());
   if (g.diff) {
     g.W = X * (g.fr.bread * g.R.transpose());
     g.WQ = g.W * (g.R * g.fr.bread * g.R.transpose()).inverse();
@@ -788,19 +798,12 @@ void placebo_batch(const GroupModel& g, const Backend& backend, const FitOptions
     r.info = g.info;
     r.d = g.d_raw;
     placebo_draw(g, eseed, rep, r.d.X.data() + static_cast<std::size_t>(g.placebo_col) * n);
-    FitOptions f = fo;
-    f.vcov = VcovType::kCluster;
-    f.wald.clear();
-    r.fr = fit(r.d, f);
+    r.fr = fit(r.d, cluster_fit_options(fo));
     const auto at = std::find_if(r.fr.coefficients.begin(), r.fr.coefficients.end(), [](const Coefficient& c) { return c.name == kPlacebo; });
     if (at == r.fr.coefficients.end()) return;  // collinear with the model: no estimate
     r.target = static_cast<int>(at - r.fr.coefficients.begin());
     r.boot = g.boot;
-    r.terms = clustering_terms(r.d.clusters, fo.multiway_adj, static_cast<double>(n), r.fr.dof_k);
-    Eigen::Map<const Mat> X(r.d.X.data(), static_cast<Eigen::Index>(n), r.fr.beta.size());
-    const Vec a = r.fr.bread.col(r.target);
-    r.xa = X * a;
-    r.h = r.xa / a(r.target);
+    target_pieces(r, fo);
     std::unique_ptr<WildEngine> eng;
     if (boot) eng = std::make_unique<WildEngine>(restricted_engine(r));
     d[static_cast<std::size_t>(b)] = r.fr.beta(r.target);
@@ -865,6 +868,9 @@ void merge_counts(GroupCounts& into, const GroupCounts& from) {
   into.n_d += from.n_d;
 }
 
+// The replications a group runs: --R, or its share of it (a design's x draw).
+std::int64_t group_reps(const GroupModel& g, const PowerOptions& po) { return g.n_rep ? g.n_rep : po.n_rep; }
+
 void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOptions& po, const RunPlan& plan,
                     const Backend& backend, ProgressSink& progress, GroupCounts& out) {
   const std::size_t E = plan.effects->size(), T = plan.tests->size(), Aa = po.alphas.size();
@@ -875,8 +881,9 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
   out.only_a.assign(E * P * Aa, 0);
   out.only_b.assign(E * P * Aa, 0);
   const std::uint64_t eseed = error_seed(po.seed, plan.group_key);
-  const WildEngine proto = restricted_engine(g);
-  const std::int64_t R = g.n_rep ? g.n_rep : po.n_rep;
+  // a placebo's replications each build their own engine (placebo_batch)
+  const std::optional<WildEngine> proto = g.placebo ? std::nullopt : std::optional<WildEngine>(restricted_engine(g));
+  const std::int64_t R = group_reps(g, po);
   const std::size_t batch = po.batch ? std::min<std::size_t>(po.batch, static_cast<std::size_t>(R)) : default_batch(R);
   check_memory(8.0 * static_cast<double>(batch) * (static_cast<double>(E * T) + 2.0 * static_cast<double>(g.d.n_obs) + 2),
                po.max_memory,
@@ -888,7 +895,7 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
   for (std::int64_t r0 = 1; r0 <= R; r0 += static_cast<std::int64_t>(batch)) {
     const std::size_t nb = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(batch), R - r0 + 1));
     if (g.placebo) placebo_batch(g, backend, fo, eseed, plan, r0, nb, dR, p);
-    else run_batch(g, proto, backend, fo, po.errors, eseed, plan, r0, nb, reg, p, &dR);
+    else run_batch(g, *proto, backend, fo, po.errors, eseed, plan, r0, nb, reg, p, &dR);
     for (std::size_t b = 0; b < nb; ++b) {  // in replication order: the same sums for any batch size
       // the first contrast's (diff), the placebo's, or the target's deviation
       const double d = g.diff ? dR[b * static_cast<std::size_t>(g.R.rows())] : g.placebo ? dR[b] : reg.d_target[b];
@@ -1474,8 +1481,8 @@ PowerResult study(const DataFrame& df, const Formula& fm, const SampleOptions& s
     if (g.diff) continue;  // fitted by diff_group
     g.placebo = po.placebo;
     fit_group(df, fm, so, fo, g);
-    g.target = target_index(g.fr, tested, "group " + g.info.split + " = " + g.info.group);
-    g.source = target_index(g.fr, po.target, "group " + g.info.split + " = " + g.info.group);
+    g.target = target_index(g.fr, tested, sample_label(g.info));
+    g.source = target_index(g.fr, po.target, sample_label(g.info));
     g.targets = {g.target};
     if (g.design) drop_fixed_effects_part(g);
   }
@@ -1494,7 +1501,7 @@ PowerResult study(const DataFrame& df, const Formula& fm, const SampleOptions& s
   const auto t1 = Clock::now();
   std::uint64_t total_reps = 0, n_groups = 0;
   for (const GroupModel& g : groups) {
-    total_reps += static_cast<std::uint64_t>(g.n_rep ? g.n_rep : po.n_rep);
+    total_reps += static_cast<std::uint64_t>(group_reps(g, po));
     n_groups += g.x_draw == 0;
   }
   ProgressReporter progress("power: " + std::to_string(n_groups) + " group" + (n_groups == 1 ? "" : "s") + " x " +
@@ -1510,8 +1517,8 @@ PowerResult study(const DataFrame& df, const Formula& fm, const SampleOptions& s
     if (g.x_draw == 0) counts = std::move(draw);
     else merge_counts(counts, draw);
     // --design xdraws: replication K of the design is replication K - m R/M of draw m
-    const std::int64_t local_K = po.save_replication - static_cast<std::int64_t>(g.x_draw) * (g.n_rep ? g.n_rep : po.n_rep);
-    if (po.save_replication > 0 && local_K >= 1 && local_K <= (g.n_rep ? g.n_rep : po.n_rep))
+    const std::int64_t local_K = po.save_replication - static_cast<std::int64_t>(g.x_draw) * group_reps(g, po);
+    if (po.save_replication > 0 && local_K >= 1 && local_K <= group_reps(g, po))
       save_replication(df, fm.text, g, fo, po, plan, backend, local_K, res);
     if (g.x_draw + 1 < g.x_draws) continue;  // the design's other draws first
     const std::size_t first = res.cells.size();

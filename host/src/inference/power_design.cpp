@@ -14,6 +14,7 @@
 #include "panelboot/kernels/wild_weights.hpp"
 #include "panelboot/memory.hpp"
 #include "panelboot/power.hpp"
+#include "panelboot/text.hpp"
 
 namespace panelboot {
 namespace {
@@ -22,17 +23,12 @@ constexpr std::int32_t kMaxDesignClusters = 1000000;
 constexpr std::int32_t kMaxDesignPeriods = 100000;
 constexpr double kMaxDesignRows = 2147483647.0;  // int32 row indices
 
-std::string trim(const std::string& s) {
-  const std::size_t a = s.find_first_not_of(" \t"), b = s.find_last_not_of(" \t");
-  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-}
-
 std::vector<std::string> split_on(const std::string& s, char sep) {
   std::vector<std::string> out;
   std::size_t start = 0;
   for (;;) {
     const std::size_t at = s.find(sep, start);
-    out.push_back(trim(s.substr(start, at == std::string::npos ? std::string::npos : at - start)));
+    out.push_back(trimmed(s.substr(start, at == std::string::npos ? std::string::npos : at - start)));
     if (at == std::string::npos) return out;
     start = at + 1;
   }
@@ -142,7 +138,7 @@ SyntheticDesign parse_design(const std::string& spec) {
     const std::size_t eq = item.find('=');
     if (eq == std::string::npos)
       throw InvalidInput("--design: '" + item + "' is not key=value (keys: clusters, periods, obs, sizes, rho_x, rho_u, shocks, shock_share, xdraws)");
-    const std::string key = trim(item.substr(0, eq)), v = trim(item.substr(eq + 1));
+    const std::string key = trimmed(item.substr(0, eq)), v = trimmed(item.substr(eq + 1));
     if (std::find(seen.begin(), seen.end(), key) != seen.end()) throw InvalidInput("--design: " + key + " is given twice");
     seen.push_back(key);
     if (key == "clusters") d.clusters = static_cast<std::int32_t>(whole_value(key, v, 3, kMaxDesignClusters));

@@ -100,6 +100,12 @@ std::string quoted(const std::string& s) { return quoted(std::string_view(s)); }
 std::string quoted(std::string& s) { return quoted(std::string_view(s)); }
 std::string quoted(const char* s) { return quoted(std::string_view(s)); }
 
+std::string trimmed(std::string_view s) {
+  const std::size_t b = s.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return "";
+  return std::string(s.substr(b, s.find_last_not_of(" \t") - b + 1));
+}
+
 std::vector<std::string> split_outside_parentheses(std::string_view s, char sep) {
   std::vector<std::string> out(1);
   int depth = 0;
