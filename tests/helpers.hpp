@@ -13,11 +13,20 @@
 #include <vector>
 
 #include "panelboot/backend.hpp"
+#include "panelboot/data_frame.hpp"
 #include "panelboot/cli.hpp"
 
 namespace pbtest {
 
 inline std::string data_path(const std::string& name) { return std::string(PB_TEST_DATA_DIR) + "/" + name; }
+
+// A numeric data-frame column.
+inline panelboot::Column numeric_column(const std::string& name, const std::vector<double>& v) {
+  panelboot::Column c;
+  c.name = name;
+  c.num = v;
+  return c;
+}
 
 struct CliRun {
   int status;

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "helpers.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/formula.hpp"
@@ -61,4 +63,40 @@ TEST(Formula, SyntaxErrorsNameTheColumn) {
   EXPECT_NE(error_of("y ~ x | a + log(b)").find("must be a variable name"), std::string::npos);
   EXPECT_NE(error_of("y ~ x $ z").find("unexpected character '$'"), std::string::npos);
   EXPECT_NE(error_of("y ~ x - z").find("only '- 1'"), std::string::npos);
+}
+
+TEST(Formula, IvPartAsFixestWritesIt) {
+  const Formula f = parse_formula("y ~ x1 + x2 | id + year | d1 + d2 ~ z1 + z2 + z3");
+  EXPECT_TRUE(f.is_iv());
+  EXPECT_EQ(term_names(f), (std::vector<std::string>{"x1", "x2"}));
+  EXPECT_EQ(f.fe_names, (std::vector<std::string>{"id", "year"}));
+  ASSERT_EQ(f.endogenous.size(), 2u);
+  EXPECT_EQ(f.endogenous[1].name, "d2");
+  ASSERT_EQ(f.instruments.size(), 3u);
+  EXPECT_EQ(f.instruments[2].name, "z3");
+  EXPECT_FALSE(f.intercept);
+  // no exogenous regressor; no fixed effects (the intercept stays); functions of variables
+  const Formula g = parse_formula("y ~ 1 | id | d ~ z");
+  EXPECT_TRUE(g.terms.empty());
+  EXPECT_EQ(g.endogenous[0].name, "d");
+  const Formula h = parse_formula("log(y) ~ x | log(d) ~ log(z) + I(z^2)");
+  EXPECT_TRUE(h.fe.empty());
+  EXPECT_TRUE(h.intercept);
+  EXPECT_EQ(h.endogenous[0].name, "log(d)");
+  EXPECT_EQ(h.instruments[1].name, "I(z^2)");
+  EXPECT_FALSE(parse_formula("y ~ x | id + year").is_iv());
+  const auto vars = f.variables();
+  EXPECT_NE(std::find(vars.begin(), vars.end(), "z3"), vars.end());
+}
+
+TEST(Formula, IvPartErrorsNameTheProblem) {
+  EXPECT_NE(error_of("y ~ x | fe | d ~ ").find("no instrument"), std::string::npos) << error_of("y ~ x | fe | d ~ ");
+  EXPECT_NE(error_of("y ~ x | fe |  ~ z").find("no endogenous regressor"), std::string::npos);
+  EXPECT_NE(error_of("y ~ x | fe | d ~ z ~ w").find("one '~'"), std::string::npos);
+  EXPECT_NE(error_of("y ~ x | fe | d ~ 1 + z").find("'1' has no place among the instruments"), std::string::npos);
+  EXPECT_NE(error_of("y ~ x | d + e ~ z").find("2 endogenous regressors but only 1 instrument"), std::string::npos);
+  EXPECT_NE(error_of("y ~ x + d | d ~ z").find("'d' is both an exogenous regressor and an endogenous one"),
+            std::string::npos);
+  EXPECT_NE(error_of("y ~ x | y ~ z").find("cannot be its own endogenous regressor"), std::string::npos);
+  EXPECT_NE(error_of("y ~ x | a | b | c").find("more than one '|'"), std::string::npos);
 }

@@ -43,6 +43,8 @@ struct Design {
   std::vector<std::string> x_names;  // "(Intercept)" first when present
   bool intercept = false;
   std::size_t n_obs = 0, n_reg = 0;
+  // An IV model's X holds [exogenous | endogenous (n_endo) | excluded instruments (n_inst)].
+  std::size_t n_endo = 0, n_inst = 0;
   std::vector<double> y;  // n_obs
   std::vector<double> X;  // n_obs x n_reg, column-major
   std::vector<double> w;  // n_obs regression weights, or empty

@@ -32,6 +32,9 @@ struct FitOptions {
   double level = 0.95;
   DemeanOptions demean;
   std::vector<std::string> wald;  // joint tests, e.g. "x1 = 0, x2 = 0"
+  // false (--small no): the large-sample form of ivreg2/ivreghdfe without `small`: no
+  // small-sample factor (iid e'e/N, HC0, clusters without G/(G-1)(N-1)/(N-K)), N(0,1) reference.
+  bool small = true;
 };
 
 struct Coefficient {
@@ -43,6 +46,43 @@ struct WaldTest {
   std::string hypothesis;
   int q = 0;
   double f_stat = 0, df1 = 0, df2 = 0, p_value = 0;
+};
+
+// Instrumental variables (2SLS): the first stages and the weak-instrument diagnostics as
+// ivreg2/ivreghdfe report them (docs/IV.md gives every formula and factor).
+struct FirstStage {
+  std::string variable;                   // the endogenous regressor
+  std::vector<Coefficient> coefficients;  // excluded instruments first, then the exogenous ones
+  double f_stat = 0, f_df1 = 0, f_df2 = 0, f_p_value = 0;  // excluded instruments = 0
+  // Sanderson-Windmeijer conditional F (several endogenous regressors; NaN with one)
+  double sw_f = 0, sw_df1 = 0, sw_df2 = 0, sw_p_value = 0;
+  double partial_r2 = 0;                  // of the excluded instruments, the exogenous ones partialled out
+};
+
+struct StockYogoValue {
+  std::string label;  // e.g. "10% maximal IV size"
+  double value = 0;
+};
+
+struct IvDiagnostics {
+  double kp_rk_lm = 0, kp_rk_lm_df = 0, kp_rk_lm_p = 0;  // underidentification
+  double kp_rk_wald = 0, kp_rk_wald_f = 0;               // weak identification (chi2 and F)
+  double cragg_donald_f = 0;                             // the homoskedastic version
+  std::vector<StockYogoValue> stock_yogo;                // beside the weak-identification F
+  // Montiel Olea-Pflueger, one endogenous regressor: the effective F, the generalized 2SLS
+  // critical value at tau = 10% (weakivtest's c_TSLS) with its K_eff and worst-case bias
+  // B_TSLS, and the simplified (conservative) critical value.
+  double effective_f = 0, effective_f_crit = 0, effective_f_k_eff = 0, effective_f_crit_simplified = 0,
+         mop_b_tsls = 0;
+  double hansen_j = 0, hansen_j_df = 0, hansen_j_p = 0;  // over-identified only (NaN otherwise)
+  std::string j_name;                                    // "Hansen J" or "Sargan" (iid)
+  std::vector<std::string> warnings;                     // why a statistic is not reported
+};
+
+struct IvInfo {
+  std::vector<std::string> endogenous, instruments, exogenous;
+  std::vector<FirstStage> first_stages;
+  IvDiagnostics diagnostics;
 };
 
 struct FitResult {
@@ -76,6 +116,8 @@ struct FitResult {
   // The warnings that put the reported numbers themselves in doubt (a numerically zero
   // variance); also in `warnings`, and repeated on stderr by the CLI.
   std::vector<std::string> serious_warnings;
+  bool small = true;                        // FitOptions::small
+  std::shared_ptr<const IvInfo> iv;         // set for an IV (2SLS) model
   // The fewest clusters of any cluster variable (the G of the reference t(G-1)); 0 unclustered.
   std::int32_t min_clusters() const {
     return n_clusters.empty() ? 0 : *std::min_element(n_clusters.begin(), n_clusters.end());
@@ -90,7 +132,11 @@ constexpr double kZeroSeRel = 1e-10;
 bool se_is_zero(double se, double estimate, double se_iid);
 
 // Estimates the model. Consumes the design: X is demeaned in place and y becomes the residuals.
+// An IV design (n_endo > 0) goes to fit_iv.
 FitResult fit(Design& design, const FitOptions& opts);
+// 2SLS with every FE dimension absorbed: coefficients of [endogenous, exogenous], the variance
+// sandwich on the fitted regressors and the structural residuals, first stages and diagnostics.
+FitResult fit_iv(Design& design, const FitOptions& opts);
 
 // The cluster-robust variance as a signed sum over clusterings (one-way: one term; multiway:
 // every intersection of the cluster variables, inclusion-exclusion). weight = sign x G/(G-1) x
@@ -102,7 +148,7 @@ struct ClusterTerm {
   double weight = 1.0;
 };
 std::vector<ClusterTerm> clustering_terms(const std::vector<Grouping>& clusters, MultiwayAdj adj,
-                                          double N, double K);
+                                          double N, double K, bool small = true);
 
 // One row of R b = r from text such as "x1 - 2*x2 = 0.5", over the coefficient names.
 struct LinearRestriction {

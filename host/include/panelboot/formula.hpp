@@ -2,6 +2,8 @@
 // fixest-style model formulas:  y ~ x1 + x2 + a:b + c*d + i(f) + i(f, ref=v) + i(f, x)
 //                                  + I(x^2) + log(x) + l(x, 1) + f(x, 1) [+ 0 | - 1]  | fe1 + fe2^fe3
 // With fixed effects there is no intercept; without, "(Intercept)" comes first unless removed.
+// Instrumental variables as fixest writes them, the IV part last:
+//   y ~ x_exo | fe1 + fe2 | x_endo1 + x_endo2 ~ z1 + z2      y ~ 1 | fe | x ~ z      y ~ x_exo | x ~ z
 #include <string>
 #include <vector>
 
@@ -33,11 +35,17 @@ struct Formula {
   bool intercept = true;
   std::vector<std::vector<std::string>> fe;  // each FE dimension: its variables (a^b combines)
   std::vector<std::string> fe_names;
+  std::vector<FormulaTerm> endogenous;   // the IV part's left side (empty: not an IV model)
+  std::vector<FormulaTerm> instruments;  // its right side: the excluded instruments
+  bool is_iv() const { return !endogenous.empty(); }
   // Every variable the formula reads.
   std::vector<std::string> variables() const;
   bool uses_panel_functions() const;
 };
 
 Formula parse_formula(const std::string& text);
+
+// Commands without an IV form refuse an IV formula: one line naming the command and why.
+void refuse_iv(const Formula& fm, const std::string& command, const std::string& why);
 
 }  // namespace panelboot

@@ -13,7 +13,8 @@ namespace panelboot {
 enum class Format { kText, kJson, kMarkdown, kLatex, kCsv };
 
 nlohmann::json fit_json(const std::vector<FitResult>& models);
-std::string render_fit(const std::vector<FitResult>& models, Format fmt);
+// first_stage: the text also prints each IV model's first-stage regressions (the JSON always has them).
+std::string render_fit(const std::vector<FitResult>& models, Format fmt, bool first_stage = false);
 
 struct WildResult;
 struct WildOptions;

@@ -7,7 +7,12 @@
 namespace panelboot::cli {
 namespace {
 
-int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, std::ostream& out,
+struct IvFlags {
+  bool first_stage = false;
+  std::string small = "yes";
+};
+
+int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, const IvFlags& iv, std::ostream& out,
             std::ostream& err) {
   if (o.formulas.empty())
     throw InvalidInput("fit needs --formula, e.g. --formula 'y ~ x1 + x2 | id + year'");
@@ -16,6 +21,7 @@ int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, std::o
   const Format fmt = value_of(kFormatNames, o.format, "--format");
   FitOptions fo = fit_options(o);
   fo.wald = wald;
+  fo.small = iv.small == "yes";
   note_host_only(o, err, "fit solves one regression per model");
   const DataFrame df = read_input(o, err);
   std::vector<FitResult> results;
@@ -26,7 +32,7 @@ int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, std::o
     results.back().warnings.insert(results.back().warnings.begin(), df.warnings.begin(), df.warnings.end());
     warn_serious(results.back(), err);
   }
-  deliver(render_fit(results, fmt), o, out);
+  deliver(render_fit(results, fmt, iv.first_stage), o, out);
   return 0;
 }
 
@@ -35,20 +41,28 @@ int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, std::o
 Command register_fit(CLI::App& app) {
   auto o = std::make_shared<CommonOptions>();
   auto wald = std::make_shared<std::vector<std::string>>();
+  auto iv = std::make_shared<IvFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "fit", "Fixed-effects OLS with iid, HC1, cluster-robust (one- or multi-way) or Driscoll-Kraay "
-             "standard errors");
+      "fit", "Fixed-effects OLS or IV (2SLS) with iid, HC1, cluster-robust (one- or multi-way) or "
+             "Driscoll-Kraay standard errors, and the weak-instrument diagnostics");
   add_model_options(cmd, *o, "Model 'y ~ x1 + x2 | fe1 + fe2' (repeat for several models side by side)");
   add_vcov_option(cmd, o->vcov, accepted_names(kVcovNames),
                   choices(kVcovNames) + " (default: cluster with --cluster, else iid)");
   add_dk_options(cmd, *o);
   cmd->add_option("--wald", *wald, "Joint test, e.g. 'x1 = 0, x2 = 0' (repeatable)");
+  cmd->add_option("--small", iv->small,
+                  "yes (default): small-sample factors and t/F references as fixest, reghdfe and ivreg2's "
+                  "'small'; no: ivreg2/ivreghdfe's default large-sample form (no factor, normal reference)")
+      ->check(CLI::IsMember({"yes", "no"}));
+  cmd->add_flag("--first-stage", iv->first_stage,
+                "IV models: print each first-stage regression (always in the JSON)");
   add_output_options(cmd, *o, {Format::kText, Format::kJson, Format::kMarkdown, Format::kLatex, Format::kCsv});
   cmd->footer(
       "Formula: y ~ x1 + x2 + a:b + a*b + i(f) + i(f, ref=v) + i(f, x) + I(x^2) + log(x) + l(x, 1)"
       " + f(x, 1) [+ 0] | fe1 + fe2 + fe3^fe4\n"
+      "IV (2SLS): y ~ x_exo | fe1 + fe2 | x_endo ~ z1 + z2   (without FE: y ~ x_exo | x_endo ~ z)\n"
       "Example: panelboot fit --formula 'newqua ~ rgzn + urban | province + year' --cluster province");
-  return {cmd, [o, wald](const Streams& s) { return cmd_fit(*o, *wald, s.out, s.notices); }};
+  return {cmd, [o, wald, iv](const Streams& s) { return cmd_fit(*o, *wald, *iv, s.out, s.notices); }};
 }
 
 }  // namespace panelboot::cli

@@ -288,6 +288,7 @@ int cmd_power(const CLI::App& cmd, const CommonOptions& o, const PowerCli& p, st
   const DataFrame df = read_input(o, err);
   const auto t1 = Clock::now();
   const Formula fm = parse_formula(o.formulas[0]);
+  refuse_iv(fm, "power", "power studies simulate OLS models");
   const bool unit_series = po.errors == PowerErrors::kAr1 || po.placebo;
   SampleOptions so = sample_options(o, unit_series);
   if (unit_series) so.extra = {so.panel_id};  // the AR(1) errors and the placebo run over each unit's periods

@@ -55,6 +55,7 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   const DataFrame df = read_input(o, err);
   const auto t1 = Clock::now();
   const Formula fm = parse_formula(o.formulas[0]);
+  refuse_iv(fm, "wild", "the WRE bootstrap for IV models is not built yet; 'panelboot fit' estimates the model");
   SampleOptions so = sample_options(o, false);
   if (!w.bootcluster.empty() && w.bootcluster != "intersection") {
     if (so.cluster.empty())

@@ -44,4 +44,46 @@ Grouping intersect(const std::vector<const Grouping*>& gs);
 Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
                              const std::int32_t* code, std::int32_t n_groups);
 
+// fit()'s steps, shared with the IV estimator (ols.cpp).
+void check_fit_options(const FitOptions& opts);
+FitResult describe_sample(const Design& d, const FitOptions& opts);
+// The outcome's TSS about its (weighted) mean and each column's uncentered sum of squares,
+// before demeaning; refuses columns whose squares overflow or underflow.
+struct RawTotals {
+  double tss = 0;
+  std::vector<double> column_ss;
+};
+RawTotals raw_totals(const Design& d);
+// Within transform of y and every X column in place, rows scaled by sqrt(w); the within TSS.
+double demean_and_weight(Design& d, const FitOptions& opts, FitResult& res);
+// Collinearity screen in column order (later columns give way); the kept columns.
+std::vector<std::size_t> screen_collinear(const Eigen::MatrixXd& xtx, const std::vector<double>& raw_ss,
+                                          const std::vector<std::string>& names, bool has_fe,
+                                          std::vector<std::string>& dropped);
+// The common start of fit() and fit_iv(): options checked, the sample described, the raw totals,
+// the within transform (in place) and the Gram X'X, X'y of every column.
+struct Demeaned {
+  RawTotals raw;
+  double tss_within = 0;
+  Eigen::MatrixXd xtx;
+  Eigen::VectorXd xty;
+};
+Demeaned demeaned_gram(Design& d, const FitOptions& opts, FitResult& res);
+// K (nesting rule) and K_all (every FE level) for k slopes; refuses N <= K_all.
+struct DegreesOfFreedom {
+  double K = 0, K_all = 0;
+};
+DegreesOfFreedom degrees_of_freedom(const Design& d, const FitOptions& opts, std::size_t k, FitResult& res);
+// The solve on the unit-diagonal scaled Gram with one refinement step; bread = (X'X)^-1.
+struct Solution {
+  Eigen::VectorXd beta;
+  Eigen::MatrixXd bread;
+};
+Solution solve_scaled(const Eigen::MatrixXd& xtx, const Eigen::VectorXd& xty);
+void take_variance(const VcovOutput& vo, FitResult& res);
+// res.coefficients from res.beta, res.vcov, res.sigma and res.bread.
+void coefficient_table(const std::vector<std::string>& names, const FitOptions& opts, FitResult& res);
+void wald_tests(const std::vector<std::string>& names, const FitOptions& opts, FitResult& res);
+std::string joined(const std::vector<std::string>& items);
+
 }  // namespace panelboot::detail

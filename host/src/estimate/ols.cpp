@@ -82,7 +82,8 @@ bool se_is_zero(double se, double estimate, double se_iid) {
   return se <= kZeroSeRel * std::max(std::fabs(estimate), se_iid);
 }
 
-namespace {
+// The pieces below are shared with the IV estimator (iv.cpp), declared in detail.hpp.
+namespace detail {
 
 // The options' values, checked where the engine takes them (the CLI's parsers check them too).
 void check_fit_options(const FitOptions& opts) {
@@ -105,6 +106,7 @@ FitResult describe_sample(const Design& d, const FitOptions& opts) {
   res.n_singletons = d.n_singletons;
   res.missing_by_variable = d.missing_by_variable;
   res.level = opts.level;
+  res.small = opts.small;
   for (const Grouping& g : d.fe) {
     res.fe_names.push_back(g.name);
     res.fe_levels.push_back(g.n_levels);
@@ -114,11 +116,6 @@ FitResult describe_sample(const Design& d, const FitOptions& opts) {
 
 // Totals before demeaning: the outcome's TSS about its (weighted) mean, and each column's
 // uncentered sum of squares (a column the FE absorb loses all of it).
-struct RawTotals {
-  double tss = 0;
-  std::vector<double> column_ss;
-};
-
 RawTotals raw_totals(const Design& d) {
   const std::size_t n = d.n_obs;
   const double* w = d.w.empty() ? nullptr : d.w.data();
@@ -234,10 +231,6 @@ void keep_columns(Design& d, const std::vector<std::size_t>& keep, std::vector<s
 
 // Degrees of freedom: K with the nesting rule (FE nested in a cluster not counted), and K_all
 // with every FE level counted.
-struct DegreesOfFreedom {
-  double K = 0, K_all = 0;
-};
-
 DegreesOfFreedom degrees_of_freedom(const Design& d, const FitOptions& opts, std::size_t k, FitResult& res) {
   double fe_dof = 0;
   if (!d.fe.empty()) {
@@ -272,11 +265,6 @@ DegreesOfFreedom degrees_of_freedom(const Design& d, const FitOptions& opts, std
 
 // Solves on the scaled Gram (unit diagonal) with one step of iterative refinement; the bread
 // (X'X)^-1 symmetrised.
-struct Solution {
-  Eigen::VectorXd beta;
-  Eigen::MatrixXd bread;
-};
-
 Solution solve_scaled(const Eigen::MatrixXd& xtx, const Eigen::VectorXd& xty) {
   const Eigen::Index k = xtx.rows();
   Eigen::VectorXd s = xtx.diagonal().cwiseSqrt().cwiseInverse();
@@ -385,16 +373,31 @@ std::string joined(const std::vector<std::string>& items) {
   return s;
 }
 
-}  // namespace
+}  // namespace detail
+
+namespace detail {
+
+Demeaned demeaned_gram(Design& d, const FitOptions& opts, FitResult& res) {
+  check_fit_options(opts);
+  res = describe_sample(d, opts);
+  Demeaned m;
+  m.raw = raw_totals(d);
+  m.tss_within = demean_and_weight(d, opts, res);
+  gram(d.X.data(), d.y.data(), d.n_obs, d.n_reg, m.xtx, m.xty);
+  return m;
+}
+
+}  // namespace detail
 
 FitResult fit(Design& d, const FitOptions& opts) {
-  check_fit_options(opts);
-  FitResult res = describe_sample(d, opts);
-  const RawTotals raw = raw_totals(d);
-  const double tss_within = demean_and_weight(d, opts, res);
-  Eigen::MatrixXd xtx;
-  Eigen::VectorXd xty;
-  detail::gram(d.X.data(), d.y.data(), d.n_obs, d.n_reg, xtx, xty);
+  using namespace detail;
+  if (d.n_endo > 0) return fit_iv(d, opts);
+  FitResult res;
+  Demeaned m = demeaned_gram(d, opts, res);
+  const RawTotals& raw = m.raw;
+  const double tss_within = m.tss_within;
+  Eigen::MatrixXd& xtx = m.xtx;
+  Eigen::VectorXd& xty = m.xty;
   std::vector<std::string> names = d.x_names;
   const std::vector<std::size_t> keep = screen_collinear(xtx, raw.column_ss, names, !d.fe.empty(), res.dropped);
   if (keep.empty())
@@ -404,6 +407,7 @@ FitResult fit(Design& d, const FitOptions& opts) {
   const DegreesOfFreedom dof = degrees_of_freedom(d, opts, k, res);
   const Solution sol = solve_scaled(xtx, xty);
   residuals_and_fit(d, sol.beta, raw.tss, tss_within, dof.K_all, res);
+  if (!opts.small) res.sigma = std::sqrt(res.rss / static_cast<double>(d.n_obs));  // ivreg2's rmse without small
   res.beta = sol.beta;
   res.bread = sol.bread;
   const detail::VcovInput in{d, d.X.data(), d.y.data(), d.n_obs, k, sol.bread, static_cast<double>(d.n_obs),

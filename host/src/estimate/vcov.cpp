@@ -22,6 +22,8 @@ Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs
 
 namespace {
 
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
 std::string num(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%g", v);
@@ -53,14 +55,14 @@ Grouping intersect(const std::vector<const Grouping*>& gs) {
 namespace panelboot {
 
 std::vector<ClusterTerm> clustering_terms(const std::vector<Grouping>& clusters, MultiwayAdj adj,
-                                          double N, double K) {
+                                          double N, double K, bool small) {
   std::vector<ClusterTerm> out;
   const std::size_t n_cl = clusters.size();
   if (n_cl == 0) return out;
   if (n_cl > 4) throw InvalidInput("--cluster: at most four cluster variables");
   std::int32_t g_min = clusters[0].n_levels;
   for (const Grouping& g : clusters) g_min = std::min(g_min, g.n_levels);
-  const double small = (N - 1) / (N - K);
+  const double small_n = (N - 1) / (N - K);
   for (unsigned mask = 1; mask < (1u << n_cl); ++mask) {
     std::vector<const Grouping*> gs;
     for (std::size_t c = 0; c < n_cl; ++c)
@@ -76,7 +78,7 @@ std::vector<ClusterTerm> clustering_terms(const std::vector<Grouping>& clusters,
     const double sign = (gs.size() % 2 == 1) ? 1.0 : -1.0;
     // G/(G-1) is undefined for an intersection with a single cell; such a term has no
     // between-cluster variation and enters with factor 1.
-    t.weight = sign * (G > 1 ? G / (G - 1) : 1.0) * small;
+    t.weight = small ? sign * (G > 1 ? G / (G - 1) : 1.0) * small_n : sign;
     out.push_back(std::move(t));
   }
   return out;
@@ -91,9 +93,10 @@ namespace {
 VcovOutput iid_vcov(const VcovInput& in, double rss) {
   VcovOutput out;
   out.type = "iid";
-  out.df = in.N - in.K_all;
-  out.V = (rss / (in.N - in.K_all)) * in.bread;
-  out.label = "iid, sigma^2 = e'e/(N-K), K = " + num(in.K_all);
+  const bool small = in.opts.small;
+  out.df = small ? in.N - in.K_all : kInf;
+  out.V = (rss / (small ? in.N - in.K_all : in.N)) * in.bread;
+  out.label = small ? "iid, sigma^2 = e'e/(N-K), K = " + num(in.K_all) : std::string("iid, sigma^2 = e'e/N");
   return out;
 }
 
@@ -102,7 +105,8 @@ VcovOutput hc1_vcov(const VcovInput& in) {
   const Eigen::Index k = static_cast<Eigen::Index>(in.n_reg);
   const std::size_t n = in.n_obs;
   out.type = "hc1";
-  out.df = in.N - in.K_all;
+  const bool small = in.opts.small;
+  out.df = small ? in.N - in.K_all : kInf;
   Eigen::MatrixXd meat = Eigen::MatrixXd::Zero(k, k);
   const std::size_t chunk = kRowChunk;
   for (std::size_t b = 0; b < n; b += chunk) {
@@ -113,8 +117,9 @@ VcovOutput hc1_vcov(const VcovInput& in) {
     const Eigen::MatrixXd Xu = uc.asDiagonal() * Xc;
     meat.noalias() += Xu.transpose() * Xu;
   }
-  out.V = (in.N / (in.N - in.K_all)) * in.bread * meat * in.bread;
-  out.label = "heteroskedasticity-robust HC1, N/(N-K), K = " + num(in.K_all);
+  out.V = (small ? in.N / (in.N - in.K_all) : 1.0) * in.bread * meat * in.bread;
+  out.label = small ? "heteroskedasticity-robust HC1, N/(N-K), K = " + num(in.K_all)
+                    : std::string("heteroskedasticity-robust, no small-sample factor (HC0)");
   return out;
 }
 
@@ -124,6 +129,7 @@ std::string cluster_label(const VcovInput& in, const VcovOutput& out) {
   std::string cl;
   for (std::size_t c = 0; c < n_cl; ++c)
     cl += (c ? " and " : "") + out.cluster_names[c] + " (G=" + std::to_string(out.n_clusters[c]) + ")";
+  if (!in.opts.small) return "cluster-robust by " + cl + ", no small-sample factor";
   std::string label = "cluster-robust by " + cl + ", G/(G-1)*(N-1)/(N-K), K = " + num(in.K) +
                       (d.fe.empty() ? std::string()
                        : in.opts.dof_fe == DofFe::kNested
@@ -163,10 +169,10 @@ VcovOutput cluster_vcov(const VcovInput& in) {
   }
   const std::int32_t g_min = *std::min_element(out.n_clusters.begin(), out.n_clusters.end());
   Eigen::MatrixXd meat_sum = Eigen::MatrixXd::Zero(k, k);
-  for (const ClusterTerm& t : clustering_terms(d.clusters, in.opts.multiway_adj, in.N, in.K))
+  for (const ClusterTerm& t : clustering_terms(d.clusters, in.opts.multiway_adj, in.N, in.K, in.opts.small))
     meat_sum += t.weight * cluster_meat(in.X, in.u, in.n_obs, in.n_reg, t.grouping->code.data(), t.grouping->n_levels);
   out.V = in.bread * meat_sum * in.bread;
-  out.df = g_min - 1;
+  out.df = in.opts.small ? g_min - 1 : kInf;
   out.label = cluster_label(in, out);
   if (d.clusters.size() > 1) check_multiway_psd(in.opts, out);
   return out;
@@ -199,7 +205,7 @@ VcovOutput dk_vcov(const VcovInput& in) {
     S += wl * (G + G.transpose());
   }
   out.V = in.bread * S * in.bread;
-  out.df = T - 1;
+  out.df = in.opts.small ? T - 1 : kInf;
   out.label = "Driscoll-Kraay, Bartlett kernel, lag " + std::to_string(L) + ", T = " + std::to_string(T) +
               ", no small-sample factor (plm::vcovSCC)";
   return out;
@@ -222,7 +228,8 @@ VcovOutput compute_vcov(const VcovInput& in) {
   }
   char ref[64];
   std::snprintf(ref, sizeof ref, "t(%g)", out.df);
-  out.reference = ref;
+  out.reference = std::isinf(out.df) ? "N(0,1)" : ref;
+  if (!in.opts.small) out.label += "; large-sample form (ivreg2/ivreghdfe default), normal reference";
   return out;
 }
 

@@ -49,6 +49,7 @@ std::string trim_ws(std::string s) {
 // The user's formula, parsed once: Hansen's model has exactly one fixed effect, the panel unit.
 Formula user_formula(const ThresholdOptions& o) {
   Formula fm = parse_formula(o.formula);
+  refuse_iv(fm, "threshold", "Hansen's threshold model has no instrumental-variable form here");
   const std::string& id = o.sample.panel_id;
   if (fm.fe_names.empty())
     throw InvalidInput("threshold formula '" + o.formula + "' has no fixed effect: Hansen's model always has the "

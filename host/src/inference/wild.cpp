@@ -425,6 +425,8 @@ void adjust_and_note(const WildOptions& wo, bool enumerate, std::int32_t G, Wild
 WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo, const Backend& backend,
                           WildTrace* trace) {
   check_options(wo);
+  if (d.n_endo > 0)
+    throw InvalidInput("wild: formula '" + d.formula + "' is an IV model; the WRE bootstrap is not built yet");
   const Grouping boot = bootstrap_clusters(d, wo);
   WildResult res = fit_for_wild(d, fo, wo, boot, backend);
   const FitResult& fr = res.fit;

@@ -342,22 +342,42 @@ Block term_block(const FormulaTerm& t, const EvalContext& ctx, const std::vector
   return acc;
 }
 
-// Every regressor column over all rows, in formula order, each name once.
+// The columns of a list of terms appended to xb, each name once; a name already in `others`
+// (another role of an IV model) is an error naming it. Returns how many were appended.
+std::size_t append_terms(const std::vector<FormulaTerm>& terms, const EvalContext& ctx, const std::vector<char>& keep,
+                         Block& xb, std::size_t others, const char* role) {
+  std::size_t added = 0;
+  for (const FormulaTerm& t : terms) {
+    const Block acc = term_block(t, ctx, keep);
+    for (std::size_t a = 0; a < acc.cols.size(); ++a) {
+      const auto at = std::find(xb.names.begin(), xb.names.end(), acc.names[a]);
+      if (at != xb.names.end() && static_cast<std::size_t>(at - xb.names.begin()) < others)
+        throw InvalidInput(ctx.what + ": column '" + acc.names[a] + "' is " + role +
+                           " and also appears earlier in the model; give each variable one role");
+      if (at != xb.names.end()) continue;
+      xb.names.push_back(acc.names[a]);
+      xb.cols.push_back(acc.cols[a]);
+      ++added;
+    }
+    // the term's columns kept alive once (not once per column: columns^2 pointers)
+    xb.owned.insert(xb.owned.end(), acc.owned.begin(), acc.owned.end());
+  }
+  return added;
+}
+
+// Every regressor column over all rows, in formula order, each name once; for an IV model the
+// endogenous columns, then the excluded instruments, follow the exogenous ones.
 Block regressor_block(const Formula& fm, const EvalContext& ctx, const std::vector<char>& keep, Design& d) {
   Block xb;
   if (fm.intercept) {
     xb.add("(Intercept)", std::vector<double>(keep.size(), 1.0));
     d.intercept = true;
   }
-  for (const FormulaTerm& t : fm.terms) {
-    const Block acc = term_block(t, ctx, keep);
-    for (std::size_t a = 0; a < acc.cols.size(); ++a) {
-      if (std::find(xb.names.begin(), xb.names.end(), acc.names[a]) != xb.names.end()) continue;
-      xb.names.push_back(acc.names[a]);
-      xb.cols.push_back(acc.cols[a]);
-    }
-    // the term's columns kept alive once (not once per column: columns^2 pointers)
-    xb.owned.insert(xb.owned.end(), acc.owned.begin(), acc.owned.end());
+  append_terms(fm.terms, ctx, keep, xb, 0, "exogenous");
+  if (fm.is_iv()) {
+    const std::size_t n_exo = xb.names.size();
+    d.n_endo = append_terms(fm.endogenous, ctx, keep, xb, n_exo, "endogenous");
+    d.n_inst = append_terms(fm.instruments, ctx, keep, xb, n_exo + d.n_endo, "an instrument");
   }
   d.x_names = xb.names;
   return xb;

@@ -122,33 +122,24 @@ FormulaFactor parse_factor(const std::string& s, std::size_t b, std::size_t e) {
 
 }  // namespace
 
-Formula parse_formula(const std::string& text) {
-  Formula fm;
-  fm.text = text;
-  std::vector<Piece> sides = split_top(text, 0, text.size(), "~");
-  if (sides.size() != 2)
-    throw InvalidInput(what_of(text) + ": " +
-                       (sides.size() < 2 ? "needs '~' between the outcome and the regressors "
-                                           "(e.g. 'y ~ x1 + x2 | id + year')"
-                                         : "has more than one '~'"));
-  if (sides[0].begin == sides[0].end) fail(text, 0, "the outcome is missing before '~'");
-  fm.lhs = parse_expression(text, what_of(text), sides[0].begin, sides[0].end);
-  fm.lhs_name = to_string(*fm.lhs);
-  std::vector<Piece> parts = split_top(text, sides[1].begin, text.size(), "|");
-  if (parts.size() > 2) fail(text, parts[2].begin - 1, "more than one '|'");
-  const Piece rhs = parts[0];
-  if (rhs.begin == rhs.end) fail(text, rhs.begin, "no regressors after '~' (write '1' for none)");
-  for (const Piece& t : split_top(text, rhs.begin, rhs.end, "+-", true)) {
+namespace {
+
+// The terms of [b, e): '+'-separated, a*b expanded to every subset of its '*'-groups (R's order:
+// a, b, a:b), each name once. '0' and '1' set *intercept ('- 1' and '0' remove it); where
+// intercept is null (the IV part) they are refused.
+void parse_terms(const std::string& text, std::size_t b, std::size_t e, std::vector<FormulaTerm>& terms,
+                 bool* intercept, const char* part) {
+  for (const Piece& t : split_top(text, b, e, "+-", true)) {
     const std::string tt = text.substr(t.begin, t.end - t.begin);
     if (t.begin == t.end)
       fail(text, t.begin, std::string("expected a term after '") + t.sep_before + "'");
     if (tt == "0" || tt == "1") {
-      if (t.sep_before == '-' || tt == "0") fm.intercept = false;
+      if (!intercept) fail(text, t.begin, std::string("'") + tt + "' has no place among the " + part);
+      if (t.sep_before == '-' || tt == "0") *intercept = false;
       continue;
     }
     if (t.sep_before == '-')
       fail(text, t.begin, "only '- 1' can be removed from a formula; drop the term instead");
-    // a*b*c: every non-empty subset of the '*'-groups; each group a ':' product
     std::vector<Piece> groups = split_top(text, t.begin, t.end, "*");
     std::vector<std::vector<FormulaFactor>> gf;
     for (const Piece& g : groups) {
@@ -158,11 +149,10 @@ Formula parse_formula(const std::string& text) {
     }
     const std::size_t n_g = gf.size();
     if (n_g > 10) fail(text, t.begin, "too many '*' in one term");
-    // order subsets by size, then lexicographically, as R does (a, b, a:b)
     std::vector<unsigned> masks;
     for (unsigned m = 1; m < (1u << n_g); ++m) masks.push_back(m);
-    std::stable_sort(masks.begin(), masks.end(), [](unsigned a, unsigned b) {
-      return __builtin_popcount(a) < __builtin_popcount(b);
+    std::stable_sort(masks.begin(), masks.end(), [](unsigned x, unsigned y) {
+      return __builtin_popcount(x) < __builtin_popcount(y);
     });
     for (unsigned m : masks) {
       FormulaTerm term;
@@ -170,11 +160,76 @@ Formula parse_formula(const std::string& text) {
         if (m & (1u << g)) term.factors.insert(term.factors.end(), gf[g].begin(), gf[g].end());
       for (std::size_t k = 0; k < term.factors.size(); ++k)
         term.name += (k ? ":" : "") + term.factors[k].name;
-      const bool dup = std::any_of(fm.terms.begin(), fm.terms.end(),
+      const bool dup = std::any_of(terms.begin(), terms.end(),
                                    [&](const FormulaTerm& o) { return o.name == term.name; });
-      if (!dup) fm.terms.push_back(std::move(term));
+      if (!dup) terms.push_back(std::move(term));
     }
   }
+}
+
+// Where the IV part 'endogenous ~ instruments' starts: after the last top-level '|', when that
+// part holds a '~' (fixest's syntax); text.size() when there is none.
+std::size_t iv_part_start(const std::string& text) {
+  const std::vector<Piece> parts = split_top(text, 0, text.size(), "|");
+  if (parts.size() < 2) return text.size();
+  const Piece& last = parts.back();
+  if (split_top(text, last.begin, last.end, "~").size() < 2) return text.size();
+  return last.begin;
+}
+
+bool has_term(const std::vector<FormulaTerm>& terms, const std::string& name) {
+  return std::any_of(terms.begin(), terms.end(), [&](const FormulaTerm& t) { return t.name == name; });
+}
+
+// 'endogenous ~ instruments': two non-empty term lists, no name in two roles.
+void parse_iv_part(const std::string& text, std::size_t b, Formula& fm) {
+  const std::vector<Piece> sides = split_top(text, b, text.size(), "~");
+  if (sides.size() != 2) fail(text, b, "the IV part must be 'endogenous ~ instruments' with one '~'");
+  if (sides[0].begin == sides[0].end) fail(text, sides[0].begin, "no endogenous regressor before '~' in the IV part");
+  if (sides[1].begin == sides[1].end) fail(text, sides[1].begin, "no instrument after '~' in the IV part");
+  parse_terms(text, sides[0].begin, sides[0].end, fm.endogenous, nullptr, "endogenous regressors");
+  parse_terms(text, sides[1].begin, sides[1].end, fm.instruments, nullptr, "instruments");
+  for (const FormulaTerm& t : fm.endogenous) {
+    if (has_term(fm.terms, t.name))
+      throw InvalidInput(what_of(text) + ": '" + t.name + "' is both an exogenous regressor and an endogenous one; list it in one place");
+    if (t.factors.size() == 1 && t.factors[0].expr && t.name == fm.lhs_name)
+      throw InvalidInput(what_of(text) + ": the outcome '" + fm.lhs_name + "' cannot be its own endogenous regressor");
+  }
+  for (const FormulaTerm& t : fm.instruments) {
+    if (has_term(fm.endogenous, t.name))
+      throw InvalidInput(what_of(text) + ": '" + t.name + "' is both endogenous and an instrument; an endogenous regressor cannot instrument itself");
+    if (has_term(fm.terms, t.name))
+      throw InvalidInput(what_of(text) + ": '" + t.name + "' is an exogenous regressor, which instruments itself; list it only before the first '|', not among the excluded instruments");
+  }
+  if (fm.instruments.size() < fm.endogenous.size())
+    throw InvalidInput(what_of(text) + ": " + std::to_string(fm.endogenous.size()) + " endogenous regressors but only " +
+                       std::to_string(fm.instruments.size()) + " instrument" + (fm.instruments.size() == 1 ? "" : "s") +
+                       "; 2SLS needs at least as many excluded instruments as endogenous regressors");
+}
+
+}  // namespace
+
+Formula parse_formula(const std::string& text) {
+  Formula fm;
+  fm.text = text;
+  const std::size_t iv_begin = iv_part_start(text);
+  // the model part: everything before the IV part's '|'
+  const std::size_t main_end = iv_begin == text.size() ? text.size() : text.rfind('|', iv_begin);
+  std::vector<Piece> sides = split_top(text, 0, main_end, "~");
+  if (sides.size() != 2)
+    throw InvalidInput(what_of(text) + ": " +
+                       (sides.size() < 2 ? "needs '~' between the outcome and the regressors "
+                                           "(e.g. 'y ~ x1 + x2 | id + year')"
+                                         : "has more than one '~' outside the IV part 'endogenous ~ instruments'"));
+  if (sides[0].begin == sides[0].end) fail(text, 0, "the outcome is missing before '~'");
+  fm.lhs = parse_expression(text, what_of(text), sides[0].begin, sides[0].end);
+  fm.lhs_name = to_string(*fm.lhs);
+  std::vector<Piece> parts = split_top(text, sides[1].begin, main_end, "|");
+  if (parts.size() > 2)
+    fail(text, parts[2].begin - 1, "more than one '|' (the third part, if any, is the IV part 'endogenous ~ instruments')");
+  const Piece rhs = parts[0];
+  if (rhs.begin == rhs.end) fail(text, rhs.begin, "no regressors after '~' (write '1' for none)");
+  parse_terms(text, rhs.begin, rhs.end, fm.terms, &fm.intercept, "regressors");
   if (parts.size() == 2) {
     const Piece fes = parts[1];
     if (fes.begin == fes.end) fail(text, fes.begin, "no fixed effects after '|'");
@@ -194,7 +249,8 @@ Formula parse_formula(const std::string& text) {
     }
     fm.intercept = false;
   }
-  if (fm.terms.empty() && !fm.intercept)
+  if (iv_begin != text.size()) parse_iv_part(text, iv_begin, fm);
+  if (fm.terms.empty() && !fm.intercept && fm.endogenous.empty())
     throw InvalidInput(what_of(text) + ": the model has no regressors");
   return fm;
 }
@@ -202,7 +258,8 @@ Formula parse_formula(const std::string& text) {
 std::vector<std::string> Formula::variables() const {
   std::vector<std::string> out;
   collect_variables(*lhs, out);
-  for (const auto& t : terms)
+  for (const auto* list : {&terms, &endogenous, &instruments})
+   for (const auto& t : *list)
     for (const auto& f : t.factors) {
       if (f.dummies) {
         if (std::find(out.begin(), out.end(), f.var) == out.end()) out.push_back(f.var);
@@ -219,10 +276,16 @@ std::vector<std::string> Formula::variables() const {
 
 bool Formula::uses_panel_functions() const {
   if (has_panel_call(*lhs)) return true;
-  for (const auto& t : terms)
+  for (const auto* list : {&terms, &endogenous, &instruments})
+   for (const auto& t : *list)
     for (const auto& f : t.factors)
       if ((f.expr && has_panel_call(*f.expr)) || (f.slope && has_panel_call(*f.slope))) return true;
   return false;
+}
+
+void refuse_iv(const Formula& fm, const std::string& command, const std::string& why) {
+  if (fm.is_iv())
+    throw InvalidInput(command + ": formula '" + printable(fm.text, 200) + "' is an IV model ('... | endogenous ~ instruments'); " + why);
 }
 
 }  // namespace panelboot

@@ -101,7 +101,78 @@ std::string fe_line(const FitResult& m) {
   return s + "]";
 }
 
-std::string text_one(const FitResult& m) {
+std::string coefficient_rows(const std::vector<Coefficient>& cs, int lvl) {
+  std::ostringstream o;
+  std::vector<std::string> names;  // one line each, whatever a level holds
+  for (const auto& c : cs) names.push_back(printable(c.name, 200));
+  std::size_t wname = 12;
+  for (const auto& n : names) wname = std::max(wname, n.size() + 1);
+  o << pad("", wname, true) << pad("Estimate", 13) << pad("Std. Error", 13) << pad("t", 9)
+    << pad("Pr(>|t|)", 10) << "     " << pad("[" + std::to_string(lvl) + "% CI", 13)
+    << pad("]", 13) << "\n";
+  for (std::size_t i = 0; i < cs.size(); ++i) {
+    const Coefficient& c = cs[i];
+    o << pad(names[i], wname, true) << pad(f("%.6g", c.estimate), 13) << pad(f("%.6g", c.std_error), 13)
+      << pad(f(std::fabs(c.t_stat) < 1e5 ? "%.3f" : "%.2e", c.t_stat), 9) << pad(f("%.4f", c.p_value), 10) << " " << pad(stars(c.p_value), 3, true)
+      << " " << pad(f("%.6g", c.ci_low), 13) << pad(f("%.6g", c.ci_high), 13) << "\n";
+  }
+  return o.str();
+}
+
+std::string list_text(const std::vector<std::string>& xs) {
+  std::string s;
+  for (const std::string& x : xs) s += (s.empty() ? "" : " ") + printable(x, 200);
+  return s.empty() ? "(none)" : s;
+}
+
+std::string stat_line(const std::string& what, double v, const std::string& tail = "") {
+  return pad(what, 62, true) + pad(f("%.3f", v), 12) + tail + "\n";
+}
+
+// The IV block, compact, in ivreghdfe's order: first stages (on request), the identification
+// tests with Stock-Yogo's critical values, the effective F, Hansen's J, the variable roles.
+std::string iv_text(const FitResult& m, bool first_stage) {
+  const IvInfo& iv = *m.iv;
+  const IvDiagnostics& dg = iv.diagnostics;
+  std::ostringstream o;
+  const int lvl = static_cast<int>(std::lround(m.level * 100));
+  if (first_stage)
+    for (const FirstStage& fs : iv.first_stages) {
+      o << "\nFirst stage: " << printable(fs.variable, 200) << "\n" << coefficient_rows(fs.coefficients, lvl);
+      o << "F test of excluded instruments: F(" << f("%g", fs.f_df1) << ", " << f("%g", fs.f_df2) << ") = "
+        << f("%.3f", fs.f_stat) << ", p = " << f("%.4g", fs.f_p_value) << "; partial R2 " << f("%.4f", fs.partial_r2) << "\n";
+      if (fs.sw_f == fs.sw_f)
+        o << "Sanderson-Windmeijer F: F(" << f("%g", fs.sw_df1) << ", " << f("%g", fs.sw_df2) << ") = " << f("%.3f", fs.sw_f)
+          << ", p = " << f("%.4g", fs.sw_p_value) << "\n";
+    }
+  o << "\n";
+  if (!first_stage)
+    for (const FirstStage& fs : iv.first_stages)
+      o << stat_line("First-stage F (" + printable(fs.variable, 40) + "), F(" + f("%g", fs.f_df1) + ", " + f("%g", fs.f_df2) + "):",
+                     fs.f_stat, "  p = " + f("%.4g", fs.f_p_value) +
+                                    (fs.sw_f == fs.sw_f ? "; SW F = " + f("%.3f", fs.sw_f) : std::string()));
+  o << stat_line("Underidentification (Kleibergen-Paap rk LM), chi2(" + f("%g", dg.kp_rk_lm_df) + "):", dg.kp_rk_lm,
+                 "  p = " + f("%.4g", dg.kp_rk_lm_p));
+  o << stat_line("Weak identification (Cragg-Donald Wald F):", dg.cragg_donald_f);
+  o << stat_line("                    (Kleibergen-Paap rk Wald F):", dg.kp_rk_wald_f);
+  for (std::size_t i = 0; i < dg.stock_yogo.size(); ++i)
+    o << pad(i == 0 ? "Stock-Yogo critical values: " + dg.stock_yogo[i].label : "                            " + dg.stock_yogo[i].label, 62, true)
+      << pad(f("%.2f", dg.stock_yogo[i].value), 12) << "\n";
+  if (dg.effective_f == dg.effective_f)
+    o << stat_line("Effective F (Montiel Olea-Pflueger):", dg.effective_f,
+                   "  critical value " + f("%.3f", dg.effective_f_crit) + " (2SLS, tau = 10%, 5% test)");
+  if (dg.hansen_j == dg.hansen_j)
+    o << stat_line(dg.j_name + " statistic (overidentification), chi2(" + f("%g", dg.hansen_j_df) + "):", dg.hansen_j,
+                   "  p = " + f("%.4g", dg.hansen_j_p));
+  else
+    o << pad(dg.j_name + " statistic (overidentification):", 62, true) << "  (exactly identified)\n";
+  o << "Instrumented: " << list_text(iv.endogenous) << "\n";
+  o << "Included instruments: " << list_text(iv.exogenous) << (m.fe_names.empty() ? "" : " (and the absorbed fixed effects)") << "\n";
+  o << "Excluded instruments: " << list_text(iv.instruments) << "\n";
+  return o.str();
+}
+
+std::string text_one(const FitResult& m, bool first_stage) {
   std::ostringstream o;
   o << "Model: " << m.formula << "\n";
   o << "Data: " << m.data_source << "\n";
@@ -110,23 +181,14 @@ std::string text_one(const FitResult& m) {
   o << "Variance: " << m.vcov_label << "; reference " << m.reference << "\n";
   for (const auto& d : m.dropped) o << "Omitted: " << d << "\n";
   const int lvl = static_cast<int>(std::lround(m.level * 100));
-  std::vector<std::string> names;  // one line each, whatever a level holds
-  for (const auto& c : m.coefficients) names.push_back(printable(c.name, 200));
-  std::size_t wname = 12;
-  for (const auto& n : names) wname = std::max(wname, n.size() + 1);
-  o << "\n" << pad("", wname, true) << pad("Estimate", 13) << pad("Std. Error", 13) << pad("t", 9)
-    << pad("Pr(>|t|)", 10) << "     " << pad("[" + std::to_string(lvl) + "% CI", 13)
-    << pad("]", 13) << "\n";
-  for (std::size_t i = 0; i < m.coefficients.size(); ++i) {
-    const Coefficient& c = m.coefficients[i];
-    o << pad(names[i], wname, true) << pad(f("%.6g", c.estimate), 13) << pad(f("%.6g", c.std_error), 13)
-      << pad(f(std::fabs(c.t_stat) < 1e5 ? "%.3f" : "%.2e", c.t_stat), 9) << pad(f("%.4f", c.p_value), 10) << " " << pad(stars(c.p_value), 3, true)
-      << " " << pad(f("%.6g", c.ci_low), 13) << pad(f("%.6g", c.ci_high), 13) << "\n";
-  }
+  if (m.iv) o << "Estimator: 2SLS (IV), " << m.iv->endogenous.size() << " endogenous, " << m.iv->instruments.size()
+              << " excluded instrument" << (m.iv->instruments.size() == 1 ? "" : "s") << "\n";
+  o << "\n" << coefficient_rows(m.coefficients, lvl);
   o << "---\nSignif. codes: *** p<0.01, ** p<0.05, * p<0.1, under " << m.reference << "\n";
   o << "R2: " << f("%.5f", m.r2);
   if (m.r2_within == m.r2_within) o << "   Within R2: " << f("%.5f", m.r2_within);
   o << "   Residual std. error: " << f("%.6g", m.sigma) << "\n";
+  if (m.iv) o << iv_text(m, first_stage);
   for (const auto& w : m.wald)
     o << "Wald test (" << w.hypothesis << "): F(" << w.df1 << ", " << f("%g", w.df2)
       << ") = " << f("%.4f", w.f_stat) << ", p = " << f("%.4g", w.p_value) << "\n";
@@ -240,6 +302,57 @@ std::string side_by_side(const std::vector<FitResult>& ms, Format fmt) {
 
 }  // namespace
 
+namespace {
+
+nlohmann::json coefficients_json(const std::vector<Coefficient>& cs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& c : cs)
+    out.push_back({{"name", c.name}, {"estimate", c.estimate},
+                   {"std_error", num_or_null(c.std_error)},
+                   {"t_stat", num_or_null(c.t_stat)},
+                   {"p_value", num_or_null(c.p_value)},
+                   {"ci_low", num_or_null(c.ci_low)},
+                   {"ci_high", num_or_null(c.ci_high)}});
+  return out;
+}
+
+// An IV model's extra fields: the roles, first_stages[] and diagnostics.
+void add_iv_json(const FitResult& m, nlohmann::json& mj) {
+  const IvInfo& iv = *m.iv;
+  mj["endogenous"] = iv.endogenous;
+  mj["instruments"] = iv.instruments;
+  mj["exogenous"] = iv.exogenous;
+  mj["first_stages"] = nlohmann::json::array();
+  for (const FirstStage& fs : iv.first_stages) {
+    nlohmann::json fj{{"variable", fs.variable}, {"coefficients", coefficients_json(fs.coefficients)},
+                      {"f_stat", num_or_null(fs.f_stat)}, {"f_df1", fs.f_df1}, {"f_df2", num_or_null(fs.f_df2)},
+                      {"f_p_value", num_or_null(fs.f_p_value)}, {"partial_r2", num_or_null(fs.partial_r2)}};
+    if (iv.endogenous.size() > 1) {
+      fj["sw_f"] = num_or_null(fs.sw_f);
+      fj["sw_df1"] = fs.sw_df1;
+      fj["sw_df2"] = num_or_null(fs.sw_df2);
+      fj["sw_p_value"] = num_or_null(fs.sw_p_value);
+    }
+    mj["first_stages"].push_back(fj);
+  }
+  const IvDiagnostics& dg = iv.diagnostics;
+  nlohmann::json sy = nlohmann::json::array();
+  for (const StockYogoValue& v : dg.stock_yogo) sy.push_back({{"label", v.label}, {"value", v.value}});
+  mj["diagnostics"] = {{"kp_rk_lm", num_or_null(dg.kp_rk_lm)}, {"kp_rk_lm_df", dg.kp_rk_lm_df},
+                       {"kp_rk_lm_p", num_or_null(dg.kp_rk_lm_p)}, {"kp_rk_wald", num_or_null(dg.kp_rk_wald)},
+                       {"kp_rk_wald_f", num_or_null(dg.kp_rk_wald_f)},
+                       {"cragg_donald_f", num_or_null(dg.cragg_donald_f)}, {"stock_yogo", sy},
+                       {"effective_f", num_or_null(dg.effective_f)},
+                       {"effective_f_crit", num_or_null(dg.effective_f_crit)},
+                       {"effective_f_k_eff", num_or_null(dg.effective_f_k_eff)},
+                       {"effective_f_crit_simplified", num_or_null(dg.effective_f_crit_simplified)},
+                       {"mop_b_tsls", num_or_null(dg.mop_b_tsls)},
+                       {"hansen_j", num_or_null(dg.hansen_j)}, {"hansen_j_df", dg.hansen_j_df},
+                       {"hansen_j_p", num_or_null(dg.hansen_j_p)}, {"j_statistic", dg.j_name}};
+}
+
+}  // namespace
+
 nlohmann::json fit_json(const std::vector<FitResult>& ms) {
   nlohmann::json j;
   j["program"] = "panelboot";
@@ -286,14 +399,10 @@ nlohmann::json fit_json(const std::vector<FitResult>& ms) {
     mj["nested_fe"] = m.nested_fe;
     mj["demean_method"] = m.demean_method;
     mj["omitted"] = m.dropped;
-    mj["coefficients"] = nlohmann::json::array();
-    for (const auto& c : m.coefficients)
-      mj["coefficients"].push_back({{"name", c.name}, {"estimate", c.estimate},
-                                    {"std_error", num_or_null(c.std_error)},
-                                    {"t_stat", num_or_null(c.t_stat)},
-                                    {"p_value", num_or_null(c.p_value)},
-                                    {"ci_low", num_or_null(c.ci_low)},
-                                    {"ci_high", num_or_null(c.ci_high)}});
+    mj["estimator"] = m.iv ? "2sls" : "ols";
+    mj["small"] = m.small;
+    mj["coefficients"] = coefficients_json(m.coefficients);
+    if (m.iv) add_iv_json(m, mj);
     nlohmann::json V = nlohmann::json::array();
     for (Eigen::Index a = 0; a < m.vcov.rows(); ++a) {
       nlohmann::json r = nlohmann::json::array();
@@ -311,7 +420,7 @@ nlohmann::json fit_json(const std::vector<FitResult>& ms) {
   return j;
 }
 
-std::string render_fit(const std::vector<FitResult>& ms, Format fmt) {
+std::string render_fit(const std::vector<FitResult>& ms, Format fmt, bool first_stage) {
   switch (fmt) {
     case Format::kJson:
       return dump_json(fit_json(ms));
@@ -319,7 +428,7 @@ std::string render_fit(const std::vector<FitResult>& ms, Format fmt) {
       std::string s;
       for (std::size_t i = 0; i < ms.size(); ++i) {
         if (ms.size() > 1) s += "== (" + std::to_string(i + 1) + ") ==\n";
-        s += text_one(ms[i]) + "\n";
+        s += text_one(ms[i], first_stage) + "\n";
       }
       if (ms.size() > 1) s += "== Side by side ==\n" + side_by_side(ms, Format::kText);
       return s;

@@ -1,0 +1,116 @@
+// IV models as a user meets them: the executable run on a small panel, each bad input a one-line
+// error naming the variables, exit status 2, and no output file left behind.
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "helpers.hpp"
+#include "process.hpp"
+
+namespace fs = std::filesystem;
+using pbtest::expect_user_error;
+using pbtest::run_process;
+
+namespace {
+
+// 12 units x 6 periods; d endogenous, z1 z2 instruments, zu = a copy of the unit id (absorbed by
+// the unit FE), zx = 2 x (collinear with the exogenous regressor).
+std::string iv_csv() {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> nd;
+  std::string s = "unit,year,y,x,d,z1,z2,zu,zx\n";
+  for (int i = 0; i < 12; ++i)
+    for (int t = 0; t < 6; ++t) {
+      const double x = nd(rng), z1 = nd(rng), z2 = nd(rng), v = nd(rng);
+      const double d = z1 + 0.5 * z2 + 0.2 * x + v;
+      const double y = 1.5 * d + x + 0.5 * v + nd(rng);
+      s += std::to_string(i) + "," + std::to_string(2000 + t) + "," + std::to_string(y) + "," + std::to_string(x) + "," +
+           std::to_string(d) + "," + std::to_string(z1) + "," + std::to_string(z2) + "," + std::to_string(i * 1.0) + "," +
+           std::to_string(2 * x) + "\n";
+    }
+  return s;
+}
+
+struct IvRun {
+  pbtest::ProcRun r;
+  bool output_left;
+};
+
+IvRun run_iv(const std::string& formula, std::vector<std::string> extra = {}) {
+  const std::string data = pbtest::write_temp(iv_csv());
+  const std::string out = pbtest::temp_path(".json");
+  std::vector<std::string> args{"fit", "--data", data, "--formula", formula, "--format", "json", "--output", out};
+  args.insert(args.end(), extra.begin(), extra.end());
+  IvRun run{run_process(args), fs::exists(out)};
+  fs::remove(out);
+  fs::remove(data);
+  return run;
+}
+
+}  // namespace
+
+TEST(IvProcess, FewerInstrumentsThanEndogenousRegressorsIsRefused) {
+  const IvRun r = run_iv("y ~ x | unit + year | d + z2 ~ z1");
+  expect_user_error(r.r, {"2 endogenous regressors but only 1 instrument", "at least as many"}, 1);
+  EXPECT_FALSE(r.output_left);
+}
+
+TEST(IvProcess, AnInstrumentAbsorbedByTheFixedEffectsIsNamed) {
+  const IvRun r = run_iv("y ~ x | unit + year | d ~ z1 + zu");
+  expect_user_error(r.r, {"instrument 'zu'", "collinear with the fixed effects"}, 1);
+  EXPECT_FALSE(r.output_left);
+}
+
+TEST(IvProcess, AnInstrumentCollinearWithTheExogenousRegressorsIsNamed) {
+  const IvRun r = run_iv("y ~ x | unit + year | d ~ z1 + zx");
+  expect_user_error(r.r, {"instrument 'zx'", "collinear with the exogenous regressors"}, 1);
+  EXPECT_FALSE(r.output_left);
+}
+
+TEST(IvProcess, AVariableBothEndogenousAndExogenousIsRefused) {
+  const IvRun r = run_iv("y ~ x + d | unit + year | d ~ z1");
+  expect_user_error(r.r, {"'d' is both an exogenous regressor and an endogenous one"}, 1);
+  EXPECT_FALSE(r.output_left);
+  const IvRun r2 = run_iv("y ~ x | unit + year | d ~ z1 + x");
+  expect_user_error(r2.r, {"'x' is an exogenous regressor", "instruments itself"}, 1);
+  const IvRun r3 = run_iv("y ~ x | unit + year | d ~ d + z1");
+  expect_user_error(r3.r, {"'d' is both endogenous and an instrument"}, 1);
+}
+
+TEST(IvProcess, AnEndogenousRegressorAbsorbedByTheFixedEffectsIsNamed) {
+  const IvRun r = run_iv("y ~ x | unit + year | zu ~ z1");
+  expect_user_error(r.r, {"endogenous regressor 'zu'", "collinear with the fixed effects"}, 1);
+}
+
+TEST(IvProcess, CommandsWithoutAnIvFormRefuseAnIvFormula) {
+  const std::string data = pbtest::write_temp(iv_csv());
+  expect_user_error(run_process({"wild", "--data", data, "--formula", "y ~ x | unit + year | d ~ z1", "--cluster",
+                                 "unit", "--test", "d = 0"}),
+                    {"wild:", "IV model", "WRE bootstrap"}, 1);
+  expect_user_error(run_process({"threshold", "--data", data, "--panel", "unit,year", "--formula",
+                                 "y ~ x | unit | d ~ z1", "--threshold-var", "z2", "--regime", "x", "--B", "0"}),
+                    {"threshold:", "IV model"}, 1);
+  fs::remove(data);
+}
+
+TEST(IvProcess, AGoodModelWritesTheIvFieldsAndTheTextNamesTheConvention) {
+  const IvRun r = run_iv("y ~ x | unit + year | d ~ z1 + z2", {"--cluster", "unit"});
+  EXPECT_EQ(r.r.status, 0) << r.r.err;
+  EXPECT_TRUE(r.output_left);
+  const std::string data = pbtest::write_temp(iv_csv());
+  const pbtest::ProcRun t = run_process({"fit", "--data", data, "--formula", "y ~ x | unit + year | d ~ z1 + z2",
+                                         "--cluster", "unit", "--first-stage"});
+  EXPECT_EQ(t.status, 0) << t.err;
+  for (const char* phrase : {"Estimator: 2SLS (IV), 1 endogenous, 2 excluded instruments", "First stage: d",
+                             "F test of excluded instruments: F(2, 11)", "Kleibergen-Paap rk LM", "Kleibergen-Paap rk Wald F",
+                             "Stock-Yogo critical values: 10% maximal IV size", "19.93", "Effective F (Montiel Olea-Pflueger)",
+                             "Hansen J statistic", "Instrumented: d", "Excluded instruments: z1 z2",
+                             "G/(G-1)*(N-1)/(N-K)", "reference t(11)"})
+    EXPECT_NE(t.out.find(phrase), std::string::npos) << phrase << "\n" << t.out;
+  const pbtest::ProcRun big = run_process({"fit", "--data", data, "--formula", "y ~ x | unit + year | d ~ z1 + z2",
+                                           "--cluster", "unit", "--small", "no"});
+  EXPECT_EQ(big.status, 0) << big.err;
+  EXPECT_NE(big.out.find("no small-sample factor"), std::string::npos) << big.out;
+  EXPECT_NE(big.out.find("reference N(0,1)"), std::string::npos) << big.out;
+  fs::remove(data);
+}
