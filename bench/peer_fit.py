@@ -33,9 +33,9 @@ def write_csv(path, units, periods, seed=42):
             np.savetxt(f, block, fmt=["%d", "%d"] + ["%.10g"] * 6, delimiter=",")
 
 
-def timed_process(cmd):
+def timed_process(cmd, env=None):
     t0 = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True)
+    p = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr}")
