@@ -50,6 +50,7 @@ void check_frame(const DataFrame& df) {
 
 void check_design(const Design& d) {
   require(d.x_names.size() == d.n_reg, "x_names vs n_reg");
+  require(d.n_endo + d.n_inst <= d.n_reg && (d.n_endo == 0) == (d.n_inst == 0), "IV column counts");
   require(d.y.size() == d.n_obs, "y size");
   require(d.X.size() == d.n_obs * d.n_reg, "X size");
   require(d.w.empty() || d.w.size() == d.n_obs, "w size");
@@ -143,7 +144,8 @@ void formula(const std::uint8_t* data, std::size_t size) {
   const Formula fm = parse_formula(as_text(data, size));
   (void)fm.variables();
   (void)fm.uses_panel_functions();
-  require(!fm.terms.empty() || fm.intercept, "a formula with no regressors was accepted");
+  require(!fm.terms.empty() || fm.intercept || fm.is_iv(), "a formula with no regressors was accepted");
+  require(fm.instruments.size() >= fm.endogenous.size(), "an IV formula with too few instruments was accepted");
   SampleOptions opts;
   opts.panel_id = "id";
   opts.panel_time = "year";

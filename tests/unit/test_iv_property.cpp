@@ -249,6 +249,19 @@ TEST(IvProperty, OneInstrumentEffectiveFIsTheRobustFirstStageFAndItsCriticalValu
   EXPECT_NEAR(dg.effective_f_crit_simplified, 23.1085, 5e-4);
   EXPECT_TRUE(std::isnan(dg.hansen_j));  // exactly identified
   EXPECT_EQ(dg.j_name, "Hansen J");
+  // the generalized critical value: B_TSLS <= 1 makes it at most the simplified one
+  EXPECT_GT(dg.mop_b_tsls, 0.0);
+  EXPECT_LE(dg.mop_b_tsls, 1.0);
+  EXPECT_LE(dg.effective_f_crit, dg.effective_f_crit_simplified + 1e-9);
+  // clustered: weakivtest's scaling has no G/(G-1), the first-stage F has it
+  SampleOptions so;
+  so.cluster = {"cl"};
+  Design dc = build_design(p.df, parse_formula("y ~ x1 | unit + time | d ~ z1"), so);
+  fo.vcov = VcovType::kCluster;
+  const FitResult fc = fit(dc, fo);
+  const double N = static_cast<double>(fc.n_obs), G = fc.min_clusters();
+  expect_rel(fc.iv->diagnostics.effective_f, fc.iv->first_stages[0].f_stat * G / (G - 1) * (N - 1) / N, 1e-10,
+             "clustered F_eff");
 }
 
 TEST(IvProperty, SmallNoDropsTheFactorAndUsesTheNormalReference) {

@@ -14,6 +14,7 @@
 #include "panelboot/distributions.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/estimate.hpp"
+#include "panelboot/memory.hpp"
 
 namespace panelboot {
 namespace detail {
@@ -105,6 +106,10 @@ IvColumns screen_iv_columns(const Design& d, const Eigen::MatrixXd& gram, const 
   }
   c.endo = range(kx_all, kx_all + d.n_endo);
   c.inst = range(kx_all + d.n_endo, d.n_reg);
+  if (c.inst.size() < c.endo.size())  // e.g. an endogenous i(f) of many levels
+    throw InvalidInput("formula '" + d.formula + "': " + std::to_string(c.endo.size()) +
+                       " endogenous columns but only " + std::to_string(c.inst.size()) +
+                       " instrument columns; 2SLS needs at least as many excluded instruments as endogenous regressors");
   refuse_collinear(d, gram, raw_ss, c.exo, c.endo, "endogenous regressor",
                    "the exogenous regressors or the other endogenous ones");
   refuse_collinear(d, gram, raw_ss, c.exo, c.inst, "instrument",
@@ -136,6 +141,17 @@ std::vector<std::string> names_of(const Design& d, const std::vector<std::size_t
 Eigen::MatrixXd first_stage_coefficients(const Eigen::MatrixXd& gram, const IvColumns& c) {
   const std::vector<std::size_t> w = instrument_columns(c);
   return detail::solve_spd(detail::gather(gram, w, w), detail::gather(gram, w, c.endo));
+}
+
+// The N-row matrices 2SLS and its diagnostics hold at once, estimated before they are allocated:
+// W, R, Xh and the residuals; the partialled Z, Y2 and first-stage residuals; the diagnostics'
+// score matrices (p L, 2 L) and the meat's per-observation scratch.
+void check_iv_memory(std::size_t n, std::size_t p, std::size_t kx, std::size_t L) {
+  const double cols = 2.0 * static_cast<double>(L + kx) + 2.0 * static_cast<double>(p + kx) + 3.0 * static_cast<double>(L) +
+                      3.0 * static_cast<double>(p) + 2.0 * static_cast<double>(p * L) + 4.0 * static_cast<double>(L) + 4.0;
+  check_memory(8.0 * static_cast<double>(n) * cols, 0,
+               "2SLS with its diagnostics on " + std::to_string(n) + " rows",
+               "fit a subsample with --where, or use a machine with more memory");
 }
 
 }  // namespace
@@ -175,6 +191,7 @@ FitResult fit_iv(Design& d, const FitOptions& opts) {
                          "apart from the exogenous regressors)");
   }
   const DegreesOfFreedom dof = degrees_of_freedom(d, opts, k, res);
+  check_iv_memory(d.n_obs, p, kx, c.inst.size());
   const Solution sol = solve_scaled(xhxh, xhy);
   // the fitted regressors, explicitly (the variance sums over rows), and the structural residuals
   const Eigen::MatrixXd W = columns(d, w_idx);

@@ -278,6 +278,18 @@ std::string side_by_side(const std::vector<FitResult>& ms, Format fmt) {
   row("R2 (within if FE)", r2w);
   row("Variance", vc);
   row("Clusters", cl);
+  if (std::any_of(ms.begin(), ms.end(), [](const FitResult& m) { return static_cast<bool>(m.iv); })) {
+    std::vector<std::string> est, kp, eff;
+    for (const auto& m : ms) {
+      est.push_back(m.iv ? "2SLS" : "OLS");
+      kp.push_back(m.iv ? f("%.2f", m.iv->diagnostics.kp_rk_wald_f) : "");
+      eff.push_back(m.iv && m.iv->diagnostics.effective_f == m.iv->diagnostics.effective_f
+                        ? f("%.2f", m.iv->diagnostics.effective_f) : "");
+    }
+    row("Estimator", est);
+    row("Weak-IV F (KP rk Wald)", kp);
+    row("Effective F (MOP)", eff);
+  }
   if (fmt == Format::kLatex) o << "\\hline\n\\end{tabular}\n";
   if (!text_rows.empty()) {
     std::size_t wh = 12, wc = 12;
