@@ -50,27 +50,30 @@ FitOptions small_sample(const FitOptions& o) {
   return s;
 }
 
-// sum of s_i s_i' over the model's variance structure, S (N x q) a row per observation: per
-// observation (hc1), the signed cluster terms (one- or multiway), or Driscoll-Kraay's time sums.
-// `small`: with the model's small-sample factor for K (as its vcov); else the raw sum M(S) that
-// ranktest, the GMM weight and weakivtest use. (compute_vcov with the scores as regressors, unit
-// residuals and an identity bread is exactly that sum.) Not for iid.
-Mat meat(const IvProblem& prob, const Mat& S, bool small, double K = 0, double K_all = 0) {
-  FitOptions o = prob.opts;
-  o.small = small;
-  const Vec ones = Vec::Ones(S.rows());
-  const Mat I = Mat::Identity(S.cols(), S.cols());
-  const VcovInput in{prob.d, S.data(), ones.data(), prob.d.n_obs, static_cast<std::size_t>(S.cols()), I,
-                     static_cast<double>(prob.d.n_obs), K, K_all, o};
-  return compute_vcov(in).V;
-}
-
 // Scores kron(e_i, m_i): column j*m + a is m_ia e_ij (vec order of an m x r coefficient matrix).
 Mat kron_scores(const Mat& M, const Mat& E) {
   Mat S(M.rows(), M.cols() * E.cols());
   for (Eigen::Index j = 0; j < E.cols(); ++j)
     for (Eigen::Index a = 0; a < M.cols(); ++a) S.col(j * M.cols() + a) = M.col(a).cwiseProduct(E.col(j));
   return S;
+}
+
+// sum of s_i s_i' for the scores s_i = kron(e_i, m_i) (M: N x m, E: N x r) over the model's
+// variance structure: per observation (hc1), the signed cluster terms (one- or multiway), or
+// Driscoll-Kraay's time sums. `small`: with the model's small-sample factor for K (as its vcov);
+// else the raw sum M(S) that ranktest, the GMM weight and weakivtest use. (compute_vcov with M as
+// the regressors, e as the residuals and an identity bread is exactly that sum; several columns
+// of E are formed into their scores first.) Not for iid.
+Mat meat(const IvProblem& prob, const Mat& M, const Mat& E, bool small, double K = 0, double K_all = 0) {
+  FitOptions o = prob.opts;
+  o.small = small;
+  const Mat S = E.cols() == 1 ? Mat() : kron_scores(M, E);
+  const Mat& X = E.cols() == 1 ? M : S;
+  const Vec u = E.cols() == 1 ? Vec(E.col(0)) : Vec::Ones(M.rows());
+  const Mat I = Mat::Identity(X.cols(), X.cols());
+  const VcovInput in{prob.d, X.data(), u.data(), prob.d.n_obs, static_cast<std::size_t>(X.cols()), I,
+                     static_cast<double>(prob.d.n_obs), K, K_all, o};
+  return compute_vcov(in).V;
 }
 
 Mat kron(const Mat& A, const Mat& B) {
@@ -98,7 +101,7 @@ Mat first_stage_variance(const IvProblem& prob, const Partialled& pt, const Mat&
   if (is_iid(prob)) return kron(E.transpose() * E / (pt.N - pt.K_first_all), pt.ZZinv);
   Mat bread = Mat::Zero(L * r, L * r);
   for (Eigen::Index j = 0; j < r; ++j) bread.block(j * L, j * L, L, L) = pt.ZZinv;
-  return bread * meat(prob, kron_scores(pt.Z, E), true, pt.K_first, pt.K_first_all) * bread;
+  return bread * meat(prob, pt.Z, E, true, pt.K_first, pt.K_first_all) * bread;
 }
 
 // b' V^-1 b; NaN when V is (numerically) singular, e.g. a cluster-robust variance with no more
@@ -212,7 +215,7 @@ Canonical canonical(const Partialled& pt) {
 // rk = N lambda' [(B kron A') kpvar (B kron A')']^-1 lambda, chi2(L - p + 1).
 double kp_rank_statistic(const IvProblem& prob, const Partialled& pt, const Canonical& c, const Mat& resid) {
   const Eigen::Index L = pt.Z.cols(), p = pt.Y.cols(), q = p - 1;
-  const Mat S = meat(prob, kron_scores(pt.Z, resid), false) / pt.N;
+  const Mat S = meat(prob, pt.Z, resid, false) / pt.N;
   const Mat Ry_inv = c.Ry.triangularView<Eigen::Lower>().solve(Mat::Identity(p, p));
   const Mat Rz_inv = c.Rz.triangularView<Eigen::Lower>().solve(Mat::Identity(L, L));
   const Mat T = kron(Ry_inv, Rz_inv);
@@ -301,20 +304,23 @@ double max_tsls_bias(const Mat& W1, const Mat& W12, const Mat& W2) {
 EffectiveF effective_f(const IvProblem& prob, const Partialled& pt, const Vec& y_partialled) {
   EffectiveF e;
   const Eigen::Index L = pt.Z.cols();
+  // the orthonormalised instruments Zo = Zt Rz'^-1 (Zo'Zo / N = I) need not be formed: their
+  // scores are Rz^-1 times Zt's, so their sums are T M(Zt's scores) T', T = diag(Rz^-1, Rz^-1)
   const Mat Rz = Eigen::LLT<Mat>(pt.Z.transpose() * pt.Z / pt.N).matrixL();
-  const Mat Zo = Rz.triangularView<Eigen::Lower>().solve(pt.Z.transpose()).transpose();  // Zo'Zo / N = I
   const Vec v1 = pt.V.col(0);
   const Vec v2 = y_partialled - pt.Z * (pt.ZZinv * (pt.Z.transpose() * y_partialled));
-  Mat scores(Zo.rows(), 2 * L);
-  scores << kron_scores(Zo, v2), kron_scores(Zo, v1);
   Mat W;
   const double d_s = pt.N - pt.K_first;
   if (is_iid(prob)) {
     Mat E(v1.size(), 2);
     E << v2, v1;
-    W = kron(E.transpose() * E / d_s, Zo.transpose() * Zo);
+    W = kron(E.transpose() * E / d_s, pt.N * Mat::Identity(L, L));
   } else {
-    W = meat(prob, scores, false) / d_s;
+    Mat E(v1.size(), 2);
+    E << v2, v1;
+    const Mat Rz_inv = Rz.triangularView<Eigen::Lower>().solve(Mat::Identity(L, L));
+    const Mat T = kron(Mat::Identity(2, 2), Rz_inv);
+    W = T * meat(prob, pt.Z, E, false) * T.transpose() / d_s;
   }
   // a multiway cluster sum can be indefinite: its negative eigenvalues set to zero (as
   // --vcov-psd-fix does), so that K_eff >= 1 and the bias bound are defined
@@ -343,7 +349,7 @@ double overidentification(const IvProblem& prob, const Partialled& pt, const Vec
   // ivreg2's Omega spans every instrument (the exogenous ones too): with fewer clusters than
   // instruments it is singular and J is missing, even where the partialled Omega is not
   if (is_cluster(prob) && min_clusters(prob) < static_cast<double>(prob.W.cols())) return kNaN;
-  const Mat omega = meat(prob, kron_scores(pt.Z, u), false);
+  const Mat omega = meat(prob, pt.Z, u, false);
   Eigen::SelfAdjointEigenSolver<Mat> es(0.5 * (omega + omega.transpose()));
   if (!(es.eigenvalues().minCoeff() > 1e-12 * es.eigenvalues().maxCoeff())) return kNaN;
   const Mat om_inv = es.eigenvectors() * es.eigenvalues().cwiseInverse().asDiagonal() * es.eigenvectors().transpose();

@@ -10,14 +10,18 @@ namespace panelboot::detail {
 
 Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
                              const std::int32_t* code, std::int32_t n_groups) {
-  // scores S (G x k): S_g = sum_{i in g} x_i u_i
-  Eigen::MatrixXd S = Eigen::MatrixXd::Zero(n_groups, static_cast<Eigen::Index>(n_reg));
-  for (std::size_t j = 0; j < n_reg; ++j) {
-    const double* x = X + j * n_obs;
-    double* s = S.data() + j * static_cast<std::size_t>(n_groups);
-    for (std::size_t i = 0; i < n_obs; ++i) s[code[i]] += x[i] * u[i];
+  // scores S (G x k): S_g = sum_{i in g} x_i u_i, one pass over the rows (each row adds to one
+  // row of S; every cell still sums its observations in row order)
+  using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  RowMat S = RowMat::Zero(n_groups, static_cast<Eigen::Index>(n_reg));
+  double* s = S.data();
+  for (std::size_t i = 0; i < n_obs; ++i) {
+    double* row = s + static_cast<std::size_t>(code[i]) * n_reg;
+    const double ui = u[i];
+    for (std::size_t j = 0; j < n_reg; ++j) row[j] += X[j * n_obs + i] * ui;
   }
-  return S.transpose() * S;
+  const Eigen::MatrixXd Sc = S;  // column-major: the product's bits as before the one-pass sums
+  return Sc.transpose() * Sc;
 }
 
 namespace {
