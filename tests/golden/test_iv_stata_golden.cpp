@@ -6,15 +6,13 @@
 //
 // Per model and VCE (iid / robust / cluster, each without and with `small`):
 //   - coefficients, standard errors and every cell of e(V);
-//   - N, K, N_clust, the t/F df under `small`; RSS, R2 (and rmse where conventions agree, below);
+//   - N, K, N_clust, the t/F df under `small`; RSS, R2, rmse (without aweights, below);
 //   - idstat (KP rk LM; Anderson LM under iid), its df and p; widstat (KP rk Wald F; CD F under
 //     iid); cdf (Cragg-Donald F); j (Hansen J; = Sargan under iid), its df and p;
 //   - e(first): first-stage F, df, df_r, p, partial R2; SW F, df, p with several endogenous;
 //     SW chi2 (= the KP rk Wald chi2 when p = 1).
 //
 // Not compared (they disagree by convention or the case is degenerate; see the README):
-//   - rmse without `small`: ivreg2's e(rmse) is sqrt(RSS/N) there, panelboot's sigma is always
-//     sqrt(RSS/(N-K)). With `small` they agree.
 //   - RSS and rmse with aweights: ivreg2 rescales aweights to sum to N, panelboot uses them as
 //     given, so its RSS is larger by mean(weight) (sigma by its square root). Everything else is
 //     invariant to the scale of the weights and agrees.
@@ -197,7 +195,8 @@ void check_case(const Case& c, const std::string& vce) {
   expect_rel(pb_num(m["r2"], id), stata_num(d, "r2", id), kRel, id + " r2");
   if (!c.weights) {
     expect_rel(pb_num(m["rss"], id), stata_num(d, "rss", id), kRel, id + " rss");
-    if (small) expect_rel(pb_num(m["sigma"], id), stata_num(d, "rmse", id), kRel, id + " rmse");
+    // rmse: sqrt(RSS/(N-K)) with small, sqrt(RSS/N) without (--small no), as ivreg2's e(rmse)
+    expect_rel(pb_num(m["sigma"], id), stata_num(d, "rmse", id), kRel, id + " rmse");
   }
 
   // --- identification and over-identification ---
