@@ -63,7 +63,7 @@ TEST(IvProcess, AnInstrumentAbsorbedByTheFixedEffectsIsNamed) {
 
 TEST(IvProcess, AnInstrumentCollinearWithTheExogenousRegressorsIsNamed) {
   const IvRun r = run_iv("y ~ x | unit + year | d ~ z1 + zx");
-  expect_user_error(r.r, {"instrument 'zx'", "collinear with the exogenous regressors"}, 1);
+  expect_user_error(r.r, {"instrument 'zx'", "the exogenous regressors or the other instruments"}, 1);
   EXPECT_FALSE(r.output_left);
 }
 
@@ -113,4 +113,29 @@ TEST(IvProcess, AGoodModelWritesTheIvFieldsAndTheTextNamesTheConvention) {
   EXPECT_NE(big.out.find("no small-sample factor"), std::string::npos) << big.out;
   EXPECT_NE(big.out.find("reference N(0,1)"), std::string::npos) << big.out;
   fs::remove(data);
+}
+
+TEST(IvProcess, TheOutcomeInTheIvPartAndTooFewRowsAreRefused) {
+  expect_user_error(run_iv("y ~ x | unit + year | d ~ I(2*y) + z1").r, {"uses the outcome 'y' in the IV part"}, 1);
+  // 4 rows, no FE: the second stage has 3 parameters (intercept, x, d), each first stage 4
+  const IvRun r = run_iv("y ~ x | d ~ z1 + z2", {"--where", "unit == 0 and year <= 2003", "--vcov", "hc1"});
+  expect_user_error(r.r, {"observations but", "parameters in each first stage"}, 1);
+  EXPECT_FALSE(r.output_left);
+}
+
+TEST(IvProcess, FirstStageOptionIsForTheTextOutput) {
+  expect_user_error(run_iv("y ~ x | unit + year | d ~ z1", {"--first-stage"}).r,
+                    {"--first-stage prints", "first_stages[]"}, 1);
+}
+
+TEST(IvProcess, TooFewClustersLeaveTheStatisticsOutWithTheReason) {
+  const std::string data = pbtest::write_temp(iv_csv());
+  const pbtest::ProcRun t = run_process({"fit", "--data", data, "--formula", "y ~ x | unit + year | d ~ z1 + z2",
+                                         "--cluster", "unit", "--where", "unit <= 1"});
+  fs::remove(data);
+  EXPECT_EQ(t.status, 0) << t.err;
+  for (const char* phrase : {"first-stage F of 'd' not reported: 2 clusters for 2 excluded instruments",
+                             "Kleibergen-Paap rk Wald F not reported", "effective F not reported",
+                             "Hansen J statistic not reported", "NA (not reported; see the warnings)"})
+    EXPECT_NE(t.out.find(phrase), std::string::npos) << phrase << "\n" << t.out;
 }

@@ -248,6 +248,11 @@ TEST(IvProperty, OneInstrumentEffectiveFIsTheRobustFirstStageFAndItsCriticalValu
   // Montiel Olea-Pflueger's one-instrument threshold: chi2^-1(0.95; 1, 10) = 23.1085
   EXPECT_NEAR(dg.effective_f_crit_simplified, 23.1085, 5e-4);
   EXPECT_TRUE(std::isnan(dg.hansen_j));  // exactly identified
+  // homoskedastic: the effective F is the first-stage F too (MOP: F_eff = F under iid errors)
+  Design di = build_design(p.df, parse_formula("y ~ x1 | unit + time | d ~ z1"), {});
+  FitOptions fi;
+  const FitResult fr_iid = fit(di, fi);
+  expect_rel(fr_iid.iv->diagnostics.effective_f, fr_iid.iv->first_stages[0].f_stat, 1e-10, "iid F_eff = F");
   EXPECT_EQ(dg.j_name, "Hansen J");
   // the generalized critical value: B_TSLS <= 1 makes it at most the simplified one
   EXPECT_GT(dg.mop_b_tsls, 0.0);

@@ -22,6 +22,9 @@ int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, const 
   FitOptions fo = fit_options(o);
   fo.wald = wald;
   fo.small = iv.small == "yes";
+  if (iv.first_stage && fmt != Format::kText)
+    throw InvalidInput("--first-stage prints the first-stage regressions in the text output; with --format " + o.format +
+                       " drop it (the JSON always holds them in first_stages[])");
   note_host_only(o, err, "fit solves one regression per model");
   const DataFrame df = read_input(o, err);
   std::vector<FitResult> results;

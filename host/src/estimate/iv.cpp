@@ -110,10 +110,10 @@ IvColumns screen_iv_columns(const Design& d, const Eigen::MatrixXd& gram, const 
     throw InvalidInput("formula '" + d.formula + "': " + std::to_string(c.endo.size()) +
                        " endogenous columns but only " + std::to_string(c.inst.size()) +
                        " instrument columns; 2SLS needs at least as many excluded instruments as endogenous regressors");
+  const std::string fe = d.fe.empty() ? "" : "the fixed effects, ";
   refuse_collinear(d, gram, raw_ss, c.exo, c.endo, "endogenous regressor",
-                   "the exogenous regressors or the other endogenous ones");
-  refuse_collinear(d, gram, raw_ss, c.exo, c.inst, "instrument",
-                   "the exogenous regressors or the other instruments");
+                   fe + "the exogenous regressors or the other endogenous ones");
+  refuse_collinear(d, gram, raw_ss, c.exo, c.inst, "instrument", fe + "the exogenous regressors or the other instruments");
   return c;
 }
 
@@ -136,11 +136,36 @@ std::vector<std::string> names_of(const Design& d, const std::vector<std::size_t
   return out;
 }
 
-// The first stages' coefficients Pi = (W'W)^-1 W'Y2; refuses a model whose fitted endogenous
-// regressors are (numerically) spanned by the exogenous ones: the instruments carry nothing.
+// The first stages' coefficients Pi = (W'W)^-1 W'Y2.
 Eigen::MatrixXd first_stage_coefficients(const Eigen::MatrixXd& gram, const IvColumns& c) {
   const std::vector<std::size_t> w = instrument_columns(c);
   return detail::solve_spd(detail::gather(gram, w, w), detail::gather(gram, w, c.endo));
+}
+
+// Refuses a model whose fitted regressors Xh = [W Pi, X] are (numerically) collinear: the
+// excluded instruments do not move an endogenous regressor apart from the others.
+void refuse_unidentified(const Design& d, const Eigen::MatrixXd& gram, const std::vector<std::size_t>& r_idx,
+                         const Eigen::MatrixXd& xhxh, const std::vector<std::string>& names) {
+  std::vector<std::string> dropped;
+  std::vector<double> ss(r_idx.size());
+  for (std::size_t a = 0; a < r_idx.size(); ++a) ss[a] = gram(r_idx[a], r_idx[a]);
+  if (detail::screen_collinear(xhxh, ss, names, false, dropped).size() < r_idx.size())
+    throw InvalidInput("formula '" + d.formula + "': the model is not identified: the instruments' fitted values of '" +
+                       name_of(dropped[0]) +
+                       "' are collinear with the other regressors (the excluded instruments do not move it apart "
+                       "from the exogenous regressors)");
+}
+
+// The first stages need residual degrees of freedom: N above their parameters (the instruments,
+// the exogenous regressors and every FE level).
+void refuse_no_first_stage_df(const Design& d, const detail::DegreesOfFreedom& dof, std::size_t p, std::size_t kx,
+                              std::size_t L) {
+  const double k_first = dof.K_all - static_cast<double>(p + kx) + static_cast<double>(L + kx);
+  if (static_cast<double>(d.n_obs) <= k_first)
+    throw InvalidInput("formula '" + d.formula + "': " + std::to_string(d.n_obs) + " observations but " +
+                       std::to_string(static_cast<long long>(k_first)) +
+                       " parameters in each first stage (instruments, exogenous regressors and fixed-effect levels); "
+                       "2SLS needs more observations than that");
 }
 
 // The N-row matrices 2SLS and its diagnostics hold at once, estimated before they are allocated:
@@ -178,19 +203,10 @@ FitResult fit_iv(Design& d, const FitOptions& opts) {
   for (std::size_t a = 0; a < w_idx.size(); ++a) Wy(a) = gram_y(w_idx[a]);
   const Eigen::MatrixXd xhxh = H.transpose() * WW * H;
   const Eigen::VectorXd xhy = H.transpose() * Wy;
-  std::vector<std::string> fitted_names = names_of(d, r_idx);
-  {
-    std::vector<std::string> fitted_dropped;
-    std::vector<double> ss(k, 1.0);
-    for (std::size_t a = 0; a < k; ++a) ss[a] = gram(r_idx[a], r_idx[a]);
-    const std::vector<std::size_t> kept = screen_collinear(xhxh, ss, fitted_names, false, fitted_dropped);
-    if (kept.size() < k)
-      throw InvalidInput("formula '" + d.formula + "': the model is not identified: the instruments' fitted values of '" +
-                         name_of(fitted_dropped[0]) +
-                         "' are collinear with the other regressors (the excluded instruments do not move it "
-                         "apart from the exogenous regressors)");
-  }
+  const std::vector<std::string> fitted_names = names_of(d, r_idx);
+  refuse_unidentified(d, gram, r_idx, xhxh, fitted_names);
   const DegreesOfFreedom dof = degrees_of_freedom(d, opts, k, res);
+  refuse_no_first_stage_df(d, dof, p, kx, c.inst.size());
   check_iv_memory(d.n_obs, p, kx, c.inst.size());
   const Solution sol = solve_scaled(xhxh, xhy);
   // the fitted regressors, explicitly (the variance sums over rows), and the structural residuals
@@ -219,10 +235,7 @@ FitResult fit_iv(Design& d, const FitOptions& opts) {
   info->first_stages = first_stages(prob, pt);
   info->diagnostics = iv_diagnostics(prob, pt);
   res.warnings.insert(res.warnings.end(), info->diagnostics.warnings.begin(), info->diagnostics.warnings.end());
-  for (const FirstStage& fs : info->first_stages)
-    if (std::isnan(fs.f_stat))
-      res.warnings.push_back("first-stage F of '" + fs.variable + "' not reported: the variance of its excluded "
-                             "instruments' coefficients is singular (no more clusters than instruments?)");
+  for (const std::string& w : missing_statistics(prob, *info)) res.warnings.push_back(w);
   res.iv = info;
   std::copy(u.data(), u.data() + u.size(), d.y.begin());  // as fit(): y becomes the residuals
   return res;

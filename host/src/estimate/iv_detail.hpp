@@ -51,5 +51,7 @@ Partialled partialled(const IvProblem& prob);
 
 std::vector<FirstStage> first_stages(const IvProblem& prob, const Partialled& pt);
 IvDiagnostics iv_diagnostics(const IvProblem& prob, const Partialled& pt);
+// One warning per statistic not reported (NaN), saying why.
+std::vector<std::string> missing_statistics(const IvProblem& prob, const IvInfo& info);
 
 }  // namespace panelboot::detail

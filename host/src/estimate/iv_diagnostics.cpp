@@ -67,6 +67,7 @@ Mat kron_scores(const Mat& M, const Mat& E) {
 Mat meat(const IvProblem& prob, const Mat& M, const Mat& E, bool small, double K = 0, double K_all = 0) {
   FitOptions o = prob.opts;
   o.small = small;
+  o.psd_fix = false;  // the diagnostics' sums as ivreg2 forms them, never clipped
   const Mat S = E.cols() == 1 ? Mat() : kron_scores(M, E);
   const Mat& X = E.cols() == 1 ? M : S;
   const Vec u = E.cols() == 1 ? Vec(E.col(0)) : Vec::Ones(M.rows());
@@ -104,14 +105,33 @@ Mat first_stage_variance(const IvProblem& prob, const Partialled& pt, const Mat&
   return bread * meat(prob, pt.Z, E, true, pt.K_first, pt.K_first_all) * bread;
 }
 
-// b' V^-1 b; NaN when V is (numerically) singular, e.g. a cluster-robust variance with no more
-// clusters than coefficients (its rank is at most G - 1): ivreg2 reports such a statistic missing.
-double wald(const Vec& b, const Mat& V) {
-  Eigen::SelfAdjointEigenSolver<Mat> es(0.5 * (V + V.transpose()));
+// b' V^-1 b, measured against V_ref, the homoskedastic variance of b: NaN when V is
+// (numerically) singular or negligible next to it in some direction - a cluster-robust variance
+// with no more clusters than coefficients has rank at most G - 1, and a first stage that fits
+// (almost) exactly has none; ivreg2 reports such a statistic missing.
+double wald(const Vec& b, const Mat& V, const Mat& V_ref) {
+  const Eigen::LLT<Mat> ref(0.5 * (V_ref + V_ref.transpose()));
+  if (ref.info() != Eigen::Success) return kNaN;
+  const Mat C = ref.matrixL();
+  const Mat Ci = C.triangularView<Eigen::Lower>().solve(Mat::Identity(C.rows(), C.cols()));
+  const Mat Vw = Ci * V * Ci.transpose();
+  Eigen::SelfAdjointEigenSolver<Mat> es(0.5 * (Vw + Vw.transpose()));
   const Vec ev = es.eigenvalues();
-  if (!(ev.minCoeff() > 1e-10 * ev.maxCoeff())) return kNaN;
-  const Vec c = es.eigenvectors().transpose() * b;
+  if (!(ev.minCoeff() > 1e-10 * std::max(1.0, ev.maxCoeff()))) return kNaN;
+  const Vec c = es.eigenvectors().transpose() * (Ci * b);
   return c.cwiseAbs2().cwiseQuotient(ev).sum();
+}
+
+// The homoskedastic variance of Zt's coefficients with residuals e: (e'e/(N - K_first_all)) (Zt'Zt)^-1.
+Mat homoskedastic_variance(const Partialled& pt, const Vec& e) {
+  return e.squaredNorm() / (pt.N - pt.K_first_all) * pt.ZZinv;
+}
+
+// One-way clusters no more than the instruments: the cluster sums of first-stage scores add up
+// to Zt'v = 0, so their variance has rank at most G - 1 < L (ivreg2: the statistic is missing).
+bool too_few_clusters(const IvProblem& prob, Eigen::Index L) {
+  return prob.opts.vcov == VcovType::kCluster && prob.d.clusters.size() == 1 &&
+         static_cast<Eigen::Index>(prob.d.clusters[0].n_levels) - 1 < L;
 }
 
 // The coefficient table of one first stage, Y2_j on [Z X], in fit()'s small-sample conventions.
@@ -151,7 +171,8 @@ void sanderson_windmeijer(const IvProblem& prob, const Partialled& pt, Eigen::In
   const Vec r = e - pt.Z * g;
   fs.sw_df1 = static_cast<double>(L - p + 1);
   fs.sw_df2 = fs.f_df2;
-  fs.sw_f = wald(g, first_stage_variance(prob, pt, r)) / fs.sw_df1;
+  fs.sw_f = too_few_clusters(prob, L) ? kNaN
+                                      : wald(g, first_stage_variance(prob, pt, r), homoskedastic_variance(pt, r)) / fs.sw_df1;
   fs.sw_p_value = f_upper_p(fs.sw_f, fs.sw_df1, fs.sw_df2);
 }
 
@@ -167,7 +188,9 @@ std::vector<FirstStage> first_stages(const IvProblem& prob, const Partialled& pt
     fs.coefficients = f.coefficients;
     fs.f_df1 = static_cast<double>(L);
     fs.f_df2 = f.df_inference;
-    fs.f_stat = wald(f.beta.head(L), f.vcov.topLeftCorner(L, L)) / fs.f_df1;
+    fs.f_stat = too_few_clusters(prob, L) ? kNaN
+                                          : wald(f.beta.head(L), f.vcov.topLeftCorner(L, L),
+                                                 homoskedastic_variance(pt, pt.V.col(j))) / fs.f_df1;
     fs.f_p_value = f_upper_p(fs.f_stat, fs.f_df1, fs.f_df2);
     fs.partial_r2 = (pt.Z * pt.Pi.col(j)).squaredNorm() / pt.Y.col(j).squaredNorm();
     fs.sw_f = fs.sw_df1 = fs.sw_df2 = fs.sw_p_value = kNaN;
@@ -228,7 +251,10 @@ double kp_rank_statistic(const IvProblem& prob, const Partialled& pt, const Cano
   const Mat BA = kron(B, A.transpose());
   Eigen::Map<const Vec> vec_theta(c.theta.data(), c.theta.size());
   const Vec lambda = BA * vec_theta;
-  return pt.N * wald(lambda, BA * kpvar * BA.transpose());
+  // in the canonical coordinates a homoskedastic kpvar is (1 - rho^2)-scaled identity: the
+  // reference is the identity
+  const Mat V_lambda = BA * kpvar * BA.transpose();
+  return pt.N * wald(lambda, V_lambda, Mat::Identity(V_lambda.rows(), V_lambda.cols()));
 }
 
 // Montiel Olea and Pflueger (2013), one endogenous regressor, as weakivtest computes it: with
@@ -280,7 +306,8 @@ double max_tsls_bias(const Mat& W1, const Mat& W12, const Mat& W2) {
   while (bstar < 1e8 && (std::fabs(tsls_bias(W1, W12, W2, bstar * scale) - limit) > 1e-3 ||
                          std::fabs(tsls_bias(W1, W12, W2, -bstar * scale) - limit) > 1e-3))
     bstar *= 2.0;
-  const int n = 10000;
+  // weakivtest's 10,000 points; 2,000 when each point costs an eigensolve of a large L x L
+  const int n = W2.rows() <= 10 ? 10000 : 2000;
   double best = limit, best_b = 0;
   for (int i = 0; i <= n; ++i) {
     const double b = scale * bstar * (2.0 * i / n - 1.0);
@@ -314,7 +341,7 @@ EffectiveF effective_f(const IvProblem& prob, const Partialled& pt, const Vec& y
   if (is_iid(prob)) {
     Mat E(v1.size(), 2);
     E << v2, v1;
-    W = kron(E.transpose() * E / d_s, pt.N * Mat::Identity(L, L));
+    W = kron(E.transpose() * E / d_s, Mat::Identity(L, L));  // Zo'Zo / N = I
   } else {
     Mat E(v1.size(), 2);
     E << v2, v1;
@@ -327,6 +354,9 @@ EffectiveF effective_f(const IvProblem& prob, const Partialled& pt, const Vec& y
   W = psd_part(W, e.psd_clipped);
   const Mat W1 = W.topLeftCorner(L, L), W12 = W.topRightCorner(L, L), W2 = W.bottomRightCorner(L, L);
   const Vec pi_o = Rz.transpose() * pt.Pi.col(0);  // the first stage's coefficients on Zo
+  // a first-stage variance negligible next to the homoskedastic one (v1'v1/d_s per instrument):
+  // no effective F (an exact first stage, or too few clusters)
+  if (!(W2.trace() > 1e-10 * static_cast<double>(L) * v1.squaredNorm() / d_s)) return e;
   e.f = pt.N * pi_o.squaredNorm() / W2.trace();
   const double x = 10.0;  // 1 / tau, tau = 10%
   e.k_eff_simplified = patnaik_k_eff(W2, x);
@@ -348,7 +378,8 @@ double overidentification(const IvProblem& prob, const Partialled& pt, const Vec
   if (is_iid(prob)) return zu.dot(pt.ZZinv * zu) / (u.squaredNorm() / pt.N);
   // ivreg2's Omega spans every instrument (the exogenous ones too): with fewer clusters than
   // instruments it is singular and J is missing, even where the partialled Omega is not
-  if (is_cluster(prob) && min_clusters(prob) < static_cast<double>(prob.W.cols())) return kNaN;
+  if (is_cluster(prob) && prob.d.clusters.size() == 1 && min_clusters(prob) < static_cast<double>(prob.W.cols()))
+    return kNaN;
   const Mat omega = meat(prob, pt.Z, u, false);
   Eigen::SelfAdjointEigenSolver<Mat> es(0.5 * (omega + omega.transpose()));
   if (!(es.eigenvalues().minCoeff() > 1e-12 * es.eigenvalues().maxCoeff())) return kNaN;
@@ -369,28 +400,33 @@ IvDiagnostics iv_diagnostics(const IvProblem& prob, const Partialled& pt) {
   const double d_s = N - pt.K_first;  // N - all instruments (incl. absorbed FE levels)
   const Canonical c = canonical(pt);
   const double rho2 = c.rho(p - 1) * c.rho(p - 1);
-  dg.cragg_donald_f = rho2 / (1 - rho2) * d_s / Ld;
   dg.kp_rk_lm_df = static_cast<double>(L - p + 1);
-  if (is_iid(prob)) {  // Anderson's LM and the Cragg-Donald F, as ivreg2 reports them
+  dg.cragg_donald_f = dg.kp_rk_lm = dg.kp_rk_wald = dg.kp_rk_wald_f = kNaN;
+  const bool exact = !(1 - rho2 > 1e-12);  // the instruments span the endogenous regressors
+  if (!exact) dg.cragg_donald_f = rho2 / (1 - rho2) * d_s / Ld;
+  if (!exact && is_iid(prob)) {  // Anderson's LM and the Cragg-Donald F, as ivreg2 reports them
     dg.kp_rk_lm = N * rho2;
     dg.kp_rk_wald = N * rho2 / (1 - rho2);
     dg.kp_rk_wald_f = dg.cragg_donald_f;
-  } else {
+  } else if (!exact) {
     dg.kp_rk_lm = kp_rank_statistic(prob, pt, c, pt.Y);
-    dg.kp_rk_wald = kp_rank_statistic(prob, pt, c, pt.V);
-    dg.kp_rk_wald_f = is_cluster(prob)
-                          ? dg.kp_rk_wald / (N - 1) * d_s * (min_clusters(prob) - 1) / min_clusters(prob) / Ld
-                          : dg.kp_rk_wald * d_s / (N * Ld);
+    if (!too_few_clusters(prob, L)) {
+      dg.kp_rk_wald = kp_rank_statistic(prob, pt, c, pt.V);
+      dg.kp_rk_wald_f = is_cluster(prob)
+                            ? dg.kp_rk_wald / (N - 1) * d_s * (min_clusters(prob) - 1) / min_clusters(prob) / Ld
+                            : dg.kp_rk_wald * d_s / (N * Ld);
+    }
   }
   dg.kp_rk_lm_p = chi2_upper_p(dg.kp_rk_lm, dg.kp_rk_lm_df);
   dg.stock_yogo = stock_yogo_values(static_cast<int>(p), static_cast<int>(L));
   const Mat X = prob.W.rightCols(prob.W.cols() - L);
   const Vec y_partialled = partial_out(prob.y, X);
   dg.effective_f = dg.effective_f_crit = dg.effective_f_k_eff = dg.effective_f_crit_simplified = dg.mop_b_tsls = kNaN;
-  bool e_clipped = false;
   if (p == 1) {
     const EffectiveF e = effective_f(prob, pt, y_partialled);
-    e_clipped = e.psd_clipped;
+    if (e.psd_clipped)
+      dg.warnings.push_back("the multiway cluster variance behind the effective F was not positive semi-definite; "
+                            "its negative eigenvalues were set to zero");
     dg.effective_f = e.f;
     dg.effective_f_crit = e.crit;
     dg.effective_f_k_eff = e.k_eff;
@@ -403,21 +439,44 @@ IvDiagnostics iv_diagnostics(const IvProblem& prob, const Partialled& pt) {
   if (L > p) {
     dg.hansen_j = overidentification(prob, pt, y_partialled);
     dg.hansen_j_p = chi2_upper_p(dg.hansen_j, dg.hansen_j_df);
-    if (std::isnan(dg.hansen_j))
-      dg.warnings.push_back(dg.j_name + " statistic not reported: its weight matrix is singular" +
-                            (is_cluster(prob) ? " (" + std::to_string(static_cast<long>(min_clusters(prob))) +
-                                                    " clusters for " + std::to_string(prob.W.cols()) + " instruments)"
-                                              : std::string()));
   }
-  if (std::isnan(dg.kp_rk_wald_f))
-    dg.warnings.push_back("Kleibergen-Paap rk Wald F not reported: the variance of the first-stage coefficients is singular" +
-                          (is_cluster(prob) ? " (" + std::to_string(static_cast<long>(min_clusters(prob))) + " clusters for " +
-                                                  std::to_string(L) + " excluded instruments)"
-                                            : std::string()));
-  if (e_clipped)
-    dg.warnings.push_back("the multiway cluster variance behind the effective F was not positive semi-definite; "
-                          "its negative eigenvalues were set to zero");
   return dg;
+}
+
+// Why a statistic is missing, in the words of the model's variance.
+std::string missing_reason(const IvProblem& prob, std::size_t L) {
+  if (too_few_clusters(prob, static_cast<Eigen::Index>(L)))
+    return std::to_string(prob.d.clusters[0].n_levels) + " clusters for " + std::to_string(L) +
+           " excluded instruments: the cluster-robust variance has rank at most G - 1";
+  return "its variance is singular, or negligible next to the homoskedastic one (an exact first stage?)";
+}
+
+std::vector<std::string> missing_statistics(const IvProblem& prob, const IvInfo& info) {
+  std::vector<std::string> out;
+  const std::size_t L = info.instruments.size();
+  const std::string why = missing_reason(prob, L);
+  const IvDiagnostics& dg = info.diagnostics;
+  for (const FirstStage& fs : info.first_stages) {
+    if (std::isnan(fs.f_stat)) out.push_back("first-stage F of '" + fs.variable + "' not reported: " + why);
+    if (info.endogenous.size() > 1 && std::isnan(fs.sw_f))
+      out.push_back("Sanderson-Windmeijer F of '" + fs.variable + "' not reported: " + why);
+  }
+  if (std::isnan(dg.cragg_donald_f))
+    out.push_back("Cragg-Donald F and the Kleibergen-Paap statistics not reported: the instruments span the "
+                  "endogenous regressors exactly (2SLS equals OLS)");
+  else {
+    if (std::isnan(dg.kp_rk_lm)) out.push_back("Kleibergen-Paap rk LM not reported: " + why);
+    if (std::isnan(dg.kp_rk_wald_f)) out.push_back("Kleibergen-Paap rk Wald F not reported: " + why);
+  }
+  if (info.endogenous.size() == 1 && std::isnan(dg.effective_f))
+    out.push_back("effective F not reported: " + why);
+  if (dg.hansen_j_df > 0 && std::isnan(dg.hansen_j))
+    out.push_back(dg.j_name + " statistic not reported: its weight matrix is singular" +
+                  (prob.opts.vcov == VcovType::kCluster && prob.d.clusters.size() == 1
+                       ? " (" + std::to_string(prob.d.clusters[0].n_levels) + " clusters for " +
+                             std::to_string(prob.W.cols()) + " instruments, the exogenous ones included)"
+                       : std::string()));
+  return out;
 }
 
 }  // namespace panelboot::detail

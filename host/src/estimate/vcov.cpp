@@ -233,7 +233,7 @@ VcovOutput compute_vcov(const VcovInput& in) {
   char ref[64];
   std::snprintf(ref, sizeof ref, "t(%g)", out.df);
   out.reference = std::isinf(out.df) ? "N(0,1)" : ref;
-  if (!in.opts.small) out.label += "; large-sample form (ivreg2/ivreghdfe default), normal reference";
+  if (!in.opts.small) out.label += "; large-sample form (ivreg2/ivreghdfe default)";
   return out;
 }
 

@@ -189,11 +189,24 @@ void parse_iv_part(const std::string& text, std::size_t b, Formula& fm) {
   if (sides[1].begin == sides[1].end) fail(text, sides[1].begin, "no instrument after '~' in the IV part");
   parse_terms(text, sides[0].begin, sides[0].end, fm.endogenous, nullptr, "endogenous regressors");
   parse_terms(text, sides[1].begin, sides[1].end, fm.instruments, nullptr, "instruments");
+  std::vector<std::string> outcome_vars;
+  collect_variables(*fm.lhs, outcome_vars);
+  for (const auto* list : {&fm.endogenous, &fm.instruments})
+    for (const FormulaTerm& t : *list) {
+      for (const FormulaFactor& f : t.factors) {
+        if (!f.expr || has_panel_call(*f.expr)) continue;  // a lag of the outcome may instrument
+        std::vector<std::string> vars;
+        collect_variables(*f.expr, vars);
+        for (const std::string& v : vars)
+          if (std::find(outcome_vars.begin(), outcome_vars.end(), v) != outcome_vars.end())
+            throw InvalidInput(what_of(text) + ": '" + t.name + "' uses the outcome '" + v +
+                               "' in the IV part; neither an endogenous regressor nor an instrument may be the outcome (its lags l(" +
+                               v + ", k) may instrument)");
+      }
+    }
   for (const FormulaTerm& t : fm.endogenous) {
     if (has_term(fm.terms, t.name))
       throw InvalidInput(what_of(text) + ": '" + t.name + "' is both an exogenous regressor and an endogenous one; list it in one place");
-    if (t.factors.size() == 1 && t.factors[0].expr && t.name == fm.lhs_name)
-      throw InvalidInput(what_of(text) + ": the outcome '" + fm.lhs_name + "' cannot be its own endogenous regressor");
   }
   for (const FormulaTerm& t : fm.instruments) {
     if (has_term(fm.endogenous, t.name))
@@ -220,7 +233,8 @@ Formula parse_formula(const std::string& text) {
     throw InvalidInput(what_of(text) + ": " +
                        (sides.size() < 2 ? "needs '~' between the outcome and the regressors "
                                            "(e.g. 'y ~ x1 + x2 | id + year')"
-                                         : "has more than one '~' outside the IV part 'endogenous ~ instruments'"));
+                                         : "has more than one '~': an IV part 'endogenous ~ instruments' comes last, "
+                                           "after the fixed effects (y ~ x | fe | d ~ z)"));
   if (sides[0].begin == sides[0].end) fail(text, 0, "the outcome is missing before '~'");
   fm.lhs = parse_expression(text, what_of(text), sides[0].begin, sides[0].end);
   fm.lhs_name = to_string(*fm.lhs);

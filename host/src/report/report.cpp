@@ -151,13 +151,16 @@ std::string iv_text(const FitResult& m, bool first_stage) {
       o << stat_line("First-stage F (" + printable(fs.variable, 40) + "), F(" + f("%g", fs.f_df1) + ", " + f("%g", fs.f_df2) + "):",
                      fs.f_stat, "  p = " + f("%.4g", fs.f_p_value) +
                                     (fs.sw_f == fs.sw_f ? "; SW F = " + f("%.3f", fs.sw_f) : std::string()));
-  o << stat_line("Underidentification (Kleibergen-Paap rk LM), chi2(" + f("%g", dg.kp_rk_lm_df) + "):", dg.kp_rk_lm,
-                 "  p = " + f("%.4g", dg.kp_rk_lm_p));
+  const bool iid = m.vcov_type == "iid";
+  o << stat_line(std::string("Underidentification (") + (iid ? "Anderson canon. corr. LM" : "Kleibergen-Paap rk LM") +
+                     "), chi2(" + f("%g", dg.kp_rk_lm_df) + "):",
+                 dg.kp_rk_lm, "  p = " + f("%.4g", dg.kp_rk_lm_p));
   o << stat_line("Weak identification (Cragg-Donald Wald F):", dg.cragg_donald_f);
-  o << stat_line("                    (Kleibergen-Paap rk Wald F):", dg.kp_rk_wald_f);
+  if (!iid) o << stat_line("                    (Kleibergen-Paap rk Wald F):", dg.kp_rk_wald_f);
   for (std::size_t i = 0; i < dg.stock_yogo.size(); ++i)
     o << pad(i == 0 ? "Stock-Yogo critical values: " + dg.stock_yogo[i].label : "                            " + dg.stock_yogo[i].label, 62, true)
       << pad(f("%.2f", dg.stock_yogo[i].value), 12) << "\n";
+  if (!dg.stock_yogo.empty()) o << "  (Stock-Yogo's values are for the Cragg-Donald F with i.i.d. errors)\n";
   if (dg.effective_f == dg.effective_f)
     o << stat_line("Effective F (Montiel Olea-Pflueger):", dg.effective_f,
                    "  critical value " + f("%.3f", dg.effective_f_crit) + " (2SLS, tau = 10%, 5% test)");
@@ -165,7 +168,8 @@ std::string iv_text(const FitResult& m, bool first_stage) {
     o << stat_line(dg.j_name + " statistic (overidentification), chi2(" + f("%g", dg.hansen_j_df) + "):", dg.hansen_j,
                    "  p = " + f("%.4g", dg.hansen_j_p));
   else
-    o << pad(dg.j_name + " statistic (overidentification):", 62, true) << "  (exactly identified)\n";
+    o << pad(dg.j_name + " statistic (overidentification):", 62, true)
+      << (dg.hansen_j_df == 0 ? "  (exactly identified)\n" : "          NA (not reported; see the warnings)\n");
   o << "Instrumented: " << list_text(iv.endogenous) << "\n";
   o << "Included instruments: " << list_text(iv.exogenous) << (m.fe_names.empty() ? "" : " (and the absorbed fixed effects)") << "\n";
   o << "Excluded instruments: " << list_text(iv.instruments) << "\n";
@@ -304,7 +308,7 @@ std::string side_by_side(const std::vector<FitResult>& ms, Format fmt) {
     }
   }
   std::string note = "Standard errors in parentheses; *** p<0.01, ** p<0.05, * p<0.1 under each model's "
-                     "reference distribution (t(G-1) when clustered).";
+                     "reference distribution (t(G-1) when clustered; N(0,1) with --small no).";
   if (std::any_of(ms.begin(), ms.end(), [](const FitResult& m) { return m.simulated; }))
     note += std::string(" ") + kSimulatedNote + ".";
   if (fmt == Format::kLatex) o << "% " << note << "\n";
