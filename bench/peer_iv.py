@@ -80,12 +80,15 @@ import sys, time, json, warnings
 warnings.filterwarnings("ignore")
 import pandas as pd, pyfixest as pf
 t0 = time.perf_counter(); df = pd.read_csv(sys.argv[1]); t1 = time.perf_counter()
-fits = []
+fits, diags = [], []
 for _ in range(2):
     a = time.perf_counter()
     m = pf.feols(sys.argv[2], data=df, vcov={"CRV1": "unit"})
-    fits.append(time.perf_counter() - a)
-print(json.dumps({"read_s": t1 - t0, "fit_cold_s": fits[0], "fit_warm_s": fits[1],
+    b = time.perf_counter()
+    m.IV_Diag()  # first-stage F and effective F: panelboot computes its diagnostics in every fit
+    diags.append(time.perf_counter() - b)
+    fits.append(b - a)
+print(json.dumps({"read_s": t1 - t0, "fit_cold_s": fits[0], "fit_warm_s": fits[1], "diag_warm_s": diags[1],
                   "names": list(m.coef().index), "coef": m.coef().tolist(), "se": m.se().tolist(),
                   "version": pf.__version__, "pandas": pd.__version__}))
 """
@@ -236,8 +239,10 @@ def main():
         r = f"{t / wall_pb:.1f}x" if ratio else ""
         lines.append(f"| {label} | {t:.3f} s | {mem} | {r} |")
     row("pyfixest `feols`, data frame in memory (warm, second call)", py["fit_warm_s"])
+    row("pyfixest `feols` + `IV_Diag()` (first-stage F, effective F), in memory (warm)",
+        py["fit_warm_s"] + py["diag_warm_s"])
     row("linearmodels within transform + `IV2SLS`, in memory (warm, second call)", lm["fit_warm_s"])
-    row("pyfixest whole process: `read_csv` + 2 fits", wall_py, f"{rss_py:.0f} MB")
+    row("pyfixest whole process: `read_csv` + 2 fits, each with `IV_Diag()`", wall_py, f"{rss_py:.0f} MB")
     row("linearmodels whole process: `read_csv` + 2 (demean + fit) + 1 untimed refit", wall_lm, f"{rss_lm:.0f} MB")
     row(f"panelboot whole process: CSV parse + fit, `--threads {threads}` (best of {a.repeat})", wall_pb,
         f"{rss_pb:.0f} MB", ratio=False)
