@@ -123,3 +123,27 @@ TEST(GoldenIv, TheEndogenousRegressorComesFirstUnderItsOwnName) {
   EXPECT_EQ(m["instruments"], nlohmann::json({"log(Pimin)"}));
   EXPECT_EQ(m["df"], 45.0);  // t(G-1)
 }
+
+// Montiel Olea-Pflueger on ivreg2r's simulated clustered data (tests/data/ivreg2/), against an
+// independent computation of weakivtest's formulas (numpy/scipy, written from weakivtest.ado's
+// text for this project; not Stata output - weakivtest is Stata-only): effective F, the
+// generalized 2SLS critical value at tau = 10% (c_TSLS), the simplified one, and B_TSLS, to the
+// digits that computation printed.
+TEST(GoldenIv, MontielOleaPfluegerEqualsAnIndependentComputation) {
+  struct Case {
+    std::vector<std::string> vcov;
+    const char *f, *crit, *simplified, *b;
+  } cases[] = {{{"--vcov", "hc1"}, "376.4650", "5.2402", "19.5868", "0.08749"},
+               {{"--cluster", "cluster_id"}, "429.4093", "8.2856", "20.0085", "0.23439"}};
+  for (const Case& c : cases) {
+    std::vector<std::string> args{"--data", data_path("ivreg2/sim_cluster_data.csv"), "--formula", "y ~ x1 | endo1 ~ z1 + z2"};
+    args.insert(args.end(), c.vcov.begin(), c.vcov.end());
+    const auto j = fit_json(args);
+    const auto& d = j["models"][0]["diagnostics"];
+    SCOPED_TRACE(c.vcov[1]);
+    pbtest::expect_printed(d["effective_f"], c.f, "effective F");
+    pbtest::expect_printed(d["effective_f_crit"], c.crit, "c_TSLS(10%)");
+    pbtest::expect_printed(d["effective_f_crit_simplified"], c.simplified, "simplified");
+    pbtest::expect_printed(d["mop_b_tsls"], c.b, "B_TSLS");
+  }
+}
