@@ -52,6 +52,13 @@ struct ProcRun {
 inline ProcRun run_process(const std::vector<std::string>& args, const ProcOptions& o = {}) {
   int in_p[2], out_p[2], err_p[2];
   if (pipe(in_p) || pipe(out_p) || pipe(err_p)) return {};
+  // a broken pipe from the start: the read end closed before the fork, so that no copy of it
+  // exists when the child writes (closed after the fork, a loaded machine could let the whole run
+  // write into the pipe's buffer first and exit 0)
+  if (o.close_stdout_early) {
+    close(out_p[0]);
+    out_p[0] = -1;
+  }
   const pid_t pid = fork();
   if (pid == 0) {
     if (o.ignore_sigpipe) signal(SIGPIPE, SIG_IGN);
@@ -67,7 +74,8 @@ inline ProcRun run_process(const std::vector<std::string>& args, const ProcOptio
       dup2(out_p[1], 1);
     }
     dup2(err_p[1], 2);
-    for (int fd : {in_p[0], in_p[1], out_p[0], out_p[1], err_p[0], err_p[1]}) close(fd);
+    for (int fd : {in_p[0], in_p[1], out_p[0], out_p[1], err_p[0], err_p[1]})
+      if (fd >= 0) close(fd);
     std::vector<std::string> full{panelboot_exe()};
     full.insert(full.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -85,7 +93,6 @@ inline ProcRun run_process(const std::vector<std::string>& args, const ProcOptio
   close(in_p[0]);
   close(out_p[1]);
   close(err_p[1]);
-  if (o.close_stdout_early) close(out_p[0]);
   // stdin: written whole, then closed (small inputs only)
   if (!o.stdin_text.empty()) {
     signal(SIGPIPE, SIG_IGN);
