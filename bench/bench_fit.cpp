@@ -67,7 +67,7 @@ double peak_rss_mb() {
   return ru.ru_maxrss / 1024.0;
 }
 
-const Formula& formula() {
+const Formula& ols_formula() {
   static const Formula f = parse_formula("y ~ x1 + x2 + x3 + x4 + x5 | unit + time");
   return f;
 }
@@ -78,12 +78,20 @@ SampleOptions sample() {
   return s;
 }
 
+// The two models timed: two-way FE OLS with 5 regressors, and 2SLS with its diagnostics in the
+// shape of bench/peer_iv.py (one exogenous, one endogenous regressor, two instruments; the
+// columns' roles only: the timing does not depend on the DGP).
+const Formula& iv_formula() {
+  static const Formula f = parse_formula("y ~ x4 | unit + time | x1 ~ x2 + x3");
+  return f;
+}
+
 // From the data frame: sample, design matrix, demeaning, solve, clustered variance.
-void BM_FitFromColumns(benchmark::State& state) {
+void BM_FromColumns(benchmark::State& state, const Formula& (*model)()) {
   FitOptions fo;
   fo.vcov = VcovType::kCluster;
   for (auto _ : state) {
-    Design d = build_design(*g_df, formula(), sample());
+    Design d = build_design(*g_df, model(), sample());
     FitResult r = fit(d, fo);
     benchmark::DoNotOptimize(r.coefficients.data());
   }
@@ -92,43 +100,10 @@ void BM_FitFromColumns(benchmark::State& state) {
 }
 
 // The estimator alone on a prepared design (demeaning, solve, clustered variance).
-void BM_FitPreparedDesign(benchmark::State& state) {
+void BM_PreparedDesign(benchmark::State& state, const Formula& (*model)()) {
   FitOptions fo;
   fo.vcov = VcovType::kCluster;
-  const Design base = build_design(*g_df, formula(), sample());
-  for (auto _ : state) {
-    state.PauseTiming();
-    Design d = base;
-    state.ResumeTiming();
-    FitResult r = fit(d, fo);
-    benchmark::DoNotOptimize(r.coefficients.data());
-  }
-  state.counters["peak_rss_MB"] = peak_rss_mb();
-}
-
-// 2SLS with its diagnostics, the shape of bench/peer_iv.py: one exogenous, one endogenous
-// regressor, two instruments (the columns' roles only; the timing does not depend on the DGP).
-const Formula& iv_formula() {
-  static const Formula f = parse_formula("y ~ x4 | unit + time | x1 ~ x2 + x3");
-  return f;
-}
-
-void BM_IvFromColumns(benchmark::State& state) {
-  FitOptions fo;
-  fo.vcov = VcovType::kCluster;
-  for (auto _ : state) {
-    Design d = build_design(*g_df, iv_formula(), sample());
-    FitResult r = fit(d, fo);
-    benchmark::DoNotOptimize(r.coefficients.data());
-  }
-  state.counters["rows"] = static_cast<double>(g_df->n_rows());
-  state.counters["peak_rss_MB"] = peak_rss_mb();
-}
-
-void BM_IvPreparedDesign(benchmark::State& state) {
-  FitOptions fo;
-  fo.vcov = VcovType::kCluster;
-  const Design base = build_design(*g_df, iv_formula(), sample());
+  const Design base = build_design(*g_df, model(), sample());
   for (auto _ : state) {
     state.PauseTiming();
     Design d = base;
@@ -141,10 +116,11 @@ void BM_IvPreparedDesign(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_FitFromColumns)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
-BENCHMARK(BM_FitPreparedDesign)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
-BENCHMARK(BM_IvFromColumns)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
-BENCHMARK(BM_IvPreparedDesign)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+// the names RESULTS.md quotes: BM_FitFromColumns, BM_FitPreparedDesign, BM_IvFromColumns, BM_IvPreparedDesign
+BENCHMARK_CAPTURE(BM_FromColumns, Fit, ols_formula)->Name("BM_FitFromColumns")->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+BENCHMARK_CAPTURE(BM_PreparedDesign, Fit, ols_formula)->Name("BM_FitPreparedDesign")->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+BENCHMARK_CAPTURE(BM_FromColumns, Iv, iv_formula)->Name("BM_IvFromColumns")->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+BENCHMARK_CAPTURE(BM_PreparedDesign, Iv, iv_formula)->Name("BM_IvPreparedDesign")->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 
 int main(int argc, char** argv) {
 #ifdef __GLIBC__
