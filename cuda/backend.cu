@@ -27,6 +27,9 @@ class CudaBackend final : public Backend {
   std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const ThresholdGram& gram) const override {
     return cuda::threshold_fstar(ctx_, sp, gram);
   }
+  WreRun wre_replicates(const WreProblem& pr, const WreEval& e, const WreRunOptions& o) const override {
+    return cuda::wre_replicates(ctx_, pr, e, o);
+  }
   OlsBatchResult batched_ols(const OlsBatch& bt) const override { return cuda::batched_ols(ctx_, bt); }
   FixedDesignResult fixed_design_ols(const FixedDesign& d, const FixedDesignBatch& bt) const override {
     return cuda::fixed_design_ols(ctx_, d, bt);

@@ -216,6 +216,60 @@ TEST_P(BackendSuite, WildCountsEqualTheCpuReference) {
   }
 }
 
+// The IV wild bootstrap (WRE/WUE, AR): the same products, moments and statistics in the same
+// order on every backend, so every statistic's bits, the counts and the inversion sets agree.
+TEST_P(BackendSuite, WreStatisticsEqualTheCpuReferenceBitForBit) {
+  if (GetParam() == Device::kCpu) GTEST_SKIP() << "the CPU backend is the reference this case compares other backends with";
+  PB_BACKEND_OR_SKIP(be);
+  const auto cpu = make_backend(Device::kCpu);
+  const std::uint64_t seed = pbtest::fresh_seed();
+  std::mt19937_64 rng(seed);
+  const DataFrame df = random_panel(rng, 14, 6);
+  struct Case {
+    std::string formula;
+    std::vector<std::string> cluster;
+    bool impose_null;
+    Enumerate enumerate;
+  };
+  const std::vector<Case> cases = {
+      {"y ~ x2 | unit + time | x1 ~ I(x1 + x3)", {"unit"}, true, Enumerate::kNever},
+      {"y ~ x2 | unit + time | x1 ~ I(x1 + x3) + I(x3 * x2)", {"unit", "time"}, false, Enumerate::kNever},
+      {"y ~ x2 | unit | x1 ~ I(x1 + x3)", {"unit"}, true, Enumerate::kAlways}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.formula + " seed " + std::to_string(seed));
+    auto run = [&](const Backend& b, WildTrace& tr) {
+      SampleOptions so;
+      so.cluster = c.cluster;
+      so.keep_singletons = true;
+      Design d = build_design(df, parse_formula(c.formula), so);
+      WildOptions wo;
+      wo.tests = {"x1 = 0.1"};
+      wo.impose_null = c.impose_null;
+      wo.enumerate = c.enumerate;
+      wo.ar = true;
+      wo.n_boot = 4999;
+      wo.seed = seed;
+      tr.keep = 1u << 15;
+      return wild_bootstrap(d, FitOptions{}, wo, b, &tr);
+    };
+    WildTrace ta, tb;
+    const WildResult a = run(*cpu, ta), b = run(*be, tb);
+    ASSERT_EQ(a.tests.size(), 2u);
+    ASSERT_EQ(b.tests.size(), 2u);
+    for (std::size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(a.tests[i].n_finite, b.tests[i].n_finite);
+      EXPECT_EQ(a.tests[i].n_exceed, b.tests[i].n_exceed);
+      EXPECT_EQ(a.tests[i].ci_pieces, b.tests[i].ci_pieces);
+      ASSERT_EQ(ta.stats[i].size(), tb.stats[i].size());
+      std::size_t differ = 0;
+      for (std::size_t r = 0; r < ta.stats[i].size(); ++r)
+        differ += std::memcmp(&ta.stats[i][r], &tb.stats[i][r], sizeof(double)) != 0;
+      EXPECT_EQ(differ, 0u) << "statistics of row " << i << " differ in their bits";
+    }
+    EXPECT_EQ(b.backend, be->name());
+  }
+}
+
 // The Gray-code walk and the stored enumeration are different algorithms for the same 2^G
 // statistics: their counts agree (here at several observed values, both tie rules).
 TEST_P(BackendSuite, GrayWalkCountsEqualStoredEnumeration) {
@@ -504,6 +558,9 @@ class ThresholdOnlyBackend : public Backend {
   std::unique_ptr<PreparedWild> prepare_wild(const WildProblem& p) const override { return cpu_->prepare_wild(p); }
   BootCounts wild_enumerate(const kernels::GrayProblem& p, ProgressSink* pr) const override {
     return cpu_->wild_enumerate(p, pr);
+  }
+  WreRun wre_replicates(const WreProblem& p, const WreEval& e, const WreRunOptions& o) const override {
+    return cpu_->wre_replicates(p, e, o);
   }
   OlsBatchResult batched_ols(const OlsBatch& bt) const override { return cpu_->batched_ols(bt); }
 

@@ -84,12 +84,78 @@ TEST(IvProcess, AnEndogenousRegressorAbsorbedByTheFixedEffectsIsNamed) {
 
 TEST(IvProcess, CommandsWithoutAnIvFormRefuseAnIvFormula) {
   const std::string data = pbtest::write_temp(iv_csv());
-  expect_user_error(run_process({"wild", "--data", data, "--formula", "y ~ x | unit + year | d ~ z1", "--cluster",
-                                 "unit", "--test", "d = 0"}),
-                    {"wild:", "IV model", "WRE bootstrap"}, 1);
   expect_user_error(run_process({"threshold", "--data", data, "--panel", "unit,year", "--formula",
                                  "y ~ x | unit | d ~ z1", "--threshold-var", "z2", "--regime", "x", "--B", "0"}),
                     {"threshold:", "IV model"}, 1);
+  fs::remove(data);
+}
+
+// `wild` on an IV model: the WRE and AR rows with the JSON contract; the limits refused.
+TEST(IvProcess, WildOnAnIvModelWritesTheWreAndArRows) {
+  const std::string data = pbtest::write_temp(iv_csv());
+  const pbtest::ProcRun r = run_process({"wild", "--data", data, "--formula", "y ~ x | unit + year | d ~ z1 + z2",
+                                         "--cluster", "unit", "--test", "d = 1.5", "--ar", "--B", "999", "--format",
+                                         "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["method"], "WRE");
+  ASSERT_EQ(j["tests"].size(), 2u);
+  const auto& wre = j["tests"][0];
+  const auto& ar = j["tests"][1];
+  EXPECT_EQ(wre["test"], "wre");
+  EXPECT_TRUE(wre.contains("t_stat"));
+  EXPECT_EQ(ar["test"], "ar");
+  EXPECT_TRUE(ar.contains("f_stat"));
+  EXPECT_EQ(ar["q"], 2);
+  for (const auto& row : {wre, ar}) {
+    EXPECT_GT(row["p_value"].get<double>(), 0.0);
+    EXPECT_LE(row["p_value"].get<double>(), 1.0);
+    ASSERT_FALSE(row["ci_pieces"].empty());
+    EXPECT_TRUE(row["ci_bounded"].get<bool>());
+    EXPECT_LT(row["ci_low"].get<double>(), 1.5);
+    EXPECT_GT(row["ci_high"].get<double>(), 1.5);
+    EXPECT_EQ(row["n_boot"], 999);
+  }
+  // the unrestricted variant
+  const pbtest::ProcRun u = run_process({"wild", "--data", data, "--formula", "y ~ x | unit + year | d ~ z1",
+                                         "--cluster", "unit", "--test", "d = 0", "--impose-null", "no", "--no-ci",
+                                         "--format", "json"});
+  ASSERT_EQ(u.status, 0) << u.err;
+  EXPECT_EQ(nlohmann::json::parse(u.out)["tests"][0]["test"], "wue");
+  fs::remove(data);
+}
+
+TEST(IvProcess, WildRefusesWhatTheIvBootstrapCannotDo) {
+  const std::string data = pbtest::write_temp(iv_csv());
+  auto wild = [&](const std::string& f, std::vector<std::string> extra) {
+    std::vector<std::string> a{"wild", "--data", data, "--formula", f, "--cluster", "unit"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run_process(a);
+  };
+  expect_user_error(wild("y ~ x | unit + year | d + z2 ~ z1 + zx", {"--test", "d = 0"}),
+                    {"2 endogenous regressors", "supports one"}, 1);
+  expect_user_error(wild("y ~ x | unit + year | d ~ z1", {"--test", "x = 0"}),
+                    {"endogenous coefficient 'd' alone", "'x' is exogenous"}, 1);
+  expect_user_error(wild("y ~ x | unit + year | d ~ z1", {"--test", "d = 0", "--test", "d = 1", "--joint"}),
+                    {"--joint", "IV model"}, 1);
+  expect_user_error(wild("y ~ x | unit + year", {"--test", "x = 0", "--ar"}), {"--ar", "no IV part"}, 1);
+  fs::remove(data);
+}
+
+// --enumerate always states its limit on G with a time estimate.
+TEST(IvProcess, WreEnumerationBeyondItsLimitIsRefusedWithATimeEstimate) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> nd;
+  std::string s = "g,y,d,z\n";
+  for (int g = 0; g < 30; ++g)
+    for (int i = 0; i < 3; ++i) {
+      const double z = nd(rng), v = nd(rng);
+      s += std::to_string(g) + "," + std::to_string(v + nd(rng)) + "," + std::to_string(z + v) + "," + std::to_string(z) + "\n";
+    }
+  const std::string data = pbtest::write_temp(s);
+  expect_user_error(run_process({"wild", "--data", data, "--formula", "y ~ 1 | g | d ~ z", "--cluster", "g", "--test",
+                                 "d = 0", "--enumerate", "always"}),
+                    {"limited to 26 bootstrap clusters", "hours", "--enumerate never"}, 1);
   fs::remove(data);
 }
 

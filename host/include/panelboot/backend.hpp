@@ -17,6 +17,7 @@
 #include "panelboot/kernels/small_solve.hpp"
 #include "panelboot/kernels/threshold_boot.hpp"
 #include "panelboot/kernels/wild_weights.hpp"
+#include "panelboot/kernels/wre.hpp"
 #include "panelboot/progress.hpp"
 
 namespace panelboot {
@@ -117,6 +118,93 @@ struct WildRun {
   std::vector<double> trace;            // statistics at count_delta of the first trace_keep replications
 };
 
+// The IV wild bootstrap (WRE/WUE and the wild bootstrap Anderson-Rubin test, one endogenous
+// regressor; kernels/wre.hpp for the algebra): the fixed data of one model. Replication b's
+// products are K v_b (K rows() x n_clu, row-major), its moments (kernels::wre_moments) are read
+// from them with the model's constants, and the statistic at any null value from the moments
+// (WreEval). Built once per model by the host (inference/wre.cpp).
+struct WreProblem {
+  std::int32_t n_clu = 0;  // bootstrap clusters G
+  int L = 0;               // excluded instruments
+  std::int64_t C = 0;      // error clusters over every variance term
+  std::vector<double> k;   // [rows() n_clu]
+  std::vector<double> pihat, zz, zzq, row_w;  // kernels::WreModelView
+  std::int64_t rows() const { return kernels::wre_rows(L, C); }
+  std::int64_t n_moments() const { return kernels::WreMomentLayout{L}.size(); }
+  kernels::WreModelView view() const {
+    kernels::WreModelView v;
+    v.L = L;
+    v.C = C;
+    v.pihat = pihat.data();
+    v.zz = zz.data();
+    v.zzq = zzq.data();
+    v.row_w = row_w.data();
+    return v;
+  }
+};
+
+// One evaluation (see kernels::WreEvalView), owned.
+struct WreEval {
+  bool ar = false, at_infinity = false;
+  int L = 0;
+  double b0 = 0, ar_scale = 1;
+  std::vector<double> ptilde, zzp, Q;
+  kernels::WreEvalView view() const {
+    kernels::WreEvalView v;
+    v.L = L;
+    v.ar = ar;
+    v.at_infinity = at_infinity;
+    v.b0 = b0;
+    v.ar_scale = ar_scale;
+    v.ptilde = ptilde.data();
+    v.zzp = zzp.data();
+    v.Q = Q.data();
+    return v;
+  }
+};
+
+// One run: replications 0 .. n_rep-1 (Philox draws), or, enumerating, the 2^(G-1) sign vectors
+// with cluster 0 at +1, each with its products and their negation (the other half of the 2^G
+// vectors: the WRE statistic is not symmetric in the signs, so both are evaluated; statistic
+// 2i is vector i, 2i + 1 its negation).
+struct WreRunOptions {
+  std::uint64_t seed = 0;
+  kernels::WeightType weight = kernels::WeightType::kRademacher;
+  bool enumerate = false;
+  std::uint64_t n_rep = 0;      // replications, or sign-vector pairs when enumerating
+  std::size_t chunk = 0;        // replications per batch (0: the backend decides); no effect on results
+  std::size_t trace_keep = 0;   // return the first trace_keep statistics (enumerating: v, -v, in index order)
+  double count_t = 0, count_tol = 0;  // counts against the observed statistic, tie tolerance
+  bool inclusive = false;
+  bool keep = false;            // keep every statistic's moments for counts at other null values
+  double min_team_work = 1e7;   // as WildRunOptions
+  ProgressSink* progress = nullptr;
+};
+
+// Every statistic's moments, held where they were computed, for the test-inversion sets.
+class WreReplicates {
+ public:
+  virtual ~WreReplicates() = default;
+  virtual BootCounts count(const WreEval& e, double t, double tol, bool inclusive) const = 0;
+};
+
+struct WreRun {
+  BootCounts counts;
+  std::unique_ptr<WreReplicates> reps;  // with keep
+  std::vector<double> trace;
+};
+
+// Replications per batch when WreRunOptions::chunk is 0: about 2^18 products per batch, 16 to 2048.
+inline std::size_t default_wre_chunk(const WreProblem& p) {
+  const std::int64_t rows = std::max<std::int64_t>({p.rows(), p.n_clu, 1});
+  return static_cast<std::size_t>(std::min<std::int64_t>(std::max<std::int64_t>((std::int64_t{1} << 18) / rows, 16), 2048));
+}
+// The multiply-adds of one replication: its products and moments.
+inline double wre_work_per_replication(const WreProblem& p) {
+  const double K = p.L * (p.L + 2.0);
+  return static_cast<double>(p.rows()) * p.n_clu + static_cast<double>(p.C) * (K * (K + 1) / 2 + 4.0 * p.L * p.L);
+}
+
 // n_batch independent regressions y_b = X_b beta_b + e (no intercept added), each X_b n_obs x
 // n_reg column-major at X + b * stride_x (stride_x >= n_obs * n_reg), y_b at y + b * stride_y.
 struct OlsBatch {
@@ -202,6 +290,9 @@ class Backend {
   // F* of replications 0 .. n_boot-1 of one threshold test (kernels/threshold_boot.hpp): the same
   // operations in the same order on every backend, so the same bits.
   virtual std::vector<double> threshold_fstar(const ThresholdBootSpec& spec, const ThresholdGram& gram) const = 0;
+  // The IV wild bootstrap's replications (WreRunOptions), evaluated with `e` and counted; every
+  // backend computes the products and the statistic in the same order (the same bits).
+  virtual WreRun wre_replicates(const WreProblem& problem, const WreEval& e, const WreRunOptions& o) const = 0;
   // Many small regressions at once; singular items are flagged per item, never thrown.
   virtual OlsBatchResult batched_ols(const OlsBatch& batch) const = 0;
   // power's batch of regressions over one fixed design (kernels/power_batch.hpp). The CPU backend

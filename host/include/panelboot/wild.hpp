@@ -39,7 +39,8 @@ struct WildOptions {
   bool joint = false;              // one Wald/F test of all rows instead
   std::int64_t n_boot = 9999;
   WeightType weight = WeightType::kRademacher;
-  bool impose_null = true;         // WCR; false: WCU
+  bool impose_null = true;         // WCR (IV: WRE); false: WCU (IV: WUE)
+  bool ar = false;                 // IV models: also the wild bootstrap Anderson-Rubin test of each --test
   Enumerate enumerate = Enumerate::kAuto;
   PValueType pvalue = PValueType::kSymmetric;
   Ties ties = Ties::kStrict;
@@ -57,6 +58,7 @@ struct WildOptions {
 
 struct WildTest {
   std::string hypothesis;
+  std::string test;              // "t", "wald" (--joint); IV: "wre", "wue", "ar"
   int q = 1;
   double stat = 0;               // t (q = 1) or F = Wald / q
   double crve_p_value = 0;       // from t(df) or F(q, df) of the cluster-robust variance
@@ -66,14 +68,16 @@ struct WildTest {
   bool enumerated = false;
   bool ci_available = false;
   double ci_low = 0, ci_high = 0, ci_tol = 0;
-  std::vector<std::pair<double, double>> ci_pieces;  // several when the set is disjoint
+  std::vector<std::pair<double, double>> ci_pieces;  // several when the set is disjoint; an AR
+                                                     // set's ends may be -inf / +inf
   std::string note;
 };
 
 struct WildResult {
   FitResult fit;
   std::vector<WildTest> tests;
-  std::string method;            // "WCR" or "WCU"
+  std::string method;            // "WCR" or "WCU"; IV: "WRE" or "WUE"
+  std::string pvalue_recommended;  // IV: "equal-tailed" when the effective F is below its critical value
   std::string weight_type;
   std::string bootcluster;       // name of the bootstrap clustering
   std::string backend;           // "cpu" or "cuda": where the replications ran

@@ -12,7 +12,7 @@ namespace {
 
 struct WildCli {
   std::vector<std::string> tests;
-  bool joint = false, no_ci = false;
+  bool joint = false, no_ci = false, ar = false;
   std::int64_t B = 9999;
   std::string weight_type = "rademacher", impose_null = "yes", enumerate = "auto",
               pvalue = "symmetric", bootcluster, ties = "strict", padjust = "none";
@@ -49,13 +49,13 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   wo.seed = w.seed;
   wo.chunk = w.chunk;
   wo.ci = !w.no_ci;
+  wo.ar = w.ar;
   FitOptions fo = fit_options(o);
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   const DataFrame df = read_input(o, err);
   const auto t1 = Clock::now();
   const Formula fm = parse_formula(o.formulas[0]);
-  refuse_iv(fm, "wild", "the WRE bootstrap for IV models is not built yet; 'panelboot fit' estimates the model");
   SampleOptions so = sample_options(o, false);
   if (!w.bootcluster.empty() && w.bootcluster != "intersection") {
     if (so.cluster.empty())
@@ -82,10 +82,14 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
 void add_wild_options(CLI::App* cmd, WildCli& w) {
   cmd->add_option("--test", w.tests, "Null hypothesis, e.g. 'x1 = 0.04' or 'x1 - x2 = 0' (repeatable)")->required();
   cmd->add_flag("--joint", w.joint, "One Wald/F test of all --test rows (reported first)");
+  cmd->add_flag("--ar", w.ar,
+                "IV models: also the wild bootstrap Anderson-Rubin test of each --test and its confidence set "
+                "(robust to weak instruments; possibly unbounded or two disjoint rays)");
   add_replications_option(cmd, w.B, 1, kMaxWildB, "Bootstrap replications");
   add_choice_option(cmd, "--weight-type", w.weight_type, kWeightTypeNames,
                     choices(kWeightTypeNames));
-  cmd->add_option("--impose-null", w.impose_null, "yes: WCR (null imposed); no: WCU")
+  cmd->add_option("--impose-null", w.impose_null,
+                  "yes: WCR (null imposed; IV: WRE, restricted in both equations); no: WCU (IV: WUE)")
       ->check(CLI::IsMember({"yes", "no"}))
       ->capture_default_str();
   add_choice_option(cmd, "--enumerate", w.enumerate, kEnumerateNames,
@@ -108,13 +112,15 @@ Command register_wild(CLI::App& app) {
   auto o = std::make_shared<CommonOptions>();
   auto w = std::make_shared<WildCli>();
   CLI::App* cmd = app.add_subcommand(
-      "wild", "Wild cluster bootstrap tests and confidence intervals (WCR/WCU), exact and fast");
-  add_model_options(cmd, *o, "Model 'y ~ x1 + x2 | fe1 + fe2'");
+      "wild", "Wild cluster bootstrap tests and confidence intervals (WCR/WCU; IV models: WRE/WUE and the "
+              "Anderson-Rubin test), exact and fast");
+  add_model_options(cmd, *o, "Model 'y ~ x1 + x2 | fe1 + fe2', or IV 'y ~ x | fe1 + fe2 | d ~ z1 + z2'");
   add_wild_options(cmd, *w);
   add_memory_option(cmd, *o);
   cmd->add_flag("--no-ci", w->no_ci, "Skip the test-inversion confidence interval");
   add_output_options(cmd, *o, {Format::kText, Format::kJson, Format::kMarkdown, Format::kLatex, Format::kCsv});
-  cmd->footer("Example: panelboot wild --data d.csv -f 'y ~ x | id + year' --cluster id --test 'x = 0' --B 99999");
+  cmd->footer("Example: panelboot wild --data d.csv -f 'y ~ x | id + year' --cluster id --test 'x = 0' --B 99999\n"
+              "IV (WRE): panelboot wild --data d.csv -f 'y ~ x | id + year | d ~ z' --cluster id --test 'd = 0' --ar");
   return {cmd, [o, w](const Streams& s) { return cmd_wild(*o, *w, s.out, s.notices, s.terminal); }};
 }
 

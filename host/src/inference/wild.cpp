@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <memory>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <unordered_map>
 
@@ -28,9 +29,7 @@ namespace panelboot {
 std::string weight_type_name(WeightType w) { return name_of(kWeightTypeNames, w); }
 std::string pvalue_type_name(PValueType p) { return name_of(kPValueTypeNames, p); }
 
-namespace {
-
-using namespace wild_detail;
+namespace wild_detail {
 
 // A restriction whose cluster-robust variance is numerically zero (kZeroSeRel of its scale) has
 // no t statistic, so neither the bootstrap nor the CI means anything: an error, never stars.
@@ -78,14 +77,8 @@ void check_wild_memory(const WildProblem& pr, const WildRunOptions& o, const std
 constexpr int kMaxBisections = 200;
 
 // Confidence set {r : p(r) > alpha} by a grid bracket and bisection on r.
-void invert(const WildReplicates& reps, double rb, double se, double crit, const WildOptions& wo, WildTest& out) {
-  const double alpha = 1.0 - wo.level;
-  const bool inclusive = wo.ties == Ties::kInclusive;
-  auto p_at = [&](double r) {
-    const double delta = rb - r;
-    const double t = delta / se;
-    return p_from_counts(reps.count(delta, t, tie_tolerance(t), inclusive), wo.pvalue, false);
-  };
+void invert_set(const std::function<double(double)>& p_at, double rb, double se, double crit, double alpha,
+                WildTest& out) {
   double half = std::max(4.0, 2.5 * crit) * se;
   const int n_grid = 24;
   std::vector<double> rs, ps;
@@ -198,21 +191,17 @@ WildResult fit_for_wild(Design& d, const FitOptions& fo, const WildOptions& wo, 
 std::vector<ClusterTerm> variance_terms(const Design& d, const FitOptions& fo, const FitResult& fr,
                                         const Grouping& boot, Grouping& obs) {
   const std::size_t n = d.n_obs;
-  if (!d.clusters.empty()) return clustering_terms(d.clusters, fo.multiway_adj, static_cast<double>(n), fr.dof_k);
+  // the fit's small-sample convention (--small), so the bootstrap t has the observed t's scale
+  if (!d.clusters.empty())
+    return clustering_terms(d.clusters, fo.multiway_adj, static_cast<double>(n), fr.dof_k, fo.small);
   obs = boot;
   ClusterTerm t;
   t.grouping = &obs;
-  t.weight = static_cast<double>(n) / (static_cast<double>(n) - fr.dof_k);
+  t.weight = fo.small ? static_cast<double>(n) / (static_cast<double>(n) - fr.dof_k) : 1.0;
   return {t};
 }
 
 // 5. The tests: the joint one first (--joint), then one per restriction row.
-struct TestSpec {
-  std::string text;
-  Eigen::MatrixXd R;
-  Eigen::VectorXd r;
-};
-
 std::vector<TestSpec> parse_tests(const WildOptions& wo, const FitResult& fr) {
   std::vector<std::string> names;
   for (const auto& c : fr.coefficients) names.push_back(c.name);
@@ -374,7 +363,12 @@ BootCounts run_replications(const WildContext& cx, WildEngine& eng, const TestSp
     // WCU: n1 = d1 = d2 = 0, so t* does not depend on r; only the observed t(r) moves
     const double crit = t_quantile(1 - (1 - wo.level) / 2, cx.fr.df_inference);
     const double rb = (sp.R * cx.fr.beta)(0);
-    invert(*run.reps, rb, se, crit, wo, out);
+    const bool inclusive = wo.ties == Ties::kInclusive;
+    const auto p_at = [&](double r) {
+      const double delta = rb - r, t = delta / se;
+      return p_from_counts(run.reps->count(delta, t, tie_tolerance(t), inclusive), wo.pvalue, false);
+    };
+    invert_set(p_at, rb, se, crit, 1.0 - wo.level, out);
   }
   return run.counts;
 }
@@ -385,6 +379,7 @@ WildTest run_test(const WildContext& cx, WildEngine& eng, const TestSpec& sp, st
   out.hypothesis = sp.text;
   out.q = static_cast<int>(sp.R.rows());
   const bool joint = out.q > 1;
+  out.test = joint ? "wald" : "t";
   double se = 0;
   const Eigen::VectorXd diff = observed_statistic(sp, cx.fr, out, se);
   const bool gray = cx.enumerate && !joint && (cx.wo.force_gray || cx.G > 22);
@@ -420,13 +415,17 @@ void adjust_and_note(const WildOptions& wo, bool enumerate, std::int32_t G, Wild
   }
 }
 
-}  // namespace
+}  // namespace wild_detail
+
+using namespace wild_detail;
 
 WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo, const Backend& backend,
                           WildTrace* trace) {
   check_options(wo);
-  if (d.n_endo > 0)
-    throw InvalidInput("wild: formula '" + d.formula + "' is an IV model; the WRE bootstrap is not built yet");
+  if (d.n_endo > 0) return wre_bootstrap(d, fo, wo, backend, trace);
+  if (wo.ar)
+    throw InvalidInput("--ar is the Anderson-Rubin test of an IV model; formula '" + d.formula +
+                       "' has no IV part (write it as y ~ x | fe | d ~ z)");
   const Grouping boot = bootstrap_clusters(d, wo);
   WildResult res = fit_for_wild(d, fo, wo, boot, backend);
   const FitResult& fr = res.fit;

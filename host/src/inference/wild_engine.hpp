@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <unordered_map>
@@ -92,6 +93,59 @@ inline void sort_cells_by_cluster(Term& t) {
   t.pair_g = std::move(g_sorted);
 }
 
+// The fixed effects not nested in the bootstrap clusters, which the bootstrap residuals must be
+// re-projected on (a nested FE is constant within a bootstrap cluster, so v_g u stays demeaned):
+// Dt, their dummies with the nested dimensions projected out (weighted) and scaled by sqrt(w);
+// Gi = pinv(Dt'Dt); L their levels (0: nothing to re-project).
+struct FeReprojection {
+  Mat Dt, Gi;
+  Eigen::Index L = 0;
+  std::vector<std::string> names;
+};
+
+inline FeReprojection fe_reprojection(const Design& d, const Grouping& boot) {
+  FeReprojection out;
+  const std::size_t n = d.n_obs;
+  std::vector<const Grouping*> nested, other;
+  for (const Grouping& g : d.fe) (nested_in(g, boot) ? nested : other).push_back(&g);
+  for (const Grouping* g : other) {
+    out.L += g->n_levels;
+    out.names.push_back(g->name);
+  }
+  const Eigen::Index L = out.L;
+  if (L == 0) return out;
+  if (static_cast<double>(L) * static_cast<double>(n) > 2e8 || L > 5000)
+    throw InvalidInput("the fixed effect(s) not nested in the bootstrap clusters have " + std::to_string(L) +
+                       " levels on " + std::to_string(n) +
+                       " observations, too many to re-project exactly; bootstrap by a coarser "
+                       "cluster that nests them (--bootcluster), or absorb fewer levels");
+  Mat& Dt = out.Dt;
+  Dt = Mat::Zero(static_cast<Eigen::Index>(n), L);
+  Eigen::Index col = 0;
+  for (const Grouping* g : other)
+    for (std::int32_t l = 0; l < g->n_levels; ++l, ++col)
+      for (std::size_t i = 0; i < n; ++i) Dt(i, col) = g->code[i] == l ? 1.0 : 0.0;
+  const double* w = d.w.empty() ? nullptr : d.w.data();
+  if (!nested.empty()) {
+    std::vector<FeView> views;
+    for (const Grouping* g : nested) views.push_back({g->code.data(), g->n_levels});
+    Demeaner dm(views, n, w);
+    DemeanOptions o;
+    o.tol = 1e-13;
+    dm.demean(Dt.data(), static_cast<std::size_t>(L), n, o, {});
+  }
+  if (w)
+    for (Eigen::Index l = 0; l < L; ++l)
+      for (std::size_t i = 0; i < n; ++i) Dt(i, l) *= std::sqrt(w[i]);
+  Eigen::SelfAdjointEigenSolver<Mat> es(Dt.transpose() * Dt);
+  const Vec ev = es.eigenvalues();
+  const double cut = 1e-10 * std::max(ev.maxCoeff(), 0.0);
+  Vec inv(ev.size());
+  for (Eigen::Index i = 0; i < ev.size(); ++i) inv(i) = ev(i) > cut ? 1.0 / ev(i) : 0.0;
+  out.Gi = es.eigenvectors() * inv.asDiagonal() * es.eigenvectors().transpose();
+  return out;
+}
+
 class WildEngine {
  public:
   WildEngine(const Design& d, const FitResult& fr, const Grouping& boot, std::vector<ClusterTerm> terms)
@@ -119,7 +173,11 @@ class WildEngine {
       sort_cells_by_cluster(t);
       terms_.push_back(std::move(t));
     }
-    build_fe_projection();
+    FeReprojection fe = fe_reprojection(d, boot);
+    L_ = fe.L;
+    Dt_ = std::move(fe.Dt);
+    Gi_ = std::move(fe.Gi);
+    reprojected_ = std::move(fe.names);
     problem_layout();
   }
 
@@ -287,47 +345,6 @@ class WildEngine {
     }
   }
 
-  // Dt: the dummies of the FE dimensions not nested in the bootstrap clusters, with the
-  // nested dimensions projected out (weighted) and scaled by sqrt(w); Gi = pinv(Dt'Dt).
-  void build_fe_projection() {
-    std::vector<const Grouping*> nested, other;
-    for (const Grouping& g : d_.fe) (nested_in(g, boot_) ? nested : other).push_back(&g);
-    L_ = 0;
-    for (const Grouping* g : other) {
-      L_ += g->n_levels;
-      reprojected_.push_back(g->name);
-    }
-    if (L_ == 0) return;
-    if (static_cast<double>(L_) * static_cast<double>(n_) > 2e8 || L_ > 5000)
-      throw InvalidInput("the fixed effect(s) not nested in the bootstrap clusters have " +
-                         std::to_string(L_) + " levels on " + std::to_string(n_) +
-                         " observations, too many to re-project exactly; bootstrap by a coarser "
-                         "cluster that nests them (--bootcluster), or absorb fewer levels");
-    Dt_ = Mat::Zero(static_cast<Eigen::Index>(n_), L_);
-    Eigen::Index col = 0;
-    for (const Grouping* g : other)
-      for (std::int32_t l = 0; l < g->n_levels; ++l, ++col)
-        for (std::size_t i = 0; i < n_; ++i) Dt_(i, col) = g->code[i] == l ? 1.0 : 0.0;
-    const double* w = d_.w.empty() ? nullptr : d_.w.data();
-    if (!nested.empty()) {
-      std::vector<FeView> views;
-      for (const Grouping* g : nested) views.push_back({g->code.data(), g->n_levels});
-      Demeaner dm(views, n_, w);
-      DemeanOptions o;
-      o.tol = 1e-13;
-      dm.demean(Dt_.data(), static_cast<std::size_t>(L_), n_, o, {});
-    }
-    if (w)
-      for (Eigen::Index l = 0; l < L_; ++l)
-        for (std::size_t i = 0; i < n_; ++i) Dt_(i, l) *= std::sqrt(w[i]);
-    Eigen::SelfAdjointEigenSolver<Mat> es(Dt_.transpose() * Dt_);
-    const Vec ev = es.eigenvalues();
-    const double cut = 1e-10 * std::max(ev.maxCoeff(), 0.0);
-    Vec inv(ev.size());
-    for (Eigen::Index i = 0; i < ev.size(); ++i) inv(i) = ev(i) > cut ? 1.0 / ev(i) : 0.0;
-    Gi_ = es.eigenvectors() * inv.asDiagonal() * es.eigenvectors().transpose();
-  }
-
   const Design& d_;
   const FitResult& fr_;
   const Grouping& boot_;
@@ -349,5 +366,29 @@ inline bool enumerates(Enumerate e, WeightType w, std::int32_t G, std::int64_t n
   const bool enum_auto = e == Enumerate::kAuto && w == WeightType::kRademacher && G < 62 && (std::int64_t{1} << G) <= n_boot;
   return e == Enumerate::kAlways || enum_auto;
 }
+
+// The stages wild.cpp runs and the IV bootstrap (wre.cpp) shares.
+void check_options(const WildOptions& wo);
+Grouping bootstrap_clusters(const Design& d, const WildOptions& wo);
+WildResult fit_for_wild(Design& d, const FitOptions& fo, const WildOptions& wo, const Grouping& boot,
+                        const Backend& backend);
+std::vector<ClusterTerm> variance_terms(const Design& d, const FitOptions& fo, const FitResult& fr,
+                                        const Grouping& boot, Grouping& obs);
+struct TestSpec {
+  std::string text;
+  Mat R;
+  Vec r;
+};
+std::vector<TestSpec> parse_tests(const WildOptions& wo, const FitResult& fr);
+void refuse_zero_variance(const std::string& text, const Mat& R, const FitResult& fr, const Mat& RVR);
+// The confidence set {r : p_at(r) > alpha}: a grid of 25 points around rb (half-width
+// max(4, 2.5 crit) se, widened 3x up to 6 times until both ends reject), each boundary bisected to
+// 1e-5 se; fills ci_low, ci_high, ci_pieces, ci_tol and the note of `out`.
+void invert_set(const std::function<double(double)>& p_at, double rb, double se, double crit, double alpha,
+                WildTest& out);
+void adjust_and_note(const WildOptions& wo, bool enumerate, std::int32_t G, WildResult& res);
+// The IV wild bootstrap (wre.cpp): WRE/WUE and --ar, for a design with one endogenous regressor.
+WildResult wre_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo, const Backend& backend,
+                         WildTrace* trace);
 
 }  // namespace panelboot::wild_detail

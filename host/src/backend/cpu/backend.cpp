@@ -27,6 +27,9 @@ class CpuBackend final : public Backend {
   std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const ThresholdGram& gram) const override {
     return cpu::threshold_fstar(sp, gram);
   }
+  WreRun wre_replicates(const WreProblem& pr, const WreEval& e, const WreRunOptions& o) const override {
+    return cpu::wre_replicates(pr, e, o);
+  }
   OlsBatchResult batched_ols(const OlsBatch& bt) const override { return cpu::batched_ols(bt); }
   FixedDesignResult fixed_design_ols(const FixedDesign& d, const FixedDesignBatch& bt) const override {
     return cpu::fixed_design_ols(d, bt);

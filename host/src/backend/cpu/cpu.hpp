@@ -2,6 +2,7 @@
 // The CPU reference backend's pieces, one algorithm per file beside its CUDA twin in cuda/:
 //   backend.cpp      the Backend class (dispatch)      cuda/backend.cu
 //   wild.cpp         wild replications, counts         cuda/wild.cu
+//   wre.cpp          IV wild bootstrap (WRE/WUE, AR)    cuda/wre.cu
 //   gray_walk.cpp    exact enumeration (Gray code)     cuda/gray_walk.cu
 //   threshold.cpp    threshold bootstrap (with threshold_batch.hpp)   cuda/threshold.cu
 //   batched_ols.cpp  many small regressions            cuda/batched_ols.cu
@@ -17,6 +18,11 @@
 namespace panelboot::cpu {
 
 std::unique_ptr<PreparedWild> prepare_wild(const WildProblem& problem);
+WreRun wre_replicates(const WreProblem& problem, const WreEval& e, const WreRunOptions& o);
+// C (m x nb) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with `subtract`: each
+// output summed over d in order, no fused multiply-add (wild.cpp; the wild and WRE products).
+void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb, double* C,
+               bool subtract);
 BootCounts gray_walk(const kernels::GrayProblem& p, ProgressSink* progress);
 std::vector<double> threshold_fstar(const ThresholdBootSpec& spec, const ThresholdGram& gram);
 OlsBatchResult batched_ols(const OlsBatch& batch);

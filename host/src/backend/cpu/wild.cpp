@@ -10,9 +10,6 @@
 #include "backend/cpu/cpu.hpp"
 
 namespace panelboot::cpu {
-namespace {
-
-using kernels::WildCoefView;
 
 // Four doubles (GCC vector extension): AVX in the AVX2 clone, SSE pairs in the baseline one.
 typedef double V4 __attribute__((vector_size(32)));
@@ -24,7 +21,7 @@ inline V4 load4(const double* p) {
 }
 inline void store4(double* p, V4 x) { std::memcpy(p, &x, sizeof x); }
 
-// C (m x nb) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with `subtract`. Each
+// (cpu.hpp) C (m x nb) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with `subtract`. Each
 // output is summed over d in order, 32 replications at a time in registers; no fused
 // multiply-add, so both clones and any chunk size give the same bits.
 __attribute__((target_clones("avx2", "default")))
@@ -51,6 +48,11 @@ void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, s
     }
   }
 }
+
+namespace {
+
+using kernels::WildCoefView;
+
 
 // D[b] += w sum_c Za[c, b] Zb[c, b]
 __attribute__((target_clones("avx2", "default")))

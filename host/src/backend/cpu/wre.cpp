@@ -1,0 +1,112 @@
+// The IV wild bootstrap's replications on the CPU (cuda/wre.cu is its twin): per batch the
+// weights V (G x nb, the OLS wild bootstrap's Philox draws or sign vectors), the products K V
+// (gemm_rows: summed over g in order, no FMA), each replication's moments (kernels::wre_moments)
+// and its statistic (kernels::wre_statistic), so every thread count, chunk size and backend gives
+// the same bits. Kept moments (the confidence sets) cost O(L^4) per replication and null value.
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "backend/cpu/cpu.hpp"
+
+namespace panelboot::cpu {
+namespace {
+
+// Statistics of this many stored replications are counted per task.
+constexpr std::size_t kCountBlock = 4096;
+
+// Every statistic's moments, one after another (enumerating: vector i, then its negation).
+class CpuWreReplicates final : public WreReplicates {
+ public:
+  CpuWreReplicates(std::size_t n, std::int64_t n_mom, double team_work)
+      : mom_(n * static_cast<std::size_t>(n_mom)), n_(n), n_mom_(n_mom), team_work_(team_work) {}
+  BootCounts count(const WreEval& e, double t, double tol, bool inclusive) const override;
+  double* at(std::size_t i) { return mom_.data() + i * static_cast<std::size_t>(n_mom_); }
+
+ private:
+  std::vector<double> mom_;
+  std::size_t n_;
+  std::int64_t n_mom_;
+  double team_work_;  // the statistics' work above which a thread team counts
+};
+
+BootCounts CpuWreReplicates::count(const WreEval& e, double t, double tol, bool inclusive) const {
+  const kernels::WreEvalView v = e.view();
+  const std::size_t n_blocks = (n_ + kCountBlock - 1) / kCountBlock;
+  const bool team = n_blocks > 1 && static_cast<double>(n_) * static_cast<double>(n_mom_) > team_work_;
+  BootCounts total;
+  RegionErrors errors;
+#pragma omp parallel for if (team) schedule(static) reduction(count_sum : total)
+  for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(n_blocks); ++bi)
+    errors.guard([&] {
+      const std::size_t b0 = static_cast<std::size_t>(bi) * kCountBlock, b1 = std::min(n_, b0 + kCountBlock);
+      for (std::size_t b = b0; b < b1; ++b)
+        kernels::count_one(kernels::wre_statistic(mom_.data() + b * static_cast<std::size_t>(n_mom_), v), t, tol,
+                           inclusive, total);
+    });
+  errors.rethrow();
+  return total;
+}
+
+// One thread's buffers for a batch of nb replications.
+struct WreBatch {
+  std::vector<double> V, P, mom;
+};
+
+// Replications r0 .. r0+nb-1: drawn, multiplied, reduced to moments, evaluated, counted, traced,
+// kept.
+BootCounts run_batch(const WreProblem& pr, const kernels::WreEvalView& ev, const WreRunOptions& o, std::uint64_t r0,
+                     std::size_t nb, WreBatch& w, CpuWreReplicates* keep, std::vector<double>& trace) {
+  const std::size_t G = static_cast<std::size_t>(pr.n_clu), rows = static_cast<std::size_t>(pr.rows());
+  const kernels::WreModelView mv = pr.view();
+  w.V.resize(G * nb);
+  w.P.resize(rows * nb);
+  w.mom.resize(static_cast<std::size_t>(pr.n_moments()));
+  kernels::wild_weights_block(o.seed, o.weight, o.enumerate, r0, nb, static_cast<std::uint32_t>(G), w.V.data());
+  gemm_rows(pr.k.data(), rows, G, w.V.data(), nb, w.P.data(), false);
+  BootCounts c;
+  const std::size_t per = o.enumerate ? 2 : 1;
+  for (std::size_t b = 0; b < nb; ++b)
+    for (std::size_t h = 0; h < per; ++h) {
+      const std::size_t at = (static_cast<std::size_t>(r0) + b) * per + h;
+      double* mom = keep ? keep->at(at) : w.mom.data();
+      kernels::wre_moments(w.P.data() + b, static_cast<std::int64_t>(nb), h ? -1.0 : 1.0, mv, mom);
+      const double s = kernels::wre_statistic(mom, ev);
+      kernels::count_one(s, o.count_t, o.count_tol, o.inclusive, c);
+      if (at < trace.size()) trace[at] = s;
+    }
+  if (o.progress) o.progress->advance(nb);
+  return c;
+}
+
+}  // namespace
+
+WreRun wre_replicates(const WreProblem& pr, const WreEval& e, const WreRunOptions& o) {
+  const kernels::WreEvalView ev = e.view();
+  const std::size_t chunk = o.chunk ? o.chunk : default_wre_chunk(pr);
+  const std::size_t n_chunks = static_cast<std::size_t>((o.n_rep + chunk - 1) / chunk);
+  WreRun run;
+  std::unique_ptr<CpuWreReplicates> keep;
+  const std::uint64_t n_stats = o.n_rep * (o.enumerate ? 2 : 1);
+  if (o.keep) keep = std::make_unique<CpuWreReplicates>(n_stats, pr.n_moments(), o.min_team_work);
+  run.trace.assign(static_cast<std::size_t>(std::min<std::uint64_t>(o.trace_keep, n_stats)), 0.0);
+  const bool team = n_chunks > 1 && static_cast<double>(o.n_rep) * wre_work_per_replication(pr) > o.min_team_work;
+  BootCounts total;
+  RegionErrors errors;
+#pragma omp parallel if (team) reduction(count_sum : total)
+  {
+    WreBatch w;
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t ci = 0; ci < static_cast<std::ptrdiff_t>(n_chunks); ++ci) errors.guard([&] {
+      const std::uint64_t r0 = static_cast<std::uint64_t>(ci) * chunk;
+      const std::size_t nb = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, o.n_rep - r0));
+      total = total + run_batch(pr, ev, o, r0, nb, w, keep.get(), run.trace);
+    });
+  }
+  errors.rethrow();
+  run.counts = total;
+  run.reps = std::move(keep);
+  return run;
+}
+
+}  // namespace panelboot::cpu

@@ -1,0 +1,576 @@
+// The IV wild bootstrap (one endogenous regressor): the WRE bootstrap of Davidson and MacKinnon
+// (2010) as boottest implements it, its unrestricted variant WUE, and the wild bootstrap
+// Anderson-Rubin test, each with its confidence set by test inversion. The host reduces the model
+// to the products of kernels/wre.hpp (IvSpace, wre_problem) and, per null value, to the
+// coefficients of one evaluation (wre_eval, ar_eval); a Backend draws the replications. Stages:
+// check, fit, the partialled columns, the products, then per test the WRE/WUE row (and with --ar
+// the AR row), each with its p-value and set.
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <limits>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "inference/wild_engine.hpp"
+#include "panelboot/distributions.hpp"
+#include "panelboot/error.hpp"
+#include "panelboot/memory.hpp"
+#include "panelboot/progress.hpp"
+#include "panelboot/wild.hpp"
+
+namespace panelboot {
+namespace wild_detail {
+namespace {
+
+// Sign vectors are enumerated for at most this many bootstrap clusters (2^G of them, each
+// evaluated in full: see plan_wre_enumeration).
+constexpr std::int32_t kMaxWreEnumerateClusters = 26;
+// The multiply-adds per second and thread the enumeration's time estimate assumes.
+constexpr double kAssumedRate = 1e9;
+
+std::string fmt(const char* spec, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, spec, v);
+  return b;
+}
+
+// The model's columns after the IV fit, in the within-transformed sqrt(w)-scaled space, with the
+// kept exogenous regressors X partialled out: the basis e_j = [r1, m2, Zt] of kernels/wre.hpp.
+struct IvSpace {
+  Mat X;                   // N x kx
+  Mat XtXi;                // (X'X)^-1
+  Mat Zt;                  // N x L: M_X Z
+  Vec r1, r2;              // M_X y1, M_X y2
+  Mat ZZ, Q;               // Zt'Zt and its inverse
+  Vec pihat;               // Q Zt'r2: the first stage's coefficients on Z
+  Mat E;                   // N x J: r1, m2 = r2 - Zt pihat, Zt
+  Mat Gb;                  // E'E
+  double b_hat = 0, se = 0;
+  int L = 0, J = 0;
+};
+
+Eigen::Index column_of(const Design& d, const std::string& name) {
+  for (std::size_t j = 0; j < d.x_names.size(); ++j)
+    if (d.x_names[j] == name) return static_cast<Eigen::Index>(j);
+  throw InvalidInput("wild: IV column '" + name + "' is not in the design");
+}
+
+Mat design_columns(const Design& d, const std::vector<std::string>& names) {
+  const auto n = static_cast<Eigen::Index>(d.n_obs);
+  Mat out(n, static_cast<Eigen::Index>(names.size()));
+  for (std::size_t a = 0; a < names.size(); ++a)
+    out.col(static_cast<Eigen::Index>(a)) = Eigen::Map<const Vec>(d.X.data() + column_of(d, names[a]) * n, n);
+  return out;
+}
+
+// M_X A
+Mat partial_x(const Mat& A, const Mat& X, const Mat& XtXi) {
+  if (X.cols() == 0) return A;
+  return A - X * (XtXi * (X.transpose() * A));
+}
+
+// The partialled columns; the fit left the structural residuals in d.y, so y1 = u + [y2 X] b.
+IvSpace iv_space(const Design& d, const FitResult& fr) {
+  const IvInfo& iv = *fr.iv;
+  IvSpace s;
+  s.X = design_columns(d, iv.exogenous);
+  const Mat y2 = design_columns(d, iv.endogenous);
+  const Mat Z = design_columns(d, iv.instruments);
+  const auto n = static_cast<Eigen::Index>(d.n_obs);
+  Vec y1 = Eigen::Map<const Vec>(d.y.data(), n) + y2.col(0) * fr.beta(0);
+  if (s.X.cols() > 0) {
+    y1 += s.X * fr.beta.tail(s.X.cols());
+    s.XtXi = (s.X.transpose() * s.X).ldlt().solve(Mat::Identity(s.X.cols(), s.X.cols()));
+  }
+  s.Zt = partial_x(Z, s.X, s.XtXi);
+  s.r1 = partial_x(y1, s.X, s.XtXi);
+  s.r2 = partial_x(y2.col(0), s.X, s.XtXi);
+  s.L = static_cast<int>(Z.cols());
+  s.J = s.L + 2;
+  s.ZZ = s.Zt.transpose() * s.Zt;
+  s.Q = s.ZZ.ldlt().solve(Mat::Identity(s.L, s.L));
+  s.pihat = s.Q * (s.Zt.transpose() * s.r2);
+  s.E.resize(n, s.J);
+  s.E.col(0) = s.r1;
+  s.E.col(1) = s.r2 - s.Zt * s.pihat;
+  s.E.rightCols(s.L) = s.Zt;
+  s.Gb = s.E.transpose() * s.E;
+  s.b_hat = fr.beta(0);
+  s.se = std::sqrt(fr.vcov(0, 0));
+  return s;
+}
+
+// The basis coefficients of r2 = m2 + Zt pihat and of r1 - b r2.
+Vec r2_coefficients(const IvSpace& s) {
+  Vec c = Vec::Zero(s.J);
+  c(1) = 1.0;
+  c.tail(s.L) = s.pihat;
+  return c;
+}
+Vec restricted_residual_coefficients(const IvSpace& s, double b) {
+  Vec c = -b * r2_coefficients(s);
+  c(0) += 1.0;
+  return c;
+}
+
+// The variance terms as the products' rows see them: per term its error-cluster codes, and each
+// error cluster's weight (w_S of its term) in row order.
+struct Rows {
+  std::vector<const std::int32_t*> code;  // [S]
+  std::vector<std::int64_t> off;          // [S + 1]
+  std::int64_t C = 0;
+};
+
+Rows variance_rows(const std::vector<ClusterTerm>& terms) {
+  Rows r;
+  r.off.push_back(0);
+  for (const ClusterTerm& t : terms) {
+    r.code.push_back(t.grouping->code.data());
+    r.off.push_back(r.off.back() + t.grouping->n_levels);
+  }
+  r.C = r.off.back();
+  return r;
+}
+
+std::vector<double> row_weights(const std::vector<ClusterTerm>& terms) {
+  std::vector<double> w;
+  for (const ClusterTerm& t : terms) w.insert(w.end(), static_cast<std::size_t>(t.grouping->n_levels), t.weight);
+  return w;
+}
+
+// Per error cluster c (over every term): Zt_c'Zt_c (L x L).
+std::vector<Mat> cluster_zz(const IvSpace& s, const Rows& rows, std::size_t n) {
+  std::vector<Mat> zz(static_cast<std::size_t>(rows.C), Mat::Zero(s.L, s.L));
+  for (std::size_t t = 0; t < rows.code.size(); ++t)
+    for (std::size_t i = 0; i < n; ++i) {
+      Mat& m = zz[static_cast<std::size_t>(rows.off[t] + rows.code[t][i])];
+      for (int l = 0; l < s.L; ++l)
+        for (int k = 0; k < s.L; ++k) m(l, k) += s.Zt(i, l) * s.Zt(i, k);
+    }
+  return zz;
+}
+
+// The products' matrix K (kernels/wre.hpp): per basis vector e_j, the rows A_j (Zt_g'e_j,g) and
+// K_jc = Zt_c'[M(e_j 1_g)]_c = sum_{i in c, g} Zt_i e_ji - (Zt_c'X_c)(X'X)^-1 X_g'e_j
+//                               - (Zt_c'Dt_c) Gi Dt_g'e_j,
+// M re-demeaning the bootstrap data by X and the fixed effects not nested in the bootstrap
+// clusters (Dt, Gi: fe_reprojection); the nested ones leave v_g e_j demeaned.
+WreProblem wre_problem(const IvSpace& s, const Rows& rows, const Grouping& boot, const FeReprojection& fe,
+                       std::size_t n) {
+  WreProblem pr;
+  pr.n_clu = boot.n_levels;
+  pr.L = s.L;
+  pr.C = rows.C;
+  const std::int64_t G = pr.n_clu, L = s.L, C = rows.C;
+  pr.k.assign(static_cast<std::size_t>(pr.rows() * G), 0.0);
+  auto at = [&](int j, std::int64_t c1, int l, std::int64_t g) -> double& {
+    return pr.k[static_cast<std::size_t>(kernels::wre_row(s.L, C, j, c1, l) * G + g)];
+  };
+  const Eigen::Index kx = s.X.cols(), Ld = fe.L;
+  // per error cluster: (Zt_c'X_c)(X'X)^-1 and (Zt_c'Dt_c) Gi
+  std::vector<Mat> zx(static_cast<std::size_t>(C), Mat::Zero(L, kx)), zd(static_cast<std::size_t>(C), Mat::Zero(L, Ld));
+  for (std::size_t t = 0; t < rows.code.size(); ++t)
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t c = static_cast<std::size_t>(rows.off[t] + rows.code[t][i]);
+      for (Eigen::Index l = 0; l < L; ++l) {
+        const double z = s.Zt(static_cast<Eigen::Index>(i), l);
+        for (Eigen::Index k = 0; k < kx; ++k) zx[c](l, k) += z * s.X(static_cast<Eigen::Index>(i), k);
+        for (Eigen::Index k = 0; k < Ld; ++k) zd[c](l, k) += z * fe.Dt(static_cast<Eigen::Index>(i), k);
+      }
+    }
+  for (std::size_t c = 0; c < static_cast<std::size_t>(C); ++c) {
+    if (kx) zx[c] = zx[c] * s.XtXi;
+    if (Ld) zd[c] = zd[c] * fe.Gi;
+  }
+  for (int j = 0; j < s.J; ++j) {
+    const Vec e = s.E.col(j);
+    Mat xe = Mat::Zero(kx, G), de = Mat::Zero(Ld, G);  // X_g'e_j, Dt_g'e_j
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::int64_t g = boot.code[i];
+      const double ei = e(static_cast<Eigen::Index>(i));
+      for (Eigen::Index l = 0; l < L; ++l) at(j, 0, static_cast<int>(l), g) += s.Zt(static_cast<Eigen::Index>(i), l) * ei;
+      for (Eigen::Index k = 0; k < kx; ++k) xe(k, g) += s.X(static_cast<Eigen::Index>(i), k) * ei;
+      for (Eigen::Index k = 0; k < Ld; ++k) de(k, g) += fe.Dt(static_cast<Eigen::Index>(i), k) * ei;
+      for (std::size_t t = 0; t < rows.code.size(); ++t) {
+        const std::int64_t c = rows.off[t] + rows.code[t][i];
+        for (Eigen::Index l = 0; l < L; ++l)
+          at(j, 1 + c, static_cast<int>(l), g) += s.Zt(static_cast<Eigen::Index>(i), l) * ei;
+      }
+    }
+    for (std::int64_t c = 0; c < C; ++c) {
+      Mat low = Mat::Zero(L, G);
+      if (kx) low += zx[static_cast<std::size_t>(c)] * xe;
+      if (Ld) low += zd[static_cast<std::size_t>(c)] * de;
+      for (Eigen::Index l = 0; l < L; ++l)
+        for (std::int64_t g = 0; g < G; ++g) at(j, 1 + c, static_cast<int>(l), g) -= low(l, g);
+    }
+  }
+  return pr;
+}
+
+// What every evaluation of one model shares.
+struct WreModel {
+  IvSpace s;
+  Rows rows;
+  double ar_scale = 1;       // the AR regression's small-sample factor over the structural one's
+  WreProblem problem;
+  std::vector<double> ones_moments;  // the sample's own moments (v = 1)
+};
+
+std::vector<double> flat(const Mat& m) {  // row-major
+  std::vector<double> out;
+  for (Eigen::Index a = 0; a < m.rows(); ++a)
+    for (Eigen::Index b = 0; b < m.cols(); ++b) out.push_back(m(a, b));
+  return out;
+}
+std::vector<double> flat(const Vec& v) { return std::vector<double>(v.data(), v.data() + v.size()); }
+
+// The efficient first stage at the null b0: u1~ = r1 - b0 r2 (the restricted structural
+// residuals, X and the FE partialled), r2 regressed on [Zt, u1~]; its coefficients on Zt (p~).
+// U2~ = r2 - Zt p~ keeps the u1~ term, so U2~ keeps its correlation with u1~.
+Vec efficient_first_stage(const IvSpace& s, double b0) {
+  const Vec c1 = restricted_residual_coefficients(s, b0), cr2 = r2_coefficients(s);
+  const int L = s.L;
+  Mat A(L + 1, L + 1);  // [Zt u1~]'[Zt u1~] from the basis Gram
+  Vec rhs(L + 1);
+  const Mat Gz = s.Gb.bottomRows(L);  // Zt'E
+  A.topLeftCorner(L, L) = s.ZZ;
+  A.topRightCorner(L, 1) = Gz * c1;
+  A.bottomLeftCorner(1, L) = (Gz * c1).transpose();
+  A(L, L) = c1.dot(s.Gb * c1);
+  rhs.head(L) = Gz * cr2;
+  rhs(L) = c1.dot(s.Gb * cr2);
+  // u1~ = 0 (an exact fit) or collinear with Zt: the efficient first stage is the plain one
+  if (!(A(L, L) > 1e-14 * std::max(s.Gb(0, 0), 1e-300))) return s.pihat;
+  return Vec(A.ldlt().solve(rhs)).head(L);
+}
+
+// The WRE evaluation at the null b0; WUE is the same evaluation at b0 = b_hat (the unrestricted
+// residuals and the first stage run with them).
+WreEval wre_eval(const WreModel& m, double b0) {
+  const Vec pt = efficient_first_stage(m.s, b0);
+  WreEval e;
+  e.L = m.s.L;
+  e.b0 = b0;
+  e.ptilde = flat(pt);
+  e.zzp = flat(Vec(m.s.ZZ * pt));
+  e.Q = flat(m.s.Q);
+  return e;
+}
+
+// The AR evaluation at b0 (or its limit |b0| -> infinity).
+WreEval ar_eval(const WreModel& m, double b0, bool at_infinity = false) {
+  WreEval e;
+  e.ar = true;
+  e.at_infinity = at_infinity;
+  e.L = m.s.L;
+  e.b0 = b0;
+  e.ar_scale = m.ar_scale;
+  return e;
+}
+
+// The sample's own statistic under an evaluation (v = 1).
+double observed(const WreModel& m, const WreEval& e) {
+  return kernels::wre_statistic(m.ones_moments.data(), e.view());
+}
+
+// --- stages -------------------------------------------------------------------------------
+
+void check_wre_options(const Design& d, const WildOptions& wo) {
+  if (d.n_endo != 1)
+    throw InvalidInput("wild: formula '" + d.formula + "' has " + std::to_string(d.n_endo) +
+                       " endogenous regressors; the WRE bootstrap supports one (as boottest)");
+  if (d.n_inst > static_cast<std::size_t>(kernels::kMaxWreInstruments))
+    throw InvalidInput("wild: formula '" + d.formula + "' has " + std::to_string(d.n_inst) +
+                       " excluded instruments; the IV wild bootstrap supports at most " +
+                       std::to_string(kernels::kMaxWreInstruments));
+  if (wo.joint) throw InvalidInput("--joint is not available for an IV model: the WRE bootstrap tests one restriction on the endogenous coefficient");
+}
+
+// Whether the replications enumerate (every one of the 2^G sign vectors: the WRE statistic is
+// not symmetric in the signs, so the OLS halving does not apply), and the limit on G.
+bool plan_wre_enumeration(const WildOptions& wo, const WreProblem& pr, WildResult& res) {
+  const std::int32_t G = pr.n_clu;
+  const bool enumerate = enumerates(wo.enumerate, wo.weight, G, wo.n_boot);
+  if (enumerate && G > kMaxWreEnumerateClusters) {
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    const double pairs = std::ldexp(1.0, G - 1);
+    const double hours = pairs * (wre_work_per_replication(pr) + wre_work_per_replication(pr) - static_cast<double>(pr.rows()) * G) /
+                         (kAssumedRate * threads) / 3600.0;
+    throw InvalidInput("--enumerate always: the WRE enumeration evaluates each of the 2^" + std::to_string(G) +
+                       " sign vectors in full (a ratio of quadratic forms, with no O(G) Gray-code update as for OLS), "
+                       "so it is limited to " + std::to_string(kMaxWreEnumerateClusters) + " bootstrap clusters; " +
+                       std::to_string(G) + " would take about " + fmt("%.3g", hours) + " hours on " +
+                       std::to_string(threads) + (threads == 1 ? " thread" : " threads") +
+                       " (at 1e9 multiply-adds per second each); use random draws (--enumerate never)");
+  }
+  if (!enumerate && wo.n_boot < 99) res.notes.push_back("B = " + std::to_string(wo.n_boot) + " is below 99: the p-value is coarse");
+  return enumerate;
+}
+
+// The products' matrix and, with the sets, every replication's products kept: checked first.
+void check_wre_memory(const WreProblem& pr, std::uint64_t n_rep, std::uint64_t n_stats, bool keep,
+                      std::uint64_t max_memory) {
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  const double rows = static_cast<double>(pr.rows()), mom = static_cast<double>(pr.n_moments());
+  const double chunk = static_cast<double>(std::min<std::uint64_t>(default_wre_chunk(pr), n_rep));
+  const double bytes = 8.0 * (rows * pr.n_clu + threads * (chunk * (rows + pr.n_clu) + mom) +
+                              (keep ? static_cast<double>(n_stats) * mom : 0.0));
+  check_memory(bytes, max_memory,
+               "the IV wild bootstrap (" + std::to_string(pr.rows()) + " products per replication over " +
+                   std::to_string(pr.n_clu) + " bootstrap clusters" +
+                   (keep ? ", " + std::to_string(pr.n_moments()) + " moments kept for each of " +
+                               std::to_string(n_stats) + " statistics for the confidence sets)"
+                         : ")"),
+               keep ? "lower --B, or add --no-ci" : "use fewer bootstrap or error clusters");
+}
+
+// Only hypotheses on the endogenous coefficient alone: c * b = r, so b0 = r / c.
+double null_value(const TestSpec& sp, const FitResult& fr) {
+  for (Eigen::Index k = 1; k < sp.R.cols(); ++k)
+    if (sp.R(0, k) != 0)
+      throw InvalidInput("--test '" + sp.text + "': the IV wild bootstrap tests the endogenous coefficient '" +
+                         fr.iv->endogenous[0] + "' alone (e.g. --test '" + fr.iv->endogenous[0] +
+                         " = 0'); '" + fr.coefficients[static_cast<std::size_t>(k)].name + "' is exogenous");
+  if (sp.R(0, 0) == 0) throw InvalidInput("--test '" + sp.text + "' does not involve the endogenous coefficient");
+  return sp.r(0) / sp.R(0, 0);
+}
+
+struct WreContext {
+  const WreModel& m;
+  const WildOptions& wo;
+  const Backend& backend;
+  bool enumerate;
+  std::size_t trace_keep;
+};
+
+// One backend run of the evaluation `e`, counted at `t`.
+WreRun run_evaluation(const WreContext& cx, const WreEval& e, double t, bool keep, const std::string& label) {
+  const WildOptions& wo = cx.wo;
+  const WreProblem& pr = cx.m.problem;
+  WreRunOptions o;
+  o.seed = wo.seed;
+  o.weight = wo.weight;
+  o.enumerate = cx.enumerate;
+  o.n_rep = cx.enumerate ? (std::uint64_t{1} << (pr.n_clu - 1)) : static_cast<std::uint64_t>(wo.n_boot);
+  o.chunk = wo.chunk;
+  o.trace_keep = cx.trace_keep;
+  o.count_t = t;
+  o.count_tol = tie_tolerance(t);
+  o.inclusive = wo.ties == Ties::kInclusive;
+  o.keep = keep;
+  o.min_team_work = wo.min_team_work;
+  check_wre_memory(pr, o.n_rep, o.n_rep * (cx.enumerate ? 2 : 1), keep, wo.max_memory);
+  ProgressReporter progress(label, cx.enumerate ? "sign-vector pairs" : "replications", o.n_rep, wo.progress);
+  o.progress = &progress;
+  WreRun run = cx.backend.wre_replicates(pr, e, o);
+  progress.finish();
+  return run;
+}
+
+void fill_counts(const WreContext& cx, const BootCounts& c, bool upper_only, WildTest& out) {
+  out.enumerated = cx.enumerate;
+  out.n_boot = cx.enumerate ? (std::int64_t{1} << cx.m.problem.n_clu) : cx.wo.n_boot;
+  out.n_finite = c.finite;
+  out.n_exceed = exceedances(c, cx.wo.pvalue, upper_only);
+  out.p_value = p_from_counts(c, cx.wo.pvalue, upper_only);
+}
+
+// The WRE (or WUE) row of one test, with its confidence set by inversion: each trial value b
+// re-evaluates every replication with the efficient first stage at b (the products are kept).
+WildTest wre_row(const WreContext& cx, const TestSpec& sp, double b0, const FitResult& fr, std::vector<double>* trace) {
+  const WreModel& m = cx.m;
+  const WildOptions& wo = cx.wo;
+  WildTest out;
+  out.hypothesis = sp.text;
+  out.test = wo.impose_null ? "wre" : "wue";
+  out.q = 1;
+  const Mat RVR = sp.R * fr.vcov * sp.R.transpose();
+  refuse_zero_variance(sp.text, sp.R, fr, RVR);
+  auto t_at = [&](double b) { return (m.s.b_hat - b) / m.s.se; };
+  out.stat = t_at(b0);
+  out.crve_p_value = t_two_sided_p(out.stat, fr.df_inference);
+  const bool want_ci = wo.ci;
+  auto eval_at = [&](double b) { return wo.impose_null ? wre_eval(m, b) : wre_eval(m, m.s.b_hat); };
+  WreRun run = run_evaluation(cx, eval_at(b0), out.stat, want_ci,
+                              std::string(wo.impose_null ? "WRE" : "WUE") + " bootstrap of '" + sp.text + "'");
+  if (trace) *trace = run.trace;
+  fill_counts(cx, run.counts, false, out);
+  if (want_ci) {
+    const bool inclusive = wo.ties == Ties::kInclusive;
+    const WreEval fixed = eval_at(m.s.b_hat);
+    const auto p_at = [&](double b) {
+      const double t = t_at(b);
+      return p_from_counts(run.reps->count(wo.impose_null ? eval_at(b) : fixed, t, tie_tolerance(t), inclusive),
+                           wo.pvalue, false);
+    };
+    invert_set(p_at, m.s.b_hat, m.s.se, t_quantile(1 - (1 - wo.level) / 2, fr.df_inference), 1.0 - wo.level, out);
+  }
+  return out;
+}
+
+// The AR confidence set {b : p_AR(b) > alpha} over the whole line: a grid uniform in theta,
+// b = b_hat + se tan(theta), whose ends theta = +-pi/2 are |b| = infinity (where the AR statistic
+// has the limit p_inf: u1~ proportional to r2), each boundary bisected to 1e-5 se. A piece that
+// reaches an end is unbounded (its end infinite).
+void invert_ar_set(const std::function<double(double)>& p_at, double p_inf, double center, double se, double alpha,
+                   WildTest& out) {
+  const double pi = 3.14159265358979323846, tol = 1e-5 * se;
+  auto b_of = [&](double th) { return center + se * std::tan(th); };
+  auto accepted = [&](double th) { return std::fabs(th) >= pi / 2 ? p_inf > alpha : p_at(b_of(th)) > alpha; };
+  const int n_grid = 120;
+  std::vector<double> th(n_grid + 1);
+  std::vector<char> acc(n_grid + 1);
+  for (int i = 0; i <= n_grid; ++i) {
+    th[i] = -pi / 2 + pi * i / n_grid;
+    acc[i] = accepted(th[i]);
+  }
+  std::vector<std::pair<double, double>> pieces;
+  const double inf = std::numeric_limits<double>::infinity();
+  bool in = acc[0];
+  double start = -inf;
+  for (int i = 1; i <= n_grid; ++i) {
+    if (acc[i] == in) continue;
+    double lo = th[i - 1], hi = th[i];
+    for (int it = 0; it < 200 && std::fabs(b_of(std::min(hi, pi / 2 - 1e-15)) - b_of(std::max(lo, -pi / 2 + 1e-15))) > tol; ++it) {
+      const double mid = 0.5 * (lo + hi);
+      if (mid <= lo || mid >= hi) break;
+      (accepted(mid) == static_cast<bool>(in) ? lo : hi) = mid;
+    }
+    const double edge = b_of(0.5 * (lo + hi));
+    if (in) pieces.emplace_back(start, edge);
+    else start = edge;
+    in = acc[i];
+  }
+  if (in) pieces.emplace_back(start, inf);
+  out.ci_pieces = pieces;
+  out.ci_tol = tol;
+  out.ci_available = !pieces.empty();
+  if (pieces.empty()) {
+    out.note = "the Anderson-Rubin confidence set is empty at this level (the model is rejected at every value)";
+    return;
+  }
+  out.ci_low = pieces.front().first;
+  out.ci_high = pieces.back().second;
+  const bool unbounded = std::isinf(out.ci_low) || std::isinf(out.ci_high);
+  if (unbounded && pieces.size() == 1 && std::isinf(out.ci_low) && std::isinf(out.ci_high))
+    out.note = "the Anderson-Rubin confidence set is the whole line: the instruments do not identify the coefficient";
+  else if (unbounded)
+    out.note = "the Anderson-Rubin confidence set is unbounded (" + std::to_string(pieces.size()) +
+               (pieces.size() == 1 ? " piece" : " disjoint pieces") + "): weak instruments";
+  else if (pieces.size() > 1)
+    out.note = "the Anderson-Rubin confidence set is made of " + std::to_string(pieces.size()) + " disjoint pieces";
+}
+
+// The AR row of one test: the AR F of the instruments in the regression of y1 - y2 b0 on Z, X
+// (and the FE), its wild restricted bootstrap, and its set by inversion.
+WildTest ar_row(const WreContext& cx, const TestSpec& sp, double b0, const FitResult& fr, std::vector<double>* trace) {
+  const WreModel& m = cx.m;
+  const WildOptions& wo = cx.wo;
+  WildTest out;
+  out.hypothesis = sp.text;
+  out.test = "ar";
+  out.q = m.s.L;
+  const WreEval e = ar_eval(m, b0);
+  out.stat = observed(m, e);
+  out.crve_p_value = f_upper_p(out.stat, m.s.L, fr.df_inference);
+  WreRun run = run_evaluation(cx, e, out.stat, wo.ci, "wild bootstrap Anderson-Rubin test of '" + sp.text + "'");
+  if (trace) *trace = run.trace;
+  fill_counts(cx, run.counts, true, out);
+  if (wo.ci) {
+    const bool inclusive = wo.ties == Ties::kInclusive;
+    auto p_of = [&](const WreEval& ev) {
+      const double f = observed(m, ev);
+      return p_from_counts(run.reps->count(ev, f, tie_tolerance(f), inclusive), wo.pvalue, true);
+    };
+    const double p_inf = p_of(ar_eval(m, 0.0, true));
+    invert_ar_set([&](double b) { return p_of(ar_eval(m, b)); }, p_inf, m.s.b_hat, m.s.se, 1.0 - wo.level, out);
+  }
+  return out;
+}
+
+// The model's pieces: partialled columns, variance rows and weights, products and the constants
+// of the moments.
+WreModel wre_model(const Design& d, const FitOptions& fo, const FitResult& fr, const Grouping& boot,
+                   const std::vector<ClusterTerm>& terms, const FeReprojection& fe) {
+  WreModel m{iv_space(d, fr), variance_rows(terms), 1.0, {}, {}};
+  // the AR regression has L instruments where the structural one has the endogenous regressor:
+  // its factor (N-1)/(N-K) or N/(N-K) differs from the structural one's by this ratio on every term
+  const double N = static_cast<double>(d.n_obs), K_ar = fr.dof_k - 1 + m.s.L;
+  if (fo.small) m.ar_scale = (N - fr.dof_k) / (N - K_ar);
+  const double bytes = 8.0 * static_cast<double>(kernels::wre_rows(m.s.L, m.rows.C)) * boot.n_levels;
+  check_memory(bytes, 0, "the IV wild bootstrap's products (" + std::to_string(m.rows.C) + " error clusters by " +
+                             std::to_string(boot.n_levels) + " bootstrap clusters)",
+               "bootstrap and cluster by coarser groups");
+  WreProblem& pr = m.problem;
+  pr = wre_problem(m.s, m.rows, boot, fe, d.n_obs);
+  pr.pihat = flat(m.s.pihat);
+  for (const Mat& zz : cluster_zz(m.s, m.rows, d.n_obs)) {
+    const std::vector<double> a = flat(zz), b = flat(Mat(zz * m.s.Q));
+    pr.zz.insert(pr.zz.end(), a.begin(), a.end());
+    pr.zzq.insert(pr.zzq.end(), b.begin(), b.end());
+  }
+  pr.row_w = row_weights(terms);
+  const Vec ones = Eigen::Map<const Mat>(pr.k.data(), boot.n_levels, pr.rows()).colwise().sum().transpose();
+  m.ones_moments.assign(static_cast<std::size_t>(pr.n_moments()), 0.0);
+  kernels::wre_moments(ones.data(), 1, 1.0, pr.view(), m.ones_moments.data());
+  return m;
+}
+
+// The recommendation of item 4: weak instruments by the effective F.
+void recommend_pvalue(const FitResult& fr, const WildOptions& wo, WildResult& res) {
+  const IvDiagnostics& dg = fr.iv->diagnostics;
+  if (!(dg.effective_f < dg.effective_f_crit)) return;
+  res.pvalue_recommended = "equal-tailed";
+  if (wo.pvalue == PValueType::kEqualTailed) return;
+  res.notes.push_back("the effective F (" + fmt("%.3g", dg.effective_f) + ") is below its critical value (" +
+                      fmt("%.3g", dg.effective_f_crit) +
+                      "): weak instruments; Davidson and MacKinnon (2010) find the equal-tailed WRE p-value more "
+                      "reliable then: rerun with --pvalue equal-tailed (and --ar, robust to weak instruments)");
+}
+
+}  // namespace
+
+WildResult wre_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo, const Backend& backend,
+                         WildTrace* trace) {
+  check_wre_options(d, wo);
+  const Grouping boot = bootstrap_clusters(d, wo);
+  WildResult res = fit_for_wild(d, fo, wo, boot, backend);
+  res.method = wo.impose_null ? "WRE" : "WUE";
+  const FitResult& fr = res.fit;
+  Grouping obs;
+  const std::vector<ClusterTerm> terms = variance_terms(d, fo, fr, boot, obs);
+  const FeReprojection fe = fe_reprojection(d, boot);
+  res.fe_reprojected = fe.names;
+  const std::vector<TestSpec> specs = parse_tests(wo, fr);
+  const WreModel m = wre_model(d, fo, fr, boot, terms, fe);
+  const bool enumerate = plan_wre_enumeration(wo, m.problem, res);
+  const WreContext cx{m, wo, backend, enumerate, trace ? trace->keep : 0};
+  if (trace) trace->stats.assign(specs.size() * (wo.ar ? 2 : 1), {});
+  std::size_t row = 0;
+  for (const TestSpec& sp : specs) {
+    const double b0 = null_value(sp, fr);
+    res.tests.push_back(wre_row(cx, sp, b0, fr, trace ? &trace->stats[row++] : nullptr));
+    if (wo.ar) res.tests.push_back(ar_row(cx, sp, b0, fr, trace ? &trace->stats[row++] : nullptr));
+  }
+  recommend_pvalue(fr, wo, res);
+  if (enumerate)
+    res.notes.push_back("exact enumeration of all 2^" + std::to_string(boot.n_levels) +
+                        " Rademacher sign vectors (the WRE statistic is not symmetric in the signs: none is halved)");
+  adjust_and_note(wo, false, boot.n_levels, res);
+  return res;
+}
+
+}  // namespace wild_detail
+}  // namespace panelboot
