@@ -139,6 +139,9 @@ TEST(IvProcess, WildRefusesWhatTheIvBootstrapCannotDo) {
   expect_user_error(wild("y ~ x | unit + year | d ~ z1", {"--test", "d = 0", "--test", "d = 1", "--joint"}),
                     {"--joint", "IV model"}, 1);
   expect_user_error(wild("y ~ x | unit + year", {"--test", "x = 0", "--ar"}), {"--ar", "no IV part"}, 1);
+  expect_user_error(wild("y ~ x | unit + year | d ~ z1", {"--test", "2*d = 1"}), {"write the IV restriction as 'd = value'"}, 1);
+  expect_user_error(wild("y ~ x | unit + year | d ~ z1 + z2", {"--test", "d = 0", "--ar", "--where", "unit < 2"}),
+                    {"--ar", "more clusters than instruments"}, 1);
   fs::remove(data);
 }
 
@@ -156,6 +159,17 @@ TEST(IvProcess, WreEnumerationBeyondItsLimitIsRefusedWithATimeEstimate) {
   expect_user_error(run_process({"wild", "--data", data, "--formula", "y ~ 1 | g | d ~ z", "--cluster", "g", "--test",
                                  "d = 0", "--enumerate", "always"}),
                     {"limited to 26 bootstrap clusters", "hours", "--enumerate never"}, 1);
+  // the heteroskedastic bootstrap's products (N x N) are checked against --max-memory first
+  std::string big = "y,d,z\n";
+  for (int i = 0; i < 400; ++i) {
+    const double z = nd(rng), v = nd(rng);
+    big += std::to_string(v + nd(rng)) + "," + std::to_string(z + v) + "," + std::to_string(z) + "\n";
+  }
+  const std::string big_data = pbtest::write_temp(big);
+  expect_user_error(run_process({"wild", "--data", big_data, "--formula", "y ~ 1 | d ~ z", "--cluster", "none", "--test",
+                                 "d = 0", "--no-ci", "--max-memory", "1M"}),
+                    {"IV wild bootstrap's products", "--max-memory"}, 2);
+  fs::remove(big_data);
   fs::remove(data);
 }
 

@@ -391,6 +391,9 @@ TEST(Wre, ArSetEqualsTheValuesWhosePValueExceedsAlpha) {
       (accept ? n_in : n_out) += 1;
     }
     EXPECT_GT(n_in, 0);
+    for (const WildTest& t : res.tests)  // an unbounded set says so, whichever row
+      EXPECT_EQ(t.ci_bounded, t.note.find("unbounded") == std::string::npos && t.note.find("whole line") == std::string::npos)
+          << t.test << ": " << t.note;
     if (pi > 0.5) {
       EXPECT_GT(n_out, 0);
       EXPECT_TRUE(std::isfinite(ar.ci_low) && std::isfinite(ar.ci_high)) << "a strong instrument: a bounded set";
@@ -486,7 +489,10 @@ TEST(Wre, ResultsDoNotDependOnChunking) {
   wo.enumerate = Enumerate::kNever;
   wo.ar = true;
   wo.min_team_work = 0;
+  wo.padjust = PAdjust::kBonferroni;  // one --test: the WRE row and the AR row are each a family of one
   const WildResult a = run_wild(p, cs, wo, nullptr, nullptr);
+  EXPECT_EQ(a.tests[0].p_value_adjusted, a.tests[0].p_value);
+  EXPECT_EQ(a.tests[1].p_value_adjusted, a.tests[1].p_value);
   wo.chunk = 7;
   const WildResult b = run_wild(p, cs, wo, nullptr, nullptr);
   for (std::size_t i = 0; i < 2; ++i) {

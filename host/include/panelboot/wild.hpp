@@ -67,6 +67,7 @@ struct WildTest {
   std::int64_t n_boot = 0, n_finite = 0, n_exceed = 0;
   bool enumerated = false;
   bool ci_available = false;
+  bool ci_bounded = true;        // false: the set reaches -inf or +inf (AR), or the search's ends
   double ci_low = 0, ci_high = 0, ci_tol = 0;
   std::vector<std::pair<double, double>> ci_pieces;  // several when the set is disjoint; an AR
                                                      // set's ends may be -inf / +inf

@@ -53,10 +53,7 @@ Command register_fit(CLI::App& app) {
                   choices(kVcovNames) + " (default: cluster with --cluster, else iid)");
   add_dk_options(cmd, *o);
   cmd->add_option("--wald", *wald, "Joint test, e.g. 'x1 = 0, x2 = 0' (repeatable)");
-  cmd->add_option("--small", iv->small,
-                  "yes (default): small-sample factors and t/F references as fixest, reghdfe and ivreg2's "
-                  "'small'; no: ivreg2/ivreghdfe's default large-sample form (no factor, normal reference)")
-      ->check(CLI::IsMember({"yes", "no"}));
+  add_small_option(cmd, iv->small);
   cmd->add_flag("--first-stage", iv->first_stage,
                 "IV models: print each first-stage regression (always in the JSON)");
   add_output_options(cmd, *o, {Format::kText, Format::kJson, Format::kMarkdown, Format::kLatex, Format::kCsv});

@@ -137,6 +137,13 @@ void add_backend_options(CLI::App* app, CommonOptions& o) {
   app->add_flag("--verbose", o.verbose, "Say on stderr which backend runs and why");
 }
 
+void add_small_option(CLI::App* app, std::string& small) {
+  app->add_option("--small", small,
+                  "yes (default): small-sample factors and t/F references as fixest, reghdfe and ivreg2's "
+                  "'small'; no: ivreg2/ivreghdfe's default large-sample form (no factor, normal reference)")
+      ->check(CLI::IsMember({"yes", "no"}));
+}
+
 void add_memory_option(CLI::App* app, CommonOptions& o) {
   app->add_option("--max-memory", o.max_memory,
                   "Most memory a run may use, e.g. 4G (default: what the machine or its cgroup has free); "

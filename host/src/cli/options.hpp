@@ -63,6 +63,8 @@ void add_formula_option(CLI::App* app, CommonOptions& o, const std::string& help
 void add_threads_option(CLI::App* app, CommonOptions& o);
 void add_backend_options(CLI::App* app, CommonOptions& o);  // --backend, --verbose
 void add_memory_option(CLI::App* app, CommonOptions& o);
+// --small yes|no (fit, wild): the small-sample factors or ivreg2's large-sample form.
+void add_small_option(CLI::App* app, std::string& small);
 void add_level_option(CLI::App* app, CommonOptions& o, const std::string& help);
 void add_cluster_option(CLI::App* app, std::string& cluster, const std::string& help);
 // --dof-fe, --multiway-adj: the conventions of a cluster-robust variance's small-sample factor

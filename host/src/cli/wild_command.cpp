@@ -15,7 +15,7 @@ struct WildCli {
   bool joint = false, no_ci = false, ar = false;
   std::int64_t B = 9999;
   std::string weight_type = "rademacher", impose_null = "yes", enumerate = "auto",
-              pvalue = "symmetric", bootcluster, ties = "strict", padjust = "none";
+              pvalue = "symmetric", bootcluster, ties = "strict", padjust = "none", small = "yes";
   std::uint64_t seed = kDefaultSeed;
   std::size_t chunk = 0;
 };
@@ -51,6 +51,7 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   wo.ci = !w.no_ci;
   wo.ar = w.ar;
   FitOptions fo = fit_options(o);
+  fo.small = w.small == "yes";
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   const DataFrame df = read_input(o, err);
@@ -102,6 +103,7 @@ void add_wild_options(CLI::App* cmd, WildCli& w) {
                     "strict: statistics within 1e-10 of |t| not counted; inclusive: counted");
   add_choice_option(cmd, "--padjust", w.padjust, kPAdjustNames, choices(kPAdjustNames) + " across several --test");
   add_seed_option(cmd, w.seed);
+  add_small_option(cmd, w.small);
   cmd->add_option("--chunk", w.chunk, "Replications per batch (0: automatic); results do not depend on it")
       ->transform(whole_in(0, kMaxChunk));
 }

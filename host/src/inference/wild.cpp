@@ -94,7 +94,11 @@ void invert_set(const std::function<double(double)>& p_at, double rb, double se,
     half *= 3;
   }
   if (ps.front() > alpha || ps.back() > alpha) {
-    out.note = "confidence set unbounded within +-" + std::to_string(half / se) + " standard errors";
+    // the last grid searched (half was widened once more after it)
+    const double searched = 0.5 * (rs.back() - rs.front()) / se;
+    out.ci_bounded = false;
+    out.note = "confidence set unbounded within +-" + std::to_string(searched) +
+               " standard errors (ci_low/ci_high are the searched grid's ends)";
   }
   const double tol = 1e-5 * se;
   out.ci_tol = tol;
@@ -398,13 +402,16 @@ WildTest run_test(const WildContext& cx, WildEngine& eng, const TestSpec& sp, st
 
 // 8. The multiple-testing adjustment over the tests, and the run's notes.
 void adjust_and_note(const WildOptions& wo, bool enumerate, std::int32_t G, WildResult& res) {
-  const std::size_t m = res.tests.size();
+  // an IV model's AR rows are their own family beside the WRE/WUE rows (one of each per --test)
+  auto family = [](const WildTest& t) { return t.test == "ar"; };
   for (WildTest& t : res.tests) {
+    const double m = static_cast<double>(
+        std::count_if(res.tests.begin(), res.tests.end(), [&](const WildTest& u) { return family(u) == family(t); }));
     const double p = t.p_value;
     switch (wo.padjust) {
       case PAdjust::kNone: t.p_value_adjusted = p; break;
       case PAdjust::kBonferroni: t.p_value_adjusted = std::min(1.0, p * m); break;
-      case PAdjust::kSidak: t.p_value_adjusted = 1.0 - std::pow(1.0 - p, static_cast<double>(m)); break;
+      case PAdjust::kSidak: t.p_value_adjusted = 1.0 - std::pow(1.0 - p, m); break;
     }
   }
   if (enumerate) res.notes.push_back("exact enumeration of all 2^" + std::to_string(G) + " Rademacher sign vectors");

@@ -382,8 +382,8 @@ struct TestSpec {
 std::vector<TestSpec> parse_tests(const WildOptions& wo, const FitResult& fr);
 void refuse_zero_variance(const std::string& text, const Mat& R, const FitResult& fr, const Mat& RVR);
 // The confidence set {r : p_at(r) > alpha}: a grid of 25 points around rb (half-width
-// max(4, 2.5 crit) se, widened 3x up to 6 times until both ends reject), each boundary bisected to
-// 1e-5 se; fills ci_low, ci_high, ci_pieces, ci_tol and the note of `out`.
+// max(4, 2.5 crit) se, widened 3x up to 5 times until both ends reject), each boundary bisected to
+// 1e-5 se; fills ci_low, ci_high, ci_pieces, ci_tol, ci_bounded and the note of `out`.
 void invert_set(const std::function<double(double)>& p_at, double rb, double se, double crit, double alpha,
                 WildTest& out);
 void adjust_and_note(const WildOptions& wo, bool enumerate, std::int32_t G, WildResult& res);

@@ -245,7 +245,7 @@ Vec efficient_first_stage(const IvSpace& s, double b0) {
   A(L, L) = c1.dot(s.Gb * c1);
   rhs.head(L) = Gz * cr2;
   rhs(L) = c1.dot(s.Gb * cr2);
-  // u1~ = 0 (an exact fit) or collinear with Zt: the efficient first stage is the plain one
+  // u1~ = 0 (an exact fit): the efficient first stage is the plain one
   if (!(A(L, L) > 1e-14 * std::max(s.Gb(0, 0), 1e-300))) return s.pihat;
   return Vec(A.ldlt().solve(rhs)).head(L);
 }
@@ -292,11 +292,25 @@ void check_wre_options(const Design& d, const WildOptions& wo) {
   if (wo.joint) throw InvalidInput("--joint is not available for an IV model: the WRE bootstrap tests one restriction on the endogenous coefficient");
 }
 
+// The AR statistic's cluster-robust variance of the L instruments' coefficients has rank at most
+// G - 1 (G: the fewest clusters of a variance term): it needs L < G.
+void refuse_ar_without_enough_clusters(const std::vector<ClusterTerm>& terms, std::size_t L) {
+  std::int32_t g_min = 0;
+  for (const ClusterTerm& t : terms)
+    if (t.weight > 0 && (g_min == 0 || t.grouping->n_levels < g_min)) g_min = t.grouping->n_levels;
+  if (g_min > 0 && static_cast<std::size_t>(g_min) <= L)
+    throw InvalidInput("--ar: the Anderson-Rubin test of " + std::to_string(L) +
+                       " instruments needs more clusters than instruments (its cluster-robust variance has rank at "
+                       "most G - 1 = " + std::to_string(g_min - 1) + "); use fewer instruments or more clusters");
+}
+
 // Whether the replications enumerate (every one of the 2^G sign vectors: the WRE statistic is
 // not symmetric in the signs, so the OLS halving does not apply), and the limit on G.
 bool plan_wre_enumeration(const WildOptions& wo, const WreProblem& pr, WildResult& res) {
   const std::int32_t G = pr.n_clu;
-  const bool enumerate = enumerates(wo.enumerate, wo.weight, G, wo.n_boot);
+  // auto enumerates only within the limit; beyond it, random draws
+  const bool enumerate = enumerates(wo.enumerate, wo.weight, G, wo.n_boot) &&
+                         (wo.enumerate == Enumerate::kAlways || G <= kMaxWreEnumerateClusters);
   if (enumerate && G > kMaxWreEnumerateClusters) {
     int threads = 1;
 #ifdef _OPENMP
@@ -318,13 +332,14 @@ bool plan_wre_enumeration(const WildOptions& wo, const WreProblem& pr, WildResul
 
 // The products' matrix and, with the sets, every replication's products kept: checked first.
 void check_wre_memory(const WreProblem& pr, std::uint64_t n_rep, std::uint64_t n_stats, bool keep,
-                      std::uint64_t max_memory) {
+                      std::size_t chunk_option, std::uint64_t max_memory) {
   int threads = 1;
 #ifdef _OPENMP
   threads = omp_get_max_threads();
 #endif
   const double rows = static_cast<double>(pr.rows()), mom = static_cast<double>(pr.n_moments());
-  const double chunk = static_cast<double>(std::min<std::uint64_t>(default_wre_chunk(pr), n_rep));
+  const double chunk =
+      static_cast<double>(std::min<std::uint64_t>(chunk_option ? chunk_option : default_wre_chunk(pr), n_rep));
   const double bytes = 8.0 * (rows * pr.n_clu + threads * (chunk * (rows + pr.n_clu) + mom) +
                               (keep ? static_cast<double>(n_stats) * mom : 0.0));
   check_memory(bytes, max_memory,
@@ -333,18 +348,20 @@ void check_wre_memory(const WreProblem& pr, std::uint64_t n_rep, std::uint64_t n
                    (keep ? ", " + std::to_string(pr.n_moments()) + " moments kept for each of " +
                                std::to_string(n_stats) + " statistics for the confidence sets)"
                          : ")"),
-               keep ? "lower --B, or add --no-ci" : "use fewer bootstrap or error clusters");
+               keep ? "lower --B (or --chunk), or add --no-ci" : "lower --chunk (0 chooses it) or --threads");
 }
 
-// Only hypotheses on the endogenous coefficient alone: c * b = r, so b0 = r / c.
+// Only hypotheses on the endogenous coefficient alone, written as b = b0.
 double null_value(const TestSpec& sp, const FitResult& fr) {
   for (Eigen::Index k = 1; k < sp.R.cols(); ++k)
     if (sp.R(0, k) != 0)
       throw InvalidInput("--test '" + sp.text + "': the IV wild bootstrap tests the endogenous coefficient '" +
                          fr.iv->endogenous[0] + "' alone (e.g. --test '" + fr.iv->endogenous[0] +
                          " = 0'); '" + fr.coefficients[static_cast<std::size_t>(k)].name + "' is exogenous");
-  if (sp.R(0, 0) == 0) throw InvalidInput("--test '" + sp.text + "' does not involve the endogenous coefficient");
-  return sp.r(0) / sp.R(0, 0);
+  if (sp.R(0, 0) != 1)
+    throw InvalidInput("--test '" + sp.text + "': write the IV restriction as '" + fr.iv->endogenous[0] +
+                       " = value' (the IV bootstrap tests the endogenous coefficient itself, in its own units)");
+  return sp.r(0);
 }
 
 struct WreContext {
@@ -371,7 +388,7 @@ WreRun run_evaluation(const WreContext& cx, const WreEval& e, double t, bool kee
   o.inclusive = wo.ties == Ties::kInclusive;
   o.keep = keep;
   o.min_team_work = wo.min_team_work;
-  check_wre_memory(pr, o.n_rep, o.n_rep * (cx.enumerate ? 2 : 1), keep, wo.max_memory);
+  check_wre_memory(pr, o.n_rep, o.n_rep * (cx.enumerate ? 2 : 1), keep, wo.chunk, wo.max_memory);
   ProgressReporter progress(label, cx.enumerate ? "sign-vector pairs" : "replications", o.n_rep, wo.progress);
   o.progress = &progress;
   WreRun run = cx.backend.wre_replicates(pr, e, o);
@@ -464,6 +481,7 @@ void invert_ar_set(const std::function<double(double)>& p_at, double p_inf, doub
   out.ci_low = pieces.front().first;
   out.ci_high = pieces.back().second;
   const bool unbounded = std::isinf(out.ci_low) || std::isinf(out.ci_high);
+  out.ci_bounded = !unbounded;
   if (unbounded && pieces.size() == 1 && std::isinf(out.ci_low) && std::isinf(out.ci_high))
     out.note = "the Anderson-Rubin confidence set is the whole line: the instruments do not identify the coefficient";
   else if (unbounded)
@@ -503,14 +521,14 @@ WildTest ar_row(const WreContext& cx, const TestSpec& sp, double b0, const FitRe
 // The model's pieces: partialled columns, variance rows and weights, products and the constants
 // of the moments.
 WreModel wre_model(const Design& d, const FitOptions& fo, const FitResult& fr, const Grouping& boot,
-                   const std::vector<ClusterTerm>& terms, const FeReprojection& fe) {
+                   const std::vector<ClusterTerm>& terms, const FeReprojection& fe, std::uint64_t max_memory) {
   WreModel m{iv_space(d, fr), variance_rows(terms), 1.0, {}, {}};
   // the AR regression has L instruments where the structural one has the endogenous regressor:
   // its factor (N-1)/(N-K) or N/(N-K) differs from the structural one's by this ratio on every term
   const double N = static_cast<double>(d.n_obs), K_ar = fr.dof_k - 1 + m.s.L;
   if (fo.small) m.ar_scale = (N - fr.dof_k) / (N - K_ar);
   const double bytes = 8.0 * static_cast<double>(kernels::wre_rows(m.s.L, m.rows.C)) * boot.n_levels;
-  check_memory(bytes, 0, "the IV wild bootstrap's products (" + std::to_string(m.rows.C) + " error clusters by " +
+  check_memory(bytes, max_memory, "the IV wild bootstrap's products (" + std::to_string(m.rows.C) + " error clusters by " +
                              std::to_string(boot.n_levels) + " bootstrap clusters)",
                "bootstrap and cluster by coarser groups");
   WreProblem& pr = m.problem;
@@ -554,13 +572,17 @@ WildResult wre_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo,
   const FeReprojection fe = fe_reprojection(d, boot);
   res.fe_reprojected = fe.names;
   const std::vector<TestSpec> specs = parse_tests(wo, fr);
-  const WreModel m = wre_model(d, fo, fr, boot, terms, fe);
+  std::vector<double> b0s;  // every --test checked before any work
+  for (const TestSpec& sp : specs) b0s.push_back(null_value(sp, fr));
+  if (wo.ar) refuse_ar_without_enough_clusters(terms, d.n_inst);
+  const WreModel m = wre_model(d, fo, fr, boot, terms, fe, wo.max_memory);
   const bool enumerate = plan_wre_enumeration(wo, m.problem, res);
   const WreContext cx{m, wo, backend, enumerate, trace ? trace->keep : 0};
   if (trace) trace->stats.assign(specs.size() * (wo.ar ? 2 : 1), {});
   std::size_t row = 0;
-  for (const TestSpec& sp : specs) {
-    const double b0 = null_value(sp, fr);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const TestSpec& sp = specs[i];
+    const double b0 = b0s[i];
     res.tests.push_back(wre_row(cx, sp, b0, fr, trace ? &trace->stats[row++] : nullptr));
     if (wo.ar) res.tests.push_back(ar_row(cx, sp, b0, fr, trace ? &trace->stats[row++] : nullptr));
   }

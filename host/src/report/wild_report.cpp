@@ -92,7 +92,7 @@ nlohmann::json wild_json(const WildResult& w, const WildOptions& wo) {
     tj["ci_high"] = t.ci_available ? num_or_null(t.ci_high) : nlohmann::json();
     tj["ci_pieces"] = nlohmann::json::array();
     for (const auto& pc : t.ci_pieces) tj["ci_pieces"].push_back({num_or_null(pc.first), num_or_null(pc.second)});
-    if (t.ci_available) tj["ci_bounded"] = std::isfinite(t.ci_low) && std::isfinite(t.ci_high);
+    if (t.ci_available) tj["ci_bounded"] = t.ci_bounded;
     if (t.ci_available) tj["ci_tolerance"] = t.ci_tol;
     tj["n_boot"] = t.n_boot;
     tj["n_finite"] = t.n_finite;

@@ -25,6 +25,7 @@
 //   WRE/WUE t:  alpha = zzp + Am - sum_k p~_k Az_k,  beta = Aa - b0 Am,  pi = Q alpha,
 //               num = pi'beta,  den = alpha'pi,  delta = num / den  (= b* - b0),
 //               mu = (1, -(b0 + delta), -delta p~),  x = pi (x) mu,  t* = num / sqrt(x'M x)
+//               (b0 + delta computed as (pi'Aa + b0 pi'(alpha - Am)) / den)
 //   AR F:       beta = Aa - b0 Am,  O = O00 - b0 (O01 + O01') + b0^2 O11,
 //               F* = beta' (s O)^-1 beta / L  (s: the AR regression's small-sample factor over
 //               the structural one's); |b0| -> infinity: beta = Am, O = O11.
@@ -158,8 +159,15 @@ PB_HD inline double wre_t(const double* mom, const WreEvalView& e) {
     den += alpha[l] * s;
   }
   const double delta = num / den;
+  // b0 + delta = (pi'Aa + b0 pi'(alpha - Am)) / den, without cancelling b0 against -b0 when |b0|
+  // is large
+  double pa = 0, pf = 0;
+  for (int l = 0; l < L; ++l) {
+    pa += pi[l] * mom[lay.aa() + l];
+    pf += pi[l] * (alpha[l] - mom[lay.am() + l]);
+  }
   mu[0] = 1;
-  mu[1] = -(e.b0 + delta);
+  mu[1] = -((pa + e.b0 * pf) / den);
   for (int k = 0; k < L; ++k) mu[2 + k] = -delta * e.ptilde[k];
   for (int j = 0; j < Jc; ++j)
     for (int l = 0; l < L; ++l) x[l + L * j] = pi[l] * mu[j];
@@ -188,7 +196,8 @@ PB_HD inline double wre_ar_f(const double* mom, const WreEvalView& e) {
       Om[a + b * L] = e.ar_scale * o;
     }
   for (int l = 0; l < L; ++l) x[l] = beta[l];
-  if (cholesky_solve(L, Om, x, 0.0) != SolveStatus::kOk) return nan("");
+  // a variance of rank below L (as many instruments as clusters) has no statistic
+  if (cholesky_solve(L, Om, x, 1e-12) != SolveStatus::kOk) return nan("");
   double f = 0;
   for (int l = 0; l < L; ++l) f += beta[l] * x[l];
   return f / L;
