@@ -3,7 +3,8 @@
 // (--fmad=false, as the CPU's gemm_rows) and the same statistic (kernels/wre.hpp), so the same
 // bits. Per chunk of nb replications:
 //   V = weights                       wre_weights_kernel  (one thread per replication)
-//   P = K V                           wre_products_kernel (one thread per (row, replication))
+//   P = K V                           wre_products_kernel (one thread per (row, replication)); the
+//                                     factored form: wre_a_rows_kernel, R1 = F1 V, wre_cells_kernel
 //   moments, statistics               wre_moments_kernel  (one thread per replication; v and -v
 //                                                          when enumerating)
 // The statistics come back to the host and are counted there (kernels::count_one). With `keep`
@@ -34,6 +35,42 @@ __global__ void wre_products_kernel(const double* K, std::int64_t rows, int G, c
       double acc = 0;
       for (int g = 0; g < G; ++g) acc += k[g] * V[static_cast<std::size_t>(g) * nb + b];
       P[static_cast<std::size_t>(r) * ldp + off + b] = acc;
+    }
+}
+
+// The factored form's A rows: P[wre_row(j, 0, l) * nb + b] = sum_g K[(j L + l) * G + g] V[g * nb + b]
+__global__ void wre_a_rows_kernel(const double* K, int J, int L, std::int64_t C, int G, const double* V, std::size_t nb,
+                                  double* P) {
+  for (std::int64_t r = blockIdx.y; r < static_cast<std::int64_t>(J) * L; r += gridDim.y)
+    for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
+         b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+      const double* k = K + r * G;
+      double acc = 0;
+      for (int g = 0; g < G; ++g) acc += k[g] * V[static_cast<std::size_t>(g) * nb + b];
+      const int j = static_cast<int>(r / L), l = static_cast<int>(r % L);
+      P[static_cast<std::size_t>(kernels::wre_row(L, C, j, 0, l)) * nb + b] = acc;
+    }
+}
+
+// The factored form's cluster rows, one thread per ((j, c, l), replication): the cells' sum in
+// CSR order minus pf . R1_j, in the CPU's order (backend.hpp)
+__global__ void wre_cells_kernel(const double* t1, const std::int32_t* row_ptr, const std::int32_t* cell_g,
+                                 const double* pf, const double* R1, int J, int L, std::int64_t C, std::int64_t cells,
+                                 int kl, const double* V, std::size_t nb, double* P) {
+  const std::int64_t n_rows = static_cast<std::int64_t>(J) * C * L;
+  for (std::int64_t q = blockIdx.y; q < n_rows; q += gridDim.y)
+    for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
+         b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+      const int j = static_cast<int>(q / (C * L));
+      const std::int64_t c = (q / L) % C;
+      const int l = static_cast<int>(q % L);
+      double acc = 0;
+      for (std::int32_t e = row_ptr[c]; e < row_ptr[c + 1]; ++e)
+        acc += t1[(j * cells + e) * L + l] * V[static_cast<std::size_t>(cell_g[e]) * nb + b];
+      double low = 0;
+      const double* p = pf + (c * L + l) * kl;
+      for (int k = 0; k < kl; ++k) low += p[k] * R1[static_cast<std::size_t>(j * kl + k) * nb + b];
+      P[static_cast<std::size_t>(kernels::wre_row(L, C, j, 1 + c, l)) * nb + b] = acc - low;
     }
 }
 
@@ -120,7 +157,11 @@ WreRun wre_replicates(const Context& ctx, const WreProblem& pr, const WreEval& e
   const std::int64_t rows = pr.rows(), n_mom = pr.n_moments();
   const int per = o.enumerate ? 2 : 1;
   const std::uint64_t n_stats = o.n_rep * static_cast<std::uint64_t>(per);
-  const DeviceBuffer<double> K = to_device(pr.k, st);
+  const DeviceBuffer<double> K = to_device(pr.k, st), F1 = to_device(pr.f1, st), T1 = to_device(pr.t1, st),
+                             PF = to_device(pr.pf, st);
+  const DeviceBuffer<std::int32_t> row_ptr = to_device(pr.row_ptr, st), cell_g = to_device(pr.cell_g, st);
+  const int J = pr.J(), kl = pr.kl;
+  DeviceBuffer<double> R1(pr.dense ? 0 : static_cast<std::size_t>(J) * kl * chunk, st);
   const DeviceModel dm(pr, st);
   const DeviceEval de(e, st);
   std::unique_ptr<CudaWreReplicates> keep;
@@ -135,9 +176,26 @@ WreRun wre_replicates(const Context& ctx, const WreProblem& pr, const WreEval& e
     const std::size_t nb = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, o.n_rep - r0));
     wre_weights_kernel<<<blocks_for(nb, 256), 256, 0, st>>>(o.seed, o.weight, o.enumerate, r0, nb, pr.n_clu, V.get());
     PB_CUDA_LAUNCH_CHECK();
-    const dim3 grid(blocks_for(nb, 128), static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)));
-    wre_products_kernel<<<grid, 128, 0, st>>>(K.get(), rows, pr.n_clu, V.get(), nb, P.get(), nb, 0);
-    PB_CUDA_LAUNCH_CHECK();
+    if (pr.dense) {
+      const dim3 grid(blocks_for(nb, 128), static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)));
+      wre_products_kernel<<<grid, 128, 0, st>>>(K.get(), rows, pr.n_clu, V.get(), nb, P.get(), nb, 0);
+      PB_CUDA_LAUNCH_CHECK();
+    } else {
+      const std::int64_t a_rows = static_cast<std::int64_t>(J) * pr.L, c_rows = a_rows * pr.C;
+      const dim3 ga(blocks_for(nb, 128), static_cast<unsigned>(std::min<std::int64_t>(a_rows, 65535)));
+      wre_a_rows_kernel<<<ga, 128, 0, st>>>(K.get(), J, pr.L, pr.C, pr.n_clu, V.get(), nb, P.get());
+      PB_CUDA_LAUNCH_CHECK();
+      if (kl > 0) {
+        const dim3 gf(blocks_for(nb, 128), static_cast<unsigned>(std::min<std::int64_t>(static_cast<std::int64_t>(J) * kl, 65535)));
+        wre_products_kernel<<<gf, 128, 0, st>>>(F1.get(), static_cast<std::int64_t>(J) * kl, pr.n_clu, V.get(), nb,
+                                                R1.get(), nb, 0);
+        PB_CUDA_LAUNCH_CHECK();
+      }
+      const dim3 gc(blocks_for(nb, 128), static_cast<unsigned>(std::min<std::int64_t>(c_rows, 65535)));
+      wre_cells_kernel<<<gc, 128, 0, st>>>(T1.get(), row_ptr.get(), cell_g.get(), PF.get(), R1.get(), J, pr.L, pr.C,
+                                           pr.n_cells(), kl, V.get(), nb, P.get());
+      PB_CUDA_LAUNCH_CHECK();
+    }
     DeviceBuffer<double> d_s(nb * per, st);
     wre_moments_kernel<<<blocks_for(nb, 128), 128, 0, st>>>(P.get(), nb, per, dm.view, de.view,
                                                             o.keep ? keep->mom.get() : mom.get(), n_mom, o.keep,

@@ -104,11 +104,33 @@ inline std::uint64_t fresh_seed() {
   SCOPED_TRACE("PB_SEED=" + std::to_string(name##_seed));               \
   std::mt19937_64 name(name##_seed)
 
-// A unique temporary path (not created).
+// The temporary paths a test process handed out, removed when it exits (children of run_process
+// leave by exec or _exit, so only the test process removes them).
+inline std::vector<std::string>& temp_registry() {
+  struct Registry {
+    std::vector<std::string> paths;
+    ~Registry() {
+      for (const std::string& p : paths) {
+        std::error_code ec;
+        std::filesystem::remove_all(p, ec);
+      }
+    }
+  };
+  static Registry r;
+  return r.paths;
+}
+
+// A unique temporary path (not created), removed at exit: the process id alone can repeat across
+// runs (a file left by an earlier process of the same id made mkfifo fail with EEXIST), so a
+// random tag too.
 inline std::string temp_path(const std::string& suffix) {
   static int counter = 0;
+  static const std::string tag = std::to_string(std::random_device{}());
   auto dir = std::filesystem::temp_directory_path();
-  return (dir / ("pbtest_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + suffix)).string();
+  const std::string p =
+      (dir / ("pbtest_" + std::to_string(::getpid()) + "_" + tag + "_" + std::to_string(counter++) + suffix)).string();
+  temp_registry().push_back(p);
+  return p;
 }
 
 inline std::string write_temp(const std::string& content, const std::string& suffix = ".csv") {

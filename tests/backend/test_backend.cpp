@@ -230,11 +230,14 @@ TEST_P(BackendSuite, WreStatisticsEqualTheCpuReferenceBitForBit) {
     std::vector<std::string> cluster;
     bool impose_null;
     Enumerate enumerate;
+    int form;  // products: 1 dense, 2 factored
   };
   const std::vector<Case> cases = {
-      {"y ~ x2 | unit + time | x1 ~ I(x1 + x3)", {"unit"}, true, Enumerate::kNever},
-      {"y ~ x2 | unit + time | x1 ~ I(x1 + x3) + I(x3 * x2)", {"unit", "time"}, false, Enumerate::kNever},
-      {"y ~ x2 | unit | x1 ~ I(x1 + x3)", {"unit"}, true, Enumerate::kAlways}};
+      {"y ~ x2 | unit + time | x1 ~ I(x1 + x3)", {"unit"}, true, Enumerate::kNever, 1},
+      {"y ~ x2 | unit + time | x1 ~ I(x1 + x3)", {"unit"}, true, Enumerate::kNever, 2},
+      {"y ~ x2 | unit + time | x1 ~ I(x1 + x3) + I(x3 * x2)", {"unit", "time"}, false, Enumerate::kNever, 2},
+      {"y ~ x2 | unit + time | x1 ~ I(x1 + x3) + I(x3 * x2)", {"unit", "time"}, false, Enumerate::kNever, 1},
+      {"y ~ x2 | unit | x1 ~ I(x1 + x3)", {"unit"}, true, Enumerate::kAlways, 1}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.formula + " seed " + std::to_string(seed));
     auto run = [&](const Backend& b, WildTrace& tr) {
@@ -246,6 +249,7 @@ TEST_P(BackendSuite, WreStatisticsEqualTheCpuReferenceBitForBit) {
       wo.tests = {"x1 = 0.1"};
       wo.impose_null = c.impose_null;
       wo.enumerate = c.enumerate;
+      wo.wre_form = c.form;
       wo.ar = true;
       wo.n_boot = 4999;
       wo.seed = seed;

@@ -255,9 +255,9 @@ WildResult run_wild(const Panel& p, const Case& cs, const WildOptions& wo, WildT
 TEST(Wre, EveryReplicationEqualsARefitOfBothStages) {
   PB_FRESH_RNG(rng);
   int checked = 0;
-  for (int it = 0; it < 8; ++it) {
+  for (int it = 0; it < 16; ++it) {
     Case cs;
-    cs.L = 1 + it % 2;
+    cs.L = 1 + (it / 8);
     cs.weighted = (it / 2) % 2;
     cs.two_way = (it / 4) % 2;
     cs.restricted = it % 3 != 2;
@@ -277,6 +277,7 @@ TEST(Wre, EveryReplicationEqualsARefitOfBothStages) {
     std::vector<int> code;
     // a two-way variance with 7 clusters can be non-positive for the sample itself, which the
     // bootstrap refuses (a zero standard error): such a panel is drawn again
+    wo.wre_form = 1 + it % 2;  // the dense and the factored products, alternately
     WildResult res;
     for (int draw = 0;; ++draw) {
       try {
@@ -315,7 +316,7 @@ TEST(Wre, EveryReplicationEqualsARefitOfBothStages) {
       checked += std::isfinite(t_ref) && std::isfinite(f_ref);
     }
   }
-  EXPECT_GT(checked, 4 * 40) << "most replications have a positive-definite variance";
+  EXPECT_GT(checked, 8 * 40) << "most replications have a positive-definite variance";
 }
 
 // Every one of the 2^G sign vectors, counted by brute force, WRE, WUE and AR.
@@ -326,6 +327,7 @@ TEST(Wre, EnumerationCountsEqualABruteForceCountOverAllSignVectors) {
     Case cs;
     cs.restricted = restricted;
     WildOptions wo;
+    wo.wre_form = restricted ? 2 : 1;
     wo.tests = {"d = 0.5"};
     wo.n_boot = 999;  // 2^5 <= B: enumerated
     wo.impose_null = restricted;
@@ -504,6 +506,12 @@ TEST(Wre, ResultsDoNotDependOnChunking) {
   wo.padjust = PAdjust::kBonferroni;  // one --test: the WRE row and the AR row are each a family of one
   const WildResult a = run_wild(p, cs, wo, nullptr, nullptr);
   EXPECT_EQ(a.tests[0].p_value_adjusted, a.tests[0].p_value);
+  {  // the factored products: the same statistics to rounding, so the same counts here
+    WildOptions f = wo;
+    f.wre_form = 2;
+    const WildResult b = run_wild(p, cs, f, nullptr, nullptr);
+    for (std::size_t i = 0; i < 2; ++i) EXPECT_NEAR(a.tests[i].p_value, b.tests[i].p_value, 2.0 / 999);
+  }
   EXPECT_EQ(a.tests[1].p_value_adjusted, a.tests[1].p_value);
   wo.chunk = 7;
   const WildResult b = run_wild(p, cs, wo, nullptr, nullptr);

@@ -123,12 +123,26 @@ struct WildRun {
 // products are K v_b (K rows() x n_clu, row-major), its moments (kernels::wre_moments) are read
 // from them with the model's constants, and the statistic at any null value from the moments
 // (WreEval). Built once per model by the host (inference/wre.cpp).
+//   dense:     P = K v, K = k (rows() x n_clu, row-major)
+//   factored:  P(j, 0, l)     = k[j L + l] . v              k: (J L) x n_clu, the A rows only
+//              R1_j           = F1_j v                      f1: (J kl) x n_clu, rows j kl + k
+//              P(j, 1 + c, l) = sum_{cells e of c} t1[(j cells + e) L + l] v_{cell_g[e]}
+//                               - pf[(c L + l) kl .. +kl] . R1_j
+// (cells: the (error cluster, bootstrap cluster) pairs met in the data, CSR by c over every term:
+// row_ptr [C + 1]; kl = k_exo + the re-projected FE levels). Each output is summed in that order
+// on every backend; the form with fewer multiply-adds per replication is chosen (wre_form).
 struct WreProblem {
   std::int32_t n_clu = 0;  // bootstrap clusters G
   int L = 0;               // excluded instruments
   std::int64_t C = 0;      // error clusters over every variance term
-  std::vector<double> k;   // [rows() n_clu]
+  bool dense = true;
+  int kl = 0;
+  std::vector<double> k;   // dense: [rows() n_clu]; factored: [J L n_clu]
+  std::vector<double> f1, t1, pf;
+  std::vector<std::int32_t> row_ptr, cell_g;
   std::vector<double> pihat, zz, zzq, row_w;  // kernels::WreModelView
+  int J() const { return L + 2; }
+  std::int64_t n_cells() const { return static_cast<std::int64_t>(cell_g.size()); }
   std::int64_t rows() const { return kernels::wre_rows(L, C); }
   std::int64_t n_moments() const { return kernels::WreMomentLayout{L}.size(); }
   kernels::WreModelView view() const {
@@ -199,10 +213,16 @@ inline std::size_t default_wre_chunk(const WreProblem& p) {
   const std::int64_t rows = std::max<std::int64_t>({p.rows(), p.n_clu, 1});
   return static_cast<std::size_t>(std::min<std::int64_t>(std::max<std::int64_t>((std::int64_t{1} << 18) / rows, 16), 2048));
 }
-// The multiply-adds of one replication: its products and moments.
+// The multiply-adds of one replication's products in either form (the choice of the form), and
+// with its moments.
+inline double wre_product_work(const WreProblem& p, bool dense) {
+  const double J = p.L + 2.0, L = p.L, G = p.n_clu, C = static_cast<double>(p.C);
+  if (dense) return static_cast<double>(p.rows()) * G;
+  return J * L * G + J * p.kl * G + J * L * static_cast<double>(p.n_cells()) + J * L * C * p.kl;
+}
 inline double wre_work_per_replication(const WreProblem& p) {
   const double K = p.L * (p.L + 2.0);
-  return static_cast<double>(p.rows()) * p.n_clu + static_cast<double>(p.C) * (K * (K + 1) / 2 + 4.0 * p.L * p.L);
+  return wre_product_work(p, p.dense) + static_cast<double>(p.C) * (K * (K + 1) / 2 + 4.0 * p.L * p.L);
 }
 
 // n_batch independent regressions y_b = X_b beta_b + e (no intercept added), each X_b n_obs x

@@ -51,6 +51,7 @@ struct WildOptions {
   std::size_t chunk = 0;           // replications per batch; 0 = automatic
   bool ci = true;
   bool force_gray = false;         // enumerate with the Gray-code walk even for small G (tests)
+  int wre_form = 0;                // IV products: 0 the cheaper form, 1 dense, 2 factored (tests)
   std::ostream* progress = nullptr;  // where long runs show progress (ProgressReporter); null: none
   std::uint64_t max_memory = 0;    // bytes a run may use (--max-memory); 0: what the machine has
   double min_team_work = WildRunOptions{}.min_team_work;  // see WildRunOptions; tests set 0

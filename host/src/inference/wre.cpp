@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <functional>
 #include <limits>
+#include <unordered_map>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -38,6 +39,15 @@ std::string fmt(const char* spec, double v) {
   std::snprintf(b, sizeof b, spec, v);
   return b;
 }
+
+std::vector<double> flat(const Mat& m) {  // row-major
+  std::vector<double> out;
+  out.reserve(static_cast<std::size_t>(m.size()));
+  for (Eigen::Index a = 0; a < m.rows(); ++a)
+    for (Eigen::Index b = 0; b < m.cols(); ++b) out.push_back(m(a, b));
+  return out;
+}
+std::vector<double> flat(const Vec& v) { return std::vector<double>(v.data(), v.data() + v.size()); }
 
 // The model's columns after the IV fit, in the within-transformed sqrt(w)-scaled space, with the
 // kept exogenous regressors X partialled out: the basis e_j = [r1, m2, Zt] of kernels/wre.hpp.
@@ -155,62 +165,136 @@ std::vector<Mat> cluster_zz(const IvSpace& s, const Rows& rows, std::size_t n) {
   return zz;
 }
 
-// The products' matrix K (kernels/wre.hpp): per basis vector e_j, the rows A_j (Zt_g'e_j,g) and
+// The products of kernels/wre.hpp: per basis vector e_j, the rows A_j (Zt_g'e_j,g) and
 // K_jc = Zt_c'[M(e_j 1_g)]_c = sum_{i in c, g} Zt_i e_ji - (Zt_c'X_c)(X'X)^-1 X_g'e_j
 //                               - (Zt_c'Dt_c) Gi Dt_g'e_j,
 // M re-demeaning the bootstrap data by X and the fixed effects not nested in the bootstrap
-// clusters (Dt, Gi: fe_reprojection); the nested ones leave v_g e_j demeaned.
+// clusters (Dt, Gi: fe_reprojection); the nested ones leave v_g e_j demeaned. Built factored (the
+// cells' sums t1, the rank-kl correction pf and F1 = [X_g'e_j; Dt_g'e_j]) and expanded to the dense
+// K when that costs fewer multiply-adds per replication (or as `form` forces: 1 dense, 2 factored).
 WreProblem wre_problem(const IvSpace& s, const Rows& rows, const Grouping& boot, const FeReprojection& fe,
-                       std::size_t n) {
+                       std::size_t n, int form) {
   WreProblem pr;
   pr.n_clu = boot.n_levels;
   pr.L = s.L;
   pr.C = rows.C;
-  const std::int64_t G = pr.n_clu, L = s.L, C = rows.C;
-  pr.k.assign(static_cast<std::size_t>(pr.rows() * G), 0.0);
-  auto at = [&](int j, std::int64_t c1, int l, std::int64_t g) -> double& {
-    return pr.k[static_cast<std::size_t>(kernels::wre_row(s.L, C, j, c1, l) * G + g)];
-  };
-  const Eigen::Index kx = s.X.cols(), Ld = fe.L;
-  // per error cluster: (Zt_c'X_c)(X'X)^-1 and (Zt_c'Dt_c) Gi
-  std::vector<Mat> zx(static_cast<std::size_t>(C), Mat::Zero(L, kx)), zd(static_cast<std::size_t>(C), Mat::Zero(L, Ld));
-  for (std::size_t t = 0; t < rows.code.size(); ++t)
+  const std::int64_t G = pr.n_clu, L = s.L, C = rows.C, J = s.J;
+  const Eigen::Index kx = s.X.cols(), Ld = fe.L, kl = kx + Ld;
+  pr.kl = static_cast<int>(kl);
+  // the cells (c, g) met in the data, CSR by c in the order found; cell_of[t][i] per term
+  std::vector<std::vector<std::int32_t>> cell_of(rows.code.size(), std::vector<std::int32_t>(n));
+  std::vector<std::int64_t> found_c;
+  std::vector<std::int32_t> found_g;
+  for (std::size_t t = 0; t < rows.code.size(); ++t) {
+    std::unordered_map<std::int64_t, std::int32_t> cell;
     for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t c = static_cast<std::size_t>(rows.off[t] + rows.code[t][i]);
+      const std::int64_t c = rows.off[t] + rows.code[t][i], key = c * G + boot.code[i];
+      auto it = cell.find(key);
+      if (it == cell.end()) {
+        it = cell.emplace(key, static_cast<std::int32_t>(found_c.size())).first;
+        found_c.push_back(c);
+        found_g.push_back(boot.code[i]);
+      }
+      cell_of[t][i] = it->second;
+    }
+  }
+  const std::size_t n_cells = found_c.size();
+  pr.row_ptr.assign(static_cast<std::size_t>(C) + 1, 0);
+  for (std::int64_t c : found_c) ++pr.row_ptr[static_cast<std::size_t>(c) + 1];
+  for (std::int64_t c = 0; c < C; ++c) pr.row_ptr[c + 1] += pr.row_ptr[c];
+  std::vector<std::int32_t> next(pr.row_ptr.begin(), pr.row_ptr.end() - 1), to(n_cells);
+  pr.cell_g.resize(n_cells);
+  for (std::size_t e = 0; e < n_cells; ++e) {
+    const std::int32_t at = next[static_cast<std::size_t>(found_c[e])]++;
+    to[e] = at;
+    pr.cell_g[at] = found_g[e];
+  }
+  // per cell and basis vector: t1; per bootstrap cluster: A_j and F1_j; per error cluster: pf
+  pr.t1.assign(static_cast<std::size_t>(J) * n_cells * static_cast<std::size_t>(L), 0.0);
+  Mat A = Mat::Zero(J * L, G), F1 = Mat::Zero(J * kl, G);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t g = boot.code[i];
+    const auto ii = static_cast<Eigen::Index>(i);
+    for (Eigen::Index j = 0; j < J; ++j) {
+      const double ei = s.E(ii, j);
       for (Eigen::Index l = 0; l < L; ++l) {
-        const double z = s.Zt(static_cast<Eigen::Index>(i), l);
-        for (Eigen::Index k = 0; k < kx; ++k) zx[c](l, k) += z * s.X(static_cast<Eigen::Index>(i), k);
-        for (Eigen::Index k = 0; k < Ld; ++k) zd[c](l, k) += z * fe.Dt(static_cast<Eigen::Index>(i), k);
+        const double v = s.Zt(ii, l) * ei;
+        A(j * L + l, g) += v;
+        for (std::size_t t = 0; t < rows.code.size(); ++t)
+          pr.t1[(static_cast<std::size_t>(j) * n_cells + static_cast<std::size_t>(to[cell_of[t][i]])) * L + l] += v;
       }
+      for (Eigen::Index k = 0; k < kx; ++k) F1(j * kl + k, g) += s.X(ii, k) * ei;
+      for (Eigen::Index k = 0; k < Ld; ++k) F1(j * kl + kx + k, g) += fe.Dt(ii, k) * ei;
     }
-  for (std::size_t c = 0; c < static_cast<std::size_t>(C); ++c) {
-    if (kx) zx[c] = zx[c] * s.XtXi;
-    if (Ld) zd[c] = zd[c] * fe.Gi;
   }
-  for (int j = 0; j < s.J; ++j) {
-    const Vec e = s.E.col(j);
-    Mat xe = Mat::Zero(kx, G), de = Mat::Zero(Ld, G);  // X_g'e_j, Dt_g'e_j
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::int64_t g = boot.code[i];
-      const double ei = e(static_cast<Eigen::Index>(i));
-      for (Eigen::Index l = 0; l < L; ++l) at(j, 0, static_cast<int>(l), g) += s.Zt(static_cast<Eigen::Index>(i), l) * ei;
-      for (Eigen::Index k = 0; k < kx; ++k) xe(k, g) += s.X(static_cast<Eigen::Index>(i), k) * ei;
-      for (Eigen::Index k = 0; k < Ld; ++k) de(k, g) += fe.Dt(static_cast<Eigen::Index>(i), k) * ei;
-      for (std::size_t t = 0; t < rows.code.size(); ++t) {
+  Mat pf = Mat::Zero(C * L, kl);  // row c L + l: ((Zt_c'X_c)(X'X)^-1 | (Zt_c'Dt_c) Gi)
+  {
+    Mat zx = Mat::Zero(C * L, kx), zd = Mat::Zero(C * L, Ld);
+    for (std::size_t t = 0; t < rows.code.size(); ++t)
+      for (std::size_t i = 0; i < n; ++i) {
         const std::int64_t c = rows.off[t] + rows.code[t][i];
-        for (Eigen::Index l = 0; l < L; ++l)
-          at(j, 1 + c, static_cast<int>(l), g) += s.Zt(static_cast<Eigen::Index>(i), l) * ei;
+        const auto ii = static_cast<Eigen::Index>(i);
+        for (Eigen::Index l = 0; l < L; ++l) {
+          const double z = s.Zt(ii, l);
+          for (Eigen::Index k = 0; k < kx; ++k) zx(c * L + l, k) += z * s.X(ii, k);
+          for (Eigen::Index k = 0; k < Ld; ++k) zd(c * L + l, k) += z * fe.Dt(ii, k);
+        }
+      }
+    if (kx) pf.leftCols(kx) = zx * s.XtXi;
+    if (Ld) pf.rightCols(Ld) = zd * fe.Gi;
+  }
+  pr.pf = flat(pf);
+  pr.dense = form == 1 || (form == 0 && wre_product_work(pr, true) <= wre_product_work(pr, false));
+  if (!pr.dense) {
+    pr.k = flat(A);
+    pr.f1 = flat(F1);
+    return pr;
+  }
+  // dense: K = the cells' sums - pf F1, and the A rows
+  pr.k.assign(static_cast<std::size_t>(pr.rows() * G), 0.0);
+  auto at = [&](std::int64_t j, std::int64_t c1, std::int64_t l, std::int64_t g) -> double& {
+    return pr.k[static_cast<std::size_t>(kernels::wre_row(s.L, C, static_cast<int>(j), c1, static_cast<int>(l)) * G + g)];
+  };
+  for (std::int64_t j = 0; j < J; ++j)
+    for (std::int64_t l = 0; l < L; ++l)
+      for (std::int64_t g = 0; g < G; ++g) at(j, 0, l, g) = A(j * L + l, g);
+  for (std::int64_t j = 0; j < J; ++j) {
+    const Mat low = kl ? Mat(pf * F1.middleRows(j * kl, kl)) : Mat::Zero(C * L, G);
+    for (std::int64_t c = 0; c < C; ++c)
+      for (std::int64_t l = 0; l < L; ++l) {
+        for (std::int32_t e = pr.row_ptr[c]; e < pr.row_ptr[c + 1]; ++e)
+          at(j, 1 + c, l, pr.cell_g[e]) += pr.t1[(static_cast<std::size_t>(j) * n_cells + e) * L + l];
+        for (std::int64_t g = 0; g < G; ++g) at(j, 1 + c, l, g) -= low(c * L + l, g);
+      }
+  }
+  pr.t1.clear();
+  pr.pf.clear();
+  pr.row_ptr.clear();
+  pr.cell_g.clear();
+  return pr;
+}
+
+// The products at v = 1 (the sample itself), in either form.
+Vec sample_products(const WreProblem& pr) {
+  const std::int64_t G = pr.n_clu;
+  if (pr.dense) return Eigen::Map<const Mat>(pr.k.data(), G, pr.rows()).colwise().sum().transpose();
+  const int L = pr.L, J = pr.J(), kl = pr.kl;
+  const std::int64_t C = pr.C, cells = pr.n_cells();
+  Vec P = Vec::Zero(pr.rows());
+  const Vec A = Eigen::Map<const Mat>(pr.k.data(), G, J * L).colwise().sum().transpose();
+  const Vec R1 = kl ? Vec(Eigen::Map<const Mat>(pr.f1.data(), G, J * kl).colwise().sum().transpose()) : Vec();
+  for (int j = 0; j < J; ++j)
+    for (int l = 0; l < L; ++l) {
+      P(kernels::wre_row(L, C, j, 0, l)) = A(j * L + l);
+      for (std::int64_t c = 0; c < C; ++c) {
+        double acc = 0, low = 0;
+        for (std::int32_t e = pr.row_ptr[c]; e < pr.row_ptr[c + 1]; ++e)
+          acc += pr.t1[static_cast<std::size_t>((j * cells + e) * L + l)];
+        for (int k = 0; k < kl; ++k) low += pr.pf[static_cast<std::size_t>((c * L + l) * kl + k)] * R1(j * kl + k);
+        P(kernels::wre_row(L, C, j, 1 + c, l)) = acc - low;
       }
     }
-    for (std::int64_t c = 0; c < C; ++c) {
-      Mat low = Mat::Zero(L, G);
-      if (kx) low += zx[static_cast<std::size_t>(c)] * xe;
-      if (Ld) low += zd[static_cast<std::size_t>(c)] * de;
-      for (Eigen::Index l = 0; l < L; ++l)
-        for (std::int64_t g = 0; g < G; ++g) at(j, 1 + c, static_cast<int>(l), g) -= low(l, g);
-    }
-  }
-  return pr;
+  return P;
 }
 
 // What every evaluation of one model shares.
@@ -222,13 +306,6 @@ struct WreModel {
   std::vector<double> ones_moments;  // the sample's own moments (v = 1)
 };
 
-std::vector<double> flat(const Mat& m) {  // row-major
-  std::vector<double> out;
-  for (Eigen::Index a = 0; a < m.rows(); ++a)
-    for (Eigen::Index b = 0; b < m.cols(); ++b) out.push_back(m(a, b));
-  return out;
-}
-std::vector<double> flat(const Vec& v) { return std::vector<double>(v.data(), v.data() + v.size()); }
 
 // The efficient first stage at the null b0: u1~ = r1 - b0 r2 (the restricted structural
 // residuals, X and the FE partialled), r2 regressed on [Zt, u1~]; its coefficients on Zt (p~).
@@ -521,18 +598,26 @@ WildTest ar_row(const WreContext& cx, const TestSpec& sp, double b0, const FitRe
 // The model's pieces: partialled columns, variance rows and weights, products and the constants
 // of the moments.
 WreModel wre_model(const Design& d, const FitOptions& fo, const FitResult& fr, const Grouping& boot,
-                   const std::vector<ClusterTerm>& terms, const FeReprojection& fe, std::uint64_t max_memory) {
+                   const std::vector<ClusterTerm>& terms, const FeReprojection& fe, std::uint64_t max_memory,
+                   int form) {
   WreModel m{iv_space(d, fr), variance_rows(terms), 1.0, {}, {}};
   // the AR regression has L instruments where the structural one has the endogenous regressor:
   // its factor (N-1)/(N-K) or N/(N-K) differs from the structural one's by this ratio on every term
   const double N = static_cast<double>(d.n_obs), K_ar = fr.dof_k - 1 + m.s.L;
   if (fo.small) m.ar_scale = (N - fr.dof_k) / (N - K_ar);
-  const double bytes = 8.0 * static_cast<double>(kernels::wre_rows(m.s.L, m.rows.C)) * boot.n_levels;
+  // the factored pieces (cells at most N per variance term), which bound the dense K whenever it
+  // is chosen (it is chosen only when it takes fewer multiply-adds, one per stored value)
+  const double J = m.s.J, L = m.s.L, G = boot.n_levels, C = static_cast<double>(m.rows.C);
+  const double kl = static_cast<double>(m.s.X.cols() + fe.L);
+  const double cells = std::min(static_cast<double>(d.n_obs) * static_cast<double>(terms.size()), C * G);
+  double bytes = 8.0 * (J * L * cells + C * L * kl + J * L * G + J * kl * G) + 12.0 * cells +
+                 4.0 * static_cast<double>(d.n_obs) * static_cast<double>(terms.size());
+  if (form == 1) bytes += 8.0 * static_cast<double>(kernels::wre_rows(m.s.L, m.rows.C)) * G;
   check_memory(bytes, max_memory, "the IV wild bootstrap's products (" + std::to_string(m.rows.C) + " error clusters by " +
                              std::to_string(boot.n_levels) + " bootstrap clusters)",
                "bootstrap and cluster by coarser groups");
   WreProblem& pr = m.problem;
-  pr = wre_problem(m.s, m.rows, boot, fe, d.n_obs);
+  pr = wre_problem(m.s, m.rows, boot, fe, d.n_obs, form);
   pr.pihat = flat(m.s.pihat);
   for (const Mat& zz : cluster_zz(m.s, m.rows, d.n_obs)) {
     const std::vector<double> a = flat(zz), b = flat(Mat(zz * m.s.Q));
@@ -540,7 +625,7 @@ WreModel wre_model(const Design& d, const FitOptions& fo, const FitResult& fr, c
     pr.zzq.insert(pr.zzq.end(), b.begin(), b.end());
   }
   pr.row_w = row_weights(terms);
-  const Vec ones = Eigen::Map<const Mat>(pr.k.data(), boot.n_levels, pr.rows()).colwise().sum().transpose();
+  const Vec ones = sample_products(pr);
   m.ones_moments.assign(static_cast<std::size_t>(pr.n_moments()), 0.0);
   kernels::wre_moments(ones.data(), 1, 1.0, pr.view(), m.ones_moments.data());
   return m;
@@ -575,7 +660,7 @@ WildResult wre_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo,
   std::vector<double> b0s;  // every --test checked before any work
   for (const TestSpec& sp : specs) b0s.push_back(null_value(sp, fr));
   if (wo.ar) refuse_ar_without_enough_clusters(terms, d.n_inst);
-  const WreModel m = wre_model(d, fo, fr, boot, terms, fe, wo.max_memory);
+  const WreModel m = wre_model(d, fo, fr, boot, terms, fe, wo.max_memory, wo.wre_form);
   const bool enumerate = plan_wre_enumeration(wo, m.problem, res);
   const WreContext cx{m, wo, backend, enumerate, trace ? trace->keep : 0};
   if (trace) trace->stats.assign(specs.size() * (wo.ar ? 2 : 1), {});

@@ -50,8 +50,37 @@ BootCounts CpuWreReplicates::count(const WreEval& e, double t, double tol, bool 
 
 // One thread's buffers for a batch of nb replications.
 struct WreBatch {
-  std::vector<double> V, P, mom;
+  std::vector<double> V, P, R1, mom;
 };
+
+// The factored form's products of a batch (backend.hpp): the A rows, R1 = F1 V, then per
+// (j, c, l) the cells' sum in CSR order minus pf . R1_j (gemm_rows, subtracting).
+void factored_products(const WreProblem& pr, std::size_t nb, WreBatch& w) {
+  const std::size_t G = static_cast<std::size_t>(pr.n_clu), L = static_cast<std::size_t>(pr.L);
+  const std::size_t J = static_cast<std::size_t>(pr.J()), kl = static_cast<std::size_t>(pr.kl);
+  const std::size_t cells = static_cast<std::size_t>(pr.n_cells());
+  const std::int64_t C = pr.C;
+  double* P = w.P.data();
+  for (std::size_t j = 0; j < J; ++j)
+    for (std::size_t l = 0; l < L; ++l)
+      gemm_rows(pr.k.data() + (j * L + l) * G, 1, G, w.V.data(), nb,
+                P + kernels::wre_row(pr.L, C, static_cast<int>(j), 0, static_cast<int>(l)) * nb, false);
+  w.R1.resize(J * kl * nb);
+  gemm_rows(pr.f1.data(), J * kl, G, w.V.data(), nb, w.R1.data(), false);
+  for (std::size_t j = 0; j < J; ++j)
+    for (std::int64_t c = 0; c < C; ++c)
+      for (std::size_t l = 0; l < L; ++l) {
+        double* row = P + kernels::wre_row(pr.L, C, static_cast<int>(j), 1 + c, static_cast<int>(l)) * nb;
+        std::fill(row, row + nb, 0.0);
+        for (std::int32_t e = pr.row_ptr[c]; e < pr.row_ptr[c + 1]; ++e) {
+          const double t = pr.t1[(j * cells + static_cast<std::size_t>(e)) * L + l];
+          const double* vg = w.V.data() + static_cast<std::size_t>(pr.cell_g[e]) * nb;
+          for (std::size_t b = 0; b < nb; ++b) row[b] += t * vg[b];
+        }
+        gemm_rows(pr.pf.data() + (static_cast<std::size_t>(c) * L + l) * kl, 1, kl, w.R1.data() + j * kl * nb, nb, row,
+                  true);
+      }
+}
 
 // Replications r0 .. r0+nb-1: drawn, multiplied, reduced to moments, evaluated, counted, traced,
 // kept.
@@ -63,7 +92,8 @@ BootCounts run_batch(const WreProblem& pr, const kernels::WreEvalView& ev, const
   w.P.resize(rows * nb);
   w.mom.resize(static_cast<std::size_t>(pr.n_moments()));
   kernels::wild_weights_block(o.seed, o.weight, o.enumerate, r0, nb, static_cast<std::uint32_t>(G), w.V.data());
-  gemm_rows(pr.k.data(), rows, G, w.V.data(), nb, w.P.data(), false);
+  if (pr.dense) gemm_rows(pr.k.data(), rows, G, w.V.data(), nb, w.P.data(), false);
+  else factored_products(pr, nb, w);
   BootCounts c;
   const std::size_t per = o.enumerate ? 2 : 1;
   for (std::size_t b = 0; b < nb; ++b)
