@@ -94,7 +94,8 @@ void add_wild_options(CLI::App* cmd, WildCli& w) {
       ->check(CLI::IsMember({"yes", "no"}))
       ->capture_default_str();
   add_choice_option(cmd, "--enumerate", w.enumerate, kEnumerateNames,
-                    "auto: all 2^G sign vectors when 2^G <= B (Rademacher); always; never");
+                    "auto: all 2^G sign vectors when 2^G <= B (Rademacher); always (OLS: G <= 40, a Gray-code "
+                    "walk; IV models: G <= 26, every vector in full); never");
   add_choice_option(cmd, "--pvalue", w.pvalue, kPValueTypeNames, choices(kPValueTypeNames));
   cmd->add_option("--bootcluster", w.bootcluster,
                   "Bootstrap clusters: VAR or 'intersection' (default: the error clustering with the fewest "
