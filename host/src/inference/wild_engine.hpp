@@ -93,6 +93,30 @@ inline void sort_cells_by_cluster(Term& t) {
   t.pair_g = std::move(g_sorted);
 }
 
+// The cells (error cluster c, bootstrap cluster g) of one variance term met in the data, in the
+// order found, then sorted by c (sort_cells_by_cluster): the CSR the backends read (the OLS and
+// the IV wild bootstrap alike).
+inline Term term_cells(const ClusterTerm& ct, const Grouping& boot, std::size_t n) {
+  Term t;
+  t.grouping = ct.grouping;
+  t.weight = ct.weight;
+  t.n_clu = ct.grouping->n_levels;
+  std::unordered_map<std::int64_t, std::int32_t> cell;
+  t.pair_of.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t key = static_cast<std::int64_t>(ct.grouping->code[i]) * boot.n_levels + boot.code[i];
+    auto it = cell.find(key);
+    if (it == cell.end()) {
+      it = cell.emplace(key, static_cast<std::int32_t>(t.pair_c.size())).first;
+      t.pair_c.push_back(ct.grouping->code[i]);
+      t.pair_g.push_back(boot.code[i]);
+    }
+    t.pair_of[i] = it->second;
+  }
+  sort_cells_by_cluster(t);
+  return t;
+}
+
 // The fixed effects not nested in the bootstrap clusters, which the bootstrap residuals must be
 // re-projected on (a nested FE is constant within a bootstrap cluster, so v_g u stays demeaned):
 // Dt, their dummies with the nested dimensions projected out (weighted) and scaled by sqrt(w);
@@ -153,26 +177,7 @@ class WildEngine {
     n_ = d.n_obs;
     k_ = static_cast<Eigen::Index>(fr.beta.size());
     G_ = boot.n_levels;
-    for (const ClusterTerm& ct : cterms_) {
-      Term t;
-      t.grouping = ct.grouping;
-      t.weight = ct.weight;
-      t.n_clu = ct.grouping->n_levels;
-      std::unordered_map<std::int64_t, std::int32_t> cell;
-      t.pair_of.resize(n_);
-      for (std::size_t i = 0; i < n_; ++i) {
-        const std::int64_t key = static_cast<std::int64_t>(ct.grouping->code[i]) * G_ + boot.code[i];
-        auto it = cell.find(key);
-        if (it == cell.end()) {
-          it = cell.emplace(key, static_cast<std::int32_t>(t.pair_c.size())).first;
-          t.pair_c.push_back(ct.grouping->code[i]);
-          t.pair_g.push_back(boot.code[i]);
-        }
-        t.pair_of[i] = it->second;
-      }
-      sort_cells_by_cluster(t);
-      terms_.push_back(std::move(t));
-    }
+    for (const ClusterTerm& ct : cterms_) terms_.push_back(term_cells(ct, boot, n_));
     FeReprojection fe = fe_reprojection(d, boot);
     L_ = fe.L;
     Dt_ = std::move(fe.Dt);

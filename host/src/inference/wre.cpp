@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <functional>
 #include <limits>
-#include <unordered_map>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -172,8 +171,8 @@ std::vector<Mat> cluster_zz(const IvSpace& s, const Rows& rows, std::size_t n) {
 // clusters (Dt, Gi: fe_reprojection); the nested ones leave v_g e_j demeaned. Built factored (the
 // cells' sums t1, the rank-kl correction pf and F1 = [X_g'e_j; Dt_g'e_j]) and expanded to the dense
 // K when that costs fewer multiply-adds per replication (or as `form` forces: 1 dense, 2 factored).
-WreProblem wre_problem(const IvSpace& s, const Rows& rows, const Grouping& boot, const FeReprojection& fe,
-                       std::size_t n, int form) {
+WreProblem wre_problem(const IvSpace& s, const Rows& rows, const std::vector<ClusterTerm>& terms, const Grouping& boot,
+                       const FeReprojection& fe, std::size_t n, int form) {
   WreProblem pr;
   pr.n_clu = boot.n_levels;
   pr.L = s.L;
@@ -181,34 +180,19 @@ WreProblem wre_problem(const IvSpace& s, const Rows& rows, const Grouping& boot,
   const std::int64_t G = pr.n_clu, L = s.L, C = rows.C, J = s.J;
   const Eigen::Index kx = s.X.cols(), Ld = fe.L, kl = kx + Ld;
   pr.kl = static_cast<int>(kl);
-  // the cells (c, g) met in the data, CSR by c in the order found; cell_of[t][i] per term
-  std::vector<std::vector<std::int32_t>> cell_of(rows.code.size(), std::vector<std::int32_t>(n));
-  std::vector<std::int64_t> found_c;
-  std::vector<std::int32_t> found_g;
-  for (std::size_t t = 0; t < rows.code.size(); ++t) {
-    std::unordered_map<std::int64_t, std::int32_t> cell;
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::int64_t c = rows.off[t] + rows.code[t][i], key = c * G + boot.code[i];
-      auto it = cell.find(key);
-      if (it == cell.end()) {
-        it = cell.emplace(key, static_cast<std::int32_t>(found_c.size())).first;
-        found_c.push_back(c);
-        found_g.push_back(boot.code[i]);
-      }
-      cell_of[t][i] = it->second;
-    }
+  // the cells (c, g) of every term (term_cells), one CSR over the error clusters of all terms:
+  // term t's cells follow the earlier terms' (cell_off), its rows theirs (rows.off)
+  std::vector<Term> cells_of;
+  std::vector<std::size_t> cell_off{0};
+  pr.row_ptr.assign(1, 0);
+  for (const ClusterTerm& ct : terms) {
+    cells_of.push_back(term_cells(ct, boot, n));
+    const Term& tc = cells_of.back();
+    for (std::int32_t c = 0; c < tc.n_clu; ++c) pr.row_ptr.push_back(static_cast<std::int32_t>(cell_off.back()) + tc.row_ptr[c + 1]);
+    pr.cell_g.insert(pr.cell_g.end(), tc.pair_g.begin(), tc.pair_g.end());
+    cell_off.push_back(cell_off.back() + tc.pair_g.size());
   }
-  const std::size_t n_cells = found_c.size();
-  pr.row_ptr.assign(static_cast<std::size_t>(C) + 1, 0);
-  for (std::int64_t c : found_c) ++pr.row_ptr[static_cast<std::size_t>(c) + 1];
-  for (std::int64_t c = 0; c < C; ++c) pr.row_ptr[c + 1] += pr.row_ptr[c];
-  std::vector<std::int32_t> next(pr.row_ptr.begin(), pr.row_ptr.end() - 1), to(n_cells);
-  pr.cell_g.resize(n_cells);
-  for (std::size_t e = 0; e < n_cells; ++e) {
-    const std::int32_t at = next[static_cast<std::size_t>(found_c[e])]++;
-    to[e] = at;
-    pr.cell_g[at] = found_g[e];
-  }
+  const std::size_t n_cells = cell_off.back();
   // per cell and basis vector: t1; per bootstrap cluster: A_j and F1_j; per error cluster: pf
   pr.t1.assign(static_cast<std::size_t>(J) * n_cells * static_cast<std::size_t>(L), 0.0);
   Mat A = Mat::Zero(J * L, G), F1 = Mat::Zero(J * kl, G);
@@ -221,7 +205,7 @@ WreProblem wre_problem(const IvSpace& s, const Rows& rows, const Grouping& boot,
         const double v = s.Zt(ii, l) * ei;
         A(j * L + l, g) += v;
         for (std::size_t t = 0; t < rows.code.size(); ++t)
-          pr.t1[(static_cast<std::size_t>(j) * n_cells + static_cast<std::size_t>(to[cell_of[t][i]])) * L + l] += v;
+          pr.t1[(static_cast<std::size_t>(j) * n_cells + cell_off[t] + static_cast<std::size_t>(cells_of[t].pair_of[i])) * L + l] += v;
       }
       for (Eigen::Index k = 0; k < kx; ++k) F1(j * kl + k, g) += s.X(ii, k) * ei;
       for (Eigen::Index k = 0; k < Ld; ++k) F1(j * kl + kx + k, g) += fe.Dt(ii, k) * ei;
@@ -407,7 +391,15 @@ bool plan_wre_enumeration(const WildOptions& wo, const WreProblem& pr, WildResul
   return enumerate;
 }
 
-// The products' matrix and, with the sets, every replication's products kept: checked first.
+// The bytes the problem holds, in the form it was built in.
+double problem_bytes(const WreProblem& pr) {
+  const std::size_t doubles = pr.k.size() + pr.f1.size() + pr.t1.size() + pr.pf.size() + pr.pihat.size() +
+                              pr.zz.size() + pr.zzq.size() + pr.row_w.size();
+  return 8.0 * static_cast<double>(doubles) + 4.0 * static_cast<double>(pr.row_ptr.size() + pr.cell_g.size());
+}
+
+// The run's memory, checked first: the problem, each thread's batch (weights, products, the
+// factored form's R1, one replication's moments) and, with the sets, every statistic's moments.
 void check_wre_memory(const WreProblem& pr, std::uint64_t n_rep, std::uint64_t n_stats, bool keep,
                       std::size_t chunk_option, std::uint64_t max_memory) {
   int threads = 1;
@@ -415,10 +407,11 @@ void check_wre_memory(const WreProblem& pr, std::uint64_t n_rep, std::uint64_t n
   threads = omp_get_max_threads();
 #endif
   const double rows = static_cast<double>(pr.rows()), mom = static_cast<double>(pr.n_moments());
+  const double r1 = pr.dense ? 0.0 : static_cast<double>(pr.J()) * pr.kl;
   const double chunk =
       static_cast<double>(std::min<std::uint64_t>(chunk_option ? chunk_option : default_wre_chunk(pr), n_rep));
-  const double bytes = 8.0 * (rows * pr.n_clu + threads * (chunk * (rows + pr.n_clu) + mom) +
-                              (keep ? static_cast<double>(n_stats) * mom : 0.0));
+  const double bytes = problem_bytes(pr) + 8.0 * (threads * (chunk * (rows + pr.n_clu + r1) + mom) +
+                                                  (keep ? static_cast<double>(n_stats) * mom : 0.0));
   check_memory(bytes, max_memory,
                "the IV wild bootstrap (" + std::to_string(pr.rows()) + " products per replication over " +
                    std::to_string(pr.n_clu) + " bootstrap clusters" +
@@ -617,7 +610,7 @@ WreModel wre_model(const Design& d, const FitOptions& fo, const FitResult& fr, c
                              std::to_string(boot.n_levels) + " bootstrap clusters)",
                "bootstrap and cluster by coarser groups");
   WreProblem& pr = m.problem;
-  pr = wre_problem(m.s, m.rows, boot, fe, d.n_obs, form);
+  pr = wre_problem(m.s, m.rows, terms, boot, fe, d.n_obs, form);
   pr.pihat = flat(m.s.pihat);
   for (const Mat& zz : cluster_zz(m.s, m.rows, d.n_obs)) {
     const std::vector<double> a = flat(zz), b = flat(Mat(zz * m.s.Q));
