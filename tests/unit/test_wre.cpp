@@ -361,7 +361,9 @@ TEST(Wre, EnumerationCountsEqualABruteForceCountOverAllSignVectors) {
     EXPECT_EQ(res.tests[1].n_exceed, exceed_f);
     EXPECT_DOUBLE_EQ(res.tests[0].p_value, static_cast<double>(exceed_t) / 32);
     // the all-plus vector reproduces the observed statistic (under WRE)
-    if (restricted) EXPECT_NEAR(tr.stats[0][0], t, 1e-9 * std::fabs(t));
+    if (restricted) {
+      EXPECT_NEAR(tr.stats[0][0], t, 1e-9 * std::fabs(t));
+    }
   }
 }
 
