@@ -59,6 +59,41 @@ class PendingOutputs {
   std::vector<Item> items_;
 };
 
+// A temporary file or folder that a signal (SIGINT, SIGTERM, SIGHUP) ending the run removes, as
+// PendingOutputs' temporaries are (files tracked after a folder are removed before it); the slot
+// for untrack_temporary once it is renamed or removed.
+void* track_temporary(const std::string& path, bool folder);
+void untrack_temporary(void* slot);
+
+// A report folder (replicate --out DIR), written so that nothing is ever destroyed: its files are
+// made in a hidden staging folder beside DIR and moved into DIR, each by an atomic rename, only by
+// commit(). DIR may hold other files: a name this run writes that exists in DIR is replaced only
+// when DIR/.panelboot-report (the list of the files panelboot wrote there) names it and it is a
+// regular file; otherwise the constructor refuses before any work. An interrupted run leaves DIR as
+// it was (the staging folder is removed on destruction and on SIGINT/SIGTERM/SIGHUP).
+class ReportFolder {
+ public:
+  static constexpr const char* kManifest = ".panelboot-report";
+  // `names`: every file the run may write. InvalidInput when DIR is not a folder (a regular file,
+  // say), its parent is missing or not writable, or a name would replace a file panelboot did not write.
+  ReportFolder(const std::string& dir, const std::vector<std::string>& names);
+  ReportFolder(const ReportFolder&) = delete;
+  ReportFolder& operator=(const ReportFolder&) = delete;
+  ~ReportFolder();
+  const std::string& staging() const { return staging_; }
+  void add(const std::string& name, const std::string& content);  // a file of the report
+  void adopt(const std::string& name);  // a file another program wrote into staging()
+  void commit();                        // DIR made (one level) when missing; the files moved in; the list last
+
+ private:
+  void check_name(const std::string& name) const;
+  std::string dir_, staging_;
+  void* staging_slot_ = nullptr;
+  std::vector<std::string> allowed_, written_;
+  std::vector<void*> slots_;
+  bool committed_ = false;
+};
+
 // Writes all of data to fd (retrying short writes and EINTR); false with errno set on failure.
 bool write_fully(int fd, const char* data, std::size_t size);
 

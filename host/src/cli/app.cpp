@@ -116,7 +116,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   app.require_subcommand(1);
   const std::vector<cli::Command> commands = {cli::register_fit(app), cli::register_wild(app),
                                               cli::register_threshold(app), cli::register_power(app),
-                                              cli::register_describe(app)};
+                                              cli::register_describe(app), cli::register_replicate(app)};
   std::vector<std::string> rev(args.rbegin(), args.rend());
   try {
     app.parse(rev);

@@ -2,10 +2,19 @@
 // (declared in options.hpp).
 #include "options.hpp"
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 
 #include "panelboot/error.hpp"
 #include "panelboot/memory.hpp"
@@ -181,6 +190,15 @@ void add_dk_options(CLI::App* app, CommonOptions& o) {
 CLI::Option* add_replications_option(CLI::App* app, std::int64_t& B, long long min_B, long long max_B,
                                       const std::string& help) {
   return app->add_option("--B", B, help)->transform(whole_in(min_B, max_B))->capture_default_str();
+}
+
+void add_monte_carlo_options(CLI::App* app, std::int64_t& R, std::int64_t& wild_B) {
+  app->add_option("--R", R, "Monte Carlo replications per group and effect (power)")
+      ->transform(whole_in(1, kMaxPowerR))
+      ->capture_default_str();
+  app->add_option("--wild-B", wild_B, "Replications of each nested wild bootstrap (power)")
+      ->transform(whole_in(9, kMaxPowerWildB))
+      ->capture_default_str();
 }
 
 void add_seed_option(CLI::App* app, std::uint64_t& seed) {
@@ -359,6 +377,62 @@ DataFrame read_input(const CommonOptions& o, std::ostream& err) {
   if (o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
   for (const std::string& w : df.warnings) err << "panelboot: warning: " << printable(w, 1000) << "\n";
   return df;
+}
+
+// The backend of power's replication batches: CUDA only when --backend cuda names it (its GPU path,
+// fixed_design_ols on the device, has not been verified on a GPU yet: `auto` keeps the CPU).
+std::unique_ptr<Backend> power_backend(const CommonOptions& o, std::ostream& err) {
+  if (requested_device(o) == Device::kCuda) return open_backend(o, err);
+  std::unique_ptr<Backend> b =
+      cpu::make_cpu_backend("power uses the GPU only with --backend cuda in this version (its GPU path is unverified)");
+  if (o.verbose) err << "panelboot: " << b->describe() << "\n";
+  return b;
+}
+
+std::string slurp_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+bool ScriptRun::ok() const { return spawn_error == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+
+std::string ScriptRun::last_line() const {
+  std::istringstream lines(output);
+  std::string line, last;
+  while (std::getline(lines, line))
+    if (!line.empty()) last = line;
+  return last;
+}
+
+ScriptRun run_script(const std::string& script, std::vector<std::string> args) {
+  ScriptRun run;
+  const char* dir = std::getenv("TMPDIR");
+  std::string t = std::string(dir && *dir ? dir : "/tmp") + "/panelboot-script-XXXXXX";
+  std::vector<char> buf(t.begin(), t.end());
+  buf.push_back('\0');
+  const int fd = ::mkstemp(buf.data());
+  if (fd < 0) throw InvalidInput("cannot make a temporary file in " + t + ": " + std::strerror(errno));
+  ::close(fd);
+  const std::string log = buf.data();
+  void* slot = track_temporary(log, false);
+  args.insert(args.begin(), script);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = 0;
+  run.spawn_error = ::posix_spawn(&pid, script.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (run.spawn_error == 0)
+    while (::waitpid(pid, &run.status, 0) < 0 && errno == EINTR) {
+    }
+  run.output = slurp_file(log);
+  ::unlink(log.c_str());
+  untrack_temporary(slot);
+  return run;
 }
 
 }  // namespace panelboot::cli

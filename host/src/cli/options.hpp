@@ -34,6 +34,8 @@ constexpr long long kMaxThresholdB = 1000000000LL;  // 10^9
 constexpr long long kMaxChunk = 1LL << 24;
 constexpr long long kMaxGrid = 10000000;            // 10^7 (memory is checked as well)
 constexpr std::uint64_t kDefaultSeed = 20250101;
+constexpr long long kMaxPowerR = 100000000LL;     // 10^8 Monte Carlo replications per group
+constexpr long long kMaxPowerWildB = 999999LL;    // each nested wild bootstrap
 
 // The options shared by the commands, as parsed.
 struct CommonOptions {
@@ -76,6 +78,8 @@ void add_dk_options(CLI::App* app, CommonOptions& o);
 CLI::Option* add_replications_option(CLI::App* app, std::int64_t& B, long long min_B, long long max_B,
                                       const std::string& help);
 void add_seed_option(CLI::App* app, std::uint64_t& seed);
+// --R and --wild-B (power, replicate): Monte Carlo replications and each nested bootstrap's
+void add_monte_carlo_options(CLI::App* app, std::int64_t& R, std::int64_t& wild_B);
 // The options of a command that fits one model per formula (fit, wild): data, sample, threads,
 // backend, formula, clusters and their conventions, level.
 void add_model_options(CLI::App* app, CommonOptions& o, const std::string& formula_help);
@@ -101,6 +105,8 @@ FitOptions fit_options(const CommonOptions& o);
 // The backend of a command with replication work, named on stderr with --verbose or when
 // --backend auto found no GPU.
 std::unique_ptr<Backend> open_backend(const CommonOptions& o, std::ostream& err);
+// The backend of power's replication batches: CUDA only when --backend cuda names it.
+std::unique_ptr<Backend> power_backend(const CommonOptions& o, std::ostream& err);
 // A command (or run) without replication work constructs no backend (a requested GPU is only
 // checked for); with --verbose, when --backend auto found no GPU, or when a GPU was asked for,
 // it says that it runs on the CPU and why.
@@ -117,6 +123,18 @@ void warn_serious(const FitResult& r, std::ostream& err);
 // The data of --data (or the embedded dataset, said on stderr), with the readers' warnings.
 DataFrame read_input(const CommonOptions& o, std::ostream& err);
 
+// A helper script (scripts/plot-power, scripts/plot-report) run through its #! line with stdout and
+// stderr captured together. spawn_error: posix_spawn's error (0: it ran); status: the wait status.
+struct ScriptRun {
+  int spawn_error = 0;
+  int status = 0;
+  std::string output;
+  bool ok() const;                 // ran and exited 0
+  std::string last_line() const;   // the output's last non-empty line
+};
+ScriptRun run_script(const std::string& script, std::vector<std::string> args);
+std::string slurp_file(const std::string& path);
+
 // ---- the commands: each registers its options and returns how to run it ----
 struct Streams {
   std::ostream& out;       // the report
@@ -132,5 +150,6 @@ Command register_wild(CLI::App& app);
 Command register_threshold(CLI::App& app);
 Command register_describe(CLI::App& app);
 Command register_power(CLI::App& app);
+Command register_replicate(CLI::App& app);
 
 }  // namespace panelboot::cli

@@ -23,9 +23,6 @@
 namespace panelboot::cli {
 namespace {
 
-constexpr long long kMaxPowerR = 100000000LL;     // 10^8 replications per group
-constexpr long long kMaxPowerWildB = 999999LL;    // inner bootstrap replications
-
 struct PowerCli {
   std::string target, effects, tests = "crve", alpha = "0.05", errors = "wild", calibrate = "group";
   std::vector<std::string> splits, save, designs;
@@ -136,11 +133,6 @@ PowerOptions power_options(const PowerCli& p, const CommonOptions& o) {
   return po;
 }
 
-std::string slurp_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 // A temporary file name with `suffix` (made, empty); removed by the caller.
 std::string temp_file(const std::string& suffix) {
   const char* dir = std::getenv("TMPDIR");
@@ -159,37 +151,21 @@ std::string temp_file(const std::string& suffix) {
 std::string draw_plot(const PowerResult& res) {
   const char* env = std::getenv("PANELBOOT_PLOT_POWER");
   const std::string script = env && *env ? env : PANELBOOT_PLOT_POWER;
-  const std::string json = temp_file(".json"), png = temp_file(".png"), log = temp_file(".log");
+  const std::string json = temp_file(".json"), png = temp_file(".png");
   struct Cleanup {
     std::vector<std::string> files;
     ~Cleanup() {
       for (const std::string& f : files) unlink(f.c_str());
     }
-  } cleanup{{json, png, log}};
+  } cleanup{{json, png}};
   {
     std::ofstream o(json, std::ios::binary);
     o << render_power(res, Format::kJson);
   }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  std::vector<std::string> args = {script, json, png};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, script.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) throw InvalidInput("--plot: cannot run " + script + ": " + std::strerror(rc));
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::istringstream lines(slurp_file(log));
-    std::string line, last;
-    while (std::getline(lines, line))
-      if (!line.empty()) last = line;
+  const ScriptRun run = run_script(script, {json, png});
+  if (run.spawn_error != 0) throw InvalidInput("--plot: cannot run " + script + ": " + std::strerror(run.spawn_error));
+  if (!run.ok()) {
+    const std::string last = run.last_line();
     throw InvalidInput("--plot: " + script + " failed" + (last.empty() ? std::string() : ": " + last));
   }
   std::string bytes = slurp_file(png);
@@ -221,16 +197,6 @@ void deliver_all(const PowerResult& res, const PowerOptions& po, const CommonOpt
     if (made) rmdir(po.save_dir.c_str());  // empty again: the pending files are gone
     throw;
   }
-}
-
-// The backend of power's replication batches: CUDA only when --backend cuda names it (its GPU path,
-// fixed_design_ols on the device, has not been verified on a GPU yet: `auto` keeps the CPU).
-std::unique_ptr<Backend> power_backend(const CommonOptions& o, std::ostream& err) {
-  if (requested_device(o) == Device::kCuda) return open_backend(o, err);
-  std::unique_ptr<Backend> b =
-      cpu::make_cpu_backend("power uses the GPU only with --backend cuda in this version (its GPU path is unverified)");
-  if (o.verbose) err << "panelboot: " << b->describe() << "\n";
-  return b;
 }
 
 // --design: the options that describe data and its model have no place beside it.
@@ -320,12 +286,7 @@ void add_power_options(CLI::App* cmd, PowerCli& p) {
                   "Webb), wcu (unrestricted, Rademacher); diff: per --split, whether the target's effect differs between "
                   "its groups (the interacted model, crve and the bootstraps asked for; a joint F with 3+ groups)")
       ->capture_default_str();
-  cmd->add_option("--R", p.R, "Monte Carlo replications per group and effect")
-      ->transform(whole_in(1, kMaxPowerR))
-      ->capture_default_str();
-  cmd->add_option("--wild-B", p.wild_B, "Replications of each nested wild bootstrap")
-      ->transform(whole_in(9, kMaxPowerWildB))
-      ->capture_default_str();
+  add_monte_carlo_options(cmd, p.R, p.wild_B);
   cmd->add_option("--alpha", p.alpha, "Significance level(s), e.g. 0.01,0.05,0.1 (a test rejects when p <= alpha)")
       ->capture_default_str();
   cmd->add_option("--power-target", p.power_target, "The power the minimum detectable effect is read at")

@@ -102,12 +102,13 @@ struct PendingNode {
   PendingNode* next;
   const char* path;
   std::atomic<bool> pending;  // false once the file is renamed or removed
+  bool folder;                // a folder (removed with rmdir, after the files tracked later)
 };
 std::atomic<PendingNode*> g_pending{nullptr};
 
 void remove_pending_and_reraise(int sig) {
   for (PendingNode* n = g_pending.load(); n; n = n->next)
-    if (n->pending.load()) ::unlink(n->path);
+    if (n->pending.load()) n->folder ? ::rmdir(n->path) : ::unlink(n->path);
   ::signal(sig, SIG_DFL);
   ::raise(sig);
 }
@@ -123,11 +124,11 @@ void install_cleanup_handlers() {
   }
 }
 
-PendingNode* track_pending(const std::string& tmp) {
+PendingNode* track_pending(const std::string& tmp, bool folder = false) {
   install_cleanup_handlers();
   char* path = new char[tmp.size() + 1];
   std::memcpy(path, tmp.c_str(), tmp.size() + 1);
-  auto* node = new PendingNode{g_pending.load(), path, {true}};
+  auto* node = new PendingNode{g_pending.load(), path, {true}, folder};
   g_pending.store(node);  // the node is whole before the handler can see it
   return node;
 }
@@ -193,6 +194,18 @@ void write_in_place(const Target& t, const std::string& content) {
 }
 
 }  // namespace
+
+void* track_temporary(const std::string& path, bool folder) {
+  sigset_t hold, old;
+  sigemptyset(&hold);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&hold, sig);
+  pthread_sigmask(SIG_BLOCK, &hold, &old);
+  void* slot = track_pending(path, folder);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return slot;
+}
+
+void untrack_temporary(void* slot) { untrack_pending(slot); }
 
 void check_output_target(const std::string& path) {
   const Target t = resolve(path);
