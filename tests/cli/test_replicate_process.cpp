@@ -128,7 +128,8 @@ TEST(Replicate, QuickRunHasEverySectionAndItsFiles) {
   // the audit flags the paper's known inconsistencies (its own test checks each rule)
   std::set<std::string> kinds;
   for (const json& f : r["audit"]["flags"]) kinds.insert(f["kind"].get<std::string>());
-  for (const char* k : {"se_swapped", "stars_reference", "share_mismatch", "magnitude_outlier", "method_mismatch"})
+  for (const char* k : {"se_swapped", "stars_reference", "share_mismatch", "magnitude_outlier", "method_mismatch",
+                        "decomposition_mismatch"})
     EXPECT_TRUE(kinds.count(k)) << k;
 }
 
@@ -219,6 +220,7 @@ TEST(Replicate, PowerThresholdIvAndMediationEqualTheirCommands) {
   std::int64_t total = 0;
   for (const json& c : h["counts"]) total += c.get<std::int64_t>();
   EXPECT_EQ(total, r["baseline_bootstrap"]["n_boot"].get<std::int64_t>());
+  EXPECT_EQ(r["baseline_bootstrap"]["df"], 29);
 }
 
 // Starts replicate with stderr piped; once `marker` appears there, sends `sig`. Returns the wait status.

@@ -92,6 +92,9 @@ std::string planted_table() {
          coef("T2", "m", "x", "0.5", "0.1", 3, "m") + coef("T2", "y", "m", "0.2", "0.05", 3) +
          coef("T2", "y", "x", "0.4", "0.1", 3) +
          claim("T2", "mediated_share", "0.40", "a=T2|m|x;b=T2|y|m;c=T2|y|x") +
+         // decomposition: total 0.45 against direct 0.4 + a*b 0.1 = 0.5 (10% off)
+         coef("T2", "total", "x", "0.45", "0.1", 3) +
+         claim("T2", "mediation_identity", "", "a=T2|m|x;b=T2|y|m;c=T2|total|x;d=T2|y|x") +
          claim("T1", "method", "", "quantile regression");
 }
 
@@ -119,6 +122,9 @@ std::string consistent_table() {
          coef("C3", "A", "x", "2.02", "1.0", 2, "y", "", "233,,") +
          // a*b/c = 5 * 0.002 / 0.05 = 0.2, quoted 0.21 (5% off).
          claim("C2", "mediated_share", "0.21", "a=C2|m|x;b=C2|y|m;c=C2|y|x") +
+         // total 0.061 = direct 0.05 + a*b 0.01 within rounding (1.6% off)
+         coef("C2", "total", "x", "0.061", "0.01", 3) +
+         claim("C2", "mediation_identity", "", "a=C2|m|x;b=C2|y|m;c=C2|total|x;d=C2|y|x") +
          claim("C1", "method", "", " Two-Way Fixed Effects ");
 }
 
@@ -142,7 +148,11 @@ TEST(Audit, FlagsExactlyThePlantedInconsistencies) {
                                       {"stars_reference", "T1", "A", "w"},
                                       {"magnitude_outlier", "T1", "A", "v"},
                                       {"share_mismatch", "T2", "", "mediated_share"},
+                                      {"decomposition_mismatch", "T2", "", "mediation_identity"},
                                       {"method_mismatch", "T1", "", "method"}}));
+  const std::string identity = flag_message(audit, "decomposition_mismatch");
+  EXPECT_NE(identity.find("c = 0.45"), std::string::npos) << identity;
+  EXPECT_NE(identity.find("which is 0.5."), std::string::npos) << identity;
   EXPECT_NE(flag_message(audit, "se_swapped").find("standard errors are exchanged"),
             std::string::npos);
   const std::string share = flag_message(audit, "share_mismatch");
@@ -155,7 +165,7 @@ TEST(Audit, FlagsExactlyThePlantedInconsistencies) {
     EXPECT_EQ(m.find(". "), std::string::npos) << m;
   }
   EXPECT_EQ(audit.at("source"), "made_up.csv");
-  EXPECT_EQ(audit.at("rows").size(), 11u);
+  EXPECT_EQ(audit.at("rows").size(), 12u);
 }
 
 TEST(Audit, ConsistentTableGivesNoFlags) {
@@ -230,7 +240,10 @@ TEST(Audit, RealPaperTablesGiveTheVerifiedFlags) {
                                       {"stars_reference", "Table 9", "tec", "urban"},
                                       {"magnitude_outlier", "Table 7", "Winsorized", "fdi"},
                                       {"share_mismatch", "Table 9", "", "mediated_share"},
+                                      {"decomposition_mismatch", "Table 9", "", "mediation_identity"},
                                       {"method_mismatch", "Table 8", "", "method"}}));
+  const std::string identity = flag_message(audit, "decomposition_mismatch");
+  EXPECT_NE(identity.find("0.0024"), std::string::npos) << identity;
   const std::string share = flag_message(audit, "share_mismatch");
   EXPECT_NE(share.find("0.245"), std::string::npos) << share;
   EXPECT_NE(share.find("0.0652"), std::string::npos) << share;

@@ -28,6 +28,9 @@
 //   subsample) or a large and precise one (t larger by the same factor) is not flagged.
 // - share_mismatch: a mediated_share claim whose value differs from a*b/c of the coef rows it
 //   references by more than 10% of a*b/c.
+// - decomposition_mismatch: a mediation_identity claim naming the total effect c, the direct
+//   effect d and the paths a and b: OLS on one sample with the same controls gives c = d + a*b
+//   exactly, so the printed numbers must agree within rounding (5% of |c|).
 // - method_mismatch: a method claim whose stated method differs (case and outer blanks aside)
 //   from the method of the coef rows of the table it names.
 #include "panelboot/audit.hpp"
@@ -57,6 +60,7 @@ using report::num_or_null;
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 constexpr double kShareTolerance = 0.10;  // relative
+constexpr double kIdentityTolerance = 0.05;  // relative to the total effect
 constexpr double kMagnitudeFactor = 5.0;
 
 const char* const kRequiredColumns[] = {"kind",      "table", "column", "variable", "estimate",
@@ -285,11 +289,12 @@ ClaimRow read_claim_row(const DataFrame& df, const NumericColumns& n, std::size_
   require_text(df, row, "text", c.text);
   if (c.variable == "mediated_share") {
     required_number(df, n.value, row, "value", "a mediated_share claim needs the quoted share");
+  } else if (c.variable == "mediation_identity") {
   } else if (c.variable == "method") {
     require_text(df, row, "table", c.table);
   } else {
     throw InvalidInput(cell_where(df, row, "variable") + ": unknown claim " + quoted(c.variable) +
-                       "; a claim row's variable is mediated_share or method");
+                       "; a claim row's variable is mediated_share, mediation_identity or method");
   }
   return c;
 }
@@ -454,19 +459,21 @@ const CoefRow* find_coef(const std::vector<CoefRow>& coefs, const std::string& t
   return nullptr;
 }
 
-// "a=Table 9|tec|rgzn;b=...;c=...": the three referenced coef rows, in the order a, b, c.
-std::array<const CoefRow*, 3> share_references(const DataFrame& df, const ClaimRow& c,
-                                               const std::vector<CoefRow>& coefs) {
-  std::array<const CoefRow*, 3> refs{};
+// "a=Table 9|tec|rgzn;b=...;c=...": the referenced coef rows, one per letter of `keys`, in that
+// order; `form` says how to write them.
+std::vector<const CoefRow*> claim_references(const DataFrame& df, const ClaimRow& c, const std::vector<CoefRow>& coefs,
+                                             const std::string& keys, const std::string& form) {
+  std::vector<const CoefRow*> refs(keys.size(), nullptr);
   const std::string where = cell_where(df, c.row, "text");
-  const std::string form = "; write a=TABLE|COLUMN|VARIABLE;b=...;c=... (share = a*b/c)";
   std::stringstream items(c.text);
   std::string item;
   while (std::getline(items, item, ';')) {
     const std::size_t eq = item.find('=');
     const std::string key = trimmed(item.substr(0, eq == std::string::npos ? 0 : eq));
-    if (eq == std::string::npos || key.size() != 1 || key[0] < 'a' || key[0] > 'c')
-      throw InvalidInput(where + ": " + quoted(item) + " is not a reference a=, b= or c=" + form);
+    const std::size_t k = key.size() == 1 ? keys.find(key[0]) : std::string::npos;
+    if (eq == std::string::npos || k == std::string::npos)
+      throw InvalidInput(where + ": " + quoted(item) + " is not a reference " + keys.substr(0, 1) + "= to " +
+                         keys.substr(keys.size() - 1) + "=" + form);
     std::vector<std::string> parts;
     std::stringstream fields(item.substr(eq + 1));
     std::string part;
@@ -477,12 +484,11 @@ std::array<const CoefRow*, 3> share_references(const DataFrame& df, const ClaimR
     const CoefRow* r = find_coef(coefs, parts[0], parts[1], parts[2]);
     if (!r)
       throw InvalidInput(where + ": " + quoted(item) + " names no coef row of the file" + form);
-    refs[key[0] - 'a'] = r;
+    refs[k] = r;
   }
-  for (int k = 0; k < 3; ++k)
+  for (std::size_t k = 0; k < keys.size(); ++k)
     if (!refs[k])
-      throw InvalidInput(where + ": reference " + std::string(1, static_cast<char>('a' + k)) +
-                         "= is missing" + form);
+      throw InvalidInput(where + ": reference " + std::string(1, keys[k]) + "= is missing" + form);
   return refs;
 }
 
@@ -492,7 +498,8 @@ std::string ref_text(const char* name, const CoefRow& r) {
 
 void audit_share_claim(const DataFrame& df, const ClaimRow& c, const std::vector<CoefRow>& coefs,
                        Audit& a) {
-  const auto refs = share_references(df, c, coefs);
+  const auto refs =
+      claim_references(df, c, coefs, "abc", "; write a=TABLE|COLUMN|VARIABLE;b=...;c=... (share = a*b/c)");
   if (refs[2]->estimate == 0)
     throw InvalidInput(cell_where(df, c.row, "text") + ": c (" + row_name(*refs[2]) +
                        ") is 0, so a*b/c is undefined");
@@ -509,6 +516,25 @@ void audit_share_claim(const DataFrame& df, const ClaimRow& c, const std::vector
                          ", but a*b/c from " + ref_text("a", *refs[0]) + ", " +
                          ref_text("b", *refs[1]) + " and " + ref_text("c", *refs[2]) + " is " +
                          report::fmt_num("%.4f", share) + "."});
+}
+
+void audit_identity_claim(const DataFrame& df, const ClaimRow& c, const std::vector<CoefRow>& coefs, Audit& a) {
+  const auto refs = claim_references(df, c, coefs, "abcd",
+                                     "; write a=TABLE|COLUMN|VARIABLE;b=...;c=... (the total effect);d=... (the "
+                                     "direct effect): c = d + a*b");
+  const double implied = refs[3]->estimate + refs[0]->estimate * refs[1]->estimate;
+  a.claim_results.push_back({{"table", c.table},
+                             {"variable", c.variable},
+                             {"location", c.location},
+                             {"quoted", refs[2]->estimate},
+                             {"recomputed", implied},
+                             {"text", c.text}});
+  if (std::fabs(refs[2]->estimate - implied) <= kIdentityTolerance * std::fabs(refs[2]->estimate)) return;
+  a.flags.push_back({"decomposition_mismatch", c.table, c.column, c.variable, c.location,
+                     "OLS on one sample with the same controls gives total = direct + a*b exactly, but the total " +
+                         ref_text("c", *refs[2]) + " differs from " + ref_text("d", *refs[3]) + " plus a*b = " +
+                         g(refs[0]->estimate) + " x " + g(refs[1]->estimate) + ", which is " +
+                         report::fmt_num("%.3g", implied) + "."});
 }
 
 void audit_method_claim(const DataFrame& df, const ClaimRow& c, const std::vector<CoefRow>& coefs,
@@ -541,6 +567,8 @@ void audit_claims(const DataFrame& df, Audit& a) {
   for (const ClaimRow& c : a.claims) {
     if (c.variable == "mediated_share")
       audit_share_claim(df, c, a.coefs, a);
+    else if (c.variable == "mediation_identity")
+      audit_identity_claim(df, c, a.coefs, a);
     else
       audit_method_claim(df, c, a.coefs, a);
   }

@@ -208,7 +208,10 @@ Json Study::run_spec(const Spec& sp) {
     const bool baseline = sp.id == "table5_2" && var == "rgzn";
     if (baseline) baseline_trace_.keep = static_cast<std::size_t>(so_.B);
     row["wild"] = run_wild(sp, var, kernels::WeightType::kRademacher, baseline ? &baseline_trace_ : nullptr);
-    if (baseline) baseline_wild_ = row["wild"];
+    if (baseline) {
+      baseline_wild_ = row["wild"];
+      baseline_wild_["df"] = num_or_null(fr.df_inference);
+    }
     row["webb"] = G <= kWebbMaxClusters ? run_wild(sp, var, kernels::WeightType::kWebb, nullptr) : Json();
     row["power"] = nullptr;  // attached after the power study
     j["interest"].push_back(row);
@@ -464,6 +467,7 @@ Json Study::baseline_histogram(const WildTrace& trace, const Json& wild) const {
   j["spec"] = "table5_2";
   j["variable"] = "rgzn";
   j["t_stat"] = obs;
+  j["df"] = wild["df"];  // the reference t(G-1) the figure draws beside the t*
   j["n_boot"] = wild["n_boot"];
   j["enumerated"] = wild["enumerated"];
   j["method"] = wild["method"];
