@@ -78,6 +78,12 @@ std::map<std::string, std::string> folder_bytes(const std::string& dir) {
   return m;
 }
 
+void remove_staging_folders(const std::string& dir) {
+  const std::string prefix = "." + fs::path(dir).filename().string() + ".panelboot-";
+  for (const auto& e : fs::directory_iterator(fs::path(dir).parent_path()))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) fs::remove_all(e.path());
+}
+
 // Staging folders left beside `dir` (.<name>.panelboot-XXXXXX).
 int staging_folders(const std::string& dir) {
   int n = 0;
@@ -174,20 +180,30 @@ TEST(Replicate, PowerThresholdIvAndMediationEqualTheirCommands) {
     for (const char* k : {"split", "group", "effect", "test", "rejection_rate", "rejections"})
       EXPECT_EQ(pw["results"][i][k], r["power"]["results"][i][k]) << k;
   EXPECT_EQ(pw["mde"], r["power"]["mde"]);
-  // each split's power row comes from the power study's cells
+  // each split's power row comes from the power study's cells, for every test, and its MDE
+  int copied = 0;
   for (const json& s : r["specifications"]) {
     if (s["split"].is_null()) continue;
     const json& p = s["interest"][0]["power"];
-    for (const json& c : pw["results"])
-      if (c["split"] == s["split"] && c["group"] == s["group"] && c["test"] == "wild") {
-        if (c["effect"] == 0) {
-          EXPECT_EQ(p["size"]["wild"], c["rejection_rate"]);
-        }
-        if (c["effect"] == pw["full_sample_estimate"]) {
-          EXPECT_EQ(p["power"]["wild"], c["rejection_rate"]);
-        }
+    for (const json& c : pw["results"]) {
+      if (c["split"] != s["split"] || c["group"] != s["group"]) continue;
+      const std::string test = c["test"];
+      if (c["effect"] == 0) {
+        EXPECT_EQ(p["size"][test], c["rejection_rate"]) << test;
+        ++copied;
+      }
+      if (c["effect"] == pw["full_sample_estimate"]) {
+        EXPECT_EQ(p["power"][test], c["rejection_rate"]) << test;
+        ++copied;
+      }
+    }
+    for (const json& m : pw["mde"])
+      if (m["split"] == s["split"] && m["group"] == s["group"]) {
+        EXPECT_EQ(p["mde"][m["test"].get<std::string>()], m["effect"]);
+        ++copied;
       }
   }
+  EXPECT_EQ(copied, 5 * 3 * 3);  // 5 groups x (size, power, MDE) x (crve, wild, wild-webb)
   for (const char* key : {"hansen", "two_way"}) {
     SCOPED_TRACE(key);
     const json th = run_recorded(r["threshold"][key]["command_line"], dir);
@@ -280,6 +296,7 @@ TEST(Replicate, AnInterruptedRunLeavesThePreviousReportAndOtherFilesUntouched) {
   }
   // SIGTERM removed its staging folder (SIGKILL cannot: one is left beside the report)
   EXPECT_EQ(staging_folders(dir), 1);
+  remove_staging_folders(dir);
   // a finished run replaces its own files and keeps the others, byte for byte
   const pbtest::ProcRun again =
       pbtest::run_process({"replicate", "--quick", "--seed", "8", "--out", dir}, slow());
@@ -289,6 +306,62 @@ TEST(Replicate, AnInterruptedRunLeavesThePreviousReportAndOtherFilesUntouched) {
   EXPECT_EQ(after.at("console.log"), "a log being written\n");
   EXPECT_NE(after.at("results.json"), before.at("results.json"));
   EXPECT_EQ(after.size(), before.size());
+}
+
+// A figure script that writes one figure, then says so through a marker file and waits.
+std::string slow_figure_script(const std::string& marker) {
+  const std::string path = pbtest::write_temp("#!/bin/sh\nprintf png > \"$2/bootstrap_t.png\"\n: > " + marker +
+                                              "\nexec sleep 30\n", ".sh");
+  fs::permissions(path, fs::perms::owner_all);
+  return path;
+}
+
+TEST(Replicate, ASignalWhileTheFiguresAreDrawnLeavesNothingBehind) {
+  const std::string dir = pbtest::temp_path("_report"), marker = pbtest::temp_path(".marker");
+  fs::create_directory(dir);
+  std::ofstream(dir + "/notes.txt") << "mine\n";
+  const auto before = folder_bytes(dir);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    setenv("PANELBOOT_PLOT_REPORT", slow_figure_script(marker).c_str(), 1);
+    execl(pbtest::panelboot_exe().c_str(), "panelboot", "replicate", "--quick", "--out", dir.c_str(), nullptr);
+    _exit(127);
+  }
+  for (int i = 0; i < 6000 && !fs::exists(marker); ++i) usleep(10000);
+  ASSERT_TRUE(fs::exists(marker)) << "the figure script never ran";
+  kill(pid, SIGTERM);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+  EXPECT_EQ(folder_bytes(dir), before);
+  EXPECT_EQ(staging_folders(dir), 0);  // the figure drawn into it removed with it
+}
+
+TEST(Replicate, OldFiguresGoAndChangedFilesStay) {
+  const std::string dir = pbtest::temp_path("_report");
+  const pbtest::ProcRun first = pbtest::run_process({"replicate", "--quick", "--out", dir}, slow());
+  ASSERT_EQ(first.status, 0) << first.err;
+  ASSERT_TRUE(fs::exists(dir + "/power_curves.png"));
+  // without the figure script the earlier run's figures (another seed, another level) are removed
+  pbtest::ProcOptions no_plot = slow();
+  no_plot.env = {"PANELBOOT_PLOT_REPORT=/nonexistent/plot-report"};
+  const pbtest::ProcRun second =
+      pbtest::run_process({"replicate", "--quick", "--level", "0.9", "--seed", "5", "--out", dir}, no_plot);
+  ASSERT_EQ(second.status, 0) << second.err;
+  for (const char* f : {"lr_gamma.png", "power_curves.png", "bootstrap_t.png"}) EXPECT_FALSE(fs::exists(dir + "/" + f)) << f;
+  const std::string md = slurp(dir + "/report.md");
+  EXPECT_NE(md.find("wild bootstrap 90% CI"), std::string::npos);
+  EXPECT_EQ(md.find("95% CI"), std::string::npos);
+  // a report file the user changed is theirs now: not replaced
+  std::ofstream(dir + "/report.md", std::ios::app) << "my edit\n";
+  const std::string edited = slurp(dir + "/report.md");
+  const pbtest::ProcRun third = pbtest::run_process({"replicate", "--quick", "--out", dir}, slow());
+  EXPECT_EQ(third.status, 2);
+  EXPECT_NE(third.err.find("'report.md' has changed since panelboot wrote it"), std::string::npos) << third.err;
+  EXPECT_EQ(slurp(dir + "/report.md"), edited);
 }
 
 TEST(Replicate, NeverReplacesWhatItDidNotWrite) {
@@ -310,6 +383,12 @@ TEST(Replicate, NeverReplacesWhatItDidNotWrite) {
   EXPECT_EQ(l.status, 2) << l.err;
   EXPECT_NE(l.err.find("not a regular file"), std::string::npos) << l.err;
   EXPECT_EQ(slurp(target), "keep me\n");
+  // --out a symbolic link to nothing
+  const std::string dangling = pbtest::temp_path("_link");
+  fs::create_symlink(pbtest::temp_path("_nowhere"), dangling);
+  const pbtest::ProcRun d = pbtest::run_process({"replicate", "--quick", "--out", dangling});
+  EXPECT_EQ(d.status, 2);
+  EXPECT_NE(d.err.find("symbolic link to nothing"), std::string::npos) << d.err;
   // --out naming a regular file
   const std::string file = pbtest::write_temp("data\n", ".txt");
   const pbtest::ProcRun f = pbtest::run_process({"replicate", "--quick", "--out", file});
@@ -319,10 +398,13 @@ TEST(Replicate, NeverReplacesWhatItDidNotWrite) {
 }
 
 // The embedded data's CSV with a column renamed and others dropped.
-std::string edited_data(const std::string& rename_from, const std::string& rename_to, const std::vector<std::string>& drop) {
+std::string edited_data(const std::string& rename_from, const std::string& rename_to, const std::vector<std::string>& drop,
+                        const std::vector<std::pair<std::string, int>>& blank = {}) {
   std::ifstream in(std::string(PB_SOURCE_DIR) + "/data/nqpf_synthetic.csv");
   std::string line, out;
   std::vector<bool> keep;
+  std::vector<std::string> names;
+  int line_no = 0;  // 0: the header; 1: the first data row
   bool header = true;
   while (std::getline(in, line)) {
     std::vector<std::string> f;
@@ -331,17 +413,55 @@ std::string edited_data(const std::string& rename_from, const std::string& renam
     while (std::getline(ss, x, ',')) f.push_back(x);
     if (header) {
       for (std::string& name : f) {
+        names.push_back(name);
         keep.push_back(std::find(drop.begin(), drop.end(), name) == drop.end());
         if (name == rename_from) name = rename_to;
       }
       header = false;
     }
     std::string row;
-    for (std::size_t i = 0; i < f.size(); ++i)
-      if (keep[i]) row += (row.empty() ? "" : ",") + f[i];
+    bool first = true;
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      bool empty = false;
+      for (const auto& [name, at] : blank) empty = empty || (names[i] == name && line_no == at);
+      if (!keep[i]) continue;
+      row += (first ? "" : ",") + (empty ? std::string() : f[i]);
+      first = false;
+    }
     out += row + "\n";
+    ++line_no;
   }
   return out;
+}
+
+TEST(Replicate, ASectionTheDataCannotRunIsSkippedWithItsReason) {
+  // one missing fin (the threshold needs a balanced panel) and one missing tec (the mediation's
+  // equations and total effect then share the 358 rows with both and fin; Table 5 has 359)
+  const std::string data = pbtest::write_temp(edited_data("", "", {}, {{"fin", 40}, {"tec", 7}}));
+  const std::string dir = pbtest::temp_path("_report");
+  const pbtest::ProcRun run = pbtest::run_process({"replicate", "--quick", "--data", data, "--out", dir}, slow());
+  ASSERT_EQ(run.status, 0) << run.err;
+  const json r = json::parse(slurp(dir + "/results.json"));
+  std::map<std::string, json> sections;
+  for (const json& s : r["sections"]) sections[s["id"]] = s;
+  EXPECT_EQ(sections["threshold"]["status"], "skipped");
+  EXPECT_NE(sections["threshold"]["reason"].get<std::string>().find("balanced"), std::string::npos) << sections["threshold"];
+  EXPECT_TRUE(r["threshold"].is_null());
+  EXPECT_NE(run.err.find("Panel threshold in fin (Section 5.3) skipped"), std::string::npos) << run.err;
+  ASSERT_EQ(sections["mediation"]["status"], "ok");
+  const json& m = r["mediation"];
+  EXPECT_EQ(m["nobs"], 358);
+  EXPECT_EQ(m["equations"][0]["where"], "tec == tec and newqua == newqua");
+  const json total = run_recorded(m["total_command"], dir)["models"][0];
+  EXPECT_EQ(total["nobs"], 358);
+  for (const json& c : total["coefficients"]) {
+    if (c["name"] == "rgzn") {
+      EXPECT_EQ(c["estimate"], m["total_effect"]);
+    }
+  }
+  EXPECT_EQ(r["specifications"][1]["fit"]["nobs"], 359);
+  EXPECT_NE(m["total_effect"], r["specifications"][1]["interest"][0]["estimate"]);
+  EXPECT_NE(slurp(dir + "/report.md").find("*Skipped: "), std::string::npos);
 }
 
 TEST(Replicate, UserDataNamesTheMapOptionAndSkipsWhatItCannotRun) {

@@ -227,8 +227,9 @@ TEST(Mediation, DeltaCovarianceAndBootstrapEqualARefitWithDummies) {
     for (std::size_t i = 0; i < n; ++i) {
       const double v = kernels::wild_weight(mo.seed, static_cast<std::uint64_t>(rep), static_cast<std::uint32_t>(id[i]),
                                             mo.weight);
-      ms[i] = fa(static_cast<Eigen::Index>(i)) + v * ua(static_cast<Eigen::Index>(i));
-      ys[i] = fb(static_cast<Eigen::Index>(i)) + v * ub(static_cast<Eigen::Index>(i));
+      // the residuals scaled by each equation's small-sample factor
+      ms[i] = fa(static_cast<Eigen::Index>(i)) + v * std::sqrt(ma) * ua(static_cast<Eigen::Index>(i));
+      ys[i] = fb(static_cast<Eigen::Index>(i)) + v * std::sqrt(mb) * ub(static_cast<Eigen::Index>(i));
     }
     // equation b keeps the observed mediator as its regressor
     const double as = dummy_ols(df, ms, false, G, T)(0), bs = dummy_ols(df, ys, true, G, T)(2);

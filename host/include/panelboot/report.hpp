@@ -1,6 +1,9 @@
 #pragma once
 // Rendering fit results: readable text, JSON (the field names are a contract), Markdown,
 // LaTeX and CSV; and atomic file output.
+#include <signal.h>
+#include <sys/types.h>
+
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -64,18 +67,36 @@ class PendingOutputs {
 // for untrack_temporary once it is renamed or removed.
 void* track_temporary(const std::string& path, bool folder);
 void untrack_temporary(void* slot);
+// A child process (0: none) that the signal handler stops (SIGKILL, waited for) before it removes
+// the temporaries: a helper writing into a tracked folder.
+void set_helper_process(pid_t pid);
+// SIGINT, SIGTERM and SIGHUP held back for the object's life (delivered when it ends): steps that
+// must not be cut in the middle (a report folder's renames).
+class SignalHold {
+ public:
+  SignalHold();
+  ~SignalHold();
+  SignalHold(const SignalHold&) = delete;
+  SignalHold& operator=(const SignalHold&) = delete;
+
+ private:
+  sigset_t old_;
+};
 
 // A report folder (replicate --out DIR), written so that nothing is ever destroyed: its files are
-// made in a hidden staging folder beside DIR and moved into DIR, each by an atomic rename, only by
-// commit(). DIR may hold other files: a name this run writes that exists in DIR is replaced only
-// when DIR/.panelboot-report (the list of the files panelboot wrote there) names it and it is a
-// regular file; otherwise the constructor refuses before any work. An interrupted run leaves DIR as
-// it was (the staging folder is removed on destruction and on SIGINT/SIGTERM/SIGHUP).
+// made in a hidden staging folder beside DIR (inside it when DIR is a mount point) and moved into
+// DIR, each by an atomic rename, only by commit(). DIR may hold other files: a name this run
+// writes that exists in DIR is replaced only when DIR/.panelboot-report (the list of the files
+// panelboot wrote there, with their size and time as written) names it, it is a regular file and
+// it has not changed since; otherwise the constructor refuses before any work. An interrupted run
+// leaves DIR as it was: the staging folder is removed on destruction and on SIGINT/SIGTERM/SIGHUP,
+// and the commit holds those signals across its renames.
 class ReportFolder {
  public:
   static constexpr const char* kManifest = ".panelboot-report";
   // `names`: every file the run may write. InvalidInput when DIR is not a folder (a regular file,
-  // say), its parent is missing or not writable, or a name would replace a file panelboot did not write.
+  // a dangling link), its parent is missing or not writable, or a name would replace a file
+  // panelboot did not write.
   ReportFolder(const std::string& dir, const std::vector<std::string>& names);
   ReportFolder(const ReportFolder&) = delete;
   ReportFolder& operator=(const ReportFolder&) = delete;
@@ -83,15 +104,16 @@ class ReportFolder {
   const std::string& staging() const { return staging_; }
   void add(const std::string& name, const std::string& content);  // a file of the report
   void adopt(const std::string& name);  // a file another program wrote into staging()
-  void commit();                        // DIR made (one level) when missing; the files moved in; the list last
+  // DIR made (one level) when missing; the list first, then the files moved in; the figures of an
+  // earlier run that this one did not draw removed
+  void commit();
 
  private:
   void check_name(const std::string& name) const;
-  std::string dir_, staging_;
-  void* staging_slot_ = nullptr;
+  void remove_staging();
+  std::string shown_, dir_, staging_;
   std::vector<std::string> allowed_, written_;
   std::vector<void*> slots_;
-  bool committed_ = false;
 };
 
 // Writes all of data to fd (retrying short writes and EINTR); false with errno set on failure.

@@ -66,9 +66,10 @@ std::string data_frame_csv(const DataFrame& df);
 // clustered one, the covariance with the factor sqrt(m_a m_b)), the Sobel SE (covariance 0)
 // beside it, and the wild cluster bootstrap (WCU) percentile interval of a* b*: both equations'
 // outcomes rebuilt from their own fit and residuals times the same cluster weight v_g, the
-// regressors held fixed (the mediator in equation b too). With the within transform linear and
-// the residuals orthogonal to the FE, a* = a + sum_g v_g psi_a,g exactly (psi the cluster scores
-// of a's row of the bread), so no refit is needed.
+// regressors held fixed (the mediator in equation b too), the residuals scaled by sqrt(m) (each
+// equation's small-sample factor, so that Var*(a*) is the reported clustered Var(a)). The within
+// transform M is linear and X~'M = X~', so a* = a + sqrt(m_a) sum_g v_g psi_a,g exactly (psi the
+// cluster scores of a's row of the bread, whatever FE are nested in the clusters): no refit.
 struct MediationOptions {
   std::string x, m;                 // the treatment (rgzn) and the mediator (tec)
   std::int64_t n_boot = 9999;
@@ -111,8 +112,7 @@ struct StudyOptions {
   std::ostream* progress = nullptr;  // section lines and the engines' progress
   const Backend* power_backend = nullptr;  // the power study's (null: the study's backend)
   std::uint64_t max_memory = 0;
-  bool paper_audit = true;           // audit the embedded tables (or audit_table when set)
-  const DataFrame* audit_table = nullptr;
+  const DataFrame* audit_table = nullptr;  // --audit: the table audited (null: the paper's, embedded)
 };
 
 // The study's data: the user's (or the embedded) frame with the derived columns added: ai_pc1

@@ -424,11 +424,16 @@ ScriptRun run_script(const std::string& script, std::vector<std::string> args) {
   posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_TRUNC, 0600);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   pid_t pid = 0;
-  run.spawn_error = ::posix_spawn(&pid, script.c_str(), &fa, nullptr, argv.data(), environ);
+  {
+    const SignalHold hold;  // the handler knows the child before a signal can end the run
+    run.spawn_error = ::posix_spawn(&pid, script.c_str(), &fa, nullptr, argv.data(), environ);
+    if (run.spawn_error == 0) set_helper_process(pid);
+  }
   posix_spawn_file_actions_destroy(&fa);
   if (run.spawn_error == 0)
     while (::waitpid(pid, &run.status, 0) < 0 && errno == EINTR) {
     }
+  set_helper_process(0);
   run.output = slurp_file(log);
   ::unlink(log.c_str());
   untrack_temporary(slot);

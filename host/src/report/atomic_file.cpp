@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -105,8 +106,15 @@ struct PendingNode {
   bool folder;                // a folder (removed with rmdir, after the files tracked later)
 };
 std::atomic<PendingNode*> g_pending{nullptr};
+// A helper process writing into a tracked folder (the figure script): stopped and waited for
+// before the folder's files are removed, so that it cannot write after them.
+std::atomic<pid_t> g_helper{0};
 
 void remove_pending_and_reraise(int sig) {
+  if (const pid_t child = g_helper.load(); child > 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+  }
   for (PendingNode* n = g_pending.load(); n; n = n->next)
     if (n->pending.load()) n->folder ? ::rmdir(n->path) : ::unlink(n->path);
   ::signal(sig, SIG_DFL);
@@ -206,6 +214,20 @@ void* track_temporary(const std::string& path, bool folder) {
 }
 
 void untrack_temporary(void* slot) { untrack_pending(slot); }
+
+void set_helper_process(pid_t pid) {
+  install_cleanup_handlers();
+  g_helper.store(pid);
+}
+
+SignalHold::SignalHold() {
+  sigset_t hold;
+  sigemptyset(&hold);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&hold, sig);
+  pthread_sigmask(SIG_BLOCK, &hold, &old_);
+}
+
+SignalHold::~SignalHold() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
 
 void check_output_target(const std::string& path) {
   const Target t = resolve(path);

@@ -66,16 +66,35 @@ struct Grid {
   std::vector<std::vector<std::string>> rows;
 };
 
-const Json* interest_of(const Json& spec) {
-  return spec["interest"].empty() ? nullptr : &spec["interest"][0];
+const Json* interest_of(const Json& spec, std::size_t k = 0) {
+  return k < spec["interest"].size() ? &spec["interest"][k] : nullptr;
 }
 
-Grid table_grid(const std::vector<const Json*>& specs) {
+// A bootstrap p-value: 0 is shown as below 1/B for random draws (the resolution of B draws), as
+// exactly 0 when every sign vector was enumerated.
+std::string boot_pval(const Json& test) {
+  const double p = val(test["p_value"]);
+  const bool exact = test.value("enumerated", false);
+  if (p == 0 && !exact) return "< " + report::fmt_num("%.2g", 1.0 / val(test["n_boot"]));
+  return (p == 0 ? std::string("0") : pval(test["p_value"])) + (exact ? " (exact)" : "");
+}
+
+std::string boot_pval_short(const Json& test) {
+  const double p = val(test["p_value"]);
+  if (p == 0) return test.value("enumerated", false) ? "0" : "<" + report::fmt_num("%.2g", 1.0 / val(test["n_boot"]));
+  return pval(test["p_value"]);
+}
+
+std::string level_pct(double level) { return report::fmt_num("%g", 100 * level) + "%"; }
+
+Grid table_grid(const std::vector<const Json*>& specs, double level) {
   Grid g;
   g.header.push_back("");
   std::vector<std::string> order;
+  std::size_t n_interest = 0;
   for (const Json* s : specs) {
     g.header.push_back((*s)["column"].get<std::string>());
+    n_interest = std::max(n_interest, (*s)["interest"].size());
     for (const Json& c : (*s)["fit"]["coefficients"]) {
       const std::string l = label_of(*s, c["name"]);
       if (std::find(order.begin(), order.end(), l) == order.end()) order.push_back(l);
@@ -101,25 +120,29 @@ Grid table_grid(const std::vector<const Json*>& specs) {
     }
     if (any) g.rows.push_back(row);
   };
-  auto w = [](const Json& s, const char* key) -> const Json& {
+  std::size_t k = 0;  // the coefficient of interest the rows below describe
+  auto w = [&k](const Json& s, const char* key) -> const Json& {
     static const Json null;
-    const Json* i = interest_of(s);
+    const Json* i = interest_of(s, k);
     return i && i->contains(key) ? (*i)[key] : null;
   };
-  add("tested coefficient", [&](const Json& s) { return interest_of(s) ? label_of(s, (*interest_of(s))["variable"]) : ""; });
-  add("p, t(G-1)", [&](const Json& s) { return interest_of(s) ? pval((*interest_of(s))["p_value"]) : ""; });
-  add("p, wild bootstrap (WCR)", [&](const Json& s) {
-    const Json& x = w(s, "wild");
-    return x.is_null() ? "" : pval(x["p_value"]) + (x["enumerated"].get<bool>() ? " (exact)" : "");
-  });
-  add("wild bootstrap 95% CI", [&](const Json& s) {
-    const Json& x = w(s, "wild");
-    return x.is_null() || !x.contains("ci_low") ? "" : interval(x["ci_low"], x["ci_high"]);
-  });
-  add("p, wild bootstrap (Webb)", [&](const Json& s) {
-    const Json& x = w(s, "webb");
-    return x.is_null() ? "" : pval(x["p_value"]);
-  });
+  for (k = 0; k < n_interest; ++k) {
+    add("tested coefficient", [&](const Json& s) { return interest_of(s, k) ? label_of(s, (*interest_of(s, k))["variable"]) : ""; });
+    add("p, t(G-1)", [&](const Json& s) { return interest_of(s, k) ? pval((*interest_of(s, k))["p_value"]) : ""; });
+    add("p, wild bootstrap (WCR)", [&](const Json& s) {
+      const Json& x = w(s, "wild");
+      return x.is_null() ? "" : boot_pval(x);
+    });
+    add("wild bootstrap " + level_pct(level) + " CI", [&](const Json& s) {
+      const Json& x = w(s, "wild");
+      return x.is_null() || !x.contains("ci_low") ? "" : interval(x["ci_low"], x["ci_high"]);
+    });
+    add("p, wild bootstrap (Webb)", [&](const Json& s) {
+      const Json& x = w(s, "webb");
+      return x.is_null() ? "" : boot_pval(x);
+    });
+  }
+  k = 0;
   auto power = [&](const Json& s, const char* what, const char* test) -> std::string {
     const Json& p = w(s, "power");
     if (p.is_null() || !p.contains(what) || !p[what].contains(test)) return "";
@@ -215,9 +238,9 @@ std::string mediation_markdown(const Json& m) {
   o << "Indirect effect of rgzn through tec: a = " << sig3(m["a"]) << " (SE " << sig3(m["se_a"]) << "), b = " << sig3(m["b"])
     << " (SE " << sig3(m["se_b"]) << "), a·b = **" << sig3(m["indirect"]) << "**.\n\n";
   o << "| inference on a·b | SE | p | " << static_cast<int>(std::lround(100 * val(m["level"]))) << "% interval |\n|---|---:|---:|---:|\n";
-  o << "| delta method, cross-equation cluster-robust covariance (corr(a, b) = " << sig3(m["corr_ab"]) << ") | "
+  o << "| delta method, cross-equation cluster-robust covariance (corr(a, b) = " << sig3(m["corr_ab"]) << "), N(0,1) | "
     << sig3(m["se_delta"]) << " | " << pval(m["p_delta"]) << " | " << interval(m["ci_delta"][0], m["ci_delta"][1]) << " |\n";
-  o << "| Sobel (assumes a and b independent) | " << sig3(m["se_sobel"]) << " | " << pval(m["p_sobel"]) << " | |\n";
+  o << "| Sobel (assumes a and b independent), N(0,1) | " << sig3(m["se_sobel"]) << " | " << pval(m["p_sobel"]) << " | |\n";
   o << "| wild cluster bootstrap (WCU), percentile, B = " << m["n_boot"].get<long long>() << " | | " << pval(m["p_boot"])
     << " | " << interval(m["ci_boot"][0], m["ci_boot"][1]) << " |\n\n";
   o << "Mediated share a·b / c with c = " << sig3(m["total_effect"]) << " (Table 5, column 2): **" << pct(m["share_mediated"])
@@ -308,7 +331,8 @@ std::string study_markdown(const Json& r, const std::vector<std::string>& figure
          "methods do on a panel of this shape; it cannot confirm or refute the paper's findings.\n\n";
   else
     o << "Data: `" << r["data_source"].get<std::string>() << "`.\n\n";
-  o << "panelboot " << r["version"].get<std::string>() << ", backend " << r["backend"].get<std::string>() << "; seed "
+  o << "panelboot " << r["version"].get<std::string>() << ", backend " << r["backend"].get<std::string>()
+    << (r["power"].is_null() ? std::string() : " (power study: " + r["power"]["backend"].get<std::string>() + ")") << "; seed "
     << st["seed"].get<std::uint64_t>() << "; wild bootstraps B = " << st["B"].get<long long>() << ", power R = "
     << st["R"].get<long long>() << " (nested B = " << st["wild_B"].get<long long>() << "), threshold B = "
     << st["threshold_B"].get<long long>() << " per test" << (st["quick"].get<bool>() ? " (--quick: a first look)" : "")
@@ -335,13 +359,16 @@ std::string study_markdown(const Json& r, const std::vector<std::string>& figure
        "Beside each split: the wild bootstrap (exact enumeration of the 2^G sign vectors when 2^G <= B), Webb's six-point "
        "weights, and from a Monte Carlo study calibrated on each split's own fit (`power`): the size of each test at 5%, "
        "its power to detect the full-sample effect, and the minimum detectable effect at 80% power. A split whose power "
-       "is low says little when it finds \"no effect\".\n\n"},
+       "is low says little when it finds \"no effect\". The observations are those left after dropping singleton "
+       "groups of the fixed effects (as reghdfe and fixest do): a development group's province seen in a single year "
+       "is dropped.\n\n"},
   };
   for (const auto& [table, intro] : intros) {
     o << intro;
     const auto specs = specs_of(r, table);
-    if (!specs.empty()) o << markdown_grid(table_grid(specs));
-    o << skipped_lines(r, table == "Table 7" ? "table7" : table == "Table 8" ? "table8" : "none");
+    if (!specs.empty()) o << markdown_grid(table_grid(specs, val(r["settings"]["level"])));
+    o << skipped_lines(r, "table" + table.substr(6));
+    if (table == "Table 8") o << skipped_lines(r, "power");
     if (table == "Table 5") fig("bootstrap_t.png", "The baseline bootstrap t* against t(G-1)");
     if (table == "Table 8") {
       o << section_status(r, "heterogeneity");
@@ -351,7 +378,7 @@ std::string study_markdown(const Json& r, const std::vector<std::string>& figure
   }
 
   o << "## Table 9: mediation\n\n" << section_status(r, "mediation");
-  if (!r["mediation"].is_null()) o << markdown_grid(table_grid(mediation_specs(r))) << "\n" << mediation_markdown(r["mediation"]);
+  if (!r["mediation"].is_null()) o << markdown_grid(table_grid(mediation_specs(r), val(r["settings"]["level"]))) << "\n" << mediation_markdown(r["mediation"]);
   o << "\n## Instrumental variables\n\n" << section_status(r, "iv");
   if (!r["iv"].is_null()) o << iv_markdown(r["iv"]);
   o << "\n## Panel threshold in fin (Section 5.3)\n\n" << section_status(r, "threshold");
@@ -389,10 +416,10 @@ std::string study_latex(const Json& r) {
   out += "\n";
   for (const TableDef& t : kTables) {
     const auto specs = specs_of(r, t.table);
-    if (!specs.empty()) out += latex_grid(table_grid(specs), t.caption, t.label);
+    if (!specs.empty()) out += latex_grid(table_grid(specs, val(r["settings"]["level"])), t.caption, t.label);
   }
   if (!r["mediation"].is_null()) {
-    out += latex_grid(table_grid(mediation_specs(r)), "Table 9: mediation through tec", "tab:pb-mediation");
+    out += latex_grid(table_grid(mediation_specs(r), val(r["settings"]["level"])), "Table 9: mediation through tec", "tab:pb-mediation");
     const Json& m = r["mediation"];
     out += "\\begin{table}[htbp]\\centering\n\\caption{Indirect effect of rgzn through tec}\\label{tab:pb-indirect}\n"
            "\\begin{tabular}{lccc}\n\\toprule\n & SE & p & interval \\\\\n\\midrule\n";
@@ -440,8 +467,8 @@ std::string study_summary(const Json& r, const std::string& out_dir) {
     std::string power = "";
     if (!(*i)["power"].is_null() && (*i)["power"].contains("power")) power = pct((*i)["power"]["power"]["wild"]);
     std::snprintf(line, sizeof line, "%-28.28s %10s %10s %8s %8s %8s %8s %5lld\n", name.c_str(), sig3((*i)["estimate"]).c_str(),
-                  sig3((*i)["std_error"]).c_str(), pval((*i)["p_value"]).c_str(), pval((*i)["wild"]["p_value"]).c_str(),
-                  (*i)["webb"].is_null() ? "" : pval((*i)["webb"]["p_value"]).c_str(), power.c_str(),
+                  sig3((*i)["std_error"]).c_str(), pval((*i)["p_value"]).c_str(), boot_pval_short((*i)["wild"]).c_str(),
+                  (*i)["webb"].is_null() ? "" : boot_pval_short((*i)["webb"]).c_str(), power.c_str(),
                   s["fit"]["n_clusters"].get<long long>());
     o << line;
   };

@@ -23,8 +23,9 @@
 //   variable (intercepts exempt), a row whose |estimate| is >= 5 times the median |estimate| of
 //   the other columns AND whose standard error is >= 5 times their median standard error. The
 //   estimate moved by an order of magnitude while its t stayed in line with the others': the
-//   signature of a variable on another scale (units, a transformation, a misplaced decimal), not of
-//   a larger effect. A large but noisy estimate (standard error typical of the table, as in a small
+//   signature of a variable on another scale (units, a transformation such as winsorizing a
+//   heavy-tailed variable, a misplaced decimal), not of a larger effect; the table prints it beside
+//   the others without saying so. A large but noisy estimate (standard error typical of the table, as in a small
 //   subsample) or a large and precise one (t larger by the same factor) is not flagged.
 // - share_mismatch: a mediated_share claim whose value differs from a*b/c of the coef rows it
 //   references by more than 10% of a*b/c.
@@ -448,7 +449,9 @@ void flag_magnitude_outliers(const std::vector<CoefRow>& coefs, std::vector<Audi
             " times the median absolute estimate of the table's other columns (" +
             g3(typical_estimate) + ") and its standard error " +
             report::fmt_num("%.1f", error_ratio) + " times theirs (" + g3(typical_error) +
-            "), so the variable looks rescaled in this column rather than its effect larger."));
+            "), so the variable's scale differs in this column (a transformation such as winsorizing a "
+            "heavy-tailed variable, or other units) and the coefficient is not comparable with the others "
+            "as printed."));
   }
 }
 

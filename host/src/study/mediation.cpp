@@ -105,7 +105,10 @@ MediationResult mediation(Design& eq_a, Design& eq_b, const FitOptions& fo, cons
   const double z = normal_critical_value(mo.level);
   r.ci_delta_low = r.indirect - z * r.se_delta;
   r.ci_delta_high = r.indirect + z * r.se_delta;
-  // the bootstrap: a* = a + sum_g v_g psi_a,g, b* likewise, with the same v_g
+  // the bootstrap: a* = a + sqrt(m_a) sum_g v_g psi_a,g, b* likewise, with the same v_g: the
+  // residuals scaled by each equation's small-sample factor, so that Var*(a*) is the reported
+  // clustered Var(a)
+  const double scale_a = std::sqrt(sa.factor), scale_b = std::sqrt(sb.factor);
   if (mo.n_boot < 1) throw InvalidInput("mediation: the bootstrap needs at least one replication");
   std::vector<double> draws(static_cast<std::size_t>(mo.n_boot));
   std::int64_t below = 0, above = 0;
@@ -117,7 +120,7 @@ MediationResult mediation(Design& eq_a, Design& eq_b, const FitOptions& fo, cons
       da += v * sa.psi[g];
       db += v * sb.psi[g];
     }
-    const double ab = (r.a + da) * (r.b + db);
+    const double ab = (r.a + scale_a * da) * (r.b + scale_b * db);
     draws[static_cast<std::size_t>(rep)] = ab;
     below += ab <= 0;
     above += ab >= 0;

@@ -72,6 +72,12 @@ class Study {
   bool has(const std::string& v) const { return df_.find(v) != nullptr; }
   void section(const std::string& id, const std::string& title);
   void skip(const std::string& id, const std::string& title, const std::string& why);
+  // A section that cannot run on these data (too few rows in a group, an unbalanced panel) is
+  // skipped with the engine's reason instead of ending the study.
+  template <class F>
+  void guarded(const std::string& id, const std::string& title, Json& slot, F&& body);
+  void add_spec(Json& specs, Json& skipped, const Spec& sp);
+  std::string mediation_where() const;
   std::string data_option() const { return "--data " + so_.data_name; }
   std::string common_args(const Spec& sp) const;
   FitOptions fit_options() const;
@@ -86,7 +92,7 @@ class Study {
   std::string where_equal(const std::string& var, const std::string& level) const;
   Json power_section(const std::vector<std::string>& splits);
   void attach_power(Json& specs, const Json& power) const;
-  Json mediation_section(const Json& total_effect);
+  Json mediation_section();
   Json iv_section();
   Json threshold_run(bool two_way);
   Json baseline_histogram(const WildTrace& trace, const Json& wild) const;
@@ -117,6 +123,39 @@ void Study::skip(const std::string& id, const std::string& title, const std::str
                   << ")\n"
                   << std::flush;
   sections_.push_back({{"id", id}, {"title", title}, {"status", "skipped"}, {"reason", why}});
+}
+
+template <class F>
+void Study::guarded(const std::string& id, const std::string& title, Json& slot, F&& body) {
+  section(id, title);
+  try {
+    body();
+  } catch (const InvalidInput& e) {
+    sections_.back()["status"] = "skipped";
+    sections_.back()["reason"] = e.what();
+    slot = nullptr;
+    if (so_.progress) *so_.progress << "panelboot: replicate: " << title << " skipped: " << printable(e.what(), 300) << "\n";
+  }
+}
+
+void Study::add_spec(Json& specs, Json& skipped, const Spec& sp) {
+  try {
+    specs.push_back(run_spec(sp));
+  } catch (const InvalidInput& e) {
+    skipped.push_back({{"id", sp.id}, {"reason", e.what()}});
+    if (so_.progress) *so_.progress << "panelboot: replicate: " << sp.title << " skipped: " << printable(e.what(), 300) << "\n";
+  }
+}
+
+// The mediation's rows: those with both the mediator and the outcome (a comparison with a missing
+// value is missing, and --where drops such rows), so that both equations and the total effect
+// share one sample; no condition when neither is ever missing.
+std::string Study::mediation_where() const {
+  const Column& tec = df_.column("tec");
+  const Column& y = df_.column("newqua");
+  for (std::size_t r = 0; r < df_.n_rows(); ++r)
+    if (tec.missing(r) || y.missing(r)) return "tec == tec and newqua == newqua";
+  return "";
 }
 
 FitOptions Study::fit_options() const {
@@ -249,7 +288,7 @@ std::vector<Spec> Study::robustness(Json& skipped) const {
   return out;
 }
 
-// The values of a grouping variable on rows with the outcome, `first` ones first in that order,
+// The values of a grouping variable over all rows, `first` ones first in that order,
 // then the others (text alphabetically, numbers increasing).
 std::vector<std::string> Study::levels_of(const std::string& var, const std::vector<std::string>& first) const {
   const Column& c = df_.column(var);
@@ -348,11 +387,20 @@ void Study::attach_power(Json& specs, const Json& power) const {
   }
 }
 
-Json Study::mediation_section(const Json& total_effect) {
+Json Study::mediation_section() {
+  const std::string where = mediation_where();
   const Spec a{"table9_tec", "mediation", "Table 9", "tec", "Mediator equation: tec on rgzn and controls",
-               "tec ~ rgzn + " + kControls + " | " + kFe, "", {"rgzn"}};
+               "tec ~ rgzn + " + kControls + " | " + kFe, where, {"rgzn"}};
   const Spec b{"table9_newqua", "mediation", "Table 9", "newqua", "Outcome equation: newqua on rgzn, tec and controls",
-               "newqua ~ rgzn + tec + " + kControls + " | " + kFe, "", {"rgzn", "tec"}};
+               "newqua ~ rgzn + tec + " + kControls + " | " + kFe, where, {"rgzn", "tec"}};
+  // the total effect c on the same rows (Table 5 column (2) when no row lacks tec)
+  const Spec total{"table9_total", "mediation", "Table 9", "total", "Total effect on the mediation's sample",
+                   "newqua ~ rgzn + " + kControls + " | " + kFe, where, {"rgzn"}};
+  Design dt = design_of(total);
+  const FitResult total_fit = fit(dt, fit_options());
+  double c = 0;
+  for (const Coefficient& k : total_fit.coefficients)
+    if (k.name == "rgzn") c = k.estimate;
   Design da = design_of(a), db = design_of(b);
   MediationOptions mo;
   mo.x = "rgzn";
@@ -383,11 +431,12 @@ Json Study::mediation_section(const Json& total_effect) {
   j["ci_boot"] = {r.ci_boot_low, r.ci_boot_high};
   j["p_boot"] = r.p_boot;
   j["n_boot"] = r.n_boot;
-  j["boot_method"] = "WCU, Rademacher weights shared by both equations, percentile interval of a*b*";
+  j["boot_method"] = "WCU, one Rademacher weight per province shared by both equations, residuals scaled by "
+                     "sqrt(each equation's small-sample factor), percentile interval of a*b*";
   j["seed"] = so_.seed;
   j["level"] = so_.level;
-  const double c = total_effect.get<double>();
   j["total_effect"] = c;
+  j["total_command"] = "panelboot fit " + common_args(total);
   j["share_mediated"] = num_or_null(r.indirect / c);
   j["equations"] = {run_spec(a), run_spec(b)};
   return j;
@@ -507,7 +556,6 @@ Json Study::run() {
   timed("baseline_s", [&] {
     for (const Spec& s : table5()) specs.push_back(run_spec(s));
   });
-  const Json total_effect = specs[1]["interest"][0]["estimate"];
   out["baseline_bootstrap"] = baseline_histogram(baseline_trace_, baseline_wild_);
 
   section("lag", "Table 6: rgzn lagged one year");
@@ -516,55 +564,54 @@ Json Study::run() {
            "", {"l(rgzn,1)"}};
     s.lags = true;
     s.labels = {{"l(rgzn,1)", "rgzn_{t-1}"}};
-    specs.push_back(run_spec(s));
+    add_spec(specs, skipped, s);
   });
 
   section("robustness", "Table 7: robustness (PCA index, winsorized, no municipalities)");
   timed("robustness_s", [&] {
-    for (const Spec& s : robustness(skipped)) specs.push_back(run_spec(s));
+    for (const Spec& s : robustness(skipped)) add_spec(specs, skipped, s);
   });
 
   const std::vector<Spec> splits = heterogeneity(skipped);
   std::vector<std::string> split_vars;
   for (const Spec& s : splits)
     if (std::find(split_vars.begin(), split_vars.end(), s.split) == split_vars.end()) split_vars.push_back(s.split);
+  out["power"] = nullptr;
   if (splits.empty()) {
     skip("heterogeneity", "Table 8: heterogeneity with power", "the data have neither 'region' nor 'devlevel'");
-    out["power"] = nullptr;
   } else {
     section("heterogeneity", "Table 8: heterogeneity, with the splits' size, power and MDE");
     timed("heterogeneity_s", [&] {
-      for (const Spec& s : splits) specs.push_back(run_spec(s));
+      for (const Spec& s : splits) add_spec(specs, skipped, s);
     });
-    timed("power_s", [&] { out["power"] = power_section(split_vars); });
-    attach_power(specs, out["power"]);
+    try {
+      timed("power_s", [&] { out["power"] = power_section(split_vars); });
+      attach_power(specs, out["power"]);
+    } catch (const InvalidInput& e) {
+      out["power"] = nullptr;
+      skipped.push_back({{"id", "power"}, {"reason", std::string("the power study: ") + e.what()}});
+      if (so_.progress) *so_.progress << "panelboot: replicate: the power study skipped: " << printable(e.what(), 300) << "\n";
+    }
   }
 
   if (has("tec")) {
-    section("mediation", "Table 9: mediation through tec");
-    timed("mediation_s", [&] { out["mediation"] = mediation_section(total_effect); });
+    guarded("mediation", "Table 9: mediation through tec", out["mediation"],
+            [&] { timed("mediation_s", [&] { out["mediation"] = mediation_section(); }); });
   } else {
     skip("mediation", "Table 9: mediation through tec", "no variable 'tec' (the mediator) in the data; --map tec=YOURS");
     out["mediation"] = nullptr;
   }
 
-  section("iv", "Instrumental variables (Section 4.2)");
-  timed("iv_s", [&] { out["iv"] = iv_section(); });
+  guarded("iv", "Instrumental variables (Section 4.2)", out["iv"], [&] { timed("iv_s", [&] { out["iv"] = iv_section(); }); });
 
-  section("threshold", "Panel threshold in fin (Section 5.3)");
-  timed("threshold_s", [&] {
-    out["threshold"] = {{"hansen", threshold_run(false)}, {"two_way", threshold_run(true)}};
+  guarded("threshold", "Panel threshold in fin (Section 5.3)", out["threshold"], [&] {
+    timed("threshold_s", [&] { out["threshold"] = {{"hansen", threshold_run(false)}, {"two_way", threshold_run(true)}}; });
   });
 
-  if (so_.paper_audit) {
-    section("audit", "Audit of the paper's published tables");
-    timed("audit_s", [&] {
-      out["audit"] = audit_paper_tables(so_.audit_table ? *so_.audit_table : embedded_paper_tables());
-    });
-  } else {
-    skip("audit", "Audit of the paper's published tables", "--no-audit");
-    out["audit"] = nullptr;
-  }
+  guarded("audit", "Audit of the paper's published tables", out["audit"], [&] {
+    timed("audit_s",
+          [&] { out["audit"] = audit_paper_tables(so_.audit_table ? *so_.audit_table : embedded_paper_tables()); });
+  });
 
   out["simulated_data"] = specs[0]["fit"]["simulated_data"];
   out["specifications"] = specs;
