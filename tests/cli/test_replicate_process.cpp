@@ -127,6 +127,9 @@ TEST(Replicate, QuickRunHasEverySectionAndItsFiles) {
   for (const char* h : {"## Table 5", "## Table 6", "## Table 7", "## Table 8", "## Table 9", "## Instrumental variables",
                         "## Panel threshold", "## Audit", "Simulated data", "![Power curves per split](power_curves.png)"})
     EXPECT_NE(md.find(h), std::string::npos) << h;
+  // the figures' captions, as their script gave them: the baseline t* against the t(G-1) density
+  EXPECT_NE(md.find("with the t(29) density; observed t = "), std::string::npos);
+  EXPECT_NE(md.find("- `lr_gamma.png`: LR(gamma) of the single-threshold search"), std::string::npos);
   const std::string tex = slurp(dir + "/tables.tex");
   EXPECT_NE(tex.find("\\toprule"), std::string::npos);
   EXPECT_NE(tex.find("Table 8"), std::string::npos);

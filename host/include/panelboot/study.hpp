@@ -128,9 +128,14 @@ StudyData prepare_study_data(DataFrame df);
 // Runs every section; results.json's tree. `backend` runs the replication work.
 nlohmann::json run_study(const StudyData& data, const StudyOptions& so, const Backend& backend);
 
-// The report's files from the tree: report.md (the figures it names are referenced when
-// `figures` lists them), tables.tex, and the console summary.
-std::string study_markdown(const nlohmann::json& results, const std::vector<std::string>& figures,
+// A figure drawn for the report: its file name and the caption its script gave.
+struct StudyFigure {
+  std::string file, caption;
+};
+// The report's files from the tree: report.md (the figures it shows are those `figures` lists,
+// with their captions; `figures_note` says why others are missing), tables.tex, and the console
+// summary.
+std::string study_markdown(const nlohmann::json& results, const std::vector<StudyFigure>& figures,
                            const std::string& figures_note);
 std::string study_latex(const nlohmann::json& results);
 std::string study_summary(const nlohmann::json& results, const std::string& out_dir);

@@ -38,19 +38,20 @@ const std::vector<std::string> kReportFiles = {"report.md", "tables.tex", "resul
 
 // The figures: scripts/plot-report (matplotlib) draws them from results.json into the staging
 // folder. Returns the figures drawn; `note` says why none or not all were (the report states it).
-std::vector<std::string> draw_figures(ReportFolder& folder, std::string& note) {
+std::vector<StudyFigure> draw_figures(ReportFolder& folder, std::string& note) {
   const char* env = std::getenv("PANELBOOT_PLOT_REPORT");
   const std::string script = env && *env ? env : PANELBOOT_PLOT_REPORT;
   const ScriptRun run = run_script(script, {folder.staging() + "/results.json", folder.staging()});
-  std::vector<std::string> drawn;
+  std::vector<StudyFigure> drawn;
   std::istringstream lines(run.output);
   std::string line, last_error;
   while (std::getline(lines, line)) {
-    if (line.rfind("figure ", 0) == 0) {
-      const std::string name = line.substr(7, line.find(' ', 7) - 7);
+    if (line.rfind("figure ", 0) == 0) {  // "figure NAME CAPTION"
+      const std::size_t space = line.find(' ', 7);
+      const std::string name = line.substr(7, space - 7);
       if (std::find(kFigures.begin(), kFigures.end(), name) != kFigures.end()) {
         folder.adopt(name);
-        drawn.push_back(name);
+        drawn.push_back({name, space == std::string::npos ? std::string() : line.substr(space + 1)});
       }
     } else if (line.rfind("plot-report:", 0) == 0) {
       last_error = line;
@@ -98,7 +99,7 @@ int cmd_replicate(const CLI::App& cmd, const CommonOptions& o, ReplicateCli c, s
   folder.add("study_data.csv", data_frame_csv(data.df));
   folder.add("results.json", dump_json(results));
   std::string note;
-  const std::vector<std::string> figures = draw_figures(folder, note);
+  const std::vector<StudyFigure> figures = draw_figures(folder, note);
   if (!note.empty()) err << "panelboot: warning: figures not drawn: " << note << "\n";
   folder.add("report.md", study_markdown(results, figures, note));
   folder.add("tables.tex", study_latex(results));

@@ -317,12 +317,13 @@ std::string section_status(const Json& r, const std::string& id) {
 
 }  // namespace
 
-std::string study_markdown(const Json& r, const std::vector<std::string>& figures, const std::string& figures_note) {
+std::string study_markdown(const Json& r, const std::vector<StudyFigure>& figures, const std::string& figures_note) {
   const bool sim = r["simulated_data"].get<bool>();
   const Json& st = r["settings"];
   std::ostringstream o;
   auto fig = [&](const std::string& name, const std::string& caption) {
-    if (std::find(figures.begin(), figures.end(), name) != figures.end()) o << "\n![" << caption << "](" << name << ")\n";
+    for (const StudyFigure& f : figures)
+      if (f.file == name) o << "\n![" << caption << "](" << name << ")\n\n*" << md_cell(f.caption) << "*\n";
   };
   o << "# Replication report: AI and new quality productive forces\n\n";
   if (sim)
@@ -405,7 +406,7 @@ std::string study_markdown(const Json& r, const std::vector<std::string>& figure
   o << "\n## Figures\n\n";
   if (figures.empty()) o << "No figures were drawn: " << figures_note << "\n";
   else
-    for (const std::string& f : figures) o << "- `" << f << "`\n";
+    for (const StudyFigure& f : figures) o << "- `" << f.file << "`: " << md_cell(f.caption) << "\n";
   if (!figures.empty() && !figures_note.empty()) o << "\n" << figures_note << "\n";
   return o.str();
 }
