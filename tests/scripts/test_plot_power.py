@@ -10,29 +10,11 @@ plot-power fixes (6 x 4.5 inch panels at 100 dpi, at most 3 a row, 0.5 inch abov
 the file: exit status 2 with one line on stderr and no figure. Needs matplotlib
 (scripts/install-deps installs it); any failure exits 1 with the reason.
 """
-import json, os, struct, subprocess, sys, tempfile
+import json, os, sys, tempfile
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from pngcheck import fail, png_size, run  # beside this script
+
 FORMULA = "newqua ~ rgzn + urban | province + year"
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", file=sys.stderr)
-    sys.exit(1)
-
-
-def run(cmd):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-
-
-def png_size(path):
-    with open(path, "rb") as f:
-        head = f.read(24)
-    if head[:8] != PNG_SIGNATURE:
-        fail(f"{path} does not start with the PNG signature: {head[:8]!r}")
-    if head[12:16] != b"IHDR":
-        fail(f"{path}: the first chunk is {head[12:16]!r}, not IHDR")
-    return struct.unpack(">II", head[16:24])
 
 
 def expect_error(plot, args, png, what):

@@ -15,31 +15,13 @@ JSON that is not replicate's, exit 2 with one line on stderr and no figure; a ma
 cannot be imported, exit 3 with one line on stderr. Needs matplotlib (scripts/install-deps
 installs it); any failure exits 1 with the reason.
 """
-import json, os, random, struct, subprocess, sys, tempfile
+import json, os, random, sys, tempfile
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from pngcheck import fail, png_size, run  # beside this script
+
 POWER_FORMULA = "newqua ~ rgzn + urban | province + year"
 THRESHOLD_FORMULA = "newqua ~ rgzn + urban + ind + fdi + open | province"
 FIGURES = ("lr_gamma.png", "power_curves.png", "bootstrap_t.png")
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", file=sys.stderr)
-    sys.exit(1)
-
-
-def run(cmd, env=None):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-
-
-def png_size(path):
-    with open(path, "rb") as f:
-        head = f.read(24)
-    if head[:8] != PNG_SIGNATURE:
-        fail(f"{path} does not start with the PNG signature: {head[:8]!r}")
-    if head[12:16] != b"IHDR":
-        fail(f"{path}: the first chunk is {head[12:16]!r}, not IHDR")
-    return struct.unpack(">II", head[16:24])
 
 
 def panelboot_json(panelboot, args, path):

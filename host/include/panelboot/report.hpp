@@ -116,6 +116,9 @@ class ReportFolder {
   std::vector<void*> slots_;
 };
 
+// fsync of a folder, so that the renames in it are durable (best effort: some file systems refuse).
+void fsync_folder(const std::string& folder);
+
 // Writes all of data to fd (retrying short writes and EINTR); false with errno set on failure.
 bool write_fully(int fd, const char* data, std::size_t size);
 

@@ -404,16 +404,20 @@ std::string ScriptRun::last_line() const {
   return last;
 }
 
-ScriptRun run_script(const std::string& script, std::vector<std::string> args) {
-  ScriptRun run;
+std::string temp_file(const std::string& stem, const std::string& suffix, const std::string& what) {
   const char* dir = std::getenv("TMPDIR");
-  std::string t = std::string(dir && *dir ? dir : "/tmp") + "/panelboot-script-XXXXXX";
+  std::string t = std::string(dir && *dir ? dir : "/tmp") + "/panelboot-" + stem + "-XXXXXX" + suffix;
   std::vector<char> buf(t.begin(), t.end());
   buf.push_back('\0');
-  const int fd = ::mkstemp(buf.data());
-  if (fd < 0) throw InvalidInput("cannot make a temporary file in " + t + ": " + std::strerror(errno));
+  const int fd = ::mkstemps(buf.data(), static_cast<int>(suffix.size()));
+  if (fd < 0) throw InvalidInput(what + "cannot make a temporary file in " + t + ": " + std::strerror(errno));
   ::close(fd);
-  const std::string log = buf.data();
+  return buf.data();
+}
+
+ScriptRun run_script(const std::string& script, std::vector<std::string> args) {
+  ScriptRun run;
+  const std::string log = temp_file("script", "", "");
   void* slot = track_temporary(log, false);
   args.insert(args.begin(), script);
   std::vector<char*> argv;

@@ -133,6 +133,9 @@ struct ScriptRun {
   std::string last_line() const;   // the output's last non-empty line
 };
 ScriptRun run_script(const std::string& script, std::vector<std::string> args);
+// A new empty file $TMPDIR/panelboot-STEM-XXXXXX<suffix> (the caller removes it); InvalidInput
+// starting with `what` when none can be made.
+std::string temp_file(const std::string& stem, const std::string& suffix, const std::string& what);
 std::string slurp_file(const std::string& path);
 
 // ---- the commands: each registers its options and returns how to run it ----

@@ -133,25 +133,13 @@ PowerOptions power_options(const PowerCli& p, const CommonOptions& o) {
   return po;
 }
 
-// A temporary file name with `suffix` (made, empty); removed by the caller.
-std::string temp_file(const std::string& suffix) {
-  const char* dir = std::getenv("TMPDIR");
-  std::string t = std::string(dir && *dir ? dir : "/tmp") + "/panelboot-power-XXXXXX" + suffix;
-  std::vector<char> buf(t.begin(), t.end());
-  buf.push_back('\0');
-  const int fd = mkstemps(buf.data(), static_cast<int>(suffix.size()));
-  if (fd < 0) throw InvalidInput("--plot: cannot make a temporary file in " + t + ": " + std::strerror(errno));
-  close(fd);
-  return buf.data();
-}
-
 // --plot: the JSON report drawn by scripts/plot-power (matplotlib) into a temporary PNG, whose
 // bytes are returned to be written with the other outputs. InvalidInput with the script's own
 // message when it fails (matplotlib missing, say).
 std::string draw_plot(const PowerResult& res) {
   const char* env = std::getenv("PANELBOOT_PLOT_POWER");
   const std::string script = env && *env ? env : PANELBOOT_PLOT_POWER;
-  const std::string json = temp_file(".json"), png = temp_file(".png");
+  const std::string json = temp_file("power", ".json", "--plot: "), png = temp_file("power", ".png", "--plot: ");
   struct Cleanup {
     std::vector<std::string> files;
     ~Cleanup() {

@@ -176,12 +176,6 @@ mode_t new_file_mode() {
   return 0666 & ~mask;
 }
 
-void fsync_folder(const std::string& folder) {
-  const int dfd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return;
-  ::fsync(dfd);  // best effort: some file systems refuse a folder's fsync
-  ::close(dfd);
-}
 
 // A device or FIFO written in place. A FIFO nobody reads is an error, not a wait without end.
 void write_in_place(const Target& t, const std::string& content) {
@@ -202,6 +196,13 @@ void write_in_place(const Target& t, const std::string& content) {
 }
 
 }  // namespace
+
+void fsync_folder(const std::string& folder) {
+  const int dfd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return;
+  ::fsync(dfd);  // best effort: some file systems refuse a folder's fsync
+  ::close(dfd);
+}
 
 void* track_temporary(const std::string& path, bool folder) {
   sigset_t hold, old;

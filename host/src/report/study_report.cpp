@@ -71,18 +71,14 @@ const Json* interest_of(const Json& spec, std::size_t k = 0) {
 }
 
 // A bootstrap p-value: 0 is shown as below 1/B for random draws (the resolution of B draws), as
-// exactly 0 when every sign vector was enumerated.
-std::string boot_pval(const Json& test) {
+// exactly 0 when every sign vector was enumerated; `compact` (the console's columns) without the
+// blank and without "(exact)".
+std::string boot_pval(const Json& test, bool compact = false) {
   const double p = val(test["p_value"]);
   const bool exact = test.value("enumerated", false);
-  if (p == 0 && !exact) return "< " + report::fmt_num("%.2g", 1.0 / val(test["n_boot"]));
+  if (p == 0 && !exact) return (compact ? "<" : "< ") + report::fmt_num("%.2g", 1.0 / val(test["n_boot"]));
+  if (compact) return p == 0 ? std::string("0") : pval(test["p_value"]);
   return (p == 0 ? std::string("0") : pval(test["p_value"])) + (exact ? " (exact)" : "");
-}
-
-std::string boot_pval_short(const Json& test) {
-  const double p = val(test["p_value"]);
-  if (p == 0) return test.value("enumerated", false) ? "0" : "<" + report::fmt_num("%.2g", 1.0 / val(test["n_boot"]));
-  return pval(test["p_value"]);
 }
 
 std::string level_pct(double level) { return report::fmt_num("%g", 100 * level) + "%"; }
@@ -468,8 +464,8 @@ std::string study_summary(const Json& r, const std::string& out_dir) {
     std::string power = "";
     if (!(*i)["power"].is_null() && (*i)["power"].contains("power")) power = pct((*i)["power"]["power"]["wild"]);
     std::snprintf(line, sizeof line, "%-28.28s %10s %10s %8s %8s %8s %8s %5lld\n", name.c_str(), sig3((*i)["estimate"]).c_str(),
-                  sig3((*i)["std_error"]).c_str(), pval((*i)["p_value"]).c_str(), boot_pval_short((*i)["wild"]).c_str(),
-                  (*i)["webb"].is_null() ? "" : boot_pval_short((*i)["webb"]).c_str(), power.c_str(),
+                  sig3((*i)["std_error"]).c_str(), pval((*i)["p_value"]).c_str(), boot_pval((*i)["wild"], true).c_str(),
+                  (*i)["webb"].is_null() ? "" : boot_pval((*i)["webb"], true).c_str(), power.c_str(),
                   s["fit"]["n_clusters"].get<long long>());
     o << line;
   };

@@ -27,8 +27,8 @@ Eigen::Index coefficient_index(const FitResult& fr, const std::string& name, con
                      fr.formula + ")");
 }
 
+// The caller has checked that d has exactly one cluster variable.
 EquationScores fit_and_score(Design& d, const FitOptions& fo, const std::string& name, const std::string& equation) {
-  if (d.clusters.size() != 1) throw InvalidInput("mediation needs exactly one cluster variable");
   const FitResult fr = fit(d, fo);
   const Eigen::Index j = coefficient_index(fr, name, equation);
   const auto n = static_cast<Eigen::Index>(d.n_obs), k = static_cast<Eigen::Index>(fr.beta.size());

@@ -44,12 +44,6 @@ struct Spec {
         title(std::move(title_)), formula(std::move(formula_)), where(std::move(where_)), interest(std::move(interest_)) {}
 };
 
-std::string g17(double v) {
-  char b[40];
-  std::snprintf(b, sizeof b, "%.17g", v);
-  return b;
-}
-
 // A value as the shells of the commands take it: single-quoted.
 std::string sh(const std::string& s) {
   std::string out = "'";
@@ -77,6 +71,7 @@ class Study {
   template <class F>
   void guarded(const std::string& id, const std::string& title, Json& slot, F&& body);
   void add_spec(Json& specs, Json& skipped, const Spec& sp);
+  void note_skipped(const std::string& what, const InvalidInput& e) const;
   std::string mediation_where() const;
   std::string data_option() const { return "--data " + so_.data_name; }
   std::string common_args(const Spec& sp) const;
@@ -125,6 +120,10 @@ void Study::skip(const std::string& id, const std::string& title, const std::str
   sections_.push_back({{"id", id}, {"title", title}, {"status", "skipped"}, {"reason", why}});
 }
 
+void Study::note_skipped(const std::string& what, const InvalidInput& e) const {
+  if (so_.progress) *so_.progress << "panelboot: replicate: " << what << " skipped: " << printable(e.what(), 300) << "\n";
+}
+
 template <class F>
 void Study::guarded(const std::string& id, const std::string& title, Json& slot, F&& body) {
   section(id, title);
@@ -134,7 +133,7 @@ void Study::guarded(const std::string& id, const std::string& title, Json& slot,
     sections_.back()["status"] = "skipped";
     sections_.back()["reason"] = e.what();
     slot = nullptr;
-    if (so_.progress) *so_.progress << "panelboot: replicate: " << title << " skipped: " << printable(e.what(), 300) << "\n";
+    note_skipped(title, e);
   }
 }
 
@@ -143,7 +142,7 @@ void Study::add_spec(Json& specs, Json& skipped, const Spec& sp) {
     specs.push_back(run_spec(sp));
   } catch (const InvalidInput& e) {
     skipped.push_back({{"id", sp.id}, {"reason", e.what()}});
-    if (so_.progress) *so_.progress << "panelboot: replicate: " << sp.title << " skipped: " << printable(e.what(), 300) << "\n";
+    note_skipped(sp.title, e);
   }
 }
 
@@ -180,7 +179,7 @@ std::string Study::common_args(const Spec& sp) const {
   std::string s = data_option() + " -f " + sh(sp.formula) + " --cluster " + kCluster;
   if (!sp.where.empty()) s += " --where " + sh(sp.where);
   if (sp.lags) s += " --panel " + kPanel;
-  if (so_.level != 0.95) s += " --level " + g17(so_.level);
+  if (so_.level != 0.95) s += " --level " + report::fmt_num("%.17g", so_.level);
   return s;
 }
 
@@ -304,7 +303,7 @@ std::vector<std::string> Study::levels_of(const std::string& var, const std::vec
     if (texts.count(f)) out.push_back(f);
   for (const std::string& t : texts)
     if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
-  for (double v : nums) out.push_back(g17(v));
+  for (double v : nums) out.push_back(report::fmt_num("%.17g", v));
   return out;
 }
 
@@ -491,7 +490,7 @@ Json Study::threshold_run(bool two_way) {
                     " --panel province,year --regime fin --threshold-var fin --thresholds 2 --cluster province --B " +
                     std::to_string(so_.threshold_B) + " --seed " + std::to_string(so_.seed);
   if (two_way) cmd += " --time-effects";
-  if (so_.level != 0.95) cmd += " --level " + g17(so_.level);
+  if (so_.level != 0.95) cmd += " --level " + report::fmt_num("%.17g", so_.level);
   j["command_line"] = cmd;
   return j;
 }
@@ -590,7 +589,7 @@ Json Study::run() {
     } catch (const InvalidInput& e) {
       out["power"] = nullptr;
       skipped.push_back({{"id", "power"}, {"reason", std::string("the power study: ") + e.what()}});
-      if (so_.progress) *so_.progress << "panelboot: replicate: the power study skipped: " << printable(e.what(), 300) << "\n";
+      note_skipped("the power study", e);
     }
   }
 

@@ -11,6 +11,7 @@
 #include "panelboot/report.hpp"
 #include "panelboot/study.hpp"
 #include "panelboot/text.hpp"
+#include "report/format.hpp"
 
 namespace panelboot {
 namespace {
@@ -24,12 +25,6 @@ const std::vector<std::string> kSubIndicators = {"ai_fiber",    "ai_rd_exp", "ai
                                                  "ai_embedded", "ai_firms",  "ai_newprod",  "ai_patent", "ai_profit"};
 const std::vector<std::string> kWinsorized = {"newqua", "rgzn", "urban", "ind", "fdi", "open", "fin", "tec"};
 const std::vector<std::string> kOptional = {"tec", "region", "devlevel", "municipality"};
-
-std::string number17(double v) {
-  char b[40];
-  std::snprintf(b, sizeof b, "%.17g", v);
-  return b;
-}
 
 double mean_of(const std::vector<double>& v, const std::vector<std::size_t>& rows) {
   double s = 0;
@@ -185,7 +180,7 @@ std::string data_frame_csv(const DataFrame& df) {
       const Column& c = df.columns[j];
       if (j) out += ",";
       if (c.missing(r)) continue;
-      out += c.is_string() ? csv_field(c.levels[static_cast<std::size_t>(c.codes[r])]) : number17(c.num[r]);
+      out += c.is_string() ? csv_field(c.levels[static_cast<std::size_t>(c.codes[r])]) : report::fmt_num("%.17g", c.num[r]);
     }
     out += "\n";
   }
