@@ -22,11 +22,10 @@ BootCounts gray_walk(const Context& ctx, const kernels::GrayProblem& p, Progress
   op.p = p;
   op.p.H = d_H.get();
   op.p.C = d_C.get();
-  op.n_vec = std::uint64_t{1} << (p.n_clu - 1);
-  op.n_ranges = thrust_algorithms::gray_ranges(op.n_vec, std::uint64_t{1} << 20);
+  op.n_ranges = thrust_algorithms::gray_ranges(p, std::uint64_t{1} << 20);
   const BootCounts c = thrust_algorithms::gray_enumerate(thrust::cuda::par.on(st), op);
   PB_CUDA_CHECK(cudaStreamSynchronize(st));
-  if (progress) progress->advance(op.n_vec);
+  if (progress) progress->advance(kernels::gray_end(p) - p.lo);
   return c;
 }
 

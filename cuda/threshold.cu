@@ -167,7 +167,7 @@ std::vector<double> threshold_fstar(const Context& ctx, const ThresholdBootSpec&
   for (std::int64_t b0 = 0; b0 < sp.n_boot; b0 += chunk) {
     const std::int64_t nb = std::min(chunk, sp.n_boot - b0);
     const unsigned blocks = blocks_for(static_cast<std::size_t>(nb) * 32, 128);
-    threshold_first_kernel<<<blocks, 128, 0, st>>>(v, tab, static_cast<std::uint64_t>(b0), nb, d_s.get(),
+    threshold_first_kernel<<<blocks, 128, 0, st>>>(v, tab, static_cast<std::uint64_t>(sp.b0 + b0), nb, d_s.get(),
                                                    d_state.get(), d_f.get() + b0);
     PB_CUDA_LAUNCH_CHECK();
     for (int stage = 2; stage <= h.k; ++stage) {

@@ -30,12 +30,11 @@ kernels::BootCounts gray_enumerate(const Policy& policy, const kernels::GrayRang
                                   op, kernels::BootCounts{}, kernels::BootCountsPlus{});
 }
 
-// The number of ranges the walk is split into: enough threads to fill a GPU, each range long
-// enough that its O(G^2) start is small next to its O(G) steps.
-inline std::uint64_t gray_ranges(std::uint64_t n_vec, std::uint64_t max_ranges) {
-  std::uint64_t r = n_vec / 256;
-  if (r > max_ranges) r = max_ranges;
-  return r < 1 ? 1 : r;
+// The number of ranges the walk is split into: one block (kernels::kGrayBlock vectors) per GPU
+// thread, at most max_ranges.
+inline std::uint64_t gray_ranges(const kernels::GrayProblem& p, std::uint64_t max_ranges) {
+  const std::uint64_t r = kernels::gray_blocks(p);
+  return r > max_ranges ? max_ranges : r < 1 ? 1 : r;
 }
 
 }  // namespace panelboot::thrust_algorithms

@@ -160,6 +160,21 @@ class CudaReplicates final : public WildReplicates {
     return count_range(delta, t, tol, inclusive, 0, n_);
   }
   std::uint64_t size() const override { return n_; }
+  WildCoefs coefficients() const override {
+    WildCoefs c;
+    const auto fetch = [&](const DeviceBuffer<double>& d, std::vector<double>& h) {
+      if (!d.get()) return;
+      h.resize(n_);
+      if (n_) PB_CUDA_CHECK(cudaMemcpyAsync(h.data(), d.get(), n_ * sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    };
+    fetch(n0_, c.n0);
+    fetch(n1_, c.n1);
+    fetch(d0_, c.d0);
+    fetch(d1_, c.d1);
+    fetch(d2_, c.d2);
+    PB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return c;
+  }
   double* n0() { return n0_.get(); }
   double* d0() { return d0_.get(); }
   double* n1() { return n1_.get(); }

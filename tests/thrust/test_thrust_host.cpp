@@ -108,15 +108,16 @@ TEST(ThrustHost, GrayEnumerationEqualsTheCpuBackend) {
   op.p.n_clu = G;
   op.p.t = 0.9;
   op.p.tol = 1e-10;
-  op.n_vec = std::uint64_t{1} << (G - 1);
-  // the GPU's range count (ranges of 256 vectors), unlike the CPU's 256 ranges
-  op.n_ranges = thrust_algorithms::gray_ranges(op.n_vec, std::uint64_t{1} << 20);
-  EXPECT_EQ(op.n_ranges, op.n_vec / 256);
+  // the GPU's range count (one block of kGrayBlock vectors each), unlike the CPU's parts
+  op.n_ranges = thrust_algorithms::gray_ranges(op.p, std::uint64_t{1} << 20);
+  EXPECT_EQ(op.n_ranges, (std::uint64_t{1} << (G - 1)) / kernels::kGrayBlock);
   const BootCounts a = thrust_algorithms::gray_enumerate(thrust::device, op);
   const BootCounts b = make_backend(Device::kCpu)->wild_enumerate(op.p, nullptr);
   expect_same(a, b);
   EXPECT_EQ(a.finite, std::int64_t{1} << G);
-  // uneven ranges (n_vec not a multiple of the range count) cover every vector once
+  // uneven ranges (the blocks not a multiple of the range count) cover every vector once
+  op.n_ranges = 7;
+  expect_same(thrust_algorithms::gray_enumerate(thrust::device, op), b);
   op.n_ranges = 1000;
   expect_same(thrust_algorithms::gray_enumerate(thrust::device, op), b);
 }

@@ -102,6 +102,12 @@ struct WildRunOptions {
   ProgressSink* progress = nullptr;  // told of each finished batch of replications (may be null)
 };
 
+// A run's stored coefficients as host columns, replication by replication: n0 and d0, and with
+// two parts n1, d1, d2 (else empty). What a shard's partial file keeps for the merge's CI.
+struct WildCoefs {
+  std::vector<double> n0, n1, d0, d1, d2;
+};
+
 // The stored coefficients of every replication, held where they were computed (host or device
 // memory), so that the test-inversion CI can count at many deltas without moving them.
 class WildReplicates {
@@ -110,6 +116,8 @@ class WildReplicates {
   // Counts of t*(delta) against t with tie tolerance tol.
   virtual BootCounts count(double delta, double t, double tol, bool inclusive) const = 0;
   virtual std::uint64_t size() const = 0;
+  // A host copy of every replication's coefficients.
+  virtual WildCoefs coefficients() const = 0;
 };
 
 struct WildRun {
@@ -263,6 +271,7 @@ struct HostGramAccess {
 // layouts are documented in kernels/threshold_boot.hpp) and the number of replications.
 struct ThresholdBootSpec {
   kernels::ThresholdBootView view;
+  std::int64_t b0 = 0;      // replications b0 .. b0+n_boot-1 (their draws are keyed by the index)
   std::int64_t n_boot = 0;
   // The CPU backend starts its thread team only for more work than this, counted as
   // n_boot (n_obs (n_q + 2) + n_grid p k) (about 10 ms on one thread); tests set 0.
@@ -307,7 +316,7 @@ class Backend {
   // Exact enumeration of all 2^(G-1) sign-vector pairs by the Gray-code walk (G <= 40);
   // `progress` (may be null) is told of each finished range of sign vectors.
   virtual BootCounts wild_enumerate(const kernels::GrayProblem& p, ProgressSink* progress) const = 0;
-  // F* of replications 0 .. n_boot-1 of one threshold test (kernels/threshold_boot.hpp): the same
+  // F* of replications b0 .. b0+n_boot-1 of one threshold test (kernels/threshold_boot.hpp): the same
   // operations in the same order on every backend, so the same bits.
   virtual std::vector<double> threshold_fstar(const ThresholdBootSpec& spec, const ThresholdGram& gram) const = 0;
   // The IV wild bootstrap's replications (WreRunOptions), evaluated with `e` and counted; every
@@ -372,6 +381,9 @@ inline double wild_work_per_replication(const WildProblem& p) {
 
 namespace cpu {
 std::unique_ptr<Backend> make_cpu_backend(const std::string& why);
+// Coefficients held on the host (a merge's, gathered from the shards' parts) counted by the CPU
+// backend's rule: the same counts as the backend that computed them (kernels::WildCountOp).
+std::unique_ptr<WildReplicates> host_wild_replicates(WildCoefs coefs, Pairs pairs, double min_team_work);
 }
 
 namespace cuda {

@@ -33,6 +33,7 @@
 #include "panelboot/estimate.hpp"
 #include "panelboot/formula.hpp"
 #include "panelboot/power_design.hpp"
+#include "panelboot/replications.hpp"
 
 namespace panelboot {
 
@@ -76,6 +77,11 @@ struct PowerOptions {
   std::string save_dir;
   std::ostream* progress = nullptr;   // the shared progress reporter's stream; null: none
   std::uint64_t max_memory = 0;       // --max-memory (0: what the machine has)
+  // Where each group's Monte Carlo replications run (a shard's share, a checkpoint's blocks, a
+  // merge's parts); null: all here. A group (each x draw of a design) is one task: its rejection,
+  // pair and undefined counts, and each replication's deviation of the estimate (NaN: none), from
+  // which the estimates' mean and SD are summed in replication order.
+  ReplicationRunner* runner = nullptr;
   // --design: synthetic designs, one group each (split "design"); set by power_design_study
   std::vector<SyntheticDesign> designs;
 };

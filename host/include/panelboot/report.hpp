@@ -70,6 +70,18 @@ void untrack_temporary(void* slot);
 // A child process (0: none) that the signal handler stops (SIGKILL, waited for) before it removes
 // the temporaries: a helper writing into a tracked folder.
 void set_helper_process(pid_t pid);
+// While one lives, the first SIGINT, SIGTERM or SIGHUP is only recorded, for stop_signal_received
+// (a checkpointing run polls it between blocks of replications, writes its checkpoint and
+// exits 128 + the signal); a second one ends the run at once. Nests.
+class DeferStopSignals {
+ public:
+  DeferStopSignals();
+  ~DeferStopSignals();
+  DeferStopSignals(const DeferStopSignals&) = delete;
+  DeferStopSignals& operator=(const DeferStopSignals&) = delete;
+};
+int stop_signal_received();  // the recorded signal, 0 if none
+
 // SIGINT, SIGTERM and SIGHUP held back for the object's life (delivered when it ends): steps that
 // must not be cut in the middle (a report folder's renames).
 class SignalHold {

@@ -16,6 +16,7 @@
 
 #include "panelboot/data_frame.hpp"
 #include "panelboot/design.hpp"
+#include "panelboot/replications.hpp"
 
 namespace panelboot {
 
@@ -34,6 +35,9 @@ struct ThresholdOptions {
   std::uint64_t seed = 20250101;
   std::size_t trace = 0;                // keep this many F* per test (tests)
   double min_team_work = 4e7;           // ThresholdBootSpec::min_team_work (tests set 0)
+  // Where each test's replications run (a shard's share, a checkpoint's blocks, a merge's parts);
+  // null: all here. Test k is the task "F<k>: <k> against <k-1> thresholds", its F* the values.
+  ReplicationRunner* runner = nullptr;
   bool xthreg = false;                  // --mode xthreg: Stata xthreg's conventions (see below)
   std::vector<double> gammas;           // fixed thresholds (xthreg's thgiven): no search, no bootstrap
   bool time_effects = false;            // also remove period means (two-way); outside Hansen's program

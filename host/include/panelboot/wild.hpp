@@ -21,6 +21,7 @@
 #include "panelboot/design.hpp"
 #include "panelboot/estimate.hpp"
 #include "panelboot/kernels/wild_weights.hpp"
+#include "panelboot/replications.hpp"
 
 namespace panelboot {
 
@@ -55,6 +56,11 @@ struct WildOptions {
   std::ostream* progress = nullptr;  // where long runs show progress (ProgressReporter); null: none
   std::uint64_t max_memory = 0;    // bytes a run may use (--max-memory); 0: what the machine has
   double min_team_work = WildRunOptions{}.min_team_work;  // see WildRunOptions; tests set 0
+  // Where each test's replications run (a shard's share, a checkpoint's blocks, a merge's parts);
+  // null: all of them here. Each test is one task, keyed "test K: <hypothesis>": its counts
+  // (abs, upper, lower, finite) and, with the CI, each replication's coefficients (n0, n1, d0,
+  // d1, d2 under WCR; n0, d0 under WCU).
+  ReplicationRunner* runner = nullptr;
 };
 
 struct WildTest {

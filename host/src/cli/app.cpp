@@ -10,6 +10,8 @@
 #include "panelboot/text.hpp"
 
 #include "options.hpp"
+#include "panelboot/replications.hpp"
+#include "scale.hpp"
 
 namespace panelboot {
 namespace {
@@ -92,6 +94,10 @@ int run_parsed(const std::vector<cli::Command>& commands, std::ostream& out, std
       if (c.app->parsed()) status = c.run({out, notices, err});
     held.release();
     return status;
+  } catch (const Interrupted& e) {  // a checkpointing run stopped by a signal, its checkpoint written
+    held.release();
+    err << "panelboot: " << printable(e.what(), 1000) << "\n";
+    return 128 + e.signal();
   } catch (const Error& e) {
     err << "panelboot: error: " << printable(e.what(), 1000) << "\n";
     return 2;
@@ -116,7 +122,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   app.require_subcommand(1);
   const std::vector<cli::Command> commands = {cli::register_fit(app), cli::register_wild(app),
                                               cli::register_threshold(app), cli::register_power(app),
-                                              cli::register_describe(app), cli::register_replicate(app)};
+                                              cli::register_describe(app), cli::register_replicate(app),
+                                              cli::register_merge(app)};
+  cli::set_invocation(args);
   std::vector<std::string> rev(args.rbegin(), args.rend());
   try {
     app.parse(rev);

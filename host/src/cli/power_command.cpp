@@ -1,5 +1,6 @@
 // `panelboot power`: Monte Carlo size, power and minimum detectable effect for split samples.
 #include "options.hpp"
+#include "scale.hpp"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -196,9 +197,11 @@ void refuse_data_options(const CLI::App& cmd) {
                                      "cluster, errors from the design); drop ") + name);
 }
 
-int cmd_power_design(const CommonOptions& o, const PowerCli& p, std::ostream& out, std::ostream& err,
+int cmd_power_design(CommonOptions& o, const PowerCli& p, ScaleRun& scale, std::ostream& out, std::ostream& err,
                      std::ostream& terminal) {
-  check_paths(o, {{"--plot", p.plot}});
+  std::vector<NamedPath> side = {{"--plot", p.plot}};
+  for (const NamedPath& sp : scale.paths()) side.push_back(sp);
+  check_paths(o, side);
   apply_threads(o.threads, err);
   const Format fmt = value_of(kFormatNames, o.format, "--format");
   std::vector<SyntheticDesign> designs;
@@ -207,21 +210,30 @@ int cmd_power_design(const CommonOptions& o, const PowerCli& p, std::ostream& ou
   po.progress = &terminal;
   const auto t0 = std::chrono::steady_clock::now();
   const std::unique_ptr<Backend> backend = power_backend(o, err);
-  PowerResult res = power_design_study(designs, fit_options(o), po, *backend);
+  po.runner = scale.start(DataFrame{}, po.seed, backend->name(), err);  // the designs are in the options
+  PowerResult res;
+  scale.run([&] { res = power_design_study(designs, fit_options(o), po, *backend); });
+  if (scale.partial()) {
+    deliver(scale.partial_text(), o, out);
+    return 0;
+  }
+  res.backend = scale.backend_name(res.backend);
   res.timing.push_back({"total_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
   res.threads = threads_in_use();
   deliver_all(res, po, o, render_power(res, fmt), p.plot, out);
+  scale.finished(err);
   return 0;
 }
 
-int cmd_power(const CLI::App& cmd, const CommonOptions& o, const PowerCli& p, std::ostream& out, std::ostream& err,
-              std::ostream& terminal) {
-  if (!p.designs.empty()) {
-    refuse_data_options(cmd);
-    return cmd_power_design(o, p, out, err, terminal);
-  }
-  if (o.formulas.size() != 1) throw InvalidInput("power takes one --formula (the model each group estimates)");
-  check_paths(o, {{"--plot", p.plot}});
+int cmd_power(const CLI::App& cmd, CommonOptions& o, const PowerCli& p, const ScaleCli& sc, std::ostream& out,
+              std::ostream& err, std::ostream& terminal) {
+  if (!p.designs.empty()) refuse_data_options(cmd);
+  else if (o.formulas.size() != 1) throw InvalidInput("power takes one --formula (the model each group estimates)");
+  ScaleRun scale("power", &cmd, sc, o);
+  if (!p.designs.empty()) return cmd_power_design(o, p, scale, out, err, terminal);
+  std::vector<NamedPath> side = {{"--plot", p.plot}};
+  for (const NamedPath& sp : scale.paths()) side.push_back(sp);
+  check_paths(o, side);
   apply_threads(o.threads, err);
   const Format fmt = value_of(kFormatNames, o.format, "--format");
   PowerOptions po = power_options(p, o);
@@ -247,13 +259,21 @@ int cmd_power(const CLI::App& cmd, const CommonOptions& o, const PowerCli& p, st
   SampleOptions so = sample_options(o, unit_series);
   if (unit_series) so.extra = {so.panel_id};  // the AR(1) errors and the placebo run over each unit's periods
   const std::unique_ptr<Backend> backend = power_backend(o, err);
-  PowerResult res = power_study(df, fm, so, fo, po, *backend);
+  po.runner = scale.start(df, po.seed, backend->name(), err);
+  PowerResult res;
+  scale.run([&] { res = power_study(df, fm, so, fo, po, *backend); });
+  if (scale.partial()) {  // the plot and saved datasets are the merge's to write
+    deliver(scale.partial_text(), o, out);
+    return 0;
+  }
+  res.backend = scale.backend_name(res.backend);
   const auto t2 = Clock::now();
   auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   res.timing.insert(res.timing.begin(), {"read_s", sec(t0, t1)});
   res.timing.push_back({"total_s", sec(t0, t2)});
   res.threads = threads_in_use();
   deliver_all(res, po, o, render_power(res, fmt), p.plot, out);
+  scale.finished(err);
   return 0;
 }
 
@@ -313,6 +333,7 @@ void add_power_options(CLI::App* cmd, PowerCli& p) {
 Command register_power(CLI::App& app) {
   auto o = std::make_shared<CommonOptions>();
   auto p = std::make_shared<PowerCli>();
+  auto sc = std::make_shared<ScaleCli>();
   CLI::App* cmd = app.add_subcommand(
       "power", "Monte Carlo size, power and minimum detectable effect of cluster-robust tests on split samples");
   add_data_option(cmd, *o);
@@ -330,7 +351,8 @@ Command register_power(CLI::App& app) {
   cmd->footer(
       "Example: panelboot power -f 'newqua ~ rgzn + urban | province + year' --cluster province --target rgzn "
       "--effects 0:0.004:9 --split region --tests crve,wild --R 1000");
-  return {cmd, [cmd, o, p](const Streams& s) { return cmd_power(*cmd, *o, *p, s.out, s.notices, s.terminal); }};
+  add_scale_options(cmd, *sc);
+  return {cmd, [cmd, o, p, sc](const Streams& s) { return cmd_power(*cmd, *o, *p, *sc, s.out, s.notices, s.terminal); }};
 }
 
 }  // namespace panelboot::cli

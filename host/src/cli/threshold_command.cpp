@@ -1,5 +1,6 @@
 // `panelboot threshold`: Hansen's panel threshold regression and its bootstrap tests.
 #include "options.hpp"
+#include "scale.hpp"
 
 #include <chrono>
 #include <cmath>
@@ -74,10 +75,13 @@ ThresholdOptions threshold_options(const CommonOptions& o, const ThresholdCli& c
   return to;
 }
 
-int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& out, std::ostream& err,
-                  std::ostream& terminal) {
+int cmd_threshold(CLI::App* app, CommonOptions& o, const ThresholdCli& c, const ScaleCli& sc, std::ostream& out,
+                  std::ostream& err, std::ostream& terminal) {
   if (o.formulas.size() != 1) throw InvalidInput("threshold takes one --formula, e.g. 'y ~ z1 + z2 | id'");
-  check_paths(o, {{"--lr-curve", c.lr_curve}, {"--save-regimes", c.save_regimes}});
+  ScaleRun scale("threshold", app, sc, o);
+  std::vector<NamedPath> side = {{"--lr-curve", c.lr_curve}, {"--save-regimes", c.save_regimes}};
+  for (const NamedPath& p : scale.paths()) side.push_back(p);
+  check_paths(o, side);
   apply_threads(o.threads, err);
   const Format fmt = value_of(kFormatNames, o.format, "--format");
   ThresholdOptions to = threshold_options(o, c);
@@ -94,7 +98,14 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
     note_host_only(o, err, why);
     backend = cpu::make_cpu_backend(why);
   }
-  ThresholdResult r = estimate_threshold(df, to, *backend);
+  to.runner = scale.start(df, to.seed, backend->name(), err);
+  ThresholdResult r;
+  scale.run([&] { r = estimate_threshold(df, to, *backend); });
+  if (scale.partial()) {  // the side files are the merge's to write
+    deliver(scale.partial_text(), o, out);
+    return 0;
+  }
+  r.backend = scale.backend_name(r.backend);
   r.timing.insert(r.timing.begin(), {"read_s", read_s});
   r.warnings = df.warnings;
   r.threads = threads_in_use();
@@ -103,6 +114,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
   if (!c.save_regimes.empty()) files.add(c.save_regimes, threshold_regimes_csv(r, to));
   if (!c.lr_curve.empty()) files.add(c.lr_curve, threshold_lr_curve_csv(r, to));
   deliver(files, render_threshold(r, to, fmt), o, out);
+  scale.finished(err);
   return 0;
 }
 
@@ -111,6 +123,7 @@ int cmd_threshold(const CommonOptions& o, const ThresholdCli& c, std::ostream& o
 Command register_threshold(CLI::App& app) {
   auto op = std::make_shared<CommonOptions>();
   auto cp = std::make_shared<ThresholdCli>();
+  auto sc = std::make_shared<ScaleCli>();
   CommonOptions& o = *op;
   ThresholdCli& c = *cp;
   CLI::App* cmd = app.add_subcommand(
@@ -175,8 +188,11 @@ Command register_threshold(CLI::App& app) {
   add_memory_option(cmd, o);
   add_backend_options(cmd, o);
   add_output_options(cmd, o, {Format::kText, Format::kJson});
+  add_scale_options(cmd, *sc);
 
-  return {cmd, [op, cp](const Streams& s) { return cmd_threshold(*op, *cp, s.out, s.notices, s.terminal); }};
+  return {cmd, [cmd, op, cp, sc](const Streams& s) {
+            return cmd_threshold(cmd, *op, *cp, *sc, s.out, s.notices, s.terminal);
+          }};
 }
 
 }  // namespace panelboot::cli

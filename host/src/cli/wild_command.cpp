@@ -1,5 +1,6 @@
 // `panelboot wild`: wild cluster bootstrap tests and confidence intervals.
 #include "options.hpp"
+#include "scale.hpp"
 
 #include <chrono>
 
@@ -20,14 +21,18 @@ struct WildCli {
   std::size_t chunk = 0;
 };
 
-int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::ostream& err, std::ostream& terminal) {
+int cmd_wild(CLI::App* app, CommonOptions& o, const WildCli& w, const ScaleCli& sc, std::ostream& out, std::ostream& err,
+             std::ostream& terminal) {
+  ScaleRun scale("wild", app, sc, o,
+                 w.no_ci ? "" : "--checkpoint on wild needs --no-ci: the confidence interval needs every replication's "
+                                "pieces, which a checkpoint does not keep (shards do: --shard i/n and merge)");
   if (o.formulas.size() != 1)
     throw InvalidInput("wild takes one --formula (the model whose coefficients --test restricts)");
   if (o.cluster.empty())
     throw InvalidInput("wild needs --cluster VAR (or --cluster none for the heteroskedastic wild "
                        "bootstrap); without it other tools silently bootstrap observations, which "
                        "is wrong for clustered data");
-  check_paths(o);
+  check_paths(o, scale.paths());
   apply_threads(o.threads, err);
   const Format fmt = value_of(kFormatNames, o.format, "--format");
   WildOptions wo;
@@ -68,15 +73,23 @@ int cmd_wild(const CommonOptions& o, const WildCli& w, std::ostream& out, std::o
   if (!w.bootcluster.empty() && w.bootcluster != "intersection" && d.extra[0].n_levels < 2)
     throw InvalidInput("--bootcluster " + w.bootcluster + " has a single level in the sample; the bootstrap needs at least two clusters");
   const std::unique_ptr<Backend> backend = open_backend(o, err);
+  wo.runner = scale.start(df, wo.seed, backend->name(), err);
   const auto t2 = Clock::now();
-  WildResult res = wild_bootstrap(d, fo, wo, *backend);
+  WildResult res;
+  scale.run([&] { res = wild_bootstrap(d, fo, wo, *backend); });
   const auto t3 = Clock::now();
+  if (scale.partial()) {
+    deliver(scale.partial_text(), o, out);
+    return 0;
+  }
+  res.backend = scale.backend_name(res.backend);
   auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   res.timing = {{"read_s", sec(t0, t1)}, {"design_s", sec(t1, t2)}, {"fit_and_bootstrap_s", sec(t2, t3)}};
   res.threads = threads_in_use();
   res.fit.warnings.insert(res.fit.warnings.begin(), df.warnings.begin(), df.warnings.end());
   warn_serious(res.fit, err);
   deliver(render_wild(res, wo, fmt), o, out);
+  scale.finished(err);
   return 0;
 }
 
@@ -114,6 +127,7 @@ void add_wild_options(CLI::App* cmd, WildCli& w) {
 Command register_wild(CLI::App& app) {
   auto o = std::make_shared<CommonOptions>();
   auto w = std::make_shared<WildCli>();
+  auto sc = std::make_shared<ScaleCli>();
   CLI::App* cmd = app.add_subcommand(
       "wild", "Wild cluster bootstrap tests and confidence intervals (WCR/WCU; IV models: WRE/WUE and the "
               "Anderson-Rubin test), exact and fast");
@@ -121,10 +135,11 @@ Command register_wild(CLI::App& app) {
   add_wild_options(cmd, *w);
   add_memory_option(cmd, *o);
   cmd->add_flag("--no-ci", w->no_ci, "Skip the test-inversion confidence interval");
+  add_scale_options(cmd, *sc);
   add_output_options(cmd, *o, {Format::kText, Format::kJson, Format::kMarkdown, Format::kLatex, Format::kCsv});
   cmd->footer("Example: panelboot wild --data d.csv -f 'y ~ x | id + year' --cluster id --test 'x = 0' --B 99999\n"
               "IV (WRE): panelboot wild --data d.csv -f 'y ~ x | id + year | d ~ z' --cluster id --test 'd = 0' --ar");
-  return {cmd, [o, w](const Streams& s) { return cmd_wild(*o, *w, s.out, s.notices, s.terminal); }};
+  return {cmd, [cmd, o, w, sc](const Streams& s) { return cmd_wild(cmd, *o, *w, *sc, s.out, s.notices, s.terminal); }};
 }
 
 }  // namespace panelboot::cli

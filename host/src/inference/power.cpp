@@ -871,40 +871,58 @@ void merge_counts(GroupCounts& into, const GroupCounts& from) {
 // The replications a group runs: --R, or its share of it (a design's x draw).
 std::int64_t group_reps(const GroupModel& g, const PowerOptions& po) { return g.n_rep ? g.n_rep : po.n_rep; }
 
-void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOptions& po, const RunPlan& plan,
-                    const Backend& backend, ProgressSink& progress, GroupCounts& out) {
+// The counts of a group as one flat list (a task's counts): reject, defined, both, only_a,
+// only_b, then undefined and n_d.
+std::vector<std::int64_t> flat_counts(const GroupCounts& c) {
+  std::vector<std::int64_t> v;
+  for (const auto* part : {&c.reject, &c.defined, &c.both, &c.only_a, &c.only_b}) v.insert(v.end(), part->begin(), part->end());
+  v.push_back(c.undefined);
+  v.push_back(c.n_d);
+  return v;
+}
+
+// A task's whole segment as the group's counts: the integer counts unpacked, and the deviations'
+// sums formed replication by replication in index order (the same additions for any split).
+GroupCounts counts_of(const Segment& all, GroupCounts shape) {
+  std::size_t at = 0;
+  for (auto* part : {&shape.reject, &shape.defined, &shape.both, &shape.only_a, &shape.only_b})
+    for (std::int64_t& x : *part) x = all.counts[at++];
+  shape.undefined = all.counts[at++];
+  shape.n_d = all.counts[at++];
+  shape.sum_d = shape.sum_d2 = 0;
+  for (const double d : all.values) {
+    if (d != d) continue;
+    shape.sum_d += d;
+    shape.sum_d2 += d * d;
+  }
+  return shape;
+}
+
+// What replications r = range.begin+1 .. range.end of a group left: its counts and each
+// replication's deviation d (NaN when a placebo's fit dropped it).
+Segment simulate_range(const GroupModel& g, const FitOptions& fo, const PowerOptions& po, const RunPlan& plan,
+                       const Backend& backend, const std::optional<WildEngine>& proto, std::size_t batch,
+                       ProgressSink& progress, GroupCounts out, RepRange range) {
   const std::size_t E = plan.effects->size(), T = plan.tests->size(), Aa = po.alphas.size();
-  out.reject.assign(E * T * Aa, 0);
-  out.defined.assign(E * T, 0);
-  const std::size_t P = T * (T - 1) / 2;
-  out.both.assign(E * P * Aa, 0);
-  out.only_a.assign(E * P * Aa, 0);
-  out.only_b.assign(E * P * Aa, 0);
   const std::uint64_t eseed = error_seed(po.seed, plan.group_key);
-  // a placebo's replications each build their own engine (placebo_batch)
-  const std::optional<WildEngine> proto = g.placebo ? std::nullopt : std::optional<WildEngine>(restricted_engine(g));
-  const std::int64_t R = group_reps(g, po);
-  const std::size_t batch = po.batch ? std::min<std::size_t>(po.batch, static_cast<std::size_t>(R)) : default_batch(R);
-  check_memory(8.0 * static_cast<double>(batch) * (static_cast<double>(E * T) + 2.0 * static_cast<double>(g.d.n_obs) + 2),
-               po.max_memory,
-               "a batch of " + std::to_string(batch) + " replications (their errors, residuals and p-values at " +
-                   std::to_string(E) + " effects x " + std::to_string(T) + " tests)",
-               "lower --batch (0 chooses it) or give fewer effects");
+  Segment seg;
+  seg.range = range;
+  seg.values.assign(range.size(), std::numeric_limits<double>::quiet_NaN());
   std::vector<double> p, dR;
   FixedDesignResult reg;
-  for (std::int64_t r0 = 1; r0 <= R; r0 += static_cast<std::int64_t>(batch)) {
-    const std::size_t nb = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(batch), R - r0 + 1));
+  const std::int64_t last = static_cast<std::int64_t>(range.end);
+  for (std::int64_t r0 = static_cast<std::int64_t>(range.begin) + 1; r0 <= last; r0 += static_cast<std::int64_t>(batch)) {
+    const std::size_t nb = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(batch), last - r0 + 1));
     if (g.placebo) placebo_batch(g, backend, fo, eseed, plan, r0, nb, dR, p);
     else run_batch(g, *proto, backend, fo, po.errors, eseed, plan, r0, nb, reg, p, &dR);
-    for (std::size_t b = 0; b < nb; ++b) {  // in replication order: the same sums for any batch size
+    for (std::size_t b = 0; b < nb; ++b) {
       // the first contrast's (diff), the placebo's, or the target's deviation
       const double d = g.diff ? dR[b * static_cast<std::size_t>(g.R.rows())] : g.placebo ? dR[b] : reg.d_target[b];
+      seg.values[static_cast<std::size_t>(r0 - 1 - static_cast<std::int64_t>(range.begin)) + b] = d;
       if (d != d) {  // a placebo the fit dropped
         ++out.undefined;
         continue;
       }
-      out.sum_d += d;
-      out.sum_d2 += d * d;
       ++out.n_d;
       out.undefined += std::all_of(p.begin() + static_cast<std::ptrdiff_t>(b * E * T),
                                    p.begin() + static_cast<std::ptrdiff_t>((b + 1) * E * T), [](double v) { return v != v; });
@@ -918,6 +936,35 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
     }
     progress.advance(nb);
   }
+  seg.counts = flat_counts(out);
+  return seg;
+}
+
+void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOptions& po, const RunPlan& plan,
+                    const std::string& task_key, const Backend& backend, ProgressSink& progress, GroupCounts& out) {
+  const std::size_t E = plan.effects->size(), T = plan.tests->size(), Aa = po.alphas.size();
+  GroupCounts zero;
+  zero.reject.assign(E * T * Aa, 0);
+  zero.defined.assign(E * T, 0);
+  const std::size_t P = T * (T - 1) / 2;
+  zero.both.assign(E * P * Aa, 0);
+  zero.only_a.assign(E * P * Aa, 0);
+  zero.only_b.assign(E * P * Aa, 0);
+  // a placebo's replications each build their own engine (placebo_batch)
+  const std::optional<WildEngine> proto = g.placebo ? std::nullopt : std::optional<WildEngine>(restricted_engine(g));
+  const std::int64_t R = group_reps(g, po);
+  const std::size_t batch = po.batch ? std::min<std::size_t>(po.batch, static_cast<std::size_t>(R)) : default_batch(R);
+  check_memory(8.0 * static_cast<double>(batch) * (static_cast<double>(E * T) + 2.0 * static_cast<double>(g.d.n_obs) + 2),
+               po.max_memory,
+               "a batch of " + std::to_string(batch) + " replications (their errors, residuals and p-values at " +
+                   std::to_string(E) + " effects x " + std::to_string(T) + " tests)",
+               "lower --batch (0 chooses it) or give fewer effects");
+  const auto compute = [&](RepRange range) {
+    return simulate_range(g, fo, po, plan, backend, proto, batch, progress, zero, range);
+  };
+  const RepRange all{0, static_cast<std::uint64_t>(R)};
+  const TaskSpec task{task_key, all.end, 1, flat_counts(zero).size(), 1};
+  out = counts_of(po.runner ? po.runner->run(task, compute) : compute(all), zero);
 }
 
 // ---- the report ----
@@ -1513,12 +1560,16 @@ PowerResult study(const DataFrame& df, const Formula& fm, const SampleOptions& s
     RunPlan plan{&effects, g.diff ? &diff_tests_run : &po.tests, po.wild_B, po.seed, power_group_key(g.info.split, key),
                  wild_detail::enumerates(Enumerate::kAuto, WeightType::kRademacher, g.boot.n_levels, po.wild_B)};
     GroupCounts draw;
-    simulate_group(g, fo, po, plan, backend, progress, draw);
+    const std::string task_key = "group " + std::to_string(&g - groups.data() + 1) + ": " + g.info.split + " = " + key +
+                                 (g.diff ? " (difference)" : "") +
+                                 (g.x_draws > 1 ? ", x draw " + std::to_string(g.x_draw + 1) : "");
+    simulate_group(g, fo, po, plan, task_key, backend, progress, draw);
     if (g.x_draw == 0) counts = std::move(draw);
     else merge_counts(counts, draw);
     // --design xdraws: replication K of the design is replication K - m R/M of draw m
     const std::int64_t local_K = po.save_replication - static_cast<std::int64_t>(g.x_draw) * group_reps(g, po);
-    if (po.save_replication > 0 && local_K >= 1 && local_K <= group_reps(g, po))
+    const bool partial = po.runner && !po.runner->complete();  // a shard saves nothing
+    if (po.save_replication > 0 && !partial && local_K >= 1 && local_K <= group_reps(g, po))
       save_replication(df, fm.text, g, fo, po, plan, backend, local_K, res);
     if (g.x_draw + 1 < g.x_draws) continue;  // the design's other draws first
     const std::size_t first = res.cells.size();

@@ -1089,7 +1089,20 @@ ThresholdTest bootstrap_test(const Context& c, int k, double F, const Vec& fitte
   ProgressReporter progress("threshold bootstrap of F" + std::to_string(k), "replications",
                             static_cast<std::uint64_t>(c.o.n_boot), c.o.progress);
   sp.progress = &progress;
-  std::vector<double> fstar = backend.threshold_fstar(sp, c.gram);
+  std::vector<double> fstar;
+  if (!c.o.runner) {
+    fstar = backend.threshold_fstar(sp, c.gram);
+  } else {
+    const TaskSpec task{"F" + std::to_string(k) + ": " + std::to_string(k) + " against " + std::to_string(k - 1) +
+                            " thresholds",
+                        static_cast<std::uint64_t>(c.o.n_boot), 1, 0, 1};
+    fstar = c.o.runner->run(task, [&](RepRange r) {
+      ThresholdBootSpec part = sp;
+      part.b0 = static_cast<std::int64_t>(r.begin);
+      part.n_boot = static_cast<std::int64_t>(r.size());
+      return Segment{r, {}, backend.threshold_fstar(part, c.gram)};
+    }).values;
+  }
   progress.finish();
   res.fstar.emplace_back(fstar.begin(), fstar.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(c.o.trace, fstar.size())));
   summarize_fstar(std::move(fstar), t);

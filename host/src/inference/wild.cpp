@@ -312,7 +312,64 @@ void residual_parts(const WildContext& cx, const TestSpec& sp, const Eigen::Vect
 
 // 7c. Exact enumeration by a Gray-code walk (kernels/gray_walk.hpp) with H = sum_S w_S K_S'K_S
 // (G x G): O(G) per sign vector.
-BootCounts run_gray_walk(const WildContext& cx, const WildEngine& eng, const TestSpec& sp, WildTest& out) {
+// The task of a test's replications (WildOptions::runner): its key, replications and shape.
+TaskSpec wild_task(std::size_t test_index, const TestSpec& sp, std::uint64_t n_rep, std::uint64_t align, std::size_t width) {
+  return {"test " + std::to_string(test_index + 1) + ": " + sp.text, n_rep, align, 4, width};
+}
+
+std::vector<std::int64_t> counts_of(const BootCounts& c) { return {c.abs, c.upper, c.lower, c.finite}; }
+
+BootCounts counts_from(const std::vector<std::int64_t>& v) {
+  BootCounts c;
+  c.abs = v[0];
+  c.upper = v[1];
+  c.lower = v[2];
+  c.finite = v[3];
+  return c;
+}
+
+// The coefficients of a run, replication by replication (WildOptions::runner's values).
+std::vector<double> interleaved(const WildCoefs& c) {
+  const std::size_t n = c.n0.size(), w = c.n1.empty() ? 2 : 5;
+  std::vector<double> v(n * w);
+  for (std::size_t b = 0; b < n; ++b) {
+    double* o = v.data() + b * w;
+    o[0] = c.n0[b];
+    o[1] = c.d0[b];
+    if (w == 5) {
+      o[2] = c.n1[b];
+      o[3] = c.d1[b];
+      o[4] = c.d2[b];
+    }
+  }
+  return v;
+}
+
+WildCoefs columns(const std::vector<double>& v, std::size_t w) {
+  WildCoefs c;
+  const std::size_t n = w ? v.size() / w : 0;
+  c.n0.resize(n);
+  c.d0.resize(n);
+  if (w == 5) {
+    c.n1.resize(n);
+    c.d1.resize(n);
+    c.d2.resize(n);
+  }
+  for (std::size_t b = 0; b < n; ++b) {
+    const double* o = v.data() + b * w;
+    c.n0[b] = o[0];
+    c.d0[b] = o[1];
+    if (w == 5) {
+      c.n1[b] = o[2];
+      c.d1[b] = o[3];
+      c.d2[b] = o[4];
+    }
+  }
+  return c;
+}
+
+BootCounts run_gray_walk(const WildContext& cx, const WildEngine& eng, const TestSpec& sp, std::size_t test_index,
+                         WildTest& out) {
   const std::int32_t G = cx.G;
   std::vector<Eigen::MatrixXd> K;
   Eigen::VectorXd Cv;
@@ -328,7 +385,20 @@ BootCounts run_gray_walk(const WildContext& cx, const WildEngine& eng, const Tes
   gp.inclusive = cx.wo.ties == Ties::kInclusive;
   ProgressReporter progress("enumeration of 2^" + std::to_string(G) + " sign vectors for '" + sp.text + "'",
                             "sign-vector pairs", std::uint64_t{1} << (G - 1), cx.wo.progress);
-  const BootCounts total = cx.backend.wild_enumerate(gp, &progress);
+  BootCounts total;
+  if (!cx.wo.runner) {
+    total = cx.backend.wild_enumerate(gp, &progress);
+  } else {
+    const std::uint64_t n_vec = std::uint64_t{1} << (G - 1);
+    const Segment all = cx.wo.runner->run(wild_task(test_index, sp, n_vec, kernels::kGrayBlock, 0), [&](RepRange r) {
+      kernels::GrayProblem part = gp;
+      part.lo = r.begin;
+      part.hi = r.end;
+      return Segment{r, counts_of(cx.backend.wild_enumerate(part, &progress)), {}};
+    });
+    total = counts_from(all.counts);
+  }
+  progress.finish();
   out.enumerated = true;
   out.n_boot = static_cast<std::int64_t>(std::uint64_t{1} << G);
   if (cx.wo.ci) out.note = "no CI: with " + std::to_string(G) + " clusters the enumeration is walked, not stored";
@@ -337,8 +407,30 @@ BootCounts run_gray_walk(const WildContext& cx, const WildEngine& eng, const Tes
 
 // 7d. The replications on the backend (drawn, or every sign vector stored), counted at the
 // observed statistic; with the CI, kept and inverted.
-BootCounts run_replications(const WildContext& cx, WildEngine& eng, const TestSpec& sp, double se,
-                            double delta0, WildTest& out, std::vector<double>* trace) {
+// The run's replications through WildOptions::runner: each range a run of the prepared problem,
+// its counts and (for the CI) its coefficients; the whole test's coefficients counted on the host.
+WildRun run_through(const WildContext& cx, const WildProblem& pr, const WildRunOptions& o, const TestSpec& sp,
+                    std::size_t test_index) {
+  const std::size_t width = o.keep_coefs ? (pr.q == 1 && pr.n_part == 2 ? 5 : 2) : 0;
+  const std::unique_ptr<PreparedWild> prepared = cx.backend.prepare_wild(pr);
+  const Segment all = cx.wo.runner->run(wild_task(test_index, sp, o.n_rep, 1, width), [&](RepRange r) {
+    WildRunOptions ro = o;
+    ro.b0 = o.b0 + r.begin;
+    ro.n_rep = r.size();
+    ro.trace_keep = 0;
+    WildRun part = prepared->run(ro);
+    Segment seg{r, counts_of(part.counts), {}};
+    if (o.keep_coefs) seg.values = interleaved(part.reps->coefficients());
+    return seg;
+  });
+  WildRun run;
+  run.counts = counts_from(all.counts);
+  if (o.keep_coefs) run.reps = cpu::host_wild_replicates(columns(all.values, width), wild_pairs(pr, o), o.min_team_work);
+  return run;
+}
+
+BootCounts run_replications(const WildContext& cx, WildEngine& eng, const TestSpec& sp, std::size_t test_index,
+                            double se, double delta0, WildTest& out, std::vector<double>* trace) {
   const WildOptions& wo = cx.wo;
   const bool joint = out.q > 1, want_ci = wo.ci && !joint;
   const WildProblem& pr = eng.problem();
@@ -358,7 +450,7 @@ BootCounts run_replications(const WildContext& cx, WildEngine& eng, const TestSp
   check_wild_memory(pr, o, sp.text, wo.max_memory);
   ProgressReporter progress("wild bootstrap of '" + sp.text + "'", "replications", o.n_rep, wo.progress);
   o.progress = &progress;
-  WildRun run = cx.backend.wild_replicates(pr, o);
+  WildRun run = cx.wo.runner ? run_through(cx, pr, o, sp, test_index) : cx.backend.wild_replicates(pr, o);
   progress.finish();
   out.enumerated = cx.enumerate;
   out.n_boot = static_cast<std::int64_t>(cx.enumerate ? 2 * o.n_rep : o.n_rep);
@@ -378,7 +470,8 @@ BootCounts run_replications(const WildContext& cx, WildEngine& eng, const TestSp
 }
 
 // 7. One test, from its restriction to its p-value.
-WildTest run_test(const WildContext& cx, WildEngine& eng, const TestSpec& sp, std::vector<double>* trace) {
+WildTest run_test(const WildContext& cx, WildEngine& eng, const TestSpec& sp, std::size_t test_index,
+                  std::vector<double>* trace) {
   WildTest out;
   out.hypothesis = sp.text;
   out.q = static_cast<int>(sp.R.rows());
@@ -392,8 +485,8 @@ WildTest run_test(const WildContext& cx, WildEngine& eng, const TestSpec& sp, st
   Residuals rs;
   residual_parts(cx, sp, diff, cx.wo.impose_null && cx.wo.ci && !joint && !gray, rs);
   eng.setup(sp.R, rs.parts);
-  const BootCounts total = gray ? run_gray_walk(cx, eng, sp, out)
-                                : run_replications(cx, eng, sp, se, joint ? 0.0 : diff(0), out, trace);
+  const BootCounts total = gray ? run_gray_walk(cx, eng, sp, test_index, out)
+                                : run_replications(cx, eng, sp, test_index, se, joint ? 0.0 : diff(0), out, trace);
   out.n_finite = total.finite;
   out.n_exceed = exceedances(total, cx.wo.pvalue, joint);
   out.p_value = p_from_counts(total, cx.wo.pvalue, joint);
@@ -449,7 +542,7 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
                        uhat, G, enumerate, trace ? trace->keep : 0};
   if (trace) trace->stats.assign(specs.size(), {});
   for (std::size_t ti = 0; ti < specs.size(); ++ti)
-    res.tests.push_back(run_test(cx, eng, specs[ti], trace ? &trace->stats[ti] : nullptr));
+    res.tests.push_back(run_test(cx, eng, specs[ti], ti, trace ? &trace->stats[ti] : nullptr));
   adjust_and_note(wo, enumerate, G, res);
   return res;
 }

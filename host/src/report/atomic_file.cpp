@@ -110,7 +110,17 @@ std::atomic<PendingNode*> g_pending{nullptr};
 // before the folder's files are removed, so that it cannot write after them.
 std::atomic<pid_t> g_helper{0};
 
+// While a DeferStopSignals lives, the first SIGINT, SIGTERM or SIGHUP is only recorded (a
+// checkpointing run polls it between blocks, writes its checkpoint and exits); a second one ends
+// the run at once, as without deferral.
+std::atomic<int> g_defer{0};
+std::atomic<int> g_stop_signal{0};
+
 void remove_pending_and_reraise(int sig) {
+  if (g_defer.load() > 0 && g_stop_signal.load() == 0) {
+    g_stop_signal.store(sig);
+    return;
+  }
   if (const pid_t child = g_helper.load(); child > 0) {
     ::kill(child, SIGKILL);
     ::waitpid(child, nullptr, 0);
@@ -220,6 +230,15 @@ void set_helper_process(pid_t pid) {
   install_cleanup_handlers();
   g_helper.store(pid);
 }
+
+DeferStopSignals::DeferStopSignals() {
+  install_cleanup_handlers();
+  g_defer.fetch_add(1);
+}
+
+DeferStopSignals::~DeferStopSignals() { g_defer.fetch_sub(1); }
+
+int stop_signal_received() { return g_stop_signal.load(); }
 
 SignalHold::SignalHold() {
   sigset_t hold;

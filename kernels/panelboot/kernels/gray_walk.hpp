@@ -7,8 +7,10 @@
 // m ^ (m >> 1) is set; each vector also stands for its negation (same |t|, opposite sign).
 // With H = sum_S w_S K_S'K_S (G x G) and y = H v, consecutive codes differ in one sign v_g, so
 // flipping it by dv = -2 v_g updates num += dv C_g, den += 2 dv y_g + dv^2 H_gg and
-// y += dv H[:, g]: O(G) per vector after an O(G^2) start. The state is recomputed exactly every
-// 2^16 steps so rounding cannot drift.
+// y += dv H[:, g]: O(G) per vector after an O(G^2) start. The state is recomputed exactly at every
+// multiple of kGrayBlock, so rounding cannot drift and a vector's counts depend on its block
+// alone: any split of the vectors into ranges that start on a block (threads, GPU ranges, shards,
+// checkpoints) gives the same counts.
 #include <cstddef>
 #include <cstdint>
 
@@ -19,6 +21,8 @@
 namespace panelboot::kernels {
 
 constexpr int kMaxGrayClusters = 40;
+// The walk restarts exactly at every multiple of this many sign vectors.
+constexpr std::uint64_t kGrayBlock = 2048;
 
 // Counts of (s, -s) against t with s^2 = num^2 / den, without a square root.
 struct PairCounter {
@@ -48,14 +52,21 @@ struct PairCounter {
   }
 };
 
-// The problem of one enumeration: H (G x G, column-major, symmetric) and C (G).
+// The problem of one enumeration: H (G x G, column-major, symmetric) and C (G); the vectors
+// lo .. hi-1 (hi = 0: to the last, 2^(G-1)), lo a multiple of kGrayBlock.
 struct GrayProblem {
   const double* H = nullptr;
   const double* C = nullptr;
   int n_clu = 0;
   double t = 0, tol = 0;
   bool inclusive = false;
+  std::uint64_t lo = 0, hi = 0;
 };
+
+// The end of a problem's vectors.
+PB_HD inline std::uint64_t gray_end(const GrayProblem& p) { return p.hi ? p.hi : std::uint64_t{1} << (p.n_clu - 1); }
+// Its whole blocks (the last may be short).
+PB_HD inline std::uint64_t gray_blocks(const GrayProblem& p) { return (gray_end(p) - p.lo + kGrayBlock - 1) / kGrayBlock; }
 
 // Index of the lowest set bit of m != 0.
 PB_HD inline int lowest_bit(std::uint64_t m) {
@@ -96,7 +107,7 @@ PB_HD PB_INLINE BootCounts gray_walk_range(const GrayProblem& p, std::uint64_t l
   for (std::uint64_t m = lo;;) {
     pc.add(num, den, c);
     if (++m == hi) break;
-    if ((m & 0xFFFF) == 0) {  // resynchronize: rounding cannot drift
+    if ((m & (kGrayBlock - 1)) == 0) {  // resynchronize: rounding cannot drift
       gray_state(p, m, v, y, num, den);
       continue;
     }
@@ -112,16 +123,18 @@ PB_HD PB_INLINE BootCounts gray_walk_range(const GrayProblem& p, std::uint64_t l
   return c;
 }
 
-// Functor for a transform-reduce over ranges: range r covers [n_vec r / n_ranges, n_vec (r+1) / n_ranges).
+// Functor for a transform-reduce over ranges of whole blocks: range r of n_ranges covers blocks
+// [B r / n_ranges, B (r+1) / n_ranges) of the problem's B blocks.
 struct GrayRangeOp {
   GrayProblem p;
-  std::uint64_t n_vec = 0, n_ranges = 1;
+  std::uint64_t n_ranges = 1;
   PB_HD BootCounts operator()(std::int64_t r) const {
-    const std::uint64_t ur = static_cast<std::uint64_t>(r);
-    // n_vec * r may overflow 64 bits only beyond 2^39 vectors x 2^25 ranges: split the product
-    const std::uint64_t q = n_vec / n_ranges, rem = n_vec % n_ranges;
-    const std::uint64_t lo = q * ur + rem * ur / n_ranges, hi = q * (ur + 1) + rem * (ur + 1) / n_ranges;
-    return gray_walk_range(p, lo, hi);
+    const std::uint64_t ur = static_cast<std::uint64_t>(r), blocks = gray_blocks(p), end = gray_end(p);
+    // blocks * r may overflow 64 bits only beyond 2^28 blocks x 2^36 ranges: split the product
+    const std::uint64_t q = blocks / n_ranges, rem = blocks % n_ranges;
+    const std::uint64_t b_lo = q * ur + rem * ur / n_ranges, b_hi = q * (ur + 1) + rem * (ur + 1) / n_ranges;
+    const std::uint64_t lo = p.lo + b_lo * kGrayBlock, hi = p.lo + b_hi * kGrayBlock;
+    return gray_walk_range(p, lo, hi < end ? hi : end);
   }
 };
 

@@ -19,16 +19,18 @@ constexpr double kMinTeamWork = 1e7;
 }  // namespace
 
 BootCounts gray_walk(const kernels::GrayProblem& p, ProgressSink* progress) {
-  // ranges of at most 2^20 sign vectors (under a second each), at least 256 of them; integer
-  // counts, so the sum does not depend on the split or the order
-  const std::uint64_t n_vec = std::uint64_t{1} << (p.n_clu - 1);
-  const std::int64_t n_part = static_cast<std::int64_t>(std::max<std::uint64_t>(256, n_vec >> 20));
-  const bool team = static_cast<double>(n_vec) * p.n_clu > kMinTeamWork;
+  // parts of whole blocks (kernels::kGrayBlock vectors), at most 2^20 vectors (under a second)
+  // each, at least 256 of them when there are that many blocks; integer counts, and every block's
+  // walk starts exactly, so the sum does not depend on the split or the order
+  const std::uint64_t end = kernels::gray_end(p), blocks = kernels::gray_blocks(p);
+  const std::uint64_t per_part = std::clamp<std::uint64_t>(blocks / 256, 1, (std::uint64_t{1} << 20) / kernels::kGrayBlock);
+  const std::int64_t n_part = static_cast<std::int64_t>((blocks + per_part - 1) / per_part);
+  const bool team = static_cast<double>(end - p.lo) * p.n_clu > kMinTeamWork;
   BootCounts total;
 #pragma omp parallel for if (team) schedule(dynamic, 1) reduction(count_sum : total)
   for (std::int64_t part = 0; part < n_part; ++part) {
-    const std::uint64_t lo = static_cast<std::uint64_t>(static_cast<unsigned __int128>(n_vec) * part / n_part);
-    const std::uint64_t hi = static_cast<std::uint64_t>(static_cast<unsigned __int128>(n_vec) * (part + 1) / n_part);
+    const std::uint64_t lo = p.lo + static_cast<std::uint64_t>(part) * per_part * kernels::kGrayBlock;
+    const std::uint64_t hi = std::min(end, lo + per_part * kernels::kGrayBlock);
     total = total + gray_range(p, lo, hi);
     if (progress) progress->advance(hi - lo);
   }

@@ -112,7 +112,7 @@ std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const Threshold
       for (std::int64_t b = 0; b < sp.n_boot; ++b) errors.guard([&] {
         if (buf.empty()) buf.resize(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
         const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
-        fstar[static_cast<std::size_t>(b)] = threshold_replicate(v, hg, static_cast<std::uint64_t>(b), s);
+        fstar[static_cast<std::size_t>(b)] = threshold_replicate(v, hg, static_cast<std::uint64_t>(sp.b0 + b), s);
         if (sp.progress) sp.progress->advance(1);
       });
     }
@@ -141,7 +141,7 @@ std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const Threshold
       }
       const std::int64_t b0 = bb * kThresholdBatch;
       const int nb = static_cast<int>(std::min<std::int64_t>(kThresholdBatch, sp.n_boot - b0));
-      threshold_project_batch(*tb, v, QL.data(), static_cast<std::uint64_t>(b0), nb, s0);
+      threshold_project_batch(*tb, v, QL.data(), static_cast<std::uint64_t>(sp.b0 + b0), nb, s0);
       for (int i = 0; i < nb; ++i) {
         tb->extract(v, i, r.data());
         fstar[static_cast<std::size_t>(b0 + i)] = threshold_search_one(v, hg, r.data(), s0[i], sbuf.data());

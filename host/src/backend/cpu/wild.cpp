@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "backend/cpu/cpu.hpp"
+#include "panelboot/error.hpp"
 
 namespace panelboot::cpu {
 
@@ -266,6 +267,7 @@ class CpuReplicates final : public WildReplicates {
     return count_all(view(0, n0_.size()), delta, t, tol, inclusive, pairs_, min_team_work_);
   }
   std::uint64_t size() const override { return n0_.size(); }
+  WildCoefs coefficients() const override { return {n0_, n1_, d0_, d1_, d2_}; }
   std::vector<double> n0_, n1_, d0_, d1_, d2_;
 
  private:
@@ -371,6 +373,19 @@ WildRun CpuPreparedWild::run(const WildRunOptions& o) const {
 
 std::unique_ptr<PreparedWild> prepare_wild(const WildProblem& problem) {
   return std::make_unique<CpuPreparedWild>(problem);
+}
+
+std::unique_ptr<WildReplicates> host_wild_replicates(WildCoefs coefs, Pairs pairs, double min_team_work) {
+  const std::size_t n = coefs.n0.size();
+  if (coefs.d0.size() != n || (!coefs.n1.empty() && (coefs.n1.size() != n || coefs.d1.size() != n || coefs.d2.size() != n)))
+    throw Error("host_wild_replicates: coefficient columns of unequal length");
+  auto reps = std::make_unique<CpuReplicates>(0, false, pairs, min_team_work);
+  reps->n0_ = std::move(coefs.n0);
+  reps->n1_ = std::move(coefs.n1);
+  reps->d0_ = std::move(coefs.d0);
+  reps->d1_ = std::move(coefs.d1);
+  reps->d2_ = std::move(coefs.d2);
+  return reps;
 }
 
 }  // namespace panelboot::cpu

@@ -1,0 +1,450 @@
+// --shard, --checkpoint/--resume and `panelboot merge` (scale.hpp).
+#include "scale.hpp"
+
+#include <unistd.h>
+
+#include <climits>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "panelboot/cli.hpp"
+#include "panelboot/config.hpp"
+#include "panelboot/error.hpp"
+#include "panelboot/run_file.hpp"
+#include "panelboot/text.hpp"
+
+namespace panelboot::cli {
+
+namespace {
+
+using nlohmann::json;
+
+std::vector<std::string> g_invocation;
+
+// What a merge hands the command it runs again.
+struct Replay {
+  TaskRecords records;
+  json header;               // the first part's
+  std::string data;          // merge --data ("": the recorded one, relative to the shards' folder)
+  std::vector<std::string> backends;
+};
+const Replay* g_replay = nullptr;
+
+// Options that may differ between the shards of one run, or between a run and its resume: where
+// the output goes, how the work is spread, and the data's path (its content is checked instead).
+const std::set<std::string> kFreeOptions = {"--data",   "--shard",   "--checkpoint", "--checkpoint-every",
+                                            "--resume", "--output",  "--format",     "--threads",
+                                            "--backend", "--verbose", "--chunk",     "--batch",
+                                            "--max-memory", "--help"};
+
+std::string option_name(const CLI::Option* opt) {
+  if (!opt->get_lnames().empty()) return "--" + opt->get_lnames().front();
+  if (!opt->get_snames().empty()) return "-" + opt->get_snames().front();
+  return opt->get_name();
+}
+
+// The options given to the command (those that decide its result), as name -> values.
+json result_options(const CLI::App* app) {
+  json out = json::object();
+  for (const CLI::Option* opt : app->get_options()) {
+    const std::string name = option_name(opt);
+    if (opt->count() == 0 || kFreeOptions.count(name)) continue;
+    out[name] = opt->results();
+  }
+  return out;
+}
+
+// A data frame's content (names, types, every value's bits, text levels): what the checksum of
+// the data covers, whatever the file's format or path.
+std::uint64_t data_fingerprint(const DataFrame& df) {
+  std::uint64_t h = fnv1a(nullptr, 0);
+  const std::uint64_t rows = df.n_rows();
+  h = fnv1a(&rows, sizeof rows, h);
+  for (const Column& c : df.columns) {
+    h = fnv1a(c.name.data(), c.name.size() + 1, h);
+    const char type = c.is_string() ? 's' : 'n';
+    h = fnv1a(&type, 1, h);
+    if (!c.is_string()) {
+      h = fnv1a(c.num.data(), c.num.size() * sizeof(double), h);
+      continue;
+    }
+    h = fnv1a(c.codes.data(), c.codes.size() * sizeof(std::int32_t), h);
+    for (const std::string& l : c.levels) h = fnv1a(l.data(), l.size() + 1, h);
+  }
+  return h;
+}
+
+std::string values_text(const json& v) {
+  if (v.is_null()) return "not given";
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : " ") + x.get<std::string>();
+  return "'" + printable(s, 80) + "'";
+}
+
+// How two runs' identities differ ("" when they are the same run): the command, the version, the
+// data, each option (named), the seed; with `shards`, the shard count too.
+std::string identity_difference(const json& a, const json& b, bool shards) {
+  if (a.value("command", "") != b.value("command", ""))
+    return "the command (" + a.value("command", "") + " vs " + b.value("command", "") + ")";
+  if (a.value("panelboot", "") != b.value("panelboot", ""))
+    return "the panelboot version (" + a.value("panelboot", "") + " vs " + b.value("panelboot", "") + ")";
+  const json& da = a["checksums"], &db = b["checksums"];
+  if (da.value("data", "") != db.value("data", ""))
+    return "the data (checksum " + da.value("data", "") + " of " + a["data"].value("source", "") + " vs " +
+           db.value("data", "") + " of " + b["data"].value("source", "") + ")";
+  std::set<std::string> names;
+  for (auto it = a["options"].begin(); it != a["options"].end(); ++it) names.insert(it.key());
+  for (auto it = b["options"].begin(); it != b["options"].end(); ++it) names.insert(it.key());
+  for (const std::string& n : names) {
+    const json va = a["options"].contains(n) ? a["options"][n] : json(), vb = b["options"].contains(n) ? b["options"][n] : json();
+    if (va != vb) return "option " + n + " (" + values_text(va) + " vs " + values_text(vb) + ")";
+  }
+  if (a.value("seed", "") != b.value("seed", ""))
+    return "the seed (" + a.value("seed", "") + " vs " + b.value("seed", "") + ")";
+  if (shards && a["shard"].value("count", 0) != b["shard"].value("count", 0))
+    return "the shard count (" + std::to_string(a["shard"].value("count", 0)) + " vs " +
+           std::to_string(b["shard"].value("count", 0)) + ")";
+  return "";
+}
+
+std::string signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : std::to_string(sig); }
+
+std::string current_folder() {
+  std::error_code ec;
+  const auto p = std::filesystem::current_path(ec);
+  return ec ? std::string(".") : p.string();
+}
+
+bool file_exists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
+}
+
+// "i/n" with 1 <= i <= n <= 10^6.
+CLI::Validator shard_spec() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        const auto slash = s.find('/');
+        char* end = nullptr;
+        if (slash == std::string::npos) return "give the shard as i/n, e.g. 2/8";
+        const long long i = std::strtoll(s.c_str(), &end, 10);
+        if (end != s.c_str() + slash) return "give the shard as i/n, e.g. 2/8";
+        const long long n = std::strtoll(s.c_str() + slash + 1, &end, 10);
+        if (*end || slash + 1 == s.size()) return "give the shard as i/n, e.g. 2/8";
+        if (n < 1 || n > 1000000) return "the shard count n must be 1 to 1000000";
+        if (i < 1 || i > n) return "the shard index i must be 1 to n (" + std::to_string(n) + ")";
+        return "";
+      },
+      "i/n with 1 <= i <= n <= 1000000");
+}
+
+}  // namespace
+
+void set_invocation(const std::vector<std::string>& args) { g_invocation = args; }
+
+void add_scale_options(CLI::App* app, ScaleCli& s) {
+  app->add_option("--shard", s.shard,
+                  "Compute share i of n of every test's replications and write a partial result to --output "
+                  "(combine the n parts with 'panelboot merge'); 1-based, so that "
+                  "--shard ${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT} works with --array=1-n")
+      ->check(shard_spec());
+  auto* cp = app->add_option("--checkpoint", s.checkpoint,
+                             "Save the completed replications' counts to FILE (atomically, every --checkpoint-every "
+                             "seconds and on SIGINT/SIGTERM, then exit 130/143); --resume continues it")
+                 ->check(file_name());
+  app->add_option("--checkpoint-every", s.checkpoint_every, "Seconds between checkpoint writes")
+      ->check(real_in(0.1, 86400, false))
+      ->capture_default_str()
+      ->needs(cp);
+  app->add_flag("--resume", s.resume,
+                "Continue the run saved in --checkpoint FILE (with the same data, options and seed; any thread "
+                "count); without that file, start afresh")
+      ->needs(cp);
+}
+
+ScaleRun::ScaleRun(std::string command, const CLI::App* app, const ScaleCli& s, CommonOptions& o,
+                   std::string checkpoint_refusal)
+    : command_(std::move(command)), app_(app), s_(s), o_(o) {
+  if (g_replay) {  // merge put its --format, --output and --data in the arguments
+    o.backend = "cpu";
+    if (g_replay->data.empty() && !o.data.empty() && std::filesystem::path(o.data).is_relative())
+      o.data = (std::filesystem::path(g_replay->header.value("cwd", ".")) / o.data).string();
+    s_ = ScaleCli{};
+    return;
+  }
+  if (!s.shard.empty()) {
+    const auto slash = s.shard.find('/');
+    shard_index_ = std::stoull(s.shard.substr(0, slash));
+    shard_count_ = std::stoull(s.shard.substr(slash + 1));
+  }
+  if (!s.checkpoint.empty() && !checkpoint_refusal.empty()) throw InvalidInput(checkpoint_refusal);
+  if ((partial() || !s.checkpoint.empty()) && (o.data == "-" || o.data.rfind("/dev/", 0) == 0))
+    throw InvalidInput(std::string(partial() ? "--shard" : "--checkpoint") + " needs --data in a file: " +
+                       (partial() ? "merge" : "--resume") + " reads the data again, and a stream can be read only once");
+}
+
+ScaleRun::~ScaleRun() = default;
+
+std::vector<NamedPath> ScaleRun::paths() const {
+  if (s_.checkpoint.empty()) return {};
+  return {{"--checkpoint", s_.checkpoint}};
+}
+
+bool ScaleRun::replaying() const { return g_replay != nullptr; }
+
+std::string ScaleRun::header_json() const {
+  json h;
+  h["command"] = command_;
+  h["panelboot"] = PANELBOOT_VERSION;
+  h["argv"] = g_invocation;
+  h["cwd"] = current_folder();
+  h["data"] = {{"source", o_.data.empty() ? std::string("<embedded>") : o_.data}, {"rows", n_rows_}};
+  h["options"] = result_options(app_);
+  h["seed"] = seed_;
+  h["checksums"] = {{"data", fingerprint_}, {"options", hex64(fnv1a(h["options"].dump().data(), h["options"].dump().size()))},
+                    {"seed", seed_}};
+  if (partial()) h["shard"] = {{"index", shard_index_}, {"count", shard_count_}};
+  h["format"] = o_.format;
+  h["output"] = o_.output;
+  h["backend"] = backend_;
+  h["threads"] = threads_in_use();
+  return h.dump();
+}
+
+void ScaleRun::save_checkpoint(const TaskRecords& records) const {
+  RunFile f{"checkpoint", header_json(), records};
+  PendingOutputs file;
+  file.add(s_.checkpoint, run_file_text(f));
+  file.commit();
+}
+
+ReplicationRunner* ScaleRun::start(const DataFrame& df, std::uint64_t seed, const std::string& backend, std::ostream& err) {
+  fingerprint_ = hex64(data_fingerprint(df));
+  n_rows_ = df.n_rows();
+  seed_ = std::to_string(seed);
+  backend_ = backend;
+  if (g_replay) {
+    const std::string recorded = g_replay->header["checksums"].value("data", "");
+    if (recorded != fingerprint_)
+      throw InvalidInput("the data '" + printable(o_.data.empty() ? "<embedded>" : o_.data) +
+                         "' is not the data the shards ran on (checksum " + fingerprint_ + ", the parts' " + recorded +
+                         "); merge reads the data again to rebuild the model: give the same file with --data");
+    runner_ = std::make_unique<ReplayRunner>(g_replay->records);
+    return runner_.get();
+  }
+  if (!s_.checkpoint.empty()) {
+    TaskRecords resumed;
+    if (file_exists(s_.checkpoint) && !s_.resume)
+      throw InvalidInput("checkpoint '" + printable(s_.checkpoint) +
+                         "' exists: add --resume to continue that run, or remove the file to start afresh");
+    if (s_.resume && !file_exists(s_.checkpoint)) {
+      err << "panelboot: no checkpoint '" << printable(s_.checkpoint) << "' yet; starting afresh\n";
+    } else if (s_.resume) {
+      const RunFile f = parse_run_file(slurp_file(s_.checkpoint), s_.checkpoint);
+      if (f.kind != "checkpoint")
+        throw InvalidInput("'" + printable(s_.checkpoint) + "' is a shard's partial result, not a checkpoint");
+      const std::string diff = identity_difference(json::parse(f.header_json), json::parse(header_json()), false);
+      if (!diff.empty())
+        throw InvalidInput("checkpoint '" + printable(s_.checkpoint) + "' was written by another run: it differs in " +
+                           diff + "; resume with the same data, options and seed, or remove the file");
+      const json fh = json::parse(f.header_json);
+      if (fh.contains("shard") != partial() ||
+          (partial() && (fh["shard"].value("index", 0) != shard_index_ || fh["shard"].value("count", 0) != shard_count_)))
+        throw InvalidInput("checkpoint '" + printable(s_.checkpoint) + "' was written by another --shard; resume with the same one");
+      resumed = f.tasks;
+      std::uint64_t done = 0;
+      for (const TaskRecord& r : resumed) done += r.done();
+      err << "panelboot: resuming from checkpoint '" << printable(s_.checkpoint) << "' (" << done
+          << " replications done)\n";
+    }
+    runner_ = std::make_unique<CheckpointRunner>(
+        std::move(resumed), s_.checkpoint_every, [this](const TaskRecords& r) { save_checkpoint(r); }, shard_index_,
+        shard_count_);
+    return runner_.get();
+  }
+  if (partial()) {
+    runner_ = std::make_unique<ShardRunner>(shard_index_, shard_count_);
+    return runner_.get();
+  }
+  return nullptr;
+}
+
+void ScaleRun::run(const std::function<void()>& engine) {
+  try {
+    engine();
+  } catch (const Interrupted& e) {
+    std::uint64_t done = 0, total = 0;
+    if (const auto* cp = dynamic_cast<const CheckpointRunner*>(runner_.get()))
+      for (const TaskRecord& r : cp->records()) {
+        done += r.done();
+        total += r.spec.n_rep;
+      }
+    throw Interrupted(e.signal(), "interrupted by " + signal_name(e.signal()) + ": checkpoint '" +
+                                      printable(s_.checkpoint) + "' holds " + std::to_string(done) +
+                                      " replications of the tasks begun; run the same command with --resume to finish");
+  }
+}
+
+std::string ScaleRun::partial_text() const {
+  RunFile f{"partial", header_json(), {}};
+  if (const auto* sh = dynamic_cast<const ShardRunner*>(runner_.get())) f.tasks = sh->records();
+  if (const auto* cp = dynamic_cast<const CheckpointRunner*>(runner_.get())) f.tasks = cp->records();
+  return run_file_text(f);
+}
+
+std::string ScaleRun::backend_name(const std::string& here) const {
+  if (!g_replay) return here;
+  std::string s;
+  for (const std::string& b : g_replay->backends) s += (s.empty() ? "" : "+") + b;
+  return s.empty() ? here : s;
+}
+
+void ScaleRun::finished(std::ostream& err) {
+  if (s_.checkpoint.empty() || g_replay) return;
+  if (std::remove(s_.checkpoint.c_str()) == 0 && o_.verbose)
+    err << "panelboot: the run is complete; checkpoint '" << printable(s_.checkpoint) << "' removed\n";
+}
+
+// ---- panelboot merge ----
+
+namespace {
+
+struct MergeCli {
+  std::vector<std::string> parts;
+  std::string format, output, data;
+};
+
+struct Part {
+  std::string path;
+  RunFile file;
+  json header;
+};
+
+Part read_part(const std::string& path) {
+  if (!file_exists(path)) throw InvalidInput("part '" + printable(path) + "' does not exist");
+  Part p{path, parse_run_file(slurp_file(path), path), {}};
+  if (p.file.kind != "partial")
+    throw InvalidInput("'" + printable(path) + "' is a checkpoint, not a shard's partial result: continue it with --resume");
+  p.header = json::parse(p.file.header_json);
+  if (!p.header.contains("shard")) throw InvalidInput("'" + printable(path) + "' names no shard");
+  return p;
+}
+
+// Every part of one run, each shard once: else a message naming the parts.
+void check_parts(const std::vector<Part>& parts) {
+  const Part& first = parts.front();
+  for (const Part& p : parts) {
+    const std::string diff = identity_difference(first.header, p.header, true);
+    if (!diff.empty())
+      throw InvalidInput("parts '" + printable(first.path) + "' and '" + printable(p.path) + "' come from different runs: " +
+                         diff);
+  }
+  const std::uint64_t n = first.header["shard"].value("count", std::uint64_t{0});
+  std::map<std::uint64_t, std::string> seen;
+  for (const Part& p : parts) {
+    const std::uint64_t i = p.header["shard"].value("index", std::uint64_t{0});
+    if (seen.count(i))
+      throw InvalidInput("parts '" + printable(seen[i]) + "' and '" + printable(p.path) + "' are both shard " +
+                         std::to_string(i) + "/" + std::to_string(n));
+    seen[i] = p.path;
+  }
+  std::string missing;
+  for (std::uint64_t i = 1; i <= n; ++i)
+    if (!seen.count(i)) missing += (missing.empty() ? "" : ", ") + std::to_string(i) + "/" + std::to_string(n);
+  if (!missing.empty()) throw InvalidInput("shard " + missing + " missing: merge needs every shard of the run");
+}
+
+// The parts' segments, task by task: each task in every part, its ranges tiling it once.
+TaskRecords assemble(const std::vector<Part>& parts) {
+  TaskRecords all;
+  for (const TaskRecord& r : parts.front().file.tasks) all.push_back(TaskRecord{r.spec, {}});
+  for (const Part& p : parts) {
+    if (p.file.tasks.size() != all.size())
+      throw InvalidInput("part '" + printable(p.path) + "' holds " + std::to_string(p.file.tasks.size()) +
+                         " tasks, part '" + printable(parts.front().path) + "' " + std::to_string(all.size()));
+    for (std::size_t t = 0; t < all.size(); ++t) {
+      const TaskRecord& r = p.file.tasks[t];
+      if (r.spec.key != all[t].spec.key || r.spec.n_rep != all[t].spec.n_rep)
+        throw InvalidInput("part '" + printable(p.path) + "' holds task '" + printable(r.spec.key) + "' where part '" +
+                           printable(parts.front().path) + "' holds '" + printable(all[t].spec.key) + "'");
+      for (const Segment& s : r.segments) all[t].add(s, "part '" + printable(p.path) + "'");
+    }
+  }
+  for (const TaskRecord& r : all)
+    if (!r.complete()) {
+      const RepRange gap = r.missing().front();
+      throw InvalidInput("task '" + printable(r.spec.key) + "': no part holds replications " + std::to_string(gap.begin) +
+                         ".." + std::to_string(gap.end));
+    }
+  return all;
+}
+
+// The shards' command line for the merge's run: without the shard, its output and any
+// checkpoint; the merge's --format, --output and --data in place of the recorded ones.
+std::vector<std::string> replay_arguments(const std::vector<std::string>& recorded, const MergeCli& m) {
+  std::set<std::string> drop = {"--shard", "--output", "--checkpoint", "--checkpoint-every"};
+  if (!m.format.empty()) drop.insert("--format");
+  if (!m.data.empty()) drop.insert("--data");
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < recorded.size(); ++i) {
+    const std::string& a = recorded[i];
+    if (a == "--resume") continue;
+    const std::string name = a.substr(0, a.find('='));
+    if (drop.count(name)) {
+      if (name == a) ++i;  // its value is the next argument
+      continue;
+    }
+    out.push_back(a);
+  }
+  if (!m.format.empty()) out.insert(out.end(), {"--format", m.format});
+  if (!m.output.empty()) out.insert(out.end(), {"--output", m.output});
+  if (!m.data.empty()) out.insert(out.end(), {"--data", m.data});
+  return out;
+}
+
+int cmd_merge(const MergeCli& m, const Streams& s) {
+  std::vector<Part> parts;
+  for (const std::string& path : m.parts) parts.push_back(read_part(path));
+  check_parts(parts);
+  Replay replay;
+  replay.records = assemble(parts);
+  replay.header = parts.front().header;
+  replay.data = m.data;
+  for (const Part& p : parts) {
+    const std::string b = p.header.value("backend", "");
+    if (std::find(replay.backends.begin(), replay.backends.end(), b) == replay.backends.end()) replay.backends.push_back(b);
+  }
+  const std::vector<std::string> argv = replay_arguments(replay.header["argv"].get<std::vector<std::string>>(), m);
+  g_replay = &replay;
+  struct Reset {
+    ~Reset() { g_replay = nullptr; }
+  } reset;
+  const int status = run_cli(argv, s.out, s.notices);
+  return status;
+}
+
+}  // namespace
+
+Command register_merge(CLI::App& app) {
+  auto m = std::make_shared<MergeCli>();
+  CLI::App* cmd = app.add_subcommand(
+      "merge", "Combine the partial results of a run's shards (--shard i/n) into exactly what the single run writes");
+  cmd->add_option("parts", m->parts, "The shards' partial-result files, in any order")->required()->check(file_name());
+  cmd->add_option("--format", m->format,
+                  "text | json | markdown | latex | csv, as the command offers (default: the --format the shards "
+                  "were given)");
+  cmd->add_option("--output", m->output, "Write to FILE instead of standard output")->check(file_name());
+  cmd->add_option("--data", m->data,
+                  "The data, when it is no longer where the shards read it (merge reads it again to rebuild the "
+                  "model; its content must be the same)")
+      ->check(file_name());
+  cmd->footer("Example: panelboot merge part-*.json --format json --output result.json");
+  return {cmd, [m](const Streams& s) { return cmd_merge(*m, s); }};
+}
+
+}  // namespace panelboot::cli

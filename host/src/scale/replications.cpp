@@ -1,0 +1,231 @@
+// Replication ranges and the runners that decide which of a task's ranges run here
+// (panelboot/replications.hpp).
+#include "panelboot/replications.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "panelboot/error.hpp"
+#include "panelboot/report.hpp"
+
+namespace panelboot {
+
+namespace {
+
+std::string range_text(RepRange r) { return std::to_string(r.begin) + ".." + std::to_string(r.end); }
+
+std::string from_text(const std::string& from) { return from.empty() ? std::string() : " in " + from; }
+
+// x n / d without overflow (x <= d)
+std::uint64_t scaled(std::uint64_t x, std::uint64_t n, std::uint64_t d) {
+  return static_cast<std::uint64_t>(static_cast<unsigned __int128>(x) * n / d);
+}
+
+// The padded whole of a shard's task: its share's counts and values, zero elsewhere.
+Segment padded(const TaskSpec& t, const Segment& share) {
+  Segment s;
+  s.range = {0, t.n_rep};
+  s.counts = share.counts;
+  s.values.assign(static_cast<std::size_t>(t.n_rep) * t.width, 0.0);
+  std::copy(share.values.begin(), share.values.end(),
+            s.values.begin() + static_cast<std::ptrdiff_t>(share.range.begin * t.width));
+  return s;
+}
+
+bool same_shape(const TaskSpec& a, const TaskSpec& b) {
+  return a.key == b.key && a.n_rep == b.n_rep && a.align == b.align && a.n_counts == b.n_counts && a.width == b.width;
+}
+
+std::string shape_text(const TaskSpec& t) {
+  return std::to_string(t.n_rep) + " replications, " + std::to_string(t.n_counts) + " counts, " +
+         std::to_string(t.width) + " values each";
+}
+
+}  // namespace
+
+RepRange share_of(std::uint64_t n_rep, std::uint64_t align, std::uint64_t i, std::uint64_t n) {
+  if (n == 0 || i < 1 || i > n) throw InvalidInput("shard " + std::to_string(i) + "/" + std::to_string(n) + " does not exist");
+  align = std::max<std::uint64_t>(align, 1);
+  const std::uint64_t units = (n_rep + align - 1) / align;
+  const auto edge = [&](std::uint64_t k) { return std::min(n_rep, scaled(k, units, n) * align); };
+  return {edge(i - 1), edge(i)};
+}
+
+void check_record_shape(const TaskRecord& r, const std::string& from) {
+  for (const Segment& s : r.segments) {
+    if (s.range.begin > s.range.end || s.range.end > r.spec.n_rep)
+      throw InvalidInput("task '" + r.spec.key + "'" + from_text(from) + ": range " + range_text(s.range) +
+                         " lies outside its " + std::to_string(r.spec.n_rep) + " replications");
+    if (s.counts.size() != r.spec.n_counts || s.values.size() != s.range.size() * r.spec.width)
+      throw InvalidInput("task '" + r.spec.key + "'" + from_text(from) + ": range " + range_text(s.range) +
+                         " does not hold " + std::to_string(r.spec.n_counts) + " counts and " +
+                         std::to_string(r.spec.width) + " values per replication");
+  }
+}
+
+void TaskRecord::add(Segment s, const std::string& from) {
+  if (s.range.size() == 0) return;
+  TaskRecord one{spec, {}};
+  one.segments.push_back(s);
+  check_record_shape(one, from);
+  auto at = std::lower_bound(segments.begin(), segments.end(), s.range.begin,
+                             [](const Segment& a, std::uint64_t b) { return a.range.begin < b; });
+  const bool overlaps_next = at != segments.end() && at->range.begin < s.range.end;
+  const bool overlaps_prev = at != segments.begin() && std::prev(at)->range.end > s.range.begin;
+  if (overlaps_next || overlaps_prev) {
+    const Segment& o = overlaps_next ? *at : *std::prev(at);
+    throw InvalidInput("task '" + spec.key + "'" + from_text(from) + ": replications " + range_text(s.range) +
+                       " overlap " + range_text(o.range) + ", which another part already holds");
+  }
+  at = segments.insert(at, std::move(s));
+  // join with the neighbours: counts are integers and values are placed, so joining is exact
+  const auto join = [&](std::vector<Segment>::iterator a) {
+    auto b = std::next(a);
+    if (b == segments.end() || a->range.end != b->range.begin) return false;
+    for (std::size_t i = 0; i < a->counts.size(); ++i) a->counts[i] += b->counts[i];
+    a->values.insert(a->values.end(), b->values.begin(), b->values.end());
+    a->range.end = b->range.end;
+    segments.erase(b);
+    return true;
+  };
+  join(at);
+  if (at != segments.begin()) join(std::prev(at));
+}
+
+std::uint64_t TaskRecord::done() const {
+  std::uint64_t n = 0;
+  for (const Segment& s : segments) n += s.range.size();
+  return n;
+}
+
+std::vector<RepRange> TaskRecord::missing() const {
+  std::vector<RepRange> gaps;
+  std::uint64_t pos = 0;
+  for (const Segment& s : segments) {
+    if (s.range.begin > pos) gaps.push_back({pos, s.range.begin});
+    pos = s.range.end;
+  }
+  if (pos < spec.n_rep) gaps.push_back({pos, spec.n_rep});
+  return gaps;
+}
+
+Segment TaskRecord::whole() const {
+  if (!complete()) {
+    const RepRange gap = missing().front();
+    throw InvalidInput("task '" + spec.key + "': replications " + range_text(gap) + " are missing");
+  }
+  if (spec.n_rep == 0) return Segment{{0, 0}, std::vector<std::int64_t>(spec.n_counts, 0), {}};
+  return segments.front();  // complete and joined: one segment
+}
+
+// ---- ShardRunner ----
+
+Segment ShardRunner::run(const TaskSpec& task, const Compute& compute) {
+  const RepRange share = share_of(task.n_rep, task.align, index_, count_);
+  Segment s = share.size() ? compute(share) : Segment{share, std::vector<std::int64_t>(task.n_counts, 0), {}};
+  s.range = share;
+  TaskRecord rec{task, {}};
+  rec.add(s, "shard " + std::to_string(index_) + "/" + std::to_string(count_));
+  if (share.size() == 0) rec.segments.push_back(s);  // an empty share still names its task
+  records_.push_back(std::move(rec));
+  return padded(task, s);
+}
+
+// ---- ReplayRunner ----
+
+Segment ReplayRunner::run(const TaskSpec& task, const Compute&) {
+  used_.resize(records_.size(), false);
+  for (std::size_t i = 0; i < records_.size(); ++i) {
+    if (records_[i].spec.key != task.key) continue;
+    if (!same_shape(records_[i].spec, task))
+      throw InvalidInput("task '" + task.key + "': the parts hold " + shape_text(records_[i].spec) + ", this run needs " +
+                         shape_text(task));
+    used_[i] = true;
+    return records_[i].whole();
+  }
+  throw InvalidInput("the parts hold no replications of task '" + task.key + "'");
+}
+
+std::vector<std::string> ReplayRunner::unused() const {
+  std::vector<std::string> keys;
+  for (std::size_t i = 0; i < records_.size(); ++i)
+    if (i >= used_.size() || !used_[i]) keys.push_back(records_[i].spec.key);
+  return keys;
+}
+
+// ---- CheckpointRunner ----
+
+CheckpointRunner::CheckpointRunner(TaskRecords resumed, double every_s, Save save, std::uint64_t shard_index,
+                                   std::uint64_t shard_count)
+    : records_(std::move(resumed)),
+      every_s_(every_s),
+      save_(std::move(save)),
+      shard_index_(shard_index),
+      shard_count_(shard_count),
+      last_save_(std::chrono::steady_clock::now()) {}
+
+TaskRecord& CheckpointRunner::record_for(const TaskSpec& task) {
+  for (TaskRecord& r : records_) {
+    if (r.spec.key != task.key) continue;
+    if (!same_shape(r.spec, task))
+      throw InvalidInput("the checkpoint's task '" + task.key + "' holds " + shape_text(r.spec) + ", this run needs " +
+                         shape_text(task) + "; it was written by another run");
+    return r;
+  }
+  records_.push_back(TaskRecord{task, {}});
+  return records_.back();
+}
+
+// The next block from pos inside gap: about a quarter of the checkpoint interval at the last
+// block's rate (the first block: 64 replications), on the task's alignment.
+RepRange CheckpointRunner::next_block(const TaskSpec& task, RepRange gap, std::uint64_t pos) const {
+  const double want = rate_ > 0 ? rate_ * std::max(0.05, every_s_ / 4) : 64.0;
+  std::uint64_t n = static_cast<std::uint64_t>(std::min(want, 1e15));
+  const std::uint64_t a = std::max<std::uint64_t>(task.align, 1);
+  n = std::max<std::uint64_t>((n + a - 1) / a * a, a);
+  std::uint64_t end = pos + n;
+  if (end % a) end -= end % a;
+  if (end <= pos) end = pos + a;
+  return {pos, std::min(end, gap.end)};
+}
+
+void CheckpointRunner::save_now() {
+  save_(records_);
+  saved_once_ = true;
+  last_save_ = std::chrono::steady_clock::now();
+}
+
+Segment CheckpointRunner::run(const TaskSpec& task, const Compute& compute) {
+  using Clock = std::chrono::steady_clock;
+  const std::size_t index = static_cast<std::size_t>(&record_for(task) - records_.data());
+  const RepRange target = shard_count_ ? share_of(task.n_rep, task.align, shard_index_, shard_count_) : RepRange{0, task.n_rep};
+  DeferStopSignals defer;
+  for (RepRange gap : records_[index].missing()) {
+    gap.begin = std::max(gap.begin, target.begin);
+    gap.end = std::min(gap.end, target.end);
+    for (std::uint64_t pos = gap.begin; pos < gap.end;) {
+      const RepRange block = next_block(task, gap, pos);
+      const auto t0 = Clock::now();
+      Segment s = compute(block);
+      s.range = block;
+      const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+      rate_ = static_cast<double>(block.size()) / std::max(dt, 1e-6);
+      records_[index].add(std::move(s), "the checkpoint");
+      pos = block.end;
+      if (const int sig = stop_signal_received()) {
+        save_now();
+        throw Interrupted(sig, "");
+      }
+      if (!saved_once_ || std::chrono::duration<double>(Clock::now() - last_save_).count() >= every_s_) save_now();
+    }
+  }
+  if (!shard_count_) return records_[index].whole();
+  const std::vector<Segment>& segs = records_[index].segments;
+  if (target.size() == 0 || segs.empty()) {
+    if (segs.empty()) records_[index].segments.push_back(Segment{target, std::vector<std::int64_t>(task.n_counts, 0), {}});
+    return padded(task, Segment{target, std::vector<std::int64_t>(task.n_counts, 0), {}});
+  }
+  return padded(task, segs.front());
+}
+
+}  // namespace panelboot

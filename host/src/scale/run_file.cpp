@@ -1,0 +1,174 @@
+// Partial results and checkpoints as JSON (panelboot/run_file.hpp).
+#include "panelboot/run_file.hpp"
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "panelboot/error.hpp"
+#include "panelboot/text.hpp"
+
+namespace panelboot {
+
+namespace {
+
+constexpr int kRunFileVersion = 1;
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// Doubles as base64 of their little-endian bytes (the hosts panelboot builds for are little-endian).
+std::string encode_doubles(const std::vector<double>& v) {
+  const auto* p = reinterpret_cast<const unsigned char*>(v.data());
+  const std::size_t n = v.size() * sizeof(double);
+  std::string out;
+  out.reserve((n + 2) / 3 * 4);
+  for (std::size_t i = 0; i < n; i += 3) {
+    const unsigned b0 = p[i], b1 = i + 1 < n ? p[i + 1] : 0, b2 = i + 2 < n ? p[i + 2] : 0;
+    out += kBase64[b0 >> 2];
+    out += kBase64[((b0 & 3) << 4) | (b1 >> 4)];
+    out += i + 1 < n ? kBase64[((b1 & 15) << 2) | (b2 >> 6)] : '=';
+    out += i + 2 < n ? kBase64[b2 & 63] : '=';
+  }
+  return out;
+}
+
+std::vector<double> decode_doubles(const std::string& s, const std::string& where) {
+  int value[256];
+  for (int& x : value) x = -1;
+  for (int i = 0; i < 64; ++i) value[static_cast<unsigned char>(kBase64[i])] = i;
+  if (s.size() % 4) throw InvalidInput(where + ": its values are not base64 (length " + std::to_string(s.size()) + ")");
+  std::string bytes;
+  bytes.reserve(s.size() / 4 * 3);
+  for (std::size_t i = 0; i < s.size(); i += 4) {
+    int q[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = s[i + k];
+      if (c == '=' && i + 4 == s.size() && k >= 2) {
+        q[k] = 0;
+        ++pad;
+        continue;
+      }
+      q[k] = value[static_cast<unsigned char>(c)];
+      if (q[k] < 0 || pad) throw InvalidInput(where + ": its values are not base64");
+    }
+    bytes += static_cast<char>((q[0] << 2) | (q[1] >> 4));
+    if (pad < 2) bytes += static_cast<char>(((q[1] & 15) << 4) | (q[2] >> 2));
+    if (pad < 1) bytes += static_cast<char>(((q[2] & 3) << 6) | q[3]);
+  }
+  if (bytes.size() % sizeof(double)) throw InvalidInput(where + ": its values are not whole doubles");
+  std::vector<double> v(bytes.size() / sizeof(double));
+  if (!v.empty()) std::memcpy(v.data(), bytes.data(), bytes.size());
+  return v;
+}
+
+nlohmann::json task_json(const TaskRecord& r) {
+  nlohmann::json t;
+  t["key"] = r.spec.key;
+  t["n_rep"] = r.spec.n_rep;
+  t["align"] = r.spec.align;
+  t["n_counts"] = r.spec.n_counts;
+  t["width"] = r.spec.width;
+  nlohmann::json segs = nlohmann::json::array();
+  for (const Segment& s : r.segments) {
+    nlohmann::json j;
+    j["begin"] = s.range.begin;
+    j["end"] = s.range.end;
+    j["counts"] = s.counts;
+    j["values"] = encode_doubles(s.values);
+    segs.push_back(j);
+  }
+  t["segments"] = segs;
+  return t;
+}
+
+template <class T>
+T field(const nlohmann::json& j, const char* name, const std::string& where) {
+  if (!j.is_object() || !j.contains(name)) throw InvalidInput(where + " has no '" + name + "'");
+  try {
+    return j.at(name).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw InvalidInput(where + ": '" + name + "' has the wrong type");
+  }
+}
+
+TaskRecord parse_task(const nlohmann::json& t, const std::string& path) {
+  const std::string where = "run file '" + printable(path) + "'";
+  TaskRecord r;
+  r.spec.key = field<std::string>(t, "key", where);
+  const std::string tw = where + ", task '" + printable(r.spec.key) + "'";
+  r.spec.n_rep = field<std::uint64_t>(t, "n_rep", tw);
+  r.spec.align = field<std::uint64_t>(t, "align", tw);
+  r.spec.n_counts = field<std::size_t>(t, "n_counts", tw);
+  r.spec.width = field<std::size_t>(t, "width", tw);
+  const auto segs = field<nlohmann::json>(t, "segments", tw);
+  if (!segs.is_array()) throw InvalidInput(tw + ": 'segments' is not a list");
+  for (const nlohmann::json& s : segs) {
+    Segment seg;
+    seg.range.begin = field<std::uint64_t>(s, "begin", tw);
+    seg.range.end = field<std::uint64_t>(s, "end", tw);
+    seg.counts = field<std::vector<std::int64_t>>(s, "counts", tw);
+    seg.values = decode_doubles(field<std::string>(s, "values", tw), tw);
+    if (seg.range.size() == 0 && seg.range.begin <= seg.range.end) {
+      r.segments.push_back(std::move(seg));  // an empty share: kept, it names the task
+      continue;
+    }
+    r.add(std::move(seg), where);
+  }
+  check_record_shape(r, where);
+  return r;
+}
+
+}  // namespace
+
+std::uint64_t fnv1a(const void* data, std::size_t n, std::uint64_t h) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string hex64(std::uint64_t h) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string run_file_text(const RunFile& f) {
+  nlohmann::json j;
+  j["panelboot_run_file"] = kRunFileVersion;
+  j["kind"] = f.kind;
+  j["partial"] = f.kind == "partial";
+  j["note"] = f.kind == "partial"
+                  ? "one shard's replications: combine every shard with 'panelboot merge PARTS...'"
+                  : "a checkpoint: run the same command with --resume to continue";
+  j["run"] = nlohmann::json::parse(f.header_json);
+  nlohmann::json tasks = nlohmann::json::array();
+  for (const TaskRecord& r : f.tasks) tasks.push_back(task_json(r));
+  j["tasks"] = tasks;
+  return j.dump(1) + "\n";
+}
+
+RunFile parse_run_file(const std::string& text, const std::string& path) {
+  const std::string where = "'" + printable(path) + "'";
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception&) {
+    throw InvalidInput(where + " is not a panelboot partial result or checkpoint (not JSON)");
+  }
+  if (!j.is_object() || !j.contains("panelboot_run_file"))
+    throw InvalidInput(where + " is not a panelboot partial result or checkpoint (no 'panelboot_run_file' field)");
+  if (j["panelboot_run_file"] != kRunFileVersion)
+    throw InvalidInput(where + " was written by another version of panelboot's run files (version " +
+                       j["panelboot_run_file"].dump() + ", this one reads " + std::to_string(kRunFileVersion) + ")");
+  RunFile f;
+  f.kind = field<std::string>(j, "kind", where);
+  f.header_json = field<nlohmann::json>(j, "run", where).dump();
+  const auto tasks = field<nlohmann::json>(j, "tasks", where);
+  if (!tasks.is_array()) throw InvalidInput(where + ": 'tasks' is not a list");
+  for (const nlohmann::json& t : tasks) f.tasks.push_back(parse_task(t, path));
+  return f;
+}
+
+}  // namespace panelboot

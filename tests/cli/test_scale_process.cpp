@@ -1,0 +1,303 @@
+// Long runs split and resumed, as a user runs them: `--shard i/n` parts merged by `panelboot merge`
+// give exactly the single run's output (every format; wild with its CI, enumeration and the
+// Gray-code walk, threshold, power); merge refuses a missing, duplicated, overlapping or foreign
+// part; a checkpointed run killed by SIGKILL resumes to the uninterrupted result, SIGTERM writes
+// the checkpoint and exits 143, and a checkpoint from another run is refused.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "helpers.hpp"
+#include "process.hpp"
+
+namespace {
+using nlohmann::json;
+namespace fs = std::filesystem;
+using Args = std::vector<std::string>;
+
+pbtest::ProcOptions slow() {
+  pbtest::ProcOptions o;
+  o.timeout_s = 300;
+  return o;
+}
+
+Args with(Args a, const Args& more) {
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+
+// Runs panelboot and requires exit 0; returns stdout.
+std::string ok(const Args& args) {
+  const pbtest::ProcRun r = pbtest::run_process(args, slow());
+  EXPECT_EQ(r.status, 0) << r.err;
+  return r.out;
+}
+
+// A JSON report without what differs between any two runs (seconds per stage, threads).
+json comparable(json j) {
+  if (j.is_object()) {
+    j.erase("timing");
+    j.erase("threads");
+    for (auto& [k, v] : j.items()) v = comparable(v);
+  } else if (j.is_array()) {
+    for (auto& v : j) v = comparable(v);
+  }
+  return j;
+}
+
+// The n shards of `args` written to files (in the order given), their paths.
+std::vector<std::string> shards(const Args& args, int n, const std::vector<int>& order = {}) {
+  std::vector<std::string> parts;
+  for (int k = 0; k < n; ++k) {
+    const int i = order.empty() ? k + 1 : order[static_cast<std::size_t>(k)];
+    const std::string part = pbtest::temp_path("_part" + std::to_string(i) + ".json");
+    ok(with(args, {"--shard", std::to_string(i) + "/" + std::to_string(n), "--output", part}));
+    parts.push_back(part);
+  }
+  return parts;
+}
+
+// `args` with the value of `name` replaced.
+Args replaced(Args a, const std::string& name, const std::string& value) {
+  for (std::size_t i = 0; i + 1 < a.size(); ++i)
+    if (a[i] == name) a[i + 1] = value;
+  return a;
+}
+
+std::string merged(const std::vector<std::string>& parts, const Args& extra = {}) {
+  Args a{"merge"};
+  a.insert(a.end(), parts.begin(), parts.end());
+  return ok(with(a, extra));
+}
+
+// A panel of G clusters x T periods (CSV), y = 0.5 x + a cluster effect + noise.
+std::string panel_csv(int G, int T, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> nd;
+  std::ostringstream s;
+  s.precision(17);
+  s << "id,t,x,y\n";
+  for (int g = 0; g < G; ++g) {
+    const double a = nd(rng);
+    for (int t = 0; t < T; ++t) {
+      const double x = nd(rng) + 0.3 * a;
+      s << "c" << g << "," << t << "," << x << "," << 0.5 * x + a + nd(rng) * (1 + 0.5 * (g % 3)) << "\n";
+    }
+  }
+  return pbtest::write_temp(s.str());
+}
+
+const Args kWild = {"wild", "-f", "newqua ~ rgzn + urban | province + year", "--cluster", "province",
+                    "--test", "rgzn = 0", "--test", "urban = 0.1", "--B", "999"};
+
+TEST(Shards, WildWithItsCiMergesToTheSingleRunInEveryFormat) {
+  const std::vector<std::string> parts = shards(kWild, 3, {2, 3, 1});
+  for (const std::string fmt : {"text", "markdown", "latex", "csv"})
+    EXPECT_EQ(merged(parts, {"--format", fmt}), ok(with(kWild, {"--format", fmt}))) << fmt;
+  const json single = json::parse(ok(with(kWild, {"--format", "json"})));
+  const json merge = json::parse(merged(parts, {"--format", "json"}));
+  EXPECT_EQ(comparable(merge), comparable(single));
+  ASSERT_EQ(merge["tests"].size(), 2u);
+  EXPECT_TRUE(merge["tests"][0]["ci_low"].is_number());
+  EXPECT_EQ(merge["tests"][1]["n_boot"], 999);
+  // one shard (n = 1) is the single run too, and a part says it is partial
+  const std::vector<std::string> one = shards(kWild, 1);
+  EXPECT_EQ(comparable(json::parse(merged(one, {"--format", "json"}))), comparable(single));
+  const json part = json::parse(pbtest::file_bytes(parts[0]));
+  EXPECT_EQ(part["partial"], true);
+  EXPECT_EQ(part["run"]["shard"]["count"], 3);
+  EXPECT_EQ(part["tasks"][0]["width"], 5);  // n0, d0, n1, d1, d2: the CI's pieces
+}
+
+TEST(Shards, EnumerationAndTheGrayWalkMergeToTheSingleRun) {
+  // 8 clusters: every sign vector stored (with the CI); 23 clusters: the Gray-code walk's counts
+  const std::string small = panel_csv(8, 6, 11), big = panel_csv(23, 4, 12);
+  const Args enumerated = {"wild", "--data", small, "-f", "y ~ x | id", "--cluster", "id", "--test", "x = 0.5",
+                           "--B", "999", "--format", "json"};
+  const json single = json::parse(ok(enumerated));
+  EXPECT_EQ(single["tests"][0]["enumerated"], true);
+  EXPECT_EQ(comparable(json::parse(merged(shards(enumerated, 3)))), comparable(single));
+  const Args gray = {"wild", "--data", big, "-f", "y ~ x | id", "--cluster", "id", "--test", "x = 0.5",
+                     "--enumerate", "always", "--format", "json"};
+  const json walk = json::parse(ok(gray));
+  EXPECT_EQ(walk["tests"][0]["n_boot"], std::int64_t{1} << 23);
+  // 4 shards: cuts inside the walk's 2^22 vectors, each on a block of the walk's restarts
+  EXPECT_EQ(comparable(json::parse(merged(shards(gray, 4, {4, 1, 3, 2})))), comparable(walk));
+}
+
+TEST(Shards, ThresholdAndPowerMergeToTheSingleRun) {
+  const Args threshold = {"threshold", "--panel", "province,year", "-f", "newqua ~ urban + ind | province",
+                          "--regime", "rgzn", "--threshold-var", "fin", "--thresholds", "2", "--B", "50",
+                          "--format", "json"};
+  const json t1 = json::parse(ok(threshold));
+  EXPECT_EQ(comparable(json::parse(merged(shards(threshold, 3)))), comparable(t1));
+  const Args power = {"power", "-f", "newqua ~ rgzn + urban | province + year", "--cluster", "province",
+                      "--target", "rgzn", "--split", "region", "--R", "30", "--wild-B", "99", "--effects", "0,0.002",
+                      "--tests", "crve,wild"};
+  const std::vector<std::string> parts = shards(with(power, {"--format", "json"}), 4, {3, 1, 4, 2});
+  const json p1 = json::parse(ok(with(power, {"--format", "json"})));
+  const json pm = json::parse(merged(parts));
+  EXPECT_EQ(comparable(pm), comparable(p1));
+  // the estimates' mean and SD (floating sums over every replication) came through bit for bit
+  EXPECT_EQ(pm["results"][0]["estimate_sd"], p1["results"][0]["estimate_sd"]);
+  EXPECT_GT(pm["results"][0]["estimate_sd"].get<double>(), 0.0);
+  EXPECT_EQ(merged(parts, {"--format", "markdown"}), ok(with(power, {"--format", "markdown"})));
+}
+
+TEST(Shards, MergeRefusesMissingDuplicatedOverlappingAndForeignParts) {
+  const std::vector<std::string> parts = shards(kWild, 3);
+  pbtest::expect_user_error(pbtest::run_process({"merge", parts[0], parts[2]}), {"shard 2/3 missing"});
+  pbtest::expect_user_error(pbtest::run_process({"merge", parts[0], parts[1], parts[1], parts[2]}),
+                            {"are both shard 2/3"});
+  // another seed, another option, other data: named
+  const std::vector<std::string> seeded = shards(with(kWild, {"--seed", "7"}), 3);
+  pbtest::expect_user_error(pbtest::run_process({"merge", parts[0], parts[1], seeded[2]}), {"different runs", "--seed"});
+  const std::vector<std::string> other_b = shards(replaced(kWild, "--B", "998"), 3);
+  pbtest::expect_user_error(pbtest::run_process({"merge", parts[0], other_b[1], parts[2]}), {"different runs", "--B"});
+  const Args on_file = {"wild", "--data", panel_csv(12, 5, 3), "-f", "y ~ x | id", "--cluster", "id", "--test", "x = 0"};
+  Args on_other = on_file;
+  on_other[2] = panel_csv(12, 5, 4);
+  const std::vector<std::string> a = shards(on_file, 2), b = shards(on_other, 2);
+  pbtest::expect_user_error(pbtest::run_process({"merge", a[0], b[1]}), {"different runs", "the data"});
+  // a shard count that differs, and ranges that overlap
+  const std::vector<std::string> halves = shards(kWild, 2);
+  pbtest::expect_user_error(pbtest::run_process({"merge", parts[0], halves[1]}), {"shard count"});
+  json bad = json::parse(pbtest::file_bytes(parts[1]));
+  for (auto& t : bad["tasks"])
+    for (auto& s : t["segments"]) {
+      s["begin"] = s["begin"].get<std::uint64_t>() - 1;
+      s["end"] = s["end"].get<std::uint64_t>() - 1;
+    }
+  const std::string overlapping = pbtest::write_temp(bad.dump(), ".json");
+  pbtest::expect_user_error(pbtest::run_process({"merge", parts[0], overlapping, parts[2]}), {"overlap"});
+  // not a part at all, and a checkpoint
+  pbtest::expect_user_error(pbtest::run_process({"merge", pbtest::write_temp("{}", ".json")}),
+                            {"not a panelboot partial result"});
+}
+
+// Starts panelboot; once `file` exists, sends `sig`; returns the wait status.
+int signal_when_file_appears(const Args& args, const std::string& file, int sig, std::string& err) {
+  const std::string err_file = pbtest::temp_path(".err");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen(err_file.c_str(), "w", stderr);
+    freopen("/dev/null", "w", stdout);
+    Args full{pbtest::panelboot_exe()};
+    full.insert(full.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : full) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int st = 0;
+  for (int i = 0; i < 30000; ++i) {
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      err = pbtest::file_bytes(err_file);
+      return st;  // ended before the checkpoint appeared: the caller's checks fail
+    }
+    if (fs::exists(file)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  kill(pid, sig);
+  waitpid(pid, &st, 0);
+  err = pbtest::file_bytes(err_file);
+  return st;
+}
+
+// A wild run of a few seconds, counts only.
+const Args kLongWild = {"wild", "-f", "newqua ~ rgzn + urban | province + year", "--cluster", "province", "--test",
+                        "rgzn = 0", "--test", "urban = 0.1", "--B", "6000000", "--no-ci", "--format", "json"};
+
+TEST(Checkpoint, KilledAfterTheFirstCheckpointResumesToTheUninterruptedResult) {
+  const json single = json::parse(ok(kLongWild));
+  const std::string cp = pbtest::temp_path(".ckpt"), out = pbtest::temp_path(".json");
+  const Args run = with(kLongWild, {"--checkpoint", cp, "--checkpoint-every", "0.2", "--output", out});
+  std::string err;
+  const int st = signal_when_file_appears(run, cp, SIGKILL, err);
+  ASSERT_TRUE(WIFSIGNALED(st)) << "the run ended before it was killed: " << err;
+  ASSERT_TRUE(fs::exists(cp));
+  EXPECT_FALSE(fs::exists(out));
+  const json saved = json::parse(pbtest::file_bytes(cp));
+  EXPECT_EQ(saved["kind"], "checkpoint");
+  // the same command without --resume refuses to start over the checkpoint
+  pbtest::expect_user_error(pbtest::run_process(run), {"exists", "--resume"});
+  // resumed on one thread: the uninterrupted result, and the checkpoint is gone
+  const pbtest::ProcRun resumed = pbtest::run_process(with(run, {"--resume", "--threads", "1"}), slow());
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("resuming from checkpoint"), std::string::npos) << resumed.err;
+  EXPECT_EQ(comparable(json::parse(pbtest::file_bytes(out))), comparable(single));
+  EXPECT_FALSE(fs::exists(cp));
+}
+
+TEST(Checkpoint, SigtermWritesTheCheckpointAndExits143ThenResumeFinishes) {
+  const json single = json::parse(ok(kLongWild));
+  const std::string cp = pbtest::temp_path(".ckpt"), out = pbtest::temp_path(".json");
+  const Args run = with(kLongWild, {"--checkpoint", cp, "--checkpoint-every", "0.2", "--output", out});
+  std::string err;
+  const int st = signal_when_file_appears(run, cp, SIGTERM, err);
+  ASSERT_TRUE(WIFEXITED(st)) << err;
+  EXPECT_EQ(WEXITSTATUS(st), 143) << err;
+  EXPECT_NE(err.find("interrupted by SIGTERM"), std::string::npos) << err;
+  EXPECT_NE(err.find("--resume"), std::string::npos) << err;
+  const json saved = json::parse(pbtest::file_bytes(cp));
+  std::uint64_t done = 0;
+  for (const json& t : saved["tasks"])
+    for (const json& s : t["segments"]) done += s["end"].get<std::uint64_t>() - s["begin"].get<std::uint64_t>();
+  EXPECT_GT(done, 0u);
+  EXPECT_LT(done, 12000000u);
+  // a checkpoint of other options, data or seed is refused, naming what differs
+  pbtest::expect_user_error(pbtest::run_process(with(with(kLongWild, {"--checkpoint", cp, "--resume"}), {"--seed", "5"})),
+                            {"another run", "--seed"});
+  pbtest::expect_user_error(
+      pbtest::run_process(replaced(with(kLongWild, {"--checkpoint", cp, "--resume"}), "--B", "5000000")),
+      {"another run", "--B"});
+  ASSERT_EQ(pbtest::run_process(with(run, {"--resume"}), slow()).status, 0);
+  EXPECT_EQ(comparable(json::parse(pbtest::file_bytes(out))), comparable(single));
+}
+
+TEST(Checkpoint, ResumeWithoutACheckpointStartsAfreshAndWildNeedsNoCi) {
+  const std::string cp = pbtest::temp_path(".ckpt");
+  const Args small = {"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province", "--test", "rgzn = 0",
+                      "--B", "999", "--no-ci", "--format", "json"};
+  const pbtest::ProcRun r = pbtest::run_process(with(small, {"--checkpoint", cp, "--resume"}), slow());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("starting afresh"), std::string::npos) << r.err;
+  EXPECT_EQ(comparable(json::parse(r.out)), comparable(json::parse(ok(small))));
+  EXPECT_FALSE(fs::exists(cp));
+  Args with_ci = small;
+  with_ci.erase(with_ci.begin() + 9);  // --no-ci
+  pbtest::expect_user_error(pbtest::run_process(with(with_ci, {"--checkpoint", cp})), {"--checkpoint", "--no-ci"});
+  pbtest::expect_user_error(pbtest::run_process(with(small, {"--resume"})), {"--resume", "--checkpoint"});
+}
+
+TEST(Checkpoint, ThresholdAndPowerResumeToTheUninterruptedResult) {
+  const Args threshold = {"threshold", "--panel", "province,year", "-f", "newqua ~ urban + ind | province",
+                          "--regime", "rgzn", "--threshold-var", "fin", "--B", "400", "--format", "json"};
+  const Args power = {"power", "-f", "newqua ~ rgzn + urban | province + year", "--cluster", "province", "--target",
+                      "rgzn", "--split", "region", "--R", "300", "--wild-B", "199", "--effects", "0,0.002",
+                      "--format", "json"};
+  for (const Args& args : {threshold, power}) {
+    SCOPED_TRACE(args[0]);
+    const json single = json::parse(ok(args));
+    const std::string cp = pbtest::temp_path(".ckpt"), out = pbtest::temp_path(".json");
+    const Args run = with(args, {"--checkpoint", cp, "--checkpoint-every", "0.1", "--output", out});
+    std::string err;
+    const int st = signal_when_file_appears(with(run, {"--threads", "1"}), cp, SIGKILL, err);
+    ASSERT_TRUE(WIFSIGNALED(st)) << "the run ended before it was killed: " << err;
+    const pbtest::ProcRun resumed = pbtest::run_process(with(run, {"--resume", "--threads", "2"}), slow());
+    ASSERT_EQ(resumed.status, 0) << resumed.err;
+    EXPECT_EQ(comparable(json::parse(pbtest::file_bytes(out))), comparable(single));
+  }
+}
+
+}  // namespace
