@@ -280,12 +280,14 @@ TEST(Checkpoint, ResumeWithoutACheckpointStartsAfreshAndWildNeedsNoCi) {
   pbtest::expect_user_error(pbtest::run_process(with(small, {"--resume"})), {"--resume", "--checkpoint"});
 }
 
+// Runs of about half a second here, killed once their first checkpoint is on disk.
 TEST(Checkpoint, ThresholdAndPowerResumeToTheUninterruptedResult) {
   const Args threshold = {"threshold", "--panel", "province,year", "-f", "newqua ~ urban + ind | province",
-                          "--regime", "rgzn", "--threshold-var", "fin", "--B", "400", "--format", "json"};
+                          "--regime", "rgzn", "--threshold-var", "fin", "--thresholds", "2", "--B", "150000",
+                          "--format", "json"};
   const Args power = {"power", "-f", "newqua ~ rgzn + urban | province + year", "--cluster", "province", "--target",
-                      "rgzn", "--split", "region", "--R", "300", "--wild-B", "199", "--effects", "0,0.002",
-                      "--format", "json"};
+                      "rgzn", "--split", "region", "--R", "4000", "--wild-B", "199", "--tests", "crve,wild",
+                      "--effects", "0,0.002", "--format", "json"};
   for (const Args& args : {threshold, power}) {
     SCOPED_TRACE(args[0]);
     const json single = json::parse(ok(args));

@@ -68,10 +68,11 @@ class ReplicationRunner {
   virtual ~ReplicationRunner() = default;
   using Compute = std::function<Segment(RepRange)>;
   // The task's replications over [0, n_rep), computed (by `compute`, any number of ranges) or
-  // found. A shard returns its share only, with zero counts and zero values elsewhere.
+  // found. A shard returns its share only.
   virtual Segment run(const TaskSpec& task, const Compute& compute) = 0;
-  // Whether run() gives every replication: false for a shard, whose engine result is incomplete
-  // (its partial file is written instead of a report).
+  // Whether run() gives every replication: false for a shard, whose engine skips what needs the
+  // whole task (a CI, critical values) and whose result is not reported (its partial file is
+  // written instead).
   virtual bool complete() const { return true; }
 };
 
@@ -101,10 +102,11 @@ class ReplayRunner final : public ReplicationRunner {
   std::vector<bool> used_;
 };
 
-// A checkpoint's replications are computed in blocks; after each block the run stops if SIGINT or
-// SIGTERM came (checkpoint first: Interrupted), and the checkpoint is written when `every_s` has
-// passed since the last write (and after the first block). The file itself is the caller's:
-// `save` writes the records it is given, atomically.
+// A checkpoint's replications are computed in blocks of about every_s / 4 (the first: one unit);
+// after each block the run stops if SIGINT or SIGTERM came (checkpoint first: Interrupted), and the
+// checkpoint is written after the first block and whenever the next block could take the wait
+// past `every_s`, so at least every `every_s`. The file itself is the caller's: `save` writes
+// the records it is given, atomically.
 class CheckpointRunner final : public ReplicationRunner {
  public:
   using Save = std::function<void(const TaskRecords&)>;

@@ -149,8 +149,9 @@ void set_invocation(const std::vector<std::string>& args) { g_invocation = args;
 
 void add_scale_options(CLI::App* app, ScaleCli& s) {
   app->add_option("--shard", s.shard,
-                  "Compute share i of n of every test's replications and write a partial result to --output "
-                  "(combine the n parts with 'panelboot merge'); 1-based, so that "
+                  "Compute share i of n of each test's (power: each group's) replications and write a partial result "
+                  "to --output (whatever --format) "
+                  "for 'panelboot merge' to combine; 1-based, so that "
                   "--shard ${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT} works with --array=1-n")
       ->check(shard_spec());
   auto* cp = app->add_option("--checkpoint", s.checkpoint,
@@ -408,6 +409,9 @@ std::vector<std::string> replay_arguments(const std::vector<std::string>& record
 }
 
 int cmd_merge(const MergeCli& m, const Streams& s) {
+  std::vector<NamedPath> inputs;
+  for (const std::string& p : m.parts) inputs.push_back({"part", p});
+  if (!m.output.empty()) check_output_paths({{"--output", m.output}}, inputs);
   std::vector<Part> parts;
   for (const std::string& path : m.parts) parts.push_back(read_part(path));
   check_parts(parts);

@@ -1102,6 +1102,7 @@ ThresholdTest bootstrap_test(const Context& c, int k, double F, const Vec& fitte
       part.n_boot = static_cast<std::int64_t>(r.size());
       return Segment{r, {}, backend.threshold_fstar(part, c.gram)};
     }).values;
+    if (!c.o.runner->complete()) return t;  // a shard's share: no p-value or critical values
   }
   progress.finish();
   res.fstar.emplace_back(fstar.begin(), fstar.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(c.o.trace, fstar.size())));

@@ -21,17 +21,6 @@ std::uint64_t scaled(std::uint64_t x, std::uint64_t n, std::uint64_t d) {
   return static_cast<std::uint64_t>(static_cast<unsigned __int128>(x) * n / d);
 }
 
-// The padded whole of a shard's task: its share's counts and values, zero elsewhere.
-Segment padded(const TaskSpec& t, const Segment& share) {
-  Segment s;
-  s.range = {0, t.n_rep};
-  s.counts = share.counts;
-  s.values.assign(static_cast<std::size_t>(t.n_rep) * t.width, 0.0);
-  std::copy(share.values.begin(), share.values.end(),
-            s.values.begin() + static_cast<std::ptrdiff_t>(share.range.begin * t.width));
-  return s;
-}
-
 bool same_shape(const TaskSpec& a, const TaskSpec& b) {
   return a.key == b.key && a.n_rep == b.n_rep && a.align == b.align && a.n_counts == b.n_counts && a.width == b.width;
 }
@@ -128,7 +117,7 @@ Segment ShardRunner::run(const TaskSpec& task, const Compute& compute) {
   rec.add(s, "shard " + std::to_string(index_) + "/" + std::to_string(count_));
   if (share.size() == 0) rec.segments.push_back(s);  // an empty share still names its task
   records_.push_back(std::move(rec));
-  return padded(task, s);
+  return s;
 }
 
 // ---- ReplayRunner ----
@@ -177,9 +166,10 @@ TaskRecord& CheckpointRunner::record_for(const TaskSpec& task) {
 }
 
 // The next block from pos inside gap: about a quarter of the checkpoint interval at the last
-// block's rate (the first block: 64 replications), on the task's alignment.
+// block's rate (the first block: one unit of the task's alignment, so that the first checkpoint
+// comes at once however slow a replication is), on the task's alignment.
 RepRange CheckpointRunner::next_block(const TaskSpec& task, RepRange gap, std::uint64_t pos) const {
-  const double want = rate_ > 0 ? rate_ * std::max(0.05, every_s_ / 4) : 64.0;
+  const double want = rate_ > 0 ? rate_ * std::max(0.05, every_s_ / 4) : 1.0;
   std::uint64_t n = static_cast<std::uint64_t>(std::min(want, 1e15));
   const std::uint64_t a = std::max<std::uint64_t>(task.align, 1);
   n = std::max<std::uint64_t>((n + a - 1) / a * a, a);
@@ -216,16 +206,14 @@ Segment CheckpointRunner::run(const TaskSpec& task, const Compute& compute) {
         save_now();
         throw Interrupted(sig, "");
       }
-      if (!saved_once_ || std::chrono::duration<double>(Clock::now() - last_save_).count() >= every_s_) save_now();
+      // saved when the next block (about every_s / 4) would take the wait past every_s
+      if (!saved_once_ || std::chrono::duration<double>(Clock::now() - last_save_).count() >= 0.75 * every_s_) save_now();
     }
   }
   if (!shard_count_) return records_[index].whole();
-  const std::vector<Segment>& segs = records_[index].segments;
-  if (target.size() == 0 || segs.empty()) {
-    if (segs.empty()) records_[index].segments.push_back(Segment{target, std::vector<std::int64_t>(task.n_counts, 0), {}});
-    return padded(task, Segment{target, std::vector<std::int64_t>(task.n_counts, 0), {}});
-  }
-  return padded(task, segs.front());
+  std::vector<Segment>& segs = records_[index].segments;
+  if (segs.empty()) segs.push_back(Segment{target, std::vector<std::int64_t>(task.n_counts, 0), {}});  // names the task
+  return segs.front();
 }
 
 }  // namespace panelboot

@@ -1,0 +1,208 @@
+// Replication ranges (panelboot/replications.hpp, run_file.hpp): shares tile every task on its
+// alignment, segments join exactly and refuse overlaps, a run file keeps every bit, a checkpoint
+// runner computes only what is missing, and the Gray-code walk counts the same on any split.
+#include <gtest/gtest.h>
+
+#include <Eigen/Dense>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
+#include "helpers.hpp"
+#include "panelboot/backend.hpp"
+#include "panelboot/error.hpp"
+#include "panelboot/replications.hpp"
+#include "panelboot/run_file.hpp"
+
+namespace {
+using namespace panelboot;
+
+std::uint64_t bits(double d) {
+  std::uint64_t u;
+  std::memcpy(&u, &d, sizeof u);
+  return u;
+}
+
+double from_bits(std::uint64_t u) {
+  double d;
+  std::memcpy(&d, &u, sizeof d);
+  return d;
+}
+
+// A task's "replications": counts (r mod 3 == 0, and r), values r * 0.1 and its square.
+Segment fake_compute(RepRange r, int* calls = nullptr) {
+  if (calls) ++*calls;
+  Segment s{r, {0, 0}, {}};
+  for (std::uint64_t b = r.begin; b < r.end; ++b) {
+    s.counts[0] += b % 3 == 0;
+    s.counts[1] += static_cast<std::int64_t>(b);
+    s.values.push_back(static_cast<double>(b) * 0.1);
+    s.values.push_back(static_cast<double>(b) * static_cast<double>(b) * 0.1);
+  }
+  return s;
+}
+
+TEST(Replications, SharesTileEveryTaskOnItsAlignment) {
+  PB_FRESH_RNG(rng);
+  for (int trial = 0; trial < 300; ++trial) {
+    const std::uint64_t n_rep = rng() % 5000, align = 1 + rng() % 64, n = 1 + rng() % 40;
+    std::uint64_t pos = 0;
+    for (std::uint64_t i = 1; i <= n; ++i) {
+      const RepRange s = share_of(n_rep, align, i, n);
+      EXPECT_EQ(s.begin, pos);
+      EXPECT_LE(s.begin, s.end);
+      if (s.end != n_rep) EXPECT_EQ(s.end % align, 0u);
+      // shares differ by at most one unit of the alignment
+      EXPECT_LE(s.size(), (n_rep + align - 1) / align / n * align + align);
+      pos = s.end;
+    }
+    EXPECT_EQ(pos, n_rep);
+  }
+  EXPECT_THROW(share_of(10, 1, 0, 3), InvalidInput);
+  EXPECT_THROW(share_of(10, 1, 4, 3), InvalidInput);
+}
+
+TEST(Replications, SegmentsJoinExactlyInAnyOrderAndRefuseOverlaps) {
+  PB_FRESH_RNG(rng);
+  const TaskSpec spec{"t", 1000, 1, 2, 2};
+  const Segment whole = fake_compute({0, 1000});
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<std::uint64_t> cuts = {0, 1000};
+    for (int k = 0; k < 6; ++k) cuts.push_back(rng() % 1000);
+    std::sort(cuts.begin(), cuts.end());
+    std::vector<RepRange> ranges;
+    for (std::size_t i = 0; i + 1 < cuts.size(); ++i)
+      if (cuts[i] < cuts[i + 1]) ranges.push_back({cuts[i], cuts[i + 1]});
+    std::shuffle(ranges.begin(), ranges.end(), rng);
+    TaskRecord rec{spec, {}};
+    for (std::size_t i = 0; i < ranges.size(); ++i) {
+      EXPECT_FALSE(rec.complete());
+      rec.add(fake_compute(ranges[i]));
+    }
+    ASSERT_TRUE(rec.complete());
+    ASSERT_EQ(rec.segments.size(), 1u);
+    EXPECT_EQ(rec.whole().counts, whole.counts);
+    EXPECT_EQ(rec.whole().values, whole.values);
+  }
+  TaskRecord rec{spec, {}};
+  rec.add(fake_compute({100, 200}));
+  EXPECT_THROW(rec.add(fake_compute({199, 300})), InvalidInput);
+  EXPECT_THROW(rec.add(fake_compute({50, 101})), InvalidInput);
+  EXPECT_THROW(rec.add(fake_compute({900, 1001})), InvalidInput);  // beyond the task
+  EXPECT_THROW(rec.whole(), InvalidInput);
+  ASSERT_EQ(rec.missing().size(), 2u);
+  EXPECT_EQ(rec.missing()[1].begin, 200u);
+}
+
+TEST(Replications, RunFilesKeepEveryBit) {
+  const double nan_payload = from_bits(0x7ff8000000000123ULL);
+  RunFile f{"partial", R"({"command":"wild","seed":"1"})", {}};
+  TaskRecord r{TaskSpec{"test 1: x = 0", 7, 1, 2, 1}, {}};
+  r.add(Segment{{2, 7},
+                {std::numeric_limits<std::int64_t>::max(), -5},
+                {-0.0, nan_payload, std::numeric_limits<double>::denorm_min(), -std::numeric_limits<double>::infinity(),
+                 0.1 + 0.2}});
+  f.tasks.push_back(r);
+  const RunFile g = parse_run_file(run_file_text(f), "x.json");
+  EXPECT_EQ(g.kind, "partial");
+  ASSERT_EQ(g.tasks.size(), 1u);
+  EXPECT_EQ(g.tasks[0].spec.key, "test 1: x = 0");
+  ASSERT_EQ(g.tasks[0].segments.size(), 1u);
+  const Segment& s = g.tasks[0].segments[0];
+  EXPECT_EQ(s.counts, r.segments[0].counts);
+  ASSERT_EQ(s.values.size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i)
+    EXPECT_EQ(bits(s.values[i]), bits(r.segments[0].values[i])) << i;
+  EXPECT_THROW(parse_run_file("{\"a\": 1}", "x.json"), InvalidInput);
+  EXPECT_THROW(parse_run_file("not json", "x.json"), InvalidInput);
+  std::string text = run_file_text(f);
+  text.replace(text.find("\"end\": 7"), 8, "\"end\": 6");  // 5 values for 4 replications
+  EXPECT_THROW(parse_run_file(text, "x.json"), InvalidInput);
+}
+
+TEST(Replications, ACheckpointComputesOnlyWhatIsMissing) {
+  const TaskSpec spec{"t", 5000, 8, 2, 2};
+  int saves = 0;
+  TaskRecords last;
+  CheckpointRunner first({}, 1e9, [&](const TaskRecords& r) {
+    ++saves;
+    last = r;
+  });
+  int calls = 0;
+  const Segment a = first.run(spec, [&](RepRange r) {
+    EXPECT_TRUE(r.begin % 8 == 0 && (r.end % 8 == 0 || r.end == 5000));
+    return fake_compute(r, &calls);
+  });
+  EXPECT_EQ(saves, 1);  // the first block is saved at once; the next only after every_s
+  EXPECT_GT(calls, 1);
+  EXPECT_EQ(a.values, fake_compute({0, 5000}).values);
+  // a resumed run with a hole in the middle computes the hole only
+  TaskRecord partial{spec, {}};
+  partial.add(fake_compute({0, 1000}));
+  partial.add(fake_compute({3000, 5000}));
+  CheckpointRunner resumed({partial}, 1e9, [](const TaskRecords&) {});
+  std::uint64_t computed = 0;
+  const Segment b = resumed.run(spec, [&](RepRange r) {
+    EXPECT_GE(r.begin, 1000u);
+    EXPECT_LE(r.end, 3000u);
+    computed += r.size();
+    return fake_compute(r);
+  });
+  EXPECT_EQ(computed, 2000u);
+  EXPECT_EQ(b.counts, fake_compute({0, 5000}).counts);
+  // another task shape under the same key: written by another run
+  CheckpointRunner other({partial}, 1e9, [](const TaskRecords&) {});
+  EXPECT_THROW(other.run(TaskSpec{"t", 4000, 8, 2, 2}, [](RepRange r) { return fake_compute(r); }), InvalidInput);
+}
+
+TEST(Replications, AShardRunnerComputesAndKeepsItsShareOnly) {
+  const TaskSpec spec{"t", 100, 1, 2, 2};
+  ShardRunner shard(2, 3);
+  const Segment s = shard.run(spec, [](RepRange r) { return fake_compute(r); });
+  EXPECT_FALSE(shard.complete());
+  ASSERT_EQ(shard.records().size(), 1u);
+  EXPECT_EQ(shard.records()[0].segments[0].range.begin, 33u);
+  EXPECT_EQ(shard.records()[0].segments[0].range.end, 66u);
+  EXPECT_EQ(s.range.begin, 33u);
+  ASSERT_EQ(s.values.size(), 66u);
+  EXPECT_EQ(s.values[2 * 7], 4.0);  // replication 40
+  EXPECT_EQ(s.counts, fake_compute({33, 66}).counts);
+}
+
+TEST(Replications, TheGrayWalkCountsTheSameOnAnySplitOfItsBlocks) {
+  PB_FRESH_RNG(rng);
+  std::normal_distribution<double> nd;
+  const int G = 17;
+  Eigen::MatrixXd K(25, G);
+  for (Eigen::Index i = 0; i < K.size(); ++i) K.data()[i] = nd(rng);
+  const Eigen::MatrixXd H = K.transpose() * K;
+  Eigen::VectorXd C(G);
+  for (int g = 0; g < G; ++g) C(g) = nd(rng);
+  kernels::GrayProblem p;
+  p.H = H.data();
+  p.C = C.data();
+  p.n_clu = G;
+  p.t = 0.7;
+  p.tol = 1e-10;
+  const Backend& be = pbtest::cpu_backend();
+  const BootCounts whole = be.wild_enumerate(p, nullptr);
+  EXPECT_EQ(whole.finite, std::int64_t{1} << G);
+  const std::uint64_t n_vec = std::uint64_t{1} << (G - 1);
+  for (std::uint64_t n : {2u, 3u, 7u, 32u}) {
+    BootCounts sum;
+    for (std::uint64_t i = 1; i <= n; ++i) {
+      const RepRange r = share_of(n_vec, kernels::kGrayBlock, i, n);
+      kernels::GrayProblem part = p;
+      part.lo = r.begin;
+      part.hi = r.end;
+      if (r.size()) sum = sum + be.wild_enumerate(part, nullptr);
+    }
+    EXPECT_EQ(sum.abs, whole.abs) << n;
+    EXPECT_EQ(sum.upper, whole.upper) << n;
+    EXPECT_EQ(sum.lower, whole.lower) << n;
+    EXPECT_EQ(sum.finite, whole.finite) << n;
+  }
+}
+
+}  // namespace
