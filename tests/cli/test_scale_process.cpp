@@ -179,9 +179,25 @@ TEST(Shards, MergeRefusesMissingDuplicatedOverlappingAndForeignParts) {
     }
   const std::string overlapping = pbtest::write_temp(bad.dump(), ".json");
   pbtest::expect_user_error(pbtest::run_process({"merge", parts[0], overlapping, parts[2]}), {"overlap"});
-  // not a part at all, and a checkpoint
+  // not a part at all; a part whose header or counts were damaged: one line, exit 2, never a crash
   pbtest::expect_user_error(pbtest::run_process({"merge", pbtest::write_temp("{}", ".json")}),
                             {"not a panelboot partial result"});
+  json damaged = json::parse(pbtest::file_bytes(parts[0]));
+  damaged["run"].erase("checksums");
+  pbtest::expect_user_error(pbtest::run_process({"merge", pbtest::write_temp(damaged.dump(), ".json"), parts[1], parts[2]}),
+                            {"run header", "data"});
+  damaged = json::parse(pbtest::file_bytes(parts[0]));
+  damaged["run"]["shard"]["count"] = 1000000000000000ULL;
+  pbtest::expect_user_error(pbtest::run_process({"merge", pbtest::write_temp(damaged.dump(), ".json")}), {"shard"});
+  damaged = json::parse(pbtest::file_bytes(parts[0]));
+  damaged["run"]["argv"][0] = "merge";
+  pbtest::expect_user_error(pbtest::run_process({"merge", pbtest::write_temp(damaged.dump(), ".json")}), {"argv"});
+  damaged = json::parse(pbtest::file_bytes(parts[0]));
+  damaged["tasks"][0]["segments"][0]["counts"][3] = -400;
+  pbtest::expect_user_error(pbtest::run_process({"merge", pbtest::write_temp(damaged.dump(), ".json"), parts[1], parts[2]}),
+                            {"count"});
+  // merge never writes over one of its parts
+  pbtest::expect_user_error(pbtest::run_process({"merge", parts[0], parts[1], parts[2], "--output", parts[1]}), {"--output"});
 }
 
 // Starts panelboot; once `file` exists, sends `sig`; returns the wait status.
@@ -214,13 +230,21 @@ int signal_when_file_appears(const Args& args, const std::string& file, int sig,
   return st;
 }
 
+// A checkpoint's path in a folder of its own: a SIGKILL during a save leaves the save's temporary
+// (.pbtmp.*) beside it, which must not land in the shared temporary folder other tests inspect.
+std::string private_checkpoint() {
+  const std::string dir = pbtest::temp_path("_ckdir");
+  fs::create_directory(dir);
+  return dir + "/run.ckpt";
+}
+
 // A wild run of a few seconds, counts only.
 const Args kLongWild = {"wild", "-f", "newqua ~ rgzn + urban | province + year", "--cluster", "province", "--test",
                         "rgzn = 0", "--test", "urban = 0.1", "--B", "6000000", "--no-ci", "--format", "json"};
 
 TEST(Checkpoint, KilledAfterTheFirstCheckpointResumesToTheUninterruptedResult) {
   const json single = json::parse(ok(kLongWild));
-  const std::string cp = pbtest::temp_path(".ckpt"), out = pbtest::temp_path(".json");
+  const std::string cp = private_checkpoint(), out = pbtest::temp_path(".json");
   const Args run = with(kLongWild, {"--checkpoint", cp, "--checkpoint-every", "0.2", "--output", out});
   std::string err;
   const int st = signal_when_file_appears(run, cp, SIGKILL, err);
@@ -241,7 +265,7 @@ TEST(Checkpoint, KilledAfterTheFirstCheckpointResumesToTheUninterruptedResult) {
 
 TEST(Checkpoint, SigtermWritesTheCheckpointAndExits143ThenResumeFinishes) {
   const json single = json::parse(ok(kLongWild));
-  const std::string cp = pbtest::temp_path(".ckpt"), out = pbtest::temp_path(".json");
+  const std::string cp = private_checkpoint(), out = pbtest::temp_path(".json");
   const Args run = with(kLongWild, {"--checkpoint", cp, "--checkpoint-every", "0.2", "--output", out});
   std::string err;
   const int st = signal_when_file_appears(run, cp, SIGTERM, err);
@@ -263,6 +287,26 @@ TEST(Checkpoint, SigtermWritesTheCheckpointAndExits143ThenResumeFinishes) {
       {"another run", "--B"});
   ASSERT_EQ(pbtest::run_process(with(run, {"--resume"}), slow()).status, 0);
   EXPECT_EQ(comparable(json::parse(pbtest::file_bytes(out))), comparable(single));
+}
+
+TEST(Checkpoint, ASymlinkOrDeviceIsRefusedAndAShardsCheckpointIsRemovedWhenDone) {
+  const Args small = {"wild", "-f", "newqua ~ rgzn | province + year", "--cluster", "province", "--test", "rgzn = 0",
+                      "--B", "999", "--no-ci", "--format", "json"};
+  const std::string target = pbtest::temp_path(".ckpt"), link = pbtest::temp_path(".lnk");
+  fs::create_symlink(target, link);  // dangling
+  pbtest::expect_user_error(pbtest::run_process(with(small, {"--checkpoint", link})), {"symbolic link"});
+  pbtest::expect_user_error(pbtest::run_process(with(small, {"--checkpoint", "/dev/null", "--resume"})),
+                            {"not a regular file"});
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_FALSE(fs::exists(target));
+  // a shard with a checkpoint: its partial result, then no checkpoint left behind
+  const std::string cp = pbtest::temp_path(".ckpt"), part = pbtest::temp_path(".json");
+  ok(with(small, {"--shard", "2/2", "--checkpoint", cp, "--output", part}));
+  EXPECT_FALSE(fs::exists(cp));
+  EXPECT_EQ(json::parse(pbtest::file_bytes(part))["run"]["shard"]["index"], 2);
+  const std::string first = pbtest::temp_path(".json");
+  ok(with(small, {"--shard", "1/2", "--output", first}));
+  EXPECT_EQ(comparable(json::parse(merged({first, part}))), comparable(json::parse(ok(small))));
 }
 
 TEST(Checkpoint, ResumeWithoutACheckpointStartsAfreshAndWildNeedsNoCi) {
@@ -291,7 +335,7 @@ TEST(Checkpoint, ThresholdAndPowerResumeToTheUninterruptedResult) {
   for (const Args& args : {threshold, power}) {
     SCOPED_TRACE(args[0]);
     const json single = json::parse(ok(args));
-    const std::string cp = pbtest::temp_path(".ckpt"), out = pbtest::temp_path(".json");
+    const std::string cp = private_checkpoint(), out = pbtest::temp_path(".json");
     const Args run = with(args, {"--checkpoint", cp, "--checkpoint-every", "0.1", "--output", out});
     std::string err;
     const int st = signal_when_file_appears(with(run, {"--threads", "1"}), cp, SIGKILL, err);

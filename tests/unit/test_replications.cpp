@@ -100,7 +100,7 @@ TEST(Replications, RunFilesKeepEveryBit) {
   RunFile f{"partial", R"({"command":"wild","seed":"1"})", {}};
   TaskRecord r{TaskSpec{"test 1: x = 0", 7, 1, 2, 1}, {}};
   r.add(Segment{{2, 7},
-                {std::numeric_limits<std::int64_t>::max(), -5},
+                {10, 3},
                 {-0.0, nan_payload, std::numeric_limits<double>::denorm_min(), -std::numeric_limits<double>::infinity(),
                  0.1 + 0.2}});
   f.tasks.push_back(r);
@@ -116,9 +116,20 @@ TEST(Replications, RunFilesKeepEveryBit) {
     EXPECT_EQ(bits(s.values[i]), bits(r.segments[0].values[i])) << i;
   EXPECT_THROW(parse_run_file("{\"a\": 1}", "x.json"), InvalidInput);
   EXPECT_THROW(parse_run_file("not json", "x.json"), InvalidInput);
-  std::string text = run_file_text(f);
-  text.replace(text.find("\"end\": 7"), 8, "\"end\": 6");  // 5 values for 4 replications
-  EXPECT_THROW(parse_run_file(text, "x.json"), InvalidInput);
+  const std::string text = run_file_text(f);
+  const auto edited = [&](const std::string& from, const std::string& to) {
+    std::string t = text;
+    t.replace(t.find(from), from.size(), to);
+    return t;
+  };
+  EXPECT_THROW(parse_run_file(edited("\"end\": 7", "\"end\": 6"), "x.json"), InvalidInput);  // 5 values, 4 replications
+  EXPECT_THROW(parse_run_file(edited("\"end\": 7", "\"end\": 8"), "x.json"), InvalidInput);  // beyond n_rep
+  EXPECT_THROW(parse_run_file(edited("\"begin\": 2", "\"begin\": 2.5"), "x.json"), InvalidInput);
+  // counts below 0, above twice the range's replications, or not whole numbers
+  EXPECT_THROW(parse_run_file(edited("10,", "-10,"), "x.json"), InvalidInput);
+  EXPECT_THROW(parse_run_file(edited("10,", "11,"), "x.json"), InvalidInput);
+  EXPECT_THROW(parse_run_file(edited("10,", "1e300,"), "x.json"), InvalidInput);
+  EXPECT_NO_THROW(parse_run_file(edited("10,", "9,"), "x.json"));
 }
 
 TEST(Replications, ACheckpointComputesOnlyWhatIsMissing) {
@@ -134,7 +145,7 @@ TEST(Replications, ACheckpointComputesOnlyWhatIsMissing) {
     EXPECT_TRUE(r.begin % 8 == 0 && (r.end % 8 == 0 || r.end == 5000));
     return fake_compute(r, &calls);
   });
-  EXPECT_EQ(saves, 1);  // the first block is saved at once; the next only after every_s
+  EXPECT_EQ(saves, 2);  // after the first block, then at the task's end (none between: every_s is long)
   EXPECT_GT(calls, 1);
   EXPECT_EQ(a.values, fake_compute({0, 5000}).values);
   // a resumed run with a hole in the middle computes the hole only

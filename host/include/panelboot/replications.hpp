@@ -102,11 +102,11 @@ class ReplayRunner final : public ReplicationRunner {
   std::vector<bool> used_;
 };
 
-// A checkpoint's replications are computed in blocks of about every_s / 4 (the first: one unit);
-// after each block the run stops if SIGINT or SIGTERM came (checkpoint first: Interrupted), and the
-// checkpoint is written after the first block and whenever the next block could take the wait
-// past `every_s`, so at least every `every_s`. The file itself is the caller's: `save` writes
-// the records it is given, atomically.
+// A checkpoint's replications are computed in blocks of about min(every_s / 4, 0.5 s) (a task's
+// first: one unit); at a task's start and after each block the run stops if SIGINT, SIGTERM or
+// SIGHUP came (checkpoint first: Interrupted); the checkpoint is written after the first block,
+// whenever the next block could take the wait past 80% of `every_s`, and at a task's end. The
+// file itself is the caller's: `save` writes the records it is given, atomically.
 class CheckpointRunner final : public ReplicationRunner {
  public:
   using Save = std::function<void(const TaskRecords&)>;
@@ -121,7 +121,9 @@ class CheckpointRunner final : public ReplicationRunner {
 
  private:
   TaskRecord& record_for(const TaskSpec& task);
+  double block_seconds() const;
   RepRange next_block(const TaskSpec& task, RepRange gap, std::uint64_t pos) const;
+  void stop_if_signalled();
   TaskRecords records_;
   double every_s_;
   Save save_;

@@ -81,6 +81,7 @@ class DeferStopSignals {
   DeferStopSignals& operator=(const DeferStopSignals&) = delete;
 };
 int stop_signal_received();  // the recorded signal, 0 if none
+void reset_stop_signal();    // forgets it (a new run in the same process)
 
 // SIGINT, SIGTERM and SIGHUP held back for the object's life (delivered when it ends): steps that
 // must not be cut in the middle (a report folder's renames).

@@ -215,6 +215,7 @@ int cmd_power_design(CommonOptions& o, const PowerCli& p, ScaleRun& scale, std::
   scale.run([&] { res = power_design_study(designs, fit_options(o), po, *backend); });
   if (scale.partial()) {
     deliver(scale.partial_text(), o, out);
+    scale.finished(err);
     return 0;
   }
   res.backend = scale.backend_name(res.backend);
@@ -264,6 +265,7 @@ int cmd_power(const CLI::App& cmd, CommonOptions& o, const PowerCli& p, const Sc
   scale.run([&] { res = power_study(df, fm, so, fo, po, *backend); });
   if (scale.partial()) {  // the plot and saved datasets are the merge's to write
     deliver(scale.partial_text(), o, out);
+    scale.finished(err);
     return 0;
   }
   res.backend = scale.backend_name(res.backend);

@@ -1,6 +1,7 @@
 // --shard, --checkpoint/--resume and `panelboot merge` (scale.hpp).
 #include "scale.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -86,29 +88,74 @@ std::string values_text(const json& v) {
   return "'" + printable(s, 80) + "'";
 }
 
-// How two runs' identities differ ("" when they are the same run): the command, the version, the
-// data, each option (named), the seed; with `shards`, the shard count too.
-std::string identity_difference(const json& a, const json& b, bool shards) {
-  if (a.value("command", "") != b.value("command", ""))
-    return "the command (" + a.value("command", "") + " vs " + b.value("command", "") + ")";
-  if (a.value("panelboot", "") != b.value("panelboot", ""))
-    return "the panelboot version (" + a.value("panelboot", "") + " vs " + b.value("panelboot", "") + ")";
-  const json& da = a["checksums"], &db = b["checksums"];
-  if (da.value("data", "") != db.value("data", ""))
-    return "the data (checksum " + da.value("data", "") + " of " + a["data"].value("source", "") + " vs " +
-           db.value("data", "") + " of " + b["data"].value("source", "") + ")";
-  std::set<std::string> names;
-  for (auto it = a["options"].begin(); it != a["options"].end(); ++it) names.insert(it.key());
-  for (auto it = b["options"].begin(); it != b["options"].end(); ++it) names.insert(it.key());
-  for (const std::string& n : names) {
-    const json va = a["options"].contains(n) ? a["options"][n] : json(), vb = b["options"].contains(n) ? b["options"][n] : json();
-    if (va != vb) return "option " + n + " (" + values_text(va) + " vs " + values_text(vb) + ")";
+// The run header of a part or checkpoint as panelboot writes it; InvalidInput naming the file
+// otherwise (a hand-edited or damaged file never reaches the comparisons or the replay).
+void check_identity(const json& h, const std::string& path) {
+  const std::string where = "'" + printable(path) + "'";
+  const auto text = [&](const json& o, const char* name) {
+    if (!o.is_object() || !o.contains(name) || !o.at(name).is_string())
+      throw InvalidInput(where + ": its run header has no text '" + name + "'");
+    return o.at(name).get<std::string>();
+  };
+  const std::string command = text(h, "command");
+  if (command != "wild" && command != "threshold" && command != "power")
+    throw InvalidInput(where + ": its run header names command '" + printable(command) + "', not wild, threshold or power");
+  text(h, "panelboot");
+  text(h, "cwd");
+  text(h, "seed");
+  text(h, "format");
+  text(h, "output");
+  text(h, "backend");
+  const json& argv = h.contains("argv") ? h.at("argv") : json();
+  if (!argv.is_array() || argv.empty() || argv[0] != command ||
+      !std::all_of(argv.begin(), argv.end(), [](const json& a) { return a.is_string(); }))
+    throw InvalidInput(where + ": its run header's 'argv' is not the command's arguments");
+  text(h.contains("data") ? h.at("data") : json(), "source");
+  const json& cs = h.contains("checksums") ? h.at("checksums") : json();
+  text(cs, "data");
+  text(cs, "options");
+  text(cs, "seed");
+  const json& opts = h.contains("options") ? h.at("options") : json();
+  if (!opts.is_object()) throw InvalidInput(where + ": its run header has no 'options' object");
+  for (const auto& [name, v] : opts.items())
+    if (!v.is_array() || !std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_string(); }))
+      throw InvalidInput(where + ": option " + printable(name) + " in its run header is not a list of values");
+  if (h.contains("shard")) {
+    const json& sh = h.at("shard");
+    if (!sh.is_object() || !sh.contains("index") || !sh.contains("count") || !sh.at("index").is_number_unsigned() ||
+        !sh.at("count").is_number_unsigned() || sh.at("index").get<std::uint64_t>() < 1 ||
+        sh.at("index").get<std::uint64_t>() > sh.at("count").get<std::uint64_t>() ||
+        sh.at("count").get<std::uint64_t>() > 1000000)
+      throw InvalidInput(where + ": its shard is not i/n with 1 <= i <= n <= 1000000");
   }
-  if (a.value("seed", "") != b.value("seed", ""))
-    return "the seed (" + a.value("seed", "") + " vs " + b.value("seed", "") + ")";
-  if (shards && a["shard"].value("count", 0) != b["shard"].value("count", 0))
-    return "the shard count (" + std::to_string(a["shard"].value("count", 0)) + " vs " +
-           std::to_string(b["shard"].value("count", 0)) + ")";
+}
+
+// How two runs' identities differ ("" when they are the same run): the command, the version, the
+// data, each option (named), the seed; with `shards`, the shard count too. Both checked by
+// check_identity.
+std::string identity_difference(const json& a, const json& b, bool shards) {
+  const auto str = [](const json& o, const char* k) { return o.at(k).get<std::string>(); };
+  if (str(a, "command") != str(b, "command"))
+    return "the command (" + str(a, "command") + " vs " + str(b, "command") + ")";
+  if (str(a, "panelboot") != str(b, "panelboot"))
+    return "the panelboot version (" + str(a, "panelboot") + " vs " + str(b, "panelboot") + ")";
+  const json &da = a.at("checksums"), &db = b.at("checksums");
+  if (str(da, "data") != str(db, "data"))
+    return "the data (checksum " + str(da, "data") + " of " + printable(str(a.at("data"), "source")) + " vs " +
+           str(db, "data") + " of " + printable(str(b.at("data"), "source")) + ")";
+  const json &oa = a.at("options"), &ob = b.at("options");
+  std::set<std::string> names;
+  for (const auto& [k, v] : oa.items()) names.insert(k);
+  for (const auto& [k, v] : ob.items()) names.insert(k);
+  for (const std::string& n : names) {
+    const json va = oa.contains(n) ? oa.at(n) : json(), vb = ob.contains(n) ? ob.at(n) : json();
+    if (va != vb) return "option " + printable(n) + " (" + values_text(va) + " vs " + values_text(vb) + ")";
+  }
+  if (str(a, "seed") != str(b, "seed")) return "the seed (" + str(a, "seed") + " vs " + str(b, "seed") + ")";
+  if (shards) {
+    const std::uint64_t na = a.at("shard").at("count").get<std::uint64_t>(), nb = b.at("shard").at("count").get<std::uint64_t>();
+    if (na != nb) return "the shard count (" + std::to_string(na) + " vs " + std::to_string(nb) + ")";
+  }
   return "";
 }
 
@@ -141,6 +188,19 @@ CLI::Validator shard_spec() {
         return "";
       },
       "i/n with 1 <= i <= n <= 1000000");
+}
+
+// A checkpoint is a regular file panelboot writes, reads back and removes: a symlink (whose
+// removal would take the link, not the file), a device or a FIFO is refused.
+void refuse_unusual_checkpoint(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return;  // not there yet
+  const std::string kind = S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory"
+                           : !S_ISREG(st.st_mode)                   ? "not a regular file (a device, FIFO or socket)"
+                                                                    : "";
+  if (!kind.empty())
+    throw InvalidInput("--checkpoint '" + printable(path) + "' is " + kind +
+                       "; name a regular file (or a new one) that panelboot may write, read back and remove");
 }
 
 }  // namespace
@@ -184,6 +244,7 @@ ScaleRun::ScaleRun(std::string command, const CLI::App* app, const ScaleCli& s, 
     shard_count_ = std::stoull(s.shard.substr(slash + 1));
   }
   if (!s.checkpoint.empty() && !checkpoint_refusal.empty()) throw InvalidInput(checkpoint_refusal);
+  if (!s.checkpoint.empty()) refuse_unusual_checkpoint(s.checkpoint);
   if ((partial() || !s.checkpoint.empty()) && (o.data == "-" || o.data.rfind("/dev/", 0) == 0))
     throw InvalidInput(std::string(partial() ? "--shard" : "--checkpoint") + " needs --data in a file: " +
                        (partial() ? "merge" : "--resume") + " reads the data again, and a stream can be read only once");
@@ -230,7 +291,7 @@ ReplicationRunner* ScaleRun::start(const DataFrame& df, std::uint64_t seed, cons
   seed_ = std::to_string(seed);
   backend_ = backend;
   if (g_replay) {
-    const std::string recorded = g_replay->header["checksums"].value("data", "");
+    const std::string recorded = g_replay->header.at("checksums").at("data").get<std::string>();
     if (recorded != fingerprint_)
       throw InvalidInput("the data '" + printable(o_.data.empty() ? "<embedded>" : o_.data) +
                          "' is not the data the shards ran on (checksum " + fingerprint_ + ", the parts' " + recorded +
@@ -249,13 +310,15 @@ ReplicationRunner* ScaleRun::start(const DataFrame& df, std::uint64_t seed, cons
       const RunFile f = parse_run_file(slurp_file(s_.checkpoint), s_.checkpoint);
       if (f.kind != "checkpoint")
         throw InvalidInput("'" + printable(s_.checkpoint) + "' is a shard's partial result, not a checkpoint");
+      check_identity(json::parse(f.header_json), s_.checkpoint);
       const std::string diff = identity_difference(json::parse(f.header_json), json::parse(header_json()), false);
       if (!diff.empty())
         throw InvalidInput("checkpoint '" + printable(s_.checkpoint) + "' was written by another run: it differs in " +
                            diff + "; resume with the same data, options and seed, or remove the file");
       const json fh = json::parse(f.header_json);
       if (fh.contains("shard") != partial() ||
-          (partial() && (fh["shard"].value("index", 0) != shard_index_ || fh["shard"].value("count", 0) != shard_count_)))
+          (partial() && (fh.at("shard").at("index").get<std::uint64_t>() != shard_index_ ||
+                         fh.at("shard").at("count").get<std::uint64_t>() != shard_count_)))
         throw InvalidInput("checkpoint '" + printable(s_.checkpoint) + "' was written by another --shard; resume with the same one");
       resumed = f.tasks;
       std::uint64_t done = 0;
@@ -263,6 +326,7 @@ ReplicationRunner* ScaleRun::start(const DataFrame& df, std::uint64_t seed, cons
       err << "panelboot: resuming from checkpoint '" << printable(s_.checkpoint) << "' (" << done
           << " replications done)\n";
     }
+    reset_stop_signal();
     runner_ = std::make_unique<CheckpointRunner>(
         std::move(resumed), s_.checkpoint_every, [this](const TaskRecords& r) { save_checkpoint(r); }, shard_index_,
         shard_count_);
@@ -276,8 +340,17 @@ ReplicationRunner* ScaleRun::start(const DataFrame& df, std::uint64_t seed, cons
 }
 
 void ScaleRun::run(const std::function<void()>& engine) {
+  auto* checkpoint = dynamic_cast<CheckpointRunner*>(runner_.get());
   try {
+    // a checkpointing run records SIGINT/SIGTERM during the whole engine (fits, searches and the
+    // steps between tasks too) and stops at the next check, its checkpoint saved
+    std::optional<DeferStopSignals> defer;
+    if (checkpoint) defer.emplace();
     engine();
+    if (checkpoint && stop_signal_received()) {
+      checkpoint->save_now();
+      throw Interrupted(stop_signal_received(), "");
+    }
   } catch (const Interrupted& e) {
     std::uint64_t done = 0, total = 0;
     if (const auto* cp = dynamic_cast<const CheckpointRunner*>(runner_.get()))
@@ -288,6 +361,12 @@ void ScaleRun::run(const std::function<void()>& engine) {
     throw Interrupted(e.signal(), "interrupted by " + signal_name(e.signal()) + ": checkpoint '" +
                                       printable(s_.checkpoint) + "' holds " + std::to_string(done) +
                                       " replications of the tasks begun; run the same command with --resume to finish");
+  }
+  if (const auto* replay = dynamic_cast<const ReplayRunner*>(runner_.get())) {
+    const std::vector<std::string> unused = replay->unused();
+    if (!unused.empty())
+      throw InvalidInput("the parts hold task '" + printable(unused.front()) +
+                         "', which the recorded command does not run: they do not belong to it");
   }
 }
 
@@ -332,7 +411,12 @@ Part read_part(const std::string& path) {
   if (p.file.kind != "partial")
     throw InvalidInput("'" + printable(path) + "' is a checkpoint, not a shard's partial result: continue it with --resume");
   p.header = json::parse(p.file.header_json);
+  check_identity(p.header, path);
   if (!p.header.contains("shard")) throw InvalidInput("'" + printable(path) + "' names no shard");
+  if (p.header.at("panelboot") != PANELBOOT_VERSION)
+    throw InvalidInput("part '" + printable(path) + "' was written by panelboot " +
+                       p.header.at("panelboot").get<std::string>() + ", this is " + PANELBOOT_VERSION +
+                       ": merge with the version that ran the shards (the replay must compute what they computed)");
   return p;
 }
 
@@ -345,19 +429,22 @@ void check_parts(const std::vector<Part>& parts) {
       throw InvalidInput("parts '" + printable(first.path) + "' and '" + printable(p.path) + "' come from different runs: " +
                          diff);
   }
-  const std::uint64_t n = first.header["shard"].value("count", std::uint64_t{0});
+  const std::uint64_t n = first.header.at("shard").at("count").get<std::uint64_t>();
   std::map<std::uint64_t, std::string> seen;
   for (const Part& p : parts) {
-    const std::uint64_t i = p.header["shard"].value("index", std::uint64_t{0});
+    const std::uint64_t i = p.header.at("shard").at("index").get<std::uint64_t>();
     if (seen.count(i))
       throw InvalidInput("parts '" + printable(seen[i]) + "' and '" + printable(p.path) + "' are both shard " +
                          std::to_string(i) + "/" + std::to_string(n));
     seen[i] = p.path;
   }
+  if (seen.size() == n) return;
   std::string missing;
-  for (std::uint64_t i = 1; i <= n; ++i)
-    if (!seen.count(i)) missing += (missing.empty() ? "" : ", ") + std::to_string(i) + "/" + std::to_string(n);
-  if (!missing.empty()) throw InvalidInput("shard " + missing + " missing: merge needs every shard of the run");
+  std::uint64_t n_missing = 0;
+  for (std::uint64_t i = 1; i <= n && n_missing < 6; ++i)
+    if (!seen.count(i)) missing += (n_missing++ ? ", " : "") + std::to_string(i) + "/" + std::to_string(n);
+  if (n - seen.size() > n_missing) missing += " and " + std::to_string(n - seen.size() - n_missing) + " more";
+  throw InvalidInput("shard " + missing + " missing: merge needs every shard of the run");
 }
 
 // The parts' segments, task by task: each task in every part, its ranges tiling it once.
@@ -370,9 +457,13 @@ TaskRecords assemble(const std::vector<Part>& parts) {
                          " tasks, part '" + printable(parts.front().path) + "' " + std::to_string(all.size()));
     for (std::size_t t = 0; t < all.size(); ++t) {
       const TaskRecord& r = p.file.tasks[t];
-      if (r.spec.key != all[t].spec.key || r.spec.n_rep != all[t].spec.n_rep)
-        throw InvalidInput("part '" + printable(p.path) + "' holds task '" + printable(r.spec.key) + "' where part '" +
-                           printable(parts.front().path) + "' holds '" + printable(all[t].spec.key) + "'");
+      const TaskSpec& a = all[t].spec;
+      if (r.spec.key != a.key || r.spec.n_rep != a.n_rep || r.spec.align != a.align || r.spec.n_counts != a.n_counts ||
+          r.spec.width != a.width)
+        throw InvalidInput("part '" + printable(p.path) + "' holds task '" + printable(r.spec.key) + "' (" +
+                           std::to_string(r.spec.n_rep) + " replications, " + std::to_string(r.spec.width) +
+                           " values each) where part '" + printable(parts.front().path) + "' holds '" + printable(a.key) +
+                           "' (" + std::to_string(a.n_rep) + ", " + std::to_string(a.width) + ")");
       for (const Segment& s : r.segments) all[t].add(s, "part '" + printable(p.path) + "'");
     }
   }
@@ -423,7 +514,7 @@ int cmd_merge(const MergeCli& m, const Streams& s) {
     const std::string b = p.header.value("backend", "");
     if (std::find(replay.backends.begin(), replay.backends.end(), b) == replay.backends.end()) replay.backends.push_back(b);
   }
-  const std::vector<std::string> argv = replay_arguments(replay.header["argv"].get<std::vector<std::string>>(), m);
+  const std::vector<std::string> argv = replay_arguments(replay.header.at("argv").get<std::vector<std::string>>(), m);
   g_replay = &replay;
   struct Reset {
     ~Reset() { g_replay = nullptr; }

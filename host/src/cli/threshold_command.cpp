@@ -103,6 +103,7 @@ int cmd_threshold(CLI::App* app, CommonOptions& o, const ThresholdCli& c, const 
   scale.run([&] { r = estimate_threshold(df, to, *backend); });
   if (scale.partial()) {  // the side files are the merge's to write
     deliver(scale.partial_text(), o, out);
+    scale.finished(err);
     return 0;
   }
   r.backend = scale.backend_name(r.backend);

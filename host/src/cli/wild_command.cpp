@@ -25,7 +25,8 @@ int cmd_wild(CLI::App* app, CommonOptions& o, const WildCli& w, const ScaleCli& 
              std::ostream& terminal) {
   ScaleRun scale("wild", app, sc, o,
                  w.no_ci ? "" : "--checkpoint on wild needs --no-ci: the confidence interval needs every replication's "
-                                "pieces, which a checkpoint does not keep (shards do: --shard i/n and merge)");
+                                "pieces (40 bytes each), which a checkpoint would rewrite at every save; add --no-ci, "
+                                "or split the run with --shard i/n, whose parts keep them for merge");
   if (o.formulas.size() != 1)
     throw InvalidInput("wild takes one --formula (the model whose coefficients --test restricts)");
   if (o.cluster.empty())
@@ -80,6 +81,7 @@ int cmd_wild(CLI::App* app, CommonOptions& o, const WildCli& w, const ScaleCli& 
   const auto t3 = Clock::now();
   if (scale.partial()) {
     deliver(scale.partial_text(), o, out);
+    scale.finished(err);
     return 0;
   }
   res.backend = scale.backend_name(res.backend);

@@ -240,6 +240,8 @@ DeferStopSignals::~DeferStopSignals() { g_defer.fetch_sub(1); }
 
 int stop_signal_received() { return g_stop_signal.load(); }
 
+void reset_stop_signal() { g_stop_signal.store(0); }
+
 SignalHold::SignalHold() {
   sigset_t hold;
   sigemptyset(&hold);

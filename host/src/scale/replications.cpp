@@ -165,11 +165,15 @@ TaskRecord& CheckpointRunner::record_for(const TaskSpec& task) {
   return records_.back();
 }
 
-// The next block from pos inside gap: about a quarter of the checkpoint interval at the last
-// block's rate (the first block: one unit of the task's alignment, so that the first checkpoint
-// comes at once however slow a replication is), on the task's alignment.
+// A block's intended duration: a quarter of the save interval, at most half a second (a stop
+// signal waits for the block to end).
+double CheckpointRunner::block_seconds() const { return std::min(0.5, every_s_ / 4); }
+
+// The next block from pos inside gap: block_seconds() at the last block's rate (a task's first
+// block: one unit of its alignment, so that the first checkpoint comes at once however slow a
+// replication is), on the task's alignment.
 RepRange CheckpointRunner::next_block(const TaskSpec& task, RepRange gap, std::uint64_t pos) const {
-  const double want = rate_ > 0 ? rate_ * std::max(0.05, every_s_ / 4) : 1.0;
+  const double want = rate_ > 0 ? rate_ * block_seconds() : 1.0;
   std::uint64_t n = static_cast<std::uint64_t>(std::min(want, 1e15));
   const std::uint64_t a = std::max<std::uint64_t>(task.align, 1);
   n = std::max<std::uint64_t>((n + a - 1) / a * a, a);
@@ -185,11 +189,21 @@ void CheckpointRunner::save_now() {
   last_save_ = std::chrono::steady_clock::now();
 }
 
+void CheckpointRunner::stop_if_signalled() {
+  if (const int sig = stop_signal_received()) {
+    save_now();
+    throw Interrupted(sig, "");
+  }
+}
+
 Segment CheckpointRunner::run(const TaskSpec& task, const Compute& compute) {
   using Clock = std::chrono::steady_clock;
   const std::size_t index = static_cast<std::size_t>(&record_for(task) - records_.data());
   const RepRange target = shard_count_ ? share_of(task.n_rep, task.align, shard_index_, shard_count_) : RepRange{0, task.n_rep};
   DeferStopSignals defer;
+  stop_if_signalled();
+  rate_ = 0;  // another task's replications may cost more: its first block is one unit
+  bool computed = false;
   for (RepRange gap : records_[index].missing()) {
     gap.begin = std::max(gap.begin, target.begin);
     gap.end = std::min(gap.end, target.end);
@@ -202,14 +216,15 @@ Segment CheckpointRunner::run(const TaskSpec& task, const Compute& compute) {
       rate_ = static_cast<double>(block.size()) / std::max(dt, 1e-6);
       records_[index].add(std::move(s), "the checkpoint");
       pos = block.end;
-      if (const int sig = stop_signal_received()) {
-        save_now();
-        throw Interrupted(sig, "");
-      }
-      // saved when the next block (about every_s / 4) would take the wait past every_s
-      if (!saved_once_ || std::chrono::duration<double>(Clock::now() - last_save_).count() >= 0.75 * every_s_) save_now();
+      computed = true;
+      stop_if_signalled();
+      // saved when the next block could take the wait past 80% of every_s (the save's own time
+      // and the blocks' jitter stay inside the interval)
+      const double waited = std::chrono::duration<double>(Clock::now() - last_save_).count();
+      if (!saved_once_ || waited + block_seconds() >= 0.8 * every_s_) save_now();
     }
   }
+  if (computed) save_now();  // the task's last blocks
   if (!shard_count_) return records_[index].whole();
   std::vector<Segment>& segs = records_[index].segments;
   if (segs.empty()) segs.push_back(Segment{target, std::vector<std::int64_t>(task.n_counts, 0), {}});  // names the task

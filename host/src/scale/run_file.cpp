@@ -90,22 +90,49 @@ T field(const nlohmann::json& j, const char* name, const std::string& where) {
   }
 }
 
+// A whole number >= 0 (JSON integers only: a float or a negative number is refused, not converted).
+std::uint64_t whole(const nlohmann::json& j, const char* name, const std::string& where) {
+  if (!j.is_object() || !j.contains(name)) throw InvalidInput(where + " has no '" + name + "'");
+  if (!j.at(name).is_number_unsigned()) throw InvalidInput(where + ": '" + name + "' is not a whole number >= 0");
+  return j.at(name).get<std::uint64_t>();
+}
+
+// A range's counts: whole numbers from 0 to twice its replications (an enumerated sign vector
+// counts for two).
+std::vector<std::int64_t> range_counts(const nlohmann::json& s, RepRange r, const std::string& where) {
+  if (!s.is_object() || !s.contains("counts") || !s.at("counts").is_array())
+    throw InvalidInput(where + ": a range has no list of 'counts'");
+  std::vector<std::int64_t> counts;
+  for (const nlohmann::json& c : s.at("counts")) {
+    if (!c.is_number_unsigned() || c.get<std::uint64_t>() > 2 * r.size())
+      throw InvalidInput(where + ": range " + std::to_string(r.begin) + ".." + std::to_string(r.end) +
+                         " holds a count that is not a whole number from 0 to twice its replications");
+    counts.push_back(static_cast<std::int64_t>(c.get<std::uint64_t>()));
+  }
+  return counts;
+}
+
 TaskRecord parse_task(const nlohmann::json& t, const std::string& path) {
   const std::string where = "run file '" + printable(path) + "'";
   TaskRecord r;
   r.spec.key = field<std::string>(t, "key", where);
   const std::string tw = where + ", task '" + printable(r.spec.key) + "'";
-  r.spec.n_rep = field<std::uint64_t>(t, "n_rep", tw);
-  r.spec.align = field<std::uint64_t>(t, "align", tw);
-  r.spec.n_counts = field<std::size_t>(t, "n_counts", tw);
-  r.spec.width = field<std::size_t>(t, "width", tw);
+  r.spec.n_rep = whole(t, "n_rep", tw);
+  r.spec.align = whole(t, "align", tw);
+  r.spec.n_counts = static_cast<std::size_t>(whole(t, "n_counts", tw));
+  r.spec.width = static_cast<std::size_t>(whole(t, "width", tw));
+  if (r.spec.align < 1 || r.spec.n_counts > 1000000 || r.spec.width > 64)
+    throw InvalidInput(tw + ": its shape (align, n_counts, width) is not one panelboot writes");
   const auto segs = field<nlohmann::json>(t, "segments", tw);
   if (!segs.is_array()) throw InvalidInput(tw + ": 'segments' is not a list");
   for (const nlohmann::json& s : segs) {
     Segment seg;
-    seg.range.begin = field<std::uint64_t>(s, "begin", tw);
-    seg.range.end = field<std::uint64_t>(s, "end", tw);
-    seg.counts = field<std::vector<std::int64_t>>(s, "counts", tw);
+    seg.range.begin = whole(s, "begin", tw);
+    seg.range.end = whole(s, "end", tw);
+    if (seg.range.begin > seg.range.end || seg.range.end > r.spec.n_rep)
+      throw InvalidInput(tw + ": range " + std::to_string(seg.range.begin) + ".." + std::to_string(seg.range.end) +
+                         " lies outside its " + std::to_string(r.spec.n_rep) + " replications");
+    seg.counts = range_counts(s, seg.range, tw);
     seg.values = decode_doubles(field<std::string>(s, "values", tw), tw);
     if (seg.range.size() == 0 && seg.range.begin <= seg.range.end) {
       r.segments.push_back(std::move(seg));  // an empty share: kept, it names the task
@@ -164,6 +191,8 @@ RunFile parse_run_file(const std::string& text, const std::string& path) {
                        j["panelboot_run_file"].dump() + ", this one reads " + std::to_string(kRunFileVersion) + ")");
   RunFile f;
   f.kind = field<std::string>(j, "kind", where);
+  if (f.kind != "partial" && f.kind != "checkpoint") throw InvalidInput(where + ": unknown kind '" + printable(f.kind) + "'");
+  if (!j.contains("run") || !j.at("run").is_object()) throw InvalidInput(where + " has no 'run' object");
   f.header_json = field<nlohmann::json>(j, "run", where).dump();
   const auto tasks = field<nlohmann::json>(j, "tasks", where);
   if (!tasks.is_array()) throw InvalidInput(where + ": 'tasks' is not a list");
