@@ -5,8 +5,8 @@ Times, in one run on this machine, a long `panelboot wild` (the embedded study p
 counts only) as one process, with --checkpoint (written every 2 s, the default), and as n = 1, 4
 and 16 shards run one after another followed by `panelboot merge`; and the same with the CI
 (each replication's pieces in the parts) at a smaller B. Every variant's JSON is checked equal to
-the single run's (timing and threads aside) before it is timed. Each time is the median of
---repeats runs. Goal: under 2% overhead.
+the single run's (timing and threads aside). The variants run in rounds, each once per round,
+and each time is the median over --repeats rounds. Goal: under 2% overhead.
 
     python3 bench/scale_overhead.py [--B 50000000] [--ci-B 2000000] [--repeats 3]
 """
@@ -63,30 +63,30 @@ def sharded(base, n, folder):
     return total + dt, out
 
 
-def median_time(fn, repeats, reference):
-    times = []
-    for _ in range(repeats):
-        dt, out = fn()
-        if comparable(json.loads(out)) != reference:
-            raise SystemExit("a variant's result differs from the single run's")
-        times.append(dt)
-    return statistics.median(times)
-
-
 def table(title, base, repeats, with_checkpoint):
+    """Each variant once per round, the rounds repeated (so drift in the machine's speed hits
+    every variant alike); the median of each variant's times."""
     with tempfile.TemporaryDirectory() as folder:
         _, out = single(base)
         ref = comparable(json.loads(out))
-        t_single = median_time(lambda: single(base), repeats, ref)
-        rows = [("single process", t_single)]
+        variants = [("single process", lambda: single(base))]
         if with_checkpoint:
-            rows.append(("--checkpoint (every 2 s)", median_time(lambda: checkpointed(base, folder), repeats, ref)))
+            variants.append(("--checkpoint (every 2 s)", lambda: checkpointed(base, folder)))
         for n in (1, 4, 16):
-            rows.append((f"{n} shards one after another + merge", median_time(lambda: sharded(base, n, folder), repeats, ref)))
+            variants.append((f"{n} shards one after another + merge", lambda n=n: sharded(base, n, folder)))
+        times = {name: [] for name, _ in variants}
+        for _ in range(repeats):
+            for name, fn in variants:
+                dt, out = fn()
+                if comparable(json.loads(out)) != ref:
+                    raise SystemExit(f"{name}: the result differs from the single run's")
+                times[name].append(dt)
+    t_single = statistics.median(times["single process"])
     print(f"\n{title}\n")
     print("| run | wall time (median) | overhead |")
     print("|---|---:|---:|")
-    for name, t in rows:
+    for name, _ in variants:
+        t = statistics.median(times[name])
         print(f"| {name} | {t:.3f} s | {100 * (t / t_single - 1):+.1f}% |")
 
 

@@ -153,6 +153,31 @@ TEST(Shards, ThresholdAndPowerMergeToTheSingleRun) {
   EXPECT_EQ(merged(parts, {"--format", "markdown"}), ok(with(power, {"--format", "markdown"})));
 }
 
+TEST(Shards, DesignsDifferencesAndSideFilesMergeToTheSingleRunAndIvIsRefused) {
+  // power on synthetic designs (x draws per design) and with the difference test
+  const Args design = {"power", "--design", "clusters=8,periods=6,obs=48,rho_x=0.5,rho_u=0.5", "--effects", "0,0.2",
+                       "--tests", "crve,wild", "--R", "24", "--wild-B", "99", "--format", "json"};
+  EXPECT_EQ(comparable(json::parse(merged(shards(design, 3)))), comparable(json::parse(ok(design))));
+  const Args diff = {"power", "-f", "newqua ~ rgzn + urban | province + year", "--cluster", "province", "--target",
+                     "rgzn", "--split", "devlevel", "--tests", "crve,wild,diff", "--R", "20", "--wild-B", "99",
+                     "--effects", "0", "--format", "json"};
+  EXPECT_EQ(comparable(json::parse(merged(shards(diff, 2)))), comparable(json::parse(ok(diff))));
+  // threshold's side files are written by merge, as the single run writes them
+  const std::string curve_single = pbtest::temp_path(".csv"), curve_merged = pbtest::temp_path(".csv");
+  const Args threshold = {"threshold", "--panel", "province,year", "-f", "newqua ~ urban | province", "--regime", "rgzn",
+                          "--threshold-var", "fin", "--B", "40"};
+  ok(with(threshold, {"--lr-curve", curve_single}));
+  const std::vector<std::string> parts = shards(with(threshold, {"--lr-curve", curve_merged}), 2);
+  EXPECT_FALSE(fs::exists(curve_merged));  // not by a shard
+  merged(parts);
+  EXPECT_EQ(pbtest::file_bytes(curve_merged), pbtest::file_bytes(curve_single));
+  // IV models' WRE bootstrap is not cut into ranges: refused, never run whole under a shard's name
+  pbtest::expect_user_error(pbtest::run_process({"wild", "-f", "newqua ~ urban | province + year | rgzn ~ l(rgzn, 1)",
+                                                 "--panel", "province,year", "--cluster", "province", "--test",
+                                                 "rgzn = 0", "--shard", "1/2"}),
+                            {"--shard", "IV"});
+}
+
 TEST(Shards, MergeRefusesMissingDuplicatedOverlappingAndForeignParts) {
   const std::vector<std::string> parts = shards(kWild, 3);
   pbtest::expect_user_error(pbtest::run_process({"merge", parts[0], parts[2]}), {"shard 2/3 missing"});

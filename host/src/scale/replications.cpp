@@ -40,23 +40,27 @@ RepRange share_of(std::uint64_t n_rep, std::uint64_t align, std::uint64_t i, std
   return {edge(i - 1), edge(i)};
 }
 
+namespace {
+
+void check_segment_shape(const TaskSpec& spec, const Segment& s, const std::string& from) {
+  if (s.range.begin > s.range.end || s.range.end > spec.n_rep)
+    throw InvalidInput("task '" + spec.key + "'" + from_text(from) + ": range " + range_text(s.range) +
+                       " lies outside its " + std::to_string(spec.n_rep) + " replications");
+  if (s.counts.size() != spec.n_counts || s.values.size() != s.range.size() * spec.width)
+    throw InvalidInput("task '" + spec.key + "'" + from_text(from) + ": range " + range_text(s.range) + " does not hold " +
+                       std::to_string(spec.n_counts) + " counts and " + std::to_string(spec.width) +
+                       " values per replication");
+}
+
+}  // namespace
+
 void check_record_shape(const TaskRecord& r, const std::string& from) {
-  for (const Segment& s : r.segments) {
-    if (s.range.begin > s.range.end || s.range.end > r.spec.n_rep)
-      throw InvalidInput("task '" + r.spec.key + "'" + from_text(from) + ": range " + range_text(s.range) +
-                         " lies outside its " + std::to_string(r.spec.n_rep) + " replications");
-    if (s.counts.size() != r.spec.n_counts || s.values.size() != s.range.size() * r.spec.width)
-      throw InvalidInput("task '" + r.spec.key + "'" + from_text(from) + ": range " + range_text(s.range) +
-                         " does not hold " + std::to_string(r.spec.n_counts) + " counts and " +
-                         std::to_string(r.spec.width) + " values per replication");
-  }
+  for (const Segment& s : r.segments) check_segment_shape(r.spec, s, from);
 }
 
 void TaskRecord::add(Segment s, const std::string& from) {
   if (s.range.size() == 0) return;
-  TaskRecord one{spec, {}};
-  one.segments.push_back(s);
-  check_record_shape(one, from);
+  check_segment_shape(spec, s, from);
   auto at = std::lower_bound(segments.begin(), segments.end(), s.range.begin,
                              [](const Segment& a, std::uint64_t b) { return a.range.begin < b; });
   const bool overlaps_next = at != segments.end() && at->range.begin < s.range.end;

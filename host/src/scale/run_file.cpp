@@ -1,6 +1,7 @@
 // Partial results and checkpoints as JSON (panelboot/run_file.hpp).
 #include "panelboot/run_file.hpp"
 
+#include <array>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -31,32 +32,31 @@ std::string encode_doubles(const std::vector<double>& v) {
 }
 
 std::vector<double> decode_doubles(const std::string& s, const std::string& where) {
-  int value[256];
-  for (int& x : value) x = -1;
-  for (int i = 0; i < 64; ++i) value[static_cast<unsigned char>(kBase64[i])] = i;
+  static const auto value = [] {
+    std::array<int, 256> v{};
+    v.fill(-1);
+    for (int i = 0; i < 64; ++i) v[static_cast<unsigned char>(kBase64[i])] = i;
+    return v;
+  }();
   if (s.size() % 4) throw InvalidInput(where + ": its values are not base64 (length " + std::to_string(s.size()) + ")");
-  std::string bytes;
-  bytes.reserve(s.size() / 4 * 3);
+  const std::size_t pad = s.empty() ? 0 : (s.back() == '=') + (s.size() > 1 && s[s.size() - 2] == '=');
+  const std::size_t n_bytes = s.size() / 4 * 3 - pad;
+  if (n_bytes % sizeof(double)) throw InvalidInput(where + ": its values are not whole doubles");
+  std::vector<double> v(n_bytes / sizeof(double));
+  auto* out = reinterpret_cast<unsigned char*>(v.data());
+  std::size_t o = 0;
   for (std::size_t i = 0; i < s.size(); i += 4) {
     int q[4];
-    int pad = 0;
     for (int k = 0; k < 4; ++k) {
-      const char c = s[i + k];
-      if (c == '=' && i + 4 == s.size() && k >= 2) {
-        q[k] = 0;
-        ++pad;
-        continue;
-      }
-      q[k] = value[static_cast<unsigned char>(c)];
-      if (q[k] < 0 || pad) throw InvalidInput(where + ": its values are not base64");
+      const bool padding = s[i + k] == '=' && i + 4 == s.size() && k >= 4 - static_cast<int>(pad);
+      q[k] = padding ? 0 : value[static_cast<unsigned char>(s[i + k])];
+      if (q[k] < 0) throw InvalidInput(where + ": its values are not base64");
     }
-    bytes += static_cast<char>((q[0] << 2) | (q[1] >> 4));
-    if (pad < 2) bytes += static_cast<char>(((q[1] & 15) << 4) | (q[2] >> 2));
-    if (pad < 1) bytes += static_cast<char>(((q[2] & 3) << 6) | q[3]);
+    const unsigned char b[3] = {static_cast<unsigned char>((q[0] << 2) | (q[1] >> 4)),
+                                static_cast<unsigned char>(((q[1] & 15) << 4) | (q[2] >> 2)),
+                                static_cast<unsigned char>(((q[2] & 3) << 6) | q[3])};
+    for (int k = 0; k < 3 && o < n_bytes; ++k) out[o++] = b[k];
   }
-  if (bytes.size() % sizeof(double)) throw InvalidInput(where + ": its values are not whole doubles");
-  std::vector<double> v(bytes.size() / sizeof(double));
-  if (!v.empty()) std::memcpy(v.data(), bytes.data(), bytes.size());
   return v;
 }
 
@@ -74,9 +74,9 @@ nlohmann::json task_json(const TaskRecord& r) {
     j["end"] = s.range.end;
     j["counts"] = s.counts;
     j["values"] = encode_doubles(s.values);
-    segs.push_back(j);
+    segs.push_back(std::move(j));  // moved: a part's values may be hundreds of MB
   }
-  t["segments"] = segs;
+  t["segments"] = std::move(segs);
   return t;
 }
 
@@ -123,8 +123,8 @@ TaskRecord parse_task(const nlohmann::json& t, const std::string& path) {
   r.spec.width = static_cast<std::size_t>(whole(t, "width", tw));
   if (r.spec.align < 1 || r.spec.n_counts > 1000000 || r.spec.width > 64)
     throw InvalidInput(tw + ": its shape (align, n_counts, width) is not one panelboot writes");
-  const auto segs = field<nlohmann::json>(t, "segments", tw);
-  if (!segs.is_array()) throw InvalidInput(tw + ": 'segments' is not a list");
+  if (!t.contains("segments") || !t.at("segments").is_array()) throw InvalidInput(tw + ": 'segments' is not a list");
+  const nlohmann::json& segs = t.at("segments");
   for (const nlohmann::json& s : segs) {
     Segment seg;
     seg.range.begin = whole(s, "begin", tw);
@@ -133,7 +133,8 @@ TaskRecord parse_task(const nlohmann::json& t, const std::string& path) {
       throw InvalidInput(tw + ": range " + std::to_string(seg.range.begin) + ".." + std::to_string(seg.range.end) +
                          " lies outside its " + std::to_string(r.spec.n_rep) + " replications");
     seg.counts = range_counts(s, seg.range, tw);
-    seg.values = decode_doubles(field<std::string>(s, "values", tw), tw);
+    if (!s.contains("values") || !s.at("values").is_string()) throw InvalidInput(tw + ": a range has no 'values' text");
+    seg.values = decode_doubles(s.at("values").get_ref<const std::string&>(), tw);
     if (seg.range.size() == 0 && seg.range.begin <= seg.range.end) {
       r.segments.push_back(std::move(seg));  // an empty share: kept, it names the task
       continue;
@@ -172,7 +173,7 @@ std::string run_file_text(const RunFile& f) {
   j["run"] = nlohmann::json::parse(f.header_json);
   nlohmann::json tasks = nlohmann::json::array();
   for (const TaskRecord& r : f.tasks) tasks.push_back(task_json(r));
-  j["tasks"] = tasks;
+  j["tasks"] = std::move(tasks);
   return j.dump(1) + "\n";
 }
 
@@ -194,8 +195,8 @@ RunFile parse_run_file(const std::string& text, const std::string& path) {
   if (f.kind != "partial" && f.kind != "checkpoint") throw InvalidInput(where + ": unknown kind '" + printable(f.kind) + "'");
   if (!j.contains("run") || !j.at("run").is_object()) throw InvalidInput(where + " has no 'run' object");
   f.header_json = field<nlohmann::json>(j, "run", where).dump();
-  const auto tasks = field<nlohmann::json>(j, "tasks", where);
-  if (!tasks.is_array()) throw InvalidInput(where + ": 'tasks' is not a list");
+  if (!j.contains("tasks") || !j.at("tasks").is_array()) throw InvalidInput(where + ": 'tasks' is not a list");
+  const nlohmann::json& tasks = j.at("tasks");
   for (const nlohmann::json& t : tasks) f.tasks.push_back(parse_task(t, path));
   return f;
 }
