@@ -52,7 +52,9 @@ TEST(Replications, SharesTileEveryTaskOnItsAlignment) {
       const RepRange s = share_of(n_rep, align, i, n);
       EXPECT_EQ(s.begin, pos);
       EXPECT_LE(s.begin, s.end);
-      if (s.end != n_rep) EXPECT_EQ(s.end % align, 0u);
+      if (s.end != n_rep) {
+        EXPECT_EQ(s.end % align, 0u);
+      }
       // shares differ by at most one unit of the alignment
       EXPECT_LE(s.size(), (n_rep + align - 1) / align / n * align + align);
       pos = s.end;

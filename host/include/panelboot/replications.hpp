@@ -74,7 +74,15 @@ class ReplicationRunner {
   // whole task (a CI, critical values) and whose result is not reported (its partial file is
   // written instead).
   virtual bool complete() const { return true; }
+  // How many of the task's replications run() will compute here (the progress line's total): all
+  // of them, a shard's share, what a checkpoint lacks, none for a merge.
+  virtual std::uint64_t planned(const TaskSpec& task) const { return task.n_rep; }
 };
+
+// The replications a task computes under `runner` (null: all of them).
+inline std::uint64_t planned_replications(const ReplicationRunner* runner, const TaskSpec& task) {
+  return runner ? runner->planned(task) : task.n_rep;
+}
 
 // Computes the share i/n of every task and keeps it for the partial file.
 class ShardRunner final : public ReplicationRunner {
@@ -82,6 +90,7 @@ class ShardRunner final : public ReplicationRunner {
   ShardRunner(std::uint64_t index, std::uint64_t count) : index_(index), count_(count) {}
   Segment run(const TaskSpec& task, const Compute& compute) override;
   bool complete() const override { return false; }
+  std::uint64_t planned(const TaskSpec& task) const override { return share_of(task.n_rep, task.align, index_, count_).size(); }
   const TaskRecords& records() const { return records_; }
 
  private:
@@ -94,6 +103,7 @@ class ReplayRunner final : public ReplicationRunner {
  public:
   explicit ReplayRunner(TaskRecords records) : records_(std::move(records)) {}
   Segment run(const TaskSpec& task, const Compute& compute) override;
+  std::uint64_t planned(const TaskSpec&) const override { return 0; }
   // Tasks the parts hold that this run never asked for (a mismatch the merge reports).
   std::vector<std::string> unused() const;
 
@@ -116,6 +126,7 @@ class CheckpointRunner final : public ReplicationRunner {
                    std::uint64_t shard_count = 0);
   Segment run(const TaskSpec& task, const Compute& compute) override;
   bool complete() const override { return shard_count_ == 0; }
+  std::uint64_t planned(const TaskSpec& task) const override;
   const TaskRecords& records() const { return records_; }
   void save_now();
 

@@ -940,9 +940,8 @@ Segment simulate_range(const GroupModel& g, const FitOptions& fo, const PowerOpt
   return seg;
 }
 
-void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOptions& po, const RunPlan& plan,
-                    const std::string& task_key, const Backend& backend, ProgressSink& progress, GroupCounts& out) {
-  const std::size_t E = plan.effects->size(), T = plan.tests->size(), Aa = po.alphas.size();
+// The zero counts of a group with E effects, T tests and A alphas.
+GroupCounts zero_counts(std::size_t E, std::size_t T, std::size_t Aa) {
   GroupCounts zero;
   zero.reject.assign(E * T * Aa, 0);
   zero.defined.assign(E * T, 0);
@@ -950,6 +949,24 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
   zero.both.assign(E * P * Aa, 0);
   zero.only_a.assign(E * P * Aa, 0);
   zero.only_b.assign(E * P * Aa, 0);
+  return zero;
+}
+
+// A group's task (PowerOptions::runner): its key, its R replications, its counts and one value each.
+TaskSpec group_task(const std::string& key, std::int64_t R, const GroupCounts& zero) {
+  return {key, static_cast<std::uint64_t>(R), 1, flat_counts(zero).size(), 1};
+}
+
+// The group's task key: its place, split and group, a difference group, a design's x draw.
+std::string group_task_key(const GroupModel& g, std::size_t index, const std::string& key) {
+  return "group " + std::to_string(index + 1) + ": " + g.info.split + " = " + key + (g.diff ? " (difference)" : "") +
+         (g.x_draws > 1 ? ", x draw " + std::to_string(g.x_draw + 1) : "");
+}
+
+void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOptions& po, const RunPlan& plan,
+                    const std::string& task_key, const Backend& backend, ProgressSink& progress, GroupCounts& out) {
+  const std::size_t E = plan.effects->size(), T = plan.tests->size();
+  const GroupCounts zero = zero_counts(E, T, po.alphas.size());
   // a placebo's replications each build their own engine (placebo_batch)
   const std::optional<WildEngine> proto = g.placebo ? std::nullopt : std::optional<WildEngine>(restricted_engine(g));
   const std::int64_t R = group_reps(g, po);
@@ -963,7 +980,7 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
     return simulate_range(g, fo, po, plan, backend, proto, batch, progress, zero, range);
   };
   const RepRange all{0, static_cast<std::uint64_t>(R)};
-  const TaskSpec task{task_key, all.end, 1, flat_counts(zero).size(), 1};
+  const TaskSpec task = group_task(task_key, R, zero);
   out = counts_of(po.runner ? po.runner->run(task, compute) : compute(all), zero);
 }
 
@@ -1547,8 +1564,13 @@ PowerResult study(const DataFrame& df, const Formula& fm, const SampleOptions& s
   }
   const auto t1 = Clock::now();
   std::uint64_t total_reps = 0, n_groups = 0;
+  const auto key_of = [](const GroupModel& g) { return g.key_label.empty() ? g.info.group : g.key_label; };
   for (const GroupModel& g : groups) {
-    total_reps += static_cast<std::uint64_t>(group_reps(g, po));
+    // the replications this process computes (a shard's share, what a checkpoint lacks)
+    const std::size_t T = (g.diff ? diff_tests_run : po.tests).size();
+    const GroupCounts zero = zero_counts(effects.size(), T, po.alphas.size());
+    total_reps += planned_replications(
+        po.runner, group_task(group_task_key(g, static_cast<std::size_t>(&g - groups.data()), key_of(g)), group_reps(g, po), zero));
     n_groups += g.x_draw == 0;
   }
   ProgressReporter progress("power: " + std::to_string(n_groups) + " group" + (n_groups == 1 ? "" : "s") + " x " +
@@ -1556,14 +1578,12 @@ PowerResult study(const DataFrame& df, const Formula& fm, const SampleOptions& s
                             "replications", total_reps, po.progress);
   GroupCounts counts;
   for (const GroupModel& g : groups) {
-    const std::string key = g.key_label.empty() ? g.info.group : g.key_label;
+    const std::string key = key_of(g);
     RunPlan plan{&effects, g.diff ? &diff_tests_run : &po.tests, po.wild_B, po.seed, power_group_key(g.info.split, key),
                  wild_detail::enumerates(Enumerate::kAuto, WeightType::kRademacher, g.boot.n_levels, po.wild_B)};
     GroupCounts draw;
-    const std::string task_key = "group " + std::to_string(&g - groups.data() + 1) + ": " + g.info.split + " = " + key +
-                                 (g.diff ? " (difference)" : "") +
-                                 (g.x_draws > 1 ? ", x draw " + std::to_string(g.x_draw + 1) : "");
-    simulate_group(g, fo, po, plan, task_key, backend, progress, draw);
+    simulate_group(g, fo, po, plan, group_task_key(g, static_cast<std::size_t>(&g - groups.data()), key), backend,
+                   progress, draw);
     if (g.x_draw == 0) counts = std::move(draw);
     else merge_counts(counts, draw);
     // --design xdraws: replication K of the design is replication K - m R/M of draw m

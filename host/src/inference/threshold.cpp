@@ -1086,16 +1086,16 @@ ThresholdTest bootstrap_test(const Context& c, int k, double F, const Vec& fitte
   v.wild = c.o.bootstrap_wild;
   sp.n_boot = c.o.n_boot;
   sp.min_team_work = c.o.min_team_work;
+  const TaskSpec task{"F" + std::to_string(k) + ": " + std::to_string(k) + " against " + std::to_string(k - 1) +
+                          " thresholds",
+                      static_cast<std::uint64_t>(c.o.n_boot), 1, 0, 1};
   ProgressReporter progress("threshold bootstrap of F" + std::to_string(k), "replications",
-                            static_cast<std::uint64_t>(c.o.n_boot), c.o.progress);
+                            planned_replications(c.o.runner, task), c.o.progress);
   sp.progress = &progress;
   std::vector<double> fstar;
   if (!c.o.runner) {
     fstar = backend.threshold_fstar(sp, c.gram);
   } else {
-    const TaskSpec task{"F" + std::to_string(k) + ": " + std::to_string(k) + " against " + std::to_string(k - 1) +
-                            " thresholds",
-                        static_cast<std::uint64_t>(c.o.n_boot), 1, 0, 1};
     fstar = c.o.runner->run(task, [&](RepRange r) {
       ThresholdBootSpec part = sp;
       part.b0 = static_cast<std::int64_t>(r.begin);

@@ -383,14 +383,15 @@ BootCounts run_gray_walk(const WildContext& cx, const WildEngine& eng, const Tes
   gp.t = out.stat;
   gp.tol = tie_tolerance(out.stat);
   gp.inclusive = cx.wo.ties == Ties::kInclusive;
+  const std::uint64_t n_vec = std::uint64_t{1} << (G - 1);
+  const TaskSpec task = wild_task(test_index, sp, n_vec, kernels::kGrayBlock, 0);
   ProgressReporter progress("enumeration of 2^" + std::to_string(G) + " sign vectors for '" + sp.text + "'",
-                            "sign-vector pairs", std::uint64_t{1} << (G - 1), cx.wo.progress);
+                            "sign-vector pairs", planned_replications(cx.wo.runner, task), cx.wo.progress);
   BootCounts total;
   if (!cx.wo.runner) {
     total = cx.backend.wild_enumerate(gp, &progress);
   } else {
-    const std::uint64_t n_vec = std::uint64_t{1} << (G - 1);
-    const Segment all = cx.wo.runner->run(wild_task(test_index, sp, n_vec, kernels::kGrayBlock, 0), [&](RepRange r) {
+    const Segment all = cx.wo.runner->run(task, [&](RepRange r) {
       kernels::GrayProblem part = gp;
       part.lo = r.begin;
       part.hi = r.end;
@@ -409,9 +410,13 @@ BootCounts run_gray_walk(const WildContext& cx, const WildEngine& eng, const Tes
 // observed statistic; with the CI, kept and inverted.
 // The run's replications through WildOptions::runner: each range a run of the prepared problem,
 // its counts and (for the CI) its coefficients; the whole test's coefficients counted on the host.
+std::size_t coef_width(const WildProblem& pr, const WildRunOptions& o) {
+  return o.keep_coefs ? (pr.q == 1 && pr.n_part == 2 ? 5 : 2) : 0;
+}
+
 WildRun run_through(const WildContext& cx, const WildProblem& pr, const WildRunOptions& o, const TestSpec& sp,
                     std::size_t test_index) {
-  const std::size_t width = o.keep_coefs ? (pr.q == 1 && pr.n_part == 2 ? 5 : 2) : 0;
+  const std::size_t width = coef_width(pr, o);
   const std::unique_ptr<PreparedWild> prepared = cx.backend.prepare_wild(pr);
   const Segment all = cx.wo.runner->run(wild_task(test_index, sp, o.n_rep, 1, width), [&](RepRange r) {
     WildRunOptions ro = o;
@@ -450,7 +455,9 @@ BootCounts run_replications(const WildContext& cx, WildEngine& eng, const TestSp
   o.keep_coefs = want_ci;
   o.min_team_work = wo.min_team_work;
   check_wild_memory(pr, o, sp.text, wo.max_memory);
-  ProgressReporter progress("wild bootstrap of '" + sp.text + "'", "replications", o.n_rep, wo.progress);
+  const TaskSpec task = wild_task(test_index, sp, o.n_rep, 1, coef_width(pr, o));
+  ProgressReporter progress("wild bootstrap of '" + sp.text + "'", "replications",
+                            planned_replications(wo.runner, task), wo.progress);
   o.progress = &progress;
   WildRun run = cx.wo.runner ? run_through(cx, pr, o, sp, test_index) : cx.backend.wild_replicates(pr, o);
   progress.finish();

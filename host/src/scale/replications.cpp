@@ -193,6 +193,20 @@ void CheckpointRunner::save_now() {
   last_save_ = std::chrono::steady_clock::now();
 }
 
+std::uint64_t CheckpointRunner::planned(const TaskSpec& task) const {
+  const RepRange target = shard_count_ ? share_of(task.n_rep, task.align, shard_index_, shard_count_) : RepRange{0, task.n_rep};
+  for (const TaskRecord& r : records_) {
+    if (r.spec.key != task.key) continue;
+    std::uint64_t n = 0;
+    for (const RepRange gap : r.missing())
+      n += std::max(gap.begin, target.begin) < std::min(gap.end, target.end)
+               ? std::min(gap.end, target.end) - std::max(gap.begin, target.begin)
+               : 0;
+    return n;
+  }
+  return target.size();
+}
+
 void CheckpointRunner::stop_if_signalled() {
   if (const int sig = stop_signal_received()) {
     save_now();
