@@ -193,6 +193,31 @@ TEST(Shards, MergeRefusesMissingDuplicatedOverlappingAndForeignParts) {
   on_other[2] = panel_csv(12, 5, 4);
   const std::vector<std::string> a = shards(on_file, 2), b = shards(on_other, 2);
   pbtest::expect_user_error(pbtest::run_process({"merge", a[0], b[1]}), {"different runs", "the data"});
+  // merge reads the data again: moved, it is named with --data; changed, it is refused
+  const std::string moved = pbtest::temp_path(".csv");
+  fs::copy_file(on_file[2], moved);
+  fs::remove(on_file[2]);
+  pbtest::expect_user_error(pbtest::run_process({"merge", a[0], a[1]}), {"--data"});
+  EXPECT_EQ(pbtest::run_process({"merge", a[0], a[1], "--data", moved}).status, 0);
+  pbtest::expect_user_error(pbtest::run_process({"merge", a[0], a[1], "--data", on_other[2]}),
+                            {"not the data the shards ran on"});
+  // a relative --data: merge started in another folder runs the command in the shards' folder,
+  // so the report (its data name included) is the single run's
+  pbtest::ProcOptions in_data_folder = slow();
+  in_data_folder.cwd = fs::path(moved).parent_path().string();
+  const std::string name = fs::path(moved).filename().string();
+  const Args relative = {"wild", "--data", name, "-f", "y ~ x | id", "--cluster", "id", "--test", "x = 0", "--format", "json"};
+  std::vector<std::string> rel_parts;
+  for (const std::string i : {"1", "2"}) {
+    rel_parts.push_back(pbtest::temp_path("_rel" + i + ".json"));
+    ASSERT_EQ(pbtest::run_process(with(relative, {"--shard", i + "/2", "--output", rel_parts.back()}), in_data_folder).status, 0);
+  }
+  const pbtest::ProcRun rel_single = pbtest::run_process(relative, in_data_folder);
+  pbtest::ProcOptions elsewhere = slow();
+  elsewhere.cwd = "/";
+  const pbtest::ProcRun rel_merged = pbtest::run_process({"merge", rel_parts[0], rel_parts[1]}, elsewhere);
+  ASSERT_EQ(rel_merged.status, 0) << rel_merged.err;
+  EXPECT_EQ(comparable(json::parse(rel_merged.out)), comparable(json::parse(rel_single.out)));
   // a shard count that differs, and ranges that overlap
   const std::vector<std::string> halves = shards(kWild, 2);
   pbtest::expect_user_error(pbtest::run_process({"merge", parts[0], halves[1]}), {"shard count"});

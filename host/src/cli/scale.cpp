@@ -233,8 +233,12 @@ ScaleRun::ScaleRun(std::string command, const CLI::App* app, const ScaleCli& s, 
     : command_(std::move(command)), app_(app), s_(s), o_(o) {
   if (g_replay) {  // merge put its --format, --output and --data in the arguments
     o.backend = "cpu";
-    if (g_replay->data.empty() && !o.data.empty() && std::filesystem::path(o.data).is_relative())
-      o.data = (std::filesystem::path(g_replay->header.value("cwd", ".")) / o.data).string();
+    // merge runs the command in the shards' folder when it exists, so a relative --data (and the
+    // report's name for it) is the shards'
+    if (g_replay->data.empty() && !o.data.empty() && !file_exists(o.data))
+      throw InvalidInput("the shards read their data from '" + printable(o.data) +
+                         "', which is not there now: merge reads the data again to rebuild the model; give its new "
+                         "place with merge --data FILE");
     s_ = ScaleCli{};
     return;
   }
@@ -509,18 +513,33 @@ int cmd_merge(const MergeCli& m, const Streams& s) {
   Replay replay;
   replay.records = assemble(parts);
   replay.header = parts.front().header;
-  replay.data = m.data;
   for (const Part& p : parts) {
     const std::string b = p.header.value("backend", "");
     if (std::find(replay.backends.begin(), replay.backends.end(), b) == replay.backends.end()) replay.backends.push_back(b);
   }
-  const std::vector<std::string> argv = replay_arguments(replay.header.at("argv").get<std::vector<std::string>>(), m);
+  // the command runs in the shards' folder (when it is here), as the single run would have:
+  // relative --data and side files resolve there; merge's own --output and --data keep the
+  // meaning they have where merge was started
+  MergeCli here = m;
+  std::error_code ec;
+  const std::filesystem::path start = std::filesystem::current_path(ec);
+  if (!here.output.empty()) here.output = std::filesystem::absolute(here.output, ec).string();
+  if (!here.data.empty()) here.data = std::filesystem::absolute(here.data, ec).string();
+  replay.data = here.data;
+  const std::vector<std::string> argv = replay_arguments(replay.header.at("argv").get<std::vector<std::string>>(), here);
+  const std::string folder = replay.header.at("cwd").get<std::string>();
+  const bool moved = std::filesystem::is_directory(folder, ec) && ::chdir(folder.c_str()) == 0;
   g_replay = &replay;
   struct Reset {
-    ~Reset() { g_replay = nullptr; }
-  } reset;
-  const int status = run_cli(argv, s.out, s.notices);
-  return status;
+    bool moved;
+    std::filesystem::path start;
+    ~Reset() {
+      g_replay = nullptr;
+      if (moved && ::chdir(start.c_str()) != 0) {
+      }
+    }
+  } reset{moved, start};
+  return run_cli(argv, s.out, s.notices);
 }
 
 }  // namespace
