@@ -515,19 +515,36 @@ void invert_ar_set(const std::function<double(double)>& p_at, double p_inf, doub
                    WildTest& out) {
   const double pi = 3.14159265358979323846, tol = 1e-5 * se;
   auto b_of = [&](double th) { return center + se * std::tan(th); };
-  auto accepted = [&](double th) { return std::fabs(th) >= pi / 2 ? p_inf > alpha : p_at(b_of(th)) > alpha; };
-  const int n_grid = 120;
-  std::vector<double> th(n_grid + 1);
-  std::vector<char> acc(n_grid + 1);
+  auto p_theta = [&](double th) { return std::fabs(th) >= pi / 2 ? p_inf : p_at(b_of(th)); };
+  auto accepted = [&](double th) { return p_theta(th) > alpha; };
+  // a grid in theta = atan((b - center) / se), then 8 points inside every interval with an end
+  // whose p is within kNearAlpha of alpha: the bootstrap p is a step function of b, and a short
+  // dip below alpha (or rise above it) between two grid points sits where p is near alpha
+  constexpr double kNearAlpha = 0.02;
+  const int n_grid = 120, n_fine = 8;
+  std::vector<double> coarse_th(n_grid + 1), coarse_p(n_grid + 1);
   for (int i = 0; i <= n_grid; ++i) {
-    th[i] = -pi / 2 + pi * i / n_grid;
-    acc[i] = accepted(th[i]);
+    coarse_th[i] = -pi / 2 + pi * i / n_grid;
+    coarse_p[i] = p_theta(coarse_th[i]);
   }
+  std::vector<double> th;
+  std::vector<char> acc;
+  for (int i = 0; i <= n_grid; ++i) {
+    th.push_back(coarse_th[i]);
+    acc.push_back(coarse_p[i] > alpha);
+    if (i == n_grid || std::min(std::fabs(coarse_p[i] - alpha), std::fabs(coarse_p[i + 1] - alpha)) > kNearAlpha) continue;
+    for (int k = 1; k < n_fine; ++k) {
+      const double t = coarse_th[i] + (coarse_th[i + 1] - coarse_th[i]) * k / n_fine;
+      th.push_back(t);
+      acc.push_back(accepted(t));
+    }
+  }
+  const int n_points = static_cast<int>(th.size()) - 1;
   std::vector<std::pair<double, double>> pieces;
   const double inf = std::numeric_limits<double>::infinity();
   bool in = acc[0];
   double start = -inf;
-  for (int i = 1; i <= n_grid; ++i) {
+  for (int i = 1; i <= n_points; ++i) {
     if (acc[i] == in) continue;
     double lo = th[i - 1], hi = th[i];
     for (int it = 0; it < 200 && std::fabs(b_of(std::min(hi, pi / 2 - 1e-15)) - b_of(std::max(lo, -pi / 2 + 1e-15))) > tol; ++it) {
