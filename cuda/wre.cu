@@ -143,6 +143,7 @@ class CudaWreReplicates final : public WreReplicates {
     for (double s : download_now(ctx_, d_s)) kernels::count_one(s, t, tol, inclusive, c);
     return c;
   }
+  std::vector<double> moments() const override { return download_now(ctx_, mom); }
   const Context& ctx_;
   DeviceBuffer<double> mom;  // n x n_mom
   std::size_t n_;
@@ -174,7 +175,8 @@ WreRun wre_replicates(const Context& ctx, const WreProblem& pr, const WreEval& e
   BootCounts total;
   for (std::uint64_t r0 = 0; r0 < o.n_rep; r0 += chunk) {
     const std::size_t nb = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, o.n_rep - r0));
-    wre_weights_kernel<<<blocks_for(nb, 256), 256, 0, st>>>(o.seed, o.weight, o.enumerate, r0, nb, pr.n_clu, V.get());
+    wre_weights_kernel<<<blocks_for(nb, 256), 256, 0, st>>>(o.seed, o.weight, o.enumerate, o.b0 + r0, nb, pr.n_clu,
+                                                             V.get());
     PB_CUDA_LAUNCH_CHECK();
     if (pr.dense) {
       const dim3 grid(blocks_for(nb, 128), static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)));

@@ -153,7 +153,7 @@ TEST(Shards, ThresholdAndPowerMergeToTheSingleRun) {
   EXPECT_EQ(merged(parts, {"--format", "markdown"}), ok(with(power, {"--format", "markdown"})));
 }
 
-TEST(Shards, DesignsDifferencesAndSideFilesMergeToTheSingleRunAndIvIsRefused) {
+TEST(Shards, DesignsDifferencesSideFilesAndIvModelsMergeToTheSingleRun) {
   // power on synthetic designs (x draws per design) and with the difference test
   const Args design = {"power", "--design", "clusters=8,periods=6,obs=48,rho_x=0.5,rho_u=0.5", "--effects", "0,0.2",
                        "--tests", "crve,wild", "--R", "24", "--wild-B", "99", "--format", "json"};
@@ -171,11 +171,16 @@ TEST(Shards, DesignsDifferencesAndSideFilesMergeToTheSingleRunAndIvIsRefused) {
   EXPECT_FALSE(fs::exists(curve_merged));  // not by a shard
   merged(parts);
   EXPECT_EQ(pbtest::file_bytes(curve_merged), pbtest::file_bytes(curve_single));
-  // IV models' WRE bootstrap is not cut into ranges: refused, never run whole under a shard's name
-  pbtest::expect_user_error(pbtest::run_process({"wild", "-f", "newqua ~ urban | province + year | rgzn ~ l(rgzn, 1)",
-                                                 "--panel", "province,year", "--cluster", "province", "--test",
-                                                 "rgzn = 0", "--shard", "1/2"}),
-                            {"--shard", "IV"});
+  // an IV model: the WRE row and the AR row with their sets; and exactly enumerated (G = 8)
+  const Args iv = {"wild", "-f", "newqua ~ urban | province + year | rgzn ~ l(rgzn, 1)", "--panel", "province,year",
+                   "--cluster", "province", "--test", "rgzn = 0", "--ar", "--B", "399", "--format", "json"};
+  const json iv_single = json::parse(ok(iv));
+  ASSERT_EQ(iv_single["tests"].size(), 2u);
+  EXPECT_EQ(comparable(json::parse(merged(shards(iv, 3, {3, 1, 2})))), comparable(iv_single));
+  const Args iv_enum = with(iv, {"--where", "region == \"Central\""});
+  const json iv_enum_single = json::parse(ok(iv_enum));
+  EXPECT_EQ(iv_enum_single["tests"][0]["enumerated"], true);
+  EXPECT_EQ(comparable(json::parse(merged(shards(iv_enum, 2)))), comparable(iv_enum_single));
 }
 
 TEST(Shards, MergeRefusesMissingDuplicatedOverlappingAndForeignParts) {
@@ -375,14 +380,16 @@ TEST(Checkpoint, ResumeWithoutACheckpointStartsAfreshAndWildNeedsNoCi) {
 }
 
 // Runs of about half a second here, killed once their first checkpoint is on disk.
-TEST(Checkpoint, ThresholdAndPowerResumeToTheUninterruptedResult) {
+TEST(Checkpoint, ThresholdPowerAndIvResumeToTheUninterruptedResult) {
   const Args threshold = {"threshold", "--panel", "province,year", "-f", "newqua ~ urban + ind | province",
                           "--regime", "rgzn", "--threshold-var", "fin", "--thresholds", "2", "--B", "150000",
                           "--format", "json"};
   const Args power = {"power", "-f", "newqua ~ rgzn + urban | province + year", "--cluster", "province", "--target",
                       "rgzn", "--split", "region", "--R", "4000", "--wild-B", "199", "--tests", "crve,wild",
                       "--effects", "0,0.002", "--format", "json"};
-  for (const Args& args : {threshold, power}) {
+  const Args iv = {"wild", "-f", "newqua ~ urban | province + year | rgzn ~ l(rgzn, 1)", "--panel", "province,year",
+                   "--cluster", "province", "--test", "rgzn = 0", "--ar", "--B", "300000", "--no-ci", "--format", "json"};
+  for (const Args& args : {threshold, power, iv}) {
     SCOPED_TRACE(args[0]);
     const json single = json::parse(ok(args));
     const std::string cp = private_checkpoint(), out = pbtest::temp_path(".json");

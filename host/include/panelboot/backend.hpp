@@ -193,6 +193,7 @@ struct WreRunOptions {
   std::uint64_t seed = 0;
   kernels::WeightType weight = kernels::WeightType::kRademacher;
   bool enumerate = false;
+  std::uint64_t b0 = 0;         // the first replication (or sign-vector pair): a range's start
   std::uint64_t n_rep = 0;      // replications, or sign-vector pairs when enumerating
   std::size_t chunk = 0;        // replications per batch (0: the backend decides); no effect on results
   std::size_t trace_keep = 0;   // return the first trace_keep statistics (enumerating: v, -v, in index order)
@@ -208,6 +209,8 @@ class WreReplicates {
  public:
   virtual ~WreReplicates() = default;
   virtual BootCounts count(const WreEval& e, double t, double tol, bool inclusive) const = 0;
+  // A host copy of every statistic's moments, one statistic after another (n_moments each).
+  virtual std::vector<double> moments() const = 0;
 };
 
 struct WreRun {
@@ -384,6 +387,8 @@ std::unique_ptr<Backend> make_cpu_backend(const std::string& why);
 // Coefficients held on the host (a merge's, gathered from the shards' parts) counted by the CPU
 // backend's rule: the same counts as the backend that computed them (kernels::WildCountOp).
 std::unique_ptr<WildReplicates> host_wild_replicates(WildCoefs coefs, Pairs pairs, double min_team_work);
+// The IV bootstrap's moments held on the host (n_mom per statistic), counted by the CPU backend.
+std::unique_ptr<WreReplicates> host_wre_replicates(std::vector<double> moments, std::int64_t n_mom, double min_team_work);
 }
 
 namespace cuda {

@@ -531,14 +531,7 @@ using namespace wild_detail;
 WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo, const Backend& backend,
                           WildTrace* trace) {
   check_options(wo);
-  if (d.n_endo > 0) {
-    // the IV bootstrap's replications are not yet cut into ranges (WreRunOptions has no first
-    // replication): refused rather than run whole under a shard's or a checkpoint's name
-    if (wo.runner)
-      throw InvalidInput("--shard and --checkpoint do not cover IV models (WRE/WUE) in this version; run the IV "
-                         "bootstrap in one process (its replications cost little next to OLS power studies)");
-    return wre_bootstrap(d, fo, wo, backend, trace);
-  }
+  if (d.n_endo > 0) return wre_bootstrap(d, fo, wo, backend, trace);
   if (wo.ar)
     throw InvalidInput("--ar is the Anderson-Rubin test of an IV model; formula '" + d.formula +
                        "' has no IV part (write it as y ~ x | fe | d ~ z)");

@@ -442,8 +442,34 @@ struct WreContext {
   std::size_t trace_keep;
 };
 
-// One backend run of the evaluation `e`, counted at `t`.
-WreRun run_evaluation(const WreContext& cx, const WreEval& e, double t, bool keep, const std::string& label) {
+// The run through WildOptions::runner: each range a backend run from its first replication, its
+// counts and (kept for a set) its statistics' moments; the whole task's moments counted on the host.
+WreRun run_through(const WreContext& cx, const WreEval& e, const WreRunOptions& o, const std::string& key) {
+  const WreProblem& pr = cx.m.problem;
+  const std::size_t per = o.enumerate ? 2 : 1, width = o.keep ? per * static_cast<std::size_t>(pr.n_moments()) : 0;
+  const Segment all = cx.wo.runner->run({key, o.n_rep, 1, 4, width}, [&](RepRange r) {
+    WreRunOptions ro = o;
+    ro.b0 = o.b0 + r.begin;
+    ro.n_rep = r.size();
+    ro.trace_keep = 0;
+    const WreRun part = cx.backend.wre_replicates(pr, e, ro);
+    Segment seg{r, {part.counts.abs, part.counts.upper, part.counts.lower, part.counts.finite}, {}};
+    if (o.keep) seg.values = part.reps->moments();
+    return seg;
+  });
+  WreRun run;
+  run.counts.abs = all.counts[0];
+  run.counts.upper = all.counts[1];
+  run.counts.lower = all.counts[2];
+  run.counts.finite = all.counts[3];
+  // a shard's share cannot make the set: no replicates, so none is inverted
+  if (o.keep && cx.wo.runner->complete()) run.reps = cpu::host_wre_replicates(all.values, pr.n_moments(), o.min_team_work);
+  return run;
+}
+
+// One backend run of the evaluation `e`, counted at `t` (the task `key` under a runner).
+WreRun run_evaluation(const WreContext& cx, const WreEval& e, double t, bool keep, const std::string& label,
+                      const std::string& key) {
   const WildOptions& wo = cx.wo;
   const WreProblem& pr = cx.m.problem;
   WreRunOptions o;
@@ -459,9 +485,11 @@ WreRun run_evaluation(const WreContext& cx, const WreEval& e, double t, bool kee
   o.keep = keep;
   o.min_team_work = wo.min_team_work;
   check_wre_memory(pr, o.n_rep, o.n_rep * (cx.enumerate ? 2 : 1), keep, wo.chunk, wo.max_memory);
-  ProgressReporter progress(label, cx.enumerate ? "sign-vector pairs" : "replications", o.n_rep, wo.progress);
+  const std::size_t width = keep ? (cx.enumerate ? 2 : 1) * static_cast<std::size_t>(pr.n_moments()) : 0;
+  ProgressReporter progress(label, cx.enumerate ? "sign-vector pairs" : "replications",
+                            planned_replications(wo.runner, {key, o.n_rep, 1, 4, width}), wo.progress);
   o.progress = &progress;
-  WreRun run = cx.backend.wre_replicates(pr, e, o);
+  WreRun run = wo.runner ? run_through(cx, e, o, key) : cx.backend.wre_replicates(pr, e, o);
   progress.finish();
   return run;
 }
@@ -476,7 +504,8 @@ void fill_counts(const WreContext& cx, const BootCounts& c, bool upper_only, Wil
 
 // The WRE (or WUE) row of one test, with its confidence set by inversion: each trial value b
 // re-evaluates every replication with the efficient first stage at b (the products are kept).
-WildTest wre_row(const WreContext& cx, const TestSpec& sp, double b0, const FitResult& fr, std::vector<double>* trace) {
+WildTest wre_row(const WreContext& cx, const TestSpec& sp, std::size_t test_index, double b0, const FitResult& fr,
+                 std::vector<double>* trace) {
   const WreModel& m = cx.m;
   const WildOptions& wo = cx.wo;
   WildTest out;
@@ -491,10 +520,11 @@ WildTest wre_row(const WreContext& cx, const TestSpec& sp, double b0, const FitR
   const bool want_ci = wo.ci;
   auto eval_at = [&](double b) { return wo.impose_null ? wre_eval(m, b) : wre_eval(m, m.s.b_hat); };
   WreRun run = run_evaluation(cx, eval_at(b0), out.stat, want_ci,
-                              std::string(wo.impose_null ? "WRE" : "WUE") + " bootstrap of '" + sp.text + "'");
+                              std::string(wo.impose_null ? "WRE" : "WUE") + " bootstrap of '" + sp.text + "'",
+                              "test " + std::to_string(test_index + 1) + ": " + sp.text + " (" + out.test + ")");
   if (trace) *trace = run.trace;
   fill_counts(cx, run.counts, false, out);
-  if (want_ci) {
+  if (want_ci && run.reps) {
     const bool inclusive = wo.ties == Ties::kInclusive;
     const WreEval fixed = eval_at(m.s.b_hat);
     const auto p_at = [&](double b) {
@@ -580,7 +610,8 @@ void invert_ar_set(const std::function<double(double)>& p_at, double p_inf, doub
 
 // The AR row of one test: the AR F of the instruments in the regression of y1 - y2 b0 on Z, X
 // (and the FE), its wild restricted bootstrap, and its set by inversion.
-WildTest ar_row(const WreContext& cx, const TestSpec& sp, double b0, const FitResult& fr, std::vector<double>* trace) {
+WildTest ar_row(const WreContext& cx, const TestSpec& sp, std::size_t test_index, double b0, const FitResult& fr,
+                std::vector<double>* trace) {
   const WreModel& m = cx.m;
   const WildOptions& wo = cx.wo;
   WildTest out;
@@ -590,10 +621,11 @@ WildTest ar_row(const WreContext& cx, const TestSpec& sp, double b0, const FitRe
   const WreEval e = ar_eval(m, b0);
   out.stat = observed(m, e);
   out.crve_p_value = f_upper_p(out.stat, m.s.L, fr.df_inference);
-  WreRun run = run_evaluation(cx, e, out.stat, wo.ci, "wild bootstrap Anderson-Rubin test of '" + sp.text + "'");
+  WreRun run = run_evaluation(cx, e, out.stat, wo.ci, "wild bootstrap Anderson-Rubin test of '" + sp.text + "'",
+                              "test " + std::to_string(test_index + 1) + ": " + sp.text + " (ar)");
   if (trace) *trace = run.trace;
   fill_counts(cx, run.counts, true, out);
-  if (wo.ci) {
+  if (wo.ci && run.reps) {
     const bool inclusive = wo.ties == Ties::kInclusive;
     auto p_of = [&](const WreEval& ev) {
       const double f = observed(m, ev);
@@ -678,8 +710,8 @@ WildResult wre_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo,
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const TestSpec& sp = specs[i];
     const double b0 = b0s[i];
-    res.tests.push_back(wre_row(cx, sp, b0, fr, trace ? &trace->stats[row++] : nullptr));
-    if (wo.ar) res.tests.push_back(ar_row(cx, sp, b0, fr, trace ? &trace->stats[row++] : nullptr));
+    res.tests.push_back(wre_row(cx, sp, i, b0, fr, trace ? &trace->stats[row++] : nullptr));
+    if (wo.ar) res.tests.push_back(ar_row(cx, sp, i, b0, fr, trace ? &trace->stats[row++] : nullptr));
   }
   recommend_pvalue(fr, wo, res);
   if (enumerate)

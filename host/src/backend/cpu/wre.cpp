@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu.hpp"
+#include "panelboot/error.hpp"
 
 namespace panelboot::cpu {
 namespace {
@@ -20,7 +21,10 @@ class CpuWreReplicates final : public WreReplicates {
  public:
   CpuWreReplicates(std::size_t n, std::int64_t n_mom, double team_work)
       : mom_(n * static_cast<std::size_t>(n_mom)), n_(n), n_mom_(n_mom), team_work_(team_work) {}
+  CpuWreReplicates(std::vector<double> moments, std::int64_t n_mom, double team_work)
+      : mom_(std::move(moments)), n_(mom_.size() / static_cast<std::size_t>(n_mom)), n_mom_(n_mom), team_work_(team_work) {}
   BootCounts count(const WreEval& e, double t, double tol, bool inclusive) const override;
+  std::vector<double> moments() const override { return mom_; }
   double* at(std::size_t i) { return mom_.data() + i * static_cast<std::size_t>(n_mom_); }
 
  private:
@@ -91,7 +95,7 @@ BootCounts run_batch(const WreProblem& pr, const kernels::WreEvalView& ev, const
   w.V.resize(G * nb);
   w.P.resize(rows * nb);
   w.mom.resize(static_cast<std::size_t>(pr.n_moments()));
-  kernels::wild_weights_block(o.seed, o.weight, o.enumerate, r0, nb, static_cast<std::uint32_t>(G), w.V.data());
+  kernels::wild_weights_block(o.seed, o.weight, o.enumerate, o.b0 + r0, nb, static_cast<std::uint32_t>(G), w.V.data());
   if (pr.dense) gemm_rows(pr.k.data(), rows, G, w.V.data(), nb, w.P.data(), false);
   else factored_products(pr, nb, w);
   BootCounts c;
@@ -137,6 +141,12 @@ WreRun wre_replicates(const WreProblem& pr, const WreEval& e, const WreRunOption
   run.counts = total;
   run.reps = std::move(keep);
   return run;
+}
+
+std::unique_ptr<WreReplicates> host_wre_replicates(std::vector<double> moments, std::int64_t n_mom, double min_team_work) {
+  if (n_mom < 1 || moments.size() % static_cast<std::size_t>(n_mom))
+    throw Error("host_wre_replicates: the moments are not whole statistics");
+  return std::make_unique<CpuWreReplicates>(std::move(moments), n_mom, min_team_work);
 }
 
 }  // namespace panelboot::cpu
