@@ -26,6 +26,18 @@ inline std::string panelboot_exe() {
   return std::string(PB_BINARY_DIR) + "/panelboot";
 }
 
+// In a forked child: runs panelboot with `args` (and the environment `envp`); never returns (127
+// when the binary cannot be started).
+[[noreturn]] inline void exec_panelboot(const std::vector<std::string>& args, char** envp = environ) {
+  std::vector<std::string> full{panelboot_exe()};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execve(argv[0], argv.data(), envp);
+  _exit(127);
+}
+
 struct ProcOptions {
   std::vector<std::string> env;  // extra NAME=VALUE entries
   std::string stdin_text;
@@ -76,19 +88,13 @@ inline ProcRun run_process(const std::vector<std::string>& args, const ProcOptio
     dup2(err_p[1], 2);
     for (int fd : {in_p[0], in_p[1], out_p[0], out_p[1], err_p[0], err_p[1]})
       if (fd >= 0) close(fd);
-    std::vector<std::string> full{panelboot_exe()};
-    full.insert(full.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : full) argv.push_back(a.data());
-    argv.push_back(nullptr);
     std::vector<std::string> env_s;
     for (char** e = environ; *e; ++e) env_s.emplace_back(*e);
     env_s.insert(env_s.end(), o.env.begin(), o.env.end());
     std::vector<char*> envp;
     for (auto& e : env_s) envp.push_back(e.data());
     envp.push_back(nullptr);
-    execve(argv[0], argv.data(), envp.data());
-    _exit(127);
+    exec_panelboot(args, envp.data());
   }
   close(in_p[0]);
   close(out_p[1]);

@@ -253,13 +253,7 @@ int run_and_signal(const std::vector<std::string>& args, const std::string& mark
     dup2(devnull, 1);
     close(p[0]);
     close(p[1]);
-    std::vector<std::string> full{pbtest::panelboot_exe()};
-    full.insert(full.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : full) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
+    pbtest::exec_panelboot(args);
   }
   close(p[1]);
   char buf[4096];

@@ -262,13 +262,7 @@ int signal_when_file_appears(const Args& args, const std::string& file, int sig,
   if (pid == 0) {
     freopen(err_file.c_str(), "w", stderr);
     freopen("/dev/null", "w", stdout);
-    Args full{pbtest::panelboot_exe()};
-    full.insert(full.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : full) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
+    pbtest::exec_panelboot(args);
   }
   int st = 0;
   for (int i = 0; i < 30000; ++i) {

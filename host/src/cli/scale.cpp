@@ -26,6 +26,8 @@ namespace {
 
 using nlohmann::json;
 
+constexpr long long kMaxShards = 1000000;
+
 std::vector<std::string> g_invocation;
 
 // What a merge hands the command it runs again.
@@ -125,8 +127,8 @@ void check_identity(const json& h, const std::string& path) {
     if (!sh.is_object() || !sh.contains("index") || !sh.contains("count") || !sh.at("index").is_number_unsigned() ||
         !sh.at("count").is_number_unsigned() || sh.at("index").get<std::uint64_t>() < 1 ||
         sh.at("index").get<std::uint64_t>() > sh.at("count").get<std::uint64_t>() ||
-        sh.at("count").get<std::uint64_t>() > 1000000)
-      throw InvalidInput(where + ": its shard is not i/n with 1 <= i <= n <= 1000000");
+        sh.at("count").get<std::uint64_t>() > static_cast<std::uint64_t>(kMaxShards))
+      throw InvalidInput(where + ": its shard is not i/n with 1 <= i <= n <= " + std::to_string(kMaxShards));
   }
 }
 
@@ -172,22 +174,29 @@ bool file_exists(const std::string& path) {
   return std::filesystem::exists(path, ec);
 }
 
-// "i/n" with 1 <= i <= n <= 10^6.
+// "i/n" read into i and n; the reason it is not a shard ("" when it is: 1 <= i <= n <= kMaxShards).
+std::string parse_shard(const std::string& s, std::uint64_t& i, std::uint64_t& n) {
+  const auto slash = s.find('/');
+  char* end = nullptr;
+  if (slash == std::string::npos) return "give the shard as i/n, e.g. 2/8";
+  const long long si = std::strtoll(s.c_str(), &end, 10);
+  if (end != s.c_str() + slash) return "give the shard as i/n, e.g. 2/8";
+  const long long sn = std::strtoll(s.c_str() + slash + 1, &end, 10);
+  if (*end || slash + 1 == s.size()) return "give the shard as i/n, e.g. 2/8";
+  if (sn < 1 || sn > kMaxShards) return "the shard count n must be 1 to " + std::to_string(kMaxShards);
+  if (si < 1 || si > sn) return "the shard index i must be 1 to n (" + std::to_string(sn) + ")";
+  i = static_cast<std::uint64_t>(si);
+  n = static_cast<std::uint64_t>(sn);
+  return "";
+}
+
 CLI::Validator shard_spec() {
   return CLI::Validator(
-      [](std::string& s) -> std::string {
-        const auto slash = s.find('/');
-        char* end = nullptr;
-        if (slash == std::string::npos) return "give the shard as i/n, e.g. 2/8";
-        const long long i = std::strtoll(s.c_str(), &end, 10);
-        if (end != s.c_str() + slash) return "give the shard as i/n, e.g. 2/8";
-        const long long n = std::strtoll(s.c_str() + slash + 1, &end, 10);
-        if (*end || slash + 1 == s.size()) return "give the shard as i/n, e.g. 2/8";
-        if (n < 1 || n > 1000000) return "the shard count n must be 1 to 1000000";
-        if (i < 1 || i > n) return "the shard index i must be 1 to n (" + std::to_string(n) + ")";
-        return "";
+      [](std::string& s) {
+        std::uint64_t i = 0, n = 0;
+        return parse_shard(s, i, n);
       },
-      "i/n with 1 <= i <= n <= 1000000");
+      "i/n with 1 <= i <= n <= " + std::to_string(kMaxShards));
 }
 
 // A checkpoint is a regular file panelboot writes, reads back and removes: a symlink (whose
@@ -242,11 +251,7 @@ ScaleRun::ScaleRun(std::string command, const CLI::App* app, const ScaleCli& s, 
     s_ = ScaleCli{};
     return;
   }
-  if (!s.shard.empty()) {
-    const auto slash = s.shard.find('/');
-    shard_index_ = std::stoull(s.shard.substr(0, slash));
-    shard_count_ = std::stoull(s.shard.substr(slash + 1));
-  }
+  if (!s.shard.empty()) parse_shard(s.shard, shard_index_, shard_count_);  // checked as it was parsed
   if (!s.checkpoint.empty() && !checkpoint_refusal.empty()) throw InvalidInput(checkpoint_refusal);
   if (!s.checkpoint.empty()) refuse_unusual_checkpoint(s.checkpoint);
   if ((partial() || !s.checkpoint.empty()) && (o.data == "-" || o.data.rfind("/dev/", 0) == 0))
@@ -261,9 +266,9 @@ std::vector<NamedPath> ScaleRun::paths() const {
   return {{"--checkpoint", s_.checkpoint}};
 }
 
-bool ScaleRun::replaying() const { return g_replay != nullptr; }
-
-std::string ScaleRun::header_json() const {
+// The run's identity, made once the data is read (start()); every checkpoint save and the partial
+// file write it as it is.
+std::string ScaleRun::make_header() const {
   json h;
   h["command"] = command_;
   h["panelboot"] = PANELBOOT_VERSION;
@@ -272,8 +277,8 @@ std::string ScaleRun::header_json() const {
   h["data"] = {{"source", o_.data.empty() ? std::string("<embedded>") : o_.data}, {"rows", n_rows_}};
   h["options"] = result_options(app_);
   h["seed"] = seed_;
-  h["checksums"] = {{"data", fingerprint_}, {"options", hex64(fnv1a(h["options"].dump().data(), h["options"].dump().size()))},
-                    {"seed", seed_}};
+  const std::string options = h["options"].dump();
+  h["checksums"] = {{"data", fingerprint_}, {"options", hex64(fnv1a(options.data(), options.size()))}, {"seed", seed_}};
   if (partial()) h["shard"] = {{"index", shard_index_}, {"count", shard_count_}};
   h["format"] = o_.format;
   h["output"] = o_.output;
@@ -283,7 +288,7 @@ std::string ScaleRun::header_json() const {
 }
 
 void ScaleRun::save_checkpoint(const TaskRecords& records) const {
-  RunFile f{"checkpoint", header_json(), records};
+  RunFile f{"checkpoint", header_, records};
   PendingOutputs file;
   file.add(s_.checkpoint, run_file_text(f));
   file.commit();
@@ -294,6 +299,7 @@ ReplicationRunner* ScaleRun::start(const DataFrame& df, std::uint64_t seed, cons
   n_rows_ = df.n_rows();
   seed_ = std::to_string(seed);
   backend_ = backend;
+  header_ = make_header();
   if (g_replay) {
     const std::string recorded = g_replay->header.at("checksums").at("data").get<std::string>();
     if (recorded != fingerprint_)
@@ -311,20 +317,20 @@ ReplicationRunner* ScaleRun::start(const DataFrame& df, std::uint64_t seed, cons
     if (s_.resume && !file_exists(s_.checkpoint)) {
       err << "panelboot: no checkpoint '" << printable(s_.checkpoint) << "' yet; starting afresh\n";
     } else if (s_.resume) {
-      const RunFile f = parse_run_file(slurp_file(s_.checkpoint), s_.checkpoint);
+      RunFile f = parse_run_file(slurp_file(s_.checkpoint), s_.checkpoint);
       if (f.kind != "checkpoint")
         throw InvalidInput("'" + printable(s_.checkpoint) + "' is a shard's partial result, not a checkpoint");
-      check_identity(json::parse(f.header_json), s_.checkpoint);
-      const std::string diff = identity_difference(json::parse(f.header_json), json::parse(header_json()), false);
+      const json fh = json::parse(f.header_json);
+      check_identity(fh, s_.checkpoint);
+      const std::string diff = identity_difference(fh, json::parse(header_), false);
       if (!diff.empty())
         throw InvalidInput("checkpoint '" + printable(s_.checkpoint) + "' was written by another run: it differs in " +
                            diff + "; resume with the same data, options and seed, or remove the file");
-      const json fh = json::parse(f.header_json);
       if (fh.contains("shard") != partial() ||
           (partial() && (fh.at("shard").at("index").get<std::uint64_t>() != shard_index_ ||
                          fh.at("shard").at("count").get<std::uint64_t>() != shard_count_)))
         throw InvalidInput("checkpoint '" + printable(s_.checkpoint) + "' was written by another --shard; resume with the same one");
-      resumed = f.tasks;
+      resumed = std::move(f.tasks);
       std::uint64_t done = 0;
       for (const TaskRecord& r : resumed) done += r.done();
       err << "panelboot: resuming from checkpoint '" << printable(s_.checkpoint) << "' (" << done
@@ -375,7 +381,7 @@ void ScaleRun::run(const std::function<void()>& engine) {
 }
 
 std::string ScaleRun::partial_text() const {
-  RunFile f{"partial", header_json(), {}};
+  RunFile f{"partial", header_, {}};
   if (const auto* sh = dynamic_cast<const ShardRunner*>(runner_.get())) f.tasks = sh->records();
   if (const auto* cp = dynamic_cast<const CheckpointRunner*>(runner_.get())) f.tasks = cp->records();
   return run_file_text(f);

@@ -37,7 +37,7 @@ class ScaleRun {
   // At the command's start, before its paths are checked: under a merge the command's --format and
   // --output become the merge's, a relative --data is read from the shards' folder and the
   // backend is the CPU's (nothing is computed); a shard or a checkpoint checks its options here.
-  // `no_ci_needed`: why --checkpoint is refused ("" when it is not).
+  // `checkpoint_refusal`: why --checkpoint is refused ("" when it is not).
   ScaleRun(std::string command, const CLI::App* app, const ScaleCli& s, CommonOptions& o, std::string checkpoint_refusal = "");
   ~ScaleRun();
   // The side files a checkpoint adds to check_paths.
@@ -49,20 +49,19 @@ class ScaleRun {
   void run(const std::function<void()>& engine);
   bool partial() const { return shard_count_ > 0; }
   std::string partial_text() const;   // a shard's partial result (its --output)
-  bool replaying() const;             // under merge
   std::string backend_name(const std::string& here) const;  // a merge reports the shards' backend
   // After the outputs are written: a finished checkpoint is removed.
   void finished(std::ostream& err);
 
  private:
-  std::string header_json() const;
+  std::string make_header() const;
   void save_checkpoint(const TaskRecords& records) const;
   std::string command_;
   const CLI::App* app_;
   ScaleCli s_;
   CommonOptions& o_;
   std::uint64_t shard_index_ = 0, shard_count_ = 0;
-  std::string fingerprint_, seed_, backend_;
+  std::string fingerprint_, seed_, backend_, header_;  // header_: the run's identity (JSON), from start()
   std::size_t n_rows_ = 0;
   std::unique_ptr<ReplicationRunner> runner_;
 };

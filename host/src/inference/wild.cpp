@@ -310,23 +310,11 @@ void residual_parts(const WildContext& cx, const TestSpec& sp, const Eigen::Vect
   }
 }
 
-// 7c. Exact enumeration by a Gray-code walk (kernels/gray_walk.hpp) with H = sum_S w_S K_S'K_S
-// (G x G): O(G) per sign vector.
 // The task of a test's replications (WildOptions::runner): its key, replications and shape.
 TaskSpec wild_task(std::size_t test_index, const TestSpec& sp, std::uint64_t n_rep, std::uint64_t align, std::size_t width) {
-  return {"test " + std::to_string(test_index + 1) + ": " + sp.text, n_rep, align, 4, width};
+  return {"test " + std::to_string(test_index + 1) + ": " + sp.text, n_rep, align, kBootCountFields, width};
 }
 
-std::vector<std::int64_t> counts_of(const BootCounts& c) { return {c.abs, c.upper, c.lower, c.finite}; }
-
-BootCounts counts_from(const std::vector<std::int64_t>& v) {
-  BootCounts c;
-  c.abs = v[0];
-  c.upper = v[1];
-  c.lower = v[2];
-  c.finite = v[3];
-  return c;
-}
 
 // The coefficients of a run, replication by replication (WildOptions::runner's values).
 std::vector<double> interleaved(const WildCoefs& c) {
@@ -368,6 +356,8 @@ WildCoefs columns(const std::vector<double>& v, std::size_t w) {
   return c;
 }
 
+// 7c. Exact enumeration by a Gray-code walk (kernels/gray_walk.hpp) with H = sum_S w_S K_S'K_S
+// (G x G): O(G) per sign vector.
 BootCounts run_gray_walk(const WildContext& cx, const WildEngine& eng, const TestSpec& sp, std::size_t test_index,
                          WildTest& out) {
   const std::int32_t G = cx.G;
@@ -414,11 +404,9 @@ std::size_t coef_width(const WildProblem& pr, const WildRunOptions& o) {
   return o.keep_coefs ? (pr.q == 1 && pr.n_part == 2 ? 5 : 2) : 0;
 }
 
-WildRun run_through(const WildContext& cx, const WildProblem& pr, const WildRunOptions& o, const TestSpec& sp,
-                    std::size_t test_index) {
-  const std::size_t width = coef_width(pr, o);
+WildRun run_through(const WildContext& cx, const WildProblem& pr, const WildRunOptions& o, const TaskSpec& task) {
   const std::unique_ptr<PreparedWild> prepared = cx.backend.prepare_wild(pr);
-  const Segment all = cx.wo.runner->run(wild_task(test_index, sp, o.n_rep, 1, width), [&](RepRange r) {
+  const Segment all = cx.wo.runner->run(task, [&](RepRange r) {
     WildRunOptions ro = o;
     ro.b0 = o.b0 + r.begin;
     ro.n_rep = r.size();
@@ -432,7 +420,7 @@ WildRun run_through(const WildContext& cx, const WildProblem& pr, const WildRunO
   run.counts = counts_from(all.counts);
   // a shard's share cannot make the CI: no replicates, so none is inverted
   if (o.keep_coefs && cx.wo.runner->complete())
-    run.reps = cpu::host_wild_replicates(columns(all.values, width), wild_pairs(pr, o), o.min_team_work);
+    run.reps = cpu::host_wild_replicates(columns(all.values, task.width), wild_pairs(pr, o), o.min_team_work);
   return run;
 }
 
@@ -459,7 +447,7 @@ BootCounts run_replications(const WildContext& cx, WildEngine& eng, const TestSp
   ProgressReporter progress("wild bootstrap of '" + sp.text + "'", "replications",
                             planned_replications(wo.runner, task), wo.progress);
   o.progress = &progress;
-  WildRun run = cx.wo.runner ? run_through(cx, pr, o, sp, test_index) : cx.backend.wild_replicates(pr, o);
+  WildRun run = cx.wo.runner ? run_through(cx, pr, o, task) : cx.backend.wild_replicates(pr, o);
   progress.finish();
   out.enumerated = cx.enumerate;
   out.n_boot = static_cast<std::int64_t>(cx.enumerate ? 2 * o.n_rep : o.n_rep);

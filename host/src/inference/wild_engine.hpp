@@ -66,6 +66,18 @@ inline std::int64_t exceedances(const BootCounts& c, PValueType type, bool joint
   return 0;
 }
 
+// BootCounts as a replication range's counts (ReplicationRunner), and back: abs, upper, lower, finite.
+constexpr std::size_t kBootCountFields = 4;
+inline std::vector<std::int64_t> counts_of(const BootCounts& c) { return {c.abs, c.upper, c.lower, c.finite}; }
+inline BootCounts counts_from(const std::vector<std::int64_t>& v) {
+  BootCounts c;
+  c.abs = v[0];
+  c.upper = v[1];
+  c.lower = v[2];
+  c.finite = v[3];
+  return c;
+}
+
 inline double p_from_counts(const BootCounts& c, PValueType type, bool joint) {
   if (c.finite == 0) return std::numeric_limits<double>::quiet_NaN();
   const double B = static_cast<double>(c.finite);

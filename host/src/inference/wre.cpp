@@ -444,24 +444,20 @@ struct WreContext {
 
 // The run through WildOptions::runner: each range a backend run from its first replication, its
 // counts and (kept for a set) its statistics' moments; the whole task's moments counted on the host.
-WreRun run_through(const WreContext& cx, const WreEval& e, const WreRunOptions& o, const std::string& key) {
+WreRun run_through(const WreContext& cx, const WreEval& e, const WreRunOptions& o, const TaskSpec& task) {
   const WreProblem& pr = cx.m.problem;
-  const std::size_t per = o.enumerate ? 2 : 1, width = o.keep ? per * static_cast<std::size_t>(pr.n_moments()) : 0;
-  const Segment all = cx.wo.runner->run({key, o.n_rep, 1, 4, width}, [&](RepRange r) {
+  const Segment all = cx.wo.runner->run(task, [&](RepRange r) {
     WreRunOptions ro = o;
     ro.b0 = o.b0 + r.begin;
     ro.n_rep = r.size();
     ro.trace_keep = 0;
     const WreRun part = cx.backend.wre_replicates(pr, e, ro);
-    Segment seg{r, {part.counts.abs, part.counts.upper, part.counts.lower, part.counts.finite}, {}};
+    Segment seg{r, counts_of(part.counts), {}};
     if (o.keep) seg.values = part.reps->moments();
     return seg;
   });
   WreRun run;
-  run.counts.abs = all.counts[0];
-  run.counts.upper = all.counts[1];
-  run.counts.lower = all.counts[2];
-  run.counts.finite = all.counts[3];
+  run.counts = counts_from(all.counts);
   // a shard's share cannot make the set: no replicates, so none is inverted
   if (o.keep && cx.wo.runner->complete()) run.reps = cpu::host_wre_replicates(all.values, pr.n_moments(), o.min_team_work);
   return run;
@@ -485,11 +481,13 @@ WreRun run_evaluation(const WreContext& cx, const WreEval& e, double t, bool kee
   o.keep = keep;
   o.min_team_work = wo.min_team_work;
   check_wre_memory(pr, o.n_rep, o.n_rep * (cx.enumerate ? 2 : 1), keep, wo.chunk, wo.max_memory);
+  // the task: its counts and, kept for a set, each statistic's moments (two per enumerated pair)
   const std::size_t width = keep ? (cx.enumerate ? 2 : 1) * static_cast<std::size_t>(pr.n_moments()) : 0;
+  const TaskSpec task{key, o.n_rep, 1, kBootCountFields, width};
   ProgressReporter progress(label, cx.enumerate ? "sign-vector pairs" : "replications",
-                            planned_replications(wo.runner, {key, o.n_rep, 1, 4, width}), wo.progress);
+                            planned_replications(wo.runner, task), wo.progress);
   o.progress = &progress;
-  WreRun run = wo.runner ? run_through(cx, e, o, key) : cx.backend.wre_replicates(pr, e, o);
+  WreRun run = wo.runner ? run_through(cx, e, o, task) : cx.backend.wre_replicates(pr, e, o);
   progress.finish();
   return run;
 }
