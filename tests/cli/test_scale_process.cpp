@@ -327,7 +327,8 @@ TEST(Checkpoint, SigtermWritesTheCheckpointAndExits143ThenResumeFinishes) {
   for (const json& t : saved["tasks"])
     for (const json& s : t["segments"]) done += s["end"].get<std::uint64_t>() - s["begin"].get<std::uint64_t>();
   EXPECT_GT(done, 0u);
-  EXPECT_LT(done, 12000000u);
+  // stopped between blocks of the first test (6,000,000 replications), not at its end
+  EXPECT_LT(done, 6000000u);
   // a checkpoint of other options, data or seed is refused, naming what differs
   pbtest::expect_user_error(pbtest::run_process(with(with(kLongWild, {"--checkpoint", cp, "--resume"}), {"--seed", "5"})),
                             {"another run", "--seed"});
