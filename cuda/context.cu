@@ -5,17 +5,28 @@
 
 namespace panelboot::cuda {
 
+// The device this process uses: PANELBOOT_CUDA_DEVICE (an MPI rank's local rank, set at its
+// start) modulo the visible devices; 0 by default.
+int chosen_device() {
+  int n = 0;
+  PB_CUDA_CHECK(cudaGetDeviceCount(&n));
+  const char* e = std::getenv("PANELBOOT_CUDA_DEVICE");
+  const int want = e && *e ? std::atoi(e) : 0;
+  return n > 0 && want > 0 ? want % n : 0;
+}
+
 Context::Context() {
-  PB_CUDA_CHECK(cudaSetDevice(0));
+  device = chosen_device();
+  PB_CUDA_CHECK(cudaSetDevice(device));
   PB_CUDA_CHECK(cudaStreamCreate(&stream));
   PB_CUBLAS_CHECK(cublasCreate(&handle));
   PB_CUBLAS_CHECK(cublasSetStream(handle, stream));
   cudaDeviceProp prop{};
-  PB_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  PB_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
   name = prop.name;
   // keep freed pool memory for the next call instead of returning it to the driver
   cudaMemPool_t pool;
-  PB_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, 0));
+  PB_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
   std::uint64_t keep = UINT64_MAX;
   PB_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
 }

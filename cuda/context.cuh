@@ -26,6 +26,7 @@ class Context {
   cudaStream_t stream = nullptr;
   cublasHandle_t handle = nullptr;
   std::string name;  // the device's
+  int device = 0;    // its index (chosen_device)
 };
 
 // Device memory from the stream-ordered pool, freed on the same stream.

@@ -26,15 +26,19 @@ inline std::string panelboot_exe() {
   return std::string(PB_BINARY_DIR) + "/panelboot";
 }
 
-// In a forked child: runs panelboot with `args` (and the environment `envp`); never returns (127
-// when the binary cannot be started).
-[[noreturn]] inline void exec_panelboot(const std::vector<std::string>& args, char** envp = environ) {
-  std::vector<std::string> full{panelboot_exe()};
+// In a forked child: runs panelboot with `args` (and the environment `envp`), under `launcher`
+// (e.g. mpirun -np 3, found on PATH) when one is given; never returns (127 when the binary cannot
+// be started).
+[[noreturn]] inline void exec_panelboot(const std::vector<std::string>& args, char** envp = environ,
+                                        const std::vector<std::string>& launcher = {}, const std::string& exe = "") {
+  std::vector<std::string> full = launcher;
+  full.push_back(exe.empty() ? panelboot_exe() : exe);
   full.insert(full.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : full) argv.push_back(a.data());
   argv.push_back(nullptr);
-  execve(argv[0], argv.data(), envp);
+  if (launcher.empty()) execve(argv[0], argv.data(), envp);
+  else execvpe(argv[0], argv.data(), envp);
   _exit(127);
 }
 
@@ -47,6 +51,8 @@ struct ProcOptions {
   bool ignore_sigpipe = false;   // the child starts with SIGPIPE ignored (as under some shells)
   std::string cwd;
   double timeout_s = 60;
+  std::vector<std::string> launcher;  // the command panelboot runs under (mpirun ...)
+  std::string exe;                    // another executable than panelboot_exe()
 };
 
 struct ProcRun {
@@ -94,7 +100,7 @@ inline ProcRun run_process(const std::vector<std::string>& args, const ProcOptio
     std::vector<char*> envp;
     for (auto& e : env_s) envp.push_back(e.data());
     envp.push_back(nullptr);
-    exec_panelboot(args, envp.data());
+    exec_panelboot(args, envp.data(), o.launcher, o.exe);
   }
   close(in_p[0]);
   close(out_p[1]);

@@ -146,7 +146,7 @@ TEST(Replications, ACheckpointComputesOnlyWhatIsMissing) {
   const Segment a = first.run(spec, [&](RepRange r) {
     EXPECT_TRUE(r.begin % 8 == 0 && (r.end % 8 == 0 || r.end == 5000));
     return fake_compute(r, &calls);
-  });
+  }, nullptr);
   EXPECT_EQ(saves, 2);  // after the first block, then at the task's end (none between: every_s is long)
   EXPECT_GT(calls, 1);
   EXPECT_EQ(a.values, fake_compute({0, 5000}).values);
@@ -161,18 +161,18 @@ TEST(Replications, ACheckpointComputesOnlyWhatIsMissing) {
     EXPECT_LE(r.end, 3000u);
     computed += r.size();
     return fake_compute(r);
-  });
+  }, nullptr);
   EXPECT_EQ(computed, 2000u);
   EXPECT_EQ(b.counts, fake_compute({0, 5000}).counts);
   // another task shape under the same key: written by another run
   CheckpointRunner other({partial}, 1e9, [](const TaskRecords&) {});
-  EXPECT_THROW(other.run(TaskSpec{"t", 4000, 8, 2, 2}, [](RepRange r) { return fake_compute(r); }), InvalidInput);
+  EXPECT_THROW(other.run(TaskSpec{"t", 4000, 8, 2, 2}, [](RepRange r) { return fake_compute(r); }, nullptr), InvalidInput);
 }
 
 TEST(Replications, AShardRunnerComputesAndKeepsItsShareOnly) {
   const TaskSpec spec{"t", 100, 1, 2, 2};
   ShardRunner shard(2, 3);
-  const Segment s = shard.run(spec, [](RepRange r) { return fake_compute(r); });
+  const Segment s = shard.run(spec, [](RepRange r) { return fake_compute(r); }, nullptr);
   EXPECT_FALSE(shard.complete());
   ASSERT_EQ(shard.records().size(), 1u);
   EXPECT_EQ(shard.records()[0].segments[0].range.begin, 33u);

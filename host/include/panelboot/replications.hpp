@@ -18,6 +18,8 @@
 
 namespace panelboot {
 
+class ProgressSink;
+
 // Replications begin .. end-1 of a task.
 struct RepRange {
   std::uint64_t begin = 0, end = 0;
@@ -63,13 +65,26 @@ struct TaskRecord {
 // The run's tasks, in the order the engine met them.
 using TaskRecords = std::vector<TaskRecord>;
 
+// The record of `task` in `records` (appended, empty, when it has none); InvalidInput when the
+// record there has another shape (`whose`: "the checkpoint's", written by another run).
+TaskRecord& record_of(TaskRecords& records, const TaskSpec& task, const std::string& whose);
+// How many of the task's replications inside `target` the records lack (all of target when they
+// do not hold the task).
+std::uint64_t missing_within(const TaskRecords& records, const TaskSpec& task, RepRange target);
+// The replications a run computes: the whole task, or share i/n of it (n > 0).
+RepRange target_range(const TaskSpec& task, std::uint64_t shard_index, std::uint64_t shard_count);
+// What a run that computed `target` of the task returns: the record's whole task, or (a shard)
+// its share's segment; an empty share still names its task.
+Segment result_of(TaskRecord& record, RepRange target, bool shard);
+
 class ReplicationRunner {
  public:
   virtual ~ReplicationRunner() = default;
   using Compute = std::function<Segment(RepRange)>;
   // The task's replications over [0, n_rep), computed (by `compute`, any number of ranges) or
-  // found. A shard returns its share only.
-  virtual Segment run(const TaskSpec& task, const Compute& compute) = 0;
+  // found. A shard returns its share only. `progress`: the task's reporter, advanced by `compute`
+  // for the ranges computed here (MPI rank 0 advances it for the other ranks' ranges too).
+  virtual Segment run(const TaskSpec& task, const Compute& compute, ProgressSink* progress) = 0;
   // Whether run() gives every replication: false for a shard, whose engine skips what needs the
   // whole task (a CI, critical values) and whose result is not reported (its partial file is
   // written instead).
@@ -88,7 +103,7 @@ inline std::uint64_t planned_replications(const ReplicationRunner* runner, const
 class ShardRunner final : public ReplicationRunner {
  public:
   ShardRunner(std::uint64_t index, std::uint64_t count) : index_(index), count_(count) {}
-  Segment run(const TaskSpec& task, const Compute& compute) override;
+  Segment run(const TaskSpec& task, const Compute& compute, ProgressSink* progress) override;
   bool complete() const override { return false; }
   std::uint64_t planned(const TaskSpec& task) const override { return share_of(task.n_rep, task.align, index_, count_).size(); }
   const TaskRecords& records() const { return records_; }
@@ -102,7 +117,7 @@ class ShardRunner final : public ReplicationRunner {
 class ReplayRunner final : public ReplicationRunner {
  public:
   explicit ReplayRunner(TaskRecords records) : records_(std::move(records)) {}
-  Segment run(const TaskSpec& task, const Compute& compute) override;
+  Segment run(const TaskSpec& task, const Compute& compute, ProgressSink* progress) override;
   std::uint64_t planned(const TaskSpec&) const override { return 0; }
   // Tasks the parts hold that this run never asked for (a mismatch the merge reports).
   std::vector<std::string> unused() const;
@@ -124,14 +139,13 @@ class CheckpointRunner final : public ReplicationRunner {
   // preempted); its records are then the shard's partial result.
   CheckpointRunner(TaskRecords resumed, double every_s, Save save, std::uint64_t shard_index = 0,
                    std::uint64_t shard_count = 0);
-  Segment run(const TaskSpec& task, const Compute& compute) override;
+  Segment run(const TaskSpec& task, const Compute& compute, ProgressSink* progress) override;
   bool complete() const override { return shard_count_ == 0; }
   std::uint64_t planned(const TaskSpec& task) const override;
   const TaskRecords& records() const { return records_; }
   void save_now();
 
  private:
-  TaskRecord& record_for(const TaskSpec& task);
   double block_seconds() const;
   RepRange next_block(const TaskSpec& task, RepRange gap, std::uint64_t pos) const;
   void stop_if_signalled();

@@ -13,6 +13,7 @@
 #include "panelboot/backend.hpp"
 #include "panelboot/config.hpp"
 #include "panelboot/error.hpp"
+#include "util/plugin.hpp"
 
 namespace panelboot::cuda {
 namespace {
@@ -25,14 +26,6 @@ struct Plugin {
   MakeFn make = nullptr;
   std::string why;  // why it is not usable
 };
-
-std::string exe_dir() {
-  char buf[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return ".";
-  std::string p(buf, static_cast<std::size_t>(n));
-  return p.substr(0, p.find_last_of('/'));
-}
 
 const Plugin& plugin() {
   static Plugin pl;
@@ -48,19 +41,7 @@ const Plugin& plugin() {
       return;
     }
     std::string tried;
-    void* h = nullptr;
-    std::vector<std::string> paths;
-    if (const char* env = std::getenv("PANELBOOT_CUDA_PLUGIN")) paths.push_back(env);
-    paths.push_back(exe_dir() + "/libpanelboot_cuda.so");
-    paths.push_back(exe_dir() + "/../libpanelboot_cuda.so");
-    paths.push_back(exe_dir() + "/../lib/libpanelboot_cuda.so");
-    paths.push_back(std::string(PANELBOOT_PLUGIN_DIR) + "/libpanelboot_cuda.so");
-    for (const std::string& p : paths) {
-      h = dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (h) break;
-      const char* e = dlerror();
-      tried += (tried.empty() ? "" : "; ") + p + ": " + (e ? e : "not loadable");
-    }
+    void* h = open_plugin("libpanelboot_cuda.so", "PANELBOOT_CUDA_PLUGIN", RTLD_NOW | RTLD_LOCAL, tried);
     if (!h) {
       pl.why = "the CUDA backend library could not be loaded (" + tried + ")";
       return;

@@ -10,6 +10,7 @@
 #include "panelboot/text.hpp"
 
 #include "options.hpp"
+#include "panelboot/mpi.hpp"
 #include "panelboot/replications.hpp"
 #include "scale.hpp"
 
@@ -101,6 +102,11 @@ int run_parsed(const std::vector<cli::Command>& commands, std::ostream& out, std
   } catch (const Error& e) {
     err << "panelboot: error: " << printable(e.what(), 1000) << "\n";
     return 2;
+  } catch (const mpi::StoppedByRoot&) {  // an MPI worker: rank 0 reports why the job stopped
+    return 0;
+  } catch (const mpi::RankFailed& e) {  // rank 0: another rank's error, as that rank gave it
+    err << printable(e.what(), 1000) << "\n";
+    return e.status();
   } catch (const std::bad_alloc&) {  // past the estimates: the machine, not a bug in the input
     err << "panelboot: error: ran out of memory; lower --B, --chunk, --grid or --threads, or free memory\n";
     return 2;

@@ -9,8 +9,11 @@
 #include <malloc.h>
 #endif
 
+#include <set>
+
 #include "panelboot/cli.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/mpi.hpp"
 #include "panelboot/report.hpp"
 
 namespace {
@@ -52,17 +55,45 @@ class StdoutBuf : public std::streambuf {
   char buf_[1 << 16];
 };
 
-}  // namespace
+// An MPI worker's streams: its output is rank 0's to write (discarded here); of its stderr the
+// last 4 kB are kept, so that its error line reaches rank 0.
+class Discard : public std::streambuf {
+ protected:
+  int overflow(int c) override { return c == traits_type::eof() ? 0 : c; }
+};
 
-int main(int argc, char** argv) {
-#ifdef __GLIBC__
-  // Keep freed blocks up to 32 MB in the heap for reuse instead of returning each to the kernel:
-  // a threshold run allocates and frees the same few MB several times, and every fresh page is a
-  // fault (xthreg example: about 600 fewer faults, setup 3.7 -> 2.9 ms).
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 64 << 20);
-#endif
-  std::vector<std::string> args(argv + 1, argv + argc);
+class Tail : public std::streambuf {
+ public:
+  const std::string& text() const { return text_; }
+
+ protected:
+  int overflow(int c) override {
+    if (c == traits_type::eof()) return 0;
+    text_ += static_cast<char>(c);
+    if (text_.size() > 8192) text_.erase(0, text_.size() - 4096);
+    return c;
+  }
+
+ private:
+  std::string text_;
+};
+
+// Rank > 0 of an MPI job: runs the ranked commands (wild, threshold, power) with rank 0, whose
+// replications it shares; any other command is rank 0's alone.
+int run_worker(panelboot::mpi::Session& s, const std::vector<std::string>& args) {
+  static const std::set<std::string> kRanked = {"wild", "threshold", "power"};
+  Discard discard;
+  Tail tail;
+  std::ostream out(&discard), err(&tail);
+  int status = 0;
+  if (!args.empty() && kRanked.count(args[0])) status = panelboot::run_cli(args, out, err);
+  status = s.end(status, tail.text(), err);
+  panelboot::mpi::close_session();
+  return status;
+}
+
+// The command line on rank 0 or in a plain run: the report to standard output.
+int run_command_line(const std::vector<std::string>& args) {
   StdoutBuf buf;
   std::ostream out(&buf);
   out.exceptions(std::ios::badbit);  // the buffer's InvalidInput reaches the command's handler
@@ -74,4 +105,29 @@ int main(int argc, char** argv) {
     std::cerr << "panelboot: error: " << e.what() << "\n";
     return 2;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#ifdef __GLIBC__
+  // Keep freed blocks up to 32 MB in the heap for reuse instead of returning each to the kernel:
+  // a threshold run allocates and frees the same few MB several times, and every fresh page is a
+  // fault (xthreg example: about 600 fewer faults, setup 3.7 -> 2.9 ms).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+  try {
+    panelboot::mpi::start_if_launched(&argc, &argv);
+  } catch (const panelboot::Error& e) {  // one line, from the first rank only
+    if (panelboot::mpi::launch_of().rank == 0) std::cerr << "panelboot: error: " << e.what() << "\n";
+    return 2;
+  }
+  std::vector<std::string> args(argv + 1, argv + argc);
+  panelboot::mpi::Session* session = panelboot::mpi::session();
+  if (session && !session->root()) return run_worker(*session, args);
+  int status = run_command_line(args);
+  if (session) status = session->end(status, "", std::cerr);
+  panelboot::mpi::close_session();
+  return status;
 }

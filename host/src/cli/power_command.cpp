@@ -213,6 +213,7 @@ int cmd_power_design(CommonOptions& o, const PowerCli& p, ScaleRun& scale, std::
   po.runner = scale.start(DataFrame{}, po.seed, backend->name(), err);  // the designs are in the options
   PowerResult res;
   scale.run([&] { res = power_design_study(designs, fit_options(o), po, *backend); });
+  if (scale.worker()) return 0;  // rank 0 writes the job's output
   if (scale.partial()) {
     deliver(scale.partial_text(), o, out);
     scale.finished(err);
@@ -263,6 +264,7 @@ int cmd_power(const CLI::App& cmd, CommonOptions& o, const PowerCli& p, const Sc
   po.runner = scale.start(df, po.seed, backend->name(), err);
   PowerResult res;
   scale.run([&] { res = power_study(df, fm, so, fo, po, *backend); });
+  if (scale.worker()) return 0;  // rank 0 writes the job's output
   if (scale.partial()) {  // the plot and saved datasets are the merge's to write
     deliver(scale.partial_text(), o, out);
     scale.finished(err);

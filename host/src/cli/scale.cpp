@@ -17,6 +17,7 @@
 #include "panelboot/cli.hpp"
 #include "panelboot/config.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/mpi.hpp"
 #include "panelboot/run_file.hpp"
 #include "panelboot/text.hpp"
 
@@ -253,7 +254,9 @@ ScaleRun::ScaleRun(std::string command, const CLI::App* app, const ScaleCli& s, 
   }
   if (!s.shard.empty()) parse_shard(s.shard, shard_index_, shard_count_);  // checked as it was parsed
   if (!s.checkpoint.empty() && !checkpoint_refusal.empty()) throw InvalidInput(checkpoint_refusal);
-  if (!s.checkpoint.empty()) refuse_unusual_checkpoint(s.checkpoint);
+  if (!s.checkpoint.empty() && !worker()) refuse_unusual_checkpoint(s.checkpoint);
+  if (mpi::session() && (o.data == "-" || o.data.rfind("/dev/", 0) == 0))
+    throw InvalidInput("under MPI every rank reads the data itself: give --data a file that every rank can read, not a stream");
   if ((partial() || !s.checkpoint.empty()) && (o.data == "-" || o.data.rfind("/dev/", 0) == 0))
     throw InvalidInput(std::string(partial() ? "--shard" : "--checkpoint") + " needs --data in a file: " +
                        (partial() ? "merge" : "--resume") + " reads the data again, and a stream can be read only once");
@@ -309,33 +312,24 @@ ReplicationRunner* ScaleRun::start(const DataFrame& df, std::uint64_t seed, cons
     runner_ = std::make_unique<ReplayRunner>(g_replay->records);
     return runner_.get();
   }
+  mpi::Session* ranks = mpi::session();
+  TaskRecords resumed;
+  if (!s_.checkpoint.empty() && !worker()) resumed = resume_checkpoint(err);
+  if (ranks) {  // the ranks agree that they run one job, then share its replications
+    ranks->agree_on_run(header_, [this](const std::string& a, const std::string& b) {
+      const json ha = json::parse(a), hb = json::parse(b);
+      const std::string diff = identity_difference(ha, hb, partial());
+      if (!diff.empty() || !partial()) return diff;
+      return ha.at("shard") == hb.at("shard") ? std::string() : std::string("the shard (--shard)");
+    });
+    if (!s_.checkpoint.empty()) reset_stop_signal();
+    mpi::MpiRunner::Save save;
+    if (!s_.checkpoint.empty() && ranks->root()) save = [this](const TaskRecords& r) { save_checkpoint(r); };
+    runner_ = std::make_unique<mpi::MpiRunner>(*ranks, std::move(resumed), s_.checkpoint.empty() ? 0.0 : s_.checkpoint_every,
+                                               save, shard_index_, shard_count_);
+    return runner_.get();
+  }
   if (!s_.checkpoint.empty()) {
-    TaskRecords resumed;
-    if (file_exists(s_.checkpoint) && !s_.resume)
-      throw InvalidInput("checkpoint '" + printable(s_.checkpoint) +
-                         "' exists: add --resume to continue that run, or remove the file to start afresh");
-    if (s_.resume && !file_exists(s_.checkpoint)) {
-      err << "panelboot: no checkpoint '" << printable(s_.checkpoint) << "' yet; starting afresh\n";
-    } else if (s_.resume) {
-      RunFile f = parse_run_file(slurp_file(s_.checkpoint), s_.checkpoint);
-      if (f.kind != "checkpoint")
-        throw InvalidInput("'" + printable(s_.checkpoint) + "' is a shard's partial result, not a checkpoint");
-      const json fh = json::parse(f.header_json);
-      check_identity(fh, s_.checkpoint);
-      const std::string diff = identity_difference(fh, json::parse(header_), false);
-      if (!diff.empty())
-        throw InvalidInput("checkpoint '" + printable(s_.checkpoint) + "' was written by another run: it differs in " +
-                           diff + "; resume with the same data, options and seed, or remove the file");
-      if (fh.contains("shard") != partial() ||
-          (partial() && (fh.at("shard").at("index").get<std::uint64_t>() != shard_index_ ||
-                         fh.at("shard").at("count").get<std::uint64_t>() != shard_count_)))
-        throw InvalidInput("checkpoint '" + printable(s_.checkpoint) + "' was written by another --shard; resume with the same one");
-      resumed = std::move(f.tasks);
-      std::uint64_t done = 0;
-      for (const TaskRecord& r : resumed) done += r.done();
-      err << "panelboot: resuming from checkpoint '" << printable(s_.checkpoint) << "' (" << done
-          << " replications done)\n";
-    }
     reset_stop_signal();
     runner_ = std::make_unique<CheckpointRunner>(
         std::move(resumed), s_.checkpoint_every, [this](const TaskRecords& r) { save_checkpoint(r); }, shard_index_,
@@ -349,25 +343,57 @@ ReplicationRunner* ScaleRun::start(const DataFrame& df, std::uint64_t seed, cons
   return nullptr;
 }
 
+// A checkpoint to continue (--resume with its file there), checked to be this run's; none when
+// there is no file yet (said on `err`); refused when the file is there without --resume.
+TaskRecords ScaleRun::resume_checkpoint(std::ostream& err) const {
+  TaskRecords resumed;
+  if (file_exists(s_.checkpoint) && !s_.resume)
+    throw InvalidInput("checkpoint '" + printable(s_.checkpoint) +
+                       "' exists: add --resume to continue that run, or remove the file to start afresh");
+  if (s_.resume && !file_exists(s_.checkpoint)) {
+    err << "panelboot: no checkpoint '" << printable(s_.checkpoint) << "' yet; starting afresh\n";
+    return resumed;
+  }
+  if (!s_.resume) return resumed;
+  RunFile f = parse_run_file(slurp_file(s_.checkpoint), s_.checkpoint);
+  if (f.kind != "checkpoint")
+    throw InvalidInput("'" + printable(s_.checkpoint) + "' is a shard's partial result, not a checkpoint");
+  const json fh = json::parse(f.header_json);
+  check_identity(fh, s_.checkpoint);
+  const std::string diff = identity_difference(fh, json::parse(header_), false);
+  if (!diff.empty())
+    throw InvalidInput("checkpoint '" + printable(s_.checkpoint) + "' was written by another run: it differs in " + diff +
+                       "; resume with the same data, options and seed, or remove the file");
+  if (fh.contains("shard") != partial() ||
+      (partial() && (fh.at("shard").at("index").get<std::uint64_t>() != shard_index_ ||
+                     fh.at("shard").at("count").get<std::uint64_t>() != shard_count_)))
+    throw InvalidInput("checkpoint '" + printable(s_.checkpoint) + "' was written by another --shard; resume with the same one");
+  resumed = std::move(f.tasks);
+  std::uint64_t done = 0;
+  for (const TaskRecord& r : resumed) done += r.done();
+  err << "panelboot: resuming from checkpoint '" << printable(s_.checkpoint) << "' (" << done << " replications done)\n";
+  return resumed;
+}
+
 void ScaleRun::run(const std::function<void()>& engine) {
   auto* checkpoint = dynamic_cast<CheckpointRunner*>(runner_.get());
+  auto* ranks = dynamic_cast<mpi::MpiRunner*>(runner_.get());
+  if (ranks && !ranks->checkpointing()) ranks = nullptr;
   try {
     // a checkpointing run records SIGINT/SIGTERM during the whole engine (fits, searches and the
-    // steps between tasks too) and stops at the next check, its checkpoint saved
+    // steps between tasks too) and stops at the next check, its checkpoint saved; every rank of
+    // a checkpointing MPI job goes on until rank 0 stops it
     std::optional<DeferStopSignals> defer;
-    if (checkpoint) defer.emplace();
+    if (checkpoint || ranks) defer.emplace();
     engine();
-    if (checkpoint && stop_signal_received()) {
-      checkpoint->save_now();
+    if ((checkpoint || (ranks && !worker())) && stop_signal_received()) {
+      if (checkpoint) checkpoint->save_now();
+      if (ranks) ranks->save_now();
       throw Interrupted(stop_signal_received(), "");
     }
   } catch (const Interrupted& e) {
-    std::uint64_t done = 0, total = 0;
-    if (const auto* cp = dynamic_cast<const CheckpointRunner*>(runner_.get()))
-      for (const TaskRecord& r : cp->records()) {
-        done += r.done();
-        total += r.spec.n_rep;
-      }
+    std::uint64_t done = 0;
+    for (const TaskRecord& r : records()) done += r.done();
     throw Interrupted(e.signal(), "interrupted by " + signal_name(e.signal()) + ": checkpoint '" +
                                       printable(s_.checkpoint) + "' holds " + std::to_string(done) +
                                       " replications of the tasks begun; run the same command with --resume to finish");
@@ -380,12 +406,16 @@ void ScaleRun::run(const std::function<void()>& engine) {
   }
 }
 
-std::string ScaleRun::partial_text() const {
-  RunFile f{"partial", header_, {}};
-  if (const auto* sh = dynamic_cast<const ShardRunner*>(runner_.get())) f.tasks = sh->records();
-  if (const auto* cp = dynamic_cast<const CheckpointRunner*>(runner_.get())) f.tasks = cp->records();
-  return run_file_text(f);
+TaskRecords ScaleRun::records() const {
+  if (const auto* sh = dynamic_cast<const ShardRunner*>(runner_.get())) return sh->records();
+  if (const auto* cp = dynamic_cast<const CheckpointRunner*>(runner_.get())) return cp->records();
+  if (const auto* mp = dynamic_cast<const mpi::MpiRunner*>(runner_.get())) return mp->records();
+  return {};
 }
+
+std::string ScaleRun::partial_text() const { return run_file_text(RunFile{"partial", header_, records()}); }
+
+bool ScaleRun::worker() const { return !g_replay && mpi::session() && !mpi::session()->root(); }
 
 std::string ScaleRun::backend_name(const std::string& here) const {
   if (!g_replay) return here;

@@ -48,6 +48,8 @@ class ScaleRun {
   // Runs the engine; an interrupted checkpoint becomes the message naming the file and --resume.
   void run(const std::function<void()>& engine);
   bool partial() const { return shard_count_ > 0; }
+  // Rank > 0 of an MPI job: it computes ranges for rank 0 and writes nothing.
+  bool worker() const;
   std::string partial_text() const;   // a shard's partial result (its --output)
   std::string backend_name(const std::string& here) const;  // a merge reports the shards' backend
   // After the outputs are written: a finished checkpoint is removed.
@@ -55,6 +57,8 @@ class ScaleRun {
 
  private:
   std::string make_header() const;
+  TaskRecords resume_checkpoint(std::ostream& err) const;
+  TaskRecords records() const;  // the tasks computed here (a shard's, a checkpoint's, rank 0's)
   void save_checkpoint(const TaskRecords& records) const;
   std::string command_;
   const CLI::App* app_;

@@ -101,6 +101,7 @@ int cmd_threshold(CLI::App* app, CommonOptions& o, const ThresholdCli& c, const 
   to.runner = scale.start(df, to.seed, backend->name(), err);
   ThresholdResult r;
   scale.run([&] { r = estimate_threshold(df, to, *backend); });
+  if (scale.worker()) return 0;  // rank 0 writes the job's output
   if (scale.partial()) {  // the side files are the merge's to write
     deliver(scale.partial_text(), o, out);
     scale.finished(err);

@@ -78,6 +78,7 @@ int cmd_wild(CLI::App* app, CommonOptions& o, const WildCli& w, const ScaleCli& 
   const auto t2 = Clock::now();
   WildResult res;
   scale.run([&] { res = wild_bootstrap(d, fo, wo, *backend); });
+  if (scale.worker()) return 0;  // rank 0 writes the job's output
   const auto t3 = Clock::now();
   if (scale.partial()) {
     deliver(scale.partial_text(), o, out);

@@ -981,7 +981,7 @@ void simulate_group(const GroupModel& g, const FitOptions& fo, const PowerOption
   };
   const RepRange all{0, static_cast<std::uint64_t>(R)};
   const TaskSpec task = group_task(task_key, R, zero);
-  out = counts_of(po.runner ? po.runner->run(task, compute) : compute(all), zero);
+  out = counts_of(po.runner ? po.runner->run(task, compute, &progress) : compute(all), zero);
 }
 
 // ---- the report ----

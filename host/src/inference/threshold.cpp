@@ -1101,7 +1101,7 @@ ThresholdTest bootstrap_test(const Context& c, int k, double F, const Vec& fitte
       part.b0 = static_cast<std::int64_t>(r.begin);
       part.n_boot = static_cast<std::int64_t>(r.size());
       return Segment{r, {}, backend.threshold_fstar(part, c.gram)};
-    }).values;
+    }, &progress).values;
     if (!c.o.runner->complete()) return t;  // a shard's share: no p-value or critical values
   }
   progress.finish();

@@ -386,7 +386,7 @@ BootCounts run_gray_walk(const WildContext& cx, const WildEngine& eng, const Tes
       part.lo = r.begin;
       part.hi = r.end;
       return Segment{r, counts_of(cx.backend.wild_enumerate(part, &progress)), {}};
-    });
+    }, &progress);
     total = counts_from(all.counts);
   }
   progress.finish();
@@ -415,7 +415,7 @@ WildRun run_through(const WildContext& cx, const WildProblem& pr, const WildRunO
     Segment seg{r, counts_of(part.counts), {}};
     if (o.keep_coefs) seg.values = interleaved(part.reps->coefficients());
     return seg;
-  });
+  }, o.progress);
   WildRun run;
   run.counts = counts_from(all.counts);
   // a shard's share cannot make the CI: no replicates, so none is inverted

@@ -455,7 +455,7 @@ WreRun run_through(const WreContext& cx, const WreEval& e, const WreRunOptions& 
     Segment seg{r, counts_of(part.counts), {}};
     if (o.keep) seg.values = part.reps->moments();
     return seg;
-  });
+  }, o.progress);
   WreRun run;
   run.counts = counts_from(all.counts);
   // a shard's share cannot make the set: no replicates, so none is inverted

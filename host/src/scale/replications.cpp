@@ -111,9 +111,45 @@ Segment TaskRecord::whole() const {
   return segments.front();  // complete and joined: one segment
 }
 
+TaskRecord& record_of(TaskRecords& records, const TaskSpec& task, const std::string& whose) {
+  for (TaskRecord& r : records) {
+    if (r.spec.key != task.key) continue;
+    if (!same_shape(r.spec, task))
+      throw InvalidInput(whose + " task '" + task.key + "' holds " + shape_text(r.spec) + ", this run needs " +
+                         shape_text(task) + "; it was written by another run");
+    return r;
+  }
+  records.push_back(TaskRecord{task, {}});
+  return records.back();
+}
+
+std::uint64_t missing_within(const TaskRecords& records, const TaskSpec& task, RepRange target) {
+  for (const TaskRecord& r : records) {
+    if (r.spec.key != task.key) continue;
+    std::uint64_t n = 0;
+    for (const RepRange gap : r.missing()) {
+      const std::uint64_t b = std::max(gap.begin, target.begin), e = std::min(gap.end, target.end);
+      n += b < e ? e - b : 0;
+    }
+    return n;
+  }
+  return target.size();
+}
+
+RepRange target_range(const TaskSpec& task, std::uint64_t shard_index, std::uint64_t shard_count) {
+  return shard_count ? share_of(task.n_rep, task.align, shard_index, shard_count) : RepRange{0, task.n_rep};
+}
+
+Segment result_of(TaskRecord& record, RepRange target, bool shard) {
+  if (!shard) return record.whole();
+  std::vector<Segment>& segs = record.segments;
+  if (segs.empty()) segs.push_back(Segment{target, std::vector<std::int64_t>(record.spec.n_counts, 0), {}});
+  return segs.front();
+}
+
 // ---- ShardRunner ----
 
-Segment ShardRunner::run(const TaskSpec& task, const Compute& compute) {
+Segment ShardRunner::run(const TaskSpec& task, const Compute& compute, ProgressSink*) {
   const RepRange share = share_of(task.n_rep, task.align, index_, count_);
   Segment s = share.size() ? compute(share) : Segment{share, std::vector<std::int64_t>(task.n_counts, 0), {}};
   s.range = share;
@@ -126,7 +162,7 @@ Segment ShardRunner::run(const TaskSpec& task, const Compute& compute) {
 
 // ---- ReplayRunner ----
 
-Segment ReplayRunner::run(const TaskSpec& task, const Compute&) {
+Segment ReplayRunner::run(const TaskSpec& task, const Compute&, ProgressSink*) {
   used_.resize(records_.size(), false);
   for (std::size_t i = 0; i < records_.size(); ++i) {
     if (records_[i].spec.key != task.key) continue;
@@ -157,18 +193,6 @@ CheckpointRunner::CheckpointRunner(TaskRecords resumed, double every_s, Save sav
       shard_count_(shard_count),
       last_save_(std::chrono::steady_clock::now()) {}
 
-TaskRecord& CheckpointRunner::record_for(const TaskSpec& task) {
-  for (TaskRecord& r : records_) {
-    if (r.spec.key != task.key) continue;
-    if (!same_shape(r.spec, task))
-      throw InvalidInput("the checkpoint's task '" + task.key + "' holds " + shape_text(r.spec) + ", this run needs " +
-                         shape_text(task) + "; it was written by another run");
-    return r;
-  }
-  records_.push_back(TaskRecord{task, {}});
-  return records_.back();
-}
-
 // A block's intended duration: a quarter of the save interval, at most half a second (a stop
 // signal waits for the block to end).
 double CheckpointRunner::block_seconds() const { return std::min(0.5, every_s_ / 4); }
@@ -194,17 +218,7 @@ void CheckpointRunner::save_now() {
 }
 
 std::uint64_t CheckpointRunner::planned(const TaskSpec& task) const {
-  const RepRange target = shard_count_ ? share_of(task.n_rep, task.align, shard_index_, shard_count_) : RepRange{0, task.n_rep};
-  for (const TaskRecord& r : records_) {
-    if (r.spec.key != task.key) continue;
-    std::uint64_t n = 0;
-    for (const RepRange gap : r.missing())
-      n += std::max(gap.begin, target.begin) < std::min(gap.end, target.end)
-               ? std::min(gap.end, target.end) - std::max(gap.begin, target.begin)
-               : 0;
-    return n;
-  }
-  return target.size();
+  return missing_within(records_, task, target_range(task, shard_index_, shard_count_));
 }
 
 void CheckpointRunner::stop_if_signalled() {
@@ -214,10 +228,10 @@ void CheckpointRunner::stop_if_signalled() {
   }
 }
 
-Segment CheckpointRunner::run(const TaskSpec& task, const Compute& compute) {
+Segment CheckpointRunner::run(const TaskSpec& task, const Compute& compute, ProgressSink*) {
   using Clock = std::chrono::steady_clock;
-  const std::size_t index = static_cast<std::size_t>(&record_for(task) - records_.data());
-  const RepRange target = shard_count_ ? share_of(task.n_rep, task.align, shard_index_, shard_count_) : RepRange{0, task.n_rep};
+  const std::size_t index = static_cast<std::size_t>(&record_of(records_, task, "the checkpoint's") - records_.data());
+  const RepRange target = target_range(task, shard_index_, shard_count_);
   DeferStopSignals defer;
   stop_if_signalled();
   rate_ = 0;  // another task's replications may cost more: its first block is one unit
@@ -243,10 +257,7 @@ Segment CheckpointRunner::run(const TaskSpec& task, const Compute& compute) {
     }
   }
   if (computed) save_now();  // the task's last blocks
-  if (!shard_count_) return records_[index].whole();
-  std::vector<Segment>& segs = records_[index].segments;
-  if (segs.empty()) segs.push_back(Segment{target, std::vector<std::int64_t>(task.n_counts, 0), {}});  // names the task
-  return segs.front();
+  return result_of(records_[index], target, shard_count_ > 0);
 }
 
 }  // namespace panelboot

@@ -1,0 +1,40 @@
+// Plugin search (plugin.hpp).
+#include "util/plugin.hpp"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <vector>
+
+namespace panelboot {
+namespace {
+
+std::string exe_dir() {
+  char buf[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string p(buf, static_cast<std::size_t>(n));
+  return p.substr(0, p.find_last_of('/'));
+}
+
+}  // namespace
+
+void* open_plugin(const std::string& file, const char* env_var, int flags, std::string& tried) {
+  std::vector<std::string> paths;
+  if (const char* env = std::getenv(env_var)) paths.push_back(env);
+  const std::string dir = exe_dir();
+  paths.push_back(dir + "/" + file);
+  paths.push_back(dir + "/../" + file);
+  paths.push_back(dir + "/../lib/" + file);
+  paths.push_back(std::string(PANELBOOT_PLUGIN_DIR) + "/" + file);
+  for (const std::string& p : paths) {
+    if (void* h = dlopen(p.c_str(), flags)) return h;
+    const char* e = dlerror();
+    tried += (tried.empty() ? "" : "; ") + p + ": " + (e ? e : "not loadable");
+  }
+  return nullptr;
+}
+
+}  // namespace panelboot
