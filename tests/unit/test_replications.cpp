@@ -7,11 +7,16 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <deque>
+#include <mutex>
 #include <random>
+#include <sstream>
+#include <thread>
 
 #include "helpers.hpp"
 #include "panelboot/backend.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/mpi.hpp"
 #include "panelboot/replications.hpp"
 #include "panelboot/run_file.hpp"
 
@@ -216,6 +221,151 @@ TEST(Replications, TheGrayWalkCountsTheSameOnAnySplitOfItsBlocks) {
     EXPECT_EQ(sum.lower, whole.lower) << n;
     EXPECT_EQ(sum.finite, whole.finite) << n;
   }
+}
+
+// ---- MPI ranks without MPI: ranks as threads, messages through in-process mailboxes ----
+
+class Mailboxes {
+ public:
+  explicit Mailboxes(int n) : boxes_(static_cast<std::size_t>(n)) {}
+  void put(int to, int from, int tag, const std::string& bytes) {
+    std::lock_guard<std::mutex> lock(m_);
+    boxes_[static_cast<std::size_t>(to)].push_back({from, static_cast<mpi::Tag>(tag), bytes});
+  }
+  bool take(int rank, mpi::Message& out) {
+    std::lock_guard<std::mutex> lock(m_);
+    auto& box = boxes_[static_cast<std::size_t>(rank)];
+    if (box.empty()) return false;
+    out = std::move(box.front());
+    box.pop_front();
+    return true;
+  }
+
+ private:
+  std::mutex m_;
+  std::vector<std::deque<mpi::Message>> boxes_;
+};
+
+class ThreadRank final : public mpi::Communicator {
+ public:
+  ThreadRank(Mailboxes& boxes, int rank, int size) : boxes_(boxes), rank_(rank), size_(size) {}
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  int local_rank() const override { return rank_; }
+  int local_size() const override { return size_; }
+  void send(int to, int tag, const std::string& bytes) override { boxes_.put(to, rank_, tag, bytes); }
+  bool try_receive(int& from, int& tag, std::string& bytes) override {
+    mpi::Message m;
+    if (!boxes_.take(rank_, m)) return false;
+    from = m.from;
+    tag = static_cast<int>(m.tag);
+    bytes = std::move(m.body);
+    return true;
+  }
+  void finalize() override {}
+
+ private:
+  Mailboxes& boxes_;
+  int rank_, size_;
+};
+
+// Runs `body(session, rank)` on n ranks (threads) and ends each as main() does: a worker's error
+// line goes to rank 0, which returns the job's status.
+int run_ranks(int n, const std::function<int(mpi::Session&, int)>& body, std::string* root_err = nullptr) {
+  Mailboxes boxes(n);
+  std::vector<std::thread> threads;
+  int status = -1;
+  std::mutex out;
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      mpi::Session s(std::make_unique<ThreadRank>(boxes, r, n));
+      int st = 0;
+      std::string text;
+      try {
+        st = body(s, r);
+      } catch (const mpi::StoppedByRoot&) {
+        st = 0;
+      } catch (const mpi::RankFailed& e) {
+        st = e.status();
+        text = e.what();
+      } catch (const std::exception& e) {
+        st = 2;
+        text = std::string("panelboot: error: ") + e.what() + "\n";
+      }
+      std::ostringstream err;
+      st = s.end(st, text, err);
+      if (r == 0) {
+        std::lock_guard<std::mutex> lock(out);
+        status = st;
+        if (root_err) *root_err = text + err.str();
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  return status;
+}
+
+TEST(MpiRunner, RanksOfAnySpeedGiveTheWholeTaskAndTheSlowRankDoesLess) {
+  PB_FRESH_RNG(rng);
+  for (int trial = 0; trial < 6; ++trial) {
+    const int n = 2 + static_cast<int>(rng() % 3);
+    const TaskSpec a{"a", 2000 + rng() % 20000, 1 + rng() % 64, 2, 2}, empty{"empty", 0, 1, 2, 2};
+    std::vector<std::uint64_t> done(static_cast<std::size_t>(n), 0);
+    std::vector<Segment> got;
+    const int status = run_ranks(n, [&](mpi::Session& s, int rank) {
+      mpi::MpiRunner runner(s, {}, 0, nullptr);
+      const auto compute = [&, rank](RepRange r) {
+        EXPECT_TRUE(r.begin % a.align == 0 && (r.end % a.align == 0 || r.end == a.n_rep)) << r.begin << ".." << r.end;
+        done[static_cast<std::size_t>(rank)] += r.size();  // each rank writes its own slot
+        if (rank == n - 1) std::this_thread::sleep_for(std::chrono::microseconds(20 * r.size()));  // a slow rank
+        return fake_compute(r);
+      };
+      const Segment whole = runner.run(a, compute, nullptr);
+      const Segment none = runner.run(empty, compute, nullptr);
+      if (rank == 0) got = {whole, none};
+      EXPECT_EQ(runner.complete(), rank == 0);
+      return 0;
+    });
+    ASSERT_EQ(status, 0);
+    ASSERT_EQ(got.size(), 2u);
+    const Segment want = fake_compute({0, a.n_rep});
+    EXPECT_EQ(got[0].counts, want.counts);
+    EXPECT_EQ(got[0].values, want.values);
+    EXPECT_EQ(got[1].range.size(), 0u);
+    std::uint64_t total = 0;
+    for (std::uint64_t d : done) total += d;
+    EXPECT_EQ(total, a.n_rep);  // every replication once
+    // the slow rank (20 us per replication) did less than the fastest
+    EXPECT_LT(done.back(), *std::max_element(done.begin(), done.end() - 1)) << "n " << n << ", reps " << a.n_rep;
+  }
+}
+
+TEST(MpiRunner, AWorkersErrorStopsTheJobOnceAndNoRankWaits) {
+  std::string err;
+  const TaskSpec a{"a", 50000, 1, 2, 2};
+  const int status = run_ranks(3, [&](mpi::Session& s, int rank) {
+    mpi::MpiRunner runner(s, {}, 0, nullptr);
+    runner.run(a, [&](RepRange r) {
+      if (rank == 1 && r.begin > 0) throw InvalidInput("rank one broke");
+      std::this_thread::sleep_for(std::chrono::microseconds(r.size()));
+      return fake_compute(r);
+    }, nullptr);
+    return 0;
+  }, &err);
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(err.find("panelboot: rank 1: error: rank one broke"), std::string::npos) << err;
+  EXPECT_EQ(err.find("rank 2"), std::string::npos) << err;  // the stopped rank says nothing
+}
+
+TEST(MpiRunner, RanksThatRunOtherJobsAreRefusedBeforeAnyReplication) {
+  std::string err;
+  const int status = run_ranks(3, [&](mpi::Session& s, int rank) {
+    s.agree_on_run(rank == 2 ? "B 999" : "B 9999",
+                   [](const std::string& x, const std::string& y) { return x == y ? "" : "option --B"; });
+    ADD_FAILURE() << "rank " << rank << " went on";
+    return 0;
+  }, &err);
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(err.find("rank 2 runs another job than rank 0: it differs in option --B"), std::string::npos) << err;
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual int local_rank() const = 0;  // the rank among this node's ranks (its GPU)
+  virtual int local_size() const = 0;  // this node's ranks
   virtual void send(int to, int tag, const std::string& bytes) = 0;
   // A message from any rank when one has arrived; false at once otherwise.
   virtual bool try_receive(int& from, int& tag, std::string& bytes) = 0;
@@ -90,6 +91,7 @@ class Session {
   int rank() const { return rank_; }
   int size() const { return size_; }
   bool root() const { return rank_ == 0; }
+  int local_size() const { return comm_->local_size(); }
 
   void send(int to, Tag tag, const std::string& body);
   // The first message (inbox first, then arrivals) that `wanted` accepts; none when none waits.

@@ -2,6 +2,8 @@
 // (declared in options.hpp).
 #include "options.hpp"
 
+#include "panelboot/mpi.hpp"
+
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -133,8 +135,8 @@ void add_formula_option(CLI::App* app, CommonOptions& o, const std::string& help
 
 void add_threads_option(CLI::App* app, CommonOptions& o) {
   app->add_option("--threads", o.threads,
-                  "Worker threads (0: all cores; more than the cores are reduced to them); results do not "
-                  "depend on it")
+                  "Worker threads (0: all cores, or under MPI the node's cores shared among its ranks; more than "
+                  "the cores are reduced to them); results do not depend on it")
       ->transform(whole_in(0, kMaxThreads));
 }
 
@@ -261,6 +263,9 @@ void apply_threads(int threads, std::ostream& err) {
         << " cores; using " << cores << "\n";
     threads = cores;
   }
+  // MPI ranks on one node share its cores: by default each takes its part of them (at least one)
+  const mpi::Session* ranks = mpi::session();
+  if (threads == 0 && ranks) threads = std::max(1, cores / std::max(1, ranks->local_size()));
   if (threads > 0) omp_set_num_threads(threads);
 #else
   (void)threads;

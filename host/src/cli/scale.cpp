@@ -222,7 +222,8 @@ void add_scale_options(CLI::App* app, ScaleCli& s) {
                   "Compute share i of n of each test's (power: each group's) replications and write a partial result "
                   "to --output (whatever --format) "
                   "for 'panelboot merge' to combine; 1-based, so that "
-                  "--shard ${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT} works with --array=1-n")
+                  "--shard ${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT} works with --array=1-n (MPI: start the "
+                  "command with mpirun -np N, or srun --mpi=pmix, and the ranks share the replications)")
       ->check(shard_spec());
   auto* cp = app->add_option("--checkpoint", s.checkpoint,
                              "Save the completed replications' counts to FILE (atomically, every --checkpoint-every "

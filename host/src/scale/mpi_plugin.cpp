@@ -22,11 +22,13 @@ class MpiCommunicator final : public panelboot::mpi::Communicator {
     MPI_Comm node;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
     MPI_Comm_rank(node, &local_);
+    MPI_Comm_size(node, &local_size_);
     MPI_Comm_free(&node);
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   int local_rank() const override { return local_; }
+  int local_size() const override { return local_size_; }
 
   void send(int to, int tag, const std::string& bytes) override {
     if (bytes.size() <= kPiece) {
@@ -67,7 +69,7 @@ class MpiCommunicator final : public panelboot::mpi::Communicator {
   void finalize() override { MPI_Finalize(); }
 
  private:
-  int rank_ = 0, size_ = 1, local_ = 0;
+  int rank_ = 0, size_ = 1, local_ = 0, local_size_ = 1;
 };
 
 }  // namespace

@@ -24,17 +24,19 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// A worker's request: the task it is in (number and key) and the range it finished, if any.
+// A worker's request: the task it is in (number and key) and the range it finished, if any,
+// with the seconds its computation took (the rest of the round trip is the hand-out's cost).
 struct Request {
   std::uint64_t seq = 0;
   std::string key;
   std::optional<Segment> done;
+  double seconds = 0;
 };
 
-std::string request_body(std::uint64_t seq, const std::string& key, const Segment* done) {
+std::string request_body(std::uint64_t seq, const std::string& key, const Segment* done, double seconds = 0) {
   wire::Writer w;
   w.u64(seq).str(key).u64(done ? 1 : 0);
-  if (done) w.u64(done->range.begin).u64(done->range.end).i64s(done->counts).f64s(done->values);
+  if (done) w.u64(done->range.begin).u64(done->range.end).i64s(done->counts).f64s(done->values).f64(seconds);
   return w.take();
 }
 
@@ -50,6 +52,7 @@ Request request_of(const Message& m) {
     s.counts = r.i64s();
     s.values = r.f64s();
     q.done = std::move(s);
+    q.seconds = r.f64();
   }
   return q;
 }
@@ -131,9 +134,10 @@ Segment MpiRunner::run_worker(const TaskSpec& task, const Compute& compute) {
     RepRange range;
     range.begin = r.u64();
     range.end = r.u64();
+    const double t0 = now_s();
     Segment seg = compute(range);
     seg.range = range;
-    s_.send(0, Tag::kRequest, request_body(seq_, task.key, &seg));
+    s_.send(0, Tag::kRequest, request_body(seq_, task.key, &seg, now_s() - t0));
   }
 }
 
@@ -169,16 +173,16 @@ std::optional<RepRange> take_range(MpiRunner::TaskRun& t, int rank) {
 void MpiRunner::coordinate(TaskRun& t, const Compute& compute) {
   const std::uint64_t seq = seq_;
   // the saving policy of a checkpoint: every 80% of the interval, and at once on a signal
-  const auto record_done = [&](int from, Segment seg) {
+  const auto record_done = [&](int from, Segment seg, double compute_s) {
     std::lock_guard<std::mutex> lock(t.m);
     const std::uint64_t n = seg.range.size();
     const RepRange range = seg.range;
     t.record.add(std::move(seg), "rank " + std::to_string(from));
     const double dt = now_s() - t.assigned_at[static_cast<std::size_t>(from)];
     if (trace_)
-      std::fprintf(stderr, "panelboot: mpi: task %llu rank %d range %llu..%llu %.6f s\n",
+      std::fprintf(stderr, "panelboot: mpi: task %llu rank %d range %llu..%llu round trip %.6f s compute %.6f s\n",
                    static_cast<unsigned long long>(seq), from, static_cast<unsigned long long>(range.begin),
-                   static_cast<unsigned long long>(range.end), dt);
+                   static_cast<unsigned long long>(range.end), dt, from == 0 ? dt : compute_s);
     t.rate[static_cast<std::size_t>(from)] = static_cast<double>(n) / std::max(dt, 1e-6);
     if (t.progress && from != 0) t.progress->advance(n);
     if (checkpointing() && (last_save_ < 0 || now_s() - last_save_ >= 0.8 * every_s_)) save_now();
@@ -229,7 +233,7 @@ void MpiRunner::coordinate(TaskRun& t, const Compute& compute) {
               t.failed.emplace(2, "panelboot: error: rank " + std::to_string(m->from) + " runs task '" + q.key +
                                       "' where rank 0 runs '" + t.task.key + "': every rank must run the same build");
           }
-          if (q.done && !t.failed) record_done(m->from, std::move(*q.done));
+          if (q.done && !t.failed) record_done(m->from, std::move(*q.done), q.seconds);
           const std::optional<RepRange> r = take_range(t, m->from);
           if (r) {
             s_.send(m->from, Tag::kAssign, wire::Writer().u64(r->begin).u64(r->end).take());
@@ -250,7 +254,7 @@ void MpiRunner::coordinate(TaskRun& t, const Compute& compute) {
       while (const std::optional<RepRange> r = take_range(t, 0)) {
         Segment seg = compute(*r);
         seg.range = *r;
-        record_done(0, std::move(seg));
+        record_done(0, std::move(seg), 0);
         watch_signal();
       }
     } catch (...) {
@@ -263,7 +267,7 @@ void MpiRunner::coordinate(TaskRun& t, const Compute& compute) {
     while (const std::optional<RepRange> r = take_range(t, 0)) {
       Segment seg = compute(*r);
       seg.range = *r;
-      record_done(0, std::move(seg));
+      record_done(0, std::move(seg), 0);
       watch_signal();
     }
   }

@@ -15,6 +15,7 @@ class Writer {
  public:
   Writer& u64(std::uint64_t v) { return raw(&v, sizeof v); }
   Writer& i64(std::int64_t v) { return raw(&v, sizeof v); }
+  Writer& f64(double v) { return raw(&v, sizeof v); }
   Writer& str(const std::string& s) {
     u64(s.size());
     return raw(s.data(), s.size());
@@ -47,6 +48,11 @@ class Reader {
   }
   std::int64_t i64() {
     std::int64_t v;
+    raw(&v, sizeof v);
+    return v;
+  }
+  double f64() {
+    double v;
     raw(&v, sizeof v);
     return v;
   }
