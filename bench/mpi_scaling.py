@@ -20,6 +20,8 @@ import statistics
 import subprocess
 import time
 
+from scale_overhead import comparable  # a report without its timings and thread count
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PB = os.path.join(ROOT, "build", "panelboot")
 MPIRUN = ["mpirun", "--oversubscribe", "--allow-run-as-root", "-x", "PANELBOOT_PROGRESS", "-x", "PANELBOOT_MPI_TRACE"]
@@ -27,7 +29,7 @@ TRACE = re.compile(r"rank (\d+) range (\d+)\.\.(\d+) round trip ([0-9.]+) s comp
 
 
 def run(cmd, trace=False):
-    env = dict(os.environ, PANELBOOT_PROGRESS="never")
+    env = dict(os.environ, PANELBOOT_PROGRESS="never", OMPI_MCA_btl_vader_single_copy_mechanism="none")
     if trace:
         env["PANELBOOT_MPI_TRACE"] = "1"
     else:
@@ -38,14 +40,6 @@ def run(cmd, trace=False):
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {r.stderr[-2000:]}")
     return dt, r.stdout, r.stderr
-
-
-def comparable(j):
-    if isinstance(j, dict):
-        return {k: comparable(v) for k, v in j.items() if k not in ("timing", "threads")}
-    if isinstance(j, list):
-        return [comparable(v) for v in j]
-    return j
 
 
 def variants(args, ranks):

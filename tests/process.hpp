@@ -94,8 +94,15 @@ inline ProcRun run_process(const std::vector<std::string>& args, const ProcOptio
     dup2(err_p[1], 2);
     for (int fd : {in_p[0], in_p[1], out_p[0], out_p[1], err_p[0], err_p[1]})
       if (fd >= 0) close(fd);
+    // the extra entries replace the inherited ones of the same name (getenv takes the first)
     std::vector<std::string> env_s;
-    for (char** e = environ; *e; ++e) env_s.emplace_back(*e);
+    const auto overridden = [&](const char* e) {
+      for (const std::string& x : o.env)
+        if (x.compare(0, x.find('=') + 1, e, 0, x.find('=') + 1) == 0) return true;
+      return false;
+    };
+    for (char** e = environ; *e; ++e)
+      if (!overridden(*e)) env_s.emplace_back(*e);
     env_s.insert(env_s.end(), o.env.begin(), o.env.end());
     std::vector<char*> envp;
     for (auto& e : env_s) envp.push_back(e.data());

@@ -14,6 +14,8 @@
 #   PB_TEST_MPI=0             skip part b (a panelboot built without MPI)
 #   PB_TEST_SLURM_REQUIRED=1  a reason to skip is a failure instead (CI where Slurm is installed)
 #   PB_TEST_KEEP=1            keep the temporary folder (its logs) and print its path
+#   PB_TEST_TIMEOUT=150       seconds after which the test fails (and cleans up) by itself, before
+#                             a harness's timeout could kill it with no cleanup
 # The daemons are munged (its own key and socket), slurmctld and slurmd, all as root, with their
 # configuration, state, spool, logs and sockets in the temporary folder; they, and every process
 # they started, are stopped on exit (also on failure, ^C or SIGTERM), and the folder is removed.
@@ -46,6 +48,7 @@ chmod 711 "$tmp"   # munged wants every folder above its socket searchable by al
 conf=$tmp/slurm.conf
 daemons=()          # pids of the daemons started here
 refs=()             # pids of the single-process reference runs
+watchdog=""         # pid of the PB_TEST_TIMEOUT timer
 
 # Every process started by the daemons (slurmstepd, the jobs, slurmscriptd) has SLURM_CONF=$conf
 # in its environment: the pids of those still running.
@@ -72,7 +75,8 @@ cleanup() {
     alive=0; for p in "${daemons[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
     [ $alive = 0 ] && break; sleep 0.25
   done
-  for p in "${daemons[@]}" $(ours) "${refs[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  [ -n "$watchdog" ] && pkill -KILL -P "$watchdog"   # the timer's sleep, then the timer
+  for p in "${daemons[@]}" $(ours) "${refs[@]}" $watchdog; do kill -KILL "$p" 2>/dev/null; done
   [ -f "$tmp/munge/munged.pid" ] && kill -TERM "$(cat "$tmp/munge/munged.pid")" 2>/dev/null
   wait 2>/dev/null
   if [ "${PB_TEST_KEEP:-0}" = 1 ]; then echo "test_slurm: kept $tmp"; else rm -rf "$tmp"; fi
@@ -80,7 +84,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'echo "FAIL: interrupted (SIGTERM, or over PB_TEST_TIMEOUT=${PB_TEST_TIMEOUT:-150} s)" >&2; exit 143' TERM
+# the timer: SIGTERM to this script, whose trap stops everything
+{ sleep "${PB_TEST_TIMEOUT:-150}" && kill -TERM $$; } 2>/dev/null &
+watchdog=$!
 
 # Slurm commands talk to this Slurm; jobs get its TMPDIR (OpenMPI's session folders) and may run
 # mpirun as root.
@@ -300,7 +307,7 @@ note "submitted 4 arrays of 3 shards and their merges"
 requeue_when_saved long "$tmp/work/long/checkpoint-1.json" "${ids[long.array]}_1"
 
 for p in "${refs[@]}"; do wait "$p" || fail "a single-process reference run failed: $(cat "$tmp"/work/*.single.err)"; done
-wait_done 90 "${ids[ci.merge]}" "${ids[noci.merge]}" "${ids[threshold.merge]}" "${ids[long.merge]}"
+wait_done 60 "${ids[ci.merge]}" "${ids[noci.merge]}" "${ids[threshold.merge]}" "${ids[long.merge]}"
 for name in ci noci threshold long; do
   s=$(state "${ids[$name.merge]}")
   [ "$s" = COMPLETED ] || { logs; fail "$name: the merge job ended $s (array: $(state "${ids[$name.array]}" | tr '\n' ' '))"; }
@@ -330,7 +337,7 @@ else
   mpi_job mpi_mpirun mpirun "${threshold[@]}"
   note "submitted mpi.sbatch with 3 ranks (srun --mpi=pmix: the long run; mpirun: threshold)"
   requeue_when_saved mpi_srun "$tmp/work/mpi_srun/checkpoint.json" "${ids[mpi_srun]}"
-  wait_done 90 "${ids[mpi_srun]}" "${ids[mpi_mpirun]}"
+  wait_done 60 "${ids[mpi_srun]}" "${ids[mpi_mpirun]}"
   for name in mpi_srun mpi_mpirun; do
     s=$(state "${ids[$name]}")
     [ "$s" = COMPLETED ] || { logs; fail "$name: the job ended $s"; }

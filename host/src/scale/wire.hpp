@@ -32,7 +32,7 @@ class Writer {
 
  private:
   Writer& raw(const void* p, std::size_t n) {
-    bytes_.append(static_cast<const char*>(p), n);
+    if (n) bytes_.append(static_cast<const char*>(p), n);  // an empty vector's data() may be null
     return *this;
   }
   std::string bytes_;
@@ -81,7 +81,7 @@ class Reader {
   }
   void raw(void* p, std::size_t n) {
     if (n > b_.size() - pos_) throw Error("a message between MPI ranks is cut short");
-    std::memcpy(p, b_.data() + pos_, n);
+    if (n) std::memcpy(p, b_.data() + pos_, n);  // an empty vector's data() may be null
     pos_ += n;
   }
   const std::string& b_;
