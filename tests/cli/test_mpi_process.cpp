@@ -207,6 +207,27 @@ TEST(MpiRanks, ACheckpointedJobStoppedBySigtermResumesOnAnotherRankCount) {
   EXPECT_FALSE(fs::exists(cp));
 }
 
+TEST(MpiRanks, ACheckpointThatCannotBeWrittenEndsTheJobWithItsErrorAndNoRankWaits) {
+  SKIP_WITHOUT_MPI();
+  // the checkpoint's folder is removed once the first save is there: the next save fails on
+  // rank 0, whose coordinator still answers every worker (before the fix the job hung)
+  const std::string cp = private_checkpoint(), dir = fs::path(cp).parent_path().string();
+  const Args run = with(kLongWild, {"--checkpoint", cp, "--checkpoint-every", "0.2", "--threads", "1"});
+  std::thread remover([&] {
+    for (int i = 0; i < 30000 && !fs::exists(cp); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    fs::remove_all(dir);
+  });
+  pbtest::ProcOptions o;
+  o.timeout_s = 120;
+  const pbtest::ProcRun r = ranks(3, run, o);
+  remover.join();
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(count_of(r.err, "panelboot: error: "), 1) << r.err;
+  EXPECT_NE(r.err.find(dir), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty());
+}
+
 TEST(MpiRanks, AShardRunByRanksMergesWithPlainShards) {
   SKIP_WITHOUT_MPI();
   const Args args = with(kWild, {"--format", "json"});

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "panelboot/error.hpp"
 #include "panelboot/replications.hpp"
 
 namespace panelboot::mpi {
@@ -61,6 +62,13 @@ struct Message {
   int from = 0;
   Tag tag = Tag::kHello;
   std::string body;
+};
+
+// MPI could not start in this process (its plugin or library did not load, MPI_Init failed): a
+// fault of this node, so every rank reports it with its rank.
+class StartFailed : public Error {
+ public:
+  using Error::Error;
 };
 
 // A worker stopped by rank 0 (rank 0 reports why): it ends quietly.

@@ -119,7 +119,10 @@ int main(int argc, char** argv) {
 #endif
   try {
     panelboot::mpi::start_if_launched(&argc, &argv);
-  } catch (const panelboot::Error& e) {  // one line, from the first rank only
+  } catch (const panelboot::mpi::StartFailed& e) {  // this node's fault: every rank says so
+    std::cerr << "panelboot: rank " << panelboot::mpi::launch_of().rank << ": error: " << e.what() << "\n";
+    return 2;
+  } catch (const panelboot::Error& e) {  // the same on every rank: one line, from the first rank
     if (panelboot::mpi::launch_of().rank == 0) std::cerr << "panelboot: error: " << e.what() << "\n";
     return 2;
   }

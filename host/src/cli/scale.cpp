@@ -317,10 +317,12 @@ ReplicationRunner* ScaleRun::start(const DataFrame& df, std::uint64_t seed, cons
   TaskRecords resumed;
   if (!s_.checkpoint.empty() && !worker()) resumed = resume_checkpoint(err);
   if (ranks) {  // the ranks agree that they run one job, then share its replications
-    ranks->agree_on_run(header_, [this](const std::string& a, const std::string& b) {
+    ranks->agree_on_run(header_, [](const std::string& a, const std::string& b) {
       const json ha = json::parse(a), hb = json::parse(b);
-      const std::string diff = identity_difference(ha, hb, partial());
-      if (!diff.empty() || !partial()) return diff;
+      const bool shard = ha.contains("shard");
+      if (shard != hb.contains("shard")) return std::string("the shard (--shard)");
+      const std::string diff = identity_difference(ha, hb, shard);
+      if (!diff.empty() || !shard) return diff;
       return ha.at("shard") == hb.at("shard") ? std::string() : std::string("the shard (--shard)");
     });
     if (!s_.checkpoint.empty()) reset_stop_signal();

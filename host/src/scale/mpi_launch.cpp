@@ -24,12 +24,12 @@ using OpenFn = Communicator* (*)(int*, char***, char*, int);
 std::unique_ptr<Communicator> open_mpi(int* argc, char*** argv) {
   std::string tried;
   void* h = open_plugin("libpanelboot_mpi.so", "PANELBOOT_MPI_PLUGIN", RTLD_NOW | RTLD_GLOBAL, tried);
-  if (!h) throw InvalidInput("a launcher started panelboot as an MPI rank, but its MPI library could not be loaded (" + tried + ")");
+  if (!h) throw StartFailed("a launcher started panelboot as an MPI rank, but its MPI library could not be loaded (" + tried + ")");
   const auto open = reinterpret_cast<OpenFn>(dlsym(h, "pb_mpi_plugin_open"));
-  if (!open) throw InvalidInput("libpanelboot_mpi.so lacks its entry point (a stale build?)");
+  if (!open) throw StartFailed("libpanelboot_mpi.so lacks its entry point (a stale build?)");
   char why[512] = {0};
   Communicator* c = open(argc, argv, why, sizeof why);
-  if (!c) throw InvalidInput(std::string("MPI did not start: ") + why);
+  if (!c) throw StartFailed(std::string("MPI did not start: ") + why);
   return std::unique_ptr<Communicator>(c);
 }
 #endif

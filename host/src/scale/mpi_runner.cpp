@@ -199,54 +199,83 @@ void MpiRunner::coordinate(TaskRun& t, const Compute& compute) {
   };
   if (t.n_ranks > 1) {
     // rank 0's half: answer the workers until each has its last answer for this task
-    std::thread coordinator([&] {
-      try {
-        double idle_since = now_s();
-        for (;;) {
-          {
-            std::lock_guard<std::mutex> lock(t.m);
-            if (t.workers_released()) break;
-          }
-          watch_signal();
-          std::optional<Message> m = s_.next([seq](const Message& x) {
-            return x.from != 0 && ((x.tag == Tag::kRequest && seq_of(x) == seq) || (x.tag == Tag::kEnd && end_status(x) != 0));
-          });
-          if (!m) {
-            std::this_thread::sleep_for(std::chrono::microseconds(now_s() - idle_since > 0.02 ? 500 : 50));
-            continue;
-          }
-          idle_since = now_s();
-          const std::size_t w = static_cast<std::size_t>(m->from);
-          if (m->tag == Tag::kEnd) {  // the worker failed
-            std::lock_guard<std::mutex> lock(t.m);
-            s_.note_ended(m->from);
-            t.released[w] = true;
-            t.stopping = true;
-            if (!t.failed) t.failed.emplace(static_cast<int>(end_status(*m)), Session::worker_error_line(m->from, end_text(*m)));
-            continue;
-          }
-          Request q = request_of(*m);
-          if (q.key != t.task.key) {
-            std::lock_guard<std::mutex> lock(t.m);
-            t.stopping = true;
-            if (!t.failed)
-              t.failed.emplace(2, "panelboot: error: rank " + std::to_string(m->from) + " runs task '" + q.key +
-                                      "' where rank 0 runs '" + t.task.key + "': every rank must run the same build");
-          }
-          if (q.done && !t.failed) record_done(m->from, std::move(*q.done), q.seconds);
-          const std::optional<RepRange> r = take_range(t, m->from);
-          if (r) {
-            s_.send(m->from, Tag::kAssign, wire::Writer().u64(r->begin).u64(r->end).take());
-            continue;
-          }
-          std::lock_guard<std::mutex> lock(t.m);
-          t.released[w] = true;
-          s_.send(m->from, t.stopping ? Tag::kStop : Tag::kTaskDone, "");
-        }
-      } catch (...) {
+    // one worker message answered: a failed or vanished worker stops the task; a request gets
+    // its next range, or its last answer for the task
+    const auto answer = [&](const Message& m) {
+      const std::size_t w = static_cast<std::size_t>(m.from);
+      if (m.tag == Tag::kEnd) {
+        std::lock_guard<std::mutex> lock(t.m);
+        s_.note_ended(m.from);
+        t.released[w] = true;
+        t.stopping = true;
+        if (t.failed) return;
+        if (end_status(m) != 0)
+          t.failed.emplace(static_cast<int>(end_status(m)), Session::worker_error_line(m.from, end_text(m)));
+        else
+          t.failed.emplace(2, "panelboot: error: rank " + std::to_string(m.from) + " ended before task '" +
+                                  t.task.key + "': the ranks ran different tasks (every rank must run the same build)");
+        return;
+      }
+      Request q = request_of(m);
+      if (q.key != t.task.key) {
         std::lock_guard<std::mutex> lock(t.m);
         t.stopping = true;
-        if (!t.error) t.error = std::current_exception();
+        if (!t.failed)
+          t.failed.emplace(2, "panelboot: error: rank " + std::to_string(m.from) + " runs task '" + q.key +
+                                  "' where rank 0 runs '" + t.task.key + "': every rank must run the same build");
+      }
+      if (q.done && !t.failed) record_done(m.from, std::move(*q.done), q.seconds);
+      const std::optional<RepRange> r = take_range(t, m.from);
+      if (r) {
+        s_.send(m.from, Tag::kAssign, wire::Writer().u64(r->begin).u64(r->end).take());
+        return;
+      }
+      std::lock_guard<std::mutex> lock(t.m);
+      t.released[w] = true;
+      s_.send(m.from, t.stopping ? Tag::kStop : Tag::kTaskDone, "");
+    };
+    // a worker message for this task: a request of it, a failed worker's end, or the end of a
+    // worker not yet released from it (the ranks ran different tasks); later ones wait
+    const auto for_this_task = [&](const Message& x) {
+      if (x.from == 0) return false;
+      if (x.tag == Tag::kRequest) return seq_of(x) == seq;
+      return x.tag == Tag::kEnd && (end_status(x) != 0 || !t.released[static_cast<std::size_t>(x.from)]);
+    };
+    // rank 0's half: answer the workers until each has its last answer for this task; whatever
+    // goes wrong with a message, its sender is answered (kStop), so no rank is left waiting
+    std::thread coordinator([&] {
+      double idle_since = now_s();
+      for (;;) {
+        {
+          std::lock_guard<std::mutex> lock(t.m);
+          if (t.workers_released()) break;
+        }
+        std::optional<Message> m;
+        try {
+          watch_signal();
+          m = s_.next(for_this_task);
+        } catch (...) {  // the checkpoint's save, or MPI itself: nothing more can be handed out
+          std::lock_guard<std::mutex> lock(t.m);
+          t.stopping = true;
+          if (!t.error) t.error = std::current_exception();
+        }
+        if (!m) {
+          std::this_thread::sleep_for(std::chrono::microseconds(now_s() - idle_since > 0.02 ? 500 : 50));
+          continue;
+        }
+        idle_since = now_s();
+        try {
+          answer(*m);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(t.m);
+          t.stopping = true;
+          if (!t.error) t.error = std::current_exception();
+          const std::size_t w = static_cast<std::size_t>(m->from);
+          if (m->tag == Tag::kRequest && !t.released[w]) {
+            t.released[w] = true;
+            s_.send(m->from, Tag::kStop, "");
+          }
+        }
       }
     });
     // rank 0's other half: compute ranges like any rank

@@ -126,7 +126,12 @@ void Session::agree_on_run(const std::string& header,
       if (!failed) failed.emplace(static_cast<int>(e.status ? e.status : 2), worker_error_line(w, e.text));
       continue;
     }
-    const std::string diff = difference(header, m.body);
+    std::string diff;
+    try {
+      diff = difference(header, m.body);
+    } catch (const std::exception& e) {  // a header that cannot be compared is another job's too
+      diff = std::string("its run header (") + e.what() + ")";
+    }
     if (!diff.empty() && refusal.empty())
       refusal = "rank " + std::to_string(w) + " runs another job than rank 0: it differs in " + diff +
                 "; every rank must read the same data with the same options";
@@ -144,6 +149,9 @@ int Session::end(int status, const std::string& error_text, std::ostream& err) {
     wait([](const Message& x) { return x.from == 0 && x.tag == Tag::kBye; });
     return status;
   }
+  // whatever a worker waits for, a stop ends its wait (one waiting for its goodbye keeps it unread)
+  for (int w = 1; w < size_; ++w)
+    if (!ended_[static_cast<std::size_t>(w)]) send(w, Tag::kStop, "");
   for (int w = 1; w < size_; ++w) {
     while (!ended_[static_cast<std::size_t>(w)]) {
       const Message m = wait([w](const Message& x) { return x.from == w; });
