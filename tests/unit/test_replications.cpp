@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <atomic>
 #include <deque>
 #include <mutex>
 #include <random>
@@ -17,6 +18,7 @@
 #include "panelboot/backend.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/mpi.hpp"
+#include "panelboot/progress.hpp"
 #include "panelboot/replications.hpp"
 #include "panelboot/run_file.hpp"
 
@@ -269,6 +271,11 @@ class ThreadRank final : public mpi::Communicator {
   int rank_, size_;
 };
 
+struct CountingSink final : ProgressSink {
+  std::atomic<std::uint64_t> units{0};
+  void advance(std::uint64_t n) override { units += n; }
+};
+
 // Runs `body(session, rank)` on n ranks (threads) and ends each as main() does: a worker's error
 // line goes to rank 0, which returns the job's status.
 int run_ranks(int n, const std::function<int(mpi::Session&, int)>& body, std::string* root_err = nullptr) {
@@ -310,17 +317,21 @@ TEST(MpiRunner, RanksOfAnySpeedGiveTheWholeTaskAndTheSlowRankDoesLess) {
     const int n = 2 + static_cast<int>(rng() % 3);
     const TaskSpec a{"a", 2000 + rng() % 20000, 1 + rng() % 64, 2, 2}, empty{"empty", 0, 1, 2, 2};
     std::vector<std::uint64_t> done(static_cast<std::size_t>(n), 0);
+    std::vector<CountingSink> progress(static_cast<std::size_t>(n));
     std::vector<Segment> got;
     const int status = run_ranks(n, [&](mpi::Session& s, int rank) {
       mpi::MpiRunner runner(s, {}, 0, nullptr);
+      CountingSink& sink = progress[static_cast<std::size_t>(rank)];
+      EXPECT_EQ(runner.planned(a), rank == 0 ? a.n_rep : 0u);  // rank 0 shows the job's progress
       const auto compute = [&, rank](RepRange r) {
         EXPECT_TRUE(r.begin % a.align == 0 && (r.end % a.align == 0 || r.end == a.n_rep)) << r.begin << ".." << r.end;
         done[static_cast<std::size_t>(rank)] += r.size();  // each rank writes its own slot
+        sink.advance(r.size());                            // as an engine's compute does
         if (rank == n - 1) std::this_thread::sleep_for(std::chrono::microseconds(20 * r.size()));  // a slow rank
         return fake_compute(r);
       };
-      const Segment whole = runner.run(a, compute, nullptr);
-      const Segment none = runner.run(empty, compute, nullptr);
+      const Segment whole = runner.run(a, compute, &sink);
+      const Segment none = runner.run(empty, compute, &sink);
       if (rank == 0) got = {whole, none};
       EXPECT_EQ(runner.complete(), rank == 0);
       return 0;
@@ -334,6 +345,9 @@ TEST(MpiRunner, RanksOfAnySpeedGiveTheWholeTaskAndTheSlowRankDoesLess) {
     std::uint64_t total = 0;
     for (std::uint64_t d : done) total += d;
     EXPECT_EQ(total, a.n_rep);  // every replication once
+    // rank 0's progress counts every rank's ranges, a worker's its own
+    EXPECT_EQ(progress[0].units.load(), a.n_rep);
+    for (int r = 1; r < n; ++r) EXPECT_EQ(progress[static_cast<std::size_t>(r)].units.load(), done[static_cast<std::size_t>(r)]);
     // the slow rank (20 us per replication) did less than the fastest
     EXPECT_LT(done.back(), *std::max_element(done.begin(), done.end() - 1)) << "n " << n << ", reps " << a.n_rep;
   }
