@@ -71,6 +71,13 @@ class StartFailed : public Error {
   using Error::Error;
 };
 
+// What a worker's kEnd carries: its exit status and its last error line.
+struct EndReport {
+  std::int64_t status = 0;
+  std::string text;
+};
+EndReport end_report(const Message& m);
+
 // A worker stopped by rank 0 (rank 0 reports why): it ends quietly.
 class StoppedByRoot : public std::exception {
  public:

@@ -68,6 +68,9 @@ using TaskRecords = std::vector<TaskRecord>;
 // The record of `task` in `records` (appended, empty, when it has none); InvalidInput when the
 // record there has another shape (`whose`: "the checkpoint's", written by another run).
 TaskRecord& record_of(TaskRecords& records, const TaskSpec& task, const std::string& whose);
+// The record's gaps clipped to `target` (the ranges a run that computes `target` still needs), in
+// order, none empty.
+std::vector<RepRange> gaps_within(const TaskRecord& record, RepRange target);
 // How many of the task's replications inside `target` the records lack (all of target when they
 // do not hold the task).
 std::uint64_t missing_within(const TaskRecords& records, const TaskSpec& task, RepRange target);

@@ -3,10 +3,7 @@
 // and a binary built with CUDA still runs where the CUDA libraries are absent. The driver is
 // probed first (libcuda.so.1), so machines without a GPU do not load the plugin either.
 #include <dlfcn.h>
-#include <unistd.h>
 
-#include <climits>
-#include <cstdlib>
 #include <mutex>
 #include <string>
 

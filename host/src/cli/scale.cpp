@@ -256,9 +256,10 @@ ScaleRun::ScaleRun(std::string command, const CLI::App* app, const ScaleCli& s, 
   if (!s.shard.empty()) parse_shard(s.shard, shard_index_, shard_count_);  // checked as it was parsed
   if (!s.checkpoint.empty() && !checkpoint_refusal.empty()) throw InvalidInput(checkpoint_refusal);
   if (!s.checkpoint.empty() && !worker()) refuse_unusual_checkpoint(s.checkpoint);
-  if (mpi::session() && (o.data == "-" || o.data.rfind("/dev/", 0) == 0))
+  const bool stream = o.data == "-" || o.data.rfind("/dev/", 0) == 0;  // read once, by one process
+  if (mpi::session() && stream)
     throw InvalidInput("under MPI every rank reads the data itself: give --data a file that every rank can read, not a stream");
-  if ((partial() || !s.checkpoint.empty()) && (o.data == "-" || o.data.rfind("/dev/", 0) == 0))
+  if ((partial() || !s.checkpoint.empty()) && stream)
     throw InvalidInput(std::string(partial() ? "--shard" : "--checkpoint") + " needs --data in a file: " +
                        (partial() ? "merge" : "--resume") + " reads the data again, and a stream can be read only once");
 }

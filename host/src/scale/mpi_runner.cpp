@@ -59,14 +59,6 @@ Request request_of(const Message& m) {
 
 std::uint64_t seq_of(const Message& m) { return wire::Reader(m.body).u64(); }
 
-std::int64_t end_status(const Message& m) { return wire::Reader(m.body).i64(); }
-
-std::string end_text(const Message& m) {
-  wire::Reader r(m.body);
-  r.i64();
-  return r.str();
-}
-
 }  // namespace
 
 // One task's hand-out on rank 0: the ranges not yet given, what each rank holds, how fast each
@@ -197,53 +189,54 @@ void MpiRunner::coordinate(TaskRun& t, const Compute& compute) {
       save_now();  // what is done, at once: the launcher may kill the job soon
     }
   };
-  if (t.n_ranks > 1) {
-    // rank 0's half: answer the workers until each has its last answer for this task
-    // one worker message answered: a failed or vanished worker stops the task; a request gets
-    // its next range, or its last answer for the task
-    const auto answer = [&](const Message& m) {
-      const std::size_t w = static_cast<std::size_t>(m.from);
-      if (m.tag == Tag::kEnd) {
-        std::lock_guard<std::mutex> lock(t.m);
-        s_.note_ended(m.from);
-        t.released[w] = true;
-        t.stopping = true;
-        if (t.failed) return;
-        if (end_status(m) != 0)
-          t.failed.emplace(static_cast<int>(end_status(m)), Session::worker_error_line(m.from, end_text(m)));
-        else
-          t.failed.emplace(2, "panelboot: error: rank " + std::to_string(m.from) + " ended before task '" +
-                                  t.task.key + "': the ranks ran different tasks (every rank must run the same build)");
-        return;
-      }
-      Request q = request_of(m);
-      if (q.key != t.task.key) {
-        std::lock_guard<std::mutex> lock(t.m);
-        t.stopping = true;
-        if (!t.failed)
-          t.failed.emplace(2, "panelboot: error: rank " + std::to_string(m.from) + " runs task '" + q.key +
-                                  "' where rank 0 runs '" + t.task.key + "': every rank must run the same build");
-      }
-      if (q.done && !t.failed) record_done(m.from, std::move(*q.done), q.seconds);
-      const std::optional<RepRange> r = take_range(t, m.from);
-      if (r) {
-        s_.send(m.from, Tag::kAssign, wire::Writer().u64(r->begin).u64(r->end).take());
-        return;
-      }
+  // one worker message answered: a failed or vanished worker stops the task; a request gets
+  // its next range, or its last answer for the task
+  const auto answer = [&](const Message& m) {
+    const std::size_t w = static_cast<std::size_t>(m.from);
+    if (m.tag == Tag::kEnd) {
       std::lock_guard<std::mutex> lock(t.m);
+      s_.note_ended(m.from);
       t.released[w] = true;
-      s_.send(m.from, t.stopping ? Tag::kStop : Tag::kTaskDone, "");
-    };
-    // a worker message for this task: a request of it, a failed worker's end, or the end of a
-    // worker not yet released from it (the ranks ran different tasks); later ones wait
-    const auto for_this_task = [&](const Message& x) {
-      if (x.from == 0) return false;
-      if (x.tag == Tag::kRequest) return seq_of(x) == seq;
-      return x.tag == Tag::kEnd && (end_status(x) != 0 || !t.released[static_cast<std::size_t>(x.from)]);
-    };
-    // rank 0's half: answer the workers until each has its last answer for this task; whatever
-    // goes wrong with a message, its sender is answered (kStop), so no rank is left waiting
-    std::thread coordinator([&] {
+      t.stopping = true;
+      if (t.failed) return;
+      const EndReport e = end_report(m);
+      if (e.status != 0)
+        t.failed.emplace(static_cast<int>(e.status), Session::worker_error_line(m.from, e.text));
+      else
+        t.failed.emplace(2, "panelboot: error: rank " + std::to_string(m.from) + " ended before task '" +
+                                t.task.key + "': the ranks ran different tasks (every rank must run the same build)");
+      return;
+    }
+    Request q = request_of(m);
+    if (q.key != t.task.key) {
+      std::lock_guard<std::mutex> lock(t.m);
+      t.stopping = true;
+      if (!t.failed)
+        t.failed.emplace(2, "panelboot: error: rank " + std::to_string(m.from) + " runs task '" + q.key +
+                                "' where rank 0 runs '" + t.task.key + "': every rank must run the same build");
+    }
+    if (q.done && !t.failed) record_done(m.from, std::move(*q.done), q.seconds);
+    const std::optional<RepRange> r = take_range(t, m.from);
+    if (r) {
+      s_.send(m.from, Tag::kAssign, wire::Writer().u64(r->begin).u64(r->end).take());
+      return;
+    }
+    std::lock_guard<std::mutex> lock(t.m);
+    t.released[w] = true;
+    s_.send(m.from, t.stopping ? Tag::kStop : Tag::kTaskDone, "");
+  };
+  // a worker message for this task: a request of it, a failed worker's end, or the end of a
+  // worker not yet released from it (the ranks ran different tasks); later ones wait
+  const auto for_this_task = [&](const Message& x) {
+    if (x.from == 0) return false;
+    if (x.tag == Tag::kRequest) return seq_of(x) == seq;
+    return x.tag == Tag::kEnd && (end_report(x).status != 0 || !t.released[static_cast<std::size_t>(x.from)]);
+  };
+  // rank 0's half: answer the workers until each has its last answer for this task; whatever
+  // goes wrong with a message, its sender is answered (kStop), so no rank is left waiting
+  std::optional<std::thread> coordinator;
+  if (t.n_ranks > 1)
+    coordinator.emplace([&] {
       double idle_since = now_s();
       for (;;) {
         {
@@ -278,38 +271,27 @@ void MpiRunner::coordinate(TaskRun& t, const Compute& compute) {
         }
       }
     });
-    // rank 0's other half: compute ranges like any rank
-    try {
-      while (const std::optional<RepRange> r = take_range(t, 0)) {
-        Segment seg = compute(*r);
-        seg.range = *r;
-        record_done(0, std::move(seg), 0);
-        watch_signal();
-      }
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(t.m);
-      t.stopping = true;
-      if (!t.error) t.error = std::current_exception();
-    }
-    coordinator.join();
-  } else {
+  // rank 0's other half: compute ranges like any rank
+  try {
     while (const std::optional<RepRange> r = take_range(t, 0)) {
       Segment seg = compute(*r);
       seg.range = *r;
       record_done(0, std::move(seg), 0);
       watch_signal();
     }
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(t.m);
+    t.stopping = true;
+    if (!t.error) t.error = std::current_exception();
   }
+  if (coordinator) coordinator->join();
 }
 
 Segment MpiRunner::run_root(const TaskSpec& task, const Compute& compute, ProgressSink* progress) {
   TaskRecord& record = record_of(records_, task, "the checkpoint's");
   const RepRange target = target_range(task, shard_index_, shard_count_);
   TaskRun t{task, record, progress, s_.size(), checkpointing() ? std::min(0.5, every_s_ / 4) : 0.5};
-  for (RepRange gap : record.missing()) {
-    gap.begin = std::max(gap.begin, target.begin);
-    gap.end = std::min(gap.end, target.end);
-    if (gap.begin >= gap.end) continue;
+  for (const RepRange gap : gaps_within(record, target)) {
     t.gaps.push_back(gap);
     t.left_units += t.units(gap);
   }

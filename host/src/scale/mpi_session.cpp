@@ -91,22 +91,13 @@ std::string Session::worker_error_line(int rank, const std::string& text) {
   return "panelboot: rank " + std::to_string(rank) + ": " + line;
 }
 
-namespace {
-
-// A worker's end: its exit status and its last error line.
-struct End {
-  std::int64_t status = 0;
-  std::string text;
-};
-End end_of(const Message& m) {
+EndReport end_report(const Message& m) {
   wire::Reader r(m.body);
-  End e;
+  EndReport e;
   e.status = r.i64();
   e.text = r.str();
   return e;
 }
-
-}  // namespace
 
 void Session::agree_on_run(const std::string& header,
                            const std::function<std::string(const std::string&, const std::string&)>& difference) {
@@ -122,7 +113,7 @@ void Session::agree_on_run(const std::string& header,
     const Message m = wait([w](const Message& x) { return x.from == w && (x.tag == Tag::kHello || x.tag == Tag::kEnd); });
     if (m.tag == Tag::kEnd) {  // the worker failed before its run began (its data, its options)
       note_ended(w);
-      const End e = end_of(m);
+      const EndReport e = end_report(m);
       if (!failed) failed.emplace(static_cast<int>(e.status ? e.status : 2), worker_error_line(w, e.text));
       continue;
     }
@@ -160,7 +151,7 @@ int Session::end(int status, const std::string& error_text, std::ostream& err) {
         continue;
       }
       note_ended(w);
-      const End e = end_of(m);
+      const EndReport e = end_report(m);
       if (e.status != 0 && status == 0) {
         err << worker_error_line(w, e.text) << "\n";
         status = static_cast<int>(e.status);

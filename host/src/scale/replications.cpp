@@ -123,14 +123,20 @@ TaskRecord& record_of(TaskRecords& records, const TaskSpec& task, const std::str
   return records.back();
 }
 
+std::vector<RepRange> gaps_within(const TaskRecord& record, RepRange target) {
+  std::vector<RepRange> out;
+  for (const RepRange gap : record.missing()) {
+    const RepRange clipped{std::max(gap.begin, target.begin), std::min(gap.end, target.end)};
+    if (clipped.begin < clipped.end) out.push_back(clipped);
+  }
+  return out;
+}
+
 std::uint64_t missing_within(const TaskRecords& records, const TaskSpec& task, RepRange target) {
   for (const TaskRecord& r : records) {
     if (r.spec.key != task.key) continue;
     std::uint64_t n = 0;
-    for (const RepRange gap : r.missing()) {
-      const std::uint64_t b = std::max(gap.begin, target.begin), e = std::min(gap.end, target.end);
-      n += b < e ? e - b : 0;
-    }
+    for (const RepRange gap : gaps_within(r, target)) n += gap.size();
     return n;
   }
   return target.size();
@@ -236,9 +242,7 @@ Segment CheckpointRunner::run(const TaskSpec& task, const Compute& compute, Prog
   stop_if_signalled();
   rate_ = 0;  // another task's replications may cost more: its first block is one unit
   bool computed = false;
-  for (RepRange gap : records_[index].missing()) {
-    gap.begin = std::max(gap.begin, target.begin);
-    gap.end = std::min(gap.end, target.end);
+  for (const RepRange gap : gaps_within(records_[index], target)) {
     for (std::uint64_t pos = gap.begin; pos < gap.end;) {
       const RepRange block = next_block(task, gap, pos);
       const auto t0 = Clock::now();
