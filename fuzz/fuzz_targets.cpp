@@ -39,7 +39,7 @@ void check_frame(const DataFrame& df) {
                                      std::to_string(n) + " rows");
     }
     try {
-      const std::vector<double>& v = df.numeric(c.name);
+      const DoubleSpan v = df.numeric(c.name);
       require(v.size() == n, "numeric('" + c.name + "') size");
     } catch (const Error&) {
     }

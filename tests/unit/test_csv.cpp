@@ -66,9 +66,9 @@ TEST(Csv, RaggedRowIsAnErrorWithItsLine) {
 
 TEST(Csv, ProblemsAreRaisedOnlyWhenTheColumnIsUsed) {
   const DataFrame df = read_csv_text("a,b\n1,2\n2,oops\n3,4\n", "p.csv");
-  EXPECT_EQ(df.numeric("a")[2], 3.0);
+  EXPECT_EQ(df.numeric("a").to_vector()[2], 3.0);
   try {
-    df.numeric("b");
+    df.numeric("b").to_vector();
     FAIL();
   } catch (const InvalidInput& e) {
     EXPECT_NE(std::string(e.what()).find("unparsable number 'oops' at file 'p.csv', line 3, column 2 (b)"),
@@ -124,8 +124,8 @@ TEST(Dta, MatchesTheCsvExport) {
   const DataFrame b = read_data(pbtest::data_path("boottest_nlsw88.csv"));
   ASSERT_EQ(a.n_rows(), b.n_rows());
   for (const char* v : {"wage", "tenure", "industry", "collgrad"}) {
-    const auto& x = a.numeric(v);
-    const auto& y = b.numeric(v);
+    const auto& x = a.numeric(v).to_vector();
+    const auto& y = b.numeric(v).to_vector();
     for (std::size_t r = 0; r < x.size(); ++r) {
       if (std::isnan(y[r])) EXPECT_TRUE(std::isnan(x[r])) << v << " row " << r;
       else EXPECT_NEAR(x[r], y[r], 1e-6 * std::fabs(y[r])) << v << " row " << r;
@@ -142,7 +142,7 @@ TEST(Csv, LeadingPanelbootNoteLinesAreSkippedAndStillCounted) {
   EXPECT_EQ(df.n_rows(), 2u);
   EXPECT_EQ(df.row_line, (std::vector<std::uint32_t>{4, 5}));
   try {
-    read_csv_text("# panelboot note\nx,y\n1,2,3\n", "c.csv").numeric("x");
+    read_csv_text("# panelboot note\nx,y\n1,2,3\n", "c.csv").numeric("x").to_vector();
     ADD_FAILURE() << "no error";
   } catch (const InvalidInput& e) {
     EXPECT_NE(std::string(e.what()).find("line 3"), std::string::npos) << e.what();

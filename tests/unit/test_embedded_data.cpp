@@ -46,7 +46,7 @@ TEST(EmbeddedData, CompiledInCopyEqualsTheFile) {
   const DataFrame a = embedded_dataset(), b = read_csv(kFile);
   ASSERT_EQ(a.n_rows(), b.n_rows());
   ASSERT_EQ(a.names(), b.names());
-  EXPECT_EQ(a.numeric("newqua"), b.numeric("newqua"));
+  EXPECT_EQ(a.numeric("newqua").to_vector(), b.numeric("newqua").to_vector());
 }
 
 TEST(EmbeddedData, ShapeOfTheStudysPanel) {
@@ -58,8 +58,8 @@ TEST(EmbeddedData, ShapeOfTheStudysPanel) {
   for (std::size_t r = 0; r < df.n_rows(); ++r) {
     ++region[df.column("region").text(r)];
     ++dev[df.column("devlevel").text(r)];
-    muni += df.numeric("municipality")[r] == 1;
-    EXPECT_EQ(df.numeric("simulated")[r], 1.0);
+    muni += df.numeric("municipality").to_vector()[r] == 1;
+    EXPECT_EQ(df.numeric("simulated").to_vector()[r], 1.0);
   }
   EXPECT_EQ(region["East"], 132);
   EXPECT_EQ(region["Central"], 96);
@@ -67,7 +67,7 @@ TEST(EmbeddedData, ShapeOfTheStudysPanel) {
   EXPECT_EQ(dev["high"], 233);
   EXPECT_EQ(dev["average"], 127);
   EXPECT_EQ(muni, 48);
-  const auto& y = df.numeric("year");
+  const auto& y = df.numeric("year").to_vector();
   EXPECT_EQ(*std::min_element(y.begin(), y.end()), 2011);
   EXPECT_EQ(*std::max_element(y.begin(), y.end()), 2022);
 }
@@ -81,7 +81,7 @@ TEST(EmbeddedData, MomentsMatchTable3WithinFivePercent) {
             {"ind", 1.3571, 0.74433},     {"fdi", 0.8757, 4.34608},     {"open", 0.2813, 0.28469},
             {"fin", 0.2590, 0.1115},      {"tec", 10.8320, 1.3876}};
   for (const auto& m : t3) {
-    const auto& x = df.numeric(m.v);
+    const auto& x = df.numeric(m.v).to_vector();
     EXPECT_NEAR(mean(x), m.mean, 0.05 * m.mean) << m.v;
     EXPECT_NEAR(sd(x), m.sd, 0.05 * m.sd) << m.v;
     EXPECT_GT(*std::min_element(x.begin(), x.end()), 0.0) << m.v;
@@ -103,7 +103,7 @@ TEST(EmbeddedData, CorrelationsHaveTable4SignsAndRoughSizes) {
   for (int a = 1; a < 8; ++a)
     for (int b = 0; b < a; ++b) {
       if (std::fabs(t4[a][b]) < 0.1) continue;  // near zero in the paper: no sign to keep
-      const double r = pbtest::correlation(df.numeric(v[a]), df.numeric(v[b]));
+      const double r = pbtest::correlation(df.numeric(v[a]).to_vector(), df.numeric(v[b]).to_vector());
       EXPECT_EQ(r > 0, t4[a][b] > 0) << v[a] << "-" << v[b] << " r = " << r;
       EXPECT_NEAR(r, t4[a][b], 0.35) << v[a] << "-" << v[b];
     }
@@ -129,12 +129,12 @@ TEST(EmbeddedData, PrincipalComponentOfSubIndicatorsTracksRgzn) {
                          "ai_embedded", "ai_firms", "ai_newprod", "ai_patent", "ai_profit"};
   Eigen::MatrixXd Z(360, 10);
   for (int k = 0; k < 10; ++k) {
-    const auto& x = df.numeric(sub[k]);
+    const auto& x = df.numeric(sub[k]).to_vector();
     const double m = mean(x), s = sd(x);
     for (int r = 0; r < 360; ++r) Z(r, k) = (x[r] - m) / s;
   }
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(Z.transpose() * Z);
   const Eigen::VectorXd pc = Z * es.eigenvectors().col(9);
-  const double r = pbtest::correlation(std::vector<double>(pc.data(), pc.data() + 360), df.numeric("rgzn"));
+  const double r = pbtest::correlation(std::vector<double>(pc.data(), pc.data() + 360), df.numeric("rgzn").to_vector());
   EXPECT_GT(std::fabs(r), 0.9);
 }

@@ -593,9 +593,9 @@ TEST(PowerDesign, MomentsAreRecoveredFromALargeDraw) {
   const SyntheticDesign d = parse_design("clusters=1000,periods=40,obs=10000,sizes=0.02:rest,rho_x=0.6,rho_u=0.5,"
                                          "shocks=cluster-period,shock_share=0.3");
   const DataFrame df = synthetic_panel({d}, rng(), 0);
-  const std::vector<double>& cl = df.numeric("cluster");
-  const std::vector<double>& id = df.numeric("id");
-  const std::vector<double>& x = df.numeric("x");
+  const std::vector<double>& cl = df.numeric("cluster").to_vector();
+  const std::vector<double>& id = df.numeric("id").to_vector();
+  const std::vector<double>& x = df.numeric("x").to_vector();
   ASSERT_EQ(x.size(), 10000u * T);
   std::map<double, double> per_cluster;
   for (double c : cl) per_cluster[c] += 1.0 / static_cast<double>(cl.size());

@@ -149,11 +149,11 @@ Eigen::VectorXd dummy_ols(const DataFrame& df, const std::vector<double>& v, boo
   const std::size_t n = df.n_rows();
   const int k = (with_m ? 3 : 2) + G + (T - 1);
   Eigen::MatrixXd X = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(n), k);
-  const auto& x = df.numeric("x");
-  const auto& w = df.numeric("w");
-  const auto& m = df.numeric("m");
-  const auto& id = df.numeric("id");
-  const auto& t = df.numeric("t");
+  const auto& x = df.numeric("x").to_vector();
+  const auto& w = df.numeric("w").to_vector();
+  const auto& m = df.numeric("m").to_vector();
+  const auto& id = df.numeric("id").to_vector();
+  const auto& t = df.numeric("t").to_vector();
   for (std::size_t i = 0; i < n; ++i) {
     const auto r = static_cast<Eigen::Index>(i);
     int c = 0;
@@ -186,18 +186,18 @@ TEST(Mediation, DeltaCovarianceAndBootstrapEqualARefitWithDummies) {
   const MediationResult r = mediation(da, db, fo, mo, true);
   // a and b: the dummy regressions' coefficients
   Eigen::MatrixXd Xa, Xb;
-  const Eigen::VectorXd ba = dummy_ols(df, df.numeric("m"), false, G, T, &Xa);
-  const Eigen::VectorXd bb = dummy_ols(df, df.numeric("y"), true, G, T, &Xb);
+  const Eigen::VectorXd ba = dummy_ols(df, df.numeric("m").to_vector(), false, G, T, &Xa);
+  const Eigen::VectorXd bb = dummy_ols(df, df.numeric("y").to_vector(), true, G, T, &Xb);
   EXPECT_NEAR(r.a, ba(0), 1e-10 * std::fabs(ba(0)) + 1e-12);
   EXPECT_NEAR(r.b, bb(2), 1e-10 * std::fabs(bb(2)) + 1e-12);
   EXPECT_NEAR(r.indirect, ba(0) * bb(2), 1e-9 * std::fabs(ba(0) * bb(2)));
   // the cluster scores of each coefficient from the dummy regressions: e_j' (X'X)^-1 sum_g X_g' u_g
   const std::size_t n = df.n_rows();
-  const Eigen::VectorXd ua = Eigen::Map<const Eigen::VectorXd>(df.numeric("m").data(), static_cast<Eigen::Index>(n)) - Xa * ba;
-  const Eigen::VectorXd ub = Eigen::Map<const Eigen::VectorXd>(df.numeric("y").data(), static_cast<Eigen::Index>(n)) - Xb * bb;
+  const Eigen::VectorXd ua = Eigen::Map<const Eigen::VectorXd>(df.numeric("m").to_vector().data(), static_cast<Eigen::Index>(n)) - Xa * ba;
+  const Eigen::VectorXd ub = Eigen::Map<const Eigen::VectorXd>(df.numeric("y").to_vector().data(), static_cast<Eigen::Index>(n)) - Xb * bb;
   const Eigen::MatrixXd Aa = (Xa.transpose() * Xa).inverse(), Ab = (Xb.transpose() * Xb).inverse();
   std::vector<double> psa(G, 0.0), psb(G, 0.0);
-  const auto& id = df.numeric("id");
+  const auto& id = df.numeric("id").to_vector();
   for (std::size_t i = 0; i < n; ++i) {
     const auto r_ = static_cast<Eigen::Index>(i);
     psa[static_cast<std::size_t>(id[i])] += Aa.row(0).dot(Xa.row(r_)) * ua(r_);

@@ -119,10 +119,10 @@ TEST(ThresholdBruteForce, GridSsrAndBootstrapFEqualDirectRegressions) {
     o.trace = 6;
     o.seed = seed + rep;
     const ThresholdResult r = estimate_threshold(s.df, o, pbtest::cpu_backend());
-    const auto& y = s.df.numeric("y");
-    const auto& z = s.df.numeric("z");
-    const auto& x = s.df.numeric("x");
-    const auto& q = s.df.numeric("q");
+    const auto& y = s.df.numeric("y").to_vector();
+    const auto& z = s.df.numeric("z").to_vector();
+    const auto& x = s.df.numeric("x").to_vector();
+    const auto& q = s.df.numeric("q").to_vector();
     const Eigen::VectorXd ty = transform(y, n, T);
     Eigen::MatrixXd XL(n * (T - 1), 2);
     XL.col(0) = transform(z, n, T);
@@ -171,9 +171,9 @@ TEST(ThresholdBruteForce, BootstrapFWithManyLinearRegressorsEqualsDirectRegressi
   o.trace = 4;
   o.seed = seed;
   const ThresholdResult r = estimate_threshold(s.df, o, pbtest::cpu_backend());
-  const auto& y = s.df.numeric("y");
-  const auto& x = s.df.numeric("x");
-  const auto& q = s.df.numeric("q");
+  const auto& y = s.df.numeric("y").to_vector();
+  const auto& x = s.df.numeric("x").to_vector();
+  const auto& q = s.df.numeric("q").to_vector();
   const Eigen::VectorXd ty = transform(y, n, T);
   Eigen::MatrixXd XL(n * (T - 1), nz + 1);
   for (int c = 0; c < nz; ++c) XL.col(c) = transform(zs[c], n, T);
@@ -301,10 +301,10 @@ TEST(ThresholdBruteForce, TimeEffectsEqualRegressionWithUnitAndPeriodDummies) {
   o.time_effects = true;
   const ThresholdResult r = estimate_threshold(s.df, o, pbtest::cpu_backend());
   ASSERT_EQ(r.departures.size(), 1u);
-  const auto& y = s.df.numeric("y");
-  const auto& z = s.df.numeric("z");
-  const auto& x = s.df.numeric("x");
-  const auto& q = s.df.numeric("q");
+  const auto& y = s.df.numeric("y").to_vector();
+  const auto& z = s.df.numeric("z").to_vector();
+  const auto& x = s.df.numeric("x").to_vector();
+  const auto& q = s.df.numeric("q").to_vector();
   for (std::size_t g = 0; g < r.lr_gamma.size(); g += 5) {
     Eigen::MatrixXd X = Eigen::MatrixXd::Zero(n * T, 3 + n + T - 1);
     Eigen::VectorXd yy(n * T);
@@ -328,7 +328,7 @@ TEST(ThresholdBruteForce, GridAllIsEveryDistinctValueInTheTrimmedRange) {
   o.n_boot = 0;
   o.grid = 0;
   const ThresholdResult all = estimate_threshold(s.df, o, pbtest::cpu_backend());
-  std::vector<double> q = s.df.numeric("q");
+  std::vector<double> q = s.df.numeric("q").to_vector();
   std::sort(q.begin(), q.end());
   q.erase(std::unique(q.begin(), q.end()), q.end());
   const std::size_t lo = static_cast<std::size_t>(std::floor(0.05 * q.size()));  // 1-based first index
@@ -364,8 +364,8 @@ TEST(ThresholdBruteForce, UnbalancedPanelGridSsrEqualsDirectRegressions) {
   o.sample.where = "not (year == 2001 and id <= 4) and not (year == 2004 and id == 9)";
   const ThresholdResult r = estimate_threshold(df, o, pbtest::cpu_backend());
   // the transformed sample by hand: demean each unit over its rows, drop its last row
-  const auto& id = df.numeric("id");
-  const auto& yr = df.numeric("year");
+  const auto& id = df.numeric("id").to_vector();
+  const auto& yr = df.numeric("year").to_vector();
   std::vector<int> keep;
   for (std::size_t i = 0; i < id.size(); ++i)
     if (!((yr[i] == 2001 && id[i] <= 4) || (yr[i] == 2004 && id[i] == 9))) keep.push_back(static_cast<int>(i));
@@ -382,20 +382,20 @@ TEST(ThresholdBruteForce, UnbalancedPanelGridSsrEqualsDirectRegressions) {
     }
     return Eigen::Map<Eigen::VectorXd>(out.data(), out.size()).eval();
   };
-  const auto& x = df.numeric("x");
-  const auto& q = df.numeric("q");
-  const Eigen::VectorXd ty = tr(df.numeric("y"));
+  const auto& x = df.numeric("x").to_vector();
+  const auto& q = df.numeric("q").to_vector();
+  const Eigen::VectorXd ty = tr(df.numeric("y").to_vector());
   ASSERT_EQ(static_cast<std::size_t>(ty.size()), r.n_obs);
   for (std::size_t g = 0; g < r.lr_gamma.size(); g += 3) {
     std::vector<double> w(x.size());
     for (std::size_t i = 0; i < w.size(); ++i) w[i] = q[i] < r.lr_gamma[g] ? x[i] : 0.0;
     Eigen::MatrixXd X(ty.size(), 3);
-    X << tr(df.numeric("z")), tr(x), tr(w);
+    X << tr(df.numeric("z").to_vector()), tr(x), tr(w);
     EXPECT_NEAR(r.ssr_curve[g], ssr_direct(ty, X), 1e-9 * r.ssr_linear) << g;
   }
   // bootstrap F* (wild: each unit's residual block times a Rademacher sign) by direct regressions
   Eigen::MatrixXd XL(ty.size(), 2);
-  XL << tr(df.numeric("z")), tr(x);
+  XL << tr(df.numeric("z").to_vector()), tr(x);
   const Eigen::VectorXd fitted = XL * XL.colPivHouseholderQr().solve(ty), resid = ty - fitted;
   ASSERT_EQ(r.fstar[0].size(), 4u);
   std::vector<int> len(n, 0);
@@ -458,11 +458,11 @@ TEST(ThresholdBruteForce, BootstrapFWithTimeEffectsEqualsDirectRegressions) {
     o.xthreg = xthreg;
     o.time_effects = true;
     const ThresholdResult r = estimate_threshold(s.df, o, pbtest::cpu_backend());
-    const auto& x = s.df.numeric("x");
-    const auto& q = s.df.numeric("q");
-    const Eigen::VectorXd ty = transform2(s.df.numeric("y"), n, T, !xthreg);
+    const auto& x = s.df.numeric("x").to_vector();
+    const auto& q = s.df.numeric("q").to_vector();
+    const Eigen::VectorXd ty = transform2(s.df.numeric("y").to_vector(), n, T, !xthreg);
     Eigen::MatrixXd XL(n * Tk, 2);
-    XL << transform2(s.df.numeric("z"), n, T, !xthreg), transform2(x, n, T, !xthreg);
+    XL << transform2(s.df.numeric("z").to_vector(), n, T, !xthreg), transform2(x, n, T, !xthreg);
     std::vector<Eigen::MatrixXd> Xg;
     for (double g : r.lr_gamma) {
       std::vector<double> w(x.size());
@@ -484,8 +484,8 @@ namespace {
 // bandwidth, written out loop by loop.
 double eta2_direct(const Small& s, double gamma, bool kernel) {
   const int n = s.n, T = s.T, N = n * (T - 1);
-  const auto& x = s.df.numeric("x");
-  const auto& q = s.df.numeric("q");
+  const auto& x = s.df.numeric("x").to_vector();
+  const auto& q = s.df.numeric("q").to_vector();
   std::vector<double> w1(x.size()), w2(x.size()), qrow;
   for (std::size_t i = 0; i < x.size(); ++i) {
     w1[i] = q[i] < gamma ? x[i] : 0.0;
@@ -494,8 +494,8 @@ double eta2_direct(const Small& s, double gamma, bool kernel) {
   for (int i = 0; i < n; ++i)
     for (int t = 0; t + 1 < T; ++t) qrow.push_back(q[static_cast<std::size_t>(i * T + t)]);
   Eigen::MatrixXd X(N, 3);
-  X << transform(s.df.numeric("z"), n, T), transform(w1, n, T), transform(w2, n, T);
-  const Eigen::VectorXd ty = transform(s.df.numeric("y"), n, T), tx = transform(x, n, T);
+  X << transform(s.df.numeric("z").to_vector(), n, T), transform(w1, n, T), transform(w2, n, T);
+  const Eigen::VectorXd ty = transform(s.df.numeric("y").to_vector(), n, T), tx = transform(x, n, T);
   const Eigen::VectorXd b = X.colPivHouseholderQr().solve(ty);
   const Eigen::VectorXd e = ty - X * b;
   const double sigma2 = e.squaredNorm() / N;
@@ -632,7 +632,7 @@ TEST(ThresholdOptions, ClusterVariableAndLevel) {
   const int n = 30, T = 5;
   Small s = small_panel(rng, n, T);
   std::vector<double> grp;
-  for (double id : s.df.numeric("id")) grp.push_back(static_cast<double>(static_cast<int>(id) % 7));
+  for (double id : s.df.numeric("id").to_vector()) grp.push_back(static_cast<double>(static_cast<int>(id) % 7));
   Column gc;
   gc.name = "grp";
   gc.num = grp;
@@ -647,16 +647,16 @@ TEST(ThresholdOptions, ClusterVariableAndLevel) {
   EXPECT_EQ(r.n_clusters, 7);
   const ThresholdModel& m = r.models[0];
   const double g = m.gammas[0];
-  const auto& x = s.df.numeric("x");
-  const auto& q = s.df.numeric("q");
+  const auto& x = s.df.numeric("x").to_vector();
+  const auto& q = s.df.numeric("q").to_vector();
   std::vector<double> w1(x.size()), w2(x.size());
   for (std::size_t i = 0; i < x.size(); ++i) {
     w1[i] = q[i] < g ? x[i] : 0.0;
     w2[i] = q[i] < g ? 0.0 : x[i];
   }
   Eigen::MatrixXd X(n * (T - 1), 3);
-  X << transform(s.df.numeric("z"), n, T), transform(w1, n, T), transform(w2, n, T);
-  const Eigen::VectorXd ty = transform(s.df.numeric("y"), n, T);
+  X << transform(s.df.numeric("z").to_vector(), n, T), transform(w1, n, T), transform(w2, n, T);
+  const Eigen::VectorXd ty = transform(s.df.numeric("y").to_vector(), n, T);
   const Eigen::MatrixXd Bi = (X.transpose() * X).inverse();
   const Eigen::VectorXd e = ty - X * (Bi * (X.transpose() * ty));
   Eigen::MatrixXd meat = Eigen::MatrixXd::Zero(3, 3);

@@ -5,17 +5,43 @@
 // with their location and raised only when the column is used, so that unused columns never
 // stop a run.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace panelboot {
 
+// A read-only view of doubles: a numeric column's values, owned by the frame or borrowed.
+class DoubleSpan {
+ public:
+  DoubleSpan() = default;
+  DoubleSpan(const double* data, std::size_t size) : data_(data), size_(size) {}
+  DoubleSpan(const std::vector<double>& v) : data_(v.data()), size_(v.size()) {}  // NOLINT: a view of it
+  const double* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const double& operator[](std::size_t i) const { return data_[i]; }
+  const double* begin() const { return data_; }
+  const double* end() const { return data_ + size_; }
+  std::vector<double> to_vector() const { return std::vector<double>(begin(), end()); }
+
+ private:
+  const double* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 struct Column {
   enum class Type { kNumeric, kString };
   std::string name;
   Type type = Type::kNumeric;
-  std::vector<double> num;          // kNumeric: one value per row, NaN = missing
+  std::vector<double> num;          // kNumeric: one value per row, NaN = missing (what readers fill)
+  // kNumeric values the frame borrows instead of owning (the Python package hands over its numpy
+  // buffers, alive for the whole run, without copying them): doubles, or 64-bit integers that the
+  // groupings read in place and values() converts to doubles once, for the other uses.
+  const double* borrowed = nullptr;
+  const std::int64_t* borrowed_int = nullptr;
+  std::size_t borrowed_rows = 0;
   std::vector<std::int32_t> codes;  // kString: index into levels, -1 = missing
   std::vector<std::string> levels;  // kString: distinct texts, first-appearance order
   // kString columns that were mostly numbers: the first field that failed to parse.
@@ -28,10 +54,20 @@ struct Column {
   std::string first_nonfinite_value;
 
   bool is_string() const { return type == Type::kString; }
+  // A numeric column's values, wherever they live (borrowed integers converted on first use).
+  DoubleSpan values() const;
+  double value(std::size_t row) const {
+    return borrowed ? borrowed[row] : borrowed_int ? static_cast<double>(borrowed_int[row]) : num[row];
+  }
   bool missing(std::size_t row) const {
-    return is_string() ? codes[row] < 0 : num[row] != num[row];
+    if (is_string()) return codes[row] < 0;
+    const double v = value(row);
+    return v != v;
   }
   std::string text(std::size_t row) const;  // the value as text ("" when missing)
+
+ private:
+  mutable std::shared_ptr<const std::vector<double>> converted_;  // borrowed_int as doubles
 };
 
 class DataFrame {
@@ -40,18 +76,25 @@ class DataFrame {
   std::string row_unit = "line";    // "line" (CSV, 1-based physical line) or "observation"
   std::vector<Column> columns;
   std::vector<std::uint32_t> row_line;  // physical line (or observation number) of each row
+  // A frame handed over in memory (the Python package) has no lines: row_line stays empty, its
+  // rows are counted here and named by their 0-based position ("pandas DataFrame, row 11").
+  std::size_t rows_in_memory = 0;
+  // Columns the data holds that were not handed over (the Python package passes only the columns
+  // a command names): offered as the nearest name when a name is unknown.
+  std::vector<std::string> names_not_loaded;
   // What the reader noticed but did not stop for (a file that reads as one column), one line
   // each without the "panelboot: warning: " prefix; the CLI prints them.
   std::vector<std::string> warnings;
 
-  std::size_t n_rows() const { return row_line.size(); }
+  std::size_t n_rows() const { return row_line.empty() ? rows_in_memory : row_line.size(); }
   std::vector<std::string> names() const;
   // The column, or an InvalidInput error naming the variable and the nearest existing name.
   const Column& column(const std::string& name) const;
   const Column* find(const std::string& name) const;
   // A numeric column's values; raises the stored parse problem or a text-column error.
-  const std::vector<double>& numeric(const std::string& name) const;
-  std::string where(std::size_t row) const;  // "file 'f', line 12"
+  DoubleSpan numeric(const std::string& name) const;
+  std::string row_label(std::size_t row) const;  // "line 12" (a file's), "row 11" (in memory, 0-based)
+  std::string where(std::size_t row) const;      // "file 'f', line 12", "pandas DataFrame, row 11"
 };
 
 struct CsvOptions {

@@ -112,6 +112,8 @@ struct FitResult {
   int demean_iterations = 0;
   double level = 0.95;
   std::vector<WaldTest> wald;
+  // seconds per stage, filled by the CLI: design_s (the sample, its columns and groupings), fit_s
+  std::vector<std::pair<std::string, double>> timing;
   std::vector<std::string> warnings;
   // The warnings that put the reported numbers themselves in doubt (a numerically zero
   // variance); also in `warnings`, and repeated on stderr by the CLI.

@@ -82,6 +82,11 @@ class DeferStopSignals {
 };
 int stop_signal_received();  // the recorded signal, 0 if none
 void reset_stop_signal();    // forgets it (a new run in the same process)
+// Records `sig` as the stop signal (the first one counts); async-signal-safe, for a host's handler.
+void note_stop_signal(int sig);
+// A program that embeds the engine (the Python package) keeps its own signal handlers: the library
+// never installs its cleanup handlers, and the host's SIGINT handler calls note_stop_signal.
+void leave_signals_to_host();
 
 // SIGINT, SIGTERM and SIGHUP held back for the object's life (delivered when it ends): steps that
 // must not be cut in the middle (a report folder's renames).

@@ -51,6 +51,9 @@ struct WildOptions {
   std::uint64_t seed = 20250101;
   std::size_t chunk = 0;           // replications per batch; 0 = automatic
   bool ci = true;
+  // Keep each replication's bootstrap statistic (WildTest::draws; --save-draws): drawn replications
+  // or a stored enumeration, computed in this process (not a shard's or other ranks' ranges).
+  bool keep_draws = false;
   bool force_gray = false;         // enumerate with the Gray-code walk even for small G (tests)
   int wre_form = 0;                // IV products: 0 the cheaper form, 1 dense, 2 factored (tests)
   std::ostream* progress = nullptr;  // where long runs show progress (ProgressReporter); null: none
@@ -79,6 +82,7 @@ struct WildTest {
   std::vector<std::pair<double, double>> ci_pieces;  // several when the set is disjoint; an AR
                                                      // set's ends may be -inf / +inf
   std::string note;
+  std::vector<double> draws;     // keep_draws: the statistic of replication b at draws[b]
 };
 
 struct WildResult {

@@ -1,6 +1,7 @@
 // `panelboot`: the command line's entry (run_cli) — the commands registered, the arguments
 // parsed, the parsed command run under the one error policy.
 #include <algorithm>
+#include <iostream>
 #include <new>
 #include <streambuf>
 
@@ -86,13 +87,14 @@ std::string parse_error_message(const CLI::ParseError& e, CLI::App& app, const s
 }
 
 // Runs the command that was parsed; an error is one line on stderr (README: exit statuses).
-int run_parsed(const std::vector<cli::Command>& commands, std::ostream& out, std::ostream& err) {
+// `terminal`: where progress lines go (stderr itself).
+int run_parsed(const std::vector<cli::Command>& commands, std::ostream& out, std::ostream& err, std::ostream& terminal) {
   HeldBackLines held(err);
   std::ostream notices(&held);
   try {
     int status = 0;
     for (const cli::Command& c : commands)
-      if (c.app->parsed()) status = c.run({out, notices, err});
+      if (c.app->parsed()) status = c.run({out, notices, terminal});
     held.release();
     return status;
   } catch (const Interrupted& e) {  // a checkpointing run stopped by a signal, its checkpoint written
@@ -116,9 +118,7 @@ int run_parsed(const std::vector<cli::Command>& commands, std::ostream& out, std
   }
 }
 
-}  // namespace
-
-int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+int run_cli_with(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, std::ostream& terminal) {
   CLI::App app{"panelboot " PANELBOOT_VERSION
                ": fixed-effects regressions and their inference (cluster-robust variance, wild "
                "cluster bootstrap, panel thresholds), exactly as Stata/R/Python compute them",
@@ -144,7 +144,19 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     err << "panelboot: error: " << parse_error_message(e, app, args) << "\n";
     return 2;
   }
-  return run_parsed(commands, out, err);
+  return run_parsed(commands, out, err, terminal);
+}
+
+}  // namespace
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  return run_cli_with(args, out, err, err);
+}
+
+// Notices go to `err` (the caller's), progress lines to stderr itself, where a terminal shows them.
+int run_cli_in_process(const std::vector<std::string>& args, InProcessRun& run, std::ostream& out, std::ostream& err) {
+  cli::InProcessScope scope(run);
+  return run_cli_with(args, out, err, std::cerr);
 }
 
 }  // namespace panelboot

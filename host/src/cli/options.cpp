@@ -377,7 +377,26 @@ void warn_serious(const FitResult& r, std::ostream& err) {
   for (const std::string& w : r.serious_warnings) err << "panelboot: warning: " << w << "\n";
 }
 
+namespace {
+InProcessRun* g_in_process = nullptr;
+}  // namespace
+
+InProcessScope::InProcessScope(InProcessRun& run) { g_in_process = &run; }
+InProcessScope::~InProcessScope() { g_in_process = nullptr; }
+InProcessRun* in_process_run() { return g_in_process; }
+
+void keep_text_report(const std::function<std::string()>& render) {
+  if (g_in_process && g_in_process->text_too) g_in_process->text = render();
+}
+
+// The frame an in-process run handed over (once: a command reads its data once), else --data.
 DataFrame read_input(const CommonOptions& o, std::ostream& err) {
+  if (g_in_process && g_in_process->data && o.data.empty()) {
+    DataFrame df = std::move(*g_in_process->data);
+    g_in_process->data = nullptr;
+    for (const std::string& w : df.warnings) err << "panelboot: warning: " << printable(w, 1000) << "\n";
+    return df;
+  }
   DataFrame df = read_data(o.data);
   if (o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
   for (const std::string& w : df.warnings) err << "panelboot: warning: " << printable(w, 1000) << "\n";

@@ -6,6 +6,7 @@
 // links this (CLI11 is not a dependency of the engine library).
 #include <CLI/CLI.hpp>
 
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <ostream>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "panelboot/backend.hpp"
+#include "panelboot/cli.hpp"
 #include "panelboot/data_frame.hpp"
 #include "panelboot/design.hpp"
 #include "panelboot/estimate.hpp"
@@ -91,6 +93,19 @@ CLI::Option* add_choice_option(CLI::App* app, const std::string& flag, std::stri
                                const NameTable<E, N>& table, const std::string& help) {
   return app->add_option(flag, value, help)->check(CLI::IsMember(accepted_names(table)))->capture_default_str();
 }
+
+// ---- a run inside another program (run_cli_in_process, panelboot/cli.hpp) ----
+// Makes `run` the current in-process run for the scope's life.
+class InProcessScope {
+ public:
+  explicit InProcessScope(InProcessRun& run);
+  ~InProcessScope();
+  InProcessScope(const InProcessScope&) = delete;
+  InProcessScope& operator=(const InProcessScope&) = delete;
+};
+InProcessRun* in_process_run();  // null when the command line runs as a program
+// Keeps the text report of an in-process run that asks for it (render is called only then).
+void keep_text_report(const std::function<std::string()>& render);
 
 // ---- the steps the commands share ----
 std::vector<std::string> split_list(const std::string& s);

@@ -222,6 +222,7 @@ int cmd_power_design(CommonOptions& o, const PowerCli& p, ScaleRun& scale, std::
   res.backend = scale.backend_name(res.backend);
   res.timing.push_back({"total_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
   res.threads = threads_in_use();
+  keep_text_report([&] { return render_power(res, Format::kText); });
   deliver_all(res, po, o, render_power(res, fmt), p.plot, out);
   scale.finished(err);
   return 0;
@@ -276,6 +277,7 @@ int cmd_power(const CLI::App& cmd, CommonOptions& o, const PowerCli& p, const Sc
   res.timing.insert(res.timing.begin(), {"read_s", sec(t0, t1)});
   res.timing.push_back({"total_s", sec(t0, t2)});
   res.threads = threads_in_use();
+  keep_text_report([&] { return render_power(res, Format::kText); });
   deliver_all(res, po, o, render_power(res, fmt), p.plot, out);
   scale.finished(err);
   return 0;

@@ -115,6 +115,7 @@ int cmd_threshold(CLI::App* app, CommonOptions& o, const ThresholdCli& c, const 
   PendingOutputs files;
   if (!c.save_regimes.empty()) files.add(c.save_regimes, threshold_regimes_csv(r, to));
   if (!c.lr_curve.empty()) files.add(c.lr_curve, threshold_lr_curve_csv(r, to));
+  keep_text_report([&] { return render_threshold(r, to, Format::kText); });
   deliver(files, render_threshold(r, to, fmt), o, out);
   scale.finished(err);
   return 0;

@@ -6,6 +6,7 @@
 
 #include "panelboot/error.hpp"
 #include "panelboot/formula.hpp"
+#include "panelboot/mpi.hpp"
 #include "panelboot/wild.hpp"
 
 namespace panelboot::cli {
@@ -19,7 +20,26 @@ struct WildCli {
               pvalue = "symmetric", bootcluster, ties = "strict", padjust = "none", small = "yes";
   std::uint64_t seed = kDefaultSeed;
   std::size_t chunk = 0;
+  std::string save_draws;
 };
+
+// --save-draws: each test's bootstrap statistics, replication by replication (CSV).
+std::string draws_csv(const WildResult& res) {
+  std::string out = "test,replication,statistic\n";
+  char buf[96];
+  for (std::size_t t = 0; t < res.tests.size(); ++t)
+    for (std::size_t b = 0; b < res.tests[t].draws.size(); ++b) {
+      std::snprintf(buf, sizeof buf, "%zu,%zu,%.17g\n", t + 1, b, res.tests[t].draws[b]);
+      out += buf;
+    }
+  return out;
+}
+
+void check_save_draws(const WildCli& w, const ScaleCli& sc) {
+  if (w.save_draws.empty()) return;
+  if (!sc.shard.empty() || !sc.checkpoint.empty() || mpi::session())
+    throw InvalidInput("--save-draws needs every replication computed in one run: not with --shard, --checkpoint or MPI ranks");
+}
 
 int cmd_wild(CLI::App* app, CommonOptions& o, const WildCli& w, const ScaleCli& sc, std::ostream& out, std::ostream& err,
              std::ostream& terminal) {
@@ -33,7 +53,10 @@ int cmd_wild(CLI::App* app, CommonOptions& o, const WildCli& w, const ScaleCli& 
     throw InvalidInput("wild needs --cluster VAR (or --cluster none for the heteroskedastic wild "
                        "bootstrap); without it other tools silently bootstrap observations, which "
                        "is wrong for clustered data");
-  check_paths(o, scale.paths());
+  check_save_draws(w, sc);
+  std::vector<NamedPath> side = scale.paths();
+  if (!w.save_draws.empty()) side.push_back({"--save-draws", w.save_draws});
+  check_paths(o, side);
   apply_threads(o.threads, err);
   const Format fmt = value_of(kFormatNames, o.format, "--format");
   WildOptions wo;
@@ -56,6 +79,7 @@ int cmd_wild(CLI::App* app, CommonOptions& o, const WildCli& w, const ScaleCli& 
   wo.chunk = w.chunk;
   wo.ci = !w.no_ci;
   wo.ar = w.ar;
+  wo.keep_draws = !w.save_draws.empty();
   FitOptions fo = fit_options(o);
   fo.small = w.small == "yes";
   using Clock = std::chrono::steady_clock;
@@ -91,7 +115,10 @@ int cmd_wild(CLI::App* app, CommonOptions& o, const WildCli& w, const ScaleCli& 
   res.threads = threads_in_use();
   res.fit.warnings.insert(res.fit.warnings.begin(), df.warnings.begin(), df.warnings.end());
   warn_serious(res.fit, err);
-  deliver(render_wild(res, wo, fmt), o, out);
+  keep_text_report([&] { return render_wild(res, wo, Format::kText); });
+  PendingOutputs files;  // written with the report, only when the whole run succeeded
+  if (!w.save_draws.empty()) files.add(w.save_draws, draws_csv(res));
+  deliver(files, render_wild(res, wo, fmt), o, out);
   scale.finished(err);
   return 0;
 }
@@ -121,6 +148,10 @@ void add_wild_options(CLI::App* cmd, WildCli& w) {
   add_choice_option(cmd, "--padjust", w.padjust, kPAdjustNames, choices(kPAdjustNames) + " across several --test");
   add_seed_option(cmd, w.seed);
   add_small_option(cmd, w.small);
+  cmd->add_option("--save-draws", w.save_draws,
+                  "Write each test's bootstrap statistics (t*, or F* with --joint), replication by replication, "
+                  "as CSV test,replication,statistic (drawn replications or a stored enumeration)")
+      ->check(file_name());
   cmd->add_option("--chunk", w.chunk, "Replications per batch (0: automatic); results do not depend on it")
       ->transform(whole_in(0, kMaxChunk));
 }

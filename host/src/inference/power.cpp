@@ -1173,7 +1173,7 @@ std::string replication_csv(const DataFrame& df, const GroupModel& g, const Powe
       if (col.name == g.d.y_name) out += g17(y);
       else if (placebo && col.name == kPlacebo) out += g17((*placebo)[i]);
       else if (col.is_string()) out += csv_field(col.text(r));
-      else if (!col.missing(r)) out += g17(col.num[r]);
+      else if (!col.missing(r)) out += g17(col.value(r));
     }
     out += '\n';
   }
@@ -1259,7 +1259,7 @@ std::vector<GroupModel> split_groups(const DataFrame& df, const std::string& spl
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint32_t r = pooled.rows.empty() ? static_cast<std::uint32_t>(i) : pooled.rows[i];
     if (col.missing(r)) continue;
-    auto& m = col.is_string() ? text_masks[col.text(r)] : number_masks[col.num[r] == 0 ? 0.0 : col.num[r]];
+    auto& m = col.is_string() ? text_masks[col.text(r)] : number_masks[col.value(r) == 0 ? 0.0 : col.value(r)];
     if (m.empty()) m.assign(df.n_rows(), 0);
     m[r] = 1;
   }
@@ -1338,7 +1338,7 @@ std::size_t count_groups(const DataFrame& df, const std::string& split, const st
   const Column& col = df.column(split);
   std::set<std::string> seen;
   for (std::size_t r = 0; r < mask.size(); ++r)
-    if (mask[r] && !col.missing(r)) seen.insert(col.is_string() ? col.text(r) : g17(col.num[r] == 0 ? 0.0 : col.num[r]));
+    if (mask[r] && !col.missing(r)) seen.insert(col.is_string() ? col.text(r) : g17(col.value(r) == 0 ? 0.0 : col.value(r)));
   return seen.size();
 }
 

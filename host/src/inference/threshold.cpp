@@ -893,7 +893,7 @@ class ModelFitter {
 
   void record_regimes(const std::vector<double>& thv, ThresholdResult& res) const {
     const Column& unit = df_.column(o_.sample.panel_id);
-    const std::vector<double>& time = df_.numeric(o_.sample.panel_time);
+    const DoubleSpan time = df_.numeric(o_.sample.panel_time);
     for (std::size_t rr = 0; rr < s_.d.n_obs; ++rr) {
       int reg = 1;
       for (double g : thv) reg += !below(s_.q()[rr], g);

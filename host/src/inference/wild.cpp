@@ -2,6 +2,7 @@
 // and a Backend evaluates the replications. See wild.hpp for the algebra.
 #include "panelboot/wild.hpp"
 
+#include <map>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -62,9 +63,11 @@ void check_wild_memory(const WildProblem& pr, const WildRunOptions& o, const std
   threads = omp_get_max_threads();
 #endif
   const double batches = threads * chunk * wild_batch_bytes_per_replication(pr);
-  const double kept = o.keep_coefs ? static_cast<double>(o.n_rep) * 8.0 * (pr.n_part == 2 ? 5 : 2) : 0.0;
+  const double kept = (o.keep_coefs ? static_cast<double>(o.n_rep) * 8.0 * (pr.n_part == 2 ? 5 : 2) : 0.0) +
+                      static_cast<double>(o.trace_keep) * 8.0;
   std::string what = "the wild bootstrap of '" + test + "' (";
   if (o.keep_coefs) what += std::to_string(o.n_rep) + " replications kept for its confidence interval, ";
+  if (o.trace_keep) what += std::to_string(o.trace_keep) + " statistics kept for --save-draws, ";
   what += "batches of " + std::to_string(static_cast<long long>(chunk)) + " on " + std::to_string(threads) +
           (threads == 1 ? " thread)" : " threads)");
   check_memory(batches + kept, max_memory, what,
@@ -374,6 +377,9 @@ BootCounts run_gray_walk(const WildContext& cx, const WildEngine& eng, const Tes
   gp.tol = tie_tolerance(out.stat);
   gp.inclusive = cx.wo.ties == Ties::kInclusive;
   const std::uint64_t n_vec = std::uint64_t{1} << (G - 1);
+  if (cx.wo.keep_draws)
+    throw InvalidInput("--save-draws: with " + std::to_string(G) + " clusters the 2^" + std::to_string(G) +
+                       " sign vectors are walked, not stored; add --enumerate never to draw --B replications");
   const TaskSpec task = wild_task(test_index, sp, n_vec, kernels::kGrayBlock, 0);
   ProgressReporter progress("enumeration of 2^" + std::to_string(G) + " sign vectors for '" + sp.text + "'",
                             "sign-vector pairs", planned_replications(cx.wo.runner, task), cx.wo.progress);
@@ -406,18 +412,23 @@ std::size_t coef_width(const WildProblem& pr, const WildRunOptions& o) {
 
 WildRun run_through(const WildContext& cx, const WildProblem& pr, const WildRunOptions& o, const TaskSpec& task) {
   const std::unique_ptr<PreparedWild> prepared = cx.backend.prepare_wild(pr);
+  std::map<std::uint64_t, std::vector<double>> draws;  // keep_draws: each range's statistics by its start
   const Segment all = cx.wo.runner->run(task, [&](RepRange r) {
     WildRunOptions ro = o;
     ro.b0 = o.b0 + r.begin;
     ro.n_rep = r.size();
-    ro.trace_keep = 0;
+    ro.trace_keep = cx.wo.keep_draws ? static_cast<std::size_t>(r.size()) : 0;
     WildRun part = prepared->run(ro);
+    if (cx.wo.keep_draws) draws[r.begin] = std::move(part.trace);
     Segment seg{r, counts_of(part.counts), {}};
     if (o.keep_coefs) seg.values = interleaved(part.reps->coefficients());
     return seg;
   }, o.progress);
   WildRun run;
   run.counts = counts_from(all.counts);
+  for (auto& [begin, piece] : draws) run.trace.insert(run.trace.end(), piece.begin(), piece.end());
+  if (cx.wo.keep_draws && run.trace.size() != task.n_rep)
+    throw InvalidInput("--save-draws needs every replication computed in this run (not with --shard, --resume or MPI ranks)");
   // a shard's share cannot make the CI: no replicates, so none is inverted
   if (o.keep_coefs && cx.wo.runner->complete())
     run.reps = cpu::host_wild_replicates(columns(all.values, task.width), wild_pairs(pr, o), o.min_team_work);
@@ -435,7 +446,7 @@ BootCounts run_replications(const WildContext& cx, WildEngine& eng, const TestSp
   o.enumerate = cx.enumerate;
   o.n_rep = cx.enumerate ? (std::uint64_t{1} << (cx.G - 1)) : static_cast<std::uint64_t>(wo.n_boot);
   o.chunk = wo.chunk;
-  o.trace_keep = cx.trace_keep;
+  o.trace_keep = wo.keep_draws ? static_cast<std::size_t>(o.n_rep) : cx.trace_keep;
   o.count_delta = joint ? 0.0 : delta0;
   o.count_t = out.stat;
   o.count_tol = tie_tolerance(out.stat);
@@ -451,7 +462,8 @@ BootCounts run_replications(const WildContext& cx, WildEngine& eng, const TestSp
   progress.finish();
   out.enumerated = cx.enumerate;
   out.n_boot = static_cast<std::int64_t>(cx.enumerate ? 2 * o.n_rep : o.n_rep);
-  if (trace) *trace = run.trace;
+  if (wo.keep_draws) out.draws = run.trace;
+  if (trace) *trace = std::move(run.trace);
   if (want_ci && run.reps) {
     // WCU: n1 = d1 = d2 = 0, so t* does not depend on r; only the observed t(r) moves
     const double crit = t_quantile(1 - (1 - wo.level) / 2, cx.fr.df_inference);

@@ -351,6 +351,7 @@ void check_wre_options(const Design& d, const WildOptions& wo) {
                        " excluded instruments; the IV wild bootstrap supports at most " +
                        std::to_string(kernels::kMaxWreInstruments));
   if (wo.joint) throw InvalidInput("--joint is not available for an IV model: the WRE bootstrap tests one restriction on the endogenous coefficient");
+  if (wo.keep_draws) throw InvalidInput("--save-draws is not available for an IV model (WRE) in this version");
 }
 
 // The AR statistic's cluster-robust variance of the L instruments' coefficients has rank at most

@@ -26,7 +26,7 @@ struct Block {
     names.push_back(std::move(name));
     cols.push_back(owned.back()->data());
   }
-  void borrow(std::string name, const std::vector<double>& v) {
+  void borrow(std::string name, DoubleSpan v) {
     names.push_back(std::move(name));
     cols.push_back(v.data());
   }
@@ -73,7 +73,7 @@ Block factor_block(const FormulaFactor& f, const EvalContext& ctx,
     for (std::size_t r = 0; r < n; ++r)
       if (c.codes[r] >= 0) key[r] = pos[c.codes[r]];
   } else {
-    const std::vector<double>& v = df.numeric(f.var);
+    const DoubleSpan v = df.numeric(f.var);
     std::vector<double> vals;
     for (std::size_t r = 0; r < n; ++r)
       if (selected[r] && v[r] == v[r]) vals.push_back(v[r]);
@@ -162,6 +162,45 @@ bool nested_in(const Grouping& inner, const Grouping& outer) {
   return true;
 }
 
+namespace {
+
+// A numeric grouping variable's codes, in first-appearance order: whole numbers in a modest range
+// index a table directly, anything else is hashed. `at(r)` reads row r as a double (NaN missing);
+// a borrowed integer column is read in place through it, giving the codes its doubles would.
+template <class At>
+std::int64_t numeric_codes(std::size_t n, const At& at, std::vector<std::int32_t>& code) {
+  std::int64_t n_levels = 0;
+  double lo = INFINITY, hi = -INFINITY;
+  bool whole = true;
+  for (std::size_t r = 0; r < n; ++r) {
+    const double xv = at(r);
+    if (xv != xv) continue;
+    lo = std::min(lo, xv);
+    hi = std::max(hi, xv);
+    whole = whole && xv == std::floor(xv);
+  }
+  if (whole && lo <= hi && hi - lo < 4.0 * static_cast<double>(n) + 1024) {
+    std::vector<std::int32_t> table(static_cast<std::size_t>(hi - lo) + 1, -1);
+    for (std::size_t r = 0; r < n; ++r) {
+      const double xv = at(r);
+      if (xv != xv) continue;
+      std::int32_t& t = table[static_cast<std::size_t>(xv - lo)];
+      if (t < 0) t = static_cast<std::int32_t>(n_levels++);
+      code[r] = t;
+    }
+    return n_levels;
+  }
+  std::unordered_map<double, std::int32_t> map;
+  for (std::size_t r = 0; r < n; ++r) {
+    const double xv = at(r);
+    if (xv != xv) continue;
+    code[r] = map.emplace(xv, static_cast<std::int32_t>(map.size())).first->second;
+  }
+  return static_cast<std::int64_t>(map.size());
+}
+
+}  // namespace
+
 GroupCodes group_codes(const DataFrame& df, const std::vector<std::string>& vars) {
   const std::size_t n = df.n_rows();
   GroupCodes out;
@@ -174,33 +213,12 @@ GroupCodes group_codes(const DataFrame& df, const std::vector<std::string>& vars
     if (c.is_string()) {
       std::copy(c.codes.begin(), c.codes.end(), code.begin());
       n_levels = static_cast<std::int64_t>(c.levels.size());
+    } else if (c.borrowed_int) {
+      const std::int64_t* x = c.borrowed_int;
+      n_levels = numeric_codes(n, [x](std::size_t r) { return static_cast<double>(x[r]); }, code);
     } else {
-      const std::vector<double>& x = df.numeric(vars[v]);
-      // whole numbers in a modest range index a table directly; anything else is hashed
-      double lo = INFINITY, hi = -INFINITY;
-      bool whole = true;
-      for (double xv : x) {
-        if (xv != xv) continue;
-        lo = std::min(lo, xv);
-        hi = std::max(hi, xv);
-        whole = whole && xv == std::floor(xv);
-      }
-      if (whole && lo <= hi && hi - lo < 4.0 * static_cast<double>(n) + 1024) {
-        std::vector<std::int32_t> table(static_cast<std::size_t>(hi - lo) + 1, -1);
-        for (std::size_t r = 0; r < n; ++r) {
-          if (x[r] != x[r]) continue;
-          std::int32_t& t = table[static_cast<std::size_t>(x[r] - lo)];
-          if (t < 0) t = static_cast<std::int32_t>(n_levels++);
-          code[r] = t;
-        }
-      } else {
-        std::unordered_map<double, std::int32_t> map;
-        for (std::size_t r = 0; r < n; ++r) {
-          if (x[r] != x[r]) continue;
-          code[r] = map.emplace(x[r], static_cast<std::int32_t>(map.size())).first->second;
-        }
-        n_levels = static_cast<std::int64_t>(map.size());
-      }
+      const DoubleSpan x = df.numeric(vars[v]);
+      n_levels = numeric_codes(n, [x](std::size_t r) { return x[r]; }, code);
     }
     if (v == 0) {
       out.code = std::move(code);
@@ -405,7 +423,7 @@ RawGroupings raw_groupings(const DataFrame& df, const Formula& fm, const SampleO
 struct ModelColumns {
   const double* y;
   const std::vector<const double*>& x;
-  const std::vector<double>& w;
+  DoubleSpan w;
 };
 
 // Drops the kept rows with a missing value in any variable used, counting them per variable;
@@ -520,7 +538,7 @@ void compact_columns(const ModelColumns& m, Design& d) {
 
 // Time codes in increasing time order (Driscoll-Kraay lags follow calendar order).
 void time_codes(const DataFrame& df, const std::string& panel_time, Design& d) {
-  const std::vector<double>& t = df.numeric(panel_time);
+  const DoubleSpan t = df.numeric(panel_time);
   std::vector<double> tv;
   for (std::uint32_t r : d.rows) tv.push_back(t[r]);
   const std::vector<double> vals = distinct_values(tv.data(), order_by_value(tv.data(), tv.size()));
@@ -559,8 +577,7 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
   add_expression(yb, fm.lhs_name, *fm.lhs, ctx);
   const Block xb = regressor_block(fm, ctx, keep, d);
   RawGroupings groups = raw_groupings(df, fm, opts);
-  static const std::vector<double> kNoWeights;
-  const ModelColumns m{yb.cols[0], xb.cols, opts.weights.empty() ? kNoWeights : df.numeric(opts.weights)};
+  const ModelColumns m{yb.cols[0], xb.cols, opts.weights.empty() ? DoubleSpan() : df.numeric(opts.weights)};
   drop_missing(df, fm, opts, m, groups, keep, d);
   check_values(df, opts, m, keep, d);
   if (!groups.fe.empty() && !opts.keep_singletons) drop_singletons(groups.fe, keep, d);
@@ -571,7 +588,7 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
   if (!groups.time.code.empty()) time_codes(df, opts.panel_time, d);
   if (const Column* s = df.find("simulated"))
     d.simulated = !s->is_string() && std::all_of(d.rows.begin(), d.rows.end(),
-                                                 [&](std::uint32_t r) { return s->num[r] == 1.0; });
+                                                 [&](std::uint32_t r) { return s->value(r) == 1.0; });
   if (all_rows) std::vector<std::uint32_t>().swap(d.rows);  // identity: kept empty
   return d;
 }

@@ -553,7 +553,7 @@ std::vector<double> evaluate(const ExprNode& n, const EvalContext& ctx) {
                          std::to_string(n.pos + 1) +
                          " can only be compared with a text variable (== or != or in)");
     case K::kVariable:
-      return ctx.df->numeric(n.text);  // a text or unparsable column raises its own message
+      return ctx.df->numeric(n.text).to_vector();  // a text or unparsable column raises its own message
     case K::kUnary: {
       std::vector<double> a = evaluate(*n.args[0], ctx);
       for (double& v : a) {
@@ -574,7 +574,7 @@ PanelIndex::PanelIndex(const DataFrame& df, const std::string& id_var, const std
     : id_var_(id_var), time_var_(time_var) {
   const std::size_t n_obs = df.n_rows();
   const Column& id = df.column(id_var);
-  const std::vector<double>& t = df.numeric(time_var);
+  const DoubleSpan t = df.numeric(time_var);
   unit_.assign(n_obs, -1);
   time_.assign(n_obs, 0);
   ok_.assign(n_obs, false);
@@ -590,7 +590,7 @@ PanelIndex::PanelIndex(const DataFrame& df, const std::string& id_var, const std
                          df.column(time_var).text(r) + " at " + df.where(r) +
                          ", beyond the periods panelboot can index (up to 2^53 in magnitude)");
     if (id.is_string()) unit_[r] = id.codes[r];
-    else unit_[r] = codes.emplace(id.num[r], static_cast<std::int64_t>(codes.size())).first->second;
+    else unit_[r] = codes.emplace(id.value(r), static_cast<std::int64_t>(codes.size())).first->second;
     time_[r] = static_cast<std::int64_t>(t[r]);
     ok_[r] = true;
   }
@@ -605,8 +605,7 @@ PanelIndex::PanelIndex(const DataFrame& df, const std::string& id_var, const std
       throw InvalidInput("--panel " + printable(id_var) + "," + printable(time_var) + ": duplicate (" +
                          printable(id_var) + ", " + printable(time_var) + ") pair (" +
                          printable(id.text(a)) + ", " + std::to_string(time_[a]) +
-                         ") at " + df.where(a) + " and " + df.row_unit + " " +
-                         std::to_string(df.row_line[b]) +
+                         ") at " + df.where(a) + " and " + df.row_label(b) +
                          "; lags and panel methods need one row per unit and period");
   }
 }

@@ -131,10 +131,11 @@ void remove_pending_and_reraise(int sig) {
   ::raise(sig);
 }
 
+// Set by leave_signals_to_host (the Python package keeps its own handlers).
+std::atomic<bool> g_handlers_done{false};
+
 void install_cleanup_handlers() {
-  static bool done = false;
-  if (done) return;
-  done = true;
+  if (g_handlers_done.exchange(true)) return;
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
     struct sigaction old;
     if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;  // nohup
@@ -241,6 +242,13 @@ DeferStopSignals::~DeferStopSignals() { g_defer.fetch_sub(1); }
 int stop_signal_received() { return g_stop_signal.load(); }
 
 void reset_stop_signal() { g_stop_signal.store(0); }
+
+void note_stop_signal(int sig) {
+  int none = 0;
+  g_stop_signal.compare_exchange_strong(none, sig);
+}
+
+void leave_signals_to_host() { g_handlers_done.store(true); }
 
 SignalHold::SignalHold() {
   sigset_t hold;

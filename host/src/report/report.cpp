@@ -431,6 +431,10 @@ nlohmann::json fit_json(const std::vector<FitResult>& ms) {
       mj["wald"].push_back({{"hypothesis", w.hypothesis}, {"q", w.q}, {"f_stat", w.f_stat},
                             {"df1", w.df1}, {"df2", num_or_null(w.df2)}, {"p_value", w.p_value}});
     mj["warnings"] = m.warnings;
+    if (!m.timing.empty()) {
+      mj["timing"] = nlohmann::json::object();
+      for (const auto& [stage, s] : m.timing) mj["timing"][stage] = s;
+    }
     j["models"].push_back(mj);
   }
   return j;
@@ -489,7 +493,7 @@ VariableSummary summarize(const Column& c, const std::vector<char>& keep) {
   }
   double s1 = 0, s2 = 0, lo = INFINITY, hi = -INFINITY;
   for (std::size_t r = 0; r < n_rows; ++r) {
-    const double x = c.num[r];
+    const double x = c.value(r);
     if (!keep[r] || x != x) continue;
     ++v.obs;
     s1 += x;
@@ -499,7 +503,7 @@ VariableSummary summarize(const Column& c, const std::vector<char>& keep) {
   if (!v.obs) return v;
   v.mean = s1 / static_cast<double>(v.obs);
   for (std::size_t r = 0; r < n_rows; ++r)
-    if (keep[r] && c.num[r] == c.num[r]) s2 += (c.num[r] - v.mean) * (c.num[r] - v.mean);
+    if (keep[r] && !c.missing(r)) s2 += (c.value(r) - v.mean) * (c.value(r) - v.mean);
   v.sd = v.obs > 1 ? std::sqrt(s2 / static_cast<double>(v.obs - 1)) : NAN;
   v.min = lo;
   v.max = hi;

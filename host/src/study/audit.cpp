@@ -198,7 +198,7 @@ std::string text_cell(const DataFrame& df, std::size_t row, const std::string& n
 // an absent optional column reads as all missing.
 std::vector<double> numeric_or_missing(const DataFrame& df, const std::string& name) {
   if (!df.find(name)) return std::vector<double>(df.n_rows(), kNaN);
-  return df.numeric(name);
+  return df.numeric(name).to_vector();
 }
 
 double required_number(const DataFrame& df, const std::vector<double>& col, std::size_t row,
@@ -224,13 +224,13 @@ struct NumericColumns {
 
 NumericColumns read_numeric_columns(const DataFrame& df) {
   NumericColumns n;
-  n.estimate = df.numeric("estimate");
-  n.std_error = df.numeric("std_error");
-  n.stars = df.numeric("stars");
-  n.nobs = df.numeric("nobs");
-  n.clusters = df.numeric("clusters");
-  n.params = df.numeric("params");
-  n.value = df.numeric("value");
+  n.estimate = df.numeric("estimate").to_vector();
+  n.std_error = df.numeric("std_error").to_vector();
+  n.stars = df.numeric("stars").to_vector();
+  n.nobs = df.numeric("nobs").to_vector();
+  n.clusters = df.numeric("clusters").to_vector();
+  n.params = df.numeric("params").to_vector();
+  n.value = df.numeric("value").to_vector();
   n.t_printed = numeric_or_missing(df, "t_printed");
   return n;
 }

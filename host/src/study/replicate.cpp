@@ -296,7 +296,7 @@ std::vector<std::string> Study::levels_of(const std::string& var, const std::vec
   for (std::size_t r = 0; r < df_.n_rows(); ++r) {
     if (c.missing(r)) continue;
     if (c.is_string()) texts.insert(c.levels[static_cast<std::size_t>(c.codes[r])]);
-    else nums.insert(c.num[r]);
+    else nums.insert(c.value(r));
   }
   std::vector<std::string> out;
   for (const std::string& f : first)

@@ -26,13 +26,13 @@ const std::vector<std::string> kSubIndicators = {"ai_fiber",    "ai_rd_exp", "ai
 const std::vector<std::string> kWinsorized = {"newqua", "rgzn", "urban", "ind", "fdi", "open", "fin", "tec"};
 const std::vector<std::string> kOptional = {"tec", "region", "devlevel", "municipality"};
 
-double mean_of(const std::vector<double>& v, const std::vector<std::size_t>& rows) {
+double mean_of(DoubleSpan v, const std::vector<std::size_t>& rows) {
   double s = 0;
   for (std::size_t r : rows) s += v[r];
   return s / static_cast<double>(rows.size());
 }
 
-double sd_of(const std::vector<double>& v, const std::vector<std::size_t>& rows, double mean) {
+double sd_of(DoubleSpan v, const std::vector<std::size_t>& rows, double mean) {
   double s = 0;
   for (std::size_t r : rows) s += (v[r] - mean) * (v[r] - mean);
   return std::sqrt(s / static_cast<double>(rows.size() - 1));
@@ -112,13 +112,13 @@ PrincipalComponent first_principal_component(const DataFrame& df, const std::vec
                                              const std::string& orient) {
   PrincipalComponent pc;
   pc.vars = vars;
-  std::vector<const std::vector<double>*> cols;
-  for (const std::string& v : vars) cols.push_back(&df.numeric(v));
-  const std::vector<double>& o = df.numeric(orient);
+  std::vector<DoubleSpan> cols;
+  for (const std::string& v : vars) cols.push_back(df.numeric(v));
+  const DoubleSpan o = df.numeric(orient);
   std::vector<std::size_t> rows;
   for (std::size_t r = 0; r < df.n_rows(); ++r) {
     bool ok = o[r] == o[r];
-    for (const auto* c : cols) ok = ok && (*c)[r] == (*c)[r];
+    for (const DoubleSpan& c : cols) ok = ok && c[r] == c[r];
     if (ok) rows.push_back(r);
   }
   if (rows.size() < vars.size() + 2)
@@ -127,9 +127,9 @@ PrincipalComponent first_principal_component(const DataFrame& df, const std::vec
   const auto n = static_cast<Eigen::Index>(rows.size());
   Eigen::MatrixXd Z(n, static_cast<Eigen::Index>(vars.size()));
   for (std::size_t j = 0; j < cols.size(); ++j) {
-    const double m = mean_of(*cols[j], rows), s = sd_of(*cols[j], rows, m);
+    const double m = mean_of(cols[j], rows), s = sd_of(cols[j], rows, m);
     if (!(s > 0)) throw InvalidInput("the principal-component index: " + quoted(vars[j]) + " is constant");
-    for (Eigen::Index i = 0; i < n; ++i) Z(i, static_cast<Eigen::Index>(j)) = ((*cols[j])[rows[i]] - m) / s;
+    for (Eigen::Index i = 0; i < n; ++i) Z(i, static_cast<Eigen::Index>(j)) = (cols[j][rows[i]] - m) / s;
   }
   Eigen::JacobiSVD<Eigen::MatrixXd> svd(Z, Eigen::ComputeThinV);
   Eigen::VectorXd v = svd.matrixV().col(0);
@@ -180,7 +180,7 @@ std::string data_frame_csv(const DataFrame& df) {
       const Column& c = df.columns[j];
       if (j) out += ",";
       if (c.missing(r)) continue;
-      out += c.is_string() ? csv_field(c.levels[static_cast<std::size_t>(c.codes[r])]) : report::fmt_num("%.17g", c.num[r]);
+      out += c.is_string() ? csv_field(c.levels[static_cast<std::size_t>(c.codes[r])]) : report::fmt_num("%.17g", c.value(r));
     }
     out += "\n";
   }
@@ -220,7 +220,7 @@ StudyData prepare_study_data(DataFrame df) {
   nlohmann::json cuts = nlohmann::json::object();
   for (const std::string& v : kWinsorized) {
     if (!df.find(v)) continue;
-    std::vector<double> w = df.numeric(v);
+    std::vector<double> w = df.numeric(v).to_vector();
     const auto [lo, hi] = winsorize(w);
     set_numeric_column(df, v + "_w", std::move(w));
     cuts[v] = {{"p1", lo}, {"p99", hi}};

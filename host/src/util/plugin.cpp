@@ -19,6 +19,16 @@ std::string exe_dir() {
   return p.substr(0, p.find_last_of('/'));
 }
 
+// The folder of the binary this code is linked into: the executable, or the Python package's
+// extension module (whose plugins are installed beside it).
+std::string own_dir() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&own_dir), &info) == 0 || !info.dli_fname) return ".";
+  const std::string p = info.dli_fname;
+  const std::size_t slash = p.find_last_of('/');
+  return slash == std::string::npos ? "." : p.substr(0, slash);
+}
+
 }  // namespace
 
 void* open_plugin(const std::string& file, const char* env_var, int flags, std::string& tried) {
@@ -28,6 +38,7 @@ void* open_plugin(const std::string& file, const char* env_var, int flags, std::
   paths.push_back(dir + "/" + file);
   paths.push_back(dir + "/../" + file);
   paths.push_back(dir + "/../lib/" + file);
+  if (const std::string own = own_dir(); own != dir) paths.push_back(own + "/" + file);
   paths.push_back(std::string(PANELBOOT_PLUGIN_DIR) + "/" + file);
   for (const std::string& p : paths) {
     if (void* h = dlopen(p.c_str(), flags)) return h;

@@ -1,6 +1,7 @@
 #pragma once
 // The plugins panelboot loads at run time (libpanelboot_cuda.so, libpanelboot_mpi.so): looked for
-// at $ENV_VAR, beside the executable, in ../ and ../lib/ of it, and in the build folder.
+// at $ENV_VAR, beside the executable, in ../ and ../lib/ of it, beside the binary that links the
+// engine (the Python package's extension module), and in the build folder.
 #include <string>
 
 namespace panelboot {
