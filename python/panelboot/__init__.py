@@ -10,8 +10,9 @@ wild cluster bootstrap, panel thresholds, Monte Carlo power), computed by the sa
 """
 from ._core import __version__, cuda_compiled
 from ._api import fit, power, threshold, wild
+from ._etable import etable
 from ._results import FitResult, PowerResult, ThresholdResult, WildResult
 from ._run import InputError, PanelbootWarning
 
-__all__ = ["fit", "wild", "threshold", "power", "FitResult", "WildResult", "ThresholdResult", "PowerResult",
+__all__ = ["fit", "wild", "threshold", "power", "etable", "FitResult", "WildResult", "ThresholdResult", "PowerResult",
            "InputError", "PanelbootWarning", "__version__", "cuda_compiled"]
