@@ -12,7 +12,7 @@ from ._core import __version__, cuda_compiled
 from ._api import fit, power, threshold, wild
 from ._etable import etable
 from ._results import FitResult, PowerResult, ThresholdResult, WildResult
-from ._run import InputError, PanelbootWarning
+from ._errors import InputError, PanelbootWarning
 
 __all__ = ["fit", "wild", "threshold", "power", "etable", "FitResult", "WildResult", "ThresholdResult", "PowerResult",
            "InputError", "PanelbootWarning", "__version__", "cuda_compiled"]

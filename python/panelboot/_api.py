@@ -12,7 +12,7 @@ Names = Union[str, Sequence[str]]
 
 # pyfixest's vcov names -> the command line's --vcov
 _VCOV_NAMES = {"iid": "iid", "hetero": "hc1", "HC1": "hc1", "hc1": "hc1", "CRV1": "cluster", "crv1": "cluster",
-               "cluster": "cluster", "dk": "dk", "DK": "dk", "white": "white"}
+               "cluster": "cluster", "dk": "dk", "DK": "dk"}
 
 
 def _cluster_text(cluster: Names | None) -> str | None:
@@ -120,6 +120,8 @@ def power(data: Any, formula: str | None = None, *, effects: Any, target: str | 
     'crve,wild,...') at each effect of `target`, per group of `split` (a list: several
     groupings). Other options in snake_case: alpha, wild_B, errors, rho, placebo, calibrate,
     pooled, design (synthetic designs, data=None), power_target, threads, ..."""
+    if data is not None and options.get("design") is not None:
+        raise InputError("design= simulates its own data; pass data=None (or drop design=)")
     opts = {"formula": None if formula is None else [formula], "target": target, "effects": effects,
             "cluster": _cluster_text(cluster), "split": [split] if isinstance(split, str) else split, "R": R,
             "seed": seed, **options}

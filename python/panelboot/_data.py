@@ -15,7 +15,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ._errors import InputError
+
 _TOKEN = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
+_QUOTED_NAME = re.compile(r"`([^`]*)`")  # a name with spaces or symbols, as the formulas quote it
 
 
 @dataclass
@@ -39,6 +42,7 @@ def names_used(texts: Iterable[str]) -> set[str]:
             if piece:
                 out.add(piece)
         out.update(_TOKEN.findall(t))
+        out.update(_QUOTED_NAME.findall(t))
     return out
 
 
@@ -80,6 +84,9 @@ def _pandas_column(name: str, s: Any) -> tuple:
     dt = s.dtype
     if isinstance(dt, np.dtype) and dt.kind in "fiub":
         return _numeric(name, s.to_numpy(copy=False))
+    if isinstance(dt, pd.CategoricalDtype) and pt.is_numeric_dtype(dt.categories.dtype):
+        # numbers stored as categories are numbers (a CSV of them reads as numbers)
+        return (name, "f64", np.asarray(s.astype(np.float64), dtype=np.float64), [])
     if pt.is_extension_array_dtype(dt) and (pt.is_numeric_dtype(dt) or pt.is_bool_dtype(dt)):
         return (name, "f64", s.to_numpy(dtype=np.float64, na_value=np.nan), [])
     if dt == object:
@@ -103,9 +110,15 @@ def _polars_column(name: str, s: Any) -> tuple:
 
 
 def _array_column(name: str, values: Any) -> tuple:
+    if _is_pandas(values):  # a Series (nullable dtypes, categoricals)
+        return _pandas_column(name, values)
     arr = np.asarray(values)
     if arr.ndim != 1:
-        raise ValueError(f"column '{name}' must be one-dimensional (it has shape {arr.shape})")
+        raise InputError(f"column '{name}' of the dict must be one-dimensional (it has shape {arr.shape})")
+    if arr.dtype == object:  # numbers with None for missing, or text: as pandas reads them
+        import pandas as pd
+
+        return _pandas_column(name, pd.Series(arr, dtype=object))
     return _numeric(name, arr)
 
 
@@ -121,7 +134,7 @@ def frame_of(data: Any, texts: Iterable[str]) -> Frame:
         names = [str(c) for c in data.columns]
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
-            raise ValueError(f"the DataFrame has two columns named '{dup}'")
+            raise InputError(f"the DataFrame has two columns named '{dup}'; rename one")
         f = Frame(source="pandas DataFrame", n_rows=len(data))
         for col, name in zip(data.columns, names):
             if name in used:
@@ -139,9 +152,13 @@ def frame_of(data: Any, texts: Iterable[str]) -> Frame:
         return f
     if isinstance(data, dict):
         f = Frame(source="dict of arrays")
-        lengths = {str(k): len(v) for k, v in data.items()}
+        lengths = {}
+        for k, v in data.items():
+            if np.ndim(v) != 1:
+                raise InputError(f"column '{k}' of the dict must be one-dimensional (it has shape {np.shape(v)})")
+            lengths[str(k)] = len(v)
         if len(set(lengths.values())) > 1:
-            raise ValueError("the arrays have different lengths: " + ", ".join(f"{k}: {n}" for k, n in lengths.items()))
+            raise InputError("the dict's arrays have different lengths: " + ", ".join(f"{k}: {n}" for k, n in lengths.items()))
         f.n_rows = next(iter(lengths.values()), 0)
         for k, v in data.items():
             name = str(k)

@@ -33,6 +33,11 @@ class _Report:
         return self._r
 
 
+def _statistic(test: dict) -> float:
+    """A wild test's observed statistic: t, or F for a joint test."""
+    return test["t_stat"] if "t_stat" in test else test.get("f_stat", float("nan"))
+
+
 def _level_names(level: float) -> tuple[str, str]:
     lo = 100 * (1 - level) / 2
     return f"{lo:g}%", f"{100 - lo:g}%"
@@ -134,11 +139,17 @@ class WildResult(_Report):
     def tests(self) -> list[dict]:
         return self._r["tests"]
 
+    def _labels(self) -> list[str]:
+        """Each test's name: its hypothesis, with the test beside it where that is not the t or
+        Wald test (an IV model's AR test of the same hypothesis: 'd = 0 [ar]')."""
+        return [t["hypothesis"] + ("" if t["test"] in ("t", "wald", "wre", "wue") else f" [{t['test']}]")
+                for t in self.tests]
+
     def _per_test(self, key: str, dtype: Any = float) -> Any:
-        vals = [t.get(key) for t in self.tests]
+        vals = [_statistic(t) if key == "t_stat" else t.get(key) for t in self.tests]
         if len(vals) == 1:
             return vals[0]
-        return pd.Series(vals, index=[t["hypothesis"] for t in self.tests], name=key, dtype=dtype)
+        return pd.Series(vals, index=self._labels(), name=key, dtype=dtype)
 
     @property
     def pvalue(self) -> Any:
@@ -167,7 +178,7 @@ class WildResult(_Report):
         if len(rows) == 1:
             return rows[0]
         lo, hi = _level_names(self._r["level"])
-        return pd.DataFrame(rows, index=[t["hypothesis"] for t in self.tests], columns=[lo, hi], dtype=float)
+        return pd.DataFrame(rows, index=self._labels(), columns=[lo, hi], dtype=float)
 
     @property
     def draws(self) -> Any:
@@ -186,15 +197,15 @@ class WildResult(_Report):
         """One row per test: statistic, bootstrap p-value, the interval, replications."""
         lo, hi = _level_names(self._r["level"])
         rows = []
-        for t in self.tests:
-            rows.append({"hypothesis": t["hypothesis"], "test": t["test"], "statistic": t["t_stat"],
+        for label, t in zip(self._labels(), self.tests):
+            rows.append({"hypothesis": label, "test": t["test"], "statistic": _statistic(t),
                          "Pr(>|t|)": t["p_value"], "p adjusted": t.get("p_value_adjusted"),
                          lo: t.get("ci_low"), hi: t.get("ci_high"), "n_boot": t["n_boot"],
                          "enumerated": t["enumerated"]})
         return pd.DataFrame(rows).set_index("hypothesis")
 
     def __repr__(self) -> str:
-        parts = [f"{t['hypothesis']}: p = {t['p_value']:.4g}" for t in self.tests]
+        parts = [f"{label}: p = {t['p_value']:.4g}" for label, t in zip(self._labels(), self.tests)]
         return f"<panelboot.WildResult {self._r['method']}, B = {self.tests[0]['n_boot']}: " + "; ".join(parts) + ">"
 
 
@@ -228,7 +239,7 @@ class ThresholdResult(_Report):
         """The bootstrap tests of k versus k-1 thresholds: F, p-value and critical values."""
         rows = []
         for t in self._r.get("tests", []):
-            crit = t.get("crit", [None, None, None])
+            crit = (list(t.get("crit", [])) + [None, None, None])[:3]  # none with B = 0
             rows.append({"k": t["k"], "F": t["F"], "p_value": t["p_value"], "n_boot": t["n_boot"],
                          "crit90": crit[0], "crit95": crit[1], "crit99": crit[2]})
         return pd.DataFrame(rows).set_index("k") if rows else pd.DataFrame()

@@ -15,14 +15,7 @@ from typing import Any, Iterable
 
 from . import _core
 from ._data import Frame, frame_of
-
-
-class InputError(ValueError):
-    """Bad input: the command line's one-line message (it would exit with status 2)."""
-
-
-class PanelbootWarning(UserWarning):
-    """A warning the command line prints on stderr (`panelboot: warning: ...`)."""
+from ._errors import InputError, PanelbootWarning
 
 
 # yes/no options that Python users give as booleans
@@ -33,6 +26,8 @@ _FLAG_NAMES = {"B": "--B", "R": "--R", "wild_B": "--wild-B"}
 _REPEATED = {"formula", "test", "wald", "split", "design"}
 # handled by the package itself
 _RESERVED = {"data", "format", "output", "help", "version"}
+# options whose output is not a report the package reads
+_CLI_ONLY = {"shard": "shard= writes a shard's partial result for `panelboot merge`: run shards with the command line"}
 
 
 def flag_of(name: str) -> str:
@@ -55,6 +50,8 @@ def arguments(command: str, options: dict[str, Any]) -> list[str]:
             continue
         if name in _RESERVED:
             raise TypeError(f"{name}= is not an option here (the package reads the data and the report itself)")
+        if name in _CLI_ONLY:
+            raise InputError(_CLI_ONLY[name])
         flag = flag_of(name)
         if name in _YES_NO:
             args += [flag, _text(value) if isinstance(value, bool) else str(value)]

@@ -161,3 +161,64 @@ def test_ctrl_c_interrupts_a_long_run_and_the_session_goes_on():
     assert time.perf_counter() - sent < 10, "the run did not stop"
     assert p.returncode == 0, err
     assert "interrupted after" in out and "then fit" in out, out + err
+
+
+def test_a_runs_threads_do_not_outlive_it():
+    df = random_panel(12)
+    a = pb.wild(df, FORMULA, test="x1 = 0", cluster="g", B=99, threads=1, ci=False)
+    b = pb.wild(df, FORMULA, test="x1 = 0", cluster="g", B=99, ci=False)
+    assert a.to_dict()["threads"] == 1
+    assert b.to_dict()["threads"] == os.cpu_count()
+
+
+def test_joint_and_several_tests_read_as_the_report(tmp_path):
+    df = random_panel(13)
+    res = pb.wild(df, FORMULA, test=["x1 = 0", "x2 = 0"], cluster="g", B=99, joint=True)
+    t = res.tidy()
+    assert t["test"].tolist() == ["wald", "t", "t"]
+    assert t["statistic"].iloc[0] == res.tests[0]["f_stat"] and res.t_stat.iloc[0] == res.tests[0]["f_stat"]
+    assert list(res.pvalue.index) == [x["hypothesis"] for x in res.tests]
+
+
+def test_names_in_backticks_are_handed_over(tmp_path):
+    df = random_panel(14).rename(columns={"x3": "my var"})
+    res = pb.fit(df, "y ~ x1 | unit", cluster="g", where="`my var` > 0")
+    want = cli_json(["fit", "-f", "y ~ x1 | unit", "--cluster", "g", "--where", "`my var` > 0"],
+                    write_csv(df, tmp_path / "d.csv"))
+    assert without_volatile(res.to_dict()) == without_volatile(want)
+
+
+def test_a_dict_of_lists_with_none_and_numeric_categoricals_read_as_the_cli_reads_them(tmp_path):
+    df = random_panel(15, missing=0.1)
+    d = {c: df[c].tolist() for c in df.columns}
+    d["x2"] = [None if v != v else v for v in d["x2"]]
+    res = pb.fit(d, "y ~ x1 + x2 | unit", cluster="g")
+    csv = write_csv(df, tmp_path / "d.csv")
+    assert without_volatile(res.to_dict()) == without_volatile(cli_json(["fit", "-f", "y ~ x1 + x2 | unit", "--cluster", "g"], csv))
+    df2 = df.assign(g=pd.Categorical(df["g"]))
+    res = pb.fit(df2, "y ~ x1 | unit", cluster="g", where="g >= 3")
+    want = cli_json(["fit", "-f", "y ~ x1 | unit", "--cluster", "g", "--where", "g >= 3"], csv)
+    assert without_volatile(res.to_dict()) == without_volatile(want)
+
+
+def test_inputs_the_package_cannot_take_raise_input_errors():
+    df = random_panel(16)
+    with pytest.raises(pb.InputError, match="two columns named 'x1'"):
+        pb.fit(pd.concat([df, df[["x1"]]], axis=1), FORMULA, cluster="g")
+    with pytest.raises(pb.InputError, match="different lengths"):
+        pb.fit({"y": [1.0, 2.0, 3.0], "x1": [1.0, 2.0]}, "y ~ x1")
+    with pytest.raises(pb.InputError, match="one-dimensional"):
+        pb.fit({"y": 1.0, "x1": [1.0]}, "y ~ x1")
+    with pytest.raises(pb.InputError, match="shard= writes a shard's partial result"):
+        pb.wild(df, FORMULA, test="x1 = 0", cluster="g", shard="1/2")
+    with pytest.raises(pb.InputError, match="design= simulates its own data"):
+        pb.power(df, effects=[0, 0.1], design="clusters=8,periods=6,obs=48")
+    with pytest.raises(pb.InputError, match="^pandas DataFrame has no rows"):
+        pb.fit(df.iloc[:0], FORMULA, cluster="g")
+
+
+def test_threshold_without_replications_has_its_tests_table():
+    res = pb.threshold(None, "newqua ~ urban + ind | province", panel=("province", "year"), regime="rgzn",
+                       threshold_var="fin", B=0)
+    t = res.tests()
+    assert t["n_boot"].tolist() == [0] and t["crit95"].isna().all()

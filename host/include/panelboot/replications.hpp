@@ -130,6 +130,20 @@ class ReplayRunner final : public ReplicationRunner {
   std::vector<bool> used_;
 };
 
+// A block of about `seconds` of a task's replications from pos inside gap at `rate` replications
+// per second (rate 0, a task's first block: one unit of its alignment), on the task's alignment.
+RepRange next_block(const TaskSpec& task, RepRange gap, std::uint64_t pos, double rate, double seconds);
+
+// Computes every replication here, in blocks of about 0.5 s (next_block), and stops between two
+// blocks when a stop signal was recorded (Interrupted; panelboot/report.hpp's note_stop_signal):
+// a plain run that can be interrupted, without a checkpoint file and without keeping records (the
+// Python package's). The task's Segment is assembled as the blocks come: counts added, values
+// appended in index order, as one range would give them.
+class BlockRunner final : public ReplicationRunner {
+ public:
+  Segment run(const TaskSpec& task, const Compute& compute, ProgressSink* progress) override;
+};
+
 // A checkpoint's replications are computed in blocks of about min(every_s / 4, 0.5 s) (a task's
 // first: one unit); at a task's start and after each block the run stops if SIGINT, SIGTERM or
 // SIGHUP came (checkpoint first: Interrupted); the checkpoint is written after the first block,
@@ -150,7 +164,6 @@ class CheckpointRunner final : public ReplicationRunner {
 
  private:
   double block_seconds() const;
-  RepRange next_block(const TaskSpec& task, RepRange gap, std::uint64_t pos) const;
   void stop_if_signalled();
   TaskRecords records_;
   double every_s_;

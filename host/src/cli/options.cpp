@@ -381,8 +381,14 @@ namespace {
 InProcessRun* g_in_process = nullptr;
 }  // namespace
 
-InProcessScope::InProcessScope(InProcessRun& run) { g_in_process = &run; }
-InProcessScope::~InProcessScope() { g_in_process = nullptr; }
+// The thread count is the process's (OpenMP's): a run's --threads must not outlive it in the host.
+InProcessScope::InProcessScope(InProcessRun& run) : threads_(threads_in_use()) { g_in_process = &run; }
+InProcessScope::~InProcessScope() {
+  g_in_process = nullptr;
+#ifdef _OPENMP
+  omp_set_num_threads(threads_);
+#endif
+}
 InProcessRun* in_process_run() { return g_in_process; }
 
 void keep_text_report(const std::function<std::string()>& render) {

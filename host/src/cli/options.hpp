@@ -102,6 +102,9 @@ class InProcessScope {
   ~InProcessScope();
   InProcessScope(const InProcessScope&) = delete;
   InProcessScope& operator=(const InProcessScope&) = delete;
+
+ private:
+  int threads_;  // the host's thread count, given back at the end
 };
 InProcessRun* in_process_run();  // null when the command line runs as a program
 // Keeps the text report of an in-process run that asks for it (render is called only then).

@@ -360,9 +360,9 @@ ReplicationRunner* ScaleRun::start(const DataFrame& df, std::uint64_t seed, cons
     runner_ = std::make_unique<ShardRunner>(shard_index_, shard_count_);
     return runner_.get();
   }
-  if (in_process_run()) {  // blocks of ~0.5 s with a check for a stop signal between them; no file
+  if (in_process_run()) {  // blocks of ~0.5 s with a check for a stop signal between them
     reset_stop_signal();
-    runner_ = std::make_unique<CheckpointRunner>(TaskRecords{}, 2.0, [](const TaskRecords&) {});
+    runner_ = std::make_unique<BlockRunner>();
     return runner_.get();
   }
   return nullptr;

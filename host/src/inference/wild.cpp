@@ -54,17 +54,18 @@ void refuse_zero_variance(const std::string& text, const Eigen::MatrixXd& R, con
 
 // The memory of one test's replications, checked before they start: each thread's batch
 // buffers (--chunk replications at a time) and, for the CI, the coefficients of every
-// replication (n0, d0, and n1, d1, d2 under WCR).
+// replication (n0, d0, and n1, d1, d2 under WCR), twice through a runner (its segment, then the
+// replicates made from it).
 void check_wild_memory(const WildProblem& pr, const WildRunOptions& o, const std::string& test,
-                       std::uint64_t max_memory) {
+                       std::uint64_t max_memory, bool through_runner) {
   const double chunk = static_cast<double>(std::min<std::uint64_t>(o.chunk ? o.chunk : default_wild_chunk(pr), o.n_rep));
   int threads = 1;
 #ifdef _OPENMP
   threads = omp_get_max_threads();
 #endif
   const double batches = threads * chunk * wild_batch_bytes_per_replication(pr);
-  const double kept = (o.keep_coefs ? static_cast<double>(o.n_rep) * 8.0 * (pr.n_part == 2 ? 5 : 2) : 0.0) +
-                      static_cast<double>(o.trace_keep) * 8.0;
+  const double coefs = o.keep_coefs ? static_cast<double>(o.n_rep) * 8.0 * (pr.n_part == 2 ? 5 : 2) : 0.0;
+  const double kept = coefs * (through_runner ? 2 : 1) + static_cast<double>(o.trace_keep) * 8.0;
   std::string what = "the wild bootstrap of '" + test + "' (";
   if (o.keep_coefs) what += std::to_string(o.n_rep) + " replications kept for its confidence interval, ";
   if (o.trace_keep) what += std::to_string(o.trace_keep) + " statistics kept for --save-draws, ";
@@ -453,7 +454,7 @@ BootCounts run_replications(const WildContext& cx, WildEngine& eng, const TestSp
   o.inclusive = wo.ties == Ties::kInclusive;
   o.keep_coefs = want_ci;
   o.min_team_work = wo.min_team_work;
-  check_wild_memory(pr, o, sp.text, wo.max_memory);
+  check_wild_memory(pr, o, sp.text, wo.max_memory, wo.runner != nullptr);
   const TaskSpec task = wild_task(test_index, sp, o.n_rep, 1, coef_width(pr, o));
   ProgressReporter progress("wild bootstrap of '" + sp.text + "'", "replications",
                             planned_replications(wo.runner, task), wo.progress);

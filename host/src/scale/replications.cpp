@@ -3,7 +3,9 @@
 #include "panelboot/replications.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <stdexcept>
 
 #include "panelboot/error.hpp"
 #include "panelboot/report.hpp"
@@ -203,11 +205,8 @@ CheckpointRunner::CheckpointRunner(TaskRecords resumed, double every_s, Save sav
 // signal waits for the block to end).
 double CheckpointRunner::block_seconds() const { return std::min(0.5, every_s_ / 4); }
 
-// The next block from pos inside gap: block_seconds() at the last block's rate (a task's first
-// block: one unit of its alignment, so that the first checkpoint comes at once however slow a
-// replication is), on the task's alignment.
-RepRange CheckpointRunner::next_block(const TaskSpec& task, RepRange gap, std::uint64_t pos) const {
-  const double want = rate_ > 0 ? rate_ * block_seconds() : 1.0;
+RepRange next_block(const TaskSpec& task, RepRange gap, std::uint64_t pos, double rate, double seconds) {
+  const double want = rate > 0 ? rate * seconds : 1.0;
   std::uint64_t n = static_cast<std::uint64_t>(std::min(want, 1e15));
   const std::uint64_t a = std::max<std::uint64_t>(task.align, 1);
   n = std::max<std::uint64_t>((n + a - 1) / a * a, a);
@@ -215,6 +214,27 @@ RepRange CheckpointRunner::next_block(const TaskSpec& task, RepRange gap, std::u
   if (end % a) end -= end % a;
   if (end <= pos) end = pos + a;
   return {pos, std::min(end, gap.end)};
+}
+
+Segment BlockRunner::run(const TaskSpec& task, const Compute& compute, ProgressSink*) {
+  using Clock = std::chrono::steady_clock;
+  Segment all{{0, task.n_rep}, std::vector<std::int64_t>(task.n_counts, 0), {}};
+  all.values.reserve(static_cast<std::size_t>(task.n_rep) * task.width);
+  double rate = 0;  // the first block is one unit: the rate of this task's replications is unknown
+  for (std::uint64_t pos = 0; pos < task.n_rep;) {
+    if (const int sig = stop_signal_received()) throw Interrupted(sig, "");
+    const RepRange block = next_block(task, {pos, task.n_rep}, pos, rate, 0.5);
+    const auto t0 = Clock::now();
+    const Segment s = compute(block);
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    rate = static_cast<double>(block.size()) / std::max(dt, 1e-6);
+    if (s.counts.size() != task.n_counts || s.values.size() != block.size() * task.width)
+      throw std::logic_error("task '" + task.key + "': a block's result does not fit the task's shape");
+    for (std::size_t i = 0; i < s.counts.size(); ++i) all.counts[i] += s.counts[i];
+    all.values.insert(all.values.end(), s.values.begin(), s.values.end());
+    pos = block.end;
+  }
+  return all;
 }
 
 void CheckpointRunner::save_now() {
@@ -244,7 +264,7 @@ Segment CheckpointRunner::run(const TaskSpec& task, const Compute& compute, Prog
   bool computed = false;
   for (const RepRange gap : gaps_within(records_[index], target)) {
     for (std::uint64_t pos = gap.begin; pos < gap.end;) {
-      const RepRange block = next_block(task, gap, pos);
+      const RepRange block = next_block(task, gap, pos, rate_, block_seconds());
       const auto t0 = Clock::now();
       Segment s = compute(block);
       s.range = block;
