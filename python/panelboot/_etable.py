@@ -12,6 +12,11 @@ from ._results import FitResult, Text
 
 _NOTE = ("Standard errors in parentheses; *** p<0.01, ** p<0.05, * p<0.1 under each model's reference "
          "distribution (t(G-1) when clustered; N(0,1) with --small no).")
+_SIMULATED = " SIMULATED DATA: a seeded stand-in for the study's panel, not the paper's data."
+
+
+def _note(models: Sequence[dict]) -> str:
+    return _NOTE + (_SIMULATED if any(m.get("simulated_data") for m in models) else "")
 
 
 def _stars(p: float | None) -> str:
@@ -84,15 +89,24 @@ def _latex(s: str) -> str:
     return "".join(out)
 
 
+def _text_table(heads: list[str], rows: list[tuple[str, list[str]]]) -> list[str]:
+    """Aligned columns: the heads left, the cells right, each column as wide as its widest + 2
+    (at least 12), as the command line's text table."""
+    body = [("", heads)] + [(h, cells) for h, cells in rows if h != "\\hline"]
+    wh = max([12] + [len(h) + 2 for h, _ in body])
+    wc = max([12] + [len(c) + 2 for _, cells in body for c in cells])
+    return [h.ljust(wh) + "".join(c.rjust(wc) for c in cells) for h, cells in body]
+
+
 def etable(models: Sequence[FitResult] | FitResult, type: str = "md") -> Text | pd.DataFrame:  # noqa: A002
-    """Models side by side: type "md" (Markdown), "tex" (a LaTeX tabular), or "df" (a DataFrame
-    of the same cells). Columns (1), (2), ... in the order given; coefficients in order of first
+    """Models side by side: type "md" (Markdown), "tex" (a LaTeX tabular), "text" (aligned
+    columns), or "df" (a DataFrame of the same cells). Columns (1), (2), ... in the order given; coefficients in order of first
     appearance; estimates and standard errors to 4 significant digits with the command line's stars."""
     ms = [models] if isinstance(models, FitResult) else list(models)
     if not ms or not all(isinstance(m, FitResult) for m in ms):
         raise TypeError("etable takes FitResult objects (from panelboot.fit)")
-    if type not in ("md", "tex", "df"):
-        raise ValueError(f"type must be 'md', 'tex' or 'df', not {type!r}")
+    if type not in ("md", "tex", "text", "df"):
+        raise ValueError(f"type must be 'md', 'tex', 'text' or 'df', not {type!r}")
     json_models = [m.model for m in ms]
     heads = ["(%d)" % (i + 1) for i in range(len(ms))]
     rows = _rows(json_models, type == "tex")
@@ -103,9 +117,11 @@ def etable(models: Sequence[FitResult] | FitResult, type: str = "md") -> Text | 
         esc = _md_cell
         lines = ["|  | " + " | ".join(heads) + " |", "|---" + "|---:" * len(ms) + "|"]
         lines += ["| " + esc(h) + "".join(" | " + c for c in cells) + " |" for h, cells in rows if h != "\\hline"]
-        return Text("\n".join(lines) + "\n\n" + _NOTE + "\n")
+        return Text("\n".join(lines) + "\n\n" + _note(json_models) + "\n")
+    if type == "text":
+        return Text("\n".join(_text_table(heads, rows)) + "\n\n" + _note(json_models) + "\n")
     lines = ["\\begin{tabular}{l" + "c" * len(ms) + "}", "\\hline", " & " + " & ".join(heads) + " \\\\", "\\hline"]
     for h, cells in rows:
         lines.append("\\hline" if h == "\\hline" else _latex(h) + "".join(" & " + c for c in cells) + " \\\\")
-    lines += ["\\hline", "\\end{tabular}", "% " + _NOTE]
+    lines += ["\\hline", "\\end{tabular}", "% " + _note(json_models)]
     return Text("\n".join(lines) + "\n")

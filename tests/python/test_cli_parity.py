@@ -161,7 +161,7 @@ def test_polars_and_dict_inputs_give_the_pandas_result(nqpf):
     assert without_volatile(e.to_dict()) == ref
 
 
-@pytest.mark.parametrize("fmt", ["md", "tex"])
+@pytest.mark.parametrize("fmt", ["md", "tex", "text"])
 @pytest.mark.parametrize("formulas,options", [
     (["newqua ~ rgzn | province + year", "newqua ~ rgzn + urban | year"], dict(cluster="province,year")),
     (["newqua ~ rgzn", "newqua ~ rgzn + urban | year"], dict(vcov="hetero")),
@@ -172,15 +172,15 @@ def test_etable_is_the_cli_side_by_side_table(nqpf, fmt, formulas, options):
     import subprocess
     from conftest import EXE
     models = [pb.fit(nqpf, f, **options) for f in formulas]  # fitted one by one, put together
-    args = [EXE, "fit", "--data", EMBEDDED_CSV, "--format", {"md": "markdown", "tex": "latex"}[fmt]]
+    args = [EXE, "fit", "--data", EMBEDDED_CSV, "--format", {"md": "markdown", "tex": "latex", "text": "text"}[fmt]]
     for f in formulas:
         args += ["-f", f]
     for k, v in options.items():
         args += ["--" + k, {"hetero": "hc1"}.get(v, v)]
     cli = subprocess.run(args, capture_output=True, text=True).stdout
     table = pb.etable(models, type=fmt)
-    start = cli.index("|  | (1)" if fmt == "md" else "\\begin{tabular}")
-    # the CLI's note adds the simulated-data sentence; the rows are the same, character for character
-    assert cli[start:].split("Standard errors")[0] == table.split("Standard errors")[0]
+    start = {"md": lambda: cli.index("|  | (1)"), "tex": lambda: cli.index("\\begin{tabular}"),
+             "text": lambda: cli.index("== Side by side ==\n") + len("== Side by side ==\n")}[fmt]()
+    assert cli[start:] == table  # character for character, the note included
     df = pb.etable(models, type="df")
     assert list(df.columns) == ["(1)", "(2)"] and df.loc["Observations"].tolist() == ["360", "360"]
