@@ -43,13 +43,14 @@ def _level_names(level: float) -> tuple[str, str]:
     return f"{lo:g}%", f"{100 - lo:g}%"
 
 
-class FitResult:
-    """One fitted model (`panelboot fit`): its coefficient table, variance and statistics."""
+class FitResult(_Report):
+    """One fitted model (`panelboot fit`): its coefficient table, variance and statistics.
+    summary() is the run's text (for several formulas fitted together: all, side by side) and
+    to_dict() the run's JSON."""
 
     def __init__(self, model: dict, report: dict, text: str, refit: Callable[..., Any] | None = None):
+        super().__init__(report, text)
         self._m = model
-        self._report = report
-        self._text = text
         self._refit = refit
 
     # ---- the coefficient table, as pyfixest's Feols ----
@@ -106,14 +107,6 @@ class FitResult:
     def model(self) -> dict:
         """The model's part of the JSON report (every field the command line writes)."""
         return self._m
-
-    def summary(self) -> Text:
-        """The command line's text table (for several formulas fitted together: all, side by side)."""
-        return Text(self._text)
-
-    def to_dict(self) -> dict:
-        """The command line's JSON report (`panelboot fit --format json`)."""
-        return self._report
 
     def wild(self, test: str | list[str], **options: Any) -> "WildResult":
         """The wild cluster bootstrap of this model on the same data and options: `pb.wild` with

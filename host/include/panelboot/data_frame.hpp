@@ -87,6 +87,8 @@ class DataFrame {
   std::vector<std::string> warnings;
 
   std::size_t n_rows() const { return row_line.empty() ? rows_in_memory : row_line.size(); }
+  // Handed over in memory (its rows named "row", by position), not read from a file.
+  bool in_memory() const { return row_unit == "row"; }
   std::vector<std::string> names() const;
   // The column, or an InvalidInput error naming the variable and the nearest existing name.
   const Column& column(const std::string& name) const;

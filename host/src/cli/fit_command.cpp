@@ -1,8 +1,6 @@
 // `panelboot fit`: fixed-effects OLS, one or several models side by side.
 #include "options.hpp"
 
-#include <chrono>
-
 #include "panelboot/error.hpp"
 #include "panelboot/formula.hpp"
 
@@ -30,15 +28,13 @@ int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, const 
   note_host_only(o, err, "fit solves one regression per model");
   const DataFrame df = read_input(o, err);
   std::vector<FitResult> results;
-  using Clock = std::chrono::steady_clock;
-  const auto sec = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
   for (const std::string& ftext : o.formulas) {
     const auto t0 = Clock::now();
     const Formula fm = parse_formula(ftext);
     Design d = build_design(df, fm, sample_options(o, fo.vcov == VcovType::kDk));
     const auto t1 = Clock::now();
     results.push_back(fit(d, fo));
-    results.back().timing = {{"design_s", sec(t0, t1)}, {"fit_s", sec(t1, Clock::now())}};
+    results.back().timing = {{"design_s", seconds_between(t0, t1)}, {"fit_s", seconds_since(t1)}};
     results.back().warnings.insert(results.back().warnings.begin(), df.warnings.begin(), df.warnings.end());
     warn_serious(results.back(), err);
   }

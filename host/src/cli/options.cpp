@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -397,14 +398,9 @@ void keep_text_report(const std::function<std::string()>& render) {
 
 // The frame an in-process run handed over (once: a command reads its data once), else --data.
 DataFrame read_input(const CommonOptions& o, std::ostream& err) {
-  if (g_in_process && g_in_process->data && o.data.empty()) {
-    DataFrame df = std::move(*g_in_process->data);
-    g_in_process->data = nullptr;
-    for (const std::string& w : df.warnings) err << "panelboot: warning: " << printable(w, 1000) << "\n";
-    return df;
-  }
-  DataFrame df = read_data(o.data);
-  if (o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
+  const bool handed_over = g_in_process && g_in_process->data && o.data.empty();
+  DataFrame df = handed_over ? std::move(*std::exchange(g_in_process->data, nullptr)) : read_data(o.data);
+  if (!handed_over && o.data.empty()) err << "panelboot: no --data given; using the embedded simulated dataset\n";
   for (const std::string& w : df.warnings) err << "panelboot: warning: " << printable(w, 1000) << "\n";
   return df;
 }

@@ -6,8 +6,9 @@
 // links this (CLI11 is not a dependency of the engine library).
 #include <CLI/CLI.hpp>
 
-#include <functional>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -111,6 +112,12 @@ InProcessRun* in_process_run();  // null when the command line runs as a program
 void keep_text_report(const std::function<std::string()>& render);
 
 // ---- the steps the commands share ----
+using Clock = std::chrono::steady_clock;
+// Seconds from `from` to `to` (to now): a run's stages in its report's `timing`.
+inline double seconds_between(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+inline double seconds_since(Clock::time_point from) { return seconds_between(from, Clock::now()); }
 std::vector<std::string> split_list(const std::string& s);
 // Applies --threads (0: every core; more than the cores are reduced to them, with a warning).
 void apply_threads(int threads, std::ostream& err);

@@ -208,7 +208,7 @@ int cmd_power_design(CommonOptions& o, const PowerCli& p, ScaleRun& scale, std::
   for (const std::string& spec : p.designs) designs.push_back(parse_design(spec));
   PowerOptions po = power_options(p, o);
   po.progress = &terminal;
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   const std::unique_ptr<Backend> backend = power_backend(o, err);
   po.runner = scale.start(DataFrame{}, po.seed, backend->name(), err);  // the designs are in the options
   PowerResult res;
@@ -220,7 +220,7 @@ int cmd_power_design(CommonOptions& o, const PowerCli& p, ScaleRun& scale, std::
     return 0;
   }
   res.backend = scale.backend_name(res.backend);
-  res.timing.push_back({"total_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+  res.timing.push_back({"total_s", seconds_since(t0)});
   res.threads = threads_in_use();
   keep_text_report([&] { return render_power(res, Format::kText); });
   deliver_all(res, po, o, render_power(res, fmt), p.plot, out);
@@ -252,7 +252,6 @@ int cmd_power(const CLI::App& cmd, CommonOptions& o, const PowerCli& p, const Sc
   }
   po.progress = &terminal;
   FitOptions fo = fit_options(o);
-  using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   const DataFrame df = read_input(o, err);
   const auto t1 = Clock::now();
@@ -273,9 +272,8 @@ int cmd_power(const CLI::App& cmd, CommonOptions& o, const PowerCli& p, const Sc
   }
   res.backend = scale.backend_name(res.backend);
   const auto t2 = Clock::now();
-  auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-  res.timing.insert(res.timing.begin(), {"read_s", sec(t0, t1)});
-  res.timing.push_back({"total_s", sec(t0, t2)});
+  res.timing.insert(res.timing.begin(), {"read_s", seconds_between(t0, t1)});
+  res.timing.push_back({"total_s", seconds_between(t0, t2)});
   res.threads = threads_in_use();
   keep_text_report([&] { return render_power(res, Format::kText); });
   deliver_all(res, po, o, render_power(res, fmt), p.plot, out);

@@ -64,8 +64,6 @@ json result_options(const CLI::App* app) {
   return out;
 }
 
-// A data frame's content (names, types, every value's bits, text levels): what the checksum of
-// the data covers, whatever the file's format or path.
 // A numeric column's values as doubles, whether owned or borrowed (borrowed integers hashed as the
 // doubles they read as, a block at a time, without converting the column).
 std::uint64_t hash_values(const Column& c, std::uint64_t h) {
@@ -82,6 +80,8 @@ std::uint64_t hash_values(const Column& c, std::uint64_t h) {
   return h;
 }
 
+// A data frame's content (names, types, every value's bits, text levels): what the checksum of
+// the data covers, whatever the file's format or path.
 std::uint64_t data_fingerprint(const DataFrame& df) {
   std::uint64_t h = fnv1a(nullptr, 0);
   const std::uint64_t rows = df.n_rows();
@@ -401,7 +401,7 @@ TaskRecords ScaleRun::resume_checkpoint(std::ostream& err) const {
 }
 
 void ScaleRun::run(const std::function<void()>& engine) {
-  auto* checkpoint = s_.checkpoint.empty() ? nullptr : dynamic_cast<CheckpointRunner*>(runner_.get());
+  auto* checkpoint = dynamic_cast<CheckpointRunner*>(runner_.get());
   auto* ranks = dynamic_cast<mpi::MpiRunner*>(runner_.get());
   if (ranks && !ranks->checkpointing()) ranks = nullptr;
   try {

@@ -86,9 +86,9 @@ int cmd_threshold(CLI::App* app, CommonOptions& o, const ThresholdCli& c, const 
   const Format fmt = value_of(kFormatNames, o.format, "--format");
   ThresholdOptions to = threshold_options(o, c);
   to.progress = &terminal;
-  const auto t_read0 = std::chrono::steady_clock::now();
+  const auto t_read0 = Clock::now();
   const DataFrame df = read_input(o, err);
-  const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_read0).count();
+  const double read_s = seconds_since(t_read0);
   // the model search runs on the host; the bootstrap replications on the backend
   std::unique_ptr<Backend> backend;
   if (to.n_boot > 0) {

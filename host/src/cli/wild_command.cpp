@@ -82,7 +82,6 @@ int cmd_wild(CLI::App* app, CommonOptions& o, const WildCli& w, const ScaleCli& 
   wo.keep_draws = !w.save_draws.empty();
   FitOptions fo = fit_options(o);
   fo.small = w.small == "yes";
-  using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   const DataFrame df = read_input(o, err);
   const auto t1 = Clock::now();
@@ -110,8 +109,8 @@ int cmd_wild(CLI::App* app, CommonOptions& o, const WildCli& w, const ScaleCli& 
     return 0;
   }
   res.backend = scale.backend_name(res.backend);
-  auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-  res.timing = {{"read_s", sec(t0, t1)}, {"design_s", sec(t1, t2)}, {"fit_and_bootstrap_s", sec(t2, t3)}};
+  res.timing = {{"read_s", seconds_between(t0, t1)}, {"design_s", seconds_between(t1, t2)},
+                {"fit_and_bootstrap_s", seconds_between(t2, t3)}};
   res.threads = threads_in_use();
   res.fit.warnings.insert(res.fit.warnings.begin(), df.warnings.begin(), df.warnings.end());
   warn_serious(res.fit, err);

@@ -52,7 +52,7 @@ const Column& DataFrame::column(const std::string& name) const {
   all.insert(all.end(), names_not_loaded.begin(), names_not_loaded.end());
   const std::string near = nearest_name(name, all);
   if (!near.empty()) msg += "; did you mean " + quoted(near) + "?";
-  else if (row_line.empty()) msg += "; it has no such column";
+  else if (in_memory()) msg += "; it has no such column";
   else msg += "; its columns are listed by 'panelboot describe --data FILE'";
   throw InvalidInput(msg);
 }
@@ -78,7 +78,7 @@ std::string DataFrame::row_label(std::size_t row) const {
 }
 
 std::string DataFrame::where(std::size_t row) const {
-  if (row_line.empty()) return source + ", " + row_label(row);
+  if (in_memory()) return source + ", " + row_label(row);
   return "file '" + source + "', " + row_label(row);
 }
 

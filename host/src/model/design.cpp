@@ -458,8 +458,8 @@ void drop_missing(const DataFrame& df, const Formula& fm, const SampleOptions& o
   }
   for (const auto& kv : miss) d.missing_by_variable.push_back(kv);
   if (keep.empty())
-    throw InvalidInput(df.row_unit == "row" ? df.source + " has no rows"  // a frame handed over in memory
-                                            : "file '" + df.source + "' has no data rows, only a header");
+    throw InvalidInput(df.in_memory() ? df.source + " has no rows"
+                                      : "file '" + df.source + "' has no data rows, only a header");
   if (n_where_kept == 0)
     throw InvalidInput("every row of '" + df.source + "' was dropped by --where '" + opts.where + "'; check the condition");
   if (d.n_dropped_missing == n_where_kept) {

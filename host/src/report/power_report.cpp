@@ -165,9 +165,7 @@ nlohmann::json power_json(const PowerResult& r) {
   j["saved_replications"] = nlohmann::json::array();
   for (const SavedReplication& s : r.saved) j["saved_replications"].push_back(saved_json(s));
   j["notes"] = r.notes;
-  nlohmann::json tm = nlohmann::json::object();
-  for (const auto& kv : r.timing) tm[kv.first] = kv.second;
-  j["timing"] = tm;
+  j["timing"] = report::timing_json(r.timing);
   j["backend"] = r.backend;
   j["threads"] = r.threads;
   return j;

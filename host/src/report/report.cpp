@@ -431,10 +431,7 @@ nlohmann::json fit_json(const std::vector<FitResult>& ms) {
       mj["wald"].push_back({{"hypothesis", w.hypothesis}, {"q", w.q}, {"f_stat", w.f_stat},
                             {"df1", w.df1}, {"df2", num_or_null(w.df2)}, {"p_value", w.p_value}});
     mj["warnings"] = m.warnings;
-    if (!m.timing.empty()) {
-      mj["timing"] = nlohmann::json::object();
-      for (const auto& [stage, s] : m.timing) mj["timing"][stage] = s;
-    }
+    if (!m.timing.empty()) mj["timing"] = report::timing_json(m.timing);
     j["models"].push_back(mj);
   }
   return j;

@@ -65,8 +65,7 @@ nlohmann::json threshold_json(const ThresholdResult& r, const ThresholdOptions& 
   j["lr_curve"] = {{"gamma", r.lr_gamma}, {"lr", r.lr_value}};
   j["warnings"] = r.warnings;
   j["threads"] = r.threads;
-  j["timing"] = nlohmann::json::object();
-  for (const auto& [k, v] : r.timing) j["timing"][k] = v;
+  j["timing"] = report::timing_json(r.timing);
   j["backend"] = r.backend;
   if (r.simulated) j["note"] = kSimulatedNote;
   return j;

@@ -72,9 +72,7 @@ nlohmann::json wild_json(const WildResult& w, const WildOptions& wo) {
   if (!w.pvalue_recommended.empty()) j["pvalue_recommended"] = w.pvalue_recommended;
   j["fe_reprojected"] = w.fe_reprojected;
   j["notes"] = w.notes;
-  nlohmann::json tm = nlohmann::json::object();
-  for (const auto& kv : w.timing) tm[kv.first] = kv.second;
-  j["timing"] = tm;
+  j["timing"] = report::timing_json(w.timing);
   j["threads"] = w.threads;
   j["tests"] = nlohmann::json::array();
   for (const WildTest& t : w.tests) {
