@@ -1,7 +1,7 @@
 // The CUDA backend's device context (context.cuh) and the device query the loader asks first.
 #include <cstdlib>
 
-#include "context.cuh"
+#include "cuda.cuh"
 
 namespace panelboot::cuda {
 
@@ -45,6 +45,42 @@ std::string kernel_choice(const char* name, std::initializer_list<const char*> a
     list += (list.empty() ? "" : ", ") + std::string(a);
   }
   throw InvalidInput(std::string(name) + " must be one of " + list + ", not '" + c + "'");
+}
+
+// FP64 units per multiprocessor by compute capability: the data-centre parts (6.0, 7.0, 8.0,
+// 9.0, 10.0) have a half-rate or full-rate FP64 unit per pair of FP32 lanes; the others 1/32 or
+// 1/64 of their FP32 lanes (2 or 4 per multiprocessor).
+int fp64_units_per_sm(int major, int minor) {
+  if (major == 9 && minor == 0) return 64;   // H100, H200
+  if (major == 10 && minor == 0) return 64;  // B200
+  if (major == 8 && minor == 0) return 32;   // A100
+  if (major == 7 && minor == 0) return 32;   // V100
+  if (major == 6 && minor == 0) return 32;   // P100
+  return major >= 8 ? 2 : 4;
+}
+
+// CUDA 13 dropped clockRate and memoryClockRate from cudaDeviceProp; the attributes remain.
+MachineLimits device_limits(const Context& ctx) {
+  auto attribute = [&](cudaDeviceAttr a) {
+    int v = 0;
+    PB_CUDA_CHECK(cudaDeviceGetAttribute(&v, a, ctx.device));
+    return v;
+  };
+  MachineLimits m;
+  m.device = "cuda";
+  m.name = ctx.name;
+  m.units = attribute(cudaDevAttrMultiProcessorCount);
+  m.fp64_lanes = fp64_units_per_sm(attribute(cudaDevAttrComputeCapabilityMajor),
+                                   attribute(cudaDevAttrComputeCapabilityMinor));
+  m.clock_hz = 1e3 * attribute(cudaDevAttrClockRate);  // kHz: the boost clock
+  m.clock_source = "cudaDevAttrClockRate (boost clock)";
+  m.fp64_flops = m.units * static_cast<double>(m.fp64_lanes) * 2.0 * m.clock_hz;
+  // double data rate: 2 transfers per memory clock over the bus
+  const double mem_hz = 1e3 * attribute(cudaDevAttrMemoryClockRate);
+  const double bus_bytes = attribute(cudaDevAttrGlobalMemoryBusWidth) / 8.0;
+  m.bytes_per_s = 2.0 * mem_hz * bus_bytes;
+  m.bytes_source = "2 x cudaDevAttrMemoryClockRate x cudaDevAttrGlobalMemoryBusWidth";
+  return m;
 }
 
 int usable_devices(std::string& why) {

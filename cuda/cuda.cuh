@@ -1,7 +1,8 @@
 #pragma once
 // The CUDA backend's algorithms, one per file beside its CPU twin in host/src/backend/cpu/:
 //   backend.cu      the Backend class (dispatch) and the plugin's entry points   cpu/backend.cpp
-//   context.cu(h)   the device context (stream, cuBLAS, memory pool), buffers    -
+//   context.cu(h)   the device context (stream, cuBLAS, memory pool), buffers,   -
+//                   the device's limits (panelboot bench)
 //   wild.cu         wild replications, counts                                   cpu/wild.cpp
 //   wre.cu          IV wild bootstrap (WRE/WUE, AR)                             cpu/wre.cpp
 //   gray_walk.cu    exact enumeration (Gray code)                               cpu/gray_walk.cpp
@@ -26,5 +27,7 @@ BootCounts gray_walk(const Context& ctx, const kernels::GrayProblem& p, Progress
 std::vector<double> threshold_fstar(const Context& ctx, const ThresholdBootSpec& spec, const ThresholdGram& gram);
 OlsBatchResult batched_ols(const Context& ctx, const OlsBatch& batch);
 FixedDesignResult fixed_design_ols(const Context& ctx, const FixedDesign& design, const FixedDesignBatch& batch);
+// The device's peak FP64 rate and memory bandwidth from its attributes (context.cu).
+MachineLimits device_limits(const Context& ctx);
 
 }  // namespace panelboot::cuda

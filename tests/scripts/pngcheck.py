@@ -1,4 +1,5 @@
-"""What the figure tests share (tests/scripts/test_plot_power.py, test_plot_report.py): failing
+"""What the figure tests share (tests/scripts/test_plot_power.py, test_plot_report.py,
+test_bench.py): failing
 with a reason, running a command, and a PNG's size read from its IHDR chunk. Standard library only.
 """
 import struct, subprocess, sys

@@ -294,12 +294,30 @@ class PreparedWild {
   virtual WildRun run(const WildRunOptions& o) const = 0;
 };
 
+// What one processor can do at most, and how each figure was found.
+struct MachineLimits {
+  std::string device;        // "cpu" or "cuda"
+  std::string name;          // the CPU model or the GPU's name
+  int units = 0;             // CPU: threads the bench uses; GPU: streaming multiprocessors
+  int fp64_lanes = 0;        // CPU: FP64 lanes of its widest vector unit;
+                             // GPU: FP64 units per multiprocessor
+  double clock_hz = 0;
+  std::string clock_source;  // where the clock came from (a documented constant when hidden)
+  double fp64_flops = 0;     // units x lanes x 2 (a multiply and an add per cycle) x clock
+  double bytes_per_s = 0;    // CPU: a STREAM-like copy measured in this run; GPU: the interface's peak
+  std::string bytes_source;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual Device device() const = 0;
   virtual std::string name() const = 0;      // "cpu" or "cuda"
   virtual std::string describe() const = 0;  // one line: which device and why
+  // The device's peak FP64 rate and memory bandwidth (`panelboot bench`'s limits): the CUDA
+  // backend's from the device's attributes; the CPU's are measured by the bench (cpu_limits), so
+  // the CPU backend returns an empty one.
+  virtual MachineLimits limits() const { return {}; }
 
   // The weights of replications b0 .. b0+nb-1 as the wild bootstrap draws them: n_clu x nb,
   // row-major (Philox, or enumerated sign vectors). Exposed so tests can prove the draws match.

@@ -36,6 +36,11 @@ std::string threshold_lr_curve_csv(const ThresholdResult& r, const ThresholdOpti
 struct PowerResult;
 std::string render_power(const PowerResult& r, Format fmt);
 
+// `bench`'s report: a table (text) or JSON (results[] per problem, size and backend).
+struct BenchReport;
+nlohmann::json bench_json(const BenchReport& r);
+std::string render_bench(const BenchReport& r, Format fmt);
+
 // Output files, written so that nothing is ever destroyed: a regular file through a temporary
 // beside it (fsync, rename, fsync of the folder; permissions kept), a symlink's target in its
 // place (the link kept; a hard link is replaced like any file, so its other names keep the old

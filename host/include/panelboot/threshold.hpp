@@ -84,6 +84,7 @@ struct ThresholdTest {
   double F = 0, p_value = 0;
   std::vector<double> crit;  // bootstrap critical values at 10%, 5%, 1%
   std::int64_t n_boot = 0;
+  double work_per_replication = 0;  // multiply-adds (kernels::threshold_work_per_replication)
 };
 
 struct ThresholdResult {

@@ -129,7 +129,7 @@ int run_cli_with(const std::vector<std::string>& args, std::ostream& out, std::o
   const std::vector<cli::Command> commands = {cli::register_fit(app), cli::register_wild(app),
                                               cli::register_threshold(app), cli::register_power(app),
                                               cli::register_describe(app), cli::register_replicate(app),
-                                              cli::register_merge(app)};
+                                              cli::register_merge(app), cli::register_bench(app)};
   cli::set_invocation(args);
   std::vector<std::string> rev(args.rbegin(), args.rend());
   try {

@@ -179,5 +179,6 @@ Command register_threshold(CLI::App& app);
 Command register_describe(CLI::App& app);
 Command register_power(CLI::App& app);
 Command register_replicate(CLI::App& app);
+Command register_bench(CLI::App& app);
 
 }  // namespace panelboot::cli

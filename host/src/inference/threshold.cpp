@@ -1086,6 +1086,7 @@ ThresholdTest bootstrap_test(const Context& c, int k, double F, const Vec& fitte
   v.wild = c.o.bootstrap_wild;
   sp.n_boot = c.o.n_boot;
   sp.min_team_work = c.o.min_team_work;
+  t.work_per_replication = kernels::threshold_work_per_replication(v);
   const TaskSpec task{"F" + std::to_string(k) + ": " + std::to_string(k) + " against " + std::to_string(k - 1) +
                           " thresholds",
                       static_cast<std::uint64_t>(c.o.n_boot), 1, 0, 1};

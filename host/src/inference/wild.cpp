@@ -398,6 +398,7 @@ BootCounts run_gray_walk(const WildContext& cx, const WildEngine& eng, const Tes
   }
   progress.finish();
   out.enumerated = true;
+  out.work_per_replication = G + 3.0;  // y += dv H[:, g], the numerator and the denominator
   out.n_boot = static_cast<std::int64_t>(std::uint64_t{1} << G);
   if (cx.wo.ci) out.note = "no CI: with " + std::to_string(G) + " clusters the enumeration is walked, not stored";
   return total;
@@ -462,6 +463,7 @@ BootCounts run_replications(const WildContext& cx, WildEngine& eng, const TestSp
   WildRun run = cx.wo.runner ? run_through(cx, pr, o, task) : cx.backend.wild_replicates(pr, o);
   progress.finish();
   out.enumerated = cx.enumerate;
+  out.work_per_replication = wild_work_per_replication(pr);
   out.n_boot = static_cast<std::int64_t>(cx.enumerate ? 2 * o.n_rep : o.n_rep);
   if (wo.keep_draws) out.draws = run.trace;
   if (trace) *trace = std::move(run.trace);

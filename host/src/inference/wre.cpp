@@ -496,6 +496,7 @@ WreRun run_evaluation(const WreContext& cx, const WreEval& e, double t, bool kee
 void fill_counts(const WreContext& cx, const BootCounts& c, bool upper_only, WildTest& out) {
   out.enumerated = cx.enumerate;
   out.n_boot = cx.enumerate ? (std::int64_t{1} << cx.m.problem.n_clu) : cx.wo.n_boot;
+  out.work_per_replication = wre_work_per_replication(cx.m.problem);
   out.n_finite = c.finite;
   out.n_exceed = exceedances(c, cx.wo.pvalue, upper_only);
   out.p_value = p_from_counts(c, cx.wo.pvalue, upper_only);

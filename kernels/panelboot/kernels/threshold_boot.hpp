@@ -63,6 +63,13 @@ struct ThresholdBootView {
   bool wild = false;
 };
 
+// Multiply-adds of one replication: the projections of its residuals (n_q + 2 per observation)
+// and the k-stage search over the grid (p per point and stage). The CPU backend's unit of
+// ThresholdBootSpec::min_team_work, and `panelboot bench`'s work model.
+inline double threshold_work_per_replication(const ThresholdBootView& v) {
+  return static_cast<double>(v.n_obs) * (v.n_q + 2) + static_cast<double>(v.n_grid) * v.p * v.k;
+}
+
 // Where replication b takes unit i's residual block from: y*_i = fitted_i + w resid[src, src + len)
 // (blocks: unit threshold_draw_unit(...)'s block, w = 1; wild: unit i's own block, w = +-1). One
 // Philox block serves 4 units (blocks) or 128 (wild signs, as wild_weight's Rademacher); the cursor

@@ -124,8 +124,7 @@ std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const Threshold
   // more than that on a small, loaded machine (bench/RESULTS.md).
   const std::int64_t n_batch = (sp.n_boot + kThresholdBatch - 1) / kThresholdBatch;
   const std::vector<double> QL = ThresholdBatch::lane_major(v);
-  const double work = static_cast<double>(sp.n_boot) *
-                      (static_cast<double>(v.n_obs) * (v.n_q + 2) + static_cast<double>(v.n_grid) * v.p * v.k);
+  const double work = static_cast<double>(sp.n_boot) * kernels::threshold_work_per_replication(v);
   const bool team = work > sp.min_team_work;
 #pragma omp parallel if (team)
   {

@@ -1,0 +1,35 @@
+#pragma once
+// `panelboot bench`'s problems (workloads.cpp): each size of each problem as a Workload, with its
+// data (made before the clock starts), one run on a backend, and the work model that turns the
+// run's seconds into FLOP/s or bytes/s.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "panelboot/backend.hpp"
+
+namespace panelboot::bench {
+
+// What one run computed and what it cost by the work model.
+struct RunOutcome {
+  std::vector<double> signature;  // the results compared across backends
+  double flops = 0, bytes = 0;
+  double ladder_value = 0;        // the size once known (threshold: the grid's points); 0: as planned
+};
+
+struct Workload {
+  std::string problem, ladder, size, replication_unit, model;
+  double ladder_value = 0, replications = 0;
+  double memory_bytes = 0;        // estimated before prepare() allocates
+  double tolerance = 0;           // relative, between backends (0: bit for bit)
+  bool gpu_capable = true;        // false: the problem has no device path (the bench runs it on the CPU only)
+  std::function<void()> prepare;  // makes the data; not timed
+  std::function<RunOutcome(const Backend&)> run;
+  std::function<void()> release;  // frees the data
+};
+
+// The sizes of `problem` (bench_problem_names()), short with `quick`.
+std::vector<Workload> workloads_of(const std::string& problem, bool quick);
+
+}  // namespace panelboot::bench

@@ -1,0 +1,67 @@
+// `panelboot bench`: the core workloads at a ladder of sizes on every available backend, timed,
+// with the fraction of the machine's limit each reaches (panelboot/bench.hpp).
+#include "options.hpp"
+
+#include "panelboot/bench.hpp"
+#include "panelboot/error.hpp"
+
+namespace panelboot::cli {
+namespace {
+
+struct BenchFlags {
+  bool quick = false;
+  std::string backends, problems;
+  int repeats = 3;
+};
+
+int cmd_bench(const CommonOptions& o, const BenchFlags& f, std::ostream& out, std::ostream& err,
+              std::ostream& terminal) {
+  check_paths(o);
+  apply_threads(o.threads, err);
+  BenchOptions bo;
+  bo.quick = f.quick;
+  bo.backends = split_list(f.backends);
+  bo.problems = split_list(f.problems);
+  bo.repeats = f.repeats;
+  bo.threads = threads_in_use();
+  bo.max_memory = max_memory_bytes(o);
+  bo.progress = &terminal;
+  check_bench_options(bo);
+  BenchReport rep = run_bench(bo);
+  rep.command_line = "panelboot bench" + std::string(f.quick ? " --quick" : "") +
+                     (f.backends.empty() ? "" : " --backends " + f.backends) +
+                     (f.problems.empty() ? "" : " --problems " + f.problems) +
+                     (f.repeats != 3 ? " --repeats " + std::to_string(f.repeats) : "") +
+                     (o.threads ? " --threads " + std::to_string(o.threads) : "");
+  deliver(render_bench(rep, value_of(kFormatNames, o.format, "--format")), o, out);
+  return 0;
+}
+
+}  // namespace
+
+Command register_bench(CLI::App& app) {
+  auto o = std::make_shared<CommonOptions>();
+  auto f = std::make_shared<BenchFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Time the core workloads (wild bootstrap drawn and enumerated, threshold bootstrap, batched "
+               "OLS, power, IV/WRE, fit) at a ladder of sizes on each backend, against the machine's limits");
+  cmd->add_flag("--quick", f->quick, "The short ladders (under 3 minutes on 2 cores)");
+  cmd->add_option("--backends", f->backends, "cpu, cuda or cpu,cuda (default: every available one)");
+  std::string names;
+  for (const std::string& n : bench_problem_names()) names += (names.empty() ? "" : ",") + n;
+  cmd->add_option("--problems", f->problems, "A list of " + names + " (default: all)");
+  cmd->add_option("--repeats", f->repeats, "Warm runs per case after the cold one; the median is reported")
+      ->check(whole_in(1, 100))
+      ->capture_default_str();
+  add_threads_option(cmd, *o);
+  add_memory_option(cmd, *o);
+  add_output_options(cmd, *o, {Format::kText, Format::kJson});
+  cmd->footer(
+      "Each case: its median, fastest and slowest warm run, its cold run, replications per second, and the\n"
+      "FLOP/s or bytes/s its work model reaches against the CPU's peak (threads x FP64 lanes x 2 x clock)\n"
+      "or the STREAM-like copy bandwidth measured in the same run (GPU: its attributes); a GPU run's results\n"
+      "are checked against the CPU's. Example: panelboot bench --quick --format json --output bench.json");
+  return {cmd, [o, f](const Streams& s) { return cmd_bench(*o, *f, s.out, s.notices, s.terminal); }};
+}
+
+}  // namespace panelboot::cli
