@@ -48,15 +48,15 @@ std::string kernel_choice(const char* name, std::initializer_list<const char*> a
 }
 
 // FP64 units per multiprocessor by compute capability: the data-centre parts (6.0, 7.0, 8.0,
-// 9.0, 10.0) have a half-rate or full-rate FP64 unit per pair of FP32 lanes; the others 1/32 or
-// 1/64 of their FP32 lanes (2 or 4 per multiprocessor).
+// 9.0, 10.0) run FP64 at half the FP32 rate; the others at 1/32 or 1/64 of it: 2 units per
+// multiprocessor from Turing (7.2, 7.5) on, 4 on the 128-lane Maxwell and Pascal ones.
 int fp64_units_per_sm(int major, int minor) {
   if (major == 9 && minor == 0) return 64;   // H100, H200
   if (major == 10 && minor == 0) return 64;  // B200
   if (major == 8 && minor == 0) return 32;   // A100
   if (major == 7 && minor == 0) return 32;   // V100
   if (major == 6 && minor == 0) return 32;   // P100
-  return major >= 8 ? 2 : 4;
+  return major >= 7 ? 2 : 4;
 }
 
 // CUDA 13 dropped clockRate and memoryClockRate from cudaDeviceProp; the attributes remain.

@@ -4,15 +4,18 @@
     python3 tests/scripts/test_bench.py build/panelboot scripts/bench-results
 
 Runs `panelboot bench --quick --problems wild-enum,ols-batch` as a user does and
-checks its JSON against the arithmetic it claims: the CPU's peak is threads x lanes x 2 x clock;
+checks its JSON against the arithmetic it claims: the CPU's peak is cores x lanes x 2 x clock;
 each case's seconds are the median of its runs; reps_per_s, achieved and fraction_of_limit follow
 from the seconds, the work model and the limit of the bound the roofline picks; the Gray walk's
 work is exactly 2 (G + 3) FLOPs per step; an enumerated p-value is its exceedances over its 2^(G-1)
-pairs. Then bench-results' table, RESULTS.md update and plots, and the errors
-(unknown problem or backend, --repeats 0, a JSON that is not bench's): exit 2, one line.
+pairs. The other problems run with an even --repeats (the median of two) under --max-memory (the
+copy shrinks): their work per replication constant along the ladder, fit's bytes by its model.
+Then bench-results' table, RESULTS.md update and plots, and the errors (unknown, repeated or empty
+names, fit on the GPU alone, --repeats 0, --max-memory too small, cuda in a build without it, a
+JSON that is not bench's): exit 2, one line, no output file.
 Any failure exits 1 with the reason.
 """
-import json, math, os, shutil, sys, tempfile
+import json, os, sys, tempfile
 
 from pngcheck import fail, png_size, run  # beside this script
 
@@ -30,11 +33,12 @@ def expect_exit2(cmd, needle, what):
     print(f"ok: {what}: {lines[0]}")
 
 
-def check_case(r, limits):
+def check_case(r, limits, repeats):
     runs = sorted(r["runs"])
-    if len(runs) != 3:
-        fail(f"{r['problem']} {r['size']}: {len(runs)} warm runs, expected --repeats 3")
-    if r["seconds"] != runs[1] or r["seconds_min"] != runs[0] or r["seconds_max"] != runs[2]:
+    if len(runs) != repeats:
+        fail(f"{r['problem']} {r['size']}: {len(runs)} warm runs, expected --repeats {repeats}")
+    median = runs[repeats // 2] if repeats % 2 else (runs[repeats // 2 - 1] + runs[repeats // 2]) / 2
+    if not close(r["seconds"], median) or r["seconds_min"] != runs[0] or r["seconds_max"] != runs[-1]:
         fail(f"{r['problem']} {r['size']}: median/min/max {r['seconds']}, {r['seconds_min']}, "
              f"{r['seconds_max']} do not match the runs {runs}")
     if not close(r["reps_per_s"], r["replications"] / r["seconds"]):
@@ -75,7 +79,7 @@ def main():
             fail(f"CPU peak {cpu['fp64_flops']} != units x lanes x 2 x clock ({peak})")
         if not 1e8 < cpu["bytes_per_s"] < 1e13:
             fail(f"copy bandwidth {cpu['bytes_per_s']} B/s is not plausible")
-        if doc["command_line"] != "panelboot bench --quick --backends cpu --problems wild-enum,ols-batch":
+        if doc["command_line"] != f"panelboot bench --quick --backends cpu --problems wild-enum,ols-batch --format json --output {js}":
             fail(f"command_line {doc['command_line']!r}")
         res = doc["results"]
         sizes = [(r["problem"], r["ladder_value"]) for r in res]
@@ -85,7 +89,7 @@ def main():
         for r in res:
             if r["backend"] != "cpu":
                 fail(f"backend {r['backend']} with --backends cpu")
-            check_case(r, cpu)
+            check_case(r, cpu, 3)
         g24 = res[2]
         if g24["flops"] != 2 * (24 + 3) * 2 ** 23 or g24["replications"] != 2 ** 23 or g24["bytes"] != 0:
             fail(f"the Gray walk's work model at G = 24: {g24['flops']} FLOPs for {g24['replications']} steps")
@@ -97,6 +101,37 @@ def main():
         n_exceed, n_finite, p_bench = res[1]["values"]
         if n_finite != 2 ** 18 or not 0 <= n_exceed <= n_finite or not close(p_bench, n_exceed / n_finite, 1e-12):
             fail(f"wild-enum G=18 values {res[1]['values']}")
+
+        # the other problems, an even number of runs, under --max-memory (the copy shrinks to a
+        # quarter of it per array)
+        js2 = os.path.join(tmp, "bench2.json")
+        p = run([pb, "bench", "--quick", "--problems", "wild,threshold,power,iv-wre,fit", "--repeats", "2",
+                 "--max-memory", "400M", "--format", "json", "--output", js2])
+        if p.returncode != 0:
+            fail(f"panelboot bench (the other problems) exited {p.returncode}: {p.stderr.strip()}")
+        with open(js2) as f:
+            doc2 = json.load(f)
+        if "2 x 100 MB" not in doc2["machine"]["cpu"]["bytes_source"]:
+            fail(f"--max-memory 400M: the copy is {doc2['machine']['cpu']['bytes_source']!r}")
+        by = {}
+        for r in doc2["results"]:
+            if r["backend"] == "cpu":
+                check_case(r, doc2["machine"]["cpu"], 2)
+                by.setdefault(r["problem"], []).append(r)
+        if sorted(by) != ["fit", "iv-wre", "power", "threshold", "wild"]:
+            fail(f"problems run: {sorted(by)}")
+        for prob in ("wild", "iv-wre", "power"):  # work per replication does not depend on how many
+            per = {round(r["flops"] / r["replications"], 6) for r in by[prob]}
+            if len(per) != 1 or min(per) <= 0:
+                fail(f"{prob}: FLOPs per replication {per} across its ladder")
+        for r in by["fit"]:
+            if r["bytes"] != r["ladder_value"] * (6 * 8 * 6 + 16) or r["bound"] != "memory":
+                fail(f"fit {r['size']}: {r['bytes']} bytes, bound {r['bound']}")
+        grids = [r["ladder_value"] for r in by["threshold"]]
+        if not (300 < grids[0] < 400 and grids[1] > 5000):
+            fail(f"threshold grid points {grids}")
+        cuda_absent = any(n.startswith("cuda: not run") for n in doc2["notes"])
+        print(f"ok: {len(doc2['results'])} more cases, --repeats 2, --max-memory 400M")
 
         # bench-results: the table, the RESULTS.md section, the plots
         p = run([results, "--table", js])
@@ -110,7 +145,7 @@ def main():
         p = run([results, "--update", md, js])
         text = open(md).read()
         if (p.returncode != 0 or "\nold\n" in text or "kept above" not in text or "kept below" not in text
-                or "`panelboot bench --quick --backends cpu --problems wild-enum,ols-batch`" not in text
+                or f"`panelboot bench --quick --backends cpu --problems wild-enum,ols-batch --format json --output {js}`" not in text
                 or text.count("| wild-enum |") != 4):
             fail(f"bench-results --update: exit {p.returncode}, {p.stderr.strip()}, file:\n{text}")
         figs = os.path.join(tmp, "figs")
@@ -128,9 +163,14 @@ def main():
         expect_exit2([pb, "bench", "--repeats", "0", "--output", out], "--repeats", "--repeats 0")
         if os.path.exists(out):
             fail("a refused bench wrote its output")
-        if shutil.which("nvidia-smi") is None:
-            expect_exit2([pb, "bench", "--backends", "cuda", "--problems", "fit", "--output", out], "--backends cuda",
+        expect_exit2([pb, "bench", "--backends", "cpu,cpu", "--output", out], "'cpu' is named twice", "a backend twice")
+        expect_exit2([pb, "bench", "--quick", "--problems", ",", "--output", out], "an empty list", "an empty list")
+        expect_exit2([pb, "bench", "--backends", "cuda", "--problems", "fit", "--output", out], "runs on the CPU only",
+                     "fit on the GPU alone")
+        if cuda_absent:
+            expect_exit2([pb, "bench", "--backends", "cuda", "--problems", "wild", "--output", out], "--backends cuda",
                          "cuda without a GPU")
+        expect_exit2([pb, "bench", "--max-memory", "1M", "--output", out], "--max-memory", "--max-memory 1M")
         fit = os.path.join(tmp, "fit.json")
         with open(fit, "w") as f:
             json.dump({"command": "fit"}, f)

@@ -298,7 +298,7 @@ class PreparedWild {
 struct MachineLimits {
   std::string device;        // "cpu" or "cuda"
   std::string name;          // the CPU model or the GPU's name
-  int units = 0;             // CPU: threads the bench uses; GPU: streaming multiprocessors
+  int units = 0;             // CPU: the threads in use, at most the physical cores; GPU: multiprocessors
   int fp64_lanes = 0;        // CPU: FP64 lanes of its widest vector unit;
                              // GPU: FP64 units per multiprocessor
   double clock_hz = 0;

@@ -1,7 +1,7 @@
 #pragma once
 // `panelboot bench`: the engine's core workloads at a ladder of sizes on every backend asked
-// for, each timed cold (its first run in the process) and warm (the median, fastest and slowest
-// of the later runs), with its replications per second and the rate it reaches against the
+// for, each timed cold (the case's first run) and warm (the median, fastest and slowest of the
+// later runs), with its replications per second and the rate it reaches against the
 // machine's limit for the bound that applies (host/src/bench/: workloads.cpp the problems and
 // their work models, machine.cpp the limits, bench.cpp the runs).
 #include <cstdint>
@@ -24,7 +24,7 @@ double stream_copy_rate(std::size_t bytes, int runs);
 
 struct BenchOptions {
   bool quick = false;                 // the short ladders (under 3 minutes on 2 cores)
-  std::vector<std::string> backends;  // "cpu", "cuda"; empty: every available one
+  std::vector<std::string> backends;  // "cpu", "cuda" (the CPU runs first); empty: every available one
   std::vector<std::string> problems;  // bench_problem_names(); empty: all
   int repeats = 3;                    // warm runs per case, after the cold one
   int threads = 0;                    // as the CLI reports them (0: not known)
@@ -40,7 +40,8 @@ struct BenchCase {
   std::string size;            // e.g. "G=30, B=10^6"
   double replications = 0;     // per run: replications, sign vectors, regressions or rows
   std::string replication_unit;
-  double cold_seconds = 0;     // the first run in this process (the backend made with it)
+  double cold_seconds = 0;     // the case's first run: its data just made, the caches and the device's
+                               // memory pool not yet warm for it (the backend is made before any case)
   std::vector<double> runs;    // the warm runs' seconds
   double seconds = 0, seconds_min = 0, seconds_max = 0;  // their median, fastest, slowest
   double reps_per_s = 0;

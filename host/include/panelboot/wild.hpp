@@ -83,7 +83,7 @@ struct WildTest {
                                                      // set's ends may be -inf / +inf
   std::string note;
   std::vector<double> draws;     // keep_draws: the statistic of replication b at draws[b]
-  // Multiply-adds of one replication (enumerating: one sign vector, a Gray-walk step) on the path
+  // Multiply-adds of one replication (enumerating: one sign-vector pair, a Gray-walk step) on the path
   // the run took: the work model `panelboot bench` turns into FLOP/s.
   double work_per_replication = 0;
 };

@@ -23,6 +23,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kCopyBytes = std::size_t{256} << 20;  // each of the copy's two arrays
+constexpr std::size_t kMinCopyBytes = std::size_t{16} << 20;  // still past most last-level caches per core
 
 double seconds_of(const std::function<void()>& f) {
   const auto t0 = Clock::now();
@@ -69,6 +70,7 @@ void place_on_roofline(BenchCase& c, const MachineLimits& m) {
 }
 
 // This backend's results against the CPU's: bit for bit, or within the workload's tolerance.
+// (Also two runs on one backend, `cpu` the first.)
 std::string agreement(const std::vector<double>& cpu, const std::vector<double>& other, double tol) {
   if (cpu.size() != other.size()) return "DIFFERS from cpu (" + std::to_string(other.size()) + " results, cpu " +
                                          std::to_string(cpu.size()) + ")";
@@ -93,9 +95,11 @@ struct OpenBackend {
 };
 
 std::vector<OpenBackend> open_backends(const BenchOptions& o, BenchReport& rep, std::ostream* progress) {
-  std::vector<std::string> want = o.backends;
-  const bool all = want.empty();
-  if (all) want = {"cpu", "cuda"};
+  // the CPU first, so that every GPU row is checked against it
+  const bool all = o.backends.empty();
+  std::vector<std::string> want;
+  for (const char* name : {"cpu", "cuda"})
+    if (all || std::find(o.backends.begin(), o.backends.end(), name) != o.backends.end()) want.push_back(name);
   std::vector<OpenBackend> out;
   for (const std::string& name : want) {
     OpenBackend b;
@@ -115,7 +119,7 @@ std::vector<OpenBackend> open_backends(const BenchOptions& o, BenchReport& rep, 
       rep.gpus.push_back(b.limits);
       rep.notes.push_back("cuda: " + b.backend->describe() + ", made in " + seconds_text(s));
     }
-    if (progress) *progress << "bench: " << b.backend->describe() << "\n";
+    if (progress) *progress << "bench: on " << (name == "cpu" ? "the CPU" : b.backend->describe()) << "\n";
     rep.backends.push_back(name);
     out.push_back(std::move(b));
   }
@@ -137,9 +141,10 @@ void run_case(const bench::Workload& w, OpenBackend& be, int repeats, BenchCase&
   for (int r = 0; r < repeats; ++r) {
     bench::RunOutcome again;
     c.runs.push_back(seconds_of([&] { again = w.run(*be.backend); }));
-    if (again.signature != first.signature && !(again.signature.size() == first.signature.size() && w.tolerance > 0))
+    const std::string same = agreement(first.signature, again.signature, w.tolerance);
+    if (same.rfind("DIFFERS", 0) == 0)
       throw std::runtime_error("bench: " + w.problem + " (" + w.size + ") on " + be.name +
-                               " gave different results in two runs of one process");
+                               " gave different results in two runs of one process (" + same + ")");
   }
   summarize_runs(c);
   c.signature = first.signature;
@@ -159,6 +164,14 @@ const std::vector<std::string>& bench_problem_names() {
 
 void check_bench_options(const BenchOptions& o) {
   const auto& names = bench_problem_names();
+  for (const auto* list : {&o.problems, &o.backends}) {
+    const std::string flag = list == &o.problems ? "--problems" : "--backends";
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      if ((*list)[i].empty()) throw InvalidInput(flag + ": an empty name in the list");
+      if (std::find(list->begin(), list->begin() + static_cast<std::ptrdiff_t>(i), (*list)[i]) != list->begin() + static_cast<std::ptrdiff_t>(i))
+        throw InvalidInput(flag + ": " + quoted((*list)[i]) + " is named twice");
+    }
+  }
   for (const std::string& p : o.problems)
     if (std::find(names.begin(), names.end(), p) == names.end()) {
       std::string list;
@@ -170,6 +183,10 @@ void check_bench_options(const BenchOptions& o) {
   for (const std::string& b : o.backends)
     if (b != "cpu" && b != "cuda")
       throw InvalidInput("--backends: unknown backend " + quoted(b) + " (choose from cpu, cuda)");
+  const bool cpu = o.backends.empty() || std::find(o.backends.begin(), o.backends.end(), "cpu") != o.backends.end();
+  for (const std::string& p : o.problems)
+    if (!cpu && !bench::workloads_of(p, true, 0).front().gpu_capable)
+      throw InvalidInput("--problems " + p + " runs on the CPU only; add cpu to --backends");
 }
 
 BenchReport run_bench(const BenchOptions& o) {
@@ -181,13 +198,16 @@ BenchReport run_bench(const BenchOptions& o) {
   rep.repeats = o.repeats;
   rep.threads = o.threads;
   rep.problems = o.problems.empty() ? bench_problem_names() : o.problems;
-  check_memory(2.0 * kCopyBytes, o.max_memory, "the bench's memory-bandwidth copy", "free memory");
-  rep.cpu = cpu_limits(o.threads, kCopyBytes);
+  // the copy's arrays: 256 MB each, less under a smaller --max-memory (a quarter of it each)
+  const std::size_t copy = o.max_memory ? std::clamp<std::size_t>(o.max_memory / 4, kMinCopyBytes, kCopyBytes) : kCopyBytes;
+  check_memory(2.0 * static_cast<double>(copy), o.max_memory, "the bench's memory-bandwidth copy",
+               "free memory, or give a larger --max-memory");
+  rep.cpu = cpu_limits(o.threads, copy);
   std::vector<OpenBackend> backends = open_backends(o, rep, o.progress);
   for (const std::string& problem : rep.problems) {
-    for (const bench::Workload& w : bench::workloads_of(problem, o.quick)) {
+    for (const bench::Workload& w : bench::workloads_of(problem, o.quick, o.max_memory)) {
       check_memory(w.memory_bytes, o.max_memory, "bench problem " + w.problem + " (" + w.size + ")",
-                   "leave it out with --problems, or use --quick");
+                   "leave the problem out with --problems, use --quick, or free memory");
       w.prepare();
       const BenchCase* cpu_case = nullptr;
       for (OpenBackend& be : backends) {

@@ -1,8 +1,6 @@
 // The CPU's limits for `panelboot bench` (panelboot/bench.hpp): its peak FP64 rate from the
 // clock and the vector width the kernels are built for, and its memory bandwidth measured by a
 // STREAM-like copy in the same run.
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -58,6 +56,22 @@ int fp64_lanes() {
   return __builtin_cpu_supports("avx512f") ? 8 : __builtin_cpu_supports("avx2") ? 4 : 2;
 }
 
+// Physical cores: the distinct (package, core) pairs of the online CPUs in sysfs; 0 when unknown.
+int physical_cores() {
+  std::vector<std::pair<int, int>> seen;
+  for (int cpu = 0; cpu < 4096; ++cpu) {
+    const std::string dir = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    std::ifstream pkg(dir + "physical_package_id"), core(dir + "core_id");
+    int p = 0, c = 0;
+    if (!(pkg >> p) || !(core >> c)) {
+      if (cpu > 0 && !std::ifstream(dir + "../online")) break;  // past the last CPU
+      continue;  // an offline CPU has no topology
+    }
+    if (std::find(seen.begin(), seen.end(), std::make_pair(p, c)) == seen.end()) seen.emplace_back(p, c);
+  }
+  return static_cast<int>(seen.size());
+}
+
 }  // namespace
 
 double stream_copy_rate(std::size_t bytes, int runs) {
@@ -86,7 +100,9 @@ MachineLimits cpu_limits(int threads, std::size_t copy_bytes) {
   m.device = "cpu";
   m.name = cpuinfo_field("model name");
   if (m.name.empty()) m.name = "unknown CPU";
-  m.units = std::max(threads, 1);
+  // the threads in use, at most the physical cores (a core's second hardware thread adds no FP64 unit)
+  const int cores = physical_cores();
+  m.units = std::max(cores > 0 ? std::min(threads, cores) : threads, 1);
   m.fp64_lanes = fp64_lanes();
   const auto [hz, source] = cpu_clock(m.name);
   m.clock_hz = hz;

@@ -175,7 +175,7 @@ RunOutcome run_wild(const DataFrame& df, const std::string& formula, const std::
   return out;
 }
 
-std::vector<Workload> wild_drawn(bool quick) {
+std::vector<Workload> wild_drawn(bool quick, std::uint64_t max_memory) {
   std::vector<Workload> out;
   const Held<DataFrame> frame;
   for (double B : ladder_of({1e5, 1e6, 1e7}, 1e8, quick)) {
@@ -184,10 +184,11 @@ std::vector<Workload> wild_drawn(bool quick) {
                            "(wild_work_per_replication); the cluster-level arrays stay in cache",
                            64e6);
     w = with_frame(w, [] { return embedded_dataset(); }, frame);
-    w.run = [frame, B](const Backend& be) {
+    w.run = [frame, B, max_memory](const Backend& be) {
       WildOptions wo;
       wo.n_boot = static_cast<std::int64_t>(B);
       wo.enumerate = Enumerate::kNever;
+      wo.max_memory = max_memory;
       return run_wild(*frame, kStudyFormula, "province", "rgzn = 0", wo, be);
     };
     out.push_back(w);
@@ -195,7 +196,7 @@ std::vector<Workload> wild_drawn(bool quick) {
   return out;
 }
 
-std::vector<Workload> wild_enumerated(bool quick) {
+std::vector<Workload> wild_enumerated(bool quick, std::uint64_t max_memory) {
   std::vector<Workload> out;
   for (int G : ladder_of({12, 18, 24, 28}, 32, quick)) {
     const Held<DataFrame> frame;
@@ -207,9 +208,10 @@ std::vector<Workload> wild_enumerated(bool quick) {
                            G > 22 ? "2 x (G + 3) multiply-adds per Gray-code step" : "2 x wild_work_per_replication per pair",
                            64e6 + (G > 22 ? 0.0 : 8.0 * pairs * 4));
     w = with_frame(w, [G] { return synthetic_panel_frame(G, 12, 2, false, 1000 + static_cast<std::uint64_t>(G)); }, frame);
-    w.run = [frame](const Backend& be) {
+    w.run = [frame, max_memory](const Backend& be) {
       WildOptions wo;
       wo.enumerate = Enumerate::kAlways;
+      wo.max_memory = max_memory;
       return run_wild(*frame, "y ~ x1 + x2 | unit + period", "unit", "x1 = 0.1", wo, be);
     };
     out.push_back(w);
@@ -218,7 +220,7 @@ std::vector<Workload> wild_enumerated(bool quick) {
 }
 
 // ---- the threshold bootstrap: Hansen's shape (565 firms x 15 years), 393 points and every value ----
-std::vector<Workload> threshold_boot(bool quick) {
+std::vector<Workload> threshold_boot(bool quick, std::uint64_t max_memory) {
   std::vector<Workload> out;
   const Held<DataFrame> frame;
   struct Size {
@@ -226,7 +228,8 @@ std::vector<Workload> threshold_boot(bool quick) {
     std::int64_t B;
   };
   // Hansen's qn = 400 (393 points on his data), and every value
-  const std::vector<Size> ladder = quick ? std::vector<Size>{{400, 1000}, {0, 300}} : std::vector<Size>{{400, 5000}, {0, 2000}};
+  // the same B at every grid size, so that the time against the grid is the grid's
+  const std::vector<Size> ladder = quick ? std::vector<Size>{{400, 300}, {0, 300}} : std::vector<Size>{{400, 2000}, {0, 2000}};
   for (const Size& s : ladder) {
     // the grid's points (the ladder's value) are known after the run
     Workload w = described("threshold", "grid", s.grid,
@@ -244,8 +247,9 @@ std::vector<Workload> threshold_boot(bool quick) {
       df.columns.push_back(numeric_column("q", std::move(q)));
       return df;
     }, frame);
-    w.run = [frame, s](const Backend& be) {
+    w.run = [frame, s, max_memory](const Backend& be) {
       ThresholdOptions o;
+      o.max_memory = max_memory;
       o.formula = "y ~ x2 + x3 + x4 + x5 | unit";
       o.regime = {"x1"};
       o.threshold_var = "q";
@@ -272,7 +276,7 @@ std::vector<Workload> threshold_boot(bool quick) {
 }
 
 // ---- batched OLS: many 200 x 10 regressions ----
-std::vector<Workload> ols_batch(bool quick) {
+std::vector<Workload> ols_batch(bool quick, std::uint64_t /*max_memory: checked by the bench*/) {
   std::vector<Workload> out;
   const std::int64_t n = 200, k = 10;
   for (std::int64_t nb : ladder_of<std::int64_t>({2000, 20000}, 60000, quick)) {
@@ -317,7 +321,7 @@ std::vector<Workload> ols_batch(bool quick) {
 }
 
 // ---- power: the study's regional split, the CRVE test (the batched demeaned-OLS solves) ----
-std::vector<Workload> power_split(bool quick) {
+std::vector<Workload> power_split(bool quick, std::uint64_t max_memory) {
   std::vector<Workload> out;
   const Held<DataFrame> frame;
   for (double R : ladder_of({1e3, 1e4, 1e5}, 1e6, quick)) {
@@ -329,8 +333,9 @@ std::vector<Workload> power_split(bool quick) {
                            "residuals and scores; the error draws and their demeaning not counted)",
                            256e6);
     w = with_frame(w, [] { return embedded_dataset(); }, frame);
-    w.run = [frame, R](const Backend& be) {
+    w.run = [frame, R, max_memory](const Backend& be) {
       PowerOptions po;
+      po.max_memory = max_memory;
       po.target = "rgzn";
       po.effects = parse_effects("0,x1");
       po.splits = {"region"};
@@ -358,17 +363,18 @@ std::vector<Workload> power_split(bool quick) {
 }
 
 // ---- the IV wild bootstrap (WRE), 30 clusters ----
-std::vector<Workload> iv_wre(bool quick) {
+std::vector<Workload> iv_wre(bool quick, std::uint64_t max_memory) {
   std::vector<Workload> out;
   const Held<DataFrame> frame;
   for (double B : ladder_of({1e3, 1e4, 1e5}, 1e6, quick)) {
     Workload w = described("iv-wre", "B", B, "G=30, T=12, 2 instruments, B=" + power_of_ten(B), B, "replications",
                            "2 x wre_work_per_replication: the products and the moments of a replication", 64e6);
     w = with_frame(w, [] { return synthetic_panel_frame(30, 12, 1, true, 77); }, frame);
-    w.run = [frame, B](const Backend& be) {
+    w.run = [frame, B, max_memory](const Backend& be) {
       WildOptions wo;
       wo.n_boot = static_cast<std::int64_t>(B);
       wo.enumerate = Enumerate::kNever;
+      wo.max_memory = max_memory;
       return run_wild(*frame, "y ~ x1 | unit + period | d ~ z1 + z2", "unit", "d = 0", wo, be);
     };
     out.push_back(w);
@@ -377,7 +383,7 @@ std::vector<Workload> iv_wre(bool quick) {
 }
 
 // ---- fit: 5 regressors, two-way FE, clustered, from columns in memory ----
-std::vector<Workload> fit_rows(bool quick) {
+std::vector<Workload> fit_rows(bool quick, std::uint64_t /*max_memory: checked by the bench*/) {
   std::vector<Workload> out;
   const int k = 5;
   for (double N : ladder_of({1e5, 1e6}, 1e7, quick)) {
@@ -412,14 +418,14 @@ std::vector<Workload> fit_rows(bool quick) {
 
 }  // namespace
 
-std::vector<Workload> workloads_of(const std::string& problem, bool quick) {
-  if (problem == "wild") return wild_drawn(quick);
-  if (problem == "wild-enum") return wild_enumerated(quick);
-  if (problem == "threshold") return threshold_boot(quick);
-  if (problem == "ols-batch") return ols_batch(quick);
-  if (problem == "power") return power_split(quick);
-  if (problem == "iv-wre") return iv_wre(quick);
-  if (problem == "fit") return fit_rows(quick);
+std::vector<Workload> workloads_of(const std::string& problem, bool quick, std::uint64_t max_memory) {
+  if (problem == "wild") return wild_drawn(quick, max_memory);
+  if (problem == "wild-enum") return wild_enumerated(quick, max_memory);
+  if (problem == "threshold") return threshold_boot(quick, max_memory);
+  if (problem == "ols-batch") return ols_batch(quick, max_memory);
+  if (problem == "power") return power_split(quick, max_memory);
+  if (problem == "iv-wre") return iv_wre(quick, max_memory);
+  if (problem == "fit") return fit_rows(quick, max_memory);
   return {};
 }
 

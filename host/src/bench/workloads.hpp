@@ -2,6 +2,7 @@
 // `panelboot bench`'s problems (workloads.cpp): each size of each problem as a Workload, with its
 // data (made before the clock starts), one run on a backend, and the work model that turns the
 // run's seconds into FLOP/s or bytes/s.
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,7 +30,8 @@ struct Workload {
   std::function<void()> release;  // frees the data
 };
 
-// The sizes of `problem` (bench_problem_names()), short with `quick`.
-std::vector<Workload> workloads_of(const std::string& problem, bool quick);
+// The sizes of `problem` (bench_problem_names()), short with `quick`; the engine's own memory
+// checks read `max_memory` (--max-memory; 0: what the machine has).
+std::vector<Workload> workloads_of(const std::string& problem, bool quick, std::uint64_t max_memory);
 
 }  // namespace panelboot::bench

@@ -1,6 +1,6 @@
 // `panelboot bench`'s report: a table (text) or JSON. The JSON's results[] fields problem,
 // backend, seconds, reps_per_s, achieved, limit, fraction_of_limit and bound are a contract
-// (scripts/plot-bench and scripts/bench-results read them).
+// (scripts/bench-results reads them).
 #include <cmath>
 #include <map>
 #include <sstream>
@@ -80,7 +80,7 @@ json case_json(const BenchCase& c) {
 
 std::string machine_line(const MachineLimits& m) {
   std::ostringstream s;
-  s << m.name << ": " << m.units << (m.device == "cpu" ? " threads" : " SMs") << " x " << m.fp64_lanes
+  s << m.name << ": " << m.units << (m.device == "cpu" ? " cores" : " SMs") << " x " << m.fp64_lanes
     << " FP64 " << (m.device == "cpu" ? "lanes" : "units") << " x 2 x " << fmt_num("%.3g", m.clock_hz / 1e9)
     << " GHz (" << m.clock_source << ") = " << rate_text(m.fp64_flops, "FLOP/s") << " peak; memory "
     << rate_text(m.bytes_per_s, "B/s") << " (" << m.bytes_source << ")";
