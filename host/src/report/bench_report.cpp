@@ -92,18 +92,19 @@ std::string lpad(const std::string& s, std::size_t w) { return s.size() >= w ? s
 
 std::string render_text(const BenchReport& r) {
   std::ostringstream o;
-  o << "panelboot bench" << (r.quick ? " --quick" : "") << "  (" << r.date << "; warm: median of " << r.repeats
-    << " runs after a cold one; " << fmt_num("%.0f", r.total_seconds) << " s in all)\n";
+  o << "panelboot bench" << (r.quick ? " --quick" : "") << "  (" << r.date << "; warm: "
+    << (r.repeats > 1 ? "the median of " + std::to_string(r.repeats) + " runs" : std::string("one run"))
+    << " after a cold one; " << fmt_num("%.0f", r.total_seconds) << " s in all)\n";
   o << "CPU  " << machine_line(r.cpu) << "\n";
   for (const MachineLimits& g : r.gpus) o << "GPU  " << machine_line(g) << "\n";
   for (const std::string& n : r.notes) o << "note: " << n << "\n";
   o << "\n"
-    << pad("problem", 10) << pad("size", 52) << pad("backend", 8) << lpad("median s", 10) << lpad("min-max s", 18)
-    << lpad("cold s", 9) << lpad("per s", 10) << lpad("% limit", 8) << "  " << pad("bound", 8) << "check\n";
+    << pad("problem", 10) << pad("size", 52) << pad("backend", 8) << lpad("median s", 11) << lpad("min-max s", 22)
+    << lpad("cold s", 11) << lpad("per s", 10) << lpad("% limit", 8) << "  " << pad("bound", 8) << "check\n";
   for (const BenchCase& c : r.results) {
-    o << pad(c.problem, 10) << pad(c.size, 52) << pad(c.backend, 8) << lpad(fmt_num("%.4g", c.seconds), 10)
-      << lpad(fmt_num("%.4g", c.seconds_min) + "-" + fmt_num("%.4g", c.seconds_max), 18)
-      << lpad(fmt_num("%.4g", c.cold_seconds), 9) << lpad(fmt_num("%.3g", c.reps_per_s), 10)
+    o << pad(c.problem, 10) << pad(c.size, 52) << pad(c.backend, 8) << lpad(fmt_num("%.4g", c.seconds), 11)
+      << lpad(fmt_num("%.4g", c.seconds_min) + "-" + fmt_num("%.4g", c.seconds_max), 22)
+      << lpad(fmt_num("%.4g", c.cold_seconds), 11) << lpad(fmt_num("%.3g", c.reps_per_s), 10)
       << lpad(fmt_num("%.1f", 100 * c.fraction_of_limit), 8) << "  " << pad(c.bound, 8)
       << (c.check.empty() ? "" : c.check)
       << (c.cpu_over_this > 0 ? "; cpu/" + c.backend + " " + fmt_num("%.1f", c.cpu_over_this) + "x" : "") << "\n";
