@@ -5,22 +5,20 @@
 #include "panelboot/bench.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
-#include <map>
+#include <functional>
 #include <ostream>
 
 #include "panelboot/error.hpp"
 #include "panelboot/memory.hpp"
 #include "panelboot/text.hpp"
+#include "panelboot/timing.hpp"
 #include "workloads.hpp"
 
 namespace panelboot {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kCopyBytes = std::size_t{256} << 20;  // each of the copy's two arrays
 constexpr std::size_t kMinCopyBytes = std::size_t{16} << 20;  // still past most last-level caches per core
@@ -28,7 +26,7 @@ constexpr std::size_t kMinCopyBytes = std::size_t{16} << 20;  // still past most
 double seconds_of(const std::function<void()>& f) {
   const auto t0 = Clock::now();
   f();
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+  return seconds_since(t0);
 }
 
 std::string seconds_text(double s) {
@@ -234,7 +232,7 @@ BenchReport run_bench(const BenchOptions& o) {
       w.release();
     }
   }
-  rep.total_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  rep.total_seconds = seconds_since(t0);
   return rep;
 }
 

@@ -1,9 +1,7 @@
 // The CPU's limits for `panelboot bench` (panelboot/bench.hpp): its peak FP64 rate from the
-// clock and the vector width the kernels are built for, and its memory bandwidth measured by a
-// STREAM-like copy in the same run.
+// cores, the clock and its widest vector unit, and its memory bandwidth measured by a STREAM-like
+// copy in the same run.
 #include <algorithm>
-#include <chrono>
-#include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -11,6 +9,7 @@
 
 #include "panelboot/bench.hpp"
 #include "panelboot/memory.hpp"
+#include "panelboot/timing.hpp"
 
 namespace panelboot {
 namespace {
@@ -85,10 +84,10 @@ double stream_copy_rate(std::size_t bytes, int runs) {
   }
   double best = 0;
   for (int r = 0; r < runs; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = Clock::now();
 #pragma omp parallel for schedule(static)
     for (std::size_t i = 0; i < n; ++i) a[i] = b[i];
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = seconds_since(t0);
     if (s > 0) best = std::max(best, 2.0 * static_cast<double>(n * sizeof(double)) / s);
     b[r % n] = a[(r + 1) % n];  // the copy is used, so it is not elided
   }
@@ -110,7 +109,7 @@ MachineLimits cpu_limits(int threads, std::size_t copy_bytes) {
   m.fp64_flops = m.units * static_cast<double>(m.fp64_lanes) * 2.0 * m.clock_hz;
   m.bytes_per_s = stream_copy_rate(copy_bytes, 5);
   m.bytes_source = "STREAM-like copy of 2 x " + format_bytes(static_cast<double>(copy_bytes)) + " by " +
-                   std::to_string(m.units) + " threads (read + write), best of 5, measured in this run";
+                   std::to_string(std::max(threads, 1)) + " threads (read + write), best of 5, measured in this run";
   return m;
 }
 

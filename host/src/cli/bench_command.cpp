@@ -37,8 +37,7 @@ int cmd_bench(const CommonOptions& o, const BenchFlags& f, std::ostream& out, st
   bo.threads = threads_in_use();
   bo.max_memory = max_memory_bytes(o);
   bo.progress = &terminal;
-  check_bench_options(bo);
-  BenchReport rep = run_bench(bo);
+  BenchReport rep = run_bench(bo);  // checks the options first
   rep.command_line = "panelboot bench" + std::string(f.quick ? " --quick" : "") +
                      (f.backends.empty() ? "" : " --backends " + f.backends) +
                      (f.problems.empty() ? "" : " --problems " + f.problems) +

@@ -21,6 +21,7 @@
 #include "panelboot/estimate.hpp"
 #include "panelboot/names.hpp"
 #include "panelboot/report.hpp"
+#include "panelboot/timing.hpp"
 
 namespace panelboot::cli {
 
@@ -112,12 +113,7 @@ InProcessRun* in_process_run();  // null when the command line runs as a program
 void keep_text_report(const std::function<std::string()>& render);
 
 // ---- the steps the commands share ----
-using Clock = std::chrono::steady_clock;
-// Seconds from `from` to `to` (to now): a run's stages in its report's `timing`.
-inline double seconds_between(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
-}
-inline double seconds_since(Clock::time_point from) { return seconds_between(from, Clock::now()); }
+// (Clock, seconds_between and seconds_since, for the stages in a report's `timing`: panelboot/timing.hpp.)
 std::vector<std::string> split_list(const std::string& s);
 // Applies --threads (0: every core; more than the cores are reduced to them, with a warning).
 void apply_threads(int threads, std::ostream& err);

@@ -1,6 +1,7 @@
 // `panelboot power`: Monte Carlo size, power and minimum detectable effect per split group. See
 // power.hpp for the algebra of the fast path and docs/POWER.md for the data-generating process.
 #include "panelboot/power.hpp"
+#include "panelboot/timing.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -1504,7 +1505,6 @@ namespace {
 
 PowerResult study(const DataFrame& df, const Formula& fm, const SampleOptions& so, const FitOptions& fo,
                   const PowerOptions& po, const Backend& backend) {
-  using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   check_options(po, so);
   PowerResult res;
@@ -1627,8 +1627,7 @@ PowerResult study(const DataFrame& df, const Formula& fm, const SampleOptions& s
   res.calibrate = po.calibrate == PowerCalibration::kGroup ? "group" : "pooled";
   res.seed = po.seed;
   res.backend = backend.name();
-  auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-  res.timing = {{"calibrate_s", sec(t0, t1)}, {"simulate_s", sec(t1, t2)}};
+  res.timing = {{"calibrate_s", seconds_between(t0, t1)}, {"simulate_s", seconds_between(t1, t2)}};
   return res;
 }
 

@@ -1,5 +1,6 @@
 // Hansen (1999) panel threshold regression (THRESH_P conventions). See threshold.hpp.
 #include "panelboot/threshold.hpp"
+#include "panelboot/timing.hpp"
 
 #include <Eigen/Dense>
 #include <algorithm>
@@ -1130,7 +1131,6 @@ std::size_t threshold_draw(std::uint64_t seed, int k, std::uint64_t b, std::size
 // projections, then either the given thresholds' model or the search with its models and sets,
 // then the bootstrap tests.
 ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& o, const Backend& backend) {
-  using Clock = std::chrono::steady_clock;
   const auto t_start = Clock::now();
   check_options(o);
   ThresholdResult res;
@@ -1161,9 +1161,8 @@ ThresholdResult estimate_threshold(const DataFrame& df, const ThresholdOptions& 
   const auto t_search = Clock::now();
   bootstrap_tests(c, F, fitted_of, backend, res);
   const auto t_end = Clock::now();
-  auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-  res.timing = {{"setup_s", sec(t_start, t_setup)}, {"search_s", sec(t_setup, t_search)},
-                {"bootstrap_s", sec(t_search, t_end)}};
+  res.timing = {{"setup_s", seconds_between(t_start, t_setup)}, {"search_s", seconds_between(t_setup, t_search)},
+                {"bootstrap_s", seconds_between(t_search, t_end)}};
   return res;
 }
 

@@ -9,6 +9,7 @@
 
 #include "panelboot/error.hpp"
 #include "panelboot/report.hpp"
+#include "panelboot/timing.hpp"
 
 namespace panelboot {
 
@@ -199,7 +200,7 @@ CheckpointRunner::CheckpointRunner(TaskRecords resumed, double every_s, Save sav
       save_(std::move(save)),
       shard_index_(shard_index),
       shard_count_(shard_count),
-      last_save_(std::chrono::steady_clock::now()) {}
+      last_save_(Clock::now()) {}
 
 // A block's intended duration: a quarter of the save interval, at most half a second (a stop
 // signal waits for the block to end).
@@ -217,7 +218,6 @@ RepRange next_block(const TaskSpec& task, RepRange gap, std::uint64_t pos, doubl
 }
 
 Segment BlockRunner::run(const TaskSpec& task, const Compute& compute, ProgressSink*) {
-  using Clock = std::chrono::steady_clock;
   Segment all{{0, task.n_rep}, std::vector<std::int64_t>(task.n_counts, 0), {}};
   all.values.reserve(static_cast<std::size_t>(task.n_rep) * task.width);
   double rate = 0;  // the first block is one unit: the rate of this task's replications is unknown
@@ -226,7 +226,7 @@ Segment BlockRunner::run(const TaskSpec& task, const Compute& compute, ProgressS
     const RepRange block = next_block(task, {pos, task.n_rep}, pos, rate, 0.5);
     const auto t0 = Clock::now();
     const Segment s = compute(block);
-    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double dt = seconds_since(t0);
     rate = static_cast<double>(block.size()) / std::max(dt, 1e-6);
     if (s.counts.size() != task.n_counts || s.values.size() != block.size() * task.width)
       throw std::logic_error("task '" + task.key + "': a block's result does not fit the task's shape");
@@ -240,7 +240,7 @@ Segment BlockRunner::run(const TaskSpec& task, const Compute& compute, ProgressS
 void CheckpointRunner::save_now() {
   save_(records_);
   saved_once_ = true;
-  last_save_ = std::chrono::steady_clock::now();
+  last_save_ = Clock::now();
 }
 
 std::uint64_t CheckpointRunner::planned(const TaskSpec& task) const {
@@ -255,7 +255,6 @@ void CheckpointRunner::stop_if_signalled() {
 }
 
 Segment CheckpointRunner::run(const TaskSpec& task, const Compute& compute, ProgressSink*) {
-  using Clock = std::chrono::steady_clock;
   const std::size_t index = static_cast<std::size_t>(&record_of(records_, task, "the checkpoint's") - records_.data());
   const RepRange target = target_range(task, shard_index_, shard_count_);
   DeferStopSignals defer;
@@ -268,7 +267,7 @@ Segment CheckpointRunner::run(const TaskSpec& task, const Compute& compute, Prog
       const auto t0 = Clock::now();
       Segment s = compute(block);
       s.range = block;
-      const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+      const double dt = seconds_since(t0);
       rate_ = static_cast<double>(block.size()) / std::max(dt, 1e-6);
       records_[index].add(std::move(s), "the checkpoint");
       pos = block.end;
@@ -276,7 +275,7 @@ Segment CheckpointRunner::run(const TaskSpec& task, const Compute& compute, Prog
       stop_if_signalled();
       // saved when the next block could take the wait past 80% of every_s (the save's own time
       // and the blocks' jitter stay inside the interval)
-      const double waited = std::chrono::duration<double>(Clock::now() - last_save_).count();
+      const double waited = seconds_since(last_save_);
       if (!saved_once_ || waited + block_seconds() >= 0.8 * every_s_) save_now();
     }
   }

@@ -15,6 +15,7 @@
 #include "panelboot/study.hpp"
 #include "panelboot/text.hpp"
 #include "panelboot/threshold.hpp"
+#include "panelboot/timing.hpp"
 #include "panelboot/wild.hpp"
 #include "report/format.hpp"
 
@@ -49,10 +50,6 @@ std::string sh(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 class Study {
@@ -533,7 +530,7 @@ Json Study::settings() const {
 }
 
 Json Study::run() {
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   Json out;
   out["program"] = "panelboot";
   out["version"] = PANELBOOT_VERSION;
@@ -546,7 +543,7 @@ Json Study::run() {
   Json specs = Json::array();
   Json timing = Json::object();
   auto timed = [&](const std::string& key, auto&& f) {
-    const auto t = std::chrono::steady_clock::now();
+    const auto t = Clock::now();
     f();
     timing[key] = seconds_since(t);
   };
