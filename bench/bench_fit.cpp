@@ -79,7 +79,7 @@ SampleOptions sample() {
 }
 
 // The two models timed: two-way FE OLS with 5 regressors, and 2SLS with its diagnostics in the
-// shape of bench/peer_iv.py (one exogenous, one endogenous regressor, two instruments; the
+// shape of bench/peers/iv.py (one exogenous, one endogenous regressor, two instruments; the
 // columns' roles only: the timing does not depend on the DGP).
 const Formula& iv_formula() {
   static const Formula f = parse_formula("y ~ x4 | unit + time | x1 ~ x2 + x3");

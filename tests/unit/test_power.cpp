@@ -243,7 +243,7 @@ TEST(PowerCalibration, CrvePowerFollowsTheNoncentralT) {
 // (a balanced Monte Carlo design gave 5.3% at G = 11, 6.2% at G = 8). East and West (G = 11)
 // lie there; Central (G = 8) does not: 0.0897 (MC SE 0.002) at R = 20,000 under wild-normal
 // errors, found by this command and confirmed by the pyfixest + wildboottest loop of
-// bench/peer_power.py. Its bound is widened to 0.11 on that measurement, not to hide it: the
+// bench/peers/power.py (scripts/bench-peers --only power). Its bound is widened to 0.11 on that measurement, not to hide it: the
 // bench and docs/POWER.md report it.
 TEST(PowerSize, WildOnTheEmbeddedRegions) {
   const json j = power_json({"-f", kStudy, "--cluster", "province", "--target", "rgzn", "--effects", "0", "--split",

@@ -1,0 +1,1 @@
+"""bench-peers: panelboot against the peer tools (scripts/bench-peers)."""
