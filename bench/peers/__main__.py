@@ -76,7 +76,7 @@ def versions(ctx):
         except PackageNotFoundError:
             out[p] = None
     p = common.run_process([ctx.exe, "--version"], 60)
-    out["panelboot"] = p.out.strip() if p.rc == 0 else None
+    out["panelboot"] = p.out.strip().removeprefix("panelboot ") if p.rc == 0 else None
     if ctx.rscript:
         p = common.run_process([ctx.rscript, "-e", 'cat(R.version$major, ".", R.version$minor, " sandwich ", '
                                 "as.character(packageVersion('sandwich')), ' plm ', as.character(packageVersion('plm')), sep='')"], 60)

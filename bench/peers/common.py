@@ -200,10 +200,12 @@ def cannot_run(tool, why):
     return {"tool": tool, "status": CANNOT_RUN, "detail": why, "what": ""}
 
 
-def row(family, case, ladder, ladder_value, size, pb, peers):
+def row(family, case, ladder, ladder_value, size, pb, peers, series=""):
+    """series: which line of the family's plot along its ladder the row belongs to, when rows on one
+    ladder differ in something else (wild: the grid's B, or the enumeration beside the grid)."""
     pb = {k: v for k, v in pb.items() if k != "json"} if pb else None
     return {"family": family, "case": case, "ladder": ladder, "ladder_value": ladder_value, "size": size,
-            "panelboot": pb, "peers": peers}
+            "series": series, "panelboot": pb, "peers": peers}
 
 
 def coef_se_status(pb_coef, pb_se, coef, se, se_comparable=True, coef_tol=COEF_TOL, se_tol=SE_TOL):
