@@ -2,20 +2,25 @@
 agreement checks, seeded datasets and the row every family reports.
 
 A row (one case) is
-    {"family", "case", "ladder", "ladder_value", "size": {...},
-     "panelboot": {"seconds", "seconds_min", "seconds_max", "runs", "peak_mb", "what", "command", ...},
+    {"family", "case", "ladder", "ladder_value", "series", "size": {...},
+     "panelboot": {"seconds", "seconds_min", "seconds_max", "runs", "peak_mb", "what", "command",
+                   "backend", "threads_1_equal", ...},
      "peers": [{"tool", "status", "detail", "seconds", "seconds_min", "seconds_max", "runs", "peak_mb",
-                "what", "ratio"}]}
-status is one of AGREE, DIFFER, NOT_COMPARABLE, CANNOT_RUN. "ratio" is the peer's median seconds over
-panelboot's, set only when the peer ran; it counts toward the summary only when the answers agree.
+                "what", "ratio", "extrapolated"}]}
+status: one of bench/peers/report.py's STATUSES. "ratio" is the peer's median seconds (or its
+extrapolated seconds) over panelboot's median, set whenever the peer ran; the summary's headline
+takes it only from agreeing, measured entries.
 """
-import json, os, shlex, signal, statistics, subprocess, tempfile, threading, time
+import hashlib, inspect, json, os, shlex, signal, statistics, subprocess, tempfile, threading, time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .report import AGREE, DIFFER, NOT_COMPARABLE, CANNOT_RUN  # noqa: F401 (the families use them as common.X)
+from .report import AGREE, PLAUSIBLE, DIFFER, NOT_COMPARABLE, CANNOT_RUN, FAILED  # noqa: F401 (common.X)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 COEF_TOL, SE_TOL = 1e-8, 1e-6
+GNU_TIME = "/usr/bin/time"  # Debian's `time`: the peak RSS of the process it starts
 
 
 @dataclass
@@ -28,6 +33,7 @@ class Context:
     repeats: int        # timed runs per tool and case (the median is quoted)
     threads: int        # panelboot --threads
     timeout: int        # seconds for one peer process
+    backend: str = "cpu"  # panelboot --backend
     log: callable = print
     versions: dict = field(default_factory=dict)
 
@@ -36,41 +42,67 @@ class Context:
 class Proc:
     rc: int
     wall: float
-    peak_mb: float
+    peak_mb: float      # None where GNU time is not installed
     out: str
     err: str
+    timed_out: bool = False
 
 
 def run_process(cmd, timeout, env=None):
-    """Runs cmd to the end (or kills it after timeout seconds: rc 124): wall time and peak RSS of
-    that process alone (os.wait4's rusage), stdout and stderr."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    """Runs cmd to the end, or kills its process group after timeout seconds (timed_out, rc 124):
+    wall time, peak RSS, stdout and stderr. The peak comes from GNU time wrapped around cmd: a
+    child's own ru_maxrss starts from its parent's high-water mark (Linux carries it over exec),
+    so bench-peers' size would floor every figure; time's child starts from time's few MB."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        with_time = os.access(GNU_TIME, os.X_OK)
+        wrapped = ([GNU_TIME, "-f", "%M", "-o", rss.name] if with_time else []) + list(cmd)
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
+        p = subprocess.Popen(wrapped, stdout=out, stderr=err, env=env, start_new_session=True)
         killed = []
 
-        def kill():
-            killed.append(True)
+        def kill_group():
             try:
                 os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):
                 pass
-        timer = threading.Timer(timeout, kill)
+
+        def on_timeout():
+            killed.append(True)
+            kill_group()
+        timer = threading.Timer(timeout, on_timeout)
         timer.start()
         try:
-            _, status, usage = os.wait4(p.pid, 0)
+            _, status, _ = os.wait4(p.pid, 0)
         except BaseException:  # Ctrl-C or a kill of bench-peers: its peer (own session) goes too
-            kill()
+            kill_group()
             os.wait4(p.pid, 0)
             raise
         finally:
             timer.cancel()
+            kill_group()       # anything the peer left running in its group
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
+        timed_out = bool(killed) and p.returncode != 0
         out.seek(0)
         err.seek(0)
-        rc = 124 if killed else p.returncode
-        return Proc(rc, wall, usage.ru_maxrss / 1024, out.read(), err.read())
+        return Proc(124 if timed_out else p.returncode, wall, peak_of(rss.name, with_time),
+                    out.read(), without_time_notes(err.read()), timed_out)
+
+
+def peak_of(path, with_time):
+    """GNU time's %M (KiB) from its -o file: the last line (a "Command exited..." note may precede it)."""
+    if not with_time:
+        return None
+    try:
+        lines = [l for l in open(path).read().splitlines() if l.strip()]
+        return int(lines[-1]) / 1024 if lines else None
+    except (OSError, ValueError):
+        return None
+
+
+def without_time_notes(err):
+    return "\n".join(l for l in err.splitlines() if not l.startswith("Command exited with non-zero status"))
 
 
 def last_line(text):
@@ -87,25 +119,50 @@ class PanelbootFailed(RuntimeError):
     pass
 
 
-def panelboot(ctx, args, what="whole process: start, CSV read, fit and inference", repeats=None, env=None):
+def panelboot(ctx, args, what="whole process: start, CSV read, fit and inference", repeats=None, threads=None):
     """panelboot as a whole process, repeats times (the median, the range, the largest peak RSS) and
     the JSON of its last run. Raises PanelbootFailed with its stderr's last line."""
-    cmd = [ctx.exe] + list(args) + ["--format", "json", "--threads", str(ctx.threads)]
-    walls, peak, doc = [], 0.0, None
+    cmd = [ctx.exe] + list(args) + ["--format", "json", "--threads", str(threads or ctx.threads),
+                                    "--backend", ctx.backend]
+    walls, peaks, doc = [], [], None
     for _ in range(repeats or ctx.repeats):
-        p = run_process(cmd, ctx.timeout, env)
+        p = run_process(cmd, ctx.timeout)
         if p.rc != 0:
             raise PanelbootFailed(f"`{shlex.join(cmd)}` exited {p.rc}: {last_line(p.err)}")
         walls.append(p.wall)
-        peak = max(peak, p.peak_mb)
-        doc = json.loads(p.out)
-    return dict(spread(walls), peak_mb=peak, what=what, command=shlex.join(cmd), json=doc)
+        peaks.append(p.peak_mb)
+        try:
+            doc = json.loads(p.out)
+        except json.JSONDecodeError as e:
+            raise PanelbootFailed(f"`{shlex.join(cmd)}` printed no JSON: {e}") from None
+    peak = None if None in peaks else max(peaks)
+    return dict(spread(walls), peak_mb=peak, what=what, command=shlex.join(cmd), backend=doc.get("backend"),
+                json=doc)
+
+
+def without_timing(doc):
+    """The JSON with every field that may differ between equal runs taken out (times, threads)."""
+    if isinstance(doc, dict):
+        return {k: without_timing(v) for k, v in doc.items() if k not in ("timing", "threads", "command_line")}
+    if isinstance(doc, list):
+        return [without_timing(v) for v in doc]
+    return doc
+
+
+def check_threads(ctx, args, pb):
+    """panelboot again with --threads 1: the same JSON bit for bit (times and the thread count
+    aside) is the engine's promise; the row records it and the run fails where it breaks."""
+    if ctx.threads == 1:
+        return
+    one = panelboot(ctx, args, repeats=1, threads=1)
+    pb["threads_1_equal"] = without_timing(one["json"]) == without_timing(pb["json"])
+    pb["threads_1_seconds"] = one["seconds"]
 
 
 # Every Python peer snippet starts with this: measure(fn) calls fn once untimed (imports, numba's
-# compilation, caches), then `repeats` times; emit() prints the JSON line with the process's peak RSS.
+# compilation, caches), then `repeats` times; emit() prints the JSON line (run_peer adds the peak RSS).
 PY_PRELUDE = r"""
-import json, os, resource, statistics, sys, time, warnings
+import json, os, statistics, sys, time, warnings
 warnings.filterwarnings("ignore")
 REPEATS = int(os.environ.get("BENCH_PEERS_REPEATS", "3"))
 def measure(fn, repeats=None):
@@ -116,7 +173,6 @@ def measure(fn, repeats=None):
     s = sorted(times)
     return r, {"seconds": statistics.median(s), "seconds_min": s[0], "seconds_max": s[-1], "runs": len(s)}
 def emit(d):
-    d["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(d, default=float))
 """
 
@@ -129,7 +185,8 @@ measure <- function(fn) {
   list(r = r, timing = list(seconds = median(times), seconds_min = min(times), seconds_max = max(times), runs = REPEATS))
 }
 json_num <- function(x) { x <- as.numeric(x)
-  if (length(x) == 1) sprintf("%.17g", x) else paste0("[", paste(sprintf("%.17g", x), collapse = ","), "]") }
+  v <- ifelse(is.finite(x), sprintf("%.17g", x), "null")  # NA, NaN, Inf: JSON null (then no agreement)
+  if (length(x) == 1) v else paste0("[", paste(v, collapse = ","), "]") }
 emit <- function(fields) {
   parts <- vapply(names(fields), function(k) sprintf('"%s": %s', k, json_num(fields[[k]])), "")
   cat("{", paste(parts, collapse = ", "), "}\n")
@@ -138,8 +195,8 @@ emit <- function(fields) {
 
 
 def run_peer(ctx, code, args, timeout=None, repeats=None):
-    """A Python peer snippet in its own process: its JSON line, or {"error": why}. The process's
-    peak RSS is the snippet's own (from emit)."""
+    """A Python peer snippet in its own process: its JSON line with the process's peak RSS, or
+    {"error": why} ("timeout": True when it ran out of time)."""
     env = dict(os.environ, BENCH_PEERS_REPEATS=str(repeats or ctx.repeats))
     p = run_process([ctx.python, "-c", PY_PRELUDE + code] + [str(a) for a in args], timeout or ctx.timeout, env)
     return peer_answer(p, timeout or ctx.timeout)
@@ -147,31 +204,39 @@ def run_peer(ctx, code, args, timeout=None, repeats=None):
 
 def run_r(ctx, code, args, timeout=None, repeats=None):
     if not ctx.rscript:
-        return {"error": "R is not installed (Rscript not found)"}
+        return {"error": "R is not installed (Rscript not found; scripts/bench-peers installs r-base-core)"}
     env = dict(os.environ, BENCH_PEERS_REPEATS=str(repeats or ctx.repeats))
     p = run_process([ctx.rscript, "-e", R_PRELUDE + code] + [str(a) for a in args], timeout or ctx.timeout, env)
-    ans = peer_answer(p, timeout or ctx.timeout)
-    if "error" not in ans:
-        ans["peak_mb"] = p.peak_mb      # R's own peak: the whole Rscript process
-    return ans
+    return peer_answer(p, timeout or ctx.timeout)
+
+
+def error_line(err):
+    """The line of a peer's stderr that says what broke: R's "Error ..." or Python's last line."""
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    first_error = next((l for l in lines if l.startswith("Error")), None)
+    return (first_error or (lines[-1] if lines else "no message"))[:200]
 
 
 def peer_answer(p, timeout):
-    if p.rc == 124:
-        return {"error": f"did not finish in {timeout} s"}
+    if p.timed_out:
+        return {"error": f"did not finish in {timeout} s", "timeout": True}
     if p.rc != 0:
-        return {"error": f"exit {p.rc}: {last_line(p.err)[:200]}"}
+        return {"error": f"exit {p.rc}: {error_line(p.err)}"}
     try:
-        return json.loads(last_line(p.out))
+        ans = json.loads(last_line(p.out))
     except json.JSONDecodeError:
         return {"error": f"no JSON on its last line: {last_line(p.out)[:200]}"}
+    ans["peak_mb"] = p.peak_mb
+    return ans
 
 
 def max_rel_diff(a, b):
+    """max |a - b| / |b|; infinite for nothing to compare, unequal lengths, or a NaN / None."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape != b.shape:
+    if a.shape != b.shape or a.size == 0:
         return float("inf")
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300))) if a.size else 0.0
+    d = np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
+    return float("inf") if np.isnan(d).any() else float(np.max(d))
 
 
 def p_values_agree(p1, b1, p2, b2):
@@ -183,13 +248,14 @@ def p_values_agree(p1, b1, p2, b2):
 
 
 def peer(tool, ans, status, detail, pb, what):
-    """A peer's entry in a row. ans: the peer's JSON answer (its timing) or {"error": why}."""
+    """A peer's entry in a row. ans: the peer's JSON answer (its timing) or {"error": why}: then
+    FAILED (its process broke), or "cannot run" when it ran out of time."""
     e = {"tool": tool, "status": status, "detail": detail, "what": what}
     if "error" in ans:
-        e.update(status=CANNOT_RUN, detail=ans["error"])
+        e.update(status=CANNOT_RUN if ans.get("timeout") else FAILED, detail=ans["error"])
         return e
-    for k in ("seconds", "seconds_min", "seconds_max", "runs", "peak_mb"):
-        if k in ans:
+    for k in ("seconds", "seconds_min", "seconds_max", "runs", "peak_mb", "extrapolated"):
+        if ans.get(k) is not None:
             e[k] = ans[k]
     if "seconds" in e and pb and pb.get("seconds"):
         e["ratio"] = e["seconds"] / pb["seconds"]
@@ -221,15 +287,26 @@ def coef_se_status(pb_coef, pb_se, coef, se, se_comparable=True, coef_tol=COEF_T
 
 
 def write_atomically(path, write):
-    """write(f) into path's temporary twin, then rename: a killed run leaves no half dataset."""
-    tmp = path + ".tmp.csv"
-    with open(tmp, "w") as f:
-        write(f)
-    os.replace(tmp, path)
+    """write(f) into path's temporary twin (this process's own), then rename: a killed run leaves no
+    half dataset, and two runs at once do not write into one file."""
+    tmp = f"{path}.{os.getpid()}.tmp.csv"
+    try:
+        with open(tmp, "w") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def dataset(ctx, name, write):
-    path = os.path.join(ctx.data, name)
+    """The dataset `name` (its parameters in the name) written once by write(f); the name also
+    carries a hash of the writer's code, so a changed DGP writes a new file instead of reusing the
+    old one."""
+    code = inspect.getsource(write) + repr([c.cell_contents for c in (write.__closure__ or ())
+                                            if isinstance(c.cell_contents, (int, float, str, tuple))])
+    stem, ext = os.path.splitext(name)
+    path = os.path.join(ctx.data, f"{stem}-{hashlib.sha1(code.encode()).hexdigest()[:8]}{ext}")
     if not os.path.exists(path):
         ctx.log(f"bench-peers: writing {path}")
         write_atomically(path, write)
@@ -262,14 +339,19 @@ def failed_row(family, case, ladder, ladder_value, size, error):
     return r
 
 
-def coef_and_se_factor_status(pb_coef, pb_se, coef, se, coef_tol=COEF_TOL, se_tol=SE_TOL):
+def coef_and_se_factor_status(pb_coef, pb_se, coef, se, expected, convention, coef_tol=COEF_TOL, se_tol=SE_TOL):
     """For a peer whose SEs follow another small-sample convention: the coefficients must agree
-    (coef_tol) and SE_panelboot / SE_peer must be one constant c for every coefficient (within
-    se_tol): the same variance up to the convention's scalar factor, which the detail names."""
+    (coef_tol) and SE_panelboot / SE_peer must equal `expected`, the square root of the ratio of the
+    two conventions' factors, for every coefficient (se_tol)."""
     dc = max_rel_diff(pb_coef, coef)
-    r = np.asarray(pb_se, float) / np.asarray(se, float)
-    c = float(np.median(r)) if r.size else float("nan")
-    dr = max_rel_diff(r, np.full_like(r, c)) if r.size else 0.0
+    r = np.asarray(pb_se, float) / np.asarray(se, float) if len(pb_se) == len(se) else np.array([])
+    dr = max_rel_diff(r, np.full_like(r, expected))
     ok = dc <= coef_tol and dr <= se_tol
-    return (AGREE if ok else DIFFER), (f"coef rel. diff {dc:.1e}; SE another small-sample convention: "
-                                       f"SE_panelboot / SE_peer = {c:.6f} for every coefficient (spread {dr:.1e})")
+    return (AGREE if ok else DIFFER), (f"coef rel. diff {dc:.1e}; SE: {convention}, so SE_panelboot / SE_peer "
+                                       f"should be {expected:.8f} for every coefficient: rel. diff {dr:.1e}")
+
+
+def by_name(names, ans_names, values):
+    """values (the peer's, in ans_names' order) in panelboot's order of names; NaN where missing."""
+    d = dict(zip(ans_names, values))
+    return [d.get(k, float("nan")) for k in names]

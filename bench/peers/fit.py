@@ -9,14 +9,15 @@ and period effects, regressors correlated with the unit effect). The ladder: N =
   untimed). The same small-sample convention as panelboot's default (fixest's): coefficients to
   1e-8, SEs to 1e-6.
 - linearmodels: `PanelOLS(entity_effects=True, time_effects=True).fit(cov_type="clustered",
-  cluster_entity=True)` in memory, warm. Its SEs use another small-sample factor: the coefficients
-  must agree and SE_panelboot / SE_linearmodels must be one constant for every coefficient.
+  cluster_entity=True)` in memory, warm. Its SEs use another small-sample factor, N/(N-k-(L-1)), the
+  L levels of both effects counted less one: the coefficients must agree to 1e-8 and SE_panelboot / SE_linearmodels
+  equal the square root of the two factors' ratio to 1e-6 for every coefficient.
 - R plm: `plm(model = "within", effect = "twoways")` with `vcovHC(method = "arellano", cluster =
   "group")` (its HC0: no small-sample factor), in memory, warm; checked as linearmodels.
+- panelboot again with --threads 1: the same JSON bit for bit.
 Each peer's time is a warm call on data already in memory; panelboot's includes reading the CSV,
 so the ratio favours the peers.
 """
-import os
 
 from . import common
 
@@ -63,22 +64,35 @@ def write_panel(units, periods):
     return write
 
 
-def by_names(ans, names):
-    d = dict(zip(ans["names"], zip(ans["coef"], ans["se"])))
-    return [d[k][0] for k in names], [d[k][1] for k in names]
+def predicted_se_ratio(tool, model):
+    """SE_panelboot / SE_peer from the two conventions' factors. panelboot (fixest's): c = G/(G-1)
+    (N-1)/(N-K), K = regressors + the FE levels not nested in the cluster (its dof_k). plm's
+    vcovHC(method = "arellano") (HC0): no factor. linearmodels' clustered PanelOLS (debiased=False):
+    N/(N-k-(L-1)), the L levels of both effects counted less one (the constant), no G/(G-1)."""
+    N, G, K = model["nobs"], model["n_clusters"], model["dof_k"]
+    c_panelboot = G / (G - 1) * (N - 1) / (N - K)
+    if tool.startswith("R plm"):
+        return c_panelboot ** 0.5, "plm's HC0 applies no small-sample factor"
+    k = len(model["coefficients"])
+    L = sum(f["levels"] for f in model["fixed_effects"])
+    return (c_panelboot / (N / (N - k - (L - 1)))) ** 0.5, f"linearmodels' factor is N/(N-k-(L-1)), L = {L} levels"
 
 
 def compare(tool, ans, pb, same_convention):
-    """The peer's entry: cannot run, or its coefficients and SEs against panelboot's."""
+    """The peer's entry: its coefficients and SEs against panelboot's, by name where it names them."""
     what = "warm call, data in memory"
     if "error" in ans:
-        return common.peer(tool, ans, common.CANNOT_RUN, "", pb, what)
-    names = [c["name"] for c in pb["json"]["models"][0]["coefficients"]]
-    b = [c["estimate"] for c in pb["json"]["models"][0]["coefficients"]]
-    s = [c["std_error"] for c in pb["json"]["models"][0]["coefficients"]]
-    coef, se = by_names(ans, names) if "names" in ans else (ans["coef"], ans["se"])
-    check = common.coef_se_status if same_convention else common.coef_and_se_factor_status
-    status, detail = check(b, s, coef, se)
+        return common.peer(tool, ans, common.FAILED, "", pb, what)
+    model = pb["json"]["models"][0]
+    names = [c["name"] for c in model["coefficients"]]
+    b = [c["estimate"] for c in model["coefficients"]]
+    s = [c["std_error"] for c in model["coefficients"]]
+    peer_names = ans.get("names", names)
+    coef, se = common.by_name(names, peer_names, ans["coef"]), common.by_name(names, peer_names, ans["se"])
+    if same_convention:
+        status, detail = common.coef_se_status(b, s, coef, se)
+    else:
+        status, detail = common.coef_and_se_factor_status(b, s, coef, se, *predicted_se_ratio(tool, model))
     return common.peer(tool, ans, status, detail, pb, what)
 
 
@@ -87,13 +101,16 @@ def one_size(ctx, units, periods):
     case = f"two-way FE OLS, k=5, N={n:,} ({units:,} units x {periods} periods), CRV1 by unit"
     size = {"N": n, "units": units, "periods": periods, "k": 5}
     csv = common.dataset(ctx, f"fit_{units}x{periods}.csv", write_panel(units, periods))
+    args = ["fit", "--data", csv, "--formula", FORMULA, "--cluster", "unit"]
     try:
-        pb = common.panelboot(ctx, ["fit", "--data", csv, "--formula", FORMULA, "--cluster", "unit"])
+        pb = common.panelboot(ctx, args)
+        common.check_threads(ctx, args, pb)
     except common.PanelbootFailed as e:
         return common.failed_row("fit", case, "N", n, size, e)
+    plm_args = [csv, "y ~ " + " + ".join(XS)]
     peers = [compare("pyfixest", common.run_peer(ctx, PYFIXEST, [csv, FORMULA]), pb, True),
              compare("linearmodels PanelOLS", common.run_peer(ctx, LINEARMODELS, [csv, ",".join(XS)]), pb, False),
-             compare("R plm + vcovHC", common.run_r(ctx, PLM, [csv, "y ~ " + " + ".join(XS)]), pb, False)]
+             compare("R plm + vcovHC", common.run_r(ctx, PLM, plm_args), pb, False)]
     return common.row("fit", case, "N", n, size, pb, peers)
 
 

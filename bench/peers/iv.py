@@ -116,7 +116,9 @@ def iv_dataset(ctx, units, periods):
 
 def run_panelboot(ctx, csv):
     """panelboot's whole process; its first model's JSON is kept under "model" (dropped by row())."""
-    pb = common.panelboot(ctx, ["fit", "--data", csv, "--formula", FORMULA, "--cluster", CLUSTER])
+    args = ["fit", "--data", csv, "--formula", FORMULA, "--cluster", CLUSTER]
+    pb = common.panelboot(ctx, args)
+    common.check_threads(ctx, args, pb)   # --threads 1: the same JSON bit for bit
     model = pb["json"]["models"][0]
     pb["first_stage_f"] = model["first_stages"][0]["f_stat"]
     pb["dof_k"] = model["dof_k"]
@@ -157,7 +159,7 @@ def ratio_range(r):
 
 def pyfixest_verdict(pb_est, ans):
     if "error" in ans:
-        return common.CANNOT_RUN, ans["error"]
+        return common.FAILED, ans["error"]
     peer_vals = matched(pb_est, ans)
     if peer_vals is None:
         return names_differ(pb_est, ans)
@@ -168,7 +170,7 @@ def linearmodels_verdict(pb_est, ans, model, extra_df):
     """Coefficients to 1e-8; SEs through the debiased=True, extra_df refit to 1e-6. The default SE's
     ratio to panelboot's is reported beside the expected 1/sqrt(c)."""
     if "error" in ans:
-        return common.CANNOT_RUN, ans["error"]
+        return common.FAILED, ans["error"]
     debiased, default = matched(pb_est, ans, "se_debiased"), matched(pb_est, ans, "se")
     if debiased is None:
         return names_differ(pb_est, ans)

@@ -21,7 +21,7 @@ import os
 
 from . import common
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = common.ROOT
 XTHREG = os.path.join(ROOT, "tests", "data", "hansen1999_xthreg.csv")
 HANSEN = os.path.join(ROOT, "tests", "data", "hansen1999_invest.csv")
 B = 300
@@ -62,7 +62,7 @@ def same_model(ctx, grid, ans):
 def compare(ctx, grid, ans, pb):
     what = "warm call, data in memory"
     if "error" in ans:
-        return common.peer("pyxthreg", ans, common.CANNOT_RUN, "", pb, what)
+        return common.peer("pyxthreg", ans, common.FAILED, "", pb, what)
     m = pb["json"]["models"][0]
     p_note = (f"p {ans['p_value']:.3f} vs panelboot {pb['json']['tests'][0]['p_value']:.3f} not comparable "
               "(pyxthreg: Gaussian wild bootstrap, thresholds fixed)")
@@ -89,7 +89,7 @@ def xthreg_case(ctx, grid):
     except common.PanelbootFailed as e:
         return common.failed_row("threshold", case, "grid", 400, size, e)
     size["points"] = pb["json"]["n_grid"]  # the grid points searched
-    return common.row("threshold", case, "grid", size["points"], size, pb, peers)
+    return common.row("threshold", case, "grid", size["points"], size, pb, peers, "xthreg example, 1 test, B=300")
 
 
 def hansen_case(ctx):
@@ -104,7 +104,8 @@ def hansen_case(ctx):
         return common.failed_row("threshold", case, "grid", 393, size, e)
     why = ("Hansen's program's conventions (last period deleted, q < gamma, residual bootstrap re-estimating "
            "the thresholds) are not among its options")
-    return common.row("threshold", case, "grid", 393, size, pb, [common.cannot_run("pyxthreg", why)])
+    return common.row("threshold", case, "grid", 393, size, pb, [common.cannot_run("pyxthreg", why)],
+                      "Hansen's application, 3 tests, B=1000")
 
 
 def cases(ctx):

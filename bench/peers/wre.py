@@ -36,7 +36,7 @@ The reference runs in a process of its own (common.run_peer: its own peak RSS) w
 its fastest setting for these small solves. Each check (label, ok, detail) is kept in the JSON under
 the peer's "checks"; the table's detail counts them.
 """
-import itertools, json, os
+import itertools, json
 
 import numpy as np
 
@@ -49,7 +49,7 @@ B_PB, TIE, TOL_T = 99999, 1e-10, 1e-8
 B0S = (0.5, 0.0, 1.0)
 KINDS = ("wre", "wue", "ar")
 YEARS, DATA_SEED, REF_SEED, PB_SEED = 12, 2024, 7, 1
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = common.ROOT
 
 
 # ---------------------------------------------------------------- data
@@ -369,21 +369,21 @@ def exact_case(ctx):
     except common.PanelbootFailed as err:
         return common.failed_row(FAMILY, case, "G", G, size, err)
     tests, pb = runs[0.5]
-    shown = dict(pb, what="whole process, one run (answers only, not timed): --enumerate always, WRE + AR, "
-                          "b0 = 0.5, with the CI")
+    shown = dict(pb, timed=False, what="whole process, one run (answers only, not timed): --enumerate always, "
+                                       "WRE + AR, b0 = 0.5, with the CI")
     ends = ci_ends(tests.get("wre", {}))
     kinds_b0s = [(k, b0) for b0 in B0S for k in KINDS]
     ref = reference_process(ctx, csv, "all", answers=kinds_b0s, probes=ci_probe_points(ends), self_checks=True)
     what = "2SLS refit per sign vector, FE as dummies; all 2^8 vectors"
     if "error" in ref:
-        return common.row(FAMILY, case, "G", G, size, shown, [common.peer(TOOL, ref, "", "", shown, what)])
+        return common.row(FAMILY, case, "G", G, size, shown, [common.peer(TOOL, ref, "", "", shown, what)], "G=8: all 2^G sign vectors (answers only)")
     checks = ref["self_checks"] + compare_all("G=8 exact", runs, ref, kinds_b0s, exact_check, "exact")
     status, detail = verdict(checks, f"p, n_exceed identical {tally(checks, 'exact')}, t/F within 1e-8 "
                                      f"{tally(checks, 'stat')} (WRE, WUE, AR x b0 {b0_list(B0S)}); "
                                      f"reference self-checks {tally(checks, 'reference')}")
     e = common.peer(TOOL, {}, status, detail, shown, what)     # not timed: no seconds, no ratio
     e.update(checks=checks, ci_ends=ci_end_report(ends, ref["probes"], float(pb["json"].get("level", 0.95))))
-    return common.row(FAMILY, case, "G", G, size, shown, [e])
+    return common.row(FAMILY, case, "G", G, size, shown, [e], "G=8: all 2^G sign vectors (answers only)")
 
 
 def random_case(ctx):
@@ -403,7 +403,7 @@ def random_case(ctx):
     what = (f"WRE b0 = 0.5, 2SLS refit per draw, own process, one BLAS thread: median of {ctx.repeats} runs of "
             f"{ref_b:,} draws, extrapolated per replication to {B_PB:,}")
     if "error" in ref:
-        return common.row(FAMILY, case, "G", G, size, timed, [common.peer(TOOL, ref, "", "", timed, what)])
+        return common.row(FAMILY, case, "G", G, size, timed, [common.peer(TOOL, ref, "", "", timed, what)], "G=30: B=99,999 drawn")
     mc_check = lambda tag, row, r: monte_carlo_check(tag, row, r, ref_b)
     checks = compare_all("G=30 random", runs, ref, kinds_b0s, mc_check, "mc")
     status, detail = verdict(checks, f"p within 4 MC s.e. {tally(checks, 'mc')}, t/F within 1e-8 "
@@ -413,7 +413,7 @@ def random_case(ctx):
     e = common.peer(TOOL, ref, status, detail, timed, what)
     e.update(extrapolated=True, ref_B=ref_b, measured=ref["measured"],
              seconds_per_replication=ref["seconds_per_replication"], checks=checks)
-    return common.row(FAMILY, case, "G", G, size, timed, [e])
+    return common.row(FAMILY, case, "G", G, size, timed, [e], "G=30: B=99,999 drawn")
 
 
 def cases(ctx):
