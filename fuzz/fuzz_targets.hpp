@@ -16,8 +16,10 @@ struct Finding : std::logic_error {
   using std::logic_error::logic_error;
 };
 
-// CSV text through read_csv_text (delimiter detected); then its first two columns as a grouping
-// (group_codes) and as the panel index (--panel id,time, lags and leads).
+// CSV text through read_csv_text (delimiter detected), once with the fast path for plain numeric
+// records and once with every record through the tokenizer: the same frame or the same error; then
+// its first two columns as a grouping (group_codes) and as the panel index (--panel id,time, lags
+// and leads).
 void csv(const std::uint8_t* data, std::size_t size);
 // A .dta file through read_dta: the bytes are written to a memfd and read through its
 // /proc/self/fd/N path, so the reader runs unchanged (it takes a path).

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace panelboot {
@@ -101,10 +102,13 @@ class DataFrame {
 
 struct CsvOptions {
   char delimiter = 0;  // 0 = detect among ',', ';' and '\t' from the header line
+  // Records of plain numbers parsed straight from the text (the fast path); false: every record
+  // through the tokenizer's fields (the tests compare the two, which must give the same frame).
+  bool plain_records = true;
 };
 
 DataFrame read_csv(const std::string& path, const CsvOptions& opts = {});
-DataFrame read_csv_text(const std::string& text, const std::string& source_name,
+DataFrame read_csv_text(std::string_view text, const std::string& source_name,
                         const CsvOptions& opts = {});
 DataFrame read_dta(const std::string& path);
 // A .dta file's bytes (read from a pipe, which ReadStat cannot seek).

@@ -1,7 +1,8 @@
 // CSV reader: leading "# panelboot" note lines, then a header row; comma, semicolon or tab (detected
-// from the header); RFC 4180 quotes (doubled quotes inside, newlines inside quotes); missing as empty, NA or '.'. One pass parses
-// numbers with fast_float; a column that meets text becomes a text column, and only those
-// columns are read a second time, as text.
+// from the header); RFC 4180 quotes (doubled quotes inside, newlines inside quotes); missing as
+// empty, NA or '.'. One pass parses numbers with fast_float: a record of plain numbers straight
+// from the text (plain_numeric_record), any other through the tokenizer's fields. A column that
+// meets text becomes a text column, and only those columns are read a second time, as text.
 #include <fast_float/fast_float.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -43,6 +44,14 @@ class Tokenizer {
  public:
   Tokenizer(std::string_view text, char delim, const std::string& source, std::uint32_t first_line = 1)
       : text_(text), delim_(delim), source_(source), line_(first_line) {}
+
+  // Where the next record starts, its line; resume_after moves past a record read elsewhere.
+  std::size_t position() const { return pos_; }
+  std::uint32_t line() const { return line_; }
+  void resume_after(std::size_t next_record) {
+    pos_ = next_record;
+    ++line_;
+  }
 
   // Reads the next non-blank record into fields; false at end of input.
   bool next(std::vector<std::string_view>& fields, std::uint32_t& record_line) {
@@ -139,7 +148,51 @@ class Tokenizer {
   std::size_t scratch_used_ = 0;
 };
 
+// The rows to reserve for, from the newlines in the first MiB (all of a smaller file) scaled to the
+// whole, with 2% to spare: counting every newline of a large file costs a pass over it, and a
+// short guess only makes the columns grow once more.
+std::size_t estimated_rows(std::string_view text) {
+  constexpr std::size_t kSample = std::size_t{1} << 20;
+  const std::string_view head = text.substr(0, kSample);
+  const auto lines = static_cast<std::size_t>(std::count(head.begin(), head.end(), '\n'));
+  if (head.size() == text.size()) return lines + 1;
+  const double per_byte = static_cast<double>(lines + 1) / static_cast<double>(head.size());
+  return static_cast<std::size_t>(per_byte * 1.02 * static_cast<double>(text.size())) + 16;
+}
+
 bool is_missing(std::string_view f) { return f.empty() || f == "NA" || f == "."; }
+
+// One record of plain numbers, the common case ("1.5,-2,,3e-4\n"): parsed straight from the text
+// into `values` (NaN for an empty field) with the same fast_float call the tokenizer's path makes,
+// and `pos` moved past its newline. False, with nothing consumed, at anything else: quotes, blanks,
+// text, NA or '.', a value that is not finite, another number of fields, a blank line. The
+// tokenizer then reads that record by the full rules, so both paths give the same frame.
+bool plain_numeric_record(std::string_view text, std::size_t& pos, char delim, std::size_t n_col,
+                          double* values) {
+  const char* s = text.data();
+  const std::size_t n = text.size();
+  std::size_t p = pos;
+  for (std::size_t j = 0; j < n_col; ++j) {
+    if (p < n && (s[p] == delim || s[p] == '\n' || s[p] == '\r')) {
+      if (j == 0 && s[p] != delim) return false;  // a blank line: the tokenizer skips it
+      values[j] = std::numeric_limits<double>::quiet_NaN();
+    } else {
+      const char* b = s + p + (p < n && s[p] == '+');
+      const auto r = fast_float::from_chars(b, s + n, values[j]);
+      if (r.ec != std::errc() || r.ptr == b || !std::isfinite(values[j])) return false;
+      p = static_cast<std::size_t>(r.ptr - s);
+    }
+    if (j + 1 < n_col) {
+      if (p >= n || s[p] != delim) return false;
+      ++p;
+    }
+  }
+  if (n_col == 0) return false;
+  if (p < n && s[p] == '\r' && p + 1 < n && s[p + 1] == '\n') ++p;
+  if (p < n && s[p] != '\n') return false;
+  pos = p < n ? p + 1 : p;
+  return true;
+}
 
 // Parses a whole field as a number; false if it is not one.
 bool parse_number(std::string_view f, double& out) {
@@ -230,9 +283,7 @@ std::uint32_t skip_leading_comments(std::string_view& text) {
   return line;
 }
 
-DataFrame read_csv_text(const std::string& text_in, const std::string& source,
-                        const CsvOptions& opts) {
-  std::string_view text(text_in);
+DataFrame read_csv_text(std::string_view text, const std::string& source, const CsvOptions& opts) {
   if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF &&
       static_cast<unsigned char>(text[1]) == 0xBB && static_cast<unsigned char>(text[2]) == 0xBF)
     text.remove_prefix(3);
@@ -265,9 +316,7 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
   }
   const std::size_t n_col = df.columns.size();
   if (n_col == 1 && !opts.delimiter) warn_if_blank_separated(text, df);
-  // A rough row count from the newlines, to reserve once.
-  std::size_t approx_rows = 0;
-  for (char ch : text) approx_rows += (ch == '\n');
+  const std::size_t approx_rows = estimated_rows(text);
   for (auto& c : df.columns) c.num.reserve(approx_rows + 1);
   df.row_line.reserve(approx_rows + 1);
 
@@ -277,7 +326,19 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
   };
   bool any_text = false;
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  while (tok.next(fields, line)) {
+  std::vector<double> plain(n_col);
+  for (;;) {
+    std::size_t next = tok.position();
+    if (opts.plain_records && !any_text && plain_numeric_record(text, next, delim, n_col, plain.data())) {
+      df.row_line.push_back(tok.line());
+      tok.resume_after(next);
+      for (std::size_t j = 0; j < n_col; ++j) {
+        df.columns[j].num.push_back(plain[j]);
+        df.columns[j].n_numeric_fields += !std::isnan(plain[j]);
+      }
+      continue;
+    }
+    if (!tok.next(fields, line)) break;
     if (fields.size() != n_col)
       throw InvalidInput("file '" + source + "', line " + std::to_string(line) + ": expected " +
                          std::to_string(n_col) + " fields as in the header, found " +
@@ -341,7 +402,14 @@ DataFrame read_csv_text(const std::string& text_in, const std::string& source,
 }
 
 DataFrame read_csv(const std::string& path, const CsvOptions& opts) {
-  return read_csv_text(read_whole_file(path), shown_path(path), opts);
+  InputFile in(path);
+  if (in.is_regular()) {  // parsed where the page cache holds it
+    const MappedFile mapped(in);
+    return read_csv_text(mapped.text(), shown_path(path), opts);
+  }
+  std::string bytes;  // a pipe: read to its end
+  in.read_into(bytes, InputFile::kAll);
+  return read_csv_text(bytes, shown_path(path), opts);
 }
 
 }  // namespace panelboot

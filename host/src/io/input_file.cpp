@@ -1,6 +1,7 @@
 #include "input_file.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,11 +56,17 @@ void InputFile::read_into(std::string& out, std::size_t limit) {
 
 std::string shown_path(const std::string& path) { return printable(path, 1024); }
 
-std::string read_whole_file(const std::string& path) {
-  InputFile in(path);
-  std::string bytes;
-  in.read_into(bytes, InputFile::kAll);
-  return bytes;
+MappedFile::MappedFile(const InputFile& in) : size_(in.size()) {
+  if (size_ == 0) return;
+  void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, in.fd(), 0);
+  if (p == MAP_FAILED)
+    throw InvalidInput("cannot read data file '" + in.shown() + "': " + std::strerror(errno));
+  data_ = static_cast<const char*>(p);
+  ::madvise(p, size_, MADV_SEQUENTIAL);
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<char*>(data_), size_);
 }
 
 }  // namespace panelboot

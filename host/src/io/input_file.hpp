@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 namespace panelboot {
 
@@ -17,6 +18,9 @@ class InputFile {
   InputFile& operator=(const InputFile&) = delete;
 
   bool is_regular() const { return S_ISREG(st_.st_mode); }
+  std::size_t size() const { return static_cast<std::size_t>(st_.st_size); }
+  int fd() const { return fd_; }
+  const std::string& shown() const { return path_; }  // the name as messages show it
   // Appends to `out` up to `limit` more bytes; all that is left when limit is kAll.
   void read_into(std::string& out, std::size_t limit);
   static constexpr std::size_t kAll = static_cast<std::size_t>(-1);
@@ -34,7 +38,19 @@ class InputFile {
 // that is not UTF-8 would break JSON output), at most 1024 bytes.
 std::string shown_path(const std::string& path);
 
-// The whole content of `path`.
-std::string read_whole_file(const std::string& path);
+// An open regular file's bytes mapped read-only (no copy, no zero-filled buffer: the CSV reader
+// parses the page cache in place); empty for an empty file. Unmapped when it goes out of scope.
+class MappedFile {
+ public:
+  explicit MappedFile(const InputFile& in);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  std::string_view text() const { return {data_, size_}; }
+
+ private:
+  const char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
 
 }  // namespace panelboot

@@ -82,6 +82,10 @@ DataFrame read_data(const std::string& path) {
   in.read_into(bytes, in.is_regular() ? kSniffBytes : InputFile::kAll);
   if (classify(bytes, path, shown) == Content::kStata)
     return in.is_regular() ? read_dta(path) : read_dta_bytes(bytes, shown);
+  if (in.is_regular()) {  // parsed where the page cache holds it: no copy of the file
+    const MappedFile mapped(in);
+    return read_csv_text(mapped.text(), shown);
+  }
   in.read_into(bytes, InputFile::kAll);
   return read_csv_text(bytes, shown);
 }
