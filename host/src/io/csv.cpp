@@ -403,7 +403,7 @@ DataFrame read_csv_text(std::string_view text, const std::string& source, const 
 
 DataFrame read_csv(const std::string& path, const CsvOptions& opts) {
   InputFile in(path);
-  if (in.is_regular()) {  // parsed where the page cache holds it
+  if (in.is_regular() && in.size() > 0) {  // parsed where the page cache holds it
     const MappedFile mapped(in);
     return read_csv_text(mapped.text(), shown_path(path), opts);
   }
