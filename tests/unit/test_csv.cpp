@@ -235,3 +235,42 @@ TEST(Csv, PlainRecordsFastPathGivesTheTokenizersFrame) {
   EXPECT_GT(errors, 5);   // the planted field counts were met
   EXPECT_GT(texts, 20);   // and text columns
 }
+
+// Bytes that are not UTF-8 are found where the tokenizer reads (plain numeric records, the fast
+// path, are ASCII): anywhere in the file, they make the whole text read as Windows-1252, as if it
+// had been checked first: after thousands of plain records, in the header, in a note line; and
+// a structural error before such bytes is the error the Windows-1252 reading gives.
+TEST(Csv, TextThatIsNotUtf8AnywhereIsReadWhollyAsWindows1252) {
+  std::string plain;
+  for (int i = 0; i < 3000; ++i) plain += std::to_string(i) + ",1.5\n";
+  struct Case {
+    std::string text, second_name;  // the second column's name as read
+    std::size_t rows;
+  };
+  const Case cases[] = {
+      {"a,caf\xc3\xa9\n" + plain + "7,d\xe9j\xe0\n", "caf\xc3\x83\xc2\xa9", 3001},  // UTF-8 header, Latin-1 at the end
+      {"a,caf\xe9\n" + plain, "caf\xc3\xa9", 3000},                                  // a Latin-1 header
+      {"# panelboot \xe9t\xe9\na,b\n" + plain + "1,x\n", "b", 3001},                   // a Latin-1 note line
+  };
+  for (const Case& c : cases) {
+    const DataFrame df = read_csv_text(c.text, "latin.csv");
+    ASSERT_EQ(df.warnings.size(), 1u) << c.text.substr(0, 40);
+    EXPECT_NE(df.warnings[0].find("is not UTF-8; its text was read as Windows-1252"), std::string::npos);
+    EXPECT_EQ(df.columns[1].name, c.second_name);
+    EXPECT_EQ(df.n_rows(), c.rows);
+    EXPECT_EQ(df.columns[0].num[2999], 2999.0);
+  }
+  // an error before the byte: the same error as the Windows-1252 reading of the whole text gives
+  try {
+    read_csv_text("a,caf\xc3\xa9\n1,2\n" + plain + "7,x,\xe9\n", "latin.csv");
+    FAIL();
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("line 3003: expected 2 fields"), std::string::npos) << e.what();
+  }
+  try {
+    read_csv_text("a,b\n" + plain + "1,\"\xe9\n", "latin.csv");
+    FAIL();
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("a quoted field is never closed"), std::string::npos) << e.what();
+  }
+}

@@ -283,24 +283,30 @@ std::uint32_t skip_leading_comments(std::string_view& text) {
   return line;
 }
 
-DataFrame read_csv_text(std::string_view text, const std::string& source, const CsvOptions& opts) {
-  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF &&
-      static_cast<unsigned char>(text[1]) == 0xBB && static_cast<unsigned char>(text[2]) == 0xBF)
-    text.remove_prefix(3);
+// Thrown by parse_csv on the first bytes that are not UTF-8: read_csv_text starts again on the
+// text read as Windows-1252.
+struct NotUtf8 {};
+
+// Throws NotUtf8 unless `span` is UTF-8 (a no-op for text already decoded).
+void require_utf8(std::string_view span, bool check) {
+  if (check && !is_utf8_text(span)) throw NotUtf8{};
+}
+
+// The frame of UTF-8 text, or NotUtf8 (when `check_utf8`) at the first record, header or note line
+// that is not UTF-8. Only what the tokenizer reads is checked: a record of plain numbers (the fast
+// path) is ASCII by construction, so a large numeric file is not read once more for the check.
+DataFrame parse_csv(std::string_view text, const std::string& source, const CsvOptions& opts, bool check_utf8) {
   DataFrame df;
   df.source = source;
-  std::string decoded;  // the text as UTF-8 when it was not
-  if (!is_utf8_text(text)) {
-    decoded = cp1252_to_utf8(text);
-    text = decoded;
-    df.warnings.push_back(read_as_windows1252_warning(source));
-  }
+  const std::string_view with_notes = text;
   const std::uint32_t first_line = skip_leading_comments(text);
   const char delim = opts.delimiter ? opts.delimiter : detect_delimiter(text);
   Tokenizer tok(text, delim, source, first_line);
   std::vector<std::string_view> fields;
   std::uint32_t line = 0;
-  if (!tok.next(fields, line))
+  const bool has_header = tok.next(fields, line);
+  require_utf8(with_notes.substr(0, with_notes.size() - text.size() + tok.position()), check_utf8);
+  if (!has_header)
     throw InvalidInput("file '" + source + "' is empty; it needs a header row naming the columns");
   std::unordered_map<std::string, int> seen;
   for (std::size_t j = 0; j < fields.size(); ++j) {
@@ -338,7 +344,9 @@ DataFrame read_csv_text(std::string_view text, const std::string& source, const 
       }
       continue;
     }
-    if (!tok.next(fields, line)) break;
+    const bool more = tok.next(fields, line);
+    require_utf8(text.substr(next, tok.position() - next), check_utf8);  // next: where it began
+    if (!more) break;
     if (fields.size() != n_col)
       throw InvalidInput("file '" + source + "', line " + std::to_string(line) + ": expected " +
                          std::to_string(n_col) + " fields as in the header, found " +
@@ -399,6 +407,29 @@ DataFrame read_csv_text(std::string_view text, const std::string& source, const 
     }
   }
   return df;
+}
+
+DataFrame read_csv_text(std::string_view text, const std::string& source, const CsvOptions& opts) {
+  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF &&
+      static_cast<unsigned char>(text[1]) == 0xBB && static_cast<unsigned char>(text[2]) == 0xBF)
+    text.remove_prefix(3);
+  // Text that is not UTF-8 is read as Windows-1252, all of it, with one warning. A delimiter byte
+  // outside ASCII would make plain records non-ASCII: then the whole text is checked first.
+  const auto as_windows1252 = [&] {
+    const std::string decoded = cp1252_to_utf8(text);
+    DataFrame df = parse_csv(decoded, source, opts, false);
+    df.warnings.insert(df.warnings.begin(), read_as_windows1252_warning(source));
+    return df;
+  };
+  if ((static_cast<unsigned char>(opts.delimiter) & 0x80) && !is_utf8_text(text)) return as_windows1252();
+  try {
+    return parse_csv(text, source, opts, true);
+  } catch (const NotUtf8&) {
+    return as_windows1252();
+  } catch (const InvalidInput&) {
+    if (is_utf8_text(text)) throw;  // an error in UTF-8 text; else the Windows-1252 reading's own
+    return as_windows1252();
+  }
 }
 
 DataFrame read_csv(const std::string& path, const CsvOptions& opts) {
