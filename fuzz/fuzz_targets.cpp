@@ -105,8 +105,14 @@ std::string as_text(const std::uint8_t* data, std::size_t size) {
   return std::string(reinterpret_cast<const char*>(data), size);
 }
 
-// The frame's fields that readers fill, NaN-aware and bit for bit, or the error's message.
-std::string reading(const std::string& text, bool plain_records) {
+// The fast path for records of plain numbers must give what the tokenizer gives for every record.
+void require_same_reading_without_fast_path(const std::string& text) {
+  require(csv_reading(text, true) == csv_reading(text, false), "the plain-record fast path and the tokenizer differ");
+}
+
+}  // namespace
+
+std::string csv_reading(const std::string& text, bool plain_records) {
   CsvOptions opts;
   opts.plain_records = plain_records;
   DataFrame df;
@@ -118,7 +124,8 @@ std::string reading(const std::string& text, bool plain_records) {
   std::string out;
   for (const Column& c : df.columns) {
     out += c.name + '\x1f' + (c.is_string() ? 's' : 'n') + std::to_string(c.n_numeric_fields) + ',' +
-           std::to_string(c.n_text_fields) + c.first_text_where + c.first_nonfinite_where + '\x1f';
+           std::to_string(c.n_text_fields) + c.first_text_where + '|' + c.first_text_value + '|' +
+           c.first_nonfinite_where + '|' + c.first_nonfinite_value + '\x1f';
     for (double x : c.num) {
       std::uint64_t bits = 0x7ff8000000000000ull;
       if (!std::isnan(x)) std::memcpy(&bits, &x, sizeof bits);
@@ -128,15 +135,9 @@ std::string reading(const std::string& text, bool plain_records) {
     for (const std::string& l : c.levels) out += l + '\x1e';
   }
   for (std::uint32_t l : df.row_line) out += std::to_string(l) + ',';
+  for (const std::string& w : df.warnings) out += w + '\n';
   return out;
 }
-
-// The fast path for records of plain numbers must give what the tokenizer gives for every record.
-void require_same_reading_without_fast_path(const std::string& text) {
-  require(reading(text, true) == reading(text, false), "the plain-record fast path and the tokenizer differ");
-}
-
-}  // namespace
 
 void csv(const std::uint8_t* data, std::size_t size) {
   const std::string text = as_text(data, size);

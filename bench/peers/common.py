@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .options import ROOT  # noqa: F401 (the repository; the families use common.ROOT)
 from .report import AGREE, PLAUSIBLE, DIFFER, NOT_COMPARABLE, CANNOT_RUN, FAILED  # noqa: F401 (common.X)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 COEF_TOL, SE_TOL = 1e-8, 1e-6
 GNU_TIME = "/usr/bin/time"  # Debian's `time`: the peak RSS of the process it starts
 
@@ -274,14 +274,10 @@ def row(family, case, ladder, ladder_value, size, pb, peers, series=""):
             "series": series, "panelboot": pb, "peers": peers}
 
 
-def coef_se_status(pb_coef, pb_se, coef, se, se_comparable=True, coef_tol=COEF_TOL, se_tol=SE_TOL):
-    """AGREE / DIFFER for coefficients (coef_tol) and SEs (se_tol, when the peer's SE follows the
-    same convention) with the detail the table shows."""
-    dc = max_rel_diff(pb_coef, coef)
-    if not se_comparable:
-        ok = dc <= coef_tol
-        return (AGREE if ok else DIFFER), f"coef rel. diff {dc:.1e}; SE another convention (not compared)"
-    ds = max_rel_diff(pb_se, se)
+def coef_se_status(pb_coef, pb_se, coef, se, coef_tol=COEF_TOL, se_tol=SE_TOL):
+    """AGREE / DIFFER for coefficients (coef_tol) and SEs of the same convention (se_tol), with the
+    detail the table shows."""
+    dc, ds = max_rel_diff(pb_coef, coef), max_rel_diff(pb_se, se)
     ok = dc <= coef_tol and ds <= se_tol
     return (AGREE if ok else DIFFER), f"coef rel. diff {dc:.1e}, SE {ds:.1e}"
 

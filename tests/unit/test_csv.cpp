@@ -1,6 +1,5 @@
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <random>
 
 #include "helpers.hpp"
@@ -156,84 +155,6 @@ TEST(Csv, LeadingPanelbootNoteLinesAreSkippedAndStillCounted) {
   // and a '#' after the header is data
   const DataFrame d2 = read_csv_text("x,s\n1,#a\n", "c.csv");
   EXPECT_EQ(d2.columns[1].levels, (std::vector<std::string>{"#a"}));
-}
-
-namespace {
-
-// A frame's every field, NaN-aware, as text: two readings compare equal exactly when all match.
-std::string frame_fingerprint(const DataFrame& df) {
-  std::string out;
-  for (const Column& c : df.columns) {
-    out += c.name + "|" + (c.is_string() ? "s" : "n") + "|" + std::to_string(c.n_numeric_fields) + "|" +
-           std::to_string(c.n_text_fields) + "|" + c.first_text_where + "|" + c.first_text_value + "|" +
-           c.first_nonfinite_where + "|" + c.first_nonfinite_value + "|";
-    for (double x : c.num) {
-      std::uint64_t bits;
-      std::memcpy(&bits, &x, sizeof bits);
-      out += std::to_string(std::isnan(x) ? 0x7ff8000000000000ull : bits) + ",";
-    }
-    for (std::int32_t k : c.codes) out += std::to_string(k) + ",";
-    for (const std::string& l : c.levels) out += l + ";";
-    out += "\n";
-  }
-  for (std::uint32_t l : df.row_line) out += std::to_string(l) + ",";
-  for (const std::string& w : df.warnings) out += w + "\n";
-  return out;
-}
-
-// The frame, or the error's message, of one reading.
-std::string read_outcome(const std::string& text, bool plain_records) {
-  CsvOptions opts;
-  opts.plain_records = plain_records;
-  try {
-    return frame_fingerprint(read_csv_text(text, "mixed.csv", opts));
-  } catch (const InvalidInput& e) {
-    return std::string("error: ") + e.what();
-  }
-}
-
-}  // namespace
-
-// The fast path for records of plain numbers against the tokenizer reading every record: random
-// tables mixing plain records with everything that must leave the fast path (quotes, padding, a
-// '+', NA and '.', inf and nan, out-of-range and malformed numbers, text appearing midway, blank
-// lines, CRLF, note lines, a missing final newline, a record with a field too many or too few)
-// give the same frame, field by field and bit by bit, or the same error.
-TEST(Csv, PlainRecordsFastPathGivesTheTokenizersFrame) {
-  PB_FRESH_RNG(rng);
-  std::uniform_int_distribution<int> pick(0, 99);
-  std::normal_distribution<double> nd;
-  const char* odd[] = {"\"1.5\"", " 2", "3 ", "+4", "NA", ".", "inf", "-nan", "1e400", "1e", "0x10", "abc",
-                       "\"a,b\"", "1.5.2", "-", "+-1", "\"\"", "1e-400", "\"7\"\"\""};
-  int errors = 0, texts = 0;
-  for (int rep = 0; rep < 300; ++rep) {
-    const char sep = ",;\t"[rep % 3];
-    const bool crlf = pick(rng) < 30;
-    const int n_col = 1 + pick(rng) % 6, n_row = 1 + pick(rng) % 40;
-    std::string t = pick(rng) < 20 ? "# panelboot note\n" : "";
-    for (int j = 0; j < n_col; ++j) t += (j ? std::string(1, sep) : "") + "c" + std::to_string(j);
-    t += crlf ? "\r\n" : "\n";
-    for (int i = 0; i < n_row; ++i) {
-      if (pick(rng) < 3) t += crlf ? "\r\n" : "\n";  // a blank line
-      const int fields = pick(rng) < 2 ? n_col + (pick(rng) < 50 ? 1 : -1) : n_col;
-      for (int j = 0; j < fields; ++j) {
-        char buf[64];
-        const int r = pick(rng);
-        if (r < 8) std::snprintf(buf, sizeof buf, "%s", odd[pick(rng) % (sizeof odd / sizeof *odd)]);
-        else if (r < 12) buf[0] = '\0';
-        else if (r < 30) std::snprintf(buf, sizeof buf, "%d", pick(rng) - 50);
-        else std::snprintf(buf, sizeof buf, r < 65 ? "%.17g" : "%.4g", std::ldexp(nd(rng), pick(rng) % 60 - 30));
-        t += (j ? std::string(1, sep) : "") + buf;
-      }
-      if (i + 1 < n_row || pick(rng) < 80) t += crlf ? "\r\n" : "\n";
-    }
-    const std::string fast = read_outcome(t, true), tokenizer = read_outcome(t, false);
-    ASSERT_EQ(fast, tokenizer) << "rep " << rep << "\n" << t;
-    errors += fast.rfind("error: ", 0) == 0;
-    texts += fast.find("|s|") != std::string::npos;
-  }
-  EXPECT_GT(errors, 5);   // the planted field counts were met
-  EXPECT_GT(texts, 20);   // and text columns
 }
 
 // Bytes that are not UTF-8 are found where the tokenizer reads (plain numeric records, the fast

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 #include <cstdlib>
 #include <filesystem>
 #include <new>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "fuzz_targets.hpp"
+#include "helpers.hpp"
 #include "panelboot/error.hpp"
 
 namespace fs = std::filesystem;
@@ -110,3 +113,46 @@ INSTANTIATE_TEST_SUITE_P(Targets, FuzzInputs, ::testing::Values("csv", "dta", "f
                          [](const auto& info) { return std::string(info.param); });
 
 }  // namespace
+
+// The CSV fuzzer's check (fuzz::csv_reading both ways) on random tables written to reach it.
+// The fast path for records of plain numbers against the tokenizer reading every record: random
+// tables mixing plain records with everything that must leave the fast path (quotes, padding, a
+// '+', NA and '.', inf and nan, out-of-range and malformed numbers, text appearing midway, blank
+// lines, CRLF, note lines, a missing final newline, a record with a field too many or too few)
+// give the same frame, field by field and bit by bit, or the same error.
+TEST(CsvFastPath, PlainRecordsGiveTheTokenizersFrame) {
+  PB_FRESH_RNG(rng);
+  std::uniform_int_distribution<int> pick(0, 99);
+  std::normal_distribution<double> nd;
+  const char* odd[] = {"\"1.5\"", " 2", "3 ", "+4", "NA", ".", "inf", "-nan", "1e400", "1e", "0x10", "abc",
+                       "\"a,b\"", "1.5.2", "-", "+-1", "\"\"", "1e-400", "\"7\"\"\""};
+  int errors = 0, texts = 0;
+  for (int rep = 0; rep < 300; ++rep) {
+    const char sep = ",;\t"[rep % 3];
+    const bool crlf = pick(rng) < 30;
+    const int n_col = 1 + pick(rng) % 6, n_row = 1 + pick(rng) % 40;
+    std::string t = pick(rng) < 20 ? "# panelboot note\n" : "";
+    for (int j = 0; j < n_col; ++j) t += (j ? std::string(1, sep) : "") + "c" + std::to_string(j);
+    t += crlf ? "\r\n" : "\n";
+    for (int i = 0; i < n_row; ++i) {
+      if (pick(rng) < 3) t += crlf ? "\r\n" : "\n";  // a blank line
+      const int fields = pick(rng) < 2 ? n_col + (pick(rng) < 50 ? 1 : -1) : n_col;
+      for (int j = 0; j < fields; ++j) {
+        char buf[64];
+        const int r = pick(rng);
+        if (r < 8) std::snprintf(buf, sizeof buf, "%s", odd[pick(rng) % (sizeof odd / sizeof *odd)]);
+        else if (r < 12) buf[0] = '\0';
+        else if (r < 30) std::snprintf(buf, sizeof buf, "%d", pick(rng) - 50);
+        else std::snprintf(buf, sizeof buf, r < 65 ? "%.17g" : "%.4g", std::ldexp(nd(rng), pick(rng) % 60 - 30));
+        t += (j ? std::string(1, sep) : "") + buf;
+      }
+      if (i + 1 < n_row || pick(rng) < 80) t += crlf ? "\r\n" : "\n";
+    }
+    const std::string fast = panelboot::fuzz::csv_reading(t, true), tokenizer = panelboot::fuzz::csv_reading(t, false);
+    ASSERT_EQ(fast, tokenizer) << "rep " << rep << "\n" << t;
+    errors += fast.rfind("error: ", 0) == 0;
+    texts += fast.find("\x1fs") != std::string::npos;
+  }
+  EXPECT_GT(errors, 5);   // the planted field counts were met
+  EXPECT_GT(texts, 20);   // and text columns
+}

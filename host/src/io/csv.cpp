@@ -432,15 +432,19 @@ DataFrame read_csv_text(std::string_view text, const std::string& source, const 
   }
 }
 
+DataFrame read_csv_file(InputFile& in, std::string head, const CsvOptions& opts) {
+  if (in.is_regular() && in.size() > 0) {  // parsed where the page cache holds it: no copy
+    const MappedFile mapped(in);
+    return read_csv_text(mapped.text(), in.shown(), opts);
+  }
+  // a pipe, or a size of 0 that may be a /proc file with text all the same: read to its end
+  in.read_into(head, InputFile::kAll);
+  return read_csv_text(head, in.shown(), opts);
+}
+
 DataFrame read_csv(const std::string& path, const CsvOptions& opts) {
   InputFile in(path);
-  if (in.is_regular() && in.size() > 0) {  // parsed where the page cache holds it
-    const MappedFile mapped(in);
-    return read_csv_text(mapped.text(), shown_path(path), opts);
-  }
-  std::string bytes;  // a pipe: read to its end
-  in.read_into(bytes, InputFile::kAll);
-  return read_csv_text(bytes, shown_path(path), opts);
+  return read_csv_file(in, {}, opts);
 }
 
 }  // namespace panelboot

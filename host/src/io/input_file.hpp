@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "panelboot/data_frame.hpp"
+
 namespace panelboot {
 
 class InputFile {
@@ -37,6 +39,10 @@ class InputFile {
 // A file's name as messages and reports show it: one printable line of valid UTF-8 (a name
 // that is not UTF-8 would break JSON output), at most 1024 bytes.
 std::string shown_path(const std::string& path);
+
+// The CSV text of an open file as a frame: a regular file with a size mapped (MappedFile), anything
+// else read to its end after `head`, the bytes already read from it (csv.cpp).
+DataFrame read_csv_file(InputFile& in, std::string head, const CsvOptions& opts = {});
 
 // An open regular file's bytes mapped read-only (no copy, no zero-filled buffer: the CSV reader
 // parses the page cache in place); empty for an empty file. Unmapped when it goes out of scope.

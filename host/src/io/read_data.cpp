@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstddef>
 #include <string_view>
+#include <utility>
 
 #include "input_file.hpp"
 #include "panelboot/data_frame.hpp"
@@ -82,13 +83,7 @@ DataFrame read_data(const std::string& path) {
   in.read_into(bytes, in.is_regular() ? kSniffBytes : InputFile::kAll);
   if (classify(bytes, path, shown) == Content::kStata)
     return in.is_regular() ? read_dta(path) : read_dta_bytes(bytes, shown);
-  if (in.is_regular() && in.size() > 0) {  // parsed where the page cache holds it: no copy
-    // (a size of 0 may be a /proc file that has text all the same: read below, as a stream)
-    const MappedFile mapped(in);
-    return read_csv_text(mapped.text(), shown);
-  }
-  in.read_into(bytes, InputFile::kAll);
-  return read_csv_text(bytes, shown);
+  return read_csv_file(in, std::move(bytes));
 }
 
 }  // namespace panelboot
