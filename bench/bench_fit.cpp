@@ -3,7 +3,6 @@
 //   bench_fit [--units 100000] [--periods 100] [google-benchmark flags]
 // Reports wall time per fit and the process's peak resident memory.
 #include <benchmark/benchmark.h>
-#include <malloc.h>
 #include <sys/resource.h>
 
 #include <cmath>
@@ -14,6 +13,7 @@
 #include "panelboot/data_frame.hpp"
 #include "panelboot/design.hpp"
 #include "panelboot/estimate.hpp"
+#include "panelboot/memory.hpp"
 
 using namespace panelboot;
 
@@ -123,12 +123,9 @@ BENCHMARK_CAPTURE(BM_FromColumns, Iv, iv_formula)->Name("BM_IvFromColumns")->Uni
 BENCHMARK_CAPTURE(BM_PreparedDesign, Iv, iv_formula)->Name("BM_IvPreparedDesign")->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 
 int main(int argc, char** argv) {
-#ifdef __GLIBC__
-  // the allocator as panelboot's main() sets it (host/src/cli/main.cpp): freed blocks up to 32 MB
-  // stay in the heap for reuse, so the engine is timed as the program runs it
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 64 << 20);
-#endif
+  // the allocator as panelboot's main() sets it (host/src/cli/main.cpp): freed blocks stay in
+  // the heap for reuse, so the engine is timed as the program runs it
+  keep_freed_memory_for_reuse();
   std::vector<char*> rest;
   for (int a = 0; a < argc; ++a) {
     if (!std::strcmp(argv[a], "--units") && a + 1 < argc) g_units = std::atol(argv[++a]);

@@ -71,5 +71,7 @@ struct GroupCodes {
   std::int32_t n_levels = 0;
 };
 GroupCodes group_codes(const DataFrame& df, const std::vector<std::string>& vars);
+// The same into `out`, its code vector's storage reused.
+void group_codes_into(const DataFrame& df, const std::vector<std::string>& vars, GroupCodes& out);
 
 }  // namespace panelboot

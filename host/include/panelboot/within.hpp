@@ -11,6 +11,11 @@
 
 namespace panelboot {
 
+// The rows of each level of codes in [0, n_levels): four interleaved tallies (a sorted panel's
+// run of one level then adds to four counters, not one in a chain of dependent increments).
+std::vector<std::uint32_t> rows_per_level(const std::int32_t* code, std::size_t n,
+                                          std::int32_t n_levels);
+
 struct FeView {
   const std::int32_t* code;  // n_obs codes in [0, n_levels)
   std::int32_t n_levels;
@@ -34,6 +39,9 @@ class Demeaner {
   // each column's arithmetic is the same for any thread count.
   DemeanReport demean(double* cols, std::size_t n_cols, std::size_t ld,
                       const DemeanOptions& opts, const std::vector<std::string>& names) const;
+  // The same for columns stored apart (an outcome and a regressor matrix, demeaned together).
+  DemeanReport demean(const std::vector<double*>& cols, const DemeanOptions& opts,
+                      const std::vector<std::string>& names) const;
 
  private:
   void project_out(std::size_t d, double* x, std::vector<double>& sums) const;

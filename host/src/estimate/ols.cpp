@@ -117,30 +117,42 @@ FitResult describe_sample(const Design& d, const FitOptions& opts) {
 // Totals before demeaning: the outcome's TSS about its (weighted) mean, and each column's
 // uncentered sum of squares (a column the FE absorb loses all of it).
 RawTotals raw_totals(const Design& d) {
-  const std::size_t n = d.n_obs;
+  const std::size_t n = d.n_obs, k = d.n_reg;
   const double* w = d.w.empty() ? nullptr : d.w.data();
-  double wsum = 0, ymean = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double wi = w ? w[i] : 1.0;
-    wsum += wi;
-    ymean += wi * d.y[i];
-  }
-  ymean /= wsum;
   RawTotals t;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double wi = w ? w[i] : 1.0;
-    t.tss += wi * (d.y[i] - ymean) * (d.y[i] - ymean);
-  }
-  t.column_ss.assign(d.n_reg, 0.0);
-  for (std::size_t j = 0; j < d.n_reg; ++j) {
-    const double* x = d.X.data() + j * n;
-    double max_abs = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      t.column_ss[j] += (w ? w[i] : 1.0) * x[i] * x[i];
-      max_abs = std::max(max_abs, std::fabs(x[i]));
+  t.column_ss.assign(k, 0.0);
+  std::vector<double> max_abs(k, 0.0);
+  // the outcome and each column a task; each sums its rows in order (bits as on one thread)
+  const bool team = static_cast<double>(n) * static_cast<double>(k + 1) >= (1 << 18);
+#pragma omp parallel for schedule(dynamic, 1) if (team)
+  for (std::ptrdiff_t task = 0; task <= static_cast<std::ptrdiff_t>(k); ++task) {
+    if (task == static_cast<std::ptrdiff_t>(k)) {
+      double wsum = 0, ymean = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const double wi = w ? w[i] : 1.0;
+        wsum += wi;
+        ymean += wi * d.y[i];
+      }
+      ymean /= wsum;
+      double tss = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const double wi = w ? w[i] : 1.0;
+        tss += wi * (d.y[i] - ymean) * (d.y[i] - ymean);
+      }
+      t.tss = tss;
+      continue;
     }
-    refuse_unscaled(d.x_names[j], t.column_ss[j], max_abs);
+    const std::size_t j = static_cast<std::size_t>(task);
+    const double* x = d.X.data() + j * n;
+    double ss = 0, mx = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      ss += (w ? w[i] : 1.0) * x[i] * x[i];
+      mx = std::max(mx, std::fabs(x[i]));
+    }
+    t.column_ss[j] = ss;
+    max_abs[j] = mx;
   }
+  for (std::size_t j = 0; j < k; ++j) refuse_unscaled(d.x_names[j], t.column_ss[j], max_abs[j]);
   refuse_unscaled(d.y_name, t.tss, t.tss > 0 ? 1.0 : 0.0);
   return t;
 }
@@ -152,10 +164,15 @@ double demean_and_weight(Design& d, const FitOptions& opts, FitResult& res) {
   std::vector<FeView> views;
   for (const Grouping& g : d.fe) views.push_back({g.code.data(), g.n_levels});
   Demeaner dm(views, n, w);
-  const DemeanReport rep = dm.demean(d.y.data(), 1, n, opts.demean, {d.y_name});
-  const DemeanReport repx = dm.demean(d.X.data(), d.n_reg, n, opts.demean, d.x_names);
+  std::vector<double*> cols{d.y.data()};  // y with X: one thread team for every column
+  std::vector<std::string> names{d.y_name};
+  for (std::size_t j = 0; j < d.n_reg; ++j) {
+    cols.push_back(d.X.data() + j * n);
+    names.push_back(d.x_names[j]);
+  }
+  const DemeanReport rep = dm.demean(cols, opts.demean, names);
   res.demean_method = rep.method;
-  res.demean_iterations = std::max(rep.max_iterations, repx.max_iterations);
+  res.demean_iterations = rep.max_iterations;
   if (w) {
     std::vector<double> sw(n);
     for (std::size_t i = 0; i < n; ++i) sw[i] = std::sqrt(w[i]);
@@ -285,9 +302,17 @@ void residuals_and_fit(Design& d, const Eigen::VectorXd& beta, double tss, doubl
   const std::size_t n = d.n_obs;
   const Eigen::Index k = beta.size();
   double* u = d.y.data();
-  Eigen::Map<const Eigen::MatrixXd> X(d.X.data(), static_cast<Eigen::Index>(n), k);
-  Eigen::Map<Eigen::VectorXd> uu(u, static_cast<Eigen::Index>(n));
-  uu.noalias() -= X * beta;
+  // by fixed row chunks in parallel: each row's product is the same for any split
+  const std::size_t n_chunks = (n + kRowChunk - 1) / kRowChunk;
+#pragma omp parallel for schedule(static) if (n_chunks > 8)
+  for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(n_chunks); ++c) {
+    const std::size_t b = static_cast<std::size_t>(c) * kRowChunk;
+    const Eigen::Index m = static_cast<Eigen::Index>(std::min(kRowChunk, n - b));
+    Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xc(
+        d.X.data() + b, m, k, Eigen::OuterStride<>(static_cast<Eigen::Index>(n)));
+    Eigen::Map<Eigen::VectorXd> uc(u + b, m);
+    uc.noalias() -= Xc * beta;
+  }
   double rss = 0;
   for (std::size_t i = 0; i < n; ++i) rss += u[i] * u[i];
   res.rss = rss;

@@ -3,22 +3,58 @@
 #include <limits>
 #include <unordered_map>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "estimate/detail.hpp"
 #include "panelboot/error.hpp"
 
 namespace panelboot::detail {
 
+namespace {
+
+// Columns [j0, j1) of the scores S (row-major, n_reg wide): S_gj = sum_{i in g} x_ij u_i.
+void scores_of_columns(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
+                       const std::int32_t* code, std::size_t j0, std::size_t j1, double* s) {
+  std::vector<double> run(j1 - j0, 0.0);
+  std::int32_t g = code[0];
+  for (std::size_t i = 0; i < n_obs; ++i) {
+    if (code[i] != g) {
+      std::copy(run.begin(), run.end(), s + static_cast<std::size_t>(g) * n_reg + j0);
+      g = code[i];
+      std::copy(s + static_cast<std::size_t>(g) * n_reg + j0,
+                s + static_cast<std::size_t>(g) * n_reg + j1, run.begin());
+    }
+    const double ui = u[i];
+    for (std::size_t j = j0; j < j1; ++j) run[j - j0] += X[j * n_obs + i] * ui;
+  }
+  std::copy(run.begin(), run.end(), s + static_cast<std::size_t>(g) * n_reg + j0);
+}
+
+}  // namespace
+
 Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
                              const std::int32_t* code, std::int32_t n_groups) {
-  // scores S (G x k): S_g = sum_{i in g} x_i u_i, one pass over the rows (each row adds to one
-  // row of S; every cell still sums its observations in row order)
+  // scores S (G x k): S_g = sum_{i in g} x_i u_i
   using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   RowMat S = RowMat::Zero(n_groups, static_cast<Eigen::Index>(n_reg));
   double* s = S.data();
-  for (std::size_t i = 0; i < n_obs; ++i) {
-    double* row = s + static_cast<std::size_t>(code[i]) * n_reg;
-    const double ui = u[i];
-    for (std::size_t j = 0; j < n_reg; ++j) row[j] += X[j * n_obs + i] * ui;
+  // Each thread takes a range of columns in one pass over the rows, a run of one cluster summed
+  // in registers (sorted panels): every cell adds its rows in row order, as one row at a time
+  // did, for any thread count.
+  const bool team =
+      n_reg > 1 && static_cast<double>(n_obs) * static_cast<double>(n_reg) >= (1 << 18);
+#pragma omp parallel if (team)
+  {
+    std::size_t j0 = 0, j1 = n_reg;
+#ifdef _OPENMP
+    const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads()),
+                      t = static_cast<std::size_t>(omp_get_thread_num());
+    j0 = n_reg * t / nt;
+    j1 = n_reg * (t + 1) / nt;
+#endif
+    if (j1 > j0 && n_obs > 0) scores_of_columns(X, u, n_obs, n_reg, code, j0, j1, s);
   }
   const Eigen::MatrixXd Sc = S;  // column-major: the product's bits as before the one-pass sums
   return Sc.transpose() * Sc;

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <map>
 #include <memory>
 #include <unordered_map>
 
 #include "panelboot/error.hpp"
+#include "panelboot/memory.hpp"
+#include "panelboot/within.hpp"
 
 namespace panelboot {
 namespace {
@@ -164,81 +167,135 @@ bool nested_in(const Grouping& inner, const Grouping& outer) {
 
 namespace {
 
-// A numeric grouping variable's codes, in first-appearance order: whole numbers in a modest range
-// index a table directly, anything else is hashed. `at(r)` reads row r as a double (NaN missing);
-// a borrowed integer column is read in place through it, giving the codes its doubles would.
-template <class At>
-std::int64_t numeric_codes(std::size_t n, const At& at, std::vector<std::int32_t>& code) {
-  std::int64_t n_levels = 0;
+// The finite range of a grouping variable's values (NaN skipped) and whether every value is a
+// whole number; vectorised (the order of a min or max does not matter).
+struct ValueRange {
   double lo = INFINITY, hi = -INFINITY;
   bool whole = true;
+};
+
+template <class At>
+inline __attribute__((always_inline)) ValueRange value_range(std::size_t n, const At& at) {
+  double lo = INFINITY, hi = -INFINITY;
+  int whole = 1;
+#pragma omp simd reduction(min : lo) reduction(max : hi) reduction(& : whole)
   for (std::size_t r = 0; r < n; ++r) {
     const double xv = at(r);
-    if (xv != xv) continue;
-    lo = std::min(lo, xv);
-    hi = std::max(hi, xv);
-    whole = whole && xv == std::floor(xv);
+    const bool ok = xv == xv;
+    lo = std::min(lo, ok ? xv : INFINITY);
+    hi = std::max(hi, ok ? xv : -INFINITY);
+    whole &= static_cast<int>(!ok) | static_cast<int>(std::trunc(xv) == xv);
   }
+  return {lo, hi, whole != 0};
+}
+
+// Eight lanes at a time in GCC's vector types (AVX-512, AVX2 or SSE2 code per clone): a NaN
+// compares false and leaves the bounds as they are; the tail through value_range.
+__attribute__((target_clones("avx512f", "avx2", "default"))) ValueRange double_range(
+    const double* x, std::size_t n) {
+  typedef double V __attribute__((vector_size(64)));
+  typedef std::int64_t M __attribute__((vector_size(64)));
+  const V big = V{} + 0x1p52;  // |x| + 2^52 rounds to an integer: exactly |x| when |x| is one
+  V lo = V{} + INFINITY, hi = V{} - INFINITY;
+  M whole = M{} - 1;
+  const std::size_t n8 = n - n % 8;
+  for (std::size_t r = 0; r < n8; r += 8) {
+    V v;
+    std::memcpy(&v, x + r, sizeof v);
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+    const V a = v < 0 ? -v : v;
+    whole &= (v != v) | (a >= big) | ((a + big) - big == a);
+  }
+  ValueRange out = value_range(n - n8, [x, n8](std::size_t r) { return x[n8 + r]; });
+  for (int l = 0; l < 8; ++l) {
+    out.lo = std::min(out.lo, lo[l]);
+    out.hi = std::max(out.hi, hi[l]);
+    out.whole = out.whole && whole[l] != 0;
+  }
+  return out;
+}
+
+// A numeric grouping variable's codes, in first-appearance order, written to `code` (n of
+// them): whole numbers in a modest range index a table directly, anything else is
+// hashed (the codes are the same either way). `at(r)` reads row r as a double (NaN missing); a
+// borrowed integer column is read in place through it, giving the codes its doubles would.
+template <class At>
+std::int64_t numeric_codes(std::size_t n, const At& at, const ValueRange& range,
+                           std::vector<std::int32_t>& code) {
+  const double lo = range.lo, hi = range.hi;
+  const bool whole = range.whole;
+  std::int64_t n_levels = 0;
+  code.resize(n);
+  std::int32_t* out = code.data();
   if (whole && lo <= hi && hi - lo < 4.0 * static_cast<double>(n) + 1024) {
     std::vector<std::int32_t> table(static_cast<std::size_t>(hi - lo) + 1, -1);
+    std::int32_t* tab = table.data();
     for (std::size_t r = 0; r < n; ++r) {
       const double xv = at(r);
-      if (xv != xv) continue;
-      std::int32_t& t = table[static_cast<std::size_t>(xv - lo)];
+      if (xv != xv) {
+        out[r] = -1;
+        continue;
+      }
+      std::int32_t& t = tab[static_cast<std::size_t>(xv - lo)];
       if (t < 0) t = static_cast<std::int32_t>(n_levels++);
-      code[r] = t;
+      out[r] = t;
     }
     return n_levels;
   }
   std::unordered_map<double, std::int32_t> map;
   for (std::size_t r = 0; r < n; ++r) {
     const double xv = at(r);
-    if (xv != xv) continue;
-    code[r] = map.emplace(xv, static_cast<std::int32_t>(map.size())).first->second;
+    out[r] = xv != xv ? -1 : map.emplace(xv, static_cast<std::int32_t>(map.size())).first->second;
   }
   return static_cast<std::int64_t>(map.size());
+}
+
+// One variable's codes over all rows (-1 missing), in `out` (its storage reused).
+void variable_codes(const DataFrame& df, const std::string& var, GroupCodes& out) {
+  const std::size_t n = df.n_rows();
+  const Column& c = df.column(var);
+  if (c.is_string()) {
+    out.code = c.codes;
+    out.n_levels = static_cast<std::int32_t>(c.levels.size());
+  } else if (c.borrowed_int) {
+    const std::int64_t* x = c.borrowed_int;
+    const auto at = [x](std::size_t r) { return static_cast<double>(x[r]); };
+    out.n_levels = static_cast<std::int32_t>(numeric_codes(n, at, value_range(n, at), out.code));
+  } else {
+    const DoubleSpan x = df.numeric(var);
+    const ValueRange vr = double_range(x.data(), n);
+    out.n_levels = static_cast<std::int32_t>(numeric_codes(
+        n, [x](std::size_t r) { return x[r]; }, vr, out.code));
+  }
 }
 
 }  // namespace
 
 GroupCodes group_codes(const DataFrame& df, const std::vector<std::string>& vars) {
-  const std::size_t n = df.n_rows();
   GroupCodes out;
-  out.code.assign(n, 0);
-  std::int64_t n_combined = 1;
-  for (std::size_t v = 0; v < vars.size(); ++v) {
-    const Column& c = df.column(vars[v]);
-    std::vector<std::int32_t> code(n, -1);
-    std::int64_t n_levels = 0;
-    if (c.is_string()) {
-      std::copy(c.codes.begin(), c.codes.end(), code.begin());
-      n_levels = static_cast<std::int64_t>(c.levels.size());
-    } else if (c.borrowed_int) {
-      const std::int64_t* x = c.borrowed_int;
-      n_levels = numeric_codes(n, [x](std::size_t r) { return static_cast<double>(x[r]); }, code);
-    } else {
-      const DoubleSpan x = df.numeric(vars[v]);
-      n_levels = numeric_codes(n, [x](std::size_t r) { return x[r]; }, code);
-    }
-    if (v == 0) {
-      out.code = std::move(code);
-      n_combined = n_levels;
-      continue;
-    }
+  group_codes_into(df, vars, out);
+  return out;
+}
+
+void group_codes_into(const DataFrame& df, const std::vector<std::string>& vars, GroupCodes& out) {
+  variable_codes(df, vars[0], out);
+  for (std::size_t v = 1; v < vars.size(); ++v) {
+    GroupCodes next;
+    variable_codes(df, vars[v], next);
     // combine a^b: re-densify the pairs so codes stay 32-bit
     std::unordered_map<std::int64_t, std::int32_t> pairs;
-    for (std::size_t r = 0; r < n; ++r) {
-      if (out.code[r] < 0 || code[r] < 0) {
+    for (std::size_t r = 0; r < out.code.size(); ++r) {
+      if (out.code[r] < 0 || next.code[r] < 0) {
         out.code[r] = -1;
         continue;
       }
-      const std::int64_t key = static_cast<std::int64_t>(out.code[r]) * n_levels + code[r];
+      const std::int64_t key =
+          static_cast<std::int64_t>(out.code[r]) * next.n_levels + next.code[r];
       out.code[r] = pairs.emplace(key, static_cast<std::int32_t>(pairs.size())).first->second;
     }
-    n_combined = static_cast<std::int64_t>(pairs.size());
+    out.n_levels = static_cast<std::int32_t>(pairs.size());
   }
-  out.n_levels = static_cast<std::int32_t>(n_combined);
-  return out;
 }
 
 // A stable LSD radix sort on the doubles' bits mapped to an order-preserving unsigned key (-0
@@ -407,15 +464,50 @@ struct RawGroupings {
   GroupCodes time;
 };
 
+// The groupings over all rows, each distinct variable list coded once (the unit as FE and as
+// cluster), the lists in parallel; an error is the first list's, as on one thread.
 RawGroupings raw_groupings(const DataFrame& df, const Formula& fm, const SampleOptions& opts) {
-  RawGroupings g;
-  for (const auto& vars : fm.fe) g.fe.push_back(group_codes(df, vars));
-  for (const auto& c : opts.cluster) g.cluster.push_back(group_codes(df, split_name(c)));
-  for (const auto& c : opts.extra) g.extra.push_back(group_codes(df, split_name(c)));
-  if (opts.need_time) {
-    if (opts.panel_time.empty()) throw InvalidInput("--vcov dk needs the time dimension; name it with --panel id,time");
-    g.time = group_codes(df, {opts.panel_time});
+  std::vector<std::vector<std::string>> lists;
+  auto list_of = [&lists](const std::vector<std::string>& vars) {
+    const auto at = std::find(lists.begin(), lists.end(), vars);
+    if (at != lists.end()) return static_cast<std::size_t>(at - lists.begin());
+    lists.push_back(vars);
+    return lists.size() - 1;
+  };
+  std::vector<std::size_t> fe, cluster, extra;
+  for (const auto& vars : fm.fe) fe.push_back(list_of(vars));
+  for (const auto& c : opts.cluster) cluster.push_back(list_of(split_name(c)));
+  for (const auto& c : opts.extra) extra.push_back(list_of(split_name(c)));
+  const bool time_named = opts.need_time && !opts.panel_time.empty();
+  const std::size_t time = time_named ? list_of({opts.panel_time}) : 0;
+  std::vector<GroupCodes> coded(lists.size());
+  // the code vectors allocated here, on the calling thread: its heap keeps the pages between fits
+  for (GroupCodes& c : coded) c.code.resize(df.n_rows());
+  std::vector<std::exception_ptr> failed(lists.size());
+  const bool team = lists.size() > 1 && df.n_rows() >= (1u << 16);
+#pragma omp parallel for schedule(dynamic, 1) if (team)
+  for (std::ptrdiff_t t = 0; t < static_cast<std::ptrdiff_t>(lists.size()); ++t) {
+    try {
+      group_codes_into(df, lists[static_cast<std::size_t>(t)], coded[static_cast<std::size_t>(t)]);
+    } catch (...) {
+      failed[static_cast<std::size_t>(t)] = std::current_exception();
+    }
   }
+  for (const std::exception_ptr& e : failed)
+    if (e) std::rethrow_exception(e);
+  if (opts.need_time && !time_named)
+    throw InvalidInput("--vcov dk needs the time dimension; name it with --panel id,time");
+  // each list's codes moved to its last use, copied to the others
+  std::vector<std::size_t> uses(lists.size(), 0);
+  for (const auto* ix : {&fe, &cluster, &extra})
+    for (std::size_t t : *ix) ++uses[t];
+  if (time_named) ++uses[time];
+  auto take = [&](std::size_t t) { return --uses[t] == 0 ? std::move(coded[t]) : coded[t]; };
+  RawGroupings g;
+  for (std::size_t t : fe) g.fe.push_back(take(t));
+  for (std::size_t t : cluster) g.cluster.push_back(take(t));
+  for (std::size_t t : extra) g.extra.push_back(take(t));
+  if (time_named) g.time = take(time);
   return g;
 }
 
@@ -424,15 +516,68 @@ struct ModelColumns {
   const double* y;
   const std::vector<const double*>& x;
   DoubleSpan w;
+  std::size_t n_rows;
 };
+
+// Is every value of v finite with |v| <= kMaxModelValue? (branch-free blocks: vectorised)
+__attribute__((target_clones("avx512f", "avx2", "default"))) bool all_finite_and_small(
+    const double* v, std::size_t n) {
+  constexpr std::size_t kBlock = 4096;
+  for (std::size_t b = 0; b < n; b += kBlock) {
+    int bad = 0;
+    for (std::size_t i = b, e = std::min(n, b + kBlock); i < e; ++i)
+      bad |= !(std::fabs(v[i]) <= kMaxModelValue);
+    if (bad) return false;
+  }
+  return true;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) bool no_missing_code(
+    const std::int32_t* c, std::size_t n) {
+  std::int32_t lo = 0;
+  for (std::size_t i = 0; i < n; ++i) lo = std::min(lo, c[i]);
+  return lo >= 0;
+}
+
+// The common case checked column by column, in parallel: no value of the model missing, every
+// value finite and in range, every weight positive. Then drop_missing and check_values have
+// nothing to find (and skip their row-by-row passes); otherwise they run and say what is wrong.
+bool model_values_clean(const ModelColumns& m, const RawGroupings& g) {
+  std::vector<const double*> cols{m.y};
+  cols.insert(cols.end(), m.x.begin(), m.x.end());
+  if (!m.w.empty()) cols.push_back(m.w.data());
+  std::vector<const GroupCodes*> codes;
+  for (const auto* gs : {&g.fe, &g.cluster, &g.extra})
+    for (const GroupCodes& c : *gs) codes.push_back(&c);
+  if (!g.time.code.empty()) codes.push_back(&g.time);
+  const std::size_t n_cols = cols.size(), n_tasks = n_cols + codes.size();
+  const std::size_t n = m.n_rows;
+  int clean = 1;
+#pragma omp parallel for schedule(dynamic, 1) reduction(min : clean) if (n >= (1u << 16))
+  for (std::ptrdiff_t t = 0; t < static_cast<std::ptrdiff_t>(n_tasks); ++t) {
+    const std::size_t j = static_cast<std::size_t>(t);
+    if (j < n_cols) {
+      clean = std::min(clean, all_finite_and_small(cols[j], n) ? 1 : 0);
+      continue;
+    }
+    clean = std::min(clean, no_missing_code(codes[j - n_cols]->code.data(), n) ? 1 : 0);
+  }
+  if (clean && !m.w.empty()) {
+    int positive = 1;
+    for (std::size_t i = 0; i < n; ++i) positive &= m.w[i] > 0;
+    clean = positive;
+  }
+  return clean != 0;
+}
 
 // Drops the kept rows with a missing value in any variable used, counting them per variable;
 // an error when no row is left.
-void drop_missing(const DataFrame& df, const Formula& fm, const SampleOptions& opts, const ModelColumns& m,
-                  const RawGroupings& g, std::vector<char>& keep, Design& d) {
+void drop_missing(const DataFrame& df, const Formula& fm, const SampleOptions& opts,
+                  const ModelColumns& m, const RawGroupings& g, bool clean, std::vector<char>& keep,
+                  Design& d) {
   std::map<std::string, std::size_t> miss;
-  std::size_t n_where_kept = 0;
-  for (std::size_t r = 0; r < keep.size(); ++r) {
+  std::size_t n_where_kept = clean ? keep.size() - d.n_dropped_where : 0;
+  for (std::size_t r = 0; r < keep.size() && !clean; ++r) {
     if (!keep[r]) continue;
     ++n_where_kept;
     bool ok = true;
@@ -483,15 +628,35 @@ void check_values(const DataFrame& df, const SampleOptions& opts, const ModelCol
                          " is not positive; regression weights must be > 0 (exclude such rows with --where)");
 }
 
+// The kept rows of each level.
+std::vector<std::uint32_t> kept_rows_per_level(const GroupCodes& g, const std::vector<char>& keep) {
+  std::vector<std::uint32_t> count(static_cast<std::size_t>(g.n_levels), 0);
+  const std::int32_t* code = g.code.data();
+  if (std::find(keep.begin(), keep.end(), 0) != keep.end()) {
+    for (std::size_t r = 0; r < keep.size(); ++r)
+      if (keep[r]) ++count[static_cast<std::size_t>(code[r])];
+    return count;
+  }
+  return rows_per_level(code, keep.size(), g.n_levels);
+}
+
 // Singletons, iteratively (a drop can make new singletons in another dimension).
 void drop_singletons(const std::vector<GroupCodes>& fe, std::vector<char>& keep, Design& d) {
   bool changed = true;
   while (changed) {
     changed = false;
-    for (const auto& raw : fe) {
-      std::vector<std::uint32_t> count(static_cast<std::size_t>(raw.n_levels), 0);
-      for (std::size_t r = 0; r < keep.size(); ++r)
-        if (keep[r]) ++count[raw.code[r]];
+    // the counts of every dimension at once, one a thread
+    std::vector<std::vector<std::uint32_t>> counts(fe.size());
+    const bool team = fe.size() > 1 && keep.size() >= (1u << 16);
+#pragma omp parallel for schedule(dynamic, 1) if (team)
+    for (std::ptrdiff_t k = 0; k < static_cast<std::ptrdiff_t>(fe.size()); ++k)
+      counts[static_cast<std::size_t>(k)] =
+          kept_rows_per_level(fe[static_cast<std::size_t>(k)], keep);
+    for (std::size_t k = 0; k < fe.size(); ++k) {
+      const GroupCodes& raw = fe[k];
+      if (k > 0 && changed) counts[k] = kept_rows_per_level(raw, keep);  // rows dropped since
+      const std::vector<std::uint32_t>& count = counts[k];
+      if (std::find(count.begin(), count.end(), 1u) == count.end()) continue;  // no singleton
       for (std::size_t r = 0; r < keep.size(); ++r)
         if (keep[r] && count[raw.code[r]] == 1) {
           keep[r] = 0;
@@ -525,6 +690,14 @@ void compact_groupings(const Formula& fm, const SampleOptions& opts, RawGrouping
 // y, X and the weights copied to the sample's rows.
 void compact_columns(const ModelColumns& m, Design& d) {
   d.n_reg = m.x.size();
+  if (d.rows.empty()) {  // every row: copied whole, each value written once
+    reserve_unwritten(d.y, d.n_obs);
+    d.y.insert(d.y.end(), m.y, m.y + d.n_obs);
+    reserve_unwritten(d.X, d.n_obs * d.n_reg);
+    for (const double* x : m.x) d.X.insert(d.X.end(), x, x + d.n_obs);
+    if (!m.w.empty()) d.w.assign(m.w.begin(), m.w.end());
+    return;
+  }
   d.y.resize(d.n_obs);
   for (std::size_t i = 0; i < d.n_obs; ++i) d.y[i] = m.y[d.rows[i]];
   d.X.resize(d.n_obs * d.n_reg);
@@ -542,20 +715,26 @@ void compact_columns(const ModelColumns& m, Design& d) {
 void time_codes(const DataFrame& df, const std::string& panel_time, Design& d) {
   const DoubleSpan t = df.numeric(panel_time);
   std::vector<double> tv;
+  if (d.rows.empty()) tv.assign(t.begin(), t.end());
   for (std::uint32_t r : d.rows) tv.push_back(t[r]);
   const std::vector<double> vals = distinct_values(tv.data(), order_by_value(tv.data(), tv.size()));
   d.time.name = panel_time;
   d.time.n_levels = static_cast<std::int32_t>(vals.size());
   d.time.code.resize(d.n_obs);
   for (std::size_t i = 0; i < d.n_obs; ++i)
-    d.time.code[i] = static_cast<std::int32_t>(std::lower_bound(vals.begin(), vals.end(), t[d.rows[i]]) - vals.begin());
+    d.time.code[i] =
+        static_cast<std::int32_t>(std::lower_bound(vals.begin(), vals.end(), tv[i]) - vals.begin());
 }
 
-// The sample's row numbers (kept as the identity, empty, when every row is in it).
+// The sample's row numbers (the identity kept empty when every row is in it).
 void take_rows(std::vector<char>& keep, Design& d) {
-  for (std::size_t r = 0; r < keep.size(); ++r)
-    if (keep[r]) d.rows.push_back(static_cast<std::uint32_t>(r));
-  d.n_obs = d.rows.size();
+  const std::size_t n_kept = static_cast<std::size_t>(std::count(keep.begin(), keep.end(), 1));
+  if (n_kept < keep.size()) {
+    d.rows.reserve(n_kept);
+    for (std::size_t r = 0; r < keep.size(); ++r)
+      if (keep[r]) d.rows.push_back(static_cast<std::uint32_t>(r));
+  }
+  d.n_obs = n_kept;
   std::vector<char>().swap(keep);
   if (d.n_obs == 0)
     throw InvalidInput("no observations left after dropping " + std::to_string(d.n_singletons) +
@@ -579,19 +758,22 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
   add_expression(yb, fm.lhs_name, *fm.lhs, ctx);
   const Block xb = regressor_block(fm, ctx, keep, d);
   RawGroupings groups = raw_groupings(df, fm, opts);
-  const ModelColumns m{yb.cols[0], xb.cols, opts.weights.empty() ? DoubleSpan() : df.numeric(opts.weights)};
-  drop_missing(df, fm, opts, m, groups, keep, d);
-  check_values(df, opts, m, keep, d);
+  const ModelColumns m{yb.cols[0], xb.cols,
+                       opts.weights.empty() ? DoubleSpan() : df.numeric(opts.weights), df.n_rows()};
+  const bool clean = model_values_clean(m, groups);
+  drop_missing(df, fm, opts, m, groups, clean, keep, d);
+  if (!clean) check_values(df, opts, m, keep, d);
   if (!groups.fe.empty() && !opts.keep_singletons) drop_singletons(groups.fe, keep, d);
   take_rows(keep, d);
   const bool all_rows = d.n_obs == d.n_input;
   compact_groupings(fm, opts, groups, all_rows, d);
   compact_columns(m, d);
   if (!groups.time.code.empty()) time_codes(df, opts.panel_time, d);
-  if (const Column* s = df.find("simulated"))
-    d.simulated = !s->is_string() && std::all_of(d.rows.begin(), d.rows.end(),
-                                                 [&](std::uint32_t r) { return s->value(r) == 1.0; });
-  if (all_rows) std::vector<std::uint32_t>().swap(d.rows);  // identity: kept empty
+  if (const Column* s = df.find("simulated")) {
+    d.simulated = !s->is_string();
+    for (std::size_t i = 0; i < d.n_obs && d.simulated; ++i)
+      d.simulated = s->value(all_rows ? i : d.rows[i]) == 1.0;
+  }
   return d;
 }
 

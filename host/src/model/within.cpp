@@ -7,30 +7,116 @@
 #include "panelboot/error.hpp"
 
 namespace panelboot {
+
+std::vector<std::uint32_t> rows_per_level(const std::int32_t* code, std::size_t n,
+                                          std::int32_t n_levels) {
+  const std::size_t L = static_cast<std::size_t>(n_levels);
+  const std::size_t lanes =
+      4 * L <= n + 1024 ? 4 : 1;  // four tallies only where they are small beside the rows
+  std::vector<std::uint32_t> tally(lanes * L, 0);
+  std::uint32_t* t = tally.data();
+  std::size_t i = 0;
+  if (lanes == 4)
+    for (; i + 4 <= n; i += 4) {
+      ++t[static_cast<std::size_t>(code[i])];
+      ++t[L + static_cast<std::size_t>(code[i + 1])];
+      ++t[2 * L + static_cast<std::size_t>(code[i + 2])];
+      ++t[3 * L + static_cast<std::size_t>(code[i + 3])];
+    }
+  for (; i < n; ++i) ++t[static_cast<std::size_t>(code[i])];
+  for (std::size_t lane = 1; lane < lanes; ++lane)
+    for (std::size_t g = 0; g < L; ++g) t[g] += t[lane * L + g];
+  tally.resize(L);
+  return tally;
+}
+
 namespace {
 // Values (columns x rows x sweeps) below which the projection runs on the calling thread.
 constexpr double kMinTeamElements = 1 << 18;
+
+// The (weighted) number of rows of each level: counted (exact), or the weights of a run of one
+// level summed in a register (sorted panels: the same additions, in the same order, as one row
+// at a time).
+std::vector<double> level_totals(const FeView& f, std::size_t n, const double* w) {
+  std::vector<double> tot(static_cast<std::size_t>(f.n_levels), 0.0);
+  if (n == 0) return tot;
+  if (!w) {  // counts: whole numbers, exact in any order
+    const std::vector<std::uint32_t> rows = rows_per_level(f.code, n, f.n_levels);
+    std::copy(rows.begin(), rows.end(), tot.begin());
+    return tot;
+  }
+  std::int32_t level = f.code[0];
+  double run = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (f.code[i] != level) {
+      tot[static_cast<std::size_t>(level)] = run;
+      level = f.code[i];
+      run = tot[static_cast<std::size_t>(level)];
+    }
+    run += w[i];
+  }
+  tot[static_cast<std::size_t>(level)] = run;
+  return tot;
+}
+
+// x_it - xbar_i - xbar_t + xbar for a balanced panel, in one pass of sums and one of updates.
+// The sums of a level add its rows in row order (a run of one level held in a register: the
+// same additions as one at a time), so the bits do not depend on the vector width.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void balanced_two_way(
+    double* __restrict x, std::size_t n, const FeView& a, const FeView& b, double* __restrict sa,
+    double* __restrict sb) {
+  const std::int32_t* __restrict ac = a.code;
+  const std::int32_t* __restrict bc = b.code;
+  std::fill(sa, sa + a.n_levels, 0.0);
+  std::fill(sb, sb + b.n_levels, 0.0);
+  std::int32_t level = ac[0];
+  double run = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (ac[i] != level) {
+      sa[level] = run;
+      level = ac[i];
+      run = sa[level];
+    }
+    run += x[i];
+    sb[bc[i]] += x[i];
+  }
+  sa[level] = run;
+  double tot = 0;
+  for (std::int32_t g = 0; g < a.n_levels; ++g) tot += sa[g];
+  const double ia = 1.0 / b.n_levels, ib = 1.0 / a.n_levels;
+  for (std::int32_t g = 0; g < a.n_levels; ++g) sa[g] *= ia;
+  for (std::int32_t g = 0; g < b.n_levels; ++g) sb[g] *= ib;
+  const double mean = tot / static_cast<double>(n);
+  for (std::size_t i = 0; i < n; ++i) x[i] = x[i] - sa[ac[i]] - sb[bc[i]] + mean;
+}
+
 }  // namespace
 
 Demeaner::Demeaner(std::vector<FeView> fe, std::size_t n_obs, const double* weights)
-    : fe_(std::move(fe)), n_obs_(n_obs), w_(weights) {
-  for (const FeView& f : fe_) {
-    std::vector<double> tot(f.n_levels, 0.0);
-    for (std::size_t i = 0; i < n_obs_; ++i) tot[f.code[i]] += w_ ? w_[i] : 1.0;
+    : fe_(std::move(fe)), n_obs_(n_obs), w_(weights), inv_weight_(fe_.size()) {
+  const bool team =
+      fe_.size() > 1 &&
+      static_cast<double>(n_obs_) * static_cast<double>(fe_.size()) >= kMinTeamElements;
+#pragma omp parallel for schedule(dynamic, 1) if (team)
+  for (std::ptrdiff_t d = 0; d < static_cast<std::ptrdiff_t>(fe_.size()); ++d) {
+    std::vector<double> tot = level_totals(fe_[static_cast<std::size_t>(d)], n_obs_, w_);
     for (double& t : tot) t = t > 0 ? 1.0 / t : 0.0;
-    inv_weight_.push_back(std::move(tot));
+    inv_weight_[static_cast<std::size_t>(d)] = std::move(tot);
   }
   if (fe_.size() == 2 && !w_ &&
       static_cast<std::size_t>(fe_[0].n_levels) * static_cast<std::size_t>(fe_[1].n_levels) == n_obs_) {
     // balanced iff every (a, b) pair occurs once
-    std::vector<bool> seen(n_obs_, false);  // one bit per cell
-    bool ok = true;
-    for (std::size_t i = 0; i < n_obs_ && ok; ++i) {
-      const std::size_t cell = static_cast<std::size_t>(fe_[0].code[i]) * fe_[1].n_levels + fe_[1].code[i];
-      ok = !seen[cell];
-      seen[cell] = true;
+    std::vector<std::uint8_t> seen(n_obs_, 0);  // one byte per cell
+    const std::int32_t *a = fe_[0].code, *b = fe_[1].code;
+    const std::size_t n_b = static_cast<std::size_t>(fe_[1].n_levels);
+    std::uint8_t repeated = 0;
+    for (std::size_t i = 0; i < n_obs_; ++i) {
+      std::uint8_t& cell =
+          seen[static_cast<std::size_t>(a[i]) * n_b + static_cast<std::size_t>(b[i])];
+      repeated |= cell;
+      cell = 1;
     }
-    balanced_two_way_ = ok;
+    balanced_two_way_ = repeated == 0;
   }
 }
 
@@ -51,6 +137,14 @@ void Demeaner::project_out(std::size_t d, double* x, std::vector<double>& sums) 
 DemeanReport Demeaner::demean(double* cols, std::size_t n_cols, std::size_t ld,
                               const DemeanOptions& opts,
                               const std::vector<std::string>& names) const {
+  std::vector<double*> each(n_cols);
+  for (std::size_t j = 0; j < n_cols; ++j) each[j] = cols + j * ld;
+  return demean(each, opts, names);
+}
+
+DemeanReport Demeaner::demean(const std::vector<double*>& cols, const DemeanOptions& opts,
+                              const std::vector<std::string>& names) const {
+  const std::size_t n_cols = cols.size();
   DemeanReport rep;
   if (fe_.empty()) {
     rep.method = "none";
@@ -72,7 +166,7 @@ DemeanReport Demeaner::demean(double* cols, std::size_t n_cols, std::size_t ld,
 #pragma omp parallel for schedule(dynamic, 1) reduction(max : worst) if (team)
   for (std::ptrdiff_t jj = 0; jj < static_cast<std::ptrdiff_t>(n_cols); ++jj) {
     const std::size_t j = static_cast<std::size_t>(jj);
-    double* x = cols + j * ld;
+    double* x = cols[j];
     std::vector<double> sums(max_levels);
     if (fe_.size() == 1) {
       project_out(0, x, sums);
@@ -80,20 +174,8 @@ DemeanReport Demeaner::demean(double* cols, std::size_t n_cols, std::size_t ld,
       continue;
     }
     if (balanced_two_way_) {
-      // x_it - xbar_i - xbar_t + xbar in one pass of sums
-      const FeView &a = fe_[0], &b = fe_[1];
-      std::vector<double> sa(a.n_levels, 0.0), sb(b.n_levels, 0.0);
-      double tot = 0;
-      for (std::size_t i = 0; i < n_obs_; ++i) {
-        sa[a.code[i]] += x[i];
-        sb[b.code[i]] += x[i];
-      }
-      for (double v : sa) tot += v;
-      const double ia = 1.0 / b.n_levels, ib = 1.0 / a.n_levels;
-      for (double& v : sa) v *= ia;
-      for (double& v : sb) v *= ib;
-      const double mean = tot / static_cast<double>(n_obs_);
-      for (std::size_t i = 0; i < n_obs_; ++i) x[i] = x[i] - sa[a.code[i]] - sb[b.code[i]] + mean;
+      std::vector<double> sb(fe_[1].n_levels);
+      if (n_obs_ > 0) balanced_two_way(x, n_obs_, fe_[0], fe_[1], sums.data(), sb.data());
       worst = std::max(worst, 1);
       continue;
     }

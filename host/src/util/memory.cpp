@@ -1,5 +1,11 @@
 #include "panelboot/memory.hpp"
 
+#include <sys/mman.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <unistd.h>
+
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -101,6 +107,25 @@ void check_memory(double need_bytes, std::uint64_t user_max, const std::string& 
   throw InvalidInput(what + " needs about " + format_bytes(need_bytes) + " of memory, more than the " +
                      format_bytes(static_cast<double>(limit)) +
                      (user_max ? " that --max-memory allows" : " available on this machine") + "; " + ways_out);
+}
+
+void keep_freed_memory_for_reuse() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_MAX, 0);  // no block gets its own mapping (returned on free); glibc still maps
+                           // when the heap cannot grow
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
+void prefault_pages(const void* p, std::size_t bytes) {
+  if (bytes < (std::size_t{4} << 20)) return;
+  const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
+  const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(page - 1);
+#ifdef MADV_POPULATE_WRITE
+  if (end > begin)
+    ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);  // advice only
+#endif
 }
 
 }  // namespace panelboot

@@ -1,0 +1,278 @@
+// The fast paths of the sample and the fit on large data (issue 22, item 1) against the slow
+// obvious computation: codes against a map in first-appearance order, counts against a loop,
+// the balanced within transform against its formula summed one row at a time, the clustered
+// scores against a loop over the rows, the clean sample against the same rows reached through
+// the missing-value path, and every result the same bits on one thread and on two. The panels
+// are large enough (>= 2^16 rows) for the thread teams and the column checks to run.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include "helpers.hpp"
+#include "panelboot/design.hpp"
+#include "panelboot/estimate.hpp"
+#include "panelboot/within.hpp"
+
+using namespace panelboot;
+
+namespace {
+
+Column numeric(const std::string& name, std::vector<double> v) {
+  Column c;
+  c.name = name;
+  c.num = std::move(v);
+  return c;
+}
+
+DataFrame frame_of(std::vector<Column> cols) {
+  DataFrame df;
+  df.source = "test";
+  const std::size_t n = cols.empty() ? 0 : cols[0].num.size();
+  df.columns = std::move(cols);
+  df.row_line.resize(n);
+  for (std::size_t r = 0; r < n; ++r) df.row_line[r] = static_cast<std::uint32_t>(r + 2);
+  return df;
+}
+
+// A panel of n_units x n_t rows with k regressors, unit-major (sorted) or in a shuffled order.
+DataFrame panel(std::mt19937_64& rng, int n_units, int n_t, int k, bool shuffled) {
+  std::normal_distribution<double> nd;
+  std::vector<std::size_t> order(static_cast<std::size_t>(n_units) * n_t);
+  std::iota(order.begin(), order.end(), 0);
+  if (shuffled) std::shuffle(order.begin(), order.end(), rng);
+  const std::size_t n = order.size();
+  std::vector<double> unit(n), time(n), y(n), cl(n);
+  std::vector<std::vector<double>> x(k, std::vector<double>(n));
+  for (std::size_t r = 0; r < n; ++r) {
+    const std::size_t cell = order[r];
+    const int i = static_cast<int>(cell / n_t), t = static_cast<int>(cell % n_t);
+    unit[r] = 1000 + 3.0 * i;  // whole numbers off zero: the direct table, not the identity
+    time[r] = 2001 + t;
+    cl[r] = i % 37;
+    double yv = 0.1 * i + 0.05 * t + nd(rng);
+    for (int j = 0; j < k; ++j) {
+      x[j][r] = nd(rng) + 0.01 * i;
+      yv += 0.3 * (j + 1) * x[j][r];
+    }
+    y[r] = yv;
+  }
+  std::vector<Column> cols{numeric("unit", unit), numeric("time", time), numeric("cl", cl),
+                           numeric("y", y)};
+  for (int j = 0; j < k; ++j) cols.push_back(numeric("x" + std::to_string(j + 1), x[j]));
+  return frame_of(std::move(cols));
+}
+
+FitResult fit_on_threads(const DataFrame& df, const std::string& formula,
+                         const std::string& cluster, int threads) {
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  SampleOptions so;
+  so.cluster = {cluster};
+  Design d = build_design(df, parse_formula(formula), so);
+  FitOptions fo;
+  fo.vcov = VcovType::kCluster;
+  FitResult r = fit(d, fo);
+  omp_set_num_threads(before);
+  return r;
+}
+
+void expect_same_bits(const FitResult& a, const FitResult& b) {
+  ASSERT_EQ(a.coefficients.size(), b.coefficients.size());
+  for (std::size_t j = 0; j < a.coefficients.size(); ++j) {
+    EXPECT_EQ(a.coefficients[j].estimate, b.coefficients[j].estimate) << a.coefficients[j].name;
+    EXPECT_EQ(a.coefficients[j].std_error, b.coefficients[j].std_error) << a.coefficients[j].name;
+  }
+  EXPECT_EQ(a.rss, b.rss);
+  EXPECT_EQ(a.r2, b.r2);
+  EXPECT_EQ(a.r2_within, b.r2_within);
+  EXPECT_EQ(a.n_obs, b.n_obs);
+}
+
+}  // namespace
+
+TEST(FitFastPaths, GroupCodesFollowFirstAppearanceForEveryKindOfValue) {
+  PB_FRESH_RNG(rng);
+  // whole numbers in a modest range (the direct table), fractions, huge and mixed-sign values,
+  // -0 beside +0, values from 2^52 on, NaN: each against a map in first-appearance order
+  const std::vector<std::vector<double>> pools{
+      {7, 8, 9, 1000, -3, 0},
+      {0.5, 1, 1.5, -2.25},
+      {1e300, -1e300, 4, 5},
+      {-0.0, 0.0, 1, 2},
+      {4503599627370496.0, 4503599627370497.0, 9007199254740992.0, 3},
+      {1, 2, std::nan(""), 3},
+      {2.0000000000000004, 2, 3}};
+  for (const std::vector<double>& pool : pools)
+    for (std::size_t n : {5u, 8u, 13u, 70001u}) {
+      std::vector<double> v(n);
+      for (double& x : v) x = pool[rng() % pool.size()];
+      const DataFrame df = frame_of({numeric("g", v)});
+      const GroupCodes got = group_codes(df, {"g"});
+      std::map<double, std::int32_t> seen;  // -0 == +0 as keys, as in the engine
+      std::vector<std::int32_t> want(n);
+      for (std::size_t r = 0; r < n; ++r) {
+        if (std::isnan(v[r])) {
+          want[r] = -1;
+          continue;
+        }
+        want[r] = seen.emplace(v[r], static_cast<std::int32_t>(seen.size())).first->second;
+      }
+      EXPECT_EQ(got.code, want) << "pool starting " << pool[0] << ", n = " << n;
+      EXPECT_EQ(got.n_levels, static_cast<std::int32_t>(seen.size()));
+    }
+}
+
+TEST(FitFastPaths, RowsPerLevelCountsEveryRowOnEitherTally) {
+  PB_FRESH_RNG(rng);
+  // few levels (four interleaved tallies) and many (one), sorted runs and scattered codes
+  for (std::int32_t levels : {1, 7, 5000, 60000})
+    for (bool sorted : {true, false}) {
+      const std::size_t n = 50001;
+      std::vector<std::int32_t> code(n);
+      for (std::int32_t& c : code)
+        c = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(levels));
+      if (sorted) std::sort(code.begin(), code.end());
+      std::vector<std::uint32_t> want(static_cast<std::size_t>(levels), 0);
+      for (std::int32_t c : code) ++want[static_cast<std::size_t>(c)];
+      EXPECT_EQ(rows_per_level(code.data(), n, levels), want)
+          << levels << " levels, sorted " << sorted;
+    }
+}
+
+TEST(FitFastPaths, BalancedTwoWayIsItsFormulaSummedRowByRow) {
+  PB_FRESH_RNG(rng);
+  std::normal_distribution<double> nd;
+  for (bool shuffled : {false, true}) {
+    const int n_i = 700, n_t = 110;  // 77,000 rows: the thread team runs
+    std::vector<std::size_t> order(static_cast<std::size_t>(n_i) * n_t);
+    std::iota(order.begin(), order.end(), 0);
+    if (shuffled) std::shuffle(order.begin(), order.end(), rng);
+    const std::size_t n = order.size();
+    std::vector<std::int32_t> a(n), b(n);
+    const int n_cols = 5;
+    std::vector<std::vector<double>> x(n_cols, std::vector<double>(n));
+    for (std::size_t r = 0; r < n; ++r) {
+      a[r] = static_cast<std::int32_t>(order[r] / n_t);
+      b[r] = static_cast<std::int32_t>(order[r] % n_t);
+      for (auto& col : x) col[r] = nd(rng) * 10 + a[r] * 0.1;
+    }
+    std::vector<std::vector<double>> got = x;
+    std::vector<double*> cols;
+    for (auto& c : got) cols.push_back(c.data());
+    Demeaner dm({{a.data(), n_i}, {b.data(), n_t}}, n, nullptr);
+    EXPECT_EQ(dm.demean(cols, {}, std::vector<std::string>(n_cols, "x")).method,
+              "balanced two-way");
+    for (int j = 0; j < n_cols; ++j) {
+      std::vector<double> sa(n_i, 0.0), sb(n_t, 0.0);
+      for (std::size_t r = 0; r < n; ++r) {
+        sa[a[r]] += x[j][r];
+        sb[b[r]] += x[j][r];
+      }
+      double tot = 0;
+      for (double v : sa) tot += v;
+      for (double& v : sa) v *= 1.0 / n_t;
+      for (double& v : sb) v *= 1.0 / n_i;
+      const double mean = tot / static_cast<double>(n);
+      std::size_t differ = 0;
+      for (std::size_t r = 0; r < n; ++r)
+        differ += got[j][r] != x[j][r] - sa[a[r]] - sb[b[r]] + mean;
+      EXPECT_EQ(differ, 0u) << "column " << j << (shuffled ? ", shuffled rows" : ", sorted rows");
+    }
+  }
+}
+
+TEST(FitFastPaths, SameBitsOnOneThreadAndTwoSortedOrShuffled) {
+  PB_FRESH_RNG(rng);
+  for (bool shuffled : {false, true}) {
+    const DataFrame df = panel(rng, 3000, 25, 4, shuffled);  // 75,000 rows
+    const std::string f = "y ~ x1 + x2 + x3 + x4 | unit + time";
+    const FitResult one = fit_on_threads(df, f, "unit", 1), two = fit_on_threads(df, f, "unit", 2);
+    SCOPED_TRACE(shuffled ? "shuffled rows" : "sorted rows");
+    EXPECT_EQ(one.demean_method, "balanced two-way");
+    expect_same_bits(one, two);
+    const FitResult cl1 = fit_on_threads(df, f, "cl", 1), cl2 = fit_on_threads(df, f, "cl", 2);
+    expect_same_bits(cl1, cl2);
+  }
+}
+
+TEST(FitFastPaths, ClusteredVarianceIsTheSandwichOfScoresSummedRowByRow) {
+  PB_FRESH_RNG(rng);
+  for (bool shuffled : {false, true}) {
+    const DataFrame df = panel(rng, 2500, 30, 3, shuffled);
+    SampleOptions so;
+    so.cluster = {"unit"};
+    Design d = build_design(df, parse_formula("y ~ x1 + x2 + x3 | unit + time"), so);
+    FitOptions fo;
+    fo.vcov = VcovType::kCluster;
+    const FitResult r = fit(d, fo);  // d now holds the demeaned X and the residuals in y
+    const std::size_t n = d.n_obs, k = d.n_reg;
+    const Grouping& g = d.clusters[0];
+    Eigen::MatrixXd S = Eigen::MatrixXd::Zero(g.n_levels, static_cast<Eigen::Index>(k));
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < k; ++j)
+        S(g.code[i], static_cast<Eigen::Index>(j)) += d.X[j * n + i] * d.y[i];
+    const double G = g.n_levels, N = static_cast<double>(n);
+    const Eigen::MatrixXd V =
+        (G / (G - 1)) * ((N - 1) / (N - r.dof_k)) * r.bread * (S.transpose() * S) * r.bread;
+    SCOPED_TRACE(shuffled ? "shuffled rows" : "sorted rows");
+    for (std::size_t j = 0; j < k; ++j)
+      EXPECT_NEAR(r.coefficients[j].std_error,
+                  std::sqrt(V(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j))),
+                  1e-12 * r.coefficients[j].std_error);
+  }
+}
+
+TEST(FitFastPaths, CleanSampleEqualsTheSameRowsReachedThroughMissingValues) {
+  PB_FRESH_RNG(rng);
+  // the frame with three rows' x2 missing goes the row-by-row way; the frame without those rows
+  // goes the column checks and the whole copy: the same sample, the same bits
+  DataFrame full = panel(rng, 3000, 25, 3, true);
+  const std::size_t n = full.n_rows();
+  std::vector<std::size_t> gone{17, n / 2, n - 1};
+  DataFrame with_missing = full;
+  for (std::size_t r : gone) with_missing.columns[5].num[r] = std::nan("");
+  std::vector<Column> kept_cols;
+  for (const Column& c : full.columns) {
+    Column k = c;
+    k.num.clear();
+    for (std::size_t r = 0; r < n; ++r)
+      if (std::find(gone.begin(), gone.end(), r) == gone.end()) k.num.push_back(c.num[r]);
+    kept_cols.push_back(k);
+  }
+  const DataFrame without = frame_of(kept_cols);
+  const std::string f = "y ~ x1 + x2 + x3 | unit + time";
+  const FitResult a = fit_on_threads(with_missing, f, "unit", 2),
+                  b = fit_on_threads(without, f, "unit", 2);
+  EXPECT_EQ(a.n_dropped_missing, 3u);
+  EXPECT_EQ(b.n_dropped_missing, 0u);
+  expect_same_bits(a, b);
+}
+
+TEST(FitFastPaths, SingletonsDropInTurnAcrossDimensionsOnLargeData) {
+  PB_FRESH_RNG(rng);
+  // a large panel plus a chain: unit 123456 has rows in two periods, one of them (1999) with only
+  // that row: dropping it (a period singleton) leaves unit 123456 a singleton in turn
+  DataFrame df = panel(rng, 3000, 25, 2, true);
+  for (Column& c : df.columns) {
+    const double extra[2] = {c.name == "unit"   ? 123456.0
+                             : c.name == "time" ? 2001.0
+                             : c.name == "cl"   ? 1.0
+                                                : 0.5,
+                             c.name == "unit"   ? 123456.0
+                             : c.name == "time" ? 1999.0
+                             : c.name == "cl"   ? 1.0
+                                                : 0.25};
+    c.num.insert(c.num.end(), extra, extra + 2);
+  }
+  df.row_line.resize(df.columns[0].num.size(), 0);
+  SampleOptions so;
+  so.cluster = {"unit"};
+  const Design d = build_design(df, parse_formula("y ~ x1 + x2 | unit + time"), so);
+  EXPECT_EQ(d.n_singletons, 2u);
+  EXPECT_EQ(d.n_obs, 75000u);
+  EXPECT_FALSE(d.rows.empty());  // two rows out: the sample's rows are listed
+}
