@@ -143,6 +143,20 @@ TEST_P(BackendSuite, WeightsAreTheSameCounterBasedDraws) {
           ASSERT_EQ(got, ref) << weight_type_name(t) << " g " << g << " b " << b << " seed " << seed;
       }
   }
+  // Rademacher signs drawn eight replications at a time: a group of eight that crosses 2^32 (the
+  // counter's high word), one Philox block of clusters, a tail of replications
+  for (std::uint64_t b1 : {std::uint64_t{4294967291u}, std::uint64_t{0}})
+    for (std::int32_t G1 : {30, 128, 129}) {
+      const std::size_t nb1 = 21;
+      const std::vector<double> V =
+          be->wild_weights(seed, WeightType::kRademacher, false, b1, nb1, G1);
+      for (std::int32_t g = 0; g < G1; ++g)
+        for (std::size_t b = 0; b < nb1; ++b)
+          ASSERT_EQ(V[static_cast<std::size_t>(g) * nb1 + b],
+                    kernels::wild_weight(seed, b1 + b, static_cast<std::uint32_t>(g),
+                                         WeightType::kRademacher))
+              << "g " << g << " b " << b1 + b << " G " << G1 << " seed " << seed;
+    }
   const std::vector<double> E = be->wild_weights(seed, WeightType::kRademacher, true, 5, 4, 6);
   for (std::int32_t g = 0; g < 6; ++g)
     for (std::size_t b = 0; b < 4; ++b)

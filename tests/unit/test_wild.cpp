@@ -7,6 +7,7 @@
 #include <omp.h>
 #endif
 
+#include "backend/cpu/cpu.hpp"
 #include "helpers.hpp"
 #include "panelboot/design.hpp"
 #include "panelboot/error.hpp"
@@ -557,4 +558,30 @@ TEST(WildWeights, RowGeneratorEqualsTheScalarOneAndMomentsHold) {
     EXPECT_NEAR(s1 / cnt, 0.0, 0.015) << weight_type_name(t);
     EXPECT_NEAR(s2 / cnt, 1.0, 0.03) << weight_type_name(t);
   }
+}
+
+// The batched product of the wild and WRE replications against the sum over d in order, one
+// output at a time: odd and even row counts (AVX-512 takes rows two at a time), replications
+// beyond the last block of 32, C = A B and C -= A B. The same bits, whichever clone runs.
+TEST(CpuKernels, GemmRowsIsTheOrderedSumOfEveryOutput) {
+  PB_FRESH_RNG(rng);
+  std::normal_distribution<double> nd;
+  for (std::size_t m : {1u, 2u, 5u})
+    for (std::size_t d : {1u, 7u, 30u})
+      for (std::size_t nb : {31u, 32u, 77u})
+        for (bool subtract : {false, true}) {
+          std::vector<double> A(m * d), B(d * nb), C(m * nb);
+          for (double& v : A) v = nd(rng);
+          for (double& v : B) v = nd(rng);
+          for (double& v : C) v = nd(rng);
+          std::vector<double> want = C;
+          for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t b = 0; b < nb; ++b) {
+              double acc = 0;
+              for (std::size_t g = 0; g < d; ++g) acc += A[i * d + g] * B[g * nb + b];
+              want[i * nb + b] = subtract ? want[i * nb + b] - acc : acc;
+            }
+          cpu::gemm_rows(A.data(), m, d, B.data(), nb, C.data(), subtract);
+          EXPECT_EQ(C, want) << "m " << m << " d " << d << " nb " << nb << " subtract " << subtract;
+        }
 }

@@ -15,7 +15,7 @@ class CpuBackend final : public Backend {
   std::vector<double> wild_weights(std::uint64_t seed, kernels::WeightType type, bool enumerate, std::uint64_t b0,
                                    std::size_t nb, std::int32_t G) const override {
     std::vector<double> V(static_cast<std::size_t>(G) * nb);
-    kernels::wild_weights_block(seed, type, enumerate, b0, nb, static_cast<std::uint32_t>(G), V.data());
+    cpu::wild_weights_block(seed, type, enumerate, b0, nb, G, V.data());
     return V;
   }
   std::unique_ptr<PreparedWild> prepare_wild(const WildProblem& problem) const override {

@@ -23,6 +23,10 @@ WreRun wre_replicates(const WreProblem& problem, const WreEval& e, const WreRunO
 // output summed over d in order, no fused multiply-add (wild.cpp; the wild and WRE products).
 void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb, double* C,
                bool subtract);
+// kernels::wild_weights_block's V (G x nb, row-major), the same bits; Rademacher draws eight
+// replications at a time in vector code (wild.cpp; the wild and WRE batches, wild_weights).
+void wild_weights_block(std::uint64_t seed, kernels::WeightType type, bool enumerate,
+                        std::uint64_t b0, std::size_t nb, std::int32_t G, double* V);
 BootCounts gray_walk(const kernels::GrayProblem& p, ProgressSink* progress);
 std::vector<double> threshold_fstar(const ThresholdBootSpec& spec, const ThresholdGram& gram);
 OlsBatchResult batched_ols(const OlsBatch& batch);

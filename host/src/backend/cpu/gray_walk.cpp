@@ -7,9 +7,10 @@
 namespace panelboot::cpu {
 namespace {
 
-// One Gray-code range, the shared PB_HD walk compiled with and without AVX2.
-__attribute__((target_clones("avx2", "default")))
-BootCounts gray_range(const kernels::GrayProblem& p, std::uint64_t lo, std::uint64_t hi) {
+// One Gray-code range, the shared PB_HD walk compiled for AVX-512, AVX2 and the baseline (the
+// update of y is element by element and num, den are scalars: every clone gives the same bits).
+__attribute__((target_clones("avx512f", "avx2", "default"))) BootCounts gray_range(
+    const kernels::GrayProblem& p, std::uint64_t lo, std::uint64_t hi) {
   return kernels::gray_walk_range(p, lo, hi);
 }
 

@@ -1,6 +1,7 @@
 // The wild bootstrap's replications on the CPU (cuda/wild.cu is its twin). Batched products are
-// summed in a fixed order with AVX2 clones built without FMA, so the bits do not depend on the
-// instruction set, the thread count or the chunk size.
+// summed in a fixed order, one replication a vector lane, in AVX-512, AVX2 and baseline code
+// built without FMA, so the bits do not depend on the instruction set, the thread count or the
+// chunk size.
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
@@ -22,32 +23,144 @@ inline V4 load4(const double* p) {
 }
 inline void store4(double* p, V4 x) { std::memcpy(p, &x, sizeof x); }
 
-// (cpu.hpp) C (m x nb) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with `subtract`. Each
-// output is summed over d in order, 32 replications at a time in registers; no fused
-// multiply-add, so both clones and any chunk size give the same bits.
-__attribute__((target_clones("avx2", "default")))
-void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb, double* C,
-               bool subtract) {
-  for (std::size_t i = 0; i < m; ++i) {
-    const double* a = A + i * d;
-    double* c = C + i * nb;
-    std::size_t b0 = 0;
-    // eight independent accumulators hide the add latency
-    for (; b0 + 32 <= nb; b0 += 32) {
-      V4 acc[8] = {};
-      for (std::size_t g = 0; g < d; ++g) {
-        const V4 av = {a[g], a[g], a[g], a[g]};
-        const double* bg = B + g * nb + b0;
-        for (int r = 0; r < 8; ++r) acc[r] += av * load4(bg + 4 * r);
+// Eight doubles: one AVX-512 register in the avx512f clone, two AVX ones in the AVX2 clone,
+// four SSE pairs in the baseline one; each lane is one replication, so the width changes no bit.
+typedef double V8 __attribute__((vector_size(64)));
+inline __attribute__((always_inline)) V8 load8(const double* p) {
+  V8 x;
+  std::memcpy(&x, p, sizeof x);
+  return x;
+}
+inline __attribute__((always_inline)) void store8(double* p, V8 x) { std::memcpy(p, &x, sizeof x); }
+
+// One row of C over replications [b0, nb): each output summed over d in order.
+inline __attribute__((always_inline)) void gemm_row_tail(const double* a, std::size_t d,
+                                                         const double* B, std::size_t nb,
+                                                         std::size_t b0, double* c, bool subtract) {
+  for (; b0 < nb; ++b0) {
+    double acc = 0;
+    for (std::size_t g = 0; g < d; ++g) acc += a[g] * B[g * nb + b0];
+    c[b0] = subtract ? c[b0] - acc : acc;
+  }
+}
+
+// Rows i0 .. i0+R-1 of C, 32 replications at a time in registers (R x 4 accumulators of eight).
+template <int R>
+inline __attribute__((always_inline)) void gemm_row_block(const double* A, std::size_t i0,
+                                                          std::size_t d, const double* B,
+                                                          std::size_t nb, double* C,
+                                                          bool subtract) {
+  std::size_t b0 = 0;
+  for (; b0 + 32 <= nb; b0 += 32) {
+    V8 acc[R][4] = {};
+    for (std::size_t g = 0; g < d; ++g) {
+      const double* bg = B + g * nb + b0;
+      const V8 bv[4] = {load8(bg), load8(bg + 8), load8(bg + 16), load8(bg + 24)};
+      for (int i = 0; i < R; ++i) {
+        const double ag = A[(i0 + i) * d + g];
+        const V8 av = {ag, ag, ag, ag, ag, ag, ag, ag};
+        for (int r = 0; r < 4; ++r) acc[i][r] += av * bv[r];
       }
-      for (int r = 0; r < 8; ++r) store4(c + b0 + 4 * r, subtract ? load4(c + b0 + 4 * r) - acc[r] : acc[r]);
     }
-    for (; b0 < nb; ++b0) {
-      double acc = 0;
-      for (std::size_t g = 0; g < d; ++g) acc += a[g] * B[g * nb + b0];
-      c[b0] = subtract ? c[b0] - acc : acc;
+    for (int i = 0; i < R; ++i) {
+      double* c = C + (i0 + i) * nb + b0;
+      for (int r = 0; r < 4; ++r)
+        store8(c + 8 * r, subtract ? load8(c + 8 * r) - acc[i][r] : acc[i][r]);
     }
   }
+  for (int i = 0; i < R; ++i)
+    gemm_row_tail(A + (i0 + i) * d, d, B, nb, b0, C + (i0 + i) * nb, subtract);
+}
+
+// AVX2 and the baseline: one row at a time (four accumulators of eight fill 16 ymm registers).
+__attribute__((target_clones("avx2", "default"))) void gemm_rows_narrow(
+    const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb, double* C,
+    bool subtract) {
+  for (std::size_t i = 0; i < m; ++i) gemm_row_block<1>(A, i, d, B, nb, C, subtract);
+}
+
+// AVX-512: two rows at a time share each load of B (32 zmm registers hold the eight
+// accumulators, the four loads and the broadcasts).
+__attribute__((target("avx512f"))) void gemm_rows_wide(const double* A, std::size_t m,
+                                                       std::size_t d, const double* B,
+                                                       std::size_t nb, double* C, bool subtract) {
+  std::size_t i = 0;
+  for (; i + 2 <= m; i += 2) gemm_row_block<2>(A, i, d, B, nb, C, subtract);
+  for (; i < m; ++i) gemm_row_block<1>(A, i, d, B, nb, C, subtract);
+}
+
+// (cpu.hpp) C (m x nb) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with `subtract`.
+// Each output is summed over d in order, one replication a vector lane, with no fused
+// multiply-add: every instruction set, row blocking and chunk size gives the same bits.
+void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb, double* C,
+               bool subtract) {
+  static const bool wide = __builtin_cpu_supports("avx512f");
+  if (wide)
+    gemm_rows_wide(A, m, d, B, nb, C, subtract);
+  else
+    gemm_rows_narrow(A, m, d, B, nb, C, subtract);
+}
+
+// Philox4x32-10 (Random123's, as kernels::philox_block) for eight counters at once: lane l
+// holds replication b0 + l, every 32-bit word in a 64-bit lane (the products need 64 bits).
+typedef std::uint64_t U8 __attribute__((vector_size(64)));
+struct PhiloxWords8 {
+  U8 v[4];
+};
+
+inline __attribute__((always_inline)) PhiloxWords8 philox8(std::uint64_t seed, std::uint64_t b0,
+                                                           std::uint32_t block,
+                                                           std::uint32_t stream) {
+  constexpr std::uint64_t kLow = 0xffffffffu;
+  const U8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  const U8 b = lane + b0;
+  U8 c0 = b & kLow, c1 = b >> 32, c2 = U8{} + block, c3 = U8{} + stream;
+  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) {
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    const U8 p0 = c0 * 0xD2511F53u, p1 = c2 * 0xCD9E8D57u;
+    const U8 n0 = (p1 >> 32) ^ c1 ^ k0, n2 = (p0 >> 32) ^ c3 ^ k1;
+    c1 = p1 & kLow;
+    c3 = p0 & kLow;
+    c0 = n0;
+    c2 = n2;
+  }
+  return {{c0, c1, c2, c3}};
+}
+
+// Rademacher weights of replications b0 .. b0+nb8-1 (nb8 a multiple of 8) into V (G x nb,
+// row-major): each Philox block gives 128 clusters' signs for eight replications, stored as
+// eight consecutive doubles of a row.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void rademacher_rows8(
+    std::uint64_t seed, std::uint64_t b0, std::size_t nb8, std::uint32_t G, double* V,
+    std::size_t nb) {
+  const V8 plus = {1, 1, 1, 1, 1, 1, 1, 1}, minus = -plus;
+  for (std::size_t b = 0; b < nb8; b += 8)
+    for (std::uint32_t g0 = 0; g0 < G; g0 += 128) {
+      const PhiloxWords8 r = philox8(seed, b0 + b, g0 >> 7, 0);
+      const std::uint32_t end = G - g0 < 128 ? G - g0 : 128;
+      for (std::uint32_t j = 0; j < end; ++j) {
+        const U8 bit = (r.v[j >> 5] >> (j & 31)) & 1u;
+        store8(V + static_cast<std::size_t>(g0 + j) * nb + b, bit != 0 ? plus : minus);
+      }
+    }
+}
+
+// (cpu.hpp) kernels::wild_weights_block's V, the same bits: Rademacher draws eight replications at
+// a time, the rest (other weights, enumeration, the last nb % 8) through the shared kernel.
+void wild_weights_block(std::uint64_t seed, kernels::WeightType type, bool enumerate,
+                        std::uint64_t b0, std::size_t nb, std::int32_t G, double* V) {
+  const std::uint32_t g = static_cast<std::uint32_t>(G);
+  std::size_t done = 0;
+  if (type == kernels::WeightType::kRademacher && !enumerate) {
+    done = nb - nb % 8;
+    rademacher_rows8(seed, b0, done, g, V, nb);
+  }
+  for (std::size_t b = done; b < nb; ++b)
+    kernels::wild_weights_column(seed, type, enumerate, b0 + b, g, V + b, nb);
 }
 
 namespace {
@@ -304,7 +417,7 @@ void store_coefs(const WildBatch& w, int q, int n_part, std::size_t nb, CpuRepli
 // the batch below, its loop is compiled less tightly).
 __attribute__((noinline)) void draw_weights(const WildRunOptions& o, std::uint64_t b0, std::size_t nb,
                                             std::int32_t G, double* V) {
-  kernels::wild_weights_block(o.seed, o.weight, o.enumerate, b0, nb, static_cast<std::uint32_t>(G), V);
+  wild_weights_block(o.seed, o.weight, o.enumerate, b0, nb, G, V);
 }
 
 // Replications r0 .. r0+nb-1 of a run (r0 counted from o.b0): drawn, evaluated, stored in dst at

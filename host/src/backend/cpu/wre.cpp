@@ -95,7 +95,8 @@ BootCounts run_batch(const WreProblem& pr, const kernels::WreEvalView& ev, const
   w.V.resize(G * nb);
   w.P.resize(rows * nb);
   w.mom.resize(static_cast<std::size_t>(pr.n_moments()));
-  kernels::wild_weights_block(o.seed, o.weight, o.enumerate, o.b0 + r0, nb, static_cast<std::uint32_t>(G), w.V.data());
+  wild_weights_block(o.seed, o.weight, o.enumerate, o.b0 + r0, nb, static_cast<std::int32_t>(G),
+                     w.V.data());
   if (pr.dense) gemm_rows(pr.k.data(), rows, G, w.V.data(), nb, w.P.data(), false);
   else factored_products(pr, nb, w);
   BootCounts c;
