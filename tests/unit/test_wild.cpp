@@ -585,3 +585,36 @@ TEST(CpuKernels, GemmRowsIsTheOrderedSumOfEveryOutput) {
           EXPECT_EQ(C, want) << "m " << m << " d " << d << " nb " << nb << " subtract " << subtract;
         }
 }
+
+// The CPU's Gray walk (whole blocks with H padded to whole vectors) against the shared PB_HD walk
+// over the same vectors: the same counts, exactly, for ties on either rule and a short last block.
+TEST(CpuKernels, GrayWalkCountsAreTheSharedWalks) {
+  PB_FRESH_RNG(rng);
+  std::normal_distribution<double> nd;
+  for (int G : {3, 9, 14, 17}) {
+    Eigen::MatrixXd K(G + 2, G);
+    for (Eigen::Index i = 0; i < K.size(); ++i) K.data()[i] = nd(rng);
+    const Eigen::MatrixXd H = K.transpose() * K;
+    Eigen::VectorXd C(G);
+    for (int g = 0; g < G; ++g) C(g) = nd(rng);
+    kernels::GrayProblem p;
+    p.H = H.data();
+    p.C = C.data();
+    p.n_clu = G;
+    const std::uint64_t end = std::uint64_t{1} << (G - 1);
+    for (std::uint64_t hi : {std::uint64_t{0}, end > 5 ? end - 5 : end})
+      for (double t : {0.0, 0.7, -1.3, C(0) / std::sqrt(H(0, 0))})
+        for (bool incl : {false, true}) {
+          p.t = t;
+          p.inclusive = incl;
+          p.hi = hi;
+          const BootCounts got = cpu::gray_walk(p, nullptr),
+                           want = kernels::gray_walk_range(p, 0, kernels::gray_end(p));
+          EXPECT_EQ(got.abs, want.abs)
+              << "G " << G << " t " << t << " inclusive " << incl << " hi " << hi;
+          EXPECT_EQ(got.upper, want.upper);
+          EXPECT_EQ(got.lower, want.lower);
+          EXPECT_EQ(got.finite, want.finite);
+        }
+  }
+}

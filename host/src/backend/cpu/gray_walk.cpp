@@ -7,11 +7,49 @@
 namespace panelboot::cpu {
 namespace {
 
-// One Gray-code range, the shared PB_HD walk compiled for AVX-512, AVX2 and the baseline (the
-// update of y is element by element and num, den are scalars: every clone gives the same bits).
+// Whole blocks walked by the arithmetic of kernels::gray_walk_range, operation for operation (so
+// the same counts), with H's columns padded to a multiple of eight rows: the update of y runs in
+// whole vectors, the padding rows of y (never read) absorbing the extra lanes.
+constexpr int kPad = 8;
+constexpr int kPadded = (kernels::kMaxGrayClusters + kPad - 1) / kPad * kPad;
+
+inline __attribute__((always_inline)) BootCounts gray_padded_block(const kernels::GrayProblem& p,
+                                                                   const double* Hp, int Gp,
+                                                                   std::uint64_t m0) {
+  constexpr std::uint64_t K = kernels::kGrayBlock;
+  const kernels::PairCounter pc(p.t, p.tol, p.inclusive);
+  double v[kPadded], y[kPadded] = {};
+  double num, den;
+  kernels::gray_state(p, m0, v, y, num, den);
+  BootCounts c;
+  for (std::uint64_t s = 1;; ++s) {
+    pc.add(num, den, c);
+    if (s == K) break;
+    const int g = kernels::lowest_bit(s) + 1;
+    const double* hg = Hp + static_cast<std::size_t>(g) * Gp;
+    const double dv = -2.0 * v[g];
+    v[g] = -v[g];
+    num += dv * p.C[g];
+    den += 2 * dv * y[g] + dv * dv * hg[g];
+    for (int a = 0; a < Gp; ++a) y[a] += dv * hg[a];
+  }
+  return c;
+}
+
+// Vectors [lo, hi) (lo on a block): whole blocks by the padded walk, a short last block by the
+// shared PB_HD walk; compiled for AVX-512, AVX2 and the baseline (the update of y is element by
+// element and num, den are scalars: every clone gives the same bits).
 __attribute__((target_clones("avx512f", "avx2", "default"))) BootCounts gray_range(
     const kernels::GrayProblem& p, std::uint64_t lo, std::uint64_t hi) {
-  return kernels::gray_walk_range(p, lo, hi);
+  const int G = p.n_clu, Gp = (G + kPad - 1) / kPad * kPad;
+  double Hp[kPadded * kernels::kMaxGrayClusters] = {};
+  for (int g = 0; g < G; ++g)
+    for (int a = 0; a < G; ++a)
+      Hp[static_cast<std::size_t>(g) * Gp + a] = p.H[static_cast<std::size_t>(g) * G + a];
+  BootCounts total;
+  for (; lo + kernels::kGrayBlock <= hi; lo += kernels::kGrayBlock)
+    total = total + gray_padded_block(p, Hp, Gp, lo);
+  return total + kernels::gray_walk_range(p, lo, hi);
 }
 
 // A walk of fewer steps x clusters than this runs on the calling thread (about 5 ms).
