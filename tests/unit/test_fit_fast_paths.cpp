@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
@@ -15,6 +16,7 @@
 #include "helpers.hpp"
 #include "panelboot/design.hpp"
 #include "panelboot/estimate.hpp"
+#include "panelboot/memory.hpp"
 #include "panelboot/within.hpp"
 
 using namespace panelboot;
@@ -275,4 +277,25 @@ TEST(FitFastPaths, SingletonsDropInTurnAcrossDimensionsOnLargeData) {
   EXPECT_EQ(d.n_singletons, 2u);
   EXPECT_EQ(d.n_obs, 75000u);
   EXPECT_FALSE(d.rows.empty());  // two rows out: the sample's rows are listed
+}
+
+// The allocator keeps freed memory for reuse (panelboot's main() sets it): the memory estimates
+// must count it as available, or a second large step in one process would be refused.
+TEST(FitFastPaths, FreedHeapMemoryCountsAsAvailable) {
+  keep_freed_memory_for_reuse();
+  const std::size_t bytes = std::size_t{256} << 20;
+  {
+    std::vector<char> big(bytes, 1);  // written: its pages are the process's
+    ASSERT_EQ(big[bytes - 1], 1);
+  }
+  const std::uint64_t kept = heap_free_for_reuse();
+  EXPECT_GE(kept, bytes);
+  const std::uint64_t system = system_headroom();
+  if (system != std::numeric_limits<std::uint64_t>::max()) {
+    // the kernel's figure moves a little between the two reads; the heap's 256 MB must show
+    const double limit = static_cast<double>(memory_limit(0)),
+                 expected = static_cast<double>(system + kept);
+    EXPECT_NEAR(limit, expected, 64.0 * (1 << 20));
+  }
+  EXPECT_EQ(memory_limit(12345), 12345u);  // --max-memory is taken as given
 }

@@ -12,7 +12,8 @@ namespace panelboot {
 std::uint64_t parse_memory_size(const std::string& text);
 
 // What this process may still allocate: min(MemAvailable, the cgroup's memory.max less its
-// memory.current), or `user_max` when given (non-zero).
+// memory.current) plus the freed memory its heap keeps for reuse, or `user_max` when given
+// (non-zero).
 std::uint64_t memory_limit(std::uint64_t user_max);
 
 // "1.5 GB", "640 MB", "12 KB"
@@ -28,6 +29,14 @@ void check_memory(double need_bytes, std::uint64_t user_max, const std::string& 
 // top returned to the kernel. A fresh page costs a fault and the kernel's zeroing (about 0.6 ms
 // per MB on the project's VM); a second fit of 10^7 rows then reuses the first one's pages.
 void keep_freed_memory_for_reuse();
+
+// min(MemAvailable, the cgroup's memory.max less its memory.current): what the kernel would
+// still give this process (-1 as unsigned where neither can be read).
+std::uint64_t system_headroom();
+
+// Freed memory this process keeps in its heap for reuse (glibc's free bytes; 0 elsewhere):
+// counted as used by the kernel, available to the next allocation, so memory_limit adds it.
+std::uint64_t heap_free_for_reuse();
 
 // Maps [p, p + bytes) in one call where it is not yet touched (Linux 5.14's
 // MADV_POPULATE_WRITE; a no-op elsewhere or under 4 MB): a fresh column of 10^7 values then

@@ -83,10 +83,24 @@ std::uint64_t parse_memory_size(const std::string& text) {
   return static_cast<std::uint64_t>(bytes);
 }
 
-std::uint64_t memory_limit(std::uint64_t user_max) {
-  if (user_max) return user_max;
+std::uint64_t heap_free_for_reuse() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  return static_cast<std::uint64_t>(mallinfo2().fordblks);
+#else
+  return 0;
+#endif
+}
+
+std::uint64_t system_headroom() {
   const std::uint64_t a = mem_available(), c = cgroup_headroom();
   return a < c ? a : c;
+}
+
+std::uint64_t memory_limit(std::uint64_t user_max) {
+  if (user_max) return user_max;
+  const std::uint64_t headroom = system_headroom();
+  if (headroom == kUnlimited) return headroom;
+  return headroom + heap_free_for_reuse();
 }
 
 std::string format_bytes(double bytes) {
