@@ -20,6 +20,15 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 using Args = std::vector<std::string>;
 
+// A wild run of a few seconds, counts only: long enough for a checkpoint every 0.2 s to be saved
+// and a signal to stop it (16 x 10^6 replications, about 2.5 s on one thread of the project's VM
+// since the vectorised weights and products; 6 x 10^6 came to end before the first save).
+inline const Args kLongWild = {"wild",      "-f",       "newqua ~ rgzn + urban | province + year",
+                               "--cluster", "province", "--test",
+                               "rgzn = 0",  "--test",   "urban = 0.1",
+                               "--B",       "16000000", "--no-ci",
+                               "--format",  "json"};
+
 inline pbtest::ProcOptions slow() {
   pbtest::ProcOptions o;
   o.timeout_s = 300;

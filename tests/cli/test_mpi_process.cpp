@@ -184,10 +184,6 @@ TEST(MpiRanks, ErrorsReachTheUserOnceAndNoRankIsLeftWaiting) {
   pbtest::expect_user_error(pbtest::run_process(kWild, nompi), {"3 ranks", "built without MPI"}, 1);
 }
 
-// A wild run of a few seconds, counts only.
-const Args kLongWild = {"wild", "-f", "newqua ~ rgzn + urban | province + year", "--cluster", "province", "--test",
-                        "rgzn = 0", "--test", "urban = 0.1", "--B", "6000000", "--no-ci", "--format", "json"};
-
 TEST(MpiRanks, ACheckpointedJobStoppedBySigtermResumesOnAnotherRankCount) {
   SKIP_WITHOUT_MPI();
   const json single = json::parse(ok(kLongWild));

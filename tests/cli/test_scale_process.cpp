@@ -182,10 +182,6 @@ TEST(Shards, MergeRefusesMissingDuplicatedOverlappingAndForeignParts) {
   pbtest::expect_user_error(pbtest::run_process({"merge", parts[0], parts[1], parts[2], "--output", parts[1]}), {"--output"});
 }
 
-// A wild run of a few seconds, counts only.
-const Args kLongWild = {"wild", "-f", "newqua ~ rgzn + urban | province + year", "--cluster", "province", "--test",
-                        "rgzn = 0", "--test", "urban = 0.1", "--B", "6000000", "--no-ci", "--format", "json"};
-
 TEST(Checkpoint, KilledAfterTheFirstCheckpointResumesToTheUninterruptedResult) {
   const json single = json::parse(ok(kLongWild));
   const std::string cp = private_checkpoint(), out = pbtest::temp_path(".json");
