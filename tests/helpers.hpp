@@ -1,20 +1,21 @@
 #pragma once
 // Test helpers: run the CLI in-process, parse its JSON, compare with published digits.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <Eigen/Dense>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <unistd.h>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "panelboot/backend.hpp"
-#include "panelboot/data_frame.hpp"
 #include "panelboot/cli.hpp"
+#include "panelboot/data_frame.hpp"
 
 namespace pbtest {
 
@@ -37,6 +38,31 @@ struct CliRun {
 inline const panelboot::Backend& cpu_backend() {
   static const std::unique_ptr<panelboot::Backend> cpu = panelboot::make_backend(panelboot::Device::kCpu);
   return *cpu;
+}
+
+// A random enumeration problem: H = K'K of a normal rows x G matrix K, and a normal C (drawn
+// after K); problem() points a GrayProblem at them, its t, tol, ties and range left to the caller.
+struct RandomGray {
+  Eigen::MatrixXd K, H;
+  Eigen::VectorXd C;
+  panelboot::kernels::GrayProblem problem() const {
+    panelboot::kernels::GrayProblem p;
+    p.H = H.data();
+    p.C = C.data();
+    p.n_clu = static_cast<int>(C.size());
+    return p;
+  }
+};
+
+inline RandomGray random_gray(std::mt19937_64& rng, int G, int rows) {
+  std::normal_distribution<double> nd;
+  RandomGray r;
+  r.K.resize(rows, G);
+  for (Eigen::Index i = 0; i < r.K.size(); ++i) r.K.data()[i] = nd(rng);
+  r.C.resize(G);
+  for (int g = 0; g < G; ++g) r.C(g) = nd(rng);
+  r.H = r.K.transpose() * r.K;
+  return r;
 }
 
 inline CliRun run(const std::vector<std::string>& args) {

@@ -293,13 +293,10 @@ TEST_P(BackendSuite, WreStatisticsEqualTheCpuReferenceBitForBit) {
 TEST_P(BackendSuite, GrayWalkCountsEqualStoredEnumeration) {
   PB_BACKEND_OR_SKIP(be);
   PB_FRESH_RNG(rng);
-  std::normal_distribution<double> nd;
   const int G = 13, C = 13;
-  Eigen::MatrixXd K(C, G);
-  for (Eigen::Index i = 0; i < K.size(); ++i) K.data()[i] = nd(rng);
-  Eigen::VectorXd Cv(G);
-  for (int g = 0; g < G; ++g) Cv(g) = nd(rng);
-  const Eigen::MatrixXd H = K.transpose() * K;
+  const pbtest::RandomGray rg = pbtest::random_gray(rng, G, C);
+  const Eigen::MatrixXd &K = rg.K, &H = rg.H;
+  const Eigen::VectorXd& Cv = rg.C;
   WildProblem sp;
   sp.n_clu = G;
   sp.q = 1;
@@ -323,10 +320,7 @@ TEST_P(BackendSuite, GrayWalkCountsEqualStoredEnumeration) {
   ASSERT_EQ(run.trace.size(), 3u);
   for (double t : {0.0, 0.3, -1.1, 2.5, run.trace[1]}) {
     for (bool incl : {false, true}) {
-      kernels::GrayProblem gp;
-      gp.H = H.data();
-      gp.C = Cv.data();
-      gp.n_clu = G;
+      kernels::GrayProblem gp = rg.problem();
       gp.t = t;
       gp.tol = 1e-10 * std::max(std::fabs(t), 1e-300);
       gp.inclusive = incl;

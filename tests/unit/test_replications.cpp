@@ -192,17 +192,9 @@ TEST(Replications, AShardRunnerComputesAndKeepsItsShareOnly) {
 
 TEST(Replications, TheGrayWalkCountsTheSameOnAnySplitOfItsBlocks) {
   PB_FRESH_RNG(rng);
-  std::normal_distribution<double> nd;
   const int G = 17;
-  Eigen::MatrixXd K(25, G);
-  for (Eigen::Index i = 0; i < K.size(); ++i) K.data()[i] = nd(rng);
-  const Eigen::MatrixXd H = K.transpose() * K;
-  Eigen::VectorXd C(G);
-  for (int g = 0; g < G; ++g) C(g) = nd(rng);
-  kernels::GrayProblem p;
-  p.H = H.data();
-  p.C = C.data();
-  p.n_clu = G;
+  const pbtest::RandomGray rg = pbtest::random_gray(rng, G, 25);
+  kernels::GrayProblem p = rg.problem();
   p.t = 0.7;
   p.tol = 1e-10;
   const Backend& be = pbtest::cpu_backend();

@@ -590,17 +590,11 @@ TEST(CpuKernels, GemmRowsIsTheOrderedSumOfEveryOutput) {
 // over the same vectors: the same counts, exactly, for ties on either rule and a short last block.
 TEST(CpuKernels, GrayWalkCountsAreTheSharedWalks) {
   PB_FRESH_RNG(rng);
-  std::normal_distribution<double> nd;
   for (int G : {3, 9, 14, 17}) {
-    Eigen::MatrixXd K(G + 2, G);
-    for (Eigen::Index i = 0; i < K.size(); ++i) K.data()[i] = nd(rng);
-    const Eigen::MatrixXd H = K.transpose() * K;
-    Eigen::VectorXd C(G);
-    for (int g = 0; g < G; ++g) C(g) = nd(rng);
-    kernels::GrayProblem p;
-    p.H = H.data();
-    p.C = C.data();
-    p.n_clu = G;
+    const pbtest::RandomGray rg = pbtest::random_gray(rng, G, G + 2);
+    kernels::GrayProblem p = rg.problem();
+    const Eigen::MatrixXd& H = rg.H;
+    const Eigen::VectorXd& C = rg.C;
     const std::uint64_t end = std::uint64_t{1} << (G - 1);
     for (std::uint64_t hi : {std::uint64_t{0}, end > 5 ? end - 5 : end})
       for (double t : {0.0, 0.7, -1.3, C(0) / std::sqrt(H(0, 0))})

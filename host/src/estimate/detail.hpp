@@ -11,6 +11,16 @@ namespace panelboot::detail {
 
 // Rows per chunk in reductions: a fixed split, so sums do not depend on the thread count.
 constexpr std::size_t kRowChunk = 8192;
+// Values (rows x columns) below which a pass over the columns runs on the calling thread.
+constexpr double kMinTeamValues = 1 << 18;
+
+// Rows [b, b + m) of a column-major n_obs x n_reg matrix.
+using RowChunk = Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>;
+inline RowChunk row_chunk(const double* X, std::size_t n_obs, std::size_t n_reg, std::size_t b,
+                          std::size_t m) {
+  return RowChunk(X + b, static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(n_reg),
+                  Eigen::OuterStride<>(static_cast<Eigen::Index>(n_obs)));
+}
 
 void gram(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg,
           Eigen::MatrixXd& xtx, Eigen::VectorXd& xty);

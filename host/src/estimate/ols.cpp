@@ -26,10 +26,9 @@ void gram(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg
 #pragma omp parallel for schedule(static) if (n_chunks > 1)  // no thread team for one chunk
   for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(n_chunks); ++c) {
     const std::size_t b = static_cast<std::size_t>(c) * chunk;
-    const Eigen::Index m = static_cast<Eigen::Index>(std::min(chunk, n_obs - b));
-    Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xc(
-        X + b, m, k, Eigen::OuterStride<>(static_cast<Eigen::Index>(n_obs)));
-    Eigen::Map<const Eigen::VectorXd> yc(y + b, m);
+    const std::size_t m = std::min(chunk, n_obs - b);
+    const RowChunk Xc = row_chunk(X, n_obs, n_reg, b, m);
+    Eigen::Map<const Eigen::VectorXd> yc(y + b, static_cast<Eigen::Index>(m));
     part_xx[c].noalias() = Xc.transpose() * Xc;
     part_xy[c].noalias() = Xc.transpose() * yc;
   }
@@ -123,7 +122,7 @@ RawTotals raw_totals(const Design& d) {
   t.column_ss.assign(k, 0.0);
   std::vector<double> max_abs(k, 0.0);
   // the outcome and each column a task; each sums its rows in order (bits as on one thread)
-  const bool team = static_cast<double>(n) * static_cast<double>(k + 1) >= (1 << 18);
+  const bool team = static_cast<double>(n) * static_cast<double>(k + 1) >= kMinTeamValues;
 #pragma omp parallel for schedule(dynamic, 1) if (team)
   for (std::ptrdiff_t task = 0; task <= static_cast<std::ptrdiff_t>(k); ++task) {
     if (task == static_cast<std::ptrdiff_t>(k)) {
@@ -307,11 +306,9 @@ void residuals_and_fit(Design& d, const Eigen::VectorXd& beta, double tss, doubl
 #pragma omp parallel for schedule(static) if (n_chunks > 8)
   for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(n_chunks); ++c) {
     const std::size_t b = static_cast<std::size_t>(c) * kRowChunk;
-    const Eigen::Index m = static_cast<Eigen::Index>(std::min(kRowChunk, n - b));
-    Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xc(
-        d.X.data() + b, m, k, Eigen::OuterStride<>(static_cast<Eigen::Index>(n)));
-    Eigen::Map<Eigen::VectorXd> uc(u + b, m);
-    uc.noalias() -= Xc * beta;
+    const std::size_t m = std::min(kRowChunk, n - b);
+    Eigen::Map<Eigen::VectorXd> uc(u + b, static_cast<Eigen::Index>(m));
+    uc.noalias() -= row_chunk(d.X.data(), n, static_cast<std::size_t>(k), b, m) * beta;
   }
   double rss = 0;
   for (std::size_t i = 0; i < n; ++i) rss += u[i] * u[i];

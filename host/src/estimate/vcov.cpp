@@ -44,7 +44,7 @@ Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs
   // in registers (sorted panels): every cell adds its rows in row order, as one row at a time
   // did, for any thread count.
   const bool team =
-      n_reg > 1 && static_cast<double>(n_obs) * static_cast<double>(n_reg) >= (1 << 18);
+      n_reg > 1 && static_cast<double>(n_obs) * static_cast<double>(n_reg) >= kMinTeamValues;
 #pragma omp parallel if (team)
   {
     std::size_t j0 = 0, j1 = n_reg;
@@ -150,11 +150,9 @@ VcovOutput hc1_vcov(const VcovInput& in) {
   Eigen::MatrixXd meat = Eigen::MatrixXd::Zero(k, k);
   const std::size_t chunk = kRowChunk;
   for (std::size_t b = 0; b < n; b += chunk) {
-    const Eigen::Index m = static_cast<Eigen::Index>(std::min(chunk, n - b));
-    Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xc(in.X + b, m, k,
-                                                                  Eigen::OuterStride<>(static_cast<Eigen::Index>(n)));
-    Eigen::Map<const Eigen::VectorXd> uc(in.u + b, m);
-    const Eigen::MatrixXd Xu = uc.asDiagonal() * Xc;
+    const std::size_t m = std::min(chunk, n - b);
+    Eigen::Map<const Eigen::VectorXd> uc(in.u + b, static_cast<Eigen::Index>(m));
+    const Eigen::MatrixXd Xu = uc.asDiagonal() * row_chunk(in.X, n, in.n_reg, b, m);
     meat.noalias() += Xu.transpose() * Xu;
   }
   out.V = (small ? in.N / (in.N - in.K_all) : 1.0) * in.bread * meat * in.bread;

@@ -17,6 +17,8 @@ namespace panelboot {
 namespace {
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
+// Rows below which the sample's passes over several columns run on the calling thread.
+constexpr std::size_t kMinTeamRows = std::size_t{1} << 16;
 
 // The columns one formula factor (or term) yields over all rows. A plain variable is borrowed
 // from the data frame (no copy); computed columns are owned.
@@ -484,7 +486,7 @@ RawGroupings raw_groupings(const DataFrame& df, const Formula& fm, const SampleO
   // the code vectors allocated here, on the calling thread: its heap keeps the pages between fits
   for (GroupCodes& c : coded) c.code.resize(df.n_rows());
   std::vector<std::exception_ptr> failed(lists.size());
-  const bool team = lists.size() > 1 && df.n_rows() >= (1u << 16);
+  const bool team = lists.size() > 1 && df.n_rows() >= kMinTeamRows;
 #pragma omp parallel for schedule(dynamic, 1) if (team)
   for (std::ptrdiff_t t = 0; t < static_cast<std::ptrdiff_t>(lists.size()); ++t) {
     try {
@@ -553,7 +555,7 @@ bool model_values_clean(const ModelColumns& m, const RawGroupings& g) {
   const std::size_t n_cols = cols.size(), n_tasks = n_cols + codes.size();
   const std::size_t n = m.n_rows;
   int clean = 1;
-#pragma omp parallel for schedule(dynamic, 1) reduction(min : clean) if (n >= (1u << 16))
+#pragma omp parallel for schedule(dynamic, 1) reduction(min : clean) if (n >= kMinTeamRows)
   for (std::ptrdiff_t t = 0; t < static_cast<std::ptrdiff_t>(n_tasks); ++t) {
     const std::size_t j = static_cast<std::size_t>(t);
     if (j < n_cols) {
@@ -647,7 +649,7 @@ void drop_singletons(const std::vector<GroupCodes>& fe, std::vector<char>& keep,
     changed = false;
     // the counts of every dimension at once, one a thread
     std::vector<std::vector<std::uint32_t>> counts(fe.size());
-    const bool team = fe.size() > 1 && keep.size() >= (1u << 16);
+    const bool team = fe.size() > 1 && keep.size() >= kMinTeamRows;
 #pragma omp parallel for schedule(dynamic, 1) if (team)
     for (std::ptrdiff_t k = 0; k < static_cast<std::ptrdiff_t>(fe.size()); ++k)
       counts[static_cast<std::size_t>(k)] =
