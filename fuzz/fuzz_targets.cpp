@@ -105,16 +105,23 @@ std::string as_text(const std::uint8_t* data, std::size_t size) {
   return std::string(reinterpret_cast<const char*>(data), size);
 }
 
-// The fast path for records of plain numbers must give what the tokenizer gives for every record.
-void require_same_reading_without_fast_path(const std::string& text) {
-  require(csv_reading(text, true) == csv_reading(text, false), "the plain-record fast path and the tokenizer differ");
+// The fast path for records of plain numbers, on one thread or read ahead in stretches, must give
+// what the tokenizer gives for every record.
+void require_same_reading_on_every_path(const std::string& text) {
+  const std::string tokenizer = csv_reading(text, false);
+  require(csv_reading(text, true) == tokenizer,
+          "the plain-record fast path and the tokenizer differ");
+  require(csv_reading(text, true, 3) == tokenizer,
+          "plain records read ahead in stretches and the tokenizer differ");
 }
 
 }  // namespace
 
-std::string csv_reading(const std::string& text, bool plain_records) {
+std::string csv_reading(const std::string& text, bool plain_records, std::size_t stretches) {
   CsvOptions opts;
   opts.plain_records = plain_records;
+  opts.stretches = stretches;
+  opts.min_stretch_bytes = 1;
   DataFrame df;
   try {
     df = read_csv_text(text, "fuzz.csv", opts);
@@ -141,7 +148,7 @@ std::string csv_reading(const std::string& text, bool plain_records) {
 
 void csv(const std::uint8_t* data, std::size_t size) {
   const std::string text = as_text(data, size);
-  require_same_reading_without_fast_path(text);
+  require_same_reading_on_every_path(text);
   const DataFrame df = read_csv_text(text, "fuzz.csv");
   check_frame(df);
   // the first two columns as a grouping and as --panel id,time

@@ -17,14 +17,16 @@ struct Finding : std::logic_error {
 };
 
 // CSV text through read_csv_text (delimiter detected), once with the fast path for plain numeric
-// records and once with every record through the tokenizer: the same frame or the same error; then
+// records, once with them read ahead in three stretches cut at newlines, and once with every
+// record through the tokenizer: the same frame or the same error; then
 // its first two columns as a grouping (group_codes) and as the panel index (--panel id,time, lags
 // and leads).
 void csv(const std::uint8_t* data, std::size_t size);
 // One reading of CSV text as a string that two readings share exactly when they give the same frame
 // (every field readers fill, values bit for bit, NaN as one) or the same error ("error: ..."; a
-// text column's type shows as "\x1fs"): with the fast path for plain numeric records, or without.
-std::string csv_reading(const std::string& text, bool plain_records);
+// text column's type shows as "\x1fs"): with the fast path for plain numeric records, or without;
+// the plain records read ahead in `stretches` stretches cut at newlines, however short.
+std::string csv_reading(const std::string& text, bool plain_records, std::size_t stretches = 1);
 // A .dta file through read_dta: the bytes are written to a memfd and read through its
 // /proc/self/fd/N path, so the reader runs unchanged (it takes a path).
 void dta(const std::uint8_t* data, std::size_t size);

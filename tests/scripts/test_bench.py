@@ -105,7 +105,7 @@ def main():
         # the other problems, an even number of runs, under --max-memory (the copy shrinks to a
         # quarter of it per array)
         js2 = os.path.join(tmp, "bench2.json")
-        p = run([pb, "bench", "--quick", "--problems", "wild,threshold,power,iv-wre,fit", "--repeats", "2",
+        p = run([pb, "bench", "--quick", "--problems", "wild,threshold,power,iv-wre,fit,csv", "--repeats", "2",
                  "--max-memory", "400M", "--format", "json", "--output", js2])
         if p.returncode != 0:
             fail(f"panelboot bench (the other problems) exited {p.returncode}: {p.stderr.strip()}")
@@ -118,7 +118,7 @@ def main():
             if r["backend"] == "cpu":
                 check_case(r, doc2["machine"]["cpu"], 2)
                 by.setdefault(r["problem"], []).append(r)
-        if sorted(by) != ["fit", "iv-wre", "power", "threshold", "wild"]:
+        if sorted(by) != ["csv", "fit", "iv-wre", "power", "threshold", "wild"]:
             fail(f"problems run: {sorted(by)}")
         for prob in ("wild", "iv-wre", "power"):  # work per replication does not depend on how many
             per = {round(r["flops"] / r["replications"], 6) for r in by[prob]}
@@ -127,6 +127,10 @@ def main():
         for r in by["fit"]:
             if r["bytes"] != r["ladder_value"] * (6 * 8 * 6 + 16) or r["bound"] != "memory":
                 fail(f"fit {r['size']}: {r['bytes']} bytes, bound {r['bound']}")
+        for r in by["csv"]:  # the text (80-95 bytes a row here) read, 8 columns and a line number written
+            per_row = r["bytes"] / r["ladder_value"] - (8 * 8 + 4)
+            if not 80 <= per_row <= 95 or r["bound"] != "memory" or r["values"][0] != r["ladder_value"]:
+                fail(f"csv {r['size']}: {r['bytes']} bytes, bound {r['bound']}, values {r['values'][:1]}")
         grids = [r["ladder_value"] for r in by["threshold"]]
         if not (300 < grids[0] < 400 and grids[1] > 5000):
             fail(f"threshold grid points {grids}")

@@ -5,20 +5,24 @@
 // any other exception fails the test here, and a crash or a sanitizer report (scripts/
 // test-sanitize) fails the test binary.
 #include <gtest/gtest.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <algorithm>
 #include <cstdio>
-#include <random>
 #include <cstdlib>
 #include <filesystem>
-#include <new>
 #include <fstream>
+#include <new>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "fuzz_targets.hpp"
 #include "helpers.hpp"
+#include "panelboot/data_frame.hpp"
 #include "panelboot/error.hpp"
 
 namespace fs = std::filesystem;
@@ -155,4 +159,98 @@ TEST(CsvFastPath, PlainRecordsGiveTheTokenizersFrame) {
   }
   EXPECT_GT(errors, 5);   // the planted field counts were met
   EXPECT_GT(texts, 20);   // and text columns
+}
+
+// Plain records read ahead in stretches cut at newlines: a stretch's rows stand only where the
+// sequential pass arrives at its first byte as a record begins. Random tables with quoted fields
+// that hold newlines (a stretch may begin inside one), blank lines, text columns appearing midway,
+// CRLF and bad records, cut into 2 to 9 stretches of any length, give the tokenizer's frame or
+// error, values and line numbers included.
+TEST(CsvFastPath, StretchesReadAheadGiveTheTokenizersFrame) {
+  PB_FRESH_RNG(rng);
+  std::uniform_int_distribution<int> pick(0, 99);
+  std::normal_distribution<double> nd;
+  const char* odd[] = {"\"1.5\n2\"", "\"x\n\"", "\"\n3,4\n5\"", "NA",
+                       "abc",        "\"7\"",   " 8",           "1e400"};
+  int errors = 0, texts = 0;
+  for (int rep = 0; rep < 400; ++rep) {
+    const bool crlf = pick(rng) < 20;
+    const int n_col = 1 + pick(rng) % 4, n_row = 1 + pick(rng) % 60;
+    std::string t;
+    for (int j = 0; j < n_col; ++j) t += (j ? "," : "") + std::string("c") + std::to_string(j);
+    t += crlf ? "\r\n" : "\n";
+    const int odd_share = pick(rng) % 6;  // some tables are all plain records, some rarely plain
+    for (int i = 0; i < n_row; ++i) {
+      if (pick(rng) < 3) t += crlf ? "\r\n" : "\n";  // a blank line
+      const int fields = pick(rng) < 1 ? n_col + 1 : n_col;
+      for (int j = 0; j < fields; ++j) {
+        char buf[64];
+        const int r = pick(rng);
+        if (r < odd_share)
+          std::snprintf(buf, sizeof buf, "%s", odd[pick(rng) % (sizeof odd / sizeof *odd)]);
+        else if (r < odd_share + 3)
+          buf[0] = '\0';
+        else
+          std::snprintf(buf, sizeof buf, "%.17g", std::ldexp(nd(rng), pick(rng) % 20 - 10));
+        t += (j ? "," : "") + std::string(buf);
+      }
+      if (i + 1 < n_row || pick(rng) < 80) t += crlf ? "\r\n" : "\n";
+    }
+    const std::string tokenizer = panelboot::fuzz::csv_reading(t, false);
+    for (std::size_t stretches = 2; stretches <= 9; ++stretches)
+      ASSERT_EQ(panelboot::fuzz::csv_reading(t, true, stretches), tokenizer)
+          << "rep " << rep << ", " << stretches << " stretches\n"
+          << t;
+    errors += tokenizer.rfind("error: ", 0) == 0;
+    texts += tokenizer.find("\x1fs") != std::string::npos;
+  }
+  EXPECT_GT(errors, 20);  // the planted bad records were met
+  EXPECT_GT(texts, 20);   // and text columns
+}
+
+// A text long enough for the default stretches (16 MiB each), with quoted numbers, NA and blank
+// lines throughout and a word in the last quarter (its column turns to text there): read on one
+// thread and on three (two stretches), the same frame bit for bit, line numbers included.
+TEST(CsvFastPath, LargeTextReadsTheSameOnOneThreadOrSeveral) {
+#ifndef _OPENMP
+  GTEST_SKIP() << "built without OpenMP: one thread only";
+#else
+  PB_FRESH_RNG(rng);
+  std::normal_distribution<double> nd;
+  std::uniform_int_distribution<int> pick(0, 9999);
+  std::string t = "unit,time,y,x1,x2,label\n";
+  const std::size_t rows = 700000;  // about 44 MB: two stretches of 16 MiB or more
+  for (std::size_t i = 0; i < rows; ++i) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%zu,%zu,%.17g,%.17g,%.10g,", i / 20, i % 20, nd(rng), nd(rng),
+                  nd(rng));
+    t += buf;
+    const int r = pick(rng);
+    t += r < 3 ? "\"7\"" : r < 6 ? "NA" : i == rows * 3 / 4 ? "word" : "1";
+    t += r == 9 ? "\n\n" : "\n";
+  }
+  const auto frame_as_text = [&](int threads) {
+    omp_set_num_threads(threads);
+    const panelboot::DataFrame df = panelboot::read_csv_text(t, "large.csv");
+    std::string out;
+    for (const panelboot::Column& c : df.columns) {
+      out += c.name + (c.is_string() ? " text " : " number ") + std::to_string(c.n_numeric_fields) +
+             '\n';
+      out.append(reinterpret_cast<const char*>(c.num.data()), c.num.size() * sizeof(double));
+      out.append(reinterpret_cast<const char*>(c.codes.data()),
+                 c.codes.size() * sizeof(std::int32_t));
+    }
+    out.append(reinterpret_cast<const char*>(df.row_line.data()),
+               df.row_line.size() * sizeof(std::uint32_t));
+    return std::make_pair(out, df);
+  };
+  const int threads_before = omp_get_max_threads();
+  const auto one = frame_as_text(1), three = frame_as_text(3);
+  omp_set_num_threads(threads_before);
+  EXPECT_TRUE(one.first == three.first);
+  ASSERT_EQ(one.second.n_rows(), rows);
+  EXPECT_EQ(one.second.row_line.back(), three.second.row_line.back());
+  EXPECT_TRUE(one.second.columns[5].is_string());  // "word" made the label a text column
+  EXPECT_FALSE(one.second.columns[2].is_string());
+#endif
 }

@@ -105,6 +105,11 @@ struct CsvOptions {
   // Records of plain numbers parsed straight from the text (the fast path); false: every record
   // through the tokenizer's fields (the tests compare the two, which must give the same frame).
   bool plain_records = true;
+  // Plain records are read ahead in stretches, one a thread (or `stretches` when not 0), each at
+  // least min_stretch_bytes long; the sequential pass then takes each stretch's rows where a
+  // record begins at its start. The tests make them small to plant records across their edges.
+  std::size_t stretches = 0;
+  std::size_t min_stretch_bytes = std::size_t{16} << 20;
 };
 
 DataFrame read_csv(const std::string& path, const CsvOptions& opts = {});

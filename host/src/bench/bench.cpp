@@ -156,7 +156,8 @@ void run_case(const bench::Workload& w, OpenBackend& be, int repeats, BenchCase&
 }  // namespace
 
 const std::vector<std::string>& bench_problem_names() {
-  static const std::vector<std::string> names = {"wild", "wild-enum", "threshold", "ols-batch", "power", "iv-wre", "fit"};
+  static const std::vector<std::string> names = {"wild",  "wild-enum", "threshold", "ols-batch",
+                                                 "power", "iv-wre",    "fit",       "csv"};
   return names;
 }
 

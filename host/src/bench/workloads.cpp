@@ -4,6 +4,7 @@
 // study's shapes, else seeded synthetic panels, the same on every machine.
 #include "workloads.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -416,6 +417,61 @@ std::vector<Workload> fit_rows(bool quick, std::uint64_t /*max_memory: checked b
   return out;
 }
 
+// ---- reading CSV: the fit problem's columns as text, 10 significant digits ----
+// The frame as CSV text: the header, then each row's values with std::to_chars (integers as
+// integers, the rest in the shortest of %.10g's forms), as bench/peers writes the fit data.
+std::string csv_text_of(const DataFrame& df) {
+  std::string text;
+  for (std::size_t j = 0; j < df.columns.size(); ++j) text += (j ? "," : "") + df.columns[j].name;
+  text += '\n';
+  const std::size_t n = df.n_rows();
+  text.reserve(text.size() + n * df.columns.size() * 14);
+  char buf[64];
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < df.columns.size(); ++j) {
+      const double v = df.columns[j].num[i];
+      char* end = v == std::floor(v) && std::fabs(v) < 1e15
+                      ? std::to_chars(buf, buf + sizeof buf, static_cast<long long>(v)).ptr
+                      : std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, 10).ptr;
+      if (j) text += ',';
+      text.append(buf, end);
+    }
+    text += '\n';
+  }
+  return text;
+}
+
+std::vector<Workload> csv_reading(bool quick, std::uint64_t /*max_memory: checked by the bench*/) {
+  std::vector<Workload> out;
+  const int k = 5;
+  for (double N : ladder_of({1e5, 1e6}, 1e7, quick)) {
+    const Held<std::string> text;
+    Workload w = described(
+        "csv", "N", N, "N=" + power_of_ten(N) + ", 8 numeric columns of fit's panel, 10 digits", N,
+        "rows",
+        "bytes: the text read once and the columns (8 bytes a value) and line numbers written once",
+        N * (90.0 + 8.0 * (k + 3) + 4.0) * 1.6);
+    w.gpu_capable = false;
+    w.prepare = [text, N] {
+      text.make(
+          csv_text_of(synthetic_panel_frame(static_cast<std::int64_t>(N) / 20, 20, k, false, 11)));
+    };
+    w.release = [text] { text.clear(); };
+    w.run = [text](const Backend&) {
+      const DataFrame df = read_csv_text(*text, "bench.csv");
+      RunOutcome ro;
+      const std::size_t n = df.n_rows();
+      ro.signature = {static_cast<double>(n), df.columns[2].num[0], df.columns[2].num[n / 2],
+                      df.columns.back().num[n - 1]};
+      ro.bytes = static_cast<double>((*text).size()) +
+                 static_cast<double>(n) * (8.0 * static_cast<double>(df.columns.size()) + 4.0);
+      return ro;
+    };
+    out.push_back(w);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<Workload> workloads_of(const std::string& problem, bool quick, std::uint64_t max_memory) {
@@ -426,6 +482,7 @@ std::vector<Workload> workloads_of(const std::string& problem, bool quick, std::
   if (problem == "power") return power_split(quick, max_memory);
   if (problem == "iv-wre") return iv_wre(quick, max_memory);
   if (problem == "fit") return fit_rows(quick, max_memory);
+  if (problem == "csv") return csv_reading(quick, max_memory);
   return {};
 }
 
