@@ -13,6 +13,7 @@ namespace panelboot {
 
 // The rows of each level of codes in [0, n_levels): four interleaved tallies (a sorted panel's
 // run of one level then adds to four counters, not one in a chain of dependent increments).
+// Defined in model/level_counts.cpp: the design's singleton counts use it too.
 std::vector<std::uint32_t> rows_per_level(const std::int32_t* code, std::size_t n,
                                           std::int32_t n_levels);
 
