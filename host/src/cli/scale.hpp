@@ -65,7 +65,9 @@ class ScaleRun {
   ScaleCli s_;
   CommonOptions& o_;
   std::uint64_t shard_index_ = 0, shard_count_ = 0;
-  std::string fingerprint_, seed_, backend_, header_;  // header_: the run's identity (JSON), from start()
+  // header_: the run's identity (JSON) with fingerprint_, the data's checksum; made by start() only
+  // for a merge, MPI ranks, a checkpoint or a shard
+  std::string fingerprint_, seed_, backend_, header_;
   std::size_t n_rows_ = 0;
   std::unique_ptr<ReplicationRunner> runner_;
 };
