@@ -164,20 +164,21 @@ TEST(CsvFastPath, PlainRecordsGiveTheTokenizersFrame) {
 // Plain records read ahead in stretches cut at newlines: a stretch's rows stand only where the
 // sequential pass arrives at its first byte as a record begins. Random tables with quoted fields
 // that hold newlines (a stretch may begin inside one), blank lines, text columns appearing midway,
-// CRLF and bad records, cut into 2 to 9 stretches of any length, give the tokenizer's frame or
-// error, values and line numbers included.
+// CRLF, note lines, the three delimiters, '.', '+', a Windows-1252 byte and bad records, cut into
+// 2 to 9 stretches of any length, give the tokenizer's frame or error, line numbers included.
 TEST(CsvFastPath, StretchesReadAheadGiveTheTokenizersFrame) {
   PB_FRESH_RNG(rng);
   std::uniform_int_distribution<int> pick(0, 99);
   std::normal_distribution<double> nd;
-  const char* odd[] = {"\"1.5\n2\"", "\"x\n\"", "\"\n3,4\n5\"", "NA",
-                       "abc",        "\"7\"",   " 8",           "1e400"};
+  const char* odd[] = {"\"1.5\n2\"", "\"x\n\"", "\"\n3,4\n5\"", "NA",     "abc", "\"7\"", " 8",
+                       "1e400",      ".",       "+2",           "caf\xe9"};
   int errors = 0, texts = 0;
   for (int rep = 0; rep < 400; ++rep) {
     const bool crlf = pick(rng) < 20;
+    const std::string sep(1, ",;\t"[rep % 3]);
     const int n_col = 1 + pick(rng) % 4, n_row = 1 + pick(rng) % 60;
-    std::string t;
-    for (int j = 0; j < n_col; ++j) t += (j ? "," : "") + std::string("c") + std::to_string(j);
+    std::string t = pick(rng) < 15 ? "# panelboot note\n" : "";
+    for (int j = 0; j < n_col; ++j) t += (j ? sep : "") + std::string("c") + std::to_string(j);
     t += crlf ? "\r\n" : "\n";
     const int odd_share = pick(rng) % 6;  // some tables are all plain records, some rarely plain
     for (int i = 0; i < n_row; ++i) {
@@ -192,7 +193,7 @@ TEST(CsvFastPath, StretchesReadAheadGiveTheTokenizersFrame) {
           buf[0] = '\0';
         else
           std::snprintf(buf, sizeof buf, "%.17g", std::ldexp(nd(rng), pick(rng) % 20 - 10));
-        t += (j ? "," : "") + std::string(buf);
+        t += (j ? sep : "") + std::string(buf);
       }
       if (i + 1 < n_row || pick(rng) < 80) t += crlf ? "\r\n" : "\n";
     }
@@ -208,16 +209,17 @@ TEST(CsvFastPath, StretchesReadAheadGiveTheTokenizersFrame) {
   EXPECT_GT(texts, 20);   // and text columns
 }
 
-// A text long enough for the default stretches (16 MiB each), with quoted numbers, NA and blank
-// lines throughout and a word in the last quarter (its column turns to text there): read on one
-// thread and on three (two stretches), the same frame bit for bit, line numbers included.
+// A text long enough for the default stretches (16 MiB each): long runs of plain records (so a
+// stretch's rows are copied into the frame by the thread team, from 2^16 rows) broken by a few
+// planted records that leave the fast path (a quoted number, NA, a blank line) and a word late in
+// the text (its column turns to text there). Read on one thread, on three (two stretches), and
+// with every record through the tokenizer: the same frame bit for bit, line numbers included.
 TEST(CsvFastPath, LargeTextReadsTheSameOnOneThreadOrSeveral) {
 #ifndef _OPENMP
   GTEST_SKIP() << "built without OpenMP: one thread only";
 #else
   PB_FRESH_RNG(rng);
   std::normal_distribution<double> nd;
-  std::uniform_int_distribution<int> pick(0, 9999);
   std::string t = "unit,time,y,x1,x2,label\n";
   const std::size_t rows = 700000;  // about 44 MB: two stretches of 16 MiB or more
   for (std::size_t i = 0; i < rows; ++i) {
@@ -225,13 +227,19 @@ TEST(CsvFastPath, LargeTextReadsTheSameOnOneThreadOrSeveral) {
     std::snprintf(buf, sizeof buf, "%zu,%zu,%.17g,%.17g,%.10g,", i / 20, i % 20, nd(rng), nd(rng),
                   nd(rng));
     t += buf;
-    const int r = pick(rng);
-    t += r < 3 ? "\"7\"" : r < 6 ? "NA" : i == rows * 3 / 4 ? "word" : "1";
-    t += r == 9 ? "\n\n" : "\n";
+    const std::size_t pct = i * 100 / rows, step = rows / 100;
+    const bool planted = i % step == 7;  // once in each percent of the rows
+    t += planted && pct == 10   ? "\"7\""
+         : planted && pct == 30 ? "NA"
+         : planted && pct == 90 ? "word"
+                                : "1";
+    t += planted && pct == 62 ? "\n\n" : "\n";
   }
-  const auto frame_as_text = [&](int threads) {
+  const auto frame_as_text = [&](int threads, bool plain_records) {
     omp_set_num_threads(threads);
-    const panelboot::DataFrame df = panelboot::read_csv_text(t, "large.csv");
+    panelboot::CsvOptions opts;
+    opts.plain_records = plain_records;
+    const panelboot::DataFrame df = panelboot::read_csv_text(t, "large.csv", opts);
     std::string out;
     for (const panelboot::Column& c : df.columns) {
       out += c.name + (c.is_string() ? " text " : " number ") + std::to_string(c.n_numeric_fields) +
@@ -245,12 +253,14 @@ TEST(CsvFastPath, LargeTextReadsTheSameOnOneThreadOrSeveral) {
     return std::make_pair(out, df);
   };
   const int threads_before = omp_get_max_threads();
-  const auto one = frame_as_text(1), three = frame_as_text(3);
+  const auto tokenizer = frame_as_text(1, false), one = frame_as_text(1, true),
+             three = frame_as_text(3, true);
   omp_set_num_threads(threads_before);
-  EXPECT_TRUE(one.first == three.first);
-  ASSERT_EQ(one.second.n_rows(), rows);
-  EXPECT_EQ(one.second.row_line.back(), three.second.row_line.back());
-  EXPECT_TRUE(one.second.columns[5].is_string());  // "word" made the label a text column
-  EXPECT_FALSE(one.second.columns[2].is_string());
+  EXPECT_TRUE(one.first == tokenizer.first);
+  EXPECT_TRUE(three.first == tokenizer.first);
+  ASSERT_EQ(three.second.n_rows(), rows);
+  EXPECT_EQ(three.second.row_line.back(), rows + 2);  // the header, the rows and one blank line
+  EXPECT_TRUE(three.second.columns[5].is_string());   // "word" made the label a text column
+  EXPECT_FALSE(three.second.columns[2].is_string());
 #endif
 }
