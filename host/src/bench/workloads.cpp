@@ -419,7 +419,8 @@ std::vector<Workload> fit_rows(bool quick, std::uint64_t /*max_memory: checked b
 
 // ---- reading CSV: the fit problem's columns as text, 10 significant digits ----
 // The frame as CSV text: the header, then each row's values with std::to_chars (integers as
-// integers, the rest in the shortest of %.10g's forms), as bench/peers writes the fit data.
+// integers, the rest in the shortest of %.10g's forms), as bench/peers writes the fit data. Not
+// study.hpp's data_frame_csv: its %.17g makes longer numbers than the files users read here.
 std::string csv_text_of(const DataFrame& df) {
   std::string text;
   for (std::size_t j = 0; j < df.columns.size(); ++j) text += (j ? "," : "") + df.columns[j].name;

@@ -328,7 +328,6 @@ void take_plain_stretch(PlainStretch& s, bool first, std::uint32_t first_line, D
   for (const std::exception_ptr& e : failed)
     if (e) std::rethrow_exception(e);
   for (std::size_t j = 0; j < n_col; ++j) df.columns[j].n_numeric_fields += s.numeric[j];
-  std::vector<std::vector<double>>().swap(s.values);
 }
 
 // Parses a whole field as a number; false if it is not one.
@@ -483,7 +482,7 @@ DataFrame parse_csv(std::string_view text, const std::string& source, const CsvO
         take_plain_stretch(s, next_stretch == 0, tok.line(), df);
         tok.resume_after(s.stop, s.rows);
       }
-      std::vector<std::vector<double>>().swap(s.values);
+      std::vector<std::vector<double>>().swap(s.values);  // taken or dropped, its copy is done with
       ++next_stretch;
       continue;
     }
