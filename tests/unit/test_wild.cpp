@@ -609,6 +609,55 @@ TEST(CpuKernels, GrayWalkCountsAreTheSharedWalks) {
           EXPECT_EQ(got.upper, want.upper);
           EXPECT_EQ(got.lower, want.lower);
           EXPECT_EQ(got.finite, want.finite);
+          const BootCounts plain = cpu::gray_range_without_avx512(p, 0, kernels::gray_end(p));
+          EXPECT_EQ(plain.abs, want.abs);
+          EXPECT_EQ(plain.upper, want.upper);
+          EXPECT_EQ(plain.lower, want.lower);
+          EXPECT_EQ(plain.finite, want.finite);
         }
+  }
+  // windows of six whole blocks and a short one, y of two to five vectors of eight: the walk
+  // gray_walk takes (AVX-512 where the CPU has it) and the one without AVX-512, against the
+  // shared walk; H positive definite, then indefinite like a two-way variance (den <= 0: skipped),
+  // then with C in integers, so that num = 0 ties with t = 0
+  for (int G : {13, 20, 28, 33, 40}) {
+    pbtest::RandomGray rg = pbtest::random_gray(rng, G, G + 2);
+    for (int variant : {0, 1, 2}) {
+      const bool indefinite = variant == 1;
+      if (indefinite) rg.H.diagonal().array() -= 0.8 * rg.H.diagonal().mean();
+      // C_g = 1 for an even number of the lowest signs (which take every combination in the
+      // window), else 0: num = 0 for the vectors with half of them negative, a tie with t = 0
+      const int n_ones = std::min(G, 14) / 2 * 2;
+      if (variant == 2) rg.C = (Eigen::ArrayXd::LinSpaced(G, 0, G - 1) < n_ones).cast<double>();
+      kernels::GrayProblem p = rg.problem();
+      const std::uint64_t blocks = (std::uint64_t{1} << (G - 1)) / kernels::kGrayBlock;
+      p.lo = rng() % (blocks - 7) * kernels::kGrayBlock;
+      p.hi = p.lo + 6 * kernels::kGrayBlock + 5;
+      const double sd =
+          std::sqrt(rg.C.squaredNorm() / rg.K.squaredNorm());  // about the statistics' spread
+      for (double t : {0.0, 0.9 * sd, -1.1 * sd})
+        for (bool incl : {false, true}) {
+          p.t = t;
+          p.inclusive = incl;
+          const BootCounts want = kernels::gray_walk_range(p, p.lo, p.hi),
+                           got = cpu::gray_walk(p, nullptr),
+                           plain = cpu::gray_range_without_avx512(p, p.lo, p.hi);
+          for (const BootCounts& c : {got, plain}) {
+            EXPECT_EQ(c.abs, want.abs)
+                << "G " << G << " t " << t << " inclusive " << incl << " indefinite " << indefinite;
+            EXPECT_EQ(c.upper, want.upper);
+            EXPECT_EQ(c.lower, want.lower);
+            EXPECT_EQ(c.finite, want.finite);
+          }
+          EXPECT_GT(want.abs, 0);
+          if (indefinite) {
+            EXPECT_LT(want.finite, static_cast<std::int64_t>(2 * (p.hi - p.lo))) << "some den <= 0";
+          }
+          if (variant == 2 && t == 0.0) {
+            EXPECT_LT(incl ? 0 : want.abs, want.finite)
+                << "ties: num = 0 is not beyond t = 0 (strict)";
+          }
+        }
+    }
   }
 }

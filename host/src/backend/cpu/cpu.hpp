@@ -28,6 +28,10 @@ void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, s
 void wild_weights_block(std::uint64_t seed, kernels::WeightType type, bool enumerate,
                         std::uint64_t b0, std::size_t nb, std::int32_t G, double* V);
 BootCounts gray_walk(const kernels::GrayProblem& p, ProgressSink* progress);
+// The walk of vectors [lo, hi) (lo on a block) as gray_walk runs it on a CPU without AVX-512 (for
+// the tests: the same counts)
+BootCounts gray_range_without_avx512(const kernels::GrayProblem& p, std::uint64_t lo,
+                                     std::uint64_t hi);
 std::vector<double> threshold_fstar(const ThresholdBootSpec& spec, const ThresholdGram& gram);
 OlsBatchResult batched_ols(const OlsBatch& batch);
 FixedDesignResult fixed_design_ols(const FixedDesign& design, const FixedDesignBatch& batch);
