@@ -191,29 +191,32 @@ inline __attribute__((always_inline)) ValueRange value_range(std::size_t n, cons
   return {lo, hi, whole != 0};
 }
 
-// Eight lanes at a time in GCC's vector types (AVX-512, AVX2 or SSE2 code per clone): a NaN
-// compares false and leaves the bounds as they are; the tail through value_range.
+// Eight lanes at a time, as two vectors of four in GCC's vector types (AVX-512, AVX2 or SSE2 code
+// per clone; 512-bit vectors would be slower: GCC 12 builds a 512-bit vector compare's result
+// lane by lane): a NaN compares false and leaves the bounds as they are; the tail through
+// value_range. Lane l takes rows r with r mod 8 = l, and the lanes fold in order.
 __attribute__((target_clones("avx512f", "avx2", "default"))) ValueRange double_range(
     const double* x, std::size_t n) {
-  typedef double V __attribute__((vector_size(64)));
-  typedef std::int64_t M __attribute__((vector_size(64)));
+  typedef double V __attribute__((vector_size(32)));
+  typedef std::int64_t M __attribute__((vector_size(32)));
   const V big = V{} + 0x1p52;  // |x| + 2^52 rounds to an integer: exactly |x| when |x| is one
-  V lo = V{} + INFINITY, hi = V{} - INFINITY;
-  M whole = M{} - 1;
+  V lo[2] = {V{} + INFINITY, V{} + INFINITY}, hi[2] = {V{} - INFINITY, V{} - INFINITY};
+  M whole[2] = {M{} - 1, M{} - 1};
   const std::size_t n8 = n - n % 8;
-  for (std::size_t r = 0; r < n8; r += 8) {
-    V v;
-    std::memcpy(&v, x + r, sizeof v);
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
-    const V a = v < 0 ? -v : v;
-    whole &= (v != v) | (a >= big) | ((a + big) - big == a);
-  }
+  for (std::size_t r = 0; r < n8; r += 8)
+    for (int h = 0; h < 2; ++h) {
+      V v;
+      std::memcpy(&v, x + r + 4 * h, sizeof v);
+      lo[h] = v < lo[h] ? v : lo[h];
+      hi[h] = v > hi[h] ? v : hi[h];
+      const V a = v < 0 ? -v : v;
+      whole[h] &= (v != v) | (a >= big) | ((a + big) - big == a);
+    }
   ValueRange out = value_range(n - n8, [x, n8](std::size_t r) { return x[n8 + r]; });
   for (int l = 0; l < 8; ++l) {
-    out.lo = std::min(out.lo, lo[l]);
-    out.hi = std::max(out.hi, hi[l]);
-    out.whole = out.whole && whole[l] != 0;
+    out.lo = std::min(out.lo, lo[l / 4][l % 4]);
+    out.hi = std::max(out.hi, hi[l / 4][l % 4]);
+    out.whole = out.whole && whole[l / 4][l % 4] != 0;
   }
   return out;
 }
