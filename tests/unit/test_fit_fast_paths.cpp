@@ -126,6 +126,17 @@ TEST(FitFastPaths, GroupCodesFollowFirstAppearanceForEveryKindOfValue) {
       EXPECT_EQ(got.code, want) << "pool starting " << pool[0] << ", n = " << n;
       EXPECT_EQ(got.n_levels, static_cast<std::int32_t>(seen.size()));
     }
+  // one far value among zeros, at each place of an eight-row step and in the tail: the range
+  // must see it (a range that missed it would index a table of one entry with 10^9)
+  for (const double far : {1e9, -1e9})
+    for (std::size_t at : {0u, 1u, 3u, 4u, 5u, 7u, 8u, 12u, 70000u}) {
+      std::vector<double> v(70001, 0.0);
+      v[at] = far;
+      const GroupCodes got = group_codes(frame_of({numeric("g", v)}), {"g"});
+      ASSERT_EQ(got.n_levels, 2) << "far value " << far << " at row " << at;
+      EXPECT_EQ(got.code[at], at == 0 ? 0 : 1);
+      EXPECT_EQ(got.code[at == 0 ? 1 : 0], at == 0 ? 1 : 0);
+    }
 }
 
 TEST(FitFastPaths, RowsPerLevelCountsEveryRowOnEitherTally) {
