@@ -13,6 +13,7 @@
 #include <numeric>
 #include <random>
 
+#include "estimate/detail.hpp"
 #include "helpers.hpp"
 #include "panelboot/design.hpp"
 #include "panelboot/estimate.hpp"
@@ -171,14 +172,43 @@ TEST(FitFastPaths, BalancedTwoWayIsItsFormulaSummedRowByRow) {
     for (std::size_t r = 0; r < n; ++r) {
       a[r] = static_cast<std::int32_t>(order[r] / n_t);
       b[r] = static_cast<std::int32_t>(order[r] % n_t);
-      for (auto& col : x) col[r] = nd(rng) * 10 + a[r] * 0.1;
+      for (int j = 0; j < n_cols;
+           ++j)  // odd columns mostly negative: |x| and x have different maxima
+        x[j][r] = nd(rng) * 10 + (j % 2 ? -0.1 : 0.1) * a[r];
     }
-    std::vector<std::vector<double>> got = x;
-    std::vector<double*> cols;
+    std::vector<std::vector<double>> got = x, got_t = x;
+    std::vector<double*> cols, cols_t;
     for (auto& c : got) cols.push_back(c.data());
+    for (auto& c : got_t) cols_t.push_back(c.data());
     Demeaner dm({{a.data(), n_i}, {b.data(), n_t}}, n, nullptr);
     EXPECT_EQ(dm.demean(cols, {}, std::vector<std::string>(n_cols, "x")).method,
               "balanced two-way");
+    // with the totals taken on the way (the first two columns centred): the same values, and each
+    // total the row-order loop a separate pass would make
+    ASSERT_TRUE(dm.takes_totals());
+    std::vector<ColumnTotals> totals;
+    dm.demean(cols_t, {}, std::vector<std::string>(n_cols, "x"), &totals, 2);
+    ASSERT_EQ(totals.size(), static_cast<std::size_t>(n_cols));
+    for (int j = 0; j < n_cols; ++j) {
+      EXPECT_EQ(got_t[j], got[j]) << "column " << j;
+      double sum = 0, ss = 0, mx = 0, centered = 0, after = 0;
+      for (std::size_t r = 0; r < n; ++r) {
+        sum += x[j][r];
+        ss += x[j][r] * x[j][r];
+        mx = std::max(mx, std::fabs(x[j][r]));
+      }
+      const double m = sum / static_cast<double>(n);
+      for (std::size_t r = 0; r < n; ++r) {
+        centered += (x[j][r] - m) * (x[j][r] - m);
+        after += got[j][r] * got[j][r];
+      }
+      const ColumnTotals& t = totals[static_cast<std::size_t>(j)];
+      EXPECT_EQ(t.sum, sum) << "column " << j;
+      EXPECT_EQ(t.ss, ss) << "column " << j;
+      EXPECT_EQ(t.max_abs, mx) << "column " << j;
+      EXPECT_EQ(t.centered_ss, j < 2 ? centered : 0.0) << "column " << j;
+      EXPECT_EQ(t.ss_after, j < 2 ? after : 0.0) << "column " << j;
+    }
     for (int j = 0; j < n_cols; ++j) {
       std::vector<double> sa(n_i, 0.0), sb(n_t, 0.0);
       for (std::size_t r = 0; r < n; ++r) {
@@ -196,6 +226,46 @@ TEST(FitFastPaths, BalancedTwoWayIsItsFormulaSummedRowByRow) {
       EXPECT_EQ(differ, 0u) << "column " << j << (shuffled ? ", shuffled rows" : ", sorted rows");
     }
   }
+}
+
+// A balanced two-way fit takes raw_totals' figures from the transform's passes: R^2 is 1 - RSS /
+// TSS with the TSS summed row by row about the mean, R^2 within uses the sum of the demeaned
+// outcome's squares, and a regressor the FE absorb (cl, constant within a unit) is dropped.
+TEST(FitFastPaths, BalancedFitTakesItsTotalsFromTheTransform) {
+  PB_FRESH_RNG(rng);
+  const DataFrame df = panel(rng, 300, 12, 3, false);
+  SampleOptions so;
+  so.cluster = {"unit"};
+  Design d = build_design(df, parse_formula("y ~ x1 + cl + x2 + x3 | unit + time"), so);
+  const std::vector<double> y = d.y;
+  std::vector<double> y_dm = y;
+  Demeaner dm({{d.fe[0].code.data(), d.fe[0].n_levels}, {d.fe[1].code.data(), d.fe[1].n_levels}},
+              y.size(), nullptr);
+  ASSERT_TRUE(dm.takes_totals());
+  dm.demean(y_dm.data(), 1, y_dm.size(), {}, {"y"});
+  double sum = 0, tss = 0, tss_within = 0;
+  for (double v : y) sum += v;
+  const double mean = sum / static_cast<double>(y.size());
+  for (double v : y) tss += (v - mean) * (v - mean);
+  for (double v : y_dm) tss_within += v * v;
+  FitOptions fo;
+  fo.vcov = VcovType::kCluster;
+  const FitResult r = fit(d, fo);
+  EXPECT_EQ(r.demean_method, "balanced two-way");
+  EXPECT_EQ(r.r2, 1.0 - r.rss / tss);
+  EXPECT_EQ(r.r2_within, 1.0 - r.rss / tss_within);
+  ASSERT_EQ(r.dropped.size(), 1u);
+  EXPECT_EQ(r.dropped[0], "cl (collinear with the fixed effects)");
+  ASSERT_EQ(r.coefficients.size(), 3u);
+  EXPECT_EQ(r.coefficients[1].name, "x2");
+  // the figures themselves: those of raw_totals' own passes over the design before the transform
+  Design d2 = build_design(df, parse_formula("y ~ x1 + cl + x2 + x3 | unit + time"), so);
+  const detail::RawTotals want = detail::raw_totals(d2);
+  detail::RawTotals got;
+  FitResult res;
+  detail::demean_and_weight(d2, detail::design_demeaner(d2), fo, res, &got);
+  EXPECT_EQ(got.tss, want.tss);
+  EXPECT_EQ(got.column_ss, want.column_ss);
 }
 
 TEST(FitFastPaths, SameBitsOnOneThreadAndTwoSortedOrShuffled) {

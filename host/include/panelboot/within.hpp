@@ -32,6 +32,14 @@ struct DemeanReport {
   int max_iterations = 0;  // the most sweeps any column needed
 };
 
+// Totals of a column that the balanced two-way transform takes in its own passes, each summed in
+// row order (the bits of a separate pass over the column): before the transform the sum, the sum
+// of squares and the largest |value|; for a centred column also the sum of squares about the
+// mean (sum / n) before and the sum of squares after.
+struct ColumnTotals {
+  double sum = 0, ss = 0, max_abs = 0, centered_ss = 0, ss_after = 0;
+};
+
 class Demeaner {
  public:
   // weights: n_obs regression weights or nullptr.
@@ -41,8 +49,14 @@ class Demeaner {
   DemeanReport demean(double* cols, std::size_t n_cols, std::size_t ld,
                       const DemeanOptions& opts, const std::vector<std::string>& names) const;
   // The same for columns stored apart (an outcome and a regressor matrix, demeaned together).
+  // Where takes_totals(), `totals` (when given) gets each column's ColumnTotals, the first
+  // n_centered of them with the centred ones.
   DemeanReport demean(const std::vector<double*>& cols, const DemeanOptions& opts,
-                      const std::vector<std::string>& names) const;
+                      const std::vector<std::string>& names,
+                      std::vector<ColumnTotals>* totals = nullptr,
+                      std::size_t n_centered = 0) const;
+  // Whether demean fills ColumnTotals: the balanced two-way transform (no weights), n_obs > 0.
+  bool takes_totals() const { return balanced_two_way_ && n_obs_ > 0; }
 
  private:
   void project_out(std::size_t d, double* x, std::vector<double>& sums) const;

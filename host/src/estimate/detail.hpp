@@ -6,6 +6,7 @@
 
 #include "panelboot/design.hpp"
 #include "panelboot/estimate.hpp"
+#include "panelboot/within.hpp"
 
 namespace panelboot::detail {
 
@@ -64,8 +65,12 @@ struct RawTotals {
   std::vector<double> column_ss;
 };
 RawTotals raw_totals(const Design& d);
+// The within transform of the design's fixed effects.
+Demeaner design_demeaner(const Design& d);
 // Within transform of y and every X column in place, rows scaled by sqrt(w); the within TSS.
-double demean_and_weight(Design& d, const FitOptions& opts, FitResult& res);
+// raw: where dm.takes_totals(), raw_totals' figures, taken by the transform's own passes.
+double demean_and_weight(Design& d, const Demeaner& dm, const FitOptions& opts, FitResult& res,
+                         RawTotals* raw);
 // Collinearity screen in column order (later columns give way); the kept columns.
 std::vector<std::size_t> screen_collinear(const Eigen::MatrixXd& xtx, const std::vector<double>& raw_ss,
                                           const std::vector<std::string>& names, bool has_fe,

@@ -156,22 +156,40 @@ RawTotals raw_totals(const Design& d) {
   return t;
 }
 
-// Within transform of y and X (in place), then rows scaled by sqrt(w); returns the within TSS.
-double demean_and_weight(Design& d, const FitOptions& opts, FitResult& res) {
-  const std::size_t n = d.n_obs;
-  const double* w = d.w.empty() ? nullptr : d.w.data();
+// The within transform of the design's fixed effects.
+Demeaner design_demeaner(const Design& d) {
   std::vector<FeView> views;
   for (const Grouping& g : d.fe) views.push_back({g.code.data(), g.n_levels});
-  Demeaner dm(views, n, w);
+  return Demeaner(views, d.n_obs, d.w.empty() ? nullptr : d.w.data());
+}
+
+// Within transform of y and X (in place), then rows scaled by sqrt(w); returns the within TSS.
+// raw: where the transform takes the totals on its way (Demeaner::takes_totals), raw_totals'
+// figures from them (the same sums in the same order), and no pass of its own.
+double demean_and_weight(Design& d, const Demeaner& dm, const FitOptions& opts, FitResult& res,
+                         RawTotals* raw) {
+  const std::size_t n = d.n_obs;
+  const double* w = d.w.empty() ? nullptr : d.w.data();
   std::vector<double*> cols{d.y.data()};  // y with X: one thread team for every column
   std::vector<std::string> names{d.y_name};
   for (std::size_t j = 0; j < d.n_reg; ++j) {
     cols.push_back(d.X.data() + j * n);
     names.push_back(d.x_names[j]);
   }
-  const DemeanReport rep = dm.demean(cols, opts.demean, names);
+  std::vector<ColumnTotals> totals;
+  const DemeanReport rep = dm.demean(cols, opts.demean, names, raw ? &totals : nullptr, 1);
   res.demean_method = rep.method;
   res.demean_iterations = rep.max_iterations;
+  if (raw) {  // takes_totals: no weights, so none of the scaling below
+    raw->column_ss.resize(d.n_reg);
+    for (std::size_t j = 0; j < d.n_reg; ++j) {
+      raw->column_ss[j] = totals[1 + j].ss;
+      refuse_unscaled(d.x_names[j], raw->column_ss[j], totals[1 + j].max_abs);
+    }
+    raw->tss = totals[0].centered_ss;
+    refuse_unscaled(d.y_name, raw->tss, raw->tss > 0 ? 1.0 : 0.0);
+    return totals[0].ss_after;
+  }
   if (w) {
     std::vector<double> sw(n);
     for (std::size_t i = 0; i < n; ++i) sw[i] = std::sqrt(w[i]);
@@ -403,8 +421,13 @@ Demeaned demeaned_gram(Design& d, const FitOptions& opts, FitResult& res) {
   check_fit_options(opts);
   res = describe_sample(d, opts);
   Demeaned m;
-  m.raw = raw_totals(d);
-  m.tss_within = demean_and_weight(d, opts, res);
+  const Demeaner dm = design_demeaner(d);
+  if (dm.takes_totals()) {
+    m.tss_within = demean_and_weight(d, dm, opts, res, &m.raw);
+  } else {
+    m.raw = raw_totals(d);
+    m.tss_within = demean_and_weight(d, dm, opts, res, nullptr);
+  }
   gram(d.X.data(), d.y.data(), d.n_obs, d.n_reg, m.xtx, m.xty);
   return m;
 }

@@ -39,24 +39,33 @@ std::vector<double> level_totals(const FeView& f, std::size_t n, const double* w
 
 // x_it - xbar_i - xbar_t + xbar for a balanced panel, in one pass of sums and one of updates.
 // The sums of a level add its rows in row order (a run of one level held in a register: the
-// same additions as one at a time), so the bits do not depend on the vector width.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void balanced_two_way(
+// same additions as one at a time), so the bits do not depend on the vector width. Totals: the
+// column's ColumnTotals on the way (Centered: with the centred ones), each an independent chain
+// of additions in row order beside the level sums.
+template <bool Totals, bool Centered>
+inline __attribute__((always_inline)) void balanced_two_way_passes(
     double* __restrict x, std::size_t n, const FeView& a, const FeView& b, double* __restrict sa,
-    double* __restrict sb) {
+    double* __restrict sb, ColumnTotals* t) {
   const std::int32_t* __restrict ac = a.code;
   const std::int32_t* __restrict bc = b.code;
   std::fill(sa, sa + a.n_levels, 0.0);
   std::fill(sb, sb + b.n_levels, 0.0);
   std::int32_t level = ac[0];
-  double run = 0.0;
+  double run = 0.0, sum = 0.0, ss = 0.0, mx = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     if (ac[i] != level) {
       sa[level] = run;
       level = ac[i];
       run = sa[level];
     }
-    run += x[i];
-    sb[bc[i]] += x[i];
+    const double xi = x[i];
+    run += xi;
+    sb[bc[i]] += xi;
+    if (Totals) {
+      sum += xi;
+      ss += xi * xi;
+      mx = std::max(mx, std::fabs(xi));
+    }
   }
   sa[level] = run;
   double tot = 0;
@@ -65,7 +74,36 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void balanced_two_w
   for (std::int32_t g = 0; g < a.n_levels; ++g) sa[g] *= ia;
   for (std::int32_t g = 0; g < b.n_levels; ++g) sb[g] *= ib;
   const double mean = tot / static_cast<double>(n);
-  for (std::size_t i = 0; i < n; ++i) x[i] = x[i] - sa[ac[i]] - sb[bc[i]] + mean;
+  if (!Centered) {
+    for (std::size_t i = 0; i < n; ++i) x[i] = x[i] - sa[ac[i]] - sb[bc[i]] + mean;
+  } else {
+    const double m = sum / static_cast<double>(n);
+    double centered = 0.0, after = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double old = x[i], now = old - sa[ac[i]] - sb[bc[i]] + mean;
+      x[i] = now;
+      centered += (old - m) * (old - m);
+      after += now * now;
+    }
+    t->centered_ss = centered;
+    t->ss_after = after;
+  }
+  if (Totals) {
+    t->sum = sum;
+    t->ss = ss;
+    t->max_abs = mx;
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void balanced_two_way(
+    double* x, std::size_t n, const FeView& a, const FeView& b, double* sa, double* sb,
+    ColumnTotals* t, bool centered) {
+  if (!t)
+    balanced_two_way_passes<false, false>(x, n, a, b, sa, sb, t);
+  else if (centered)
+    balanced_two_way_passes<true, true>(x, n, a, b, sa, sb, t);
+  else
+    balanced_two_way_passes<true, false>(x, n, a, b, sa, sb, t);
 }
 
 }  // namespace
@@ -121,7 +159,8 @@ DemeanReport Demeaner::demean(double* cols, std::size_t n_cols, std::size_t ld,
 }
 
 DemeanReport Demeaner::demean(const std::vector<double*>& cols, const DemeanOptions& opts,
-                              const std::vector<std::string>& names) const {
+                              const std::vector<std::string>& names,
+                              std::vector<ColumnTotals>* totals, std::size_t n_centered) const {
   const std::size_t n_cols = cols.size();
   DemeanReport rep;
   if (fe_.empty()) {
@@ -134,6 +173,7 @@ DemeanReport Demeaner::demean(const std::vector<double*>& cols, const DemeanOpti
   else if (balanced_two_way_) rep.method = "balanced two-way";
   else rep.method = "alternating projections";
 
+  if (totals) totals->assign(takes_totals() ? n_cols : 0, ColumnTotals{});
   int worst = 0;
   std::string failed;
   // A thread team only for work worth it: starting one costs more than a small panel's whole
@@ -153,7 +193,9 @@ DemeanReport Demeaner::demean(const std::vector<double*>& cols, const DemeanOpti
     }
     if (balanced_two_way_) {
       std::vector<double> sb(fe_[1].n_levels);
-      if (n_obs_ > 0) balanced_two_way(x, n_obs_, fe_[0], fe_[1], sums.data(), sb.data());
+      if (n_obs_ > 0)
+        balanced_two_way(x, n_obs_, fe_[0], fe_[1], sums.data(), sb.data(),
+                         totals ? &(*totals)[j] : nullptr, j < n_centered);
       worst = std::max(worst, 1);
       continue;
     }
