@@ -60,6 +60,8 @@ class Demeaner {
 
  private:
   void project_out(std::size_t d, double* x, std::vector<double>& sums) const;
+  void balanced_columns(const std::vector<double*>& cols, std::vector<ColumnTotals>* totals,
+                        std::size_t n_centered, bool team) const;
   std::vector<FeView> fe_;
   std::size_t n_obs_;
   const double* w_;

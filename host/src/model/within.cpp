@@ -1,5 +1,7 @@
 #include "panelboot/within.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -39,35 +41,73 @@ std::vector<double> level_totals(const FeView& f, std::size_t n, const double* w
 
 // x_it - xbar_i - xbar_t + xbar for a balanced panel, in one pass of sums and one of updates.
 // The sums of a level add its rows in row order (a run of one level held in a register: the
-// same additions as one at a time), so the bits do not depend on the vector width. Totals: the
-// column's ColumnTotals on the way (Centered: with the centred ones), each an independent chain
-// of additions in row order beside the level sums.
-template <bool Totals, bool Centered>
-inline __attribute__((always_inline)) void balanced_two_way_passes(
-    double* __restrict x, std::size_t n, const FeView& a, const FeView& b, double* __restrict sa,
-    double* __restrict sb, ColumnTotals* t) {
+// same additions as one at a time), so the bits do not depend on the vector width. The first
+// pass takes NC columns at once: each column's sums are its own chains of additions (NC times
+// the independent work for the one chain a row that bounds a single column). Totals: each
+// column's ColumnTotals on the way, more chains of their own in row order.
+constexpr int kMaxBalancedGroup = 4;
+
+struct BalancedColumn {
+  double* x;
+  double *sa, *sb;       // its level sums (n_levels of each dimension)
+  ColumnTotals* totals;  // or nullptr
+  bool centered;
+};
+
+template <int NC, bool Totals>
+inline __attribute__((always_inline)) void balanced_sums(BalancedColumn* cols, std::size_t n,
+                                                         const FeView& a, const FeView& b) {
   const std::int32_t* __restrict ac = a.code;
   const std::int32_t* __restrict bc = b.code;
-  std::fill(sa, sa + a.n_levels, 0.0);
-  std::fill(sb, sb + b.n_levels, 0.0);
+  const double* x[NC];
+  double *sa[NC], *sb[NC];
+  double run[NC], sum[NC], ss[NC], mx[NC];
+  for (int c = 0; c < NC; ++c) {
+    x[c] = cols[c].x;
+    sa[c] = cols[c].sa;
+    sb[c] = cols[c].sb;
+    std::fill(sa[c], sa[c] + a.n_levels, 0.0);
+    std::fill(sb[c], sb[c] + b.n_levels, 0.0);
+    run[c] = sum[c] = ss[c] = mx[c] = 0.0;
+  }
   std::int32_t level = ac[0];
-  double run = 0.0, sum = 0.0, ss = 0.0, mx = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     if (ac[i] != level) {
-      sa[level] = run;
+      for (int c = 0; c < NC; ++c) sa[c][level] = run[c];
       level = ac[i];
-      run = sa[level];
+      for (int c = 0; c < NC; ++c) run[c] = sa[c][level];
     }
-    const double xi = x[i];
-    run += xi;
-    sb[bc[i]] += xi;
-    if (Totals) {
-      sum += xi;
-      ss += xi * xi;
-      mx = std::max(mx, std::fabs(xi));
+    const std::int32_t period = bc[i];
+    for (int c = 0; c < NC; ++c) {
+      const double xi = x[c][i];
+      run[c] += xi;
+      sb[c][period] += xi;
+      if (Totals) {
+        sum[c] += xi;
+        ss[c] += xi * xi;
+        mx[c] = std::max(mx[c], std::fabs(xi));
+      }
     }
   }
-  sa[level] = run;
+  for (int c = 0; c < NC; ++c) {
+    sa[c][level] = run[c];
+    if (Totals) {
+      cols[c].totals->sum = sum[c];
+      cols[c].totals->ss = ss[c];
+      cols[c].totals->max_abs = mx[c];
+    }
+  }
+}
+
+// The second pass of one column, its level sums made means (with a centred column's totals).
+template <bool Centered>
+inline __attribute__((always_inline)) void balanced_update(const BalancedColumn& col, std::size_t n,
+                                                           const FeView& a, const FeView& b) {
+  const std::int32_t* __restrict ac = a.code;
+  const std::int32_t* __restrict bc = b.code;
+  double* __restrict x = col.x;
+  double* __restrict sa = col.sa;
+  double* __restrict sb = col.sb;
   double tot = 0;
   for (std::int32_t g = 0; g < a.n_levels; ++g) tot += sa[g];
   const double ia = 1.0 / b.n_levels, ib = 1.0 / a.n_levels;
@@ -76,34 +116,53 @@ inline __attribute__((always_inline)) void balanced_two_way_passes(
   const double mean = tot / static_cast<double>(n);
   if (!Centered) {
     for (std::size_t i = 0; i < n; ++i) x[i] = x[i] - sa[ac[i]] - sb[bc[i]] + mean;
-  } else {
-    const double m = sum / static_cast<double>(n);
-    double centered = 0.0, after = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const double old = x[i], now = old - sa[ac[i]] - sb[bc[i]] + mean;
-      x[i] = now;
-      centered += (old - m) * (old - m);
-      after += now * now;
-    }
-    t->centered_ss = centered;
-    t->ss_after = after;
+    return;
   }
-  if (Totals) {
-    t->sum = sum;
-    t->ss = ss;
-    t->max_abs = mx;
+  const double m = col.totals->sum / static_cast<double>(n);
+  double centered = 0.0, after = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double old = x[i], now = old - sa[ac[i]] - sb[bc[i]] + mean;
+    x[i] = now;
+    centered += (old - m) * (old - m);
+    after += now * now;
+  }
+  col.totals->centered_ss = centered;
+  col.totals->ss_after = after;
+}
+
+template <bool Totals>
+inline __attribute__((always_inline)) void balanced_sums_of(BalancedColumn* cols, int nc,
+                                                            std::size_t n, const FeView& a,
+                                                            const FeView& b) {
+  switch (nc) {
+    case 1:
+      balanced_sums<1, Totals>(cols, n, a, b);
+      break;
+    case 2:
+      balanced_sums<2, Totals>(cols, n, a, b);
+      break;
+    case 3:
+      balanced_sums<3, Totals>(cols, n, a, b);
+      break;
+    default:
+      balanced_sums<kMaxBalancedGroup, Totals>(cols, n, a, b);
+      break;
   }
 }
 
+// nc (1 .. kMaxBalancedGroup) columns of a balanced panel (n > 0), all with totals or none
 __attribute__((target_clones("avx512f", "avx2", "default"))) void balanced_two_way(
-    double* x, std::size_t n, const FeView& a, const FeView& b, double* sa, double* sb,
-    ColumnTotals* t, bool centered) {
-  if (!t)
-    balanced_two_way_passes<false, false>(x, n, a, b, sa, sb, t);
-  else if (centered)
-    balanced_two_way_passes<true, true>(x, n, a, b, sa, sb, t);
+    BalancedColumn* cols, int nc, std::size_t n, const FeView& a, const FeView& b) {
+  if (cols[0].totals)
+    balanced_sums_of<true>(cols, nc, n, a, b);
   else
-    balanced_two_way_passes<true, false>(x, n, a, b, sa, sb, t);
+    balanced_sums_of<false>(cols, nc, n, a, b);
+  for (int c = 0; c < nc; ++c) {
+    if (cols[c].centered)
+      balanced_update<true>(cols[c], n, a, b);
+    else
+      balanced_update<false>(cols[c], n, a, b);
+  }
 }
 
 }  // namespace
@@ -133,6 +192,36 @@ Demeaner::Demeaner(std::vector<FeView> fe, std::size_t n_obs, const double* weig
       cell = 1;
     }
     balanced_two_way_ = repeated == 0;
+  }
+}
+
+// The balanced two-way transform of every column, in groups of up to kMaxBalancedGroup columns
+// whose first passes run together, as many groups as threads where there are columns enough.
+void Demeaner::balanced_columns(const std::vector<double*>& cols, std::vector<ColumnTotals>* totals,
+                                std::size_t n_centered, bool team) const {
+  const std::size_t n_cols = cols.size();
+  if (n_obs_ == 0 || n_cols == 0) return;
+  const std::size_t threads =
+      team ? static_cast<std::size_t>(std::max(1, omp_get_max_threads())) : 1;
+  const std::size_t per =
+      std::min<std::size_t>((n_cols + threads - 1) / threads, kMaxBalancedGroup);
+  const std::ptrdiff_t n_groups = static_cast<std::ptrdiff_t>((n_cols + per - 1) / per);
+#pragma omp parallel for schedule(dynamic, 1) if (team && n_groups > 1)
+  for (std::ptrdiff_t g = 0; g < n_groups; ++g) {
+    const std::size_t j0 = static_cast<std::size_t>(g) * per, j1 = std::min(n_cols, j0 + per);
+    const std::size_t per_column =
+        static_cast<std::size_t>(fe_[0].n_levels) + static_cast<std::size_t>(fe_[1].n_levels);
+    std::vector<double> sums((j1 - j0) * per_column);
+    BalancedColumn group[kMaxBalancedGroup];
+    for (std::size_t j = j0; j < j1; ++j) {
+      BalancedColumn& c = group[j - j0];
+      c.x = cols[j];
+      c.sa = sums.data() + (j - j0) * per_column;
+      c.sb = c.sa + fe_[0].n_levels;
+      c.totals = totals ? &(*totals)[j] : nullptr;
+      c.centered = totals && j < n_centered;
+    }
+    balanced_two_way(group, static_cast<int>(j1 - j0), n_obs_, fe_[0], fe_[1]);
   }
 }
 
@@ -174,13 +263,18 @@ DemeanReport Demeaner::demean(const std::vector<double*>& cols, const DemeanOpti
   else rep.method = "alternating projections";
 
   if (totals) totals->assign(takes_totals() ? n_cols : 0, ColumnTotals{});
-  int worst = 0;
-  std::string failed;
   // A thread team only for work worth it: starting one costs more than a small panel's whole
   // projection (and a simulation calls this thousands of times). The columns are independent,
   // so the results do not depend on it.
   const double sweeps = fe_.size() == 1 || balanced_two_way_ ? 1.0 : 10.0;
   const bool team = n_cols > 1 && sweeps * static_cast<double>(n_cols) * static_cast<double>(n_obs_) >= kMinTeamElements;
+  if (balanced_two_way_) {
+    balanced_columns(cols, totals, n_centered, team);
+    rep.max_iterations = n_cols > 0 ? 1 : 0;
+    return rep;
+  }
+  int worst = 0;
+  std::string failed;
 #pragma omp parallel for schedule(dynamic, 1) reduction(max : worst) if (team)
   for (std::ptrdiff_t jj = 0; jj < static_cast<std::ptrdiff_t>(n_cols); ++jj) {
     const std::size_t j = static_cast<std::size_t>(jj);
@@ -188,14 +282,6 @@ DemeanReport Demeaner::demean(const std::vector<double*>& cols, const DemeanOpti
     std::vector<double> sums(max_levels);
     if (fe_.size() == 1) {
       project_out(0, x, sums);
-      worst = std::max(worst, 1);
-      continue;
-    }
-    if (balanced_two_way_) {
-      std::vector<double> sb(fe_[1].n_levels);
-      if (n_obs_ > 0)
-        balanced_two_way(x, n_obs_, fe_[0], fe_[1], sums.data(), sb.data(),
-                         totals ? &(*totals)[j] : nullptr, j < n_centered);
       worst = std::max(worst, 1);
       continue;
     }
