@@ -206,11 +206,11 @@ void Demeaner::balanced_columns(const std::vector<double*>& cols, std::vector<Co
   const std::size_t per =
       std::min<std::size_t>((n_cols + threads - 1) / threads, kMaxBalancedGroup);
   const std::ptrdiff_t n_groups = static_cast<std::ptrdiff_t>((n_cols + per - 1) / per);
+  const std::size_t per_column =
+      static_cast<std::size_t>(fe_[0].n_levels) + static_cast<std::size_t>(fe_[1].n_levels);
 #pragma omp parallel for schedule(dynamic, 1) if (team && n_groups > 1)
   for (std::ptrdiff_t g = 0; g < n_groups; ++g) {
     const std::size_t j0 = static_cast<std::size_t>(g) * per, j1 = std::min(n_cols, j0 + per);
-    const std::size_t per_column =
-        static_cast<std::size_t>(fe_[0].n_levels) + static_cast<std::size_t>(fe_[1].n_levels);
     std::vector<double> sums((j1 - j0) * per_column);
     BalancedColumn group[kMaxBalancedGroup];
     for (std::size_t j = j0; j < j1; ++j) {

@@ -121,14 +121,15 @@ PB_INLINE double lane(const V8* y, int g) {
   return buf[g];
 }
 
-// Signs 1 and 2 flip 4 and 2 times in a group of eight states, so each group starts with the
-// block's first v_1 and v_2 and their flips alternate +, -, +, - and +, -; sign 3 flips once a
-// group, alternately; the group's first flip (sign x >= 4) is made from v as it stands.
 // The sign flipped into state i of a group of eight (i > 0), and whether it is that sign's
 // second or fourth flip in the group (the other way)
 constexpr int kGroupFlip[kPad] = {0, 1, 2, 1, 3, 1, 2, 1};
 constexpr bool kGroupFlipBack[kPad] = {false, false, false, true, false, false, true, true};
 
+// One whole block from state m0. Signs 1 and 2 flip 4 and 2 times in a group of eight states, so
+// each group starts with the block's first v_1 and v_2 and their flips alternate +, -, +, - and
+// +, -; sign 3 flips once a group, alternately; the group's first flip (sign x >= 4) is made
+// from v as it stands.
 template <int NV>
 PB_INLINE BootCounts gray_padded_block(const kernels::GrayProblem& p, const PaddedGray& pg,
                                        std::uint64_t m0) {
