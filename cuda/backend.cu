@@ -14,6 +14,9 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   std::string describe() const override { return "backend: cuda (" + ctx_.name + ")"; }
   MachineLimits limits() const override { return device_limits(ctx_); }
+  std::unique_ptr<HostArray> host_array(std::size_t n) const override {
+    return std::make_unique<PinnedHostArray>(n);
+  }
 
   std::vector<double> wild_weights(std::uint64_t seed, kernels::WeightType type, bool enumerate, std::uint64_t b0,
                                    std::size_t nb, std::int32_t G) const override {

@@ -1,6 +1,7 @@
 // Batched OLS on the GPU (host/src/backend/cpu/batched_ols.cpp is its twin): one warp per item
-// for k + 1 <= 12 columns (staged into shared memory or read directly), strided-batched DGEMM
-// plus one Cholesky per thread beyond; PANELBOOT_OLS_KERNEL=staged|direct|gemm picks one.
+// for k + 1 <= 12 columns (staged into shared memory, read directly, or pipelined through two
+// shared buffers per persistent warp), strided-batched DGEMM plus one Cholesky per thread beyond;
+// PANELBOOT_OLS_KERNEL=staged|direct|pipelined|gemm picks one.
 #include <cuda_pipeline.h>
 
 #include <string>
@@ -31,35 +32,15 @@ __global__ void ssr_kernel(const double* E, std::int64_t n, std::int64_t n_batch
   if (lane == 0) ssr[warp] = acc;
 }
 
-// One warp per item for k + 1 <= 12 columns of [X y]. Staged: the warp first copies its item
-// into shared memory with asynchronous copies (every load in flight at once, one wait), then
-// reads it from there; direct: it reads device memory as it goes. Lane l takes rows l, l + 32,
-// ..., accumulates the packed upper triangle of [X y]'[X y] in registers, the warp sums it into
-// lane 0, which solves (the shared Cholesky, unrolled for this k, in registers); a second pass
-// over the rows sums the squared residuals. X is read once from device memory: the kernel's
-// floor is the bytes of X and y.
-template <int K1, bool Staged>
-__global__ void __launch_bounds__(128, 3) ols_warp_kernel(const double* __restrict__ X, const double* __restrict__ y,
-                                                       std::int64_t n, std::int64_t sx, std::int64_t sy,
-                                                       std::int64_t n_batch, double rel_tol, double* beta,
-                                                       double* ssr, int* status) {
+// One warp solves item `item` of the batch, reading its columns xs (n x K, column-major) and
+// ys: lane l takes rows l, l + 32, ..., accumulates the packed upper triangle of [X y]'[X y] in
+// registers, the warp sums it into lane 0, which solves (the shared Cholesky, unrolled for this
+// k, in registers); a second pass over the rows sums the squared residuals.
+template <int K1>
+__device__ __forceinline__ void ols_item(const double* xs, const double* ys, std::int64_t n,
+                                         double rel_tol, int lane, std::int64_t item, double* beta,
+                                         double* ssr, int* status) {
   constexpr int K = K1 - 1, NE = K1 * (K1 + 1) / 2;
-  extern __shared__ double ols_smem[];
-  const std::int64_t item = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
-  const int lane = threadIdx.x & 31;
-  if (item >= n_batch) return;  // whole warps leave together
-  const double* xs = X + item * sx;
-  const double* ys = y + item * sy;
-  if constexpr (Staged) {
-    double* w = ols_smem + static_cast<std::int64_t>(threadIdx.x / 32) * n * K1;
-    for (std::int64_t i = lane; i < n * K; i += 32) __pipeline_memcpy_async(w + i, xs + i, sizeof(double));
-    for (std::int64_t i = lane; i < n; i += 32) __pipeline_memcpy_async(w + n * K + i, ys + i, sizeof(double));
-    __pipeline_commit();
-    __pipeline_wait_prior(0);
-    __syncwarp();
-    xs = w;
-    ys = w + n * K;
-  }
   double acc[NE];
 #pragma unroll
   for (int e = 0; e < NE; ++e) acc[e] = 0;
@@ -112,12 +93,83 @@ __global__ void __launch_bounds__(128, 3) ols_warp_kernel(const double* __restri
   }
 }
 
+// The warp's asynchronous copies of one item's X and y into shared memory w (n K values, then
+// n), committed as one batch.
+__device__ __forceinline__ void fetch_item(const double* xs, const double* ys, std::int64_t nk,
+                                           std::int64_t n, int lane, double* w) {
+  for (std::int64_t i = lane; i < nk; i += 32)
+    __pipeline_memcpy_async(w + i, xs + i, sizeof(double));
+  for (std::int64_t i = lane; i < n; i += 32)
+    __pipeline_memcpy_async(w + nk + i, ys + i, sizeof(double));
+  __pipeline_commit();
+}
+
+// One warp per item for k + 1 <= 12 columns of [X y]. Staged: the warp first copies its item
+// into shared memory with asynchronous copies (every load in flight at once, one wait), then
+// solves it from there; direct: it reads device memory as it goes. X is read once from device
+// memory: the kernel's floor is the bytes of X and y.
+template <int K1, bool Staged>
+__global__ void __launch_bounds__(128, 3)
+    ols_warp_kernel(const double* __restrict__ X, const double* __restrict__ y, std::int64_t n,
+                    std::int64_t sx, std::int64_t sy, std::int64_t n_batch, double rel_tol,
+                    double* beta, double* ssr, int* status) {
+  constexpr int K = K1 - 1;
+  extern __shared__ double ols_smem[];
+  const std::int64_t item = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (item >= n_batch) return;  // whole warps leave together
+  const double* xs = X + item * sx;
+  const double* ys = y + item * sy;
+  if constexpr (Staged) {
+    double* w = ols_smem + static_cast<std::int64_t>(threadIdx.x / 32) * n * K1;
+    fetch_item(xs, ys, n * K, n, lane, w);
+    __pipeline_wait_prior(0);
+    __syncwarp();
+    xs = w;
+    ys = w + n * K;
+  }
+  ols_item<K1>(xs, ys, n, rel_tol, lane, item, beta, ssr, status);
+}
+
+constexpr int kOlsPipeWarps = 2;  // warps per block of the pipelined kernel
+
+// Pipelined: persistent warps (as many as fit on the device), each with two item buffers in
+// shared memory. While a warp solves one of its items from one buffer, its next item streams into
+// the other, so every warp's loads overlap its own arithmetic (a staged warp waits for each of
+// its loads, a direct one for each row's).
+template <int K1>
+__global__ void __launch_bounds__(32 * kOlsPipeWarps)
+    ols_pipelined_kernel(const double* __restrict__ X, const double* __restrict__ y, std::int64_t n,
+                         std::int64_t sx, std::int64_t sy, std::int64_t n_batch, double rel_tol,
+                         double* beta, double* ssr, int* status) {
+  constexpr int K = K1 - 1;
+  extern __shared__ double ols_smem[];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
+  const std::int64_t len = n * K1, n_warps = static_cast<std::int64_t>(gridDim.x) * kOlsPipeWarps;
+  double* buf[2] = {ols_smem + (2 * warp) * len, ols_smem + (2 * warp + 1) * len};
+  std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * kOlsPipeWarps + warp;
+  if (item < n_batch) fetch_item(X + item * sx, y + item * sy, n * K, n, lane, buf[0]);
+  for (int cur = 0; item < n_batch; item += n_warps, cur ^= 1) {
+    const std::int64_t next = item + n_warps;
+    if (next < n_batch)
+      fetch_item(X + next * sx, y + next * sy, n * K, n, lane, buf[cur ^ 1]);
+    else
+      __pipeline_commit();     // an empty batch: the wait below counts the same either way
+    __pipeline_wait_prior(1);  // every batch but the newest: this item's copies have landed
+    __syncwarp();
+    ols_item<K1>(buf[cur], buf[cur] + n * K, n, rel_tol, lane, item, beta, ssr, status);
+    __syncwarp();  // every lane is done with buf[cur] before the next fetch refills it
+  }
+}
+
 constexpr int kOlsWarpMaxCols = 12;  // k + 1 up to this: ols_warp_kernel; beyond, DGEMM + solve_kernel
 constexpr std::size_t kOlsStagedMaxBytes = 96 * 1024;  // a block's 4 staged items, at most
 
-// The batched OLS kernel in use: "staged" (the default), "direct", or "gemm" (the DGEMM path for
-// every k), from PANELBOOT_OLS_KERNEL.
-std::string ols_kernel_choice() { return kernel_choice("PANELBOOT_OLS_KERNEL", {"staged", "direct", "gemm"}); }
+// The batched OLS kernel in use: "staged" (the default), "direct", "pipelined", or "gemm" (the
+// DGEMM path for every k), from PANELBOOT_OLS_KERNEL.
+std::string ols_kernel_choice() {
+  return kernel_choice("PANELBOOT_OLS_KERNEL", {"staged", "direct", "pipelined", "gemm"});
+}
 
 // Launches ols_warp_kernel<k1>; false when the item does not fit the staged form's shared memory.
 template <int K1>
@@ -143,8 +195,103 @@ bool launch_ols_warp(int k1, bool staged, const double* X, const double* y, cons
   return false;
 }
 
+// Launches ols_pipelined_kernel<k1> with as many blocks as stay resident on the device (at most
+// one warp per item); false when two items per warp do not fit a block's shared memory.
+template <int K1>
+bool launch_ols_pipelined(const Context& ctx, int k1, const double* X, const double* y,
+                          const OlsBatch& bt, double* beta, double* ssr, int* status,
+                          cudaStream_t st) {
+  if constexpr (K1 > 1) {
+    if (k1 != K1) return launch_ols_pipelined<K1 - 1>(ctx, k1, X, y, bt, beta, ssr, status, st);
+    const std::size_t smem =
+        2 * kOlsPipeWarps * static_cast<std::size_t>(bt.n_obs) * K1 * sizeof(double);
+    if (smem > ctx.max_block_shared) return false;
+    PB_CUDA_CHECK(cudaFuncSetAttribute(ols_pipelined_kernel<K1>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(smem)));
+    int per_sm = 0;
+    PB_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, ols_pipelined_kernel<K1>,
+                                                                32 * kOlsPipeWarps, smem));
+    const std::int64_t needed = (bt.n_batch + kOlsPipeWarps - 1) / kOlsPipeWarps;
+    const unsigned blocks = static_cast<unsigned>(std::max<std::int64_t>(
+        1, std::min<std::int64_t>(needed, std::int64_t{per_sm} * ctx.sm_count)));
+    ols_pipelined_kernel<K1><<<blocks, 32 * kOlsPipeWarps, smem, st>>>(
+        X, y, bt.n_obs, bt.stride_x, bt.stride_y, bt.n_batch, bt.rel_tol, beta, ssr, status);
+    PB_CUDA_LAUNCH_CHECK();
+    return true;
+  }
+  return false;
+}
+
+// The DGEMM path over the whole batch: A_b = X_b'X_b and X_b'y_b by strided-batched DGEMM, one
+// Cholesky per thread, then the residuals by DGEMM and their squares summed by a warp per item.
+void ols_by_gemm(const Context& ctx, const OlsBatch& bt, const double* X, const double* y,
+                 double* beta, double* ssr, int* status) {
+  cudaStream_t st = ctx.stream;
+  const std::int64_t n = bt.n_obs, k = bt.n_reg, nbat = bt.n_batch;
+  const Blas& blas = ctx.blas();
+  DeviceBuffer<double> d_A(static_cast<std::size_t>(k * k * nbat), st),
+      d_E(static_cast<std::size_t>(n * nbat), st);
+  const double one = 1.0, zero = 0.0, minus = -1.0;
+  const int in = static_cast<int>(n), ik = static_cast<int>(k), ib = static_cast<int>(nbat);
+  PB_CUBLAS_CHECK(blas.dgemm_strided_batched(blas.handle, CUBLAS_OP_T, CUBLAS_OP_N, ik, ik, in,
+                                             &one, X, in, bt.stride_x, X, in, bt.stride_x, &zero,
+                                             d_A.get(), ik, k * k, ib));
+  PB_CUBLAS_CHECK(blas.dgemm_strided_batched(blas.handle, CUBLAS_OP_T, CUBLAS_OP_N, ik, 1, in, &one,
+                                             X, in, bt.stride_x, y, in, bt.stride_y, &zero, beta,
+                                             ik, k, ib));
+  solve_kernel<<<blocks_for(static_cast<std::size_t>(nbat), 128), 128, 0, st>>>(
+      ik, nbat, d_A.get(), beta, bt.rel_tol, status);
+  PB_CUDA_LAUNCH_CHECK();
+  // E_b = y_b - X_b beta_b
+  PB_CUDA_CHECK(cudaMemcpy2DAsync(d_E.get(), n * sizeof(double), y, bt.stride_y * sizeof(double),
+                                  n * sizeof(double), static_cast<std::size_t>(nbat),
+                                  cudaMemcpyDeviceToDevice, st));
+  PB_CUBLAS_CHECK(blas.dgemm_strided_batched(blas.handle, CUBLAS_OP_N, CUBLAS_OP_N, in, 1, ik,
+                                             &minus, X, in, bt.stride_x, beta, ik, k, &one,
+                                             d_E.get(), in, n, ib));
+  ssr_kernel<<<blocks_for(static_cast<std::size_t>(nbat) * 32, 256), 256, 0, st>>>(d_E.get(), n,
+                                                                                   nbat, ssr);
+  PB_CUDA_LAUNCH_CHECK();
+}
+
+// The one-warp-per-item kernel for items [b0, b1) (the pointers: the whole batch's, on the
+// device); false when the choice or k leaves it to the DGEMM path.
+bool ols_by_warps(const Context& ctx, const std::string& choice, const OlsBatch& bt,
+                  std::int64_t b0, std::int64_t b1, const double* X, const double* y, double* beta,
+                  double* ssr, int* status, cudaStream_t st) {
+  const std::int64_t k = bt.n_reg;
+  if (choice == "gemm" || k < 1 || k + 1 > kOlsWarpMaxCols) return false;
+  OlsBatch part = bt;
+  part.n_batch = b1 - b0;
+  const int k1 = static_cast<int>(k + 1);
+  X += b0 * bt.stride_x;
+  y += b0 * bt.stride_y;
+  beta += b0 * k;
+  ssr += b0;
+  status += b0;
+  // the staged and pipelined kernels decline items too large for their shared memory
+  return (choice == "staged" &&
+          launch_ols_warp<kOlsWarpMaxCols>(k1, true, X, y, part, beta, ssr, status, st)) ||
+         (choice == "pipelined" &&
+          launch_ols_pipelined<kOlsWarpMaxCols>(ctx, k1, X, y, part, beta, ssr, status, st)) ||
+         launch_ols_warp<kOlsWarpMaxCols>(k1, false, X, y, part, beta, ssr, status, st);
+}
+
+// The values a strided array's items [b0, b1) span, each item `len` values long.
+std::size_t span_of(std::int64_t b0, std::int64_t b1, std::int64_t stride, std::int64_t len) {
+  return b1 > b0 ? static_cast<std::size_t>(stride * (b1 - 1 - b0) + len) : 0;
+}
+
+constexpr std::int64_t kOlsCopyChunks =
+    8;  // pinned input: copies of item chunks overlap the kernels
+
 }  // namespace
 
+// From pinned host memory (Backend::host_array) with the warp kernels, the batch goes up in
+// kOlsCopyChunks chunks on the copy stream while the kernel stream solves the chunks already
+// there: the call then takes about the copy's time. From pageable memory (a copy through the
+// driver's staging buffers, which cannot overlap) and on the DGEMM path it goes up whole first.
 OlsBatchResult batched_ols(const Context& ctx, const OlsBatch& bt) {
   cudaStream_t st = ctx.stream;
   const std::int64_t n = bt.n_obs, k = bt.n_reg, nbat = bt.n_batch;
@@ -153,53 +300,48 @@ OlsBatchResult batched_ols(const Context& ctx, const OlsBatch& bt) {
   r.ssr.assign(static_cast<std::size_t>(nbat), 0.0);
   r.status.assign(static_cast<std::size_t>(nbat), 0);
   if (nbat == 0) return r;
-  const std::size_t nx = static_cast<std::size_t>(bt.stride_x * (nbat - 1) + n * k);
-  const std::size_t ny = static_cast<std::size_t>(bt.stride_y * (nbat - 1) + n);
+  const std::size_t nx = span_of(0, nbat, bt.stride_x, n * k),
+                    ny = span_of(0, nbat, bt.stride_y, n);
   DeviceBuffer<double> d_X(nx, st), d_y(ny, st), d_b(static_cast<std::size_t>(k * nbat), st),
       d_ssr(static_cast<std::size_t>(nbat), st);
   DeviceBuffer<int> d_status(static_cast<std::size_t>(nbat), st);
-  d_X.upload(bt.X, nx);
-  d_y.upload(bt.y, ny);
-  // the device's own time (events around the kernels, transfers excluded)
-  const Events ev;
-  PB_CUDA_CHECK(cudaEventRecord(ev.e[0], st));
   const std::string choice = ols_kernel_choice();
-  const bool warp = choice != "gemm" && k >= 1 && k + 1 <= kOlsWarpMaxCols;
-  bool done = false;  // the staged kernel declines items whose 4-item block exceeds its shared memory
-  if (warp && choice == "staged")
-    done = launch_ols_warp<kOlsWarpMaxCols>(static_cast<int>(k + 1), true, d_X.get(), d_y.get(), bt, d_b.get(),
-                                            d_ssr.get(), d_status.get(), st);
-  if (warp && !done)
-    done = launch_ols_warp<kOlsWarpMaxCols>(static_cast<int>(k + 1), false, d_X.get(), d_y.get(), bt, d_b.get(),
-                                            d_ssr.get(), d_status.get(), st);
-  if (!done) {
-    DeviceBuffer<double> d_A(static_cast<std::size_t>(k * k * nbat), st), d_E(static_cast<std::size_t>(n * nbat), st);
-    const double one = 1.0, zero = 0.0, minus = -1.0;
-    const int in = static_cast<int>(n), ik = static_cast<int>(k), ib = static_cast<int>(nbat);
-    // A_b = X_b'X_b, b_b = X_b'y_b (strided-batched DGEMM)
-    PB_CUBLAS_CHECK(cublasDgemmStridedBatched(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, ik, ik, in, &one, d_X.get(), in,
-                                              bt.stride_x, d_X.get(), in, bt.stride_x, &zero, d_A.get(), ik, k * k, ib));
-    PB_CUBLAS_CHECK(cublasDgemmStridedBatched(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, ik, 1, in, &one, d_X.get(), in,
-                                              bt.stride_x, d_y.get(), in, bt.stride_y, &zero, d_b.get(), ik, k, ib));
-    solve_kernel<<<blocks_for(static_cast<std::size_t>(nbat), 128), 128, 0, st>>>(ik, nbat, d_A.get(), d_b.get(),
-                                                                                  bt.rel_tol, d_status.get());
-    PB_CUDA_LAUNCH_CHECK();
-    // E_b = y_b - X_b beta_b
-    PB_CUDA_CHECK(cudaMemcpy2DAsync(d_E.get(), n * sizeof(double), d_y.get(), bt.stride_y * sizeof(double),
-                                    n * sizeof(double), static_cast<std::size_t>(nbat), cudaMemcpyDeviceToDevice, st));
-    PB_CUBLAS_CHECK(cublasDgemmStridedBatched(ctx.handle, CUBLAS_OP_N, CUBLAS_OP_N, in, 1, ik, &minus, d_X.get(), in,
-                                              bt.stride_x, d_b.get(), ik, k, &one, d_E.get(), in, n, ib));
-    ssr_kernel<<<blocks_for(static_cast<std::size_t>(nbat) * 32, 256), 256, 0, st>>>(d_E.get(), n, nbat, d_ssr.get());
-    PB_CUDA_LAUNCH_CHECK();
+  const bool warps = choice != "gemm" && k >= 1 && k + 1 <= kOlsWarpMaxCols;
+  SpanTimer kernels(st);  // the device's own time: the kernels, copies excluded
+  EventList order;
+  if (warps && is_pinned(bt.X) && is_pinned(bt.y)) {
+    order_after(ctx.copy_stream, st, order);  // the buffers were allocated on st
+    const std::int64_t chunks = std::min(nbat, kOlsCopyChunks);
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const std::int64_t b0 = nbat * c / chunks, b1 = nbat * (c + 1) / chunks;
+      const std::size_t x0 = static_cast<std::size_t>(b0 * bt.stride_x),
+                        y0 = static_cast<std::size_t>(b0 * bt.stride_y);
+      PB_CUDA_CHECK(cudaMemcpyAsync(d_X.get() + x0, bt.X + x0,
+                                    span_of(b0, b1, bt.stride_x, n * k) * sizeof(double),
+                                    cudaMemcpyHostToDevice, ctx.copy_stream));
+      PB_CUDA_CHECK(cudaMemcpyAsync(d_y.get() + y0, bt.y + y0,
+                                    span_of(b0, b1, bt.stride_y, n) * sizeof(double),
+                                    cudaMemcpyHostToDevice, ctx.copy_stream));
+      order_after(st, ctx.copy_stream, order);
+      kernels.begin();
+      ols_by_warps(ctx, choice, bt, b0, b1, d_X.get(), d_y.get(), d_b.get(), d_ssr.get(),
+                   d_status.get(), st);
+      kernels.end();
+    }
+  } else {
+    d_X.upload(bt.X, nx);
+    d_y.upload(bt.y, ny);
+    kernels.begin();
+    if (!ols_by_warps(ctx, choice, bt, 0, nbat, d_X.get(), d_y.get(), d_b.get(), d_ssr.get(),
+                      d_status.get(), st))
+      ols_by_gemm(ctx, bt, d_X.get(), d_y.get(), d_b.get(), d_ssr.get(), d_status.get());
+    kernels.end();
   }
-  PB_CUDA_CHECK(cudaEventRecord(ev.e[1], st));
   d_b.download(r.beta.data(), r.beta.size());
   d_ssr.download(r.ssr.data(), r.ssr.size());
   d_status.download(r.status.data(), r.status.size());
   PB_CUDA_CHECK(cudaStreamSynchronize(st));
-  float ms = 0;
-  PB_CUDA_CHECK(cudaEventElapsedTime(&ms, ev.e[0], ev.e[1]));
-  r.device_s = 1e-3 * ms;
+  r.device_s = kernels.seconds();
   return r;
 }
 

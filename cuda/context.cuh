@@ -1,32 +1,55 @@
 #pragma once
-// The CUDA backend's device context and what every algorithm file shares: the stream, the cuBLAS
-// handle and the stream-ordered memory pool (made once per backend, so repeated calls pay no
-// setup), device buffers, launch sizes, timing events and the kernel choices of the environment.
+// The CUDA backend's device context and what every algorithm file shares: the stream, cuBLAS
+// (loaded when a path first needs it) and the stream-ordered memory pool (made once per backend,
+// so repeated calls pay no setup), device buffers, launch sizes, timing events and the kernel
+// choices of the environment.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <initializer_list>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "check.cuh"
+#include "panelboot/backend.hpp"
 
 namespace panelboot::cuda {
 
-// One device, one stream, one cuBLAS handle bound to it; the default memory pool keeps freed
-// memory for the next call instead of returning it to the driver.
+// cuBLAS's functions the backend calls and a handle bound to the context's stream. The library
+// is opened (dlopen) and the handle made the first time a path needs them (the general wild
+// path, the DGEMM choices): the fused wild kernel, the Gray walk, the threshold bootstrap, WRE,
+// power and the warp OLS kernels never do, and a process that runs only those skips loading
+// cuBLAS, about 50 ms of a cold start on the H200 (bench/RESULTS.md).
+struct Blas {
+  cublasHandle_t handle = nullptr;
+  decltype(&cublasDgemm_v2) dgemm = nullptr;
+  decltype(&cublasDgemmStridedBatched) dgemm_strided_batched = nullptr;
+  decltype(&cublasDestroy_v2) destroy = nullptr;
+};
+
+// One device, one stream; the default memory pool keeps freed memory for the next call instead
+// of returning it to the driver.
 class Context {
  public:
   Context();
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
+  // cuBLAS, loaded on the first call (an error names the library when it cannot be opened)
+  const Blas& blas() const;
   cudaStream_t stream = nullptr;
-  cublasHandle_t handle = nullptr;
+  cudaStream_t copy_stream = nullptr;  // copies that overlap the kernels on `stream`
   std::string name;  // the device's
   int device = 0;    // its index (chosen_device)
+  int sm_count = 0;  // its multiprocessors
+  std::size_t max_block_shared = 0;  // the most shared memory a block may opt in to
+
+ private:
+  mutable std::once_flag blas_once_;
+  mutable Blas blas_;
 };
 
 // Device memory from the stream-ordered pool, freed on the same stream.
@@ -91,6 +114,46 @@ struct Events {
   }
   Events(const Events&) = delete;
   Events& operator=(const Events&) = delete;
+};
+
+// Host memory the device reads directly (cudaMallocHost): its copies run at the link's rate and
+// asynchronously, so they overlap kernels (Backend::host_array on the CUDA backend).
+class PinnedHostArray final : public HostArray {
+ public:
+  explicit PinnedHostArray(std::size_t n);
+  ~PinnedHostArray() override;
+};
+
+// Whether p lies in pinned host memory (PinnedHostArray or cudaHostRegister'ed).
+bool is_pinned(const void* p);
+
+// Events recorded on streams, destroyed together on every path out.
+class EventList {
+ public:
+  EventList() = default;
+  ~EventList();
+  EventList(const EventList&) = delete;
+  EventList& operator=(const EventList&) = delete;
+  cudaEvent_t record(cudaStream_t s, bool timing);
+
+ protected:
+  std::vector<cudaEvent_t> events_;
+};
+
+// Work queued on `later` from now on waits for what is queued on `earlier` so far.
+void order_after(cudaStream_t later, cudaStream_t earlier, EventList& events);
+
+// Spans of work on one stream, an event before and after each, their times summed: the kernels'
+// own time when copies on another stream interleave with them.
+class SpanTimer : EventList {
+ public:
+  explicit SpanTimer(cudaStream_t s) : stream_(s) {}
+  void begin() { record(stream_, true); }
+  void end() { record(stream_, true); }
+  double seconds() const;  // once the stream has finished the spans
+
+ private:
+  cudaStream_t stream_;
 };
 
 // A kernel choice from the environment variable `name` (unset or empty: the first of `allowed`),

@@ -60,35 +60,63 @@ __global__ void denom_kernel(const double* Za, const double* Zb, std::int32_t n_
 constexpr int kMaxJointRows = 16;
 constexpr int kMaxFusedClusters = 128;
 
+constexpr int kMaxRegisterClusters = 64;  // beyond: the fused kernel's weights in local memory
+
+// sum_g row[g] v[g] over the G clusters, in order. GMAX > 0: unrolled to GMAX with the clusters
+// from G on skipped, so v[] (inlined) is indexed by constants only and stays in registers; 0: a
+// loop to G, v[] then in local memory and every multiply-add waiting on a load from there.
+template <int GMAX>
+__device__ __forceinline__ double dot_clusters(const double* row, const double* v, int G) {
+  double acc = 0;
+  if constexpr (GMAX == 0) {
+    for (int g = 0; g < G; ++g) acc += row[g] * v[g];
+  } else {
+#pragma unroll
+    for (int g = 0; g < GMAX; ++g)
+      if (g < G) acc += row[g] * v[g];
+  }
+  return acc;
+}
+
 // The dense form with q = 1 fused into one kernel, one thread per replication: the weights drawn
 // in the thread, N_p = m1_p . v, Z = Kd v row by row and the denominators accumulated as they
 // come, summed in the same order as the CPU backend (with unfused multiply-adds: the same bits),
-// and no G x B weight matrix or C x B products ever stored.
-__global__ void wild_fused_kernel(std::uint64_t seed, kernels::WeightType type, bool enumerate, std::uint64_t b0,
-                                  std::size_t nb, int G, int P, int S, const std::int32_t* rows, const double* wts,
-                                  const double* m1, const double* kd, const std::int64_t* kd_off, double* n0, double* n1,
-                                  double* d0, double* d1, double* d2) {
+// and no G x B weight matrix or C x B products ever stored. GMAX (16, 32, 48, 64 >= G): the
+// weights in registers; 0: in local memory, for any G up to kMaxFusedClusters (the load units,
+// not the FP64 units, then bound it).
+template <int GMAX>
+__global__ void __launch_bounds__(128)
+    wild_fused_kernel(std::uint64_t seed, kernels::WeightType type, bool enumerate,
+                      std::uint64_t b0, std::size_t nb, int G, int P, int S,
+                      const std::int32_t* rows, const double* wts, const double* m1,
+                      const double* kd, const std::int64_t* kd_off, double* n0, double* n1,
+                      double* d0, double* d1, double* d2) {
+  constexpr int kWeights = GMAX > 0 ? GMAX : kMaxFusedClusters;
   for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
        b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-    double v[kMaxFusedClusters];
-    kernels::wild_weights_column(seed, type, enumerate, b0 + b, static_cast<std::uint32_t>(G), v, 1);
-    double num[2] = {0, 0};
-    for (int p = 0; p < P; ++p) {
-      double acc = 0;
-      for (int g = 0; g < G; ++g) acc += m1[p * G + g] * v[g];
-      num[p] = acc;
+    double v[kWeights];
+    if constexpr (GMAX == 0) {
+      kernels::wild_weights_column(seed, type, enumerate, b0 + b, static_cast<std::uint32_t>(G), v,
+                                   1);
+    } else {
+      double drawn[GMAX];  // written at run-time indices (local memory), read once into v
+      kernels::wild_weights_column(seed, type, enumerate, b0 + b, static_cast<std::uint32_t>(G),
+                                   drawn, 1);
+#pragma unroll
+      for (int g = 0; g < GMAX; ++g) v[g] = g < G ? drawn[g] : 0.0;
     }
+    double num[2] = {0, 0};
+    for (int p = 0; p < P; ++p) num[p] = dot_clusters<GMAX>(m1 + p * G, v, G);
     double D00 = 0, D01 = 0, D11 = 0;
     for (int s = 0; s < S; ++s) {
       const double w = wts[s];
       const double* k0 = kd + kd_off[s];
       const double* k1 = P == 2 ? kd + kd_off[S + s] : nullptr;
       for (int c = 0; c < rows[s]; ++c) {
-        double z0 = 0, z1 = 0;
-        for (int g = 0; g < G; ++g) z0 += k0[static_cast<std::int64_t>(c) * G + g] * v[g];
+        const double z0 = dot_clusters<GMAX>(k0 + static_cast<std::int64_t>(c) * G, v, G);
         D00 += w * (z0 * z0);
         if (P == 2) {
-          for (int g = 0; g < G; ++g) z1 += k1[static_cast<std::int64_t>(c) * G + g] * v[g];
+          const double z1 = dot_clusters<GMAX>(k1 + static_cast<std::int64_t>(c) * G, v, G);
           D01 += w * (z0 * z1);
           D11 += w * (z1 * z1);
         }
@@ -189,12 +217,13 @@ class CudaReplicates final : public WildReplicates {
 };
 
 // C (m x nb, row-major) = alpha A (m x d, row-major) B (d x nb, row-major) + beta C
-void gemm_rows(cublasHandle_t h, const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb,
-               double* C, double alpha, double beta) {
+void gemm_rows(const Blas& blas, const double* A, std::size_t m, std::size_t d, const double* B,
+               std::size_t nb, double* C, double alpha, double beta) {
   if (m == 0 || nb == 0) return;
-  PB_CUBLAS_CHECK(cublasDgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(nb), static_cast<int>(m),
-                              static_cast<int>(d), &alpha, B, static_cast<int>(nb), A, static_cast<int>(d), &beta, C,
-                              static_cast<int>(nb)));
+  PB_CUBLAS_CHECK(blas.dgemm(blas.handle, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(nb),
+                             static_cast<int>(m), static_cast<int>(d), &alpha, B,
+                             static_cast<int>(nb), A, static_cast<int>(d), &beta, C,
+                             static_cast<int>(nb)));
 }
 
 // The problem's arrays on the device (pointers into them: the problem's own offsets).
@@ -211,7 +240,7 @@ class CudaPreparedWild final : public PreparedWild {
 
  private:
   WildRun run_general(const WildRunOptions& o) const;
-  WildRun run_fused(const WildRunOptions& o) const;
+  WildRun run_fused(const WildRunOptions& o, bool registers) const;
   template <class Fill>
   WildRun run_chunks(const WildRunOptions& o, std::size_t chunk, Fill&& fill) const;
   void append_trace(const CudaReplicates& reps, const WildRunOptions& o, std::uint64_t r0, std::size_t off,
@@ -243,10 +272,14 @@ WildRun CudaPreparedWild::run(const WildRunOptions& o) const {
   if (pr_.q > kMaxJointRows)
     throw InvalidInput("--backend cuda: a joint test of more than " + std::to_string(kMaxJointRows) +
                        " restrictions is not supported on the GPU; use --backend cpu");
-  // the dense form with q = 1 and few clusters: the fused kernel, unless PANELBOOT_WILD_KERNEL=gemm
-  // (scripts/device-check times both; the choice is kept where it measures faster)
+  // the dense form with q = 1 and few clusters: the fused kernel (its weights in registers up to
+  // 64 clusters), unless PANELBOOT_WILD_KERNEL says fused-local (the generic fused kernel at every
+  // size) or gemm (scripts/device-check times each; the default is kept where it measures fastest)
   const bool fused_ok = pr_.dense && pr_.q == 1 && pr_.n_clu <= kMaxFusedClusters;
-  if (fused_ok && kernel_choice("PANELBOOT_WILD_KERNEL", {"fused", "gemm"}) == "fused") return run_fused(o);
+  const std::string choice =
+      kernel_choice("PANELBOOT_WILD_KERNEL", {"fused", "fused-local", "gemm"});
+  if (fused_ok && choice != "gemm")
+    return run_fused(o, choice == "fused" && pr_.n_clu <= kMaxRegisterClusters);
   return run_general(o);
 }
 
@@ -267,7 +300,7 @@ struct GeneralChunk {
       for (std::size_t j = 0; j < q; ++j) {
         double* z = Z.get() + (p * q + j) * C * nb;
         if (pr.dense) {
-          gemm_rows(ctx.handle, d.kd.get() + pr.kd_at(p, j, s), C, G, V.get(), nb, z, 1.0, 0.0);
+          gemm_rows(ctx.blas(), d.kd.get() + pr.kd_at(p, j, s), C, G, V.get(), nb, z, 1.0, 0.0);
           continue;
         }
         // Z = T1 V - PF R1_p[q:]
@@ -275,7 +308,8 @@ struct GeneralChunk {
         cells_kernel<<<grid, T, 0, st>>>(d.row_ptr.get() + pr.row_ptr_off(s), d.cell_g.get() + pr.cell_off[s],
                                          d.t1.get() + pr.t1_at(p, j, s), pr.n_rows[s], V.get(), nb, z);
         PB_CUDA_LAUNCH_CHECK();
-        gemm_rows(ctx.handle, d.pf.get() + pr.pf_at(j, s), C, kl, R1.get() + (p * rows1 + q) * nb, nb, z, -1.0, 1.0);
+        gemm_rows(ctx.blas(), d.pf.get() + pr.pf_at(j, s), C, kl, R1.get() + (p * rows1 + q) * nb,
+                  nb, z, -1.0, 1.0);
       }
     for (std::size_t x = 0; x < n_d; ++x) {
       const std::size_t za = q == 1 ? x / P : x / q, zb = q == 1 ? x % P : x % q;
@@ -328,7 +362,7 @@ WildRun CudaPreparedWild::run_general(const WildRunOptions& o) const {
     PB_CUDA_LAUNCH_CHECK();
     // R1_p = M1_p V
     for (std::size_t p = 0; p < P; ++p)
-      gemm_rows(ctx_.handle, d_.m1.get() + pr_.m1_at(p), rows1, G, gc.V.get(), nb,
+      gemm_rows(ctx_.blas(), d_.m1.get() + pr_.m1_at(p), rows1, G, gc.V.get(), nb,
                 gc.R1.get() + p * rows1 * nb, 1.0, 0.0);
     PB_CUDA_CHECK(cudaMemsetAsync(gc.D.get(), 0, n_d * nb * sizeof(double), st));
     for (std::size_t s = 0; s < S; ++s) gc.term(s, nb);
@@ -381,19 +415,27 @@ void CudaPreparedWild::append_trace(const CudaReplicates& reps, const WildRunOpt
 
 // The fused kernel reads the problem as the device holds it: M1 (one row per part, q = 1 and
 // dense), Kd at kd_off, the terms' sizes and weights.
-WildRun CudaPreparedWild::run_fused(const WildRunOptions& o) const {
+WildRun CudaPreparedWild::run_fused(const WildRunOptions& o, bool registers) const {
   cudaStream_t st = ctx_.stream;
   const int P = pr_.n_part, S = static_cast<int>(pr_.n_terms()), G = pr_.n_clu;
   const bool two = P == 2;
   const std::size_t chunk = static_cast<std::size_t>(
       o.keep_coefs ? std::max<std::uint64_t>(o.n_rep, 1) : std::min<std::uint64_t>(std::max<std::uint64_t>(o.n_rep, 1), 1u << 24));
-  return run_chunks(o, chunk, [&](CudaReplicates& reps, std::uint64_t b0, std::size_t nb, std::size_t off) {
-    wild_fused_kernel<<<blocks_for(nb, 128), 128, 0, st>>>(
-        o.seed, o.weight, o.enumerate, b0, nb, G, P, S, d_.rows.get(), d_.w.get(), d_.m1.get(), d_.kd.get(),
-        d_.kd_off.get(), reps.n0() + off, two ? reps.n1() + off : nullptr, reps.d0() + off, two ? reps.d1() + off : nullptr,
-        two ? reps.d2() + off : nullptr);
-    PB_CUDA_LAUNCH_CHECK();
-  });
+  // the kernel for G: registers for GMAX = 16, 32, 48 or 64 at least G, else the generic one
+  auto kernel = wild_fused_kernel<0>;
+  if (registers)
+    kernel = G <= 16   ? wild_fused_kernel<16>
+             : G <= 32 ? wild_fused_kernel<32>
+             : G <= 48 ? wild_fused_kernel<48>
+                       : wild_fused_kernel<kMaxRegisterClusters>;
+  return run_chunks(
+      o, chunk, [&](CudaReplicates& reps, std::uint64_t b0, std::size_t nb, std::size_t off) {
+        kernel<<<blocks_for(nb, 128), 128, 0, st>>>(
+            o.seed, o.weight, o.enumerate, b0, nb, G, P, S, d_.rows.get(), d_.w.get(), d_.m1.get(),
+            d_.kd.get(), d_.kd_off.get(), reps.n0() + off, two ? reps.n1() + off : nullptr,
+            reps.d0() + off, two ? reps.d1() + off : nullptr, two ? reps.d2() + off : nullptr);
+        PB_CUDA_LAUNCH_CHECK();
+      });
 }
 
 }  // namespace

@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <mutex>
-#include <thread>
 #include <random>
+#include <thread>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -172,7 +174,8 @@ TEST_P(BackendSuite, WildCountsEqualTheCpuReference) {
   const auto cpu = make_backend(Device::kCpu);
   const std::uint64_t seed = pbtest::fresh_seed();
   std::mt19937_64 rng(seed);
-  const DataFrame small = random_panel(rng, 14, 6), wide = random_panel(rng, 60, 5);
+  const DataFrame small = random_panel(rng, 14, 6), wide = random_panel(rng, 60, 5),
+                  mid = random_panel(rng, 40, 4);
   std::vector<std::pair<const DataFrame*, WildCase>> cases;
   WildCase c;
   c.formula = "y ~ x1 + x2 | unit + time";
@@ -204,9 +207,11 @@ TEST_P(BackendSuite, WildCountsEqualTheCpuReference) {
   WildCase gray = en;  // the same enumeration walked by Gray code
   gray.force_gray = true;
   cases.push_back({&small, gray});
-  // on the GPU both kernels of the dense form: fused (the default) and cuBLAS products
+  cases.push_back({&mid, c});  // 40 clusters: the fused kernel's registers for up to 48
+  // on the GPU every kernel of the dense form: fused (the default; its weights in registers at
+  // these sizes), the generic fused kernel and cuBLAS products
   std::vector<std::string> kernels_to_try = {""};
-  if (be->device() == Device::kCuda) kernels_to_try = {"fused", "gemm"};
+  if (be->device() == Device::kCuda) kernels_to_try = {"fused", "fused-local", "gemm"};
   for (const std::string& kern : kernels_to_try)
   for (const auto& [df, wc] : cases) {
     if (!kern.empty()) setenv("PANELBOOT_WILD_KERNEL", kern.c_str(), 1);
@@ -409,66 +414,80 @@ TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
   // k = 6 and 11 take the CUDA backend's one-warp-per-item kernels (k + 1 <= 12 columns; staged
   // through shared memory while 4 items fit in 96 KB, as n = 40 and 45 do, direct from device
   // memory beyond, as n = 700 with k = 11), k = 14 its DGEMM path; n = 45 is not a multiple of the
-  // warp. On a GPU every kernel in turn (PANELBOOT_OLS_KERNEL).
-  std::vector<std::string> kernels_to_try = {""};
-  if (be->device() == Device::kCuda) kernels_to_try = {"staged", "direct", "gemm"};
-  for (const std::string& kern : kernels_to_try)
-  for (const auto& [n, k] : {std::pair{40, 6}, std::pair{45, 11}, std::pair{700, 11}, std::pair{40, 14}}) {
-    SCOPED_TRACE("n " + std::to_string(n) + ", k " + std::to_string(k) + " kernel " + kern);
-    if (!kern.empty()) setenv("PANELBOOT_OLS_KERNEL", kern.c_str(), 1);
-    const int n_batch = 64;
-    const std::int64_t sx = n * k + 3, sy = n + 1;  // strides larger than the items
-    std::vector<double> X(static_cast<std::size_t>(sx * n_batch), 0.0), y(static_cast<std::size_t>(sy * n_batch), 0.0);
-    std::vector<double> cond(n_batch);
-    for (int b = 0; b < n_batch; ++b) {
-      cond[b] = b % 4 == 3 ? 1e6 : std::pow(10.0, (b % 4));  // 1, 10, 100 (< 1e3) and 1e6
-      Eigen::MatrixXd Xb = with_condition(rng, n, k, cond[b]);
-      if (b == 5) Xb.col(2) = Xb.col(0) + Xb.col(1);  // planted: exactly collinear
-      if (b == 9) Xb.setZero();                       // planted: all zero
-      for (int j = 0; j < k; ++j)
-        for (int i = 0; i < n; ++i) X[static_cast<std::size_t>(b * sx + j * n + i)] = Xb(i, j);
-      for (int i = 0; i < n; ++i) y[static_cast<std::size_t>(b * sy + i)] = nd(rng);
-    }
-    y[static_cast<std::size_t>(13 * sy + 4)] = NAN;  // planted: a NaN response
-    OlsBatch bt;
-    bt.X = X.data();
-    bt.y = y.data();
-    bt.n_obs = n;
-    bt.n_reg = k;
-    bt.n_batch = n_batch;
-    bt.stride_x = sx;
-    bt.stride_y = sy;
-    const OlsBatchResult r = be->batched_ols(bt);
-    unsetenv("PANELBOOT_OLS_KERNEL");
-    ASSERT_EQ(r.status.size(), static_cast<std::size_t>(n_batch));
-    for (int b = 0; b < n_batch; ++b) {
-      SCOPED_TRACE("item " + std::to_string(b));
-      Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xb(X.data() + b * sx, n, k, Eigen::OuterStride<>(n));
-      Eigen::Map<const Eigen::VectorXd> yb(y.data() + b * sy, n);
-      if (b == 5 || b == 9) {
-        EXPECT_EQ(r.status[b], static_cast<int>(kernels::SolveStatus::kSingular));
-        EXPECT_TRUE(std::isnan(r.beta[static_cast<std::size_t>(b * k)]));
-        continue;
-      }
-      if (b == 13) {  // X is fine, the NaN propagates into beta and the SSR, never a crash
-        EXPECT_TRUE(std::isnan(r.ssr[b]));
-        continue;
-      }
-      EXPECT_EQ(r.status[b], 0);
-      const Eigen::VectorXd ref = Xb.colPivHouseholderQr().solve(yb);
-      // the normal equations lose cond^2 of accuracy
-      const double tol = cond[b] < 1e3 ? 1e-10 : cond[b] * cond[b] * 1e-15;
-      for (int j = 0; j < k; ++j)
-        EXPECT_NEAR(r.beta[static_cast<std::size_t>(b * k + j)], ref(j), tol * std::max(1.0, ref.cwiseAbs().maxCoeff()));
-      const double ssr = (yb - Xb * ref).squaredNorm();
-      EXPECT_NEAR(r.ssr[b], ssr, std::max(1e-9, tol) * ssr);
-    }
-    if (be->device() == Device::kCuda) {
-      EXPECT_GE(r.device_s, 0.0);
-    } else {
-      EXPECT_TRUE(std::isnan(r.device_s));
-    }
+  // warp. On a GPU every kernel in turn (PANELBOOT_OLS_KERNEL), each from pageable memory and
+  // from the backend's pinned memory (host_array: the copies go up in chunks on a second stream,
+  // overlapping the kernels).
+  std::vector<std::pair<std::string, bool>> kernels_to_try = {{"", false}, {"", true}};
+  if (be->device() == Device::kCuda) {
+    kernels_to_try.clear();
+    for (const char* kern : {"staged", "direct", "pipelined", "gemm"})
+      for (bool pinned : {false, true}) kernels_to_try.push_back({kern, pinned});
   }
+  for (const auto& [kern, pinned] : kernels_to_try)
+    for (const auto& [n, k] :
+         {std::pair{40, 6}, std::pair{45, 11}, std::pair{700, 11}, std::pair{40, 14}}) {
+      SCOPED_TRACE("n " + std::to_string(n) + ", k " + std::to_string(k) + " kernel " + kern +
+                   (pinned ? ", the backend's host memory" : ""));
+      if (!kern.empty()) setenv("PANELBOOT_OLS_KERNEL", kern.c_str(), 1);
+      const int n_batch = 64;
+      const std::int64_t sx = n * k + 3, sy = n + 1;  // strides larger than the items
+      std::vector<double> X(static_cast<std::size_t>(sx * n_batch), 0.0),
+          y(static_cast<std::size_t>(sy * n_batch), 0.0);
+      std::vector<double> cond(n_batch);
+      for (int b = 0; b < n_batch; ++b) {
+        cond[b] = b % 4 == 3 ? 1e6 : std::pow(10.0, (b % 4));  // 1, 10, 100 (< 1e3) and 1e6
+        Eigen::MatrixXd Xb = with_condition(rng, n, k, cond[b]);
+        if (b == 5) Xb.col(2) = Xb.col(0) + Xb.col(1);  // planted: exactly collinear
+        if (b == 9) Xb.setZero();                       // planted: all zero
+        for (int j = 0; j < k; ++j)
+          for (int i = 0; i < n; ++i) X[static_cast<std::size_t>(b * sx + j * n + i)] = Xb(i, j);
+        for (int i = 0; i < n; ++i) y[static_cast<std::size_t>(b * sy + i)] = nd(rng);
+      }
+      y[static_cast<std::size_t>(13 * sy + 4)] = NAN;  // planted: a NaN response
+      const std::unique_ptr<HostArray> hX = be->host_array(X.size()), hy = be->host_array(y.size());
+      std::copy(X.begin(), X.end(), hX->data());
+      std::copy(y.begin(), y.end(), hy->data());
+      OlsBatch bt;
+      bt.X = pinned ? hX->data() : X.data();
+      bt.y = pinned ? hy->data() : y.data();
+      bt.n_obs = n;
+      bt.n_reg = k;
+      bt.n_batch = n_batch;
+      bt.stride_x = sx;
+      bt.stride_y = sy;
+      const OlsBatchResult r = be->batched_ols(bt);
+      unsetenv("PANELBOOT_OLS_KERNEL");
+      ASSERT_EQ(r.status.size(), static_cast<std::size_t>(n_batch));
+      for (int b = 0; b < n_batch; ++b) {
+        SCOPED_TRACE("item " + std::to_string(b));
+        Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xb(X.data() + b * sx, n, k,
+                                                                      Eigen::OuterStride<>(n));
+        Eigen::Map<const Eigen::VectorXd> yb(y.data() + b * sy, n);
+        if (b == 5 || b == 9) {
+          EXPECT_EQ(r.status[b], static_cast<int>(kernels::SolveStatus::kSingular));
+          EXPECT_TRUE(std::isnan(r.beta[static_cast<std::size_t>(b * k)]));
+          continue;
+        }
+        if (b == 13) {  // X is fine, the NaN propagates into beta and the SSR, never a crash
+          EXPECT_TRUE(std::isnan(r.ssr[b]));
+          continue;
+        }
+        EXPECT_EQ(r.status[b], 0);
+        const Eigen::VectorXd ref = Xb.colPivHouseholderQr().solve(yb);
+        // the normal equations lose cond^2 of accuracy
+        const double tol = cond[b] < 1e3 ? 1e-10 : cond[b] * cond[b] * 1e-15;
+        for (int j = 0; j < k; ++j)
+          EXPECT_NEAR(r.beta[static_cast<std::size_t>(b * k + j)], ref(j),
+                      tol * std::max(1.0, ref.cwiseAbs().maxCoeff()));
+        const double ssr = (yb - Xb * ref).squaredNorm();
+        EXPECT_NEAR(r.ssr[b], ssr, std::max(1e-9, tol) * ssr);
+      }
+      if (be->device() == Device::kCuda) {
+        EXPECT_GE(r.device_s, 0.0);
+      } else {
+        EXPECT_TRUE(std::isnan(r.device_s));
+      }
+    }
   // n_obs == n_reg: an exact fit
   std::vector<double> Xs(9), ys(3);
   const Eigen::MatrixXd Q = with_condition(rng, 3, 3, 5.0);
@@ -928,6 +947,35 @@ INSTANTIATE_TEST_SUITE_P(Compiled, BackendSuite, ::testing::ValuesIn(compiled_ba
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(BackendSuite);
 
 }  // namespace
+
+// cuBLAS is opened only when a path needs it (a cold process that runs only the backend's own
+// kernels skips its ~50 ms load): the warp OLS kernels run without it, the DGEMM choice loads it.
+TEST(Backend, CublasIsLoadedOnlyWhenAPathNeedsIt) {
+  const std::unique_ptr<Backend> be = backend_or_skip(Device::kCuda);
+  if (!be) GTEST_SKIP() << "no usable CUDA device";
+  auto cublas_mapped = [] {
+    std::ifstream maps("/proc/self/maps");
+    const std::string text((std::istreambuf_iterator<char>(maps)),
+                           std::istreambuf_iterator<char>());
+    return text.find("/libcublas.so") != std::string::npos;
+  };
+  if (cublas_mapped()) GTEST_SKIP() << "cuBLAS was loaded by an earlier test of this process";
+  const std::int64_t n = 30, k = 3, n_batch = 4;
+  std::vector<double> X(static_cast<std::size_t>(n * k * n_batch)),
+      y(static_cast<std::size_t>(n * n_batch));
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> nd;
+  for (double& v : X) v = nd(rng);
+  for (double& v : y) v = nd(rng);
+  const OlsBatch bt{X.data(), y.data(), n, k, n_batch, n * k, n};
+  const OlsBatchResult warp = be->batched_ols(bt);
+  EXPECT_FALSE(cublas_mapped());
+  setenv("PANELBOOT_OLS_KERNEL", "gemm", 1);
+  const OlsBatchResult gemm = be->batched_ols(bt);
+  unsetenv("PANELBOOT_OLS_KERNEL");
+  EXPECT_TRUE(cublas_mapped());
+  for (std::size_t i = 0; i < warp.beta.size(); ++i) EXPECT_NEAR(warp.beta[i], gemm.beta[i], 1e-12);
+}
 
 TEST(Backend, CpuAlwaysAvailableAndAutoFallsBack) {
   EXPECT_EQ(make_backend(Device::kCpu)->device(), Device::kCpu);

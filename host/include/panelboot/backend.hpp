@@ -306,6 +306,38 @@ struct MachineLimits {
   double fp64_flops = 0;     // units x lanes x 2 (a multiply and an add per cycle) x clock
   double bytes_per_s = 0;    // CPU: a STREAM-like copy measured in this run; GPU: the interface's peak
   std::string bytes_source;
+  // GPU: pinned host memory to the device, measured when the limits are asked for (the floor of
+  // a call whose data starts on the host); 0 on the CPU
+  double host_to_device_bytes_per_s = 0;
+  std::string host_to_device_source;
+};
+
+// Host memory for the data a backend's calls read (the batched OLS design): page-locked
+// (pinned) on the CUDA backend, so that its copies to the device run at the link's full rate
+// and overlap its kernels; ordinary memory on the CPU. Uninitialized; it must not outlive the
+// backend that made it.
+class HostArray {
+ public:
+  virtual ~HostArray() = default;
+  double* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+ protected:
+  double* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// Ordinary host memory (the CPU backend's HostArray). Inline, like every default of Backend, so
+// that the CUDA plugin, which derives from Backend, needs nothing of the host library.
+class PlainHostArray final : public HostArray {
+ public:
+  explicit PlainHostArray(std::size_t n) : memory_(new double[n]) {
+    data_ = memory_.get();
+    size_ = n;
+  }
+
+ private:
+  std::unique_ptr<double[]> memory_;
 };
 
 class Backend {
@@ -318,6 +350,10 @@ class Backend {
   // backend's from the device's attributes; the CPU's are measured by the bench (cpu_limits), so
   // the CPU backend returns an empty one.
   virtual MachineLimits limits() const { return {}; }
+  // n doubles of host memory for this backend's inputs (HostArray): pinned on a GPU
+  virtual std::unique_ptr<HostArray> host_array(std::size_t n) const {
+    return std::make_unique<PlainHostArray>(n);
+  }
 
   // The weights of replications b0 .. b0+nb-1 as the wild bootstrap draws them: n_clu x nb,
   // row-major (Philox, or enumerated sign vectors). Exposed so tests can prove the draws match.

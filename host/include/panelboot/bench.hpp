@@ -54,6 +54,10 @@ struct BenchCase {
   double tolerance = 0;            // relative; 0: bit for bit
   std::string check;               // against the CPU's run: "" (none), "identical", "within 1e-09", "DIFFERS ..."
   double cpu_over_this = 0;        // the CPU's seconds over this backend's (0 on the CPU)
+  // a GPU's kernels alone (median of the warm runs; 0: not reported) against the device's floor
+  // (the model's bytes at its memory bandwidth), and the whole call against the transfer floor
+  // (the bytes copied up at the measured pinned host-to-device rate)
+  double device_seconds = 0, device_floor_seconds = 0, transfer_floor_seconds = 0;
 };
 
 struct BenchReport {

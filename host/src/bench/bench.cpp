@@ -45,13 +45,16 @@ std::string utc_now() {
 }
 
 // The median, fastest and slowest of the warm runs.
-void summarize_runs(BenchCase& c) {
-  std::vector<double> t = c.runs;
+double median_of(std::vector<double> t) {
   std::sort(t.begin(), t.end());
   const std::size_t m = t.size();
-  c.seconds = m % 2 ? t[m / 2] : 0.5 * (t[m / 2 - 1] + t[m / 2]);
-  c.seconds_min = t.front();
-  c.seconds_max = t.back();
+  return m % 2 ? t[m / 2] : 0.5 * (t[m / 2 - 1] + t[m / 2]);
+}
+
+void summarize_runs(BenchCase& c) {
+  c.seconds = median_of(c.runs);
+  c.seconds_min = *std::min_element(c.runs.begin(), c.runs.end());
+  c.seconds_max = *std::max_element(c.runs.begin(), c.runs.end());
 }
 
 // Roofline: the bound is the resource whose limit the work needs longer on; the achieved rate is
@@ -136,9 +139,11 @@ void run_case(const bench::Workload& w, OpenBackend& be, int repeats, BenchCase&
   c.tolerance = w.tolerance;
   bench::RunOutcome first;
   c.cold_seconds = seconds_of([&] { first = w.run(*be.backend); });
+  std::vector<double> device_runs;
   for (int r = 0; r < repeats; ++r) {
     bench::RunOutcome again;
     c.runs.push_back(seconds_of([&] { again = w.run(*be.backend); }));
+    device_runs.push_back(again.device_s);
     const std::string same = agreement(first.signature, again.signature, w.tolerance);
     if (same.rfind("DIFFERS", 0) == 0)
       throw std::runtime_error("bench: " + w.problem + " (" + w.size + ") on " + be.name +
@@ -151,6 +156,12 @@ void run_case(const bench::Workload& w, OpenBackend& be, int repeats, BenchCase&
   if (first.ladder_value > 0) c.ladder_value = first.ladder_value;
   c.reps_per_s = c.seconds > 0 ? c.replications / c.seconds : 0;
   place_on_roofline(c, be.limits);
+  if (!device_runs.empty() && first.device_s > 0) {
+    c.device_seconds = median_of(device_runs);
+    if (be.limits.bytes_per_s > 0) c.device_floor_seconds = c.bytes / be.limits.bytes_per_s;
+  }
+  if (first.host_bytes > 0 && be.limits.host_to_device_bytes_per_s > 0)
+    c.transfer_floor_seconds = first.host_bytes / be.limits.host_to_device_bytes_per_s;
 }
 
 }  // namespace
@@ -207,7 +218,7 @@ BenchReport run_bench(const BenchOptions& o) {
     for (const bench::Workload& w : bench::workloads_of(problem, o.quick, o.max_memory)) {
       check_memory(w.memory_bytes, o.max_memory, "bench problem " + w.problem + " (" + w.size + ")",
                    "leave the problem out with --problems, use --quick, or free memory");
-      w.prepare();
+      w.prepare(*backends.back().backend);  // the GPU's memory when one runs
       const BenchCase* cpu_case = nullptr;
       for (OpenBackend& be : backends) {
         if (be.name != "cpu" && !w.gpu_capable) continue;

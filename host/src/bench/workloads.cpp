@@ -127,7 +127,7 @@ struct Held {
 };
 
 Workload with_frame(Workload w, std::function<DataFrame()> make_frame, const Held<DataFrame>& frame) {
-  w.prepare = [frame, make_frame] { frame.make(make_frame()); };
+  w.prepare = [frame, make_frame](const Backend&) { frame.make(make_frame()); };
   w.release = [frame] { frame.clear(); };
   return w;
 }
@@ -282,7 +282,7 @@ std::vector<Workload> ols_batch(bool quick, std::uint64_t /*max_memory: checked 
   const std::int64_t n = 200, k = 10;
   for (std::int64_t nb : ladder_of<std::int64_t>({2000, 20000}, 60000, quick)) {
     struct Data {
-      std::vector<double> X, y;
+      std::unique_ptr<HostArray> X, y;  // pinned when a GPU runs: its copies overlap its kernels
     };
     const Held<Data> data;
     Workload w = described("ols-batch", "batch", static_cast<double>(nb), std::to_string(nb) + " x (200 x 10)",
@@ -291,19 +291,19 @@ std::vector<Workload> ols_batch(bool quick, std::uint64_t /*max_memory: checked 
                            "read, beta and the SSR written",
                            8.0 * static_cast<double>(nb) * (n * k + n) * 1.2);
     w.tolerance = 1e-9;  // a device's summation order may differ in the last bits
-    w.prepare = [data, nb] {
+    w.prepare = [data, nb](const Backend& host) {
       Data d;
       Normals rng(3);
-      d.X.resize(static_cast<std::size_t>(n * k * nb));
-      d.y.resize(static_cast<std::size_t>(n * nb));
-      for (double& v : d.X) v = rng.next();
-      for (double& v : d.y) v = rng.next();
+      d.X = host.host_array(static_cast<std::size_t>(n * k * nb));
+      d.y = host.host_array(static_cast<std::size_t>(n * nb));
+      for (HostArray* a : {d.X.get(), d.y.get()})
+        for (std::size_t i = 0; i < a->size(); ++i) a->data()[i] = rng.next();
       data.make(std::move(d));
     };
     w.release = [data] { data.clear(); };
     w.run = [data, nb](const Backend& be) {
       const Data& d = *data;
-      const OlsBatch bt{d.X.data(), d.y.data(), n, k, nb, n * k, n};
+      const OlsBatch bt{d.X->data(), d.y->data(), n, k, nb, n * k, n};
       const OlsBatchResult r = be.batched_ols(bt);
       RunOutcome ro;
       double sum_beta = 0, sum_ssr = 0, bad = 0;
@@ -314,6 +314,8 @@ std::vector<Workload> ols_batch(bool quick, std::uint64_t /*max_memory: checked 
       const double items = static_cast<double>(nb);
       ro.flops = items * (static_cast<double>(n) * (k + 1) * (k + 2) + 2.0 * n * (k + 1));
       ro.bytes = items * 8.0 * static_cast<double>(n * k + n + k + 1);
+      ro.host_bytes = items * 8.0 * static_cast<double>(n * k + n);
+      if (std::isfinite(r.device_s)) ro.device_s = r.device_s;
       return ro;
     };
     out.push_back(w);
@@ -453,7 +455,7 @@ std::vector<Workload> csv_reading(bool quick, std::uint64_t /*max_memory: checke
         "bytes: the text read once and the columns (8 bytes a value) and line numbers written once",
         N * (90.0 + 8.0 * (k + 3) + 4.0) * 1.6);
     w.gpu_capable = false;
-    w.prepare = [text, N] {
+    w.prepare = [text, N](const Backend&) {
       text.make(
           csv_text_of(synthetic_panel_frame(static_cast<std::int64_t>(N) / 20, 20, k, false, 11)));
     };

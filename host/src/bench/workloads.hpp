@@ -17,6 +17,8 @@ struct RunOutcome {
   std::vector<double> signature;  // the results compared across backends
   double flops = 0, bytes = 0;
   double ladder_value = 0;        // the size once known (threshold: the grid's points); 0: as planned
+  double device_s = 0;    // a GPU's own time (its kernels, copies excluded); 0: not reported
+  double host_bytes = 0;  // the bytes the call copies from host memory to a GPU
 };
 
 struct Workload {
@@ -25,7 +27,8 @@ struct Workload {
   double memory_bytes = 0;        // estimated before prepare() allocates
   double tolerance = 0;           // relative, between backends (0: bit for bit)
   bool gpu_capable = true;        // false: the problem has no device path (the bench runs it on the CPU only)
-  std::function<void()> prepare;  // makes the data; not timed
+  // makes the data, in `host`'s memory (the GPU's pinned memory when a GPU runs); not timed
+  std::function<void(const Backend& host)> prepare;
   std::function<RunOutcome(const Backend&)> run;
   std::function<void()> release;  // frees the data
 };

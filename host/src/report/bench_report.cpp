@@ -25,7 +25,10 @@ json limits_json(const MachineLimits& m) {
           {"clock_source", m.clock_source},
           {"fp64_flops", m.fp64_flops},
           {"bytes_per_s", m.bytes_per_s},
-          {"bytes_source", m.bytes_source}};
+          {"bytes_source", m.bytes_source},
+          {"host_to_device_bytes_per_s",
+           m.host_to_device_bytes_per_s > 0 ? json(m.host_to_device_bytes_per_s) : json()},
+          {"host_to_device_source", m.host_to_device_source}};
 }
 
 // "1.23 GFLOP/s", "4.8 TB/s"
@@ -39,11 +42,26 @@ std::string rate_text(double v, const std::string& unit) {
   return fmt_num("%.3g", v) + " " + prefix[p] + (unit == "B/s" ? "B/s" : "FLOP/s");
 }
 
+// A GPU case's kernels against the device's floor and the whole call against the transfer
+// floor, where the workload reports them ("" otherwise).
+std::string floors_text(const BenchCase& c) {
+  std::string t;
+  if (c.device_seconds > 0 && c.device_floor_seconds > 0)
+    t += "; kernels " + fmt_num("%.3g", c.device_seconds) +
+         " s = " + fmt_num("%.2f", c.device_seconds / c.device_floor_seconds) +
+         "x the device floor " + fmt_num("%.3g", c.device_floor_seconds) + " s";
+  if (c.transfer_floor_seconds > 0)
+    t += "; the whole call " + fmt_num("%.2f", c.seconds / c.transfer_floor_seconds) +
+         "x the transfer floor " + fmt_num("%.3g", c.transfer_floor_seconds) +
+         " s (pinned host to device)";
+  return t;
+}
+
 std::string verdict(const BenchCase& c, const std::string& device) {
   const std::string what = c.bound == "memory" ? (device == "cpu" ? "the measured copy bandwidth" : "the memory bandwidth")
                                                : "the FP64 peak";
   return c.bound + "-bound: " + fmt_num("%.1f", 100 * c.fraction_of_limit) + "% of " + what + " (" +
-         rate_text(c.achieved, c.unit) + " of " + rate_text(c.limit, c.unit) + ")";
+         rate_text(c.achieved, c.unit) + " of " + rate_text(c.limit, c.unit) + ")" + floors_text(c);
 }
 
 json case_json(const BenchCase& c) {
@@ -51,31 +69,36 @@ json case_json(const BenchCase& c) {
   for (double s : c.runs) runs.push_back(s);
   json values = json::array();  // what the run computed (counts, p-values, sums), compared across backends
   for (double v : c.signature) values.push_back(num_or_null(v));
-  return {{"problem", c.problem},
-          {"backend", c.backend},
-          {"size", c.size},
-          {"ladder", c.ladder},
-          {"ladder_value", c.ladder_value},
-          {"replications", c.replications},
-          {"replication_unit", c.replication_unit},
-          {"seconds", c.seconds},
-          {"seconds_min", c.seconds_min},
-          {"seconds_max", c.seconds_max},
-          {"cold_seconds", c.cold_seconds},
-          {"runs", runs},
-          {"reps_per_s", c.reps_per_s},
-          {"flops", c.flops},
-          {"bytes", c.bytes},
-          {"model", c.model},
-          {"bound", c.bound},
-          {"achieved", c.achieved},
-          {"limit", c.limit},
-          {"unit", c.unit},
-          {"fraction_of_limit", c.fraction_of_limit},
-          {"verdict", verdict(c, c.backend)},
-          {"values", values},
-          {"check", c.check.empty() ? json() : json(c.check)},
-          {"cpu_over_this", c.cpu_over_this > 0 ? json(c.cpu_over_this) : json()}};
+  return {
+      {"problem", c.problem},
+      {"backend", c.backend},
+      {"size", c.size},
+      {"ladder", c.ladder},
+      {"ladder_value", c.ladder_value},
+      {"replications", c.replications},
+      {"replication_unit", c.replication_unit},
+      {"seconds", c.seconds},
+      {"seconds_min", c.seconds_min},
+      {"seconds_max", c.seconds_max},
+      {"cold_seconds", c.cold_seconds},
+      {"runs", runs},
+      {"reps_per_s", c.reps_per_s},
+      {"flops", c.flops},
+      {"bytes", c.bytes},
+      {"model", c.model},
+      {"bound", c.bound},
+      {"achieved", c.achieved},
+      {"limit", c.limit},
+      {"unit", c.unit},
+      {"fraction_of_limit", c.fraction_of_limit},
+      {"verdict", verdict(c, c.backend)},
+      {"values", values},
+      {"check", c.check.empty() ? json() : json(c.check)},
+      {"cpu_over_this", c.cpu_over_this > 0 ? json(c.cpu_over_this) : json()},
+      {"device_seconds", c.device_seconds > 0 ? json(c.device_seconds) : json()},
+      {"device_floor_seconds", c.device_floor_seconds > 0 ? json(c.device_floor_seconds) : json()},
+      {"transfer_floor_seconds",
+       c.transfer_floor_seconds > 0 ? json(c.transfer_floor_seconds) : json()}};
 }
 
 std::string machine_line(const MachineLimits& m) {
@@ -84,6 +107,9 @@ std::string machine_line(const MachineLimits& m) {
     << " FP64 " << (m.device == "cpu" ? "lanes" : "units") << " x 2 x " << fmt_num("%.3g", m.clock_hz / 1e9)
     << " GHz (" << m.clock_source << ") = " << rate_text(m.fp64_flops, "FLOP/s") << " peak; memory "
     << rate_text(m.bytes_per_s, "B/s") << " (" << m.bytes_source << ")";
+  if (m.host_to_device_bytes_per_s > 0)
+    s << "; host to device " << rate_text(m.host_to_device_bytes_per_s, "B/s") << " ("
+      << m.host_to_device_source << ")";
   return s.str();
 }
 
