@@ -23,15 +23,9 @@ inline V4 load4(const double* p) {
 }
 inline void store4(double* p, V4 x) { std::memcpy(p, &x, sizeof x); }
 
-// Eight doubles: one AVX-512 register in the avx512f clone, two AVX ones in the AVX2 clone,
-// four SSE pairs in the baseline one; each lane is one replication, so the width changes no bit.
+// Eight doubles: one AVX-512 register, for the avx512f functions only (GCC's code for 64-byte
+// vectors without AVX-512 goes through the stack: the AVX2 and baseline code takes V4).
 typedef double V8 __attribute__((vector_size(64)));
-inline __attribute__((always_inline)) V8 load8(const double* p) {
-  V8 x;
-  std::memcpy(&x, p, sizeof x);
-  return x;
-}
-inline __attribute__((always_inline)) void store8(double* p, V8 x) { std::memcpy(p, &x, sizeof x); }
 
 // One row of C over replications [b0, nb): each output summed over d in order.
 inline __attribute__((always_inline)) void gemm_row_tail(const double* a, std::size_t d,
@@ -44,39 +38,54 @@ inline __attribute__((always_inline)) void gemm_row_tail(const double* a, std::s
   }
 }
 
-// Rows i0 .. i0+R-1 of C, 32 replications at a time in registers (R x 4 accumulators of eight).
-template <int R>
+template <class Vec>
+inline __attribute__((always_inline)) Vec load_vec(const double* p) {
+  Vec x;
+  std::memcpy(&x, p, sizeof x);
+  return x;
+}
+template <class Vec>
+inline __attribute__((always_inline)) void store_vec(double* p, Vec x) {
+  std::memcpy(p, &x, sizeof x);
+}
+
+// Rows i0 .. i0+R-1 of C, 32 replications at a time in registers: R x (32 / lanes) accumulators
+// of Vec (V8: eight zmm accumulators in the AVX-512 clone; V4: eight ymm ones in the AVX2 clone,
+// where GCC's code for 64-byte vectors goes through the stack). Each lane is one replication, so
+// the vector width changes no bit.
+template <int R, class Vec>
 inline __attribute__((always_inline)) void gemm_row_block(const double* A, std::size_t i0,
                                                           std::size_t d, const double* B,
                                                           std::size_t nb, double* C,
                                                           bool subtract) {
+  constexpr int W = sizeof(Vec) / sizeof(double), NV = 32 / W;
   std::size_t b0 = 0;
   for (; b0 + 32 <= nb; b0 += 32) {
-    V8 acc[R][4] = {};
+    Vec acc[R][NV] = {};
     for (std::size_t g = 0; g < d; ++g) {
       const double* bg = B + g * nb + b0;
-      const V8 bv[4] = {load8(bg), load8(bg + 8), load8(bg + 16), load8(bg + 24)};
+      Vec bv[NV];
+      for (int r = 0; r < NV; ++r) bv[r] = load_vec<Vec>(bg + W * r);
       for (int i = 0; i < R; ++i) {
-        const double ag = A[(i0 + i) * d + g];
-        const V8 av = {ag, ag, ag, ag, ag, ag, ag, ag};
-        for (int r = 0; r < 4; ++r) acc[i][r] += av * bv[r];
+        const Vec av = Vec{} + A[(i0 + i) * d + g];
+        for (int r = 0; r < NV; ++r) acc[i][r] += av * bv[r];
       }
     }
     for (int i = 0; i < R; ++i) {
       double* c = C + (i0 + i) * nb + b0;
-      for (int r = 0; r < 4; ++r)
-        store8(c + 8 * r, subtract ? load8(c + 8 * r) - acc[i][r] : acc[i][r]);
+      for (int r = 0; r < NV; ++r)
+        store_vec(c + W * r, subtract ? load_vec<Vec>(c + W * r) - acc[i][r] : acc[i][r]);
     }
   }
   for (int i = 0; i < R; ++i)
     gemm_row_tail(A + (i0 + i) * d, d, B, nb, b0, C + (i0 + i) * nb, subtract);
 }
 
-// AVX2 and the baseline: one row at a time (four accumulators of eight fill 16 ymm registers).
+// AVX2 and the baseline: one row at a time in four-double vectors (eight accumulators).
 __attribute__((target_clones("avx2", "default"))) void gemm_rows_narrow(
     const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb, double* C,
     bool subtract) {
-  for (std::size_t i = 0; i < m; ++i) gemm_row_block<1>(A, i, d, B, nb, C, subtract);
+  for (std::size_t i = 0; i < m; ++i) gemm_row_block<1, V4>(A, i, d, B, nb, C, subtract);
 }
 
 // AVX-512: two rows at a time share each load of B (32 zmm registers hold the eight
@@ -85,8 +94,8 @@ __attribute__((target("avx512f"))) void gemm_rows_wide(const double* A, std::siz
                                                        std::size_t d, const double* B,
                                                        std::size_t nb, double* C, bool subtract) {
   std::size_t i = 0;
-  for (; i + 2 <= m; i += 2) gemm_row_block<2>(A, i, d, B, nb, C, subtract);
-  for (; i < m; ++i) gemm_row_block<1>(A, i, d, B, nb, C, subtract);
+  for (; i + 2 <= m; i += 2) gemm_row_block<2, V8>(A, i, d, B, nb, C, subtract);
+  for (; i < m; ++i) gemm_row_block<1, V8>(A, i, d, B, nb, C, subtract);
 }
 
 // (cpu.hpp) C (m x nb) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with `subtract`.
@@ -101,28 +110,34 @@ void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, s
     gemm_rows_narrow(A, m, d, B, nb, C, subtract);
 }
 
-// Philox4x32-10 (Random123's, as kernels::philox_block) for eight counters at once: lane l
-// holds replication b0 + l, every 32-bit word in a 64-bit lane (the products need 64 bits).
+// Philox4x32-10 (Random123's, as kernels::philox_block) for W counters at once (U: W 64-bit
+// lanes): lane l holds replication b0 + l, every 32-bit word in a 64-bit lane (the products need
+// 64 bits).
 typedef std::uint64_t U8 __attribute__((vector_size(64)));
-struct PhiloxWords8 {
-  U8 v[4];
+typedef std::uint64_t U4 __attribute__((vector_size(32)));
+template <class U>
+struct PhiloxWords {
+  U v[4];
 };
 
-inline __attribute__((always_inline)) PhiloxWords8 philox8(std::uint64_t seed, std::uint64_t b0,
-                                                           std::uint32_t block,
-                                                           std::uint32_t stream) {
+template <class U>
+inline __attribute__((always_inline)) PhiloxWords<U> philox_lanes(std::uint64_t seed,
+                                                                  std::uint64_t b0,
+                                                                  std::uint32_t block,
+                                                                  std::uint32_t stream) {
+  constexpr int W = sizeof(U) / sizeof(std::uint64_t);
   constexpr std::uint64_t kLow = 0xffffffffu;
-  const U8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
-  const U8 b = lane + b0;
-  U8 c0 = b & kLow, c1 = b >> 32, c2 = U8{} + block, c3 = U8{} + stream;
+  U b;
+  for (int l = 0; l < W; ++l) b[l] = b0 + static_cast<std::uint64_t>(l);
+  U c0 = b & kLow, c1 = b >> 32, c2 = U{} + block, c3 = U{} + stream;
   std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
   for (int round = 0; round < 10; ++round) {
     if (round > 0) {
       k0 += 0x9E3779B9u;
       k1 += 0xBB67AE85u;
     }
-    const U8 p0 = c0 * 0xD2511F53u, p1 = c2 * 0xCD9E8D57u;
-    const U8 n0 = (p1 >> 32) ^ c1 ^ k0, n2 = (p0 >> 32) ^ c3 ^ k1;
+    const U p0 = c0 * 0xD2511F53u, p1 = c2 * 0xCD9E8D57u;
+    const U n0 = (p1 >> 32) ^ c1 ^ k0, n2 = (p0 >> 32) ^ c3 ^ k1;
     c1 = p1 & kLow;
     c3 = p0 & kLow;
     c0 = n0;
@@ -131,22 +146,47 @@ inline __attribute__((always_inline)) PhiloxWords8 philox8(std::uint64_t seed, s
   return {{c0, c1, c2, c3}};
 }
 
-// Rademacher weights of replications b0 .. b0+nb8-1 (nb8 a multiple of 8) into V (G x nb,
-// row-major): each Philox block gives 128 clusters' signs for eight replications, stored as
-// eight consecutive doubles of a row.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void rademacher_rows8(
-    std::uint64_t seed, std::uint64_t b0, std::size_t nb8, std::uint32_t G, double* V,
-    std::size_t nb) {
-  const V8 plus = {1, 1, 1, 1, 1, 1, 1, 1}, minus = -plus;
-  for (std::size_t b = 0; b < nb8; b += 8)
+// Rademacher weights of replications b0 .. b0+nbw-1 (nbw a multiple of W) into V (G x nb,
+// row-major): each Philox block gives 128 clusters' signs for W replications, stored as W
+// consecutive doubles of a row. U and Vec: W lanes of 64-bit integers and doubles.
+template <class U, class Vec>
+inline __attribute__((always_inline)) void rademacher_rows(std::uint64_t seed, std::uint64_t b0,
+                                                           std::size_t nbw, std::uint32_t G,
+                                                           double* V, std::size_t nb) {
+  constexpr int W = sizeof(U) / sizeof(std::uint64_t);
+  const Vec plus = Vec{} + 1.0, minus = -plus;
+  for (std::size_t b = 0; b < nbw; b += W)
     for (std::uint32_t g0 = 0; g0 < G; g0 += 128) {
-      const PhiloxWords8 r = philox8(seed, b0 + b, g0 >> 7, 0);
+      const PhiloxWords<U> r = philox_lanes<U>(seed, b0 + b, g0 >> 7, 0);
       const std::uint32_t end = G - g0 < 128 ? G - g0 : 128;
       for (std::uint32_t j = 0; j < end; ++j) {
-        const U8 bit = (r.v[j >> 5] >> (j & 31)) & 1u;
-        store8(V + static_cast<std::size_t>(g0 + j) * nb + b, bit != 0 ? plus : minus);
+        const U bit = (r.v[j >> 5] >> (j & 31)) & 1u;
+        store_vec(V + static_cast<std::size_t>(g0 + j) * nb + b, bit != 0 ? plus : minus);
       }
     }
+}
+
+// Eight replications at a time in AVX-512; four in AVX2 and the baseline (64-byte vectors
+// would go through the stack there).
+__attribute__((target("avx512f"))) void rademacher_rows_wide(std::uint64_t seed, std::uint64_t b0,
+                                                             std::size_t nb8, std::uint32_t G,
+                                                             double* V, std::size_t nb) {
+  rademacher_rows<U8, V8>(seed, b0, nb8, G, V, nb);
+}
+
+__attribute__((target_clones("avx2", "default"))) void rademacher_rows_narrow(
+    std::uint64_t seed, std::uint64_t b0, std::size_t nb8, std::uint32_t G, double* V,
+    std::size_t nb) {
+  rademacher_rows<U4, V4>(seed, b0, nb8, G, V, nb);
+}
+
+void rademacher_weight_rows(std::uint64_t seed, std::uint64_t b0, std::size_t nb8, std::uint32_t G,
+                            double* V, std::size_t nb) {
+  static const bool wide = __builtin_cpu_supports("avx512f");
+  if (wide)
+    rademacher_rows_wide(seed, b0, nb8, G, V, nb);
+  else
+    rademacher_rows_narrow(seed, b0, nb8, G, V, nb);
 }
 
 // (cpu.hpp) kernels::wild_weights_block's V, the same bits: Rademacher draws eight replications at
@@ -157,7 +197,7 @@ void wild_weights_block(std::uint64_t seed, kernels::WeightType type, bool enume
   std::size_t done = 0;
   if (type == kernels::WeightType::kRademacher && !enumerate) {
     done = nb - nb % 8;
-    rademacher_rows8(seed, b0, done, g, V, nb);
+    rademacher_weight_rows(seed, b0, done, g, V, nb);
   }
   for (std::size_t b = done; b < nb; ++b)
     kernels::wild_weights_column(seed, type, enumerate, b0 + b, g, V + b, nb);
