@@ -57,6 +57,17 @@ def check_case(r, limits, repeats):
         fail(f"{r['problem']}: fraction_of_limit {r['fraction_of_limit']}")
     if not r["verdict"].startswith(bound + "-bound: "):
         fail(f"{r['problem']}: verdict {r['verdict']!r}")
+    # a GPU's kernels against the device floor, the whole call against the transfer floor: null
+    # where not reported (every CPU case), else in the verdict
+    floors = ("device_seconds", "device_floor_seconds", "transfer_floor_seconds")
+    if any(k not in r for k in floors):
+        fail(f"{r['problem']}: lacks one of {floors}")
+    if r["backend"] == "cpu" and any(r[k] is not None for k in floors):
+        fail(f"{r['problem']} on the CPU reports GPU floors: {[r[k] for k in floors]}")
+    if r["device_seconds"] and f"{r['device_seconds'] / r['device_floor_seconds']:.2f}x the device floor" not in r["verdict"]:
+        fail(f"{r['problem']}: verdict {r['verdict']!r} lacks the kernels against the device floor")
+    if r["transfer_floor_seconds"] and f"{r['seconds'] / r['transfer_floor_seconds']:.2f}x the transfer floor" not in r["verdict"]:
+        fail(f"{r['problem']}: verdict {r['verdict']!r} lacks the whole call against the transfer floor")
 
 
 def main():
@@ -74,6 +85,8 @@ def main():
         with open(js) as f:
             doc = json.load(f)
         cpu = doc["machine"]["cpu"]
+        if "host_to_device_bytes_per_s" not in cpu or cpu["host_to_device_bytes_per_s"] is not None:
+            fail(f"the CPU's limits: host_to_device_bytes_per_s should be null, got {cpu.get('host_to_device_bytes_per_s', 'absent')!r}")
         peak = cpu["units"] * cpu["fp64_lanes"] * 2 * cpu["clock_hz"]
         if not close(cpu["fp64_flops"], peak) or cpu["fp64_lanes"] not in (2, 4, 8):
             fail(f"CPU peak {cpu['fp64_flops']} != units x lanes x 2 x clock ({peak})")
