@@ -728,21 +728,49 @@ TEST(Backend, ThresholdBatchesGiveThePerReplicationBits) {
   expect_same_fstar(estimate_threshold(tiny, c, *cpu), estimate_threshold(tiny, c, one), rng_seed, 21);
 }
 
-// ThresholdBatch::project compiled for AVX-512, AVX2 and the baseline (each a wrapper built for
-// that instruction set, as the CPU backend's clones are) against threshold_project one
-// replication at a time, on synthetic views: Hansen-style deleted rows or not, time effects or
-// not, one or two regime regressors, 1 to 9 linear regressors, fewer rows than lanes or more.
-__attribute__((target("avx512f"))) void batch_avx512(cpu::ThresholdBatch& tb, const kernels::ThresholdBootView& v,
-                                                     const double* QL, std::uint64_t b0, int nb, double* s0) {
+// ThresholdBatchOf::project compiled for AVX-512 (eight replications a batch), AVX2 and the
+// baseline (four), each a wrapper built for that instruction set as the CPU backend's functions
+// are, against threshold_project one replication at a time, on synthetic views: Hansen-style
+// deleted rows or not, time effects or not, one or two regime regressors, 1 to 9 linear
+// regressors, fewer rows than lanes or more; five replications, so a batch of four is followed
+// by one of a single replication.
+using WideBatch = cpu::ThresholdBatchOf<8>;
+using NarrowBatch = cpu::ThresholdBatchOf<4>;
+__attribute__((target("avx512f"))) void batch_avx512(WideBatch& tb,
+                                                     const kernels::ThresholdBootView& v,
+                                                     const double* QL, std::uint64_t b0, int nb,
+                                                     double* s0) {
   tb.project(v, QL, b0, nb, s0);
 }
-__attribute__((target("avx2"))) void batch_avx2(cpu::ThresholdBatch& tb, const kernels::ThresholdBootView& v,
-                                                const double* QL, std::uint64_t b0, int nb, double* s0) {
+__attribute__((target("avx2"))) void batch_avx2(NarrowBatch& tb,
+                                                const kernels::ThresholdBootView& v,
+                                                const double* QL, std::uint64_t b0, int nb,
+                                                double* s0) {
   tb.project(v, QL, b0, nb, s0);
 }
-void batch_baseline(cpu::ThresholdBatch& tb, const kernels::ThresholdBootView& v, const double* QL, std::uint64_t b0,
-                    int nb, double* s0) {
+void batch_baseline(NarrowBatch& tb, const kernels::ThresholdBootView& v, const double* QL,
+                    std::uint64_t b0, int nb, double* s0) {
   tb.project(v, QL, b0, nb, s0);
+}
+
+// Replications 7 .. 7 + nb - 1 in batches of Batch::W by `project`: each one's S0 and r.
+template <class Batch, class Project>
+void batches_of(const kernels::ThresholdBootView& v, int nb, Project project,
+                std::vector<double>& s0, std::vector<std::vector<double>>& r) {
+  const std::vector<double> QL = Batch::lane_major(v);
+  Batch tb(v);
+  s0.assign(static_cast<std::size_t>(nb), 0.0);
+  r.assign(static_cast<std::size_t>(nb),
+           std::vector<double>(static_cast<std::size_t>(v.n_grid * v.p)));
+  for (int b0 = 0; b0 < nb; b0 += Batch::W) {
+    const int m = std::min(Batch::W, nb - b0);
+    double s[Batch::W];
+    project(tb, v, QL.data(), static_cast<std::uint64_t>(7 + b0), m, s);
+    for (int i = 0; i < m; ++i) {
+      s0[static_cast<std::size_t>(b0 + i)] = s[i];
+      tb.extract(v, i, r[static_cast<std::size_t>(b0 + i)].data());
+    }
+  }
 }
 
 // One instance per instruction set of the backend's clones; a set this CPU lacks is skipped
@@ -816,22 +844,23 @@ TEST_P(ThresholdBatchIsa, EqualsTheKernel) {
       s0_ref[i] = kernels::threshold_project(v, static_cast<std::uint64_t>(7 + i), sc, kernels::SoloTeam{});
       r_ref[i].assign(sc.r, sc.r + n_grid * p);
     }
-    const std::vector<double> QL = cpu::ThresholdBatch::lane_major(v);
     auto same = [](double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; };
     {
       const char* isa = isa_param.c_str();
-      cpu::ThresholdBatch tb(v);
-      double s0[cpu::ThresholdBatch::W];
-      if (std::strcmp(isa, "avx512f") == 0) batch_avx512(tb, v, QL.data(), 7, nb, s0);
-      else if (std::strcmp(isa, "avx2") == 0) batch_avx2(tb, v, QL.data(), 7, nb, s0);
-      else batch_baseline(tb, v, QL.data(), 7, nb, s0);
-      std::vector<double> r(static_cast<std::size_t>(n_grid * p));
+      std::vector<double> s0;
+      std::vector<std::vector<double>> r;
+      if (std::strcmp(isa, "avx512f") == 0)
+        batches_of<WideBatch>(v, nb, batch_avx512, s0, r);
+      else if (std::strcmp(isa, "avx2") == 0)
+        batches_of<NarrowBatch>(v, nb, batch_avx2, s0, r);
+      else
+        batches_of<NarrowBatch>(v, nb, batch_baseline, s0, r);
       for (int i = 0; i < nb; ++i) {
         EXPECT_TRUE(same(s0[i], s0_ref[i])) << isa << " rep " << rep << " replication " << i;
-        tb.extract(v, i, r.data());
-        for (std::size_t g = 0; g < r.size(); ++g)
-          ASSERT_TRUE(same(r[g], r_ref[i][g])) << isa << " rep " << rep << " replication " << i << " entry " << g
-                                                << ": " << r[g] << " vs " << r_ref[i][g];
+        for (std::size_t g = 0; g < r[i].size(); ++g)
+          ASSERT_TRUE(same(r[i][g], r_ref[i][g]))
+              << isa << " rep " << rep << " replication " << i << " entry " << g << ": " << r[i][g]
+              << " vs " << r_ref[i][g];
       }
     }
   }

@@ -1,6 +1,6 @@
 // The threshold bootstrap on the CPU (cuda/threshold.cu is its twin): the shared replication of
-// kernels/threshold_boot.hpp, eight replications at a time (threshold_batch.hpp), each one's
-// search with one regime regressor as vector loops over the grid points.
+// kernels/threshold_boot.hpp, eight or four replications at a time (threshold_batch.hpp), each
+// one's search with one regime regressor as vector loops over the grid points.
 #include <algorithm>
 #include <memory>
 
@@ -88,13 +88,60 @@ double threshold_search_one(const kernels::ThresholdBootView& v, const HostGramA
   return kernels::threshold_search_fstar(v, ss);
 }
 
-// kThresholdBatch replications' y* .. r at once (threshold_batch.hpp); the AVX-512 clone is
-// built without FMA contraction (-ffp-contract=off), so every clone gives the same bits.
-constexpr int kThresholdBatch = ThresholdBatch::W;
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void threshold_project_batch(ThresholdBatch& tb, const kernels::ThresholdBootView& v, const double* QL,
-                             std::uint64_t b0, int nb, double* s0) {
+// A batch's y* .. r at once (threshold_batch.hpp): eight replications in the AVX-512 function,
+// four in the AVX2 and baseline clones; built without FMA contraction (-ffp-contract=off), so
+// every clone and width gives the same bits.
+using WideBatch = ThresholdBatchOf<8>;
+using NarrowBatch = ThresholdBatchOf<4>;
+__attribute__((target("avx512f"))) void threshold_project_batch(WideBatch& tb,
+                                                                const kernels::ThresholdBootView& v,
+                                                                const double* QL, std::uint64_t b0,
+                                                                int nb, double* s0) {
   tb.project(v, QL, b0, nb, s0);
+}
+__attribute__((target_clones("avx2", "default"))) void threshold_project_batch(
+    NarrowBatch& tb, const kernels::ThresholdBootView& v, const double* QL, std::uint64_t b0,
+    int nb, double* s0) {
+  tb.project(v, QL, b0, nb, s0);
+}
+
+// F* of every replication, Batch::W at a time: y* .. r together, then each one's search. A job
+// of under about 10 ms on one thread runs on one: starting a process's thread team can cost
+// more than that on a small, loaded machine (bench/RESULTS.md).
+template <class Batch>
+std::vector<double> batched_fstar(const ThresholdBootSpec& sp, const HostGramAccess& hg) {
+  constexpr int W = Batch::W;
+  const kernels::ThresholdBootView& v = sp.view;
+  std::vector<double> fstar(static_cast<std::size_t>(sp.n_boot));
+  RegionErrors errors;
+  const std::int64_t n_batch = (sp.n_boot + W - 1) / W;
+  const std::vector<double> QL = Batch::lane_major(v);
+  const double work = static_cast<double>(sp.n_boot) * kernels::threshold_work_per_replication(v);
+  const bool team = work > sp.min_team_work;
+#pragma omp parallel if (team)
+  {
+    std::unique_ptr<Batch> tb;
+    std::vector<double> r, sbuf;
+    double s0[W];
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t bb = 0; bb < n_batch; ++bb) errors.guard([&] {
+      if (!tb) {
+        tb = std::make_unique<Batch>(v);
+        r.resize(static_cast<std::size_t>(v.n_grid * v.p));
+        sbuf.resize(static_cast<std::size_t>(v.n_grid));
+      }
+      const std::int64_t b0 = bb * W;
+      const int nb = static_cast<int>(std::min<std::int64_t>(W, sp.n_boot - b0));
+      threshold_project_batch(*tb, v, QL.data(), static_cast<std::uint64_t>(sp.b0 + b0), nb, s0);
+      for (int i = 0; i < nb; ++i) {
+        tb->extract(v, i, r.data());
+        fstar[static_cast<std::size_t>(b0 + i)] = threshold_search_one(v, hg, r.data(), s0[i], sbuf.data());
+      }
+      if (sp.progress) sp.progress->advance(static_cast<std::uint64_t>(nb));
+    });
+  }
+  errors.rethrow();
+  return fstar;
 }
 
 }  // namespace
@@ -109,47 +156,20 @@ std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const Threshold
     {
       std::vector<double> buf;
 #pragma omp for schedule(dynamic, 8)
-      for (std::int64_t b = 0; b < sp.n_boot; ++b) errors.guard([&] {
-        if (buf.empty()) buf.resize(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
-        const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
-        fstar[static_cast<std::size_t>(b)] = threshold_replicate(v, hg, static_cast<std::uint64_t>(sp.b0 + b), s);
-        if (sp.progress) sp.progress->advance(1);
-      });
+      for (std::int64_t b = 0; b < sp.n_boot; ++b)
+        errors.guard([&] {
+          if (buf.empty()) buf.resize(static_cast<std::size_t>(kernels::threshold_scratch_size(v)));
+          const kernels::ThresholdScratch s = kernels::threshold_scratch_at(v, buf.data());
+          fstar[static_cast<std::size_t>(b)] =
+              threshold_replicate(v, hg, static_cast<std::uint64_t>(sp.b0 + b), s);
+          if (sp.progress) sp.progress->advance(1);
+        });
     }
     errors.rethrow();
     return fstar;
   }
-  // batches of kThresholdBatch replications: y* .. r together, then each one's search. A job
-  // of under about 10 ms on one thread runs on one: starting a process's thread team can cost
-  // more than that on a small, loaded machine (bench/RESULTS.md).
-  const std::int64_t n_batch = (sp.n_boot + kThresholdBatch - 1) / kThresholdBatch;
-  const std::vector<double> QL = ThresholdBatch::lane_major(v);
-  const double work = static_cast<double>(sp.n_boot) * kernels::threshold_work_per_replication(v);
-  const bool team = work > sp.min_team_work;
-#pragma omp parallel if (team)
-  {
-    std::unique_ptr<ThresholdBatch> tb;
-    std::vector<double> r, sbuf;
-    double s0[kThresholdBatch];
-#pragma omp for schedule(dynamic, 1)
-    for (std::int64_t bb = 0; bb < n_batch; ++bb) errors.guard([&] {
-      if (!tb) {
-        tb = std::make_unique<ThresholdBatch>(v);
-        r.resize(static_cast<std::size_t>(v.n_grid * v.p));
-        sbuf.resize(static_cast<std::size_t>(v.n_grid));
-      }
-      const std::int64_t b0 = bb * kThresholdBatch;
-      const int nb = static_cast<int>(std::min<std::int64_t>(kThresholdBatch, sp.n_boot - b0));
-      threshold_project_batch(*tb, v, QL.data(), static_cast<std::uint64_t>(sp.b0 + b0), nb, s0);
-      for (int i = 0; i < nb; ++i) {
-        tb->extract(v, i, r.data());
-        fstar[static_cast<std::size_t>(b0 + i)] = threshold_search_one(v, hg, r.data(), s0[i], sbuf.data());
-      }
-      if (sp.progress) sp.progress->advance(static_cast<std::uint64_t>(nb));
-    });
-  }
-  errors.rethrow();
-  return fstar;
+  static const bool wide = __builtin_cpu_supports("avx512f");
+  return wide ? batched_fstar<WideBatch>(sp, hg) : batched_fstar<NarrowBatch>(sp, hg);
 }
 
 }  // namespace panelboot::cpu

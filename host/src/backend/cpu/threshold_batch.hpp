@@ -17,9 +17,23 @@
 
 namespace panelboot::cpu {
 
-struct ThresholdBatch {
-  static constexpr int W = 8;
-  typedef double V __attribute__((vector_size(sizeof(double) * W)));
+// W = 8 in the AVX-512 functions, 4 in the AVX2 and baseline ones (GCC's code for 64-byte vectors
+// without AVX-512 goes through the stack); each element is one replication, so W changes no bit.
+template <int W>
+struct DoublesOf;  // W doubles as one vector (GCC ignores vector_size with a template's size)
+template <>
+struct DoublesOf<4> {
+  typedef double type __attribute__((vector_size(32)));
+};
+template <>
+struct DoublesOf<8> {
+  typedef double type __attribute__((vector_size(64)));
+};
+
+template <int W_>
+struct ThresholdBatchOf {
+  static constexpr int W = W_;
+  typedef typename DoublesOf<W>::type V;
   // e (n_obs: y* then e in place), usum (n_units), psum (n_periods + 1), z (n_design, p > 1),
   // r (n_grid p), acc (kLanes n_q: Q'y*'s lanes), sp (kLanes: S0's lanes); one block aligned to
   // 64 bytes (what the AVX-512 clone assumes of a V; std::vector<V> gives what the allocating
@@ -27,7 +41,7 @@ struct ThresholdBatch {
   static constexpr int kL = kernels::kLanes;
   V *e, *usum, *psum, *z, *r, *acc, *sp;
   std::unique_ptr<double[]> block_;
-  explicit ThresholdBatch(const kernels::ThresholdBootView& v) {
+  explicit ThresholdBatchOf(const kernels::ThresholdBootView& v) {
     const std::int64_t n[7] = {v.n_obs, v.n_units, v.n_periods + 1, v.p > 1 ? v.n_design : 0,
                                v.n_grid * v.p, kL * v.n_q, kL};
     std::int64_t total = 0;
@@ -42,8 +56,8 @@ struct ThresholdBatch {
       at += n[i];
     }
   }
-  ThresholdBatch(const ThresholdBatch&) = delete;
-  ThresholdBatch& operator=(const ThresholdBatch&) = delete;
+  ThresholdBatchOf(const ThresholdBatchOf&) = delete;
+  ThresholdBatchOf& operator=(const ThresholdBatchOf&) = delete;
 
   // Replications b0 .. b0 + nb - 1 (nb <= W; the spare elements repeat b0), QL = lane_major(v): r (grid point g,
   // regressor j, replication b0 + i at r[g p + j][i]) and S0 of each into s0[i].
