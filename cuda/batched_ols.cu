@@ -32,10 +32,66 @@ __global__ void ssr_kernel(const double* E, std::int64_t n, std::int64_t n_batch
   if (lane == 0) ssr[warp] = acc;
 }
 
+// The warp's sum of M per-lane values acc[0..M) by halves (a reduce-scatter): at each of the five
+// steps a lane keeps one half of its values, sends the other to its partner (lane ^ Off) and adds
+// what the partner sent, so the values held halve with each step: ceil(M/2) + ceil(M/4) + ...
+// shuffles (67 for the 66 entries of k = 10) instead of 5 M for a sum of each value into lane 0.
+// Afterwards acc[e] on lane L holds the warp's total of entry scatter_entry(L, e, M).
+template <int M, int Off>
+__device__ __forceinline__ void reduce_scatter(double* acc, int lane) {
+  constexpr int H = (M + 1) / 2;
+  const bool upper = (lane & Off) != 0;
+#pragma unroll
+  for (int e = 0; e < H; ++e) {
+    const double lo = acc[e], hi = e + H < M ? acc[e + H] : 0.0;
+    acc[e] = (upper ? hi : lo) + __shfl_xor_sync(0xffffffffu, upper ? lo : hi, Off);
+  }
+  if constexpr (Off > 1) reduce_scatter<H, Off / 2>(acc, lane);
+}
+
+// Values each lane holds after reduce_scatter of m values.
+__host__ __device__ constexpr int scattered_count(int m) {
+  for (int off = 16; off >= 1; off /= 2) m = (m + 1) / 2;
+  return m;
+}
+
+// The entry whose total lane `lane` holds in slot e after reduce_scatter of m values, or -1 where
+// the slot holds padding.
+__host__ __device__ constexpr int scatter_entry(int lane, int e, int m) {
+  int count[5] = {}, half[5] = {};
+  for (int s = 0; s < 5; ++s) {
+    count[s] = m;
+    half[s] = (m + 1) / 2;
+    m = half[s];
+  }
+  int pos = e;
+  for (int s = 4; s >= 0; --s) {  // back from the last step: an upper lane kept the upper half
+    if (lane & (16 >> s)) pos += half[s];
+    if (pos >= count[s]) return -1;
+  }
+  return pos;
+}
+static_assert(scatter_entry(0, 0, 66) == 0 && scatter_entry(31, 2, 66) == -1 &&
+              scattered_count(66) == 3);
+
+// The warp's totals of acc[0..M), every lane receiving all of them in tot (one shuffle each).
+template <int M>
+__device__ __forceinline__ void warp_totals(double* acc, int lane, double* tot) {
+  constexpr int S = scattered_count(M);
+  reduce_scatter<M, 16>(acc, lane);
+#pragma unroll
+  for (int src = 0; src < 32; ++src)
+#pragma unroll
+    for (int e = 0; e < S; ++e) {
+      const int entry = scatter_entry(src, e, M);  // the same on every lane: no divergence
+      if (entry >= 0) tot[entry] = __shfl_sync(0xffffffffu, acc[e], src);
+    }
+}
+
 // One warp solves item `item` of the batch, reading its columns xs (n x K, column-major) and
 // ys: lane l takes rows l, l + 32, ..., accumulates the packed upper triangle of [X y]'[X y] in
-// registers, the warp sums it into lane 0, which solves (the shared Cholesky, unrolled for this
-// k, in registers); a second pass over the rows sums the squared residuals.
+// registers, the warp sums it (warp_totals), lane 0 solves (the shared Cholesky, unrolled for
+// this k, in registers); a second pass over the rows sums the squared residuals.
 template <int K1>
 __device__ __forceinline__ void ols_item(const double* xs, const double* ys, std::int64_t n,
                                          double rel_tol, int lane, std::int64_t item, double* beta,
@@ -54,10 +110,8 @@ __device__ __forceinline__ void ols_item(const double* xs, const double* ys, std
 #pragma unroll
       for (int j = 0; j <= l; ++j) acc[l * (l + 1) / 2 + j] = fma(v[j], v[l], acc[l * (l + 1) / 2 + j]);
   }
-#pragma unroll
-  for (int e = 0; e < NE; ++e)
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc[e] += __shfl_down_sync(0xffffffffu, acc[e], off);
+  double tot[NE];
+  warp_totals<NE>(acc, lane, tot);
   double b[K > 0 ? K : 1] = {};
   int st = 0;
   if (lane == 0) {
@@ -65,8 +119,8 @@ __device__ __forceinline__ void ols_item(const double* xs, const double* ys, std
 #pragma unroll
     for (int l = 0; l < K; ++l) {
 #pragma unroll
-      for (int j = 0; j <= l; ++j) A[l + j * K] = acc[l * (l + 1) / 2 + j];
-      b[l] = acc[K * (K + 1) / 2 + l];
+      for (int j = 0; j <= l; ++j) A[l + j * K] = tot[l * (l + 1) / 2 + j];
+      b[l] = tot[K * (K + 1) / 2 + l];
     }
     st = static_cast<int>(kernels::cholesky_solve<K>(K, A, b, rel_tol));
   }

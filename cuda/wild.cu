@@ -1,12 +1,12 @@
 // The wild bootstrap's replications on the GPU (host/src/backend/cpu/wild.cpp is its twin): the
 // same Philox draws (kernels/wild_weights.hpp), FP64 throughout. A prepared problem holds the
 // problem's arrays on the device, uploaded once for any number of runs. Per chunk of nb
-// replications (row-major G x nb arrays, i.e. column-major nb x G for cuBLAS, so every product
-// is one DGEMM with the replications as its long side):
+// replications (row-major G x nb arrays, the replications as every product's long side):
 //   V         = weights                         weights_kernel (one thread per replication)
-//   R1_p      = M1_p V                          DGEMM (rows1 x G) x (G x nb)
-//   Z_{p,j,S} = Kd V                            DGEMM, dense form
-//             = T1 V - PF R1_p[q:]              cells_kernel (CSR over error clusters) + DGEMM
+//   R1_p      = M1_p V                          gemm_rows_kernel (rows1 x G) x (G x nb)
+//   Z_{p,j,S} = Kd V                            gemm_rows_kernel, dense form
+//             = T1 V - PF R1_p[q:]              cells_kernel (CSR over error clusters) +
+//             gemm_rows_kernel
 //   D_x      += w_S sum_c Za Zb                 denom_kernel (one thread per replication)
 //   coefs    <- N, D (F = N'D^-1N/q for q > 1)  joint_kernel
 //   counts    = transform_reduce(WildCountOp)   Thrust, on the device
@@ -216,14 +216,53 @@ class CudaReplicates final : public WildReplicates {
   DeviceBuffer<double> n0_, n1_, d0_, d1_, d2_;
 };
 
-// C (m x nb, row-major) = alpha A (m x d, row-major) B (d x nb, row-major) + beta C
-void gemm_rows(const Blas& blas, const double* A, std::size_t m, std::size_t d, const double* B,
-               std::size_t nb, double* C, double alpha, double beta) {
+constexpr int kGemmRowsPerPass = 8;  // outputs per thread and pass: each load of B serves eight
+
+// Rows [R r0, R r0 + R) of C (m x nb, row-major) = A (m x d, row-major) B (d x nb, row-major), or
+// C -= A B with `subtract`, one thread per replication (column b): each output summed over d in
+// order from zero with no fused multiply-add, as the CPU's gemm_rows, so the products have its
+// bits; A's entries are the same for every thread of the block (broadcast loads).
+__global__ void gemm_rows_kernel(const double* __restrict__ A, std::int64_t m, std::int64_t d,
+                                 const double* __restrict__ B, std::size_t nb, double* C,
+                                 bool subtract) {
+  constexpr int R = kGemmRowsPerPass;
+  const std::int64_t r0 = static_cast<std::int64_t>(blockIdx.y) * R;
+  const int rows = static_cast<int>(m - r0 < R ? m - r0 : R);
+  for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
+       b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    double acc[R] = {};
+    for (std::int64_t g = 0; g < d; ++g) {
+      const double v = B[static_cast<std::size_t>(g) * nb + b];
+#pragma unroll
+      for (int i = 0; i < R; ++i)
+        if (i < rows) acc[i] += A[(r0 + i) * d + g] * v;
+    }
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+      if (i < rows) {
+        double* c = C + static_cast<std::size_t>(r0 + i) * nb + b;
+        *c = subtract ? *c - acc[i] : acc[i];
+      }
+  }
+}
+
+// C (m x nb, row-major) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with
+// `subtract`: the wild bootstrap's products by gemm_rows_kernel, not cuBLAS (whose libraries take
+// about 75 ms to load in a cold process on the H200, for products of a few dozen columns that
+// are memory-bound either way: bench/RESULTS.md).
+void gemm_rows(cudaStream_t st, const double* A, std::size_t m, std::size_t d, const double* B,
+               std::size_t nb, double* C, bool subtract) {
   if (m == 0 || nb == 0) return;
-  PB_CUBLAS_CHECK(blas.dgemm(blas.handle, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(nb),
-                             static_cast<int>(m), static_cast<int>(d), &alpha, B,
-                             static_cast<int>(nb), A, static_cast<int>(d), &beta, C,
-                             static_cast<int>(nb)));
+  const unsigned T = 256,
+                 passes = static_cast<unsigned>((m + kGemmRowsPerPass - 1) / kGemmRowsPerPass);
+  if (passes > 65535)
+    throw InvalidInput(
+        "--backend cuda: a product of more than 524280 rows is not supported on the GPU; use "
+        "--backend cpu");
+  const dim3 grid(std::min(blocks_for(nb, T), 4096u), passes);
+  gemm_rows_kernel<<<grid, T, 0, st>>>(A, static_cast<std::int64_t>(m),
+                                       static_cast<std::int64_t>(d), B, nb, C, subtract);
+  PB_CUDA_LAUNCH_CHECK();
 }
 
 // The problem's arrays on the device (pointers into them: the problem's own offsets).
@@ -272,13 +311,14 @@ WildRun CudaPreparedWild::run(const WildRunOptions& o) const {
   if (pr_.q > kMaxJointRows)
     throw InvalidInput("--backend cuda: a joint test of more than " + std::to_string(kMaxJointRows) +
                        " restrictions is not supported on the GPU; use --backend cpu");
-  // the dense form with q = 1 and few clusters: the fused kernel, unless PANELBOOT_WILD_KERNEL
-  // says fused-registers (its weights in registers, up to 64 clusters; not yet timed on a GPU, so
-  // not the default) or gemm (scripts/device-check times each; the default is kept where it
-  // measures fastest)
+  // the dense form with q = 1 and few clusters: the fused kernel with its weights in registers
+  // (up to 64 clusters; on the H200 at 6c0f63e, G = 30, B = 10^7: 4.24 ms against 5.55 ms with
+  // them in local memory and 4.98 ms by the general path's products, then cuBLAS), unless
+  // PANELBOOT_WILD_KERNEL says fused (local memory, any G up to kMaxFusedClusters) or gemm (the
+  // general path: gemm_rows_kernel products); scripts/device-check times each
   const bool fused_ok = pr_.dense && pr_.q == 1 && pr_.n_clu <= kMaxFusedClusters;
   const std::string choice =
-      kernel_choice("PANELBOOT_WILD_KERNEL", {"fused", "fused-registers", "gemm"});
+      kernel_choice("PANELBOOT_WILD_KERNEL", {"fused-registers", "fused", "gemm"});
   if (fused_ok && choice != "gemm")
     return run_fused(o, choice == "fused-registers" && pr_.n_clu <= kMaxRegisterClusters);
   return run_general(o);
@@ -301,7 +341,7 @@ struct GeneralChunk {
       for (std::size_t j = 0; j < q; ++j) {
         double* z = Z.get() + (p * q + j) * C * nb;
         if (pr.dense) {
-          gemm_rows(ctx.blas(), d.kd.get() + pr.kd_at(p, j, s), C, G, V.get(), nb, z, 1.0, 0.0);
+          gemm_rows(st, d.kd.get() + pr.kd_at(p, j, s), C, G, V.get(), nb, z, false);
           continue;
         }
         // Z = T1 V - PF R1_p[q:]
@@ -309,8 +349,8 @@ struct GeneralChunk {
         cells_kernel<<<grid, T, 0, st>>>(d.row_ptr.get() + pr.row_ptr_off(s), d.cell_g.get() + pr.cell_off[s],
                                          d.t1.get() + pr.t1_at(p, j, s), pr.n_rows[s], V.get(), nb, z);
         PB_CUDA_LAUNCH_CHECK();
-        gemm_rows(ctx.blas(), d.pf.get() + pr.pf_at(j, s), C, kl, R1.get() + (p * rows1 + q) * nb,
-                  nb, z, -1.0, 1.0);
+        gemm_rows(st, d.pf.get() + pr.pf_at(j, s), C, kl, R1.get() + (p * rows1 + q) * nb, nb, z,
+                  true);
       }
     for (std::size_t x = 0; x < n_d; ++x) {
       const std::size_t za = q == 1 ? x / P : x / q, zb = q == 1 ? x % P : x % q;
@@ -363,8 +403,8 @@ WildRun CudaPreparedWild::run_general(const WildRunOptions& o) const {
     PB_CUDA_LAUNCH_CHECK();
     // R1_p = M1_p V
     for (std::size_t p = 0; p < P; ++p)
-      gemm_rows(ctx_.blas(), d_.m1.get() + pr_.m1_at(p), rows1, G, gc.V.get(), nb,
-                gc.R1.get() + p * rows1 * nb, 1.0, 0.0);
+      gemm_rows(st, d_.m1.get() + pr_.m1_at(p), rows1, G, gc.V.get(), nb,
+                gc.R1.get() + p * rows1 * nb, false);
     PB_CUDA_CHECK(cudaMemsetAsync(gc.D.get(), 0, n_d * nb * sizeof(double), st));
     for (std::size_t s = 0; s < S; ++s) gc.term(s, nb);
     gc.coefs(reps, nb, off);

@@ -989,6 +989,25 @@ TEST(Backend, CublasIsLoadedOnlyWhenAPathNeedsIt) {
     return text.find("/libcublas.so") != std::string::npos;
   };
   if (cublas_mapped()) GTEST_SKIP() << "cuBLAS was loaded by an earlier test of this process";
+  // the wild bootstrap's general path (the factored form of 60 clusters; the dense form through
+  // the general path's products) has its own products
+  std::mt19937_64 panel_rng(11);
+  const DataFrame wide = random_panel(panel_rng, 60, 5), small = random_panel(panel_rng, 14, 6);
+  WildCase wc;
+  wc.formula = "y ~ x1 + x2 | unit + time";
+  wc.cluster = {"unit"};
+  wc.tests = {"x1 = 0"};
+  wc.B = 999;
+  wc.ci = false;
+  const auto cpu = make_backend(Device::kCpu);
+  WildCase fac = wc;
+  fac.formula = "y ~ x1 + x2 + x3 + I(x1 * x2) + I(x2 * x3) | unit + time";
+  setenv("PANELBOOT_WILD_KERNEL", "gemm", 1);
+  for (const auto& [df, c] : {std::pair{&wide, fac}, std::pair{&small, wc}})
+    EXPECT_EQ(run_wild(*df, c, 5, *be).tests[0].n_exceed,
+              run_wild(*df, c, 5, *cpu).tests[0].n_exceed);
+  unsetenv("PANELBOOT_WILD_KERNEL");
+  EXPECT_FALSE(cublas_mapped());
   const std::int64_t n = 30, k = 3, n_batch = 4;
   std::vector<double> X(static_cast<std::size_t>(n * k * n_batch)),
       y(static_cast<std::size_t>(n * n_batch));
