@@ -449,8 +449,6 @@ namespace cuda {
 // Number of usable CUDA devices; on 0, `why` says why (not compiled, no device, driver).
 int usable_devices(std::string& why);
 std::unique_ptr<Backend> make_cuda_backend();
-// Whether this process has started a CUDA backend (its context lives until the process ends).
-bool backend_was_started();
 }  // namespace cuda
 
 }  // namespace panelboot

@@ -4,7 +4,6 @@
 // probed first (libcuda.so.1), so machines without a GPU do not load the plugin either.
 #include <dlfcn.h>
 
-#include <atomic>
 #include <mutex>
 #include <string>
 
@@ -65,10 +64,6 @@ int usable_devices(std::string& why) {
   return n;
 }
 
-namespace {
-std::atomic<bool> started{false};
-}
-
 std::unique_ptr<Backend> make_cuda_backend() {
   const Plugin& pl = plugin();
   if (!PANELBOOT_HAVE_CUDA) throw NotCompiled(pl.why);
@@ -76,10 +71,7 @@ std::unique_ptr<Backend> make_cuda_backend() {
   char buf[512] = {0};
   Backend* b = pl.make(buf, sizeof buf);
   if (!b) throw CudaError(std::string("the CUDA backend failed to start: ") + buf);
-  started.store(true);
   return std::unique_ptr<Backend>(b);
 }
-
-bool backend_was_started() { return started.load(); }
 
 }  // namespace panelboot::cuda

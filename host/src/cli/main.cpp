@@ -2,14 +2,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <set>
 #include <streambuf>
 
-#include "panelboot/backend.hpp"
 #include "panelboot/cli.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/memory.hpp"
@@ -107,19 +104,6 @@ int run_command_line(const std::vector<std::string>& args) {
   }
 }
 
-// A process that started the CUDA backend ends here, its report written and its streams
-// flushed, without the CUDA runtime's exit-time teardown of the device's primary context (on the
-// H200 about 0.1 s of a 0.5 s `wild --backend cuda` process: bench/RESULTS.md); the driver
-// releases the context with the process either way. Under a CUDA profiler or sanitizer (they
-// inject themselves through CUDA_INJECTION64_PATH and collect at exit) the process ends normally.
-void end_now_if_cuda_started(int status) {
-  if (!panelboot::cuda::backend_was_started() || std::getenv("CUDA_INJECTION64_PATH")) return;
-  std::cout.flush();
-  std::cerr.flush();
-  std::fflush(nullptr);
-  std::_Exit(status);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,6 +126,5 @@ int main(int argc, char** argv) {
   int status = run_command_line(args);
   if (session) status = session->end(status, "", std::cerr);
   panelboot::mpi::close_session();
-  if (!session) end_now_if_cuda_started(status);
   return status;
 }
