@@ -36,6 +36,14 @@ std::vector<double> threshold_fstar(const ThresholdBootSpec& spec, const Thresho
 OlsBatchResult batched_ols(const OlsBatch& batch);
 FixedDesignResult fixed_design_ols(const FixedDesign& design, const FixedDesignBatch& batch);
 
+// Whether this CPU runs AVX-512 (avx512f), asked once: the backend's AVX-512 functions take
+// eight-double vectors, the AVX2 and baseline clones four (GCC compiles 64-byte vectors without
+// AVX-512 through the stack), and each dispatches on this.
+inline bool has_avx512f() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+
 // An exception must not leave an OpenMP region (std::terminate would end the process, a signal
 // where the CLI promises exit 2 or 3): each iteration runs in `guard`, which keeps the first
 // exception and makes the remaining iterations no-ops; `rethrow` raises it after the region.

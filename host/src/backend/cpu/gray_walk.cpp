@@ -248,7 +248,6 @@ __attribute__((target_clones("avx2", "default"))) BootCounts gray_range_without_
 }
 
 BootCounts gray_walk(const kernels::GrayProblem& p, ProgressSink* progress) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
   // parts of whole blocks (kernels::kGrayBlock vectors), at most 2^20 vectors (under a second)
   // each, at least 256 of them when there are that many blocks; integer counts, and every block's
   // walk starts exactly, so the sum does not depend on the split or the order
@@ -261,7 +260,8 @@ BootCounts gray_walk(const kernels::GrayProblem& p, ProgressSink* progress) {
   for (std::int64_t part = 0; part < n_part; ++part) {
     const std::uint64_t lo = p.lo + static_cast<std::uint64_t>(part) * per_part * kernels::kGrayBlock;
     const std::uint64_t hi = std::min(end, lo + per_part * kernels::kGrayBlock);
-    total = total + (avx512 ? gray_range_avx512(p, lo, hi) : gray_range_without_avx512(p, lo, hi));
+    total = total +
+            (has_avx512f() ? gray_range_avx512(p, lo, hi) : gray_range_without_avx512(p, lo, hi));
     if (progress) progress->advance(hi - lo);
   }
   return total;

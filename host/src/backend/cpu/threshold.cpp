@@ -168,8 +168,7 @@ std::vector<double> threshold_fstar(const ThresholdBootSpec& sp, const Threshold
     errors.rethrow();
     return fstar;
   }
-  static const bool wide = __builtin_cpu_supports("avx512f");
-  return wide ? batched_fstar<WideBatch>(sp, hg) : batched_fstar<NarrowBatch>(sp, hg);
+  return has_avx512f() ? batched_fstar<WideBatch>(sp, hg) : batched_fstar<NarrowBatch>(sp, hg);
 }
 
 }  // namespace panelboot::cpu

@@ -103,8 +103,7 @@ __attribute__((target("avx512f"))) void gemm_rows_wide(const double* A, std::siz
 // multiply-add: every instruction set, row blocking and chunk size gives the same bits.
 void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb, double* C,
                bool subtract) {
-  static const bool wide = __builtin_cpu_supports("avx512f");
-  if (wide)
+  if (has_avx512f())
     gemm_rows_wide(A, m, d, B, nb, C, subtract);
   else
     gemm_rows_narrow(A, m, d, B, nb, C, subtract);
@@ -182,8 +181,7 @@ __attribute__((target_clones("avx2", "default"))) void rademacher_rows_narrow(
 
 void rademacher_weight_rows(std::uint64_t seed, std::uint64_t b0, std::size_t nb8, std::uint32_t G,
                             double* V, std::size_t nb) {
-  static const bool wide = __builtin_cpu_supports("avx512f");
-  if (wide)
+  if (has_avx512f())
     rademacher_rows_wide(seed, b0, nb8, G, V, nb);
   else
     rademacher_rows_narrow(seed, b0, nb8, G, V, nb);
