@@ -1,9 +1,12 @@
 // Batched OLS on the GPU (host/src/backend/cpu/batched_ols.cpp is its twin): one warp per item
-// for k + 1 <= 12 columns (staged into shared memory, read directly, or pipelined through two
-// shared buffers per persistent warp), strided-batched DGEMM plus one Cholesky per thread beyond;
-// PANELBOOT_OLS_KERNEL=staged|direct|pipelined|gemm picks one.
+// for k + 1 <= 12 columns (the Gram on the FP64 tensor cores and the solve spread over the lanes;
+// or the sums in each lane's registers, the item staged into shared memory, read directly, or
+// pipelined through two shared buffers per persistent warp), strided-batched DGEMM plus one
+// Cholesky per thread beyond; PANELBOOT_OLS_KERNEL=mma|staged|direct|pipelined|gemm picks one.
 #include <cuda_pipeline.h>
 
+#include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "cuda.cuh"
@@ -88,6 +91,34 @@ __device__ __forceinline__ void warp_totals(double* acc, int lane, double* tot) 
     }
 }
 
+// The item's last steps, every lane holding the solution b and the solve's status st: a second
+// pass over the rows sums the squared residuals; beta, the SSR (NaN unless solved) and the status
+// are stored.
+template <int K>
+__device__ __forceinline__ void store_item(const double* xs, const double* ys, std::int64_t n,
+                                           const double* b, int st, int lane, std::int64_t item,
+                                           double* beta, double* ssr, int* status) {
+  double s = 0;
+  if (st == 0) {
+#pragma unroll 2
+    for (std::int64_t i = lane; i < n; i += 32) {
+      double e = ys[i];
+#pragma unroll
+      for (int j = 0; j < K; ++j) e = fma(-xs[i + j * n], b[j], e);
+      s = fma(e, e, s);
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
+  }
+#pragma unroll
+  for (int j = 0; j < K; ++j)
+    if (lane == j) beta[item * K + j] = b[j];
+  if (lane == 0) {
+    ssr[item] = st == 0 ? s : ::nan("");
+    status[item] = st;
+  }
+}
+
 // One warp solves item `item` of the batch, reading its columns xs (n x K, column-major) and
 // ys: lane l takes rows l, l + 32, ..., accumulates the packed upper triangle of [X y]'[X y] in
 // registers, the warp sums it (warp_totals), lane 0 solves (the shared Cholesky, unrolled for
@@ -127,23 +158,21 @@ __device__ __forceinline__ void ols_item(const double* xs, const double* ys, std
   st = __shfl_sync(0xffffffffu, st, 0);
 #pragma unroll
   for (int j = 0; j < K; ++j) b[j] = __shfl_sync(0xffffffffu, b[j], 0);
-  double s = 0;
-  if (st == 0) {
-    for (std::int64_t i = lane; i < n; i += 32) {
-      double e = ys[i];
-#pragma unroll
-      for (int j = 0; j < K; ++j) e = fma(-xs[i + j * n], b[j], e);
-      s = fma(e, e, s);
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
-  }
-#pragma unroll
-  for (int j = 0; j < K; ++j)
-    if (lane == j) beta[item * K + j] = b[j];
-  if (lane == 0) {
-    ssr[item] = st == 0 ? s : ::nan("");
-    status[item] = st;
+  store_item<K>(xs, ys, n, b, st, lane, item, beta, ssr, status);
+}
+
+// The warp's asynchronous copies of len values from src to dst in shared memory: 16 bytes a copy
+// where both are 16-byte aligned, else 8.
+__device__ __forceinline__ void fetch_values(const double* src, std::int64_t len, int lane,
+                                             double* dst) {
+  if (((reinterpret_cast<std::uintptr_t>(src) | reinterpret_cast<std::uintptr_t>(dst)) & 15) == 0) {
+    for (std::int64_t i = 2 * lane; i + 1 < len; i += 64)
+      __pipeline_memcpy_async(dst + i, src + i, 2 * sizeof(double));
+    if (len % 2 == 1 && lane == 0)
+      __pipeline_memcpy_async(dst + len - 1, src + len - 1, sizeof(double));
+  } else {
+    for (std::int64_t i = lane; i < len; i += 32)
+      __pipeline_memcpy_async(dst + i, src + i, sizeof(double));
   }
 }
 
@@ -151,23 +180,170 @@ __device__ __forceinline__ void ols_item(const double* xs, const double* ys, std
 // n), committed as one batch.
 __device__ __forceinline__ void fetch_item(const double* xs, const double* ys, std::int64_t nk,
                                            std::int64_t n, int lane, double* w) {
-  for (std::int64_t i = lane; i < nk; i += 32)
-    __pipeline_memcpy_async(w + i, xs + i, sizeof(double));
-  for (std::int64_t i = lane; i < n; i += 32)
-    __pipeline_memcpy_async(w + nk + i, ys + i, sizeof(double));
+  fetch_values(xs, nk, lane, w);
+  fetch_values(ys, n, lane, w + nk);
   __pipeline_commit();
 }
 
+// ---- The tensor-core form ("mma"): the Gram by FP64 matrix multiply-accumulate, the solve
+// spread over the lanes. An item's [X y] (k + 1 <= 12 columns, padded to 16) is split into the
+// column blocks P = 0..7 and Q = 8..15; per 4 rows lane l (groupID g = l / 4, t = l % 4) loads
+// row t's entries of columns g and 8 + g, which are both its A (X' rows) and its B (X columns)
+// fragment, and three 8 x 8 x 4 products add X_P'X_P, X_P'X_Q and X_Q'X_Q. The 66 sums of k = 10
+// thus take 6 registers a lane instead of 66, and no warp reduction.
+
+// C (8 x 8; row g, columns 2t and 2t + 1 on lane (g, t)) += A B for A (8 x 4; A[g][t] on lane
+// (g, t)) and B (4 x 8; B[t][g] on lane (g, t)).
+__device__ __forceinline__ void mma_8x8x4(double a, double b, double& c0, double& c1) {
+  asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};\n"
+               : "+d"(c0), "+d"(c1)
+               : "d"(a), "d"(b));
+}
+
+// Column c of the item's [X y], or null for a padding column (c >= k + 1).
+template <int K1>
+__device__ __forceinline__ const double* item_column(const double* xs, const double* ys,
+                                                     std::int64_t n, int c) {
+  return c < K1 - 1 ? xs + c * n : c == K1 - 1 ? ys : nullptr;
+}
+
+// The Gram matrix G = [X y]'[X y] of one item into the warp's shared tile S (16 x 16, row-major):
+// S[r][c] for r <= c holds G's entry (both triangles of the P and Q diagonal blocks, the P x Q
+// block above them; the Q x P block is left unwritten).
+template <int K1>
+__device__ __forceinline__ void gram_by_mma(const double* xs, const double* ys, std::int64_t n,
+                                            int lane, double* S) {
+  constexpr bool kQ = K1 > 8;  // a second column block
+  constexpr int U = 8;         // 4-row steps whose loads go out together
+  const int g = lane >> 2, t = lane & 3;
+  const double* cp = item_column<K1>(xs, ys, n, g);
+  const double* cq = kQ ? item_column<K1>(xs, ys, n, 8 + g) : nullptr;
+  double pp0 = 0, pp1 = 0, pq0 = 0, pq1 = 0, qq0 = 0, qq1 = 0;
+  std::int64_t r0 = 0;
+  for (; r0 + 4 * U <= n; r0 += 4 * U) {  // whole blocks of 4 U rows: no row checks
+    double p[U], q[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      p[u] = cp ? cp[r0 + 4 * u + t] : 0.0;
+      q[u] = cq ? cq[r0 + 4 * u + t] : 0.0;
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      mma_8x8x4(p[u], p[u], pp0, pp1);
+      if constexpr (kQ) {
+        mma_8x8x4(p[u], q[u], pq0, pq1);
+        mma_8x8x4(q[u], q[u], qq0, qq1);
+      }
+    }
+  }
+  for (; r0 < n; r0 += 4) {  // the last rows, zero beyond n
+    const std::int64_t r = r0 + t;
+    const double p = cp && r < n ? cp[r] : 0.0, q = cq && r < n ? cq[r] : 0.0;
+    mma_8x8x4(p, p, pp0, pp1);
+    if constexpr (kQ) {
+      mma_8x8x4(p, q, pq0, pq1);
+      mma_8x8x4(q, q, qq0, qq1);
+    }
+  }
+  S[g * 16 + 2 * t] = pp0;
+  S[g * 16 + 2 * t + 1] = pp1;
+  if constexpr (kQ) {
+    S[g * 16 + 8 + 2 * t] = pq0;
+    S[g * 16 + 8 + 2 * t + 1] = pq1;
+    S[(8 + g) * 16 + 8 + 2 * t] = qq0;
+    S[(8 + g) * 16 + 8 + 2 * t + 1] = qq1;
+  }
+  __syncwarp();
+}
+
+// Solves the normal equations in S (X'X in its first K rows and columns, X'y in column K) by
+// Cholesky, spread over the lanes so that each step's dependent chain is a shuffle and a few
+// multiply-adds: lane i holds row i of the matrix, then of the factor L, computed one column a
+// step (the pivot's reciprocal square root, the column scaled by it, the trailing update, each
+// lane its own row); the forward solve a column a step; L moved to columns through S (lane i then
+// holding column i) for the back solve, again a column a step. Multiplying by the pivots'
+// reciprocals instead of dividing (the shared Cholesky's CPU form divides) costs an ulp or so and
+// takes the divisions out of the chains. The pivot test is the shared Cholesky's: NaN or infinite
+// diagonal entries are kNotFinite, a pivot not above rel_tol times the largest diagonal entry
+// kSingular. Every lane ends with the solution in x (NaN unless solved); returns the status.
+template <int K>
+__device__ __forceinline__ int solve_by_lanes(double* S, int lane, double rel_tol, double* x) {
+  constexpr unsigned kAll = 0xffffffffu;
+  const int i = lane < K ? lane : K - 1;  // lanes beyond K shadow row K - 1 (results unused)
+  double a[K], rinv[K];
+#pragma unroll
+  for (int c = 0; c < K; ++c) a[c] = S[min(i, c) * 16 + max(i, c)];
+  double bi = S[i * 16 + K];
+  const double d = S[i * 16 + i];
+  const bool finite = d == d && d <= 1.7976931348623157e308 && d >= -1.7976931348623157e308;
+  int st = 0;
+  if (!__all_sync(kAll, finite)) {
+    st = static_cast<int>(kernels::SolveStatus::kNotFinite);
+  } else {
+    double dmax = d > 0 ? d : 0;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) dmax = fmax(dmax, __shfl_xor_sync(kAll, dmax, off));
+    const double floor = rel_tol * dmax;
+    if (!(dmax > 0)) st = static_cast<int>(kernels::SolveStatus::kSingular);
+#pragma unroll
+    for (int p = 0; p < K; ++p) {  // column p of the factor
+      if (st != 0) break;
+      const double dp = __shfl_sync(kAll, a[p], p);
+      if (!(dp > floor)) {
+        st = static_cast<int>(kernels::SolveStatus::kSingular);
+        break;
+      }
+      rinv[p] = rsqrt(dp);  // 1 / L[p][p]
+      a[p] = lane == p ? dp * rinv[p] : a[p] * rinv[p];
+#pragma unroll
+      for (int c = p + 1; c < K; ++c) {
+        const double lc = __shfl_sync(kAll, a[p], c);
+        if (lane >= c) a[c] -= a[p] * lc;
+      }
+    }
+  }
+  if (st != 0) {
+#pragma unroll
+    for (int c = 0; c < K; ++c) x[c] = ::nan("");
+    return st;
+  }
+#pragma unroll
+  for (int p = 0; p < K; ++p) {  // z = L^-1 b, lane i holding z_i
+    const double zp = __shfl_sync(kAll, bi * rinv[p], p);
+    if (lane == p) bi = zp;
+    if (lane > p) bi -= a[p] * zp;
+  }
+  __syncwarp();  // every lane has read S
+#pragma unroll
+  for (int c = 0; c < K; ++c) S[i * 16 + c] = a[c];  // row i of L (lanes beyond K: the same)
+  __syncwarp();
+#pragma unroll
+  for (int c = 0; c < K; ++c) a[c] = S[c * 16 + i];  // column i of L: a[c] = L[c][i]
+#pragma unroll
+  for (int c = K - 1; c >= 0; --c) {  // L' x = z, lane i holding what is left of z_i
+    x[c] = __shfl_sync(kAll, bi * rinv[c], c);
+    if (lane < c) bi -= a[c] * x[c];
+  }
+  return 0;
+}
+
+constexpr int kOlsMmaWarps = 4;  // warps per block of the tensor-core form read directly
+
 // One warp per item for k + 1 <= 12 columns of [X y]. Staged: the warp first copies its item
 // into shared memory with asynchronous copies (every load in flight at once, one wait), then
-// solves it from there; direct: it reads device memory as it goes. X is read once from device
-// memory: the kernel's floor is the bytes of X and y.
-template <int K1, bool Staged>
-__global__ void __launch_bounds__(128, 3)
+// solves it from there; direct: it reads device memory as it goes. Mma: the Gram on the tensor
+// cores, the solve spread over the lanes (gram_by_mma, solve_by_lanes; a block of one warp when
+// staged, 16 x 16 doubles of shared memory a warp for the Gram); else the sums in each lane's
+// registers, solved by lane 0 (ols_item; 4 warps a block). X is read once from device memory
+// (the direct mma form reads it again for the residuals, mostly from cache): the kernel's floor is
+// the bytes of X and y.
+template <int K1, bool Staged, bool Mma>
+__global__ void __launch_bounds__(Mma&& Staged ? 32 : 128, Mma ? (Staged ? 12 : 5) : 3)
     ols_warp_kernel(const double* __restrict__ X, const double* __restrict__ y, std::int64_t n,
                     std::int64_t sx, std::int64_t sy, std::int64_t n_batch, double rel_tol,
                     double* beta, double* ssr, int* status) {
   constexpr int K = K1 - 1;
+  __shared__ double gram[Mma ? (Staged ? 1 : kOlsMmaWarps) : 1][Mma ? 256 : 1];
   extern __shared__ double ols_smem[];
   const std::int64_t item = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
@@ -182,7 +358,15 @@ __global__ void __launch_bounds__(128, 3)
     xs = w;
     ys = w + n * K;
   }
-  ols_item<K1>(xs, ys, n, rel_tol, lane, item, beta, ssr, status);
+  if constexpr (Mma) {
+    double* S = gram[threadIdx.x / 32];
+    gram_by_mma<K1>(xs, ys, n, lane, S);
+    double b[K];
+    const int st = solve_by_lanes<K>(S, lane, rel_tol, b);
+    store_item<K>(xs, ys, n, b, st, lane, item, beta, ssr, status);
+  } else {
+    ols_item<K1>(xs, ys, n, rel_tol, lane, item, beta, ssr, status);
+  }
 }
 
 constexpr int kOlsPipeWarps = 2;  // warps per block of the pipelined kernel
@@ -219,13 +403,42 @@ __global__ void __launch_bounds__(32 * kOlsPipeWarps)
 constexpr int kOlsWarpMaxCols = 12;  // k + 1 up to this: ols_warp_kernel; beyond, DGEMM + solve_kernel
 constexpr std::size_t kOlsStagedMaxBytes = 96 * 1024;  // a block's 4 staged items, at most
 
-// The batched OLS kernel in use: "staged" (the default), "direct", "pipelined", or "gemm" (the
-// DGEMM path for every k), from PANELBOOT_OLS_KERNEL.
+// The batched OLS kernel in use: "mma" (the default; the tensor-core form, staged where the item
+// fits), "mma-direct", "staged", "direct", "pipelined", or "gemm" (the DGEMM path for every k),
+// from PANELBOOT_OLS_KERNEL.
 std::string ols_kernel_choice() {
-  return kernel_choice("PANELBOOT_OLS_KERNEL", {"staged", "direct", "pipelined", "gemm"});
+  return kernel_choice("PANELBOOT_OLS_KERNEL",
+                       {"mma", "mma-direct", "staged", "direct", "pipelined", "gemm"});
 }
 
-// Launches ols_warp_kernel<k1>; false when the item does not fit the staged form's shared memory.
+constexpr std::size_t kOlsMmaStagedMaxBytes = 48 * 1024;  // an item staged by the mma form, at most
+
+// Launches the mma form of ols_warp_kernel<k1> (2 <= k1 <= K1), staged when asked and the item fits
+// kOlsMmaStagedMaxBytes, else direct.
+template <int K1>
+void launch_ols_mma(int k1, bool staged, const double* X, const double* y, const OlsBatch& bt,
+                    double* beta, double* ssr, int* status, cudaStream_t st) {
+  if constexpr (K1 > 1) {
+    if (k1 != K1) return launch_ols_mma<K1 - 1>(k1, staged, X, y, bt, beta, ssr, status, st);
+    const std::size_t smem = static_cast<std::size_t>(bt.n_obs) * K1 * sizeof(double);
+    if (staged && smem <= kOlsMmaStagedMaxBytes && bt.n_batch <= 0x7fffffff) {  // a block an item
+      PB_CUDA_CHECK(cudaFuncSetAttribute(ols_warp_kernel<K1, true, true>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem)));
+      ols_warp_kernel<K1, true, true><<<static_cast<unsigned>(bt.n_batch), 32, smem, st>>>(
+          X, y, bt.n_obs, bt.stride_x, bt.stride_y, bt.n_batch, bt.rel_tol, beta, ssr, status);
+    } else {
+      ols_warp_kernel<K1, false, true>
+          <<<blocks_for(static_cast<std::size_t>(bt.n_batch) * 32, 32 * kOlsMmaWarps),
+             32 * kOlsMmaWarps, 0, st>>>(X, y, bt.n_obs, bt.stride_x, bt.stride_y, bt.n_batch,
+                                         bt.rel_tol, beta, ssr, status);
+    }
+    PB_CUDA_LAUNCH_CHECK();
+  }
+}
+
+// Launches the register-sums form of ols_warp_kernel<k1>; false when the item does not fit the
+// staged form's shared memory.
 template <int K1>
 bool launch_ols_warp(int k1, bool staged, const double* X, const double* y, const OlsBatch& bt, double* beta,
                      double* ssr, int* status, cudaStream_t st) {
@@ -235,13 +448,14 @@ bool launch_ols_warp(int k1, bool staged, const double* X, const double* y, cons
     if (staged) {
       const std::size_t smem = 4 * static_cast<std::size_t>(bt.n_obs) * K1 * sizeof(double);
       if (smem > kOlsStagedMaxBytes) return false;
-      PB_CUDA_CHECK(cudaFuncSetAttribute(ols_warp_kernel<K1, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      PB_CUDA_CHECK(cudaFuncSetAttribute(ols_warp_kernel<K1, true, false>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem)));
-      ols_warp_kernel<K1, true><<<blocks, 128, smem, st>>>(X, y, bt.n_obs, bt.stride_x, bt.stride_y, bt.n_batch,
-                                                          bt.rel_tol, beta, ssr, status);
+      ols_warp_kernel<K1, true, false><<<blocks, 128, smem, st>>>(
+          X, y, bt.n_obs, bt.stride_x, bt.stride_y, bt.n_batch, bt.rel_tol, beta, ssr, status);
     } else {
-      ols_warp_kernel<K1, false><<<blocks, 128, 0, st>>>(X, y, bt.n_obs, bt.stride_x, bt.stride_y, bt.n_batch,
-                                                        bt.rel_tol, beta, ssr, status);
+      ols_warp_kernel<K1, false, false><<<blocks, 128, 0, st>>>(
+          X, y, bt.n_obs, bt.stride_x, bt.stride_y, bt.n_batch, bt.rel_tol, beta, ssr, status);
     }
     PB_CUDA_LAUNCH_CHECK();
     return true;
@@ -324,6 +538,10 @@ bool ols_by_warps(const Context& ctx, const std::string& choice, const OlsBatch&
   beta += b0 * k;
   ssr += b0;
   status += b0;
+  if (choice == "mma" || choice == "mma-direct") {
+    launch_ols_mma<kOlsWarpMaxCols>(k1, choice == "mma", X, y, part, beta, ssr, status, st);
+    return true;
+  }
   // the staged and pipelined kernels decline items too large for their shared memory
   return (choice == "staged" &&
           launch_ols_warp<kOlsWarpMaxCols>(k1, true, X, y, part, beta, ssr, status, st)) ||
@@ -337,13 +555,26 @@ std::size_t span_of(std::int64_t b0, std::int64_t b1, std::int64_t stride, std::
   return b1 > b0 ? static_cast<std::size_t>(stride * (b1 - 1 - b0) + len) : 0;
 }
 
-constexpr std::int64_t kOlsCopyChunks =
-    8;  // pinned input: copies of item chunks overlap the kernels
+// The chunks a pinned batch goes up in (the copy of one overlapping the kernel of the one before):
+// PANELBOOT_OLS_CHUNKS, 1 to 64, default 2. The kernels are ~50x shorter than the copies, so more
+// chunks hide little more, while each launch pays its own ramp and tail (on the H200, 20000 items
+// of 200 x 10: the kernels 135 us in 1 chunk, 161 in 2, 202 in 4, 260 in 8; the whole call
+// 1.13-1.17x the copy alone in each).
+std::int64_t ols_copy_chunks() {
+  const char* e = std::getenv("PANELBOOT_OLS_CHUNKS");
+  if (!e || !*e) return 2;
+  char* end = nullptr;
+  const long v = std::strtol(e, &end, 10);
+  if (*end != '\0' || v < 1 || v > 64)
+    throw InvalidInput(
+        std::string("PANELBOOT_OLS_CHUNKS must be a whole number from 1 to 64, not '") + e + "'");
+  return v;
+}
 
 }  // namespace
 
 // From pinned host memory (Backend::host_array) with the warp kernels, the batch goes up in
-// kOlsCopyChunks chunks on the copy stream while the kernel stream solves the chunks already
+// ols_copy_chunks() chunks on the copy stream while the kernel stream solves the chunks already
 // there: the call then takes about the copy's time. From pageable memory (a copy through the
 // driver's staging buffers, which cannot overlap) and on the DGEMM path it goes up whole first.
 OlsBatchResult batched_ols(const Context& ctx, const OlsBatch& bt) {
@@ -360,12 +591,13 @@ OlsBatchResult batched_ols(const Context& ctx, const OlsBatch& bt) {
       d_ssr(static_cast<std::size_t>(nbat), st);
   DeviceBuffer<int> d_status(static_cast<std::size_t>(nbat), st);
   const std::string choice = ols_kernel_choice();
+  const std::int64_t copy_chunks = ols_copy_chunks();  // read, and checked, on every path
   const bool warps = choice != "gemm" && k >= 1 && k + 1 <= kOlsWarpMaxCols;
   SpanTimer kernels(st);  // the device's own time: the kernels, copies excluded
   EventList order;
   if (warps && is_pinned(bt.X) && is_pinned(bt.y)) {
     order_after(ctx.copy_stream, st, order);  // the buffers were allocated on st
-    const std::int64_t chunks = std::min(nbat, kOlsCopyChunks);
+    const std::int64_t chunks = std::min(nbat, copy_chunks);
     for (std::int64_t c = 0; c < chunks; ++c) {
       const std::int64_t b0 = nbat * c / chunks, b1 = nbat * (c + 1) / chunks;
       const std::size_t x0 = static_cast<std::size_t>(b0 * bt.stride_x),

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <tuple>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -411,24 +412,31 @@ TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
   PB_BACKEND_OR_SKIP(be);
   PB_FRESH_RNG(rng);
   std::normal_distribution<double> nd;
-  // k = 6 and 11 take the CUDA backend's one-warp-per-item kernels (k + 1 <= 12 columns; staged
-  // through shared memory while 4 items fit in 96 KB, as n = 40 and 45 do, direct from device
-  // memory beyond, as n = 700 with k = 11), k = 14 its DGEMM path; n = 45 is not a multiple of the
-  // warp. On a GPU every kernel in turn (PANELBOOT_OLS_KERNEL), each from pageable memory and
+  // k = 6, 8 and 11 take the CUDA backend's one-warp-per-item kernels (k + 1 <= 12 columns; the
+  // tensor-core form with one column block (k = 6), a second holding only y (k = 8) and two
+  // (k = 11); staged through shared memory where the item fits, as n = 40, 45 and 50 do, direct
+  // from device memory beyond, as n = 700 with k = 11), k = 14 its DGEMM path; n = 45 is not a
+  // multiple of the warp, nor of the tensor cores' 4 rows, and n = 700 has whole 32-row blocks
+  // and a tail. On a GPU every kernel in turn (PANELBOOT_OLS_KERNEL), each from pageable memory and
   // from the backend's pinned memory (host_array: the copies go up in chunks on a second stream,
   // overlapping the kernels).
-  std::vector<std::pair<std::string, bool>> kernels_to_try = {{"", false}, {"", true}};
+  // (kernel, pinned, chunks of a pinned batch: PANELBOOT_OLS_CHUNKS, "" for the default)
+  std::vector<std::tuple<std::string, bool, std::string>> kernels_to_try = {{"", false, ""},
+                                                                            {"", true, ""}};
   if (be->device() == Device::kCuda) {
     kernels_to_try.clear();
-    for (const char* kern : {"staged", "direct", "pipelined", "gemm"})
-      for (bool pinned : {false, true}) kernels_to_try.push_back({kern, pinned});
+    for (const char* kern : {"mma", "mma-direct", "staged", "direct", "pipelined", "gemm"})
+      for (bool pinned : {false, true}) kernels_to_try.push_back({kern, pinned, ""});
+    for (const char* chunks : {"1", "3"}) kernels_to_try.push_back({"mma", true, chunks});
   }
-  for (const auto& [kern, pinned] : kernels_to_try)
-    for (const auto& [n, k] :
-         {std::pair{40, 6}, std::pair{45, 11}, std::pair{700, 11}, std::pair{40, 14}}) {
+  for (const auto& [kern, pinned, chunks] : kernels_to_try)
+    for (const auto& [n, k] : {std::pair{40, 6}, std::pair{50, 8}, std::pair{45, 11},
+                               std::pair{700, 11}, std::pair{40, 14}}) {
       SCOPED_TRACE("n " + std::to_string(n) + ", k " + std::to_string(k) + " kernel " + kern +
-                   (pinned ? ", the backend's host memory" : ""));
+                   (pinned ? ", the backend's host memory" : "") +
+                   (chunks.empty() ? "" : ", in " + chunks + " chunks"));
       if (!kern.empty()) setenv("PANELBOOT_OLS_KERNEL", kern.c_str(), 1);
+      if (!chunks.empty()) setenv("PANELBOOT_OLS_CHUNKS", chunks.c_str(), 1);
       const int n_batch = 64;
       const std::int64_t sx = n * k + 3, sy = n + 1;  // strides larger than the items
       std::vector<double> X(static_cast<std::size_t>(sx * n_batch), 0.0),
@@ -455,8 +463,14 @@ TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
       bt.n_batch = n_batch;
       bt.stride_x = sx;
       bt.stride_y = sy;
+      if (be->device() == Device::kCuda && pinned && kern == "mma" && chunks.empty()) {
+        setenv("PANELBOOT_OLS_CHUNKS", "0", 1);  // out of its range: an error, never ignored
+        EXPECT_THROW(be->batched_ols(bt), InvalidInput);
+        unsetenv("PANELBOOT_OLS_CHUNKS");
+      }
       const OlsBatchResult r = be->batched_ols(bt);
       unsetenv("PANELBOOT_OLS_KERNEL");
+      unsetenv("PANELBOOT_OLS_CHUNKS");
       ASSERT_EQ(r.status.size(), static_cast<std::size_t>(n_batch));
       for (int b = 0; b < n_batch; ++b) {
         SCOPED_TRACE("item " + std::to_string(b));
