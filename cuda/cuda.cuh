@@ -26,11 +26,6 @@ WreRun wre_replicates(const Context& ctx, const WreProblem& problem, const WreEv
 BootCounts gray_walk(const Context& ctx, const kernels::GrayProblem& p, ProgressSink* progress);
 std::vector<double> threshold_fstar(const Context& ctx, const ThresholdBootSpec& spec, const ThresholdGram& gram);
 OlsBatchResult batched_ols(const Context& ctx, const OlsBatch& batch);
-// C (m x nb, row-major) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with
-// `subtract`, each output summed over d in order with no fused multiply-add (the CPU's
-// gemm_rows' bits); the wild bootstrap's and WRE's products (wild.cu).
-void gemm_rows(cudaStream_t st, const double* A, std::size_t m, std::size_t d, const double* B,
-               std::size_t nb, double* C, bool subtract);
 FixedDesignResult fixed_design_ols(const Context& ctx, const FixedDesign& design, const FixedDesignBatch& batch);
 // The device's peak FP64 rate and memory bandwidth from its attributes (context.cu).
 MachineLimits device_limits(const Context& ctx);

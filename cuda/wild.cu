@@ -216,6 +216,55 @@ class CudaReplicates final : public WildReplicates {
   DeviceBuffer<double> n0_, n1_, d0_, d1_, d2_;
 };
 
+constexpr int kGemmRowsPerPass = 8;  // outputs per thread and pass: each load of B serves eight
+
+// Rows [R r0, R r0 + R) of C (m x nb, row-major) = A (m x d, row-major) B (d x nb, row-major), or
+// C -= A B with `subtract`, one thread per replication (column b): each output summed over d in
+// order from zero with no fused multiply-add, as the CPU's gemm_rows, so the products have its
+// bits; A's entries are the same for every thread of the block (broadcast loads).
+__global__ void gemm_rows_kernel(const double* __restrict__ A, std::int64_t m, std::int64_t d,
+                                 const double* __restrict__ B, std::size_t nb, double* C,
+                                 bool subtract) {
+  constexpr int R = kGemmRowsPerPass;
+  const std::int64_t r0 = static_cast<std::int64_t>(blockIdx.y) * R;
+  const int rows = static_cast<int>(m - r0 < R ? m - r0 : R);
+  for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
+       b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    double acc[R] = {};
+    for (std::int64_t g = 0; g < d; ++g) {
+      const double v = B[static_cast<std::size_t>(g) * nb + b];
+#pragma unroll
+      for (int i = 0; i < R; ++i)
+        if (i < rows) acc[i] += A[(r0 + i) * d + g] * v;
+    }
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+      if (i < rows) {
+        double* c = C + static_cast<std::size_t>(r0 + i) * nb + b;
+        *c = subtract ? *c - acc[i] : acc[i];
+      }
+  }
+}
+
+// C (m x nb, row-major) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with
+// `subtract`: the wild bootstrap's products by gemm_rows_kernel, not cuBLAS (whose libraries take
+// about 75 ms to load in a cold process on the H200, for products of a few dozen columns that
+// are memory-bound either way: bench/RESULTS.md).
+void gemm_rows(cudaStream_t st, const double* A, std::size_t m, std::size_t d, const double* B,
+               std::size_t nb, double* C, bool subtract) {
+  if (m == 0 || nb == 0) return;
+  const unsigned T = 256,
+                 passes = static_cast<unsigned>((m + kGemmRowsPerPass - 1) / kGemmRowsPerPass);
+  if (passes > 65535)
+    throw InvalidInput(
+        "--backend cuda: a product of more than 524280 rows is not supported on the GPU; use "
+        "--backend cpu");
+  const dim3 grid(std::min(blocks_for(nb, T), 4096u), passes);
+  gemm_rows_kernel<<<grid, T, 0, st>>>(A, static_cast<std::int64_t>(m),
+                                       static_cast<std::int64_t>(d), B, nb, C, subtract);
+  PB_CUDA_LAUNCH_CHECK();
+}
+
 // The problem's arrays on the device (pointers into them: the problem's own offsets).
 struct DeviceProblem {
   DeviceBuffer<double> m1, kd, pf, t1, w;
@@ -431,58 +480,6 @@ WildRun CudaPreparedWild::run_fused(const WildRunOptions& o, bool registers) con
 }
 
 }  // namespace
-
-namespace {
-
-constexpr int kGemmRowsPerPass = 8;  // outputs per thread and pass: each load of B serves eight
-
-// Rows [R r0, R r0 + R) of C (m x nb, row-major) = A (m x d, row-major) B (d x nb, row-major), or
-// C -= A B with `subtract`, one thread per replication (column b): each output summed over d in
-// order from zero with no fused multiply-add, as the CPU's gemm_rows, so the products have its
-// bits; A's entries are the same for every thread of the block (broadcast loads).
-__global__ void gemm_rows_kernel(const double* __restrict__ A, std::int64_t m, std::int64_t d,
-                                 const double* __restrict__ B, std::size_t nb, double* C,
-                                 bool subtract) {
-  constexpr int R = kGemmRowsPerPass;
-  const std::int64_t r0 = static_cast<std::int64_t>(blockIdx.y) * R;
-  const int rows = static_cast<int>(m - r0 < R ? m - r0 : R);
-  for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
-       b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-    double acc[R] = {};
-    for (std::int64_t g = 0; g < d; ++g) {
-      const double v = B[static_cast<std::size_t>(g) * nb + b];
-#pragma unroll
-      for (int i = 0; i < R; ++i)
-        if (i < rows) acc[i] += A[(r0 + i) * d + g] * v;
-    }
-#pragma unroll
-    for (int i = 0; i < R; ++i)
-      if (i < rows) {
-        double* c = C + static_cast<std::size_t>(r0 + i) * nb + b;
-        *c = subtract ? *c - acc[i] : acc[i];
-      }
-  }
-}
-
-}  // namespace
-
-// gemm_rows (cuda.cuh): the wild bootstrap's and WRE's products by gemm_rows_kernel, not cuBLAS
-// (whose libraries take about 75 ms to load in a cold process on the H200, for products of a few
-// dozen columns that are memory-bound either way: bench/RESULTS.md).
-void gemm_rows(cudaStream_t st, const double* A, std::size_t m, std::size_t d, const double* B,
-               std::size_t nb, double* C, bool subtract) {
-  if (m == 0 || nb == 0) return;
-  const unsigned T = 256,
-                 passes = static_cast<unsigned>((m + kGemmRowsPerPass - 1) / kGemmRowsPerPass);
-  if (passes > 65535)
-    throw InvalidInput(
-        "--backend cuda: a product of more than 524280 rows is not supported on the GPU; use "
-        "--backend cpu");
-  const dim3 grid(std::min(blocks_for(nb, T), 4096u), passes);
-  gemm_rows_kernel<<<grid, T, 0, st>>>(A, static_cast<std::int64_t>(m),
-                                       static_cast<std::int64_t>(d), B, nb, C, subtract);
-  PB_CUDA_LAUNCH_CHECK();
-}
 
 std::vector<double> wild_weights(const Context& ctx, std::uint64_t seed, kernels::WeightType type, bool enumerate,
                                  std::uint64_t b0, std::size_t nb, std::int32_t G) {

@@ -3,9 +3,8 @@
 // (--fmad=false, as the CPU's gemm_rows) and the same statistic (kernels/wre.hpp), so the same
 // bits. Per chunk of nb replications:
 //   V = weights                       wre_weights_kernel  (one thread per replication)
-//   P = K V                           gemm_rows (wild.cu: one thread per replication, 8 rows a
-//                                     pass); the factored form: wre_a_rows_kernel, R1 = F1 V by
-//                                     gemm_rows, wre_cells_kernel
+//   P = K V                           wre_products_kernel (one thread per (row, replication)); the
+//                                     factored form: wre_a_rows_kernel, R1 = F1 V, wre_cells_kernel
 //   moments, statistics               wre_moments_kernel  (one thread per replication; v and -v
 //                                                          when enumerating)
 // The statistics come back to the host and are counted there (kernels::count_one). With `keep`
@@ -24,6 +23,22 @@ __global__ void wre_weights_kernel(std::uint64_t seed, kernels::WeightType type,
   for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
        b += static_cast<std::size_t>(gridDim.x) * blockDim.x)
     kernels::wild_weights_column(seed, type, enumerate, b0 + b, static_cast<std::uint32_t>(n_clu), V + b, nb);
+}
+
+// P[r * ldp + off + b] = sum_g K[r * G + g] V[g * nb + b], summed in g order. The same sums as
+// wild.cu's gemm_rows_kernel, kept apart on purpose: one thread per (row, replication) suits WRE's
+// few rows, where gemm_rows' one thread per replication left the H200 short of threads (iv-wre at
+// B = 10^5 took 18.7 ms through it against 15.2 ms here: bench/RESULTS.md, Run 5).
+__global__ void wre_products_kernel(const double* K, std::int64_t rows, int G, const double* V,
+                                    std::size_t nb, double* P, std::size_t ldp, std::size_t off) {
+  for (std::int64_t r = blockIdx.y; r < rows; r += gridDim.y)
+    for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < nb;
+         b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+      const double* k = K + r * G;
+      double acc = 0;
+      for (int g = 0; g < G; ++g) acc += k[g] * V[static_cast<std::size_t>(g) * nb + b];
+      P[static_cast<std::size_t>(r) * ldp + off + b] = acc;
+    }
 }
 
 // The factored form's A rows: P[wre_row(j, 0, l) * nb + b] = sum_g K[(j L + l) * G + g] V[g * nb + b]
@@ -167,16 +182,22 @@ WreRun wre_replicates(const Context& ctx, const WreProblem& pr, const WreEval& e
                                                              V.get());
     PB_CUDA_LAUNCH_CHECK();
     if (pr.dense) {
-      gemm_rows(st, K.get(), static_cast<std::size_t>(rows), static_cast<std::size_t>(pr.n_clu),
-                V.get(), nb, P.get(), false);
+      const dim3 grid(blocks_for(nb, 128),
+                      static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)));
+      wre_products_kernel<<<grid, 128, 0, st>>>(K.get(), rows, pr.n_clu, V.get(), nb, P.get(), nb,
+                                                0);
+      PB_CUDA_LAUNCH_CHECK();
     } else {
       const std::int64_t a_rows = static_cast<std::int64_t>(J) * pr.L, c_rows = a_rows * pr.C;
       const dim3 ga(blocks_for(nb, 128), static_cast<unsigned>(std::min<std::int64_t>(a_rows, 65535)));
       wre_a_rows_kernel<<<ga, 128, 0, st>>>(K.get(), J, pr.L, pr.C, pr.n_clu, V.get(), nb, P.get());
       PB_CUDA_LAUNCH_CHECK();
       if (kl > 0) {
-        gemm_rows(st, F1.get(), static_cast<std::size_t>(J) * kl,
-                  static_cast<std::size_t>(pr.n_clu), V.get(), nb, R1.get(), false);
+        const dim3 gf(blocks_for(nb, 128), static_cast<unsigned>(std::min<std::int64_t>(
+                                               static_cast<std::int64_t>(J) * kl, 65535)));
+        wre_products_kernel<<<gf, 128, 0, st>>>(F1.get(), static_cast<std::int64_t>(J) * kl,
+                                                pr.n_clu, V.get(), nb, R1.get(), nb, 0);
+        PB_CUDA_LAUNCH_CHECK();
       }
       const dim3 gc(blocks_for(nb, 128), static_cast<unsigned>(std::min<std::int64_t>(c_rows, 65535)));
       wre_cells_kernel<<<gc, 128, 0, st>>>(T1.get(), row_ptr.get(), cell_g.get(), PF.get(), R1.get(), J, pr.L, pr.C,
