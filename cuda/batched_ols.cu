@@ -1,8 +1,9 @@
 // Batched OLS on the GPU (host/src/backend/cpu/batched_ols.cpp is its twin): one warp per item
-// for k + 1 <= 12 columns (the Gram on the FP64 tensor cores and the solve spread over the lanes;
-// or the sums in each lane's registers, the item staged into shared memory, read directly, or
-// pipelined through two shared buffers per persistent warp), strided-batched DGEMM plus one
-// Cholesky per thread beyond; PANELBOOT_OLS_KERNEL=mma|staged|direct|pipelined|gemm picks one.
+// for k + 1 <= 12 columns (the Gram on the FP64 tensor cores and the solve spread over the lanes,
+// the item staged into shared memory or read directly; or the sums in each lane's registers, the
+// item staged, read directly, or pipelined through two shared buffers per persistent warp),
+// strided-batched DGEMM plus one Cholesky per thread beyond;
+// PANELBOOT_OLS_KERNEL=mma|mma-direct|staged|direct|pipelined|gemm picks one.
 #include <cuda_pipeline.h>
 
 #include <cstdint>
@@ -194,10 +195,16 @@ __device__ __forceinline__ void fetch_item(const double* xs, const double* ys, s
 
 // C (8 x 8; row g, columns 2t and 2t + 1 on lane (g, t)) += A B for A (8 x 4; A[g][t] on lane
 // (g, t)) and B (4 x 8; B[t][g] on lane (g, t)).
+// FP64 tensor cores exist from compute capability 8.0 on; ols_kernel_choice never picks this form
+// below it.
 __device__ __forceinline__ void mma_8x8x4(double a, double b, double& c0, double& c1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};\n"
                : "+d"(c0), "+d"(c1)
                : "d"(a), "d"(b));
+#else
+  __trap();
+#endif
 }
 
 // Column c of the item's [X y], or null for a padding column (c >= k + 1).
@@ -263,9 +270,12 @@ __device__ __forceinline__ void gram_by_mma(const double* xs, const double* ys, 
 // lane its own row); the forward solve a column a step; L moved to columns through S (lane i then
 // holding column i) for the back solve, again a column a step. Multiplying by the pivots'
 // reciprocals instead of dividing (the shared Cholesky's CPU form divides) costs an ulp or so and
-// takes the divisions out of the chains. The pivot test is the shared Cholesky's: NaN or infinite
-// diagonal entries are kNotFinite, a pivot not above rel_tol times the largest diagonal entry
-// kSingular. Every lane ends with the solution in x (NaN unless solved); returns the status.
+// takes the divisions out of the chains. The pivot test has the shared Cholesky's form: NaN or
+// infinite diagonal entries are kNotFinite, a pivot not above rel_tol times the largest diagonal
+// entry kSingular; but the pivots come from sums in another order and updates in another
+// sequence, so an item whose smallest pivot is within rounding of that floor can get another
+// status than on the CPU. Every lane ends with the solution in x (NaN unless solved); returns
+// the status.
 template <int K>
 __device__ __forceinline__ int solve_by_lanes(double* S, int lane, double rel_tol, double* x) {
   constexpr unsigned kAll = 0xffffffffu;
@@ -283,13 +293,13 @@ __device__ __forceinline__ int solve_by_lanes(double* S, int lane, double rel_to
     double dmax = d > 0 ? d : 0;
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) dmax = fmax(dmax, __shfl_xor_sync(kAll, dmax, off));
-    const double floor = rel_tol * dmax;
+    const double pivot_floor = rel_tol * dmax;
     if (!(dmax > 0)) st = static_cast<int>(kernels::SolveStatus::kSingular);
 #pragma unroll
     for (int p = 0; p < K; ++p) {  // column p of the factor
       if (st != 0) break;
       const double dp = __shfl_sync(kAll, a[p], p);
-      if (!(dp > floor)) {
+      if (!(dp > pivot_floor)) {
         st = static_cast<int>(kernels::SolveStatus::kSingular);
         break;
       }
@@ -315,7 +325,8 @@ __device__ __forceinline__ int solve_by_lanes(double* S, int lane, double rel_to
   }
   __syncwarp();  // every lane has read S
 #pragma unroll
-  for (int c = 0; c < K; ++c) S[i * 16 + c] = a[c];  // row i of L (lanes beyond K: the same)
+  for (int c = 0; c < K; ++c)
+    if (lane < K) S[i * 16 + c] = a[c];  // row i of L
   __syncwarp();
 #pragma unroll
   for (int c = 0; c < K; ++c) a[c] = S[c * 16 + i];  // column i of L: a[c] = L[c][i]
@@ -334,17 +345,19 @@ constexpr int kOlsMmaWarps = 4;  // warps per block of the tensor-core form read
 // solves it from there; direct: it reads device memory as it goes. Mma: the Gram on the tensor
 // cores, the solve spread over the lanes (gram_by_mma, solve_by_lanes; a block of one warp when
 // staged, 16 x 16 doubles of shared memory a warp for the Gram); else the sums in each lane's
-// registers, solved by lane 0 (ols_item; 4 warps a block). X is read once from device memory
-// (the direct mma form reads it again for the residuals, mostly from cache): the kernel's floor is
-// the bytes of X and y.
+// registers, solved by lane 0 (ols_item; 4 warps a block). The staged forms read X and y once
+// from device memory, the kernel's floor; the direct ones read them again for the residuals, in
+// part from DRAM (Nsight Compute, 20000 items of 200 x 10: the direct mma form 542-550 MB against
+// 352 MB staged). Staged mma blocks hold one item: the 12 blocks of the bounds fit an SM's shared
+// memory only while an item is under about 17 KB.
 template <int K1, bool Staged, bool Mma>
 __global__ void __launch_bounds__(Mma&& Staged ? 32 : 128, Mma ? (Staged ? 12 : 5) : 3)
     ols_warp_kernel(const double* __restrict__ X, const double* __restrict__ y, std::int64_t n,
                     std::int64_t sx, std::int64_t sy, std::int64_t n_batch, double rel_tol,
                     double* beta, double* ssr, int* status) {
   constexpr int K = K1 - 1;
-  __shared__ double gram[Mma ? (Staged ? 1 : kOlsMmaWarps) : 1][Mma ? 256 : 1];
-  extern __shared__ double ols_smem[];
+  __shared__ double gram[Mma ? (Staged ? 1 : kOlsMmaWarps) : 1][Mma ? 256 : 2];
+  extern __shared__ __align__(16) double ols_smem[];  // 16-byte copies need 16-byte alignment
   const std::int64_t item = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
   if (item >= n_batch) return;  // whole warps leave together
@@ -381,7 +394,7 @@ __global__ void __launch_bounds__(32 * kOlsPipeWarps)
                          std::int64_t sx, std::int64_t sy, std::int64_t n_batch, double rel_tol,
                          double* beta, double* ssr, int* status) {
   constexpr int K = K1 - 1;
-  extern __shared__ double ols_smem[];
+  extern __shared__ __align__(16) double ols_smem[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
   const std::int64_t len = n * K1, n_warps = static_cast<std::int64_t>(gridDim.x) * kOlsPipeWarps;
   double* buf[2] = {ols_smem + (2 * warp) * len, ols_smem + (2 * warp + 1) * len};
@@ -405,10 +418,13 @@ constexpr std::size_t kOlsStagedMaxBytes = 96 * 1024;  // a block's 4 staged ite
 
 // The batched OLS kernel in use: "mma" (the default; the tensor-core form, staged where the item
 // fits), "mma-direct", "staged", "direct", "pipelined", or "gemm" (the DGEMM path for every k),
-// from PANELBOOT_OLS_KERNEL.
-std::string ols_kernel_choice() {
-  return kernel_choice("PANELBOOT_OLS_KERNEL",
-                       {"mma", "mma-direct", "staged", "direct", "pipelined", "gemm"});
+// from PANELBOOT_OLS_KERNEL. Below compute capability 8.0 (no FP64 tensor cores) the default is
+// "staged" and the mma forms are an error.
+std::string ols_kernel_choice(const Context& ctx) {
+  if (ctx.cc_major >= 8)
+    return kernel_choice("PANELBOOT_OLS_KERNEL",
+                         {"mma", "mma-direct", "staged", "direct", "pipelined", "gemm"});
+  return kernel_choice("PANELBOOT_OLS_KERNEL", {"staged", "direct", "pipelined", "gemm"});
 }
 
 constexpr std::size_t kOlsMmaStagedMaxBytes = 48 * 1024;  // an item staged by the mma form, at most
@@ -585,14 +601,18 @@ OlsBatchResult batched_ols(const Context& ctx, const OlsBatch& bt) {
   r.ssr.assign(static_cast<std::size_t>(nbat), 0.0);
   r.status.assign(static_cast<std::size_t>(nbat), 0);
   if (nbat == 0) return r;
+  const std::string choice = ols_kernel_choice(ctx);
+  const std::int64_t copy_chunks = ols_copy_chunks();  // read, and checked, on every path
+  const bool warps = choice != "gemm" && k >= 1 && k + 1 <= kOlsWarpMaxCols;
+  if (warps && nbat > (std::int64_t{1} << 32))  // the warp kernels' grid: 2^30 blocks of 4 items
+    throw InvalidInput(
+        "--backend cuda: batched OLS of more than 2^32 regressions at once is not "
+        "supported on the GPU; split the batch or use --backend cpu");
   const std::size_t nx = span_of(0, nbat, bt.stride_x, n * k),
                     ny = span_of(0, nbat, bt.stride_y, n);
   DeviceBuffer<double> d_X(nx, st), d_y(ny, st), d_b(static_cast<std::size_t>(k * nbat), st),
       d_ssr(static_cast<std::size_t>(nbat), st);
   DeviceBuffer<int> d_status(static_cast<std::size_t>(nbat), st);
-  const std::string choice = ols_kernel_choice();
-  const std::int64_t copy_chunks = ols_copy_chunks();  // read, and checked, on every path
-  const bool warps = choice != "gemm" && k >= 1 && k + 1 <= kOlsWarpMaxCols;
   SpanTimer kernels(st);  // the device's own time: the kernels, copies excluded
   EventList order;
   if (warps && is_pinned(bt.X) && is_pinned(bt.y)) {

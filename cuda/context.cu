@@ -26,6 +26,7 @@ Context::Context() {
   PB_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
   name = prop.name;
   sm_count = prop.multiProcessorCount;
+  cc_major = prop.major;
   max_block_shared = prop.sharedMemPerBlockOptin;
   // keep freed pool memory for the next call instead of returning it to the driver
   cudaMemPool_t pool;

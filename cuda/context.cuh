@@ -45,6 +45,7 @@ class Context {
   std::string name;  // the device's
   int device = 0;    // its index (chosen_device)
   int sm_count = 0;  // its multiprocessors
+  int cc_major = 0;  // its compute capability's major number (8: Ampere, 9: Hopper)
   std::size_t max_block_shared = 0;  // the most shared memory a block may opt in to
 
  private:

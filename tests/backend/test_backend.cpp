@@ -412,15 +412,15 @@ TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
   PB_BACKEND_OR_SKIP(be);
   PB_FRESH_RNG(rng);
   std::normal_distribution<double> nd;
-  // k = 6, 8 and 11 take the CUDA backend's one-warp-per-item kernels (k + 1 <= 12 columns; the
-  // tensor-core form with one column block (k = 6), a second holding only y (k = 8) and two
-  // (k = 11); staged through shared memory where the item fits, as n = 40, 45 and 50 do, direct
-  // from device memory beyond, as n = 700 with k = 11), k = 14 its DGEMM path; n = 45 is not a
-  // multiple of the warp, nor of the tensor cores' 4 rows, and n = 700 has whole 32-row blocks
-  // and a tail. On a GPU every kernel in turn (PANELBOOT_OLS_KERNEL), each from pageable memory and
-  // from the backend's pinned memory (host_array: the copies go up in chunks on a second stream,
-  // overlapping the kernels).
-  // (kernel, pinned, chunks of a pinned batch: PANELBOOT_OLS_CHUNKS, "" for the default)
+  // k = 1, 6, 7, 8 and 11 take the CUDA backend's one-warp-per-item kernels (k + 1 <= 12
+  // columns; the tensor-core form with one column block (k = 1, 6, and 7, which fills it), a
+  // second holding only y (k = 8) and two (k = 11); staged through shared memory where the item
+  // fits, as n = 40, 45 and 50 do, direct from device memory beyond, as n = 700 with k = 11), k =
+  // 14 its DGEMM path; n = 45 is not a multiple of the warp, nor of the tensor cores' 4 rows, and n
+  // = 700 has whole 32-row blocks and a tail. On a GPU every kernel in turn (PANELBOOT_OLS_KERNEL),
+  // each from pageable memory and from the backend's pinned memory (host_array: the copies go up in
+  // chunks on a second stream, overlapping the kernels). (kernel, pinned, chunks of a pinned batch:
+  // PANELBOOT_OLS_CHUNKS, "" for the default)
   std::vector<std::tuple<std::string, bool, std::string>> kernels_to_try = {{"", false, ""},
                                                                             {"", true, ""}};
   if (be->device() == Device::kCuda) {
@@ -430,8 +430,9 @@ TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
     for (const char* chunks : {"1", "3"}) kernels_to_try.push_back({"mma", true, chunks});
   }
   for (const auto& [kern, pinned, chunks] : kernels_to_try)
-    for (const auto& [n, k] : {std::pair{40, 6}, std::pair{50, 8}, std::pair{45, 11},
-                               std::pair{700, 11}, std::pair{40, 14}}) {
+    for (const auto& [n, k] :
+         {std::pair{37, 1}, std::pair{33, 7}, std::pair{40, 6}, std::pair{50, 8}, std::pair{45, 11},
+          std::pair{700, 11}, std::pair{40, 14}}) {
       SCOPED_TRACE("n " + std::to_string(n) + ", k " + std::to_string(k) + " kernel " + kern +
                    (pinned ? ", the backend's host memory" : "") +
                    (chunks.empty() ? "" : ", in " + chunks + " chunks"));
@@ -445,8 +446,10 @@ TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
       for (int b = 0; b < n_batch; ++b) {
         cond[b] = b % 4 == 3 ? 1e6 : std::pow(10.0, (b % 4));  // 1, 10, 100 (< 1e3) and 1e6
         Eigen::MatrixXd Xb = with_condition(rng, n, k, cond[b]);
-        if (b == 5) Xb.col(2) = Xb.col(0) + Xb.col(1);  // planted: exactly collinear
-        if (b == 9) Xb.setZero();                       // planted: all zero
+        if (b == 5 && k > 2) Xb.col(2) = Xb.col(0) + Xb.col(1);  // planted: exactly collinear
+        if (b == 9) Xb.setZero();                                // planted: all zero
+        if (b == 17) Xb(0, 0) = NAN;                             // planted: NaN in X
+        if (b == 21) Xb(n - 1, k - 1) = INFINITY;                // planted: +Inf in X
         for (int j = 0; j < k; ++j)
           for (int i = 0; i < n; ++i) X[static_cast<std::size_t>(b * sx + j * n + i)] = Xb(i, j);
         for (int i = 0; i < n; ++i) y[static_cast<std::size_t>(b * sy + i)] = nd(rng);
@@ -477,9 +480,16 @@ TEST_P(BackendSuite, BatchedOlsMatchesEigenAndFlagsSingularItems) {
         Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>> Xb(X.data() + b * sx, n, k,
                                                                       Eigen::OuterStride<>(n));
         Eigen::Map<const Eigen::VectorXd> yb(y.data() + b * sy, n);
-        if (b == 5 || b == 9) {
+        if ((b == 5 && k > 2) || b == 9) {
           EXPECT_EQ(r.status[b], static_cast<int>(kernels::SolveStatus::kSingular));
           EXPECT_TRUE(std::isnan(r.beta[static_cast<std::size_t>(b * k)]));
+          continue;
+        }
+        if (b == 17 || b == 21) {  // a diagonal entry of X'X not finite: no solve, all NaN
+          EXPECT_EQ(r.status[b], static_cast<int>(kernels::SolveStatus::kNotFinite));
+          for (int j = 0; j < k; ++j)
+            EXPECT_TRUE(std::isnan(r.beta[static_cast<std::size_t>(b * k + j)]));
+          EXPECT_TRUE(std::isnan(r.ssr[b]));
           continue;
         }
         if (b == 13) {  // X is fine, the NaN propagates into beta and the SSR, never a crash
