@@ -79,21 +79,34 @@ struct ThresholdBatchOf {
       }
     }
     // a = Q'y*: lane l sums rows l, l + kLanes, ... in order (as threshold_project's one
-    // thread), here lane by lane with its accumulators in registers, four columns at a time
+    // thread), here two lanes at a time with their accumulators in registers, four columns at a
+    // time: each lane's sums are their own chains of additions, so two lanes give the adder twice
+    // the independent chains of one
     V a[kernels::kMaxQ];
-    for (int l = 0; l < kL && l < N; ++l) {
-      const std::int64_t n_l = (N - l + kL - 1) / kL;
-      const double* ql = QL + lane_start(N, l) * nq;
-      V lane_acc[kernels::kMaxQ];
+    const int lanes = static_cast<int>(N < kL ? N : kL);
+    for (int l = 0; l < lanes; l += 2) {
+      const std::int64_t n_l = (N - l + kL - 1) / kL,
+                         n_l2 = l + 1 < lanes ? (N - l - 1 + kL - 1) / kL : 0;  // <= n_l
+      const double* ql = QL + lane_start(N, l) * nq;  // lane l + 1's rows follow lane l's
+      V lane_acc[2][kernels::kMaxQ];
       int c0 = 0;
-      for (; c0 + 4 <= nq; c0 += 4) columns<4>(ql, nq, c0, l, n_l, lane_acc);
+      for (; c0 + 4 <= nq; c0 += 4) columns<4>(ql, nq, c0, l, n_l, n_l2, lane_acc);
       switch (nq - c0) {
-        case 3: columns<3>(ql, nq, c0, l, n_l, lane_acc); break;
-        case 2: columns<2>(ql, nq, c0, l, n_l, lane_acc); break;
-        case 1: columns<1>(ql, nq, c0, l, n_l, lane_acc); break;
+        case 3:
+          columns<3>(ql, nq, c0, l, n_l, n_l2, lane_acc);
+          break;
+        case 2:
+          columns<2>(ql, nq, c0, l, n_l, n_l2, lane_acc);
+          break;
+        case 1:
+          columns<1>(ql, nq, c0, l, n_l, n_l2, lane_acc);
+          break;
         default: break;
       }
-      for (int c = 0; c < nq; ++c) acc[c * kL + l] = lane_acc[c];
+      for (int c = 0; c < nq; ++c) {
+        acc[c * kL + l] = lane_acc[0][c];
+        if (n_l2 > 0) acc[c * kL + l + 1] = lane_acc[1][c];
+      }
     }
     for (int l = static_cast<int>(N < kL ? N : kL); l < kL; ++l)
       for (int c = 0; c < nq; ++c) acc[c * kL + l] = V{};
@@ -131,15 +144,27 @@ struct ThresholdBatchOf {
         for (int c = 0; c < v.n_q; ++c) ql[at++] = v.Q[c * N + rr];
     return ql;
   }
-  // lane l's partial sums of Q'y* for columns c0 .. c0 + CW - 1, in row order
+  // lanes l's and l + 1's partial sums of Q'y* for columns c0 .. c0 + CW - 1, each in its rows'
+  // order (ql: lane l's rows of QL, lane l + 1's after them; n_l2 <= n_l, 0 for no lane l + 1)
   template <int CW>
-  PB_INLINE void columns(const double* ql, int nq, int c0, int l, std::int64_t n_l, V* out) const {
-    V s[CW];
-    for (int j = 0; j < CW; ++j) s[j] = V{};
+  PB_INLINE void columns(const double* ql, int nq, int c0, int l, std::int64_t n_l,
+                         std::int64_t n_l2, V (*out)[kernels::kMaxQ]) const {
+    V s[CW], t[CW];
+    for (int j = 0; j < CW; ++j) s[j] = t[j] = V{};
     const V* ev = e + l;
-    for (std::int64_t k = 0; k < n_l; ++k, ev += kL, ql += nq)
+    const double* ql2 = ql + n_l * nq;
+    std::int64_t k = 0;
+    for (; k < n_l2; ++k, ev += kL, ql += nq, ql2 += nq)
+      for (int j = 0; j < CW; ++j) {
+        s[j] += ql[c0 + j] * ev[0];
+        t[j] += ql2[c0 + j] * ev[1];
+      }
+    for (; k < n_l; ++k, ev += kL, ql += nq)
       for (int j = 0; j < CW; ++j) s[j] += ql[c0 + j] * *ev;
-    for (int j = 0; j < CW; ++j) out[c0 + j] = s[j];
+    for (int j = 0; j < CW; ++j) {
+      out[0][c0 + j] = s[j];
+      out[1][c0 + j] = t[j];
+    }
   }
 
   // e = y* - Q a and sp[l] = lane l's sum of e^2; NQ = n_q, or 0: any n_q
