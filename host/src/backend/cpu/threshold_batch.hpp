@@ -108,7 +108,7 @@ struct ThresholdBatchOf {
         if (n_l2 > 0) acc[c * kL + l + 1] = lane_acc[1][c];
       }
     }
-    for (int l = static_cast<int>(N < kL ? N : kL); l < kL; ++l)
+    for (int l = lanes; l < kL; ++l)
       for (int c = 0; c < nq; ++c) acc[c * kL + l] = V{};
     for (int c = 0; c < nq; ++c) a[c] = kernels::fold_lanes(acc + c * kL);
     // e = y* - Q a (the columns in order) and S0's lanes, lane by lane
