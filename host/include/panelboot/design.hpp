@@ -3,11 +3,13 @@
 // (column-major, n_obs x n_reg), weights, and the integer codes of every fixed-effect,
 // cluster and time dimension, with the count of rows each step dropped.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "panelboot/data_frame.hpp"
 #include "panelboot/formula.hpp"
+#include "panelboot/memory.hpp"
 
 namespace panelboot {
 
@@ -22,6 +24,11 @@ struct SampleOptions {
   // Rows outside a subsample (power's split groups), dropped as --where drops rows: 0 = out.
   // Null: every row. Lags and leads still read the whole frame.
   const std::vector<char>* row_mask = nullptr;
+  // Where every row is kept and there are no weights: y and X left where they are (the frame's
+  // columns, or the evaluated ones, held by the design: Design::source) for fit() to read once
+  // as it demeans them into the design, instead of a copy first. The frame must outlive the
+  // design's fit; anything else that reads y or X calls take_columns first.
+  bool defer_columns = false;
 };
 
 // The indices 0 .. n-1 ordered by v (finite values), ties in index order (a stable sort; -0
@@ -45,8 +52,8 @@ struct Design {
   std::size_t n_obs = 0, n_reg = 0;
   // An IV model's X holds [exogenous | endogenous (n_endo) | excluded instruments (n_inst)].
   std::size_t n_endo = 0, n_inst = 0;
-  std::vector<double> y;  // n_obs
-  std::vector<double> X;  // n_obs x n_reg, column-major
+  Values y;               // n_obs
+  Values X;               // n_obs x n_reg, column-major
   std::vector<double> w;  // n_obs regression weights, or empty
   std::vector<Grouping> fe;
   std::vector<Grouping> clusters;
@@ -57,7 +64,17 @@ struct Design {
   std::vector<std::pair<std::string, std::size_t>> missing_by_variable;
   bool simulated = false;  // the data carry the stand-in marker column `simulated` == 1
   std::string data_source;
+  // SampleOptions::defer_columns: y's column then X's, not yet in y and X (empty otherwise),
+  // and the evaluated columns among them.
+  struct Source {
+    std::vector<const double*> cols;
+    std::vector<std::shared_ptr<std::vector<double>>> owned;
+  } source;
+  bool columns_pending() const { return !source.cols.empty(); }
 };
+
+// y and X copied in from Design::source where they are pending (nothing otherwise).
+void take_columns(Design& d);
 
 // Is every level of `inner` inside one level of `outer` (on the sample rows)?
 bool nested_in(const Grouping& inner, const Grouping& outer);

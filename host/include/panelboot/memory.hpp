@@ -2,7 +2,11 @@
 // Memory estimated before it is allocated: a run whose estimate exceeds what the machine (or
 // its cgroup, or --max-memory) can give is refused up front with the estimate and the ways out.
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace panelboot {
@@ -45,11 +49,45 @@ void prefault_pages(const void* p, std::size_t bytes);
 
 // v emptied and given room for n values, none written yet, its pages mapped: fill it with
 // push_back or insert (one write per value, where resize would zero it first).
-template <class T>
-void reserve_unwritten(std::vector<T>& v, std::size_t n) {
-  std::vector<T>().swap(v);
+template <class T, class A>
+void reserve_unwritten(std::vector<T, A>& v, std::size_t n) {
+  std::vector<T, A>().swap(v);
   v.reserve(n);
   prefault_pages(v.data(), n * sizeof(T));
 }
+
+// std::allocator, except that a value made without arguments is default-initialised: resize()
+// of a vector of doubles then leaves the new values unwritten, for a pass that writes each of
+// them (no zero-fill pass over the memory first).
+template <class T>
+struct UnwrittenAllocator : std::allocator<T> {
+  using value_type = T;
+  template <class U>
+  struct rebind {
+    using other = UnwrittenAllocator<U>;
+  };
+  UnwrittenAllocator() noexcept = default;
+  template <class U>
+  UnwrittenAllocator(const UnwrittenAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible<U>::value) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+template <class T, class U>
+bool operator==(const UnwrittenAllocator<T>&, const UnwrittenAllocator<U>&) noexcept {
+  return true;
+}
+template <class T, class U>
+bool operator!=(const UnwrittenAllocator<T>&, const UnwrittenAllocator<U>&) noexcept {
+  return false;
+}
+
+// A column of doubles whose resize() does not write the new values (UnwrittenAllocator).
+using Values = std::vector<double, UnwrittenAllocator<double>>;
 
 }  // namespace panelboot

@@ -5,7 +5,9 @@
 //  - otherwise: alternating projections x <- (I - P_D)...(I - P_1) x with Irons-Tuck
 //    extrapolation every second sweep, until one sweep moves no value by more than
 //    tol x (the column's scale). Non-convergence throws NotConverged.
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,26 @@ struct ColumnTotals {
   double sum = 0, ss = 0, max_abs = 0, centered_ss = 0, ss_after = 0;
 };
 
+// Rows per chunk of a sum of squares over a column (the centred totals, the TSS): each chunk's
+// terms added in row order, the chunks' sums in chunk order, so a pass split by chunks over
+// threads gives the bits of one thread's.
+constexpr std::size_t kSumChunk = 8192;
+template <class Term>
+double chunked_sum(std::size_t n, Term term) {
+  double total = 0;
+  for (std::size_t b = 0; b < n; b += kSumChunk) {
+    const std::size_t e = b + kSumChunk < n ? b + kSumChunk : n;
+    double part = 0;
+    for (std::size_t i = b; i < e; ++i) part += term(i);
+    total += part;
+  }
+  return total;
+}
+
+// Called for chunk c, rows [begin, begin + rows), of a transform's second pass (see
+// Demeaner::balanced_into).
+using ChunkVisitor = std::function<void(std::size_t c, std::size_t begin, std::size_t rows)>;
+
 class Demeaner {
  public:
   // weights: n_obs regression weights or nullptr.
@@ -57,11 +79,21 @@ class Demeaner {
                       std::size_t n_centered = 0) const;
   // Whether demean fills ColumnTotals: the balanced two-way transform (no weights), n_obs > 0.
   bool takes_totals() const { return balanced_two_way_ && n_obs_ > 0; }
+  // Where takes_totals(): the transform of the columns `from` written to `to` (other memory,
+  // n_obs each), with every column's ColumnTotals, the first n_centered centred, all as demean
+  // gives them. The first pass as demean's; the second by chunks of kSumChunk rows, in
+  // parallel, every column's rows of a chunk together, then visit(c, begin, rows) for the
+  // chunk on the thread that wrote it, while its rows are in that core's cache.
+  DemeanReport balanced_into(const std::vector<const double*>& from, const std::vector<double*>& to,
+                             std::vector<ColumnTotals>& totals, std::size_t n_centered,
+                             const ChunkVisitor& visit) const;
 
  private:
   void project_out(std::size_t d, double* x, std::vector<double>& sums) const;
   void balanced_columns(const std::vector<double*>& cols, std::vector<ColumnTotals>* totals,
                         std::size_t n_centered, bool team) const;
+  std::vector<double> balanced_level_sums(const std::vector<const double*>& cols,
+                                          std::vector<ColumnTotals>* totals, bool team) const;
   std::vector<FeView> fe_;
   std::size_t n_obs_;
   const double* w_;

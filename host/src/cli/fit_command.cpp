@@ -31,7 +31,9 @@ int cmd_fit(const CommonOptions& o, const std::vector<std::string>& wald, const 
   for (const std::string& ftext : o.formulas) {
     const auto t0 = Clock::now();
     const Formula fm = parse_formula(ftext);
-    Design d = build_design(df, fm, sample_options(o, fo.vcov == VcovType::kDk));
+    SampleOptions so = sample_options(o, fo.vcov == VcovType::kDk);
+    so.defer_columns = true;  // df outlives the fit
+    Design d = build_design(df, fm, so);
     const auto t1 = Clock::now();
     results.push_back(fit(d, fo));
     results.back().timing = {{"design_s", seconds_between(t0, t1)}, {"fit_s", seconds_since(t1)}};

@@ -23,6 +23,21 @@ inline RowChunk row_chunk(const double* X, std::size_t n_obs, std::size_t n_reg,
                   Eigen::OuterStride<>(static_cast<Eigen::Index>(n_obs)));
 }
 
+// Rows per chunk of the Gram: the within transform's chunk, so the transform can hand the Gram
+// each chunk it has written (Demeaner::balanced_into).
+static_assert(kRowChunk == kSumChunk, "the Gram's chunks are the transform's");
+
+// The Gram's part of each row chunk, added in chunk order.
+struct GramParts {
+  explicit GramParts(std::size_t n_chunks) : xx(n_chunks), xy(n_chunks) {}
+  std::vector<Eigen::MatrixXd> xx;
+  std::vector<Eigen::VectorXd> xy;
+};
+void gram_of_rows(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg,
+                  std::size_t b, std::size_t m, GramParts& parts, std::size_t c);
+void sum_gram_parts(const GramParts& parts, std::size_t n_reg, Eigen::MatrixXd& xtx,
+                    Eigen::VectorXd& xty);
+// X'X and X'y over every row (the parts of fixed row chunks in chunk order).
 void gram(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg,
           Eigen::MatrixXd& xtx, Eigen::VectorXd& xty);
 

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <unordered_map>
 
@@ -14,30 +15,115 @@ namespace panelboot {
 
 namespace detail {
 
+namespace {
+
+typedef double V4 __attribute__((vector_size(32)));
+
+// NB dot products of column xa with the columns xb[0 .. NB) over rows [0, m): eight rows a
+// step in two four-lane sums (lane l: the rows i with i mod 8 = l), added lane by lane and
+// folded (l0 + l1) + (l2 + l3), then the last m mod 8 rows in row order. Plain multiplies and
+// adds in GCC's vector types: the same bits from every clone (AVX-512, AVX2, SSE2).
+template <int NB>
+inline __attribute__((always_inline)) void dot_products(const double* xa, const double* const* xb,
+                                                        std::size_t m, double* out) {
+  V4 lo[NB], hi[NB];
+  for (int t = 0; t < NB; ++t) lo[t] = hi[t] = V4{};
+  const std::size_t m8 = m - m % 8;
+  for (std::size_t i = 0; i < m8; i += 8) {
+    V4 a0, a1;
+    std::memcpy(&a0, xa + i, sizeof a0);
+    std::memcpy(&a1, xa + i + 4, sizeof a1);
+    for (int t = 0; t < NB; ++t) {
+      V4 b0, b1;
+      std::memcpy(&b0, xb[t] + i, sizeof b0);
+      std::memcpy(&b1, xb[t] + i + 4, sizeof b1);
+      lo[t] += a0 * b0;
+      hi[t] += a1 * b1;
+    }
+  }
+  for (int t = 0; t < NB; ++t) {
+    const V4 v = lo[t] + hi[t];
+    double s = (v[0] + v[1]) + (v[2] + v[3]);
+    for (std::size_t i = m8; i < m; ++i) s += xa[i] * xb[t][i];
+    out[t] = s;
+  }
+}
+
+// The products of column xa with nb (1 .. 4) columns xb.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void dot_products_of(
+    const double* xa, const double* const* xb, int nb, std::size_t m, double* out) {
+  switch (nb) {
+    case 1:
+      dot_products<1>(xa, xb, m, out);
+      break;
+    case 2:
+      dot_products<2>(xa, xb, m, out);
+      break;
+    case 3:
+      dot_products<3>(xa, xb, m, out);
+      break;
+    default:
+      dot_products<4>(xa, xb, m, out);
+      break;
+  }
+}
+
+}  // namespace
+
+// X'X and X'y of rows [b, b + m): one chunk's part of the Gram. Each product is dot_products'
+// sum (so X'X is symmetric to the bit), a column against up to four others in one pass over
+// the chunk's rows (in cache when the transform hands the chunk over).
+void gram_of_rows(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg,
+                  std::size_t b, std::size_t m, GramParts& parts, std::size_t c) {
+  const std::size_t k = n_reg;
+  std::vector<const double*> col(k + 1);
+  for (std::size_t j = 0; j < k; ++j) col[j] = X + j * n_obs + b;
+  col[k] = y + b;  // X'y: the last column of [X y]'[X y]
+  Eigen::MatrixXd& xx = parts.xx[c];
+  Eigen::VectorXd& xy = parts.xy[c];
+  xx.resize(static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(k));
+  xy.resize(static_cast<Eigen::Index>(k));
+  double out[4];
+  for (std::size_t a = 0; a < k; ++a)
+    for (std::size_t j = a; j <= k; j += 4) {
+      const int nb = static_cast<int>(std::min<std::size_t>(4, k + 1 - j));
+      dot_products_of(col[a], col.data() + j, nb, m, out);
+      for (int t = 0; t < nb; ++t) {
+        const Eigen::Index ia = static_cast<Eigen::Index>(a), jj = static_cast<Eigen::Index>(j) + t;
+        if (jj < static_cast<Eigen::Index>(k))
+          xx(ia, jj) = xx(jj, ia) = out[t];
+        else
+          xy(ia) = out[t];
+      }
+    }
+}
+
+// The chunks' parts added in chunk order.
+void sum_gram_parts(const GramParts& parts, std::size_t n_reg, Eigen::MatrixXd& xtx,
+                    Eigen::VectorXd& xty) {
+  const Eigen::Index k = static_cast<Eigen::Index>(n_reg);
+  xtx = Eigen::MatrixXd::Zero(k, k);
+  xty = Eigen::VectorXd::Zero(k);
+  for (std::size_t c = 0; c < parts.xx.size(); ++c) {
+    xtx += parts.xx[c];
+    xty += parts.xy[c];
+  }
+}
+
 // X'X and X'y summed over fixed row chunks in chunk order, so the bits do not depend on the
 // thread count.
 void gram(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg,
           Eigen::MatrixXd& xtx, Eigen::VectorXd& xty) {
   const std::size_t chunk = kRowChunk;
   const std::size_t n_chunks = (n_obs + chunk - 1) / chunk;
-  const Eigen::Index k = static_cast<Eigen::Index>(n_reg);
-  std::vector<Eigen::MatrixXd> part_xx(n_chunks);
-  std::vector<Eigen::VectorXd> part_xy(n_chunks);
+  GramParts parts(n_chunks);
 #pragma omp parallel for schedule(static) if (n_chunks > 1)  // no thread team for one chunk
   for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(n_chunks); ++c) {
     const std::size_t b = static_cast<std::size_t>(c) * chunk;
-    const std::size_t m = std::min(chunk, n_obs - b);
-    const RowChunk Xc = row_chunk(X, n_obs, n_reg, b, m);
-    Eigen::Map<const Eigen::VectorXd> yc(y + b, static_cast<Eigen::Index>(m));
-    part_xx[c].noalias() = Xc.transpose() * Xc;
-    part_xy[c].noalias() = Xc.transpose() * yc;
+    gram_of_rows(X, y, n_obs, n_reg, b, std::min(chunk, n_obs - b), parts,
+                 static_cast<std::size_t>(c));
   }
-  xtx = Eigen::MatrixXd::Zero(k, k);
-  xty = Eigen::VectorXd::Zero(k);
-  for (std::size_t c = 0; c < n_chunks; ++c) {
-    xtx += part_xx[c];
-    xty += part_xy[c];
-  }
+  sum_gram_parts(parts, n_reg, xtx, xty);
 }
 
 }  // namespace detail
@@ -133,12 +219,10 @@ RawTotals raw_totals(const Design& d) {
         ymean += wi * d.y[i];
       }
       ymean /= wsum;
-      double tss = 0;
-      for (std::size_t i = 0; i < n; ++i) {
+      t.tss = chunked_sum(n, [&](std::size_t i) {
         const double wi = w ? w[i] : 1.0;
-        tss += wi * (d.y[i] - ymean) * (d.y[i] - ymean);
-      }
-      t.tss = tss;
+        return wi * (d.y[i] - ymean) * (d.y[i] - ymean);
+      });
       continue;
     }
     const std::size_t j = static_cast<std::size_t>(task);
@@ -154,6 +238,19 @@ RawTotals raw_totals(const Design& d) {
   for (std::size_t j = 0; j < k; ++j) refuse_unscaled(d.x_names[j], t.column_ss[j], max_abs[j]);
   refuse_unscaled(d.y_name, t.tss, t.tss > 0 ? 1.0 : 0.0);
   return t;
+}
+
+// raw_totals' figures from the totals the balanced transform took (y's first, then X's).
+RawTotals raw_from_totals(const Design& d, const std::vector<ColumnTotals>& totals) {
+  RawTotals raw;
+  raw.column_ss.resize(d.n_reg);
+  for (std::size_t j = 0; j < d.n_reg; ++j) {
+    raw.column_ss[j] = totals[1 + j].ss;
+    refuse_unscaled(d.x_names[j], raw.column_ss[j], totals[1 + j].max_abs);
+  }
+  raw.tss = totals[0].centered_ss;
+  refuse_unscaled(d.y_name, raw.tss, raw.tss > 0 ? 1.0 : 0.0);
+  return raw;
 }
 
 // The within transform of the design's fixed effects.
@@ -181,13 +278,7 @@ double demean_and_weight(Design& d, const Demeaner& dm, const FitOptions& opts, 
   res.demean_method = rep.method;
   res.demean_iterations = rep.max_iterations;
   if (raw) {  // takes_totals: no weights, so none of the scaling below
-    raw->column_ss.resize(d.n_reg);
-    for (std::size_t j = 0; j < d.n_reg; ++j) {
-      raw->column_ss[j] = totals[1 + j].ss;
-      refuse_unscaled(d.x_names[j], raw->column_ss[j], totals[1 + j].max_abs);
-    }
-    raw->tss = totals[0].centered_ss;
-    refuse_unscaled(d.y_name, raw->tss, raw->tss > 0 ? 1.0 : 0.0);
+    *raw = raw_from_totals(d, totals);
     return totals[0].ss_after;
   }
   if (w) {
@@ -199,9 +290,7 @@ double demean_and_weight(Design& d, const Demeaner& dm, const FitOptions& opts, 
       for (std::size_t i = 0; i < n; ++i) x[i] *= sw[i];
     }
   }
-  double tss_within = 0;
-  for (std::size_t i = 0; i < n; ++i) tss_within += d.y[i] * d.y[i];
-  return tss_within;
+  return chunked_sum(n, [&](std::size_t i) { return d.y[i] * d.y[i]; });
 }
 
 // Collinearity screen in formula order (later columns give way): sequential Cholesky on the
@@ -417,11 +506,44 @@ std::string joined(const std::vector<std::string>& items) {
 
 namespace detail {
 
+namespace {
+
+// Where the design's y and X are still in the frame (Design::source) and the transform is the
+// balanced two-way one: y and X demeaned from there into the design in one pass of sums and
+// one of updates, the Gram's part of each row chunk taken as the transform writes it, and the
+// totals on the way (the same bits as demean_and_weight, raw_totals and gram).
+void demean_from_source(Design& d, const Demeaner& dm, FitResult& res, Demeaned& m) {
+  const std::size_t n = d.n_obs, k = d.n_reg;
+  d.y.resize(n);  // unwritten: the transform writes every value
+  d.X.resize(n * k);
+  std::vector<double*> to{d.y.data()};
+  for (std::size_t j = 0; j < k; ++j) to.push_back(d.X.data() + j * n);
+  GramParts parts((n + kRowChunk - 1) / kRowChunk);
+  std::vector<ColumnTotals> totals;
+  const DemeanReport rep = dm.balanced_into(
+      d.source.cols, to, totals, 1, [&](std::size_t c, std::size_t b, std::size_t rows) {
+        gram_of_rows(d.X.data(), d.y.data(), n, k, b, rows, parts, c);
+      });
+  d.source = Design::Source();
+  res.demean_method = rep.method;
+  res.demean_iterations = rep.max_iterations;
+  m.raw = raw_from_totals(d, totals);
+  m.tss_within = totals[0].ss_after;
+  sum_gram_parts(parts, k, m.xtx, m.xty);
+}
+
+}  // namespace
+
 Demeaned demeaned_gram(Design& d, const FitOptions& opts, FitResult& res) {
   check_fit_options(opts);
   res = describe_sample(d, opts);
   Demeaned m;
   const Demeaner dm = design_demeaner(d);
+  if (d.columns_pending() && dm.takes_totals()) {
+    demean_from_source(d, dm, res, m);
+    return m;
+  }
+  take_columns(d);
   if (dm.takes_totals()) {
     m.tss_within = demean_and_weight(d, dm, opts, res, &m.raw);
   } else {

@@ -14,22 +14,54 @@ namespace panelboot::detail {
 
 namespace {
 
-// Columns [j0, j1) of the scores S (row-major, n_reg wide): S_gj = sum_{i in g} x_ij u_i.
-void scores_of_columns(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
-                       const std::int32_t* code, std::size_t j0, std::size_t j1, double* s) {
-  std::vector<double> run(j1 - j0, 0.0);
+// Columns [j0, j0 + NC) of the scores S (row-major, n_reg wide): S_gj = sum_{i in g} x_ij u_i,
+// a run of one group summed in registers (each cell adds its rows in row order: the bits of
+// one row at a time), NC chains of additions side by side.
+template <int NC>
+void scores_of_group(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
+                     const std::int32_t* code, std::size_t j0, double* s) {
+  const double* x[NC];
+  double run[NC];
+  for (int c = 0; c < NC; ++c) x[c] = X + (j0 + static_cast<std::size_t>(c)) * n_obs;
   std::int32_t g = code[0];
+  double* cell = s + static_cast<std::size_t>(g) * n_reg + j0;
+  for (int c = 0; c < NC; ++c) run[c] = cell[c];
   for (std::size_t i = 0; i < n_obs; ++i) {
     if (code[i] != g) {
-      std::copy(run.begin(), run.end(), s + static_cast<std::size_t>(g) * n_reg + j0);
+      for (int c = 0; c < NC; ++c) cell[c] = run[c];
       g = code[i];
-      std::copy(s + static_cast<std::size_t>(g) * n_reg + j0,
-                s + static_cast<std::size_t>(g) * n_reg + j1, run.begin());
+      cell = s + static_cast<std::size_t>(g) * n_reg + j0;
+      for (int c = 0; c < NC; ++c) run[c] = cell[c];
     }
     const double ui = u[i];
-    for (std::size_t j = j0; j < j1; ++j) run[j - j0] += X[j * n_obs + i] * ui;
+    for (int c = 0; c < NC; ++c) run[c] += x[c][i] * ui;
   }
-  std::copy(run.begin(), run.end(), s + static_cast<std::size_t>(g) * n_reg + j0);
+  for (int c = 0; c < NC; ++c) cell[c] = run[c];
+}
+
+// Columns [j0, j1) of the scores, up to four at a time.
+void scores_of_columns(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
+                       const std::int32_t* code, std::size_t j0, std::size_t j1, double* s) {
+  for (std::size_t j = j0; j < j1;) {
+    switch (std::min<std::size_t>(j1 - j, 4)) {
+      case 1:
+        scores_of_group<1>(X, u, n_obs, n_reg, code, j, s);
+        j += 1;
+        break;
+      case 2:
+        scores_of_group<2>(X, u, n_obs, n_reg, code, j, s);
+        j += 2;
+        break;
+      case 3:
+        scores_of_group<3>(X, u, n_obs, n_reg, code, j, s);
+        j += 3;
+        break;
+      default:
+        scores_of_group<4>(X, u, n_obs, n_reg, code, j, s);
+        j += 4;
+        break;
+    }
+  }
 }
 
 }  // namespace

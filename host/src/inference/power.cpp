@@ -256,8 +256,8 @@ void fit_group(const DataFrame& df, const Formula& fm, SampleOptions so, const F
   if (static_cast<double>(d.n_obs) <= k_all)
     throw InvalidInput(label + " has " + std::to_string(d.n_obs) + " observations for " +
                        std::to_string(static_cast<long long>(k_all)) + " parameters (regressors and fixed-effect levels)");
-  g.X_raw = d.X;
-  g.y_raw = d.y;
+  g.X_raw.assign(d.X.begin(), d.X.end());
+  g.y_raw.assign(d.y.begin(), d.y.end());
   g.x_raw_names = d.x_names;
   if (g.placebo) {
     g.d_raw = d;
@@ -282,7 +282,7 @@ int target_index(const FitResult& fr, const std::string& target, const std::stri
   throw InvalidInput("--target " + target + " is not a coefficient of the model (its coefficients: " + names + ")");
 }
 
-double residual_ss(const std::vector<double>& u) {
+double residual_ss(const Values& u) {
   double s = 0;
   for (double v : u) s += v * v;
   return s;
@@ -305,7 +305,7 @@ void calibrate(GroupModel& g, const GroupModel* pooled, PowerCalibration how) {
   g.info.s2 = residual_ss(src.d.y) / (n - src.info.k_all);
   g.info.error_scale = std::sqrt(n / (n - src.info.k_all));
   if (&src == &g) {
-    g.u_cal = g.d.y;
+    g.u_cal.assign(g.d.y.begin(), g.d.y.end());
     return;
   }
   // the pooled residuals at the group's rows (the group's rows are pooled rows: a subsample)
@@ -635,8 +635,9 @@ bool has_test(const std::vector<PowerTest>& tests, PowerTest t) {
 // Each test of replication `rep` at each effect, from its residuals u, its deviation dt (the
 // estimate less the calibrated value) and its CRVE variance; p holds [effect][test] (NaN where
 // undefined: a numerically zero standard error).
-void replication_tests(const GroupModel& g, WildEngine* eng, const Backend& backend, const RunPlan& plan, std::int64_t rep,
-                       const std::vector<double>& u, double dt, double variance, double* p) {
+void replication_tests(const GroupModel& g, WildEngine* eng, const Backend& backend,
+                       const RunPlan& plan, std::int64_t rep, const double* u, double dt,
+                       double variance, double* p) {
   const std::size_t E = plan.effects->size(), T = plan.tests->size();
   std::fill(p, p + E * T, std::numeric_limits<double>::quiet_NaN());
   const double se = variance > 0 ? std::sqrt(variance) : 0.0;
@@ -650,13 +651,13 @@ void replication_tests(const GroupModel& g, WildEngine* eng, const Backend& back
   };
   if (has_test(*plan.tests, PowerTest::kCrve)) tests_at(PowerTest::kCrve, nullptr);
   if (has_test(*plan.tests, PowerTest::kWild) || has_test(*plan.tests, PowerTest::kWildWebb)) {
-    eng->set_parts({u.data(), g.h.data()});  // WCR: u(delta) = u + delta h
+    eng->set_parts({u, g.h.data()});  // WCR: u(delta) = u + delta h
     const WildProblem& pr = eng->problem();
     if (has_test(*plan.tests, PowerTest::kWild)) tests_at(PowerTest::kWild, &pr);
     if (has_test(*plan.tests, PowerTest::kWildWebb)) tests_at(PowerTest::kWildWebb, &pr);
   }
   if (has_test(*plan.tests, PowerTest::kWcu)) {
-    eng->set_parts({u.data()});
+    eng->set_parts({u});
     tests_at(PowerTest::kWcu, &eng->problem());
   }
 }
@@ -771,8 +772,10 @@ void run_batch(const GroupModel& g, const WildEngine& proto, const Backend& back
         diff_tests(g, *eng, backend, plan, r0 + b, u, dR.data() + static_cast<std::size_t>(b) * static_cast<std::size_t>(g.R.rows()),
                    p.data() + static_cast<std::size_t>(b) * ET);
       else
-        replication_tests(g, eng.get(), backend, plan, r0 + b, u, reg.d_target[static_cast<std::size_t>(b)],
-                          reg.variance[static_cast<std::size_t>(b)], p.data() + static_cast<std::size_t>(b) * ET);
+        replication_tests(g, eng.get(), backend, plan, r0 + b, u.data(),
+                          reg.d_target[static_cast<std::size_t>(b)],
+                          reg.variance[static_cast<std::size_t>(b)],
+                          p.data() + static_cast<std::size_t>(b) * ET);
     });
   }
   failures.rethrow();
@@ -809,8 +812,8 @@ void placebo_batch(const GroupModel& g, const Backend& backend, const FitOptions
     if (boot) eng = std::make_unique<WildEngine>(restricted_engine(r));
     d[static_cast<std::size_t>(b)] = r.fr.beta(r.target);
     if (variance) (*variance)[static_cast<std::size_t>(b)] = r.fr.vcov(r.target, r.target);
-    replication_tests(r, eng.get(), backend, plan, rep, r.d.y, r.fr.beta(r.target), r.fr.vcov(r.target, r.target),
-                      p.data() + static_cast<std::size_t>(b) * ET);
+    replication_tests(r, eng.get(), backend, plan, rep, r.d.y.data(), r.fr.beta(r.target),
+                      r.fr.vcov(r.target, r.target), p.data() + static_cast<std::size_t>(b) * ET);
   });
   failures.rethrow();
 }

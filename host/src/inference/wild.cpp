@@ -544,7 +544,8 @@ WildResult wild_bootstrap(Design& d, const FitOptions& fo, const WildOptions& wo
   Grouping obs;
   WildEngine eng(d, fr, boot, variance_terms(d, fo, fr, boot, obs));
   res.fe_reprojected = eng.reprojected();
-  const std::vector<double> uhat = d.y;  // the residuals: fit() left the unrestricted ones (scaled) in d.y
+  const std::vector<double> uhat(
+      d.y.begin(), d.y.end());  // the residuals: fit() left the unrestricted ones (scaled) in d.y
   const std::vector<TestSpec> specs = parse_tests(wo, fr);
   const std::int32_t G = boot.n_levels;
   const bool enumerate = plan_enumeration(wo, G, res);

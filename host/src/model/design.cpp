@@ -692,14 +692,28 @@ void compact_groupings(const Formula& fm, const SampleOptions& opts, RawGrouping
   for (std::size_t k = 0; k < g.extra.size(); ++k) d.extra.push_back(compact(opts.extra[k], g.extra[k]));
 }
 
-// y, X and the weights copied to the sample's rows.
-void compact_columns(const ModelColumns& m, Design& d) {
+// Every row's y and X copied whole, each value written once.
+void copy_whole_columns(const std::vector<const double*>& cols, Design& d) {
+  reserve_unwritten(d.y, d.n_obs);
+  d.y.insert(d.y.end(), cols[0], cols[0] + d.n_obs);
+  reserve_unwritten(d.X, d.n_obs * d.n_reg);
+  for (std::size_t j = 1; j < cols.size(); ++j) d.X.insert(d.X.end(), cols[j], cols[j] + d.n_obs);
+}
+
+// y, X and the weights copied to the sample's rows, or (SampleOptions::defer_columns, every
+// row, no weights) left where they are, with the evaluated columns they are among.
+void compact_columns(const ModelColumns& m, const SampleOptions& opts,
+                     std::vector<std::shared_ptr<std::vector<double>>> owned, Design& d) {
   d.n_reg = m.x.size();
-  if (d.rows.empty()) {  // every row: copied whole, each value written once
-    reserve_unwritten(d.y, d.n_obs);
-    d.y.insert(d.y.end(), m.y, m.y + d.n_obs);
-    reserve_unwritten(d.X, d.n_obs * d.n_reg);
-    for (const double* x : m.x) d.X.insert(d.X.end(), x, x + d.n_obs);
+  if (d.rows.empty()) {
+    std::vector<const double*> cols{m.y};
+    cols.insert(cols.end(), m.x.begin(), m.x.end());
+    if (opts.defer_columns && m.w.empty()) {
+      d.source.cols = std::move(cols);
+      d.source.owned = std::move(owned);
+      return;
+    }
+    copy_whole_columns(cols, d);
     if (!m.w.empty()) d.w.assign(m.w.begin(), m.w.end());
     return;
   }
@@ -748,6 +762,12 @@ void take_rows(std::vector<char>& keep, Design& d) {
 
 }  // namespace
 
+void take_columns(Design& d) {
+  if (!d.columns_pending()) return;
+  copy_whole_columns(d.source.cols, d);
+  d.source = Design::Source();
+}
+
 Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions& opts) {
   Design d;
   d.formula = fm.text;
@@ -772,7 +792,9 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
   take_rows(keep, d);
   const bool all_rows = d.n_obs == d.n_input;
   compact_groupings(fm, opts, groups, all_rows, d);
-  compact_columns(m, d);
+  std::vector<std::shared_ptr<std::vector<double>>> owned = yb.owned;
+  owned.insert(owned.end(), xb.owned.begin(), xb.owned.end());
+  compact_columns(m, opts, std::move(owned), d);
   if (!groups.time.code.empty()) time_codes(df, opts.panel_time, d);
   if (const Column* s = df.find("simulated")) {
     d.simulated = !s->is_string();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <stdexcept>
 
 #include "panelboot/error.hpp"
 
@@ -48,8 +49,9 @@ std::vector<double> level_totals(const FeView& f, std::size_t n, const double* w
 constexpr int kMaxBalancedGroup = 4;
 
 struct BalancedColumn {
-  double* x;
-  double *sa, *sb;       // its level sums (n_levels of each dimension)
+  const double* src;     // the values read (x itself in place)
+  double* x;             // where the transform is written
+  double *sa, *sb;       // its level sums (n_levels of each dimension), then means
   ColumnTotals* totals;  // or nullptr
   bool centered;
 };
@@ -63,7 +65,7 @@ inline __attribute__((always_inline)) void balanced_sums(BalancedColumn* cols, s
   double *sa[NC], *sb[NC];
   double run[NC], sum[NC], ss[NC], mx[NC];
   for (int c = 0; c < NC; ++c) {
-    x[c] = cols[c].x;
+    x[c] = cols[c].src;
     sa[c] = cols[c].sa;
     sb[c] = cols[c].sb;
     std::fill(sa[c], sa[c] + a.n_levels, 0.0);
@@ -99,37 +101,8 @@ inline __attribute__((always_inline)) void balanced_sums(BalancedColumn* cols, s
   }
 }
 
-// The second pass of one column, its level sums made means (with a centred column's totals).
-template <bool Centered>
-inline __attribute__((always_inline)) void balanced_update(const BalancedColumn& col, std::size_t n,
-                                                           const FeView& a, const FeView& b) {
-  const std::int32_t* __restrict ac = a.code;
-  const std::int32_t* __restrict bc = b.code;
-  double* __restrict x = col.x;
-  double* __restrict sa = col.sa;
-  double* __restrict sb = col.sb;
-  double tot = 0;
-  for (std::int32_t g = 0; g < a.n_levels; ++g) tot += sa[g];
-  const double ia = 1.0 / b.n_levels, ib = 1.0 / a.n_levels;
-  for (std::int32_t g = 0; g < a.n_levels; ++g) sa[g] *= ia;
-  for (std::int32_t g = 0; g < b.n_levels; ++g) sb[g] *= ib;
-  const double mean = tot / static_cast<double>(n);
-  if (!Centered) {
-    for (std::size_t i = 0; i < n; ++i) x[i] = x[i] - sa[ac[i]] - sb[bc[i]] + mean;
-    return;
-  }
-  const double m = col.totals->sum / static_cast<double>(n);
-  double centered = 0.0, after = 0.0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double old = x[i], now = old - sa[ac[i]] - sb[bc[i]] + mean;
-    x[i] = now;
-    centered += (old - m) * (old - m);
-    after += now * now;
-  }
-  col.totals->centered_ss = centered;
-  col.totals->ss_after = after;
-}
-
+// The first pass of nc (1 .. kMaxBalancedGroup) columns of a balanced panel (n > 0), all with
+// totals or none.
 template <bool Totals>
 inline __attribute__((always_inline)) void balanced_sums_of(BalancedColumn* cols, int nc,
                                                             std::size_t n, const FeView& a,
@@ -150,19 +123,87 @@ inline __attribute__((always_inline)) void balanced_sums_of(BalancedColumn* cols
   }
 }
 
-// nc (1 .. kMaxBalancedGroup) columns of a balanced panel (n > 0), all with totals or none
-__attribute__((target_clones("avx512f", "avx2", "default"))) void balanced_two_way(
+__attribute__((target_clones("avx512f", "avx2", "default"))) void balanced_group_sums(
     BalancedColumn* cols, int nc, std::size_t n, const FeView& a, const FeView& b) {
   if (cols[0].totals)
     balanced_sums_of<true>(cols, nc, n, a, b);
   else
     balanced_sums_of<false>(cols, nc, n, a, b);
-  for (int c = 0; c < nc; ++c) {
-    if (cols[c].centered)
-      balanced_update<true>(cols[c], n, a, b);
-    else
-      balanced_update<false>(cols[c], n, a, b);
+}
+
+// A column's level sums made means; returns its grand mean.
+double balanced_means(const BalancedColumn& col, std::size_t n, const FeView& a, const FeView& b) {
+  double tot = 0;
+  for (std::int32_t g = 0; g < a.n_levels; ++g) tot += col.sa[g];
+  const double ia = 1.0 / b.n_levels, ib = 1.0 / a.n_levels;
+  for (std::int32_t g = 0; g < a.n_levels; ++g) col.sa[g] *= ia;
+  for (std::int32_t g = 0; g < b.n_levels; ++g) col.sb[g] *= ib;
+  return tot / static_cast<double>(n);
+}
+
+// Rows [b, e) of one column's second pass, src to x (the same memory in place); a centred
+// column (mean m: its sum over n) adds these rows' squares about m before and its squares
+// after, each in row order, to centered and after.
+template <bool Centered>
+inline __attribute__((always_inline)) void balanced_rows(const BalancedColumn& col, double mean,
+                                                         double m, std::size_t b, std::size_t e,
+                                                         const FeView& fa, const FeView& fb,
+                                                         double& centered, double& after) {
+  const std::int32_t* __restrict ac = fa.code;
+  const std::int32_t* __restrict bc = fb.code;
+  const double* src = col.src;
+  double* x = col.x;
+  const double* __restrict sa = col.sa;
+  const double* __restrict sb = col.sb;
+  if (!Centered) {
+    for (std::size_t i = b; i < e; ++i) x[i] = src[i] - sa[ac[i]] - sb[bc[i]] + mean;
+    return;
   }
+  double c = 0.0, s = 0.0;
+  for (std::size_t i = b; i < e; ++i) {
+    const double old = src[i], now = old - sa[ac[i]] - sb[bc[i]] + mean;
+    x[i] = now;
+    c += (old - m) * (old - m);
+    s += now * now;
+  }
+  centered = c;
+  after = s;
+}
+
+// Rows [b, e) of every column's second pass; the centred ones' (the first n_centered) sums of
+// these rows in centered[j], after[j].
+__attribute__((target_clones("avx512f", "avx2", "default"))) void balanced_chunk(
+    const BalancedColumn* cols, const double* means, std::size_t n_cols, std::size_t n_centered,
+    std::size_t n, std::size_t b, std::size_t e, const FeView& fa, const FeView& fb,
+    double* centered, double* after) {
+  for (std::size_t j = 0; j < n_cols; ++j) {
+    if (j < n_centered)
+      balanced_rows<true>(cols[j], means[j], cols[j].totals->sum / static_cast<double>(n), b, e, fa,
+                          fb, centered[j], after[j]);
+    else
+      balanced_rows<false>(cols[j], means[j], 0.0, b, e, fa, fb, centered[0], after[0]);
+  }
+}
+
+// One column's whole second pass (in place or not), a centred one's totals summed by chunks
+// of kSumChunk rows in chunk order (the bits of balanced_chunk's parts added in order).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void balanced_column(
+    const BalancedColumn& col, double mean, std::size_t n, const FeView& fa, const FeView& fb) {
+  if (!col.centered) {
+    double unused = 0;
+    balanced_rows<false>(col, mean, 0.0, 0, n, fa, fb, unused, unused);
+    return;
+  }
+  const double m = col.totals->sum / static_cast<double>(n);
+  double centered = 0.0, after = 0.0;
+  for (std::size_t b = 0; b < n; b += kSumChunk) {
+    double c = 0.0, s = 0.0;
+    balanced_rows<true>(col, mean, m, b, std::min(n, b + kSumChunk), fa, fb, c, s);
+    centered += c;
+    after += s;
+  }
+  col.totals->centered_ss = centered;
+  col.totals->ss_after = after;
 }
 
 }  // namespace
@@ -195,34 +236,107 @@ Demeaner::Demeaner(std::vector<FeView> fe, std::size_t n_obs, const double* weig
   }
 }
 
-// The balanced two-way transform of every column, in groups of up to kMaxBalancedGroup columns
-// whose first passes run together, as many groups as threads where there are columns enough.
-void Demeaner::balanced_columns(const std::vector<double*>& cols, std::vector<ColumnTotals>* totals,
-                                std::size_t n_centered, bool team) const {
+// The first pass of every balanced column: its level sums (per column: n_levels of the first
+// dimension, then of the second), and its totals where wanted, in groups of up to
+// kMaxBalancedGroup columns taken together, as many groups as threads where there are columns
+// enough.
+std::vector<double> Demeaner::balanced_level_sums(const std::vector<const double*>& cols,
+                                                  std::vector<ColumnTotals>* totals,
+                                                  bool team) const {
   const std::size_t n_cols = cols.size();
-  if (n_obs_ == 0 || n_cols == 0) return;
+  const std::size_t per_column =
+      static_cast<std::size_t>(fe_[0].n_levels) + static_cast<std::size_t>(fe_[1].n_levels);
+  std::vector<double> sums(n_cols * per_column);
   const std::size_t threads =
       team ? static_cast<std::size_t>(std::max(1, omp_get_max_threads())) : 1;
   const std::size_t per =
       std::min<std::size_t>((n_cols + threads - 1) / threads, kMaxBalancedGroup);
   const std::ptrdiff_t n_groups = static_cast<std::ptrdiff_t>((n_cols + per - 1) / per);
-  const std::size_t per_column =
-      static_cast<std::size_t>(fe_[0].n_levels) + static_cast<std::size_t>(fe_[1].n_levels);
 #pragma omp parallel for schedule(dynamic, 1) if (team && n_groups > 1)
   for (std::ptrdiff_t g = 0; g < n_groups; ++g) {
     const std::size_t j0 = static_cast<std::size_t>(g) * per, j1 = std::min(n_cols, j0 + per);
-    std::vector<double> sums((j1 - j0) * per_column);
     BalancedColumn group[kMaxBalancedGroup];
     for (std::size_t j = j0; j < j1; ++j) {
       BalancedColumn& c = group[j - j0];
-      c.x = cols[j];
-      c.sa = sums.data() + (j - j0) * per_column;
+      c.src = cols[j];
+      c.x = nullptr;
+      c.sa = sums.data() + j * per_column;
       c.sb = c.sa + fe_[0].n_levels;
       c.totals = totals ? &(*totals)[j] : nullptr;
-      c.centered = totals && j < n_centered;
+      c.centered = false;
     }
-    balanced_two_way(group, static_cast<int>(j1 - j0), n_obs_, fe_[0], fe_[1]);
+    balanced_group_sums(group, static_cast<int>(j1 - j0), n_obs_, fe_[0], fe_[1]);
   }
+  return sums;
+}
+
+// The balanced two-way transform of every column in place: the first passes, then each
+// column's second pass, the columns in parallel.
+void Demeaner::balanced_columns(const std::vector<double*>& cols, std::vector<ColumnTotals>* totals,
+                                std::size_t n_centered, bool team) const {
+  const std::size_t n_cols = cols.size();
+  if (n_obs_ == 0 || n_cols == 0) return;
+  std::vector<double> sums =
+      balanced_level_sums(std::vector<const double*>(cols.begin(), cols.end()), totals, team);
+  const std::size_t per_column =
+      static_cast<std::size_t>(fe_[0].n_levels) + static_cast<std::size_t>(fe_[1].n_levels);
+#pragma omp parallel for schedule(dynamic, 1) if (team)
+  for (std::ptrdiff_t jj = 0; jj < static_cast<std::ptrdiff_t>(n_cols); ++jj) {
+    const std::size_t j = static_cast<std::size_t>(jj);
+    BalancedColumn c{cols[j],
+                     cols[j],
+                     sums.data() + j * per_column,
+                     nullptr,
+                     totals ? &(*totals)[j] : nullptr,
+                     totals && j < n_centered};
+    c.sb = c.sa + fe_[0].n_levels;
+    balanced_column(c, balanced_means(c, n_obs_, fe_[0], fe_[1]), n_obs_, fe_[0], fe_[1]);
+  }
+}
+
+DemeanReport Demeaner::balanced_into(const std::vector<const double*>& from,
+                                     const std::vector<double*>& to,
+                                     std::vector<ColumnTotals>& totals, std::size_t n_centered,
+                                     const ChunkVisitor& visit) const {
+  if (!takes_totals())
+    throw std::logic_error("Demeaner::balanced_into: not a balanced two-way transform");
+  const std::size_t n_cols = from.size(), n = n_obs_;
+  DemeanReport rep;
+  rep.method = "balanced two-way";
+  rep.max_iterations = n_cols > 0 ? 1 : 0;
+  totals.assign(n_cols, ColumnTotals{});
+  const bool team = static_cast<double>(n_cols) * static_cast<double>(n) >= kMinTeamElements;
+  std::vector<double> sums = balanced_level_sums(from, &totals, team);
+  const std::size_t per_column =
+      static_cast<std::size_t>(fe_[0].n_levels) + static_cast<std::size_t>(fe_[1].n_levels);
+  std::vector<BalancedColumn> cols(n_cols);
+  std::vector<double> means(n_cols);
+  for (std::size_t j = 0; j < n_cols; ++j) {
+    cols[j] = {from[j], to[j], sums.data() + j * per_column, nullptr, &totals[j], j < n_centered};
+    cols[j].sb = cols[j].sa + fe_[0].n_levels;
+    means[j] = balanced_means(cols[j], n, fe_[0], fe_[1]);
+  }
+  const std::size_t n_chunks = (n + kSumChunk - 1) / kSumChunk;
+  const std::size_t n_parts = std::max<std::size_t>(n_centered, 1);
+  std::vector<double> centered(n_chunks * n_parts), after(n_chunks * n_parts);
+#pragma omp parallel for schedule(static) if (team && n_chunks > 1)
+  for (std::ptrdiff_t cc = 0; cc < static_cast<std::ptrdiff_t>(n_chunks); ++cc) {
+    const std::size_t c = static_cast<std::size_t>(cc), b = c * kSumChunk;
+    const std::size_t e = std::min(n, b + kSumChunk);
+    balanced_chunk(cols.data(), means.data(), n_cols, n_centered, n, b, e, fe_[0], fe_[1],
+                   centered.data() + c * n_parts, after.data() + c * n_parts);
+    if (visit) visit(c, b, e - b);
+  }
+  for (std::size_t j = 0; j < n_centered && j < n_cols; ++j) {
+    double cs = 0.0, as = 0.0;
+    for (std::size_t c = 0; c < n_chunks; ++c) {
+      cs += centered[c * n_parts + j];
+      as += after[c * n_parts + j];
+    }
+    totals[j].centered_ss = cs;
+    totals[j].ss_after = as;
+  }
+  return rep;
 }
 
 // x <- x - (weighted) mean of x within the groups of dimension d
