@@ -16,6 +16,7 @@
 #include "estimate/detail.hpp"
 #include "helpers.hpp"
 #include "panelboot/design.hpp"
+#include "panelboot/error.hpp"
 #include "panelboot/estimate.hpp"
 #include "panelboot/memory.hpp"
 #include "panelboot/within.hpp"
@@ -367,6 +368,74 @@ TEST(FitFastPaths, ADeferredDesignFitsAsACopiedOne) {
     EXPECT_TRUE(deferred.y == copied.y);
     EXPECT_TRUE(deferred.X == copied.X);
   }
+  // values the deferred build did not check: a missing y or x (the row dropped, with its
+  // singletons: the design rebuilt) and an out-of-range one (refused), as a copied design has it
+  for (const char* bad_case : {"nan y", "nan x2", "nan y and a singleton", "inf x1", "big x3"}) {
+    const std::string bad = bad_case;
+    SCOPED_TRACE(bad);
+    DataFrame dfb = df;
+    const auto set = [&](const std::string& var, std::size_t r, double v) {
+      for (Column& c : dfb.columns)
+        if (c.name == var) c.num[r] = v;
+    };
+    if (bad == "nan y") set("y", 77, NAN);
+    if (bad == "nan x2") set("x2", 1000, NAN);
+    if (bad == "nan y and a singleton") {  // a unit of one row: rows dropped before the check
+      set("unit", 50, 99999);
+      set("y", 77, NAN);
+    }
+    if (bad == "inf x1") set("x1", 5, INFINITY);
+    if (bad == "big x3") set("x3", 9, 3e160);
+    for (const std::string& f :
+         {std::string("y ~ x1 + x2 + x3 | unit + time"), std::string("y ~ x1 + x2 + x3 | unit")}) {
+      SampleOptions so;
+      so.cluster = {"unit"};
+      FitOptions fo;
+      fo.vcov = VcovType::kCluster;
+      std::string want_error, got_error;
+      FitResult want, got;
+      try {
+        Design copied = build_design(dfb, parse_formula(f), so);
+        want = fit(copied, fo);
+      } catch (const InvalidInput& e) {
+        want_error = e.what();
+      }
+      so.defer_columns = true;
+      try {
+        Design deferred = build_design(dfb, parse_formula(f), so);
+        got = fit(deferred, fo);
+      } catch (const InvalidInput& e) {
+        got_error = e.what();
+      }
+      EXPECT_EQ(got_error, want_error) << f;
+      EXPECT_EQ(want_error.empty(), bad.rfind("nan", 0) == 0) << f << ": " << want_error;
+      if (want_error.empty()) {
+        expect_same_bits(want, got);
+        EXPECT_EQ(got.n_dropped_missing, want.n_dropped_missing);
+        EXPECT_EQ(got.n_singletons, want.n_singletons);
+        EXPECT_GT(got.n_dropped_missing, 0u);
+        if (bad == "nan y and a singleton") {
+          EXPECT_EQ(got.n_singletons, 1u);
+        }
+      }
+    }
+    SampleOptions so;
+    so.defer_columns = true;
+    Design d = build_design(dfb, parse_formula("y ~ x1 + x2 + x3 | unit + time"), so);
+    if (bad == "nan y and a singleton") {
+      EXPECT_FALSE(d.columns_pending());  // rows dropped: built again, columns copied
+      continue;
+    }
+    ASSERT_TRUE(d.columns_pending());
+    if (bad.rfind("nan", 0) == 0) {
+      take_columns(d);  // rebuilt: the row dropped, nothing pending
+      EXPECT_FALSE(d.columns_pending());
+      EXPECT_EQ(d.n_obs, df.n_rows() - 1);
+      EXPECT_EQ(d.n_dropped_missing, 1u);
+    } else {
+      EXPECT_THROW(take_columns(d), InvalidInput);
+    }
+  }
   // take_columns: the frame's values, then nothing pending
   SampleOptions so;
   so.defer_columns = true;
@@ -519,6 +588,48 @@ TEST(FitFastPaths, ClusteredVarianceIsTheSandwichOfScoresSummedRowByRow) {
       EXPECT_NEAR(r.coefficients[j].std_error,
                   std::sqrt(V(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j))),
                   1e-12 * r.coefficients[j].std_error);
+  }
+}
+
+// The residuals' pass that takes the scores of contiguous groups (a sorted panel's units): the
+// residuals and cluster_meat's sum_g s_g s_g' to the bit, on one thread, two and three (the
+// rows split at groups' starts), with groups of one row, groups longer than the 1024-row blocks,
+// and four, five and one columns; contiguous_groups tells runs from revisited groups.
+TEST(FitFastPaths, ResidualsAndMeatOfContiguousGroupsAreTheTwoPassesBits) {
+  PB_FRESH_RNG(rng);
+  std::normal_distribution<double> nd;
+  std::uniform_int_distribution<int> len(1, 40);
+  for (std::size_t k : {1u, 4u, 5u}) {
+    Grouping g;
+    while (g.code.size() < 90000) {
+      const int l = g.n_levels % 97 == 5 ? 3000 : len(rng);  // now and then a long run
+      g.code.insert(g.code.end(), static_cast<std::size_t>(l), g.n_levels++);
+    }
+    const std::size_t n = g.code.size();
+    ASSERT_TRUE(detail::contiguous_groups(g));
+    std::vector<double> X(n * k), y(n);
+    for (double& v : X) v = nd(rng);
+    for (double& v : y) v = nd(rng) * 2;
+    Eigen::VectorXd beta(static_cast<Eigen::Index>(k));
+    for (Eigen::Index j = 0; j < beta.size(); ++j) beta(j) = nd(rng);
+    std::vector<double> u_want = y;
+    detail::residuals_of_rows(X.data(), n, k, beta, 0, n, u_want.data());
+    const Eigen::MatrixXd want =
+        detail::cluster_meat(X.data(), u_want.data(), n, k, g.code.data(), g.n_levels);
+    for (int threads : {1, 2, 3}) {
+      SCOPED_TRACE("k = " + std::to_string(k) + ", " + std::to_string(threads) + " thread(s)");
+      std::vector<double> u = y;
+      const int before = omp_get_max_threads();
+      omp_set_num_threads(threads);
+      const Eigen::MatrixXd got = detail::residuals_and_meat(X.data(), u.data(), n, k, beta, g);
+      omp_set_num_threads(before);
+      EXPECT_EQ(u, u_want);
+      EXPECT_TRUE(got == want);
+    }
+    EXPECT_EQ(detail::sum_of_squares(u_want.data(), n),
+              chunked_sum(n, [&](std::size_t i) { return u_want[i] * u_want[i]; }));
+    std::swap(g.code[10], g.code[n - 10]);  // two groups revisited
+    EXPECT_FALSE(detail::contiguous_groups(g));
   }
 }
 

@@ -3,6 +3,7 @@
 // (column-major, n_obs x n_reg), weights, and the integer codes of every fixed-effect,
 // cluster and time dimension, with the count of rows each step dropped.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,10 +25,12 @@ struct SampleOptions {
   // Rows outside a subsample (power's split groups), dropped as --where drops rows: 0 = out.
   // Null: every row. Lags and leads still read the whole frame.
   const std::vector<char>* row_mask = nullptr;
-  // Where every row is kept and there are no weights: y and X left where they are (the frame's
-  // columns, or the evaluated ones, held by the design: Design::source) for fit() to read once
-  // as it demeans them into the design, instead of a copy first. The frame must outlive the
-  // design's fit; anything else that reads y or X calls take_columns first.
+  // Without weights, --where or a row mask, and where every row is kept: y and X left where they
+  // are (the frame's columns, or the evaluated ones, held by the design: Design::source) for
+  // fit() to read once as it demeans them into the design, instead of a copy first; their
+  // values are checked on that pass (a missing or out-of-range one: the design rebuilt without
+  // deferring, which drops or refuses it as ever). The frame must outlive the design's fit;
+  // anything else that reads y or X calls take_columns first.
   bool defer_columns = false;
 };
 
@@ -36,6 +39,10 @@ struct SampleOptions {
 std::vector<std::size_t> order_by_value(const double* v, std::size_t n);
 // The distinct values of v, increasing, given order = order_by_value(v, n).
 std::vector<double> distinct_values(const double* v, const std::vector<std::size_t>& order);
+
+// The largest |value| a model column may hold: its square must be finite (the sums of squares
+// the collinearity screen and the variance rest on).
+constexpr double kMaxModelValue = 1e154;
 
 // Dense integer codes 0..n_levels-1 of one grouping (FE, cluster, time) on the sample rows.
 struct Grouping {
@@ -65,15 +72,20 @@ struct Design {
   bool simulated = false;  // the data carry the stand-in marker column `simulated` == 1
   std::string data_source;
   // SampleOptions::defer_columns: y's column then X's, not yet in y and X (empty otherwise),
-  // and the evaluated columns among them.
+  // the evaluated columns among them, and the design as a build without deferring makes it
+  // (for values found missing or out of range: their values are not checked yet).
   struct Source {
     std::vector<const double*> cols;
     std::vector<std::shared_ptr<std::vector<double>>> owned;
-  } source;
-  bool columns_pending() const { return !source.cols.empty(); }
+    std::function<Design()> rebuild;
+  };
+  std::shared_ptr<Source> source;
+  bool columns_pending() const { return source != nullptr; }
 };
 
-// y and X copied in from Design::source where they are pending (nothing otherwise).
+// Where y and X are pending (Design::source): copied in when every value is finite and in
+// range, else the design rebuilt without deferring (the rows with a missing value dropped, an
+// out-of-range value refused, as any build does). Nothing otherwise.
 void take_columns(Design& d);
 
 // Is every level of `inner` inside one level of `outer` (on the sample rows)?

@@ -37,6 +37,9 @@ void gram_of_rows(const double* X, const double* y, std::size_t n_obs, std::size
                   std::size_t b, std::size_t m, GramParts& parts, std::size_t c);
 void sum_gram_parts(const GramParts& parts, std::size_t n_reg, Eigen::MatrixXd& xtx,
                     Eigen::VectorXd& xty);
+// The sum of v_i^2 as chunked_sum adds it (chunks of kSumChunk rows in row order, the chunks in
+// order), the chunks in parallel: the RSS.
+double sum_of_squares(const double* v, std::size_t n);
 // X'X and X'y over every row (the parts of fixed row chunks in chunk order).
 void gram(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg,
           Eigen::MatrixXd& xtx, Eigen::VectorXd& xty);
@@ -49,6 +52,8 @@ struct VcovInput {
   const Eigen::MatrixXd& bread;  // (X'X)^-1
   double N, K, K_all;            // K: with the nesting rule; K_all: every FE level counted
   const FitOptions& opts;
+  // sum_g s_g s_g' of design.clusters[0], where the residuals' pass took it (residuals_and_meat)
+  const Eigen::MatrixXd* first_meat = nullptr;
 };
 
 struct VcovOutput {
@@ -69,6 +74,28 @@ Grouping intersect(const std::vector<const Grouping*>& gs);
 // sum_g s_g s_g' with s_g = sum_{i in g} x_i u_i, for codes in [0, n_groups).
 Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
                              const std::int32_t* code, std::int32_t n_groups);
+
+// Rows [b, b + m) of u (y on entry) less X beta: u_i - x_i0 b_0 - x_i1 b_1 - ..., a column at a
+// time (the residuals' one formula, whichever pass computes them).
+inline void residuals_of_rows(const double* X, std::size_t n_obs, std::size_t n_reg,
+                              const Eigen::VectorXd& beta, std::size_t b, std::size_t m,
+                              double* u) {
+  double* __restrict uc = u + b;
+  for (std::size_t j = 0; j < n_reg; ++j) {
+    const double* __restrict x = X + j * n_obs + b;
+    const double bj = beta(static_cast<Eigen::Index>(j));
+    for (std::size_t i = 0; i < m; ++i) uc[i] -= x[i] * bj;
+  }
+}
+
+// Whether each level of g is one run of consecutive rows (a panel sorted by it).
+bool contiguous_groups(const Grouping& g);
+
+// For groups that are contiguous runs of rows: the residuals written over y (u holds y) and
+// cluster_meat's sum_g s_g s_g' in one pass, the rows split among the threads at runs' starts
+// (each cell still its rows in row order: cluster_meat's bits, for any thread count).
+Eigen::MatrixXd residuals_and_meat(const double* X, double* u, std::size_t n_obs, std::size_t n_reg,
+                                   const Eigen::VectorXd& beta, const Grouping& g);
 
 // fit()'s steps, shared with the IV estimator (ols.cpp).
 void check_fit_options(const FitOptions& opts);

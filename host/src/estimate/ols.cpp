@@ -110,6 +110,21 @@ void sum_gram_parts(const GramParts& parts, std::size_t n_reg, Eigen::MatrixXd& 
   }
 }
 
+double sum_of_squares(const double* v, std::size_t n) {
+  const std::size_t n_chunks = (n + kSumChunk - 1) / kSumChunk;
+  std::vector<double> part(n_chunks);
+#pragma omp parallel for schedule(static) if (n_chunks > 8)
+  for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(n_chunks); ++c) {
+    const std::size_t b = static_cast<std::size_t>(c) * kSumChunk, e = std::min(n, b + kSumChunk);
+    double s = 0;
+    for (std::size_t i = b; i < e; ++i) s += v[i] * v[i];
+    part[static_cast<std::size_t>(c)] = s;
+  }
+  double total = 0;
+  for (double p : part) total += p;
+  return total;
+}
+
 // X'X and X'y summed over fixed row chunks in chunk order, so the bits do not depend on the
 // thread count.
 void gram(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg,
@@ -403,22 +418,26 @@ Solution solve_scaled(const Eigen::MatrixXd& xtx, const Eigen::VectorXd& xty) {
 }
 
 // Residuals (in the sqrt(w)-scaled space) written over the demeaned outcome; RSS, R2, sigma.
-void residuals_and_fit(Design& d, const Eigen::VectorXd& beta, double tss, double tss_within, double K_all,
-                       FitResult& res) {
+// With `runs` (one-way clustering by groups that are contiguous runs of rows), the groups'
+// scores on the same pass: *meat = their sum_g s_g s_g' (cluster_meat's bits).
+void residuals_and_fit(Design& d, const Eigen::VectorXd& beta, double tss, double tss_within,
+                       double K_all, FitResult& res, const Grouping* runs = nullptr,
+                       Eigen::MatrixXd* meat = nullptr) {
   const std::size_t n = d.n_obs;
-  const Eigen::Index k = beta.size();
+  const std::size_t k = static_cast<std::size_t>(beta.size());
   double* u = d.y.data();
-  // by fixed row chunks in parallel: each row's product is the same for any split
-  const std::size_t n_chunks = (n + kRowChunk - 1) / kRowChunk;
+  if (runs) {
+    *meat = residuals_and_meat(d.X.data(), u, n, k, beta, *runs);
+  } else {
+    // by fixed row chunks in parallel: each row's residual is the same for any split
+    const std::size_t n_chunks = (n + kRowChunk - 1) / kRowChunk;
 #pragma omp parallel for schedule(static) if (n_chunks > 8)
-  for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(n_chunks); ++c) {
-    const std::size_t b = static_cast<std::size_t>(c) * kRowChunk;
-    const std::size_t m = std::min(kRowChunk, n - b);
-    Eigen::Map<Eigen::VectorXd> uc(u + b, static_cast<Eigen::Index>(m));
-    uc.noalias() -= row_chunk(d.X.data(), n, static_cast<std::size_t>(k), b, m) * beta;
+    for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(n_chunks); ++c) {
+      const std::size_t b = static_cast<std::size_t>(c) * kRowChunk;
+      residuals_of_rows(d.X.data(), n, k, beta, b, std::min(kRowChunk, n - b), u);
+    }
   }
-  double rss = 0;
-  for (std::size_t i = 0; i < n; ++i) rss += u[i] * u[i];
+  const double rss = sum_of_squares(u, n);
   res.rss = rss;
   res.r2 = 1.0 - rss / tss;
   res.r2_within = d.fe.empty() ? std::numeric_limits<double>::quiet_NaN() : 1.0 - rss / tss_within;
@@ -511,8 +530,10 @@ namespace {
 // Where the design's y and X are still in the frame (Design::source) and the transform is the
 // balanced two-way one: y and X demeaned from there into the design in one pass of sums and
 // one of updates, the Gram's part of each row chunk taken as the transform writes it, and the
-// totals on the way (the same bits as demean_and_weight, raw_totals and gram).
-void demean_from_source(Design& d, const Demeaner& dm, FitResult& res, Demeaned& m) {
+// totals on the way (the same bits as demean_and_weight, raw_totals and gram). The first pass's
+// totals check the values, unchecked until now: false (and the design's columns left pending)
+// where one is missing or out of range.
+bool demean_from_source(Design& d, const Demeaner& dm, FitResult& res, Demeaned& m) {
   const std::size_t n = d.n_obs, k = d.n_reg;
   d.y.resize(n);  // unwritten: the transform writes every value
   d.X.resize(n * k);
@@ -521,29 +542,34 @@ void demean_from_source(Design& d, const Demeaner& dm, FitResult& res, Demeaned&
   GramParts parts((n + kRowChunk - 1) / kRowChunk);
   std::vector<ColumnTotals> totals;
   const DemeanReport rep = dm.balanced_into(
-      d.source.cols, to, totals, 1, [&](std::size_t c, std::size_t b, std::size_t rows) {
+      d.source->cols, to, totals, 1, [&](std::size_t c, std::size_t b, std::size_t rows) {
         gram_of_rows(d.X.data(), d.y.data(), n, k, b, rows, parts, c);
       });
-  d.source = Design::Source();
+  for (const ColumnTotals& t : totals)  // a NaN makes the sum NaN, an infinity |x| infinite
+    if (!(std::isfinite(t.sum) && t.max_abs <= kMaxModelValue)) return false;
+  d.source.reset();
   res.demean_method = rep.method;
   res.demean_iterations = rep.max_iterations;
   m.raw = raw_from_totals(d, totals);
   m.tss_within = totals[0].ss_after;
   sum_gram_parts(parts, k, m.xtx, m.xty);
+  return true;
 }
 
 }  // namespace
 
 Demeaned demeaned_gram(Design& d, const FitOptions& opts, FitResult& res) {
   check_fit_options(opts);
+  if (d.columns_pending()) {
+    res = describe_sample(d, opts);
+    Demeaned m;
+    const Demeaner dm = design_demeaner(d);
+    if (dm.takes_totals() && demean_from_source(d, dm, res, m)) return m;
+    take_columns(d);  // other transforms, or values to drop or refuse (the design rebuilt)
+  }
   res = describe_sample(d, opts);
   Demeaned m;
   const Demeaner dm = design_demeaner(d);
-  if (d.columns_pending() && dm.takes_totals()) {
-    demean_from_source(d, dm, res, m);
-    return m;
-  }
-  take_columns(d);
   if (dm.takes_totals()) {
     m.tss_within = demean_and_weight(d, dm, opts, res, &m.raw);
   } else {
@@ -573,12 +599,26 @@ FitResult fit(Design& d, const FitOptions& opts) {
   const std::size_t k = keep.size();
   const DegreesOfFreedom dof = degrees_of_freedom(d, opts, k, res);
   const Solution sol = solve_scaled(xtx, xty);
-  residuals_and_fit(d, sol.beta, raw.tss, tss_within, dof.K_all, res);
+  // one-way clustering by a sorted panel's units: the scores on the residuals' pass
+  const bool runs =
+      opts.vcov == VcovType::kCluster && d.clusters.size() == 1 && contiguous_groups(d.clusters[0]);
+  Eigen::MatrixXd meat;
+  residuals_and_fit(d, sol.beta, raw.tss, tss_within, dof.K_all, res,
+                    runs ? &d.clusters[0] : nullptr, &meat);
   if (!opts.small) res.sigma = std::sqrt(res.rss / static_cast<double>(d.n_obs));  // ivreg2's rmse without small
   res.beta = sol.beta;
   res.bread = sol.bread;
-  const detail::VcovInput in{d, d.X.data(), d.y.data(), d.n_obs, k, sol.bread, static_cast<double>(d.n_obs),
-                             dof.K, dof.K_all, opts};
+  const detail::VcovInput in{d,
+                             d.X.data(),
+                             d.y.data(),
+                             d.n_obs,
+                             k,
+                             sol.bread,
+                             static_cast<double>(d.n_obs),
+                             dof.K,
+                             dof.K_all,
+                             opts,
+                             runs ? &meat : nullptr};
   take_variance(detail::compute_vcov(in), res);
   coefficient_table(names, opts, res);
   wald_tests(names, opts, res);

@@ -14,19 +14,21 @@ namespace panelboot::detail {
 
 namespace {
 
-// Columns [j0, j0 + NC) of the scores S (row-major, n_reg wide): S_gj = sum_{i in g} x_ij u_i,
-// a run of one group summed in registers (each cell adds its rows in row order: the bits of
-// one row at a time), NC chains of additions side by side.
+// Columns [j0, j0 + NC) of the scores S (row-major, n_reg wide) over rows [b, e): S_gj +=
+// x_ij u_i, a run of one group summed in registers (each cell adds its rows in row order: the
+// bits of one row at a time, and of any split of the rows into ranges taken in order), NC
+// chains of additions side by side.
 template <int NC>
 void scores_of_group(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
-                     const std::int32_t* code, std::size_t j0, double* s) {
+                     const std::int32_t* code, std::size_t j0, std::size_t b, std::size_t e,
+                     double* s) {
   const double* x[NC];
   double run[NC];
   for (int c = 0; c < NC; ++c) x[c] = X + (j0 + static_cast<std::size_t>(c)) * n_obs;
-  std::int32_t g = code[0];
+  std::int32_t g = code[b];
   double* cell = s + static_cast<std::size_t>(g) * n_reg + j0;
   for (int c = 0; c < NC; ++c) run[c] = cell[c];
-  for (std::size_t i = 0; i < n_obs; ++i) {
+  for (std::size_t i = b; i < e; ++i) {
     if (code[i] != g) {
       for (int c = 0; c < NC; ++c) cell[c] = run[c];
       g = code[i];
@@ -39,29 +41,52 @@ void scores_of_group(const double* X, const double* u, std::size_t n_obs, std::s
   for (int c = 0; c < NC; ++c) cell[c] = run[c];
 }
 
-// Columns [j0, j1) of the scores, up to four at a time.
+// Columns [j0, j1) of the scores over rows [b, e) (b < e), up to four columns at a time.
 void scores_of_columns(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
-                       const std::int32_t* code, std::size_t j0, std::size_t j1, double* s) {
+                       const std::int32_t* code, std::size_t j0, std::size_t j1, std::size_t b,
+                       std::size_t e, double* s) {
   for (std::size_t j = j0; j < j1;) {
     switch (std::min<std::size_t>(j1 - j, 4)) {
       case 1:
-        scores_of_group<1>(X, u, n_obs, n_reg, code, j, s);
+        scores_of_group<1>(X, u, n_obs, n_reg, code, j, b, e, s);
         j += 1;
         break;
       case 2:
-        scores_of_group<2>(X, u, n_obs, n_reg, code, j, s);
+        scores_of_group<2>(X, u, n_obs, n_reg, code, j, b, e, s);
         j += 2;
         break;
       case 3:
-        scores_of_group<3>(X, u, n_obs, n_reg, code, j, s);
+        scores_of_group<3>(X, u, n_obs, n_reg, code, j, b, e, s);
         j += 3;
         break;
       default:
-        scores_of_group<4>(X, u, n_obs, n_reg, code, j, s);
+        scores_of_group<4>(X, u, n_obs, n_reg, code, j, b, e, s);
         j += 4;
         break;
     }
   }
+}
+
+using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// sum_g s_g s_g' from the scores.
+Eigen::MatrixXd meat_of_scores(const RowMat& S) {
+  const Eigen::MatrixXd Sc = S;  // column-major: the product's bits as before the one-pass sums
+  return Sc.transpose() * Sc;
+}
+
+// Where each thread's rows start: near n t / T, moved on to the start of a group's run (the
+// groups contiguous), so no group's rows are split between threads.
+std::vector<std::size_t> run_aligned_starts(const std::int32_t* code, std::size_t n,
+                                            std::size_t threads) {
+  std::vector<std::size_t> start(threads + 1, n);
+  start[0] = 0;
+  for (std::size_t t = 1; t < threads; ++t) {
+    std::size_t p = std::max(start[t - 1], n * t / threads);
+    while (p > 0 && p < n && code[p] == code[p - 1]) ++p;
+    start[t] = p;
+  }
+  return start;
 }
 
 }  // namespace
@@ -69,7 +94,6 @@ void scores_of_columns(const double* X, const double* u, std::size_t n_obs, std:
 Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
                              const std::int32_t* code, std::int32_t n_groups) {
   // scores S (G x k): S_g = sum_{i in g} x_i u_i
-  using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   RowMat S = RowMat::Zero(n_groups, static_cast<Eigen::Index>(n_reg));
   double* s = S.data();
   // Each thread takes a range of columns in one pass over the rows, a run of one cluster summed
@@ -86,10 +110,40 @@ Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs
     j0 = n_reg * t / nt;
     j1 = n_reg * (t + 1) / nt;
 #endif
-    if (j1 > j0 && n_obs > 0) scores_of_columns(X, u, n_obs, n_reg, code, j0, j1, s);
+    if (j1 > j0 && n_obs > 0) scores_of_columns(X, u, n_obs, n_reg, code, j0, j1, 0, n_obs, s);
   }
-  const Eigen::MatrixXd Sc = S;  // column-major: the product's bits as before the one-pass sums
-  return Sc.transpose() * Sc;
+  return meat_of_scores(S);
+}
+
+bool contiguous_groups(const Grouping& g) {
+  const std::size_t n = g.code.size();
+  const std::int32_t* c = g.code.data();
+  std::size_t runs = n > 0 ? 1 : 0;
+  for (std::size_t i = 1; i < n; ++i) runs += c[i] != c[i - 1];
+  return runs == static_cast<std::size_t>(g.n_levels);
+}
+
+Eigen::MatrixXd residuals_and_meat(const double* X, double* u, std::size_t n_obs, std::size_t n_reg,
+                                   const Eigen::VectorXd& beta, const Grouping& g) {
+  RowMat S = RowMat::Zero(g.n_levels, static_cast<Eigen::Index>(n_reg));
+  const bool team = static_cast<double>(n_obs) * static_cast<double>(n_reg + 1) >= kMinTeamValues;
+  std::size_t threads = 1;
+#ifdef _OPENMP
+  if (team) threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
+#endif
+  const std::vector<std::size_t> start = run_aligned_starts(g.code.data(), n_obs, threads);
+  constexpr std::size_t kBlock =
+      1024;  // rows whose residuals are written, then read for the scores
+#pragma omp parallel for schedule(static, 1) if (threads > 1)
+  for (std::ptrdiff_t t = 0; t < static_cast<std::ptrdiff_t>(threads); ++t)
+    for (std::size_t b = start[static_cast<std::size_t>(t)],
+                     e = start[static_cast<std::size_t>(t) + 1];
+         b < e; b += kBlock) {
+      const std::size_t m = std::min(kBlock, e - b);
+      residuals_of_rows(X, n_obs, n_reg, beta, b, m, u);
+      scores_of_columns(X, u, n_obs, n_reg, g.code.data(), 0, n_reg, b, b + m, S.data());
+    }
+  return meat_of_scores(S);
 }
 
 namespace {
@@ -240,7 +294,10 @@ VcovOutput cluster_vcov(const VcovInput& in) {
   const std::int32_t g_min = *std::min_element(out.n_clusters.begin(), out.n_clusters.end());
   Eigen::MatrixXd meat_sum = Eigen::MatrixXd::Zero(k, k);
   for (const ClusterTerm& t : clustering_terms(d.clusters, in.opts.multiway_adj, in.N, in.K, in.opts.small))
-    meat_sum += t.weight * cluster_meat(in.X, in.u, in.n_obs, in.n_reg, t.grouping->code.data(), t.grouping->n_levels);
+    meat_sum += t.weight * (in.first_meat && t.grouping == &d.clusters[0]
+                                ? *in.first_meat
+                                : cluster_meat(in.X, in.u, in.n_obs, in.n_reg,
+                                               t.grouping->code.data(), t.grouping->n_levels));
   out.V = in.bread * meat_sum * in.bread;
   out.df = in.opts.small ? g_min - 1 : kInf;
   out.label = cluster_label(in, out);
@@ -287,9 +344,7 @@ VcovOutput compute_vcov(const VcovInput& in) {
   VcovOutput out;
   switch (in.opts.vcov) {
     case VcovType::kIid: {
-      double rss = 0;
-      for (std::size_t i = 0; i < in.n_obs; ++i) rss += in.u[i] * in.u[i];
-      out = iid_vcov(in, rss);
+      out = iid_vcov(in, sum_of_squares(in.u, in.n_obs));
       break;
     }
     case VcovType::kHc1: out = hc1_vcov(in); break;

@@ -348,11 +348,10 @@ std::vector<double> distinct_values(const double* v, const std::vector<std::size
   return out;
 }
 
-// A model value must be finite and small enough that its square is too (|v| <= 1e154): the sums
-// of squares that the collinearity screen and the variance rest on would overflow otherwise,
-// and a column silently dropped or rescaled is a wrong answer. The error names the row and,
-// for a variable read from the file, its column.
-constexpr double kMaxModelValue = 1e154;
+// A model value must be finite and small enough that its square is too (|v| <= kMaxModelValue):
+// the sums of squares that the collinearity screen and the variance rest on would overflow
+// otherwise, and a column silently dropped or rescaled is a wrong answer. The error names the
+// row and, for a variable read from the file, its column.
 
 [[noreturn]] void refuse_model_value(const DataFrame& df, std::size_t r, const std::string& name, double v) {
   std::string at = df.where(r);
@@ -547,10 +546,14 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) bool no_missing_cod
 // The common case checked column by column, in parallel: no value of the model missing, every
 // value finite and in range, every weight positive. Then drop_missing and check_values have
 // nothing to find (and skip their row-by-row passes); otherwise they run and say what is wrong.
-bool model_values_clean(const ModelColumns& m, const RawGroupings& g) {
-  std::vector<const double*> cols{m.y};
-  cols.insert(cols.end(), m.x.begin(), m.x.end());
-  if (!m.w.empty()) cols.push_back(m.w.data());
+// Without `columns`, only the grouping codes (a deferred design's y and X are checked later).
+bool model_values_clean(const ModelColumns& m, const RawGroupings& g, bool columns = true) {
+  std::vector<const double*> cols;
+  if (columns) {
+    cols.push_back(m.y);
+    cols.insert(cols.end(), m.x.begin(), m.x.end());
+    if (!m.w.empty()) cols.push_back(m.w.data());
+  }
   std::vector<const GroupCodes*> codes;
   for (const auto* gs : {&g.fe, &g.cluster, &g.extra})
     for (const GroupCodes& c : *gs) codes.push_back(&c);
@@ -567,7 +570,7 @@ bool model_values_clean(const ModelColumns& m, const RawGroupings& g) {
     }
     clean = std::min(clean, no_missing_code(codes[j - n_cols]->code.data(), n) ? 1 : 0);
   }
-  if (clean && !m.w.empty()) {
+  if (clean && columns && !m.w.empty()) {
     int positive = 1;
     for (std::size_t i = 0; i < n; ++i) positive &= m.w[i] > 0;
     clean = positive;
@@ -692,6 +695,11 @@ void compact_groupings(const Formula& fm, const SampleOptions& opts, RawGrouping
   for (std::size_t k = 0; k < g.extra.size(); ++k) d.extra.push_back(compact(opts.extra[k], g.extra[k]));
 }
 
+// Whether y and X stay in the frame when every row is kept (SampleOptions::defer_columns).
+bool defers(const SampleOptions& opts) {
+  return opts.defer_columns && opts.weights.empty() && opts.where.empty() && !opts.row_mask;
+}
+
 // Every row's y and X copied whole, each value written once.
 void copy_whole_columns(const std::vector<const double*>& cols, Design& d) {
   reserve_unwritten(d.y, d.n_obs);
@@ -708,9 +716,10 @@ void compact_columns(const ModelColumns& m, const SampleOptions& opts,
   if (d.rows.empty()) {
     std::vector<const double*> cols{m.y};
     cols.insert(cols.end(), m.x.begin(), m.x.end());
-    if (opts.defer_columns && m.w.empty()) {
-      d.source.cols = std::move(cols);
-      d.source.owned = std::move(owned);
+    if (defers(opts)) {
+      d.source = std::make_shared<Design::Source>();
+      d.source->cols = std::move(cols);
+      d.source->owned = std::move(owned);
       return;
     }
     copy_whole_columns(cols, d);
@@ -764,8 +773,18 @@ void take_rows(std::vector<char>& keep, Design& d) {
 
 void take_columns(Design& d) {
   if (!d.columns_pending()) return;
-  copy_whole_columns(d.source.cols, d);
-  d.source = Design::Source();
+  const std::vector<const double*>& cols = d.source->cols;
+  int clean = 1;
+#pragma omp parallel for schedule(dynamic, 1) reduction(min : clean) if (d.n_obs >= kMinTeamRows)
+  for (std::ptrdiff_t j = 0; j < static_cast<std::ptrdiff_t>(cols.size()); ++j)
+    clean =
+        std::min(clean, all_finite_and_small(cols[static_cast<std::size_t>(j)], d.n_obs) ? 1 : 0);
+  if (!clean) {
+    d = d.source->rebuild();
+    return;
+  }
+  copy_whole_columns(cols, d);
+  d.source.reset();
 }
 
 Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions& opts) {
@@ -785,16 +804,29 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
   RawGroupings groups = raw_groupings(df, fm, opts);
   const ModelColumns m{yb.cols[0], xb.cols,
                        opts.weights.empty() ? DoubleSpan() : df.numeric(opts.weights), df.n_rows()};
-  const bool clean = model_values_clean(m, groups);
+  // A deferred design's y and X are checked by the pass that first reads them (fit's, or
+  // take_columns'); unclean codes check them here, row by row, as ever.
+  const bool clean = model_values_clean(m, groups, !defers(opts));
   drop_missing(df, fm, opts, m, groups, clean, keep, d);
   if (!clean) check_values(df, opts, m, keep, d);
   if (!groups.fe.empty() && !opts.keep_singletons) drop_singletons(groups.fe, keep, d);
   take_rows(keep, d);
+  if (defers(opts) && clean && d.n_obs < d.n_input && !model_values_clean(m, groups)) {
+    // singletons dropped before the missing values: start again without deferring
+    SampleOptions plain = opts;
+    plain.defer_columns = false;
+    return build_design(df, fm, plain);
+  }
   const bool all_rows = d.n_obs == d.n_input;
   compact_groupings(fm, opts, groups, all_rows, d);
   std::vector<std::shared_ptr<std::vector<double>>> owned = yb.owned;
   owned.insert(owned.end(), xb.owned.begin(), xb.owned.end());
   compact_columns(m, opts, std::move(owned), d);
+  if (d.source) {
+    SampleOptions plain = opts;
+    plain.defer_columns = false;
+    d.source->rebuild = [&df, fm, plain] { return build_design(df, fm, plain); };
+  }
   if (!groups.time.code.empty()) time_codes(df, opts.panel_time, d);
   if (const Column* s = df.find("simulated")) {
     d.simulated = !s->is_string();
