@@ -594,12 +594,12 @@ TEST(FitFastPaths, ClusteredVarianceIsTheSandwichOfScoresSummedRowByRow) {
 // The residuals' pass that takes the scores of contiguous groups (a sorted panel's units): the
 // residuals and cluster_meat's sum_g s_g s_g' to the bit, on one thread, two and three (the
 // rows split at groups' starts), with groups of one row, groups longer than the 1024-row blocks,
-// and four, five and one columns; contiguous_groups tells runs from revisited groups.
+// and one, four, five and eleven columns; contiguous_groups tells runs from revisited groups.
 TEST(FitFastPaths, ResidualsAndMeatOfContiguousGroupsAreTheTwoPassesBits) {
   PB_FRESH_RNG(rng);
   std::normal_distribution<double> nd;
   std::uniform_int_distribution<int> len(1, 40);
-  for (std::size_t k : {1u, 4u, 5u}) {
+  for (std::size_t k : {1u, 4u, 5u, 11u}) {
     Grouping g;
     while (g.code.size() < 90000) {
       const int l = g.n_levels % 97 == 5 ? 3000 : len(rng);  // now and then a long run

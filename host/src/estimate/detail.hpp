@@ -75,13 +75,27 @@ Grouping intersect(const std::vector<const Grouping*>& gs);
 Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
                              const std::int32_t* code, std::int32_t n_groups);
 
-// Rows [b, b + m) of u (y on entry) less X beta: u_i - x_i0 b_0 - x_i1 b_1 - ..., a column at a
-// time (the residuals' one formula, whichever pass computes them).
+// Rows [b, b + m) of u (y on entry) less X beta: ((u_i - x_i0 b_0) - x_i1 b_1) - ..., in column
+// order (the residuals' one formula, whichever pass computes them), up to four columns a pass
+// over the rows.
 inline void residuals_of_rows(const double* X, std::size_t n_obs, std::size_t n_reg,
                               const Eigen::VectorXd& beta, std::size_t b, std::size_t m,
                               double* u) {
   double* __restrict uc = u + b;
-  for (std::size_t j = 0; j < n_reg; ++j) {
+  std::size_t j = 0;
+  for (; j + 4 <= n_reg; j += 4) {
+    const double* __restrict x0 = X + j * n_obs + b;
+    const double* __restrict x1 = x0 + n_obs;
+    const double* __restrict x2 = x1 + n_obs;
+    const double* __restrict x3 = x2 + n_obs;
+    const double b0 = beta(static_cast<Eigen::Index>(j)),
+                 b1 = beta(static_cast<Eigen::Index>(j + 1)),
+                 b2 = beta(static_cast<Eigen::Index>(j + 2)),
+                 b3 = beta(static_cast<Eigen::Index>(j + 3));
+    for (std::size_t i = 0; i < m; ++i)
+      uc[i] = (((uc[i] - x0[i] * b0) - x1[i] * b1) - x2[i] * b2) - x3[i] * b3;
+  }
+  for (; j < n_reg; ++j) {
     const double* __restrict x = X + j * n_obs + b;
     const double bj = beta(static_cast<Eigen::Index>(j));
     for (std::size_t i = 0; i < m; ++i) uc[i] -= x[i] * bj;

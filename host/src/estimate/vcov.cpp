@@ -41,29 +41,39 @@ void scores_of_group(const double* X, const double* u, std::size_t n_obs, std::s
   for (int c = 0; c < NC; ++c) cell[c] = run[c];
 }
 
-// Columns [j0, j1) of the scores over rows [b, e) (b < e), up to four columns at a time.
+// Columns [j0, j1) of the scores over rows [b, e) (b < e), up to eight columns at a time.
 void scores_of_columns(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
                        const std::int32_t* code, std::size_t j0, std::size_t j1, std::size_t b,
                        std::size_t e, double* s) {
   for (std::size_t j = j0; j < j1;) {
-    switch (std::min<std::size_t>(j1 - j, 4)) {
+    const std::size_t nc = std::min<std::size_t>(j1 - j, 8);
+    switch (nc) {
       case 1:
         scores_of_group<1>(X, u, n_obs, n_reg, code, j, b, e, s);
-        j += 1;
         break;
       case 2:
         scores_of_group<2>(X, u, n_obs, n_reg, code, j, b, e, s);
-        j += 2;
         break;
       case 3:
         scores_of_group<3>(X, u, n_obs, n_reg, code, j, b, e, s);
-        j += 3;
+        break;
+      case 4:
+        scores_of_group<4>(X, u, n_obs, n_reg, code, j, b, e, s);
+        break;
+      case 5:
+        scores_of_group<5>(X, u, n_obs, n_reg, code, j, b, e, s);
+        break;
+      case 6:
+        scores_of_group<6>(X, u, n_obs, n_reg, code, j, b, e, s);
+        break;
+      case 7:
+        scores_of_group<7>(X, u, n_obs, n_reg, code, j, b, e, s);
         break;
       default:
-        scores_of_group<4>(X, u, n_obs, n_reg, code, j, b, e, s);
-        j += 4;
+        scores_of_group<8>(X, u, n_obs, n_reg, code, j, b, e, s);
         break;
     }
+    j += nc;
   }
 }
 
@@ -133,7 +143,7 @@ Eigen::MatrixXd residuals_and_meat(const double* X, double* u, std::size_t n_obs
 #endif
   const std::vector<std::size_t> start = run_aligned_starts(g.code.data(), n_obs, threads);
   constexpr std::size_t kBlock =
-      1024;  // rows whose residuals are written, then read for the scores
+      8192;  // rows whose residuals are written, then read for the scores
 #pragma omp parallel for schedule(static, 1) if (threads > 1)
   for (std::ptrdiff_t t = 0; t < static_cast<std::ptrdiff_t>(threads); ++t)
     for (std::size_t b = start[static_cast<std::size_t>(t)],
