@@ -97,7 +97,8 @@ class Demeaner {
   std::vector<FeView> fe_;
   std::size_t n_obs_;
   const double* w_;
-  std::vector<std::vector<double>> inv_weight_;  // per dimension: 1 / (sum of weights) per level
+  // per dimension: 1 / (sum of weights) per level (empty for the balanced two-way transform)
+  std::vector<std::vector<double>> inv_weight_;
   bool balanced_two_way_ = false;
 };
 

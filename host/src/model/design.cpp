@@ -236,8 +236,14 @@ std::int64_t numeric_codes(std::size_t n, const At& at, const ValueRange& range,
   if (whole && lo <= hi && hi - lo < 4.0 * static_cast<double>(n) + 1024) {
     std::vector<std::int32_t> table(static_cast<std::size_t>(hi - lo) + 1, -1);
     std::int32_t* tab = table.data();
+    double last = std::numeric_limits<double>::quiet_NaN();  // a sorted panel's run: no lookup
+    std::int32_t last_code = -1;
     for (std::size_t r = 0; r < n; ++r) {
       const double xv = at(r);
+      if (xv == last) {
+        out[r] = last_code;
+        continue;
+      }
       if (xv != xv) {
         out[r] = -1;
         continue;
@@ -245,6 +251,8 @@ std::int64_t numeric_codes(std::size_t n, const At& at, const ValueRange& range,
       std::int32_t& t = tab[static_cast<std::size_t>(xv - lo)];
       if (t < 0) t = static_cast<std::int32_t>(n_levels++);
       out[r] = t;
+      last = xv;
+      last_code = t;
     }
     return n_levels;
   }
