@@ -436,6 +436,33 @@ TEST(FitFastPaths, ADeferredDesignFitsAsACopiedOne) {
       EXPECT_THROW(take_columns(d), InvalidInput);
     }
   }
+  // every row a singleton, and a missing or infinite value: the error a copied design gives
+  // (singletons counted after the missing row is dropped; the infinite value refused first)
+  for (double bad : {static_cast<double>(NAN), static_cast<double>(INFINITY)}) {
+    std::vector<double> id(40), yv(40), xv(40);
+    for (std::size_t r = 0; r < id.size(); ++r) {
+      id[r] = static_cast<double>(r);
+      yv[r] = std::sin(static_cast<double>(r));
+      xv[r] = std::cos(static_cast<double>(r));
+    }
+    yv[3] = bad;
+    const DataFrame lone = frame_of({numeric("id", id), numeric("y", yv), numeric("x1", xv)});
+    std::string errors[2];
+    for (int deferred = 0; deferred < 2; ++deferred) {
+      SampleOptions so;
+      so.defer_columns = deferred == 1;
+      try {
+        Design dd = build_design(lone, parse_formula("y ~ x1 | id"), so);
+        fit(dd, FitOptions());
+      } catch (const InvalidInput& e) {
+        errors[deferred] = e.what();
+      }
+    }
+    EXPECT_FALSE(errors[0].empty());
+    EXPECT_EQ(errors[1], errors[0]);
+    EXPECT_NE(errors[0].find(std::isnan(bad) ? "39 singletons" : "infinite"), std::string::npos)
+        << errors[0];
+  }
   // take_columns: the frame's values, then nothing pending
   SampleOptions so;
   so.defer_columns = true;
@@ -630,6 +657,14 @@ TEST(FitFastPaths, ResidualsAndMeatOfContiguousGroupsAreTheTwoPassesBits) {
               chunked_sum(n, [&](std::size_t i) { return u_want[i] * u_want[i]; }));
     std::swap(g.code[10], g.code[n - 10]);  // two groups revisited
     EXPECT_FALSE(detail::contiguous_groups(g));
+  }
+  {
+    Grouping g;  // as many runs as levels, but level 2 unused and level 0 in two runs
+    g.code = {0, 0, 1, 1, 0, 0};
+    g.n_levels = 3;
+    EXPECT_FALSE(detail::contiguous_groups(g));
+    g.code = {2, 2, 0, 1, 1};
+    EXPECT_TRUE(detail::contiguous_groups(g));
   }
 }
 

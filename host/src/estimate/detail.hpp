@@ -27,9 +27,13 @@ inline RowChunk row_chunk(const double* X, std::size_t n_obs, std::size_t n_reg,
 // each chunk it has written (Demeaner::balanced_into).
 static_assert(kRowChunk == kSumChunk, "the Gram's chunks are the transform's");
 
-// The Gram's part of each row chunk, added in chunk order.
+// The Gram's part of each row chunk, added in chunk order (sized up front: the chunks are
+// filled on a thread team's threads, where an allocation failure could not be reported).
 struct GramParts {
-  explicit GramParts(std::size_t n_chunks) : xx(n_chunks), xy(n_chunks) {}
+  GramParts(std::size_t n_chunks, std::size_t n_reg)
+      : xx(n_chunks,
+           Eigen::MatrixXd(static_cast<Eigen::Index>(n_reg), static_cast<Eigen::Index>(n_reg))),
+        xy(n_chunks, Eigen::VectorXd(static_cast<Eigen::Index>(n_reg))) {}
   std::vector<Eigen::MatrixXd> xx;
   std::vector<Eigen::VectorXd> xy;
 };

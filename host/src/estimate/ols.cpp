@@ -76,18 +76,18 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void dot_products_o
 void gram_of_rows(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg,
                   std::size_t b, std::size_t m, GramParts& parts, std::size_t c) {
   const std::size_t k = n_reg;
-  std::vector<const double*> col(k + 1);
-  for (std::size_t j = 0; j < k; ++j) col[j] = X + j * n_obs + b;
-  col[k] = y + b;  // X'y: the last column of [X y]'[X y]
+  // column j of [X y] over the chunk's rows (X'y: the last column); nothing allocated here, on a
+  // thread of the team (GramParts holds the parts' storage)
+  const auto col = [&](std::size_t j) { return j < k ? X + j * n_obs + b : y + b; };
   Eigen::MatrixXd& xx = parts.xx[c];
   Eigen::VectorXd& xy = parts.xy[c];
-  xx.resize(static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(k));
-  xy.resize(static_cast<Eigen::Index>(k));
   double out[4];
   for (std::size_t a = 0; a < k; ++a)
     for (std::size_t j = a; j <= k; j += 4) {
       const int nb = static_cast<int>(std::min<std::size_t>(4, k + 1 - j));
-      dot_products_of(col[a], col.data() + j, nb, m, out);
+      const double* others[4];
+      for (int t = 0; t < nb; ++t) others[t] = col(j + static_cast<std::size_t>(t));
+      dot_products_of(col(a), others, nb, m, out);
       for (int t = 0; t < nb; ++t) {
         const Eigen::Index ia = static_cast<Eigen::Index>(a), jj = static_cast<Eigen::Index>(j) + t;
         if (jj < static_cast<Eigen::Index>(k))
@@ -131,7 +131,7 @@ void gram(const double* X, const double* y, std::size_t n_obs, std::size_t n_reg
           Eigen::MatrixXd& xtx, Eigen::VectorXd& xty) {
   const std::size_t chunk = kRowChunk;
   const std::size_t n_chunks = (n_obs + chunk - 1) / chunk;
-  GramParts parts(n_chunks);
+  GramParts parts(n_chunks, n_reg);
 #pragma omp parallel for schedule(static) if (n_chunks > 1)  // no thread team for one chunk
   for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(n_chunks); ++c) {
     const std::size_t b = static_cast<std::size_t>(c) * chunk;
@@ -539,14 +539,18 @@ bool demean_from_source(Design& d, const Demeaner& dm, FitResult& res, Demeaned&
   d.X.resize(n * k);
   std::vector<double*> to{d.y.data()};
   for (std::size_t j = 0; j < k; ++j) to.push_back(d.X.data() + j * n);
-  GramParts parts((n + kRowChunk - 1) / kRowChunk);
+  GramParts parts((n + kRowChunk - 1) / kRowChunk, k);
   std::vector<ColumnTotals> totals;
   const DemeanReport rep = dm.balanced_into(
       d.source->cols, to, totals, 1, [&](std::size_t c, std::size_t b, std::size_t rows) {
         gram_of_rows(d.X.data(), d.y.data(), n, k, b, rows, parts, c);
       });
   for (const ColumnTotals& t : totals)  // a NaN makes the sum NaN, an infinity |x| infinite
-    if (!(std::isfinite(t.sum) && t.max_abs <= kMaxModelValue)) return false;
+    if (!(std::isfinite(t.sum) && t.max_abs <= kMaxModelValue)) {
+      Values().swap(d.y);  // released before take_columns rebuilds the design
+      Values().swap(d.X);
+      return false;
+    }
   d.source.reset();
   res.demean_method = rep.method;
   res.demean_iterations = rep.max_iterations;

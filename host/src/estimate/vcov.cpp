@@ -128,9 +128,14 @@ Eigen::MatrixXd cluster_meat(const double* X, const double* u, std::size_t n_obs
 bool contiguous_groups(const Grouping& g) {
   const std::size_t n = g.code.size();
   const std::int32_t* c = g.code.data();
-  std::size_t runs = n > 0 ? 1 : 0;
-  for (std::size_t i = 1; i < n; ++i) runs += c[i] != c[i - 1];
-  return runs == static_cast<std::size_t>(g.n_levels);
+  std::vector<char> started(static_cast<std::size_t>(g.n_levels), 0);  // a run of this level seen
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i > 0 && c[i] == c[i - 1]) continue;
+    char& s = started[static_cast<std::size_t>(c[i])];
+    if (s) return false;  // a second run
+    s = 1;
+  }
+  return true;
 }
 
 Eigen::MatrixXd residuals_and_meat(const double* X, double* u, std::size_t n_obs, std::size_t n_reg,

@@ -818,13 +818,14 @@ Design build_design(const DataFrame& df, const Formula& fm, const SampleOptions&
   drop_missing(df, fm, opts, m, groups, clean, keep, d);
   if (!clean) check_values(df, opts, m, keep, d);
   if (!groups.fe.empty() && !opts.keep_singletons) drop_singletons(groups.fe, keep, d);
-  take_rows(keep, d);
-  if (defers(opts) && clean && d.n_obs < d.n_input && !model_values_clean(m, groups)) {
-    // singletons dropped before the missing values: start again without deferring
+  if (defers(opts) && clean && d.n_singletons > 0 && !model_values_clean(m, groups)) {
+    // singletons dropped before the missing values (or before refusing a value): start again
+    // without deferring, before take_rows can report an empty sample for the wrong reason
     SampleOptions plain = opts;
     plain.defer_columns = false;
     return build_design(df, fm, plain);
   }
+  take_rows(keep, d);
   const bool all_rows = d.n_obs == d.n_input;
   compact_groupings(fm, opts, groups, all_rows, d);
   std::vector<std::shared_ptr<std::vector<double>>> owned = yb.owned;
