@@ -1,7 +1,9 @@
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <unordered_map>
+#include <utility>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -41,38 +43,23 @@ void scores_of_group(const double* X, const double* u, std::size_t n_obs, std::s
   for (int c = 0; c < NC; ++c) cell[c] = run[c];
 }
 
+// scores_of_group<1> .. <8>, by the number of columns.
+using ScoresOfGroup = void (*)(const double*, const double*, std::size_t, std::size_t,
+                               const std::int32_t*, std::size_t, std::size_t, std::size_t, double*);
+template <std::size_t... I>
+constexpr std::array<ScoresOfGroup, sizeof...(I)> scores_kernels(std::index_sequence<I...>) {
+  return {&scores_of_group<static_cast<int>(I) + 1>...};
+}
+constexpr std::array<ScoresOfGroup, 8> kScoresOfGroup =
+    scores_kernels(std::make_index_sequence<8>());
+
 // Columns [j0, j1) of the scores over rows [b, e) (b < e), up to eight columns at a time.
 void scores_of_columns(const double* X, const double* u, std::size_t n_obs, std::size_t n_reg,
                        const std::int32_t* code, std::size_t j0, std::size_t j1, std::size_t b,
                        std::size_t e, double* s) {
   for (std::size_t j = j0; j < j1;) {
-    const std::size_t nc = std::min<std::size_t>(j1 - j, 8);
-    switch (nc) {
-      case 1:
-        scores_of_group<1>(X, u, n_obs, n_reg, code, j, b, e, s);
-        break;
-      case 2:
-        scores_of_group<2>(X, u, n_obs, n_reg, code, j, b, e, s);
-        break;
-      case 3:
-        scores_of_group<3>(X, u, n_obs, n_reg, code, j, b, e, s);
-        break;
-      case 4:
-        scores_of_group<4>(X, u, n_obs, n_reg, code, j, b, e, s);
-        break;
-      case 5:
-        scores_of_group<5>(X, u, n_obs, n_reg, code, j, b, e, s);
-        break;
-      case 6:
-        scores_of_group<6>(X, u, n_obs, n_reg, code, j, b, e, s);
-        break;
-      case 7:
-        scores_of_group<7>(X, u, n_obs, n_reg, code, j, b, e, s);
-        break;
-      default:
-        scores_of_group<8>(X, u, n_obs, n_reg, code, j, b, e, s);
-        break;
-    }
+    const std::size_t nc = std::min<std::size_t>(j1 - j, kScoresOfGroup.size());
+    kScoresOfGroup[nc - 1](X, u, n_obs, n_reg, code, j, b, e, s);
     j += nc;
   }
 }

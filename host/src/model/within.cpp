@@ -56,6 +56,20 @@ struct BalancedColumn {
   bool centered;
 };
 
+// The level sums a column holds in `sums`: column j's n_levels of the first dimension, then of
+// the second.
+std::size_t level_sums_per_column(const FeView& a, const FeView& b) {
+  return static_cast<std::size_t>(a.n_levels) + static_cast<std::size_t>(b.n_levels);
+}
+
+// Column j of the balanced columns whose level sums are in `sums`.
+BalancedColumn balanced_column_of(std::vector<double>& sums, std::size_t j, const FeView& a,
+                                  const FeView& b, const double* src, double* x,
+                                  ColumnTotals* totals, bool centered) {
+  double* sa = sums.data() + j * level_sums_per_column(a, b);
+  return {src, x, sa, sa + a.n_levels, totals, centered};
+}
+
 template <int NC, bool Totals>
 inline __attribute__((always_inline)) void balanced_sums(BalancedColumn* cols, std::size_t n,
                                                          const FeView& a, const FeView& b) {
@@ -268,9 +282,7 @@ std::vector<double> Demeaner::balanced_level_sums(const std::vector<const double
                                                   std::vector<ColumnTotals>* totals,
                                                   bool team) const {
   const std::size_t n_cols = cols.size();
-  const std::size_t per_column =
-      static_cast<std::size_t>(fe_[0].n_levels) + static_cast<std::size_t>(fe_[1].n_levels);
-  std::vector<double> sums(n_cols * per_column);
+  std::vector<double> sums(n_cols * level_sums_per_column(fe_[0], fe_[1]));
   const std::size_t threads =
       team ? static_cast<std::size_t>(std::max(1, omp_get_max_threads())) : 1;
   const std::size_t per =
@@ -281,13 +293,8 @@ std::vector<double> Demeaner::balanced_level_sums(const std::vector<const double
     const std::size_t j0 = static_cast<std::size_t>(g) * per, j1 = std::min(n_cols, j0 + per);
     BalancedColumn group[kMaxBalancedGroup];
     for (std::size_t j = j0; j < j1; ++j) {
-      BalancedColumn& c = group[j - j0];
-      c.src = cols[j];
-      c.x = nullptr;
-      c.sa = sums.data() + j * per_column;
-      c.sb = c.sa + fe_[0].n_levels;
-      c.totals = totals ? &(*totals)[j] : nullptr;
-      c.centered = false;
+      group[j - j0] = balanced_column_of(sums, j, fe_[0], fe_[1], cols[j], nullptr,
+                                         totals ? &(*totals)[j] : nullptr, false);
     }
     balanced_group_sums(group, static_cast<int>(j1 - j0), n_obs_, fe_[0], fe_[1]);
   }
@@ -302,18 +309,12 @@ void Demeaner::balanced_columns(const std::vector<double*>& cols, std::vector<Co
   if (n_obs_ == 0 || n_cols == 0) return;
   std::vector<double> sums =
       balanced_level_sums(std::vector<const double*>(cols.begin(), cols.end()), totals, team);
-  const std::size_t per_column =
-      static_cast<std::size_t>(fe_[0].n_levels) + static_cast<std::size_t>(fe_[1].n_levels);
 #pragma omp parallel for schedule(dynamic, 1) if (team)
   for (std::ptrdiff_t jj = 0; jj < static_cast<std::ptrdiff_t>(n_cols); ++jj) {
     const std::size_t j = static_cast<std::size_t>(jj);
-    BalancedColumn c{cols[j],
-                     cols[j],
-                     sums.data() + j * per_column,
-                     nullptr,
-                     totals ? &(*totals)[j] : nullptr,
-                     totals && j < n_centered};
-    c.sb = c.sa + fe_[0].n_levels;
+    const BalancedColumn c =
+        balanced_column_of(sums, j, fe_[0], fe_[1], cols[j], cols[j],
+                           totals ? &(*totals)[j] : nullptr, totals && j < n_centered);
     balanced_column(c, balanced_means(c, n_obs_, fe_[0], fe_[1]), n_obs_, fe_[0], fe_[1]);
   }
 }
@@ -331,13 +332,11 @@ DemeanReport Demeaner::balanced_into(const std::vector<const double*>& from,
   totals.assign(n_cols, ColumnTotals{});
   const bool team = static_cast<double>(n_cols) * static_cast<double>(n) >= kMinTeamElements;
   std::vector<double> sums = balanced_level_sums(from, &totals, team);
-  const std::size_t per_column =
-      static_cast<std::size_t>(fe_[0].n_levels) + static_cast<std::size_t>(fe_[1].n_levels);
   std::vector<BalancedColumn> cols(n_cols);
   std::vector<double> means(n_cols);
   for (std::size_t j = 0; j < n_cols; ++j) {
-    cols[j] = {from[j], to[j], sums.data() + j * per_column, nullptr, &totals[j], j < n_centered};
-    cols[j].sb = cols[j].sa + fe_[0].n_levels;
+    cols[j] =
+        balanced_column_of(sums, j, fe_[0], fe_[1], from[j], to[j], &totals[j], j < n_centered);
     means[j] = balanced_means(cols[j], n, fe_[0], fe_[1]);
   }
   const std::size_t n_chunks = (n + kSumChunk - 1) / kSumChunk;
