@@ -407,6 +407,14 @@ TEST(ProcessOptions, ParseErrorsExitTwoWithThePrefixAndTheNearestName) {
   expect_user_error(run_process({"wild", "-f", "y ~ x"}), {"--test is required"});
   expect_user_error(run_process({"fit", "--format", "xml"}), {"--format"});
   expect_user_error(run_process({}), {"subcommand is required"});
+  // a named command declares only its own options (app.cpp); the others are still what the top
+  // level lists and what a second command name meets
+  expect_user_error(run_process({"fit", "wild"}), {"unexpected argument 'wild' for panelboot fit"});
+  const ProcRun top = run_process({"--help"});
+  EXPECT_EQ(top.status, 0);
+  for (const char* c :
+       {"fit", "wild", "threshold", "power", "describe", "replicate", "merge", "bench"})
+    EXPECT_NE(top.out.find(std::string("\n  ") + c + " "), std::string::npos) << c;
   const ProcRun help = run_process({"wild", "--help"});
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.out.find("--B"), std::string::npos);
