@@ -35,23 +35,27 @@ struct ThresholdBatchOf {
   static constexpr int W = W_;
   typedef typename DoublesOf<W>::type V;
   // e (n_obs: y* then e in place), usum (n_units), psum (n_periods + 1), z (n_design, p > 1),
-  // r (n_grid p), acc (kLanes n_q: Q'y*'s lanes), sp (kLanes: S0's lanes); one block aligned to
+  // r (n_grid p), acc (kLanes n_q: Q'y*'s lanes), sp (kLanes: S0's lanes), wt (n_units: the
+  // draws' weights); one block aligned to
   // 64 bytes (what the AVX-512 clone assumes of a V; std::vector<V> gives what the allocating
   // clone assumes, 32 in the AVX2 one)
   static constexpr int kL = kernels::kLanes;
-  V *e, *usum, *psum, *z, *r, *acc, *sp;
+  V *e, *usum, *psum, *z, *r, *acc, *sp, *wt;
   std::unique_ptr<double[]> block_;
-  explicit ThresholdBatchOf(const kernels::ThresholdBootView& v) {
-    const std::int64_t n[7] = {v.n_obs, v.n_units, v.n_periods + 1, v.p > 1 ? v.n_design : 0,
-                               v.n_grid * v.p, kL * v.n_q, kL};
+  std::unique_ptr<std::int64_t[]> src_;  // n_units W: the replications' block sources
+  explicit ThresholdBatchOf(const kernels::ThresholdBootView& v)
+      : src_(new std::int64_t[static_cast<std::size_t>(v.n_units * W)]) {
+    const std::int64_t n[8] = {
+        v.n_obs,    v.n_units, v.n_periods + 1, v.p > 1 ? v.n_design : 0, v.n_grid * v.p,
+        kL * v.n_q, kL,        v.n_units};
     std::int64_t total = 0;
     for (std::int64_t x : n) total += x;
     block_.reset(new double[static_cast<std::size_t>(total * W + 8)]);
     double* base = block_.get();
     base += (64 - reinterpret_cast<std::uintptr_t>(base) % 64) % 64 / sizeof(double);
     V* at = reinterpret_cast<V*>(base);
-    V** dst[7] = {&e, &usum, &psum, &z, &r, &acc, &sp};
-    for (int i = 0; i < 7; ++i) {
+    V** dst[8] = {&e, &usum, &psum, &z, &r, &acc, &sp, &wt};
+    for (int i = 0; i < 8; ++i) {
       *dst[i] = at;
       at += n[i];
     }
@@ -64,20 +68,8 @@ struct ThresholdBatchOf {
   PB_INLINE void project(const kernels::ThresholdBootView& v, const double* QL, std::uint64_t b0, int nb, double* s0) {
     const std::int64_t N = v.n_obs;
     const int nq = v.n_q;
-    // y*: replication i's draws into element i, unit by unit
-    kernels::ThresholdDrawCursor draws[W] = {};
-    for (int i = 0; i < W; ++i) draws[i] = kernels::ThresholdDrawCursor(v, b0 + static_cast<std::uint64_t>(i < nb ? i : 0));
-    for (std::int64_t u = 0; u < v.n_units; ++u) {
-      const std::int64_t lo = v.offset[u], len = v.offset[u + 1] - lo;
-      V w;
-      std::int64_t src[W];
-      for (int i = 0; i < W; ++i) src[i] = draws[i].source(v, u, w[i]);
-      for (std::int64_t t = 0; t < len; ++t) {
-        V res;
-        for (int i = 0; i < W; ++i) res[i] = v.resid[src[i] + t];
-        e[lo + t] = v.fitted[lo + t] + w * res;
-      }
-    }
+    draw_sources(v, b0, nb);
+    make_ystar(v);
     // a = Q'y*: lane l sums rows l, l + kLanes, ... in order (as threshold_project's one
     // thread), here two lanes at a time with their accumulators in registers, four columns at a
     // time: each lane's sums are their own chains of additions, so two lanes give the adder twice
@@ -128,6 +120,40 @@ struct ThresholdBatchOf {
     kernels::threshold_grid_products(v, e, usum, psum, z, r, kernels::SoloTeam{});
   }
 
+  // Replication b0 + i's source of unit u's block at src[u W + i] and its weight in element i of
+  // wt[u] (the spare elements repeat b0): each replication's cursor runs over the units alone, so
+  // that its Philox block stays in registers, apart from the rows' loop.
+  void draw_sources(const kernels::ThresholdBootView& v, std::uint64_t b0, int nb) {
+    std::int64_t* src = src_.get();
+    for (int i = 0; i < W; ++i) {
+      kernels::ThresholdDrawCursor draw(v, b0 + static_cast<std::uint64_t>(i < nb ? i : 0));
+      for (std::int64_t u = 0; u < v.n_units; ++u) src[u * W + i] = draw.source(v, u, wt[u][i]);
+    }
+  }
+  // y* = fitted + w resid[source rows], unit by unit; residual blocks have w = 1, and
+  // fitted + 1.0 x resid has the bits of fitted + resid, so they skip the product
+  PB_INLINE void make_ystar(const kernels::ThresholdBootView& v) {
+    const std::int64_t* src = src_.get();
+    for (std::int64_t u = 0; u < v.n_units; ++u) {
+      const std::int64_t lo = v.offset[u], len = v.offset[u + 1] - lo;
+      const double* from[W];
+      for (int i = 0; i < W; ++i) from[i] = v.resid + src[u * W + i];
+      const double* fit = v.fitted + lo;
+      V* y = e + lo;
+      if (v.wild) {
+        const V w = wt[u];
+        for (std::int64_t t = 0; t < len; ++t) y[t] = fit[t] + w * gather(from, t);
+      } else {
+        for (std::int64_t t = 0; t < len; ++t) y[t] = fit[t] + gather(from, t);
+      }
+    }
+  }
+  static PB_INLINE V gather(const double* const* from, std::int64_t t) {
+    V x;
+    for (int i = 0; i < W; ++i) x[i] = from[i][t];
+    return x;
+  }
+
   // Rows with r mod kLanes = l come before lane l (lane l' holds ceil((N - l') / kLanes) rows).
   static std::int64_t lane_start(std::int64_t N, int l) {
     std::int64_t n = 0;
@@ -167,22 +193,34 @@ struct ThresholdBatchOf {
     }
   }
 
-  // e = y* - Q a and sp[l] = lane l's sum of e^2; NQ = n_q, or 0: any n_q
+  // e = y* - Q a and sp[l] = lane l's sum of e^2; NQ = n_q, or 0: any n_q. Lanes l and l + 1
+  // together (as Q'y*): each lane's sum is still its own chain in row order.
   template <int NQ>
   PB_INLINE void residuals(std::int64_t N, int nq_rt, const double* QL, const V* a_in) {
     const int nq = NQ > 0 ? NQ : nq_rt;
     V a[NQ > 0 ? NQ : kernels::kMaxQ];
     for (int c = 0; c < nq; ++c) a[c] = a_in[c];
-    for (int l = 0; l < kL; ++l) {
-      V s = V{};
+    auto residual = [&](V* er, const double* ql) {
+      V ev = *er;
+      for (int c = 0; c < nq; ++c) ev -= a[c] * ql[c];
+      *er = ev;
+      return ev * ev;
+    };
+    for (int l = 0; l < kL; l += 2) {
+      const std::int64_t n_l = l < N ? (N - l + kL - 1) / kL : 0,
+                         n_l2 = l + 1 < N ? (N - l - 1 + kL - 1) / kL : 0;  // <= n_l
       const double* ql = QL + lane_start(N, l) * nq;
-      for (std::int64_t rr = l; rr < N; rr += kL, ql += nq) {
-        V ev = e[rr];
-        for (int c = 0; c < nq; ++c) ev -= a[c] * ql[c];
-        e[rr] = ev;
-        s += ev * ev;
+      const double* ql2 = ql + n_l * nq;
+      V s = V{}, t = V{};
+      V* er = e + l;
+      std::int64_t k = 0;
+      for (; k < n_l2; ++k, er += kL, ql += nq, ql2 += nq) {
+        s += residual(er, ql);
+        t += residual(er + 1, ql2);
       }
+      for (; k < n_l; ++k, er += kL, ql += nq) s += residual(er, ql);
       sp[l] = s;
+      sp[l + 1] = t;
     }
   }
 
