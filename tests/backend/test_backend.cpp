@@ -7,27 +7,30 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <tuple>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#include "backend/cpu/cpu.hpp"
+#include "backend/cpu/threshold_batch.hpp"
 #include "helpers.hpp"
 #include "panelboot/backend.hpp"
-#include "panelboot/kernels/power_batch.hpp"
 #include "panelboot/config.hpp"
 #include "panelboot/design.hpp"
 #include "panelboot/error.hpp"
+#include "panelboot/kernels/power_batch.hpp"
 #include "panelboot/threshold.hpp"
 #include "panelboot/wild.hpp"
-#include "backend/cpu/threshold_batch.hpp"
 
 using namespace panelboot;
 
@@ -750,6 +753,46 @@ TEST(Backend, ThresholdBatchesGiveThePerReplicationBits) {
   c.trim = {0.24};
   c.n_boot = c.trace = 21;
   expect_same_fstar(estimate_threshold(tiny, c, *cpu), estimate_threshold(tiny, c, one), rng_seed, 21);
+}
+
+// A threshold bootstrap below the team rule runs on plain threads (cpu::on_threads), one for
+// every cpu::kLightThreadWork of work: each thread takes the next batch, each replication keeps
+// its bits, and every index is taken exactly once.
+TEST(Backend, SmallThresholdJobsShareTheirBatchesOverPlainThreads) {
+  EXPECT_EQ(cpu::light_team_size(0.9 * cpu::kLightThreadWork, 8), 1);
+  EXPECT_EQ(cpu::light_team_size(1.9 * cpu::kLightThreadWork, 8), 1);
+  EXPECT_EQ(cpu::light_team_size(2.0 * cpu::kLightThreadWork, 8), 2);
+  EXPECT_EQ(cpu::light_team_size(5.5 * cpu::kLightThreadWork, 8), 5);
+  EXPECT_EQ(cpu::light_team_size(1e6 * cpu::kLightThreadWork, 3), 3);
+  EXPECT_EQ(cpu::light_team_size(1e6 * cpu::kLightThreadWork, 1), 1);
+
+  std::atomic<int> next{0};
+  std::vector<std::atomic<int>> taken(1000);
+  std::mutex m;
+  std::set<std::thread::id> ids;
+  cpu::on_threads(3, [&] {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      ids.insert(std::this_thread::get_id());
+    }
+    for (int i = next++; i < 1000; i = next++) ++taken[static_cast<std::size_t>(i)];
+  });
+  EXPECT_EQ(ids.size(), 3u);
+  EXPECT_TRUE(ids.count(std::this_thread::get_id()));
+  for (const auto& t : taken) EXPECT_EQ(t.load(), 1);
+
+  PB_FRESH_RNG(rng);
+  const DataFrame df = threshold_panel(rng, 40, 6);
+  const auto cpu = make_backend(Device::kCpu);
+  PerReplicationBackend one;
+  ThresholdOptions c = threshold_cases(rng_seed)[0];
+  c.n_boot = c.trace =
+      16003;  // over 3 x kLightThreadWork per test: three threads where three may run
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(3);
+  const ThresholdResult light = estimate_threshold(df, c, *cpu);
+  omp_set_num_threads(before);
+  expect_same_fstar(light, estimate_threshold(df, c, one), rng_seed, 16003);
 }
 
 // ThresholdBatchOf::project compiled for AVX-512 (eight replications a batch), AVX2 and the

@@ -6,9 +6,11 @@
 //   gray_walk.cpp    exact enumeration (Gray code)     cuda/gray_walk.cu
 //   threshold.cpp    threshold bootstrap (with threshold_batch.hpp)   cuda/threshold.cu
 //   batched_ols.cpp  many small regressions            cuda/batched_ols.cu
+//   threads.cpp      plain threads for small jobs (no CUDA twin)
 // and what they share: exceptions out of OpenMP regions, count sums, the team rule.
 #include <atomic>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -70,6 +72,17 @@ class RegionErrors {
   std::mutex m_;
   std::exception_ptr first_;
 };
+
+// A job too small for the OpenMP team (threads.cpp): `body` on this thread and on n - 1 plain
+// threads started for it (fewer where the system refuses one), joined before returning; body
+// takes its share of the work itself (e.g. the next index of an atomic counter) and must not throw.
+void on_threads(int n, const std::function<void()>& body);
+// The threads a job of `work` multiply-adds takes below the team rule: one for every
+// kLightThreadWork (about 1 ms on one thread), at least one, at most max_threads.
+constexpr double kLightThreadWork = 4e6;
+int light_team_size(double work, int max_threads);
+// The threads the process may use (--threads, OMP_NUM_THREADS, the CPUs).
+int max_threads();
 
 // Counts summed over threads (integers: the same total in any order).
 #pragma omp declare reduction(count_sum : BootCounts : omp_out = omp_out + omp_in) initializer(omp_priv = BootCounts{})

@@ -2,6 +2,7 @@
 // kernels/threshold_boot.hpp, eight or four replications at a time (threshold_batch.hpp), each
 // one's search with one regime regressor as vector loops over the grid points.
 #include <algorithm>
+#include <atomic>
 #include <memory>
 
 #include "backend/cpu/cpu.hpp"
@@ -105,9 +106,12 @@ __attribute__((target_clones("avx2", "default"))) void threshold_project_batch(
   tb.project(v, QL, b0, nb, s0);
 }
 
-// F* of every replication, Batch::W at a time: y* .. r together, then each one's search. A job
-// of under about 10 ms on one thread runs on one: starting a process's thread team can cost
-// more than that on a small, loaded machine (bench/RESULTS.md).
+// F* of every replication, Batch::W at a time: y* .. r together, then each one's search. Each
+// thread takes the next batch until none is left, so every replication gets the same bits on any
+// number of threads. A job above sp.min_team_work runs on the OpenMP team; a smaller one on
+// light_team_size threads of its own (threads.cpp): libgomp's idle threads spin before they
+// sleep, and on a virtual machine a spinning vCPU can lose its time slice, so there a team's
+// start and join can cost about 4 ms each against a plain thread's 0.1 ms (bench/RESULTS.md).
 template <class Batch>
 std::vector<double> batched_fstar(const ThresholdBootSpec& sp, const HostGramAccess& hg) {
   constexpr int W = Batch::W;
@@ -116,29 +120,35 @@ std::vector<double> batched_fstar(const ThresholdBootSpec& sp, const HostGramAcc
   RegionErrors errors;
   const std::int64_t n_batch = (sp.n_boot + W - 1) / W;
   const std::vector<double> QL = Batch::lane_major(v);
-  const double work = static_cast<double>(sp.n_boot) * kernels::threshold_work_per_replication(v);
-  const bool team = work > sp.min_team_work;
-#pragma omp parallel if (team)
-  {
+  std::atomic<std::int64_t> next{0};
+  auto take_batches = [&] {
     std::unique_ptr<Batch> tb;
     std::vector<double> r, sbuf;
     double s0[W];
-#pragma omp for schedule(dynamic, 1)
-    for (std::int64_t bb = 0; bb < n_batch; ++bb) errors.guard([&] {
-      if (!tb) {
-        tb = std::make_unique<Batch>(v);
-        r.resize(static_cast<std::size_t>(v.n_grid * v.p));
-        sbuf.resize(static_cast<std::size_t>(v.n_grid));
-      }
-      const std::int64_t b0 = bb * W;
-      const int nb = static_cast<int>(std::min<std::int64_t>(W, sp.n_boot - b0));
-      threshold_project_batch(*tb, v, QL.data(), static_cast<std::uint64_t>(sp.b0 + b0), nb, s0);
-      for (int i = 0; i < nb; ++i) {
-        tb->extract(v, i, r.data());
-        fstar[static_cast<std::size_t>(b0 + i)] = threshold_search_one(v, hg, r.data(), s0[i], sbuf.data());
-      }
-      if (sp.progress) sp.progress->advance(static_cast<std::uint64_t>(nb));
-    });
+    for (std::int64_t bb = next++; bb < n_batch; bb = next++)
+      errors.guard([&] {
+        if (!tb) {
+          tb = std::make_unique<Batch>(v);
+          r.resize(static_cast<std::size_t>(v.n_grid * v.p));
+          sbuf.resize(static_cast<std::size_t>(v.n_grid));
+        }
+        const std::int64_t b0 = bb * W;
+        const int nb = static_cast<int>(std::min<std::int64_t>(W, sp.n_boot - b0));
+        threshold_project_batch(*tb, v, QL.data(), static_cast<std::uint64_t>(sp.b0 + b0), nb, s0);
+        for (int i = 0; i < nb; ++i) {
+          tb->extract(v, i, r.data());
+          fstar[static_cast<std::size_t>(b0 + i)] =
+              threshold_search_one(v, hg, r.data(), s0[i], sbuf.data());
+        }
+        if (sp.progress) sp.progress->advance(static_cast<std::uint64_t>(nb));
+      });
+  };
+  const double work = static_cast<double>(sp.n_boot) * kernels::threshold_work_per_replication(v);
+  if (work > sp.min_team_work) {
+#pragma omp parallel
+    take_batches();
+  } else {
+    on_threads(light_team_size(work, max_threads()), take_batches);
   }
   errors.rethrow();
   return fstar;
