@@ -48,14 +48,16 @@ class Proc:
     timed_out: bool = False
 
 
-def run_process(cmd, timeout, env=None):
+def run_process(cmd, timeout, env=None, peak=True):
     """Runs cmd to the end, or kills its process group after timeout seconds (timed_out, rc 124):
     wall time, peak RSS, stdout and stderr. The peak comes from GNU time wrapped around cmd: a
     child's own ru_maxrss starts from its parent's high-water mark (Linux carries it over exec),
-    so bench-peers' size would floor every figure; time's child starts from time's few MB."""
+    so bench-peers' size would floor every figure; time's child starts from time's few MB. With
+    peak=False cmd runs alone (peak_mb None): GNU time's own start adds about a millisecond to the
+    wall time, which matters for a process of 15 ms."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
             tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
-        with_time = os.access(GNU_TIME, os.X_OK)
+        with_time = peak and os.access(GNU_TIME, os.X_OK)
         wrapped = ([GNU_TIME, "-f", "%M", "-o", rss.name] if with_time else []) + list(cmd)
         t0 = time.perf_counter()
         p = subprocess.Popen(wrapped, stdout=out, stderr=err, env=env, start_new_session=True)
@@ -119,23 +121,28 @@ class PanelbootFailed(RuntimeError):
     pass
 
 
+def checked_panelboot_run(cmd, ctx, peak):
+    p = run_process(cmd, ctx.timeout, peak=peak)
+    if p.rc != 0:
+        raise PanelbootFailed(f"`{shlex.join(cmd)}` exited {p.rc}: {last_line(p.err)}")
+    return p
+
+
 def panelboot(ctx, args, what="whole process: start, CSV read, fit and inference", repeats=None, threads=None):
-    """panelboot as a whole process, repeats times (the median, the range, the largest peak RSS) and
-    the JSON of its last run. Raises PanelbootFailed with its stderr's last line."""
+    """panelboot as a whole process, repeats times (the median and range of their wall times, each
+    run alone), then once more under GNU time for its peak RSS; the JSON of the last timed run.
+    Raises PanelbootFailed with its stderr's last line."""
     cmd = [ctx.exe] + list(args) + ["--format", "json", "--threads", str(threads or ctx.threads),
                                     "--backend", ctx.backend]
-    walls, peaks, doc = [], [], None
+    walls, doc = [], None
     for _ in range(repeats or ctx.repeats):
-        p = run_process(cmd, ctx.timeout)
-        if p.rc != 0:
-            raise PanelbootFailed(f"`{shlex.join(cmd)}` exited {p.rc}: {last_line(p.err)}")
+        p = checked_panelboot_run(cmd, ctx, peak=False)
         walls.append(p.wall)
-        peaks.append(p.peak_mb)
         try:
             doc = json.loads(p.out)
         except json.JSONDecodeError as e:
             raise PanelbootFailed(f"`{shlex.join(cmd)}` printed no JSON: {e}") from None
-    peak = None if None in peaks else max(peaks)
+    peak = checked_panelboot_run(cmd, ctx, peak=True).peak_mb
     return dict(spread(walls), peak_mb=peak, what=what, command=shlex.join(cmd), backend=doc.get("backend"),
                 json=doc)
 
