@@ -8,10 +8,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <numeric>
 #include <random>
+#include <string>
 
 #include "estimate/detail.hpp"
 #include "helpers.hpp"
@@ -717,6 +721,38 @@ TEST(FitFastPaths, SingletonsDropInTurnAcrossDimensionsOnLargeData) {
   EXPECT_EQ(d.n_singletons, 2u);
   EXPECT_EQ(d.n_obs, 75000u);
   EXPECT_FALSE(d.rows.empty());  // two rows out: the sample's rows are listed
+}
+
+// The VmFlags line of the mapping that holds p (/proc/self/smaps), "" if none does.
+std::string mapping_flags_of(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<std::uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find('-') < line.find(' '))
+      inside = at >= lo && at < hi;
+    else if (inside && line.rfind("VmFlags:", 0) == 0)
+      return line;
+  }
+  return "";
+}
+
+// main() has the heap's next 64 MB advised for transparent huge pages (memory.hpp): a block
+// allocated after it lies in a mapping the kernel marks "hg", where the kernel offers THP at all.
+TEST(FitFastPaths, TheHeapIsAdvisedForHugePages) {
+#ifdef __SANITIZE_ADDRESS__
+  GTEST_SKIP() << "AddressSanitizer's allocator replaces glibc's heap";
+#endif
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode;
+  if (!std::getline(thp, mode) || mode.find("[never]") != std::string::npos)
+    GTEST_SKIP() << "the kernel offers no transparent huge pages";
+  keep_freed_memory_for_reuse();  // as main() does, in this test's own process (a small heap)
+  std::vector<double> block(std::size_t{1} << 20);  // 8 MB
+  EXPECT_NE(mapping_flags_of(block.data()).find(" hg"), std::string::npos)
+      << mapping_flags_of(block.data());
+  EXPECT_EQ(mapping_flags_of(&mode).find(" hg"), std::string::npos) << "the stack is not advised";
 }
 
 // The allocator keeps freed memory for reuse (panelboot's main() sets it): the memory estimates

@@ -33,6 +33,13 @@ void check_memory(double need_bytes, std::uint64_t user_max, const std::string& 
 // top returned to the kernel. A fresh page costs a fault and the kernel's zeroing (about 0.6 ms
 // per MB on the project's VM); a second fit of 10^7 rows then reuses the first one's pages.
 void keep_freed_memory_for_reuse();
+// Part of it: the heap grows 64 MB at a time (address space; pages come as touched) and the
+// first such stretch is advised for transparent huge pages (where the kernel offers them, as in
+// its "madvise" mode): a run's first MBs then cost a few 2 MB faults instead of about a thousand
+// 4 kB ones at about 2 us each on the project's VM (a threshold run of 15-20 ms: 1297 -> ~330
+// faults). Advice only: a kernel without THP keeps 4 kB pages. False where nothing was advised
+// (not glibc; the heap did not grow just then, e.g. it had that much free already).
+bool advise_huge_pages_for_heap();
 
 // min(MemAvailable, the cgroup's memory.max less its memory.current): what the kernel would
 // still give this process (-1 as unsigned where neither can be read).

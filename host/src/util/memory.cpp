@@ -8,7 +8,9 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -128,6 +130,33 @@ void keep_freed_memory_for_reuse() {
   mallopt(M_MMAP_MAX, 0);  // no block gets its own mapping (returned on free); glibc still maps
                            // when the heap cannot grow
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  advise_huge_pages_for_heap();
+#endif
+}
+
+bool advise_huge_pages_for_heap() {
+#if defined(__GLIBC__) && defined(MADV_HUGEPAGE)
+  constexpr std::size_t kStep = std::size_t{64} << 20, kHuge = std::size_t{2} << 20;
+  mallopt(M_TOP_PAD, static_cast<int>(kStep));
+  // a block larger than the heap's free top makes it grow now, by the block and kStep beyond it
+  void* probe = std::malloc(std::size_t{1} << 20);
+  if (!probe) return false;
+  const auto at = reinterpret_cast<std::uintptr_t>(probe);
+  const auto from = (at + kHuge - 1) & ~(kHuge - 1);
+  const auto to = reinterpret_cast<std::uintptr_t>(::sbrk(0)) & ~(kHuge - 1);
+  std::free(probe);
+  if (!(to > from && to - from <= 2 * kStep))
+    return false;  // not the stretch the heap just grew by
+  if (::madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE) != 0) return false;
+  // the heap below `from` keeps 4 kB pages: a block that is never written and never freed takes
+  // it, so that the next allocations start at `from` (address space only; no page is touched).
+  // Its chunk starts at the probe's (at - 16) and spans the request and 8 bytes, rounded to 16.
+  // (Kept in a volatile global: a block never read would be a malloc the compiler may drop.)
+  static void* volatile below_advised = nullptr;
+  if (!below_advised && from - at > 64) below_advised = std::malloc(from - at + 8);
+  return true;
+#else
+  return false;
 #endif
 }
 
