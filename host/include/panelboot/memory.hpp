@@ -32,21 +32,20 @@ void check_memory(double need_bytes, std::uint64_t user_max, const std::string& 
 // a no-op elsewhere): freed blocks of any size stay in the heap for reuse, up to 1 GB of free
 // top returned to the kernel. A fresh page costs a fault and the kernel's zeroing (about 0.6 ms
 // per MB on the project's VM); a second fit of 10^7 rows then reuses the first one's pages.
+// It also grows the heap by 64 MB at once, this one time, and advises that stretch for
+// transparent huge pages (where the kernel offers them, as in its "madvise" mode; advice only):
+// a run's first MBs then cost a few 2 MB faults instead of about a thousand 4 kB ones at about
+// 2 us each on the project's VM (a threshold run of 15-20 ms: 1297 -> ~330 faults). A kernel
+// whose THP "defrag" setting compacts on a fault may stall such a fault on a fragmented node.
 void keep_freed_memory_for_reuse();
-// Part of it: the heap grows 64 MB at a time (address space; pages come as touched) and the
-// first such stretch is advised for transparent huge pages (where the kernel offers them, as in
-// its "madvise" mode): a run's first MBs then cost a few 2 MB faults instead of about a thousand
-// 4 kB ones at about 2 us each on the project's VM (a threshold run of 15-20 ms: 1297 -> ~330
-// faults). Advice only: a kernel without THP keeps 4 kB pages. False where nothing was advised
-// (not glibc; the heap did not grow just then, e.g. it had that much free already).
-bool advise_huge_pages_for_heap();
 
 // min(MemAvailable, the cgroup's memory.max less its memory.current): what the kernel would
 // still give this process (-1 as unsigned where neither can be read).
 std::uint64_t system_headroom();
 
-// Freed memory this process keeps in its heap for reuse (glibc's free bytes; 0 elsewhere):
-// counted as used by the kernel, available to the next allocation, so memory_limit adds it.
+// Freed memory this process keeps in its heap for reuse (glibc's free bytes less the free top's
+// pages never touched, which MemAvailable counts already; 0 elsewhere): counted as used by the
+// kernel, available to the next allocation, so memory_limit adds it.
 std::uint64_t heap_free_for_reuse();
 
 // Maps [p, p + bytes) in one call where it is not yet touched (Linux 5.14's

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <vector>
 
 #include "panelboot/error.hpp"
 #include "panelboot/text.hpp"
@@ -22,6 +23,27 @@ namespace panelboot {
 namespace {
 
 constexpr std::uint64_t kUnlimited = std::numeric_limits<std::uint64_t>::max();
+
+// The bytes of the heap's free top (its last `top` bytes below the break) that no page backs yet
+// (mincore): address space the heap grew by ahead of use (advise_huge_pages_for_heap), which
+// MemAvailable already counts, so that it is not counted twice as memory kept for reuse.
+std::uint64_t untouched_top_bytes(std::size_t top) {
+  const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto brk = reinterpret_cast<std::uintptr_t>(::sbrk(0));
+  if (top == 0 || top > brk) return 0;
+  const std::uintptr_t begin = (brk - top + page - 1) & ~(page - 1), end = brk & ~(page - 1);
+  if (end <= begin) return 0;
+  std::vector<unsigned char> resident((end - begin) / page);
+  if (::mincore(reinterpret_cast<void*>(begin), end - begin, resident.data()) != 0) return 0;
+  std::uint64_t untouched = 0;
+  for (unsigned char r : resident) untouched += (r & 1) ? 0 : page;
+  return untouched;
+}
+
+// The heap grows 64 MB at once, this one time, and that stretch is advised for transparent huge
+// pages (memory.hpp: keep_freed_memory_for_reuse); needs M_MMAP_MAX 0 (the probe must come from
+// the heap). True where it advised.
+bool advise_huge_pages_for_heap();
 
 // MemAvailable from /proc/meminfo (kB there), or kUnlimited if it cannot be read.
 std::uint64_t mem_available() {
@@ -87,7 +109,9 @@ std::uint64_t parse_memory_size(const std::string& text) {
 
 std::uint64_t heap_free_for_reuse() {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-  return static_cast<std::uint64_t>(mallinfo2().fordblks);
+  const struct mallinfo2 mi = mallinfo2();
+  const std::uint64_t free = mi.fordblks, untouched = untouched_top_bytes(mi.keepcost);
+  return free - (untouched < free ? untouched : free);
 #else
   return 0;
 #endif
@@ -134,15 +158,20 @@ void keep_freed_memory_for_reuse() {
 #endif
 }
 
+namespace {
+
 bool advise_huge_pages_for_heap() {
 #if defined(__GLIBC__) && defined(MADV_HUGEPAGE)
   constexpr std::size_t kStep = std::size_t{64} << 20, kHuge = std::size_t{2} << 20;
   mallopt(M_TOP_PAD, static_cast<int>(kStep));
   // a block larger than the heap's free top makes it grow now, by the block and kStep beyond it
   void* probe = std::malloc(std::size_t{1} << 20);
+  mallopt(M_TOP_PAD, 128 * 1024);  // glibc's default again: a thread's arena, a later growth
   if (!probe) return false;
+  // Growing for it wrote the top's header just past it (at + 1 MB), before any advice: the 2 MB
+  // around that page could no longer become one huge page, so the advised stretch starts above it.
   const auto at = reinterpret_cast<std::uintptr_t>(probe);
-  const auto from = (at + kHuge - 1) & ~(kHuge - 1);
+  const auto from = (at + (std::size_t{1} << 20) + 16 + kHuge - 1) & ~(kHuge - 1);
   const auto to = reinterpret_cast<std::uintptr_t>(::sbrk(0)) & ~(kHuge - 1);
   std::free(probe);
   if (!(to > from && to - from <= 2 * kStep))
@@ -159,6 +188,8 @@ bool advise_huge_pages_for_heap() {
   return false;
 #endif
 }
+
+}  // namespace
 
 void prefault_pages(const void* p, std::size_t bytes) {
   if (bytes < (std::size_t{4} << 20)) return;
