@@ -4,6 +4,7 @@
 // present; built as test_gpu_backend (ctest label "gpu", PB_REQUIRE_GPU) they fail instead, so
 // the device check cannot pass by skipping.
 #include <dlfcn.h>
+#include <sched.h>
 
 #include <Eigen/Dense>
 #include <algorithm>
@@ -766,28 +767,46 @@ TEST(Backend, SmallThresholdJobsShareTheirBatchesOverPlainThreads) {
   EXPECT_EQ(cpu::light_team_size(1e6 * cpu::kLightThreadWork, 3), 3);
   EXPECT_EQ(cpu::light_team_size(1e6 * cpu::kLightThreadWork, 1), 1);
 
-  std::atomic<int> next{0};
-  std::vector<std::atomic<int>> taken(1000);
-  std::mutex m;
-  std::set<std::thread::id> ids;
-  cpu::on_threads(3, [&] {
-    {
-      std::lock_guard<std::mutex> lock(m);
-      ids.insert(std::this_thread::get_id());
+  // the threads that ran a share, every index taken once; no more threads than this thread's CPUs
+  auto threads_that_ran = [](int n) {
+    std::atomic<int> next{0};
+    std::vector<std::atomic<int>> taken(1000);
+    std::mutex m;
+    std::set<std::thread::id> ids;
+    cpu::on_threads(n, [&] {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        ids.insert(std::this_thread::get_id());
+      }
+      for (int i = next++; i < 1000; i = next++) ++taken[static_cast<std::size_t>(i)];
+    });
+    EXPECT_TRUE(ids.count(std::this_thread::get_id()));
+    for (const auto& t : taken) EXPECT_EQ(t.load(), 1);
+    return ids.size();
+  };
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  ASSERT_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
+  EXPECT_EQ(threads_that_ran(3),
+            std::min<std::size_t>(3, static_cast<std::size_t>(CPU_COUNT(&mine))));
+  // pinned to one CPU (as OMP_PROC_BIND pins the first thread): helpers would only take turns
+  cpu_set_t one_cpu;
+  CPU_ZERO(&one_cpu);
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &mine)) {
+      CPU_SET(c, &one_cpu);
+      break;
     }
-    for (int i = next++; i < 1000; i = next++) ++taken[static_cast<std::size_t>(i)];
-  });
-  EXPECT_EQ(ids.size(), 3u);
-  EXPECT_TRUE(ids.count(std::this_thread::get_id()));
-  for (const auto& t : taken) EXPECT_EQ(t.load(), 1);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one_cpu, &one_cpu), 0);
+  EXPECT_EQ(threads_that_ran(3), 1u);
+  ASSERT_EQ(sched_setaffinity(0, sizeof mine, &mine), 0);
 
   PB_FRESH_RNG(rng);
   const DataFrame df = threshold_panel(rng, 40, 6);
   const auto cpu = make_backend(Device::kCpu);
   PerReplicationBackend one;
   ThresholdOptions c = threshold_cases(rng_seed)[0];
-  c.n_boot = c.trace =
-      16003;  // over 3 x kLightThreadWork per test: three threads where three may run
+  c.n_boot = c.trace = 16003;  // over 3 x kLightThreadWork per test: three threads where 3 may run
   const int before = omp_get_max_threads();
   omp_set_num_threads(3);
   const ThresholdResult light = estimate_threshold(df, c, *cpu);

@@ -276,8 +276,9 @@ struct ThresholdBootSpec {
   kernels::ThresholdBootView view;
   std::int64_t b0 = 0;      // replications b0 .. b0+n_boot-1 (their draws are keyed by the index)
   std::int64_t n_boot = 0;
-  // The CPU backend starts its thread team only for more work than this, counted as
-  // n_boot (n_obs (n_q + 2) + n_grid p k) (about 10 ms on one thread); tests set 0.
+  // The CPU backend starts its OpenMP team only for more work than this, counted as
+  // n_boot (n_obs (n_q + 2) + n_grid p k) (about 10 ms on one thread), and plain threads below it
+  // (one per cpu::kLightThreadWork, up to --threads); tests set 0 for the team.
   double min_team_work = 4e7;
   ProgressSink* progress = nullptr;  // told of each finished batch of replications (may be null)
 };

@@ -74,8 +74,9 @@ class RegionErrors {
 };
 
 // A job too small for the OpenMP team (threads.cpp): `body` on this thread and on n - 1 plain
-// threads started for it (fewer where the system refuses one), joined before returning; body
-// takes its share of the work itself (e.g. the next index of an atomic counter) and must not throw.
+// threads started for it (fewer where the system refuses one, and no more than the CPUs this
+// thread may run on), joined before returning; body takes its share of the work itself (e.g. the
+// next index of an atomic counter) and must not throw.
 void on_threads(int n, const std::function<void()>& body);
 // The threads a job of `work` multiply-adds takes below the team rule: one for every
 // kLightThreadWork (about 1 ms on one thread), at least one, at most max_threads.

@@ -1,6 +1,7 @@
 // Plain threads for jobs below the OpenMP team rule (cpu.hpp).
+#include <sched.h>
+
 #include <algorithm>
-#include <system_error>
 #include <thread>
 
 #include "backend/cpu/cpu.hpp"
@@ -10,6 +11,18 @@
 #endif
 
 namespace panelboot::cpu {
+namespace {
+
+// The CPUs this thread may run on (its affinity mask; a new std::thread inherits it): one where
+// OMP_PROC_BIND pinned the process's first thread, so that helpers there would only take turns.
+int cpus_of_this_thread() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return 1 << 20;  // unknown: no cap
+  return std::max(1, CPU_COUNT(&set));
+}
+
+}  // namespace
 
 int max_threads() {
 #ifdef _OPENMP
@@ -25,11 +38,14 @@ int light_team_size(double work, int max_threads) {
 }
 
 void on_threads(int n, const std::function<void()>& body) {
+  n = std::min(n, cpus_of_this_thread());
   std::vector<std::thread> helpers;
+  helpers.reserve(
+      static_cast<std::size_t>(std::max(0, n - 1)));  // may throw: no thread started yet
   for (int t = 1; t < n; ++t) {
     try {
       helpers.emplace_back(body);
-    } catch (const std::system_error&) {  // no thread to be had: the others take its share
+    } catch (...) {  // no thread (or no memory for one) to be had: the others take its share
       break;
     }
   }
