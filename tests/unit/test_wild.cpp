@@ -631,9 +631,20 @@ TEST(CpuKernels, GrayWalkCountsAreTheSharedWalks) {
       const int n_ones = std::min(G, 14) / 2 * 2;
       if (variant == 2) rg.C = (Eigen::ArrayXd::LinSpaced(G, 0, G - 1) < n_ones).cast<double>();
       kernels::GrayProblem p = rg.problem();
-      const std::uint64_t blocks = (std::uint64_t{1} << (G - 1)) / kernels::kGrayBlock;
-      p.lo = rng() % (blocks - 7) * kernels::kGrayBlock;
-      p.hi = p.lo + 6 * kernels::kGrayBlock + 5;
+      const std::uint64_t end = std::uint64_t{1} << (G - 1), blocks = end / kernels::kGrayBlock;
+      auto draw_window = [&] {  // G = 13 has two blocks: the whole walk
+        p.lo = blocks > 7 ? rng() % (blocks - 7) * kernels::kGrayBlock : 0;
+        p.hi = std::min(p.lo + 6 * kernels::kGrayBlock + 5, end);
+      };
+      draw_window();
+      // with H indefinite (variants 1 and 2), a window where some den <= 0 and some are not:
+      // about 1 window in 500 had all of one sign
+      for (int tries = 0; variant > 0 && tries < 100; ++tries) {
+        p.t = 0;
+        const std::int64_t finite = kernels::gray_walk_range(p, p.lo, p.hi).finite;
+        if (finite > 0 && finite < static_cast<std::int64_t>(2 * (p.hi - p.lo))) break;
+        draw_window();
+      }
       const double sd =
           std::sqrt(rg.C.squaredNorm() / rg.K.squaredNorm());  // about the statistics' spread
       for (double t : {0.0, 0.9 * sd, -1.1 * sd})
