@@ -121,8 +121,9 @@ class PanelbootFailed(RuntimeError):
     pass
 
 
-# A panelboot process under SHORT_PROCESS seconds is timed at least SHORT_PROCESS_RUNS times (when
-# more than one run was asked for): three runs of a 15 ms process spread 15-29 ms on the 2-vCPU VM.
+# A panelboot process under SHORT_PROCESS seconds is timed alone (GNU time's own start adds about
+# 1 ms to a 15 ms process), at least SHORT_PROCESS_RUNS times where more than one run was asked
+# for (three runs of a 15 ms process spread 15-29 ms on the 2-vCPU VM); a longer one under GNU time.
 SHORT_PROCESS, SHORT_PROCESS_RUNS = 0.1, 11
 
 
@@ -130,28 +131,34 @@ def checked_panelboot_run(cmd, ctx, peak):
     p = run_process(cmd, ctx.timeout, peak=peak)
     if p.rc != 0:
         raise PanelbootFailed(f"`{shlex.join(cmd)}` exited {p.rc}: {last_line(p.err)}")
-    return p
+    try:
+        doc = json.loads(p.out)
+    except json.JSONDecodeError as e:
+        raise PanelbootFailed(f"`{shlex.join(cmd)}` printed no JSON: {e}") from None
+    return p, doc
 
 
 def panelboot(ctx, args, what="whole process: start, CSV read, fit and inference", repeats=None, threads=None):
-    """panelboot as a whole process, repeats times (SHORT_PROCESS_RUNS for a short one; the median
-    and range of their wall times, each run alone), then once more under GNU time for its peak
-    RSS; the JSON of the last timed run.
-    Raises PanelbootFailed with its stderr's last line."""
+    """panelboot as a whole process, repeats times: the median and range of their wall times, the
+    largest peak RSS, the JSON of the last run. The first run is under GNU time; where it took
+    under SHORT_PROCESS, it gives only the peak RSS and the timed runs (SHORT_PROCESS_RUNS of
+    them, where more than one was asked for) run alone. Raises PanelbootFailed with its stderr's
+    last line."""
     cmd = [ctx.exe] + list(args) + ["--format", "json", "--threads", str(threads or ctx.threads),
                                     "--backend", ctx.backend]
-    walls, doc = [], None
     runs = repeats or ctx.repeats
+    first, doc = checked_panelboot_run(cmd, ctx, peak=True)
+    peaks = [first.peak_mb]
+    short = first.wall < SHORT_PROCESS
+    walls = [] if short else [first.wall]
+    if short and runs > 1:
+        runs = max(runs, SHORT_PROCESS_RUNS)
     while len(walls) < runs:
-        p = checked_panelboot_run(cmd, ctx, peak=False)
+        p, doc = checked_panelboot_run(cmd, ctx, peak=not short)
         walls.append(p.wall)
-        try:
-            doc = json.loads(p.out)
-        except json.JSONDecodeError as e:
-            raise PanelbootFailed(f"`{shlex.join(cmd)}` printed no JSON: {e}") from None
-        if len(walls) == runs and runs > 1 and statistics.median(walls) < SHORT_PROCESS:
-            runs = max(runs, SHORT_PROCESS_RUNS)  # a few ms of scheduling noise is a third of it
-    peak = checked_panelboot_run(cmd, ctx, peak=True).peak_mb
+        peaks.append(p.peak_mb)
+    peaks = [x for x in peaks if x is not None] if short else peaks
+    peak = None if not peaks or None in peaks else max(peaks)
     return dict(spread(walls), peak_mb=peak, what=what, command=shlex.join(cmd), backend=doc.get("backend"),
                 json=doc)
 
