@@ -156,9 +156,9 @@ def panelboot(ctx, args, what="whole process: start, CSV read, fit and inference
     while len(walls) < runs:
         p, doc = checked_panelboot_run(cmd, ctx, peak=not short)
         walls.append(p.wall)
-        peaks.append(p.peak_mb)
-    peaks = [x for x in peaks if x is not None] if short else peaks
-    peak = None if not peaks or None in peaks else max(peaks)
+        if not short:
+            peaks.append(p.peak_mb)
+    peak = None if None in peaks else max(peaks)
     return dict(spread(walls), peak_mb=peak, what=what, command=shlex.join(cmd), backend=doc.get("backend"),
                 json=doc)
 

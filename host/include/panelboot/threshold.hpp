@@ -34,8 +34,7 @@ struct ThresholdOptions {
   std::int64_t n_boot = 300;
   std::uint64_t seed = 20250101;
   std::size_t trace = 0;                // keep this many F* per test (tests)
-  double min_team_work =
-      4e7;  // ThresholdBootSpec::min_team_work (OpenMP team above it; tests set 0)
+  double min_team_work = 4e7;           // ThresholdBootSpec::min_team_work (tests set 0)
   // Where each test's replications run (a shard's share, a checkpoint's blocks, a merge's parts);
   // null: all here. Test k is the task "F<k>: <k> against <k-1> thresholds", its F* the values.
   ReplicationRunner* runner = nullptr;

@@ -42,8 +42,31 @@ std::uint64_t untouched_top_bytes(std::size_t top) {
 
 // The heap grows 64 MB at once, this one time, and that stretch is advised for transparent huge
 // pages (memory.hpp: keep_freed_memory_for_reuse); needs M_MMAP_MAX 0 (the probe must come from
-// the heap). True where it advised.
-bool advise_huge_pages_for_heap();
+// the heap).
+void advise_huge_pages_for_heap() {
+#if defined(__GLIBC__) && defined(MADV_HUGEPAGE)
+  constexpr std::size_t kStep = std::size_t{64} << 20, kHuge = std::size_t{2} << 20;
+  mallopt(M_TOP_PAD, static_cast<int>(kStep));
+  // a block larger than the heap's free top makes it grow now, by the block and kStep beyond it
+  void* probe = std::malloc(std::size_t{1} << 20);
+  mallopt(M_TOP_PAD, 128 * 1024);  // glibc's default again: a thread's arena, a later growth
+  if (!probe) return;
+  // Growing for it wrote the top's header just past it (at + 1 MB), before any advice: the 2 MB
+  // around that page could no longer become one huge page, so the advised stretch starts above it.
+  const auto at = reinterpret_cast<std::uintptr_t>(probe);
+  const auto from = (at + (std::size_t{1} << 20) + 16 + kHuge - 1) & ~(kHuge - 1);
+  const auto to = reinterpret_cast<std::uintptr_t>(::sbrk(0)) & ~(kHuge - 1);
+  std::free(probe);
+  if (!(to > from && to - from <= 2 * kStep)) return;  // not the stretch the heap just grew by
+  if (::madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE) != 0) return;
+  // the heap below `from` keeps 4 kB pages: a block that is never written and never freed takes
+  // it, so that the next allocations start at `from` (address space only; no page is touched).
+  // Its chunk starts at the probe's (at - 16) and spans the request and 8 bytes, rounded to 16.
+  // (Kept in a volatile global: a block never read would be a malloc the compiler may drop.)
+  static void* volatile below_advised = nullptr;
+  if (!below_advised && from - at > 64) below_advised = std::malloc(from - at + 8);
+#endif
+}
 
 // MemAvailable from /proc/meminfo (kB there), or kUnlimited if it cannot be read.
 std::uint64_t mem_available() {
@@ -157,39 +180,6 @@ void keep_freed_memory_for_reuse() {
   advise_huge_pages_for_heap();
 #endif
 }
-
-namespace {
-
-bool advise_huge_pages_for_heap() {
-#if defined(__GLIBC__) && defined(MADV_HUGEPAGE)
-  constexpr std::size_t kStep = std::size_t{64} << 20, kHuge = std::size_t{2} << 20;
-  mallopt(M_TOP_PAD, static_cast<int>(kStep));
-  // a block larger than the heap's free top makes it grow now, by the block and kStep beyond it
-  void* probe = std::malloc(std::size_t{1} << 20);
-  mallopt(M_TOP_PAD, 128 * 1024);  // glibc's default again: a thread's arena, a later growth
-  if (!probe) return false;
-  // Growing for it wrote the top's header just past it (at + 1 MB), before any advice: the 2 MB
-  // around that page could no longer become one huge page, so the advised stretch starts above it.
-  const auto at = reinterpret_cast<std::uintptr_t>(probe);
-  const auto from = (at + (std::size_t{1} << 20) + 16 + kHuge - 1) & ~(kHuge - 1);
-  const auto to = reinterpret_cast<std::uintptr_t>(::sbrk(0)) & ~(kHuge - 1);
-  std::free(probe);
-  if (!(to > from && to - from <= 2 * kStep))
-    return false;  // not the stretch the heap just grew by
-  if (::madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE) != 0) return false;
-  // the heap below `from` keeps 4 kB pages: a block that is never written and never freed takes
-  // it, so that the next allocations start at `from` (address space only; no page is touched).
-  // Its chunk starts at the probe's (at - 16) and spans the request and 8 bytes, rounded to 16.
-  // (Kept in a volatile global: a block never read would be a malloc the compiler may drop.)
-  static void* volatile below_advised = nullptr;
-  if (!below_advised && from - at > 64) below_advised = std::malloc(from - at + 8);
-  return true;
-#else
-  return false;
-#endif
-}
-
-}  // namespace
 
 void prefault_pages(const void* p, std::size_t bytes) {
   if (bytes < (std::size_t{4} << 20)) return;

@@ -36,9 +36,8 @@ struct ThresholdBatchOf {
   typedef typename DoublesOf<W>::type V;
   // e (n_obs: y* then e in place), usum (n_units), psum (n_periods + 1), z (n_design, p > 1),
   // r (n_grid p), acc (kLanes n_q: Q'y*'s lanes), sp (kLanes: S0's lanes), wt (n_units: the
-  // draws' weights); one block aligned to
-  // 64 bytes (what the AVX-512 clone assumes of a V; std::vector<V> gives what the allocating
-  // clone assumes, 32 in the AVX2 one)
+  // draws' weights); one block aligned to 64 bytes (what the AVX-512 clone assumes of a V;
+  // std::vector<V> gives what the allocating clone assumes, 32 in the AVX2 one)
   static constexpr int kL = kernels::kLanes;
   V *e, *usum, *psum, *z, *r, *acc, *sp, *wt;
   std::unique_ptr<double[]> block_;
