@@ -106,49 +106,70 @@ __attribute__((target_clones("avx2", "default"))) void threshold_project_batch(
   tb.project(v, QL, b0, nb, s0);
 }
 
+// One thread's buffers for batched_fstar: the batch, one replication's r and its points' S.
+template <class Batch>
+struct BatchWorkspace {
+  Batch tb;
+  std::vector<double> r, sbuf;
+  explicit BatchWorkspace(const kernels::ThresholdBootView& v)
+      : tb(v),
+        r(static_cast<std::size_t>(v.n_grid * v.p)),
+        sbuf(static_cast<std::size_t>(v.n_grid)) {}
+};
+
 // F* of every replication, Batch::W at a time: y* .. r together, then each one's search. Each
 // thread takes the next batch until none is left, so every replication gets the same bits on any
 // number of threads. A job above sp.min_team_work runs on the OpenMP team; a smaller one on
 // light_team_size threads of its own (threads.cpp): libgomp's idle threads spin before they
 // sleep, and on a virtual machine a spinning vCPU can lose its time slice, so there a team's
 // start and join can cost about 4 ms each against a plain thread's 0.1 ms (bench/RESULTS.md).
+// The light threads' buffers are made here, before they start: from this thread's heap, whose
+// pages are often touched already (memory.hpp), not from the fresh arena glibc gives a new
+// thread's first allocation, page by page.
 template <class Batch>
 std::vector<double> batched_fstar(const ThresholdBootSpec& sp, const HostGramAccess& hg) {
+  using Workspace = BatchWorkspace<Batch>;
   constexpr int W = Batch::W;
   const kernels::ThresholdBootView& v = sp.view;
   std::vector<double> fstar(static_cast<std::size_t>(sp.n_boot));
   RegionErrors errors;
   const std::int64_t n_batch = (sp.n_boot + W - 1) / W;
   const std::vector<double> QL = Batch::lane_major(v);
+  const double work = static_cast<double>(sp.n_boot) * kernels::threshold_work_per_replication(v);
+  const bool on_team = work > sp.min_team_work;
+  const int light_team = on_team ? 0 : light_team_size(work, max_threads());
+  std::vector<std::unique_ptr<Workspace>> made(static_cast<std::size_t>(light_team));
+  for (auto& ws : made) ws = std::make_unique<Workspace>(v);
+  std::atomic<int> next_made{0};
   std::atomic<std::int64_t> next{0};
   auto take_batches = [&] {
-    std::unique_ptr<Batch> tb;
-    std::vector<double> r, sbuf;
+    std::unique_ptr<Workspace> own;  // a team thread's, made at its first batch
+    Workspace* ws = nullptr;
     double s0[W];
     for (std::int64_t bb = next++; bb < n_batch; bb = next++)
       errors.guard([&] {
-        if (!tb) {
-          tb = std::make_unique<Batch>(v);
-          r.resize(static_cast<std::size_t>(v.n_grid * v.p));
-          sbuf.resize(static_cast<std::size_t>(v.n_grid));
+        if (!ws) {
+          const int k = next_made++;
+          ws = k < light_team ? made[static_cast<std::size_t>(k)].get()
+                              : (own = std::make_unique<Workspace>(v)).get();
         }
         const std::int64_t b0 = bb * W;
         const int nb = static_cast<int>(std::min<std::int64_t>(W, sp.n_boot - b0));
-        threshold_project_batch(*tb, v, QL.data(), static_cast<std::uint64_t>(sp.b0 + b0), nb, s0);
+        threshold_project_batch(ws->tb, v, QL.data(), static_cast<std::uint64_t>(sp.b0 + b0), nb,
+                                s0);
         for (int i = 0; i < nb; ++i) {
-          tb->extract(v, i, r.data());
+          ws->tb.extract(v, i, ws->r.data());
           fstar[static_cast<std::size_t>(b0 + i)] =
-              threshold_search_one(v, hg, r.data(), s0[i], sbuf.data());
+              threshold_search_one(v, hg, ws->r.data(), s0[i], ws->sbuf.data());
         }
         if (sp.progress) sp.progress->advance(static_cast<std::uint64_t>(nb));
       });
   };
-  const double work = static_cast<double>(sp.n_boot) * kernels::threshold_work_per_replication(v);
-  if (work > sp.min_team_work) {
+  if (on_team) {
 #pragma omp parallel
     take_batches();
   } else {
-    on_threads(light_team_size(work, max_threads()), take_batches);
+    on_threads(light_team, take_batches);
   }
   errors.rethrow();
   return fstar;
