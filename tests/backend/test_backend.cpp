@@ -767,13 +767,38 @@ TEST(Backend, SmallThresholdJobsShareTheirBatchesOverPlainThreads) {
   EXPECT_EQ(cpu::light_team_size(1e6 * cpu::kLightThreadWork, 3), 3);
   EXPECT_EQ(cpu::light_team_size(1e6 * cpu::kLightThreadWork, 1), 1);
 
-  // the threads that ran a share, every index taken once; no more threads than this thread's CPUs
+  // helpers start on the caller's other CPUs, where it has any
+  cpu_set_t three, just_2;
+  CPU_ZERO(&three);
+  CPU_ZERO(&just_2);
+  for (int c : {0, 2, 5}) CPU_SET(c, &three);
+  CPU_SET(2, &just_2);
+  const cpu_set_t without_2 = cpu::helper_start_cpus(three, 2);
+  EXPECT_EQ(CPU_COUNT(&without_2), 2);
+  EXPECT_TRUE(CPU_ISSET(0, &without_2) && CPU_ISSET(5, &without_2));
+  const cpu_set_t unknown_cpu = cpu::helper_start_cpus(three, -1),
+                  only = cpu::helper_start_cpus(just_2, 2);
+  EXPECT_TRUE(CPU_EQUAL(&unknown_cpu, &three));
+  EXPECT_TRUE(CPU_EQUAL(&only, &just_2));
+
+  // the threads that ran a share, every index taken once; no more threads than this thread's CPUs;
+  // each with the caller's CPUs to run on when its share starts (not left where it was started)
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  ASSERT_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
   auto threads_that_ran = [](int n) {
     std::atomic<int> next{0};
     std::vector<std::atomic<int>> taken(1000);
     std::mutex m;
     std::set<std::thread::id> ids;
+    cpu_set_t callers;
+    CPU_ZERO(&callers);
+    EXPECT_EQ(sched_getaffinity(0, sizeof callers, &callers), 0);
     cpu::on_threads(n, [&] {
+      cpu_set_t runs_on;
+      CPU_ZERO(&runs_on);
+      EXPECT_EQ(pthread_getaffinity_np(pthread_self(), sizeof runs_on, &runs_on), 0);
+      EXPECT_TRUE(CPU_EQUAL(&runs_on, &callers));
       {
         std::lock_guard<std::mutex> lock(m);
         ids.insert(std::this_thread::get_id());
@@ -782,11 +807,12 @@ TEST(Backend, SmallThresholdJobsShareTheirBatchesOverPlainThreads) {
     });
     EXPECT_TRUE(ids.count(std::this_thread::get_id()));
     for (const auto& t : taken) EXPECT_EQ(t.load(), 1);
+    cpu_set_t after;
+    CPU_ZERO(&after);
+    EXPECT_EQ(sched_getaffinity(0, sizeof after, &after), 0);
+    EXPECT_TRUE(CPU_EQUAL(&after, &callers));
     return ids.size();
   };
-  cpu_set_t mine;
-  CPU_ZERO(&mine);
-  ASSERT_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
   EXPECT_EQ(threads_that_ran(3),
             std::min<std::size_t>(3, static_cast<std::size_t>(CPU_COUNT(&mine))));
   // pinned to one CPU (as OMP_PROC_BIND pins the first thread): helpers would only take turns

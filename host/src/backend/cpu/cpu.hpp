@@ -8,6 +8,8 @@
 //   batched_ols.cpp  many small regressions            cuda/batched_ols.cu
 //   threads.cpp      plain threads for small jobs (no CUDA twin)
 // and what they share: exceptions out of OpenMP regions, count sums, the team rule.
+#include <sched.h>
+
 #include <atomic>
 #include <exception>
 #include <functional>
@@ -77,7 +79,12 @@ class RegionErrors {
 // threads started for it (fewer where the system refuses one, and no more than the CPUs this
 // thread may run on), joined before returning; body takes its share of the work itself (e.g. the
 // next index of an atomic counter) and must not throw.
+// Each helper starts on one of this thread's other CPUs (helper_start_cpus) and may run on all of
+// them once it runs: on the VM of bench/RESULTS.md, Linux put most new threads on their parent's
+// CPU, where the helper either waited out the parent's time slice (up to 3.8 ms) or displaced it.
 void on_threads(int n, const std::function<void()>& body);
+// `allowed` without CPU `here` (sched_getcpu; -1: unknown), or `allowed` where that leaves none.
+cpu_set_t helper_start_cpus(const cpu_set_t& allowed, int here);
 // The threads a job of `work` multiply-adds takes below the team rule: one for every
 // kLightThreadWork (about 1 ms on one thread), at least one, at most max_threads.
 constexpr double kLightThreadWork = 4e6;

@@ -1,8 +1,8 @@
 // Plain threads for jobs below the OpenMP team rule (cpu.hpp).
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
-#include <thread>
 
 #include "backend/cpu/cpu.hpp"
 
@@ -13,7 +13,7 @@
 namespace panelboot::cpu {
 namespace {
 
-// The CPUs this thread may run on (its affinity mask; a new std::thread inherits it): one where
+// The CPUs this thread may run on (its affinity mask; a new thread inherits it): one where
 // OMP_PROC_BIND pinned the process's first thread, so that helpers there would only take turns.
 int cpus_of_this_thread() {
   cpu_set_t set;
@@ -22,7 +22,26 @@ int cpus_of_this_thread() {
   return std::max(1, CPU_COUNT(&set));
 }
 
+// A helper thread's start (pthread_create's function): it may run on every CPU of *all again
+// (where all is known), then runs *body.
+struct HelperJob {
+  const cpu_set_t* all;
+  const std::function<void()>* body;
+};
+void* run_helper(void* arg) {
+  const auto* job = static_cast<const HelperJob*>(arg);
+  if (job->all) ::pthread_setaffinity_np(::pthread_self(), sizeof *job->all, job->all);
+  (*job->body)();
+  return nullptr;
+}
+
 }  // namespace
+
+cpu_set_t helper_start_cpus(const cpu_set_t& allowed, int here) {
+  cpu_set_t others = allowed;
+  if (here >= 0 && here < CPU_SETSIZE) CPU_CLR(here, &others);
+  return CPU_COUNT(&others) > 0 ? others : allowed;
+}
 
 int max_threads() {
 #ifdef _OPENMP
@@ -39,18 +58,34 @@ int light_team_size(double work, int max_threads) {
 
 void on_threads(int n, const std::function<void()>& body) {
   n = std::min(n, cpus_of_this_thread());
-  std::vector<std::thread> helpers;
-  helpers.reserve(
-      static_cast<std::size_t>(std::max(0, n - 1)));  // may throw: no thread started yet
-  for (int t = 1; t < n; ++t) {
-    try {
-      helpers.emplace_back(body);
-    } catch (...) {  // no thread (or no memory for one) to be had: the others take its share
-      break;
-    }
+  if (n <= 1) {
+    body();
+    return;
   }
+  std::vector<pthread_t> helpers;
+  helpers.reserve(static_cast<std::size_t>(n - 1));  // may throw: no thread started yet
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  const bool steer = ::sched_getaffinity(0, sizeof all, &all) == 0;
+  const cpu_set_t start = helper_start_cpus(all, ::sched_getcpu());
+  pthread_attr_t attr;
+  const bool have_attr = ::pthread_attr_init(&attr) == 0;
+  // born there (an attribute, not a later call that the thread could outrun)
+  if (have_attr && steer) ::pthread_attr_setaffinity_np(&attr, sizeof start, &start);
+  HelperJob job{steer ? &all : nullptr, &body};
+  for (int t = 1; t < n; ++t) {
+    pthread_t id;
+    // no thread (or no memory for one) to be had: the others take its share
+    if (::pthread_create(&id, have_attr ? &attr : nullptr, run_helper, &job) != 0) break;
+    helpers.push_back(id);
+  }
+  if (have_attr) ::pthread_attr_destroy(&attr);
   body();
-  for (std::thread& h : helpers) h.join();
+  for (pthread_t id : helpers) {
+    // one that has not run yet may then start on this thread's CPU, free while it waits
+    if (steer) ::pthread_setaffinity_np(id, sizeof all, &all);
+    ::pthread_join(id, nullptr);
+  }
 }
 
 }  // namespace panelboot::cpu
