@@ -84,6 +84,20 @@ TEST(ReadersProcess, StataStrlWithoutItsNulIsALocatedError) {
   expect_one_line_error(run_process({"describe", "--data", "/dev/stdin"}, o), phrases);
 }
 
+// ReadStat is loaded when a .dta file is read (io/readstat_api.hpp): where it cannot be, that
+// file gets a one-line error naming the library, and CSV input never needed it.
+TEST(ReadersProcess, StataFileWithoutTheReadStatLibrarySaysWhatIsMissing) {
+  pbtest::ProcOptions o;
+  o.env = {"PANELBOOT_READSTAT_LIBRARY=/nonexistent/libreadstat.so.1"};
+  const std::string dta = pbtest::data_path("boottest_collapsed.dta");
+  expect_one_line_error(
+      run_process({"describe", "--data", dta}, o),
+      {"cannot read '" + dta + "'", "needs the ReadStat library",
+       "/nonexistent/libreadstat.so.1 could not be loaded", "export the data to CSV"});
+  const std::string csv = pbtest::write_temp(kPanel);
+  expect_success(run_process({"describe", "--data", csv}, o));
+}
+
 // 2. --data naming a directory, and inputs that cannot seek (a pipe) read to the end.
 TEST(ReadersProcess, DirectoryIsAUserError) {
   const std::string dir = std::filesystem::temp_directory_path().string();

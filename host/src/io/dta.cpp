@@ -24,7 +24,7 @@
 #include "input_file.hpp"
 
 #if PANELBOOT_HAVE_READSTAT
-#include <readstat.h>
+#include "readstat_api.hpp"
 #endif
 
 namespace panelboot {
@@ -33,6 +33,7 @@ namespace panelboot {
 namespace {
 
 struct DtaContext {
+  const ReadStat& rs;
   DataFrame* df;
   std::size_t file_size;  // bounds the rows reserved: a damaged header must not allocate gigabytes
   std::vector<std::unordered_map<std::string, std::int32_t>> level_index;
@@ -50,9 +51,10 @@ int abort_with(DtaContext& ctx, const std::string& problem) {
 
 int on_metadata(readstat_metadata_t* meta, void* ctx_ptr) {
   auto& ctx = *static_cast<DtaContext*>(ctx_ptr);
+  const ReadStat& rs = ctx.rs;
   // -1 when unknown; each row of each variable takes at least one byte of the file
-  const long long rows = readstat_get_row_count(meta);
-  const long long vars = std::max(1, readstat_get_var_count(meta));
+  const long long rows = rs.get_row_count(meta);
+  const long long vars = std::max(1, rs.get_var_count(meta));
   const long long fit = static_cast<long long>(ctx.file_size) / vars;
   ctx.rows_to_reserve = rows > 0 ? static_cast<std::size_t>(std::min(rows, fit)) : 0;
   return READSTAT_HANDLER_OK;
@@ -60,10 +62,11 @@ int on_metadata(readstat_metadata_t* meta, void* ctx_ptr) {
 
 int on_variable(int index, readstat_variable_t* var, const char*, void* ctx_ptr) {
   auto& ctx = *static_cast<DtaContext*>(ctx_ptr);
+  const ReadStat& rs = ctx.rs;
   const std::string position = "variable " + std::to_string(index + 1);
   if (static_cast<std::size_t>(index) != ctx.df->columns.size())
     return abort_with(ctx, position + " came out of order");
-  const char* name = readstat_variable_get_name(var);  // NULL when the name is empty
+  const char* name = rs.variable_get_name(var);  // NULL when the name is empty
   if (!name || !*name) return abort_with(ctx, position + " has an empty name");
   const auto seen = ctx.name_index.emplace(name, index + 1);
   if (!seen.second)
@@ -71,7 +74,7 @@ int on_variable(int index, readstat_variable_t* var, const char*, void* ctx_ptr)
                                std::to_string(seen.first->second));
   Column c;
   c.name = name;
-  if (readstat_variable_get_type_class(var) == READSTAT_TYPE_CLASS_STRING) {
+  if (rs.variable_get_type_class(var) == READSTAT_TYPE_CLASS_STRING) {
     c.type = Column::Type::kString;
     c.codes.reserve(ctx.rows_to_reserve);
   } else {
@@ -97,31 +100,37 @@ void add_text_value(DtaContext& ctx, Column& c, std::size_t j, const char* s) {
   ++c.n_text_fields;
 }
 
-double numeric_value(readstat_value_t value) {
-  switch (readstat_value_type(value)) {
-    case READSTAT_TYPE_INT8: return readstat_int8_value(value);
-    case READSTAT_TYPE_INT16: return readstat_int16_value(value);
-    case READSTAT_TYPE_INT32: return readstat_int32_value(value);
-    case READSTAT_TYPE_FLOAT: return readstat_float_value(value);
-    case READSTAT_TYPE_DOUBLE: return readstat_double_value(value);
+double numeric_value(const ReadStat& rs, readstat_value_t value) {
+  switch (rs.value_type(value)) {
+    case READSTAT_TYPE_INT8:
+      return rs.int8_value(value);
+    case READSTAT_TYPE_INT16:
+      return rs.int16_value(value);
+    case READSTAT_TYPE_INT32:
+      return rs.int32_value(value);
+    case READSTAT_TYPE_FLOAT:
+      return rs.float_value(value);
+    case READSTAT_TYPE_DOUBLE:
+      return rs.double_value(value);
     default: return std::numeric_limits<double>::quiet_NaN();
   }
 }
 
 int on_value(int obs, readstat_variable_t* var, readstat_value_t value, void* ctx_ptr) {
   auto& ctx = *static_cast<DtaContext*>(ctx_ptr);
-  const int j = readstat_variable_get_index(var);
+  const ReadStat& rs = ctx.rs;
+  const int j = rs.variable_get_index(var);
   if (j < 0 || static_cast<std::size_t>(j) >= ctx.df->columns.size())
     return abort_with(ctx, "a value of undeclared variable " + std::to_string(j + 1));
   Column& c = ctx.df->columns[static_cast<std::size_t>(j)];
   if (j == 0) ctx.df->row_line.push_back(static_cast<std::uint32_t>(obs + 1));
-  const bool missing = readstat_value_is_missing(value, var);
+  const bool missing = rs.value_is_missing(value, var);
   if (c.is_string()) {
-    add_text_value(ctx, c, static_cast<std::size_t>(j), missing ? nullptr : readstat_string_value(value));
+    add_text_value(ctx, c, static_cast<std::size_t>(j), missing ? nullptr : rs.string_value(value));
     return READSTAT_HANDLER_OK;
   }
   ++c.n_numeric_fields;
-  c.num.push_back(missing ? std::numeric_limits<double>::quiet_NaN() : numeric_value(value));
+  c.num.push_back(missing ? std::numeric_limits<double>::quiet_NaN() : numeric_value(rs, value));
   return READSTAT_HANDLER_OK;
 }
 
@@ -159,20 +168,20 @@ std::size_t file_size_of(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && st.st_size > 0 ? static_cast<std::size_t>(st.st_size) : 0;
 }
 
-using ParserPtr = std::unique_ptr<readstat_parser_t, decltype(&readstat_parser_free)>;
+using ParserPtr = std::unique_ptr<readstat_parser_t, decltype(ReadStat::parser_free)>;
 
-ParserPtr make_parser() {
-  ParserPtr parser(readstat_parser_init(), &readstat_parser_free);
+ParserPtr make_parser(const ReadStat& rs) {
+  ParserPtr parser(rs.parser_init(), rs.parser_free);
   if (!parser) throw std::bad_alloc();
-  readstat_set_metadata_handler(parser.get(), &on_metadata);
-  readstat_set_variable_handler(parser.get(), &on_variable);
-  readstat_set_value_handler(parser.get(), &on_value);
+  rs.set_metadata_handler(parser.get(), &on_metadata);
+  rs.set_variable_handler(parser.get(), &on_variable);
+  rs.set_value_handler(parser.get(), &on_value);
   return parser;
 }
 
 void raise_parse_error(readstat_error_t err, const DtaContext& ctx) {
   if (!ctx.error.empty()) throw InvalidInput(ctx.error);
-  const char* why = readstat_error_message(err);
+  const char* why = ctx.rs.error_message(err);
   throw InvalidInput("cannot read Stata file '" + ctx.df->source + "': " + (why ? why : "unknown error") +
                      "; check the path given to --data and that it is a .dta file");
 }
@@ -206,13 +215,13 @@ ssize_t memory_read(void* buf, size_t n, void* io) {
 
 readstat_error_t memory_update(long, readstat_progress_handler, void*, void*) { return READSTAT_OK; }
 
-void read_from_memory(readstat_parser_t* parser, MemoryFile& file) {
-  readstat_set_open_handler(parser, &memory_open);
-  readstat_set_close_handler(parser, &memory_close);
-  readstat_set_seek_handler(parser, &memory_seek);
-  readstat_set_read_handler(parser, &memory_read);
-  readstat_set_update_handler(parser, &memory_update);
-  readstat_set_io_ctx(parser, &file);
+void read_from_memory(const ReadStat& rs, readstat_parser_t* parser, MemoryFile& file) {
+  rs.set_open_handler(parser, &memory_open);
+  rs.set_close_handler(parser, &memory_close);
+  rs.set_seek_handler(parser, &memory_seek);
+  rs.set_read_handler(parser, &memory_read);
+  rs.set_update_handler(parser, &memory_update);
+  rs.set_io_ctx(parser, &file);
 }
 
 // ReadStat (1.1.8) hands a text strL to the value handler as a C string without checking that the
@@ -322,14 +331,15 @@ DataFrame parse_dta(const std::string& path, std::size_t file_size, MemoryFile* 
   DataFrame df;
   df.source = shown_path(path);
   df.row_unit = "observation";
-  DtaContext ctx{&df, file_size, {}, {}, 0, {}};
+  const ReadStat& rs = readstat(df.source);
+  DtaContext ctx{rs, &df, file_size, {}, {}, 0, {}};
   if (memory)
     check_strls_terminated(read_from_bytes(memory->bytes), df.source);
   else
     check_strls_terminated_in_file(path, df.source);
-  ParserPtr parser = make_parser();
-  if (memory) read_from_memory(parser.get(), *memory);
-  const readstat_error_t err = readstat_parse_dta(parser.get(), path.c_str(), &ctx);
+  ParserPtr parser = make_parser(rs);
+  if (memory) read_from_memory(rs, parser.get(), *memory);
+  const readstat_error_t err = rs.parse_dta(parser.get(), path.c_str(), &ctx);
   if (err != READSTAT_OK || !ctx.error.empty()) raise_parse_error(err, ctx);
   check_complete(df);
   decode_windows1252_unless_utf8(df);
