@@ -13,15 +13,6 @@
 namespace panelboot::cpu {
 namespace {
 
-// The CPUs this thread may run on (its affinity mask; a new thread inherits it): one where
-// OMP_PROC_BIND pinned the process's first thread, so that helpers there would only take turns.
-int cpus_of_this_thread() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) != 0) return 1 << 20;  // unknown: no cap
-  return std::max(1, CPU_COUNT(&set));
-}
-
 // A helper thread's start (pthread_create's function): it may run on every CPU of *all again
 // (where all is known), then runs *body.
 struct HelperJob {
@@ -57,26 +48,31 @@ int light_team_size(double work, int max_threads) {
 }
 
 void on_threads(int n, const std::function<void()>& body) {
-  n = std::min(n, cpus_of_this_thread());
+  // The CPUs this thread may run on (a new thread inherits them): no more threads than those, so
+  // that where OMP_PROC_BIND pinned the process's first thread to one, helpers do not take turns.
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  const bool known = ::sched_getaffinity(0, sizeof all, &all) == 0;
+  if (known) n = std::min(n, std::max(1, CPU_COUNT(&all)));
   if (n <= 1) {
     body();
     return;
   }
   std::vector<pthread_t> helpers;
   helpers.reserve(static_cast<std::size_t>(n - 1));  // may throw: no thread started yet
-  cpu_set_t all;
-  CPU_ZERO(&all);
-  const bool steer = ::sched_getaffinity(0, sizeof all, &all) == 0;
-  const cpu_set_t start = helper_start_cpus(all, ::sched_getcpu());
+  // each helper born on the other CPUs (an attribute, not a later call that it could outrun)
   pthread_attr_t attr;
-  const bool have_attr = ::pthread_attr_init(&attr) == 0;
-  // born there (an attribute, not a later call that the thread could outrun)
-  if (have_attr && steer) ::pthread_attr_setaffinity_np(&attr, sizeof start, &start);
+  const bool have_attr = known && ::pthread_attr_init(&attr) == 0;
+  bool steer = false;
+  if (have_attr) {
+    const cpu_set_t start = helper_start_cpus(all, ::sched_getcpu());
+    steer = ::pthread_attr_setaffinity_np(&attr, sizeof start, &start) == 0;
+  }
   HelperJob job{steer ? &all : nullptr, &body};
   for (int t = 1; t < n; ++t) {
     pthread_t id;
     // no thread (or no memory for one) to be had: the others take its share
-    if (::pthread_create(&id, have_attr ? &attr : nullptr, run_helper, &job) != 0) break;
+    if (::pthread_create(&id, steer ? &attr : nullptr, run_helper, &job) != 0) break;
     helpers.push_back(id);
   }
   if (have_attr) ::pthread_attr_destroy(&attr);
