@@ -304,7 +304,12 @@ struct MachineLimits {
                              // GPU: FP64 units per multiprocessor
   double clock_hz = 0;
   std::string clock_source;  // where the clock came from (a documented constant when hidden)
-  double fp64_flops = 0;     // units x lanes x 2 (a multiply and an add per cycle) x clock
+  // the FP64 limit: GPU: units x lanes x 2 (a multiply and an add per cycle) x clock; CPU: the
+  // larger of that model and fp64_flops_measured (cpu_limits)
+  double fp64_flops = 0;
+  double fp64_flops_measured =
+      0;                     // CPU: vector multiplies and adds timed in this run; 0: not measured
+  std::string fp64_source;   // how fp64_flops was found ("": the model)
   double bytes_per_s = 0;    // CPU: a STREAM-like copy measured in this run; GPU: the interface's peak
   std::string bytes_source;
   // GPU: pinned host memory to the device, measured when the limits are asked for (the floor of

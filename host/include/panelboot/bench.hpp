@@ -13,11 +13,17 @@
 
 namespace panelboot {
 
-// The CPU's limits for `threads` threads: the clock from the kernel or the hypervisor (else a
-// documented 3.0 GHz), the widest vector unit (AVX-512: 8 doubles, AVX2: 4, else 2; the build
-// forbids FMA contraction, so 2 FLOPs per lane and cycle), and the copy bandwidth measured over
-// two arrays of `copy_bytes` each.
+// The CPU's limits for `threads` threads: the FP64 peak, the larger of the model (the clock from
+// the kernel or the hypervisor, else a documented 3.0 GHz, x the widest vector unit's lanes,
+// AVX-512: 8 doubles, AVX2: 4, else 2, x 2: the build forbids FMA contraction, so a multiply and
+// an add a cycle) and fp64_mul_add_rate measured now (a boost clock above the reported one, or
+// two adders and two multipliers a core, as AMD's Zen cores have, go past the model); and the copy
+// bandwidth measured over two arrays of `copy_bytes` each.
 MachineLimits cpu_limits(int threads, std::size_t copy_bytes);
+// FP64 operations per second of independent vector multiplies and adds on the widest vector unit
+// (as many of each) by `threads` threads, `steps` steps of 12-16 vector operations each, the best
+// of `runs` after one untimed.
+double fp64_mul_add_rate(int threads, long steps, int runs);
 // A STREAM-like copy (a[i] = b[i]) by every thread: bytes read plus bytes written per second, the
 // best of `runs`.
 double stream_copy_rate(std::size_t bytes, int runs);

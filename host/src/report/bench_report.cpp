@@ -24,6 +24,9 @@ json limits_json(const MachineLimits& m) {
           {"clock_hz", m.clock_hz},
           {"clock_source", m.clock_source},
           {"fp64_flops", m.fp64_flops},
+          {"fp64_flops_measured", m.fp64_flops_measured > 0 ? json(m.fp64_flops_measured) : json()},
+          {"fp64_source",
+           m.fp64_source.empty() ? "the model: units x lanes x 2 x clock" : m.fp64_source},
           {"bytes_per_s", m.bytes_per_s},
           {"bytes_source", m.bytes_source},
           {"host_to_device_bytes_per_s",
@@ -104,8 +107,11 @@ json case_json(const BenchCase& c) {
 std::string machine_line(const MachineLimits& m) {
   std::ostringstream s;
   s << m.name << ": " << m.units << (m.device == "cpu" ? " cores" : " SMs") << " x " << m.fp64_lanes
-    << " FP64 " << (m.device == "cpu" ? "lanes" : "units") << " x 2 x " << fmt_num("%.3g", m.clock_hz / 1e9)
-    << " GHz (" << m.clock_source << ") = " << rate_text(m.fp64_flops, "FLOP/s") << " peak; memory "
+    << " FP64 " << (m.device == "cpu" ? "lanes" : "units") << " x 2 x "
+    << fmt_num("%.3g", m.clock_hz / 1e9) << " GHz (" << m.clock_source << ") = "
+    << rate_text(m.units * static_cast<double>(m.fp64_lanes) * 2.0 * m.clock_hz, "FLOP/s");
+  if (m.fp64_flops_measured > 0) s << ", measured " << rate_text(m.fp64_flops_measured, "FLOP/s");
+  s << ": " << rate_text(m.fp64_flops, "FLOP/s") << " peak; memory "
     << rate_text(m.bytes_per_s, "B/s") << " (" << m.bytes_source << ")";
   if (m.host_to_device_bytes_per_s > 0)
     s << "; host to device " << rate_text(m.host_to_device_bytes_per_s, "B/s") << " ("
