@@ -561,12 +561,13 @@ TEST(WildWeights, RowGeneratorEqualsTheScalarOneAndMomentsHold) {
 }
 
 // The batched product of the wild and WRE replications against the sum over d in order, one
-// output at a time: odd and even row counts (AVX-512 takes rows two at a time), replications
-// beyond the last block of 32, C = A B and C -= A B. The same bits, whichever clone runs.
+// output at a time: row counts that leave every block size (AVX-512 takes rows four, then two,
+// then one at a time), replications beyond the last block of 32, C = A B and C -= A B. The same
+// bits, whichever clone runs.
 TEST(CpuKernels, GemmRowsIsTheOrderedSumOfEveryOutput) {
   PB_FRESH_RNG(rng);
   std::normal_distribution<double> nd;
-  for (std::size_t m : {1u, 2u, 5u})
+  for (std::size_t m : {1u, 2u, 4u, 5u, 7u, 11u})
     for (std::size_t d : {1u, 7u, 30u})
       for (std::size_t nb : {31u, 32u, 77u})
         for (bool subtract : {false, true}) {
