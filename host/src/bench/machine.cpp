@@ -97,7 +97,9 @@ PB_INLINE double mul_add_chains(long steps) {
   V s = V{};
 #pragma GCC unroll 16
   for (int k = 0; k < K; ++k) s += m[k] + a[k];
-  return s[0];
+  double t = 0;
+  for (std::size_t l = 0; l < sizeof(V) / sizeof(double); ++l) t += s[l];
+  return t;
 }
 
 // The chains on the widest vector unit (32 registers with AVX-512, 16 without, two of them for
@@ -123,13 +125,17 @@ double fp64_mul_add_rate(int threads, long steps, int runs) {
   double best = 0, sink = 0;
   // one run untimed first: a new thread may start beside its parent until Linux moves it
   for (int r = -1; r < runs; ++r) {
+    int ran = 0;  // the threads the team had (fewer under OMP_THREAD_LIMIT, none without OpenMP)
     const auto t0 = Clock::now();
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-    sink += lanes == 8   ? mul_add_avx512(steps)
-            : lanes == 4 ? mul_add_avx2(steps)
-                         : mul_add_sse2(steps);
+#pragma omp parallel num_threads(threads) reduction(+ : sink, ran)
+    {
+      sink += lanes == 8   ? mul_add_avx512(steps)
+              : lanes == 4 ? mul_add_avx2(steps)
+                           : mul_add_sse2(steps);
+      ++ran;
+    }
     const double s = seconds_since(t0);
-    const double flops = 2.0 * threads * static_cast<double>(steps) * chains * lanes;
+    const double flops = 2.0 * ran * static_cast<double>(steps) * chains * lanes;
     if (s > 0 && r >= 0) best = std::max(best, flops / s);
   }
   volatile double keep = sink;  // the chains' values are used, so they are not elided

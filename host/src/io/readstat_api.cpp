@@ -32,6 +32,7 @@ Loaded load() {
   l.fns.name = reinterpret_cast<decltype(l.fns.name)>(dlsym(h, "readstat_" #name)); \
   if (!l.fns.name) {                                                                \
     l.why = lib + " lacks readstat_" #name " (a ReadStat older than 1.1)";          \
+    dlclose(h);                                                                     \
     return l;                                                                       \
   }
   PB_READSTAT_FUNCTIONS(PB_READSTAT_LOAD)

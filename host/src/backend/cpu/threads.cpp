@@ -72,16 +72,26 @@ void on_threads(int n, const std::function<void()>& body) {
   for (int t = 1; t < n; ++t) {
     pthread_t id;
     // no thread (or no memory for one) to be had: the others take its share
-    if (::pthread_create(&id, steer ? &attr : nullptr, run_helper, &job) != 0) break;
+    if (::pthread_create(&id, steer ? &attr : nullptr, run_helper, &job) != 0 &&
+        (!steer || ::pthread_create(&id, nullptr, run_helper, &job) != 0))
+      break;
     helpers.push_back(id);
   }
   if (have_attr) ::pthread_attr_destroy(&attr);
-  body();
-  for (pthread_t id : helpers) {
-    // one that has not run yet may then start on this thread's CPU, free while it waits
-    if (steer) ::pthread_setaffinity_np(id, sizeof all, &all);
-    ::pthread_join(id, nullptr);
+  auto join_helpers = [&] {
+    for (pthread_t id : helpers) {
+      // one that has not run yet may then start on this thread's CPU, free while it waits
+      if (steer) ::pthread_setaffinity_np(id, sizeof all, &all);
+      ::pthread_join(id, nullptr);
+    }
+  };
+  try {
+    body();
+  } catch (...) {  // body must not throw; if it does, the helpers (reading job) end first
+    join_helpers();
+    throw;
   }
+  join_helpers();
 }
 
 }  // namespace panelboot::cpu
