@@ -304,11 +304,11 @@ struct MachineLimits {
                              // GPU: FP64 units per multiprocessor
   double clock_hz = 0;
   std::string clock_source;  // where the clock came from (a documented constant when hidden)
-  // the FP64 limit: GPU: units x lanes x 2 (a multiply and an add per cycle) x clock; CPU: the
-  // larger of that model and fp64_flops_measured (cpu_limits)
+  // the FP64 limit: GPU: fp64_model_flops; CPU: the larger of that and fp64_flops_measured
+  // (cpu_limits)
   double fp64_flops = 0;
-  double fp64_flops_measured =
-      0;                     // CPU: vector multiplies and adds timed in this run; 0: not measured
+  // CPU: vector multiplies and adds timed in this run; 0: not measured
+  double fp64_flops_measured = 0;
   std::string fp64_source;   // how fp64_flops was found ("": the model)
   double bytes_per_s = 0;    // CPU: a STREAM-like copy measured in this run; GPU: the interface's peak
   std::string bytes_source;
@@ -317,6 +317,11 @@ struct MachineLimits {
   double host_to_device_bytes_per_s = 0;
   std::string host_to_device_source;
 };
+
+// The FP64 model of a processor: units x lanes x 2 (a multiply and an add per cycle) x clock.
+inline double fp64_model_flops(const MachineLimits& m) {
+  return m.units * static_cast<double>(m.fp64_lanes) * 2.0 * m.clock_hz;
+}
 
 // Host memory for the data a backend's calls read (the batched OLS design): page-locked
 // (pinned) on the CUDA backend, so that its copies to the device run at the link's full rate

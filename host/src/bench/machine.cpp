@@ -18,8 +18,12 @@ namespace {
 // Used when neither the kernel nor the hypervisor tells the clock (README, "panelboot bench").
 constexpr double kDocumentedClockHz = 3.0e9;
 // Steps of fp64_mul_add_rate's chains a thread: about 10 ms a run at 3 GHz, 16 vector operations
-// a step issued two a cycle.
+// a step issued two a cycle; the best of kMulAddRuns runs is the rate.
 constexpr long kMulAddSteps = 4000000;
+constexpr int kMulAddRuns = 7;
+// The chains of multiplies (and as many of adds) a register file holds with the two constants:
+// 32 vector registers with AVX-512, 16 without.
+constexpr int kChainsAvx512 = 8, kChainsNarrow = 6;
 
 std::string cpuinfo_field(const std::string& key) {
   std::ifstream f("/proc/cpuinfo");
@@ -102,25 +106,24 @@ PB_INLINE double mul_add_chains(long steps) {
   return t;
 }
 
-// The chains on the widest vector unit (32 registers with AVX-512, 16 without, two of them for
-// the constants); returns a value that depends on every chain.
+// The chains on each vector unit; returns a value that depends on every chain.
 __attribute__((target("avx512f"))) double mul_add_avx512(long steps) {
   typedef double V __attribute__((vector_size(64)));
-  return mul_add_chains<V, 8>(steps);
+  return mul_add_chains<V, kChainsAvx512>(steps);
 }
 __attribute__((target("avx2"))) double mul_add_avx2(long steps) {
   typedef double V __attribute__((vector_size(32)));
-  return mul_add_chains<V, 6>(steps);
+  return mul_add_chains<V, kChainsNarrow>(steps);
 }
 double mul_add_sse2(long steps) {
   typedef double V __attribute__((vector_size(16)));
-  return mul_add_chains<V, 6>(steps);
+  return mul_add_chains<V, kChainsNarrow>(steps);
 }
 
 }  // namespace
 
 double fp64_mul_add_rate(int threads, long steps, int runs) {
-  const int lanes = fp64_lanes(), chains = lanes == 8 ? 8 : 6;
+  const int lanes = fp64_lanes(), chains = lanes == 8 ? kChainsAvx512 : kChainsNarrow;
   threads = std::max(threads, 1);
   double best = 0, sink = 0;
   // one run untimed first: a new thread may start beside its parent until Linux moves it
@@ -176,12 +179,12 @@ MachineLimits cpu_limits(int threads, std::size_t copy_bytes) {
   const auto [hz, source] = cpu_clock(m.name);
   m.clock_hz = hz;
   m.clock_source = source;
-  const double model = m.units * static_cast<double>(m.fp64_lanes) * 2.0 * m.clock_hz;
-  m.fp64_flops_measured = fp64_mul_add_rate(threads, kMulAddSteps, 7);
+  const double model = fp64_model_flops(m);
+  m.fp64_flops_measured = fp64_mul_add_rate(threads, kMulAddSteps, kMulAddRuns);
   m.fp64_flops = std::max(model, m.fp64_flops_measured);
   const std::string measured = "independent vector multiplies and adds on " +
-                               std::to_string(std::max(threads, 1)) +
-                               " threads, best of 7, in this run";
+                               std::to_string(std::max(threads, 1)) + " threads, best of " +
+                               std::to_string(kMulAddRuns) + ", in this run";
   m.fp64_source = m.fp64_flops_measured > model
                       ? "measured: " + measured + " (above the model, units x lanes x 2 x clock)"
                       : "the model: units x lanes x 2 x clock (above the " + measured + ")";

@@ -108,8 +108,8 @@ std::string machine_line(const MachineLimits& m) {
   std::ostringstream s;
   s << m.name << ": " << m.units << (m.device == "cpu" ? " cores" : " SMs") << " x " << m.fp64_lanes
     << " FP64 " << (m.device == "cpu" ? "lanes" : "units") << " x 2 x "
-    << fmt_num("%.3g", m.clock_hz / 1e9) << " GHz (" << m.clock_source << ") = "
-    << rate_text(m.units * static_cast<double>(m.fp64_lanes) * 2.0 * m.clock_hz, "FLOP/s");
+    << fmt_num("%.3g", m.clock_hz / 1e9) << " GHz (" << m.clock_source
+    << ") = " << rate_text(fp64_model_flops(m), "FLOP/s");
   if (m.fp64_flops_measured > 0) s << ", measured " << rate_text(m.fp64_flops_measured, "FLOP/s");
   s << ": " << rate_text(m.fp64_flops, "FLOP/s") << " peak; memory "
     << rate_text(m.bytes_per_s, "B/s") << " (" << m.bytes_source << ")";
