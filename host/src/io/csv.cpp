@@ -200,7 +200,7 @@ bool plain_numeric_record(std::string_view text, std::size_t& pos, char delim, s
 }
 
 // Rows below which copying a stretch's columns into the frame starts no thread team.
-constexpr std::size_t kMinTeamRows = 1 << 16;
+[[maybe_unused]] constexpr std::size_t kMinTeamRows = 1 << 16;
 
 // The plain numeric records of one stretch of the text, read ahead of the sequential pass and in
 // parallel with the other stretches. A stretch begins just after a newline; whether that is where

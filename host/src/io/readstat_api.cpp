@@ -21,7 +21,7 @@ struct Loaded {
 Loaded load() {
   Loaded l;
   const char* env = std::getenv("PANELBOOT_READSTAT_LIBRARY");
-  const std::string lib = env && *env ? env : PB_READSTAT_SONAME;
+  const std::string lib = env && *env ? env : PANELBOOT_READSTAT_SONAME;
   void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     const char* e = dlerror();

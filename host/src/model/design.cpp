@@ -496,7 +496,7 @@ RawGroupings raw_groupings(const DataFrame& df, const Formula& fm, const SampleO
   // the code vectors allocated here, on the calling thread: its heap keeps the pages between fits
   for (GroupCodes& c : coded) c.code.resize(df.n_rows());
   std::vector<std::exception_ptr> failed(lists.size());
-  const bool team = lists.size() > 1 && df.n_rows() >= kMinTeamRows;
+  [[maybe_unused]] const bool team = lists.size() > 1 && df.n_rows() >= kMinTeamRows;
 #pragma omp parallel for schedule(dynamic, 1) if (team)
   for (std::ptrdiff_t t = 0; t < static_cast<std::ptrdiff_t>(lists.size()); ++t) {
     try {
@@ -663,7 +663,7 @@ void drop_singletons(const std::vector<GroupCodes>& fe, std::vector<char>& keep,
     changed = false;
     // the counts of every dimension at once, one a thread
     std::vector<std::vector<std::uint32_t>> counts(fe.size());
-    const bool team = fe.size() > 1 && keep.size() >= kMinTeamRows;
+    [[maybe_unused]] const bool team = fe.size() > 1 && keep.size() >= kMinTeamRows;
 #pragma omp parallel for schedule(dynamic, 1) if (team)
     for (std::ptrdiff_t k = 0; k < static_cast<std::ptrdiff_t>(fe.size()); ++k)
       counts[static_cast<std::size_t>(k)] =
