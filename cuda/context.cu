@@ -203,7 +203,7 @@ MachineLimits device_limits(const Context& ctx) {
                                    attribute(cudaDevAttrComputeCapabilityMinor));
   m.clock_hz = 1e3 * attribute(cudaDevAttrClockRate);  // kHz: the boost clock
   m.clock_source = "cudaDevAttrClockRate (boost clock)";
-  m.fp64_flops = m.units * static_cast<double>(m.fp64_lanes) * 2.0 * m.clock_hz;
+  m.fp64_flops = fp64_model_flops(m);
   // double data rate: 2 transfers per memory clock over the bus
   const double mem_hz = 1e3 * attribute(cudaDevAttrMemoryClockRate);
   const double bus_bytes = attribute(cudaDevAttrGlobalMemoryBusWidth) / 8.0;
