@@ -390,9 +390,11 @@ TEST(ProcessOptions, ReplicationsBeyondMemoryAreRefusedWithTheEstimateAndTheWays
   expect_user_error(run_process(with(wild, {"--B", "2147483648"})),
                     {"2147483648 replications kept for its confidence interval", "needs about 80 GB", "--no-ci"});
   expect_user_error(run_process(with(wild, {"--B", "1000000000000"})), {"needs about", "lower --B"});
-  expect_user_error(run_process(with(wild, {"--B", "100000", "--max-memory", "1M", "--threads", "1"})),
-                    {"(100000 replications kept for its confidence interval, batches of 2048 on 1 thread) needs about 5.",
-                     "1.0 MB that --max-memory allows"});
+  expect_user_error(
+      run_process(with(wild, {"--B", "100000", "--max-memory", "1M", "--threads", "1"})),
+      {"(100000 replications kept for its confidence interval, batches of 2016 on 1 thread) needs "
+       "about 5.",
+       "1.0 MB that --max-memory allows"});
   // without the CI: the batches alone, --chunk 2^24 on one thread (they aborted with bad_alloc)
   expect_user_error(run_process(with(wild, {"--B", "16777216", "--chunk", "16777216", "--no-ci", "--threads", "1",
                                             "--max-memory", "2G"})),

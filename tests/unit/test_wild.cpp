@@ -563,7 +563,7 @@ TEST(WildWeights, RowGeneratorEqualsTheScalarOneAndMomentsHold) {
 // The batched product of the wild and WRE replications against the sum over d in order, one
 // output at a time: row counts that leave every block size (AVX-512 takes rows four, then two,
 // then one at a time), replications beyond the last block of 32, C = A B and C -= A B. The same
-// bits, whichever clone runs.
+// bits from the clone this CPU dispatches to and from the one a CPU without AVX-512 runs.
 TEST(CpuKernels, GemmRowsIsTheOrderedSumOfEveryOutput) {
   PB_FRESH_RNG(rng);
   std::normal_distribution<double> nd;
@@ -582,9 +582,42 @@ TEST(CpuKernels, GemmRowsIsTheOrderedSumOfEveryOutput) {
               for (std::size_t g = 0; g < d; ++g) acc += A[i * d + g] * B[g * nb + b];
               want[i * nb + b] = subtract ? want[i * nb + b] - acc : acc;
             }
+          std::vector<double> narrow = C;
           cpu::gemm_rows(A.data(), m, d, B.data(), nb, C.data(), subtract);
+          cpu::gemm_rows_narrow(A.data(), m, d, B.data(), nb, narrow.data(), subtract);
           EXPECT_EQ(C, want) << "m " << m << " d " << d << " nb " << nb << " subtract " << subtract;
+          EXPECT_EQ(narrow, want) << "without AVX-512: m " << m << " d " << d << " nb " << nb
+                                  << " subtract " << subtract;
         }
+}
+
+// The default batch sizes (cache_friendly_batch): 16 to 2016 replications, and from 32 on an odd
+// number of whole 32-replication blocks, so no row stride of a G x batch array is a multiple of
+// 4 KB.
+TEST(CpuKernels, DefaultBatchesAreOddCountsOfWholeBlocks) {
+  EXPECT_EQ(cache_friendly_batch(0), 16u);
+  EXPECT_EQ(cache_friendly_batch(16), 16u);
+  EXPECT_EQ(cache_friendly_batch(31), 31u);
+  EXPECT_EQ(cache_friendly_batch(32), 32u);
+  EXPECT_EQ(cache_friendly_batch(95), 32u);
+  EXPECT_EQ(cache_friendly_batch(96), 96u);
+  EXPECT_EQ(cache_friendly_batch(1024), 992u);
+  EXPECT_EQ(cache_friendly_batch(2048), 2016u);
+  EXPECT_EQ(cache_friendly_batch(std::int64_t{1} << 40), 2016u);
+  for (std::int64_t t = 1; t < 5000; ++t) {
+    const std::size_t c = cache_friendly_batch(t);
+    ASSERT_GE(c, 16u) << t;
+    ASSERT_LE(c, 2016u) << t;
+    if (c >= 32) {
+      ASSERT_EQ(c % 64, 32u) << t;
+      ASSERT_LE(c, static_cast<std::size_t>(std::max<std::int64_t>(t, 32))) << t;
+      ASSERT_EQ((c * sizeof(double)) % 4096 == 0, false) << t;
+    }
+  }
+  // the study's wild problem (30 clusters, no larger term): 2^18 / 30 -> 2016, not 2048
+  WildProblem p;
+  p.n_clu = 30;
+  EXPECT_EQ(default_wild_chunk(p), 2016u);
 }
 
 // The CPU's Gray walk (whole blocks with H padded to whole vectors) against the shared PB_HD walk

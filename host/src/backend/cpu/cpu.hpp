@@ -27,6 +27,10 @@ WreRun wre_replicates(const WreProblem& problem, const WreEval& e, const WreRunO
 // output summed over d in order, no fused multiply-add (wild.cpp; the wild and WRE products).
 void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb, double* C,
                bool subtract);
+// gemm_rows as it runs on a CPU without AVX-512 (the AVX2 clone, or the baseline one; for the
+// tests: the same bits)
+void gemm_rows_narrow(const double* A, std::size_t m, std::size_t d, const double* B,
+                      std::size_t nb, double* C, bool subtract);
 // kernels::wild_weights_block's V (G x nb, row-major), the same bits; Rademacher draws eight
 // replications at a time in vector code (wild.cpp; the wild and WRE batches, wild_weights).
 void wild_weights_block(std::uint64_t seed, kernels::WeightType type, bool enumerate,
