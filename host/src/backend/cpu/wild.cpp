@@ -27,11 +27,13 @@ inline void store4(double* p, V4 x) { std::memcpy(p, &x, sizeof x); }
 // vectors without AVX-512 goes through the stack: the AVX2 and baseline code takes V4).
 typedef double V8 __attribute__((vector_size(64)));
 
-// One row of C over replications [b0, nb): each output summed over d in order.
+// One row of C over replications [b0, b1) (nb: the row stride of B and C): each output summed
+// over d in order.
 inline __attribute__((always_inline)) void gemm_row_tail(const double* a, std::size_t d,
                                                          const double* B, std::size_t nb,
-                                                         std::size_t b0, double* c, bool subtract) {
-  for (; b0 < nb; ++b0) {
+                                                         std::size_t b0, std::size_t b1, double* c,
+                                                         bool subtract) {
+  for (; b0 < b1; ++b0) {
     double acc = 0;
     for (std::size_t g = 0; g < d; ++g) acc += a[g] * B[g * nb + b0];
     c[b0] = subtract ? c[b0] - acc : acc;
@@ -49,18 +51,19 @@ inline __attribute__((always_inline)) void store_vec(double* p, Vec x) {
   std::memcpy(p, &x, sizeof x);
 }
 
-// Rows i0 .. i0+R-1 of C, 32 replications at a time in registers: R x (32 / lanes) accumulators
-// of Vec (V8: eight zmm accumulators in the AVX-512 clone; V4: eight ymm ones in the AVX2 clone,
-// where GCC's code for 64-byte vectors goes through the stack). Each lane is one replication, so
-// the vector width changes no bit.
+// Rows i0 .. i0+R-1 of C over replications [b_lo, b_hi) (nb: the row stride of B and C), 32
+// replications at a time in registers: R x (32 / lanes) accumulators of Vec (V8: eight zmm
+// accumulators in the AVX-512 clone; V4: eight ymm ones in the AVX2 clone, where GCC's code for
+// 64-byte vectors goes through the stack). Each lane is one replication, so the vector width
+// changes no bit.
 template <int R, class Vec>
 inline __attribute__((always_inline)) void gemm_row_block(const double* A, std::size_t i0,
                                                           std::size_t d, const double* B,
-                                                          std::size_t nb, double* C,
-                                                          bool subtract) {
+                                                          std::size_t nb, double* C, bool subtract,
+                                                          std::size_t b_lo, std::size_t b_hi) {
   constexpr int W = sizeof(Vec) / sizeof(double), NV = 32 / W;
-  std::size_t b0 = 0;
-  for (; b0 + 32 <= nb; b0 += 32) {
+  std::size_t b0 = b_lo;
+  for (; b0 + 32 <= b_hi; b0 += 32) {
     Vec acc[R][NV] = {};
     for (std::size_t g = 0; g < d; ++g) {
       const double* bg = B + g * nb + b0;
@@ -82,14 +85,21 @@ inline __attribute__((always_inline)) void gemm_row_block(const double* A, std::
     }
   }
   for (int i = 0; i < R; ++i)
-    gemm_row_tail(A + (i0 + i) * d, d, B, nb, b0, C + (i0 + i) * nb, subtract);
+    gemm_row_tail(A + (i0 + i) * d, d, B, nb, b0, b_hi, C + (i0 + i) * nb, subtract);
 }
 
-// AVX2 and the baseline: one row at a time in four-double vectors (eight accumulators).
+// AVX2 and the baseline: one row at a time in four-double vectors (eight accumulators; the
+// sixteen ymm registers hold no more), every row for one block of 32 replications before the
+// next, so that the block of B (d x 32) is read from L1 by all rows but the first.
 __attribute__((target_clones("avx2", "default"))) void gemm_rows_narrow(
     const double* A, std::size_t m, std::size_t d, const double* B, std::size_t nb, double* C,
     bool subtract) {
-  for (std::size_t i = 0; i < m; ++i) gemm_row_block<1, V4>(A, i, d, B, nb, C, subtract);
+  std::size_t b = 0;
+  for (; b + 32 <= nb; b += 32)
+    for (std::size_t i = 0; i < m; ++i)
+      gemm_row_block<1, V4>(A, i, d, B, nb, C, subtract, b, b + 32);
+  for (std::size_t i = 0; i < m; ++i)
+    gemm_row_tail(A + i * d, d, B, nb, b, nb, C + i * nb, subtract);
 }
 
 // AVX-512: four rows at a time share each load of B (32 zmm registers hold the 16 accumulators,
@@ -100,9 +110,9 @@ __attribute__((target("avx512f"))) void gemm_rows_wide(const double* A, std::siz
                                                        std::size_t d, const double* B,
                                                        std::size_t nb, double* C, bool subtract) {
   std::size_t i = 0;
-  for (; i + 4 <= m; i += 4) gemm_row_block<4, V8>(A, i, d, B, nb, C, subtract);
-  for (; i + 2 <= m; i += 2) gemm_row_block<2, V8>(A, i, d, B, nb, C, subtract);
-  for (; i < m; ++i) gemm_row_block<1, V8>(A, i, d, B, nb, C, subtract);
+  for (; i + 4 <= m; i += 4) gemm_row_block<4, V8>(A, i, d, B, nb, C, subtract, 0, nb);
+  for (; i + 2 <= m; i += 2) gemm_row_block<2, V8>(A, i, d, B, nb, C, subtract, 0, nb);
+  for (; i < m; ++i) gemm_row_block<1, V8>(A, i, d, B, nb, C, subtract, 0, nb);
 }
 
 // (cpu.hpp) C (m x nb) = A (m x d, row-major) B (d x nb, row-major), or C -= A B with `subtract`.
