@@ -620,6 +620,52 @@ TEST(CpuKernels, DefaultBatchesAreOddCountsOfWholeBlocks) {
   EXPECT_EQ(default_wild_chunk(p), 2016u);
 }
 
+// The WRE moments of eight (AVX-512) or four replications at once, one a vector lane, against
+// the shared scalar kernel one replication at a time: the same bits, for one to three
+// instruments, one to 31 error clusters, either sign, replications at any offset of the batch.
+TEST(CpuKernels, WreMomentsInLanesAreTheScalarKernels) {
+  PB_FRESH_RNG(rng);
+  std::normal_distribution<double> nd;
+  std::uniform_real_distribution<double> ud(0.2, 3.0);
+  for (int L : {1, 2, 3})
+    for (std::int64_t C : {1, 4, 31}) {
+      WreProblem pr;  // only the arrays the moments read
+      pr.L = L;
+      pr.C = C;
+      pr.pihat.resize(L);
+      pr.zz.resize(C * L * L);
+      pr.zzq.resize(C * L * L);
+      pr.row_w.resize(C);
+      for (std::vector<double>* a : {&pr.pihat, &pr.zz, &pr.zzq})
+        for (double& v : *a) v = nd(rng);
+      for (double& v : pr.row_w) v = ud(rng);
+      const kernels::WreModelView mv = pr.view();
+      const std::size_t nb = 21, rows = static_cast<std::size_t>(kernels::wre_rows(L, C));
+      std::vector<double> P(rows * nb);
+      for (double& v : P) v = nd(rng);
+      const std::size_t n_mom = static_cast<std::size_t>(kernels::WreMomentLayout{L}.size());
+      std::vector<double> store(n_mom * cpu::kMaxMomentLanes + 8), one(n_mom);
+      double* lanes =
+          store.data() + ((64 - reinterpret_cast<std::uintptr_t>(store.data()) % 64) % 64) / 8;
+      for (bool wide : {false, true}) {
+        if (wide && !cpu::has_avx512f()) continue;
+        for (double sign : {1.0, -1.0})
+          for (std::size_t b : {std::size_t{0}, std::size_t{5}, std::size_t{13}}) {
+            const std::size_t W = cpu::wre_moments_lanes(P.data() + b, nb, sign, mv, lanes, wide);
+            ASSERT_EQ(W, wide ? 8u : 4u);
+            for (std::size_t j = 0; j < W; ++j) {
+              kernels::wre_moments(P.data() + b + j, static_cast<std::int64_t>(nb), sign, mv,
+                                   one.data());
+              for (std::size_t i = 0; i < n_mom; ++i)
+                ASSERT_EQ(lanes[i * W + j], one[i])
+                    << "L " << L << " C " << C << " wide " << wide << " sign " << sign
+                    << " replication " << b + j << " moment " << i;
+            }
+          }
+      }
+    }
+}
+
 // The CPU's Gray walk (whole blocks with H padded to whole vectors) against the shared PB_HD walk
 // over the same vectors: the same counts, exactly, for ties on either rule and a short last block.
 TEST(CpuKernels, GrayWalkCountsAreTheSharedWalks) {

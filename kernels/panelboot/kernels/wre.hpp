@@ -76,39 +76,40 @@ struct WreModelView {
   const double* row_w = nullptr;  // [C] the variance term's weight of each error cluster
 };
 
-// The moments of one replication from its products p (read at p[r * stride]), with every
-// product multiplied by `sign` (an enumerated vector's negation).
-PB_HD inline void wre_moments(const double* p, std::int64_t stride, double sign, const WreModelView& m, double* out) {
+// The moments of replications from their products: P(j, c1, l) gives product wre_row(j, c1, l)
+// as T, a double (one replication) or, on the CPU, a vector of doubles (one replication a lane,
+// the same operations in the same order, so the same bits); out holds lay.size() values of T.
+template <class T, class Products>
+PB_HD inline void wre_moments_of(const Products& P, const WreModelView& m, T* out) {
   const int L = m.L;
   const WreMomentLayout lay{L};
   const int K = lay.K();
   const std::int64_t C = m.C;
-  auto P = [&](int j, std::int64_t c1, int l) { return sign * p[wre_row(L, C, j, c1, l) * stride]; };
-  for (std::int64_t i = 0; i < lay.size(); ++i) out[i] = 0;
+  for (std::int64_t i = 0; i < lay.size(); ++i) out[i] = T{};
   for (int l = 0; l < L; ++l) {
-    double am = P(1, 0, l);
+    T am = P(1, 0, l);
     for (int k = 0; k < L; ++k) am += m.pihat[k] * P(2 + k, 0, l);
     out[lay.aa() + l] = P(0, 0, l);
     out[lay.am() + l] = am;
     for (int k = 0; k < L; ++k) out[lay.az() + l + L * k] = P(2 + k, 0, l);
   }
-  double h[kMaxWreK], s0[kMaxWreInstruments], s1[kMaxWreInstruments];
+  T h[kMaxWreK], s0[kMaxWreInstruments], s1[kMaxWreInstruments];
   for (std::int64_t c = 0; c < C; ++c) {
     const double* zz = m.zz + c * L * L;
     const double* zq = m.zzq + c * L * L;
     for (int l = 0; l < L; ++l) {
-      double mc = P(1, 1 + c, l);
+      T mc = P(1, 1 + c, l);
       for (int k = 0; k < L; ++k) mc += m.pihat[k] * P(2 + k, 1 + c, l);
       h[l] = P(0, 1 + c, l);
       h[l + L] = mc;
       for (int k = 0; k < L; ++k) h[l + L * (2 + k)] = zz[l * L + k] - P(2 + k, 1 + c, l);
     }
     const double w = m.row_w[c];
-    double* M = out + lay.m();
+    T* M = out + lay.m();
     for (int a = 0; a < K; ++a)
       for (int b = 0; b <= a; ++b) M[packed(a, b)] += w * (h[a] * h[b]);
     for (int l = 0; l < L; ++l) {
-      double r0 = 0, r1 = 0;
+      T r0 = T{}, r1 = T{};
       for (int k = 0; k < L; ++k) {
         r0 += zq[l * L + k] * out[lay.aa() + k];
         r1 += zq[l * L + k] * out[lay.am() + k];
@@ -124,6 +125,18 @@ PB_HD inline void wre_moments(const double* p, std::int64_t stride, double sign,
       for (int b = 0; b < L; ++b) out[lay.o01() + a * L + b] += w * (s0[a] * s1[b]);
     }
   }
+}
+
+// The moments of one replication from its products p (read at p[r * stride]), with every
+// product multiplied by `sign` (an enumerated vector's negation).
+PB_HD inline void wre_moments(const double* p, std::int64_t stride, double sign,
+                              const WreModelView& m, double* out) {
+  const int L = m.L;
+  const std::int64_t C = m.C;
+  const auto P = [&](int j, std::int64_t c1, int l) {
+    return sign * p[wre_row(L, C, j, c1, l) * stride];
+  };
+  wre_moments_of<double>(P, m, out);
 }
 
 // One evaluation: the null value and its efficient first stage (t), or the AR test's b0.

@@ -31,6 +31,14 @@ void gemm_rows(const double* A, std::size_t m, std::size_t d, const double* B, s
 // tests: the same bits)
 void gemm_rows_narrow(const double* A, std::size_t m, std::size_t d, const double* B,
                       std::size_t nb, double* C, bool subtract);
+// The moments of replications b .. b + W - 1 of a WRE batch at once, one a vector lane (wre.cpp):
+// P points at replication b's products (rows x nb, row-major, every product times `sign`);
+// lanes (64-byte aligned, kMaxMomentLanes x the moments) gets moment i of replication b + j at
+// lanes[i W + j]. W = 8 with `wide` (AVX-512; only where has_avx512f), else 4; returns W. The
+// bits of kernels::wre_moments for each replication.
+constexpr std::size_t kMaxMomentLanes = 8;
+std::size_t wre_moments_lanes(const double* P, std::size_t nb, double sign,
+                              const kernels::WreModelView& mv, double* lanes, bool wide);
 // kernels::wild_weights_block's V (G x nb, row-major), the same bits; Rademacher draws eight
 // replications at a time in vector code (wild.cpp; the wild and WRE batches, wild_weights).
 void wild_weights_block(std::uint64_t seed, kernels::WeightType type, bool enumerate,

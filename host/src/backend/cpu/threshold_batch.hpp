@@ -12,23 +12,11 @@
 #include <memory>
 #include <vector>
 
+#include "backend/cpu/doubles_of.hpp"
 #include "panelboot/kernels/hd.hpp"
 #include "panelboot/kernels/threshold_boot.hpp"
 
 namespace panelboot::cpu {
-
-// W = 8 in the AVX-512 functions, 4 in the AVX2 and baseline ones (GCC's code for 64-byte vectors
-// without AVX-512 goes through the stack); each element is one replication, so W changes no bit.
-template <int W>
-struct DoublesOf;  // W doubles as one vector (GCC ignores vector_size with a template's size)
-template <>
-struct DoublesOf<4> {
-  typedef double type __attribute__((vector_size(32)));
-};
-template <>
-struct DoublesOf<8> {
-  typedef double type __attribute__((vector_size(64)));
-};
 
 template <int W_>
 struct ThresholdBatchOf {

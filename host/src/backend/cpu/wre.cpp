@@ -1,13 +1,17 @@
 // The IV wild bootstrap's replications on the CPU (cuda/wre.cu is its twin): per batch the
 // weights V (G x nb, the OLS wild bootstrap's Philox draws or sign vectors), the products K V
-// (gemm_rows: summed over g in order, no FMA), each replication's moments (kernels::wre_moments)
+// (gemm_rows: summed over g in order, no FMA), each replication's moments (kernels::wre_moments_of,
+// eight or four replications at once in vector lanes; the last few by kernels::wre_moments)
 // and its statistic (kernels::wre_statistic), so every thread count, chunk size and backend gives
 // the same bits. Kept moments (the confidence sets) cost O(L^4) per replication and null value.
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "backend/cpu/cpu.hpp"
+#include "backend/cpu/doubles_of.hpp"
 #include "panelboot/error.hpp"
 
 namespace panelboot::cpu {
@@ -52,9 +56,59 @@ BootCounts CpuWreReplicates::count(const WreEval& e, double t, double tol, bool 
   return total;
 }
 
-// One thread's buffers for a batch of nb replications.
+// The moments of W replications of a batch at once, one a vector lane: kernels::wre_moments_of
+// with a vector element type, so each replication gets the scalar kernel's bits. P: the first
+// replication's products (rows x nb, row-major); v: lay.size() vectors.
+template <int W>
+inline __attribute__((always_inline)) void moments_in_lanes(const double* P, std::size_t nb,
+                                                            double sign,
+                                                            const kernels::WreModelView& mv,
+                                                            typename DoublesOf<W>::type* v) {
+  typedef typename DoublesOf<W>::type V;
+  const int L = mv.L;
+  const std::int64_t C = mv.C;
+  const auto products = [&](int j, std::int64_t c1, int l) {
+    V x;
+    std::memcpy(&x, P + static_cast<std::size_t>(kernels::wre_row(L, C, j, c1, l)) * nb, sizeof x);
+    return sign * x;
+  };
+  kernels::wre_moments_of<V>(products, mv, v);
+}
+
+__attribute__((target("avx512f"), flatten)) void moments_in_lanes_wide(
+    const double* P, std::size_t nb, double sign, const kernels::WreModelView& mv, double* lanes) {
+  moments_in_lanes<8>(P, nb, sign, mv, reinterpret_cast<DoublesOf<8>::type*>(lanes));
+}
+
+__attribute__((target_clones("avx2", "default"), flatten)) void moments_in_lanes_narrow(
+    const double* P, std::size_t nb, double sign, const kernels::WreModelView& mv, double* lanes) {
+  moments_in_lanes<4>(P, nb, sign, mv, reinterpret_cast<DoublesOf<4>::type*>(lanes));
+}
+
+}  // namespace
+
+// (cpu.hpp)
+std::size_t wre_moments_lanes(const double* P, std::size_t nb, double sign,
+                              const kernels::WreModelView& mv, double* lanes, bool wide) {
+  if (wide) {
+    moments_in_lanes_wide(P, nb, sign, mv, lanes);
+    return 8;
+  }
+  moments_in_lanes_narrow(P, nb, sign, mv, lanes);
+  return 4;
+}
+
+namespace {
+
+// One thread's buffers for a batch of nb replications; `lanes`: the moments of eight
+// replications (wre_moments_lanes), 64-byte aligned inside it.
 struct WreBatch {
-  std::vector<double> V, P, R1, mom;
+  std::vector<double> V, P, R1, mom, lanes;
+  double* aligned_lanes(std::size_t n_mom) {
+    lanes.resize(n_mom * kMaxMomentLanes + 8);
+    const auto at = reinterpret_cast<std::uintptr_t>(lanes.data());
+    return lanes.data() + ((64 - at % 64) % 64) / sizeof(double);
+  }
 };
 
 // The factored form's products of a batch (backend.hpp): the A rows, R1 = F1 V, then per
@@ -101,14 +155,36 @@ BootCounts run_batch(const WreProblem& pr, const kernels::WreEvalView& ev, const
   else factored_products(pr, nb, w);
   BootCounts c;
   const std::size_t per = o.enumerate ? 2 : 1;
-  for (std::size_t b = 0; b < nb; ++b)
+  const std::size_t n_mom = static_cast<std::size_t>(pr.n_moments());
+  // the statistic of replication b (sign h) from its moments
+  const auto finish = [&](std::size_t b, std::size_t h, double* mom) {
+    const std::size_t at = (static_cast<std::size_t>(r0) + b) * per + h;
+    const double s = kernels::wre_statistic(mom, ev);
+    kernels::count_one(s, o.count_t, o.count_tol, o.inclusive, c);
+    if (at < trace.size()) trace[at] = s;
+  };
+  const auto dest = [&](std::size_t b, std::size_t h) {
+    return keep ? keep->at((static_cast<std::size_t>(r0) + b) * per + h) : w.mom.data();
+  };
+  // the replications a vector's lanes hold at a time, then one at a time for the rest
+  const bool wide = has_avx512f();
+  const std::size_t W = wide ? 8 : 4;
+  double* lanes = w.aligned_lanes(n_mom);
+  std::size_t b = 0;
+  for (; b + W <= nb; b += W)
     for (std::size_t h = 0; h < per; ++h) {
-      const std::size_t at = (static_cast<std::size_t>(r0) + b) * per + h;
-      double* mom = keep ? keep->at(at) : w.mom.data();
+      wre_moments_lanes(w.P.data() + b, nb, h ? -1.0 : 1.0, mv, lanes, wide);
+      for (std::size_t j = 0; j < W; ++j) {
+        double* mom = dest(b + j, h);
+        for (std::size_t i = 0; i < n_mom; ++i) mom[i] = lanes[i * W + j];
+        finish(b + j, h, mom);
+      }
+    }
+  for (; b < nb; ++b)
+    for (std::size_t h = 0; h < per; ++h) {
+      double* mom = dest(b, h);
       kernels::wre_moments(w.P.data() + b, static_cast<std::int64_t>(nb), h ? -1.0 : 1.0, mv, mom);
-      const double s = kernels::wre_statistic(mom, ev);
-      kernels::count_one(s, o.count_t, o.count_tol, o.inclusive, c);
-      if (at < trace.size()) trace[at] = s;
+      finish(b, h, mom);
     }
   if (o.progress) o.progress->advance(nb);
   return c;
