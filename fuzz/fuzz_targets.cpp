@@ -10,11 +10,15 @@
 #include <memory>
 #include <vector>
 
+#include "panelboot/config.hpp"
 #include "panelboot/data_frame.hpp"
 #include "panelboot/design.hpp"
 #include "panelboot/error.hpp"
 #include "panelboot/expr.hpp"
 #include "panelboot/formula.hpp"
+#if PANELBOOT_HAVE_READSTAT
+#include "io/readstat_api.hpp"
+#endif
 
 namespace panelboot::fuzz {
 namespace {
@@ -168,6 +172,14 @@ void csv(const std::uint8_t* data, std::size_t size) {
     for (std::int64_t r : idx)
       require(r >= -1 && r < static_cast<std::int64_t>(df.n_rows()), "shifted() row out of range");
   }
+}
+
+void require_dta_reader() {
+#if PANELBOOT_HAVE_READSTAT
+  readstat("the fuzzer's inputs");
+#else
+  throw NotCompiled("fuzz_dta: this build has no ReadStat (.dta input disabled)");
+#endif
 }
 
 void dta(const std::uint8_t* data, std::size_t size) {

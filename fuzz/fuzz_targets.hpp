@@ -30,6 +30,9 @@ std::string csv_reading(const std::string& text, bool plain_records, std::size_t
 // A .dta file through read_dta: the bytes are written to a memfd and read through its
 // /proc/self/fd/N path, so the reader runs unchanged (it takes a path).
 void dta(const std::uint8_t* data, std::size_t size);
+// Throws panelboot::Error where read_dta cannot run at all (a build without ReadStat, or the
+// library not loadable): every input would then end in that one error and fuzz nothing.
+void require_dta_reader();
 // A formula through parse_formula, then build_design on a small built-in panel (--panel id,year,
 // --cluster id, the time dimension), so lags, i(), interactions and FE run too.
 void formula(const std::uint8_t* data, std::size_t size);

@@ -278,6 +278,8 @@ WildResult run_wild(const Panel& p, const Case& cs, const WildOptions& wo, WildT
 
 TEST(Wre, EveryReplicationEqualsARefitOfBothStages) {
   PB_FRESH_RNG(rng);
+  // not a multiple of a vector's replications: 40 through the CPU's vector lanes, 3 one at a time
+  constexpr int kReps = 43;
   int checked = 0;
   for (int it = 0; it < 16; ++it) {
     Case cs;
@@ -289,7 +291,7 @@ TEST(Wre, EveryReplicationEqualsARefitOfBothStages) {
     const double b0 = 0.7 + 0.3 * std::normal_distribution<double>()(rng);
     WildOptions wo;
     wo.tests = {"d = " + std::to_string(b0)};
-    wo.n_boot = 40;
+    wo.n_boot = kReps;
     wo.enumerate = Enumerate::kNever;
     wo.weight = it % 4 == 3 ? WeightType::kWebb : WeightType::kRademacher;
     wo.impose_null = cs.restricted;
@@ -297,7 +299,7 @@ TEST(Wre, EveryReplicationEqualsARefitOfBothStages) {
     wo.ci = false;
     wo.seed = rng();
     WildTrace tr;
-    tr.keep = 40;
+    tr.keep = kReps;
     std::vector<int> code;
     // a two-way variance with 7 clusters can be non-positive for the sample itself, which the
     // bootstrap refuses (a zero standard error): such a panel is drawn again
@@ -330,10 +332,11 @@ TEST(Wre, EveryReplicationEqualsARefitOfBothStages) {
     const Dgp g = dgp(m, b_in, cs.restricted, cl);
     const Dgp g_ar = dgp(m, b_in, true, cl);
     const std::vector<double> V =
-        pbtest::cpu_backend().wild_weights(wo.seed, wo.weight, false, 0, 40, res.n_bootclusters);
-    for (int b = 0; b < 40; ++b) {
+        pbtest::cpu_backend().wild_weights(wo.seed, wo.weight, false, 0, kReps, res.n_bootclusters);
+    for (int b = 0; b < kReps; ++b) {
       Vec v_row(m.y.size());
-      for (Eigen::Index r = 0; r < v_row.size(); ++r) v_row(r) = V[static_cast<std::size_t>(code[r]) * 40 + b];
+      for (Eigen::Index r = 0; r < v_row.size(); ++r)
+        v_row(r) = V[static_cast<std::size_t>(code[r]) * kReps + b];
       const double t_ref = refit(m, g, v_row, cl, false, b_in);
       const Star s_ar = star(g_ar, v_row);
       const ArF f_ref = ar_f(m.Xex, m.Z, s_ar.y - b_in * s_ar.d, cl_ar);
@@ -342,7 +345,7 @@ TEST(Wre, EveryReplicationEqualsARefitOfBothStages) {
       checked += std::isfinite(t_ref) && std::isfinite(f_ref.f);
     }
   }
-  EXPECT_GT(checked, 8 * 40) << "most replications have a positive-definite variance";
+  EXPECT_GT(checked, 8 * kReps) << "most replications have a positive-definite variance";
 }
 
 // Every one of the 2^G sign vectors, counted by brute force, WRE, WUE and AR.

@@ -221,9 +221,9 @@ struct WreRun {
 
 // A default batch of about `target` replications (16 to 2016) made cache-friendly for the CPU's
 // products (cpu::gemm_rows): from 32 on, an odd number of whole 32-replication blocks. Whole
-// blocks leave no replications to the scalar tail; an odd count keeps the rows of a G x batch
-// array from starting a multiple of 4 KB apart, where every row falls on the same L1 cache sets
-// (2048 -> 2016: the AVX2 product's wild bootstrap a fifth faster, bench/RESULTS.md).
+// blocks leave no replications to the scalar tail; with an odd count the row stride of a G x batch
+// array is no multiple of 4 KB (at 2048 every row fell on the same L1 cache sets: 2048 -> 2016
+// made the AVX2 product's wild bootstrap a fifth faster, bench/RESULTS.md).
 inline std::size_t cache_friendly_batch(std::int64_t target) {
   const std::int64_t c = std::min<std::int64_t>(std::max<std::int64_t>(target, 16), 2016);
   if (c < 32) return static_cast<std::size_t>(c);

@@ -34,9 +34,10 @@ void gemm_rows_narrow(const double* A, std::size_t m, std::size_t d, const doubl
 // The moments of replications b .. b + W - 1 of a WRE batch at once, one a vector lane (wre.cpp):
 // P points at replication b's products (rows x nb, row-major, every product times `sign`);
 // lanes (64-byte aligned, kMaxMomentLanes x the moments) gets moment i of replication b + j at
-// lanes[i W + j]. W = 8 with `wide` (AVX-512; only where has_avx512f), else 4; returns W. The
-// bits of kernels::wre_moments for each replication.
+// lanes[i W + j]. W = wre_lane_count(wide): 8 with `wide` (AVX-512; only where has_avx512f), else
+// 4; returns W. The bits of kernels::wre_moments for each replication.
 constexpr std::size_t kMaxMomentLanes = 8;
+constexpr std::size_t wre_lane_count(bool wide) { return wide ? kMaxMomentLanes : 4; }
 std::size_t wre_moments_lanes(const double* P, std::size_t nb, double sign,
                               const kernels::WreModelView& mv, double* lanes, bool wide);
 // kernels::wild_weights_block's V (G x nb, row-major), the same bits; Rademacher draws eight

@@ -90,12 +90,11 @@ __attribute__((target_clones("avx2", "default"), flatten)) void moments_in_lanes
 // (cpu.hpp)
 std::size_t wre_moments_lanes(const double* P, std::size_t nb, double sign,
                               const kernels::WreModelView& mv, double* lanes, bool wide) {
-  if (wide) {
+  if (wide)
     moments_in_lanes_wide(P, nb, sign, mv, lanes);
-    return 8;
-  }
-  moments_in_lanes_narrow(P, nb, sign, mv, lanes);
-  return 4;
+  else
+    moments_in_lanes_narrow(P, nb, sign, mv, lanes);
+  return wre_lane_count(wide);
 }
 
 namespace {
@@ -168,7 +167,7 @@ BootCounts run_batch(const WreProblem& pr, const kernels::WreEvalView& ev, const
   };
   // the replications a vector's lanes hold at a time, then one at a time for the rest
   const bool wide = has_avx512f();
-  const std::size_t W = wide ? 8 : 4;
+  const std::size_t W = wre_lane_count(wide);
   double* lanes = w.aligned_lanes(n_mom);
   std::size_t b = 0;
   for (; b + W <= nb; b += W)
