@@ -9,12 +9,13 @@
 #include <limits>
 
 #include "backend/cpu/cpu.hpp"
+#include "backend/cpu/doubles_of.hpp"
 #include "panelboot/error.hpp"
 
 namespace panelboot::cpu {
 
-// Four doubles (GCC vector extension): AVX in the AVX2 clone, SSE pairs in the baseline one.
-typedef double V4 __attribute__((vector_size(32)));
+// Four doubles (doubles_of.hpp): AVX in the AVX2 clone, SSE pairs in the baseline one.
+typedef DoublesOf<4>::type V4;
 typedef std::int64_t V4i __attribute__((vector_size(32)));
 inline V4 load4(const double* p) {
   V4 x;
@@ -25,7 +26,7 @@ inline void store4(double* p, V4 x) { std::memcpy(p, &x, sizeof x); }
 
 // Eight doubles: one AVX-512 register, for the avx512f functions only (GCC's code for 64-byte
 // vectors without AVX-512 goes through the stack: the AVX2 and baseline code takes V4).
-typedef double V8 __attribute__((vector_size(64)));
+typedef DoublesOf<8>::type V8;
 
 // One row of C over replications [b0, b1) (nb: the row stride of B and C): each output summed
 // over d in order.
